@@ -1,0 +1,47 @@
+#include "commands.hpp"
+#include "progress.hpp"
+
+#include <ckpt/convert.hpp>
+#include <ckpt/errors.hpp>
+
+#include <iostream>
+
+namespace ckpt::cli {
+
+Runner add_convert(CLI::App& app) {
+  auto* cmd = app.add_subcommand("convert", "Convert a file to another format, tensor by tensor");
+  static std::string src, dst, from = "auto", to = "auto";
+  static bool allow_lossy = false;
+  static std::vector<std::string> read_opts, write_opts;
+  cmd->add_option("SRC", src, "source file")->required();
+  cmd->add_option("DST", dst, "destination file")->required();
+  cmd->add_option("--from", from, "source format (default: detect)");
+  cmd->add_option("--to", to, "target format (default: from DST's extension)");
+  cmd->add_flag("--allow-lossy", allow_lossy, "convert even when the target cannot hold everything (the losses are recorded in meta/conversion)");
+  cmd->add_option("-r,--read-option", read_opts, "KEY=VALUE for the source format")->allow_extra_args(false);
+  cmd->add_option("-w,--write-option", write_opts, "KEY=VALUE for the target format")->allow_extra_args(false);
+  return [] {
+    ConvertOptions o;
+    o.from = from;
+    o.to = to;
+    o.allow_lossy = allow_lossy;
+    o.read_options = parse_options(read_opts);
+    o.write_options = parse_options(write_opts);
+    ProgressBar bar("converting");
+    o.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };
+    ConvertReport r;
+    try {
+      r = convert(src, dst, o);
+    } catch (const UnsupportedError& e) {
+      std::cerr << "ckpt: " << e.what() << "\n";
+      return kBadInput;
+    }
+    for (const auto& l : r.losses) std::cerr << "ckpt: lossy: " << l.path << ": " << l.what << "\n";
+    std::cout << "converted " << src << " (" << r.from_format << ") -> " << dst << " (" << r.to_format << "): "
+              << r.tensors << " tensors, " << r.bytes << " bytes"
+              << (r.source_verified ? ", source hashes verified" : "") << "\n";
+    return kOk;
+  };
+}
+
+}  // namespace ckpt::cli

@@ -1,0 +1,21 @@
+// The subcommands of `ckpt`. Each registers itself on the CLI11 app and returns its exit code
+// through `run`: 0 success, 1 a finding (diff, verify), 2 bad usage or bad input.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace ckpt::cli {
+
+enum Exit { kOk = 0, kFinding = 1, kBadInput = 2 };
+
+using Runner = std::function<int()>;
+
+Runner add_plugins(CLI::App& app);
+Runner add_inspect(CLI::App& app);
+Runner add_convert(CLI::App& app);
+Runner add_diff(CLI::App& app);
+Runner add_verify(CLI::App& app);
+
+}  // namespace ckpt::cli

@@ -1,0 +1,44 @@
+// Converting between formats, tensor by tensor, saying first what the target cannot hold.
+#pragma once
+
+#include <ckpt/io.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+struct Loss {
+  std::string path;  // the attribute, tensor or group concerned
+  std::string what;  // "bf16 stored as f32", "attribute dropped", ...
+};
+
+// What writing `tree` to `target` would lose.
+std::vector<Loss> plan_losses(const Document& tree, const FormatInfo& target);
+
+struct ConvertOptions {
+  std::string from = "auto";
+  std::string to = "auto";
+  bool allow_lossy = false;
+  Options read_options;
+  Options write_options;
+  bool fsync = true;
+  const Registry* registry = nullptr;
+  // Called after each tensor with bytes done and total.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct ConvertReport {
+  std::string from_format;
+  std::string to_format;
+  std::vector<Loss> losses;
+  size_t tensors = 0;
+  uint64_t bytes = 0;
+  bool source_verified = false;  // hashes from meta/integrity matched while streaming
+};
+
+// Throws UnsupportedError listing the losses when some and !allow_lossy; nothing is written.
+ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOptions& options = {});
+
+}  // namespace ckpt

@@ -1,0 +1,88 @@
+// Host-side wrappers over a plugin's writer and reader: C++ values in, statuses turned into
+// typed exceptions that name the file and the format.
+#pragma once
+
+#include <ckpt/document.hpp>
+#include <ckpt/registry.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+struct ckpt_writer;
+struct ckpt_writer_api;
+struct ckpt_reader;
+struct ckpt_reader_api;
+
+namespace ckpt {
+
+class FormatWriter {
+ public:
+  FormatWriter(std::shared_ptr<LoadedPlugin> lib, std::string format, fs::path path,
+               ckpt_writer* w, const ckpt_writer_api* api);
+  ~FormatWriter();
+  FormatWriter(const FormatWriter&) = delete;
+  FormatWriter& operator=(const FormatWriter&) = delete;
+
+  void begin_group(const std::string& name, uint64_t n_attributes, uint64_t n_children);
+  void end_group();
+  void attribute(const std::string& name, const Value& value);
+  void tensor(const std::string& name, DType dtype, const Shape& shape,
+              std::span<const std::byte> data);
+  void finish();
+
+  // Streams a whole document (root group included), then finish().
+  void write(const Document& doc);
+  // The same, taking each tensor's bytes from `source` (path, listed tensor) as it is reached:
+  // how convert streams one tensor at a time.
+  using TensorSource = std::function<std::span<const std::byte>(const std::string&, const Tensor&)>;
+  void write(const Document& tree, const TensorSource& source);
+
+ private:
+  void write_group(const std::string& name, const std::string& path, const Group& g,
+                   const TensorSource& source);
+  void check(struct ckpt_status* s, const std::string& where);
+  std::shared_ptr<LoadedPlugin> lib_;  // first: outlives the plugin object below
+  std::string format_;
+  fs::path path_;
+  ckpt_writer* w_;
+  const ckpt_writer_api* api_;
+};
+
+class FormatReader : public std::enable_shared_from_this<FormatReader> {
+ public:
+  FormatReader(std::shared_ptr<LoadedPlugin> lib, FormatInfo info, fs::path path,
+               ckpt_reader* r, const ckpt_reader_api* api);
+  ~FormatReader();
+  FormatReader(const FormatReader&) = delete;
+  FormatReader& operator=(const FormatReader&) = delete;
+
+  const FormatInfo& format() const { return info_; }
+  const fs::path& path() const { return path_; }
+
+  // The tree with every tensor's dtype and shape but no storage (Tensor::defined() false).
+  const Document& tree();
+  // Bytes of the tensor at `path` ("model/state/fc1.weight").
+  void read_into(const std::string& path, std::span<std::byte> dst);
+  Tensor read(const std::string& path);
+  // A zero-copy view that keeps this reader alive; nullopt when the format cannot map or the
+  // bytes are not aligned for the dtype.
+  std::optional<Tensor> map(const std::string& path);
+  // The whole document with data: mapped where possible (and `prefer_map`), else read.
+  Document load(bool prefer_map = true);
+
+ private:
+  uint64_t id_of(const std::string& path) const;
+  void check(struct ckpt_status* s, const std::string& where);
+  std::shared_ptr<LoadedPlugin> lib_;  // first: outlives the plugin object below
+  FormatInfo info_;
+  fs::path path_;
+  ckpt_reader* r_;
+  const ckpt_reader_api* api_;
+  std::optional<Document> tree_;
+  std::unordered_map<std::string, uint64_t> ids_;
+};
+
+}  // namespace ckpt

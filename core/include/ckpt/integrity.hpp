@@ -1,0 +1,42 @@
+// Per-tensor hashes and a manifest digest, recorded in meta/integrity and checked by verify.
+#pragma once
+
+#include <ckpt/document.hpp>
+#include <ckpt/format_io.hpp>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+inline constexpr const char* kHashAlgorithm = "xxh3_64";
+
+uint64_t hash_bytes(std::span<const std::byte> bytes);
+std::string hash_hex(uint64_t h);
+
+// The canonical text of everything the digest covers (attributes and tensor hashes, sorted by
+// path), excluding meta/integrity itself. `tensor_hashes` maps tensor path -> hex digest.
+std::string canonical_manifest(const Document& doc,
+                               const std::vector<std::pair<std::string, std::string>>& tensor_hashes);
+
+// Hashes every tensor and writes meta/integrity {algorithm, paths, digests, manifest}.
+void add_integrity(Document& doc);
+// Writes meta/integrity from hashes already known (path -> hex digest), e.g. while converting.
+void write_integrity(Document& doc, const std::vector<std::pair<std::string, std::string>>& hashes);
+
+struct VerifyReport {
+  bool has_integrity = false;
+  size_t tensors_checked = 0;
+  uint64_t bytes_checked = 0;
+  std::vector<std::string> problems;  // each names the tensor or attribute path
+  bool ok() const { return problems.empty(); }
+};
+
+// Streams every tensor of an open file through the hash, one at a time.
+VerifyReport verify(FormatReader& reader);
+// Checks an in-memory document (used by load with verify on).
+VerifyReport verify_document(const Document& doc);
+
+}  // namespace ckpt

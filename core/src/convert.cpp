@@ -1,0 +1,228 @@
+#include "atomic_file.hpp"
+
+#include <ckpt/convert.hpp>
+#include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
+
+#include <ckpt/plugin_abi.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+
+namespace ckpt {
+
+namespace {
+
+// The nearest dtype the target holds, widening first so that most casts are exact.
+std::optional<DType> fallback(DType d, const FormatInfo& target) {
+  using D = DType;
+  std::vector<D> order;
+  switch (d) {
+    case D::f16: order = {D::f32, D::f64, D::bf16}; break;
+    case D::bf16: order = {D::f32, D::f64, D::f16}; break;
+    case D::f32: order = {D::f64, D::f16, D::bf16}; break;
+    case D::f64: order = {D::f32}; break;
+    case D::i8: order = {D::i16, D::i32, D::i64, D::f32}; break;
+    case D::u8: order = {D::i16, D::i32, D::i64, D::f32}; break;
+    case D::i16: order = {D::i32, D::i64, D::f32}; break;
+    case D::i32: order = {D::i64, D::f64}; break;
+    case D::i64: order = {D::f64, D::i32}; break;
+    case D::boolean: order = {D::u8, D::i8, D::i32, D::i64, D::f32}; break;
+  }
+  for (D o : order)
+    if (target.holds(o)) return o;
+  return std::nullopt;
+}
+
+bool exact_cast(DType from, DType to) {
+  using D = DType;
+  auto in = [&](std::initializer_list<D> l) { return std::find(l.begin(), l.end(), to) != l.end(); };
+  switch (from) {
+    case D::f16: return in({D::f32, D::f64});
+    case D::bf16: return in({D::f32, D::f64});
+    case D::f32: return in({D::f64});
+    case D::i8: return in({D::i16, D::i32, D::i64, D::f32, D::f64});
+    case D::u8: return in({D::i16, D::i32, D::i64, D::f32, D::f64});
+    case D::i16: return in({D::i32, D::i64, D::f32, D::f64});
+    case D::i32: return in({D::i64, D::f64});
+    case D::boolean: return true;
+    default: return false;
+  }
+}
+
+// Where each output tensor comes from.
+struct Source {
+  std::string src_path;
+  DType from;
+  DType to;
+};
+
+struct Plan {
+  Document tree;  // the output's shape; tensors have no storage
+  std::map<std::string, Source> sources;
+  std::vector<Loss> losses;
+};
+
+void plan_group(const Group& in, Group& out, const std::string& in_prefix, const std::string& out_prefix,
+                const std::string& flat_prefix, const FormatInfo& target, Plan& plan, bool flatten) {
+  bool attrs = target.can(CKPT_CAP_ATTRIBUTES);
+  for (const auto& a : in.attributes()) {
+    std::string p = join_path(in_prefix, a.name);
+    if (!attrs) {
+      plan.losses.push_back({p, "attribute dropped (" + target.name + " holds no attributes)"});
+    } else if (is_array(value_type(a.value)) && !target.can(CKPT_CAP_ATTRIBUTE_ARRAYS)) {
+      plan.losses.push_back({p, "array attribute dropped (" + target.name + " holds only scalars)"});
+    } else if (flatten && !in_prefix.empty()) {
+      plan.losses.push_back({p, "attribute of a nested group dropped (" + target.name + " has no nested groups)"});
+    } else {
+      out.set(a.name, a.value);
+    }
+  }
+  for (const auto& c : in.children()) {
+    std::string ip = join_path(in_prefix, c.name);
+    if (c.is_group()) {
+      if (flatten) {
+        plan_group(c.group(), out, ip, out_prefix, flat_prefix + c.name + ".", target, plan, true);
+      } else {
+        plan_group(c.group(), out.add_group(c.name), ip, join_path(out_prefix, c.name), "", target, plan, false);
+      }
+      continue;
+    }
+    const Tensor& t = c.tensor();
+    DType to = t.dtype();
+    if (!target.holds(to)) {
+      auto f = fallback(to, target);
+      if (!f) throw UnsupportedError(ip + ": " + target.name + " holds no dtype that " + std::string(name(to)) + " can be cast to");
+      plan.losses.push_back({ip, std::string(name(to)) + " stored as " + std::string(name(*f)) +
+                                     (exact_cast(to, *f) ? " (exact)" : " (rounded)")});
+      to = *f;
+    }
+    std::string name_out = flat_prefix + c.name;
+    if (!flat_prefix.empty()) plan.losses.push_back({ip, "group path flattened to '" + name_out + "'"});
+    if (out.find(name_out)) throw UnsupportedError(ip + ": flattening collides with '" + name_out + "'");
+    out.add_tensor(name_out, Tensor(to, t.shape(), nullptr));
+    plan.sources[join_path(out_prefix, name_out)] = {ip, t.dtype(), to};
+  }
+}
+
+Plan make_plan(const Document& tree, const FormatInfo& target) {
+  Plan plan;
+  plan_group(tree, plan.tree, "", "", "", target, plan, !target.can(CKPT_CAP_NESTED_GROUPS));
+  return plan;
+}
+
+std::map<std::string, std::string> recorded_digests(const Document& tree) {
+  std::map<std::string, std::string> out;
+  const Group* g = tree.find_group_path("meta/integrity");
+  if (!g) return out;
+  const Value* p = g->attribute("paths");
+  const Value* d = g->attribute("digests");
+  auto* ps = p ? std::get_if<std::vector<std::string>>(p) : nullptr;
+  auto* ds = d ? std::get_if<std::vector<std::string>>(d) : nullptr;
+  if (ps && ds && ps->size() == ds->size())
+    for (size_t i = 0; i < ps->size(); ++i) out[(*ps)[i]] = (*ds)[i];
+  return out;
+}
+
+}  // namespace
+
+std::vector<Loss> plan_losses(const Document& tree, const FormatInfo& target) {
+  return make_plan(tree, target).losses;
+}
+
+ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOptions& options) {
+  const Registry& reg = options.registry ? *options.registry : Registry::global();
+  LoadOptions lo;
+  lo.format = options.from;
+  lo.format_options = options.read_options;
+  lo.registry = &reg;
+  auto reader = open(src, lo);
+  Format target = reg.for_writing(dst, options.to);
+  const Document& tree = reader->tree();
+  Plan plan = make_plan(tree, target.info());
+
+  ConvertReport report;
+  report.from_format = reader->format().name;
+  report.to_format = target.name();
+  report.losses = plan.losses;
+  if (!plan.losses.empty() && !options.allow_lossy) {
+    std::string msg = "converting '" + src.string() + "' to " + target.name() + " would lose:";
+    for (const auto& l : plan.losses) msg += "\n  " + l.path + ": " + l.what;
+    msg += "\n(allow it with --allow-lossy)";
+    throw UnsupportedError(msg);
+  }
+
+  auto recorded = recorded_digests(tree);
+  bool had_integrity = tree.find_group_path("meta/integrity") != nullptr;
+  std::vector<std::byte> buf, cast_buf;
+  // Reads (or maps) one source tensor and returns its bytes in the output dtype.
+  auto fetch = [&](const std::string& out_path, const Tensor& out_t, bool check_hash) -> std::span<const std::byte> {
+    const Source& s = plan.sources.at(out_path);
+    const Tensor* in_t = tree.find_tensor_path(s.src_path);
+    std::optional<Tensor> m = reader->map(s.src_path);
+    std::span<const std::byte> bytes;
+    if (m) {
+      bytes = m->bytes();
+      buf.clear();
+      // The mapping stays valid while the reader lives; the Tensor handle can go.
+    } else {
+      buf.resize(in_t->nbytes());
+      reader->read_into(s.src_path, buf);
+      bytes = buf;
+    }
+    if (check_hash) {
+      auto it = recorded.find(s.src_path);
+      if (it != recorded.end() && hash_hex(hash_bytes(bytes)) != it->second)
+        throw IntegrityError("'" + src.string() + "' at " + s.src_path + ": data does not match its recorded hash " +
+                             it->second + "; not converting a damaged checkpoint");
+    }
+    if (s.from == s.to) return bytes;
+    cast_buf.resize(out_t.nbytes());
+    cast_elements(s.from, bytes.data(), s.to, cast_buf.data(), out_t.numel());
+    return cast_buf;
+  };
+
+  if (!plan.losses.empty()) {
+    Group& meta = plan.tree.group("meta");
+    Group& conv = meta.group("conversion");
+    std::vector<std::string> lines;
+    for (const auto& l : plan.losses) lines.push_back(l.path + ": " + l.what);
+    conv.set("from_format", report.from_format);
+    conv.set("losses", lines);
+    if (had_integrity) {
+      // The output's own hashes: recorded ones where the bytes are unchanged, fresh ones where
+      // a cast changed them (one extra pass over those tensors only).
+      std::vector<std::pair<std::string, std::string>> hashes;
+      plan.tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
+        if (p.rfind("meta/integrity", 0) == 0) return;
+        const Source& s = plan.sources.at(p);
+        auto it = recorded.find(s.src_path);
+        if (s.from == s.to && it != recorded.end())
+          hashes.emplace_back(p, it->second);
+        else
+          hashes.emplace_back(p, hash_hex(hash_bytes(fetch(p, t, true))));
+      });
+      write_integrity(plan.tree, hashes);
+    }
+  }
+
+  uint64_t total = plan.tree.tensor_bytes(), done = 0;
+  detail::AtomicFile file(dst);
+  {
+    auto writer = target.open_writer(file.temp_path(), options.write_options);
+    writer->write(plan.tree, [&](const std::string& p, const Tensor& t) {
+      auto bytes = fetch(p, t, true);
+      report.tensors++;
+      report.bytes += bytes.size();
+      done += t.nbytes();
+      if (options.progress) options.progress(done, total);
+      return bytes;
+    });
+  }
+  file.commit(options.fsync);
+  report.source_verified = had_integrity && !recorded.empty();
+  return report;
+}
+
+}  // namespace ckpt

@@ -1,0 +1,343 @@
+#include "loaded_plugin.hpp"
+#include "status.hpp"
+
+#include <ckpt/errors.hpp>
+#include <ckpt/format_io.hpp>
+
+#include <cstring>
+
+namespace ckpt {
+
+// ---- values across the boundary ---------------------------------------------------------------
+
+namespace {
+
+// A C view of a Value; owns the temporary arrays the view points into.
+struct CValue {
+  ckpt_value v{};
+  std::vector<uint8_t> bools;
+  std::vector<ckpt_str> strings;
+
+  explicit CValue(const Value& value) {
+    v.type = static_cast<uint32_t>(value.index() + 1);
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, bool>) {
+            v.u.b = x ? 1 : 0;
+          } else if constexpr (std::is_same_v<T, int64_t>) {
+            v.u.i = x;
+          } else if constexpr (std::is_same_v<T, double>) {
+            v.u.f = x;
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            v.u.s = {x.data(), x.size()};
+          } else if constexpr (std::is_same_v<T, std::vector<bool>>) {
+            bools.assign(x.begin(), x.end());
+            v.count = bools.size();
+            v.u.bools = bools.data();
+          } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+            v.count = x.size();
+            v.u.ints = x.data();
+          } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+            v.count = x.size();
+            v.u.floats = x.data();
+          } else {
+            for (const auto& s : x) strings.push_back({s.data(), s.size()});
+            v.count = strings.size();
+            v.u.strings = strings.data();
+          }
+        },
+        value);
+  }
+};
+
+// Arrays from a plugin are bounded by what it could have read from its file; a count that
+// overflows when multiplied is rejected before anything is copied.
+Value from_c(const ckpt_value& v, const std::string& where) {
+  auto need = [&](const void* p) {
+    if (v.count > (uint64_t(1) << 40)) throw PluginError(where + ": attribute array of " + std::to_string(v.count) + " elements");
+    if (v.count && !p) throw PluginError(where + ": attribute array without data");
+  };
+  switch (v.type) {
+    case CKPT_VALUE_BOOL: return v.u.b != 0;
+    case CKPT_VALUE_INT64: return v.u.i;
+    case CKPT_VALUE_FLOAT64: return v.u.f;
+    case CKPT_VALUE_STRING:
+      if (v.u.s.size && !v.u.s.data) throw PluginError(where + ": string without data");
+      return std::string(v.u.s.data ? v.u.s.data : "", v.u.s.size);
+    case CKPT_VALUE_BOOL_ARRAY: {
+      need(v.u.bools);
+      std::vector<bool> out(v.count);
+      for (uint64_t i = 0; i < v.count; ++i) out[i] = v.u.bools[i] != 0;
+      return out;
+    }
+    case CKPT_VALUE_INT64_ARRAY:
+      need(v.u.ints);
+      return std::vector<int64_t>(v.u.ints, v.u.ints + v.count);
+    case CKPT_VALUE_FLOAT64_ARRAY:
+      need(v.u.floats);
+      return std::vector<double>(v.u.floats, v.u.floats + v.count);
+    case CKPT_VALUE_STRING_ARRAY: {
+      need(v.u.strings);
+      std::vector<std::string> out;
+      out.reserve(v.count);
+      for (uint64_t i = 0; i < v.count; ++i) {
+        if (v.u.strings[i].size && !v.u.strings[i].data) throw PluginError(where + ": string without data");
+        out.emplace_back(v.u.strings[i].data ? v.u.strings[i].data : "", v.u.strings[i].size);
+      }
+      return out;
+    }
+    default:
+      throw PluginError(where + ": unknown attribute type " + std::to_string(v.type));
+  }
+}
+
+}  // namespace
+
+// ---- FormatWriter -------------------------------------------------------------------------------
+
+FormatWriter::FormatWriter(std::shared_ptr<LoadedPlugin> lib, std::string format, fs::path path,
+                           ckpt_writer* w, const ckpt_writer_api* api)
+    : lib_(std::move(lib)), format_(std::move(format)), path_(std::move(path)), w_(w), api_(api) {}
+
+FormatWriter::~FormatWriter() {
+  if (w_) api_->destroy(w_);
+}
+
+void FormatWriter::check(ckpt_status* s, const std::string& where) {
+  if (s) detail::throw_status(s, "writing '" + path_.string() + "' as " + format_ + " at " + where);
+}
+
+void FormatWriter::begin_group(const std::string& name, uint64_t na, uint64_t nc) {
+  check(api_->begin_group(w_, name.c_str(), na, nc), name.empty() ? "/" : name);
+}
+void FormatWriter::end_group() { check(api_->end_group(w_), "end of group"); }
+void FormatWriter::attribute(const std::string& name, const Value& value) {
+  CValue c(value);
+  check(api_->attribute(w_, name.c_str(), &c.v), "attribute " + name);
+}
+void FormatWriter::tensor(const std::string& name, DType dtype, const Shape& shape,
+                          std::span<const std::byte> data) {
+  ckpt_tensor_desc d{};
+  d.struct_size = sizeof d;
+  d.dtype = static_cast<uint32_t>(dtype);
+  d.name = name.c_str();
+  d.rank = static_cast<uint32_t>(shape.size());
+  d.shape = shape.data();
+  d.nbytes = data.size();
+  check(api_->tensor(w_, &d, data.data()), "tensor " + name);
+}
+void FormatWriter::finish() { check(api_->finish(w_), "finish"); }
+
+void FormatWriter::write(const Document& doc) {
+  write(doc, [](const std::string&, const Tensor& t) { return t.bytes(); });
+}
+
+void FormatWriter::write(const Document& doc, const TensorSource& source) {
+  write_group("", "", doc, source);
+  finish();
+}
+
+void FormatWriter::write_group(const std::string& name, const std::string& path, const Group& g,
+                               const TensorSource& source) {
+  begin_group(name, g.attributes().size(), g.children().size());
+  for (const auto& a : g.attributes()) attribute(a.name, a.value);
+  for (const auto& c : g.children()) {
+    std::string p = join_path(path, c.name);
+    if (c.is_tensor())
+      tensor(c.name, c.tensor().dtype(), c.tensor().shape(), source(p, c.tensor()));
+    else
+      write_group(c.name, p, c.group(), source);
+  }
+  end_group();
+}
+
+// ---- FormatReader -------------------------------------------------------------------------------
+
+FormatReader::FormatReader(std::shared_ptr<LoadedPlugin> lib, FormatInfo info, fs::path path,
+                           ckpt_reader* r, const ckpt_reader_api* api)
+    : lib_(std::move(lib)), info_(std::move(info)), path_(std::move(path)), r_(r), api_(api) {}
+
+FormatReader::~FormatReader() {
+  if (r_) api_->destroy(r_);
+}
+
+void FormatReader::check(ckpt_status* s, const std::string& where) {
+  if (s) detail::throw_status(s, "'" + path_.string() + "' (" + info_.name + ")" + (where.empty() ? "" : " at " + where));
+}
+
+namespace {
+
+// Builds the tree from list()'s events, checking what the plugin reports.
+struct TreeBuilder {
+  std::string file;
+  Document root;
+  std::vector<Group*> stack;
+  std::vector<std::string> names;
+  std::unordered_map<std::string, uint64_t>* ids;
+  bool done = false;
+
+  std::string path() const {
+    std::string p;
+    for (size_t i = 1; i < names.size(); ++i) p = join_path(p, names[i]);
+    return p;
+  }
+  [[noreturn]] void bad(const std::string& what) const {
+    throw FormatError("'" + file + "' at " + (path().empty() ? "/" : path()) + ": " + what);
+  }
+  void begin(const char* name) {
+    if (done) bad("data after the root group");
+    if (stack.empty()) {
+      stack.push_back(&root);
+      names.emplace_back("");
+      return;
+    }
+    if (stack.size() > 4096) bad("groups nested deeper than 4096");
+    try {
+      stack.push_back(&stack.back()->add_group(name));
+    } catch (const UsageError& e) {
+      bad(e.what());
+    }
+    names.emplace_back(name);
+  }
+  void end() {
+    if (stack.empty()) bad("end of a group that was not begun");
+    stack.pop_back();
+    names.pop_back();
+    if (stack.empty()) done = true;
+  }
+  void attribute(const char* name, const ckpt_value* v) {
+    if (stack.empty()) bad("attribute outside any group");
+    std::string n = name ? name : "";
+    try {
+      check_name(n);
+      if (stack.back()->attribute(n)) bad("duplicate attribute '" + n + "'");
+      stack.back()->set(n, from_c(*v, join_path(path(), n)));
+    } catch (const UsageError& e) {
+      bad(e.what());
+    }
+  }
+  void tensor(const ckpt_tensor_desc* d) {
+    if (stack.empty()) bad("tensor outside any group");
+    std::string n = d->name ? d->name : "";
+    if (d->dtype < 1 || d->dtype > 10) bad("tensor '" + n + "' has unknown dtype " + std::to_string(d->dtype));
+    if (d->rank > 64) bad("tensor '" + n + "' has rank " + std::to_string(d->rank));
+    Shape shape(d->shape, d->shape + d->rank);
+    unsigned __int128 bytes = itemsize(static_cast<DType>(d->dtype));
+    for (auto s : shape) {
+      if (s < 0) bad("tensor '" + n + "' has a negative dimension");
+      bytes *= static_cast<uint64_t>(s);
+      if (bytes > (static_cast<unsigned __int128>(1) << 62)) bad("tensor '" + n + "' is impossibly large");
+    }
+    if (bytes != d->nbytes)
+      bad("tensor '" + n + "' " + shape_string(shape) + " reports " + std::to_string(d->nbytes) + " bytes");
+    try {
+      stack.back()->add_tensor(n, Tensor(static_cast<DType>(d->dtype), std::move(shape), nullptr));
+    } catch (const UsageError& e) {
+      bad(e.what());
+    }
+    (*ids)[join_path(path(), n)] = d->id;
+  }
+};
+
+template <class F>
+ckpt_status* host_guard(F&& f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const std::exception& e) {
+    return detail::host_api()->make_status(CKPT_ERR_FORMAT, e.what());
+  }
+}
+
+}  // namespace
+
+const Document& FormatReader::tree() {
+  if (tree_) return *tree_;
+  TreeBuilder b;
+  b.file = path_.string();
+  b.ids = &ids_;
+  ids_.clear();
+  ckpt_visitor v{};
+  v.struct_size = sizeof v;
+  v.ctx = &b;
+  v.begin_group = [](void* c, const char* n) { return host_guard([&] { static_cast<TreeBuilder*>(c)->begin(n); }); };
+  v.end_group = [](void* c) { return host_guard([&] { static_cast<TreeBuilder*>(c)->end(); }); };
+  v.attribute = [](void* c, const char* n, const ckpt_value* val) {
+    return host_guard([&] { static_cast<TreeBuilder*>(c)->attribute(n, val); });
+  };
+  v.tensor = [](void* c, const ckpt_tensor_desc* d) {
+    return host_guard([&] { static_cast<TreeBuilder*>(c)->tensor(d); });
+  };
+  if (ckpt_status* s = api_->list(r_, &v)) {
+    // Our own FormatError travelled through the plugin as a status: its message already names
+    // the file and place.
+    if (s->code == CKPT_ERR_FORMAT && s->message.rfind("'" + path_.string() + "'", 0) == 0) {
+      std::string m = s->message;
+      delete s;
+      throw FormatError(m);
+    }
+    check(s, "");
+  }
+  if (!b.done) throw FormatError("'" + path_.string() + "' (" + info_.name + "): the reader's listing ended inside a group");
+  tree_ = std::move(b.root);
+  return *tree_;
+}
+
+uint64_t FormatReader::id_of(const std::string& path) const {
+  auto it = ids_.find(path);
+  if (it == ids_.end()) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  return it->second;
+}
+
+void FormatReader::read_into(const std::string& path, std::span<std::byte> dst) {
+  tree();
+  const Tensor* t = tree_->find_tensor_path(path);
+  uint64_t id = id_of(path);
+  if (!t || dst.size() != t->nbytes())
+    throw UsageError("read_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
+                     std::to_string(t ? t->nbytes() : 0));
+  check(api_->read_tensor(r_, id, dst.data(), dst.size()), path);
+}
+
+Tensor FormatReader::read(const std::string& path) {
+  tree();
+  const Tensor* t = tree_->find_tensor_path(path);
+  if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  Tensor out = Tensor::empty(t->dtype(), t->shape());
+  read_into(path, out.mutable_bytes());
+  return out;
+}
+
+std::optional<Tensor> FormatReader::map(const std::string& path) {
+  if (!info_.can(CKPT_CAP_MAP) || !api_->map_tensor) return std::nullopt;
+  tree();
+  const Tensor* t = tree_->find_tensor_path(path);
+  if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  const void* p = nullptr;
+  check(api_->map_tensor(r_, id_of(path), &p), path);
+  if (!p && t->nbytes()) throw PluginError("'" + path_.string() + "': map_tensor gave no pointer for " + path);
+  if (reinterpret_cast<uintptr_t>(p) % itemsize(t->dtype()) != 0) return std::nullopt;
+  auto bytes = std::span<const std::byte>(static_cast<const std::byte*>(p), t->nbytes());
+  return Tensor(t->dtype(), t->shape(), Storage::mapped(bytes, shared_from_this()));
+}
+
+Document FormatReader::load(bool prefer_map) {
+  Document doc = tree();
+  std::function<void(Group&, const std::string&)> fill = [&](Group& g, const std::string& prefix) {
+    for (auto& c : g.children()) {
+      std::string p = join_path(prefix, c.name);
+      if (c.is_group()) {
+        fill(c.group(), p);
+        continue;
+      }
+      std::optional<Tensor> m;
+      if (prefer_map) m = map(p);
+      c.tensor() = m ? *m : read(p);
+    }
+  };
+  fill(doc, "");
+  return doc;
+}
+
+}  // namespace ckpt

@@ -1,0 +1,217 @@
+#include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <map>
+
+namespace ckpt {
+
+uint64_t hash_bytes(std::span<const std::byte> bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
+
+std::string hash_hex(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+namespace {
+
+const char* kIntegrityPath = "meta/integrity";
+
+// An exact, unambiguous rendering of a value: doubles by their bits, strings length-prefixed.
+void canonical_value(std::string& out, const Value& v) {
+  out += value_type_name(value_type(v));
+  out += ' ';
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        auto str = [&](const std::string& s) { out += std::to_string(s.size()) + ":" + s; };
+        auto dbl = [&](double d) { out += hash_hex(std::bit_cast<uint64_t>(d)); };
+        if constexpr (std::is_same_v<T, bool>) out += x ? "1" : "0";
+        else if constexpr (std::is_same_v<T, int64_t>) out += std::to_string(x);
+        else if constexpr (std::is_same_v<T, double>) dbl(x);
+        else if constexpr (std::is_same_v<T, std::string>) str(x);
+        else {
+          out += std::to_string(x.size()) + "[";
+          for (const auto& e : x) {
+            if constexpr (std::is_same_v<T, std::vector<bool>>) out += e ? "1" : "0";
+            else if constexpr (std::is_same_v<T, std::vector<int64_t>>) out += std::to_string(e);
+            else if constexpr (std::is_same_v<T, std::vector<double>>) dbl(e);
+            else str(e);
+            out += ',';
+          }
+          out += ']';
+        }
+      },
+      v);
+}
+
+void collect(const Group& g, const std::string& prefix, std::vector<std::string>& lines,
+             const std::map<std::string, std::string>& hashes) {
+  for (const auto& a : g.attributes()) {
+    std::string line = "A " + join_path(prefix, a.name) + " ";
+    canonical_value(line, a.value);
+    lines.push_back(std::move(line));
+  }
+  for (const auto& c : g.children()) {
+    std::string p = join_path(prefix, c.name);
+    if (p == kIntegrityPath) continue;
+    if (c.is_group()) {
+      lines.push_back("G " + p);
+      collect(c.group(), p, lines, hashes);
+    } else {
+      auto it = hashes.find(p);
+      lines.push_back("T " + p + " " + std::string(name(c.tensor().dtype())) + " " +
+                      shape_string(c.tensor().shape()) + " " + (it == hashes.end() ? "-" : it->second));
+    }
+  }
+}
+
+}  // namespace
+
+std::string canonical_manifest(const Document& doc,
+                               const std::vector<std::pair<std::string, std::string>>& tensor_hashes) {
+  std::map<std::string, std::string> hashes(tensor_hashes.begin(), tensor_hashes.end());
+  std::vector<std::string> lines;
+  collect(doc, "", lines, hashes);
+  // Sorted, because some formats (HDF5) list members by name rather than in creation order.
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+void add_integrity(Document& doc) {
+  std::vector<std::pair<std::string, std::string>> hashes;
+  doc.group("meta").erase("integrity");
+  doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    hashes.emplace_back(path, hash_hex(hash_bytes(t.bytes())));
+  });
+  write_integrity(doc, hashes);
+}
+
+void write_integrity(Document& doc, const std::vector<std::pair<std::string, std::string>>& hashes) {
+  Group& meta = doc.group("meta");
+  meta.erase("integrity");
+  std::string manifest = canonical_manifest(doc, hashes);
+  Group& integ = meta.add_group("integrity");
+  std::vector<std::string> paths, digests;
+  for (auto& [p, h] : hashes) {
+    paths.push_back(p);
+    digests.push_back(h);
+  }
+  integ.set("algorithm", kHashAlgorithm);
+  integ.set("paths", std::move(paths));
+  integ.set("digests", std::move(digests));
+  integ.set("manifest", hash_hex(XXH3_64bits(manifest.data(), manifest.size())));
+}
+
+namespace {
+
+struct Recorded {
+  bool present = false;
+  std::map<std::string, std::string> digests;
+  std::string manifest;
+  std::vector<std::string> problems;
+};
+
+Recorded recorded(const Document& tree) {
+  Recorded r;
+  const Group* g = tree.find_group_path(kIntegrityPath);
+  if (!g) return r;
+  r.present = true;
+  auto str = [&](const char* n) -> const std::string* {
+    const Value* v = g->attribute(n);
+    return v ? std::get_if<std::string>(v) : nullptr;
+  };
+  auto strs = [&](const char* n) -> const std::vector<std::string>* {
+    const Value* v = g->attribute(n);
+    return v ? std::get_if<std::vector<std::string>>(v) : nullptr;
+  };
+  const std::string* alg = str("algorithm");
+  const auto* paths = strs("paths");
+  const auto* digests = strs("digests");
+  const std::string* manifest = str("manifest");
+  if (!alg || *alg != kHashAlgorithm) {
+    r.problems.push_back(std::string(kIntegrityPath) + "/algorithm: expected \"" + kHashAlgorithm + "\"");
+    return r;
+  }
+  if (!paths || !digests || paths->size() != digests->size() || !manifest) {
+    r.problems.push_back(std::string(kIntegrityPath) + ": paths, digests and manifest are damaged");
+    return r;
+  }
+  for (size_t i = 0; i < paths->size(); ++i) r.digests[(*paths)[i]] = (*digests)[i];
+  r.manifest = *manifest;
+  return r;
+}
+
+// Compares what was hashed with what was recorded.
+void finish_report(VerifyReport& rep, const Document& tree, const Recorded& rec,
+                   const std::vector<std::pair<std::string, std::string>>& actual) {
+  rep.problems.insert(rep.problems.end(), rec.problems.begin(), rec.problems.end());
+  if (!rec.problems.empty()) return;
+  std::map<std::string, bool> seen;
+  for (const auto& [p, h] : actual) {
+    auto it = rec.digests.find(p);
+    if (it == rec.digests.end())
+      rep.problems.push_back(p + ": tensor has no recorded hash");
+    else if (it->second != h)
+      rep.problems.push_back(p + ": data hash " + h + " does not match the recorded " + it->second);
+    seen[p] = true;
+  }
+  for (const auto& [p, h] : rec.digests)
+    if (!seen.count(p)) rep.problems.push_back(p + ": recorded tensor is missing");
+  std::string manifest = canonical_manifest(tree, actual);
+  std::string got = hash_hex(XXH3_64bits(manifest.data(), manifest.size()));
+  if (got != rec.manifest)
+    rep.problems.push_back("manifest digest " + got + " does not match the recorded " + rec.manifest +
+                           " (names, shapes, dtypes or attributes changed)");
+}
+
+}  // namespace
+
+VerifyReport verify(FormatReader& reader) {
+  VerifyReport rep;
+  const Document& tree = reader.tree();
+  Recorded rec = recorded(tree);
+  rep.has_integrity = rec.present;
+  std::vector<std::pair<std::string, std::string>> actual;
+  std::vector<std::byte> buf;
+  tree.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    if (path.rfind("meta/integrity/", 0) == 0) return;
+    std::optional<Tensor> m = reader.map(path);
+    std::span<const std::byte> bytes;
+    if (m) {
+      bytes = m->bytes();
+    } else {
+      buf.resize(t.nbytes());
+      reader.read_into(path, buf);
+      bytes = buf;
+    }
+    actual.emplace_back(path, hash_hex(hash_bytes(bytes)));
+    rep.tensors_checked++;
+    rep.bytes_checked += bytes.size();
+  });
+  if (rec.present) finish_report(rep, tree, rec, actual);
+  return rep;
+}
+
+VerifyReport verify_document(const Document& doc) {
+  VerifyReport rep;
+  Recorded rec = recorded(doc);
+  rep.has_integrity = rec.present;
+  std::vector<std::pair<std::string, std::string>> actual;
+  doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    actual.emplace_back(path, hash_hex(hash_bytes(t.bytes())));
+    rep.tensors_checked++;
+    rep.bytes_checked += t.nbytes();
+  });
+  if (rec.present) finish_report(rep, doc, rec, actual);
+  return rep;
+}
+
+}  // namespace ckpt

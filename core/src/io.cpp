@@ -1,0 +1,55 @@
+#include "atomic_file.hpp"
+
+#include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
+#include <ckpt/io.hpp>
+
+namespace ckpt {
+
+namespace {
+const Registry& reg(const Registry* r) { return r ? *r : Registry::global(); }
+}  // namespace
+
+void write_document(const Document& doc, const fs::path& path, const Format& format,
+                    const SaveOptions& options) {
+  detail::AtomicFile file(path);
+  {
+    auto writer = format.open_writer(file.temp_path(), options.format_options);
+    writer->write(doc);
+  }  // the plugin has closed the file before it is synced and renamed
+  file.commit(options.fsync);
+}
+
+void write_document(const Document& doc, const fs::path& path, const SaveOptions& options) {
+  write_document(doc, path, reg(options.registry).for_writing(path, options.format), options);
+}
+
+std::shared_ptr<FormatReader> open(const fs::path& path, const LoadOptions& options) {
+  return reg(options.registry).for_reading(path, options.format).open_reader(path, options.format_options);
+}
+
+Document read_document(const fs::path& path, const LoadOptions& options) {
+  auto reader = open(path, options);
+  Document doc = reader->load(options.map);
+  if (options.verify) {
+    VerifyReport r = verify_document(doc);
+    if (!r.ok()) {
+      std::string msg = "'" + path.string() + "' failed verification:";
+      for (const auto& p : r.problems) msg += "\n  " + p;
+      throw IntegrityError(msg);
+    }
+  }
+  return doc;
+}
+
+void save(const Checkpoint& checkpoint, const fs::path& path, const SaveOptions& options) {
+  Document doc = checkpoint.to_document();
+  add_integrity(doc);
+  write_document(doc, path, options);
+}
+
+Checkpoint load(const fs::path& path, const LoadOptions& options) {
+  return Checkpoint::from_document(read_document(path, options), path.string());
+}
+
+}  // namespace ckpt

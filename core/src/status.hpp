@@ -1,0 +1,22 @@
+// The host side of statuses: plugins make them through the host API; the host turns them into
+// typed exceptions.
+#pragma once
+
+#include <ckpt/plugin_abi.h>
+
+#include <string>
+
+struct ckpt_status {
+  ckpt_status_code code;
+  std::string message;
+};
+
+namespace ckpt::detail {
+
+const ckpt_host_api* host_api();
+
+// Takes ownership of `s` (non-null) and throws the typed error for its code, prefixed by
+// `context` (file and format).
+[[noreturn]] void throw_status(ckpt_status* s, const std::string& context);
+
+}  // namespace ckpt::detail

@@ -1,0 +1,106 @@
+#include <ckpt/errors.hpp>
+#include <ckpt/tensor.hpp>
+
+#include <cstring>
+#include <memory>
+
+namespace ckpt {
+
+uint64_t numel(const Shape& shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+std::string shape_string(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+namespace {
+// Owned storage keeps its buffer in the keepalive so that all kinds share one class.
+std::shared_ptr<Storage> owned(size_t n, bool zero) {
+  std::shared_ptr<std::byte[]> buf(zero ? new std::byte[n == 0 ? 1 : n]()
+                                        : new std::byte[n == 0 ? 1 : n]);
+  const std::byte* p = buf.get();
+  return std::make_shared<Storage>(p, n, true, StorageKind::owned,
+                                   std::shared_ptr<const void>(buf, buf.get()));
+}
+}  // namespace
+
+std::shared_ptr<Storage> Storage::allocate(size_t n) { return owned(n, true); }
+std::shared_ptr<Storage> Storage::allocate_uninitialized(size_t n) { return owned(n, false); }
+std::shared_ptr<Storage> Storage::borrow(std::span<std::byte> b) {
+  return std::make_shared<Storage>(b.data(), b.size(), true, StorageKind::borrowed, nullptr);
+}
+std::shared_ptr<Storage> Storage::borrow(std::span<const std::byte> b) {
+  return std::make_shared<Storage>(b.data(), b.size(), false, StorageKind::borrowed, nullptr);
+}
+std::shared_ptr<Storage> Storage::mapped(std::span<const std::byte> b,
+                                         std::shared_ptr<const void> keepalive) {
+  return std::make_shared<Storage>(b.data(), b.size(), false, StorageKind::mapped,
+                                   std::move(keepalive));
+}
+
+Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, size_t offset)
+    : dtype_(dtype), shape_(std::move(shape)), storage_(std::move(storage)), offset_(offset) {
+  for (int64_t d : shape_)
+    if (d < 0) throw UsageError("tensor shape " + shape_string(shape_) + " has a negative dimension");
+  if (storage_ && offset_ + nbytes() > storage_->bytes().size())
+    throw UsageError("tensor of shape " + shape_string(shape_) + " " + std::string(name(dtype_)) +
+                     " needs " + std::to_string(nbytes()) + " bytes but its storage has " +
+                     std::to_string(storage_->bytes().size() - std::min(offset_, storage_->bytes().size())));
+}
+
+Tensor Tensor::zeros(DType dtype, Shape shape) {
+  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  return Tensor(dtype, std::move(shape), Storage::allocate(n));
+}
+
+Tensor Tensor::empty(DType dtype, Shape shape) {
+  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  return Tensor(dtype, std::move(shape), Storage::allocate_uninitialized(n));
+}
+
+Tensor Tensor::borrow(DType dtype, Shape shape, void* data) {
+  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  return Tensor(dtype, std::move(shape), Storage::borrow(std::span<std::byte>(static_cast<std::byte*>(data), n)));
+}
+
+Tensor Tensor::borrow(DType dtype, Shape shape, const void* data) {
+  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  return Tensor(dtype, std::move(shape),
+                Storage::borrow(std::span<const std::byte>(static_cast<const std::byte*>(data), n)));
+}
+
+std::span<const std::byte> Tensor::bytes() const {
+  if (!storage_) throw UsageError("tensor has no data (it was listed, not read)");
+  return storage_->bytes().subspan(offset_, nbytes());
+}
+
+std::span<std::byte> Tensor::mutable_bytes() const {
+  std::byte* p = storage_ ? storage_->mutable_data() : nullptr;
+  if (!p) throw UsageError("tensor storage is read-only (mapped or borrowed const); clone() it first");
+  return {p + offset_, nbytes()};
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(dtype_, shape_);
+  if (nbytes()) std::memcpy(t.mutable_bytes().data(), bytes().data(), nbytes());
+  return t;
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  if (ckpt::numel(shape) != numel())
+    throw UsageError("cannot reshape " + shape_string(shape_) + " to " + shape_string(shape));
+  return Tensor(dtype_, std::move(shape), storage_, offset_);
+}
+
+bool Tensor::bit_equal(const Tensor& o) const {
+  if (dtype_ != o.dtype_ || shape_ != o.shape_) return false;
+  auto a = bytes(), b = o.bytes();
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+
+}  // namespace ckpt

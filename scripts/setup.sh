@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything ckpt needs to build, test and run its main job on Debian bookworm.
+# Idempotent; run as root. Packages come from Debian's archive only, npm packages with
+# --ignore-scripts (no install step may download anything of its own).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  cmake ninja-build g++ pkg-config
+  libboost-dev nlohmann-json3-dev libmsgpack-cxx-dev libcli11-dev libxxhash-dev
+  libhdf5-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
+  libonnx-dev libprotobuf-dev protobuf-compiler
+  libzip-dev libsodium-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  dataset-fashion-mnist
+  python3 python3-numpy python3-msgpack python3-h5py python3-onnx python3-torch
+  time
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Node.js may come from the machine image (with its own npm) rather than Debian; only ask
+# Debian for it when there is none, since Debian's npm conflicts with a foreign nodejs.
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi
