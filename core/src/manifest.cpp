@@ -136,8 +136,8 @@ PluginInfo parse_manifest(const fs::path& path) {
     return info;
   } catch (const Error&) {
     throw;
-  } catch (const std::exception& e) {
-    throw FormatError(where + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(where + ": missing or mistyped field (" + e.what() + ")");
   }
 }
 

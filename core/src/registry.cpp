@@ -150,6 +150,9 @@ void Registry::scan(const fs::path& dir, const std::string& origin) {
     std::string fn = p.filename().string();
     if (fn.size() <= suffix.size() || fn.compare(fn.size() - suffix.size(), suffix.size(), suffix) != 0)
       continue;
+    // A library is accounted for by its manifest even when that manifest turns out broken, so it
+    // is reported once, with the manifest's problem.
+    described.insert(dir / (fn.substr(0, fn.size() - suffix.size()) + ".so"));
     try {
       PluginInfo info = parse_manifest(p);
       info.origin = origin;

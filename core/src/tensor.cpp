@@ -19,6 +19,17 @@ std::string shape_string(const Shape& shape) {
 }
 
 namespace {
+// Bytes for a shape, refusing negative dimensions and sizes that overflow before allocating.
+size_t checked_nbytes(DType dtype, const Shape& shape) {
+  unsigned __int128 n = itemsize(dtype);
+  for (int64_t d : shape) {
+    if (d < 0) throw UsageError("tensor shape " + shape_string(shape) + " has a negative dimension");
+    n *= static_cast<uint64_t>(d);
+    if (n > (static_cast<unsigned __int128>(1) << 62)) throw UsageError("tensor shape " + shape_string(shape) + " is too large");
+  }
+  return static_cast<size_t>(n);
+}
+
 // Owned storage keeps its buffer in the keepalive so that all kinds share one class.
 std::shared_ptr<Storage> owned(size_t n, bool zero) {
   std::shared_ptr<std::byte[]> buf(zero ? new std::byte[n == 0 ? 1 : n]()
@@ -54,22 +65,22 @@ Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, size_
 }
 
 Tensor Tensor::zeros(DType dtype, Shape shape) {
-  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  size_t n = checked_nbytes(dtype, shape);
   return Tensor(dtype, std::move(shape), Storage::allocate(n));
 }
 
 Tensor Tensor::empty(DType dtype, Shape shape) {
-  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  size_t n = checked_nbytes(dtype, shape);
   return Tensor(dtype, std::move(shape), Storage::allocate_uninitialized(n));
 }
 
 Tensor Tensor::borrow(DType dtype, Shape shape, void* data) {
-  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  size_t n = checked_nbytes(dtype, shape);
   return Tensor(dtype, std::move(shape), Storage::borrow(std::span<std::byte>(static_cast<std::byte*>(data), n)));
 }
 
 Tensor Tensor::borrow(DType dtype, Shape shape, const void* data) {
-  size_t n = static_cast<size_t>(ckpt::numel(shape) * itemsize(dtype));
+  size_t n = checked_nbytes(dtype, shape);
   return Tensor(dtype, std::move(shape),
                 Storage::borrow(std::span<const std::byte>(static_cast<const std::byte*>(data), n)));
 }

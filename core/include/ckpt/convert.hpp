@@ -21,12 +21,12 @@ struct ConvertOptions {
   std::string from = "auto";
   std::string to = "auto";
   bool allow_lossy = false;
-  Options read_options;
-  Options write_options;
+  Options read_options{};
+  Options write_options{};
   bool fsync = true;
   const Registry* registry = nullptr;
   // Called after each tensor with bytes done and total.
-  std::function<void(uint64_t done, uint64_t total)> progress;
+  std::function<void(uint64_t done, uint64_t total)> progress{};
 };
 
 struct ConvertReport {

@@ -14,14 +14,14 @@ namespace ckpt {
 
 struct SaveOptions {
   std::string format = "auto";  // a format name, or "auto" for the path's extension
-  Options format_options;
+  Options format_options{};
   bool fsync = true;  // false only for benchmarks of the page cache
   const Registry* registry = nullptr;  // nullptr: Registry::global()
 };
 
 struct LoadOptions {
   std::string format = "auto";
-  Options format_options;
+  Options format_options{};
   bool verify = false;  // check every tensor's hash against meta/integrity
   bool map = true;      // zero-copy views where the format maps
   const Registry* registry = nullptr;

@@ -5,6 +5,7 @@
 
 #include <ckpt/document.hpp>
 #include <ckpt/options.hpp>
+#include <ckpt/plugin_abi.h>
 
 #include <cstdint>
 #include <filesystem>
