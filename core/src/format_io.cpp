@@ -208,6 +208,7 @@ struct TreeBuilder {
   }
   void attribute(const char* name, const ckpt_value* v) {
     if (stack.empty()) bad("attribute outside any group");
+    if (!v) bad("attribute without a value");
     std::string n = name ? name : "";
     try {
       check_name(n);
@@ -219,7 +220,9 @@ struct TreeBuilder {
   }
   void tensor(const ckpt_tensor_desc* d) {
     if (stack.empty()) bad("tensor outside any group");
+    if (!d || d->struct_size < offsetof(ckpt_tensor_desc, id) + sizeof(d->id)) bad("tensor description too small");
     std::string n = d->name ? d->name : "";
+    if (d->rank && !d->shape) bad("tensor '" + n + "' has a rank but no shape");
     if (d->dtype < 1 || d->dtype > 10) bad("tensor '" + n + "' has unknown dtype " + std::to_string(d->dtype));
     if (d->rank > 64) bad("tensor '" + n + "' has rank " + std::to_string(d->rank));
     Shape shape(d->shape, d->shape + d->rank);

@@ -1,0 +1,32 @@
+# ckpt_add_conformance_test(TARGET [NAME test] [FORMAT name...] [QUICK] [TIMEOUT seconds]
+#                           [ARGS extra...])
+#
+# Adds a CTest test, labelled "conformance", that runs the conformance kit (ckpt-conformance)
+# on the plugin library TARGET builds: every format of it, or only the FORMATs named. The test
+# is named conformance.<TARGET> unless NAME says otherwise.
+function(ckpt_add_conformance_test TARGET)
+  cmake_parse_arguments(C "QUICK" "NAME;TIMEOUT" "FORMAT;ARGS" ${ARGN})
+  if(TARGET ckpt-conformance)
+    set(runner $<TARGET_FILE:ckpt-conformance>)
+  elseif(TARGET ckpt::ckpt-conformance)
+    set(runner $<TARGET_FILE:ckpt::ckpt-conformance>)
+  else()
+    message(FATAL_ERROR "ckpt_add_conformance_test(${TARGET}): no ckpt-conformance program; "
+                        "configure ckpt with CKPT_BUILD_TESTS=ON, or find_package(ckpt) first")
+  endif()
+  if(NOT C_NAME)
+    set(C_NAME conformance.${TARGET})
+  endif()
+  set(args $<TARGET_FILE:${TARGET}>)
+  foreach(f IN LISTS C_FORMAT)
+    list(APPEND args --format ${f})
+  endforeach()
+  if(C_QUICK)
+    list(APPEND args --quick)
+  endif()
+  add_test(NAME ${C_NAME} COMMAND ${runner} ${args} ${C_ARGS})
+  set_tests_properties(${C_NAME} PROPERTIES LABELS conformance)
+  if(C_TIMEOUT)
+    set_tests_properties(${C_NAME} PROPERTIES TIMEOUT ${C_TIMEOUT})
+  endif()
+endfunction()
