@@ -106,7 +106,7 @@ template <class T>
 Tensor Tensor::from(DType dtype, Shape shape, const std::vector<T>& values) {
   Tensor t = empty(dtype, std::move(shape));
   auto out = t.mutable_bytes();
-  std::memcpy(out.data(), values.data(), std::min(out.size(), values.size() * sizeof(T)));
+  if (!values.empty()) std::memcpy(out.data(), values.data(), std::min(out.size(), values.size() * sizeof(T)));
   return t;
 }
 

@@ -1,0 +1,347 @@
+#include "json_writer.hpp"
+
+#include "base64.hpp"
+#include "json_numbers.hpp"
+#include "json_strings.hpp"
+#include "layout.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <charconv>
+#include <cstring>
+
+namespace ckpt::jsonfmt {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "tensor bytes are stored little-endian and copied as they are");
+
+// Input bytes per base64 piece: a multiple of 3, so only the last piece carries padding.
+constexpr size_t kBase64Piece = 3 * 64 * 1024;
+constexpr size_t kFlushAt = 256 * 1024;
+
+bool parse_encoding(sdk::Options& options) {
+  std::string e = options.get("tensor_encoding", "base64");
+  if (e == "base64") return false;
+  if (e == "numbers") return true;
+  sdk::fail(CKPT_ERR_INVALID_ARGUMENT,
+            "option tensor_encoding='" + e + "' for format json: expected base64 or numbers");
+}
+
+size_t parse_indent(sdk::Options& options) {
+  std::string s = options.get("indent", "1");
+  unsigned v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v > 8)
+    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option indent='" + s + "' for format json: expected 0 to 8");
+  return v;
+}
+
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+const char* type_label(uint32_t type) {
+  switch (type) {
+    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
+    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
+    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
+    case CKPT_VALUE_STRING_ARRAY: return "string[]";
+    default: return "float64";
+  }
+}
+
+template <class T>
+T load(const std::byte* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+JsonWriter::JsonWriter(const std::string& path, sdk::Options& options)
+    : numbers_(parse_encoding(options)), indent_(parse_indent(options)), out_(path) {}
+
+std::string JsonWriter::path_of(std::string_view name) const {
+  std::string p;
+  for (const Level& l : stack_) {
+    if (l.name.empty()) continue;
+    p += l.name;
+    p += '/';
+  }
+  p += name;
+  return p;
+}
+
+void JsonWriter::check_name(std::string_view name, const char* what) const {
+  if (name.empty())
+    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string("empty ") + what + " name in group '" + path_of("") + "'");
+  if (name.find('/') != std::string_view::npos)
+    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string(what) + " name '" + path_of(name) + "' contains '/'");
+  check_utf8(name, std::string(what) + " name '" + path_of(name) + "'");
+}
+
+void JsonWriter::check_utf8(std::string_view s, const std::string& where) const {
+  size_t bad = find_invalid_utf8(s);
+  if (bad != kValidUtf8)
+    sdk::fail(CKPT_ERR_UNSUPPORTED, where + ": not valid UTF-8 (byte " + std::to_string(bad) +
+                                        "); the json format stores text only");
+}
+
+void JsonWriter::newline(size_t depth) {
+  text_.push_back('\n');
+  text_.append(depth * indent_, ' ');
+}
+
+void JsonWriter::append_key(std::string_view name) { append_json_string(text_, name_to_key(name)); }
+
+void JsonWriter::close_attrs(Level& level) {
+  if (!level.in_attrs) return;
+  newline(stack_.size());
+  text_.push_back('}');
+  level.in_attrs = false;
+}
+
+// Starts a child of `level` (the innermost group): separator, line, key.
+void JsonWriter::open_member(Level& level, std::string_view name) {
+  close_attrs(level);
+  if (level.has_members) text_.push_back(',');
+  level.has_members = true;
+  level.children_started = true;
+  newline(stack_.size());
+  append_key(name);
+  text_ += ": ";
+}
+
+void JsonWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
+  if (stack_.empty()) {
+    if (root_done_) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group after the first ended");
+    text_.push_back('{');
+    newline(1);
+    append_json_string(text_, kFormatKey);
+    text_ += ": ";
+    append_json_string(text_, kFormatName);
+    text_.push_back(',');
+    newline(1);
+    append_json_string(text_, kVersionKey);
+    text_ += ": ";
+    append_int(text_, kVersion);
+    stack_.push_back(Level{"", n_attributes, n_children});
+    stack_.back().has_members = true;
+    return;
+  }
+  Level& parent = stack_.back();
+  if (parent.children_left == 0)
+    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of(name) + "': more children than announced");
+  check_name(name, "group");
+  if (stack_.size() > kMaxGroupDepth)
+    sdk::fail(CKPT_ERR_UNSUPPORTED, "group '" + path_of(name) + "': the json format nests at most " +
+                                        std::to_string(kMaxGroupDepth) + " groups");
+  --parent.children_left;
+  open_member(parent, name);
+  text_.push_back('{');
+  stack_.push_back(Level{std::string(name), n_attributes, n_children});
+}
+
+void JsonWriter::end_group() {
+  if (stack_.empty()) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "end_group without an open group");
+  Level& l = stack_.back();
+  if (l.attrs_left != 0 || l.children_left != 0)
+    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of("") + "' ended with " + std::to_string(l.attrs_left) +
+                                             " attributes and " + std::to_string(l.children_left) +
+                                             " children still announced");
+  close_attrs(l);
+  bool members = l.has_members;
+  stack_.pop_back();
+  if (members) newline(stack_.size());
+  text_.push_back('}');
+  if (stack_.empty()) root_done_ = true;
+  if (text_.size() >= kFlushAt) flush_text();
+}
+
+void JsonWriter::attribute(std::string_view name, const ckpt_value& value) {
+  if (stack_.empty()) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "attribute outside any group");
+  Level& l = stack_.back();
+  std::string where = "attribute '" + path_of(name) + "'";
+  if (l.attrs_left == 0 || l.children_started)
+    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": attributes must come first and match the announced count");
+  check_name(name, "attribute");
+  --l.attrs_left;
+  if (!l.in_attrs) {
+    if (l.has_members) text_.push_back(',');
+    l.has_members = true;
+    newline(stack_.size());
+    append_json_string(text_, kAttrsKey);
+    text_ += ": {";
+    l.in_attrs = true;
+    l.attrs_has_members = false;
+  }
+  if (l.attrs_has_members) text_.push_back(',');
+  l.attrs_has_members = true;
+  newline(stack_.size() + 1);
+  append_key(name);
+  text_ += ": ";
+  append_value(value, where);
+  if (text_.size() >= kFlushAt) flush_text();
+}
+
+void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
+  auto open_typed = [&] {
+    text_ += "{\"$type\": \"";
+    text_ += type_label(v.type);
+    text_ += "\", \"$value\": ";
+  };
+  auto list = [&](auto&& element) {
+    text_.push_back('[');
+    for (uint64_t i = 0; i < v.count; ++i) {
+      if (i) text_ += ", ";
+      element(i);
+    }
+    text_.push_back(']');
+  };
+  switch (v.type) {
+    case CKPT_VALUE_BOOL:
+      text_ += v.u.b ? "true" : "false";
+      return;
+    case CKPT_VALUE_INT64:
+      append_int(text_, v.u.i);
+      return;
+    case CKPT_VALUE_FLOAT64: {
+      auto bits = std::bit_cast<uint64_t>(v.u.f);
+      if (is_finite_bits(FloatKind::f64, bits)) return append_double(text_, v.u.f);
+      open_typed();
+      append_float_value(text_, FloatKind::f64, bits);
+      text_.push_back('}');
+      return;
+    }
+    case CKPT_VALUE_STRING: {
+      std::string_view s(v.u.s.data, v.u.s.size);
+      check_utf8(s, where);
+      append_json_string(text_, s);
+      return;
+    }
+    case CKPT_VALUE_BOOL_ARRAY:
+    case CKPT_VALUE_INT64_ARRAY:
+    case CKPT_VALUE_FLOAT64_ARRAY:
+    case CKPT_VALUE_STRING_ARRAY:
+      break;
+    default:
+      sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown value type " + std::to_string(v.type));
+  }
+  // Arrays: a plain JSON array when its elements say their type, else {"$type", "$value"}.
+  bool typed = v.count == 0;
+  if (v.type == CKPT_VALUE_FLOAT64_ARRAY)
+    for (uint64_t i = 0; i < v.count && !typed; ++i)
+      typed = !is_finite_bits(FloatKind::f64, std::bit_cast<uint64_t>(v.u.floats[i]));
+  if (typed) open_typed();
+  switch (v.type) {
+    case CKPT_VALUE_BOOL_ARRAY:
+      list([&](uint64_t i) { text_ += v.u.bools[i] ? "true" : "false"; });
+      break;
+    case CKPT_VALUE_INT64_ARRAY:
+      list([&](uint64_t i) { append_int(text_, v.u.ints[i]); });
+      break;
+    case CKPT_VALUE_FLOAT64_ARRAY:
+      list([&](uint64_t i) {
+        append_float_value(text_, FloatKind::f64, std::bit_cast<uint64_t>(v.u.floats[i]));
+      });
+      break;
+    default:
+      list([&](uint64_t i) {
+        std::string_view s(v.u.strings[i].data, v.u.strings[i].size);
+        check_utf8(s, where + " element " + std::to_string(i));
+        append_json_string(text_, s);
+      });
+      break;
+  }
+  if (typed) text_.push_back('}');
+}
+
+void JsonWriter::tensor(const sdk::TensorInfo& info, std::span<const std::byte> data) {
+  if (stack_.empty()) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "tensor outside any group");
+  Level& l = stack_.back();
+  std::string where = "tensor '" + path_of(info.name) + "'";
+  if (l.children_left == 0) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": more children than announced");
+  check_name(info.name, "tensor");
+  size_t item = sdk::dtype_size(info.dtype);
+  if (item == 0) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown dtype " + std::to_string(info.dtype));
+  uint64_t nbytes = sdk::checked_nbytes(info.shape, item, where);
+  if (nbytes != info.nbytes || data.size() != nbytes)
+    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": " + std::to_string(data.size()) + " bytes given, shape needs " +
+                                             std::to_string(nbytes));
+  --l.children_left;
+  open_member(l, info.name);
+  text_ += "{\"$dtype\": \"";
+  text_ += sdk::dtype_name(info.dtype);
+  text_ += "\", \"$shape\": [";
+  for (size_t i = 0; i < info.shape.size(); ++i) {
+    if (i) text_ += ", ";
+    append_int(text_, info.shape[i]);
+  }
+  text_ += "], ";
+  if (numbers_) {
+    text_ += "\"$values\": [";
+    write_numbers(info.dtype, data);
+    text_ += "]}";
+  } else {
+    text_ += "\"$data\": \"";
+    write_base64(data);
+    text_ += "\"}";
+  }
+  if (text_.size() >= kFlushAt) flush_text();
+}
+
+void JsonWriter::write_base64(std::span<const std::byte> data) {
+  if (data.size() <= 3 * 1024) {
+    size_t at = text_.size();
+    text_.resize(at + base64_encoded_size(data.size()));
+    base64_encode(data, text_.data() + at);
+    return;
+  }
+  flush_text();
+  chunk_.resize(base64_encoded_size(kBase64Piece));
+  for (size_t off = 0; off < data.size(); off += kBase64Piece) {
+    auto piece = data.subspan(off, std::min(kBase64Piece, data.size() - off));
+    base64_encode(piece, chunk_.data());
+    out_.write(chunk_.data(), base64_encoded_size(piece.size()));
+  }
+}
+
+void JsonWriter::write_numbers(uint32_t dtype, std::span<const std::byte> data) {
+  size_t item = sdk::dtype_size(dtype);
+  size_t n = data.size() / item;
+  const std::byte* p = data.data();
+  for (size_t i = 0; i < n; ++i, p += item) {
+    if (i) text_ += ", ";
+    switch (dtype) {
+      case CKPT_DTYPE_F32: append_float_value(text_, FloatKind::f32, load<uint32_t>(p)); break;
+      case CKPT_DTYPE_F64: append_float_value(text_, FloatKind::f64, load<uint64_t>(p)); break;
+      case CKPT_DTYPE_F16: append_float_value(text_, FloatKind::f16, load<uint16_t>(p)); break;
+      case CKPT_DTYPE_BF16: append_float_value(text_, FloatKind::bf16, load<uint16_t>(p)); break;
+      case CKPT_DTYPE_I8: append_int(text_, load<int8_t>(p)); break;
+      case CKPT_DTYPE_U8: append_int(text_, load<uint8_t>(p)); break;
+      case CKPT_DTYPE_I16: append_int(text_, load<int16_t>(p)); break;
+      case CKPT_DTYPE_I32: append_int(text_, load<int32_t>(p)); break;
+      case CKPT_DTYPE_I64: append_int(text_, load<int64_t>(p)); break;
+      default: text_ += load<uint8_t>(p) ? "true" : "false"; break;
+    }
+    if (text_.size() >= kFlushAt) flush_text();
+  }
+}
+
+void JsonWriter::flush_text() {
+  out_.write(text_);
+  text_.clear();
+}
+
+void JsonWriter::finish() {
+  if (!root_done_) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group ended");
+  text_.push_back('\n');
+  flush_text();
+  out_.close();
+}
+
+}  // namespace ckpt::jsonfmt
