@@ -16,18 +16,23 @@ std::string join(const std::vector<std::string>& v, const char* sep = ",") {
 
 Runner add_plugins(CLI::App& app) {
   auto* cmd = app.add_subcommand("plugins", "List format plugins, where each came from, and what was skipped");
-  return [cmd] {
-    (void)cmd;
+  static bool names = false;
+  cmd->add_flag("--names", names, "only the names of formats that both read and write, one per line (for scripts)");
+  return [] {
     const Registry& reg = Registry::global();
-    std::printf("%-10s %-8s %-28s %-22s %s\n", "FORMAT", "VERSION", "EXTENSIONS", "FROM", "CAPABILITIES");
+    if (names) {
+      for (const auto& f : reg.formats())
+        if (f.info().can(CKPT_CAP_READ) && f.info().can(CKPT_CAP_WRITE)) std::cout << f.name() << "\n";
+      return kOk;
+    }
+    std::printf("%-12s %-8s %-22s %-9s %s\n", "FORMAT", "VERSION", "EXTENSIONS", "FROM", "CAPABILITIES");
     for (const auto& p : reg.plugins())
       for (const auto& f : p->formats)
-        std::printf("%-10s %-8s %-28s %-22s %s\n", f.name.c_str(), p->version.c_str(),
-                    join(f.extensions).c_str(), (p->origin + ":" + p->library.filename().string()).c_str(),
-                    join(capability_names(f.capabilities)).c_str());
+        std::printf("%-12s %-8s %-22s %-9s %s\n", f.name.c_str(), p->version.c_str(), join(f.extensions).c_str(),
+                    p->origin.c_str(), join(capability_names(f.capabilities)).c_str());
     if (reg.plugins().empty())
       std::cout << "(no plugins found; searched CKPT_PLUGIN_PATH, the install folder and the build tree)\n";
-    for (const auto& p : reg.plugins()) std::cout << "# " << p->name << ": " << p->library.string() << "\n";
+    for (const auto& p : reg.plugins()) std::cout << "plugin " << p->name << ": " << p->library.string() << "\n";
     for (const auto& s : reg.skipped()) std::cout << "skipped " << s.path.string() << ": " << s.reason << "\n";
     return kOk;
   };

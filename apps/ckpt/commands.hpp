@@ -17,5 +17,8 @@ Runner add_inspect(CLI::App& app);
 Runner add_convert(CLI::App& app);
 Runner add_diff(CLI::App& app);
 Runner add_verify(CLI::App& app);
+Runner add_train(CLI::App& app);
+Runner add_eval(CLI::App& app);
+Runner add_predict(CLI::App& app);
 
 }  // namespace ckpt::cli

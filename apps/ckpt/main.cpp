@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   add(ckpt::cli::add_convert);
   add(ckpt::cli::add_diff);
   add(ckpt::cli::add_verify);
+  add(ckpt::cli::add_train);
+  add(ckpt::cli::add_eval);
+  add(ckpt::cli::add_predict);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

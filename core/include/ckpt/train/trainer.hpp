@@ -1,0 +1,63 @@
+// Training on Fashion-MNIST with oneDNN, checkpointing through the manager, resuming exactly:
+// an interrupted run continued from its newest good checkpoint ends bit-identical to an
+// uninterrupted one (same threads, same config).
+#pragma once
+
+#include <ckpt/checkpoint.hpp>
+#include <ckpt/train/config.hpp>
+#include <ckpt/train/data.hpp>
+#include <ckpt/train/model.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace ckpt::train {
+
+struct EpochReport {
+  int64_t epoch = 0;  // 1-based, as printed
+  int64_t epochs = 0;
+  double lr = 0;
+  double train_loss = 0, train_accuracy = 0;
+  double test_loss = 0, test_accuracy = 0;
+  double samples_per_second = 0;
+  std::string saved;  // the checkpoint written at this epoch's end, if any
+};
+
+struct TrainCallbacks {
+  std::function<void(int64_t done, int64_t total)> on_batch;  // samples within the epoch
+  std::function<void(const EpochReport&)> on_epoch;
+  std::function<void(const std::string&)> on_message;  // resume decisions, skipped files
+};
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+  int64_t samples = 0;
+};
+
+// Loss and accuracy of `model` over `data`, in eval mode.
+Evaluation evaluate(Model& model, const Dataset& data, int64_t batch_size, const std::string& loss = "cross_entropy");
+
+// Rebuilds a model from a checkpoint alone (model/spec, then model/state, strictly).
+std::unique_ptr<Model> model_from_checkpoint(const Checkpoint& c);
+
+class Trainer {
+ public:
+  Trainer(TrainConfig config, const Registry& registry);
+  ~Trainer();
+  // Resumes as the config says, trains to the last epoch, and returns the final checkpoint.
+  std::filesystem::path run(const TrainCallbacks& callbacks = {});
+  Model& model() { return *model_; }
+
+ private:
+  struct State;
+  Checkpoint snapshot(const State& s, bool owned) const;
+  void restore(const Checkpoint& c, State& s);
+
+  TrainConfig config_;
+  const Registry& registry_;
+  std::unique_ptr<Model> model_;
+};
+
+}  // namespace ckpt::train

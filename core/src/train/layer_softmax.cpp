@@ -1,0 +1,100 @@
+// Softmax along one dimension (PyTorch's nn.Softmax(dim)). Works on plain layouts: it usually
+// sits on [N, classes] logits, where blocking buys nothing.
+#include "layer_base.hpp"
+#include "layers.hpp"
+
+namespace ckpt::train::detail {
+
+namespace {
+using dnnl::prop_kind;
+using dnnl::softmax_backward;
+using dnnl::softmax_forward;
+
+class Softmax final : public DnnlLayer {
+ public:
+  Softmax(const LayerAttrs& a, int64_t dim, Engine& engine) : DnnlLayer(engine, a.path()), dim_(dim) {}
+  void describe(Group& spec) const override {
+    spec.set("type", "softmax");
+    spec.set("dim", dim_);
+  }
+  Shape output_shape(const Shape& input) const override {
+    if (input.size() < 2 || input[0] <= 0 || axis(input.size()) < 1 ||
+        axis(input.size()) >= static_cast<int64_t>(input.size()))
+      fail("dim " + std::to_string(dim_) + " must name a non-batch dimension of input " +
+           shape_string(input));
+    return input;
+  }
+  bool backward_reads_output() const override { return true; }
+
+  const memory& run_forward(const memory& src, bool training, bool src_writable) override {
+    Plan& p = plans_.get(src.get_desc(), training, [&](const PlanKey& key) {
+      auto plan = std::make_unique<Plan>();
+      plan->key = key;
+      Shape shape = to_shape(key.src.dims());
+      plan->md = plain_desc(shape);
+      softmax_forward::desc d(training ? prop_kind::forward_training : prop_kind::forward_inference,
+                              plan->md, static_cast<int>(axis(shape.size())));
+      plan->fwd_pd = softmax_forward::primitive_desc(d, eng());
+      plan->fwd = softmax_forward(plan->fwd_pd);
+      return plan;
+    });
+    const memory& s = p.in_conv(src, p.md, engine_);
+    if (src_writable || s.get_data_handle() != src.get_data_handle()) {
+      p.dst = s;
+    } else {
+      if (p.dst_buf.empty()) p.dst_buf = Buffer(p.md, eng());
+      p.dst = p.dst_buf.mem();
+    }
+    p.fwd_args[DNNL_ARG_SRC] = s;
+    p.fwd_args[DNNL_ARG_DST] = p.dst;
+    p.fwd.execute(stream(), p.fwd_args);
+    return p.dst;
+  }
+
+  const memory* run_backward(const memory& diff_dst, bool diff_dst_writable,
+                             bool need_diff_src) override {
+    Plan* pp = plans_.last();
+    require_training_forward(pp && pp->key.training);
+    if (!need_diff_src) return nullptr;
+    Plan& p = *pp;
+    if (!p.bwd) {
+      softmax_backward::desc d(p.md, p.md, static_cast<int>(axis(p.key.src.dims().size())));
+      p.bwd = softmax_backward(softmax_backward::primitive_desc(d, eng(), p.fwd_pd));
+    }
+    const memory& dd = p.dd_conv(diff_dst, p.md, engine_);
+    if (diff_dst_writable || dd.get_data_handle() != diff_dst.get_data_handle()) {
+      p.diff_src = dd;
+    } else {
+      if (p.diff_src_buf.empty()) p.diff_src_buf = Buffer(p.md, eng());
+      p.diff_src = p.diff_src_buf.mem();
+    }
+    p.bwd_args[DNNL_ARG_DIFF_DST] = dd;
+    p.bwd_args[DNNL_ARG_DST] = p.dst;
+    p.bwd_args[DNNL_ARG_DIFF_SRC] = p.diff_src;
+    p.bwd.execute(stream(), p.bwd_args);
+    return &p.diff_src;
+  }
+
+ private:
+  struct Plan {
+    PlanKey key;
+    memory::desc md;
+    softmax_forward::primitive_desc fwd_pd;
+    dnnl::primitive fwd, bwd;
+    Buffer dst_buf, diff_src_buf;
+    memory dst, diff_src;
+    Converter in_conv, dd_conv;
+    Args fwd_args, bwd_args;
+  };
+  int64_t axis(size_t rank) const { return dim_ < 0 ? dim_ + static_cast<int64_t>(rank) : dim_; }
+
+  int64_t dim_;
+  PlanCache<Plan> plans_;
+};
+}  // namespace
+
+std::unique_ptr<Layer> make_softmax(const LayerAttrs& a, Engine& engine) {
+  return std::make_unique<Softmax>(a, a.integer("dim", 1), engine);
+}
+
+}  // namespace ckpt::train::detail

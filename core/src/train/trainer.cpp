@@ -1,0 +1,250 @@
+#include <ckpt/errors.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/train/loss.hpp>
+#include <ckpt/train/manager.hpp>
+#include <ckpt/train/optimizer.hpp>
+#include <ckpt/train/schedule.hpp>
+#include <ckpt/train/trainer.hpp>
+
+#include <chrono>
+#include <cmath>
+
+namespace ckpt::train {
+
+namespace {
+
+// One-hot targets for MSE, reusing `t` between batches.
+void one_hot(std::span<const uint8_t> labels, int64_t classes, Tensor& t) {
+  if (!t.defined() || t.shape() != Shape{static_cast<int64_t>(labels.size()), classes})
+    t = Tensor::empty(DType::f32, {static_cast<int64_t>(labels.size()), classes});
+  auto d = t.mutable_data<float>();
+  std::fill(d.begin(), d.end(), 0.0f);
+  for (size_t i = 0; i < labels.size(); ++i) d[i * static_cast<size_t>(classes) + labels[i]] = 1.0f;
+}
+
+LossResult compute_loss(const std::string& loss, const Tensor& out, std::span<const uint8_t> labels, Tensor& grad,
+                        Tensor& targets) {
+  if (!grad.defined() || grad.shape() != out.shape()) grad = Tensor::empty(DType::f32, out.shape());
+  if (loss == "mse") {
+    one_hot(labels, out.shape()[1], targets);
+    LossResult r = mse(out, targets, grad);
+    // Accuracy of the regression outputs, read as class scores.
+    r.correct = 0;
+    auto o = out.data<float>();
+    size_t c = static_cast<size_t>(out.shape()[1]);
+    for (size_t i = 0; i < labels.size(); ++i) {
+      size_t best = 0;
+      for (size_t k = 1; k < c; ++k)
+        if (o[i * c + k] > o[i * c + best]) best = k;
+      r.correct += best == labels[i];
+    }
+    return r;
+  }
+  return cross_entropy(out, labels, grad);
+}
+
+double attr_num(const Group& g, const char* key) {
+  const Value* v = g.attribute(key);
+  if (!v) throw FormatError(std::string("trainer/") + key + ": missing");
+  if (auto* d = std::get_if<double>(v)) return *d;
+  if (auto* i = std::get_if<int64_t>(v)) return static_cast<double>(*i);
+  throw FormatError(std::string("trainer/") + key + ": expected a number");
+}
+
+Shape batch_shape(const Model& m, int64_t n) {
+  Shape s = {n};
+  s.insert(s.end(), m.input_shape().begin(), m.input_shape().end());
+  return s;
+}
+
+}  // namespace
+
+Evaluation evaluate(Model& model, const Dataset& data, int64_t batch_size, const std::string& loss) {
+  bool was_training = model.training();
+  model.eval();
+  Evaluation e;
+  std::vector<uint32_t> order(data.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  Tensor x, grad, targets;
+  std::vector<uint8_t> y;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (size_t b = 0; b < data.size(); b += static_cast<size_t>(batch_size)) {
+    size_t end = std::min(data.size(), b + static_cast<size_t>(batch_size));
+    gather_batch(data, order, b, end, x, y);
+    const Tensor& out = model.forward(x.reshape(batch_shape(model, static_cast<int64_t>(end - b))));
+    LossResult r = compute_loss(loss, out, y, grad, targets);
+    loss_sum += r.loss * static_cast<double>(end - b);
+    correct += r.correct;
+  }
+  e.samples = static_cast<int64_t>(data.size());
+  e.loss = e.samples ? loss_sum / static_cast<double>(e.samples) : 0;
+  e.accuracy = e.samples ? static_cast<double>(correct) / static_cast<double>(e.samples) : 0;
+  model.train(was_training);
+  return e;
+}
+
+std::unique_ptr<Model> model_from_checkpoint(const Checkpoint& c) {
+  if (c.model_spec.empty())
+    throw FormatError("the checkpoint has no model/spec, so the model cannot be rebuilt from it alone");
+  auto m = Model::from_spec(c.model_spec, 0);
+  m->load_state_dict(c.model_state, true);
+  m->eval();
+  return m;
+}
+
+struct Trainer::State {
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<Schedule> schedule;
+  int64_t epoch = 0;     // the epoch in progress (0-based)
+  int64_t position = 0;  // samples of this epoch already trained on
+  int64_t step = 0;      // optimizer steps so far
+  double loss_sum = 0;   // this epoch's running sums, so a resumed epoch reports the same
+  int64_t correct = 0;
+  Group metrics;  // the last finished epoch's metrics
+};
+
+Trainer::Trainer(TrainConfig config, const Registry& registry) : config_(std::move(config)), registry_(registry) {
+  Engine::set_threads(config_.threads);
+  model_ = Model::from_spec(config_.model_spec, config_.seed);
+}
+
+Trainer::~Trainer() = default;
+
+Checkpoint Trainer::snapshot(const State& s, bool owned) const {
+  Checkpoint c;
+  c.producer = "ckpt train";
+  c.model_spec = model_->spec();
+  c.model_state = model_->state_dict();
+  c.optimizer = s.optimizer->state_dict();
+  Group& t = c.trainer;
+  t.set("epoch", s.epoch).set("position", s.position).set("step", s.step);
+  t.set("seed", static_cast<int64_t>(config_.seed)).set("batch_size", config_.batch_size).set("epochs", config_.epochs);
+  t.set("threads", static_cast<int64_t>(config_.threads));
+  t.set("epoch_loss_sum", s.loss_sum).set("epoch_correct", s.correct);
+  t.set("rng", "splitmix64(seed, epoch) -> mt19937_64 -> Fisher-Yates");
+  t.set("config", config_.source);
+  t.add_group("metrics") = s.metrics;
+  t.add_group("schedule") = s.schedule->state_dict();
+  if (owned) {
+    c.model_state = clone_tensors(c.model_state);
+    c.optimizer = clone_tensors(c.optimizer);
+  }
+  return c;
+}
+
+void Trainer::restore(const Checkpoint& c, State& s) {
+  model_->load_state_dict(c.model_state, true);
+  auto params = model_->named_parameters();
+  s.optimizer->load_state_dict(c.optimizer, params);
+  if (const Group* sch = c.trainer.find_group("schedule")) s.schedule->load_state_dict(*sch);
+  s.epoch = static_cast<int64_t>(attr_num(c.trainer, "epoch"));
+  s.position = static_cast<int64_t>(attr_num(c.trainer, "position"));
+  s.step = static_cast<int64_t>(attr_num(c.trainer, "step"));
+  s.loss_sum = attr_num(c.trainer, "epoch_loss_sum");
+  s.correct = static_cast<int64_t>(attr_num(c.trainer, "epoch_correct"));
+  if (const Group* m = c.trainer.find_group("metrics")) s.metrics = *m;
+  if (attr_num(c.trainer, "seed") != static_cast<double>(config_.seed) ||
+      attr_num(c.trainer, "batch_size") != static_cast<double>(config_.batch_size))
+    throw UsageError("the checkpoint was made with another seed or batch size; resuming would not continue the same run "
+                     "(set checkpoint.resume to \"none\" to start over)");
+}
+
+std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
+  auto say = [&](const std::string& m) {
+    if (cb.on_message) cb.on_message(m);
+  };
+  Dataset train = load_fashion_mnist(config_.data_dir, "train", static_cast<size_t>(config_.train_limit));
+  Dataset test = load_fashion_mnist(config_.data_dir, "test", static_cast<size_t>(config_.test_limit));
+  CheckpointManager manager(config_.checkpoint, registry_);
+  if (size_t n = manager.remove_temporaries()) say("removed " + std::to_string(n) + " temporary file(s) left by an interrupted save");
+
+  State s;
+  s.optimizer = Optimizer::make(config_.optimizer);
+  s.schedule = Schedule::make(config_.schedule, s.optimizer->lr());
+
+  std::optional<fs::path> from;
+  const std::string& resume = config_.checkpoint.resume;
+  if (resume == "auto")
+    from = manager.latest_good(say);
+  else if (resume != "none")
+    from = resume;
+  if (from) {
+    LoadOptions lo;
+    lo.verify = true;
+    restore(ckpt::load(*from, lo), s);
+    say("resumed from " + from->string() + " (epoch " + std::to_string(s.epoch + 1) + ", sample " +
+        std::to_string(s.position) + ", step " + std::to_string(s.step) + ")");
+  }
+
+  auto params = model_->named_parameters();
+  const int64_t n = static_cast<int64_t>(train.size()), bs = config_.batch_size;
+  Tensor x, grad, targets;
+  std::vector<uint8_t> y;
+  fs::path last_saved = from ? *from : fs::path();
+  auto save = [&](bool owned) {
+    manager.save(snapshot(s, owned), s.step);
+    last_saved = manager.path_for(s.step);
+  };
+
+  while (s.epoch < config_.epochs) {
+    model_->train();
+    auto order = epoch_order(config_.seed, s.epoch, static_cast<size_t>(n));
+    const double lr = s.schedule->lr();
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t trained = 0;
+    while (s.position < n) {
+      int64_t end = std::min(n, s.position + bs);
+      gather_batch(train, order, static_cast<size_t>(s.position), static_cast<size_t>(end), x, y);
+      const Tensor& out = model_->forward(x.reshape(batch_shape(*model_, end - s.position)));
+      LossResult r = compute_loss(config_.loss, out, y, grad, targets);
+      model_->backward(grad);
+      s.optimizer->step(params, lr);
+      s.loss_sum += r.loss * static_cast<double>(end - s.position);
+      s.correct += r.correct;
+      trained += end - s.position;
+      s.position = end;
+      ++s.step;
+      if (cb.on_batch) cb.on_batch(s.position, n);
+      if (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0 && s.position < n)
+        save(config_.checkpoint.background);
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EpochReport rep;
+    rep.epoch = s.epoch + 1;
+    rep.epochs = config_.epochs;
+    rep.lr = lr;
+    rep.train_loss = s.loss_sum / static_cast<double>(n);
+    rep.train_accuracy = static_cast<double>(s.correct) / static_cast<double>(n);
+    Evaluation ev = evaluate(*model_, test, 256, config_.loss);
+    rep.test_loss = ev.loss;
+    rep.test_accuracy = ev.accuracy;
+    rep.samples_per_second = secs > 0 ? static_cast<double>(trained) / secs : 0;
+    s.metrics = Group();
+    s.metrics.set("epoch", rep.epoch).set("train_loss", rep.train_loss).set("train_accuracy", rep.train_accuracy);
+    s.metrics.set("test_loss", rep.test_loss).set("test_accuracy", rep.test_accuracy);
+    s.epoch++;
+    s.position = 0;
+    s.loss_sum = 0;
+    s.correct = 0;
+    s.schedule->step();
+    bool last = s.epoch == config_.epochs;
+    bool scheduled = (config_.checkpoint.every_n_epochs && s.epoch % config_.checkpoint.every_n_epochs == 0) ||
+                     (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0);
+    if (scheduled || last) {
+      save(config_.checkpoint.background && !last);
+      rep.saved = last_saved.filename().string();
+    }
+    if (cb.on_epoch) cb.on_epoch(rep);
+  }
+  manager.wait();
+  if (auto best = manager.best()) say("best checkpoint: " + best->string());
+  if (last_saved.empty()) {
+    // Resumed a run that had already finished: its newest checkpoint is the result.
+    auto all = manager.list();
+    if (!all.empty()) last_saved = all.back().path;
+  }
+  return last_saved;
+}
+
+}  // namespace ckpt::train

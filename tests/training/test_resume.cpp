@@ -1,0 +1,159 @@
+// The checkpoint manager's retention and the exact-resume promise: a run killed with SIGKILL
+// at random moments (also during saves) and resumed ends bit-identical to one never killed.
+#include <ckpt/diff.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/train/manager.hpp>
+#include <ckpt/train/trainer.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <random>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace ckpt;
+using namespace ckpt::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("ckpt-resume-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+Checkpoint with_metric(double acc) {
+  Checkpoint c;
+  c.model_state.add_tensor("w", Tensor::from<float>(DType::f32, {1}, {static_cast<float>(acc)}));
+  c.trainer.group("metrics").set("test_accuracy", acc);
+  return c;
+}
+
+std::string config_text(const fs::path& dir, const std::string& backend, int64_t epochs, bool background = false) {
+  return R"({"model": {"type": "mlp", "hidden": [64, 32]}, "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9},
+    "schedule": {"type": "step", "step_size": 1, "gamma": 0.7},
+    "data": {"train_limit": 4000, "test_limit": 500}, "epochs": )" +
+         std::to_string(epochs) + R"(, "batch_size": 50, "seed": 3, "threads": 1,
+    "checkpoint": {"backend": ")" + backend + R"(", "dir": ")" + dir.string() +
+         R"(", "every_n_steps": 7, "keep_last": 2, "background": )" + (background ? "true" : "false") + "}}";
+}
+
+fs::path write_config(const fs::path& dir, const std::string& name, const std::string& text) {
+  fs::path p = dir / name;
+  std::ofstream(p) << text;
+  return p;
+}
+
+const Tensor* state(const Document& d, const std::string& name) { return d.find_tensor_path("model/state/" + name); }
+
+}  // namespace
+
+TEST(Manager, KeepsTheLastKAndTheBestAndNeverAHalfWrittenFile) {
+  TempDir tmp;
+  CheckpointConfig cc;
+  cc.backend = "msgpack";
+  cc.dir = tmp.path;
+  cc.keep_last = 2;
+  cc.keep_best = {"test_accuracy", "max", 1};
+  CheckpointManager m(cc, Registry::global());
+  const std::vector<double> acc = {0.5, 0.9, 0.6, 0.7, 0.65};
+  for (size_t i = 0; i < acc.size(); ++i) m.save(with_metric(acc[i]), static_cast<int64_t>(i + 1) * 100);
+  std::vector<int64_t> steps;
+  for (const auto& s : m.list()) steps.push_back(s.step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{200, 400, 500}));  // best (0.9) and the last two
+  EXPECT_EQ(m.path_for(500).filename(), "step-000000500.msgpack");
+
+  // A temporary left by a killed save is invisible to list() and removed on request.
+  std::ofstream(tmp.path / ".step-000000600.msgpack.ckpt-tmp-abc123") << "partial";
+  EXPECT_EQ(m.list().size(), 3u);
+  EXPECT_EQ(m.remove_temporaries(), 1u);
+
+  // The newest file is damaged: resume picks the newest one that verifies.
+  std::string bytes;
+  {
+    std::ifstream in(m.path_for(500), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 0x40;
+  std::ofstream(m.path_for(500), std::ios::binary) << bytes;
+  std::vector<std::string> warnings;
+  auto good = m.latest_good([&](const std::string& w) { warnings.push_back(w); });
+  ASSERT_TRUE(good);
+  EXPECT_EQ(*good, m.path_for(400));
+  EXPECT_EQ(warnings.size(), 1u);
+}
+
+TEST(Resume, StoppingAndResumingInProcessIsBitIdentical) {
+  TempDir tmp;
+  auto full_cfg = TrainConfig::parse(config_text(tmp.path / "full", "msgpack", 3), "full.json", {}, Registry::global());
+  fs::path full = Trainer(full_cfg, Registry::global()).run();
+  // The same run in two parts: one epoch, then resumed to three.
+  auto part1 = TrainConfig::parse(config_text(tmp.path / "parts", "json", 1), "p1.json", {}, Registry::global());
+  Trainer(part1, Registry::global()).run();
+  auto part2 = TrainConfig::parse(config_text(tmp.path / "parts", "json", 3), "p2.json", {}, Registry::global());
+  fs::path resumed = Trainer(part2, Registry::global()).run();
+  Document a = read_document(full), b = read_document(resumed);
+  for (const auto& name : {"fc1.weight", "fc1.bias", "fc2.weight", "fc3.weight", "fc3.bias"}) {
+    ASSERT_NE(state(a, name), nullptr) << name;
+    EXPECT_TRUE(state(a, name)->bit_equal(*state(b, name))) << name;
+  }
+  EXPECT_TRUE(diff_documents(*a.find_group("optimizer"), *b.find_group("optimizer")).identical());
+}
+
+TEST(Resume, KilledAtRandomMomentsAndResumedEndsBitIdentical) {
+  TempDir tmp;
+  fs::path ref_cfg = write_config(tmp.path, "ref.json", config_text(tmp.path / "ref", "msgpack", 3));
+  ASSERT_EQ(std::system((std::string(CKPT_CLI) + " train " + ref_cfg.string() + " > /dev/null 2>&1").c_str()), 0);
+  auto ref_list = CheckpointManager({.backend = "msgpack", .dir = tmp.path / "ref"}, Registry::global()).list();
+  ASSERT_FALSE(ref_list.empty());
+  Document ref = read_document(ref_list.back().path);
+
+  unsigned seed = std::random_device{}();
+  std::printf("kill schedule seed %u\n", seed);
+  std::mt19937 rng(seed);
+  for (int trial = 0; trial < 3; ++trial) {
+    fs::path dir = tmp.path / ("killed" + std::to_string(trial));
+    fs::path cfg = write_config(tmp.path, "k" + std::to_string(trial) + ".json", config_text(dir, "msgpack", 3, trial == 2));
+    int kills = 0, attempts = 0;
+    for (;;) {
+      ASSERT_LT(++attempts, 60) << "the run never finished";
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        ::execl(CKPT_CLI, CKPT_CLI, "train", cfg.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      // Kill within the run's first moments: loading data and a few dozen steps and saves.
+      std::uniform_int_distribution<int> delay(60, 500);
+      bool kill_it = kills < 4;
+      if (kill_it) std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
+      if (kill_it) ::kill(pid, SIGKILL);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      if (WIFEXITED(status)) {
+        ASSERT_EQ(WEXITSTATUS(status), 0) << "ckpt train failed on attempt " << attempts;
+        break;
+      }
+      ++kills;
+    }
+    auto list = CheckpointManager({.backend = "msgpack", .dir = dir}, Registry::global()).list();
+    ASSERT_FALSE(list.empty());
+    Document got = read_document(list.back().path, {.verify = true});
+    EXPECT_EQ(list.back().step, ref_list.back().step);
+    for (const auto& name : {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"})
+      EXPECT_TRUE(state(ref, name)->bit_equal(*state(got, name))) << "trial " << trial << " after " << kills << " kills: " << name;
+    for (const auto& e : fs::directory_iterator(dir))
+      EXPECT_EQ(e.path().filename().string().find(".ckpt-tmp-"), std::string::npos) << "temporary left: " << e.path();
+  }
+}
