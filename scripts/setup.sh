@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-msgpack python3-h5py python3-onnx python3-torch
+  libopenblas0-openmp
   time
 )
 

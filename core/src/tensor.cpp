@@ -1,6 +1,7 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/tensor.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -47,7 +48,12 @@ std::shared_ptr<Storage> owned(size_t n, bool zero) {
     if (zero) std::memset(p, 0, n);
     buf.reset(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
   } else {
-    buf.reset(zero ? new std::byte[n == 0 ? 1 : n]() : new std::byte[n == 0 ? 1 : n], std::default_delete<std::byte[]>());
+    // 64-byte aligned, so compute libraries (oneDNN) can use the buffer without copying it.
+    size_t rounded = (std::max<size_t>(n, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) throw std::bad_alloc();
+    if (zero) std::memset(p, 0, n);
+    buf.reset(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
   }
   const std::byte* p = buf.get();
   return std::make_shared<Storage>(p, n, true, StorageKind::owned, std::shared_ptr<const void>(buf, buf.get()));
