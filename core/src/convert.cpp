@@ -112,18 +112,6 @@ Plan make_plan(const Document& tree, const FormatInfo& target) {
   return plan;
 }
 
-std::map<std::string, std::string> recorded_digests(const Document& tree) {
-  std::map<std::string, std::string> out;
-  const Group* g = tree.find_group_path("meta/integrity");
-  if (!g) return out;
-  const Value* p = g->attribute("paths");
-  const Value* d = g->attribute("digests");
-  auto* ps = p ? std::get_if<std::vector<std::string>>(p) : nullptr;
-  auto* ds = d ? std::get_if<std::vector<std::string>>(d) : nullptr;
-  if (ps && ds && ps->size() == ds->size())
-    for (size_t i = 0; i < ps->size(); ++i) out[(*ps)[i]] = (*ds)[i];
-  return out;
-}
 
 }  // namespace
 

@@ -149,6 +149,12 @@ Recorded recorded(const Document& tree) {
   return r;
 }
 
+}  // namespace
+
+std::map<std::string, std::string> recorded_digests(const Document& doc) { return recorded(doc).digests; }
+
+namespace {
+
 // Compares what was hashed with what was recorded.
 void finish_report(VerifyReport& rep, const Document& tree, const Recorded& rec,
                    const std::vector<std::pair<std::string, std::string>>& actual) {

@@ -5,6 +5,7 @@
 #include <ckpt/format_io.hpp>
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ std::string canonical_manifest(const Document& doc,
 void add_integrity(Document& doc);
 // Writes meta/integrity from hashes already known (path -> hex digest), e.g. while converting.
 void write_integrity(Document& doc, const std::vector<std::pair<std::string, std::string>>& hashes);
+
+// Tensor path -> hex digest as recorded in meta/integrity; empty when absent or damaged.
+std::map<std::string, std::string> recorded_digests(const Document& doc);
 
 struct VerifyReport {
   bool has_integrity = false;
