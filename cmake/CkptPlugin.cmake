@@ -30,6 +30,8 @@ function(ckpt_add_format_plugin NAME)
     add_dependencies(${target} ckpt_manifest_tool)
   endif()
   if(NOT P_NO_INSTALL)
+    # Installed (in-tree) plugins are the ones the test suite runs the conformance kit on.
+    set_property(GLOBAL APPEND PROPERTY CKPT_IN_TREE_PLUGINS ${target})
     install(TARGETS ${target} LIBRARY DESTINATION ${CKPT_INSTALL_PLUGIN_DIR})
     if(NOT P_NO_MANIFEST)
       install(FILES ${P_OUTPUT_DIR}/${target}.ckpt-plugin.json DESTINATION ${CKPT_INSTALL_PLUGIN_DIR})

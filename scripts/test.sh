@@ -10,6 +10,7 @@ bash "$here/scripts/build.sh" "$here/build"
 
 # LeakSanitizer cannot follow dlclose'd plugins' frames; leaks are checked with symbols kept.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 bash "$here/scripts/build.sh" "$here/build-asan" -DCKPT_SANITIZE=ON -DCKPT_BUILD_BENCHMARKS=OFF
 (cd "$here/build-asan" && ctest --output-on-failure -j2 --timeout 1800)

@@ -1,0 +1,82 @@
+// The names and encodings of the on-disk layout (docs/formats/hdf5.md) that both the writer and
+// the reader must agree on.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ckpt_hdf5 {
+
+// A root attribute marking a file this plugin wrote. Its name holds '/', which no document name
+// can, so it never collides with a document's own attributes; the reader hides it.
+inline constexpr const char* kLayoutAttr = "ckpt/layout_version";
+inline constexpr int64_t kLayoutVersion = 1;
+
+// bf16 tensors are uint16 datasets carrying this string attribute (what other tools look for).
+inline constexpr const char* kDtypeAttr = "dtype";
+inline constexpr std::string_view kBfloat16 = "bfloat16";
+
+// HDF5 refuses the link name "." (it means the group itself). Such a name is stored as "%2E",
+// and a name that really starts with '%' gets "%25" in front of the rest, so decoding is exact.
+// Only applied to files carrying kLayoutAttr; other files' names are taken as they are.
+inline std::string escape_link_name(std::string_view name) {
+  if (name == ".") return "%2E";
+  if (!name.empty() && name[0] == '%') {
+    std::string stored("%25");
+    stored.append(name.substr(1));
+    return stored;
+  }
+  return std::string(name);
+}
+// nullopt for a stored name that no escape produces.
+inline std::optional<std::string> unescape_link_name(std::string_view stored) {
+  if (stored.empty() || stored[0] != '%') return std::string(stored);
+  if (stored == "%2E") return std::string(".");
+  if (stored.substr(0, 3) == "%25") {
+    std::string name(stored.substr(2));
+    name[0] = '%';
+    return name;
+  }
+  return std::nullopt;
+}
+
+// Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF), as Python decodes it:
+// strings h5py must hand back as str have to pass this.
+inline bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+    else return false;
+    if (n - i < len) return false;
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+// A variable-length HDF5 string is NUL-terminated and h5py decodes it as UTF-8; a string that
+// holds a NUL or is not UTF-8 is stored as a variable-length sequence of uint8 instead.
+inline bool needs_byte_encoding(std::string_view s) {
+  return s.find('\0') != std::string_view::npos || !valid_utf8(s);
+}
+
+}  // namespace ckpt_hdf5

@@ -1,0 +1,346 @@
+#include "h5_reader.hpp"
+
+#include "h5_chunks.hpp"
+#include "h5_layout.hpp"
+#include "h5_types.hpp"
+#include "keras_layout.hpp"
+
+#include <ckpt/sdk_io.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/stat.h>
+
+namespace ckpt_hdf5 {
+
+using ckpt::sdk::fail;
+
+namespace {
+
+// A transposed tensor is read in blocks of rows of about this size: the extra memory a Keras
+// kernel costs stays bounded however large the kernel is.
+constexpr uint64_t kPermuteBlockBytes = uint64_t(8) << 20;
+// Deeper trees than this are taken as damage (or a loop of links), not as data.
+constexpr int kMaxDepth = 256;
+// A chunked dataset may claim at most this many times its stored bytes (deflate's ceiling is
+// 1032:1), plus kUnbackedSlack for chunks never written (they read as the fill value).
+constexpr uint64_t kMaxExpansion = 1100;
+constexpr uint64_t kUnbackedSlack = uint64_t(16) << 20;
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::string name_at(ssize_t (*get)(hid_t, const char*, H5_index_t, H5_iter_order_t, hsize_t, char*,
+                                   size_t, hid_t),
+                    hid_t loc, H5_index_t index, hsize_t k, const std::string& where) {
+  const ssize_t n = get(loc, ".", index, H5_ITER_INC, k, nullptr, 0, H5P_DEFAULT);
+  if (n < 0) h5_fail(CKPT_ERR_FORMAT, where);
+  std::string s(static_cast<size_t>(n) + 1, '\0');
+  if (get(loc, ".", index, H5_ITER_INC, k, s.data(), s.size(), H5P_DEFAULT) < 0)
+    h5_fail(CKPT_ERR_FORMAT, where);
+  s.resize(static_cast<size_t>(n));
+  return s;
+}
+
+ssize_t attr_name_by_idx(hid_t loc, const char* obj, H5_index_t index, H5_iter_order_t order,
+                         hsize_t k, char* buf, size_t size, hid_t lapl) {
+  return H5Aget_name_by_idx(loc, obj, index, order, k, buf, size, lapl);
+}
+
+// Whether the object's creation list tracks and indexes the creation order of its links and of
+// its attributes. Files that do not (h5py's default) are listed by name.
+struct OrderFlags {
+  bool links = false;
+  bool attributes = false;
+};
+
+OrderFlags creation_order(hid_t group, const std::string& where) {
+  Handle gcpl = plist_handle(H5Gget_create_plist(group), where, CKPT_ERR_FORMAT);
+  unsigned links = 0, attrs = 0;
+  h5_ok(H5Pget_link_creation_order(gcpl, &links), where);
+  h5_ok(H5Pget_attr_creation_order(gcpl, &attrs), where);
+  const unsigned both = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+  return {(links & both) == both, (attrs & both) == both};
+}
+
+template <class T>
+void scatter(const std::byte* src, std::byte* dst, const std::vector<hsize_t>& count,
+             const std::vector<uint64_t>& dst_stride, uint64_t dst_base) {
+  const size_t r = count.size();
+  std::vector<hsize_t> idx(r, 0);
+  const T* s = reinterpret_cast<const T*>(src);
+  T* d = reinterpret_cast<T*>(dst);
+  const hsize_t inner = count[r - 1];
+  const uint64_t inner_stride = dst_stride[r - 1];
+  uint64_t outer_off = dst_base;
+  for (;;) {
+    uint64_t o = outer_off;
+    for (hsize_t j = 0; j < inner; ++j, o += inner_stride) std::memcpy(d + o, s++, sizeof(T));
+    // Advances the odometer over all but the innermost dimension.
+    size_t k = r - 1;
+    for (;;) {
+      if (k == 0) return;
+      --k;
+      ++idx[k];
+      outer_off += dst_stride[k];
+      if (idx[k] < count[k]) break;
+      outer_off -= dst_stride[k] * idx[k];
+      idx[k] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+ReadOptions ReadOptions::parse(ckpt::sdk::Options& options) {
+  ReadOptions o;
+  const std::string keras = options.get("keras", "auto");
+  if (keras == "auto") o.keras = true;
+  else if (keras == "raw") o.keras = false;
+  else fail(CKPT_ERR_INVALID_ARGUMENT, "option keras='" + keras + "': expected auto or raw");
+  return o;
+}
+
+H5Reader::H5Reader(const std::string& path, const ReadOptions& options)
+    : path_(path), options_(options) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    fail(errno == ENOENT ? CKPT_ERR_NOT_FOUND : CKPT_ERR_IO, ckpt::sdk::os_error("cannot open", path));
+  if (!S_ISREG(st.st_mode)) fail(CKPT_ERR_IO, "'" + path + "' is not a regular file");
+  file_size_ = static_cast<uint64_t>(st.st_size);
+  guard_ = std::make_unique<FileGuard>(path, file_size_);
+  Lock lock;
+  Handle fapl = plist_handle(H5Pcreate(H5P_FILE_ACCESS), "opening");
+  h5_ok(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), "opening", CKPT_ERR_INTERNAL);
+  file_ = file_handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), "opening '" + path + "'");
+}
+
+H5Reader::~H5Reader() {
+  Lock lock;
+  file_.reset();
+}
+
+void H5Reader::build() {
+  Lock lock;
+  entries_.clear();
+  Handle root = group_handle(H5Gopen2(file_, "/", H5P_DEFAULT), "/");
+  bool ours = false;
+  if (H5Aexists(root, kLayoutAttr) > 0) {
+    Handle a = attr_handle(H5Aopen(root, kLayoutAttr, H5P_DEFAULT), std::string("/ attribute ") + kLayoutAttr);
+    auto v = read_attribute(a, std::string("/ attribute ") + kLayoutAttr, *guard_);
+    if (!v || v->type != CKPT_VALUE_INT64 || v->i < 1)
+      fail(CKPT_ERR_FORMAT, std::string("/ attribute ") + kLayoutAttr + ": expected a positive int64");
+    if (v->i > kLayoutVersion)
+      fail(CKPT_ERR_FORMAT, "written with layout version " + std::to_string(v->i) +
+                                "; this plugin reads up to " + std::to_string(kLayoutVersion));
+    ours = true;
+  }
+  H5Eclear2(H5E_DEFAULT);
+  std::vector<haddr_t> ancestors;
+  ListNode tree = build_group(root, "/", ours, 0, ancestors);
+  if (!ours && options_.keras) {
+    if (auto mapped = map_keras_layout(tree, entries_)) tree = std::move(*mapped);
+  }
+  tree_ = std::move(tree);
+}
+
+ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours, int depth,
+                               std::vector<haddr_t>& ancestors) {
+  if (depth > kMaxDepth)
+    fail(CKPT_ERR_LIMIT, where + ": groups nested deeper than " + std::to_string(kMaxDepth));
+  H5O_info_t info{};
+  h5_ok(H5Oget_info2(group, &info, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS), where);
+  ancestors.push_back(info.addr);
+  const OrderFlags order = creation_order(group, where);
+  ListNode node;
+
+  const H5_index_t attr_index = order.attributes ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+  for (hsize_t k = 0; k < info.num_attrs; ++k) {
+    std::string name = name_at(attr_name_by_idx, group, attr_index, k, where);
+    if (ours && depth == 0 && name == kLayoutAttr) continue;
+    const std::string at = where + " attribute '" + name + "'";
+    Handle a = attr_handle(H5Aopen_by_idx(group, ".", attr_index, H5_ITER_INC, k, H5P_DEFAULT, H5P_DEFAULT), at);
+    if (auto v = read_attribute(a, at, *guard_)) node.attributes.emplace_back(std::move(name), std::move(*v));
+  }
+
+  H5G_info_t ginfo{};
+  h5_ok(H5Gget_info(group, &ginfo), where);
+  const H5_index_t link_index = order.links ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+  for (hsize_t k = 0; k < ginfo.nlinks; ++k) {
+    const std::string stored = name_at(H5Lget_name_by_idx, group, link_index, k, where);
+    std::string name = stored;
+    if (ours) {
+      auto n = unescape_link_name(stored);
+      if (!n) fail(CKPT_ERR_FORMAT, child_path(where, stored) + ": not a name this layout writes");
+      name = std::move(*n);
+    }
+    const std::string at = child_path(where, stored);
+    H5L_info_t linfo{};
+    h5_ok(H5Lget_info_by_idx(group, ".", link_index, H5_ITER_INC, k, &linfo, H5P_DEFAULT), at);
+    // Soft and external links point at objects listed elsewhere or in other files.
+    if (linfo.type != H5L_TYPE_HARD) continue;
+    H5O_info_t oinfo{};
+    h5_ok(H5Oget_info_by_idx2(group, ".", link_index, H5_ITER_INC, k, &oinfo, H5O_INFO_BASIC, H5P_DEFAULT), at);
+    if (oinfo.type == H5O_TYPE_GROUP) {
+      if (std::find(ancestors.begin(), ancestors.end(), oinfo.addr) != ancestors.end()) continue;
+      Handle child = object_handle(H5Oopen_by_idx(group, ".", link_index, H5_ITER_INC, k, H5P_DEFAULT), at);
+      ListNode g = build_group(child, at, ours, depth + 1, ancestors);
+      g.name = std::move(name);
+      node.children.push_back(std::move(g));
+    } else if (oinfo.type == H5O_TYPE_DATASET) {
+      Handle child = object_handle(H5Oopen_by_idx(group, ".", link_index, H5_ITER_INC, k, H5P_DEFAULT), at);
+      if (auto t = build_dataset(child, std::move(name), at)) node.children.push_back(std::move(*t));
+    }
+  }
+  ancestors.pop_back();
+  return node;
+}
+
+std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, const std::string& where) {
+  Handle ft = type_handle(H5Dget_type(dset), where);
+  const bool bf16 = H5Tget_class(ft) == H5T_INTEGER && read_string_attribute(dset, kDtypeAttr, *guard_) == kBfloat16;
+  auto tt = classify_tensor_type(ft, bf16);
+  // Strings, compounds and other types have no tensor dtype; they are left out of the document.
+  if (!tt) return std::nullopt;
+  Handle space = space_handle(H5Dget_space(dset), where);
+  const H5S_class_t sc = H5Sget_simple_extent_type(space);
+  if (sc == H5S_NULL) return std::nullopt;
+  if (sc == H5S_NO_CLASS) h5_fail(CKPT_ERR_FORMAT, where);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0) h5_fail(CKPT_ERR_FORMAT, where);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0 && H5Sget_simple_extent_dims(space, dims.data(), nullptr) < 0) h5_fail(CKPT_ERR_FORMAT, where);
+
+  TensorEntry e;
+  H5O_info_t oinfo{};
+  h5_ok(H5Oget_info2(dset, &oinfo, H5O_INFO_BASIC), where);
+  e.addr = oinfo.addr;
+  e.where = where;
+  e.dtype = tt->dtype;
+  for (hsize_t d : dims) {
+    if (d > static_cast<hsize_t>(INT64_MAX)) fail(CKPT_ERR_FORMAT, where + ": dimension too large");
+    e.shape.push_back(static_cast<int64_t>(d));
+  }
+  e.nbytes = ckpt::sdk::checked_nbytes(e.shape, ckpt::sdk::dtype_size(e.dtype), where);
+  // The host allocates a listed tensor's bytes before reading them, so a size the file cannot
+  // back is refused here. A contiguous dataset's bytes lie in the file as they are.
+  Handle dcpl = plist_handle(H5Dget_create_plist(dset), where, CKPT_ERR_FORMAT);
+  const uint64_t stored = ckpt::sdk::checked_nbytes(e.shape, H5Tget_size(ft), where);
+  const H5D_layout_t layout = H5Pget_layout(dcpl);
+  if (layout == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0) {
+    const haddr_t off = H5Dget_offset(dset);
+    H5Eclear2(H5E_DEFAULT);  // HADDR_UNDEF (not yet written) is reported as an error too
+    if (off != HADDR_UNDEF && (off > file_size_ || stored > file_size_ - off))
+      fail(CKPT_ERR_FORMAT, where + ": its " + std::to_string(stored) + " bytes at offset " +
+                                std::to_string(off) + " lie past the end of the file (" +
+                                std::to_string(file_size_) + " bytes)");
+  } else if (layout == H5D_CHUNKED) {
+    // Deflate expands at most 1032:1. Chunks never written read as the fill value, so a sparse
+    // dataset may claim more; beyond kUnbackedSlack that is taken as a damaged shape.
+    const uint64_t backed = H5Dget_storage_size(dset);
+    if (backed < (UINT64_MAX - kUnbackedSlack) / kMaxExpansion &&
+        stored > backed * kMaxExpansion + kUnbackedSlack)
+      fail(CKPT_ERR_LIMIT, where + ": shape " + shape_text(e.shape) + " needs " +
+                               std::to_string(stored) + " bytes but only " + std::to_string(backed) +
+                               " compressed bytes are stored");
+  } else if (layout == H5D_COMPACT && stored > file_size_) {
+    fail(CKPT_ERR_FORMAT, where + ": " + std::to_string(stored) + " bytes do not fit in the file");
+  }
+  ListNode n;
+  n.name = std::move(name);
+  n.is_group = false;
+  n.tensor_id = entries_.size();
+  entries_.push_back(std::move(e));
+  return n;
+}
+
+namespace {
+
+void replay(const ListNode& n, const std::vector<TensorEntry>& entries, const ckpt::sdk::Visitor& v,
+            bool root) {
+  if (!n.is_group) {
+    const TensorEntry& e = entries.at(n.tensor_id);
+    v.tensor(n.name, e.dtype, e.shape, e.nbytes, n.tensor_id);
+    return;
+  }
+  v.begin_group(root ? std::string() : n.name);
+  for (const auto& [name, value] : n.attributes) v.attribute(name, value.view());
+  for (const auto& c : n.children) replay(c, entries, v, false);
+  v.end_group();
+}
+
+}  // namespace
+
+void H5Reader::list(const ckpt::sdk::Visitor& visitor) {
+  if (!tree_) build();
+  replay(*tree_, entries_, visitor, true);
+}
+
+H5Reader::Opened H5Reader::open_tensor(const TensorEntry& e) {
+  Opened o;
+  o.dataset = object_handle(H5Oopen_by_addr(file_, e.addr), e.where);
+  Handle ft = type_handle(H5Dget_type(o.dataset), e.where);
+  const bool bf16 = H5Tget_class(ft) == H5T_INTEGER && read_string_attribute(o.dataset, kDtypeAttr, *guard_) == kBfloat16;
+  auto tt = classify_tensor_type(ft, bf16);
+  if (!tt || tt->dtype != e.dtype) fail(CKPT_ERR_FORMAT, e.where + ": its datatype changed since it was listed");
+  o.memtype = std::move(tt->memtype);
+  return o;
+}
+
+void H5Reader::read_tensor(uint64_t id, std::span<std::byte> dst) {
+  if (!tree_) build();
+  Lock lock;
+  if (id >= entries_.size())
+    fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id));
+  const TensorEntry& e = entries_[id];
+  if (dst.size() != e.nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, e.where + ": destination holds " + std::to_string(dst.size()) +
+                                        " bytes, the tensor " + std::to_string(e.nbytes));
+  if (e.nbytes == 0) return;
+  Opened d = open_tensor(e);
+  check_chunks(d.dataset, file_size_, e.where);
+  if (!e.perm.empty()) return read_permuted(e, d, dst.data());
+  // One read straight into the caller's buffer; HDF5 decompresses chunks into it as needed.
+  h5_ok(H5Dread(d.dataset, d.memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.data()), e.where);
+}
+
+void H5Reader::read_permuted(const TensorEntry& e, const Opened& d, std::byte* dst) {
+  const size_t r = e.source_shape.size();
+  const size_t item = ckpt::sdk::dtype_size(e.dtype);
+  // Where a step along each dataset dimension lands in the listed (transposed) layout.
+  std::vector<uint64_t> listed_stride(r, 1), stride_of_source(r, 0);
+  for (size_t i = r - 1; i > 0; --i) listed_stride[i - 1] = listed_stride[i] * static_cast<uint64_t>(e.shape[i]);
+  for (size_t i = 0; i < r; ++i) stride_of_source[static_cast<size_t>(e.perm[i])] = listed_stride[i];
+
+  const uint64_t rows = static_cast<uint64_t>(e.source_shape[0]);
+  const uint64_t row_bytes = e.nbytes / rows;
+  const uint64_t block = std::max<uint64_t>(1, std::min<uint64_t>(rows, kPermuteBlockBytes / row_bytes));
+  std::vector<std::byte> buf(block * row_bytes);
+  // Rows of the dataset are contiguous in the file, so each block is one sequential read.
+  Handle fspace = space_handle(H5Dget_space(d.dataset), e.where);
+  std::vector<hsize_t> start(r, 0), count(e.source_shape.begin(), e.source_shape.end());
+  for (uint64_t first = 0; first < rows; first += block) {
+    count[0] = std::min(block, rows - first);
+    start[0] = first;
+    h5_ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), e.where);
+    Handle mspace = space_handle(H5Screate_simple(static_cast<int>(r), count.data(), nullptr), e.where);
+    h5_ok(H5Dread(d.dataset, d.memtype, mspace, fspace, H5P_DEFAULT, buf.data()), e.where);
+    const uint64_t base = first * stride_of_source[0];
+    switch (item) {
+      case 1: scatter<uint8_t>(buf.data(), dst, count, stride_of_source, base); break;
+      case 2: scatter<uint16_t>(buf.data(), dst, count, stride_of_source, base); break;
+      case 4: scatter<uint32_t>(buf.data(), dst, count, stride_of_source, base); break;
+      case 8: scatter<uint64_t>(buf.data(), dst, count, stride_of_source, base); break;
+      default: fail(CKPT_ERR_INTERNAL, e.where + ": unexpected element size");
+    }
+  }
+}
+
+}  // namespace ckpt_hdf5

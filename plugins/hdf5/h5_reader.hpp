@@ -1,0 +1,53 @@
+// Reads any HDF5 file as a document: the tree from metadata only, each tensor on demand.
+#pragma once
+
+#include "h5_common.hpp"
+#include "h5_guard.hpp"
+#include "h5_tree.hpp"
+
+#include <ckpt/sdk.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ckpt_hdf5 {
+
+struct ReadOptions {
+  bool keras = true;  // keras=auto: Keras weight files become a state dict; keras=raw: as stored
+
+  static ReadOptions parse(ckpt::sdk::Options& options);
+};
+
+class H5Reader final : public ckpt::sdk::Reader {
+ public:
+  H5Reader(const std::string& path, const ReadOptions& options);
+  ~H5Reader() override;
+
+  void list(const ckpt::sdk::Visitor& visitor) override;
+  void read_tensor(uint64_t id, std::span<std::byte> dst) override;
+
+
+ private:
+  void build();
+  ListNode build_group(hid_t group, const std::string& where, bool ours, int depth,
+                       std::vector<haddr_t>& ancestors);
+  std::optional<ListNode> build_dataset(hid_t dataset, std::string name, const std::string& where);
+  struct Opened {
+    Handle dataset;
+    Handle memtype;
+  };
+  Opened open_tensor(const TensorEntry& e);
+  void read_permuted(const TensorEntry& e, const Opened& d, std::byte* dst);
+
+  std::string path_;
+  ReadOptions options_;
+  uint64_t file_size_ = 0;
+  std::unique_ptr<FileGuard> guard_;
+  Handle file_;
+  std::optional<ListNode> tree_;
+  std::vector<TensorEntry> entries_;
+};
+
+}  // namespace ckpt_hdf5

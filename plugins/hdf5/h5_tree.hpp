@@ -1,0 +1,47 @@
+// What the reader lists: the document's tree (names, attribute values, tensor ids), gathered
+// from the file's metadata once and replayed to every visitor, and per tensor where its bytes
+// are and how to lay them out.
+#pragma once
+
+#include "h5_attributes.hpp"
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ckpt_hdf5 {
+
+struct TensorEntry {
+  haddr_t addr = HADDR_UNDEF;  // the dataset's object header: names are never parsed again
+  std::string where;           // the dataset's path in the file, for messages
+  uint32_t dtype = 0;
+  std::vector<int64_t> shape;  // as listed
+  uint64_t nbytes = 0;
+  // Empty, or a transposition: listed dimension i is the dataset's dimension perm[i].
+  std::vector<int> perm;
+  std::vector<int64_t> source_shape;  // the dataset's shape when perm is set
+};
+
+struct ListNode {
+  std::string name;
+  bool is_group = true;
+  std::vector<std::pair<std::string, OwnedValue>> attributes;
+  std::vector<ListNode> children;
+  uint64_t tensor_id = 0;  // tensors only: index into the reader's entries
+
+  const ListNode* child(std::string_view n) const {
+    for (const auto& c : children)
+      if (c.name == n) return &c;
+    return nullptr;
+  }
+  const OwnedValue* attribute(std::string_view n) const {
+    for (const auto& [k, v] : attributes)
+      if (k == n) return &v;
+    return nullptr;
+  }
+};
+
+}  // namespace ckpt_hdf5

@@ -1,0 +1,114 @@
+#include "h5_types.hpp"
+
+#include <cstring>
+
+namespace ckpt_hdf5 {
+
+namespace {
+
+Handle copy_type(hid_t t) { return type_handle(H5Tcopy(t), "copying a datatype", CKPT_ERR_INTERNAL); }
+
+// A little-endian IEEE-style float of two bytes with the given field layout.
+Handle make_half(size_t epos, size_t esize, size_t msize, size_t ebias) {
+  Handle t = copy_type(H5T_IEEE_F32LE);
+  // The order matters: h5py sets the fields first, then shrinks the size.
+  h5_ok(H5Tset_fields(t, 15, epos, esize, 0, msize), "half type fields", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tset_size(t, 2), "half type size", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tset_ebias(t, ebias), "half type bias", CKPT_ERR_INTERNAL);
+  return t;
+}
+
+}  // namespace
+
+Handle make_f16_type() { return make_half(10, 5, 10, 15); }
+
+Handle make_bool_type() {
+  Handle t = type_handle(H5Tenum_create(H5T_NATIVE_INT8), "bool type", CKPT_ERR_INTERNAL);
+  const int8_t f = 0, tr = 1;
+  h5_ok(H5Tenum_insert(t, "FALSE", &f), "bool type", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tenum_insert(t, "TRUE", &tr), "bool type", CKPT_ERR_INTERNAL);
+  return t;
+}
+
+Handle make_vlen_string_type() {
+  Handle t = copy_type(H5T_C_S1);
+  h5_ok(H5Tset_size(t, H5T_VARIABLE), "string type", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tset_cset(t, H5T_CSET_UTF8), "string type", CKPT_ERR_INTERNAL);
+  return t;
+}
+
+Handle make_vlen_bytes_type() {
+  return type_handle(H5Tvlen_create(H5T_STD_U8LE), "byte-string type", CKPT_ERR_INTERNAL);
+}
+
+Handle tensor_type(uint32_t dtype) {
+  switch (dtype) {
+    case CKPT_DTYPE_F32: return copy_type(H5T_IEEE_F32LE);
+    case CKPT_DTYPE_F64: return copy_type(H5T_IEEE_F64LE);
+    case CKPT_DTYPE_F16: return make_f16_type();
+    case CKPT_DTYPE_BF16: return copy_type(H5T_STD_U16LE);
+    case CKPT_DTYPE_I8: return copy_type(H5T_STD_I8LE);
+    case CKPT_DTYPE_U8: return copy_type(H5T_STD_U8LE);
+    case CKPT_DTYPE_I16: return copy_type(H5T_STD_I16LE);
+    case CKPT_DTYPE_I32: return copy_type(H5T_STD_I32LE);
+    case CKPT_DTYPE_I64: return copy_type(H5T_STD_I64LE);
+    case CKPT_DTYPE_BOOL: return make_bool_type();
+    default:
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "unknown dtype " + std::to_string(dtype));
+  }
+}
+
+bool is_bool_enum(hid_t type) {
+  if (H5Tget_class(type) != H5T_ENUM || H5Tget_size(type) != 1 || H5Tget_nmembers(type) != 2)
+    return false;
+  for (unsigned i = 0; i < 2; ++i) {
+    char* name = H5Tget_member_name(type, i);
+    if (!name) {
+      H5Eclear2(H5E_DEFAULT);
+      return false;
+    }
+    const bool is_false = std::strcmp(name, "FALSE") == 0, is_true = std::strcmp(name, "TRUE") == 0;
+    H5free_memory(name);
+    int8_t v = -1;
+    if (H5Tget_member_value(type, i, &v) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return false;
+    }
+    if (!((is_false && v == 0) || (is_true && v == 1))) return false;
+  }
+  return true;
+}
+
+std::optional<TensorType> classify_tensor_type(hid_t ft, bool bf16_marker) {
+  const H5T_class_t cls = H5Tget_class(ft);
+  const size_t size = H5Tget_size(ft);
+  if (cls == H5T_FLOAT) {
+    if (size == 2) {
+      size_t spos, epos, esize, mpos, msize;
+      if (H5Tget_fields(ft, &spos, &epos, &esize, &mpos, &msize) >= 0 && esize == 8)
+        return TensorType{CKPT_DTYPE_BF16, make_half(7, 8, 7, 127)};
+      H5Eclear2(H5E_DEFAULT);
+      return TensorType{CKPT_DTYPE_F16, make_f16_type()};
+    }
+    if (size == 4) return TensorType{CKPT_DTYPE_F32, copy_type(H5T_IEEE_F32LE)};
+    // Wider floats (long double) convert to f64; HDF5 does the rounding.
+    return TensorType{CKPT_DTYPE_F64, copy_type(H5T_IEEE_F64LE)};
+  }
+  if (cls == H5T_INTEGER) {
+    const bool is_signed = H5Tget_sign(ft) == H5T_SGN_2;
+    if (size == 2 && !is_signed && bf16_marker) return TensorType{CKPT_DTYPE_BF16, copy_type(H5T_STD_U16LE)};
+    // Unsigned types without a dtype of their own widen to the next signed one; uint64 goes to
+    // int64, where HDF5's conversion clamps values above 2^63-1.
+    uint32_t d;
+    if (size == 1) d = is_signed ? CKPT_DTYPE_I8 : CKPT_DTYPE_U8;
+    else if (size == 2) d = is_signed ? CKPT_DTYPE_I16 : CKPT_DTYPE_I32;
+    else if (size == 4) d = is_signed ? CKPT_DTYPE_I32 : CKPT_DTYPE_I64;
+    else if (size == 8) d = CKPT_DTYPE_I64;
+    else return std::nullopt;
+    return TensorType{d, tensor_type(d)};
+  }
+  if (cls == H5T_ENUM && is_bool_enum(ft)) return TensorType{CKPT_DTYPE_BOOL, make_bool_type()};
+  return std::nullopt;
+}
+
+}  // namespace ckpt_hdf5

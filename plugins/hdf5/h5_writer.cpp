@@ -1,0 +1,274 @@
+#include "h5_writer.hpp"
+
+#include "h5_attributes.hpp"
+#include "h5_layout.hpp"
+#include "h5_types.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace ckpt_hdf5 {
+
+using ckpt::sdk::fail;
+
+namespace {
+
+// gzip works well on chunks of this size, and a chunk this small keeps a slice read cheap.
+constexpr uint64_t kAutoChunkBytes = uint64_t(1) << 20;
+// HDF5 caps a chunk below 4 GiB.
+constexpr uint64_t kMaxChunkBytes = (uint64_t(1) << 32) - 1;
+
+std::string shape_text(std::span<const int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+void check_name(std::string_view name, const std::string& where) {
+  if (name.empty() || name.find('/') != std::string_view::npos ||
+      name.find('\0') != std::string_view::npos)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid name '" + std::string(name) + "' in " + where +
+                                        ": names are non-empty and hold no '/' or NUL");
+}
+
+// Halves leading dimensions first, so a chunk stays a run of whole rows while it can.
+void shrink_chunk(std::vector<hsize_t>& chunk, size_t itemsize, uint64_t target) {
+  auto bytes = [&] {
+    unsigned __int128 n = itemsize;
+    for (hsize_t c : chunk) n *= c;
+    return n;
+  };
+  for (size_t d = 0; d < chunk.size() && bytes() > target; ++d)
+    while (chunk[d] > 1 && bytes() > target) chunk[d] = (chunk[d] + 1) / 2;
+}
+
+}  // namespace
+
+WriteOptions WriteOptions::parse(ckpt::sdk::Options& options) {
+  WriteOptions o;
+  const std::string compression = options.get("compression", "none");
+  if (compression == "none") o.compression = Compression::none;
+  else if (compression == "gzip") o.compression = Compression::gzip;
+  else if (compression == "shuffle+gzip") o.compression = Compression::shuffle_gzip;
+  else
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         "option compression='" + compression + "': expected none, gzip or shuffle+gzip");
+
+  const bool has_level = options.has("level");
+  const std::string level = options.get("level", "4");
+  if (level.size() != 1 || level[0] < '0' || level[0] > '9')
+    fail(CKPT_ERR_INVALID_ARGUMENT, "option level='" + level + "': expected 0..9");
+  o.level = static_cast<unsigned>(level[0] - '0');
+  if (has_level && o.compression == Compression::none)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "option level applies only with compression=gzip or shuffle+gzip");
+
+  const std::string chunk =
+      options.get("chunk", o.compression == Compression::none ? "none" : "auto");
+  if (chunk == "none") {
+    o.chunk = Chunk::none;
+  } else if (chunk == "auto") {
+    o.chunk = Chunk::automatic;
+  } else {
+    uint64_t rows = 0;
+    auto [end, ec] = std::from_chars(chunk.data(), chunk.data() + chunk.size(), rows);
+    if (ec != std::errc() || end != chunk.data() + chunk.size() || rows == 0)
+      fail(CKPT_ERR_INVALID_ARGUMENT,
+           "option chunk='" + chunk + "': expected auto, none or a positive number of rows");
+    o.chunk = Chunk::rows;
+    o.rows = rows;
+  }
+  if (o.chunk == Chunk::none && o.compression != Compression::none)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "option chunk=none: HDF5 compresses only chunked datasets");
+  return o;
+}
+
+H5Writer::H5Writer(const std::string& path, const WriteOptions& options)
+    : path_(path), options_(options) {
+  Lock lock;
+  const std::string at = "creating '" + path + "'";
+  if (options_.compression != WriteOptions::Compression::none &&
+      H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0)
+    fail(CKPT_ERR_UNSUPPORTED, at + ": this libhdf5 has no gzip (deflate) filter");
+
+  const unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+  // The file creation list also sets up the root group, which is why order and times go here.
+  Handle fcpl = plist_handle(H5Pcreate(H5P_FILE_CREATE), at);
+  h5_ok(H5Pset_link_creation_order(fcpl, order), at, CKPT_ERR_INTERNAL);
+  h5_ok(H5Pset_attr_creation_order(fcpl, order), at, CKPT_ERR_INTERNAL);
+  h5_ok(H5Pset_obj_track_times(fcpl, false), at, CKPT_ERR_INTERNAL);
+  Handle fapl = plist_handle(H5Pcreate(H5P_FILE_ACCESS), at);
+  // Closing the file must really close it: the host fsyncs and renames it right after.
+  h5_ok(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), at, CKPT_ERR_INTERNAL);
+  // The HDF5 1.8 format: every piece of metadata (superblock, object headers, B-trees, heaps)
+  // carries a checksum, so damage is reported instead of parsed, and HDF5 1.8 still reads it.
+  h5_ok(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18), at, CKPT_ERR_INTERNAL);
+  file_ = file_handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl), at, CKPT_ERR_IO);
+
+  lcpl_ = plist_handle(H5Pcreate(H5P_LINK_CREATE), at);
+  h5_ok(H5Pset_char_encoding(lcpl_, H5T_CSET_UTF8), at, CKPT_ERR_INTERNAL);
+  gcpl_ = plist_handle(H5Pcreate(H5P_GROUP_CREATE), at);
+  h5_ok(H5Pset_link_creation_order(gcpl_, order), at, CKPT_ERR_INTERNAL);
+  h5_ok(H5Pset_attr_creation_order(gcpl_, order), at, CKPT_ERR_INTERNAL);
+  // Without modification times, the same document gives the same bytes.
+  h5_ok(H5Pset_obj_track_times(gcpl_, false), at, CKPT_ERR_INTERNAL);
+}
+
+H5Writer::~H5Writer() {
+  Lock lock;
+  stack_.clear();
+  lcpl_.reset();
+  gcpl_.reset();
+  file_.reset();
+}
+
+H5Writer::OpenGroup& H5Writer::current(const char* event) {
+  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " after finish");
+  if (stack_.empty())
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         std::string(event) + " outside any group (the root group is " +
+             (root_done_ ? "already closed)" : "not open yet)"));
+  return stack_.back();
+}
+
+std::string H5Writer::claim_child(std::string_view name, const char* event) {
+  OpenGroup& g = current(event);
+  check_name(name, g.path);
+  const std::string n(name);
+  if (g.attributes_left != 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " '" + n + "' in " + g.path +
+                                        " before its " + std::to_string(g.attributes_left) +
+                                        " announced attributes");
+  if (g.children_left == 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         std::string(event) + " '" + n + "' in " + g.path + " beyond its announced children");
+  if (!g.child_names.insert(n).second)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child '" + n + "' in " + g.path);
+  --g.children_left;
+  return escape_link_name(name);
+}
+
+void H5Writer::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
+  Lock lock;
+  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "begin_group after finish");
+  if (stack_.empty()) {
+    if (root_done_) fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group");
+    if (!name.empty())
+      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", not '" +
+                                          std::string(name) + "'");
+    Handle root = group_handle(H5Gopen2(file_, "/", H5P_DEFAULT), "/", CKPT_ERR_IO);
+    const ckpt_value marker = ckpt::sdk::make_int(kLayoutVersion);
+    write_attribute(root, kLayoutAttr, marker, "/");
+    stack_.push_back({std::move(root), "/", n_attributes, n_children, {}, {}});
+    return;
+  }
+  const std::string stored = claim_child(name, "group");
+  const std::string path = child_path(stack_.back().path, std::string(name));
+  Handle g = group_handle(H5Gcreate2(stack_.back().group, stored.c_str(), lcpl_, gcpl_, H5P_DEFAULT),
+                          path, CKPT_ERR_IO);
+  stack_.push_back({std::move(g), path, n_attributes, n_children, {}, {}});
+}
+
+void H5Writer::end_group() {
+  Lock lock;
+  OpenGroup& g = current("end_group");
+  if (g.attributes_left != 0 || g.children_left != 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         "end of " + g.path + " with " + std::to_string(g.attributes_left) + " attributes and " +
+             std::to_string(g.children_left) + " children still announced");
+  g.group.close(g.path, CKPT_ERR_IO);
+  stack_.pop_back();
+  if (stack_.empty()) root_done_ = true;
+}
+
+void H5Writer::attribute(std::string_view name, const ckpt_value& value) {
+  Lock lock;
+  OpenGroup& g = current("attribute");
+  check_name(name, g.path);
+  const std::string n(name);
+  if (g.attributes_left == 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         "attribute '" + n + "' in " + g.path + " beyond its announced attributes");
+  if (!g.attribute_names.insert(n).second)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute '" + n + "' in " + g.path);
+  --g.attributes_left;
+  write_attribute(g.group, n, value, g.path);
+}
+
+Handle H5Writer::dataset_creation(const ckpt::sdk::TensorInfo& info, const std::string& where) {
+  Handle dcpl = plist_handle(H5Pcreate(H5P_DATASET_CREATE), where);
+  h5_ok(H5Pset_obj_track_times(dcpl, false), where, CKPT_ERR_INTERNAL);
+  // Every byte is written right after creation: filling first would write it all twice.
+  h5_ok(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), where, CKPT_ERR_INTERNAL);
+  uint64_t numel = 1;
+  for (int64_t d : info.shape) numel *= static_cast<uint64_t>(d);
+  // A scalar cannot be chunked and an empty tensor has nothing to compress.
+  if (options_.chunk == WriteOptions::Chunk::none || info.shape.empty() || numel == 0) return dcpl;
+
+  std::vector<hsize_t> chunk(info.shape.begin(), info.shape.end());
+  const size_t item = ckpt::sdk::dtype_size(info.dtype);
+  if (options_.chunk == WriteOptions::Chunk::rows) {
+    chunk[0] = std::min<hsize_t>(chunk[0], options_.rows);
+    shrink_chunk(chunk, item, kMaxChunkBytes);
+  } else {
+    shrink_chunk(chunk, item, kAutoChunkBytes);
+  }
+  h5_ok(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), where,
+        CKPT_ERR_INVALID_ARGUMENT);
+  if (options_.compression == WriteOptions::Compression::shuffle_gzip)
+    h5_ok(H5Pset_shuffle(dcpl), where, CKPT_ERR_INTERNAL);
+  if (options_.compression != WriteOptions::Compression::none)
+    h5_ok(H5Pset_deflate(dcpl, options_.level), where, CKPT_ERR_INTERNAL);
+  return dcpl;
+}
+
+void H5Writer::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
+  Lock lock;
+  const std::string stored = claim_child(info.name, "tensor");
+  const std::string where = child_path(stack_.back().path, std::string(info.name));
+  const size_t item = ckpt::sdk::dtype_size(info.dtype);
+  if (item == 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown dtype " + std::to_string(info.dtype));
+  if (info.shape.size() > H5S_MAX_RANK)
+    fail(CKPT_ERR_UNSUPPORTED, where + ": rank " + std::to_string(info.shape.size()) +
+                                   " exceeds HDF5's maximum of " + std::to_string(H5S_MAX_RANK));
+  const uint64_t nbytes = ckpt::sdk::checked_nbytes(info.shape, item, where);
+  if (nbytes != info.nbytes || data.size() != nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, where + ": shape " + shape_text(info.shape) + " of " +
+                                        ckpt::sdk::dtype_name(info.dtype) + " is " +
+                                        std::to_string(nbytes) + " bytes, got " +
+                                        std::to_string(data.size()));
+
+  std::vector<hsize_t> dims(info.shape.begin(), info.shape.end());
+  Handle space = dims.empty()
+                     ? space_handle(H5Screate(H5S_SCALAR), where, CKPT_ERR_INTERNAL)
+                     : space_handle(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                                    where, CKPT_ERR_INTERNAL);
+  Handle type = tensor_type(info.dtype);
+  Handle dcpl = dataset_creation(info, where);
+  Handle dset = dataset_handle(
+      H5Dcreate2(stack_.back().group, stored.c_str(), type, space, lcpl_, dcpl, H5P_DEFAULT), where,
+      CKPT_ERR_IO);
+  // The memory type is the file type: HDF5 copies straight from `data`, no conversion pass.
+  if (nbytes > 0)
+    h5_ok(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), where, CKPT_ERR_IO);
+  if (info.dtype == CKPT_DTYPE_BF16)
+    write_attribute(dset, kDtypeAttr, ckpt::sdk::make_string(kBfloat16), where);
+  dset.close(where, CKPT_ERR_IO);
+}
+
+void H5Writer::finish() {
+  Lock lock;
+  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
+  if (!root_done_)
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         stack_.empty() ? "finish before the root group" : "finish inside group " + stack_.back().path);
+  lcpl_.reset();
+  gcpl_.reset();
+  file_.close("closing '" + path_ + "'", CKPT_ERR_IO);
+  finished_ = true;
+}
+
+}  // namespace ckpt_hdf5
