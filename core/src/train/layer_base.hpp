@@ -92,6 +92,16 @@ class DnnlLayer : public Layer {
   Converter out_plain_, grad_plain_;
 };
 
+// Where an elementwise primitive writes its result: over `in` itself when the caller lets it, or
+// when `in` is a converted copy (ours to overwrite) rather than `original`; otherwise into `own`,
+// allocated on first use and kept with the plan.
+inline memory in_place_or_own(const memory& in, const memory& original, bool original_writable,
+                              Buffer& own, const memory::desc& md, const dnnl::engine& eng) {
+  if (original_writable || in.get_data_handle() != original.get_data_handle()) return in;
+  if (own.empty()) own = Buffer(md, eng);
+  return own.mem();
+}
+
 // The storage of a parameter, for oneDNN (which takes non-const pointers even for inputs).
 void* data_of(const Tensor& t);
 

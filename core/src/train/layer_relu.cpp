@@ -34,12 +34,7 @@ class ReLU final : public DnnlLayer {
       plan->fwd = eltwise_forward(plan->fwd_pd);
       return plan;
     });
-    if (src_writable) {
-      p.dst = src;
-    } else {
-      if (p.dst_buf.empty()) p.dst_buf = Buffer(p.key.src, eng());
-      p.dst = p.dst_buf.mem();
-    }
+    p.dst = in_place_or_own(src, src, src_writable, p.dst_buf, p.key.src, eng());
     p.fwd_args[DNNL_ARG_SRC] = src;
     p.fwd_args[DNNL_ARG_DST] = p.dst;
     p.fwd.execute(stream(), p.fwd_args);
@@ -57,13 +52,7 @@ class ReLU final : public DnnlLayer {
       p.bwd = eltwise_backward(eltwise_backward::primitive_desc(d, eng(), p.fwd_pd));
     }
     const memory& dd = p.dd_conv(diff_dst, p.key.src, engine_);
-    // A converted copy is ours to overwrite.
-    if (diff_dst_writable || dd.get_data_handle() != diff_dst.get_data_handle()) {
-      p.diff_src = dd;
-    } else {
-      if (p.diff_src_buf.empty()) p.diff_src_buf = Buffer(p.key.src, eng());
-      p.diff_src = p.diff_src_buf.mem();
-    }
+    p.diff_src = in_place_or_own(dd, diff_dst, diff_dst_writable, p.diff_src_buf, p.key.src, eng());
     p.bwd_args[DNNL_ARG_DIFF_DST] = dd;
     p.bwd_args[DNNL_ARG_DST] = p.dst;
     p.bwd_args[DNNL_ARG_DIFF_SRC] = p.diff_src;

@@ -39,12 +39,7 @@ class Softmax final : public DnnlLayer {
       return plan;
     });
     const memory& s = p.in_conv(src, p.md, engine_);
-    if (src_writable || s.get_data_handle() != src.get_data_handle()) {
-      p.dst = s;
-    } else {
-      if (p.dst_buf.empty()) p.dst_buf = Buffer(p.md, eng());
-      p.dst = p.dst_buf.mem();
-    }
+    p.dst = in_place_or_own(s, src, src_writable, p.dst_buf, p.md, eng());
     p.fwd_args[DNNL_ARG_SRC] = s;
     p.fwd_args[DNNL_ARG_DST] = p.dst;
     p.fwd.execute(stream(), p.fwd_args);
@@ -62,12 +57,7 @@ class Softmax final : public DnnlLayer {
       p.bwd = softmax_backward(softmax_backward::primitive_desc(d, eng(), p.fwd_pd));
     }
     const memory& dd = p.dd_conv(diff_dst, p.md, engine_);
-    if (diff_dst_writable || dd.get_data_handle() != diff_dst.get_data_handle()) {
-      p.diff_src = dd;
-    } else {
-      if (p.diff_src_buf.empty()) p.diff_src_buf = Buffer(p.md, eng());
-      p.diff_src = p.diff_src_buf.mem();
-    }
+    p.diff_src = in_place_or_own(dd, diff_dst, diff_dst_writable, p.diff_src_buf, p.md, eng());
     p.bwd_args[DNNL_ARG_DIFF_DST] = dd;
     p.bwd_args[DNNL_ARG_DST] = p.dst;
     p.bwd_args[DNNL_ARG_DIFF_SRC] = p.diff_src;
