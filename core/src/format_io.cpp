@@ -1,3 +1,4 @@
+#include "box_copy.hpp"
 #include "loaded_plugin.hpp"
 #include "status.hpp"
 
@@ -323,6 +324,29 @@ std::optional<Tensor> FormatReader::map(const std::string& path) {
   if (reinterpret_cast<uintptr_t>(p) % itemsize(t->dtype()) != 0) return std::nullopt;
   auto bytes = std::span<const std::byte>(static_cast<const std::byte*>(p), t->nbytes());
   return Tensor(t->dtype(), t->shape(), Storage::mapped(bytes, shared_from_this()));
+}
+
+Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t> start,
+                                std::span<const int64_t> count) {
+  tree();
+  const Tensor* t = tree_->find_tensor_path(path);
+  if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  detail::check_box(t->shape(), start, count, "'" + path_.string() + "' at " + path);
+  Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
+  if (out.nbytes() == 0 && t->rank() > 0) return out;
+  constexpr size_t kHasSlice = offsetof(ckpt_reader_api, read_slice) + sizeof(ckpt_reader_api::read_slice);
+  if (api_->struct_size >= kHasSlice && api_->read_slice) {
+    std::vector<uint64_t> s(start.begin(), start.end()), c(count.begin(), count.end());
+    ckpt_status* st = api_->read_slice(r_, id_of(path), static_cast<uint32_t>(s.size()), s.data(),
+                                       c.data(), out.mutable_bytes().data(), out.nbytes());
+    if (!st) return out;
+    if (st->code != CKPT_ERR_UNSUPPORTED) check(st, path);
+    detail::release_status(st);  // the format reads whole tensors only
+  }
+  std::optional<Tensor> whole = map(path);
+  if (!whole) whole = read(path);
+  detail::copy_box(whole->bytes(), t->shape(), itemsize(t->dtype()), start, count, out.mutable_bytes());
+  return out;
 }
 
 Document FormatReader::load(bool prefer_map) {

@@ -25,10 +25,14 @@ const ckpt_host_api* host_api() {
   return &api;
 }
 
+void release_status(ckpt_status* s) {
+  if (s != &oom_status) delete s;
+}
+
 void throw_status(ckpt_status* s, const std::string& context) {
   ckpt_status_code code = s->code;
   std::string msg = context + ": " + s->message;
-  if (s != &oom_status) delete s;
+  release_status(s);
   switch (code) {
     case CKPT_ERR_FORMAT: throw FormatError(msg);
     case CKPT_ERR_LIMIT: throw LimitError(msg);

@@ -19,4 +19,7 @@ const ckpt_host_api* host_api();
 // `context` (file and format).
 [[noreturn]] void throw_status(ckpt_status* s, const std::string& context);
 
+// Frees a status the host handles itself rather than throwing.
+void release_status(ckpt_status* s);
+
 }  // namespace ckpt::detail

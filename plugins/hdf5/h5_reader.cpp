@@ -311,6 +311,43 @@ void H5Reader::read_tensor(uint64_t id, std::span<std::byte> dst) {
   h5_ok(H5Dread(d.dataset, d.memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.data()), e.where);
 }
 
+void H5Reader::read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
+                          std::span<std::byte> dst) {
+  if (!tree_) build();
+  Lock lock;
+  if (id >= entries_.size())
+    fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id));
+  const TensorEntry& e = entries_[id];
+  // A Keras kernel is listed transposed; its box is not a box of the dataset in one piece.
+  if (!e.perm.empty()) fail(CKPT_ERR_UNSUPPORTED, e.where + ": transposed on read, sliced by the host");
+  const size_t r = e.shape.size();
+  if (start.size() != r || count.size() != r)
+    fail(CKPT_ERR_INVALID_ARGUMENT, e.where + ": slice of rank " + std::to_string(start.size()) +
+                                        " for a tensor of rank " + std::to_string(r));
+  uint64_t n = ckpt::sdk::dtype_size(e.dtype);
+  for (size_t i = 0; i < r; ++i) {
+    if (start[i] > static_cast<uint64_t>(e.shape[i]) || count[i] > static_cast<uint64_t>(e.shape[i]) - start[i])
+      fail(CKPT_ERR_INVALID_ARGUMENT, e.where + ": slice outside dimension " + std::to_string(i));
+    n *= count[i];
+  }
+  if (dst.size() != n)
+    fail(CKPT_ERR_INVALID_ARGUMENT, e.where + ": destination holds " + std::to_string(dst.size()) +
+                                        " bytes, the slice " + std::to_string(n));
+  if (n == 0) return;
+  Opened d = open_tensor(e);
+  check_chunks(d.dataset, file_size_, e.where);
+  if (r == 0) {
+    h5_ok(H5Dread(d.dataset, d.memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.data()), e.where);
+    return;
+  }
+  // HDF5 reads only the chunks (or the contiguous runs) that the hyperslab touches.
+  std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
+  Handle fspace = space_handle(H5Dget_space(d.dataset), e.where);
+  h5_ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), e.where);
+  Handle mspace = space_handle(H5Screate_simple(static_cast<int>(r), c.data(), nullptr), e.where);
+  h5_ok(H5Dread(d.dataset, d.memtype, mspace, fspace, H5P_DEFAULT, dst.data()), e.where);
+}
+
 void H5Reader::read_permuted(const TensorEntry& e, const Opened& d, std::byte* dst) {
   const size_t r = e.source_shape.size();
   const size_t item = ckpt::sdk::dtype_size(e.dtype);

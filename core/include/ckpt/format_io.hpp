@@ -70,6 +70,10 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   // A zero-copy view that keeps this reader alive; nullopt when the format cannot map or the
   // bytes are not aligned for the dtype.
   std::optional<Tensor> map(const std::string& path);
+  // The box start[i] <= index < start[i] + count[i] of the tensor at `path`, as a new tensor of
+  // shape `count` (like h5py's dset[a:b, c:d]). Formats that can read part of a tensor do (HDF5
+  // hyperslabs); otherwise the box is copied from a mapping, or from one read of the tensor.
+  Tensor read_slice(const std::string& path, std::span<const int64_t> start, std::span<const int64_t> count);
   // The whole document with data: mapped where possible (and `prefer_map`), else read.
   Document load(bool prefer_map = true);
 

@@ -21,6 +21,7 @@ void errors();
 void identify();
 void map();
 void roundtrip();
+void slice();
 }  // namespace anchors
 
 namespace {
@@ -71,6 +72,7 @@ int run(int argc, char** argv) {
   anchors::identify();
   anchors::map();
   anchors::roundtrip();
+  anchors::slice();
 
   Settings s;
   std::vector<char*> gtest_args = {argv[0]};

@@ -183,6 +183,14 @@ typedef struct ckpt_reader_api {
    * destroy. The pointer may be unaligned. */
   ckpt_status* (*map_tensor)(ckpt_reader* r, uint64_t id, const void** data);
   void (*destroy)(ckpt_reader* r);
+  /* Appended in v1.1; the host reads it only when struct_size reaches it. Optional (NULL, or
+   * CKPT_ERR_UNSUPPORTED for a tensor it cannot slice, and the host then reads the whole
+   * tensor): copies the box start[i] <= index[i] < start[i] + count[i] of a tensor of `rank`
+   * dimensions into dst, in C order (exactly product(count) * itemsize bytes). The host has
+   * checked the box against the tensor's shape. Formats with chunked or strided storage read
+   * only what the box needs (HDF5 hyperslabs). */
+  ckpt_status* (*read_slice)(ckpt_reader* r, uint64_t id, uint32_t rank, const uint64_t* start,
+                             const uint64_t* count, void* dst, uint64_t nbytes);
 } ckpt_reader_api;
 
 /* ---- formats and the plugin descriptor ----------------------------------------------------- */

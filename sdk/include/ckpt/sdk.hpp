@@ -236,6 +236,14 @@ class Reader {
     (void)id;
     fail(CKPT_ERR_UNSUPPORTED, "this format cannot map tensors");
   }
+  // Override where reading part of a tensor is cheaper than reading all of it (chunked or
+  // compressed storage). The box is start[i] <= index < start[i] + count[i], already checked
+  // against the shape; dst gets it in C order. The default makes the host read the whole tensor.
+  virtual void read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
+                          std::span<std::byte> dst) {
+    (void)id, (void)start, (void)count, (void)dst;
+    fail(CKPT_ERR_UNSUPPORTED, "this format reads whole tensors only");
+  }
 };
 
 // ---- value helpers ------------------------------------------------------------------------
@@ -343,9 +351,15 @@ inline const ckpt_reader_api* reader_api(bool can_map) {
         return guard([&] { *data = R(r).map_tensor(id); });
       },
       [](ckpt_reader* r) { delete reinterpret_cast<ReaderBox*>(r); },
+      [](ckpt_reader* r, uint64_t id, uint32_t rank, const uint64_t* start, const uint64_t* count,
+         void* dst, uint64_t n) {
+        return guard([&] {
+          R(r).read_slice(id, {start, rank}, {count, rank}, {static_cast<std::byte*>(dst), n});
+        });
+      },
   };
-  static const ckpt_reader_api api_nomap = {api.struct_size, api.list, api.read_tensor, nullptr,
-                                            api.destroy};
+  static const ckpt_reader_api api_nomap = {api.struct_size, api.list,    api.read_tensor,
+                                            nullptr,         api.destroy, api.read_slice};
   return can_map ? &api : &api_nomap;
 }
 
