@@ -1,0 +1,474 @@
+#include "st_document.hpp"
+
+#include "st_layout.hpp"
+
+#include <ckpt/sdk.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace ckpt_safetensors {
+
+using ckpt::sdk::fail;
+using json = nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j, const std::string& where) {
+  try {
+    return j.dump(-1, ' ', false, json::error_handler_t::strict);
+  } catch (const json::type_error& e) {
+    std::string what = e.what();
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    fail(CKPT_ERR_UNSUPPORTED, where + " is not valid UTF-8 (" + what + "); safetensors headers are JSON text");
+  }
+}
+
+const char* type_name(uint32_t type) {
+  switch (type) {
+    case CKPT_VALUE_BOOL: return "bool";
+    case CKPT_VALUE_INT64: return "int64";
+    case CKPT_VALUE_FLOAT64: return "float64";
+    case CKPT_VALUE_STRING: return "string";
+    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
+    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
+    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
+    case CKPT_VALUE_STRING_ARRAY: return "string[]";
+    default: return nullptr;
+  }
+}
+
+uint32_t type_from_name(std::string_view s) {
+  for (uint32_t t = CKPT_VALUE_BOOL; t <= CKPT_VALUE_STRING_ARRAY; ++t)
+    if (s == type_name(t)) return t;
+  return 0;
+}
+
+constexpr uint64_t kCanonicalNan = 0x7ff8000000000000ull;
+
+// Finite values are JSON numbers (nlohmann writes the shortest text that reads back to the same
+// bits, always with a '.' or an exponent); JSON has no number for the others.
+json float_json(double d) {
+  if (std::isfinite(d)) return d;
+  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+  const auto bits = std::bit_cast<uint64_t>(d);
+  if (bits == kCanonicalNan) return "NaN";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "NaN:0x%016llx", static_cast<unsigned long long>(bits));
+  return buf;
+}
+
+json value_json(const ckpt_value& v, const std::string& where) {
+  auto text = [](const ckpt_str& s) { return std::string(s.data ? s.data : "", s.size); };
+  switch (v.type) {
+    case CKPT_VALUE_BOOL: return v.u.b != 0;
+    case CKPT_VALUE_INT64: return v.u.i;
+    case CKPT_VALUE_FLOAT64: return float_json(v.u.f);
+    case CKPT_VALUE_STRING: return text(v.u.s);
+    case CKPT_VALUE_BOOL_ARRAY: {
+      json a = json::array();
+      for (uint64_t i = 0; i < v.count; ++i) a.push_back(v.u.bools[i] != 0);
+      return a;
+    }
+    case CKPT_VALUE_INT64_ARRAY: {
+      json a = json::array();
+      for (uint64_t i = 0; i < v.count; ++i) a.push_back(v.u.ints[i]);
+      return a;
+    }
+    case CKPT_VALUE_FLOAT64_ARRAY: {
+      json a = json::array();
+      for (uint64_t i = 0; i < v.count; ++i) a.push_back(float_json(v.u.floats[i]));
+      return a;
+    }
+    case CKPT_VALUE_STRING_ARRAY: {
+      json a = json::array();
+      for (uint64_t i = 0; i < v.count; ++i) a.push_back(text(v.u.strings[i]));
+      return a;
+    }
+    default:
+      fail(CKPT_ERR_INVALID_ARGUMENT, where + " has unknown value type " + std::to_string(v.type));
+  }
+}
+
+}  // namespace
+
+std::string json_string(std::string_view s, const std::string& where) { return dump(json(std::string(s)), where); }
+
+// ---- writing ------------------------------------------------------------------------------------
+
+void DocumentText::begin_group(std::string_view name, uint64_t n_attributes) {
+  if (stack_.empty()) {
+    text_ = "{\"format\":" + json(kDocumentFormat).dump() + ",\"version\":" + std::to_string(kDocumentVersion) +
+            ",\"root\":{\"attributes\":[";
+  } else {
+    member_separator();
+    text_ += "{\"group\":" + json_string(name, "group name " + quote_name(name, true)) + ",\"attributes\":[";
+  }
+  stack_.push_back({n_attributes});
+  if (n_attributes == 0) open_members();
+}
+
+void DocumentText::open_members() {
+  Open& g = stack_.back();
+  if (g.members_open) return;
+  text_ += "],\"members\":[";
+  g.members_open = true;
+}
+
+void DocumentText::member_separator() {
+  open_members();
+  Open& g = stack_.back();
+  if (!g.first_member) text_ += ',';
+  g.first_member = false;
+}
+
+void DocumentText::attribute(std::string_view name, const ckpt_value& value, const std::string& where) {
+  Open& g = stack_.back();
+  const char* type = type_name(value.type);
+  if (!type) fail(CKPT_ERR_INVALID_ARGUMENT, where + " has unknown value type " + std::to_string(value.type));
+  if (!g.first_attribute) text_ += ',';
+  g.first_attribute = false;
+  text_ += '[';
+  text_ += json_string(name, where + "'s name");
+  text_ += ",\"";
+  text_ += type;
+  text_ += "\",";
+  text_ += dump(value_json(value, where), where);
+  text_ += ']';
+  if (--g.attributes_left == 0) open_members();
+}
+
+void DocumentText::tensor(std::string_view name, const std::string& where) {
+  member_separator();
+  text_ += "{\"tensor\":" + json_string(name, where + "'s name") + "}";
+}
+
+void DocumentText::end_group() {
+  open_members();
+  stack_.pop_back();
+  text_ += stack_.empty() ? "]}}" : "]}";
+}
+
+// ---- reading ------------------------------------------------------------------------------------
+
+namespace {
+
+void seal_all(Tree& t) {
+  for (GroupEntry& g : t.groups)
+    for (AttributeEntry& a : g.attributes) a.seal();
+}
+
+// Assembles the tree: groups, their children by name, and which header tensors are placed.
+class TreeBuilder {
+ public:
+  explicit TreeBuilder(const Header& h) : h_(h), placed_(h.tensors.size(), false) {
+    tree_.groups.emplace_back();
+    children_.emplace_back();
+    attributes_.emplace_back();
+    tree_.tensor_names.resize(h.tensors.size());
+    for (size_t i = 0; i < h.tensors.size(); ++i) by_key_.emplace(h.tensors[i].key, i);
+  }
+
+  // Valid in a document: non-empty, no '/', no NUL. `code` says whose fault a bad one is.
+  static void check_name(std::string_view name, const std::string& where, ckpt_status_code code) {
+    if (name.empty()) fail(code, where + ": an empty name (ckpt names are non-empty)");
+    if (name.find('/') != std::string_view::npos)
+      fail(code, where + ": the name " + quote_name(name) + " holds '/' (ckpt names do not)");
+    if (name.find('\0') != std::string_view::npos)
+      fail(code, where + ": the name " + quote_name(name) + " holds a NUL byte (ckpt names do not)");
+  }
+
+  size_t group_child(size_t parent, std::string name, const std::string& where, ckpt_status_code code) {
+    check_name(name, where, code);
+    const size_t index = tree_.groups.size();
+    auto [it, fresh] = children_[parent].emplace(name, ChildRef{false, index});
+    if (!fresh) fail(code, where + ": a second member named " + quote_name(name));
+    tree_.groups.push_back({name, {}, {}});
+    children_.emplace_back();
+    attributes_.emplace_back();
+    tree_.groups[parent].children.push_back({false, index});
+    return index;
+  }
+
+  void tensor_child(size_t parent, std::string name, size_t tensor, const std::string& where, ckpt_status_code code) {
+    check_name(name, where, code);
+    if (!children_[parent].emplace(name, ChildRef{true, tensor}).second)
+      fail(code, where + ": a second member named " + quote_name(name));
+    tree_.groups[parent].children.push_back({true, tensor});
+    tree_.tensor_names[tensor] = std::move(name);
+    placed_[tensor] = true;
+  }
+
+  AttributeEntry& attribute(size_t group, std::string name, const std::string& where, ckpt_status_code code) {
+    check_name(name, where, code);
+    if (!attributes_[group].insert(name).second) fail(code, where + ": a second attribute named " + quote_name(name));
+    AttributeEntry& a = tree_.groups[group].attributes.emplace_back();
+    a.name = std::move(name);
+    return a;
+  }
+
+  // Where a plain safetensors file's tensor goes: its name split at '/', groups made as needed.
+  void place_by_name(size_t tensor) {
+    const TensorEntry& t = h_.tensors[tensor];
+    const std::string where = "at byte " + std::to_string(t.at) + " (tensor " + quote_name(t.key) + ")";
+    size_t group = 0;
+    std::string_view rest = t.key;
+    for (size_t slash; (slash = rest.find('/')) != std::string_view::npos; rest.remove_prefix(slash + 1)) {
+      const std::string segment(rest.substr(0, slash));
+      auto it = children_[group].find(segment);
+      if (it == children_[group].end()) {
+        group = group_child(group, segment, where, CKPT_ERR_UNSUPPORTED);
+      } else if (!it->second.is_tensor) {
+        group = it->second.index;
+      } else {
+        fail(CKPT_ERR_UNSUPPORTED, where + ": " + quote_name(segment) + " is the name of tensor " +
+                                       quote_name(h_.tensors[it->second.index].key) +
+                                       ", so it cannot also be a group (ckpt reads '/' in names as a group path)");
+      }
+    }
+    auto it = children_[group].find(std::string(rest));
+    if (it != children_[group].end() && !it->second.is_tensor)
+      fail(CKPT_ERR_UNSUPPORTED, where + ": " + quote_name(rest) + " is also a group of the tensors under '" + t.key +
+                                     "/', so it cannot be a tensor (ckpt reads '/' in names as a group path)");
+    tensor_child(group, std::string(rest), tensor, where, CKPT_ERR_UNSUPPORTED);
+  }
+
+  void place_the_rest() {
+    for (size_t i = 0; i < placed_.size(); ++i)
+      if (!placed_[i]) place_by_name(i);
+  }
+
+  // The header index of `key`, or fails.
+  size_t tensor_at(const std::string& key, const std::string& where) const {
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) fail(CKPT_ERR_FORMAT, where + ": the header has no tensor " + quote_name(key));
+    return it->second;
+  }
+
+  Tree take() {
+    seal_all(tree_);
+    return std::move(tree_);
+  }
+
+ private:
+  const Header& h_;
+  Tree tree_;
+  std::vector<std::unordered_map<std::string, ChildRef>> children_;
+  std::vector<std::unordered_set<std::string>> attributes_;
+  std::unordered_map<std::string_view, size_t> by_key_;
+  std::vector<bool> placed_;
+};
+
+// Reads the document entry into the builder.
+class DocumentReader {
+ public:
+  DocumentReader(TreeBuilder& b, const MetadataEntry& entry) : b_(b), entry_(entry) {}
+
+  void read() {
+    json doc = parse();
+    expect(doc.is_object(), "", "the document entry must be a JSON object");
+    for (auto& [k, v] : doc.items()) expect(k == "format" || k == "version" || k == "root", "", "unknown key " + quote_name(k));
+    const json* format = find(doc, "format");
+    expect(format && format->is_string() && format->get_ref<const std::string&>() == kDocumentFormat, "/format",
+           "expected \"" + std::string(kDocumentFormat) + "\"");
+    const json* version = find(doc, "version");
+    expect(version && version->is_number_integer() && version->get<int64_t>() >= 1, "/version",
+           "expected a positive integer");
+    if (version->get<int64_t>() > kDocumentVersion)
+      fail(CKPT_ERR_UNSUPPORTED, where("/version") + ": version " + std::to_string(version->get<int64_t>()) +
+                                     " is newer than this reader (" + std::to_string(kDocumentVersion) + ")");
+    const json* root = find(doc, "root");
+    expect(root && root->is_object(), "/root", "expected an object");
+    read_group(*root, 0, "/root", "", 0, true);
+  }
+
+ private:
+  json parse() {
+    // Duplicate keys would silently drop an entry in a DOM; a parser callback sees each key.
+    std::vector<std::unordered_set<std::string>> keys;
+    auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+      if (static_cast<size_t>(depth) > 2 * kMaxDepth + 8)
+        fail(CKPT_ERR_LIMIT, where("") + ": nested deeper than " + std::to_string(kMaxDepth) + " groups");
+      if (event == json::parse_event_t::object_start) keys.emplace_back();
+      else if (event == json::parse_event_t::object_end) keys.pop_back();
+      else if (event == json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second)
+        fail(CKPT_ERR_FORMAT, where("") + ": duplicate key " + quote_name(parsed.get<std::string>()));
+      return true;
+    };
+    try {
+      return json::parse(entry_.value, callback);
+    } catch (const json::parse_error& e) {
+      std::string what = e.what();
+      if (auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
+      if (auto last = what.find("; last read: "); last != std::string::npos) what = what.substr(0, last);
+      fail(CKPT_ERR_FORMAT, where("") + ": not valid JSON at character " + std::to_string(e.byte) + ": " + what);
+    }
+  }
+
+  std::string where(const std::string& path) const {
+    return "at byte " + std::to_string(entry_.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(kDocumentKey) +
+           "]" + path + ")";
+  }
+  void expect(bool ok, const std::string& path, const std::string& what) const {
+    if (!ok) fail(CKPT_ERR_FORMAT, where(path) + ": " + what);
+  }
+  static const json* find(const json& o, const char* key) {
+    auto it = o.find(key);
+    return it == o.end() ? nullptr : &*it;
+  }
+
+  void read_group(const json& g, size_t index, const std::string& path, const std::string& key_prefix, size_t depth,
+                  bool root) {
+    if (depth > kMaxDepth)
+      fail(CKPT_ERR_LIMIT, where(path) + ": groups nested deeper than " + std::to_string(kMaxDepth));
+    for (auto& [k, v] : g.items())
+      expect(k == "attributes" || k == "members" || (!root && k == "group"), path,
+             "unknown key " + quote_name(k) + " (a group has " + (root ? "" : "group, ") + "attributes and members)");
+    if (const json* attrs = find(g, "attributes")) {
+      expect(attrs->is_array(), path + "/attributes", "expected an array");
+      for (size_t i = 0; i < attrs->size(); ++i)
+        read_attribute((*attrs)[i], index, path + "/attributes/" + std::to_string(i));
+    }
+    const json* members = find(g, "members");
+    if (!members) return;
+    expect(members->is_array(), path + "/members", "expected an array");
+    for (size_t i = 0; i < members->size(); ++i) {
+      const json& m = (*members)[i];
+      const std::string p = path + "/members/" + std::to_string(i);
+      expect(m.is_object(), p, "a member is an object {\"tensor\": name} or a group");
+      if (const json* t = find(m, "tensor")) {
+        expect(m.size() == 1, p, "a tensor member has only the key \"tensor\"");
+        expect(t->is_string(), p + "/tensor", "expected a string");
+        const std::string& name = t->get_ref<const std::string&>();
+        TreeBuilder::check_name(name, where(p), CKPT_ERR_FORMAT);
+        const std::string key = key_prefix + name;
+        b_.tensor_child(index, name, b_.tensor_at(key, where(p)), where(p), CKPT_ERR_FORMAT);
+      } else {
+        const json* name = find(m, "group");
+        expect(name && name->is_string(), p, "a member is an object {\"tensor\": name} or has \"group\": name");
+        const std::string& n = name->get_ref<const std::string&>();
+        const size_t child = b_.group_child(index, n, where(p), CKPT_ERR_FORMAT);
+        read_group(m, child, p, key_prefix + n + "/", depth + 1, false);
+      }
+    }
+  }
+
+  void read_attribute(const json& a, size_t group, const std::string& path) {
+    expect(a.is_array() && a.size() == 3 && a[0].is_string() && a[1].is_string(), path,
+           "an attribute is [name, type, value]");
+    const uint32_t type = type_from_name(a[1].get_ref<const std::string&>());
+    expect(type != 0, path + "/1", "unknown type " + quote_name(a[1].get_ref<const std::string&>(), true));
+    AttributeEntry& e = b_.attribute(group, a[0].get<std::string>(), where(path), CKPT_ERR_FORMAT);
+    e.type = type;
+    const json& v = a[2];
+    const std::string vp = path + "/2";
+    switch (type) {
+      case CKPT_VALUE_BOOL: e.b = boolean(v, vp); break;
+      case CKPT_VALUE_INT64: e.i = integer(v, vp); break;
+      case CKPT_VALUE_FLOAT64: e.f = float64(v, vp); break;
+      case CKPT_VALUE_STRING: e.s = string(v, vp); break;
+      default: {
+        expect(v.is_array(), vp, std::string("a ") + type_name(type) + " value is an array");
+        for (size_t i = 0; i < v.size(); ++i) {
+          const std::string ep = vp + "/" + std::to_string(i);
+          if (type == CKPT_VALUE_BOOL_ARRAY) e.bools.push_back(boolean(v[i], ep) ? 1 : 0);
+          else if (type == CKPT_VALUE_INT64_ARRAY) e.ints.push_back(integer(v[i], ep));
+          else if (type == CKPT_VALUE_FLOAT64_ARRAY) e.floats.push_back(float64(v[i], ep));
+          else e.strings.push_back(string(v[i], ep));
+        }
+      }
+    }
+  }
+
+  bool boolean(const json& v, const std::string& path) const {
+    expect(v.is_boolean(), path, "expected true or false");
+    return v.get<bool>();
+  }
+  int64_t integer(const json& v, const std::string& path) const {
+    expect(v.is_number_integer(), path, "expected an integer");
+    if (v.is_number_unsigned())
+      expect(v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), path,
+             "integer out of the range of int64");
+    return v.get<int64_t>();
+  }
+  std::string string(const json& v, const std::string& path) const {
+    expect(v.is_string(), path, "expected a string");
+    return v.get<std::string>();
+  }
+  double float64(const json& v, const std::string& path) const {
+    if (v.is_number_float()) return v.get<double>();
+    if (v.is_number_unsigned()) return static_cast<double>(v.get<uint64_t>());
+    if (v.is_number_integer()) return static_cast<double>(v.get<int64_t>());
+    expect(v.is_string(), path, "expected a number, \"NaN\", \"Infinity\" or \"-Infinity\"");
+    const std::string& s = v.get_ref<const std::string&>();
+    if (s == "NaN") return std::bit_cast<double>(kCanonicalNan);
+    if (s == "Infinity") return std::numeric_limits<double>::infinity();
+    if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
+    uint64_t bits = 0;
+    bool ok = s.size() == 22 && s.compare(0, 6, "NaN:0x") == 0;
+    for (size_t i = 6; ok && i < s.size(); ++i) {
+      const char c = s[i];
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      ok = d >= 0;
+      bits = bits << 4 | static_cast<uint64_t>(d);
+    }
+    ok = ok && std::isnan(std::bit_cast<double>(bits));
+    expect(ok, path, "expected a number, \"NaN\", \"NaN:0x<16 hex digits of a NaN>\", \"Infinity\" or \"-Infinity\", found " +
+                         quote_name(s, true));
+    return std::bit_cast<double>(bits);
+  }
+
+  TreeBuilder& b_;
+  const MetadataEntry& entry_;
+};
+
+}  // namespace
+
+void AttributeEntry::seal() {
+  string_views.clear();
+  for (const std::string& s : strings) string_views.push_back({s.data(), s.size()});
+}
+
+ckpt_value AttributeEntry::view() const {
+  ckpt_value v{};
+  v.type = type;
+  switch (type) {
+    case CKPT_VALUE_BOOL: v.u.b = b ? 1 : 0; break;
+    case CKPT_VALUE_INT64: v.u.i = i; break;
+    case CKPT_VALUE_FLOAT64: v.u.f = f; break;
+    case CKPT_VALUE_STRING: v.u.s = {s.data(), s.size()}; break;
+    case CKPT_VALUE_BOOL_ARRAY: v.count = bools.size(); v.u.bools = bools.data(); break;
+    case CKPT_VALUE_INT64_ARRAY: v.count = ints.size(); v.u.ints = ints.data(); break;
+    case CKPT_VALUE_FLOAT64_ARRAY: v.count = floats.size(); v.u.floats = floats.data(); break;
+    case CKPT_VALUE_STRING_ARRAY: v.count = string_views.size(); v.u.strings = string_views.data(); break;
+    default: break;
+  }
+  return v;
+}
+
+Tree build_tree(const Header& header) {
+  TreeBuilder b(header);
+  const MetadataEntry* document = nullptr;
+  for (const MetadataEntry& m : header.metadata)
+    if (m.key == kDocumentKey) document = &m;
+  if (document) {
+    DocumentReader(b, *document).read();
+  } else {
+    for (const MetadataEntry& m : header.metadata) {
+      const std::string where = "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(m.key) + "])";
+      AttributeEntry& a = b.attribute(0, m.key, where, CKPT_ERR_UNSUPPORTED);
+      a.type = CKPT_VALUE_STRING;
+      a.s = m.value;
+    }
+  }
+  b.place_the_rest();
+  return b.take();
+}
+
+}  // namespace ckpt_safetensors

@@ -1,0 +1,72 @@
+// The on-disk vocabulary of safetensors and of ckpt's use of it (docs/formats/safetensors.md),
+// shared by the writer, the reader and identify so the three cannot drift apart.
+#pragma once
+
+#include <ckpt/plugin_abi.h>
+
+#include <cstdint>
+#include <string_view>
+
+namespace ckpt_safetensors {
+
+// The reference implementation refuses larger headers; so do we, before allocating anything.
+inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+// The data section starts at a multiple of this (the header is padded with spaces), so mapped
+// tensors are aligned for SIMD loads; the reference pads to 8.
+inline constexpr uint64_t kDataAlignment = 64;
+
+// When the data start must be fixed before the header is known, it is a multiple of this, so
+// that growing the header later can insert whole file-system blocks (FALLOC_FL_INSERT_RANGE).
+inline constexpr uint64_t kReserveGranule = 4096;
+
+// Tensor bytes kept in memory before the data start is fixed (writer option "staging_bytes").
+inline constexpr uint64_t kDefaultStagingBytes = uint64_t{16} << 20;
+
+inline constexpr std::string_view kMetadataKey = "__metadata__";
+// The __metadata__ entry holding the ckpt document's non-tensor tree as JSON.
+inline constexpr std::string_view kDocumentKey = "ckpt.document";
+inline constexpr std::string_view kDocumentFormat = "ckpt-safetensors";
+inline constexpr int64_t kDocumentVersion = 1;
+// Hugging Face loaders refuse a file with __metadata__ but no "format"; the writer adds this
+// when the root has no string attribute "format" of its own.
+inline constexpr std::string_view kFormatTagKey = "format";
+inline constexpr std::string_view kFormatTagValue = "pt";
+
+// Nesting of groups in the document entry; real checkpoints nest a handful of levels.
+inline constexpr size_t kMaxDepth = 1000;
+
+// The safetensors dtype names of the ckpt dtypes.
+inline const char* st_dtype_name(uint32_t dtype) {
+  switch (dtype) {
+    case CKPT_DTYPE_F64: return "F64";
+    case CKPT_DTYPE_F32: return "F32";
+    case CKPT_DTYPE_F16: return "F16";
+    case CKPT_DTYPE_BF16: return "BF16";
+    case CKPT_DTYPE_I64: return "I64";
+    case CKPT_DTYPE_I32: return "I32";
+    case CKPT_DTYPE_I16: return "I16";
+    case CKPT_DTYPE_I8: return "I8";
+    case CKPT_DTYPE_U8: return "U8";
+    case CKPT_DTYPE_BOOL: return "BOOL";
+    default: return nullptr;
+  }
+}
+
+// 0 when `name` is not one of ours.
+inline uint32_t st_dtype_from_name(std::string_view name) {
+  for (uint32_t d = CKPT_DTYPE_F32; d <= CKPT_DTYPE_BOOL; ++d)
+    if (name == st_dtype_name(d)) return d;
+  return 0;
+}
+
+// Names the safetensors specification defines that ckpt has no dtype for: a file using them
+// is valid but unsupported, not corrupt.
+inline bool is_foreign_dtype(std::string_view name) {
+  for (std::string_view n : {"U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
+                             "F6_E3M2", "F4", "C64"})
+    if (name == n) return true;
+  return false;
+}
+
+}  // namespace ckpt_safetensors

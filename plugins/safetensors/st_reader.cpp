@@ -1,0 +1,59 @@
+#include "st_reader.hpp"
+
+#include "st_document.hpp"
+
+#include <cstring>
+
+namespace ckpt_safetensors {
+
+using ckpt::sdk::fail;
+
+SafetensorsReader::SafetensorsReader(const std::string& path)
+    : file_(path), header_(parse_header(file_.bytes())), tree_(build_tree(header_)) {}
+
+void SafetensorsReader::list(const ckpt::sdk::Visitor& visitor) { list_group(visitor, tree_.groups[0]); }
+
+// Recursion is bounded: the document entry may nest at most kMaxDepth groups, and a plain
+// file's names at most as many as its 100 MB header can spell.
+void SafetensorsReader::list_group(const ckpt::sdk::Visitor& visitor, const GroupEntry& group) {
+  visitor.begin_group(group.name);
+  for (const AttributeEntry& a : group.attributes) visitor.attribute(a.name, a.view());
+  for (const ChildRef& c : group.children) {
+    if (c.is_tensor) {
+      const TensorEntry& t = header_.tensors[c.index];
+      visitor.tensor(tree_.tensor_names[c.index], t.dtype, t.shape, t.end - t.begin, c.index);
+    } else {
+      list_group(visitor, tree_.groups[c.index]);
+    }
+  }
+  visitor.end_group();
+}
+
+const TensorEntry& SafetensorsReader::entry(uint64_t id) const {
+  if (id >= header_.tensors.size())
+    fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " in '" + file_.path() + "' (it holds " +
+                                 std::to_string(header_.tensors.size()) + ")");
+  return header_.tensors[id];
+}
+
+void SafetensorsReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
+  const TensorEntry& t = entry(id);
+  const uint64_t nbytes = t.end - t.begin;
+  if (dst.size() != nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "tensor " + quote_name(t.key) + " has " + std::to_string(nbytes) +
+                                        " bytes, the buffer " + std::to_string(dst.size()));
+  // Small tensors sit next to the header the parse has already paged in; a syscall would cost
+  // more than the copy. See st_input.hpp for why large ones are read, not copied.
+  constexpr uint64_t small = 64 << 10;
+  if (nbytes == 0) return;
+  if (nbytes <= small)
+    std::memcpy(dst.data(), file_.data() + header_.data_start + t.begin, nbytes);
+  else
+    file_.read_at(header_.data_start + t.begin, dst);
+}
+
+const void* SafetensorsReader::map_tensor(uint64_t id) {
+  return file_.data() + header_.data_start + entry(id).begin;
+}
+
+}  // namespace ckpt_safetensors

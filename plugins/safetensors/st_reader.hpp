@@ -1,0 +1,33 @@
+// Reads a safetensors file through one read-only mapping: the header is parsed and checked
+// once at open, touching no tensor data; tensors are copied out with one read or handed out
+// as views into the mapping.
+#pragma once
+
+#include "st_header.hpp"
+#include "st_input.hpp"
+#include "st_tree.hpp"
+
+#include <ckpt/sdk.hpp>
+
+#include <string>
+
+namespace ckpt_safetensors {
+
+class SafetensorsReader final : public ckpt::sdk::Reader {
+ public:
+  explicit SafetensorsReader(const std::string& path);
+
+  void list(const ckpt::sdk::Visitor& visitor) override;
+  void read_tensor(uint64_t id, std::span<std::byte> dst) override;
+  const void* map_tensor(uint64_t id) override;
+
+ private:
+  const TensorEntry& entry(uint64_t id) const;
+  void list_group(const ckpt::sdk::Visitor& visitor, const GroupEntry& group);
+
+  InputFile file_;
+  Header header_;
+  Tree tree_;
+};
+
+}  // namespace ckpt_safetensors

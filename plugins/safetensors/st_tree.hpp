@@ -1,0 +1,49 @@
+// The document a reader reports, built once at open from the header (and from the document
+// entry of __metadata__ when the file has one). Tensors are indices into Header::tensors.
+#pragma once
+
+#include <ckpt/plugin_abi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ckpt_safetensors {
+
+struct AttributeEntry {
+  std::string name{};
+  uint32_t type = 0;  // ckpt_value_type
+  bool b = false;
+  int64_t i = 0;
+  double f = 0;
+  std::string s{};
+  std::vector<uint8_t> bools{};
+  std::vector<int64_t> ints{};
+  std::vector<double> floats{};
+  std::vector<std::string> strings{};
+  std::vector<ckpt_str> string_views{};  // into `strings`, made by seal()
+
+  // Call once the value is complete and before view(); the entry must not move afterwards.
+  void seal();
+  // Valid while this entry lives.
+  ckpt_value view() const;
+};
+
+struct ChildRef {
+  bool is_tensor;
+  size_t index;  // into Header::tensors or Tree::groups
+};
+
+struct GroupEntry {
+  std::string name{};
+  std::vector<AttributeEntry> attributes{};
+  std::vector<ChildRef> children{};
+};
+
+struct Tree {
+  std::vector<GroupEntry> groups;         // groups[0] is the root
+  std::vector<std::string> tensor_names;  // the last path segment of each tensor
+};
+
+}  // namespace ckpt_safetensors

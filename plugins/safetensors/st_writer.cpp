@@ -1,0 +1,230 @@
+#include "st_writer.hpp"
+
+#include "st_layout.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace ckpt_safetensors {
+
+using ckpt::sdk::fail;
+
+namespace {
+
+std::string shape_text(std::span<const int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
+
+// The furthest the data may start: N, the header size, is at most kMaxHeaderBytes, padding
+// included.
+constexpr uint64_t kMaxDataStart = (8 + kMaxHeaderBytes) / kDataAlignment * kDataAlignment;
+
+std::array<std::byte, 8> le64(uint64_t v) {
+  std::array<std::byte, 8> b{};
+  for (auto& x : b) {
+    x = static_cast<std::byte>(v & 0xff);
+    v >>= 8;
+  }
+  return b;
+}
+
+}  // namespace
+
+SafetensorsWriter::SafetensorsWriter(const std::string& path, uint64_t staging_bytes)
+    : out_(path), staging_limit_(staging_bytes) {}
+
+std::string SafetensorsWriter::where() const {
+  std::string path;
+  for (size_t i = 1; i < stack_.size(); ++i) path += (i > 1 ? "/" : "") + stack_[i].name;
+  return path.empty() ? "the root group" : "group '" + path + "'";
+}
+
+std::string SafetensorsWriter::key_of(std::string_view name) const {
+  std::string key;
+  for (size_t i = 1; i < stack_.size(); ++i) key += stack_[i].name + "/";
+  return key += name;
+}
+
+SafetensorsWriter::OpenGroup& SafetensorsWriter::current(const char* event) {
+  if (stack_.empty())
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " outside any group (the root group is " +
+                                        (root_done_ ? "already closed)" : "not open yet)"));
+  return stack_.back();
+}
+
+void SafetensorsWriter::claim_child(std::string_view name, const char* event) {
+  OpenGroup& g = current(event);
+  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid name '" + std::string(name) + "' in " + where() +
+                                        ": names are non-empty and hold no '/' or NUL");
+  if (g.attributes_left != 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " '" + std::string(name) + "' in " + where() +
+                                        " before its " + std::to_string(g.attributes_left) + " announced attributes");
+  if (g.children_left == 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         std::string(event) + " '" + std::string(name) + "' in " + where() + " beyond its announced children");
+  if (!g.child_names.emplace(name).second)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child '" + std::string(name) + "' in " + where());
+  --g.children_left;
+}
+
+void SafetensorsWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
+  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "begin_group after finish");
+  if (stack_.empty()) {
+    if (root_done_) fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group");
+    if (!name.empty())
+      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got '" + std::string(name) + "'");
+  } else {
+    claim_child(name, "group");
+    plain_ = false;
+    if (stack_.size() > kMaxDepth)
+      fail(CKPT_ERR_UNSUPPORTED, "group '" + std::string(name) + "' in " + where() + " is nested deeper than " +
+                                     std::to_string(kMaxDepth) + " groups");
+  }
+  document_.begin_group(name, n_attributes);
+  stack_.push_back({std::string(name), n_attributes, n_children, {}, {}});
+}
+
+void SafetensorsWriter::end_group() {
+  OpenGroup& g = current("end_group");
+  if (g.attributes_left != 0 || g.children_left != 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "end of " + where() + " with " + std::to_string(g.attributes_left) +
+                                        " attributes and " + std::to_string(g.children_left) +
+                                        " children still announced");
+  document_.end_group();
+  stack_.pop_back();
+  if (stack_.empty()) root_done_ = true;
+}
+
+void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value) {
+  OpenGroup& g = current("attribute");
+  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid attribute name '" + std::string(name) + "' in " + where() +
+                                        ": names are non-empty and hold no '/' or NUL");
+  if (g.attributes_left == 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT,
+         "attribute '" + std::string(name) + "' in " + where() + " beyond its announced attributes");
+  if (!g.attribute_names.emplace(name).second)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute '" + std::string(name) + "' in " + where());
+  const std::string what = "attribute '" + std::string(name) + "' of " + where();
+  document_.attribute(name, value, what);
+  --g.attributes_left;
+  if (stack_.size() == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey) {
+    root_strings_.emplace_back(name, std::string(value.u.s.data ? value.u.s.data : "", value.u.s.size));
+  } else {
+    plain_ = false;
+  }
+}
+
+void SafetensorsWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
+  const std::string what =
+      "tensor '" + std::string(info.name) + "' in " + (stack_.empty() ? std::string("no group") : where());
+  const char* dtype = st_dtype_name(info.dtype);
+  if (!dtype) fail(CKPT_ERR_INVALID_ARGUMENT, what + " has unknown dtype " + std::to_string(info.dtype));
+  const uint64_t nbytes = ckpt::sdk::checked_nbytes(info.shape, ckpt::sdk::dtype_size(info.dtype), what);
+  if (nbytes != info.nbytes || data.size() != nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_text(info.shape) + " " + dtype + " needs " +
+                                        std::to_string(nbytes) + " bytes, got " + std::to_string(data.size()));
+  claim_child(info.name, "tensor");
+  const std::string key = key_of(info.name);
+  if (key == kMetadataKey)
+    fail(CKPT_ERR_UNSUPPORTED, what + ": safetensors reserves the name " + std::string(kMetadataKey));
+
+  if (tensors_ > 0) entries_ += ',';
+  entries_ += json_string(key, what + "'s name");
+  entries_ += ":{\"dtype\":\"";
+  entries_ += dtype;
+  entries_ += "\",\"shape\":";
+  entries_ += shape_text(info.shape);
+  entries_ += ",\"data_offsets\":[" + std::to_string(data_size_) + "," + std::to_string(data_size_ + nbytes) + "]}";
+  document_.tensor(info.name, what);
+  ++tensors_;
+  data_size_ += nbytes;
+
+  if (!spilled_ && stage_.size() + nbytes <= staging_limit_) {
+    stage_.insert(stage_.end(), data.begin(), data.end());
+    return;
+  }
+  if (!spilled_) spill();
+  out_.append(data);
+}
+
+// Fixes where the data starts, before the header is known: the header so far, plus each
+// tensor still announced by the open groups at the average cost of those seen, times four for
+// what groups not yet announced may add, plus 64 KiB. Wasting a few hundred KiB of spaces in a
+// file of more than `staging_bytes` is cheap; running short costs inserting blocks at finish.
+void SafetensorsWriter::spill() {
+  uint64_t announced = 0;
+  for (const OpenGroup& g : stack_) announced += g.children_left;
+  const uint64_t per_tensor = 2 * entries_.size() / (tensors_ ? tensors_ : 1);
+  const uint64_t projected = header_json().size() + per_tensor * announced;
+  data_start_ = round_up(8 + 4 * projected + (64 << 10), kReserveGranule);
+  data_start_ = std::min(data_start_, kMaxDataStart / kReserveGranule * kReserveGranule);
+  out_.seek(data_start_);
+  out_.append(stage_);
+  std::vector<std::byte>().swap(stage_);
+  spilled_ = true;
+}
+
+std::string SafetensorsWriter::header_json() const {
+  std::string metadata;
+  auto entry = [&](std::string_view key, std::string_view value) {
+    if (!metadata.empty()) metadata += ',';
+    metadata += json_string(key, "__metadata__ key '" + std::string(key) + "'");
+    metadata += ':';
+    metadata += json_string(value, "__metadata__ value of '" + std::string(key) + "'");
+  };
+  bool has_format_tag = false;
+  for (const auto& [k, v] : root_strings_) {
+    entry(k, v);
+    has_format_tag = has_format_tag || k == kFormatTagKey;
+  }
+  if (!plain_) {
+    if (!has_format_tag) entry(kFormatTagKey, kFormatTagValue);
+    entry(kDocumentKey, document_.text());
+  }
+  std::string h = "{";
+  if (!metadata.empty()) h += "\"" + std::string(kMetadataKey) + "\":{" + metadata + "}" + (tensors_ ? "," : "");
+  h += entries_;
+  return h += "}";
+}
+
+void SafetensorsWriter::finish() {
+  if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
+  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
+  const std::string header = header_json();
+  uint64_t data_start = round_up(8 + header.size(), kDataAlignment);
+  if (data_start > kMaxDataStart)
+    fail(CKPT_ERR_UNSUPPORTED, "the header would be " + std::to_string(header.size()) +
+                                   " bytes; safetensors readers refuse more than " + std::to_string(kMaxHeaderBytes));
+  if (spilled_) {
+    out_.flush();
+    if (data_start > data_start_) {
+      // Whole blocks where the cap allows, so that the file system can insert them.
+      const uint64_t grown = std::min(round_up(data_start, kReserveGranule), kMaxDataStart);
+      out_.open_gap(data_start_, grown - data_start_);
+      data_start_ = grown;
+    }
+    data_start = data_start_;
+  }
+  std::string head(data_start, ' ');
+  const auto size = le64(data_start - 8);
+  std::memcpy(head.data(), size.data(), 8);
+  std::memcpy(head.data() + 8, header.data(), header.size());
+  const auto head_bytes = std::as_bytes(std::span(head));
+  if (spilled_) {
+    out_.write_at(0, head_bytes);
+  } else {
+    out_.append(head_bytes);
+    out_.append(stage_);
+  }
+  out_.close();
+  finished_ = true;
+}
+
+}  // namespace ckpt_safetensors

@@ -1,0 +1,72 @@
+// Streams a document into a safetensors file. The header comes first in the file but is known
+// only at the end (the host sends each tensor's name, shape and bytes together), so:
+//  - tensor bytes are staged in memory up to `staging_bytes`; a document that fits is written
+//    in one pass at finish, its header exactly as long as it needs (padded to 64 bytes);
+//  - past that, the data start is fixed from an estimate of the header (4x the projection from
+//    what was seen so far, plus 64 KiB, in 4 KiB blocks) and the data streams to the file from
+//    there; at finish the header fills the room before it, padded with spaces, or, if it has
+//    outgrown it, whole blocks are inserted before the data (see OutputFile::open_gap).
+#pragma once
+
+#include "st_document.hpp"
+#include "st_output.hpp"
+
+#include <ckpt/sdk.hpp>
+
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace ckpt_safetensors {
+
+class SafetensorsWriter final : public ckpt::sdk::Writer {
+ public:
+  SafetensorsWriter(const std::string& path, uint64_t staging_bytes);
+
+  void begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) override;
+  void end_group() override;
+  void attribute(std::string_view name, const ckpt_value& value) override;
+  void tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) override;
+  void finish() override;
+
+ private:
+  struct OpenGroup {
+    std::string name;
+    uint64_t attributes_left;
+    uint64_t children_left;
+    // The host's document cannot hold duplicates, but a streaming caller could send them, and
+    // a header with a repeated key is a file no reader accepts.
+    std::unordered_set<std::string> attribute_names;
+    std::unordered_set<std::string> child_names;
+  };
+
+  OpenGroup& current(const char* event);
+  void claim_child(std::string_view name, const char* event);
+  std::string where() const;
+  std::string key_of(std::string_view name) const;
+  std::string header_json() const;
+  void spill();
+
+  OutputFile out_;
+  uint64_t staging_limit_;
+  std::vector<OpenGroup> stack_;
+  bool root_done_ = false;
+  bool finished_ = false;
+
+  std::string entries_;  // the header's tensor entries, comma-separated, in document order
+  uint64_t tensors_ = 0;
+  uint64_t data_size_ = 0;
+  DocumentText document_;
+  // Root string attributes, which a plain reader sees as __metadata__ entries.
+  std::vector<std::pair<std::string, std::string>> root_strings_;
+  // Whether the document is one a plain file holds exactly: tensors and string attributes at
+  // the root, nothing else. Then the file has no document entry.
+  bool plain_ = true;
+
+  std::vector<std::byte> stage_;
+  bool spilled_ = false;
+  uint64_t data_start_ = 0;  // fixed by spill()
+};
+
+}  // namespace ckpt_safetensors

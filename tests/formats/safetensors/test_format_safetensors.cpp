@@ -1,0 +1,680 @@
+// What is particular to the safetensors format: files an independent reader (check_python.py,
+// written from the specification) accepts bit for bit, files written the way the reference
+// implementation writes them, the document entry that keeps a whole checkpoint, the staged and
+// streamed writing paths, zero-copy maps, and exact errors on corrupt files. Generic round
+// trips are the conformance kit's job.
+#include <ckpt/checkpoint.hpp>
+#include <ckpt/convert.hpp>
+#include <ckpt/diff.hpp>
+#include <ckpt/errors.hpp>
+#include <ckpt/io.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <random>
+#include <set>
+#include <sstream>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace ckpt;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+const fs::path kHere = CKPT_SAFETENSORS_TEST_DIR;
+
+SaveOptions save_as_safetensors(bool fsync = false, Options format_options = {}) {
+  SaveOptions o;
+  o.format = "safetensors";
+  o.fsync = fsync;
+  o.format_options = std::move(format_options);
+  return o;
+}
+LoadOptions load_as(bool map) {
+  LoadOptions o;
+  o.format = "safetensors";
+  o.map = map;
+  return o;
+}
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const fs::path& base = fs::temp_directory_path()) {
+    path = base / ("ckpt-safetensors-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+void spit(const fs::path& p, std::string_view bytes) {
+  std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+uint64_t le64(std::string_view b) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[static_cast<size_t>(i)]);
+  return v;
+}
+
+// Runs a command; returns its exit status and puts its output in `out`.
+int run(const std::string& command, std::string& out) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string python(const std::string& mode, const fs::path& file, const fs::path& expected) {
+  return std::string(CKPT_PYTHON) + " '" + (kHere / "check_python.py").string() + "' " + mode + " '" +
+         file.string() + "' '" + expected.string() + "'";
+}
+
+const char* st_name(DType d) {
+  switch (d) {
+    case DType::f32: return "F32";
+    case DType::f64: return "F64";
+    case DType::f16: return "F16";
+    case DType::bf16: return "BF16";
+    case DType::i8: return "I8";
+    case DType::u8: return "U8";
+    case DType::i16: return "I16";
+    case DType::i32: return "I32";
+    case DType::i64: return "I64";
+    case DType::boolean: return "BOOL";
+  }
+  return "?";
+}
+
+const DType kAllDtypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i8,
+                            DType::u8,  DType::i16, DType::i32, DType::i64,  DType::boolean};
+
+Tensor random_tensor(DType d, Shape shape, std::mt19937_64& rng) {
+  Tensor t = Tensor::empty(d, std::move(shape));
+  for (auto& b : t.mutable_bytes()) b = static_cast<std::byte>(rng());
+  if (d == DType::boolean)
+    for (auto& b : t.mutable_bytes()) b &= std::byte{1};
+  return t;
+}
+
+std::string hex_bits(double d) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(std::bit_cast<uint64_t>(d)));
+  return buf;
+}
+
+// An attribute as check_python.py reports it: [group path, name, type, value].
+json attribute_json(const std::string& path, const Attribute& a) {
+  json value = std::visit(
+      [](const auto& x) -> json {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, double>) {
+          return hex_bits(x);
+        } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+          json arr = json::array();
+          for (double d : x) arr.push_back(hex_bits(d));
+          return arr;
+        } else if constexpr (std::is_same_v<T, std::vector<bool>>) {
+          json arr = json::array();
+          for (bool b : x) arr.push_back(b);
+          return arr;
+        } else {
+          return x;
+        }
+      },
+      a.value);
+  return json::array({path, a.name, std::string(value_type_name(value_type(a.value))), value});
+}
+
+void collect_attributes(const Group& g, const std::string& path, json& out) {
+  for (const auto& a : g.attributes()) out.push_back(attribute_json(path, a));
+  for (const auto& c : g.children())
+    if (c.is_group()) collect_attributes(c.group(), join_path(path, c.name), out);
+}
+
+// What check_python.py compares a file against, written from `doc` in memory (never through
+// the plugin): every tensor's bytes in <stem>.bin, the rest in <stem>.json.
+void write_expected(const Document& doc, const fs::path& stem, const json& metadata, bool with_document,
+                    uint64_t alignment) {
+  json tensors = json::array();
+  std::string blob;
+  doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    tensors.push_back({{"name", path},
+                       {"dtype", st_name(t.dtype())},
+                       {"shape", t.shape()},
+                       {"offset", blob.size()},
+                       {"nbytes", t.nbytes()}});
+    blob.append(reinterpret_cast<const char*>(t.bytes().data()), t.nbytes());
+  });
+  json document = nullptr;
+  if (with_document) {
+    json attributes = json::array();
+    collect_attributes(doc, "", attributes);
+    document = {{"attributes", attributes}};
+  }
+  json expected = {{"tensors", tensors}, {"metadata", metadata}, {"document", document}, {"alignment", alignment}};
+  std::ofstream(stem.string() + ".json") << expected.dump();
+  spit(stem.string() + ".bin", blob);
+}
+
+void expect_same(const Document& a, const Document& b) {
+  DiffOptions exact;
+  exact.ignore_meta = false;
+  const DiffReport r = diff_documents(a, b, exact);
+  for (const auto& e : r.entries) ADD_FAILURE() << e.path << ": " << e.detail;
+}
+
+// The order of a group's members, recursively, so tests can check that it is kept.
+std::vector<std::string> member_order(const Group& g, const std::string& prefix = "") {
+  std::vector<std::string> out;
+  for (const auto& a : g.attributes()) out.push_back("@" + join_path(prefix, a.name));
+  for (const auto& c : g.children()) {
+    out.push_back(join_path(prefix, c.name));
+    if (c.is_group())
+      for (auto& s : member_order(c.group(), join_path(prefix, c.name))) out.push_back(s);
+  }
+  return out;
+}
+
+// A checkpoint-shaped document using everything: nested groups, every attribute type and
+// awkward value, every dtype, a scalar, an empty tensor and an empty group.
+Document nested_document() {
+  std::mt19937_64 rng(42);
+  Document doc;
+  doc.set("producer", "ckpt-test")
+      .set("epoch", 3)
+      .set("big", std::numeric_limits<int64_t>::max())
+      .set("small", std::numeric_limits<int64_t>::min())
+      .set("lr", 0.001)
+      .set("neg_zero", -0.0)
+      .set("integral", 2.0)
+      .set("inf", std::numeric_limits<double>::infinity())
+      .set("ninf", -std::numeric_limits<double>::infinity())
+      .set("nan", std::numeric_limits<double>::quiet_NaN())
+      .set("nan_payload", std::bit_cast<double>(0xfff8000000000123ull))
+      .set("tiny", std::numeric_limits<double>::denorm_min())
+      .set("flag", Value(true))
+      .set("ints", std::vector<int64_t>{1, -2, 300000, -5000000000})
+      .set("floats", std::vector<double>{0.5, -1.5, 1e300, std::bit_cast<double>(0x7ff0000000000001ull)})
+      .set("bools", std::vector<bool>{true, false, true})
+      .set("strings", std::vector<std::string>{"a", "\u03b2\u03b3", "", std::string("nul\0in", 6), "\"q\"\\"})
+      .set("empty_ints", std::vector<int64_t>{})
+      .set("empty_strings", std::vector<std::string>{})
+      .set("note", "quotes \" and \\ and \n newline");
+  Group& state = doc.group("model").group("state");
+  for (DType d : kAllDtypes) state.add_tensor(std::string("t_") + std::string(name(d)), random_tensor(d, {3, 5}, rng));
+  state.add_tensor("fc1.weight", random_tensor(DType::f32, {6, 5}, rng));
+  state.add_tensor("scalar", random_tensor(DType::f64, {}, rng));
+  state.add_tensor("empty", random_tensor(DType::f32, {0, 4}, rng));
+  state.add_tensor("Gewicht_\xc3\xa4", random_tensor(DType::bf16, {2}, rng));
+  doc.group("model").group("spec").set("layers", std::vector<std::string>{"linear", "relu"});
+  Group& opt = doc.group("optimizer");
+  opt.set("type", "adam").set("betas", std::vector<double>{0.9, 0.999});
+  opt.group("state").group("fc1.weight").add_tensor("exp_avg", random_tensor(DType::f32, {6, 5}, rng));
+  doc.add_tensor("root_tensor", random_tensor(DType::i64, {2}, rng));
+  doc.add_group("extra");
+  return doc;
+}
+
+// Tensors and string attributes at the root only: what a plain safetensors file holds.
+Document plain_document() {
+  std::mt19937_64 rng(7);
+  Document doc;
+  doc.set("format", "pt").set("comment", "plain \u00e4");
+  for (DType d : kAllDtypes) doc.add_tensor(std::string("layers.0.") + std::string(name(d)), random_tensor(d, {4, 3}, rng));
+  doc.add_tensor("empty", random_tensor(DType::i32, {0}, rng));
+  doc.add_tensor("scalar", random_tensor(DType::f16, {}, rng));
+  return doc;
+}
+
+json root_strings(const Document& doc) {
+  json m = json::object();
+  for (const auto& a : doc.attributes())
+    if (auto* s = std::get_if<std::string>(&a.value)) m[a.name] = *s;
+  return m;
+}
+
+}  // namespace
+
+// ---- what other safetensors readers see ---------------------------------------------------------
+
+TEST(SafetensorsFormat, IndependentReaderAcceptsANestedDocumentBitForBit) {
+  TempDir tmp;
+  const Document doc = nested_document();
+  const fs::path p = tmp.path / "nested.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  json metadata = root_strings(doc);
+  metadata["format"] = "pt";  // added for Hugging Face loaders, since the root has none
+  write_expected(doc, tmp.path / "expected", metadata, true, 64);
+  std::string out;
+  EXPECT_EQ(run(python("check", p, tmp.path / "expected"), out), 0) << out;
+}
+
+TEST(SafetensorsFormat, IndependentReaderAcceptsAPlainDocumentWithNoDocumentEntry) {
+  TempDir tmp;
+  const Document doc = plain_document();
+  const fs::path p = tmp.path / "plain.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  write_expected(doc, tmp.path / "expected", root_strings(doc), false, 64);
+  std::string out;
+  EXPECT_EQ(run(python("check", p, tmp.path / "expected"), out), 0) << out;
+  EXPECT_EQ(slurp(p).find("ckpt.document"), std::string::npos);
+  expect_same(doc, read_document(p, load_as(true)));
+}
+
+TEST(SafetensorsFormat, ReadsWhatAnIndependentWriterWrites) {
+  TempDir tmp;
+  const fs::path p = tmp.path / "python.safetensors";
+  std::string out;
+  ASSERT_EQ(run(python("write", p, tmp.path / "expected"), out), 0) << out;
+  const json expected = json::parse(std::ifstream(tmp.path / "expected.json"));
+  const std::string blob = slurp(tmp.path / "expected.bin");
+
+  for (bool map : {false, true}) {
+    SCOPED_TRACE(map ? "mapped" : "copied");
+    const Document doc = read_document(p, load_as(map));
+    // Every tensor, bit for bit, under its name split at '/'.
+    size_t seen = 0;
+    for (const auto& t : expected["tensors"]) {
+      const std::string name = t["name"];
+      const Tensor* got = doc.find_tensor_path(name);
+      ASSERT_NE(got, nullptr) << name;
+      EXPECT_EQ(st_name(got->dtype()), t["dtype"].get<std::string>()) << name;
+      EXPECT_EQ(got->shape(), t["shape"].get<Shape>()) << name;
+      const std::string want = blob.substr(t["offset"], t["nbytes"]);
+      ASSERT_EQ(got->nbytes(), want.size()) << name;
+      EXPECT_EQ(std::memcmp(got->bytes().data(), want.data(), want.size()), 0) << name;
+      ++seen;
+    }
+    EXPECT_EQ(doc.tensor_count(), seen);
+    // __metadata__ entries are the root's string attributes, in the file's order.
+    std::vector<std::string> names;
+    for (const auto& a : doc.attributes()) names.push_back(a.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"format", "note", "unicode"}));
+    EXPECT_EQ(std::get<std::string>(*doc.attribute("unicode")), "Gewicht_\u00e4 \u6743\u91cd");
+    // Root tensors in the header's order (the reference writes it sorted by dtype, then name).
+    EXPECT_EQ(doc.children().front().name, "step");
+    ASSERT_NE(doc.find_group_path("encoder/block.0"), nullptr);
+    EXPECT_EQ(doc.find_group_path("encoder/block.0")->children().size(), 2u);
+  }
+  // As a checkpoint: the root tensors are the model's state, the groups go to extra.
+  const Checkpoint c = load(p, load_as(true));
+  EXPECT_NE(c.model_state.find_tensor("embed.weight"), nullptr);
+  EXPECT_NE(c.extra.find_group_path("encoder/block.0"), nullptr);
+}
+
+// The reference implementation's own expected outputs (its unit tests test_serialization and
+// test_empty): a header padded to 8 bytes, the data right after it.
+TEST(SafetensorsFormat, ReadsTheReferenceImplementationsGoldenBytes) {
+  TempDir tmp;
+  std::string header = R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})";
+  ASSERT_EQ(header.size(), 64u);
+  std::string file(8, '\0');
+  file[0] = 64;
+  file += header;
+  for (float f : {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f}) file.append(reinterpret_cast<const char*>(&f), 4);
+  spit(tmp.path / "attn.safetensors", file);
+  const Document doc = read_document(tmp.path / "attn.safetensors");  // chosen by extension + identify
+  const Tensor* t = doc.find_tensor("attn.0");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->shape(), (Shape{1, 2, 3}));
+  EXPECT_EQ(std::vector<float>(t->data<float>().begin(), t->data<float>().end()),
+            (std::vector<float>{0, 1, 2, 3, 4, 5}));
+
+  std::string empty = std::string("\x28\0\0\0\0\0\0\0", 8) + R"({"__metadata__":{"framework":"pt"}})" + "     ";
+  spit(tmp.path / "empty.safetensors", empty);
+  const Document e = read_document(tmp.path / "empty.safetensors");
+  EXPECT_TRUE(e.children().empty());
+  EXPECT_EQ(std::get<std::string>(*e.attribute("framework")), "pt");
+}
+
+// ---- what ckpt keeps ----------------------------------------------------------------------------
+
+TEST(SafetensorsFormat, NestedDocumentRoundTripsExactlyInOrder) {
+  TempDir tmp;
+  const Document doc = nested_document();
+  const fs::path p = tmp.path / "nested.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  for (bool map : {false, true}) {
+    const Document back = read_document(p, load_as(map));
+    expect_same(doc, back);
+    EXPECT_EQ(member_order(back), member_order(doc));
+  }
+}
+
+TEST(SafetensorsFormat, CheckpointSaveLoadIsLosslessAndConversionDeclaresNoLoss) {
+  TempDir tmp;
+  Checkpoint c;
+  c.producer = "test";
+  c.created = "2026-01-01T00:00:00Z";
+  c.user.set("run", "a").set("seed", 5);
+  c.model_spec.set("layers", std::vector<std::string>{"linear"});
+  c.model_state.add_tensor("fc.weight", Tensor::from<float>(DType::f32, {2, 2}, {1, 2, 3, 4}));
+  c.optimizer.set("type", "sgd").set("lr", 0.1).set("step", 7);
+  c.optimizer.group("state").group("fc.weight").add_tensor("momentum_buffer",
+                                                         Tensor::from<float>(DType::f32, {2, 2}, {0, 0, 1, 1}));
+  c.trainer.set("epoch", 2).set("metrics", std::vector<double>{0.5, 0.25});
+  const fs::path p = tmp.path / "ckpt.safetensors";
+  save(c, p, save_as_safetensors(true));
+  LoadOptions verified = load_as(true);
+  verified.verify = true;
+  const Checkpoint back = load(p, verified);
+  expect_same(c.to_document(), back.to_document());
+
+  const Format f = Registry::global().get("safetensors");
+  EXPECT_TRUE(plan_losses(read_document(p), f.info()).empty());
+}
+
+TEST(SafetensorsFormat, OutputIsDeterministicAndIdentifiedByContent) {
+  TempDir tmp;
+  write_document(nested_document(), tmp.path / "a.safetensors", save_as_safetensors());
+  write_document(nested_document(), tmp.path / "b.safetensors", save_as_safetensors());
+  EXPECT_EQ(slurp(tmp.path / "a.safetensors"), slurp(tmp.path / "b.safetensors"));
+  fs::copy_file(tmp.path / "a.safetensors", tmp.path / "renamed.bin");
+  EXPECT_EQ(open(tmp.path / "renamed.bin")->format().name, "safetensors");
+}
+
+TEST(SafetensorsFormat, DataStartsAt64AndMapGivesZeroCopyViews) {
+  TempDir tmp;
+  Document doc;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 4; ++i) doc.add_tensor("w" + std::to_string(i), random_tensor(DType::f32, {64, 33}, rng));
+  const fs::path p = tmp.path / "a.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  const std::string bytes = slurp(p);
+  const uint64_t start = 8 + le64(bytes);
+  EXPECT_EQ(start % 64, 0u);
+  EXPECT_EQ(bytes.find_first_not_of(' ', bytes.find_last_of('}', start - 1) + 1), start);  // padded with spaces
+
+  auto reader = open(p, load_as(true));
+  std::optional<Tensor> a = reader->map("w0");
+  std::optional<Tensor> b = reader->map("w0");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->storage_kind(), StorageKind::mapped);
+  EXPECT_EQ(a->bytes().data(), b->bytes().data());  // the same bytes, not two copies
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a->bytes().data()) % 64, 0u);
+  reader.reset();
+  EXPECT_TRUE(a->bit_equal(*doc.find_tensor("w0")));  // a view outlives its reader
+  const Document loaded = read_document(p, load_as(true));
+  loaded.for_each_tensor([](const std::string& path, const Tensor& t) {
+    EXPECT_EQ(t.storage_kind(), StorageKind::mapped) << path;
+  });
+  Tensor copy = open(p, load_as(false))->read("w3");
+  EXPECT_EQ(copy.storage_kind(), StorageKind::owned);
+  EXPECT_TRUE(copy.bit_equal(*doc.find_tensor("w3")));
+}
+
+// With no staging the data start is fixed at the first tensor; a header that then outgrows its
+// room gets whole blocks inserted before the data (ext4) or the data moved (tmpfs): the same
+// bytes either way, and the same document as the staged path.
+TEST(SafetensorsFormat, StreamedWritesGrowTheHeaderTheSameOnEveryFileSystem) {
+  Document doc;
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 20; ++i) doc.add_tensor("w" + std::to_string(i), random_tensor(DType::f32, {1000 + i}, rng));
+  // After the tensors, more header than the room the first tensor could foresee.
+  doc.group("extra").set("log", std::string(300000, 'x'));
+  for (int i = 0; i < 3000; ++i) doc.group("extra").add_group("g" + std::to_string(i));
+  const Options streamed = {{"staging_bytes", "0"}};
+
+  TempDir disk;
+  TempDir shm("/dev/shm");
+  write_document(doc, disk.path / "a.safetensors", save_as_safetensors(false, streamed));
+  write_document(doc, shm.path / "a.safetensors", save_as_safetensors(false, streamed));
+  const std::string a = slurp(disk.path / "a.safetensors"), b = slurp(shm.path / "a.safetensors");
+  EXPECT_TRUE(a == b) << "ext4 and tmpfs gave different bytes";
+  const uint64_t start = 8 + le64(a);
+  EXPECT_EQ(start % 4096, 0u);
+  EXPECT_GT(start, uint64_t{300000});
+  expect_same(doc, read_document(disk.path / "a.safetensors", load_as(true)));
+  write_expected(doc, disk.path / "expected", json{{"format", "pt"}}, true, 4096);
+  std::string out;
+  EXPECT_EQ(run(python("check", disk.path / "a.safetensors", disk.path / "expected"), out), 0) << out;
+
+  write_document(doc, disk.path / "staged.safetensors", save_as_safetensors());
+  const std::string staged = slurp(disk.path / "staged.safetensors");
+  EXPECT_EQ((8 + le64(staged)) % 64, 0u);
+  EXPECT_LE(staged.size(), a.size());
+  expect_same(doc, read_document(disk.path / "staged.safetensors", load_as(true)));
+}
+
+TEST(SafetensorsFormat, WriterRefusesWhatSafetensorsCannotHold) {
+  TempDir tmp;
+  Document not_utf8;
+  not_utf8.set("bytes", std::string("a\xff", 2));
+  try {
+    write_document(not_utf8, tmp.path / "a.safetensors", save_as_safetensors());
+    ADD_FAILURE() << "a string that is not UTF-8 was written";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("attribute 'bytes' of the root group is not valid UTF-8"), std::string::npos)
+        << e.what();
+  }
+  Document reserved;
+  reserved.add_tensor("__metadata__", Tensor::from<float>(DType::f32, {1}, {1}));
+  EXPECT_THROW(write_document(reserved, tmp.path / "b.safetensors", save_as_safetensors()), UnsupportedError);
+  EXPECT_THROW(write_document(Document(), tmp.path / "c.safetensors", save_as_safetensors(false, {{"staging_bytes", "x"}})),
+               UsageError);
+  EXPECT_TRUE(fs::is_empty(tmp.path));
+}
+
+// A plain tool that rewrote a file of ours kept __metadata__ and added a tensor: the document
+// entry places what it lists, the new tensor goes where its name says.
+TEST(SafetensorsFormat, TensorsTheDocumentEntryDoesNotListAreKept) {
+  TempDir tmp;
+  Document doc;
+  doc.set("epoch", 1);
+  doc.group("model").add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+  const fs::path p = tmp.path / "a.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  const std::string bytes = slurp(p);
+  const uint64_t n = le64(bytes);
+  json header = json::parse(bytes.substr(8, n));
+  const uint64_t data_size = bytes.size() - 8 - n;
+  header["model/added"] = {{"dtype", "I16"}, {"shape", {3}}, {"data_offsets", {data_size, data_size + 6}}};
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  const int16_t added[3] = {-1, 0, 7};
+  out += text + bytes.substr(8 + n) + std::string(reinterpret_cast<const char*>(added), 6);
+  spit(p, out);
+  const Document back = read_document(p, load_as(false));
+  EXPECT_EQ(std::get<int64_t>(*back.attribute("epoch")), 1);
+  const Group& model = *back.find_group("model");
+  ASSERT_EQ(model.children().size(), 2u);
+  EXPECT_EQ(model.children()[0].name, "w");
+  EXPECT_EQ(model.children()[1].name, "added");
+  EXPECT_EQ(model.find_tensor("added")->data<int16_t>()[2], 7);
+}
+
+// Listing must not read tensor data: after opening and listing a 1 GiB file (sparse, so its
+// data pages can only enter the page cache by being read), none of them is resident.
+TEST(SafetensorsFormat, ListingAOneGiBFileReadsOnlyItsHeader) {
+  TempDir tmp;
+  const fs::path p = tmp.path / "big.safetensors";
+  const uint64_t n = uint64_t{1} << 30;
+  std::string header = R"({"__metadata__":{"format":"pt"},"a":{"dtype":"U8","shape":[1024],"data_offsets":[0,1024]},)"
+                       R"("huge":{"dtype":"F32","shape":[268435200],"data_offsets":[1024,1073741824]}})";
+  header.append(4096 - 8 - header.size(), ' ');  // the data starts on the second page
+  std::string head(8, '\0');
+  for (int i = 0; i < 8; ++i) head[static_cast<size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  spit(p, head + header);
+  fs::resize_file(p, 4096 + n);
+
+  // Named, not identified: the registry's identify() reads the file's first bytes itself.
+  auto reader = open(p, load_as(true));
+  const Document& tree = reader->tree();
+  ASSERT_NE(tree.find_tensor("huge"), nullptr);
+  EXPECT_EQ(tree.find_tensor("huge")->shape(), (Shape{268435200}));
+
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const size_t size = 4096 + n;
+  void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  ASSERT_EQ(::mincore(m, size, resident.data()), 0);
+  size_t data_pages = 0;
+  std::string which;
+  for (size_t i = 4096 / page; i < resident.size(); ++i) {
+    if (resident[i] & 1) which += " " + std::to_string(i);
+    data_pages += resident[i] & 1;
+  }
+  EXPECT_EQ(data_pages, 0u) << "pages of tensor data entered the page cache while listing:" << which;
+  // Reading one small tensor touches only its own page.
+  EXPECT_EQ(reader->read("a").nbytes(), 1024u);
+  ::munmap(m, size);
+  ::close(fd);
+}
+
+// corrupt/ holds hand-made bad files (make_corrupt.py); expected.tsv says what each must raise.
+TEST(SafetensorsFormat, CorruptFilesGiveTypedErrorsNamingTheFileAndThePlace) {
+  const fs::path dir = kHere / "corrupt";
+  std::ifstream tsv(dir / "expected.tsv");
+  ASSERT_TRUE(tsv) << "missing " << dir / "expected.tsv";
+  std::set<std::string> listed;
+  std::string line;
+  while (std::getline(tsv, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> fields;
+    std::stringstream ss(line);
+    for (std::string f; std::getline(ss, f, '\t');) fields.push_back(f);
+    ASSERT_GE(fields.size(), 3u) << line;
+    const std::string& file = fields[0];
+    const std::string& want = fields[1];
+    listed.insert(file);
+    for (bool map : {false, true}) {
+      std::string got = "no exception", message;
+      try {
+        read_document(dir / file, load_as(map));
+      } catch (const LimitError& e) {
+        got = "LimitError", message = e.what();
+      } catch (const FormatError& e) {
+        got = "FormatError", message = e.what();
+      } catch (const UnsupportedError& e) {
+        got = "UnsupportedError", message = e.what();
+      } catch (const std::exception& e) {
+        got = std::string("another exception: ") + e.what();
+      }
+      EXPECT_EQ(got, want) << file << ": " << message;
+      for (size_t i = 2; i < fields.size(); ++i)
+        EXPECT_NE(message.find(fields[i]), std::string::npos)
+            << file << ": message lacks \"" << fields[i] << "\"\n  message: " << message;
+      EXPECT_NE(message.find(file), std::string::npos) << "the message names the file: " << message;
+      if (!map) std::cout << message << "\n";
+    }
+  }
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".safetensors") {
+      EXPECT_TRUE(listed.count(e.path().filename().string())) << e.path().filename() << " has no line in expected.tsv";
+    }
+  }
+  EXPECT_GE(listed.size(), 40u);
+}
+
+namespace {
+
+// Reads a whole document, tensors included; true when it parsed, else `error` is empty for a
+// typed ckpt error and the message of anything else.
+bool read_all(const fs::path& p, std::string& error) {
+  try {
+    read_document(p, load_as(true));
+    return true;
+  } catch (const FormatError&) {  // LimitError included
+    error.clear();
+  } catch (const UnsupportedError&) {
+    error.clear();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  return false;
+}
+
+std::string small_valid_file(const fs::path& dir) {
+  Document doc;
+  doc.set("name", "x").set("ints", std::vector<int64_t>{1, -300}).set("f", 0.5);
+  Group& g = doc.group("model");
+  g.add_tensor("w", Tensor::from<float>(DType::f32, {2, 3}, {1, 2, 3, 4, 5, 6}));
+  g.add_tensor("s", Tensor::from<int64_t>(DType::i64, {}, {-9}));
+  g.add_group("empty");
+  doc.add_tensor("b", Tensor::from<uint8_t>(DType::u8, {3}, {1, 2, 3}));
+  write_document(doc, dir / "valid.safetensors", save_as_safetensors());
+  return slurp(dir / "valid.safetensors");
+}
+
+}  // namespace
+
+TEST(SafetensorsFormat, EveryTruncationIsATypedError) {
+  TempDir tmp;
+  const std::string valid = small_valid_file(tmp.path);
+  const auto keep_loaded = open(tmp.path / "valid.safetensors", load_as(true));  // no reload per file
+  const fs::path p = tmp.path / "cut.safetensors";
+  for (size_t len = 0; len < valid.size(); ++len) {
+    spit(p, std::string_view(valid).substr(0, len));
+    std::string error = "no error";
+    EXPECT_FALSE(read_all(p, error)) << "a " << len << "-byte prefix was accepted";
+    EXPECT_TRUE(error.empty()) << "prefix of " << len << " bytes: " << error;
+  }
+}
+
+TEST(SafetensorsFormat, FlippedHeaderBytesGiveTypedErrorsOrValidDocuments) {
+  TempDir tmp;
+  const std::string valid = small_valid_file(tmp.path);
+  const auto keep_loaded = open(tmp.path / "valid.safetensors", load_as(true));
+  const fs::path p = tmp.path / "flipped.safetensors";
+  const size_t header_end = 8 + le64(valid);  // tensor bytes are opaque: flipping them changes only values
+  for (size_t at = 0; at < header_end; ++at) {
+    for (uint8_t mask : {0x01, 0x20, 0x80, 0xff}) {
+      std::string bad = valid;
+      bad[at] = static_cast<char>(bad[at] ^ mask);
+      spit(p, bad);
+      std::string error;
+      read_all(p, error);
+      EXPECT_TRUE(error.empty()) << "byte " << at << " ^ " << int(mask) << ": " << error;
+    }
+  }
+}
+
+// golden/nested.safetensors is this writer's output for golden_document(), checked by the
+// independent reader: a change to the bytes the writer produces must be deliberate.
+TEST(SafetensorsFormat, WriterReproducesTheGoldenFile) {
+  Document doc;
+  doc.set("producer", "golden").set("epoch", 2).set("lr", 0.125).set("tags", std::vector<std::string>{"a", "b"});
+  Group& state = doc.group("model").group("state");
+  state.add_tensor("fc1.weight", Tensor::from<float>(DType::f32, {2, 3}, {1, -2, 3.5f, 0, -0.0f, 1e-3f}));
+  state.add_tensor("fc1.bias", Tensor::from<int64_t>(DType::i64, {2}, {-1, 1}));
+  state.add_tensor("mask", Tensor::from<uint8_t>(DType::boolean, {3}, {1, 0, 1}));
+  doc.group("optimizer").set("type", "sgd");
+  const fs::path golden = kHere / "golden" / "nested.safetensors";
+  TempDir tmp;
+  const fs::path p = tmp.path / "nested.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  if (std::getenv("CKPT_UPDATE_GOLDEN")) fs::copy_file(p, golden, fs::copy_options::overwrite_existing);
+  EXPECT_TRUE(slurp(p) == slurp(golden)) << "the writer's bytes differ from " << golden
+                                         << " (CKPT_UPDATE_GOLDEN=1 rewrites it after a deliberate change)";
+  json metadata = root_strings(doc);
+  metadata["format"] = "pt";
+  write_expected(doc, tmp.path / "expected", metadata, true, 64);
+  std::string out;
+  EXPECT_EQ(run(python("check", golden, tmp.path / "expected"), out), 0) << out;
+  expect_same(doc, read_document(golden, load_as(true)));
+}
