@@ -1,11 +1,24 @@
-// Save and load throughput of every format plugin on a 256 MiB state dict (1 GiB with
-// CKPT_BENCH_LARGE=1), beside the machine's own limits measured in the same run: memcpy into a
-// reused buffer, and write() of the same bytes into a new file.
+// Save, load and open throughput of every format plugin on one state dict (model_state.hpp),
+// beside the machine's own limits measured in the same process: memcpy into reused buffers,
+// read() of the same bytes from the page cache into them, and write() of the same bytes into a
+// new file with and without fdatasync. benchmarks/compare runs this once per round and size.
 //
-//   bench_formats [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
+//   bench_formats [--size 256M] [--iterations N] [--formats json,hdf5] [--dir DIR]
+//                 [--source FORMAT=FILE ...] [Google Benchmark flags]
 //
-// Files go to CKPT_BENCH_DIR (default: ./bench-tmp), which must be on a real disk.
-#include "state_dict.hpp"
+// Per format (from the registry, so a new plugin is measured without changes here):
+//   save/F         write_document without fsync (the page cache), a new file each time
+//   save+fsync/F   the same, atomic and durable: temporary file, fsync, rename, folder fsync
+//   load/F         open, then read_into every tensor into buffers reused across loads, as a
+//                  program loading into its existing parameters does
+//   load-fresh/F   read_document(map = false): every tensor into newly allocated memory
+//   open+one/F     (formats with CKPT_CAP_MAP) open the file and read its last tensor (a bias)
+//                  through map, from the page cache
+// Read-only formats get load/ and open+one/ on a file named with --source (the script writes
+// it with PyTorch). --iterations 0 lets Google Benchmark choose (0.5 s of runs); the default is
+// 1 for 64 MiB and more, 0 below. Files go to --dir (default $CKPT_BENCH_DIR or ./bench-tmp),
+// which must be on a real disk.
+#include "model_state.hpp"
 
 #include <ckpt/io.hpp>
 #include <ckpt/plugin_abi.h>
@@ -15,68 +28,95 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace ckpt;
 
 namespace {
 
-size_t size_mib() { return std::getenv("CKPT_BENCH_LARGE") ? 1024 : 256; }
+struct Config {
+  uint64_t size = uint64_t(256) << 20;
+  int iterations = -1;  // -1: by size
+  std::set<std::string> formats;  // empty: all
+  fs::path dir;
+  std::map<std::string, fs::path> sources;  // read-only format -> file to load
+};
 
-const Document& state() {
-  static Document d = bench::make_state_dict(size_mib());
-  return d;
+Config& config() {
+  static Config c;
+  return c;
 }
 
-fs::path dir() {
-  static fs::path d = [] {
-    const char* e = std::getenv("CKPT_BENCH_DIR");
-    fs::path p = e ? e : "bench-tmp";
-    fs::create_directories(p);
-    return p;
-  }();
+const Document& state() {
+  static Document d = bench::make_model_state(config().size);
   return d;
 }
 
 void set_bytes(benchmark::State& s) {
   s.SetBytesProcessed(static_cast<int64_t>(s.iterations()) * static_cast<int64_t>(state().tensor_bytes()));
+  s.counters["bytes"] = static_cast<double>(state().tensor_bytes());
 }
 
-// Reused destination buffers, as a real program loading into its existing parameters has.
-std::vector<std::vector<std::byte>>& buffers() {
-  static std::vector<std::vector<std::byte>> b;
-  if (b.empty()) state().for_each_tensor([&](const std::string&, const Tensor& t) {
-      b.emplace_back(t.nbytes(), std::byte{1});
-    });
+// A tensor's name without the groups a format may or may not keep ("model/state/fc1.weight",
+// "model.state.fc1.weight" and "fc1.weight" are the same parameter).
+std::string parameter_name(std::string path) {
+  for (char& c : path)
+    if (c == '/') c = '.';
+  const std::string prefix = "model.state.";
+  return path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : path;
+}
+
+// The program's parameters: one buffer per tensor, allocated and touched once, reused by every
+// load of every format.
+std::vector<std::byte>& parameter(const std::string& path, size_t nbytes) {
+  static std::map<std::string, std::vector<std::byte>> params;
+  auto& b = params[parameter_name(path)];
+  if (b.size() != nbytes) b.assign(nbytes, std::byte{1});
   return b;
 }
 
+// A benchmark that throws is reported as failed (Google Benchmark does not catch).
+template <class F>
+void guarded(benchmark::State& s, F&& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    s.SkipWithError(e.what());
+  }
+}
+
+void write_all(int fd, std::span<const std::byte> b) {
+  for (size_t o = 0; o < b.size();) {
+    const ssize_t w = ::write(fd, b.data() + o, b.size() - o);
+    if (w <= 0) throw std::runtime_error("write failed");
+    o += static_cast<size_t>(w);
+  }
+}
+
 void BM_memcpy(benchmark::State& s) {
-  auto& bufs = buffers();
+  std::vector<std::pair<const Tensor*, std::vector<std::byte>*>> pairs;
+  state().for_each_tensor([&](const std::string& p, const Tensor& t) { pairs.emplace_back(&t, &parameter(p, t.nbytes())); });
   for (auto _ : s) {
-    size_t i = 0;
-    state().for_each_tensor([&](const std::string&, const Tensor& t) {
-      std::memcpy(bufs[i++].data(), t.bytes().data(), t.nbytes());
-    });
+    for (auto& [t, b] : pairs) std::memcpy(b->data(), t->bytes().data(), t->nbytes());
     benchmark::ClobberMemory();
   }
   set_bytes(s);
 }
 
 void BM_write_raw(benchmark::State& s, bool durable) {
-  fs::path p = dir() / "raw.bin";
+  const fs::path p = config().dir / "raw.bin";
   for (auto _ : s) {
-    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    state().for_each_tensor([&](const std::string&, const Tensor& t) {
-      auto b = t.bytes();
-      for (size_t o = 0; o < b.size();) {
-        ssize_t w = ::write(fd, b.data() + o, b.size() - o);
-        if (w <= 0) std::abort();
-        o += static_cast<size_t>(w);
-      }
-    });
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot create " + p.string());
+    state().for_each_tensor([&](const std::string&, const Tensor& t) { write_all(fd, t.bytes()); });
     if (durable) ::fdatasync(fd);
     ::close(fd);
     s.PauseTiming();
@@ -86,8 +126,47 @@ void BM_write_raw(benchmark::State& s, bool durable) {
   set_bytes(s);
 }
 
+// read() of the same bytes, tensor by tensor, from the page cache into the reused buffers.
+void BM_read_raw(benchmark::State& s) {
+  const fs::path p = config().dir / "raw-read.bin";
+  std::vector<std::vector<std::byte>*> bufs;
+  {
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    state().for_each_tensor([&](const std::string& path, const Tensor& t) {
+      write_all(fd, t.bytes());
+      bufs.push_back(&parameter(path, t.nbytes()));
+    });
+    ::close(fd);
+  }
+  for (auto _ : s) {
+    const int fd = ::open(p.c_str(), O_RDONLY);
+    for (auto* b : bufs)
+      for (size_t o = 0; o < b->size();) {
+        const ssize_t r = ::read(fd, b->data() + o, b->size() - o);
+        if (r <= 0) throw std::runtime_error("short read");
+        o += static_cast<size_t>(r);
+      }
+    ::close(fd);
+    benchmark::ClobberMemory();
+  }
+  fs::remove(p);
+  set_bytes(s);
+}
+
+fs::path file_for(const Format& f, const std::string& tag) {
+  return config().dir / ("bench-" + tag + f.info().extensions.at(0));
+}
+
+// The file that loads read: written once (page cache) by a writable format, else --source.
+fs::path load_file(const Format& f) {
+  if (!f.info().can(CKPT_CAP_WRITE)) return config().sources.at(f.name());
+  const fs::path p = file_for(f, "load");
+  if (!fs::exists(p)) write_document(state(), p, f, {.fsync = false});
+  return p;
+}
+
 void BM_save(benchmark::State& s, Format f, bool durable) {
-  fs::path p = dir() / ("bench" + f.info().extensions.at(0));
+  const fs::path p = file_for(f, "save");
   SaveOptions o;
   o.fsync = durable;
   for (auto _ : s) {
@@ -100,44 +179,145 @@ void BM_save(benchmark::State& s, Format f, bool durable) {
 }
 
 void BM_load(benchmark::State& s, Format f) {
-  fs::path p = dir() / ("bench-load" + f.info().extensions.at(0));
-  if (!fs::exists(p)) write_document(state(), p, f, {.fsync = false});
-  auto& bufs = buffers();
+  const fs::path p = load_file(f);
+  uint64_t bytes = 0;
+  {
+    auto r = f.open_reader(p, {});
+    r->tree().for_each_tensor([&](const std::string& path, const Tensor& t) {
+      parameter(path, t.nbytes());
+      bytes += t.nbytes();
+    });
+  }
   for (auto _ : s) {
     auto r = f.open_reader(p, {});
-    size_t i = 0;
-    r->tree().for_each_tensor([&](const std::string& path, const Tensor&) { r->read_into(path, bufs[i++]); });
+    r->tree().for_each_tensor([&](const std::string& path, const Tensor& t) {
+      r->read_into(path, parameter(path, t.nbytes()));
+    });
     benchmark::ClobberMemory();
   }
-  set_bytes(s);
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * bytes));
+  s.counters["bytes"] = static_cast<double>(bytes);
+}
+
+void BM_load_fresh(benchmark::State& s, Format f) {
+  const fs::path p = load_file(f);
+  LoadOptions o;
+  o.format = f.name();
+  o.map = false;
+  uint64_t bytes = 0;
+  for (auto _ : s) {
+    Document d = read_document(p, o);
+    bytes = d.tensor_bytes();
+    benchmark::DoNotOptimize(d);
+  }
+  s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * bytes));
+  s.counters["bytes"] = static_cast<double>(bytes);
 }
 
 void BM_open_one_tensor(benchmark::State& s, Format f) {
-  fs::path p = dir() / ("bench-load" + f.info().extensions.at(0));
-  if (!fs::exists(p)) write_document(state(), p, f, {.fsync = false});
+  const fs::path p = load_file(f);
+  std::string last;
+  f.open_reader(p, {})->tree().for_each_tensor([&](const std::string& path, const Tensor&) { last = path; });
+  bool mapped = true;
   for (auto _ : s) {
     auto r = f.open_reader(p, {});
-    auto t = r->map("model/state/layers.1.weight");
-    benchmark::DoNotOptimize(t ? t->bytes()[12345] : r->read("model/state/layers.1.weight").bytes()[12345]);
+    auto m = r->map(last);
+    const Tensor t = m ? *m : r->read(last);
+    mapped = mapped && m.has_value();
+    unsigned sum = 0;
+    for (std::byte b : t.bytes()) sum += static_cast<unsigned>(b);
+    benchmark::DoNotOptimize(sum);
   }
+  s.counters["mapped"] = mapped ? 1 : 0;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: bench_formats [--size 256M] [--iterations N] [--formats a,b] [--dir DIR] "
+               "[--source FORMAT=FILE ...] [Google Benchmark flags]\n");
+}
+
+// Takes our flags out of argv, leaving Google Benchmark's.
+bool parse_args(int& argc, char** argv) {
+  Config& c = config();
+  if (std::getenv("CKPT_BENCH_LARGE")) c.size = uint64_t(1) << 30;
+  const char* env = std::getenv("CKPT_BENCH_DIR");
+  c.dir = env ? env : "bench-tmp";
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--size") c.size = bench::parse_size(value());
+    else if (a == "--iterations") c.iterations = std::atoi(value().c_str());
+    else if (a == "--dir") c.dir = value();
+    else if (a == "--formats") {
+      const std::string v = value();
+      for (size_t b = 0, e; b <= v.size(); b = e + 1) {
+        e = v.find(',', b);
+        if (e == std::string::npos) e = v.size();
+        if (e > b) c.formats.insert(v.substr(b, e - b));
+      }
+    } else if (a == "--source") {
+      const std::string v = value();
+      const size_t eq = v.find('=');
+      if (eq == std::string::npos) return false;
+      c.sources[v.substr(0, eq)] = v.substr(eq + 1);
+    } else if (a == "--help" || a == "-h") {
+      return false;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  if (c.iterations < 0) c.iterations = c.size >= (uint64_t(64) << 20) ? 1 : 0;
+  fs::create_directories(c.dir);
+  return true;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  try {
+    if (!parse_args(argc, argv)) {
+      usage();
+      return 2;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_formats: %s\n", e.what());
+    usage();
+    return 2;
+  }
   benchmark::Initialize(&argc, argv);
-  benchmark::RegisterBenchmark("limit/memcpy", BM_memcpy)->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark("limit/write", BM_write_raw, false)->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark("limit/write+fdatasync", BM_write_raw, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  const Config& c = config();
+  auto reg = [&](const std::string& name, auto fn, auto... args) {
+    auto run = [fn, args...](benchmark::State& s) { guarded(s, [&] { fn(s, args...); }); };
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), run)->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (c.iterations > 0) b->Iterations(c.iterations);
+    else b->MinTime(0.5);
+  };
+  reg("limit/memcpy", BM_memcpy);
+  reg("limit/read", BM_read_raw);
+  reg("limit/write", BM_write_raw, false);
+  reg("limit/write+fdatasync", BM_write_raw, true);
   for (const Format& f : Registry::global().formats()) {
-    if (!f.info().can(CKPT_CAP_WRITE) || !f.info().can(CKPT_CAP_READ)) continue;
-    benchmark::RegisterBenchmark(("save/" + f.name()).c_str(), BM_save, f, false)->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark(("save+fsync/" + f.name()).c_str(), BM_save, f, true)->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark(("load/" + f.name()).c_str(), BM_load, f)->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark(("open+one/" + f.name()).c_str(), BM_open_one_tensor, f)->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (!c.formats.empty() && !c.formats.count(f.name())) continue;
+    const bool writes = f.info().can(CKPT_CAP_WRITE), reads = f.info().can(CKPT_CAP_READ);
+    if (!reads || (!writes && !c.sources.count(f.name()))) continue;
+    if (writes) {
+      reg("save/" + f.name(), BM_save, f, false);
+      reg("save+fsync/" + f.name(), BM_save, f, true);
+    }
+    reg("load/" + f.name(), BM_load, f);
+    reg("load-fresh/" + f.name(), BM_load_fresh, f);
+    if (f.info().can(CKPT_CAP_MAP)) reg("open+one/" + f.name(), BM_open_one_tensor, f);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  fs::remove_all(dir());
+  for (const Format& f : Registry::global().formats())
+    if (f.info().can(CKPT_CAP_WRITE)) fs::remove(file_for(f, "load"));
   return 0;
 }
