@@ -206,12 +206,19 @@ std::vector<std::pair<fs::path, std::string>> Registry::default_search_path() {
   }
   // The install folder is found from where libckpt itself lives, so a relocated prefix works.
   Dl_info info{};
+  fs::path lib;
   if (dladdr(reinterpret_cast<void*>(&Registry::default_search_path), &info) && info.dli_fname) {
-    fs::path lib = fs::path(info.dli_fname).parent_path();
+    std::error_code canon;
+    fs::path self = fs::weakly_canonical(fs::path(info.dli_fname), canon);  // not .../bin/../lib
+    lib = (canon ? fs::path(info.dli_fname) : self).parent_path();
     dirs.emplace_back(lib / "ckpt" / "plugins", "install");
   }
 #ifdef CKPT_BUILD_PLUGIN_DIR
-  dirs.emplace_back(CKPT_BUILD_PLUGIN_DIR, "build");
+  // Only the libckpt of the build tree searches the build tree: an installed copy must not pick
+  // up (or be shadowed by) plugins of the tree it was built in.
+  std::error_code ec;
+  if (lib.empty() || fs::equivalent(lib, CKPT_BUILD_LIB_DIR, ec))
+    dirs.emplace_back(CKPT_BUILD_PLUGIN_DIR, "build");
 #endif
   return dirs;
 }
