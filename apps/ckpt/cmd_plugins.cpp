@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "plugin_check.hpp"
 
 #include <ckpt/registry.hpp>
 
@@ -18,7 +19,12 @@ Runner add_plugins(CLI::App& app) {
   auto* cmd = app.add_subcommand("plugins", "List format plugins, where each came from, and what was skipped");
   static bool names = false;
   cmd->add_flag("--names", names, "only the names of formats that both read and write, one per line (for scripts)");
+  static std::string check;
+  cmd->add_option("--check", check,
+                  "load one plugin library (ckpt_<name>.so) alone, run the conformance kit's quick checks on it and "
+                  "print what to fix (exit 1 when anything needs fixing)");
   return [] {
+    if (!check.empty()) return check_plugin(check, std::cout) == 0 ? kOk : kFinding;
     const Registry& reg = Registry::global();
     if (names) {
       for (const auto& f : reg.formats())
