@@ -1,0 +1,62 @@
+#include "dtypes.hpp"
+
+#include <ckpt/plugin_abi.h>
+
+#include <onnx/onnx_pb.h>
+
+namespace ckpt_onnx {
+
+static_assert(onnx_type::kFloat == onnx::TensorProto_DataType_FLOAT);
+static_assert(onnx_type::kUint8 == onnx::TensorProto_DataType_UINT8);
+static_assert(onnx_type::kInt8 == onnx::TensorProto_DataType_INT8);
+static_assert(onnx_type::kUint16 == onnx::TensorProto_DataType_UINT16);
+static_assert(onnx_type::kInt16 == onnx::TensorProto_DataType_INT16);
+static_assert(onnx_type::kInt32 == onnx::TensorProto_DataType_INT32);
+static_assert(onnx_type::kInt64 == onnx::TensorProto_DataType_INT64);
+static_assert(onnx_type::kString == onnx::TensorProto_DataType_STRING);
+static_assert(onnx_type::kBool == onnx::TensorProto_DataType_BOOL);
+static_assert(onnx_type::kFloat16 == onnx::TensorProto_DataType_FLOAT16);
+static_assert(onnx_type::kDouble == onnx::TensorProto_DataType_DOUBLE);
+static_assert(onnx_type::kUint32 == onnx::TensorProto_DataType_UINT32);
+static_assert(onnx_type::kUint64 == onnx::TensorProto_DataType_UINT64);
+static_assert(onnx_type::kBfloat16 == onnx::TensorProto_DataType_BFLOAT16);
+
+int32_t onnx_type_of(uint32_t d) {
+  switch (d) {
+    case CKPT_DTYPE_F32: return onnx_type::kFloat;
+    case CKPT_DTYPE_F64: return onnx_type::kDouble;
+    case CKPT_DTYPE_F16: return onnx_type::kFloat16;
+    case CKPT_DTYPE_BF16: return onnx_type::kBfloat16;
+    case CKPT_DTYPE_I8: return onnx_type::kInt8;
+    case CKPT_DTYPE_U8: return onnx_type::kUint8;
+    case CKPT_DTYPE_I16: return onnx_type::kInt16;
+    case CKPT_DTYPE_I32: return onnx_type::kInt32;
+    case CKPT_DTYPE_I64: return onnx_type::kInt64;
+    case CKPT_DTYPE_BOOL: return onnx_type::kBool;
+    default: return 0;
+  }
+}
+
+uint32_t ckpt_dtype_of(int32_t t) {
+  switch (t) {
+    case onnx_type::kFloat: return CKPT_DTYPE_F32;
+    case onnx_type::kDouble: return CKPT_DTYPE_F64;
+    case onnx_type::kFloat16: return CKPT_DTYPE_F16;
+    case onnx_type::kBfloat16: return CKPT_DTYPE_BF16;
+    case onnx_type::kInt8: return CKPT_DTYPE_I8;
+    case onnx_type::kUint8: return CKPT_DTYPE_U8;
+    case onnx_type::kInt16: return CKPT_DTYPE_I16;
+    case onnx_type::kInt32: return CKPT_DTYPE_I32;
+    case onnx_type::kInt64: return CKPT_DTYPE_I64;
+    case onnx_type::kBool: return CKPT_DTYPE_BOOL;
+    default: return 0;
+  }
+}
+
+std::string onnx_type_name(int32_t t) {
+  if (onnx::TensorProto_DataType_IsValid(t))
+    return onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(t));
+  return "data type " + std::to_string(t);
+}
+
+}  // namespace ckpt_onnx

@@ -1,0 +1,220 @@
+#include "external_data.hpp"
+
+#include "onnx_layout.hpp"
+#include "text.hpp"
+
+#include <ckpt/sdk.hpp>
+#include <ckpt/sdk_io.hpp>
+
+#include <array>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+namespace ckpt_onnx {
+
+using ckpt::sdk::fail;
+using ckpt::sdk::os_error;
+namespace fs = std::filesystem;
+
+// ---- reading ----
+
+ExternalFiles::ExternalFiles(std::string model_path) : model_path_(std::move(model_path)) {
+  fs::path folder = fs::path(model_path_).parent_path();
+  folder_ = folder.empty() ? "." : folder.string();
+}
+
+namespace {
+
+// Why a location cannot be inside the folder, from its text alone; empty when it may be.
+std::string textual_problem(const std::string& location) {
+  if (location.empty()) return "it is empty";
+  if (location.find('\0') != std::string::npos) return "it holds a NUL byte";
+  if (location[0] == '/' || location[0] == '\\') return "it is an absolute path";
+  if (location.size() >= 2 && location[1] == ':' && std::isalpha(static_cast<unsigned char>(location[0])))
+    return "it is an absolute path (a drive letter)";
+  size_t start = 0;
+  while (start <= location.size()) {
+    size_t end = location.find_first_of("/\\", start);
+    if (end == std::string::npos) end = location.size();
+    if (location.compare(start, end - start, "..") == 0) return "it climbs out with '..'";
+    start = end + 1;
+  }
+  return {};
+}
+
+// openat2 with RESOLVE_BENEATH resolves the whole path, symlinks included, and refuses any step
+// outside the folder. Where the kernel or a seccomp filter lacks openat2, the same check is
+// made on the resolved path, then the file opened is compared with what was checked.
+int open_beneath(const std::string& folder, const std::string& location, std::string& problem, int& err) {
+  const int dir = ::open(folder.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    err = errno;
+    problem = std::string("its folder cannot be opened: ") + std::strerror(errno);
+    return -1;
+  }
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, dir, location.c_str(), &how, sizeof how);
+  const int e = errno;
+  ::close(dir);
+  if (fd >= 0) return static_cast<int>(fd);
+  err = e;
+  if (e == EXDEV || e == ELOOP) {
+    problem = "it resolves (through '..' or a symlink) to a place outside the model's folder";
+    return -1;
+  }
+  if (e != ENOSYS && e != EPERM) {
+    problem = std::strerror(e);
+    return -1;
+  }
+  char real_folder[PATH_MAX], real_file[PATH_MAX];
+  const std::string joined = folder + "/" + location;
+  if (!::realpath(folder.c_str(), real_folder) || !::realpath(joined.c_str(), real_file)) {
+    err = errno;
+    problem = std::strerror(errno);
+    return -1;
+  }
+  const std::string f = real_folder, r = real_file;
+  if (r.size() <= f.size() || r.compare(0, f.size(), f) != 0 || (f != "/" && r[f.size()] != '/')) {
+    err = EXDEV;
+    problem = "it resolves (through '..' or a symlink) to '" + r + "', outside the model's folder";
+    return -1;
+  }
+  const int fd2 = ::open(real_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd2 < 0) {
+    err = errno;
+    problem = std::strerror(errno);
+    return -1;
+  }
+  return fd2;
+}
+
+}  // namespace
+
+const InputFile& ExternalFiles::open(const std::string& location, const std::string& tensor) {
+  if (auto it = files_.find(location); it != files_.end()) return *it->second;
+  const std::string where = "'" + model_path_ + "': initializer " + quote_text(tensor) + ": external data location " +
+                            quote_text(location) + " is refused: ";
+  std::string problem = textual_problem(location);
+  if (!problem.empty()) fail(CKPT_ERR_FORMAT, where + problem);
+  int err = 0;
+  const int fd = open_beneath(folder_, location, problem, err);
+  if (fd < 0) {
+    if (err == ENOENT)
+      fail(CKPT_ERR_NOT_FOUND, "'" + model_path_ + "': initializer " + quote_text(tensor) + ": external data file " +
+                                   quote_text(location) + " does not exist beside the model");
+    fail(CKPT_ERR_FORMAT, where + problem);
+  }
+  auto file = std::make_unique<InputFile>(fd, (fs::path(folder_) / location).string());
+  return *files_.emplace(location, std::move(file)).first->second;
+}
+
+// ---- the header ----
+
+std::string header_bytes(const ExternalHeader& h) {
+  std::string out(kExternalMagic);
+  for (uint64_t v : {h.hash, h.bytes})
+    for (int k = 0; k < 8; ++k) out += static_cast<char>((v >> (8 * k)) & 0xff);
+  return out;
+}
+
+bool parse_header(std::span<const std::byte> head, ExternalHeader& out) {
+  const size_t n = kExternalMagic.size();
+  if (head.size() < n + 16 || std::memcmp(head.data(), kExternalMagic.data(), n) != 0) return false;
+  auto le = [&](size_t at) {
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; --k) v = (v << 8) | static_cast<uint8_t>(head[at + static_cast<size_t>(k)]);
+    return v;
+  };
+  out.hash = le(n);
+  out.bytes = le(n + 8);
+  return true;
+}
+
+// ---- writing ----
+
+ExternalWriter::ExternalWriter(std::string temp_path, std::string final_path)
+    : temp_(std::move(temp_path)), final_(std::move(final_path)) {
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail(CKPT_ERR_IO, os_error("cannot create", temp_));
+  // Its name is one of the host's temporaries plus ".data"; the host's sweep of stale
+  // temporaries (and `ckpt gc`) takes an unlocked one for a dead writer's, so it carries the
+  // same open-file-description lock as the model's temporary. Without lock support the save
+  // still works.
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  (void)::fcntl(fd_, F_OFD_SETLK, &lock);
+  hash_ = XXH3_createState();
+  if (!hash_) throw std::bad_alloc();
+  XXH3_64bits_reset(hash_);
+  static const std::array<char, kExternalAlignment> zeros{};
+  write_all(zeros.data(), zeros.size());  // the header's page, filled in by finish()
+  offset_ = kExternalAlignment;
+}
+
+ExternalWriter::~ExternalWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(temp_.c_str());
+  XXH3_freeState(hash_);
+}
+
+void ExternalWriter::write_all(const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, c, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail(CKPT_ERR_IO, os_error("cannot write", temp_));
+    }
+    c += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+uint64_t ExternalWriter::append(std::span<const std::byte> data) {
+  static const std::array<char, kExternalAlignment> zeros{};
+  const uint64_t pad = (kExternalAlignment - offset_ % kExternalAlignment) % kExternalAlignment;
+  write_all(zeros.data(), pad);
+  XXH3_64bits_update(hash_, zeros.data(), pad);
+  const uint64_t at = offset_ + pad;
+  write_all(data.data(), data.size());
+  XXH3_64bits_update(hash_, data.data(), data.size());
+  offset_ = at + data.size();
+  return at;
+}
+
+ExternalHeader ExternalWriter::seal() {
+  ExternalHeader h{XXH3_64bits_digest(hash_), offset_};
+  const std::string head = header_bytes(h);
+  if (::pwrite(fd_, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size()))
+    fail(CKPT_ERR_IO, os_error("cannot write", temp_));
+  // The host syncs the model file it knows of; this one only we know of.
+  if (::fsync(fd_) != 0) fail(CKPT_ERR_IO, os_error("cannot sync", temp_));
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) fail(CKPT_ERR_IO, os_error("cannot close", temp_));
+  sealed_ = true;
+  return h;
+}
+
+void ExternalWriter::commit() {
+  if (!sealed_) fail(CKPT_ERR_INTERNAL, "external data committed before it was sealed");
+  if (::rename(temp_.c_str(), final_.c_str()) != 0) fail(CKPT_ERR_IO, os_error("cannot rename into place", final_));
+  committed_ = true;
+}
+
+std::string committed_name(const std::string& path) {
+  const std::string name = fs::path(path).filename().string();
+  constexpr std::string_view marker = ".ckpt-tmp-";
+  const size_t at = name.rfind(marker);
+  if (name.size() > 1 && name[0] == '.' && at != std::string::npos && at > 1) return name.substr(1, at - 1);
+  return name;
+}
+
+}  // namespace ckpt_onnx

@@ -1,0 +1,290 @@
+#include "onnx_reader.hpp"
+
+#include "doc_json.hpp"
+#include "dtypes.hpp"
+#include "graph_import.hpp"
+#include "onnx_layout.hpp"
+#include "text.hpp"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+#include <nlohmann/json.hpp>
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+namespace ckpt_onnx {
+
+using ckpt::sdk::fail;
+
+OnnxReader::OnnxReader(const std::string& path, const ReaderOptions& options)
+    : path_(path), file_(path), model_(scan_model(file_.bytes(), path)), external_(path) {
+  const std::string* doc = model_.metadata_value(kDocumentKey);
+  if (!options.as_plain_onnx && doc) {
+    tree_ = tree_from_json(*doc, path_);
+    bind_own_tree();
+    if (const std::string* note = model_.metadata_value(kExternalKey)) check_external(*note);
+  } else if (!options.as_plain_onnx && model_.producer_name == kProducerName) {
+    fail(CKPT_ERR_FORMAT, "'" + path_ + "': written by ckpt but its " + std::string(kDocumentKey) +
+                              " metadata is missing: the file is truncated, or another tool rewrote it "
+                              "(read it with the option layout=onnx to take it as a plain ONNX model)");
+  } else {
+    build_foreign_tree();
+  }
+  // Every external location is checked (and opened) now, so a refused path fails the open.
+  for (const TensorNode& t : tree_.tensors) external_file(t.id);
+}
+
+const Initializer& OnnxReader::entry(uint64_t id) const {
+  if (id >= model_.initializers.size() || !model_.initializers[id].dtype)
+    fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " in '" + path_ + "'");
+  return model_.initializers[id];
+}
+
+const InputFile* OnnxReader::external_file(uint64_t id) {
+  const Initializer& t = entry(id);
+  if (t.storage != Initializer::Storage::external) return nullptr;
+  if (auto it = external_of_.find(id); it != external_of_.end()) return it->second;
+  const InputFile& f = external_.open(t.external.location, t.name);
+  if (t.external.offset > f.size() || t.nbytes > f.size() - t.external.offset)
+    fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(t.name) + ": external data at offset " +
+                              std::to_string(t.external.offset) + " of " + std::to_string(t.nbytes) +
+                              " bytes runs past the end of " + quote_text(t.external.location) + " (" +
+                              std::to_string(f.size()) + " bytes)");
+  external_of_.emplace(id, &f);
+  return &f;
+}
+
+void OnnxReader::bind_own_tree() {
+  std::map<std::string, size_t> by_name;
+  for (size_t i = 0; i < model_.initializers.size(); ++i)
+    if (!by_name.emplace(model_.initializers[i].name, i).second)
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': two initializers are named " + quote_text(model_.initializers[i].name));
+  std::vector<bool> used(model_.initializers.size());
+  const std::string changed = " (the file was changed by another tool; read it with the option layout=onnx)";
+  for (TensorNode& t : tree_.tensors) {
+    auto it = by_name.find(t.initializer);
+    if (it == by_name.end())
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': the document's tensor " + quote_text(t.name) + " is kept in initializer " +
+                                quote_text(t.initializer) + ", which the graph does not hold" + changed);
+    const Initializer& i = model_.initializers[it->second];
+    if (i.dtype != t.dtype || i.dims != t.shape)
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(i.name) + " is " + onnx_type_name(i.onnx_type) +
+                                " " + shape_text(i.dims) + " but the document says " +
+                                ckpt::sdk::dtype_name(t.dtype) + " " + shape_text(t.shape) + changed);
+    if (used[it->second])
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': two tensors of the document name initializer " + quote_text(i.name));
+    used[it->second] = true;
+    t.id = it->second;
+  }
+  for (size_t i = 0; i < used.size(); ++i)
+    if (!used[i])
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(model_.initializers[i].name) +
+                                " is not in the document" + changed);
+}
+
+void OnnxReader::check_external(const std::string& note) {
+  const std::string where = "'" + path_ + "': metadata " + std::string(kExternalKey);
+  nlohmann::json j = nlohmann::json::parse(note, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("location") || !j["location"].is_string() ||
+      !j.contains("xxh3") || !j["xxh3"].is_string() || !j.contains("bytes") || !j["bytes"].is_number_unsigned())
+    fail(CKPT_ERR_FORMAT, where + " is not {\"location\": ..., \"xxh3\": ..., \"bytes\": ...}");
+  const std::string location = j["location"].get<std::string>();
+  const InputFile& f = external_.open(location, "(external data)");
+  ExternalHeader h;
+  bool same = parse_header(f.bytes(), h) && h.bytes == f.size() && h.bytes == j["bytes"].get<uint64_t>();
+  if (same) {
+    char hash[20];
+    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(h.hash));
+    same = hash == j["xxh3"].get<std::string>();
+  }
+  if (!same)
+    fail(CKPT_ERR_INTEGRITY, "'" + f.path() + "' does not belong to '" + path_ + "': the model records data of " +
+                                 j["bytes"].dump() + " bytes with XXH3 " + j["xxh3"].get<std::string>() +
+                                 ", the file holds " + std::to_string(f.size()) +
+                                 " bytes with another header (a save interrupted between renaming the two "
+                                 "files, or files from two saves)");
+}
+
+std::vector<int64_t> OnnxReader::int64_values(size_t index) {
+  const Initializer& t = model_.initializers[index];
+  if (t.dtype != CKPT_DTYPE_I64) return {};
+  std::vector<int64_t> v(t.numel);
+  read_tensor(index, std::as_writable_bytes(std::span(v)));
+  return v;
+}
+
+void OnnxReader::build_foreign_tree() {
+  onnx::GraphProto graph;
+  if (!graph.ParseFromString(model_.graph_rest))
+    fail(CKPT_ERR_FORMAT, "'" + path_ + "': the graph's nodes, inputs or outputs are not valid protobuf");
+  const ImportedSpec imp = import_spec(graph, model_, [this](size_t i) { return int64_values(i); });
+  const std::set<size_t> constants(imp.constants.begin(), imp.constants.end());
+
+  Tree& t = tree_;
+  const size_t meta = t.add_group(0, "meta");
+  t.set(meta, "schema", string_value("ckpt.checkpoint"));
+  t.set(meta, "schema_version", int_value(1));
+  std::string producer = model_.producer_name;
+  if (!model_.producer_version.empty()) producer += (producer.empty() ? "" : " ") + model_.producer_version;
+  t.set(meta, "producer", string_value(producer.empty() ? "unknown ONNX producer" : producer));
+  if (!model_.metadata.empty()) {
+    const size_t user = t.add_group(meta, "user");
+    std::set<std::string> keys;
+    for (const auto& [k, v] : model_.metadata) {
+      std::string key = k.empty() ? "(empty key)" : escape_name(k);
+      if (!keys.insert(key).second) continue;  // protobuf's last-wins is the scan's job; keep the first here
+      t.set(user, std::move(key), string_value(v));
+    }
+  }
+  const size_t model = t.add_group(0, "model");
+  if (imp.spec) write_spec(t, model, "spec", *imp.spec);
+  const size_t state = t.add_group(model, "state");
+
+  const size_t extra = t.add_group(0, "extra");
+  const size_t onnx = t.add_group(extra, "onnx");
+  t.set(onnx, "ir_version", int_value(model_.ir_version));
+  std::vector<std::string> opsets;
+  for (const auto& [domain, version] : model_.opsets)
+    opsets.push_back((domain.empty() ? std::string("ai.onnx") : domain) + " " + std::to_string(version));
+  t.set(onnx, "opset_import", strings_value(std::move(opsets)));
+  t.set(onnx, "producer_name", string_value(model_.producer_name));
+  t.set(onnx, "producer_version", string_value(model_.producer_version));
+  if (!model_.domain.empty()) t.set(onnx, "domain", string_value(model_.domain));
+  if (model_.model_version) t.set(onnx, "model_version", int_value(model_.model_version));
+  if (!model_.doc_string.empty()) t.set(onnx, "doc_string", string_value(model_.doc_string));
+  t.set(onnx, "graph_name", string_value(graph.name()));
+  t.set(onnx, "spec", string_value(imp.spec ? "rebuilt from the graph" : "not rebuilt: " + imp.reason));
+
+  std::vector<std::string> skipped;
+  if (model_.sparse_initializers)
+    skipped.push_back(std::to_string(model_.sparse_initializers) + " sparse initializers (not read)");
+  if (model_.has_training_info) skipped.push_back("training_info (not read)");
+  size_t constants_group = SIZE_MAX;
+  std::set<std::string> names;
+  for (size_t i = 0; i < model_.initializers.size(); ++i) {
+    const Initializer& init = model_.initializers[i];
+    if (!init.dtype) {
+      skipped.push_back(init.name + ": " + onnx_type_name(init.onnx_type) + " has no ckpt dtype");
+      continue;
+    }
+    TensorNode node;
+    node.name = init.name.empty() ? "(unnamed " + std::to_string(i) + ")" : escape_name(init.name);
+    if (!names.insert(node.name).second)
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': two initializers are named " + quote_text(init.name));
+    node.dtype = init.dtype;
+    node.shape = init.dims;
+    node.nbytes = init.nbytes;
+    node.initializer = init.name;
+    node.id = i;
+    size_t parent = state;
+    if (constants.count(i)) {
+      if (constants_group == SIZE_MAX) constants_group = t.add_group(onnx, "constants");
+      parent = constants_group;
+    }
+    t.add_tensor(parent, std::move(node));
+  }
+  if (!skipped.empty()) t.set(onnx, "skipped", strings_value(std::move(skipped)));
+}
+
+void OnnxReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
+  const Initializer& t = entry(id);
+  if (dst.size() != t.nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "tensor " + quote_text(t.name) + " has " + std::to_string(t.nbytes) +
+                                        " bytes, the buffer " + std::to_string(dst.size()));
+  switch (t.storage) {
+    case Initializer::Storage::none: return;
+    case Initializer::Storage::raw: {
+      // Small tensors sit next to headers the scan has paged in already.
+      constexpr uint64_t small = 64 << 10;
+      if (t.nbytes <= small)
+        std::memcpy(dst.data(), file_.data() + t.raw_offset, t.nbytes);
+      else
+        file_.read_at(t.raw_offset, dst);
+      return;
+    }
+    case Initializer::Storage::external: external_file(id)->read_at(t.external.offset, dst); return;
+    case Initializer::Storage::typed: decode_typed(t, dst); return;
+  }
+}
+
+const void* OnnxReader::map_tensor(uint64_t id) {
+  const Initializer& t = entry(id);
+  alignas(64) static const std::byte nothing[1] = {};
+  switch (t.storage) {
+    case Initializer::Storage::none: return nothing;
+    case Initializer::Storage::raw: return file_.data() + t.raw_offset;
+    case Initializer::Storage::external: {
+      const InputFile* f = external_file(id);
+      return t.nbytes ? f->data() + t.external.offset : nothing;
+    }
+    case Initializer::Storage::typed: {
+      // Elements kept one by one in a typed field are not the tensor's bytes; decoded once,
+      // kept until the reader goes.
+      auto [it, fresh] = decoded_.try_emplace(id);
+      if (fresh) {
+        it->second.resize(t.nbytes);
+        decode_typed(t, it->second);
+      }
+      return t.nbytes ? it->second.data() : nothing;
+    }
+  }
+  return nothing;
+}
+
+// Walks the TensorProto again and takes every occurrence of its typed field, packed or one
+// element at a time; the scan has checked the wire format and counted the elements.
+void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) const {
+  using google::protobuf::io::CodedInputStream;
+  using google::protobuf::internal::WireFormatLite;
+  const size_t width = ckpt::sdk::dtype_size(t.dtype);
+  const bool fixed32 = t.typed_field == field::kFloatData, fixed64 = t.typed_field == field::kDoubleData;
+  uint64_t k = 0;
+  auto bad = [&](uint64_t at) {
+    fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(t.name) + ": malformed element at byte " +
+                              std::to_string(t.body_offset + at));
+  };
+  // One element: the low `width` bytes of the value, little-endian (int8 .. int64, float16 and
+  // bfloat16 bits, bool).
+  auto element = [&](CodedInputStream& in) {
+    uint64_t v = 0;
+    bool ok;
+    if (fixed32) {
+      uint32_t u;
+      ok = in.ReadLittleEndian32(&u);
+      v = u;
+    } else if (fixed64) {
+      ok = in.ReadLittleEndian64(&v);
+    } else {
+      ok = in.ReadVarint64(&v);
+    }
+    if (!ok || k >= t.numel) bad(static_cast<uint64_t>(in.CurrentPosition()));
+    for (size_t b = 0; b < width; ++b) dst[k * width + b] = static_cast<std::byte>((v >> (8 * b)) & 0xff);
+    ++k;
+  };
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(file_.data() + t.body_offset), static_cast<int>(t.body_size));
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    const auto f = static_cast<uint32_t>(WireFormatLite::GetTagFieldNumber(tag));
+    const auto type = static_cast<uint32_t>(WireFormatLite::GetTagWireType(tag));
+    if (f != t.typed_field) {
+      if (!WireFormatLite::SkipField(&in, tag)) bad(static_cast<uint64_t>(in.CurrentPosition()));
+      continue;
+    }
+    if (type != wire::kLength) {
+      element(in);
+      continue;
+    }
+    uint32_t n;
+    if (!in.ReadVarint32(&n)) bad(static_cast<uint64_t>(in.CurrentPosition()));
+    const auto limit = in.PushLimit(static_cast<int>(n));
+    while (in.BytesUntilLimit() > 0) element(in);
+    in.PopLimit(limit);
+  }
+  if (k != t.numel) fail(CKPT_ERR_INTERNAL, "tensor " + quote_text(t.name) + " decodes to fewer elements than it has");
+}
+
+}  // namespace ckpt_onnx

@@ -1,0 +1,55 @@
+// Reads an .onnx file through one read-only mapping. Opening scans the protobuf once for
+// everything but tensor bytes (model_scan.hpp). A file ckpt wrote is listed exactly as the
+// document it was written from (its ckpt.document metadata); any other ONNX model is listed as
+// a checkpoint: its initializers as model/state, the spec rebuilt from the graph where the
+// spec can express it, and what the model says about itself under meta and extra/onnx.
+// Tensors are copied out with pread, or mapped where they lie (raw_data and external data).
+#pragma once
+
+#include "doc_tree.hpp"
+#include "external_data.hpp"
+#include "input_file.hpp"
+#include "model_scan.hpp"
+
+#include <ckpt/sdk.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ckpt_onnx {
+
+struct ReaderOptions {
+  bool as_plain_onnx = false;  // layout=onnx: ignore ckpt's own metadata
+};
+
+class OnnxReader final : public ckpt::sdk::Reader {
+ public:
+  OnnxReader(const std::string& path, const ReaderOptions& options);
+
+  void list(const ckpt::sdk::Visitor& visitor) override { tree_.list(visitor); }
+  void read_tensor(uint64_t id, std::span<std::byte> dst) override;
+  const void* map_tensor(uint64_t id) override;
+
+ private:
+  const Initializer& entry(uint64_t id) const;
+  void bind_own_tree();
+  void build_foreign_tree();
+  void check_external(const std::string& note);
+  // The external file of initializer `id` (nullptr if its data is in the model), opened and
+  // bounds-checked on first use.
+  const InputFile* external_file(uint64_t id);
+  void decode_typed(const Initializer& t, std::span<std::byte> dst) const;
+  std::vector<int64_t> int64_values(size_t index);
+
+  std::string path_;
+  InputFile file_;
+  ScannedModel model_;
+  ExternalFiles external_;
+  std::map<size_t, const InputFile*> external_of_;  // initializer -> its opened file
+  Tree tree_;
+  std::map<uint64_t, std::vector<std::byte>> decoded_;  // typed-field tensors handed out by map
+};
+
+}  // namespace ckpt_onnx

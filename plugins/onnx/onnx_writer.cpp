@@ -1,0 +1,276 @@
+#include "onnx_writer.hpp"
+
+#include "doc_json.hpp"
+#include "dtypes.hpp"
+#include "graph_export.hpp"
+#include "onnx_layout.hpp"
+#include "text.hpp"
+#include "wire_writer.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+
+namespace ckpt_onnx {
+
+using ckpt::sdk::fail;
+namespace fs = std::filesystem;
+
+OnnxWriter::OnnxWriter(const std::string& path, const WriterOptions& options)
+    : path_(path), committed_(committed_name(path)), options_(options), out_(path) {
+  std::string head;
+  wire::put_varint_field(head, field::kIrVersion, kIrVersion);
+  wire::put_bytes_field(head, field::kProducerName, kProducerName);
+  wire::put_bytes_field(head, field::kProducerVersion, kProducerVersion);
+  wire::put_tag(head, field::kGraph, wire::kLength);
+  graph_length_at_ = head.size();
+  head += wire::padded_length(0);
+  out_.write(head);
+}
+
+std::string OnnxWriter::where() const {
+  if (stack_.size() <= 1) return "the root group";
+  return "group '" + stack_.back().path + "'";
+}
+
+OnnxWriter::OpenGroup& OnnxWriter::current(const char* event) {
+  if (stack_.empty())
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " outside any group (the root group is " +
+                                        (root_done_ ? "already closed)" : "not open yet)"));
+  return stack_.back();
+}
+
+void OnnxWriter::claim_child(std::string_view name, const char* event) {
+  OpenGroup& g = current(event);
+  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid name " + quote_text(name) + " in " + where() +
+                                        ": names are non-empty and hold no '/' or NUL");
+  if (g.attributes_left != 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " " + quote_text(name) + " in " + where() + " before its " +
+                                        std::to_string(g.attributes_left) + " announced attributes");
+  if (g.children_left == 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " " + quote_text(name) + " in " + where() +
+                                        " beyond its announced children");
+  if (!g.child_names.emplace(name).second)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child " + quote_text(name) + " in " + where());
+  --g.children_left;
+}
+
+void OnnxWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
+  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "begin_group after finish");
+  if (stack_.empty()) {
+    if (root_done_) fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group");
+    if (!name.empty())
+      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got " + quote_text(name));
+    stack_.push_back({0, "", n_attributes, n_children, {}, {}});
+    return;
+  }
+  claim_child(name, "group");
+  const OpenGroup& parent = stack_.back();
+  const size_t g = tree_.add_group(parent.group, std::string(name));
+  std::string path = parent.path.empty() ? std::string(name) : parent.path + "/" + std::string(name);
+  stack_.push_back({g, std::move(path), n_attributes, n_children, {}, {}});
+}
+
+void OnnxWriter::end_group() {
+  OpenGroup& g = current("end_group");
+  if (g.attributes_left != 0 || g.children_left != 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "end of " + where() + " with " + std::to_string(g.attributes_left) +
+                                        " attributes and " + std::to_string(g.children_left) +
+                                        " children still announced");
+  stack_.pop_back();
+  if (stack_.empty()) root_done_ = true;
+}
+
+void OnnxWriter::attribute(std::string_view name, const ckpt_value& value) {
+  OpenGroup& g = current("attribute");
+  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid attribute name " + quote_text(name) + " in " + where() +
+                                        ": names are non-empty and hold no '/' or NUL");
+  if (g.attributes_left == 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "attribute " + quote_text(name) + " in " + where() + " beyond its announced attributes");
+  if (!g.attribute_names.emplace(name).second)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute " + quote_text(name) + " in " + where());
+  --g.attributes_left;
+  tree_.set(g.group, std::string(name), OwnedValue::copy_of(value, "attribute " + quote_text(name) + " in " + where()));
+}
+
+// model/state and root tensors keep their names, so the graph and other tools see the state
+// dict as it is; everything else gets the reserved prefix and its path.
+std::string OnnxWriter::initializer_name(const std::string& group_path, std::string_view name,
+                                         const std::string& path) {
+  std::string n;
+  if ((group_path == "model/state" || group_path.empty()) && valid_utf8(name) && !name.starts_with(kReservedPrefix))
+    n = std::string(name);
+  if (n.empty() || initializers_.count(n)) n = std::string(kReservedPrefix) + path;
+  if (!valid_utf8(n)) n = std::string(kReservedPrefix) + "tensor-" + std::to_string(tree_.tensors.size());
+  const std::string base = n;
+  for (int k = 2; initializers_.count(n); ++k) n = base + "#" + std::to_string(k);
+  initializers_.insert(n);
+  return n;
+}
+
+bool OnnxWriter::goes_external(uint64_t nbytes, uint64_t inline_size, const std::string& what) {
+  switch (options_.external) {
+    case WriterOptions::External::always: return nbytes >= options_.external_threshold;
+    case WriterOptions::External::automatic: return out_.offset() + inline_size > options_.max_inline;
+    case WriterOptions::External::never:
+      if (out_.offset() + inline_size > options_.max_inline)
+        fail(CKPT_ERR_LIMIT, what + " would take the .onnx file past " + std::to_string(options_.max_inline) +
+                                 " bytes (protobuf holds at most 2 GiB); write with external_data=auto or always");
+      return false;
+  }
+  return false;
+}
+
+ExternalWriter& OnnxWriter::external() {
+  if (!external_) {
+    const std::string location = committed_ + std::string(kExternalSuffix);
+    if (!valid_utf8(location))
+      fail(CKPT_ERR_UNSUPPORTED, "'" + path_ + "': external data would be named " + quote_text(location) +
+                                     ", which is not UTF-8 (ONNX locations are protobuf strings)");
+    const fs::path folder = fs::path(path_).parent_path();
+    external_ = std::make_unique<ExternalWriter>(path_ + std::string(kExternalSuffix), (folder / location).string());
+  }
+  return *external_;
+}
+
+void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
+  OpenGroup& g = current("tensor");
+  const std::string path = g.path.empty() ? std::string(info.name) : g.path + "/" + std::string(info.name);
+  const std::string what = "tensor " + quote_text(path);
+  const char* dtype = ckpt::sdk::dtype_name(info.dtype);
+  if (!dtype) fail(CKPT_ERR_INVALID_ARGUMENT, what + " has unknown dtype " + std::to_string(info.dtype));
+  const uint64_t nbytes = ckpt::sdk::checked_nbytes(info.shape, ckpt::sdk::dtype_size(info.dtype), what);
+  if (nbytes != info.nbytes || data.size() != nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_text(info.shape) + " " + dtype + " needs " +
+                                        std::to_string(nbytes) + " bytes, got " + std::to_string(data.size()));
+  claim_child(info.name, "tensor");
+
+  TensorNode node;
+  node.name = std::string(info.name);
+  node.dtype = info.dtype;
+  node.shape.assign(info.shape.begin(), info.shape.end());
+  node.nbytes = nbytes;
+  node.initializer = initializer_name(g.path, info.name, path);
+
+  std::string& h = head_;
+  h.clear();
+  for (int64_t d : info.shape) wire::put_varint_field(h, field::kDims, static_cast<uint64_t>(d));
+  wire::put_varint_field(h, field::kDataType, static_cast<uint64_t>(onnx_type_of(info.dtype)));
+  wire::put_bytes_field(h, field::kName, node.initializer);
+  // Frame sizes are at most 11 bytes of tag and length on each of two levels.
+  const uint64_t inline_size = 2 * 11 + h.size() + 11 + nbytes;
+  uint64_t tensor_size;
+  const bool external_data = goes_external(nbytes, inline_size, what);
+  if (external_data) {
+    const uint64_t offset = external().append(data);
+    auto entry = [&](std::string_view key, const std::string& value) {
+      std::string e;
+      wire::put_bytes_field(e, field::kKey, key);
+      wire::put_bytes_field(e, field::kValue, value);
+      wire::put_bytes_field(h, field::kExternalData, e);
+    };
+    entry("location", committed_ + std::string(kExternalSuffix));
+    entry("offset", std::to_string(offset));
+    entry("length", std::to_string(nbytes));
+    wire::put_varint_field(h, field::kDataLocation, 1);
+    tensor_size = h.size();
+  } else {
+    wire::put_tag(h, field::kRawData, wire::kLength);
+    wire::put_varint(h, nbytes);
+    tensor_size = h.size() + nbytes;
+  }
+  std::string frame;
+  wire::put_tag(frame, field::kInitializer, wire::kLength);
+  wire::put_varint(frame, tensor_size);
+  out_.write(frame);
+  out_.write(h);
+  if (!external_data && nbytes > 0) out_.write(data.data(), nbytes);
+  tree_.add_tensor(g.group, std::move(node));
+}
+
+std::string OnnxWriter::metadata_entries(const std::string& graph_note, const std::string& external_note) const {
+  std::vector<std::pair<std::string, std::string>> entries;
+  // meta's attributes one by one, for tools that show metadata_props; ckpt reads them back
+  // from the document entry.
+  const size_t meta = tree_.find_group(0, "meta");
+  if (meta != SIZE_MAX) {
+    std::vector<std::pair<size_t, std::string>> todo{{meta, std::string(kMetaKeyPrefix)}};
+    while (!todo.empty()) {
+      auto [g, prefix] = todo.back();
+      todo.pop_back();
+      for (const Attribute& a : tree_.groups[g].attributes)
+        if (valid_utf8(a.name)) entries.emplace_back(prefix + a.name, value_as_text(a.value));
+      const auto& children = tree_.groups[g].children;
+      for (auto it = children.rbegin(); it != children.rend(); ++it)
+        if (!it->is_tensor && valid_utf8(tree_.groups[it->index].name))
+          todo.emplace_back(it->index, prefix + tree_.groups[it->index].name + "/");
+    }
+  }
+  entries.emplace_back(std::string(kGraphKey), graph_note);
+  if (!external_note.empty()) entries.emplace_back(std::string(kExternalKey), external_note);
+  entries.emplace_back(std::string(kDocumentKey), tree_to_json(tree_));
+  std::string out;
+  for (const auto& [k, v] : entries) {
+    std::string e;
+    wire::put_bytes_field(e, field::kKey, k);
+    wire::put_bytes_field(e, field::kValue, v);
+    wire::put_bytes_field(out, field::kMetadataProps, e);
+  }
+  return out;
+}
+
+void OnnxWriter::finish() {
+  if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
+  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
+
+  auto built = build_graph(tree_);
+  std::string graph_note;
+  onnx::GraphProto graph;
+  if (auto* g = std::get_if<onnx::GraphProto>(&built)) {
+    graph = std::move(*g);
+    graph_note = "built from model/spec";
+  } else {
+    graph_note = "none: " + std::get<std::string>(built);
+    graph.set_name("state");
+    graph.set_doc_string("No model graph (" + std::get<std::string>(built) +
+                         "); the initializers hold the document's tensors.");
+  }
+  // Graph fields after the initializers: valid protobuf (fields may come in any order), and
+  // the only order that lets the tensors stream.
+  out_.write(graph.SerializeAsString());
+  const uint64_t graph_length = out_.offset() - graph_length_at_ - wire::kPaddedLength;
+  if (graph_length > kProtobufLimit)
+    fail(CKPT_ERR_LIMIT, "'" + path_ + "': the graph takes " + std::to_string(graph_length) +
+                             " bytes, past protobuf's 2 GiB; write with external_data=always");
+  out_.patch(graph_length_at_, wire::padded_length(static_cast<uint32_t>(graph_length)));
+
+  onnx::OperatorSetIdProto opset;
+  opset.set_domain("");
+  opset.set_version(kOpsetVersion);
+  std::string tail;
+  wire::put_bytes_field(tail, field::kOpsetImport, opset.SerializeAsString());
+
+  std::string external_note;
+  if (external_) {
+    const ExternalHeader h = external_->seal();
+    char hash[20];
+    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(h.hash));
+    external_note = nlohmann::json{{"location", committed_ + std::string(kExternalSuffix)},
+                                   {"xxh3", hash},
+                                   {"bytes", h.bytes}}
+                        .dump();
+  }
+  tail += metadata_entries(graph_note, external_note);
+  if (out_.offset() + tail.size() > kProtobufLimit)
+    fail(CKPT_ERR_LIMIT, "'" + path_ + "': the model would take " + std::to_string(out_.offset() + tail.size()) +
+                             " bytes, past protobuf's 2 GiB; write with external_data=always");
+  out_.write(tail);
+  out_.close();
+  if (external_) external_->commit();
+  finished_ = true;
+}
+
+}  // namespace ckpt_onnx

@@ -1,0 +1,72 @@
+// Streams a document into an .onnx file. The ModelProto is written in protobuf's wire format
+// as the host's events arrive: the header fields, then the graph, whose initializers are framed
+// here with each tensor's bytes written straight from the host's buffer (no ModelProto of the
+// whole model is ever built), then, at finish(), the graph's nodes from model/spec, the opset
+// and the metadata. The graph's length is reserved as a five-byte varint and patched at the
+// end. Peak memory is the host's tensor plus a 1 MiB buffer.
+#pragma once
+
+#include "doc_tree.hpp"
+#include "external_data.hpp"
+#include "model_file.hpp"
+
+#include <ckpt/sdk.hpp>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace ckpt_onnx {
+
+struct WriterOptions {
+  enum class External { automatic, always, never };
+  External external = External::automatic;
+  uint64_t external_threshold = 1024;  // always: tensors of at least this many bytes go out
+  uint64_t max_inline = 0;             // automatic/never: the .onnx file stays below this
+};
+
+class OnnxWriter final : public ckpt::sdk::Writer {
+ public:
+  OnnxWriter(const std::string& path, const WriterOptions& options);
+
+  void begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) override;
+  void end_group() override;
+  void attribute(std::string_view name, const ckpt_value& value) override;
+  void tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) override;
+  void finish() override;
+
+ private:
+  struct OpenGroup {
+    size_t group;      // in tree_
+    std::string path;  // "" for the root
+    uint64_t attributes_left;
+    uint64_t children_left;
+    std::unordered_set<std::string> attribute_names;
+    std::unordered_set<std::string> child_names;
+  };
+
+  OpenGroup& current(const char* event);
+  void claim_child(std::string_view name, const char* event);
+  std::string where() const;
+  std::string initializer_name(const std::string& group_path, std::string_view name, const std::string& path);
+  bool goes_external(uint64_t nbytes, uint64_t inline_size, const std::string& what);
+  ExternalWriter& external();
+  std::string metadata_entries(const std::string& graph_note, const std::string& external_note) const;
+
+  std::string path_;
+  std::string committed_;  // the model's file name once the host renames it into place
+  WriterOptions options_;
+  ModelFile out_;
+  Tree tree_;
+  std::vector<OpenGroup> stack_;
+  std::set<std::string> initializers_;
+  std::unique_ptr<ExternalWriter> external_;
+  uint64_t graph_length_at_ = 0;
+  bool root_done_ = false;
+  bool finished_ = false;
+  std::string head_;  // reused per tensor
+};
+
+}  // namespace ckpt_onnx

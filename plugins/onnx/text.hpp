@@ -1,0 +1,25 @@
+// Small text helpers: UTF-8 checks (protobuf strings and JSON hold only valid UTF-8), hex for
+// bytes that are not text, and names quoted for error messages.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ckpt_onnx {
+
+bool valid_utf8(std::string_view s);
+std::string to_hex(std::string_view bytes);
+// nullopt unless `hex` is an even number of hex digits.
+std::optional<std::string> from_hex(std::string_view hex);
+// For messages: at most 64 bytes, control and non-UTF-8 bytes escaped, in double quotes.
+std::string quote_text(std::string_view s);
+std::string shape_text(std::span<const int64_t> shape);
+// ONNX names may hold '/' and NUL, document names may not: they are written "%2F" and "%00",
+// and '%' is written "%25".
+std::string escape_name(std::string_view onnx_name);
+
+}  // namespace ckpt_onnx
