@@ -4,17 +4,18 @@
 # --ignore-scripts (no install step may download anything of its own).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+here=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
   cmake ninja-build g++ pkg-config
   libboost-dev nlohmann-json3-dev libmsgpack-cxx-dev libcli11-dev libxxhash-dev
   libhdf5-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libzip-dev libsodium-dev zlib1g-dev
+  libminizip-dev libsodium-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
-  python3 python3-numpy python3-msgpack python3-h5py python3-onnx python3-torch
-  libopenblas0-openmp
+  python3 python3-numpy python3-msgpack python3-h5py python3-onnx python3-torch python3-joblib
+  libopenblas0-openmp python3-matplotlib
   time
 )
 
@@ -31,4 +32,10 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+
+# ONNX Runtime for the onnx plugin's tests, pinned by tests/formats/onnx/node/package-lock.json.
+# --ignore-scripts: the package ships its native library; no install step may fetch anything.
+if [ ! -f "$here/tests/formats/onnx/node/node_modules/onnxruntime-node/package.json" ]; then
+  (cd "$here/tests/formats/onnx/node" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
