@@ -4,6 +4,7 @@
 #include <ckpt/train/manager.hpp>
 #include <ckpt/train/optimizer.hpp>
 #include <ckpt/train/schedule.hpp>
+#include <ckpt/train/spec_inference.hpp>
 #include <ckpt/train/trainer.hpp>
 
 #include <chrono>
@@ -85,9 +86,11 @@ Evaluation evaluate(Model& model, const Dataset& data, int64_t batch_size, const
 }
 
 std::unique_ptr<Model> model_from_checkpoint(const Checkpoint& c) {
-  if (c.model_spec.empty())
+  // A state dict from another tool has no spec; a ready-made model's can be read off its shapes.
+  std::optional<Group> inferred = c.model_spec.empty() ? infer_spec(c.model_state) : std::nullopt;
+  if (c.model_spec.empty() && !inferred)
     throw FormatError("the checkpoint has no model/spec, so the model cannot be rebuilt from it alone");
-  auto m = Model::from_spec(c.model_spec, 0);
+  auto m = Model::from_spec(inferred ? *inferred : c.model_spec, 0);
   m->load_state_dict(c.model_state, true);
   m->eval();
   return m;

@@ -1,0 +1,56 @@
+#include "pickle_reader.hpp"
+
+#include "policies.hpp"
+#include "py_to_doc.hpp"
+#include "unpickler.hpp"
+
+namespace ckpt_pickle {
+
+using ckpt::sdk::fail;
+
+namespace {
+
+// Bytes the pickle spelled out another way (latin-1 text under protocol 2) live in the arena.
+class TextBlob final : public Blob {
+ public:
+  explicit TextBlob(const Text& t) : t_(t) {}
+  std::span<const std::byte> bytes() override { return std::as_bytes(std::span(t_.str().data(), t_.str().size())); }
+  uint64_t size() const override { return t_.str().size(); }
+  bool in_file() const override { return !t_.view.empty() || t_.owned.empty(); }
+
+ private:
+  const Text& t_;
+};
+
+}  // namespace
+
+PickleReader::PickleReader(const std::string& path) : file_(path) {
+  Input in(file_.bytes(), "the pickle");
+  NumpyPolicy policy;
+  Obj* obj = unpickle(in, policy, arena_);
+  if (in.left() != 0)
+    in.fail(CKPT_ERR_FORMAT, in.pos(),
+            std::to_string(in.left()) + " bytes after the pickle's STOP (a file of several pickles is not read)");
+  DocBuilder builder(tensors_, [&](const Array& a) -> Blob* {
+    const Text* t = as_text(a.base);
+    if (!t) fail(CKPT_ERR_INTERNAL, a.where + ": an array without bytes");
+    blobs_.push_back(std::make_unique<TextBlob>(*t));
+    return blobs_.back().get();
+  });
+  if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);
+  else builder.fill(root_, obj, "", 0);
+}
+
+void PickleReader::list(const ckpt::sdk::Visitor& visitor) { list_tree(root_, visitor, tensors_); }
+
+TensorEntry& PickleReader::entry(uint64_t id) {
+  if (id >= tensors_.size())
+    fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " (the file holds " + std::to_string(tensors_.size()) + ")");
+  return tensors_[id];
+}
+
+void PickleReader::read_tensor(uint64_t id, std::span<std::byte> dst) { entry(id).copy_to(dst); }
+
+const void* PickleReader::map_tensor(uint64_t id) { return entry(id).map(); }
+
+}  // namespace ckpt_pickle

@@ -1,0 +1,96 @@
+// What a reader lists: the document's tree, built once at open and replayed to every
+// visitor, and per tensor where its bytes are (a strided view over a blob of bytes).
+#pragma once
+
+#include <ckpt/sdk.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ckpt_pickle {
+
+struct AttrValue {
+  uint32_t type = 0;  // ckpt_value_type
+  bool b = false;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;
+  std::vector<uint8_t> bools;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  std::vector<std::string> strings;
+
+  static AttrValue boolean(bool v);
+  static AttrValue integer(int64_t v);
+  static AttrValue floating(double v);
+  static AttrValue string(std::string v);
+  // A view valid while this value lives; `scratch` holds the string array's pointers.
+  ckpt_value view(std::vector<ckpt_str>& scratch) const;
+  bool operator==(const AttrValue& o) const;
+};
+
+struct Node {
+  std::string name;
+  bool is_group = true;
+  std::vector<std::pair<std::string, AttrValue>> attributes;
+  std::vector<Node> children;
+  uint64_t tensor_id = 0;  // tensors: index into the reader's entries
+
+  const Node* child(std::string_view n) const;
+  Node* child(std::string_view n);
+  const AttrValue* attribute(std::string_view n) const;
+  Node& add_group(std::string n);
+  void add_tensor(std::string n, uint64_t id);
+  void set(std::string n, AttrValue v);
+};
+
+// Where a tensor's bytes come from: a region of the mapped file, or bytes inflated on demand.
+class Blob {
+ public:
+  virtual ~Blob() = default;
+  virtual std::span<const std::byte> bytes() = 0;
+  virtual uint64_t size() const = 0;
+  // True when bytes() is a view into the file that stays valid for the reader's lifetime.
+  virtual bool in_file() const { return true; }
+};
+
+class SpanBlob final : public Blob {
+ public:
+  explicit SpanBlob(std::span<const std::byte> b) : b_(b) {}
+  std::span<const std::byte> bytes() override { return b_; }
+  uint64_t size() const override { return b_.size(); }
+
+ private:
+  std::span<const std::byte> b_;
+};
+
+struct TensorEntry {
+  std::string path;  // in the document, for messages
+  uint32_t dtype = 0;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;  // elements
+  int64_t offset = 0;            // elements
+  bool big_endian = false;
+  Blob* blob = nullptr;
+  std::vector<std::byte> materialized;  // filled by map() when the view is not dense
+
+  uint64_t nbytes() const;
+  bool dense() const;  // C order, native byte order: the bytes can be used in place
+  // Copies the view into dst (exactly nbytes), in C order and native byte order.
+  void copy_to(std::span<std::byte> dst) const;
+  // A pointer to nbytes dense bytes, valid until the entry dies.
+  const void* map();
+};
+
+// Replays `root` to the visitor. Recursion is bounded by the depth the builders allow.
+void list_tree(const Node& root, const ckpt::sdk::Visitor& visitor, const std::vector<TensorEntry>& tensors);
+
+// A document name for a key: '/' and NUL cannot appear in names, so they are written %2F and
+// %00 (and '%' itself %25 when it would be ambiguous); an empty key becomes "%".
+std::string escape_name(std::string_view key);
+
+}  // namespace ckpt_pickle

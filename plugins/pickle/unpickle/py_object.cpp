@@ -1,0 +1,138 @@
+#include "py_object.hpp"
+
+#include <string_view>
+
+namespace ckpt_pickle {
+
+Obj* Dict::find(std::string_view key) const {
+  for (const auto& [k, v] : entries)
+    if (k->kind == Kind::string && static_cast<const Text*>(k)->str() == key) return v;
+  return nullptr;
+}
+
+Obj* Arena::none() { return make<Scalar>(Kind::none); }
+
+Obj* Arena::boolean(bool b) {
+  auto* s = make<Scalar>(Kind::boolean);
+  s->b = b;
+  return s;
+}
+
+Obj* Arena::integer(int64_t i) {
+  auto* s = make<Scalar>(Kind::integer);
+  s->i = i;
+  return s;
+}
+
+Obj* Arena::floating(double f) {
+  auto* s = make<Scalar>(Kind::floating);
+  s->f = f;
+  return s;
+}
+
+namespace {
+
+// Python 2 names that protocol 0-2 pickles use for Python 3's (Lib/_compat_pickle.py, which
+// Python's own unpickler applies), and the platform modules os functions live in.
+struct Rename {
+  std::string_view from, to;
+};
+constexpr Rename kModules[] = {
+    {"BaseHTTPServer", "http.server"}, {"CGIHTTPServer", "http.server"}, {"ConfigParser", "configparser"},
+    {"Cookie", "http.cookies"}, {"Dialog", "tkinter.dialog"}, {"DocXMLRPCServer", "xmlrpc.server"},
+    {"FileDialog", "tkinter.filedialog"}, {"HTMLParser", "html.parser"}, {"Queue", "queue"},
+    {"ScrolledText", "tkinter.scrolledtext"}, {"SimpleDialog", "tkinter.simpledialog"},
+    {"SimpleHTTPServer", "http.server"}, {"SimpleXMLRPCServer", "xmlrpc.server"},
+    {"SocketServer", "socketserver"}, {"StringIO", "io"}, {"Tix", "tkinter.tix"},
+    {"Tkconstants", "tkinter.constants"}, {"Tkdnd", "tkinter.dnd"}, {"Tkinter", "tkinter"},
+    {"UserDict", "collections"}, {"UserList", "collections"}, {"UserString", "collections"},
+    {"__builtin__", "builtins"}, {"_abcoll", "collections.abc"}, {"_elementtree", "xml.etree.ElementTree"},
+    {"_winreg", "winreg"}, {"anydbm", "dbm"}, {"cPickle", "pickle"}, {"cStringIO", "io"},
+    {"commands", "subprocess"}, {"cookielib", "http.cookiejar"}, {"copy_reg", "copyreg"}, {"dbhash", "dbm.bsd"},
+    {"dbm", "dbm.ndbm"}, {"dumbdbm", "dbm.dumb"}, {"dummy_thread", "_dummy_thread"}, {"gdbm", "dbm.gnu"},
+    {"htmlentitydefs", "html.entities"}, {"httplib", "http.client"}, {"markupbase", "_markupbase"},
+    {"repr", "reprlib"}, {"robotparser", "urllib.robotparser"}, {"test.test_support", "test.support"},
+    {"thread", "_thread"}, {"tkColorChooser", "tkinter.colorchooser"},
+    {"tkCommonDialog", "tkinter.commondialog"}, {"tkFileDialog", "tkinter.filedialog"},
+    {"tkFont", "tkinter.font"}, {"tkMessageBox", "tkinter.messagebox"},
+    {"tkSimpleDialog", "tkinter.simpledialog"}, {"ttk", "tkinter.ttk"}, {"urllib2", "urllib.request"},
+    {"urlparse", "urllib.parse"}, {"whichdb", "dbm"}, {"xmlrpclib", "xmlrpc.client"}, {"posix", "os"},
+    {"nt", "os"}, {"exceptions", "builtins"},
+};
+struct NameRename {
+  std::string_view module, name, to_module, to_name;
+};
+constexpr NameRename kNames[] = {
+    {"UserDict", "IterableUserDict", "collections", "UserDict"},
+    {"UserDict", "UserDict", "collections", "UserDict"},
+    {"UserList", "UserList", "collections", "UserList"},
+    {"UserString", "UserString", "collections", "UserString"},
+    {"__builtin__", "basestring", "builtins", "str"},
+    {"__builtin__", "intern", "sys", "intern"},
+    {"__builtin__", "long", "builtins", "int"},
+    {"__builtin__", "reduce", "functools", "reduce"},
+    {"__builtin__", "unichr", "builtins", "chr"},
+    {"__builtin__", "unicode", "builtins", "str"},
+    {"__builtin__", "xrange", "builtins", "range"},
+    {"_multiprocessing", "Connection", "multiprocessing.connection", "Connection"},
+    {"_socket", "fromfd", "socket", "fromfd"},
+    {"itertools", "ifilter", "builtins", "filter"},
+    {"itertools", "ifilterfalse", "itertools", "filterfalse"},
+    {"itertools", "imap", "builtins", "map"},
+    {"itertools", "izip", "builtins", "zip"},
+    {"itertools", "izip_longest", "itertools", "zip_longest"},
+    {"multiprocessing", "AuthenticationError", "multiprocessing.context", "AuthenticationError"},
+    {"multiprocessing", "BufferTooShort", "multiprocessing.context", "BufferTooShort"},
+    {"multiprocessing", "ProcessError", "multiprocessing.context", "ProcessError"},
+    {"multiprocessing", "TimeoutError", "multiprocessing.context", "TimeoutError"},
+    {"multiprocessing.forking", "Popen", "multiprocessing.popen_fork", "Popen"},
+    {"multiprocessing.process", "Process", "multiprocessing.context", "Process"},
+    {"socket", "_socketobject", "socket", "SocketType"},
+    {"urllib", "ContentTooShortError", "urllib.error", "ContentTooShortError"},
+    {"urllib", "getproxies", "urllib.request", "getproxies"},
+    {"urllib", "pathname2url", "urllib.request", "pathname2url"},
+    {"urllib", "quote", "urllib.parse", "quote"},
+    {"urllib", "quote_plus", "urllib.parse", "quote_plus"},
+    {"urllib", "unquote", "urllib.parse", "unquote"},
+    {"urllib", "unquote_plus", "urllib.parse", "unquote_plus"},
+    {"urllib", "url2pathname", "urllib.request", "url2pathname"},
+    {"urllib", "urlcleanup", "urllib.request", "urlcleanup"},
+    {"urllib", "urlencode", "urllib.parse", "urlencode"},
+    {"urllib", "urlopen", "urllib.request", "urlopen"},
+    {"urllib", "urlretrieve", "urllib.request", "urlretrieve"},
+    {"urllib2", "HTTPError", "urllib.error", "HTTPError"},
+    {"urllib2", "URLError", "urllib.error", "URLError"},
+    {"whichdb", "whichdb", "dbm", "whichdb"},
+};
+
+}  // namespace
+
+std::string display_name(std::string_view module, std::string_view name) {
+  for (const auto& r : kNames)
+    if (r.module == module && r.name == name) return std::string(r.to_module) + "." + std::string(r.to_name);
+  for (const auto& r : kModules)
+    if (r.from == module) return std::string(r.to) + "." + std::string(name);
+  return std::string(module) + "." + std::string(name);
+}
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::none: return "None";
+    case Kind::boolean: return "bool";
+    case Kind::integer: return "int";
+    case Kind::floating: return "float";
+    case Kind::string: return "str";
+    case Kind::bytes: return "bytes";
+    case Kind::list: return "list";
+    case Kind::tuple: return "tuple";
+    case Kind::dict: return "dict";
+    case Kind::global: return "global";
+    case Kind::record: return "object";
+    case Kind::storage: return "storage";
+    case Kind::array: return "array";
+    case Kind::dtype: return "dtype";
+  }
+  return "?";
+}
+
+}  // namespace ckpt_pickle

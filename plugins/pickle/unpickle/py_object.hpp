@@ -1,0 +1,162 @@
+// The Python values a restricted unpickler can build. Nothing here is a live Python object:
+// a class the unpickler does not know becomes a Record of its attributes, and the only
+// "calls" are the array and tensor rebuilders it emulates. Objects live in an Arena and point
+// at each other without owning, so cycles a pickle builds through its memo cost no leak.
+#pragma once
+
+#include <ckpt/plugin_abi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ckpt_pickle {
+
+enum class Kind : uint8_t {
+  none,
+  boolean,
+  integer,
+  floating,
+  string,   // str: UTF-8
+  bytes,    // bytes, bytearray
+  list,     // list, set, frozenset
+  tuple,
+  dict,     // dict, OrderedDict
+  global,   // a class or function named by the pickle, never resolved
+  record,   // an instance of a class we do not know: its attributes only
+  storage,  // a torch storage (persistent id)
+  array,    // a torch tensor or a NumPy array: a strided view over bytes
+  dtype,    // a numpy.dtype
+};
+
+struct Obj {
+  explicit Obj(Kind k) : kind(k) {}
+  virtual ~Obj() = default;
+  Kind kind;
+};
+
+struct Scalar final : Obj {
+  explicit Scalar(Kind k) : Obj(k) {}
+  bool b = false;
+  int64_t i = 0;
+  double f = 0;
+};
+
+// str or bytes: a view into the input when the pickle holds the bytes verbatim, else owned.
+struct Text final : Obj {
+  explicit Text(Kind k) : Obj(k) {}
+  std::string owned;
+  std::string_view view;
+  std::string_view str() const { return view.data() ? view : std::string_view(owned); }
+};
+
+struct Seq final : Obj {
+  explicit Seq(Kind k) : Obj(k) {}
+  std::vector<Obj*> items;
+};
+
+struct Dict final : Obj {
+  Dict() : Obj(Kind::dict) {}
+  bool ordered = false;
+  std::vector<std::pair<Obj*, Obj*>> entries;
+  Obj* instance_state = nullptr;  // what BUILD set on an OrderedDict (torch's _metadata)
+  Obj* find(std::string_view key) const;
+};
+
+struct Global final : Obj {
+  Global(std::string m, std::string n) : Obj(Kind::global), module(std::move(m)), name(std::move(n)) {}
+  std::string module, name;
+  std::string full() const { return module + "." + name; }
+};
+
+struct Record final : Obj {
+  explicit Record(std::string c) : Obj(Kind::record), cls(std::move(c)) {}
+  std::string cls;  // "module.Name"
+  std::vector<std::pair<std::string, Obj*>> attributes;
+  Obj* args = nullptr;  // the tuple given to __new__, when not empty
+  Obj* state = nullptr;  // a BUILD state that is not a dict of attributes
+};
+
+struct Storage final : Obj {
+  Storage() : Obj(Kind::storage) {}
+  uint32_t dtype = 0;  // ckpt_dtype
+  std::string type_name;  // "torch.FloatStorage"
+  std::string key;        // archive/data/<key>
+  uint64_t numel = 0;
+};
+
+// A tensor or an array: element (offset + sum(index[i] * strides[i])) of `base`, where base
+// is a Storage (torch) or the bytes of a Text (NumPy). Strides count elements.
+struct Array final : Obj {
+  Array() : Obj(Kind::array) {}
+  uint32_t dtype = 0;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;
+  int64_t offset = 0;
+  Obj* base = nullptr;
+  bool big_endian = false;  // NumPy '>' arrays
+  bool parameter = false;   // torch.nn.Parameter
+  bool numpy = false;
+  bool scalar = false;      // a NumPy scalar (numpy.float64(0.5)), read as a number
+  std::string where;        // the pickle offset it was built at, for messages
+};
+
+struct DType final : Obj {
+  DType() : Obj(Kind::dtype) {}
+  std::string spec;  // "f4", "<i8", ...
+  uint32_t dtype = 0;  // 0 when ckpt holds no such dtype
+  char order = '=';    // '<', '>', '|', '='
+  bool structured = false;
+};
+
+// Owns every object of one unpickling.
+class Arena {
+ public:
+  template <class T, class... A>
+  T* make(A&&... a) {
+    auto p = std::make_unique<T>(std::forward<A>(a)...);
+    T* raw = p.get();
+    objects_.push_back(std::move(p));
+    return raw;
+  }
+  Obj* none();
+  Obj* boolean(bool b);
+  Obj* integer(int64_t i);
+  Obj* floating(double f);
+  size_t size() const { return objects_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<Obj>> objects_;
+};
+
+// "module.name" of a global as Python 3 would import it: os.system is pickled as
+// posix.system, and protocol 2 pickles name Python 2's modules (subprocess.check_call is
+// pickled as commands.check_call).
+std::string display_name(std::string_view module, std::string_view name);
+
+const char* kind_name(Kind k);
+inline const Scalar* as_scalar(const Obj* o) {
+  return o && (o->kind == Kind::none || o->kind == Kind::boolean || o->kind == Kind::integer ||
+               o->kind == Kind::floating)
+             ? static_cast<const Scalar*>(o)
+             : nullptr;
+}
+inline const Text* as_text(const Obj* o) {
+  return o && (o->kind == Kind::string || o->kind == Kind::bytes) ? static_cast<const Text*>(o) : nullptr;
+}
+inline const Seq* as_seq(const Obj* o) {
+  return o && (o->kind == Kind::list || o->kind == Kind::tuple) ? static_cast<const Seq*>(o) : nullptr;
+}
+inline const Dict* as_dict(const Obj* o) { return o && o->kind == Kind::dict ? static_cast<const Dict*>(o) : nullptr; }
+inline const Array* as_array(const Obj* o) { return o && o->kind == Kind::array ? static_cast<const Array*>(o) : nullptr; }
+inline const Record* as_record(const Obj* o) { return o && o->kind == Kind::record ? static_cast<const Record*>(o) : nullptr; }
+inline const Storage* as_storage(const Obj* o) { return o && o->kind == Kind::storage ? static_cast<const Storage*>(o) : nullptr; }
+inline const Global* as_global(const Obj* o) { return o && o->kind == Kind::global ? static_cast<const Global*>(o) : nullptr; }
+inline const DType* as_dtype(const Obj* o) { return o && o->kind == Kind::dtype ? static_cast<const DType*>(o) : nullptr; }
+
+}  // namespace ckpt_pickle

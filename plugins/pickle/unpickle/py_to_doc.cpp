@@ -1,0 +1,182 @@
+#include "py_to_doc.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace ckpt_pickle {
+
+using ckpt::sdk::fail;
+
+std::string unique_child_name(const Node& group, const std::string& name) {
+  if (!group.child(name)) return name;
+  for (int k = 2;; ++k) {
+    std::string n = name + "_" + std::to_string(k);
+    if (!group.child(n)) return n;
+  }
+}
+
+namespace {
+
+std::string unique_attribute_name(const Node& group, const std::string& name) {
+  if (!group.attribute(name)) return name;
+  for (int k = 2;; ++k) {
+    std::string n = name + "_" + std::to_string(k);
+    if (!group.attribute(n)) return n;
+  }
+}
+
+// A NumPy scalar as a number.
+std::optional<AttrValue> scalar_value(const Array& a) {
+  const Text* t = as_text(a.base);
+  if (!t) return std::nullopt;
+  std::string_view raw = t->str();
+  std::string b(raw);
+  if (a.big_endian) std::reverse(b.begin(), b.end());
+  auto get = [&](auto v) {
+    std::memcpy(&v, b.data(), sizeof v);
+    return v;
+  };
+  switch (a.dtype) {
+    case CKPT_DTYPE_F64: return AttrValue::floating(get(double{}));
+    case CKPT_DTYPE_F32: return AttrValue::floating(get(float{}));
+    case CKPT_DTYPE_I8: return AttrValue::integer(get(int8_t{}));
+    case CKPT_DTYPE_U8: return AttrValue::integer(get(uint8_t{}));
+    case CKPT_DTYPE_I16: return AttrValue::integer(get(int16_t{}));
+    case CKPT_DTYPE_I32: return AttrValue::integer(get(int32_t{}));
+    case CKPT_DTYPE_I64: return AttrValue::integer(get(int64_t{}));
+    case CKPT_DTYPE_BOOL: return AttrValue::boolean(get(uint8_t{}) != 0);
+    default: return std::nullopt;  // f16: kept as a 0-d tensor
+  }
+}
+
+}  // namespace
+
+std::string DocBuilder::key_name(const Obj* key) {
+  switch (key->kind) {
+    case Kind::string:
+    case Kind::bytes: return escape_name(static_cast<const Text*>(key)->str());
+    case Kind::integer: return std::to_string(static_cast<const Scalar*>(key)->i);
+    case Kind::boolean: return static_cast<const Scalar*>(key)->b ? "True" : "False";
+    case Kind::none: return "None";
+    case Kind::floating: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", static_cast<const Scalar*>(key)->f);
+      return buf;
+    }
+    case Kind::tuple: {
+      std::string s;
+      for (const Obj* o : static_cast<const Seq*>(key)->items) s += (s.empty() ? "" : ",") + key_name(o);
+      return "(" + s + ")";
+    }
+    case Kind::global: return escape_name(static_cast<const Global*>(key)->full());
+    default: return std::string("<") + kind_name(key->kind) + ">";
+  }
+}
+
+std::optional<AttrValue> DocBuilder::attribute(const Obj* v) {
+  switch (v->kind) {
+    case Kind::boolean: return AttrValue::boolean(static_cast<const Scalar*>(v)->b);
+    case Kind::integer: return AttrValue::integer(static_cast<const Scalar*>(v)->i);
+    case Kind::floating: return AttrValue::floating(static_cast<const Scalar*>(v)->f);
+    case Kind::string:
+    case Kind::bytes: return AttrValue::string(std::string(static_cast<const Text*>(v)->str()));
+    case Kind::global: return AttrValue::string(static_cast<const Global*>(v)->full());
+    case Kind::dtype: return AttrValue::string(static_cast<const DType*>(v)->spec);
+    case Kind::array: {
+      const auto* a = static_cast<const Array*>(v);
+      if (a->scalar) return scalar_value(*a);
+      return std::nullopt;
+    }
+    case Kind::list:
+    case Kind::tuple: {
+      // A list of one kind of scalar; ints among floats widen to floats, as NumPy would.
+      const auto& items = static_cast<const Seq*>(v)->items;
+      AttrValue out;
+      out.type = CKPT_VALUE_INT64_ARRAY;  // an empty list has no element type: int64[]
+      bool any_float = false, any_int = false, any_bool = false, any_str = false;
+      for (const Obj* x : items) {
+        std::optional<AttrValue> e = x->kind == Kind::list || x->kind == Kind::tuple ? std::nullopt : attribute(x);
+        if (!e) return std::nullopt;
+        any_float |= e->type == CKPT_VALUE_FLOAT64;
+        any_int |= e->type == CKPT_VALUE_INT64;
+        any_bool |= e->type == CKPT_VALUE_BOOL;
+        any_str |= e->type == CKPT_VALUE_STRING;
+      }
+      if (any_str + (any_float || any_int) + any_bool > 1) return std::nullopt;
+      for (const Obj* x : items) {
+        AttrValue e = *attribute(x);
+        if (any_str) out.strings.push_back(e.s);
+        else if (any_bool) out.bools.push_back(e.b ? 1 : 0);
+        else if (any_float) out.floats.push_back(e.type == CKPT_VALUE_FLOAT64 ? e.f : static_cast<double>(e.i));
+        else out.ints.push_back(e.i);
+      }
+      out.type = any_str ? CKPT_VALUE_STRING_ARRAY
+                 : any_bool ? CKPT_VALUE_BOOL_ARRAY
+                 : any_float ? CKPT_VALUE_FLOAT64_ARRAY
+                             : CKPT_VALUE_INT64_ARRAY;
+      return out;
+    }
+    default: return std::nullopt;
+  }
+}
+
+uint64_t DocBuilder::tensor(const Array& a, const std::string& path) {
+  TensorEntry e;
+  e.path = path;
+  e.dtype = a.dtype;
+  e.shape = a.shape;
+  e.strides = a.strides;
+  e.offset = a.offset;
+  e.big_endian = a.big_endian;
+  e.blob = resolve_(a);
+  tensors_.push_back(std::move(e));
+  return tensors_.size() - 1;
+}
+
+void DocBuilder::put(Node& group, const std::string& key, const Obj* value, const std::string& path, int depth) {
+  if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (value->kind == Kind::none) return;
+  if (auto a = attribute(value)) {
+    group.set(unique_attribute_name(group, key), std::move(*a));
+    return;
+  }
+  const std::string name = unique_child_name(group, key);
+  const std::string p = path.empty() ? name : path + "/" + name;
+  switch (value->kind) {
+    case Kind::array: group.add_tensor(name, tensor(*static_cast<const Array*>(value), p)); return;
+    case Kind::dict:
+    case Kind::record:
+    case Kind::list:
+    case Kind::tuple: fill(group.add_group(name), value, p, depth + 1); return;
+    case Kind::storage: fail(CKPT_ERR_UNSUPPORTED, p + ": a bare storage (not viewed by a tensor)");
+    default: fail(CKPT_ERR_UNSUPPORTED, p + ": a " + std::string(kind_name(value->kind)) + " value");
+  }
+}
+
+void DocBuilder::fill(Node& group, const Obj* container, const std::string& path, int depth) {
+  if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  switch (container->kind) {
+    case Kind::dict:
+      for (const auto& [k, v] : static_cast<const Dict*>(container)->entries) put(group, key_name(k), v, path, depth);
+      return;
+    case Kind::list:
+    case Kind::tuple: {
+      const auto& items = static_cast<const Seq*>(container)->items;
+      for (size_t i = 0; i < items.size(); ++i) put(group, std::to_string(i), items[i], path, depth);
+      return;
+    }
+    case Kind::record: {
+      // An object of a class ckpt does not run: its class name and its attributes.
+      const auto* r = static_cast<const Record*>(container);
+      group.set("__class__", AttrValue::string(r->cls));
+      for (const auto& [k, v] : r->attributes) put(group, escape_name(k), v, path, depth);
+      if (r->args) put(group, "__args__", r->args, path, depth);
+      if (r->state) put(group, "__state__", r->state, path, depth);
+      return;
+    }
+    default: put(group, "value", container, path, depth);
+  }
+}
+
+}  // namespace ckpt_pickle

@@ -1,0 +1,43 @@
+// Python data as a document: dicts and objects become groups, arrays and tensors become
+// tensors, numbers, strings and lists of them become attributes (docs/formats/pickle.md).
+#pragma once
+
+#include "doc_tree.hpp"
+#include "py_object.hpp"
+
+#include <functional>
+#include <optional>
+
+namespace ckpt_pickle {
+
+// Bounds how deep the mapping follows nested containers (and so any cycle a memo can build).
+inline constexpr int kMaxDepth = 512;
+
+class DocBuilder {
+ public:
+  // `resolve` gives the blob an array's base lives in (and checks the view fits it).
+  DocBuilder(std::vector<TensorEntry>& tensors, std::function<Blob*(const Array&)> resolve)
+      : tensors_(tensors), resolve_(std::move(resolve)) {}
+
+  // Puts `value` into `group` under `key`: an attribute, a tensor or a group. None is skipped
+  // (a document has no null), and so is anything that maps to nothing.
+  void put(Node& group, const std::string& key, const Obj* value, const std::string& path, int depth);
+  // The members of a dict, a list or tuple (named 0, 1, ...) or an object's attributes.
+  void fill(Node& group, const Obj* container, const std::string& path, int depth);
+  // A tensor entry for an array; returns its id.
+  uint64_t tensor(const Array& a, const std::string& path);
+  TensorEntry& entry(uint64_t id) { return tensors_.at(id); }
+  // The attribute a scalar, a string or a list of them maps to, if it maps to one.
+  static std::optional<AttrValue> attribute(const Obj* value);
+  // The name a dict key takes in a document.
+  static std::string key_name(const Obj* key);
+
+ private:
+  std::vector<TensorEntry>& tensors_;
+  std::function<Blob*(const Array&)> resolve_;
+};
+
+// A name not yet used among `group`'s children: `name`, else name_2, name_3, ...
+std::string unique_child_name(const Node& group, const std::string& name);
+
+}  // namespace ckpt_pickle

@@ -1,0 +1,190 @@
+#include "policies.hpp"
+
+namespace ckpt_pickle {
+
+namespace {
+
+struct StorageName {
+  const char* name;
+  uint32_t dtype;
+};
+
+constexpr StorageName kStorages[] = {
+    {"FloatStorage", CKPT_DTYPE_F32},  {"DoubleStorage", CKPT_DTYPE_F64}, {"HalfStorage", CKPT_DTYPE_F16},
+    {"BFloat16Storage", CKPT_DTYPE_BF16}, {"CharStorage", CKPT_DTYPE_I8}, {"ByteStorage", CKPT_DTYPE_U8},
+    {"ShortStorage", CKPT_DTYPE_I16},  {"IntStorage", CKPT_DTYPE_I32},    {"LongStorage", CKPT_DTYPE_I64},
+    {"BoolStorage", CKPT_DTYPE_BOOL},
+};
+
+bool is(const Obj* o, std::string_view module, std::string_view name) {
+  const Global* g = as_global(o);
+  return g && g->module == module && g->name == name;
+}
+
+int64_t integer(const Obj* o, const char* what, const Input& in, size_t at) {
+  const Scalar* s = as_scalar(o);
+  if (!s || s->kind != Kind::integer) in.fail(CKPT_ERR_FORMAT, at, std::string(what) + " is not an int");
+  return s->i;
+}
+
+std::vector<int64_t> ints(const Obj* o, const char* what, const Input& in, size_t at) {
+  const Seq* s = as_seq(o);
+  if (!s) in.fail(CKPT_ERR_FORMAT, at, std::string(what) + " is not a tuple");
+  std::vector<int64_t> out;
+  for (const Obj* x : s->items) out.push_back(integer(x, what, in, at));
+  return out;
+}
+
+const Seq& args_of(const Obj* args, size_t min, size_t max, const char* fn, const Input& in, size_t at) {
+  const Seq* s = as_seq(args);
+  if (!s || s->items.size() < min || s->items.size() > max)
+    in.fail(CKPT_ERR_FORMAT, at, std::string(fn) + " called with " + std::to_string(s ? s->items.size() : 0) + " arguments");
+  return *s;
+}
+
+Obj* rebuild_tensor(Arena& arena, const Seq& a, const Input& in, size_t at) {
+  const Storage* st = as_storage(a.items[0]);
+  if (!st) in.fail(CKPT_ERR_FORMAT, at, "a tensor rebuilt from a " + std::string(kind_name(a.items[0]->kind)) + ", not a storage");
+  auto* t = arena.make<Array>();
+  t->dtype = st->dtype;
+  t->base = a.items[0];
+  t->offset = integer(a.items[1], "the storage offset", in, at);
+  t->shape = ints(a.items[2], "the tensor's size", in, at);
+  t->strides = ints(a.items[3], "the tensor's stride", in, at);
+  t->where = in.where(at);
+  if (t->shape.size() != t->strides.size())
+    in.fail(CKPT_ERR_FORMAT, at, "size and stride have different lengths");
+  check_array_bounds(*t, st->numel, in, at);
+  return t;
+}
+
+Obj* as_parameter(Arena& arena, Obj* data, const Input& in, size_t at) {
+  const Array* t = as_array(data);
+  if (!t) in.fail(CKPT_ERR_FORMAT, at, "a Parameter of a " + std::string(kind_name(data->kind)) + ", not a tensor");
+  auto* p = arena.make<Array>(*t);
+  p->parameter = true;
+  return p;
+}
+
+}  // namespace
+
+uint32_t torch_storage_dtype(std::string_view storage_class) {
+  for (const auto& s : kStorages)
+    if (storage_class == s.name) return s.dtype;
+  return 0;
+}
+
+const char* torch_storage_name(uint32_t dtype) {
+  for (const auto& s : kStorages)
+    if (s.dtype == dtype) return s.name;
+  return nullptr;
+}
+
+void check_array_bounds(const Array& a, uint64_t base_elements, const Input& in, size_t at) {
+  if (a.offset < 0) in.fail(CKPT_ERR_FORMAT, at, "a negative storage offset");
+  // The furthest element the view reaches; an empty view reaches none.
+  unsigned __int128 last = static_cast<uint64_t>(a.offset);
+  bool empty = false;
+  for (size_t i = 0; i < a.shape.size(); ++i) {
+    if (a.shape[i] < 0) in.fail(CKPT_ERR_FORMAT, at, "a negative dimension " + std::to_string(a.shape[i]));
+    if (a.strides[i] < 0) in.fail(CKPT_ERR_UNSUPPORTED, at, "a negative stride");
+    if (a.shape[i] == 0) empty = true;
+    else last += static_cast<unsigned __int128>(a.shape[i] - 1) * static_cast<uint64_t>(a.strides[i]);
+    if (last > (static_cast<unsigned __int128>(1) << 62)) in.fail(CKPT_ERR_LIMIT, at, "a tensor view too large");
+  }
+  if (!empty && last >= base_elements)
+    in.fail(CKPT_ERR_FORMAT, at,
+            "a tensor view reaches element " + std::to_string(static_cast<uint64_t>(last)) + " of a storage of " +
+                std::to_string(base_elements));
+}
+
+Obj* TorchPolicy::global(Arena& arena, const std::string& module, const std::string& name, Input& in, size_t at) {
+  const bool known =
+      (module == "collections" && name == "OrderedDict") ||
+      (module == "torch._utils" &&
+       (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor" || name == "_rebuild_parameter" ||
+        name == "_rebuild_parameter_with_state")) ||
+      (module == "torch.nn.parameter" && name == "Parameter") || (module == "torch" && torch_storage_dtype(name));
+  if (known) return arena.make<Global>(module, name);
+  if (module == "torch" && name.size() > 7 && name.ends_with("Storage"))
+    in.fail(CKPT_ERR_UNSUPPORTED, at, "torch." + name + ": ckpt holds no such dtype");
+  if (module == "__main__" || (module != "torch" && !module.starts_with("torch.") && !name.empty() && name[0] >= 'A' && name[0] <= 'Z'))
+    refuse(in, at, module, name,
+           "a .pt file may hold only state dicts, tensors and plain data (torch.save(model) pickles the "
+           "model's class; save model.state_dict() instead)");
+  refuse(in, at, module, name, "not one of the tensor rebuilders a .pt file may use");
+}
+
+Obj* TorchPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size_t at) {
+  const Global* g = as_global(callable);
+  if (!g) in.fail(CKPT_ERR_FORMAT, at, std::string("REDUCE calls a ") + kind_name(callable->kind));
+  if (is(g, "collections", "OrderedDict")) {
+    const Seq& a = args_of(args, 0, 1, "OrderedDict", in, at);
+    auto* d = arena.make<Dict>();
+    d->ordered = true;
+    if (!a.items.empty()) {
+      const Seq* pairs = as_seq(a.items[0]);
+      if (!pairs) in.fail(CKPT_ERR_FORMAT, at, "OrderedDict of a " + std::string(kind_name(a.items[0]->kind)));
+      for (const Obj* p : pairs->items) {
+        const Seq* kv = as_seq(p);
+        if (!kv || kv->items.size() != 2) in.fail(CKPT_ERR_FORMAT, at, "OrderedDict item that is not a pair");
+        d->entries.emplace_back(kv->items[0], kv->items[1]);
+      }
+    }
+    return d;
+  }
+  if (is(g, "torch._utils", "_rebuild_tensor_v2")) return rebuild_tensor(arena, args_of(args, 6, 7, "_rebuild_tensor_v2", in, at), in, at);
+  if (is(g, "torch._utils", "_rebuild_tensor")) return rebuild_tensor(arena, args_of(args, 4, 4, "_rebuild_tensor", in, at), in, at);
+  if (is(g, "torch._utils", "_rebuild_parameter"))
+    return as_parameter(arena, args_of(args, 3, 3, "_rebuild_parameter", in, at).items[0], in, at);
+  if (is(g, "torch._utils", "_rebuild_parameter_with_state"))
+    return as_parameter(arena, args_of(args, 4, 4, "_rebuild_parameter_with_state", in, at).items[0], in, at);
+  if (is(g, "torch.nn.parameter", "Parameter"))
+    return as_parameter(arena, args_of(args, 1, 2, "Parameter", in, at).items[0], in, at);
+  refuse(in, at, g->module, g->name, "it is a type, not a rebuilder");
+}
+
+Obj* TorchPolicy::newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at) {
+  if (is(cls, "torch.nn.parameter", "Parameter"))
+    return as_parameter(arena, args_of(args, 1, 2, "Parameter", in, at).items[0], in, at);
+  if (is(cls, "collections", "OrderedDict")) {
+    auto* d = arena.make<Dict>();
+    d->ordered = true;
+    return d;
+  }
+  const Global* g = as_global(cls);
+  if (g) refuse(in, at, g->module, g->name, "not a class a .pt file may instantiate");
+  in.fail(CKPT_ERR_FORMAT, at, std::string("NEWOBJ of a ") + kind_name(cls->kind));
+}
+
+Obj* TorchPolicy::build(Arena&, Obj* inst, Obj* state, Input& in, size_t at) {
+  if (inst->kind == Kind::dict) {  // OrderedDict's attributes: torch's _metadata
+    static_cast<Dict*>(inst)->instance_state = state;
+    return inst;
+  }
+  if (inst->kind == Kind::array) return inst;  // a Parameter's hooks and attributes
+  in.fail(CKPT_ERR_FORMAT, at, std::string("BUILD on a ") + kind_name(inst->kind));
+}
+
+Obj* TorchPolicy::persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) {
+  // ('storage', torch.FloatStorage, key, location, numel)
+  const Seq* t = as_seq(pid);
+  const Text* tag = t && !t->items.empty() ? as_text(t->items[0]) : nullptr;
+  if (!tag || tag->str() != "storage")
+    in.fail(CKPT_ERR_FORMAT, at, "a persistent id that is not ('storage', type, key, location, size)");
+  if (t->items.size() != 5) in.fail(CKPT_ERR_FORMAT, at, "a storage id of " + std::to_string(t->items.size()) + " items (expected 5)");
+  const Global* type = as_global(t->items[1]);
+  const Text* key = as_text(t->items[2]);
+  if (!type || !key) in.fail(CKPT_ERR_FORMAT, at, "a storage id without a storage type and key");
+  auto* s = arena.make<Storage>();
+  s->dtype = torch_storage_dtype(type->name);
+  if (type->module != "torch" || !s->dtype) in.fail(CKPT_ERR_UNSUPPORTED, at, "a storage of type " + type->full());
+  s->type_name = type->full();
+  s->key = std::string(key->str());
+  const int64_t n = integer(t->items[4], "the storage's size", in, at);
+  if (n < 0) in.fail(CKPT_ERR_FORMAT, at, "a storage of negative size");
+  s->numel = static_cast<uint64_t>(n);
+  return s;
+}
+
+}  // namespace ckpt_pickle

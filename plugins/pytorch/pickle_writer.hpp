@@ -1,0 +1,42 @@
+// Python values as torch.save pickles them (protocol 2): what data.pkl holds in files we
+// write. Only opcodes that torch's own weights-only unpickler accepts are used, except
+// BINFLOAT for floats (see docs/formats/pytorch.md on the `floats` option).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ckpt_pytorch {
+
+struct PyOut {
+  enum class T { none, boolean, integer, floating, string, tensor, list, tuple, dict, odict };
+  T t = T::none;
+  bool b = false;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;  // str; the storage key of a tensor
+  uint32_t dtype = 0;
+  std::vector<int64_t> shape;
+  std::vector<PyOut> items;
+  std::vector<std::pair<PyOut, PyOut>> entries;
+
+  static PyOut boolean(bool v) { PyOut o; o.t = T::boolean; o.b = v; return o; }
+  static PyOut integer(int64_t v) { PyOut o; o.t = T::integer; o.i = v; return o; }
+  static PyOut floating(double v) { PyOut o; o.t = T::floating; o.f = v; return o; }
+  static PyOut str(std::string v) { PyOut o; o.t = T::string; o.s = std::move(v); return o; }
+  static PyOut tensor(std::string key, uint32_t dtype, std::vector<int64_t> shape) {
+    PyOut o; o.t = T::tensor; o.s = std::move(key); o.dtype = dtype; o.shape = std::move(shape); return o;
+  }
+  static PyOut container(T t) { PyOut o; o.t = t; return o; }
+  PyOut& add(std::string key, PyOut v) {
+    entries.emplace_back(str(std::move(key)), std::move(v));
+    return entries.back().second;
+  }
+};
+
+// The pickle bytes of `root`.
+std::string pickle(const PyOut& root);
+
+}  // namespace ckpt_pytorch

@@ -1,0 +1,130 @@
+#include "pt_reader.hpp"
+
+#include "policies.hpp"
+#include "py_to_doc.hpp"
+#include "skeleton.hpp"
+#include "torch_layout.hpp"
+
+namespace ckpt_pytorch {
+
+using ckpt::sdk::fail;
+using namespace ckpt_pickle;
+
+namespace {
+
+// A deflated storage (torch never writes one, but zip tools may repack a file), inflated on
+// first use and checked against its CRC.
+class InflatedBlob final : public Blob {
+ public:
+  InflatedBlob(const ZipReader& zip, const ZipEntry& e) : zip_(zip), e_(e) {}
+  std::span<const std::byte> bytes() override {
+    if (!done_) {
+      zip_.contents(e_, data_, true);
+      done_ = true;
+    }
+    return data_;
+  }
+  uint64_t size() const override { return e_.size; }
+  bool in_file() const override { return false; }
+
+ private:
+  const ZipReader& zip_;
+  ZipEntry e_;
+  std::vector<std::byte> data_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+PtReader::PtReader(const std::string& path) : file_(path), zip_([&] {
+  auto head = std::span(reinterpret_cast<const uint8_t*>(file_.data()), file_.size());
+  if (is_legacy_torch(head))
+    fail(CKPT_ERR_UNSUPPORTED,
+         "a PyTorch file in the legacy format (torch before 1.6, or torch.save with "
+         "_use_new_zipfile_serialization=False), which ckpt does not read: only torch can unpickle it, so load it "
+         "in torch 1.6 or later and torch.save it again (the zip format)");
+  return ZipReader(file_.bytes(), path);
+}()) {
+  if (zip_.entries().empty()) fail(CKPT_ERR_FORMAT, "an empty zip archive, not a torch.save file");
+  const std::string& first = zip_.entries()[0].name;
+  const size_t slash = first.find('/');
+  if (slash == std::string::npos) fail(CKPT_ERR_FORMAT, "zip entry '" + first + "' is not inside an archive folder");
+  prefix_ = first.substr(0, slash + 1);
+  const ZipEntry* pkl = zip_.find(prefix_ + "data.pkl");
+  if (!pkl) fail(CKPT_ERR_FORMAT, "no " + prefix_ + "data.pkl: not a torch.save file");
+  bool big_endian = false;
+  if (const ZipEntry* bo = zip_.find(prefix_ + "byteorder")) {
+    std::vector<std::byte> scratch;
+    auto b = zip_.contents(*bo, scratch, true);
+    std::string order(reinterpret_cast<const char*>(b.data()), b.size());
+    if (order != "little" && order != "big") fail(CKPT_ERR_FORMAT, prefix_ + "byteorder says '" + order + "'");
+    big_endian = order == "big";
+  }
+  if (const ZipEntry* sk = zip_.find(prefix_ + kSkeletonName); sk && !big_endian) {
+    std::vector<std::byte> scratch;
+    auto json = zip_.contents(*sk, scratch, true);
+    root_ = read_skeleton(json, [&](const SkeletonTensor& t, const std::string& p) {
+      TensorEntry e;
+      e.path = p;
+      e.dtype = t.dtype;
+      e.shape = t.shape;
+      e.strides.resize(t.shape.size());
+      int64_t step = 1;
+      for (size_t i = t.shape.size(); i-- > 0;) {
+        e.strides[i] = step;
+        step *= std::max<int64_t>(t.shape[i], 1);
+      }
+      const uint64_t n = e.nbytes();
+      e.blob = storage(t.key, n, p);
+      if (e.blob->size() != n)
+        fail(CKPT_ERR_FORMAT, p + ": " + prefix_ + "data/" + t.key + " holds " + std::to_string(e.blob->size()) +
+                                  " bytes, the tensor " + std::to_string(n));
+      tensors_.push_back(std::move(e));
+      return tensors_.size() - 1;
+    });
+    return;
+  }
+  auto bytes = zip_.contents(*pkl, pickle_bytes_, true);
+  Input in(bytes, prefix_ + "data.pkl");
+  TorchPolicy policy;
+  Obj* obj = unpickle(in, policy, arena_);
+  if (in.left() != 0) in.fail(CKPT_ERR_FORMAT, in.pos(), std::to_string(in.left()) + " bytes after the pickle's STOP");
+  DocBuilder builder(tensors_, [&](const Array& a) {
+    const Storage* s = as_storage(a.base);
+    if (!s) fail(CKPT_ERR_INTERNAL, "a tensor without a storage");
+    return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
+  });
+  root_ = map_torch_object(obj, builder);
+  if (big_endian)
+    for (auto& t : tensors_) t.big_endian = ckpt::sdk::dtype_size(t.dtype) > 1;
+}
+
+Blob* PtReader::storage(const std::string& key, uint64_t bytes, const std::string& what) {
+  auto it = blobs_.find(key);
+  if (it == blobs_.end()) {
+    const ZipEntry* e = zip_.find(prefix_ + "data/" + key);
+    if (!e) fail(CKPT_ERR_FORMAT, what + ": storage '" + key + "' has no " + prefix_ + "data/" + key);
+    std::unique_ptr<Blob> b;
+    if (e->method == 0) b = std::make_unique<SpanBlob>(file_.bytes().subspan(e->data_offset, e->size));
+    else b = std::make_unique<InflatedBlob>(zip_, *e);
+    it = blobs_.emplace(key, std::move(b)).first;
+  }
+  if (it->second->size() < bytes)
+    fail(CKPT_ERR_FORMAT, what + ": storage '" + key + "' needs " + std::to_string(bytes) + " bytes, " + prefix_ +
+                              "data/" + key + " holds " + std::to_string(it->second->size()));
+  return it->second.get();
+}
+
+void PtReader::list(const ckpt::sdk::Visitor& visitor) { list_tree(root_, visitor, tensors_); }
+
+TensorEntry& PtReader::entry(uint64_t id) {
+  if (id >= tensors_.size())
+    fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " (the file holds " + std::to_string(tensors_.size()) + ")");
+  return tensors_[id];
+}
+
+void PtReader::read_tensor(uint64_t id, std::span<std::byte> dst) { entry(id).copy_to(dst); }
+
+const void* PtReader::map_tensor(uint64_t id) { return entry(id).map(); }
+
+}  // namespace ckpt_pytorch

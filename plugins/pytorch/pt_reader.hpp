@@ -1,0 +1,43 @@
+// Reads a torch.save zip: the tree comes from ckpt's skeleton when ckpt wrote the file, else
+// from data.pkl through the restricted unpickler and torch_layout's mapping. Stored storages
+// are viewed in place in the one mapping of the file.
+#pragma once
+
+#include "doc_tree.hpp"
+#include "py_object.hpp"
+#include "unpickler.hpp"
+#include "zip_archive.hpp"
+
+#include <ckpt/sdk.hpp>
+#include <ckpt/sdk_io.hpp>
+
+#include <map>
+
+namespace ckpt_pytorch {
+
+class PtReader final : public ckpt::sdk::Reader {
+ public:
+  explicit PtReader(const std::string& path);
+
+  void list(const ckpt::sdk::Visitor& visitor) override;
+  void read_tensor(uint64_t id, std::span<std::byte> dst) override;
+  const void* map_tensor(uint64_t id) override;
+
+ private:
+  ckpt_pickle::TensorEntry& entry(uint64_t id);
+  // The blob of archive/data/<key>, checked to hold at least `bytes`.
+  ckpt_pickle::Blob* storage(const std::string& key, uint64_t bytes, const std::string& what);
+
+  ckpt::sdk::MappedFile file_;
+  ZipReader zip_;
+  std::string prefix_;  // "archive/" or whatever folder torch named
+  std::map<std::string, std::unique_ptr<ckpt_pickle::Blob>> blobs_;
+  std::vector<ckpt_pickle::TensorEntry> tensors_;
+  ckpt_pickle::Arena arena_;
+  std::vector<std::byte> pickle_bytes_;
+  ckpt_pickle::Node root_;
+};
+
+using ckpt_pickle::is_legacy_torch;
+
+}  // namespace ckpt_pytorch

@@ -1,0 +1,246 @@
+#include "skeleton.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <bit>
+#include <cstdio>
+
+namespace ckpt_pytorch {
+
+using ckpt::sdk::fail;
+using ckpt_pickle::AttrValue;
+using ckpt_pickle::Node;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kFormat = "ckpt-pytorch";
+constexpr int64_t kVersion = 1;
+// Deeper than any document the host makes; bounds nlohmann's recursion on hostile input.
+constexpr int kMaxDepth = 2200;
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    if (c < 0x80) n = 0;
+    else if ((c >> 5) == 6) n = 1;
+    else if ((c >> 4) == 14) n = 2;
+    else if ((c >> 3) == 30) n = 3;
+    else return false;
+    if (n > s.size() - i - 1) return false;
+    for (size_t k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// Text that is not UTF-8 cannot be a JSON string: it goes as {"hex": "..."}.
+json text(const std::string& s) {
+  if (valid_utf8(s)) return s;
+  std::string h;
+  char buf[3];
+  for (unsigned char c : s) {
+    std::snprintf(buf, sizeof buf, "%02x", c);
+    h += buf;
+  }
+  return json{{"hex", h}};
+}
+
+std::string bits(double d) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(std::bit_cast<uint64_t>(d)));
+  return buf;
+}
+
+const char* type_name(uint32_t t) {
+  switch (t) {
+    case CKPT_VALUE_BOOL: return "bool";
+    case CKPT_VALUE_INT64: return "int64";
+    case CKPT_VALUE_FLOAT64: return "float64";
+    case CKPT_VALUE_STRING: return "string";
+    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
+    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
+    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
+    case CKPT_VALUE_STRING_ARRAY: return "string[]";
+    default: return "?";
+  }
+}
+
+json value(const AttrValue& v) {
+  switch (v.type) {
+    case CKPT_VALUE_BOOL: return v.b;
+    case CKPT_VALUE_INT64: return v.i;
+    case CKPT_VALUE_FLOAT64: return bits(v.f);
+    case CKPT_VALUE_STRING: return text(v.s);
+    case CKPT_VALUE_BOOL_ARRAY: {
+      json a = json::array();
+      for (uint8_t b : v.bools) a.push_back(b != 0);
+      return a;
+    }
+    case CKPT_VALUE_INT64_ARRAY: return v.ints;
+    case CKPT_VALUE_FLOAT64_ARRAY: {
+      json a = json::array();
+      for (double d : v.floats) a.push_back(bits(d));
+      return a;
+    }
+    case CKPT_VALUE_STRING_ARRAY: {
+      json a = json::array();
+      for (const auto& s : v.strings) a.push_back(text(s));
+      return a;
+    }
+    default: fail(CKPT_ERR_INTERNAL, "an attribute without a type");
+  }
+}
+
+json group(const Node& g, const std::vector<SkeletonTensor>& tensors) {
+  json attrs = json::array();
+  for (const auto& [k, v] : g.attributes) attrs.push_back(json::array({text(k), type_name(v.type), value(v)}));
+  json children = json::array();
+  for (const Node& c : g.children) {
+    if (c.is_group) {
+      children.push_back(json::array({text(c.name), group(c, tensors)}));
+    } else {
+      const SkeletonTensor& t = tensors.at(c.tensor_id);
+      children.push_back(json::array({text(c.name), json{{"dtype", ckpt::sdk::dtype_name(t.dtype)}, {"shape", t.shape}, {"storage", t.key}}}));
+    }
+  }
+  return json{{"attrs", std::move(attrs)}, {"children", std::move(children)}};
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+[[noreturn]] void bad(const std::string& where, const std::string& what) {
+  fail(CKPT_ERR_FORMAT, std::string(kSkeletonName) + " (" + (where.empty() ? "<root>" : where) + "): " + what);
+}
+
+std::string untext(const json& j, const std::string& where) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.contains("hex") && j["hex"].is_string()) {
+    const std::string h = j["hex"].get<std::string>();
+    if (h.size() % 2) bad(where, "odd hex text");
+    std::string out;
+    for (size_t i = 0; i < h.size(); i += 2) {
+      unsigned v = 0;
+      if (std::sscanf(h.c_str() + i, "%2x", &v) != 1) bad(where, "bad hex text");
+      out.push_back(static_cast<char>(v));
+    }
+    return out;
+  }
+  bad(where, "expected text");
+}
+
+double unbits(const json& j, const std::string& where) {
+  if (!j.is_string() || j.get_ref<const std::string&>().size() != 16) bad(where, "expected 16 hex digits of a float64");
+  unsigned long long u = 0;
+  if (std::sscanf(j.get_ref<const std::string&>().c_str(), "%16llx", &u) != 1) bad(where, "bad float64 bits");
+  return std::bit_cast<double>(static_cast<uint64_t>(u));
+}
+
+AttrValue unvalue(const std::string& type, const json& j, const std::string& where) {
+  AttrValue v;
+  auto need = [&](bool ok) {
+    if (!ok) bad(where, "a " + type + " attribute of the wrong JSON type");
+  };
+  if (type == "bool") { need(j.is_boolean()); return AttrValue::boolean(j.get<bool>()); }
+  if (type == "int64") { need(j.is_number_integer()); return AttrValue::integer(j.get<int64_t>()); }
+  if (type == "float64") return AttrValue::floating(unbits(j, where));
+  if (type == "string") return AttrValue::string(untext(j, where));
+  need(j.is_array());
+  if (type == "bool[]") {
+    v.type = CKPT_VALUE_BOOL_ARRAY;
+    for (const auto& x : j) { need(x.is_boolean()); v.bools.push_back(x.get<bool>() ? 1 : 0); }
+  } else if (type == "int64[]") {
+    v.type = CKPT_VALUE_INT64_ARRAY;
+    for (const auto& x : j) { need(x.is_number_integer()); v.ints.push_back(x.get<int64_t>()); }
+  } else if (type == "float64[]") {
+    v.type = CKPT_VALUE_FLOAT64_ARRAY;
+    for (const auto& x : j) v.floats.push_back(unbits(x, where));
+  } else if (type == "string[]") {
+    v.type = CKPT_VALUE_STRING_ARRAY;
+    for (const auto& x : j) v.strings.push_back(untext(x, where));
+  } else {
+    bad(where, "unknown attribute type '" + type + "'");
+  }
+  return v;
+}
+
+void ungroup(const json& j, Node& g, const std::string& path,
+             const std::function<uint64_t(const SkeletonTensor&, const std::string&)>& tensor) {
+  if (!j.is_object() || !j.contains("attrs") || !j.contains("children") || !j["attrs"].is_array() || !j["children"].is_array())
+    bad(path, "a group without attrs and children");
+  for (const auto& a : j["attrs"]) {
+    if (!a.is_array() || a.size() != 3 || !a[1].is_string()) bad(path, "an attribute that is not [name, type, value]");
+    std::string name = untext(a[0], path);
+    if (g.attribute(name)) bad(path, "attribute '" + name + "' twice");
+    g.attributes.emplace_back(name, unvalue(a[1].get<std::string>(), a[2], path + "@" + name));
+  }
+  for (const auto& c : j["children"]) {
+    if (!c.is_array() || c.size() != 2 || !c[1].is_object()) bad(path, "a child that is not [name, object]");
+    std::string name = untext(c[0], path);
+    if (name.empty() || name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
+      bad(path, "an invalid name");
+    if (g.child(name)) bad(path, "child '" + name + "' twice");
+    const std::string p = path.empty() ? name : path + "/" + name;
+    const json& o = c[1];
+    if (o.contains("dtype")) {
+      SkeletonTensor t;
+      if (!o["dtype"].is_string() || !o.contains("shape") || !o["shape"].is_array() || !o.contains("storage") || !o["storage"].is_string())
+        bad(p, "a tensor without dtype, shape and storage");
+      t.dtype = ckpt::sdk::dtype_from_name(o["dtype"].get<std::string>());
+      if (!t.dtype) bad(p, "unknown dtype '" + o["dtype"].get<std::string>() + "'");
+      for (const auto& d : o["shape"]) {
+        if (!d.is_number_integer() || d.get<int64_t>() < 0) bad(p, "a dimension that is not a non-negative integer");
+        t.shape.push_back(d.get<int64_t>());
+      }
+      t.key = o["storage"].get<std::string>();
+      g.add_tensor(name, tensor(t, p));
+    } else {
+      Node& sub = g.add_group(name);
+      ungroup(o, sub, p, tensor);
+    }
+  }
+}
+
+int nesting(std::span<const std::byte> s) {
+  int depth = 0, worst = 0;
+  bool in_string = false, escaped = false;
+  for (std::byte b : s) {
+    const char c = static_cast<char>(b);
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') worst = std::max(worst, ++depth);
+    else if (c == ']' || c == '}') --depth;
+  }
+  return worst;
+}
+
+}  // namespace
+
+std::string write_skeleton(const Node& root, const std::vector<SkeletonTensor>& tensors) {
+  json doc{{"format", kFormat}, {"version", kVersion}, {"root", group(root, tensors)}};
+  return doc.dump();
+}
+
+Node read_skeleton(std::span<const std::byte> bytes,
+                   const std::function<uint64_t(const SkeletonTensor&, const std::string&)>& tensor) {
+  if (nesting(bytes) > kMaxDepth) fail(CKPT_ERR_LIMIT, std::string(kSkeletonName) + ": nested deeper than " + std::to_string(kMaxDepth));
+  json doc = json::parse(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<const char*>(bytes.data()) + bytes.size(),
+                         nullptr, false);
+  if (doc.is_discarded()) bad("", "not valid JSON");
+  if (!doc.is_object() || doc.value("format", "") != kFormat) bad("", "not a ckpt-pytorch skeleton");
+  if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"].get<int64_t>() > kVersion)
+    fail(CKPT_ERR_UNSUPPORTED, std::string(kSkeletonName) + ": a layout version newer than " + std::to_string(kVersion));
+  if (!doc.contains("root")) bad("", "no root");
+  Node root;
+  ungroup(doc["root"], root, "", tensor);
+  return root;
+}
+
+}  // namespace ckpt_pytorch

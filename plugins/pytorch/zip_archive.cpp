@@ -1,0 +1,277 @@
+#include "zip_archive.hpp"
+
+#include <unzip.h>
+#include <zip.h>
+#include <zlib.h>
+
+#include <cstring>
+
+namespace ckpt_pytorch {
+
+using ckpt::sdk::fail;
+
+namespace {
+
+// A read-only stream over bytes in memory, for unzOpen2_64.
+struct MemoryStream {
+  std::span<const std::byte> bytes;
+  uint64_t pos = 0;
+};
+
+zlib_filefunc64_def memory_functions(MemoryStream* m) {
+  zlib_filefunc64_def f{};
+  f.opaque = m;
+  f.zopen64_file = [](voidpf opaque, const void*, int) -> voidpf { return opaque; };
+  f.zread_file = [](voidpf, voidpf stream, void* buf, uLong size) -> uLong {
+    auto* s = static_cast<MemoryStream*>(stream);
+    const uint64_t left = s->bytes.size() - std::min<uint64_t>(s->pos, s->bytes.size());
+    const uint64_t n = std::min<uint64_t>(size, left);
+    if (n) std::memcpy(buf, s->bytes.data() + s->pos, n);
+    s->pos += n;
+    return static_cast<uLong>(n);
+  };
+  f.zwrite_file = [](voidpf, voidpf, const void*, uLong) -> uLong { return 0; };
+  f.ztell64_file = [](voidpf, voidpf stream) -> ZPOS64_T { return static_cast<MemoryStream*>(stream)->pos; };
+  f.zseek64_file = [](voidpf, voidpf stream, ZPOS64_T offset, int origin) -> long {
+    auto* s = static_cast<MemoryStream*>(stream);
+    uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET ? 0 : origin == ZLIB_FILEFUNC_SEEK_CUR ? s->pos : s->bytes.size();
+    if (offset > s->bytes.size() || base > s->bytes.size() - offset) return -1;
+    s->pos = base + offset;
+    return 0;
+  };
+  f.zclose_file = [](voidpf, voidpf) -> int { return 0; };
+  f.zerror_file = [](voidpf, voidpf) -> int { return 0; };
+  return f;
+}
+
+struct UnzCloser {
+  void operator()(void* z) const { unzClose(z); }
+};
+
+}  // namespace
+
+ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path) : file_(file), path_(path) {
+  MemoryStream mem{file, 0};
+  zlib_filefunc64_def funcs = memory_functions(&mem);
+  std::unique_ptr<void, UnzCloser> z(unzOpen2_64("memory", &funcs));
+  if (!z) fail(CKPT_ERR_FORMAT, "not a zip archive (no valid central directory)");
+  for (int rc = unzGoToFirstFile(z.get()); rc != UNZ_END_OF_LIST_OF_FILE; rc = unzGoToNextFile(z.get())) {
+    if (rc != UNZ_OK) fail(CKPT_ERR_FORMAT, "a damaged zip central directory (entry " + std::to_string(entries_.size()) + ")");
+    unz_file_info64 info{};
+    char name[4096];
+    if (unzGetCurrentFileInfo64(z.get(), &info, name, sizeof name, nullptr, 0, nullptr, 0) != UNZ_OK)
+      fail(CKPT_ERR_FORMAT, "a damaged zip entry " + std::to_string(entries_.size()));
+    if (info.size_filename >= sizeof name) fail(CKPT_ERR_LIMIT, "a zip entry name of " + std::to_string(info.size_filename) + " bytes");
+    ZipEntry e;
+    e.name.assign(name, info.size_filename);
+    if (info.flag & 1) fail(CKPT_ERR_UNSUPPORTED, "zip entry '" + e.name + "' is encrypted");
+    if (info.compression_method != 0 && info.compression_method != Z_DEFLATED)
+      fail(CKPT_ERR_UNSUPPORTED, "zip entry '" + e.name + "' uses compression method " + std::to_string(info.compression_method));
+    e.method = static_cast<uint32_t>(info.compression_method);
+    e.size = info.uncompressed_size;
+    e.compressed_size = info.compressed_size;
+    e.crc = static_cast<uint32_t>(info.crc);
+    // Opening the entry raw reads and checks its local header and gives the data's offset.
+    int method = 0, level = 0;
+    if (unzOpenCurrentFile2(z.get(), &method, &level, 1) != UNZ_OK)
+      fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "': its local header does not match the central directory");
+    e.data_offset = unzGetCurrentFileZStreamPos64(z.get());
+    unzCloseCurrentFile(z.get());
+    if (e.data_offset > file.size() || e.compressed_size > file.size() - e.data_offset)
+      fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' claims " + std::to_string(e.compressed_size) + " bytes at offset " +
+                                std::to_string(e.data_offset) + ", past the end of the file (" + std::to_string(file.size()) + " bytes)");
+    if (e.method == 0 && e.size != e.compressed_size)
+      fail(CKPT_ERR_FORMAT, "stored zip entry '" + e.name + "' has two sizes (" + std::to_string(e.size) + " and " +
+                                std::to_string(e.compressed_size) + ")");
+    // Deflate expands at most 1032:1; a larger claim is a lie about the size.
+    if (e.method != 0 && e.size / 1032 > e.compressed_size + 1)
+      fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' claims to inflate " + std::to_string(e.compressed_size) +
+                                " bytes to " + std::to_string(e.size));
+    entries_.push_back(std::move(e));
+  }
+}
+
+const ZipEntry* ZipReader::find(std::string_view name) const {
+  for (const auto& e : entries_)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+std::span<const std::byte> ZipReader::contents(const ZipEntry& e, std::vector<std::byte>& scratch, bool check_crc) const {
+  std::span<const std::byte> raw = file_.subspan(e.data_offset, e.compressed_size);
+  std::span<const std::byte> out = raw;
+  if (e.method != 0) {
+    scratch.resize(e.size);
+    z_stream zs{};
+    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(CKPT_ERR_OUT_OF_MEMORY, "zlib cannot start inflating");
+    std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
+    uint64_t in_done = 0, out_done = 0;
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+      const uInt in_n = static_cast<uInt>(std::min<uint64_t>(raw.size() - in_done, 1u << 30));
+      const uInt out_n = static_cast<uInt>(std::min<uint64_t>(scratch.size() - out_done, 1u << 30));
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(raw.data() + in_done));
+      zs.avail_in = in_n;
+      zs.next_out = reinterpret_cast<Bytef*>(scratch.data() + out_done);
+      zs.avail_out = out_n;
+      rc = inflate(&zs, Z_NO_FLUSH);
+      in_done += in_n - zs.avail_in;
+      out_done += out_n - zs.avail_out;
+      if (rc == Z_OK && zs.avail_in == in_n && zs.avail_out == out_n) break;  // no progress
+    }
+    if (rc != Z_STREAM_END || out_done != e.size)
+      fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' does not inflate to its " + std::to_string(e.size) + " bytes");
+    out = scratch;
+  }
+  if (check_crc) {
+    uLong crc = crc32(0, nullptr, 0);
+    for (uint64_t done = 0; done < out.size();) {
+      const uInt n = static_cast<uInt>(std::min<uint64_t>(out.size() - done, 1u << 30));
+      crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data() + done), n);
+      done += n;
+    }
+    if (static_cast<uint32_t>(crc) != e.crc) fail(CKPT_ERR_INTEGRITY, "zip entry '" + e.name + "' fails its CRC-32 check");
+  }
+  return out;
+}
+
+// ---- writing -----------------------------------------------------------------------------
+
+// minizip writes through this: a buffered file that can also seek, because minizip goes back
+// to patch each local header's CRC and sizes once the entry's data is written.
+struct ZipWriter::Stream {
+  explicit Stream(const std::string& p) : path(p) {
+    fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot create", p));
+    buf.reserve(4 << 20);
+  }
+  ~Stream() {
+    if (fd >= 0) ::close(fd);
+  }
+  bool raw_write(const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      const ssize_t w = ::pwrite(fd, c, n, static_cast<off_t>(file_pos));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        error = ckpt::sdk::os_error("cannot write", path);
+        return false;
+      }
+      c += w;
+      n -= static_cast<size_t>(w);
+      file_pos += static_cast<uint64_t>(w);
+    }
+    return true;
+  }
+  bool flush() {
+    const bool ok = raw_write(buf.data(), buf.size());
+    buf.clear();
+    return ok;
+  }
+  bool write(const void* p, size_t n) {
+    if (buf.size() + n > buf.capacity() && !flush()) return false;
+    if (n >= buf.capacity()) return raw_write(p, n);
+    buf.insert(buf.end(), static_cast<const char*>(p), static_cast<const char*>(p) + n);
+    return true;
+  }
+  uint64_t tell() const { return file_pos + buf.size(); }
+  bool seek(uint64_t to) {
+    if (!flush()) return false;
+    file_pos = to;
+    return true;
+  }
+  std::string path;
+  int fd = -1;
+  uint64_t file_pos = 0;  // where the buffer's first byte goes
+  std::vector<char> buf;
+  std::string error;
+};
+
+namespace {
+
+zlib_filefunc64_def output_functions(ZipWriter::Stream* stream) {
+  zlib_filefunc64_def f{};
+  f.opaque = stream;
+  f.zopen64_file = [](voidpf opaque, const void*, int) -> voidpf { return opaque; };
+  f.zread_file = [](voidpf, voidpf, void*, uLong) -> uLong { return 0; };
+  f.zwrite_file = [](voidpf, voidpf stream, const void* buf, uLong size) -> uLong {
+    return static_cast<ZipWriter::Stream*>(stream)->write(buf, size) ? size : 0;
+  };
+  f.ztell64_file = [](voidpf, voidpf stream) -> ZPOS64_T { return static_cast<ZipWriter::Stream*>(stream)->tell(); };
+  f.zseek64_file = [](voidpf, voidpf stream, ZPOS64_T offset, int origin) -> long {
+    auto* s = static_cast<ZipWriter::Stream*>(stream);
+    const uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET ? 0 : s->tell();
+    if (origin == ZLIB_FILEFUNC_SEEK_END) return -1;
+    return s->seek(base + offset) ? 0 : -1;
+  };
+  f.zclose_file = [](voidpf, voidpf stream) -> int { return static_cast<ZipWriter::Stream*>(stream)->flush() ? 0 : -1; };
+  f.zerror_file = [](voidpf, voidpf stream) -> int { return static_cast<ZipWriter::Stream*>(stream)->error.empty() ? 0 : 1; };
+  return f;
+}
+
+}  // namespace
+
+ZipWriter::ZipWriter(const std::string& path) : stream_(std::make_unique<Stream>(path)), path_(path) {
+  zlib_filefunc64_def funcs = output_functions(stream_.get());
+  zip_ = zipOpen2_64(path.c_str(), APPEND_STATUS_CREATE, nullptr, &funcs);
+  if (!zip_) fail(CKPT_ERR_IO, "minizip cannot start a zip archive in '" + path + "'");
+}
+
+ZipWriter::~ZipWriter() {
+  if (zip_) zipClose(zip_, nullptr);
+}
+
+void ZipWriter::add(const std::string& name, std::span<const std::byte> data) {
+  begin(name, data.size());
+  write(data);
+  end();
+}
+
+void ZipWriter::begin(const std::string& name, uint64_t size) {
+  if (open_entry_) fail(CKPT_ERR_INTERNAL, "zip entry '" + name + "' begun inside another");
+  const bool zip64 = size >= 0xffffffffu;
+  // Local header: 30 bytes, the name, our padding field, then minizip's zip64 field (20).
+  const uint64_t header = 30 + name.size() + (zip64 ? 20 : 0);
+  const uint64_t at = stream_->tell();
+  uint64_t pad = (kAlignment - (at + header + 4) % kAlignment) % kAlignment;
+  // The padding field, as torch writes it: id "FB", its length, then 'Z's.
+  std::string extra = "FB";
+  extra.push_back(static_cast<char>(pad & 0xff));
+  extra.push_back(static_cast<char>(pad >> 8));
+  extra.append(pad, 'Z');
+  zip_fileinfo info{};
+  info.dosDate = 0x00210000;  // 1980-01-01: the same document always gives the same bytes
+  if (zipOpenNewFileInZip4_64(zip_, name.c_str(), &info, extra.data(), static_cast<uInt>(extra.size()), nullptr, 0,
+                              nullptr, 0, 0, 0, -MAX_WBITS, DEF_MEM_LEVEL, Z_DEFAULT_STRATEGY, nullptr, 0, 0, 0,
+                              zip64 ? 1 : 0) != ZIP_OK)
+    fail(CKPT_ERR_IO, "cannot write zip entry '" + name + "' to '" + path_ + "'");
+  open_entry_ = true;
+}
+
+void ZipWriter::write(std::span<const std::byte> data) {
+  for (size_t done = 0; done < data.size();) {
+    const unsigned n = static_cast<unsigned>(std::min<size_t>(data.size() - done, 1u << 30));
+    if (zipWriteInFileInZip(zip_, data.data() + done, n) != ZIP_OK)
+      fail(CKPT_ERR_IO, "cannot write to '" + path_ + "'" + (stream_->error.empty() ? "" : ": " + stream_->error));
+    done += n;
+  }
+}
+
+void ZipWriter::end() {
+  open_entry_ = false;
+  if (zipCloseFileInZip(zip_) != ZIP_OK) fail(CKPT_ERR_IO, "cannot finish a zip entry in '" + path_ + "'");
+}
+
+void ZipWriter::close() {
+  void* z = zip_;
+  zip_ = nullptr;
+  if (zipClose(z, nullptr) != ZIP_OK || !stream_->error.empty())
+    fail(CKPT_ERR_IO, "cannot write the zip directory of '" + path_ + "'" + (stream_->error.empty() ? "" : ": " + stream_->error));
+  if (::close(stream_->fd) != 0) {
+    stream_->fd = -1;
+    fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot close", path_));
+  }
+  stream_->fd = -1;
+}
+
+}  // namespace ckpt_pytorch

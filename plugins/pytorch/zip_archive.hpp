@@ -1,0 +1,78 @@
+// The zip container of torch.save files, through zlib's minizip. Reading goes through a
+// memory-backed minizip stream over the reader's one mapping of the file, so the entries it
+// lists are the bytes the reader later views. Writing streams each entry to the file as it
+// comes, stored (not compressed), with its data aligned to 64 bytes as torch does.
+//
+// Why minizip and not libzip: libzip writes an archive only at zip_close, pulling every
+// entry's data then (a tensor lent by the host for one call would have to be copied and
+// held until the end), and exposes neither the local header offsets that alignment needs nor
+// the data offsets that mapping needs. minizip writes an entry when asked and reports both.
+#pragma once
+
+#include <ckpt/sdk.hpp>
+#include <ckpt/sdk_io.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt_pytorch {
+
+struct ZipEntry {
+  std::string name;
+  uint64_t data_offset = 0;  // of the (compressed) data in the file
+  uint64_t compressed_size = 0;
+  uint64_t size = 0;
+  uint32_t method = 0;  // 0 stored, 8 deflated
+  uint32_t crc = 0;
+};
+
+class ZipReader {
+ public:
+  // Lists the central directory of `file` (the whole file's bytes); fails with
+  // CKPT_ERR_FORMAT when it is not a zip or an entry lies outside the file.
+  ZipReader(std::span<const std::byte> file, const std::string& path);
+  const std::vector<ZipEntry>& entries() const { return entries_; }
+  const ZipEntry* find(std::string_view name) const;
+  // The entry's bytes: a view into the file when stored, else inflated into `scratch`. The
+  // CRC is checked when `check_crc` (tensor data skips it, as torch's reader does: the
+  // checkpoint's own hashes cover it).
+  std::span<const std::byte> contents(const ZipEntry& e, std::vector<std::byte>& scratch, bool check_crc) const;
+
+ private:
+  std::span<const std::byte> file_;
+  std::string path_;
+  std::vector<ZipEntry> entries_;
+};
+
+// Data starts at multiples of this in files we write; torch writes the same.
+inline constexpr uint64_t kAlignment = 64;
+
+class ZipWriter {
+ public:
+  explicit ZipWriter(const std::string& path);
+  ~ZipWriter();
+  ZipWriter(const ZipWriter&) = delete;
+  ZipWriter& operator=(const ZipWriter&) = delete;
+
+  // One stored entry, written now, its data 64-byte aligned.
+  void add(const std::string& name, std::span<const std::byte> data);
+  // The same in pieces: begin, any number of writes totalling `size`, end.
+  void begin(const std::string& name, uint64_t size);
+  void write(std::span<const std::byte> data);
+  void end();
+  // Writes the central directory and closes the file.
+  void close();
+
+  struct Stream;
+
+ private:
+  std::unique_ptr<Stream> stream_;
+  void* zip_ = nullptr;
+  std::string path_;
+  bool open_entry_ = false;
+};
+
+}  // namespace ckpt_pytorch

@@ -1,0 +1,71 @@
+"""Pickles of NumPy data as Python and joblib write them, malicious pickles, and the exact
+bytes every array must read as (expect/<file>.<path>, C order, little-endian)."""
+import os
+import pickle
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+
+out, marker = sys.argv[1], sys.argv[2]
+os.makedirs(f"{out}/expect", exist_ok=True)
+
+
+def expect(name, a):
+    with open(f"{out}/expect/{name}", "wb") as f:
+        f.write(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes())
+
+
+class SimpleModel:  # unknown to ckpt: read as a record of its attributes
+    def __init__(self):
+        self.weight = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+        self.bias = np.array([0.5, -0.5, 0.25], dtype=np.float32)
+        self.name = "simple"
+
+
+a = np.arange(12, dtype=np.float32).reshape(3, 4)
+for proto in (2, 4, 5):
+    with open(f"{out}/plain_p{proto}.pkl", "wb") as f:
+        pickle.dump(a, f, protocol=proto)
+    expect(f"plain_p{proto}.pkl.array", a)
+
+d = {"w": np.arange(6, dtype=np.float64).reshape(2, 3) / 7, "ids": np.array([3, -1, 4], dtype=np.int64),
+     "mask": np.array([True, False, True]), "half": np.arange(4, dtype=np.float16),
+     "fortran": np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)),
+     "big": np.arange(5, dtype=">f4"), "lr": 0.5, "epoch": 7, "flag": True, "name": "run",
+     "sizes": [1, 2, 3], "np_loss": np.float64(0.125)}
+for proto in (2, 4, 5):
+    with open(f"{out}/dict_p{proto}.pkl", "wb") as f:
+        pickle.dump(d, f, protocol=proto)
+    for k, v in d.items():
+        if isinstance(v, np.ndarray):
+            expect(f"dict_p{proto}.pkl.{k}", v)
+
+m = SimpleModel()
+with open(f"{out}/my_simple_model.pkl", "wb") as f:
+    pickle.dump(m, f)
+expect("my_simple_model.pkl.weight", m.weight)
+expect("my_simple_model.pkl.bias", m.bias)
+
+joblib.dump({"w": a, "b": np.ones(3)}, f"{out}/arrays.joblib")
+expect("arrays.joblib.w", a)
+expect("arrays.joblib.b", np.ones(3))
+
+
+class System:
+    def __reduce__(self):
+        return (os.system, ("touch " + marker,))
+
+
+class Subprocess:
+    def __reduce__(self):
+        return (subprocess.check_call, (["touch", marker],))
+
+
+with open(f"{out}/evil_system.pkl", "wb") as f:
+    pickle.dump(System(), f)
+with open(f"{out}/evil_subprocess.pkl", "wb") as f:
+    pickle.dump({"weights": a, "payload": Subprocess()}, f)
+with open(f"{out}/evil_nested.pkl", "wb") as f:
+    pickle.dump({"model": {"layers": [{"w": a}, {"hook": [1, 2, System()]}]}}, f, protocol=2)

@@ -1,0 +1,171 @@
+// The pickle format: NumPy data pickled by Debian's Python and joblib reads with its exact
+// bytes, objects of unknown classes read as records of their attributes, and pickles that
+// would run code are refused by name while a marker file proves nothing ran.
+#include <ckpt/errors.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/registry.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <random>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace ckpt;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("ckpt-pickle-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+int run(const std::string& command, std::string& out) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+std::string bytes_of(const Tensor& t) { return {reinterpret_cast<const char*>(t.bytes().data()), t.nbytes()}; }
+
+class PickleFormat : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    std::string out;
+    ASSERT_EQ(run(std::string(CKPT_PYTHON) + " " + CKPT_PICKLE_TEST_DIR + "/make_pickles.py " + dir_->path.string() +
+                      " " + marker().string(),
+                  out),
+              0)
+        << out;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static fs::path file(const std::string& n) { return dir_->path / n; }
+  static fs::path marker() { return dir_->path / "code-ran"; }
+  // Every tensor of `doc` whose expected bytes exist matches them; returns how many did.
+  static int expect_bytes(const Document& doc, const std::string& name) {
+    int n = 0;
+    doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+      std::string flat = path;
+      const fs::path e = file("expect/" + name + "." + flat);
+      if (!fs::exists(e)) return;
+      EXPECT_EQ(bytes_of(t), slurp(e)) << name << ": " << path;
+      ++n;
+    });
+    return n;
+  }
+  static TempDir* dir_;
+};
+TempDir* PickleFormat::dir_ = nullptr;
+
+}  // namespace
+
+TEST_F(PickleFormat, PlainArraysOfEveryProtocol) {
+  for (int p : {2, 4, 5}) {
+    const std::string n = "plain_p" + std::to_string(p) + ".pkl";
+    const Document doc = read_document(file(n));
+    EXPECT_EQ(doc.find_tensor("array")->shape(), (Shape{3, 4})) << n;
+    EXPECT_EQ(expect_bytes(doc, n), 1) << n;
+  }
+}
+
+TEST_F(PickleFormat, DictsOfArraysAndValues) {
+  for (int p : {2, 4, 5}) {
+    const std::string n = "dict_p" + std::to_string(p) + ".pkl";
+    const Document doc = read_document(file(n));
+    EXPECT_EQ(expect_bytes(doc, n), 6) << n;  // f64, i64, bool, f16, Fortran order, big-endian
+    EXPECT_EQ(doc.find_tensor("fortran")->shape(), (Shape{2, 3}));
+    EXPECT_EQ(doc.find_tensor("half")->dtype(), DType::f16);
+    EXPECT_EQ(std::get<double>(*doc.attribute("lr")), 0.5);
+    EXPECT_EQ(std::get<int64_t>(*doc.attribute("epoch")), 7);
+    EXPECT_EQ(std::get<bool>(*doc.attribute("flag")), true);
+    EXPECT_EQ(std::get<std::string>(*doc.attribute("name")), "run");
+    EXPECT_EQ(std::get<std::vector<int64_t>>(*doc.attribute("sizes")), (std::vector<int64_t>{1, 2, 3}));
+    EXPECT_EQ(std::get<double>(*doc.attribute("np_loss")), 0.125);
+  }
+}
+
+TEST_F(PickleFormat, JoblibArrays) {
+  const Document doc = read_document(file("arrays.joblib"));
+  EXPECT_EQ(expect_bytes(doc, "arrays.joblib"), 2);
+}
+
+TEST_F(PickleFormat, UnknownClassIsReadAsARecordAndConvertsWithoutItsClass) {
+  const Document doc = read_document(file("my_simple_model.pkl"));
+  EXPECT_EQ(std::get<std::string>(*doc.attribute("__class__")), "__main__.SimpleModel");
+  EXPECT_EQ(std::get<std::string>(*doc.attribute("name")), "simple");
+  EXPECT_EQ(expect_bytes(doc, "my_simple_model.pkl"), 2);
+
+  // ckpt convert my_simple_model.pkl out.<fmt>, to every format ckpt writes: weight and bias
+  // become the model's state.
+  TempDir tmp;
+  int formats = 0;
+  for (const auto& f : Registry::global().formats()) {
+    if (!f.info().can(CKPT_CAP_WRITE)) continue;
+    SCOPED_TRACE(f.name());
+    ++formats;
+    const bool lossy = !f.info().can(CKPT_CAP_ATTRIBUTES);  // the record's __class__ and name
+    const fs::path dst = tmp.path / ("out." + f.name());
+    std::string out;
+    ASSERT_EQ(run(std::string(CKPT_CLI) + " convert --to " + f.name() + (lossy ? " --allow-lossy " : " ") +
+                      file("my_simple_model.pkl").string() + " " + dst.string(),
+                  out),
+              0)
+        << out;
+    const Checkpoint c = load(dst);
+    ASSERT_TRUE(c.model_state.find_tensor("weight"));
+    ASSERT_TRUE(c.model_state.find_tensor("bias"));
+    EXPECT_EQ(bytes_of(*c.model_state.find_tensor("weight")), slurp(file("expect/my_simple_model.pkl.weight")));
+    EXPECT_EQ(bytes_of(*c.model_state.find_tensor("bias")), slurp(file("expect/my_simple_model.pkl.bias")));
+  }
+  EXPECT_GE(formats, 3) << "the writable formats' plugins are not in the build";
+}
+
+TEST_F(PickleFormat, PicklesThatWouldRunCodeAreRefusedByName) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"evil_system.pkl", "refused: os.system"},
+      {"evil_subprocess.pkl", "refused: subprocess.check_call"},
+      {"evil_nested.pkl", "refused: os.system"},
+  };
+  for (const auto& [name, want] : cases) {
+    try {
+      read_document(file(name));
+      ADD_FAILURE() << name << " was read";
+    } catch (const UnsupportedError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << "names the file: " << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(marker())) << "a pickle's code ran";
+}
+
+TEST_F(PickleFormat, TruncatedPicklesAreFormatErrors) {
+  const std::string good = slurp(file("dict_p4.pkl"));
+  TempDir tmp;
+  for (size_t keep : {size_t{0}, size_t{2}, good.size() / 3, good.size() - 1}) {
+    const fs::path p = tmp.path / "cut.pkl";
+    std::ofstream(p, std::ios::binary | std::ios::trunc).write(good.data(), static_cast<std::streamsize>(keep));
+    LoadOptions o;
+    o.format = "pickle";
+    EXPECT_THROW(read_document(p, o), FormatError) << keep;
+  }
+}
