@@ -292,9 +292,13 @@ class DocumentReader {
   json parse() {
     // Duplicate keys would silently drop an entry in a DOM; a parser callback sees each key.
     std::vector<std::unordered_set<std::string>> keys;
+    size_t values = 0;
     auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
       if (static_cast<size_t>(depth) > 2 * kMaxDepth + 8)
         fail(CKPT_ERR_LIMIT, where("") + ": nested deeper than " + std::to_string(kMaxDepth) + " groups");
+      if (event != json::parse_event_t::key && event != json::parse_event_t::object_end &&
+          event != json::parse_event_t::array_end && ++values > kMaxDocumentValues)
+        fail(CKPT_ERR_LIMIT, where("") + ": more than " + std::to_string(kMaxDocumentValues) + " JSON values");
       if (event == json::parse_event_t::object_start) keys.emplace_back();
       else if (event == json::parse_event_t::object_end) keys.pop_back();
       else if (event == json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second)

@@ -36,6 +36,11 @@ inline constexpr std::string_view kFormatTagValue = "pt";
 // Nesting of groups in the document entry; real checkpoints nest a handful of levels.
 inline constexpr size_t kMaxDepth = 1000;
 
+// JSON values in the document entry. The entry is parsed into a DOM of about 16 bytes per value
+// whatever the text, so this bounds the memory a hostile header can claim (a real checkpoint
+// has a few per attribute, and two integrity strings per tensor).
+inline constexpr size_t kMaxDocumentValues = size_t{1} << 22;
+
 // The safetensors dtype names of the ckpt dtypes.
 inline const char* st_dtype_name(uint32_t dtype) {
   switch (dtype) {

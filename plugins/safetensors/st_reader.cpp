@@ -52,6 +52,40 @@ void SafetensorsReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
     file_.read_at(header_.data_start + t.begin, dst);
 }
 
+void SafetensorsReader::read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
+                                   std::span<std::byte> dst) {
+  const TensorEntry& t = entry(id);
+  const size_t rank = t.shape.size();
+  const uint64_t item = ckpt::sdk::dtype_size(t.dtype);
+  uint64_t nbytes = item;
+  bool inside = start.size() == rank && count.size() == rank;
+  for (size_t d = 0; inside && d < rank; ++d) {
+    const auto dim = static_cast<uint64_t>(t.shape[d]);
+    inside = start[d] <= dim && count[d] <= dim - start[d];
+    nbytes *= count[d];  // at most the tensor's size, which fits
+  }
+  if (!inside || dst.size() != nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "a box outside tensor " + quote_name(t.key) + " or a buffer of the wrong size");
+  if (nbytes == 0) return;
+  const std::byte* src = file_.data() + header_.data_start + t.begin;
+  if (rank == 0) {
+    std::memcpy(dst.data(), src, item);
+    return;
+  }
+  // Rows along the last dimension are contiguous in the file and in dst.
+  const uint64_t row = count[rank - 1] * item;
+  std::vector<uint64_t> at(rank - 1, 0);  // the row's index in the box, outer dimensions
+  for (std::byte* out = dst.data();; out += row) {
+    uint64_t offset = 0;
+    for (size_t d = 0; d < rank; ++d)
+      offset = offset * static_cast<uint64_t>(t.shape[d]) + start[d] + (d + 1 < rank ? at[d] : 0);
+    std::memcpy(out, src + offset * item, row);
+    size_t d = rank - 1;
+    while (d > 0 && ++at[d - 1] == count[d - 1]) at[--d] = 0;
+    if (d == 0) return;
+  }
+}
+
 const void* SafetensorsReader::map_tensor(uint64_t id) {
   return file_.data() + header_.data_start + entry(id).begin;
 }

@@ -20,6 +20,10 @@ class SafetensorsReader final : public ckpt::sdk::Reader {
   void list(const ckpt::sdk::Visitor& visitor) override;
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;
   const void* map_tensor(uint64_t id) override;
+  // Copies the box row by row from the mapping, touching only its pages: without this the host
+  // would read the whole tensor first whenever a view of it is unaligned.
+  void read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
+                  std::span<std::byte> dst) override;
 
  private:
   const TensorEntry& entry(uint64_t id) const;

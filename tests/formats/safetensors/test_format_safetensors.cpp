@@ -423,6 +423,35 @@ TEST(SafetensorsFormat, DataStartsAt64AndMapGivesZeroCopyViews) {
   EXPECT_TRUE(copy.bit_equal(*doc.find_tensor("w3")));
 }
 
+// A tensor after one of odd size is unaligned, so the host cannot use a view of it; slices
+// still come from the mapping, box by box.
+TEST(SafetensorsFormat, SlicesOfUnalignedTensorsMatchTheWhole) {
+  TempDir tmp;
+  std::mt19937_64 rng(5);
+  Document doc;
+  doc.add_tensor("odd", random_tensor(DType::u8, {3}, rng));
+  doc.add_tensor("w", random_tensor(DType::f32, {4, 5, 6}, rng));
+  doc.add_tensor("s", random_tensor(DType::i64, {}, rng));
+  const fs::path p = tmp.path / "a.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  auto reader = open(p, load_as(true));
+  EXPECT_FALSE(reader->map("w")) << "an f32 tensor at an odd offset was mapped";
+  const Tensor& w = *doc.find_tensor("w");
+  const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> boxes = {
+      {{1, 2, 3}, {2, 3, 2}}, {{0, 0, 0}, {4, 5, 6}}, {{3, 4, 5}, {1, 1, 1}}, {{0, 1, 0}, {4, 0, 6}}};
+  for (const auto& [start, count] : boxes) {
+    const Tensor got = reader->read_slice("w", start, count);
+    ASSERT_EQ(got.shape(), Shape(count.begin(), count.end()));
+    size_t k = 0;
+    for (int64_t i = 0; i < count[0]; ++i)
+      for (int64_t j = 0; j < count[1]; ++j)
+        for (int64_t l = 0; l < count[2]; ++l, ++k)
+          EXPECT_EQ(std::bit_cast<uint32_t>(got.data<float>()[k]),
+                    std::bit_cast<uint32_t>(w.data<float>()[((start[0] + i) * 5 + start[1] + j) * 6 + start[2] + l]));
+  }
+  EXPECT_TRUE(reader->read_slice("s", {}, {}).bit_equal(*doc.find_tensor("s")));
+}
+
 // With no staging the data start is fixed at the first tensor; a header that then outgrows its
 // room gets whole blocks inserted before the data (ext4) or the data moved (tmpfs): the same
 // bytes either way, and the same document as the staged path.
@@ -503,6 +532,30 @@ TEST(SafetensorsFormat, TensorsTheDocumentEntryDoesNotListAreKept) {
   EXPECT_EQ(model.children()[0].name, "w");
   EXPECT_EQ(model.children()[1].name, "added");
   EXPECT_EQ(model.find_tensor("added")->data<int16_t>()[2], 7);
+}
+
+// The document entry is parsed into a DOM; its size in values is capped so that a hostile
+// header cannot claim memory out of proportion to its bytes.
+TEST(SafetensorsFormat, DocumentEntryWithTooManyValuesIsALimitError) {
+  TempDir tmp;
+  std::string zeros;
+  for (size_t i = 0; i <= (size_t{1} << 22); ++i) zeros += "0,";
+  zeros += "0";
+  const std::string entry = R"({"format":"ckpt-safetensors","version":1,"root":{"attributes":[["x","int64[]",[)" +
+                            zeros + "]]]}}";
+  json header = {{"__metadata__", {{"ckpt.document", entry}}}};
+  std::string text = header.dump();
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; ++i) file[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  spit(tmp.path / "many.safetensors", file + text);
+  try {
+    read_document(tmp.path / "many.safetensors", load_as(false));
+    ADD_FAILURE() << "accepted";
+  } catch (const LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("(__metadata__['ckpt.document']): more than 4194304 JSON values"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // Listing must not read tensor data: after opening and listing a 1 GiB file (sparse, so its
