@@ -37,6 +37,9 @@ Runner add_convert(CLI::App& app) {
       return kBadInput;
     }
     for (const auto& l : r.losses) std::cerr << "ckpt: lossy: " << l.path << ": " << l.what << "\n";
+    if (r.dropped_signer)
+      std::cerr << "ckpt: note: " << src << " was signed (key " << *r.dropped_signer
+                << "); the signature is not carried over: renew it with `ckpt sign " << dst << " --key KEY`\n";
     std::cout << "converted " << src << " (" << r.from_format << ") -> " << dst << " (" << r.to_format << "): "
               << r.tensors << " tensors, " << r.bytes << " bytes"
               << (r.source_verified ? ", source hashes verified" : "") << "\n";

@@ -20,5 +20,8 @@ Runner add_verify(CLI::App& app);
 Runner add_train(CLI::App& app);
 Runner add_eval(CLI::App& app);
 Runner add_predict(CLI::App& app);
+Runner add_gc(CLI::App& app);
+Runner add_keygen(CLI::App& app);
+Runner add_sign(CLI::App& app);
 
 }  // namespace ckpt::cli

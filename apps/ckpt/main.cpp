@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   add(ckpt::cli::add_train);
   add(ckpt::cli::add_eval);
   add(ckpt::cli::add_predict);
+  add(ckpt::cli::add_gc);
+  add(ckpt::cli::add_keygen);
+  add(ckpt::cli::add_sign);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,11 @@
 // A file that appears under its name only when complete: written under a hidden temporary
 // name in the same folder, then fsync'd and renamed over the target, then the folder fsync'd.
 // If anything throws before commit(), the temporary is removed.
+//
+// While it exists, the temporary carries an open-file-description lock (F_OFD_SETLK) held by
+// its writer, so `ckpt gc` and the next save can tell a live writer's temporary from one left
+// by a killed process: the kernel drops the lock when the process dies. OFD locks, not
+// flock(): libhdf5 flock()s the files it creates, and the two kinds never conflict on Linux.
 #pragma once
 
 #include <filesystem>
@@ -16,6 +21,8 @@ inline constexpr const char* kTempMarker = ".ckpt-tmp-";
 
 class AtomicFile {
  public:
+  // Removes stale temporaries in the target's folder first (their space may be what this
+  // save needs), then creates and locks its own, empty: a writer must open it truncating.
   explicit AtomicFile(const fs::path& target);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
@@ -27,6 +34,7 @@ class AtomicFile {
  private:
   fs::path target_;
   fs::path temp_;
+  int lock_fd_ = -1;
   bool committed_ = false;
 };
 

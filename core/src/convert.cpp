@@ -3,6 +3,7 @@
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
+#include <ckpt/signature.hpp>
 
 #include <ckpt/plugin_abi.h>
 
@@ -81,6 +82,9 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
   }
   for (const auto& c : in.children()) {
     std::string ip = join_path(in_prefix, c.name);
+    // A signature is its signer's statement about the file they signed; the output is
+    // re-signed by whoever converts it (ConvertReport::dropped_signer).
+    if (ip == kSignaturePath) continue;
     if (c.is_group()) {
       if (flatten) {
         plan_group(c.group(), out, ip, out_prefix, flat_prefix + c.name + ".", target, plan, true);
@@ -134,6 +138,7 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   report.from_format = reader->format().name;
   report.to_format = target.name();
   report.losses = plan.losses;
+  report.dropped_signer = recorded_signer(tree);
   if (!plan.losses.empty() && !options.allow_lossy) {
     std::string msg = "converting '" + src.string() + "' to " + target.name() + " would lose:";
     for (const auto& l : plan.losses) msg += "\n  " + l.path + ": " + l.what;

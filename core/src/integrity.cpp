@@ -1,12 +1,16 @@
+#include <ckpt/checkpoint.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
+#include <ckpt/signature.hpp>
 
 #include <xxhash.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <optional>
 
 namespace ckpt {
 
@@ -59,7 +63,8 @@ void collect(const Group& g, const std::string& prefix, std::vector<std::string>
   }
   for (const auto& c : g.children()) {
     std::string p = join_path(prefix, c.name);
-    if (p == kIntegrityPath) continue;
+    // The signature signs this manifest, so it cannot be part of it.
+    if (p == kIntegrityPath || p == kSignaturePath) continue;
     if (c.is_group()) {
       lines.push_back("G " + p);
       collect(c.group(), p, lines, hashes);
@@ -178,6 +183,29 @@ void finish_report(VerifyReport& rep, const Document& tree, const Recorded& rec,
                            " (names, shapes, dtypes or attributes changed)");
 }
 
+// Why a tree without meta/integrity must not pass as "nothing to check", if it must not:
+// ckpt::save records hashes in every checkpoint, and a record of hashes found under another
+// path means a name on the way to it was damaged (one flipped byte of "meta" does that).
+std::optional<std::string> missing_integrity(const Document& tree) {
+  std::optional<std::string> found;
+  std::function<void(const Group&, const std::string&)> look = [&](const Group& g, const std::string& prefix) {
+    for (const auto& c : g.children()) {
+      if (found || !c.is_group()) continue;
+      const std::string p = join_path(prefix, c.name);
+      const Value* alg = c.group().attribute("algorithm");
+      const std::string* a = alg ? std::get_if<std::string>(alg) : nullptr;
+      if (a && *a == kHashAlgorithm && c.group().attribute("digests") && c.group().attribute("manifest"))
+        found = p + ": a record of hashes outside " + kIntegrityPath + " (a damaged name?)";
+      else
+        look(c.group(), p);
+    }
+  };
+  look(tree, "");
+  if (!found && is_checkpoint(tree))
+    found = std::string(kIntegrityPath) + ": missing, though every checkpoint ckpt saves records its hashes";
+  return found;
+}
+
 }  // namespace
 
 VerifyReport verify(FormatReader& reader) {
@@ -203,6 +231,7 @@ VerifyReport verify(FormatReader& reader) {
     rep.bytes_checked += bytes.size();
   });
   if (rec.present) finish_report(rep, tree, rec, actual);
+  else if (auto why = missing_integrity(tree)) rep.problems.push_back(*why);
   return rep;
 }
 
@@ -217,6 +246,7 @@ VerifyReport verify_document(const Document& doc) {
     rep.bytes_checked += t.nbytes();
   });
   if (rec.present) finish_report(rep, doc, rec, actual);
+  else if (auto why = missing_integrity(doc)) rep.problems.push_back(*why);
   return rep;
 }
 

@@ -24,7 +24,15 @@ std::shared_ptr<LoadedPlugin> LoadedPlugin::open(const fs::path& library) {
                       CKPT_PLUGIN_ENTRY_SYMBOL + " (is it built against ckpt's ABI v1?)");
   auto& entry =
       p->lib_.get<const ckpt_plugin_descriptor*(const ckpt_host_api*)>(CKPT_PLUGIN_ENTRY_SYMBOL);
-  const ckpt_plugin_descriptor* d = entry(detail::host_api());
+  const ckpt_plugin_descriptor* d = nullptr;
+  try {
+    d = entry(detail::host_api());
+  } catch (const std::exception& e) {
+    // The ABI forbids it, but a plugin written in C++ can still let an exception out.
+    throw PluginError("plugin '" + library.string() + "' threw from " + CKPT_PLUGIN_ENTRY_SYMBOL + ": " + e.what());
+  } catch (...) {
+    throw PluginError("plugin '" + library.string() + "' threw from " + CKPT_PLUGIN_ENTRY_SYMBOL);
+  }
   if (!d) throw PluginError("plugin '" + library.string() + "' refused this host (ABI v1)");
   if (d->struct_size < offsetof(ckpt_plugin_descriptor, n_formats) + sizeof(uint32_t))
     throw PluginError("plugin '" + library.string() + "': descriptor is too small (" +

@@ -4,6 +4,7 @@
 #include <ckpt/io.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct ConvertReport {
   size_t tensors = 0;
   uint64_t bytes = 0;
   bool source_verified = false;  // hashes from meta/integrity matched while streaming
+  // The source's signer when it was signed: the signature is not carried over (the hashes
+  // are), so the output must be signed again.
+  std::optional<std::string> dropped_signer{};
 };
 
 // Throws UnsupportedError listing the losses when some and !allow_lossy; nothing is written.

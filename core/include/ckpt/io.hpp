@@ -8,7 +8,9 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace ckpt {
 
@@ -38,5 +40,25 @@ std::shared_ptr<FormatReader> open(const fs::path& path, const LoadOptions& opti
 // Maps the checkpoint to schema v1, records hashes in meta/integrity and writes it.
 void save(const Checkpoint& checkpoint, const fs::path& path, const SaveOptions& options = {});
 Checkpoint load(const fs::path& path, const LoadOptions& options = {});
+
+// Temporaries left by interrupted saves (".<name>.ckpt-tmp-<random>"). A writer holds a lock
+// on its temporary until it commits, so one that nobody holds was left by a dead process
+// (docs/reliability.md). Every save sweeps its own folder first; `ckpt gc` sweeps on request.
+struct GcOptions {
+  bool dry_run = false;
+  bool recursive = false;
+  // Also require this age (seconds since the last write); the only test left where the file
+  // system has no locks.
+  std::optional<double> min_age_seconds{};
+};
+struct TemporaryFile {
+  enum class State { stale, live, unknown };
+  fs::path path{};
+  uint64_t bytes = 0;
+  State state = State::unknown;
+  bool removed = false;
+  std::string note{};  // why it was kept
+};
+std::vector<TemporaryFile> remove_stale_temporaries(const fs::path& dir, const GcOptions& options = {});
 
 }  // namespace ckpt

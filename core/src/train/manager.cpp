@@ -1,5 +1,3 @@
-#include "../atomic_file.hpp"
-
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
@@ -217,9 +215,7 @@ std::optional<fs::path> CheckpointManager::latest_good(const std::function<void(
 
 size_t CheckpointManager::remove_temporaries() const {
   size_t n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(config_.dir, ec))
-    if (ckpt::detail::is_temp_name(e.path().filename().string())) n += fs::remove(e.path(), ec) ? 1 : 0;
+  for (const auto& t : remove_stale_temporaries(config_.dir)) n += t.removed ? 1 : 0;
   return n;
 }
 
