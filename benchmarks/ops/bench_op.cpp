@@ -8,7 +8,8 @@
 //   bench_op convert SRC DST [--to FORMAT]     ckpt::convert, as `ckpt convert` runs it
 //
 // What is printed, all memory in bytes:
-//   seconds       the operation alone (not building the state dict or the parameters)
+//   seconds       the operation alone (not building the state dict or the parameters);
+//                 cpu_seconds, its user + system CPU time (for loaded machines)
 //   bytes         tensor bytes moved
 //   rss_before    resident memory just before the operation (for save: the state dict; for a
 //                 reused load: the parameters it loads into; with the libraries and the heap)
@@ -51,6 +52,23 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// User plus system CPU seconds of this process so far.
+double cpu_now() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+// Wall and CPU seconds of one operation.
+struct Clock {
+  double wall = now(), cpu = cpu_now();
+  void stop(double& wall_s, double& cpu_s) const {
+    wall_s = now() - wall;
+    cpu_s = cpu_now() - cpu;
+  }
+};
+
 uint64_t largest_tensor(const Document& d) {
   uint64_t m = 0;
   d.for_each_tensor([&](const std::string&, const Tensor& t) { m = std::max<uint64_t>(m, t.nbytes()); });
@@ -69,15 +87,15 @@ void warm_up(const Format& f, const fs::path& beside) {
 
 struct Result {
   std::string op, format;
-  double seconds = 0;
+  double seconds = 0, cpu_seconds = 0;
   uint64_t bytes = 0, rss_before = 0, anon_before = 0, largest = 0;
   int64_t anon_peak = -1;
 
   void print() const {
     const uint64_t peak = status_bytes("VmHWM");
-    std::printf("{\"op\": \"%s\", \"format\": \"%s\", \"seconds\": %.6f, \"bytes\": %llu, \"rss_before\": %llu, "
+    std::printf("{\"op\": \"%s\", \"format\": \"%s\", \"seconds\": %.6f, \"cpu_seconds\": %.6f, \"bytes\": %llu, \"rss_before\": %llu, "
                 "\"peak\": %llu, \"peak_extra\": %lld, \"anon_peak\": %lld, \"largest\": %llu}\n",
-                op.c_str(), format.c_str(), seconds, static_cast<unsigned long long>(bytes),
+                op.c_str(), format.c_str(), seconds, cpu_seconds, static_cast<unsigned long long>(bytes),
                 static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(peak),
                 static_cast<long long>(peak) - static_cast<long long>(rss_before), static_cast<long long>(anon_peak),
                 static_cast<unsigned long long>(largest));
@@ -105,9 +123,9 @@ int save(const std::string& format, const fs::path& file, uint64_t size, bool du
   r.largest = largest_tensor(doc);
   warm_up(f, file);
   r.rss_before = status_bytes("VmRSS");
-  const double t0 = now();
+  const Clock c;
   write_document(doc, file, f, {.fsync = durable});
-  r.seconds = now() - t0;
+  c.stop(r.seconds, r.cpu_seconds);
   r.print();
   return 0;
 }
@@ -121,9 +139,9 @@ int load(const std::string& format, const fs::path& file, bool fresh) {
     o.map = false;
     f.open_reader(file, {})->tree();  // loads the plugin outside the clock
     r.rss_before = status_bytes("VmRSS");
-    const double t0 = now();
+    const Clock c;
     const Document d = read_document(file, o);
-    r.seconds = now() - t0;
+    c.stop(r.seconds, r.cpu_seconds);
     r.bytes = d.tensor_bytes();
     r.largest = largest_tensor(d);
     r.print();
@@ -139,14 +157,14 @@ int load(const std::string& format, const fs::path& file, bool fresh) {
     });
   }
   r.rss_before = status_bytes("VmRSS");
-  const double t0 = now();
+  const Clock c;
   auto reader = f.open_reader(file, {});
   reader->tree().for_each_tensor([&](const std::string& p, const Tensor& t) {
     reader->read_into(p, params.at(p));
     r.bytes += t.nbytes();
   });
   reader.reset();
-  r.seconds = now() - t0;
+  c.stop(r.seconds, r.cpu_seconds);
   r.print();
   return 0;
 }
@@ -158,7 +176,7 @@ int map_one(const std::string& format, const fs::path& file) {
   Result r{.op = "open+one", .format = format};
   f.open_reader(file, {});  // loads the plugin library outside the clock
   r.rss_before = status_bytes("VmRSS");
-  const double t0 = now();
+  const Clock c;
   auto reader = f.open_reader(file, {});
   std::string last;
   reader->tree().for_each_tensor([&](const std::string& p, const Tensor&) { last = p; });
@@ -166,7 +184,7 @@ int map_one(const std::string& format, const fs::path& file) {
   const Tensor t = m ? *m : reader->read(last);
   unsigned sum = 0;
   for (std::byte b : t.bytes()) sum += static_cast<unsigned>(b);
-  r.seconds = now() - t0;
+  c.stop(r.seconds, r.cpu_seconds);
   r.bytes = t.nbytes();
   sink = sum;
   r.print();
@@ -187,9 +205,9 @@ int convert_file(const fs::path& src, const fs::path& dst, const std::string& to
   warm_up(target, dst);
   r.rss_before = status_bytes("VmRSS");
   r.anon_before = anon_max = status_bytes("RssAnon");
-  const double t0 = now();
+  const Clock c;
   const ConvertReport rep = convert(src, dst, o);
-  r.seconds = now() - t0;
+  c.stop(r.seconds, r.cpu_seconds);
   r.format = rep.from_format + ">" + rep.to_format;
   r.bytes = rep.bytes;
   r.anon_peak = static_cast<int64_t>(anon_max) - static_cast<int64_t>(r.anon_before);

@@ -16,7 +16,8 @@ random bits). The state dict is built first, untimed. For each peer:
               readinto for numpy; these are what ckpt's `load` (read_into) is compared with
   load-weights_only   torch.load(weights_only=True)
 
-Each peer first saves and loads one small tensor, untimed (imports, first calls). Peers not
+Each line also has the CPU seconds of the process (time.process_time), which mean more than
+the wall clock on a loaded machine. Each peer first saves and loads one small tensor, untimed (imports, first calls). Peers not
 installed are skipped with a note on stderr. Files are removed after each peer.
 """
 import argparse
@@ -39,29 +40,30 @@ def make_state(shapes):
     return state
 
 
-def emit(peer, op, seconds, nbytes):
-    print(json.dumps({"peer": peer, "op": op, "seconds": seconds, "bytes": nbytes}), flush=True)
+def emit(peer, op, seconds, nbytes, cpu_seconds=None):
+    print(json.dumps({"peer": peer, "op": op, "seconds": seconds, "cpu_seconds": cpu_seconds, "bytes": nbytes}),
+          flush=True)
 
 
 def timed_save(path, save):
     """Runs save(path) to a new file; returns (seconds until it returned, the same plus an
-    fsync of the file)."""
+    fsync of the file, and the CPU seconds of each)."""
     if os.path.exists(path):
         os.remove(path)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     save(path)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     fd = os.open(path, os.O_RDONLY)
     os.fsync(fd)
     os.close(fd)
-    t2 = time.perf_counter()
-    return t1 - t0, t2 - t0
+    t2, c2 = time.perf_counter(), time.process_time()
+    return t1 - t0, t2 - t0, c1 - c0, c2 - c0
 
 
 def clock(fn):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 # Each peer gives its file extension, save(path), and its loads as (op, load(path)) pairs.
@@ -203,13 +205,13 @@ def main():
         except ImportError as e:
             print(f"peers.py: {name} skipped: {e}", file=sys.stderr)
             continue
-        t_close, t_fsync = timed_save(path, save)
-        emit(name, "save", t_close, nbytes)
-        emit(name, "save+fsync", t_fsync, nbytes)
+        t_close, t_fsync, c_close, c_fsync = timed_save(path, save)
+        emit(name, "save", t_close, nbytes, c_close)
+        emit(name, "save+fsync", t_fsync, nbytes, c_fsync)
         for op, load in loads:
-            seconds, out = clock(lambda: load(path))
+            seconds, cpu, out = clock(lambda: load(path))
             del out
-            emit(name, op, seconds, nbytes)
+            emit(name, op, seconds, nbytes, cpu)
         os.remove(path)
 
 
