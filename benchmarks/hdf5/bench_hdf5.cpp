@@ -11,6 +11,7 @@
 // Loads read what was just written, so both sides read from the page cache, into newly
 // allocated memory (ckpt::read_document; h5py dset[()] and read_direct into numpy.empty).
 #include "state_dict.hpp"
+#include "timing.hpp"
 
 #include <ckpt/io.hpp>
 
@@ -25,19 +26,8 @@
 namespace fs = std::filesystem;
 using namespace ckpt;
 
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-}  // namespace
+using bench::median;
+using bench::seconds_since;
 
 int main(int argc, char** argv) {
   size_t mib = 256;
