@@ -63,7 +63,7 @@ void PtWriter::end_group() {
 void PtWriter::attribute(std::string_view name, const ckpt_value& value) {
   Node& g = top("attribute");
   if (g.attribute(name)) fail(CKPT_ERR_INVALID_ARGUMENT, "attribute '" + std::string(name) + "' twice in one group");
-  g.attributes.emplace_back(std::string(name), owned(value));
+  g.set(std::string(name), owned(value));
 }
 
 std::string PtWriter::add_storage(std::span<const std::byte> data) {

@@ -174,7 +174,7 @@ void ungroup(const json& j, Node& g, const std::string& path,
     if (!a.is_array() || a.size() != 3 || !a[1].is_string()) bad(path, "an attribute that is not [name, type, value]");
     std::string name = untext(a[0], path);
     if (g.attribute(name)) bad(path, "attribute '" + name + "' twice");
-    g.attributes.emplace_back(name, unvalue(a[1].get<std::string>(), a[2], path + "@" + name));
+    g.set(name, unvalue(a[1].get<std::string>(), a[2], path + "@" + name));
   }
   for (const auto& c : j["children"]) {
     if (!c.is_array() || c.size() != 2 || !c[1].is_object()) bad(path, "a child that is not [name, object]");

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace ckpt_pytorch {
 
@@ -100,18 +102,16 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
   else if (g->find("betas") && g->find("amsgrad")) type = adam_kind(*g);
   else return false;
   // torch's parameter index -> our parameter name, by position in the group.
-  std::vector<std::pair<int64_t, std::string>> index;
+  std::unordered_map<int64_t, const std::string*> index;
   for (size_t i = 0; i < params->items.size(); ++i) {
     const Scalar* s = as_scalar(params->items[i]);
-    if (!s || s->kind != Kind::integer) return false;
-    index.emplace_back(s->i, names[i]);
+    if (!s || s->kind != Kind::integer || !index.emplace(s->i, &names[i]).second) return false;
   }
   auto name_of = [&](const Obj* k) -> const std::string* {
     const Scalar* s = as_scalar(k);
     if (!s || s->kind != Kind::integer) return nullptr;
-    for (const auto& [i, n] : index)
-      if (i == s->i) return &n;
-    return nullptr;
+    auto it = index.find(s->i);
+    return it == index.end() ? nullptr : it->second;
   };
   Node st;
   st.name = "state";
@@ -152,7 +152,7 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
   // Options ckpt's trainer does not have are kept when they change the update.
   for (const char* flag : {"amsgrad", "maximize"})
     if (const Scalar* s = as_scalar(g->find(flag)); s && s->kind == Kind::boolean && s->b) out.set(flag, AttrValue::boolean(true));
-  out.children.push_back(std::move(st));
+  out.add_child(std::move(st));
   return true;
 }
 
@@ -209,7 +209,7 @@ Node map_torch_object(const Obj* root, DocBuilder& b) {
     Node o;
     o.name = "optimizer";
     if (map_optimizer(*opt, params, b, o)) {
-      doc.children.push_back(std::move(o));
+      doc.add_child(std::move(o));
       used.insert(opt_key);
     }
   }
@@ -229,7 +229,7 @@ Node map_torch_object(const Obj* root, DocBuilder& b) {
     trainer.set("loss", AttrValue::floating(*loss));
     used.insert("loss");
   }
-  if (!trainer.attributes.empty()) doc.children.push_back(std::move(trainer));
+  if (!trainer.attributes.empty()) doc.add_child(std::move(trainer));
   Node extra;
   extra.name = "extra";
   for (const auto& [k, v] : d->entries) {
@@ -237,7 +237,7 @@ Node map_torch_object(const Obj* root, DocBuilder& b) {
     if (t && used.count(std::string(t->str()))) continue;
     b.put(extra, DocBuilder::key_name(k), v, "extra", 1);
   }
-  if (!extra.attributes.empty() || !extra.children.empty()) doc.children.push_back(std::move(extra));
+  if (!extra.attributes.empty() || !extra.children.empty()) doc.add_child(std::move(extra));
   return doc;
 }
 
@@ -307,8 +307,9 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
     if (c.name != "state") return std::nullopt;
   if (state) {
     if (!state->attributes.empty()) return std::nullopt;
+    const std::unordered_set<std::string> params(names.begin(), names.end());
     for (const Node& p : state->children) {
-      if (!p.is_group || std::find(names.begin(), names.end(), p.name) == names.end()) return std::nullopt;
+      if (!p.is_group || !params.count(p.name)) return std::nullopt;
       for (const Node& buf : p.children)
         if (buf.is_group) return std::nullopt;
     }

@@ -87,14 +87,14 @@ ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path) :
     if (e.method != 0 && e.size / 1032 > e.compressed_size + 1)
       fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' claims to inflate " + std::to_string(e.compressed_size) +
                                 " bytes to " + std::to_string(e.size));
+    by_name_.try_emplace(e.name, entries_.size());
     entries_.push_back(std::move(e));
   }
 }
 
 const ZipEntry* ZipReader::find(std::string_view name) const {
-  for (const auto& e : entries_)
-    if (e.name == name) return &e;
-  return nullptr;
+  auto it = by_name_.find(std::string(name));
+  return it == by_name_.end() ? nullptr : &entries_[it->second];
 }
 
 std::span<const std::byte> ZipReader::contents(const ZipEntry& e, std::vector<std::byte>& scratch, bool check_crc) const {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace ckpt_pytorch {
@@ -45,6 +46,7 @@ class ZipReader {
   std::span<const std::byte> file_;
   std::string path_;
   std::vector<ZipEntry> entries_;
+  std::unordered_map<std::string, size_t> by_name_;  // the first entry of each name
 };
 
 // Data starts at multiples of this in files we write; torch writes the same.

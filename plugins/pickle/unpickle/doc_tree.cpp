@@ -70,38 +70,38 @@ bool AttrValue::operator==(const AttrValue& o) const {
 }
 
 const Node* Node::child(std::string_view n) const {
-  for (const auto& c : children)
-    if (c.name == n) return &c;
-  return nullptr;
+  auto it = child_at_.find(std::string(n));
+  return it == child_at_.end() ? nullptr : &children[it->second];
 }
 Node* Node::child(std::string_view n) {
-  for (auto& c : children)
-    if (c.name == n) return &c;
-  return nullptr;
+  auto it = child_at_.find(std::string(n));
+  return it == child_at_.end() ? nullptr : &children[it->second];
 }
 const AttrValue* Node::attribute(std::string_view n) const {
-  for (const auto& [k, v] : attributes)
-    if (k == n) return &v;
-  return nullptr;
+  auto it = attribute_at_.find(std::string(n));
+  return it == attribute_at_.end() ? nullptr : &attributes[it->second].second;
+}
+Node& Node::add_child(Node n) {
+  if (!child_at_.try_emplace(n.name, children.size()).second)
+    fail(CKPT_ERR_INTERNAL, "child '" + n.name + "' added twice to group '" + name + "'");
+  return children.emplace_back(std::move(n));
 }
 Node& Node::add_group(std::string n) {
-  Node& g = children.emplace_back();
+  Node g;
   g.name = std::move(n);
-  return g;
+  return add_child(std::move(g));
 }
 void Node::add_tensor(std::string n, uint64_t id) {
-  Node& t = children.emplace_back();
+  Node t;
   t.name = std::move(n);
   t.is_group = false;
   t.tensor_id = id;
+  add_child(std::move(t));
 }
 void Node::set(std::string n, AttrValue v) {
-  for (auto& [k, old] : attributes)
-    if (k == n) {
-      old = std::move(v);
-      return;
-    }
-  attributes.emplace_back(std::move(n), std::move(v));
+  auto [it, fresh] = attribute_at_.try_emplace(n, attributes.size());
+  if (fresh) attributes.emplace_back(std::move(n), std::move(v));
+  else attributes[it->second].second = std::move(v);
 }
 
 uint64_t TensorEntry::nbytes() const {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct AttrValue {
   bool operator==(const AttrValue& o) const;
 };
 
+// A group or a tensor of the document. Read `attributes` and `children` freely; change them
+// only through the methods, which keep the name indexes (lookups are O(1), so a group of n
+// members costs O(n) to build even from a hostile file).
 struct Node {
   std::string name;
   bool is_group = true;
@@ -45,7 +49,13 @@ struct Node {
   const AttrValue* attribute(std::string_view n) const;
   Node& add_group(std::string n);
   void add_tensor(std::string n, uint64_t id);
+  // Adds a group built elsewhere, under its own name.
+  Node& add_child(Node n);
+  // Sets an attribute, replacing one of the same name in place.
   void set(std::string n, AttrValue v);
+
+ private:
+  std::unordered_map<std::string, size_t> child_at_, attribute_at_;
 };
 
 // Where a tensor's bytes come from: a region of the mapped file, or bytes inflated on demand.

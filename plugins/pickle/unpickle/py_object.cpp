@@ -10,12 +10,34 @@ Obj* Dict::find(std::string_view key) const {
   return nullptr;
 }
 
-Obj* Arena::none() { return make<Scalar>(Kind::none); }
+void Dict::put(Obj* key, Obj* value) {
+  std::string k;
+  if (key->kind == Kind::string || key->kind == Kind::bytes) {
+    k = (key->kind == Kind::string ? "s" : "b") + std::string(static_cast<const Text*>(key)->str());
+  } else if (key->kind == Kind::integer) {
+    k = "i" + std::to_string(static_cast<const Scalar*>(key)->i);
+  } else {
+    entries.emplace_back(key, value);  // keys of other kinds are kept as they come
+    return;
+  }
+  auto [it, fresh] = index_.try_emplace(std::move(k), entries.size());
+  if (fresh) entries.emplace_back(key, value);
+  else entries[it->second].second = value;
+}
+
+Obj* Arena::none() {
+  if (!none_) none_ = make<Scalar>(Kind::none);
+  return none_;
+}
 
 Obj* Arena::boolean(bool b) {
-  auto* s = make<Scalar>(Kind::boolean);
-  s->b = b;
-  return s;
+  Obj*& shared = bools_[b ? 1 : 0];
+  if (!shared) {
+    auto* s = make<Scalar>(Kind::boolean);
+    s->b = b;
+    shared = s;
+  }
+  return shared;
 }
 
 Obj* Arena::integer(int64_t i) {

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -66,6 +67,12 @@ struct Dict final : Obj {
   std::vector<std::pair<Obj*, Obj*>> entries;
   Obj* instance_state = nullptr;  // what BUILD set on an OrderedDict (torch's _metadata)
   Obj* find(std::string_view key) const;
+  // d[key] = value: a str, bytes or int key already present keeps its place and takes the new
+  // value, as in Python. Indexed, so a pickle of n keys costs O(n), not O(n^2).
+  void put(Obj* key, Obj* value);
+
+ private:
+  std::unordered_map<std::string, size_t> index_;
 };
 
 struct Global final : Obj {
@@ -124,6 +131,7 @@ class Arena {
     objects_.push_back(std::move(p));
     return raw;
   }
+  // None, True and False are shared (never modified), as in Python.
   Obj* none();
   Obj* boolean(bool b);
   Obj* integer(int64_t i);
@@ -132,6 +140,8 @@ class Arena {
 
  private:
   std::vector<std::unique_ptr<Obj>> objects_;
+  Obj* none_ = nullptr;
+  Obj* bools_[2] = {nullptr, nullptr};
 };
 
 // "module.name" of a global as Python 3 would import it: os.system is pickled as

@@ -52,7 +52,8 @@ std::optional<AttrValue> scalar_value(const Array& a) {
 
 }  // namespace
 
-std::string DocBuilder::key_name(const Obj* key) {
+std::string DocBuilder::key_name(const Obj* key, int depth) {
+  if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, "a dict key of tuples nested deeper than " + std::to_string(kMaxDepth) + " levels");
   switch (key->kind) {
     case Kind::string:
     case Kind::bytes: return escape_name(static_cast<const Text*>(key)->str());
@@ -66,7 +67,7 @@ std::string DocBuilder::key_name(const Obj* key) {
     }
     case Kind::tuple: {
       std::string s;
-      for (const Obj* o : static_cast<const Seq*>(key)->items) s += (s.empty() ? "" : ",") + key_name(o);
+      for (const Obj* o : static_cast<const Seq*>(key)->items) s += (s.empty() ? "" : ",") + key_name(o, depth + 1);
       return "(" + s + ")";
     }
     case Kind::global: return escape_name(static_cast<const Global*>(key)->full());

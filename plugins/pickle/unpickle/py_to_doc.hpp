@@ -30,7 +30,7 @@ class DocBuilder {
   // The attribute a scalar, a string or a list of them maps to, if it maps to one.
   static std::optional<AttrValue> attribute(const Obj* value);
   // The name a dict key takes in a document.
-  static std::string key_name(const Obj* key);
+  static std::string key_name(const Obj* key, int depth = 0);
 
  private:
   std::vector<TensorEntry>& tensors_;

@@ -128,7 +128,7 @@ Obj* TorchPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
       for (const Obj* p : pairs->items) {
         const Seq* kv = as_seq(p);
         if (!kv || kv->items.size() != 2) in.fail(CKPT_ERR_FORMAT, at, "OrderedDict item that is not a pair");
-        d->entries.emplace_back(kv->items[0], kv->items[1]);
+        d->put(kv->items[0], kv->items[1]);
       }
     }
     return d;

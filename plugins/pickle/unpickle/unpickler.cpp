@@ -104,6 +104,11 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+// Every opcode makes at most one object (or memo entry) of up to some 100 bytes, so a hostile
+// pickle could make a process allocate 100 times its size. This bounds it near 400 MiB; a
+// checkpoint's pickle holds thousands of objects, a pickled list of a million floats a million.
+constexpr size_t kMaxObjects = size_t{1} << 22;
+
 class Machine {
  public:
   Machine(Input& in, Policy& policy, Arena& arena) : in_(in), policy_(policy), arena_(arena) {}
@@ -119,6 +124,8 @@ class Machine {
         return stack_.back();
       }
       step(op);
+      if (arena_.size() + memo_.size() > kMaxObjects)
+        in_.fail(CKPT_ERR_LIMIT, at_, "the pickle builds more than " + std::to_string(kMaxObjects) + " objects");
     }
   }
 
@@ -171,18 +178,7 @@ class Machine {
   void set_items(Obj* target, const std::vector<Obj*>& kv) {
     if (target->kind == Kind::dict) {
       auto* d = static_cast<Dict*>(target);
-      for (size_t i = 0; i + 1 < kv.size(); i += 2) {
-        bool replaced = false;
-        // Python replaces a repeated key; only str and int keys can repeat in practice.
-        for (auto& e : d->entries) {
-          if (same_key(e.first, kv[i])) {
-            e.second = kv[i + 1];
-            replaced = true;
-            break;
-          }
-        }
-        if (!replaced) d->entries.emplace_back(kv[i], kv[i + 1]);
-      }
+      for (size_t i = 0; i + 1 < kv.size(); i += 2) d->put(kv[i], kv[i + 1]);
       return;
     }
     if (target->kind == Kind::record) {
@@ -190,18 +186,10 @@ class Machine {
       auto* d = arena_.make<Dict>();
       if (r->state && r->state->kind == Kind::dict) d = static_cast<Dict*>(r->state);
       r->state = d;
-      for (size_t i = 0; i + 1 < kv.size(); i += 2) d->entries.emplace_back(kv[i], kv[i + 1]);
+      for (size_t i = 0; i + 1 < kv.size(); i += 2) d->put(kv[i], kv[i + 1]);
       return;
     }
     in_.fail(CKPT_ERR_FORMAT, at_, std::string("SETITEM on a ") + kind_name(target->kind));
-  }
-
-  static bool same_key(const Obj* a, const Obj* b) {
-    if (a->kind != b->kind) return false;
-    if (a->kind == Kind::string || a->kind == Kind::bytes)
-      return static_cast<const Text*>(a)->str() == static_cast<const Text*>(b)->str();
-    if (a->kind == Kind::integer) return static_cast<const Scalar*>(a)->i == static_cast<const Scalar*>(b)->i;
-    return false;
   }
 
   void append_items(Obj* target, const std::vector<Obj*>& items) {

@@ -169,3 +169,39 @@ TEST_F(PickleFormat, TruncatedPicklesAreFormatErrors) {
     EXPECT_THROW(read_document(p, o), FormatError) << keep;
   }
 }
+
+namespace {
+
+// Writes `bytes` as a pickle file and reads it; returns the error's message.
+template <class E>
+std::string refusal(const fs::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  try {
+    LoadOptions o;
+    o.format = "pickle";
+    read_document(p, o);
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(read without an error)";
+}
+
+}  // namespace
+
+TEST_F(PickleFormat, HostilePicklesHitBoundsNotTheStackOrMemory) {
+  TempDir tmp;
+  // A dict key of 200000 nested 1-tuples: 200 KB that would recurse 200000 deep.
+  std::string deep = "\x80\x02}K\x01" + std::string(200000, '\x85') + "K\x02s.";
+  std::string msg = refusal<LimitError>(tmp.path / "deep.pkl", deep);
+  EXPECT_NE(msg.find("nested deeper than 512"), std::string::npos) << msg;
+  // Five million empty tuples, each popped: 10 MB that would otherwise make 5 million objects.
+  std::string flood = "\x80\x02";
+  for (int i = 0; i < 5'000'000; ++i) flood += ")0";
+  flood += "N.";
+  msg = refusal<LimitError>(tmp.path / "flood.pkl", flood);
+  EXPECT_NE(msg.find("the pickle builds more than 4194304 objects"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("flood.pkl"), std::string::npos) << msg;
+  // A length that claims more than the file holds allocates nothing.
+  msg = refusal<FormatError>(tmp.path / "long.pkl", std::string("\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f", 11));
+  EXPECT_NE(msg.find("truncated: BINUNICODE8 needs 9223372036854775807 bytes, 0 remain"), std::string::npos) << msg;
+}
