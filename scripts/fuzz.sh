@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Fuzzes every reader (one libFuzzer target per plugin folder) and the plugin-manifest and
+# key-file parsers.
+#   scripts/fuzz.sh [--smoke | --seconds N] [TARGET...]
+#     --smoke      15 s per target (CKPT_FUZZ_SMOKE_SECONDS), what CI runs
+#     --seconds N  N s per target; the default, 600, is the long run
+#     TARGET       fuzz_json, fuzz_manifest, ... (default: every target built)
+# Configures a clang build with CKPT_FUZZ=ON in $CKPT_FUZZ_BUILD (default build-fuzz), seeds each
+# corpus from tests/formats/<name>/ and from files the plugin writes itself, runs the targets one
+# after another and prints execs, coverage and findings per target. Exits 1 on any crash, hang,
+# leak, over-allocation or error other than a ckpt error; the inputs that caused them are kept
+# in <build>/fuzz-artifacts/<target>/. Corpora grow across runs in <build>/fuzz-corpus/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${CKPT_FUZZ_BUILD:-$here/build-fuzz}
+seconds=600
+targets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) seconds=${CKPT_FUZZ_SMOKE_SECONDS:-15} ;;
+    --seconds) seconds=$2; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) targets+=("$1") ;;
+  esac
+  shift
+done
+
+CC=${CKPT_FUZZ_CC:-clang-14} CXX=${CKPT_FUZZ_CXX:-clang++-14} cmake -S "$here" -B "$build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCKPT_FUZZ=ON -DCKPT_BUILD_BENCHMARKS=OFF >/dev/null
+ninja -C "$build" -j"${CKPT_JOBS:-2}" ckpt_fuzz
+
+# Only the plugins of this build; leaks are findings, except libhdf5's known ones.
+unset CKPT_PLUGIN_PATH
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+if [ -f "$here/tests/lsan.supp" ]; then export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp}; fi
+
+if [ ${#targets[@]} -eq 0 ]; then
+  for t in "$build"/fuzz/fuzz_*; do [ -x "$t" ] && targets+=("$(basename "$t")"); done
+fi
+
+report=$build/fuzz-report.txt
+printf '%-16s %8s %10s %9s %7s %7s %s\n' TARGET SECONDS EXECS EXEC/S COV CORPUS RESULT | tee "$report"
+failed=0
+for t in "${targets[@]}"; do
+  name=${t#fuzz_}
+  corpus=$build/fuzz-corpus/$name
+  seeds=$build/fuzz-seeds/$name
+  artifacts=$build/fuzz-artifacts/$name
+  log=$build/fuzz-logs/$name.log
+  mkdir -p "$corpus" "$seeds" "$artifacts" "$(dirname "$log")"
+  "$build/fuzz/ckpt_fuzz_seeds" "$name" "$seeds" >/dev/null
+  # The golden and corrupt files of the format's own tests, named by content so none collide.
+  if [ -d "$here/tests/formats/$name" ]; then
+    find "$here/tests/formats/$name" -type f -size -1M \
+      ! -name '*.cpp' ! -name '*.hpp' ! -name '*.py' ! -name '*.txt' ! -name '*.md' ! -name '*.tsv' -print0 |
+      while IFS= read -r -d '' f; do cp "$f" "$seeds/golden-$(sha1sum "$f" | cut -c1-16)"; done
+  fi
+  set +e
+  "$build/fuzz/$t" -max_total_time="$seconds" -timeout="${CKPT_FUZZ_TIMEOUT:-20}" -rss_limit_mb=2048 \
+    -malloc_limit_mb="${CKPT_FUZZ_MALLOC_LIMIT_MB:-128}" -max_len=262144 -artifact_prefix="$artifacts/" \
+    -print_final_stats=1 "$corpus" "$seeds" >"$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+  units=$(find "$corpus" -type f | wc -l)
+  if [ $rc -eq 0 ]; then result=ok; else result="FINDING (exit $rc): $(ls "$artifacts" | tail -1), log $log"; failed=1; fi
+  printf '%-16s %8s %10s %9s %7s %7s %s\n' "$t" "$seconds" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$units" "$result" |
+    tee -a "$report"
+done
+exit $failed

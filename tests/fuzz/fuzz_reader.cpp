@@ -1,0 +1,101 @@
+// libFuzzer target for one format plugin's reader, built once per plugin folder with
+// CKPT_FUZZ_PLUGIN naming it (tests/fuzz/CMakeLists.txt), so a new plugin is fuzzed the day it
+// lands. The input goes through the host exactly as a file from a user would: written to a
+// file, recognised by identify(), opened, listed, every tensor read and mapped, then the
+// integrity and signature checks run over whatever metadata it claims.
+//
+// Findings are: a crash or sanitizer report, a hang (libFuzzer's -timeout), an allocation over
+// -malloc_limit_mb, and anything other than a ckpt::Error escaping (abort below).
+#include "fuzz_key.hpp"
+
+#include <ckpt/errors.hpp>
+#include <ckpt/format_io.hpp>
+#include <ckpt/integrity.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/signature.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <unistd.h>
+
+#ifndef CKPT_FUZZ_PLUGIN
+#error "define CKPT_FUZZ_PLUGIN to the plugin's name"
+#endif
+
+namespace {
+
+struct Target {
+  // Formats of the plugin under test. A Format keeps its library loaded once used, which the
+  // fuzzer needs: the library's coverage counters must outlive every input.
+  std::vector<ckpt::Format> formats;
+  std::string path;
+  int fd = -1;
+  // The key the signed seeds were signed with, so the whole signature check is reached.
+  ckpt::PublicKey key = ckpt::parse_public_key(ckpt::fuzz::kPublicKey, "fuzz_key.hpp");
+};
+
+Target* target = nullptr;
+
+// Tensors are read only up to this many bytes in all: a reader may rightly describe more data
+// than the input holds (HDF5's fill values, compression), and the harness must not be the one
+// that allocates it.
+constexpr uint64_t kReadBudget = 64 << 20;
+
+void exercise(const ckpt::Format& format, const uint8_t* data, size_t size) {
+  format.identify({data, std::min<size_t>(size, 4096)}, size);
+  auto reader = format.open_reader(target->path, {});
+  const ckpt::Document& tree = reader->tree();
+  uint64_t total = 0;
+  std::vector<std::byte> buf;
+  tree.for_each_tensor([&](const std::string& p, const ckpt::Tensor& t) {
+    total += t.nbytes();
+    if (total > kReadBudget) return;
+    buf.resize(t.nbytes());
+    reader->read_into(p, buf);
+    // Every mapped byte touched: a mapping that promises more than the file holds faults here.
+    if (auto m = reader->map(p)) {
+      std::byte acc{};
+      for (auto b : m->bytes()) acc ^= b;
+      asm volatile("" : : "r"(acc));
+    }
+  });
+  if (total > kReadBudget) return;
+  ckpt::verify(*reader);
+  ckpt::verify_signature(*reader, target->key);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  target = new Target();
+  const ckpt::Registry& reg = ckpt::Registry::global();
+  for (const auto& f : reg.formats())
+    if (f.plugin().name == CKPT_FUZZ_PLUGIN && f.info().can(CKPT_CAP_READ)) target->formats.push_back(f);
+  if (target->formats.empty()) {
+    std::fprintf(stderr, "fuzz: no readable format of plugin '%s' in the registry\n", CKPT_FUZZ_PLUGIN);
+    std::abort();
+  }
+  // Loaded now, so libFuzzer registers the plugin's coverage counters before the first input.
+  for (const auto& f : target->formats) f.identify({}, 0);
+  const char* tmp = std::getenv("TMPDIR");
+  target->path = std::string(tmp && *tmp ? tmp : "/tmp") + "/ckpt-fuzz-" + CKPT_FUZZ_PLUGIN + "-" +
+                 std::to_string(::getpid());
+  target->fd = ::open(target->path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (target->fd < 0) std::abort();
+  std::atexit([] { ::unlink(target->path.c_str()); });
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (::ftruncate(target->fd, 0) != 0 || ::pwrite(target->fd, data, size, 0) != static_cast<ssize_t>(size)) std::abort();
+  for (const auto& f : target->formats) {
+    try {
+      exercise(f, data, size);
+    } catch (const ckpt::Error&) {
+      // A typed error naming the file: what bad input must produce.
+    }
+    // Anything else (std::bad_alloc, a plain std::exception) propagates and aborts: a finding.
+  }
+  return 0;
+}
