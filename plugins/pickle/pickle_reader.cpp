@@ -16,7 +16,8 @@ class TextBlob final : public Blob {
   explicit TextBlob(const Text& t) : t_(t) {}
   std::span<const std::byte> bytes() override { return std::as_bytes(std::span(t_.str().data(), t_.str().size())); }
   uint64_t size() const override { return t_.str().size(); }
-  bool in_file() const override { return !t_.view.empty() || t_.owned.empty(); }
+  // Arena bytes live as long as the reader, as a mapping's would.
+  bool in_file() const override { return true; }
 
  private:
   const Text& t_;
@@ -34,7 +35,13 @@ PickleReader::PickleReader(const std::string& path) : file_(path) {
   DocBuilder builder(tensors_, [&](const Array& a) -> Blob* {
     const Text* t = as_text(a.base);
     if (!t) fail(CKPT_ERR_INTERNAL, a.where + ": an array without bytes");
-    blobs_.push_back(std::make_unique<TextBlob>(*t));
+    // Bytes the pickle holds verbatim are read from the file; others from the arena.
+    const auto* p = reinterpret_cast<const std::byte*>(t->str().data());
+    const auto file = file_.bytes();
+    if (p >= file.data() && p + t->str().size() <= file.data() + file.size() && !t->str().empty())
+      blobs_.push_back(std::make_unique<FileBlob>(file_, static_cast<uint64_t>(p - file.data()), t->str().size()));
+    else
+      blobs_.push_back(std::make_unique<TextBlob>(*t));
     return blobs_.back().get();
   });
   if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);

@@ -3,10 +3,10 @@
 #pragma once
 
 #include "doc_tree.hpp"
+#include "input_file.hpp"
 #include "py_object.hpp"
 
 #include <ckpt/sdk.hpp>
-#include <ckpt/sdk_io.hpp>
 
 namespace ckpt_pickle {
 
@@ -21,7 +21,7 @@ class PickleReader final : public ckpt::sdk::Reader {
  private:
   TensorEntry& entry(uint64_t id);
 
-  ckpt::sdk::MappedFile file_;
+  InputFile file_;
   Arena arena_;
   std::vector<std::unique_ptr<Blob>> blobs_;
   std::vector<TensorEntry> tensors_;

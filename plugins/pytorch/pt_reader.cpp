@@ -105,7 +105,7 @@ Blob* PtReader::storage(const std::string& key, uint64_t bytes, const std::strin
     const ZipEntry* e = zip_.find(prefix_ + "data/" + key);
     if (!e) fail(CKPT_ERR_FORMAT, what + ": storage '" + key + "' has no " + prefix_ + "data/" + key);
     std::unique_ptr<Blob> b;
-    if (e->method == 0) b = std::make_unique<SpanBlob>(file_.bytes().subspan(e->data_offset, e->size));
+    if (e->method == 0) b = std::make_unique<FileBlob>(file_, e->data_offset, e->size);
     else b = std::make_unique<InflatedBlob>(zip_, *e);
     it = blobs_.emplace(key, std::move(b)).first;
   }

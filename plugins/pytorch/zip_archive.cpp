@@ -137,81 +137,46 @@ std::span<const std::byte> ZipReader::contents(const ZipEntry& e, std::vector<st
 
 // ---- writing -----------------------------------------------------------------------------
 
-// minizip writes through this: a buffered file that can also seek, because minizip goes back
-// to patch each local header's CRC and sizes once the entry's data is written.
-struct ZipWriter::Stream {
-  explicit Stream(const std::string& p) : path(p) {
-    fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot create", p));
-    buf.reserve(4 << 20);
-  }
-  ~Stream() {
-    if (fd >= 0) ::close(fd);
-  }
-  bool raw_write(const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      const ssize_t w = ::pwrite(fd, c, n, static_cast<off_t>(file_pos));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        error = ckpt::sdk::os_error("cannot write", path);
-        return false;
-      }
-      c += w;
-      n -= static_cast<size_t>(w);
-      file_pos += static_cast<uint64_t>(w);
-    }
-    return true;
-  }
-  bool flush() {
-    const bool ok = raw_write(buf.data(), buf.size());
-    buf.clear();
-    return ok;
-  }
-  bool write(const void* p, size_t n) {
-    if (buf.size() + n > buf.capacity() && !flush()) return false;
-    if (n >= buf.capacity()) return raw_write(p, n);
-    buf.insert(buf.end(), static_cast<const char*>(p), static_cast<const char*>(p) + n);
-    return true;
-  }
-  uint64_t tell() const { return file_pos + buf.size(); }
-  bool seek(uint64_t to) {
-    if (!flush()) return false;
-    file_pos = to;
-    return true;
-  }
-  std::string path;
-  int fd = -1;
-  uint64_t file_pos = 0;  // where the buffer's first byte goes
-  std::vector<char> buf;
-  std::string error;
-};
-
 namespace {
 
-zlib_filefunc64_def output_functions(ZipWriter::Stream* stream) {
+// minizip calls these through C function pointers: nothing may throw out of them.
+template <class F>
+auto no_throw(OutputStream* s, F&& f, decltype(f()) on_failure) noexcept {
+  try {
+    return f();
+  } catch (...) {
+    s->abandon("out of memory while writing");
+    return on_failure;
+  }
+}
+
+zlib_filefunc64_def output_functions(OutputStream* stream) {
   zlib_filefunc64_def f{};
   f.opaque = stream;
   f.zopen64_file = [](voidpf opaque, const void*, int) -> voidpf { return opaque; };
   f.zread_file = [](voidpf, voidpf, void*, uLong) -> uLong { return 0; };
   f.zwrite_file = [](voidpf, voidpf stream, const void* buf, uLong size) -> uLong {
-    return static_cast<ZipWriter::Stream*>(stream)->write(buf, size) ? size : 0;
+    auto* s = static_cast<OutputStream*>(stream);
+    return no_throw(s, [&] { return s->write(buf, size) ? size : uLong{0}; }, uLong{0});
   };
-  f.ztell64_file = [](voidpf, voidpf stream) -> ZPOS64_T { return static_cast<ZipWriter::Stream*>(stream)->tell(); };
+  f.ztell64_file = [](voidpf, voidpf stream) -> ZPOS64_T { return static_cast<OutputStream*>(stream)->tell(); };
   f.zseek64_file = [](voidpf, voidpf stream, ZPOS64_T offset, int origin) -> long {
-    auto* s = static_cast<ZipWriter::Stream*>(stream);
-    const uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET ? 0 : s->tell();
+    auto* s = static_cast<OutputStream*>(stream);
     if (origin == ZLIB_FILEFUNC_SEEK_END) return -1;
-    return s->seek(base + offset) ? 0 : -1;
+    const uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET ? 0 : s->tell();
+    return no_throw(s, [&] { return s->seek(base + offset) ? 0L : -1L; }, -1L);
   };
-  f.zclose_file = [](voidpf, voidpf stream) -> int { return static_cast<ZipWriter::Stream*>(stream)->flush() ? 0 : -1; };
-  f.zerror_file = [](voidpf, voidpf stream) -> int { return static_cast<ZipWriter::Stream*>(stream)->error.empty() ? 0 : 1; };
+  f.zclose_file = [](voidpf, voidpf stream) -> int {
+    auto* s = static_cast<OutputStream*>(stream);
+    return no_throw(s, [&] { return s->flush() ? 0 : -1; }, -1);
+  };
+  f.zerror_file = [](voidpf, voidpf stream) -> int { return static_cast<OutputStream*>(stream)->error().empty() ? 0 : 1; };
   return f;
 }
 
 }  // namespace
 
-ZipWriter::ZipWriter(const std::string& path) : stream_(std::make_unique<Stream>(path)), path_(path) {
+ZipWriter::ZipWriter(const std::string& path) : stream_(std::make_unique<OutputStream>(path)), path_(path) {
   zlib_filefunc64_def funcs = output_functions(stream_.get());
   zip_ = zipOpen2_64(path.c_str(), APPEND_STATUS_CREATE, nullptr, &funcs);
   if (!zip_) fail(CKPT_ERR_IO, "minizip cannot start a zip archive in '" + path + "'");
@@ -252,7 +217,7 @@ void ZipWriter::write(std::span<const std::byte> data) {
   for (size_t done = 0; done < data.size();) {
     const unsigned n = static_cast<unsigned>(std::min<size_t>(data.size() - done, 1u << 30));
     if (zipWriteInFileInZip(zip_, data.data() + done, n) != ZIP_OK)
-      fail(CKPT_ERR_IO, "cannot write to '" + path_ + "'" + (stream_->error.empty() ? "" : ": " + stream_->error));
+      fail(CKPT_ERR_IO, "cannot write to '" + path_ + "'" + (stream_->error().empty() ? "" : ": " + stream_->error()));
     done += n;
   }
 }
@@ -265,13 +230,11 @@ void ZipWriter::end() {
 void ZipWriter::close() {
   void* z = zip_;
   zip_ = nullptr;
-  if (zipClose(z, nullptr) != ZIP_OK || !stream_->error.empty())
-    fail(CKPT_ERR_IO, "cannot write the zip directory of '" + path_ + "'" + (stream_->error.empty() ? "" : ": " + stream_->error));
-  if (::close(stream_->fd) != 0) {
-    stream_->fd = -1;
-    fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot close", path_));
+  if (zipClose(z, nullptr) != ZIP_OK) {
+    const std::string why = stream_->error();
+    fail(CKPT_ERR_IO, "cannot write the zip directory of '" + path_ + "'" + (why.empty() ? "" : ": " + why));
   }
-  stream_->fd = -1;
+  stream_->close();
 }
 
 }  // namespace ckpt_pytorch

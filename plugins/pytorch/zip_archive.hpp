@@ -9,6 +9,8 @@
 // the data offsets that mapping needs. minizip writes an entry when asked and reports both.
 #pragma once
 
+#include "output_stream.hpp"
+
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_io.hpp>
 
@@ -68,10 +70,8 @@ class ZipWriter {
   // Writes the central directory and closes the file.
   void close();
 
-  struct Stream;
-
  private:
-  std::unique_ptr<Stream> stream_;
+  std::unique_ptr<OutputStream> stream_;
   void* zip_ = nullptr;
   std::string path_;
   bool open_entry_ = false;

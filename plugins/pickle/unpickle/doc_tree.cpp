@@ -140,6 +140,12 @@ void gather(const std::byte* base, size_t item, std::span<const int64_t> shape, 
 
 }  // namespace
 
+void FileBlob::read(uint64_t offset, std::span<std::byte> dst) {
+  // Small reads are cheaper from the mapping than through a system call.
+  if (dst.size() < (64u << 10)) Blob::read(offset, dst);
+  else file_.read_at(at_ + offset, dst);
+}
+
 void TensorEntry::copy_to(std::span<std::byte> dst) const {
   const uint64_t n = nbytes();
   if (dst.size() != n)
@@ -147,12 +153,11 @@ void TensorEntry::copy_to(std::span<std::byte> dst) const {
                                         std::to_string(dst.size()));
   if (n == 0) return;
   const size_t item = ckpt::sdk::dtype_size(dtype);
-  std::span<const std::byte> src = blob->bytes();
   if (dense()) {
-    std::memcpy(dst.data(), src.data() + static_cast<size_t>(offset) * item, n);
+    blob->read(static_cast<uint64_t>(offset) * item, dst);
   } else {
     std::byte* out = dst.data();
-    gather(src.data(), item, shape, strides, offset, out);
+    gather(blob->bytes().data(), item, shape, strides, offset, out);
   }
   if (big_endian && item > 1)
     for (size_t k = 0; k < n; k += item) std::reverse(dst.data() + k, dst.data() + k + item);

@@ -2,7 +2,11 @@
 // visitor, and per tensor where its bytes are (a strided view over a blob of bytes).
 #pragma once
 
+#include "input_file.hpp"
+
 #include <ckpt/sdk.hpp>
+
+#include <cstring>
 
 #include <cstdint>
 #include <memory>
@@ -66,16 +70,24 @@ class Blob {
   virtual uint64_t size() const = 0;
   // True when bytes() is a view into the file that stays valid for the reader's lifetime.
   virtual bool in_file() const { return true; }
+  // Copies dst.size() bytes from `offset` in the blob; readers of a file override it with
+  // pread, which beats copying out of a fresh mapping.
+  virtual void read(uint64_t offset, std::span<std::byte> dst) {
+    std::memcpy(dst.data(), bytes().data() + offset, dst.size());
+  }
 };
 
-class SpanBlob final : public Blob {
+// Bytes of the mapped file: `at` is their offset in `file`.
+class FileBlob final : public Blob {
  public:
-  explicit SpanBlob(std::span<const std::byte> b) : b_(b) {}
-  std::span<const std::byte> bytes() override { return b_; }
-  uint64_t size() const override { return b_.size(); }
+  FileBlob(const InputFile& file, uint64_t at, uint64_t size) : file_(file), at_(at), size_(size) {}
+  std::span<const std::byte> bytes() override { return file_.bytes().subspan(at_, size_); }
+  uint64_t size() const override { return size_; }
+  void read(uint64_t offset, std::span<std::byte> dst) override;
 
  private:
-  std::span<const std::byte> b_;
+  const InputFile& file_;
+  uint64_t at_, size_;
 };
 
 struct TensorEntry {
