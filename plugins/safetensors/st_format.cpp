@@ -55,6 +55,7 @@ struct SafetensorsFormat {
 
   static std::unique_ptr<ckpt::sdk::Writer> open_writer(const std::string& path, ckpt::sdk::Options& options) {
     const uint64_t staging = staging_option(options);
+    options.check_all_used(name);  // before the file is created: a typo leaves nothing behind
     return std::make_unique<SafetensorsWriter>(path, staging);
   }
   static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options&) {
