@@ -1,4 +1,4 @@
-// ckpt_manifest_tool LIBRARY OUTPUT: writes the manifest of a plugin library, derived from the
+// ckpt-manifest LIBRARY OUTPUT: writes the manifest of a plugin library, derived from the
 // library's own descriptor so the two cannot disagree.
 #include <ckpt/errors.hpp>
 #include <ckpt/registry.hpp>
@@ -9,7 +9,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::cerr << "usage: ckpt_manifest_tool LIBRARY OUTPUT\n";
+    std::cerr << "usage: ckpt-manifest LIBRARY OUTPUT\n";
     return 2;
   }
   try {
@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     std::ofstream(tmp) << text;
     std::filesystem::rename(tmp, argv[2]);
   } catch (const std::exception& e) {
-    std::cerr << "ckpt_manifest_tool: " << e.what() << "\n";
+    std::cerr << "ckpt-manifest: " << e.what() << "\n";
     return 1;
   }
   return 0;
