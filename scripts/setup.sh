@@ -13,6 +13,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libminizip-dev libsodium-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libomp-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-msgpack python3-h5py python3-onnx python3-torch python3-joblib
   libopenblas0-openmp python3-matplotlib
