@@ -195,8 +195,11 @@ TEST(FaultyPlugins, TheProgramListsThemAndCarriesOn) {
     auto v = run_command("CKPT_PLUGIN_PATH=" + path + " " + CKPT_CLI + " inspect " + (tmp.path / file).string());
     EXPECT_EQ(v.code, 0) << file << ": " << v.out;
   }
+  // The source holds only what the unresolved format declares, so the conversion gets as far
+  // as loading the plugin instead of stopping at the lossless-conversion plan.
+  write_document(small_doc(), tmp.path / "small.json");
   auto bad = run_command("CKPT_PLUGIN_PATH=" + path + " " + CKPT_CLI + " convert --allow-lossy " +
-                         (tmp.path / "a.json").string() + " " + (tmp.path / "b.unresolved").string());
+                         (tmp.path / "small.json").string() + " " + (tmp.path / "b.unresolved").string());
   EXPECT_EQ(bad.code, 2) << bad.out;
   EXPECT_THAT(bad.out, HasSubstr("ckpt_test_symbol_that_no_library_defines"));
 }

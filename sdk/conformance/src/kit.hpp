@@ -27,6 +27,8 @@ std::string capability_name(uint32_t cap);
 class FormatTestBase : public ::testing::Test {
  protected:
   virtual const Subject& subject() const = 0;
+  // Suites whose every case starts by writing a file; a read-only format skips them whole.
+  virtual bool writes_files() const { return false; }
   void SetUp() override;
   void TearDown() override;
 

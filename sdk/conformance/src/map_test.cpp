@@ -7,6 +7,7 @@ namespace {
 
 class Map : public FormatTest {
  protected:
+  bool writes_files() const override { return true; }
   Document tensors_of_every_dtype() {
     Rng r = rng();
     Document d;

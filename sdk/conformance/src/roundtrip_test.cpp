@@ -6,8 +6,12 @@
 namespace ckpt::conformance {
 namespace {
 
-class RoundTrip : public FormatTest {};
-class DtypeRoundTrip : public DtypeTest {};
+class RoundTrip : public FormatTest {
+  bool writes_files() const override { return true; }
+};
+class DtypeRoundTrip : public DtypeTest {
+  bool writes_files() const override { return true; }
+};
 
 #define CKPT_REQUIRE_DTYPE()                                                                  \
   do {                                                                                        \
