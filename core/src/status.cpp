@@ -2,6 +2,7 @@
 
 #include <ckpt/errors.hpp>
 
+#include <cstring>
 #include <memory>
 #include <new>
 
@@ -12,8 +13,12 @@ namespace {
 ckpt_status oom_status{CKPT_ERR_OUT_OF_MEMORY, "out of memory"};
 
 ckpt_status* make_status(ckpt_status_code code, const char* message) {
+  // Copies the representation rather than reading the enum, which may hold any int.
+  int raw = 0;
+  static_assert(sizeof raw == sizeof code);
+  std::memcpy(&raw, &code, sizeof raw);
   try {
-    return new ckpt_status{code, message ? message : ""};
+    return new ckpt_status{raw, message ? message : ""};
   } catch (const std::bad_alloc&) {
     return &oom_status;
   }
@@ -30,7 +35,7 @@ void release_status(ckpt_status* s) {
 }
 
 void throw_status(ckpt_status* s, const std::string& context) {
-  ckpt_status_code code = s->code;
+  const int code = s->code;
   std::string msg = context + ": " + s->message;
   release_status(s);
   switch (code) {

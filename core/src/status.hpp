@@ -7,7 +7,9 @@
 #include <string>
 
 struct ckpt_status {
-  ckpt_status_code code;
+  // Kept as the plugin's raw number: a plugin may pass a code this host does not know (a newer
+  // SDK's, or garbage), and holding that in the enum type would be undefined behaviour.
+  int code;
   std::string message;
 };
 
