@@ -464,8 +464,14 @@ Tree build_tree(const Header& header) {
   if (document) {
     DocumentReader(b, *document).read();
   } else {
+    // ckpt's document under another key is a damaged file (one flipped byte in the key), not
+    // a plain safetensors file: read as plain, it would lose the hashes that would show it.
+    const std::string ours = "{\"format\":" + json(kDocumentFormat).dump() + ",";
     for (const MetadataEntry& m : header.metadata) {
       const std::string where = "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(m.key) + "])";
+      if (m.value.rfind(ours, 0) == 0)
+        fail(CKPT_ERR_FORMAT, where + ": holds a ckpt document, whose key must be " + quote_name(std::string(kDocumentKey)) +
+                                  " (the file is damaged)");
       AttributeEntry& a = b.attribute(0, m.key, where, CKPT_ERR_UNSUPPORTED);
       a.type = CKPT_VALUE_STRING;
       a.s = m.value;
