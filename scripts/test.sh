@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, builds twice (plain and
-# with ASan+UBSan) and runs every CTest test in both builds.
+# with ASan+UBSan) and runs every CTest test in both builds, then smoke-runs the fuzz targets.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bash "$here/scripts/setup.sh"
@@ -14,3 +14,6 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_sup
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 bash "$here/scripts/build.sh" "$here/build-asan" -DCKPT_SANITIZE=ON -DCKPT_BUILD_BENCHMARKS=OFF
 (cd "$here/build-asan" && ctest --output-on-failure -j2 --timeout 1800)
+
+# A short run of every libFuzzer target (a third, clang build); scripts/fuzz.sh runs them long.
+bash "$here/scripts/fuzz.sh" --smoke
