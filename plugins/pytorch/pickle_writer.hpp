@@ -22,19 +22,43 @@ struct PyOut {
   std::vector<PyOut> items;
   std::vector<std::pair<PyOut, PyOut>> entries;
 
-  static PyOut boolean(bool v) { PyOut o; o.t = T::boolean; o.b = v; return o; }
-  static PyOut integer(int64_t v) { PyOut o; o.t = T::integer; o.i = v; return o; }
-  static PyOut floating(double v) { PyOut o; o.t = T::floating; o.f = v; return o; }
-  static PyOut str(std::string v) { PyOut o; o.t = T::string; o.s = std::move(v); return o; }
-  static PyOut tensor(std::string key, uint32_t dtype, std::vector<int64_t> shape) {
-    PyOut o; o.t = T::tensor; o.s = std::move(key); o.dtype = dtype; o.shape = std::move(shape); return o;
-  }
-  static PyOut container(T t) { PyOut o; o.t = t; return o; }
-  PyOut& add(std::string key, PyOut v) {
-    entries.emplace_back(str(std::move(key)), std::move(v));
-    return entries.back().second;
-  }
+  // Declared here, defaulted below the class: clang works out the implicit ones while PyOut is
+  // still incomplete, and std::pair<PyOut, PyOut> needs it complete.
+  PyOut();
+  PyOut(const PyOut&);
+  PyOut(PyOut&&) noexcept;
+  PyOut& operator=(const PyOut&);
+  PyOut& operator=(PyOut&&) noexcept;
+  ~PyOut();
+
+  static PyOut boolean(bool v);
+  static PyOut integer(int64_t v);
+  static PyOut floating(double v);
+  static PyOut str(std::string v);
+  static PyOut tensor(std::string key, uint32_t dtype, std::vector<int64_t> shape);
+  static PyOut container(T t);
+  PyOut& add(std::string key, PyOut v);
 };
+
+inline PyOut::PyOut() = default;
+inline PyOut::PyOut(const PyOut&) = default;
+inline PyOut::PyOut(PyOut&&) noexcept = default;
+inline PyOut& PyOut::operator=(const PyOut&) = default;
+inline PyOut& PyOut::operator=(PyOut&&) noexcept = default;
+inline PyOut::~PyOut() = default;
+
+inline PyOut PyOut::boolean(bool v) { PyOut o; o.t = T::boolean; o.b = v; return o; }
+inline PyOut PyOut::integer(int64_t v) { PyOut o; o.t = T::integer; o.i = v; return o; }
+inline PyOut PyOut::floating(double v) { PyOut o; o.t = T::floating; o.f = v; return o; }
+inline PyOut PyOut::str(std::string v) { PyOut o; o.t = T::string; o.s = std::move(v); return o; }
+inline PyOut PyOut::tensor(std::string key, uint32_t dtype, std::vector<int64_t> shape) {
+  PyOut o; o.t = T::tensor; o.s = std::move(key); o.dtype = dtype; o.shape = std::move(shape); return o;
+}
+inline PyOut PyOut::container(T t) { PyOut o; o.t = t; return o; }
+inline PyOut& PyOut::add(std::string key, PyOut v) {
+  entries.emplace_back(str(std::move(key)), std::move(v));
+  return entries.back().second;
+}
 
 // The pickle bytes of `root`.
 std::string pickle(const PyOut& root);
