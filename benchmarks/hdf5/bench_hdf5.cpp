@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   const fs::path dir = env ? env : "bench-tmp";
   fs::create_directories(dir);
   const fs::path ours = dir / "ours.h5", ref = dir / "ref.h5", theirs = dir / "h5py.h5";
-  const std::string script = std::string(CKPT_BENCH_HDF5_DIR) + "/h5py_side.py";
+  const std::string script = std::string(CKPT_BENCH_SOURCE_DIR) + "/h5py_side.py";
 
   const Document doc = bench::make_state_dict(mib);
   const double bytes = static_cast<double>(doc.tensor_bytes());

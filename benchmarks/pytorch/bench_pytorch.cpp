@@ -84,7 +84,7 @@ class TorchPeer {
       ::dup2(from_child[1], 1);
       ::close(to_child[1]);
       ::close(from_child[0]);
-      const std::string script = std::string(CKPT_BENCH_PYTORCH_DIR) + "/torch_peer.py";
+      const std::string script = std::string(CKPT_BENCH_SOURCE_DIR) + "/torch_peer.py";
       ::execl("/usr/bin/python3", "python3", script.c_str(), static_cast<char*>(nullptr));
       std::_Exit(127);
     }

@@ -214,8 +214,12 @@ void ZipWriter::begin(const std::string& name, uint64_t size) {
 }
 
 void ZipWriter::write(std::span<const std::byte> data) {
+  // minizip takes a call's bytes through its CRC first, then copies them one at a time into its
+  // 64 KiB buffer: pieces of that size are still in cache for the copy and for ours after it,
+  // where one large call would read the whole tensor from memory three times.
+  constexpr size_t kPiece = size_t(64) << 10;
   for (size_t done = 0; done < data.size();) {
-    const unsigned n = static_cast<unsigned>(std::min<size_t>(data.size() - done, 1u << 30));
+    const unsigned n = static_cast<unsigned>(std::min(data.size() - done, kPiece));
     if (zipWriteInFileInZip(zip_, data.data() + done, n) != ZIP_OK)
       fail(CKPT_ERR_IO, "cannot write to '" + path_ + "'" + (stream_->error().empty() ? "" : ": " + stream_->error()));
     done += n;
