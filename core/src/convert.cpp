@@ -1,4 +1,4 @@
-#include "atomic_file.hpp"
+#include "atomic_write.hpp"
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
@@ -201,10 +201,8 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   }
 
   uint64_t total = plan.tree.tensor_bytes(), done = 0;
-  detail::AtomicFile file(dst);
-  {
-    auto writer = target.open_writer(file.temp_path(), options.write_options);
-    writer->write(plan.tree, [&](const std::string& p, const Tensor& t) {
+  detail::write_atomically(dst, target, options.write_options, options.fsync, [&](FormatWriter& writer) {
+    writer.write(plan.tree, [&](const std::string& p, const Tensor& t) {
       auto bytes = fetch(p, t, true);
       report.tensors++;
       report.bytes += bytes.size();
@@ -212,8 +210,7 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       if (options.progress) options.progress(done, total);
       return bytes;
     });
-  }
-  file.commit(options.fsync);
+  });
   report.source_verified = had_integrity && !recorded.empty();
   return report;
 }

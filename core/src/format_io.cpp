@@ -130,6 +130,12 @@ void FormatWriter::tensor(const std::string& name, DType dtype, const Shape& sha
 }
 void FormatWriter::finish() { check(api_->finish(w_), "finish"); }
 
+void FormatWriter::committed(const fs::path& path) noexcept {
+  // v1.0 and v1.1 plugins have no such entry.
+  if (!CKPT_HAS_FIELD(api_, ckpt_writer_api, committed) || !api_->committed) return;
+  if (ckpt_status* s = api_->committed(w_, path.c_str())) detail::release_status(s);
+}
+
 void FormatWriter::write(const Document& doc) {
   write(doc, [](const std::string&, const Tensor& t) { return t.bytes(); });
 }

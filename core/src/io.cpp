@@ -1,4 +1,4 @@
-#include "atomic_file.hpp"
+#include "atomic_write.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
@@ -12,12 +12,8 @@ const Registry& reg(const Registry* r) { return r ? *r : Registry::global(); }
 
 void write_document(const Document& doc, const fs::path& path, const Format& format,
                     const SaveOptions& options) {
-  detail::AtomicFile file(path);
-  {
-    auto writer = format.open_writer(file.temp_path(), options.format_options);
-    writer->write(doc);
-  }  // the plugin has closed the file before it is synced and renamed
-  file.commit(options.fsync);
+  detail::write_atomically(path, format, options.format_options, options.fsync,
+                           [&](FormatWriter& writer) { writer.write(doc); });
 }
 
 void write_document(const Document& doc, const fs::path& path, const SaveOptions& options) {

@@ -1,4 +1,5 @@
 #include "atomic_file.hpp"
+#include "atomic_write.hpp"
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
@@ -372,13 +373,8 @@ SignReport sign_file(const fs::path& path, const SecretKey& key, const SignOptio
     throw UnsupportedError(m);
   }
 
-  detail::AtomicFile file(path);
-  {
-    auto writer = format.open_writer(file.temp_path(), options.write_options);
-    writer->write(doc);
-  }
-  {
-    auto back = format.open_reader(file.temp_path(), {});
+  auto read_back = [&](const fs::path& temp) {
+    auto back = format.open_reader(temp, {});
     SignatureReport r = verify_signature(*back, key.public_key());
     VerifyReport v = verify(*back);
     std::vector<std::string> problems = r.problems;
@@ -389,8 +385,9 @@ SignReport sign_file(const fs::path& path, const SecretKey& key, const SignOptio
       for (const auto& p : problems) m += "\n  " + p;
       throw IntegrityError(m);
     }
-  }
-  file.commit(options.fsync);
+  };
+  detail::write_atomically(path, format, options.write_options, options.fsync,
+                           [&](FormatWriter& writer) { writer.write(doc); }, read_back);
   return report;
 }
 

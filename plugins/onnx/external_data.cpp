@@ -8,10 +8,12 @@
 
 #include <array>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <linux/openat2.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 namespace ckpt_onnx {
@@ -138,8 +140,7 @@ bool parse_header(std::span<const std::byte> head, ExternalHeader& out) {
 
 // ---- writing ----
 
-ExternalWriter::ExternalWriter(std::string temp_path, std::string final_path)
-    : temp_(std::move(temp_path)), final_(std::move(final_path)) {
+ExternalWriter::ExternalWriter(std::string temp_path) : temp_(std::move(temp_path)) {
   fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(CKPT_ERR_IO, os_error("cannot create", temp_));
   // Its name is one of the host's temporaries plus ".data"; the host's sweep of stale
@@ -203,18 +204,75 @@ ExternalHeader ExternalWriter::seal() {
   return h;
 }
 
-void ExternalWriter::commit() {
+void ExternalWriter::commit(const std::string& final_) {
   if (!sealed_) fail(CKPT_ERR_INTERNAL, "external data committed before it was sealed");
+  // A file of that name holds these very bytes (the name is their hash): replacing it changes
+  // nothing for a model that uses it.
   if (::rename(temp_.c_str(), final_.c_str()) != 0) fail(CKPT_ERR_IO, os_error("cannot rename into place", final_));
   committed_ = true;
+  // The name must be durable before the host's rename makes the model that uses it visible.
+  const fs::path parent = fs::path(final_).parent_path();
+  const std::string folder = parent.empty() ? "." : parent.string();
+  const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) fail(CKPT_ERR_IO, os_error("cannot open the folder of", final_));
+  const int rc = ::fsync(dir);
+  ::close(dir);
+  if (rc != 0) fail(CKPT_ERR_IO, os_error("cannot sync the folder of", final_));
 }
+
+namespace {
+constexpr std::string_view kTempMarker = ".ckpt-tmp-";
+
+bool is_tag(std::string_view s) {
+  if (s.size() != kDataTagLength) return false;
+  for (char ch : s)
+    if (!std::isxdigit(static_cast<unsigned char>(ch))) return false;
+  return true;
+}
+}  // namespace
 
 std::string committed_name(const std::string& path) {
   const std::string name = fs::path(path).filename().string();
-  constexpr std::string_view marker = ".ckpt-tmp-";
-  const size_t at = name.rfind(marker);
+  const size_t at = name.rfind(kTempMarker);
   if (name.size() > 1 && name[0] == '.' && at != std::string::npos && at > 1) return name.substr(1, at - 1);
   return name;
+}
+
+std::string data_file_name(const std::string& model_name, uint64_t hash) {
+  char tag[kDataTagLength + 1];
+  std::snprintf(tag, sizeof tag, "%016llx", static_cast<unsigned long long>(hash));
+  return model_name + "." + tag + std::string(kExternalSuffix);
+}
+
+void remove_stale_data(const std::string& model, const std::string& keep) {
+  const fs::path path(model);
+  const fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const std::string model_name = path.filename().string();
+  // "<model>.data" (what versions before content-named data files wrote), or
+  // "<model>.<tag>.data".
+  auto ours_by_name = [&](const std::string& name) {
+    const std::string legacy = model_name + std::string(kExternalSuffix);
+    if (name == legacy) return true;
+    if (name.size() <= legacy.size() + 1 || !name.starts_with(model_name + ".") || !name.ends_with(kExternalSuffix))
+      return false;
+    return is_tag(std::string_view(name).substr(model_name.size() + 1,
+                                                name.size() - legacy.size() - 1));
+  };
+  std::error_code ec;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name == keep || !ours_by_name(name)) continue;
+    // Only files that are ours: a regular file (not a link) that starts with our header.
+    const int fd = ::open(it->path().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::array<std::byte, kExternalAlignment> head{};
+    struct stat st {};
+    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    const ssize_t got = regular ? ::pread(fd, head.data(), head.size(), 0) : -1;
+    ::close(fd);
+    ExternalHeader h;
+    if (got == static_cast<ssize_t>(head.size()) && parse_header(head, h)) ::unlink(it->path().c_str());
+  }
 }
 
 }  // namespace ckpt_onnx

@@ -104,8 +104,8 @@ void OnnxReader::check_external(const std::string& note) {
     fail(CKPT_ERR_INTEGRITY, "'" + f.path() + "' does not belong to '" + path_ + "': the model records data of " +
                                  j["bytes"].dump() + " bytes with XXH3 " + j["xxh3"].get<std::string>() +
                                  ", the file holds " + std::to_string(f.size()) +
-                                 " bytes with another header (a save interrupted between renaming the two "
-                                 "files, or files from two saves)");
+                                 " bytes with another header (files of two saves mixed, or the data file "
+                                 "changed since)");
 }
 
 std::vector<int64_t> OnnxReader::int64_values(size_t index) {

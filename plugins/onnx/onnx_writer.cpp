@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <sys/stat.h>
 
 namespace ckpt_onnx {
 
@@ -18,7 +19,11 @@ using ckpt::sdk::fail;
 namespace fs = std::filesystem;
 
 OnnxWriter::OnnxWriter(const std::string& path, const WriterOptions& options)
-    : path_(path), committed_(committed_name(path)), options_(options), out_(path) {
+    : path_(path),
+      model_name_(committed_name(path)),
+      data_name_(data_file_name(model_name_, 0)),
+      options_(options),
+      out_(path) {
   std::string head;
   wire::put_varint_field(head, field::kIrVersion, kIrVersion);
   wire::put_bytes_field(head, field::kProducerName, kProducerName);
@@ -126,12 +131,11 @@ bool OnnxWriter::goes_external(uint64_t nbytes, uint64_t inline_size, const std:
 
 ExternalWriter& OnnxWriter::external() {
   if (!external_) {
-    const std::string location = committed_ + std::string(kExternalSuffix);
+    const std::string& location = data_name_;  // its tag is a placeholder until finish
     if (!valid_utf8(location))
       fail(CKPT_ERR_UNSUPPORTED, "'" + path_ + "': external data would be named " + quote_text(location) +
                                      ", which is not UTF-8 (ONNX locations are protobuf strings)");
-    const fs::path folder = fs::path(path_).parent_path();
-    external_ = std::make_unique<ExternalWriter>(path_ + std::string(kExternalSuffix), (folder / location).string());
+    external_ = std::make_unique<ExternalWriter>(path_ + std::string(kExternalSuffix));
   }
   return *external_;
 }
@@ -172,7 +176,10 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
       wire::put_bytes_field(e, field::kValue, value);
       wire::put_bytes_field(h, field::kExternalData, e);
     };
-    entry("location", committed_ + std::string(kExternalSuffix));
+    entry("location", data_name_);
+    // Where the tag goes once the data file's hash is known: the value ends the entry. Made
+    // absolute below, when the frame's length is known.
+    tag_offsets_.push_back(h.size() - kDataTagLength - kExternalSuffix.size());
     entry("offset", std::to_string(offset));
     entry("length", std::to_string(nbytes));
     wire::put_varint_field(h, field::kDataLocation, 1);
@@ -185,6 +192,7 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
   std::string frame;
   wire::put_tag(frame, field::kInitializer, wire::kLength);
   wire::put_varint(frame, tensor_size);
+  if (external_data) tag_offsets_.back() += out_.offset() + frame.size();
   out_.write(frame);
   out_.write(h);
   if (!external_data && nbytes > 0) out_.write(data.data(), nbytes);
@@ -258,7 +266,10 @@ void OnnxWriter::finish() {
     const ExternalHeader h = external_->seal();
     char hash[20];
     std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(h.hash));
-    external_note = nlohmann::json{{"location", committed_ + std::string(kExternalSuffix)},
+    data_name_ = data_file_name(model_name_, h.hash);
+    const std::string_view tag = std::string_view(data_name_).substr(model_name_.size() + 1, kDataTagLength);
+    for (uint64_t at : tag_offsets_) out_.patch(at, tag);
+    external_note = nlohmann::json{{"location", data_name_},
                                    {"xxh3", hash},
                                    {"bytes", h.bytes}}
                         .dump();
@@ -269,8 +280,19 @@ void OnnxWriter::finish() {
                              " bytes, past protobuf's 2 GiB; write with external_data=always");
   out_.write(tail);
   out_.close();
-  if (external_) external_->commit();
+  if (external_) external_->commit((fs::path(path_).parent_path() / data_name_).string());
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0) written_ = {st.st_dev, st.st_ino};
   finished_ = true;
+}
+
+void OnnxWriter::committed(std::string_view path) {
+  const std::string model(path);
+  // Another save of the same name may have committed after this one: its data files are not
+  // this writer's to judge.
+  struct stat st {};
+  if (!finished_ || ::stat(model.c_str(), &st) != 0 || std::pair(st.st_dev, st.st_ino) != written_) return;
+  remove_stale_data(model, external_ ? data_name_ : std::string());
 }
 
 }  // namespace ckpt_onnx

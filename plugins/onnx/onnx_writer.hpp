@@ -13,6 +13,8 @@
 #include <ckpt/sdk.hpp>
 
 #include <memory>
+#include <sys/types.h>
+#include <utility>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -36,6 +38,7 @@ class OnnxWriter final : public ckpt::sdk::Writer {
   void attribute(std::string_view name, const ckpt_value& value) override;
   void tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) override;
   void finish() override;
+  void committed(std::string_view path) override;
 
  private:
   struct OpenGroup {
@@ -56,7 +59,10 @@ class OnnxWriter final : public ckpt::sdk::Writer {
   std::string metadata_entries(const std::string& graph_note, const std::string& external_note) const;
 
   std::string path_;
-  std::string committed_;  // the model's file name once the host renames it into place
+  std::string model_name_;  // the model's file name once the host renames it into place
+  std::string data_name_;   // the external data file's name: <model>.<xxh3 of its bytes>.data
+  std::vector<uint64_t> tag_offsets_;  // where each location's hash goes in the model file
+  std::pair<dev_t, ino_t> written_{};  // the model file, to know it again once committed
   WriterOptions options_;
   ModelFile out_;
   Tree tree_;

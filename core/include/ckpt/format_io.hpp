@@ -32,6 +32,9 @@ class FormatWriter {
   void tensor(const std::string& name, DType dtype, const Shape& shape,
               std::span<const std::byte> data);
   void finish();
+  // After the host renamed the finished file into place as `path`: lets the plugin tidy what
+  // only it knows of (ONNX external data of earlier saves). Never throws.
+  void committed(const fs::path& path) noexcept;
 
   // Streams a whole document (root group included), then finish().
   void write(const Document& doc);

@@ -155,6 +155,14 @@ typedef struct ckpt_writer_api {
   /* Frees the writer; after a failure or without finish, leaves whatever is on disk to the
    * host, which removes it. */
   void (*destroy)(ckpt_writer* w);
+  /* Appended in v1.2; the host calls it only when struct_size reaches it. Optional (NULL):
+   * called once, after a successful finish, when the host has renamed the file into place as
+   * `path` and synced its folder, and before destroy. A format that keeps data in files of its
+   * own beside the one the host commits (ONNX external data) writes them under names no
+   * committed file uses, so a crash never mixes two saves, and here removes those of earlier
+   * saves that the committed file no longer uses. The host drops a status it returns: the
+   * checkpoint is already in place, and whatever is left over only takes space. */
+  ckpt_status* (*committed)(ckpt_writer* w, const char* path);
 } ckpt_writer_api;
 
 /* ---- reading -------------------------------------------------------------------------- */

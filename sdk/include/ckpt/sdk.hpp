@@ -195,6 +195,10 @@ class Writer {
   virtual void attribute(std::string_view name, const ckpt_value& value) = 0;
   virtual void tensor(const TensorInfo& info, std::span<const std::byte> data) = 0;
   virtual void finish() = 0;
+  // The host has renamed the finished file into place as `path` (see ckpt_writer_api's
+  // committed): a format with files of its own beside it removes those the file no longer uses.
+  // Best effort: the host drops what it throws.
+  virtual void committed(std::string_view /*path*/) {}
 };
 
 // What list() reports to; wraps the host's callbacks.
@@ -334,6 +338,7 @@ inline const ckpt_writer_api* writer_api() {
       },
       [](ckpt_writer* w) { return guard([&] { W(w).finish(); }); },
       [](ckpt_writer* w) { delete reinterpret_cast<WriterBox*>(w); },
+      [](ckpt_writer* w, const char* path) { return guard([&] { W(w).committed(path); }); },
   };
   return &api;
 }

@@ -1,6 +1,6 @@
-// External data: tensors in <model>.data beside the model, page-aligned and mapped in place;
-// what ONNX's tools and ONNX Runtime read; and locations that would leave the model's folder,
-// which are refused.
+// External data: tensors in <model>.<xxh3>.data beside the model, page-aligned and mapped in
+// place; what ONNX's tools and ONNX Runtime read; saves that keep the previous model and its
+// data whole when killed; and locations that would leave the model's folder, which are refused.
 #include "onnx_test_support.hpp"
 
 #include <ckpt/errors.hpp>
@@ -9,6 +9,14 @@
 
 #include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
+
+#include <chrono>
+#include <csignal>
+#include <random>
+#include <regex>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 
 using namespace onnx_test;
 using nlohmann::json;
@@ -37,6 +45,16 @@ std::vector<std::string> files_in(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// The data files beside `model` (named "<model>.<16 hex digits>.data").
+std::vector<std::string> data_files(const fs::path& model) {
+  const std::regex name(std::regex_replace(model.filename().string(), std::regex(R"([.])"), R"(\.)") +
+                        R"(\.[0-9a-f]{16}\.data)");
+  std::vector<std::string> out;
+  for (const auto& f : files_in(model.parent_path()))
+    if (std::regex_match(f, name)) out.push_back(f);
+  return out;
 }
 
 // An external initializer of 4 floats at `location`, offset `offset`.
@@ -72,7 +90,9 @@ TEST(OnnxExternal, TensorsGoToAlignedExternalDataThatOnnxToolsAndRuntimeRead) {
   const fs::path model = tmp / "net.onnx";
   const ckpt::Checkpoint c = convnet_checkpoint(5);
   ckpt::save(c, model, onnx_save({{"external_data", "always"}, {"external_threshold", "0"}}));
-  EXPECT_EQ(files_in(tmp.path), (std::vector<std::string>{"net.onnx", "net.onnx.data"})) << "no temporaries left";
+  const std::vector<std::string> data = data_files(model);
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(files_in(tmp.path), (std::vector<std::string>{"net.onnx", data[0]})) << "no temporaries left";
 
   size_t external = 0;
   const onnx::ModelProto proto = parse(model);
@@ -80,7 +100,7 @@ TEST(OnnxExternal, TensorsGoToAlignedExternalDataThatOnnxToolsAndRuntimeRead) {
     ASSERT_EQ(t.data_location(), onnx::TensorProto_DataLocation_EXTERNAL) << t.name();
     for (const auto& e : t.external_data()) {
       if (e.key() == "location") {
-        EXPECT_EQ(e.value(), "net.onnx.data");
+        EXPECT_EQ(e.value(), data[0]);
       } else if (e.key() == "offset") {
         EXPECT_EQ(std::stoull(e.value()) % 4096, 0u) << t.name() << " is not page-aligned";
       }
@@ -133,7 +153,9 @@ TEST(OnnxExternal, AutomaticModeMovesTensorsOutOnlyPastTheLimit) {
   const fs::path refused = tmp / "refused.onnx";
   EXPECT_THROW(ckpt::write_document(doc, refused, onnx_save({{"external_data", "never"}, {"max_inline_bytes", "700000"}})),
                ckpt::LimitError);
-  EXPECT_EQ(files_in(tmp.path), (std::vector<std::string>{"big.onnx", "big.onnx.data"}));
+  const std::vector<std::string> data = data_files(model);
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(files_in(tmp.path), (std::vector<std::string>{"big.onnx", data[0]}));
 }
 
 TEST(OnnxExternal, AnAbandonedSaveLeavesNoDataFile) {
@@ -204,20 +226,160 @@ TEST(OnnxExternal, ExternalDataPastTheFilesEndIsAFormatError) {
   EXPECT_THROW(ckpt::read_document(tmp / "missing.onnx"), ckpt::IoError);
 }
 
-// The model and its data file are renamed one after the other; a data file from another save
-// (a crash between the renames, or files mixed by hand) is caught when the model is opened.
+// A data file of another save (files mixed by hand) is caught when the model is opened.
 TEST(OnnxExternal, ADataFileFromAnotherSaveIsAnIntegrityError) {
   TempDir tmp;
   const auto options = onnx_save({{"external_data", "always"}, {"external_threshold", "0"}});
   const fs::path model = tmp / "m.onnx";
   ckpt::save(convnet_checkpoint(1), model, options);
-  fs::copy_file(tmp / "m.onnx.data", tmp / "old.data");
+  ASSERT_EQ(data_files(model).size(), 1u);
+  fs::copy_file(tmp / data_files(model)[0], tmp / "old.bin");
   ckpt::save(convnet_checkpoint(2), model, options);
-  fs::copy_file(tmp / "old.data", tmp / "m.onnx.data", fs::copy_options::overwrite_existing);
+  ASSERT_EQ(data_files(model).size(), 1u);
+  fs::copy_file(tmp / "old.bin", tmp / data_files(model)[0], fs::copy_options::overwrite_existing);
   try {
     ckpt::read_document(model);
     ADD_FAILURE() << "read";
   } catch (const ckpt::IntegrityError& e) {
     EXPECT_NE(std::string(e.what()).find("does not belong to"), std::string::npos) << e.what();
   }
+}
+
+// Each save's data file has a name of its own, so the committed model's is never replaced by
+// another's; once the new model is in place, the earlier saves' data files go, and only those.
+TEST(OnnxExternal, ACommittedSaveRemovesTheDataFilesOfEarlierSavesOnly) {
+  TempDir tmp;
+  const auto external = onnx_save({{"external_data", "always"}, {"external_threshold", "0"}});
+  const fs::path model = tmp / "m.onnx";
+  ckpt::save(convnet_checkpoint(1), model, external);
+  const std::vector<std::string> first = data_files(model);
+  ASSERT_EQ(first.size(), 1u);
+  // Not ckpt's: a file without its header, a symlink, another model's data.
+  spit(tmp / "m.onnx.data", "somebody else's bytes");
+  spit(tmp / "m.onnx.00000000000000ff.data", "not ckpt's either");
+  fs::create_symlink(first[0], tmp / "m.onnx.0123456789abcdef.data");
+  ckpt::save(convnet_checkpoint(7), tmp / "other.onnx", external);
+  const std::vector<std::string> other = data_files(tmp / "other.onnx");
+  ASSERT_EQ(other.size(), 1u);
+
+  ckpt::save(convnet_checkpoint(2), model, external);
+  std::vector<std::string> second = data_files(model);
+  std::erase(second, "m.onnx.00000000000000ff.data");
+  std::erase(second, "m.onnx.0123456789abcdef.data");
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_NE(second[0], first[0]);
+  EXPECT_FALSE(fs::exists(tmp / first[0])) << "the first save's data stayed";
+  EXPECT_TRUE(fs::exists(tmp / "m.onnx.data"));
+  EXPECT_TRUE(fs::exists(tmp / "m.onnx.00000000000000ff.data"));
+  EXPECT_TRUE(fs::is_symlink(tmp / "m.onnx.0123456789abcdef.data"));
+  EXPECT_TRUE(fs::exists(tmp / other[0]));
+  expect_same_document(ckpt::load(model, {.verify = true}).model_state, convnet_checkpoint(2).model_state);
+  expect_same_document(ckpt::load(tmp / "other.onnx", {.verify = true}).model_state, convnet_checkpoint(7).model_state);
+
+  // A save that keeps every tensor inline needs no data file: the last one goes too.
+  ckpt::save(convnet_checkpoint(3), model, onnx_save());
+  EXPECT_FALSE(fs::exists(tmp / second[0]));
+  expect_same_document(ckpt::load(model, {.verify = true}).model_state, convnet_checkpoint(3).model_state);
+}
+
+// The data file is named by its contents: the same document gives the same two files.
+TEST(OnnxExternal, TheSameDocumentGivesTheSameFilesWithExternalData) {
+  TempDir tmp;
+  const auto external = onnx_save({{"external_data", "always"}, {"external_threshold", "0"}});
+  ckpt::write_document(convnet_checkpoint(4).to_document(), tmp / "a.onnx", external);
+  ckpt::write_document(convnet_checkpoint(4).to_document(), tmp / "b.onnx", external);
+  const auto a = data_files(tmp / "a.onnx"), b = data_files(tmp / "b.onnx");
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(a[0].substr(1), b[0].substr(1)) << "same tag";
+  EXPECT_EQ(slurp(tmp / a[0]), slurp(tmp / b[0]));
+  // The models differ only in the file name each location names.
+  std::string ma = slurp(tmp / "a.onnx"), mb = slurp(tmp / "b.onnx");
+  for (std::string* m : {&ma, &mb}) *m = std::regex_replace(*m, std::regex("[ab]\\.onnx\\."), "x.onnx.");
+  EXPECT_EQ(ma, mb);
+  // Saving the same document again over itself keeps one data file, still the model's.
+  ckpt::write_document(convnet_checkpoint(4).to_document(), tmp / "a.onnx", external);
+  EXPECT_EQ(data_files(tmp / "a.onnx"), a);
+  expect_same_document(ckpt::load(tmp / "a.onnx").model_state, convnet_checkpoint(4).model_state);
+}
+
+// A save killed at any moment, also between the data file's rename and the model's, leaves the
+// model under its name and the data file it names as one save's pair, which loads and verifies.
+TEST(OnnxExternal, SavesKilledAtRandomMomentsLeaveAWholeModelAndItsData) {
+  TempDir tmp;
+  const auto external = onnx_save({{"external_data", "always"}, {"external_threshold", "0"}});
+  const fs::path model = tmp / "m.onnx";
+  auto generation = [](int64_t g) {
+    ckpt::Checkpoint c;
+    std::mt19937_64 rng(static_cast<uint64_t>(g));
+    for (int i = 0; i < 6; ++i) {
+      ckpt::Tensor t = ckpt::Tensor::empty(ckpt::DType::f32, {512, 1024});  // 2 MiB
+      auto b = t.mutable_bytes();
+      for (size_t k = 0; k + 8 <= b.size(); k += 8) {
+        const uint64_t x = rng();
+        std::memcpy(b.data() + k, &x, 8);
+      }
+      c.model_state.add_tensor("w" + std::to_string(i), t);
+    }
+    c.trainer.set("epoch", g);
+    return c;
+  };
+  auto save_in_child = [&](int64_t g) {
+    const ckpt::Checkpoint c = generation(g);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      try {
+        ckpt::save(c, model, external);
+      } catch (...) {
+        ::_exit(3);
+      }
+      ::_exit(0);
+    }
+    return pid;
+  };
+  auto loaded_generation = [&]() -> int64_t {
+    const ckpt::Checkpoint c = ckpt::load(model, {.verify = true, .map = false});
+    const ckpt::Value* v = c.trainer.attribute("epoch");
+    return v && std::holds_alternative<int64_t>(*v) ? std::get<int64_t>(*v) : -1;
+  };
+
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  int status = 0;
+  ::waitpid(save_in_child(1), &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const double save_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> when(0.0, 1.2 * save_seconds);
+  int64_t previous = 1;
+  int killed_mid_save = 0;
+  for (int k = 0; k < 12; ++k) {
+    const int64_t g = previous + 1;
+    const pid_t pid = save_in_child(g);
+    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng)));
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << "kill " << k;
+    int64_t got = -1;
+    try {
+      got = loaded_generation();
+    } catch (const std::exception& e) {
+      FAIL() << "kill " << k << ": the model does not load: " << e.what();
+    }
+    ASSERT_TRUE(got == previous || got == g) << "kill " << k << ": generation " << got;
+    if (got == previous) ++killed_mid_save;
+    previous = got;
+    // At most this model's data file and one of a save killed after its data file's rename.
+    EXPECT_LE(data_files(model).size(), 2u) << "kill " << k;
+  }
+  EXPECT_GT(killed_mid_save, 0) << "no kill landed inside a save";
+
+  // A completed save leaves the model, its data file and nothing else.
+  ::waitpid(save_in_child(previous + 1), &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(loaded_generation(), previous + 1);
+  const std::vector<std::string> data = data_files(model);
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(files_in(tmp.path), (std::vector<std::string>{"m.onnx", data[0]}));
 }

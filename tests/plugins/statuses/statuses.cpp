@@ -68,6 +68,7 @@ const ckpt_writer_api kWriterApi = {
     [](ckpt_writer*, const ckpt_tensor_desc*, const void*) { return st(CKPT_ERR_IO, "status plugin: tensor"); },
     [](ckpt_writer*) { return st(CKPT_ERR_IO, "status plugin: finish"); },
     [](ckpt_writer* w) { delete reinterpret_cast<Object*>(w); },
+    [](ckpt_writer*, const char*) { return st(CKPT_ERR_IO, "status plugin: committed"); },
 };
 
 const ckpt_reader_api kReaderApi = {
