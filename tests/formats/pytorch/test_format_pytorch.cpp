@@ -12,80 +12,19 @@
 #include <ckpt/train/model.hpp>
 #include <ckpt/train/optimizer.hpp>
 
+#include "pytorch_test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <cstdio>
-#include <fstream>
-#include <random>
 #include <sstream>
-#include <sys/wait.h>
-#include <unistd.h>
 
 using namespace ckpt;
-namespace fs = std::filesystem;
+using namespace pytorch_test;
 
 namespace {
-
-const fs::path kHere = CKPT_PYTORCH_TEST_DIR;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-pytorch-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-int run(const std::string& command, std::string& out) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string torch_side(const std::string& args) {
-  return std::string(CKPT_PYTHON) + " " + (kHere / "torch_side.py").string() + " " + args;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-std::string bytes_of(const Tensor& t) { return {reinterpret_cast<const char*>(t.bytes().data()), t.nbytes()}; }
-
-SaveOptions as_pytorch(Options format_options = {}) {
-  SaveOptions o;
-  o.format = "pytorch";
-  o.format_options = std::move(format_options);
-  o.fsync = false;
-  return o;
-}
-
-// The torch files every test reads, written once per run.
-class PytorchFormat : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    std::string out;
-    ASSERT_EQ(run(torch_side("fixtures " + dir_->path.string()), out), 0) << out;
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static fs::path fixture(const std::string& name) { return dir_->path / name; }
-  static TempDir* dir_;
-};
-TempDir* PytorchFormat::dir_ = nullptr;
 
 std::vector<std::vector<float>> read_logits(const std::string& text) {
   std::vector<std::vector<float>> rows;
