@@ -122,6 +122,69 @@ def write_fixtures(out):
     torch.save(mlp.state_dict(), f"{out}/legacy_p4.bin", _use_new_zipfile_serialization=False, pickle_protocol=4)
 
 
+class Small(nn.Module):  # with buffers, which torch's optimizers do not index
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 3)
+        self.bn = nn.BatchNorm1d(3)
+        self.fc2 = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.bn(self.fc1(x))))
+
+
+def write_layouts(out):
+    """Checkpoint dicts under the keys of the PyTorch, MegEngine and Lightning guides, and
+    optimizers ckpt's schema cannot express (which must reach `extra` whole), each file with
+    the bytes of its tensors: expect/<stem>.model.<name> for the state dict,
+    expect/<stem>.state.<index>.<key> for the optimizer's per-parameter state."""
+    torch.manual_seed(1)
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+
+    def trained(make_opt):
+        model = Small()
+        opt = make_opt(model)
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        return model, opt
+
+    sgd = lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    adam = lambda m: torch.optim.Adam(m.parameters(), lr=0.01)
+    cases = {
+        # PyTorch's guide with the short keys, and MegEngine's guide ("net").
+        "alias_model": (sgd, lambda m, o: {"model": m.state_dict(), "optimizer": o.state_dict(), "epoch": 4}),
+        "alias_net": (adam, lambda m, o: {"net": m.state_dict(), "optimizer": o.state_dict(), "iteration": 7,
+                                         "loss": torch.tensor(0.5)}),
+        # Lightning's and many scripts' "state_dict", with a step count.
+        "alias_state_dict": (sgd, lambda m, o: {"state_dict": m.state_dict(), "global_step": 100, "epoch": 2}),
+        # Two parameter groups: weights and biases at different learning rates.
+        "two_groups": (lambda m: torch.optim.SGD(
+            [{"params": [p for n, p in m.named_parameters() if n.endswith("weight")]},
+             {"params": [p for n, p in m.named_parameters() if n.endswith("bias")], "lr": 0.01}],
+            lr=0.1, momentum=0.9),
+            lambda m, o: {"model_state_dict": m.state_dict(), "optimizer_state_dict": o.state_dict(), "epoch": 1}),
+        # RMSprop has momentum (but no dampening or nesterov), Adamax betas (but no amsgrad).
+        "rmsprop": (lambda m: torch.optim.RMSprop(m.parameters(), lr=0.01, momentum=0.5),
+                    lambda m, o: {"model_state_dict": m.state_dict(), "optimizer_state_dict": o.state_dict(), "epoch": 1}),
+        "adamax": (lambda m: torch.optim.Adamax(m.parameters(), lr=0.01),
+                   lambda m, o: {"model": m.state_dict(), "optimizer": o.state_dict(), "epoch": 1}),
+        # An optimizer over only some of the parameters: its indexes name no parameter for sure.
+        "partial": (lambda m: torch.optim.SGD(m.fc2.parameters(), lr=0.1, momentum=0.9),
+                    lambda m, o: {"model_state_dict": m.state_dict(), "optimizer_state_dict": o.state_dict(), "epoch": 1}),
+    }
+    for stem, (make_opt, layout) in cases.items():
+        model, opt = trained(make_opt)
+        torch.save(layout(model, opt), f"{out}/{stem}.pt")
+        for k, v in model.state_dict().items():
+            dump(v, f"{out}/expect/{stem}.model.{k}")
+        for i, s in opt.state_dict()["state"].items():
+            for k, v in s.items():
+                if isinstance(v, torch.Tensor):
+                    dump(v, f"{out}/expect/{stem}.state.{i}.{k}")
+
+
 class Shell:  # what data.pkl must never be able to do
     def __init__(self, marker):
         self.marker = marker
@@ -212,6 +275,7 @@ if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fixtures":
         write_fixtures(sys.argv[2])
+        write_layouts(sys.argv[2])
     elif cmd == "malicious":
         write_malicious(sys.argv[2], sys.argv[3])
     elif cmd == "state-dict":
