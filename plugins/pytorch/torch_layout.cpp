@@ -156,6 +156,46 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
   return true;
 }
 
+// A float as ckpt's writer stores it by default (`floats=tensor`): a 0-d float64 tensor, or a
+// list or tuple of them for a float64[] attribute.
+std::optional<AttrValue> written_floats(const Obj* o, DocBuilder& b) {
+  auto one = [&](const Obj* x) -> std::optional<double> {
+    const Array* a = as_array(x);
+    if (!a || !a->shape.empty() || a->dtype != CKPT_DTYPE_F64) return std::nullopt;
+    return number(x, b);
+  };
+  if (auto f = one(o)) return AttrValue::floating(*f);
+  const Seq* s = as_seq(o);
+  if (!s || s->items.empty()) return std::nullopt;
+  AttrValue out;
+  out.type = CKPT_VALUE_FLOAT64_ARRAY;
+  for (const Obj* x : s->items) {
+    auto f = one(x);
+    if (!f) return std::nullopt;
+    out.floats.push_back(*f);
+  }
+  return out;
+}
+
+// ckpt's writer keeps a checkpoint's whole trainer and extra groups under the keys `trainer`
+// and `extra` (torch_object below), their floats as 0-d tensors: read without ckpt's own
+// copy of the document, they go back into those groups, not into extra/trainer and
+// extra/extra. Members already there (the top-level epoch and loss) are not read twice.
+void merge_group(Node& g, const Dict& d, const std::string& path, DocBuilder& b, int depth) {
+  if (depth > kMaxDepth) ckpt::sdk::fail(CKPT_ERR_LIMIT, path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  for (const auto& [k, v] : d.entries) {
+    const std::string name = DocBuilder::key_name(k);
+    if (g.attribute(name)) continue;
+    if (const Dict* sub = as_dict(v); sub && !g.child(name)) {
+      merge_group(g.add_group(name), *sub, path + "/" + name, b, depth + 1);
+    } else if (auto f = written_floats(v, b); f && !g.child(name)) {
+      g.set(name, std::move(*f));
+    } else {
+      b.put(g, name, v, path, depth);
+    }
+  }
+}
+
 void flatten_state(const Dict& d, const std::string& prefix, Node& state, std::vector<std::string>& params, DocBuilder& b) {
   for (const auto& [k, v] : d.entries) {
     const std::string name = prefix + DocBuilder::key_name(k);
@@ -229,9 +269,17 @@ Node map_torch_object(const Obj* root, DocBuilder& b) {
     trainer.set("loss", AttrValue::floating(*loss));
     used.insert("loss");
   }
-  if (!trainer.attributes.empty()) doc.add_child(std::move(trainer));
+  if (const Dict* own = as_dict(d->find("trainer"))) {
+    merge_group(trainer, *own, "trainer", b, 1);
+    used.insert("trainer");
+  }
+  if (!trainer.attributes.empty() || !trainer.children.empty()) doc.add_child(std::move(trainer));
   Node extra;
   extra.name = "extra";
+  if (const Dict* own = as_dict(d->find("extra"))) {
+    merge_group(extra, *own, "extra", b, 1);
+    used.insert("extra");
+  }
   for (const auto& [k, v] : d->entries) {
     const Text* t = as_text(k);
     if (t && used.count(std::string(t->str()))) continue;

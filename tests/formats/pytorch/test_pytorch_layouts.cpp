@@ -1,7 +1,9 @@
 // How torch's checkpoint dicts map onto ckpt's schema, checked on files torch.save wrote
 // (torch_side.py write_layouts): every key alias of the PyTorch, MegEngine and Lightning
-// guides, and optimizers the schema cannot express kept whole in `extra`.
+// guides, optimizers the schema cannot express kept whole in `extra`, and ckpt's own files read
+// through data.pkl alone once ckpt/document.json is gone (as after torch loads and saves one).
 #include <ckpt/checkpoint.hpp>
+#include <ckpt/diff.hpp>
 #include <ckpt/io.hpp>
 
 #include "pytorch_test_support.hpp"
@@ -50,6 +52,17 @@ void expect_model_state(const Checkpoint& c, const fs::path& expect, const std::
     ASSERT_TRUE(t);
     EXPECT_EQ(bytes_of(*t), slurp(expect / (stem + ".model." + kState[i])));
   }
+}
+
+// The groups a checkpoint's data.pkl can hold (model/spec and meta live only in
+// ckpt/document.json), as one document to diff.
+Document body(const Checkpoint& c) {
+  Document d;
+  d.group("model").group("state") = c.model_state;
+  d.group("optimizer") = c.optimizer;
+  d.group("trainer") = c.trainer;
+  d.group("extra") = c.extra;
+  return d;
 }
 
 }  // namespace
@@ -168,5 +181,35 @@ TEST_F(PytorchFormat, OptimizersTheSchemaCannotExpressAreKeptWholeInExtra) {
       EXPECT_EQ(bytes_of(*t), slurp(s.file)) << path;
     }
     k.check(*o);
+  }
+}
+
+TEST_F(PytorchFormat, OurFilesReadThroughDataPklAloneWithoutDocumentJson) {
+  TempDir tmp;
+  for (const char* src : {"mlp_checkpoint.pt", "convnet_checkpoint.pt"}) {
+    for (const bool python_floats : {false, true}) {
+      SCOPED_TRACE(std::string(src) + (python_floats ? " floats=python" : " floats=tensor"));
+      Checkpoint c = load(fixture(src));
+      c.trainer.set("best_accuracy", 0.875).set("metrics", std::vector<double>{0.5, 0.25}).set("seen", int64_t{3840});
+      c.extra.set("lr_scale", 0.5).set("tags", std::vector<std::string>{"a", "b"});
+      Group& sub = c.extra.group("ema");
+      sub.add_tensor("decay_steps", Tensor::from<int64_t>(DType::i64, {2}, {10, 20}));
+      sub.set("decay", 0.999);
+      const fs::path ours = tmp.path / "ours.pt";
+      save(c, ours, as_pytorch(python_floats ? Options{{"floats", "python"}} : Options{}));
+      const fs::path bare = tmp.path / "bare.pt";
+      std::string out;
+      ASSERT_EQ(run(torch_side("strip-document " + ours.string() + " " + bare.string()), out), 0) << out;
+
+      const Checkpoint with_json = load(ours);
+      const Checkpoint without = load(bare);
+      EXPECT_EQ(without.producer, "PyTorch (torch.save)") << "read through data.pkl";
+      EXPECT_TRUE(without.model_spec.empty());  // model/spec lives only in document.json
+      const DiffReport d = diff_documents(body(with_json), body(without));
+      EXPECT_TRUE(d.identical()) << d.entries.front().path << ": " << d.entries.front().detail;
+      EXPECT_EQ(d.tensors_compared, body(with_json).tensor_count());
+      EXPECT_GT(d.tensors_compared, 8u);
+      EXPECT_EQ(body(without).tensor_count(), body(with_json).tensor_count());
+    }
   }
 }

@@ -271,6 +271,18 @@ def optimizer_step(path, kind, batch, out, floats):
     print("ok", kind, "epoch", int(ck["epoch"]), "loss", float(ck["loss"]))
 
 
+def strip_document(src, dst):
+    """`src` without ckpt's own copy of the document (ckpt/document.json), every other entry as
+    it is: what ckpt's reader must then read through data.pkl alone."""
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dst, "w") as out:
+        names = [i.filename for i in z.infolist()]
+        assert any(n.endswith("/ckpt/document.json") for n in names), names
+        for info in z.infolist():
+            if not info.filename.endswith("/ckpt/document.json"):
+                out.writestr(info, z.read(info))
+    print("ok", len(names) - 1, "entries")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fixtures":
@@ -282,6 +294,8 @@ if __name__ == "__main__":
         check_state_dict(*sys.argv[2:5])
     elif cmd == "dtypes":
         check_dtypes(*sys.argv[2:4])
+    elif cmd == "strip-document":
+        strip_document(*sys.argv[2:4])
     elif cmd == "optimizer-step":
         optimizer_step(*sys.argv[2:7])
     else:
