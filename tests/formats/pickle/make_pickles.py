@@ -42,6 +42,14 @@ for proto in (2, 4, 5):
         if isinstance(v, np.ndarray):
             expect(f"dict_p{proto}.pkl.{k}", v)
 
+l = [np.arange(4, dtype=np.float32) - 1.5, np.array([[1, -2], [3, 1 << 40]], dtype=np.int64), np.array([True, False]),
+     np.arange(6, dtype=np.uint8).reshape(3, 2).T]
+for proto in (2, 5):
+    with open(f"{out}/list_p{proto}.pkl", "wb") as f:
+        pickle.dump(l, f, protocol=proto)
+    for i, v in enumerate(l):
+        expect(f"list_p{proto}.pkl.{i}", v)
+
 m = SimpleModel()
 with open(f"{out}/my_simple_model.pkl", "wb") as f:
     pickle.dump(m, f)

@@ -104,6 +104,68 @@ TEST_F(PickleFormat, DictsOfArraysAndValues) {
   }
 }
 
+TEST_F(PickleFormat, ListsOfArrays) {
+  for (int p : {2, 5}) {
+    const std::string n = "list_p" + std::to_string(p) + ".pkl";
+    const Document doc = read_document(file(n));
+    ASSERT_EQ(doc.children().size(), 4u) << n;
+    EXPECT_EQ(expect_bytes(doc, n), 4) << n;  // members 0..3: f32, i64, bool, a transposed u8
+    EXPECT_EQ(doc.find_tensor("3")->shape(), (Shape{2, 3})) << n;
+  }
+}
+
+TEST_F(PickleFormat, ArraysConvertWithTheirExactBytesToEveryFormat) {
+  // ckpt convert, the program: the pickle's arrays become model/state of the converted file.
+  struct Source {
+    std::string file;
+    size_t arrays;
+  };
+  const Source sources[] = {{"plain_p2.pkl", 1}, {"plain_p5.pkl", 1}, {"dict_p2.pkl", 6},
+                            {"dict_p5.pkl", 6},  {"list_p2.pkl", 4},  {"list_p5.pkl", 4}};
+  TempDir tmp;
+  int formats = 0;
+  for (const auto& f : Registry::global().formats()) {
+    if (!f.info().can(CKPT_CAP_WRITE)) continue;
+    ++formats;
+    for (const Source& src : sources) {
+      SCOPED_TRACE(src.file + " -> " + f.name());
+      // The dict's numbers and strings need attributes.
+      const bool lossy = !f.info().can(CKPT_CAP_ATTRIBUTES);
+      const fs::path dst = tmp.path / (src.file + "." + f.name());
+      std::string out;
+      ASSERT_EQ(run(std::string(CKPT_CLI) + " convert --to " + f.name() + (lossy ? " --allow-lossy " : " ") +
+                        file(src.file).string() + " " + dst.string(),
+                    out),
+                0)
+          << out;
+      const Checkpoint c = load(dst);
+      EXPECT_EQ(c.model_state.children().size(), src.arrays);
+      size_t checked = 0;
+      for (const auto& e : fs::directory_iterator(file("expect"))) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind(src.file + ".", 0) != 0) continue;
+        const std::string name = n.substr(src.file.size() + 1);
+        const Tensor* t = c.model_state.find_tensor(name);
+        ASSERT_TRUE(t) << "model/state/" << name;
+        EXPECT_EQ(bytes_of(*t), slurp(e.path())) << name;
+        ++checked;
+      }
+      EXPECT_EQ(checked, src.arrays);
+      if (src.file.rfind("plain", 0) == 0) {
+        EXPECT_EQ(c.model_state.find_tensor("array")->shape(), (Shape{3, 4}));
+      }
+      if (src.file.rfind("dict", 0) == 0) {
+        EXPECT_EQ(c.model_state.find_tensor("half")->dtype(), DType::f16);
+        EXPECT_EQ(c.model_state.find_tensor("fortran")->shape(), (Shape{2, 3}));
+      }
+      if (src.file.rfind("list", 0) == 0) {
+        EXPECT_EQ(c.model_state.find_tensor("3")->shape(), (Shape{2, 3}));
+      }
+    }
+  }
+  EXPECT_GE(formats, 3) << "the writable formats' plugins are not in the build";
+}
+
 TEST_F(PickleFormat, JoblibArrays) {
   const Document doc = read_document(file("arrays.joblib"));
   EXPECT_EQ(expect_bytes(doc, "arrays.joblib"), 2);
