@@ -1,17 +1,30 @@
-// A check of a chunked dataset's stored chunks before libhdf5 decodes them.
+// Reading a box of a dataset, with the chunks of deflate/shuffle/fletcher32 datasets decoded
+// here rather than by libhdf5.
 #pragma once
 
 #include "h5_common.hpp"
 
+#include <span>
 #include <string>
 
 namespace ckpt_hdf5 {
 
+// Reads the box [start, start + count) of `dataset` into `dst`, in C order of the box, as
+// elements of `memtype`; a box of rank 0 is the whole (scalar) dataset.
+//
 // libhdf5 1.10 trusts the size a filter pipeline produces: a damaged deflate chunk that
 // inflates to fewer bytes than the chunk holds makes H5Dread copy past the end of its buffer.
-// So before H5Dread of a dataset filtered with deflate, shuffle and fletcher32 (the filters
-// h5py and this plugin use), every stored chunk is decoded here and its size compared with the
-// chunk's; a mismatch is a FormatError naming the chunk. Other filters are left to libhdf5.
-void check_chunks(hid_t dataset, uint64_t file_size, const std::string& where);
+// So for a chunked dataset filtered only with deflate, shuffle and fletcher32 (the filters
+// h5py and this plugin use), each stored chunk the box touches is read raw, checked (inside
+// the file, checksum, decodes to exactly a chunk's size) and decoded here, once, as it is
+// read; a damaged one is a FormatError naming the chunk, and chunks outside the box are not
+// read at all. Chunks never written (fill value), other layouts and other filters go through
+// H5Dread, which also reads only what the box touches.
+void read_box(hid_t dataset, hid_t memtype, std::span<const hsize_t> start,
+              std::span<const hsize_t> count, std::byte* dst, uint64_t file_size,
+              const std::string& where);
+
+// The chunk extent along the first dimension of a chunked dataset of rank >= 1, else 0.
+hsize_t chunk_rows(hid_t dataset, const std::string& where);
 
 }  // namespace ckpt_hdf5

@@ -18,8 +18,8 @@ using ckpt::sdk::fail;
 
 namespace {
 
-// A transposed tensor is read in blocks of rows of about this size: the extra memory a Keras
-// kernel costs stays bounded however large the kernel is.
+// A transposed tensor is read in blocks of rows of about this size (or of one chunk's rows, if
+// more): the extra memory a Keras kernel costs stays bounded however large the kernel is.
 constexpr uint64_t kPermuteBlockBytes = uint64_t(8) << 20;
 // Deeper trees than this are taken as damage (or a loop of links), not as data.
 constexpr int kMaxDepth = 256;
@@ -305,10 +305,10 @@ void H5Reader::read_tensor(uint64_t id, std::span<std::byte> dst) {
                                         " bytes, the tensor " + std::to_string(e.nbytes));
   if (e.nbytes == 0) return;
   Opened d = open_tensor(e);
-  check_chunks(d.dataset, file_size_, e.where);
   if (!e.perm.empty()) return read_permuted(e, d, dst.data());
-  // One read straight into the caller's buffer; HDF5 decompresses chunks into it as needed.
-  h5_ok(H5Dread(d.dataset, d.memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.data()), e.where);
+  // Straight into the caller's buffer: one H5Dread, or each chunk decoded once into place.
+  const std::vector<hsize_t> start(e.shape.size(), 0), count(e.shape.begin(), e.shape.end());
+  read_box(d.dataset, d.memtype, start, count, dst.data(), file_size_, e.where);
 }
 
 void H5Reader::read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
@@ -335,17 +335,9 @@ void H5Reader::read_slice(uint64_t id, std::span<const uint64_t> start, std::spa
                                         " bytes, the slice " + std::to_string(n));
   if (n == 0) return;
   Opened d = open_tensor(e);
-  check_chunks(d.dataset, file_size_, e.where);
-  if (r == 0) {
-    h5_ok(H5Dread(d.dataset, d.memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst.data()), e.where);
-    return;
-  }
-  // HDF5 reads only the chunks (or the contiguous runs) that the hyperslab touches.
-  std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
-  Handle fspace = space_handle(H5Dget_space(d.dataset), e.where);
-  h5_ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), e.where);
-  Handle mspace = space_handle(H5Screate_simple(static_cast<int>(r), c.data(), nullptr), e.where);
-  h5_ok(H5Dread(d.dataset, d.memtype, mspace, fspace, H5P_DEFAULT, dst.data()), e.where);
+  // Only the chunks (or the contiguous runs) that the box touches are read.
+  const std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
+  read_box(d.dataset, d.memtype, s, c, dst.data(), file_size_, e.where);
 }
 
 void H5Reader::read_permuted(const TensorEntry& e, const Opened& d, std::byte* dst) {
@@ -358,17 +350,17 @@ void H5Reader::read_permuted(const TensorEntry& e, const Opened& d, std::byte* d
 
   const uint64_t rows = static_cast<uint64_t>(e.source_shape[0]);
   const uint64_t row_bytes = e.nbytes / rows;
-  const uint64_t block = std::max<uint64_t>(1, std::min<uint64_t>(rows, kPermuteBlockBytes / row_bytes));
+  uint64_t block = std::max<uint64_t>(1, std::min<uint64_t>(rows, kPermuteBlockBytes / row_bytes));
+  // Blocks of whole chunk rows, so that no chunk is decoded for two blocks.
+  if (const uint64_t c = chunk_rows(d.dataset, e.where); c > 0)
+    block = std::min(rows, std::max(c, block / c * c));
   std::vector<std::byte> buf(block * row_bytes);
-  // Rows of the dataset are contiguous in the file, so each block is one sequential read.
-  Handle fspace = space_handle(H5Dget_space(d.dataset), e.where);
+  // Rows of a contiguous dataset lie in one run in the file, so each block is one sequential read.
   std::vector<hsize_t> start(r, 0), count(e.source_shape.begin(), e.source_shape.end());
   for (uint64_t first = 0; first < rows; first += block) {
     count[0] = std::min(block, rows - first);
     start[0] = first;
-    h5_ok(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), e.where);
-    Handle mspace = space_handle(H5Screate_simple(static_cast<int>(r), count.data(), nullptr), e.where);
-    h5_ok(H5Dread(d.dataset, d.memtype, mspace, fspace, H5P_DEFAULT, buf.data()), e.where);
+    read_box(d.dataset, d.memtype, start, count, buf.data(), file_size_, e.where);
     const uint64_t base = first * stride_of_source[0];
     switch (item) {
       case 1: scatter<uint8_t>(buf.data(), dst, count, stride_of_source, base); break;
