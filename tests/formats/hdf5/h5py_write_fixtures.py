@@ -7,6 +7,8 @@ defaults: name order, contiguous, no compression; then with filters and chunks).
 is the document the plugin must list. keras_model.h5 (model.save layout) and keras_weights.h5
 (save_weights layout) follow Keras' legacy HDF5 saver; their manifest holds the expected
 model/state of PyTorch-layout tensors.
+sliced.h5: chunked datasets (gzip, shuffle, fletcher32, big-endian, partly unwritten) for reading
+slices; its manifest holds each dataset whole.
 """
 import os
 import sys
@@ -62,9 +64,10 @@ def plain_tree():
 
 def expected_dtype(a):
     a = np.asarray(a)
-    if a.dtype == np.uint16:
+    little = a.dtype.newbyteorder("<")
+    if little == np.dtype("<u2"):
         return "i32", a.astype(np.int32)
-    if a.dtype == np.uint32:
+    if little == np.dtype("<u4"):
         return "i64", a.astype(np.int64)
     name = {np.dtype(v).newbyteorder("<").str: k for k, v in manifest.DTYPES.items() if k != "bf16"}
     return name[a.dtype.newbyteorder("<").str], a
@@ -149,6 +152,36 @@ def write_keras(folder, name, model_group):
     m.save()
 
 
+def write_sliced(folder, name):
+    data = {}
+    with h5py.File(os.path.join(folder, name + ".h5"), "w") as f:
+        def put(path, a, **kwargs):
+            f.create_dataset(path, data=a, **kwargs)
+            data[path] = a
+        put("gzip_f32", random((50, 40), np.float32), chunks=(7, 6), compression="gzip")
+        put("shuffle_fletcher_f64", random((23, 17, 5), np.float64), chunks=(4, 5, 2), shuffle=True,
+            compression="gzip", fletcher32=True)
+        put("fletcher_u8", random((31, 9), np.uint8), chunks=(4, 4), fletcher32=True)
+        put("be_u16", random((40, 12), np.uint16).astype(">u2"), chunks=(9, 5), shuffle=True, compression="gzip")
+        put("bool_mask", random((33,), np.bool_), chunks=(8,), compression="gzip")
+        put("f16_rank4", random((6, 5, 4, 3), np.float16), chunks=(2, 5, 3, 2), shuffle=True, compression="gzip")
+        # Only some chunks written: the others read as the fill value.
+        sparse = f.create_dataset("sparse_i32", shape=(30, 30), dtype=np.int32, chunks=(10, 10),
+                                  compression="gzip", fillvalue=7)
+        a = np.full((30, 30), 7, np.int32)
+        a[0:10, 10:20] = random((10, 10), np.int32)
+        a[20:30, 0:15] = random((10, 15), np.int32)
+        sparse[0:10, 10:20] = a[0:10, 10:20]
+        sparse[20:30, 0:15] = a[20:30, 0:15]
+        data["sparse_i32"] = a
+        assert sparse.id.get_num_chunks() == 3, sparse.id.get_num_chunks()  # of 9
+    m = manifest.Writer(folder, name)
+    for path in sorted(data):
+        dtype, a = expected_dtype(data[path])
+        m.tensor(path, dtype, a)
+    m.save()
+
+
 def main(folder):
     os.makedirs(folder, exist_ok=True)
     write_plain(folder, "plain")
@@ -157,6 +190,7 @@ def main(folder):
     write_plain(folder, "chunked", chunks=True)
     write_keras(folder, "keras_model", True)
     write_keras(folder, "keras_weights", False)
+    write_sliced(folder, "sliced")
     print("OK")
 
 
