@@ -1,0 +1,340 @@
+// The ckpt program on .h5 files h5py wrote (a plain tree, Keras weight files): inspect and
+// convert; and failures on damaged files, from the program and from the library, print nothing
+// of HDF5's own error stack.
+#include "hdf5_test_support.hpp"
+
+#include <hdf5.h>
+
+#include <fcntl.h>
+
+#include <algorithm>
+
+using namespace hdf5_test;
+
+namespace {
+
+// What `ckpt inspect --json` prints, in its order.
+using ojson = nlohmann::ordered_json;
+
+struct Ran {
+  int status = -1;
+  std::string out, err;
+};
+
+fs::path scratch_file(const std::string& what) {
+  return fs::temp_directory_path() /
+         ("ckpt-hdf5-" + what + "-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
+}
+
+// Runs the ckpt program with `args`, keeping its stdout and stderr apart.
+Ran ckpt_cli(const std::string& args) {
+  const fs::path err = scratch_file("stderr");
+  Ran r;
+  FILE* p = ::popen((std::string(CKPT_CLI) + " " + args + " 2>" + quoted(err)).c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = file_bytes(err);
+  fs::remove(err);
+  return r;
+}
+
+// What HDF5 prints when its automatic error printing is on: "HDF5-DIAG: Error detected in
+// HDF5 (1.10.8) thread 0:", then "  #000: H5F.c line 620 in H5Fopen(): ..." and "major:" and
+// "minor:" lines.
+void expect_no_hdf5_stack(const std::string& err) {
+  for (const char* mark : {"HDF5-DIAG", "#000:", "major:", "minor:", "H5F.c", "H5O"})
+    EXPECT_EQ(err.find(mark), std::string::npos) << "'" << mark << "' on stderr:\n" << err;
+}
+
+// Sends this process's stderr (fd 2) to a file until take().
+class StderrCapture {
+ public:
+  StderrCapture() : file_(scratch_file("captured")) {
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    const int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    EXPECT_GE(fd, 0);
+    if (fd >= 0) {
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+  ~StderrCapture() {
+    restore();
+    fs::remove(file_);
+  }
+  std::string take() {
+    restore();
+    return file_bytes(file_);
+  }
+
+ private:
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  fs::path file_;
+  int saved_ = -1;
+};
+
+herr_t print_stack(hid_t stack, void* stream) { return H5Eprint2(stack, static_cast<FILE*>(stream)); }
+
+// The JSON `ckpt inspect --json` gives for the group at `path` ("model/state"; "" the root).
+const ojson& json_group(const ojson& root, const std::string& path) {
+  const ojson* g = &root;
+  size_t p = 0;
+  while (p < path.size()) {
+    size_t q = path.find('/', p);
+    if (q == std::string::npos) q = path.size();
+    g = &g->at("groups").at(path.substr(p, q - p));
+    p = q + 1;
+  }
+  return *g;
+}
+
+// Every tensor and attribute of `want` is listed in `got` (an inspect group) with its dtype,
+// shape and size, or its type and value; and nothing else is.
+void expect_listed(const Group& want, const ojson& got, const std::string& path = "/") {
+  EXPECT_EQ(got.at("attributes").size(), want.attributes().size()) << path;
+  for (const auto& a : want.attributes()) {
+    ASSERT_TRUE(got.at("attributes").contains(a.name)) << path << "@" << a.name;
+    EXPECT_EQ(got.at("attributes").at(a.name).at("type"), value_type_name(value_type(a.value))) << path << "@" << a.name;
+  }
+  size_t tensors = 0, groups = 0;
+  for (const Node& n : want.children()) {
+    if (n.is_group()) {
+      ++groups;
+      ASSERT_TRUE(got.at("groups").contains(n.name)) << path << n.name;
+      expect_listed(n.group(), got.at("groups").at(n.name), path + n.name + "/");
+      continue;
+    }
+    ++tensors;
+    ASSERT_TRUE(got.at("tensors").contains(n.name)) << path << n.name;
+    const ojson& t = got.at("tensors").at(n.name);
+    EXPECT_EQ(t.at("dtype"), name(n.tensor().dtype())) << path << n.name;
+    EXPECT_EQ(t.at("shape").get<Shape>(), n.tensor().shape()) << path << n.name;
+    EXPECT_EQ(t.at("nbytes").get<uint64_t>(), n.tensor().nbytes()) << path << n.name;
+  }
+  EXPECT_EQ(got.at("tensors").size(), tensors) << path;
+  EXPECT_EQ(got.at("groups").size(), groups) << path;
+}
+
+// A copy of a file this plugin wrote with one byte of its first object header after the root
+// group's changed: every object header carries a checksum, so libhdf5 itself reports the damage.
+fs::path damaged_object_header(const fs::path& folder) {
+  Document doc;
+  doc.group("g").set("note", "kept").add_tensor("t", Tensor::zeros(DType::f32, {4}));
+  const fs::path good = folder / "good.h5";
+  write_document(doc, good, hdf5_save());
+  std::string bytes = file_bytes(good);
+  const size_t root = bytes.find("OHDR");
+  const size_t child = bytes.find("OHDR", root + 4);
+  EXPECT_NE(child, std::string::npos);
+  if (child == std::string::npos) return good;
+  bytes[child + 8] = static_cast<char>(bytes[child + 8] ^ 0x55);
+  const fs::path p = folder / "header.h5";
+  put_bytes(p, bytes);
+  return p;
+}
+
+fs::path truncated(const fs::path& folder) {
+  const fs::path good = folder / "whole.h5";
+  write_document(sample_document(), good, hdf5_save());
+  const std::string bytes = file_bytes(good);
+  const fs::path p = folder / "cut.h5";
+  put_bytes(p, bytes.substr(0, bytes.size() / 2));
+  return p;
+}
+
+}  // namespace
+
+// ---- ckpt inspect and ckpt convert on files h5py wrote ----------------------------------------
+
+TEST_F(H5pyFixtures, CkptInspectListsAnH5pyTree) {
+  const Document want = read_manifest(fixture("plain.json"));
+  const Ran r = ckpt_cli("inspect " + quoted(fixture("plain.h5")) + " --json");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.err, "");
+  const ojson j = ojson::parse(r.out);
+  EXPECT_EQ(j.at("format"), "hdf5");
+  EXPECT_EQ(j.at("tensor_count").get<size_t>(), want.tensor_count());
+  EXPECT_EQ(j.at("tensor_bytes").get<uint64_t>(), want.tensor_bytes());
+  expect_listed(want, j.at("root"));
+  EXPECT_EQ(j.at("root").at("attributes").at("int").at("value"), -7);
+  EXPECT_EQ(j.at("root").at("attributes").at("text").at("value"), "héllo");
+  EXPECT_EQ(j.at("root").at("attributes").at("texts").at("value"), ojson::array({"a", "bc", ""}));
+
+  const Ran text = ckpt_cli("inspect " + quoted(fixture("plain.h5")));
+  ASSERT_EQ(text.status, 0) << text.out << text.err;
+  EXPECT_NE(text.out.find("plain.h5 (hdf5, " + std::to_string(want.tensor_count()) + " tensors"), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("\n  @int = " + value_to_string(Value(int64_t{-7})) + "\n"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("\n  weights/\n"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("\n    w_f32  f32 " + shape_string({3, 5}) + "  60 B\n"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("\n    u16  i32 " + shape_string({5}) + "  20 B\n"), std::string::npos) << text.out;
+}
+
+TEST_F(H5pyFixtures, CkptInspectListsAKerasFileAsAStateDict) {
+  for (const std::string name : {"keras_model", "keras_weights"}) {
+    SCOPED_TRACE(name);
+    const Document want = read_manifest(fixture(name + ".json"));
+    const Ran r = ckpt_cli("inspect --json " + quoted(fixture(name + ".h5")));
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    const ojson j = ojson::parse(r.out);
+    const ojson& root = j.at("root");
+    expect_listed(want, json_group(root, "model/state"));
+    // In model order (Keras' layer_names, then weight_names), not by name.
+    std::vector<std::string> listed, expected;
+    for (const auto& [k, v] : json_group(root, "model/state").at("tensors").items()) listed.push_back(k);
+    for (const Node& n : want.children()) expected.push_back(n.name);
+    EXPECT_EQ(listed, expected);
+    EXPECT_EQ(json_group(root, "meta").at("attributes").at("producer").at("value"),
+              "Keras 2.11.0 (legacy HDF5 weights)");
+    EXPECT_EQ(json_group(root, "extra/keras").at("attributes").at("keras_version").at("value"), "2.11.0");
+  }
+  // The transposition the text shows: Dense [in, out] as [out, in], Conv2D as [out, in, kh, kw].
+  const Ran text = ckpt_cli("inspect " + quoted(fixture("keras_weights.h5")));
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("dense.weight  f32 " + shape_string({4096, 1024})), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("conv2d.weight  f32 " + shape_string({4, 2, 3, 3})), std::string::npos) << text.out;
+}
+
+TEST_F(H5pyFixtures, CkptConvertsAnH5pyTree) {
+  TempDir tmp;
+  const Document want = read_manifest(fixture("plain.json"));
+  const Ran r = ckpt_cli("convert " + quoted(fixture("plain.h5")) + " " + quoted(tmp.path / "plain.msgpack"));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("(hdf5) -> "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(msgpack): " + std::to_string(want.tensor_count()) + " tensors"), std::string::npos) << r.out;
+  expect_equivalent(want, read_document(tmp.path / "plain.msgpack"));
+
+  // Back to HDF5 with compression: h5py reads every tensor and attribute as h5py wrote them.
+  const Ran back = ckpt_cli("convert " + quoted(tmp.path / "plain.msgpack") + " " + quoted(tmp.path / "again.h5") +
+                            " -w compression=shuffle+gzip -w chunk=2");
+  ASSERT_EQ(back.status, 0) << back.out << back.err;
+  expect_equivalent(want, read_document(tmp.path / "again.h5"));
+  int status = 0;
+  const std::string out = python("h5py_check_written.py", {tmp.path / "again.h5", fixture("plain.json")}, &status);
+  EXPECT_EQ(status, 0) << out;
+}
+
+TEST_F(H5pyFixtures, CkptConvertsAKerasWeightsFile) {
+  TempDir tmp;
+  for (const std::string name : {"keras_model", "keras_weights"}) {
+    SCOPED_TRACE(name);
+    const fs::path out = tmp.path / (name + ".h5");
+    const Ran r = ckpt_cli("convert " + quoted(fixture(name + ".h5")) + " " + quoted(out));
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("(hdf5) -> "), std::string::npos) << r.out;
+    // h5py finds the PyTorch-layout state dict in the converted file, bit for bit.
+    int status = 0;
+    const std::string checked = python("h5py_check_state.py", {out, fixture(name + ".json"), "model/state"}, &status);
+    EXPECT_EQ(status, 0) << checked;
+    expect_same(read_manifest(fixture(name + ".json")), *read_document(out).find_group_path("model/state"));
+  }
+  // keras=raw converts the file as stored.
+  const Ran raw = ckpt_cli("convert -r keras=raw " + quoted(fixture("keras_weights.h5")) + " " +
+                           quoted(tmp.path / "raw.msgpack"));
+  ASSERT_EQ(raw.status, 0) << raw.out << raw.err;
+  const Document d = read_document(tmp.path / "raw.msgpack");
+  ASSERT_NE(d.find_tensor_path("dense/dense/kernel:0"), nullptr);
+  EXPECT_EQ(d.find_tensor_path("dense/dense/kernel:0")->shape(), (Shape{1024, 4096}));
+  EXPECT_EQ(d.find_group("model"), nullptr);
+}
+
+// ---- HDF5's error stack stays off stderr -------------------------------------------------------
+
+TEST(Hdf5, CkptPrintsNoneOfHdf5sErrorStack) {
+  TempDir tmp;
+  const fs::path header = damaged_object_header(tmp.path), cut = truncated(tmp.path);
+  for (const fs::path& p : {header, cut}) {
+    SCOPED_TRACE(p.filename().string());
+    for (const std::string& cmd : {"inspect " + quoted(p), "convert " + quoted(p) + " " + quoted(tmp.path / "x.msgpack")}) {
+      SCOPED_TRACE(cmd);
+      const Ran r = ckpt_cli(cmd);
+      EXPECT_EQ(r.status, 2) << r.out << r.err;
+      // One line: ckpt's own error, naming the file.
+      EXPECT_EQ(r.err.rfind("ckpt: error: ", 0), 0u) << r.err;
+      EXPECT_NE(r.err.find(p.filename().string()), std::string::npos) << r.err;
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+      expect_no_hdf5_stack(r.err);
+    }
+    // verify reports an unreadable file as a finding, on stdout.
+    const Ran v = ckpt_cli("verify " + quoted(p));
+    EXPECT_EQ(v.status, 1) << v.out << v.err;
+    EXPECT_EQ(v.out.rfind("FAILED ", 0), 0u) << v.out;
+    EXPECT_NE(v.out.find(p.filename().string()), std::string::npos) << v.out;
+    EXPECT_EQ(v.err, "");
+    expect_no_hdf5_stack(v.out);
+  }
+  // The damaged header is found by libhdf5 (its checksum), and its reason is in ckpt's message.
+  const Ran r = ckpt_cli("inspect " + quoted(header));
+  EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp.path / "x.msgpack"));
+}
+
+TEST(Hdf5, LibraryPrintsNoneOfHdf5sErrorStackEvenWhenTheHostTurnedPrintingOn) {
+  TempDir tmp;
+  const fs::path header = damaged_object_header(tmp.path), cut = truncated(tmp.path);
+  // A host that uses libhdf5 itself, with HDF5's printing on (its default): a failing call of
+  // its own does print, so the capture below would see a stack if the plugin let one through.
+  H5Eset_auto2(H5E_DEFAULT, print_stack, stderr);
+  {
+    StderrCapture capture;
+    EXPECT_LT(H5Fopen((tmp.path / "missing.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), 0);
+    const std::string err = capture.take();
+    ASSERT_NE(err.find("HDF5-DIAG"), std::string::npos) << "HDF5 printed no stack of its own:\n" << err;
+  }
+  for (const fs::path& p : {header, cut}) {
+    SCOPED_TRACE(p.filename().string());
+    H5Eset_auto2(H5E_DEFAULT, print_stack, stderr);
+    StderrCapture capture;
+    std::string message;
+    try {
+      read_document(p);
+      ADD_FAILURE() << "read without error";
+    } catch (const FormatError& e) {
+      message = e.what();
+    }
+    try {
+      load(p);
+      ADD_FAILURE() << "loaded without error";
+    } catch (const FormatError&) {
+    }
+    const std::string err = capture.take();
+    EXPECT_EQ(err, "");
+    expect_no_hdf5_stack(err);
+    EXPECT_NE(message.find(p.filename().string()), std::string::npos) << message;
+    if (p == header) {
+      EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+    }
+  }
+}
+
+// A chunk that fails to decode is reported through ckpt's error alone as well.
+TEST_F(H5pyFixtures, DamagedChunksPrintNothingOfHdf5sErrorStack) {
+  TempDir tmp;
+  const fs::path p = tmp.path / "chunk.h5";
+  fs::copy_file(fixture("sliced.h5"), p);
+  int status = 0;
+  const std::string out = python("h5py_damage_chunk.py", {p, "gzip_f32", "7,6", "short"}, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Ran r = ckpt_cli("convert " + quoted(p) + " " + quoted(tmp.path / "x.msgpack"));
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("gzip_f32 chunk at [7,6]"), std::string::npos) << r.err;
+  expect_no_hdf5_stack(r.err);
+  H5Eset_auto2(H5E_DEFAULT, print_stack, stderr);
+  StderrCapture capture;
+  auto reader = open(p);
+  EXPECT_THROW(reader->read("gzip_f32"), FormatError);
+  EXPECT_EQ(capture.take(), "");
+}
