@@ -6,7 +6,9 @@ plain.h5, gzip.h5, shuffle_gzip.h5, chunked.h5: the same tree of groups and data
 defaults: name order, contiguous, no compression; then with filters and chunks). Their manifest
 is the document the plugin must list. keras_model.h5 (model.save layout) and keras_weights.h5
 (save_weights layout) follow Keras' legacy HDF5 saver; their manifest holds the expected
-model/state of PyTorch-layout tensors.
+model/state of PyTorch-layout tensors; keras_gzip.h5 is keras_weights.h5 with chunked,
+compressed kernels. keras_split.h5 has so many (and such long) layer and
+weight names that Keras' saver splits them into layer_names0, layer_names1, ...
 sliced.h5: chunked datasets (gzip, shuffle, fletcher32, big-endian, partly unwritten) for reading
 slices; its manifest holds each dataset whole.
 """
@@ -104,9 +106,10 @@ def write_plain(folder, name, **kwargs):
     m.save()
 
 
-def write_keras(folder, name, model_group):
+def write_keras(folder, name, model_group, **storage):
     """A small model as Keras' legacy saver lays it out: Conv2D, BatchNormalization, Dense,
-    a layer without weights, and a Dense kernel large enough to be read in several blocks."""
+    a layer without weights, and a Dense kernel large enough to be read in several blocks.
+    `storage` (h5py's chunks and compression) is for the large Dense kernel."""
     layers = [
         ("conv2d", [("kernel:0", random((3, 3, 2, 4), np.float32)), ("bias:0", random((4,), np.float32))]),
         ("batch_normalization", [("gamma:0", random((4,), np.float32)), ("beta:0", random((4,), np.float32)),
@@ -133,7 +136,7 @@ def write_keras(folder, name, model_group):
             names = [("%s/%s" % (lname, w)).encode("utf8") for w, _ in weights]
             lg.attrs["weight_names"] = np.array(names) if names else np.asarray([])
             for w, a in weights:
-                lg.create_dataset("%s/%s" % (lname, w), data=a)
+                lg.create_dataset("%s/%s" % (lname, w), data=a, **(storage if a.size >= 100 * 512 else {}))
         if model_group:
             opt = f.create_group("optimizer_weights")
             opt.attrs["weight_names"] = np.array([b"Adam/iter:0"])
@@ -149,6 +152,69 @@ def write_keras(folder, name, model_group):
                 a = a.T if a.ndim == 2 else a.transpose(3, 2, 0, 1)
             dtype, a = expected_dtype(a)
             m.tensor("%s.%s" % (lname, torch[leaf]), dtype, a)
+    m.save()
+
+
+# Keras' HDF5_OBJECT_HEADER_LIMIT, and its save_attributes_to_hdf5_group: a list whose numpy
+# array is larger than that is split into name0, name1, ... of np.array_split pieces.
+HDF5_OBJECT_HEADER_LIMIT = 64512
+
+
+def save_attributes_to_hdf5_group(group, name, data):
+    data_npy = np.asarray(data)
+    num_chunks = 1
+    chunked_data = np.array_split(data_npy, num_chunks)
+    while any(x.nbytes > HDF5_OBJECT_HEADER_LIMIT for x in chunked_data):
+        num_chunks += 1
+        chunked_data = np.array_split(data_npy, num_chunks)
+    if num_chunks > 1:
+        for chunk_id, chunk_data in enumerate(chunked_data):
+            group.attrs["%s%d" % (name, chunk_id)] = chunk_data
+    else:
+        group.attrs[name] = data
+    return num_chunks
+
+
+def write_keras_split(folder, name):
+    """save_weights layout of a model with 720 layers of ~1000-character names (so layer_names
+    is split into 12 attributes, more than 10, so that name order and number order differ), and
+    one layer whose 80 long weight names are split too. Names sort opposite to model order."""
+    layers = []
+    for i in range(720):
+        if i % 90 == 0:
+            k = i // 90
+            layers.append(("dense_%d" % (9 - k), [("dense_%d/kernel:0" % (9 - k), random((3, 2), np.float32)),
+                                                  ("dense_%d/bias:0" % (9 - k), random((2,), np.float32))]))
+        else:
+            layers.append(("%s_%04d" % ("pad" * 330, 719 - i), []))
+    layers.insert(400, ("blocks", [("blocks/%s_%02d/kernel:0" % ("w" * 900, 79 - j), random((2, 3), np.float32))
+                                   for j in range(80)]))
+    chunks = {}
+    with h5py.File(os.path.join(folder, name + ".h5"), "w") as f:
+        chunks["layer_names"] = save_attributes_to_hdf5_group(
+            f, "layer_names", [n.encode("utf8") for n, _ in layers])
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "2.11.0"
+        for lname, weights in layers:
+            g = f.create_group(lname)
+            n = save_attributes_to_hdf5_group(g, "weight_names", [w.encode("utf8") for w, _ in weights])
+            if lname == "blocks":
+                chunks["weight_names"] = n
+            for w, a in weights:
+                g.create_dataset(w, data=a)
+    # The point of the fixture: both lists really are split, layer_names into more than ten.
+    assert chunks["layer_names"] > 10 and chunks["weight_names"] > 1, chunks
+
+    m = manifest.Writer(folder, name)
+    for lname, weights in layers:
+        for w, a in weights:
+            parts = w.split("/")[1:]
+            leaf = parts[-1].split(":")[0]
+            prefix = ".".join([lname] + parts[:-1])
+            if leaf == "kernel":
+                m.tensor(prefix + ".weight", "f32", a.T)
+            else:
+                m.tensor(prefix + ".bias", "f32", a)
     m.save()
 
 
@@ -190,6 +256,11 @@ def main(folder):
     write_plain(folder, "chunked", chunks=True)
     write_keras(folder, "keras_model", True)
     write_keras(folder, "keras_weights", False)
+    # Not what Keras writes, but what h5py may: kernels in compressed chunks whose rows do not
+    # divide the kernel's (the transposing read goes by blocks of whole chunk rows).
+    write_keras(folder, "keras_gzip", False, chunks=(100, 512), compression="gzip", compression_opts=1,
+                shuffle=True)
+    write_keras_split(folder, "keras_split")
     write_sliced(folder, "sliced")
     print("OK")
 

@@ -183,7 +183,7 @@ TEST_F(H5pyFixtures, ListingReadsNoTensorData) {
 }
 
 TEST_F(H5pyFixtures, KerasFilesBecomePyTorchStateDicts) {
-  for (const std::string name : {"keras_model", "keras_weights"}) {
+  for (const std::string name : {"keras_model", "keras_weights", "keras_gzip"}) {
     SCOPED_TRACE(name);
     Document want = read_manifest(fixture(name + ".json"));
     Document got = read_document(fixture(name + ".h5"));
@@ -202,6 +202,28 @@ TEST_F(H5pyFixtures, KerasFilesBecomePyTorchStateDicts) {
       EXPECT_NE(keras->find_group("model_weights"), nullptr);
     }
   }
+}
+
+TEST_F(H5pyFixtures, KerasSplitLayerAndWeightNamesAreJoined) {
+  // Keras splits a name list too large for an object header into layer_names0, layer_names1,
+  // ...; h5py lists them by name (layer_names10 before layer_names2), the list is in number order.
+  Document raw = read_document(fixture("keras_split.h5"), hdf5_load({{"keras", "raw"}}));
+  EXPECT_EQ(raw.attribute("layer_names"), nullptr);
+  EXPECT_NE(raw.attribute("layer_names0"), nullptr);
+  EXPECT_NE(raw.attribute("layer_names11"), nullptr);
+  ASSERT_NE(raw.find_group("blocks"), nullptr);
+  EXPECT_NE(raw.find_group("blocks")->attribute("weight_names1"), nullptr);
+
+  const Document want = read_manifest(fixture("keras_split.json"));
+  const Document got = read_document(fixture("keras_split.h5"));
+  ASSERT_NE(got.find_group_path("model/state"), nullptr);
+  // In model order, names and layouts as PyTorch has them.
+  expect_same(want, *got.find_group_path("model/state"));
+  const Group* keras = got.find_group_path("extra/keras");
+  ASSERT_NE(keras, nullptr);
+  EXPECT_NE(keras->attribute("keras_version"), nullptr);
+  for (const auto& a : keras->attributes()) EXPECT_NE(a.name.rfind("layer_names", 0), 0u) << a.name;
+  EXPECT_TRUE(keras->children().empty());
 }
 
 TEST_F(H5pyFixtures, KerasRawShowsTheFileAsStored) {
