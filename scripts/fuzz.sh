@@ -58,6 +58,10 @@ for t in "${targets[@]}"; do
       ! -name '*.cpp' ! -name '*.hpp' ! -name '*.py' ! -name '*.txt' ! -name '*.md' ! -name '*.tsv' -print0 |
       while IFS= read -r -d '' f; do cp "$f" "$seeds/golden-$(sha1sum "$f" | cut -c1-16)"; done
   fi
+  # The pickle plugin writes nothing itself: its seeds are what NumPy and joblib write.
+  if [ "$name" = pickle ]; then
+    /usr/bin/python3 "$here/tests/formats/pickle/make_pickles.py" "$seeds/numpy" "$build/fuzz-pickle-marker" >/dev/null
+  fi
   set +e
   "$build/fuzz/$t" -max_total_time="$seconds" -timeout="${CKPT_FUZZ_TIMEOUT:-20}" -rss_limit_mb=2048 \
     -malloc_limit_mb="${CKPT_FUZZ_MALLOC_LIMIT_MB:-128}" -max_len=262144 -artifact_prefix="$artifacts/" \
