@@ -29,6 +29,9 @@ def torch(seconds):
     env = dict(os.environ)
     if os.path.isdir(OPENBLAS):
         env["LD_LIBRARY_PATH"] = OPENBLAS + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    else:
+        print(f"compare.py: {OPENBLAS} is missing (package libopenblas0-openmp); torch runs on whatever "
+              "libblas.so.3 points to", file=sys.stderr)
     out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), "--seconds", str(seconds)],
                          check=True, capture_output=True, text=True, env=env).stdout
     res = {}
