@@ -1,6 +1,7 @@
 // The checkpoint manager's retention and the exact-resume promise: a run killed with SIGKILL
 // at random moments (also during saves) and resumed ends bit-identical to one never killed.
 #include <ckpt/diff.hpp>
+#include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 #include <ckpt/train/manager.hpp>
 #include <ckpt/train/trainer.hpp>
@@ -107,6 +108,32 @@ TEST(Resume, StoppingAndResumingInProcessIsBitIdentical) {
     EXPECT_TRUE(state(a, name)->bit_equal(*state(b, name))) << name;
   }
   EXPECT_TRUE(diff_documents(*a.find_group("optimizer"), *b.find_group("optimizer")).identical());
+}
+
+TEST(Resume, ACheckpointMadeWithAnotherThreadCountOrSeedIsRefused) {
+  TempDir tmp;
+  const fs::path dir = tmp.path / "run";
+  Trainer(TrainConfig::parse(config_text(dir, "msgpack", 1), "one.json", {}, Registry::global()), Registry::global()).run();
+  const fs::path saved = CheckpointManager({.backend = "msgpack", .dir = dir}, Registry::global()).list().back().path;
+  auto refused = [&](const std::string& from, const std::string& to) {
+    std::string text = config_text(dir, "msgpack", 2);
+    auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    try {
+      Trainer(TrainConfig::parse(text, "two.json", {}, Registry::global()), Registry::global()).run();
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(resumed)");
+  };
+  std::string why = refused(R"("threads": 1)", R"("threads": 2)");
+  EXPECT_NE(why.find(saved.string() + ": made with threads 1 (the config says 2)"), std::string::npos) << why;
+  EXPECT_NE(why.find("checkpoint.resume"), std::string::npos) << why;
+  why = refused(R"("seed": 3)", R"("seed": 4)");
+  EXPECT_NE(why.find("made with seed 3 (the config says 4)"), std::string::npos) << why;
+  // Nothing was overwritten by the refused runs.
+  EXPECT_EQ(CheckpointManager({.backend = "msgpack", .dir = dir}, Registry::global()).list().back().path, saved);
 }
 
 TEST(Resume, KilledAtRandomMomentsAndResumedEndsBitIdentical) {

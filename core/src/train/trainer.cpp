@@ -136,7 +136,24 @@ Checkpoint Trainer::snapshot(const State& s, bool owned) const {
   return c;
 }
 
-void Trainer::restore(const Checkpoint& c, State& s) {
+void Trainer::restore(const Checkpoint& c, const fs::path& from, State& s) {
+  // oneDNN's kernels split their sums by thread count (the ConvNet trained at 1 and at 2 threads
+  // differs in every weight after two epochs), so another count would continue a different run:
+  // refused like another seed or batch size rather than resumed inexactly.
+  std::string differ;
+  auto same = [&](const char* key, double ours) {
+    double theirs = attr_num(c.trainer, key);
+    if (theirs != ours)
+      differ += std::string(differ.empty() ? "" : ", ") + key + " " + std::to_string(static_cast<int64_t>(theirs)) +
+                " (the config says " + std::to_string(static_cast<int64_t>(ours)) + ")";
+  };
+  same("seed", static_cast<double>(config_.seed));
+  same("batch_size", static_cast<double>(config_.batch_size));
+  same("threads", static_cast<double>(config_.threads));
+  if (!differ.empty())
+    throw UsageError(from.string() + ": made with " + differ +
+                     "; resuming would not continue the same run bit for bit (use the same seed, batch_size and threads, "
+                     "or set checkpoint.resume to \"none\" to start over)");
   model_->load_state_dict(c.model_state, true);
   auto params = model_->named_parameters();
   s.optimizer->load_state_dict(c.optimizer, params);
@@ -147,10 +164,6 @@ void Trainer::restore(const Checkpoint& c, State& s) {
   s.loss_sum = attr_num(c.trainer, "epoch_loss_sum");
   s.correct = static_cast<int64_t>(attr_num(c.trainer, "epoch_correct"));
   if (const Group* m = c.trainer.find_group("metrics")) s.metrics = *m;
-  if (attr_num(c.trainer, "seed") != static_cast<double>(config_.seed) ||
-      attr_num(c.trainer, "batch_size") != static_cast<double>(config_.batch_size))
-    throw UsageError("the checkpoint was made with another seed or batch size; resuming would not continue the same run "
-                     "(set checkpoint.resume to \"none\" to start over)");
 }
 
 std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
@@ -175,7 +188,7 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
   if (from) {
     LoadOptions lo;
     lo.verify = true;
-    restore(ckpt::load(*from, lo), s);
+    restore(ckpt::load(*from, lo), *from, s);
     say("resumed from " + from->string() + " (epoch " + std::to_string(s.epoch + 1) + ", sample " +
         std::to_string(s.position) + ", step " + std::to_string(s.step) + ")");
   }

@@ -53,7 +53,9 @@ class Trainer {
  private:
   struct State;
   Checkpoint snapshot(const State& s, bool owned) const;
-  void restore(const Checkpoint& c, State& s);
+  // Throws UsageError, naming `from`, when the checkpoint's seed, batch size or threads differ
+  // from the config's: any of them changes the run's arithmetic.
+  void restore(const Checkpoint& c, const std::filesystem::path& from, State& s);
 
   TrainConfig config_;
   const Registry& registry_;
