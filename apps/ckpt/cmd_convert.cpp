@@ -27,7 +27,7 @@ Runner add_convert(CLI::App& app) {
     o.allow_lossy = allow_lossy;
     o.read_options = parse_options(read_opts);
     o.write_options = parse_options(write_opts);
-    ProgressBar bar("converting");
+    ProgressBar bar("converting", Counting::bytes);
     o.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };
     ConvertReport r;
     try {

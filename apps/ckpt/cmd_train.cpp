@@ -20,7 +20,7 @@ Runner add_train(CLI::App& app) {
     train::TrainCallbacks cb;
     cb.on_message = [](const std::string& m) { std::fprintf(stderr, "ckpt train: %s\n", m.c_str()); };
     cb.on_batch = [&](int64_t done, int64_t total) {
-      if (!bar) bar = std::make_unique<ProgressBar>("epoch");
+      if (!bar) bar = std::make_unique<ProgressBar>("epoch", Counting::samples);
       bar->update(static_cast<uint64_t>(done), static_cast<uint64_t>(total));
     };
     cb.on_epoch = [&](const train::EpochReport& r) {
