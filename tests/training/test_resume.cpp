@@ -12,7 +12,9 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <poll.h>
 #include <random>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -136,6 +138,71 @@ TEST(Resume, ACheckpointMadeWithAnotherThreadCountOrSeedIsRefused) {
   EXPECT_EQ(CheckpointManager({.backend = "msgpack", .dir = dir}, Registry::global()).list().back().path, saved);
 }
 
+namespace {
+
+// A `ckpt train` child with stdout discarded and stderr (its resume messages) kept in `log`.
+pid_t spawn_train(const fs::path& cfg, const fs::path& log) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(null, 1);
+    ::dup2(err, 2);
+    ::execl(CKPT_CLI, CKPT_CLI, "train", cfg.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits until `count` saves have started in `dir` (each creates a ".ckpt-tmp-" temporary,
+// seen through inotify) while `pid` runs. False if the child exited first; `status` is then set.
+bool wait_for_save_starts(int inotify_fd, pid_t pid, int count, int& status) {
+  int seen = 0;
+  alignas(inotify_event) char buf[4096];
+  for (;;) {
+    pollfd p{inotify_fd, POLLIN, 0};
+    if (::poll(&p, 1, 5) > 0) {
+      ssize_t n = ::read(inotify_fd, buf, sizeof buf);
+      for (ssize_t off = 0; off < n;) {
+        auto* e = reinterpret_cast<inotify_event*>(buf + off);
+        if (e->len && std::string(e->name).find(".ckpt-tmp-") != std::string::npos && ++seen >= count) return true;
+        off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
+    } else if (::waitpid(pid, &status, WNOHANG) == pid) {
+      return false;
+    }
+  }
+}
+
+// Drops the events of an earlier attempt, so the next one counts only its own saves.
+void drain(int inotify_fd) {
+  alignas(inotify_event) char buf[4096];
+  while (::read(inotify_fd, buf, sizeof buf) > 0) {
+  }
+}
+
+size_t temporaries_in(const fs::path& dir) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find(".ckpt-tmp-") != std::string::npos) ++n;
+  return n;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// The step a run reports resuming from ("resumed from PATH (epoch E, sample S, step N)"), or -1.
+int64_t resumed_step(const std::string& log) {
+  auto at = log.find("ckpt train: resumed from ");
+  if (at == std::string::npos) return -1;
+  auto s = log.find(", step ", at);
+  return s == std::string::npos ? -1 : std::stoll(log.substr(s + 7));
+}
+
+}  // namespace
+
 TEST(Resume, KilledAtRandomMomentsAndResumedEndsBitIdentical) {
   TempDir tmp;
   fs::path ref_cfg = write_config(tmp.path, "ref.json", config_text(tmp.path / "ref", "msgpack", 3));
@@ -149,39 +216,68 @@ TEST(Resume, KilledAtRandomMomentsAndResumedEndsBitIdentical) {
   std::mt19937 rng(seed);
   for (int trial = 0; trial < 3; ++trial) {
     fs::path dir = tmp.path / ("killed" + std::to_string(trial));
+    fs::create_directories(dir);
     fs::path cfg = write_config(tmp.path, "k" + std::to_string(trial) + ".json", config_text(dir, "msgpack", 3, trial == 2));
-    int kills = 0, attempts = 0;
-    for (;;) {
-      ASSERT_LT(++attempts, 60) << "the run never finished";
-      pid_t pid = ::fork();
-      if (pid == 0) {
-        int null = ::open("/dev/null", O_WRONLY);
-        ::dup2(null, 1);
-        ::dup2(null, 2);
-        ::execl(CKPT_CLI, CKPT_CLI, "train", cfg.c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-      }
-      // Kill within the run's first moments: loading data and a few dozen steps and saves.
-      std::uniform_int_distribution<int> delay(60, 500);
-      bool kill_it = kills < 4;
-      if (kill_it) std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
-      if (kill_it) ::kill(pid, SIGKILL);
+    int inotify_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    ASSERT_GE(inotify_fd, 0);
+    ASSERT_GE(::inotify_add_watch(inotify_fd, dir.c_str(), IN_CREATE), 0);
+
+    // Kills alternate between the instant a save starts (aimed inside it) and a random moment
+    // a little later; the aimed kind is repeated until one is seen to land inside a save.
+    int kills = 0, kills_in_save = 0;
+    bool previous_kill_in_save = false;
+    for (int attempt = 0;; ++attempt) {
+      ASSERT_LT(attempt, 20) << "the run never finished";
+      fs::path log = tmp.path / ("k" + std::to_string(trial) + "-" + std::to_string(attempt) + ".log");
+      const bool kill_it = kills < 3 || (kills_in_save == 0 && kills < 10);
+      drain(inotify_fd);
+      pid_t pid = spawn_train(cfg, log);
       int status = 0;
-      ::waitpid(pid, &status, 0);
-      if (WIFEXITED(status)) {
-        ASSERT_EQ(WEXITSTATUS(status), 0) << "ckpt train failed on attempt " << attempts;
+      bool killed = false;
+      if (kill_it) {
+        // The first kill waits for a second save, so a complete checkpoint exists to resume from.
+        std::uniform_int_distribution<int> nth(attempt == 0 ? 2 : 1, 3), late_us(0, 20000);
+        const bool aimed = kills % 2 == 0 || kills >= 3;
+        if (wait_for_save_starts(inotify_fd, pid, nth(rng), status)) {
+          if (!aimed) std::this_thread::sleep_for(std::chrono::microseconds(late_us(rng)));
+          ::kill(pid, SIGKILL);
+          ::waitpid(pid, &status, 0);
+          killed = WIFSIGNALED(status);
+        }
+      } else {
+        ::waitpid(pid, &status, 0);
+      }
+      const std::string text = read_text(log);
+      if (attempt == 0) {
+        EXPECT_EQ(resumed_step(text), -1) << text;
+      } else {
+        // Every later run continues from a checkpoint some killed run saved, never from scratch.
+        EXPECT_GT(resumed_step(text), 0) << "trial " << trial << " attempt " << attempt << ":\n" << text;
+        if (previous_kill_in_save) {
+          EXPECT_NE(text.find("temporary file(s) left by an interrupted save"), std::string::npos) << text;
+        }
+      }
+      if (!killed) {
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "ckpt train failed on attempt " << attempt << ":\n" << text;
         break;
       }
       ++kills;
+      // The killed writer's temporary is still there: the kill landed inside a save.
+      previous_kill_in_save = temporaries_in(dir) > 0;
+      kills_in_save += previous_kill_in_save;
     }
+    ::close(inotify_fd);
+    std::printf("trial %d: %d kills, %d inside a save\n", trial, kills, kills_in_save);
+    EXPECT_GE(kills, 3) << "trial " << trial << ": the run finished before the kills";
+    EXPECT_GE(kills_in_save, 1) << "trial " << trial << ": no kill landed inside a save";
+
     auto list = CheckpointManager({.backend = "msgpack", .dir = dir}, Registry::global()).list();
     ASSERT_FALSE(list.empty());
     Document got = read_document(list.back().path, {.verify = true});
     EXPECT_EQ(list.back().step, ref_list.back().step);
     for (const auto& name : {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"})
       EXPECT_TRUE(state(ref, name)->bit_equal(*state(got, name))) << "trial " << trial << " after " << kills << " kills: " << name;
-    for (const auto& e : fs::directory_iterator(dir))
-      EXPECT_EQ(e.path().filename().string().find(".ckpt-tmp-"), std::string::npos) << "temporary left: " << e.path();
+    EXPECT_EQ(temporaries_in(dir), 0u);
   }
 }
 
