@@ -41,7 +41,7 @@ void MsgpackReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
                                         std::to_string(t.nbytes) + " bytes, the buffer " +
                                         std::to_string(dst.size()));
   // Small tensors sit next to headers the parse has already paged in; a syscall would cost
-  // more than the copy. See input_file.hpp for why large ones are read, not copied.
+  // more than the copy. See sdk::MappedFile (ckpt/sdk_io.hpp) for why large ones are read, not copied.
   constexpr uint64_t small = 64 << 10;
   if (t.nbytes <= small)
     std::memcpy(dst.data(), file_.data() + t.offset, t.nbytes);

@@ -2,7 +2,7 @@
 // at open; tensors are copied out with one read or handed out as views into the mapping.
 #pragma once
 
-#include "input_file.hpp"
+#include <ckpt/sdk_io.hpp>
 #include "msgpack_tree.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -23,7 +23,7 @@ class MsgpackReader final : public ckpt::sdk::Reader {
   const TensorEntry& entry(uint64_t id) const;
   void list_group(const ckpt::sdk::Visitor& visitor, const GroupEntry& group);
 
-  InputFile file_;
+  ckpt::sdk::MappedFile file_;
   Tree tree_;  // views into file_, so declared after it
 };
 

@@ -98,7 +98,7 @@ int open_beneath(const std::string& folder, const std::string& location, std::st
 
 }  // namespace
 
-const InputFile& ExternalFiles::open(const std::string& location, const std::string& tensor) {
+const ckpt::sdk::MappedFile& ExternalFiles::open(const std::string& location, const std::string& tensor) {
   if (auto it = files_.find(location); it != files_.end()) return *it->second;
   const std::string where = "'" + model_path_ + "': initializer " + quote_text(tensor) + ": external data location " +
                             quote_text(location) + " is refused: ";
@@ -112,7 +112,7 @@ const InputFile& ExternalFiles::open(const std::string& location, const std::str
                                    quote_text(location) + " does not exist beside the model");
     fail(CKPT_ERR_FORMAT, where + problem);
   }
-  auto file = std::make_unique<InputFile>(fd, (fs::path(folder_) / location).string());
+  auto file = std::make_unique<ckpt::sdk::MappedFile>(fd, (fs::path(folder_) / location).string());
   return *files_.emplace(location, std::move(file)).first->second;
 }
 

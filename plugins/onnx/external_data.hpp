@@ -15,7 +15,7 @@
 #include <span>
 #include <string>
 
-#include "input_file.hpp"
+#include <ckpt/sdk_io.hpp>
 
 #include <xxhash.h>
 
@@ -27,12 +27,12 @@ class ExternalFiles {
   explicit ExternalFiles(std::string model_path);
   // Opens `location` inside the model's folder; throws a format error naming the model, the
   // tensor and the location when it is absolute, climbs out, or resolves outside.
-  const InputFile& open(const std::string& location, const std::string& tensor);
+  const ckpt::sdk::MappedFile& open(const std::string& location, const std::string& tensor);
 
  private:
   std::string model_path_;
   std::string folder_;
-  std::map<std::string, std::unique_ptr<InputFile>> files_;
+  std::map<std::string, std::unique_ptr<ckpt::sdk::MappedFile>> files_;
 };
 
 // The header at the start of a data file ckpt writes: which save it belongs to.

@@ -43,11 +43,11 @@ const Initializer& OnnxReader::entry(uint64_t id) const {
   return model_.initializers[id];
 }
 
-const InputFile* OnnxReader::external_file(uint64_t id) {
+const ckpt::sdk::MappedFile* OnnxReader::external_file(uint64_t id) {
   const Initializer& t = entry(id);
   if (t.storage != Initializer::Storage::external) return nullptr;
   if (auto it = external_of_.find(id); it != external_of_.end()) return it->second;
-  const InputFile& f = external_.open(t.external.location, t.name);
+  const ckpt::sdk::MappedFile& f = external_.open(t.external.location, t.name);
   if (t.external.offset > f.size() || t.nbytes > f.size() - t.external.offset)
     fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(t.name) + ": external data at offset " +
                               std::to_string(t.external.offset) + " of " + std::to_string(t.nbytes) +
@@ -92,7 +92,7 @@ void OnnxReader::check_external(const std::string& note) {
       !j.contains("xxh3") || !j["xxh3"].is_string() || !j.contains("bytes") || !j["bytes"].is_number_unsigned())
     fail(CKPT_ERR_FORMAT, where + " is not {\"location\": ..., \"xxh3\": ..., \"bytes\": ...}");
   const std::string location = j["location"].get<std::string>();
-  const InputFile& f = external_.open(location, "(external data)");
+  const ckpt::sdk::MappedFile& f = external_.open(location, "(external data)");
   ExternalHeader h;
   bool same = parse_header(f.bytes(), h) && h.bytes == f.size() && h.bytes == j["bytes"].get<uint64_t>();
   if (same) {
@@ -217,7 +217,7 @@ const void* OnnxReader::map_tensor(uint64_t id) {
     case Initializer::Storage::none: return nothing;
     case Initializer::Storage::raw: return file_.data() + t.raw_offset;
     case Initializer::Storage::external: {
-      const InputFile* f = external_file(id);
+      const ckpt::sdk::MappedFile* f = external_file(id);
       return t.nbytes ? f->data() + t.external.offset : nothing;
     }
     case Initializer::Storage::typed: {

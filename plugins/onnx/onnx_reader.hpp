@@ -8,7 +8,7 @@
 
 #include "doc_tree.hpp"
 #include "external_data.hpp"
-#include "input_file.hpp"
+#include <ckpt/sdk_io.hpp>
 #include "model_scan.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -39,15 +39,15 @@ class OnnxReader final : public ckpt::sdk::Reader {
   void check_external(const std::string& note);
   // The external file of initializer `id` (nullptr if its data is in the model), opened and
   // bounds-checked on first use.
-  const InputFile* external_file(uint64_t id);
+  const ckpt::sdk::MappedFile* external_file(uint64_t id);
   void decode_typed(const Initializer& t, std::span<std::byte> dst) const;
   std::vector<int64_t> int64_values(size_t index);
 
   std::string path_;
-  InputFile file_;
+  ckpt::sdk::MappedFile file_;
   ScannedModel model_;
   ExternalFiles external_;
-  std::map<size_t, const InputFile*> external_of_;  // initializer -> its opened file
+  std::map<size_t, const ckpt::sdk::MappedFile*> external_of_;  // initializer -> its opened file
   Tree tree_;
   std::map<uint64_t, std::vector<std::byte>> decoded_;  // typed-field tensors handed out by map
 };

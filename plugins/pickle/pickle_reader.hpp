@@ -3,7 +3,7 @@
 #pragma once
 
 #include "doc_tree.hpp"
-#include "input_file.hpp"
+#include <ckpt/sdk_io.hpp>
 #include "py_object.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -21,7 +21,7 @@ class PickleReader final : public ckpt::sdk::Reader {
  private:
   TensorEntry& entry(uint64_t id);
 
-  InputFile file_;
+  ckpt::sdk::MappedFile file_;
   Arena arena_;
   std::vector<std::unique_ptr<Blob>> blobs_;
   std::vector<TensorEntry> tensors_;

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "doc_tree.hpp"
-#include "input_file.hpp"
+#include <ckpt/sdk_io.hpp>
 #include "py_object.hpp"
 #include "unpickler.hpp"
 #include "zip_archive.hpp"
@@ -28,7 +28,7 @@ class PtReader final : public ckpt::sdk::Reader {
   // The blob of archive/data/<key>, checked to hold at least `bytes`.
   ckpt_pickle::Blob* storage(const std::string& key, uint64_t bytes, const std::string& what);
 
-  ckpt_pickle::InputFile file_;
+  ckpt::sdk::MappedFile file_;
   ZipReader zip_;
   std::string prefix_;  // "archive/" or whatever folder torch named
   std::map<std::string, std::unique_ptr<ckpt_pickle::Blob>> blobs_;

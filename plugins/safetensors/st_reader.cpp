@@ -43,7 +43,7 @@ void SafetensorsReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
     fail(CKPT_ERR_INVALID_ARGUMENT, "tensor " + quote_name(t.key) + " has " + std::to_string(nbytes) +
                                         " bytes, the buffer " + std::to_string(dst.size()));
   // Small tensors sit next to the header the parse has already paged in; a syscall would cost
-  // more than the copy. See st_input.hpp for why large ones are read, not copied.
+  // more than the copy. See sdk::MappedFile (ckpt/sdk_io.hpp) for why large ones are read, not copied.
   constexpr uint64_t small = 64 << 10;
   if (nbytes == 0) return;
   if (nbytes <= small)

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "st_header.hpp"
-#include "st_input.hpp"
+#include <ckpt/sdk_io.hpp>
 #include "st_tree.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -29,7 +29,7 @@ class SafetensorsReader final : public ckpt::sdk::Reader {
   const TensorEntry& entry(uint64_t id) const;
   void list_group(const ckpt::sdk::Visitor& visitor, const GroupEntry& group);
 
-  InputFile file_;
+  ckpt::sdk::MappedFile file_;
   Header header_;
   Tree tree_;
 };

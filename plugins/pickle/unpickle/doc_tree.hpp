@@ -2,7 +2,7 @@
 // visitor, and per tensor where its bytes are (a strided view over a blob of bytes).
 #pragma once
 
-#include "input_file.hpp"
+#include <ckpt/sdk_io.hpp>
 
 #include <ckpt/sdk.hpp>
 
@@ -80,13 +80,13 @@ class Blob {
 // Bytes of the mapped file: `at` is their offset in `file`.
 class FileBlob final : public Blob {
  public:
-  FileBlob(const InputFile& file, uint64_t at, uint64_t size) : file_(file), at_(at), size_(size) {}
+  FileBlob(const ckpt::sdk::MappedFile& file, uint64_t at, uint64_t size) : file_(file), at_(at), size_(size) {}
   std::span<const std::byte> bytes() override { return file_.bytes().subspan(at_, size_); }
   uint64_t size() const override { return size_; }
   void read(uint64_t offset, std::span<std::byte> dst) override;
 
  private:
-  const InputFile& file_;
+  const ckpt::sdk::MappedFile& file_;
   uint64_t at_, size_;
 };
 
