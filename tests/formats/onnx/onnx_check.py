@@ -6,6 +6,11 @@
   onnx_check.py compare MODEL DIR     loads MODEL with its external data and checks every
                                       initializer against DIR/<hex of its name>.bin (its bytes)
                                       and DIR/<hex of its name>.txt (ONNX data type and dims)
+  onnx_check.py strip MODEL OUT       saves MODEL's graph as another tool that keeps only the
+                                      model would: a new ModelProto (producer "onnx_check.py",
+                                      MODEL's IR version and opsets) with the state dict's
+                                      initializers, without ckpt's training state (initializers
+                                      "ckpt/...") and "ckpt.*" metadata; checks OUT with full_check
 
 Exits 1 with the reason on any difference.
 """
@@ -14,7 +19,7 @@ import os
 import sys
 
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 
 def shape_of(value_info):
@@ -60,10 +65,26 @@ def compare(path, folder):
     print("ok %d initializers" % seen)
 
 
+def strip(path, out):
+    model = onnx.load(path)
+    graph = model.graph
+    keep = [t for t in graph.initializer if not t.name.startswith("ckpt/")]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    stripped = helper.make_model(graph, producer_name="onnx_check.py", opset_imports=model.opset_import,
+                                 ir_version=model.ir_version)
+    props = {p.key: p.value for p in model.metadata_props if not p.key.startswith("ckpt.")}
+    helper.set_model_props(stripped, props)
+    onnx.save(stripped, out)
+    onnx.checker.check_model(out, full_check=True)
+    print("ok %d initializers, %d metadata entries" % (len(keep), len(props)))
+
 if __name__ == "__main__":
     if sys.argv[1] == "check":
         check(sys.argv[2])
     elif sys.argv[1] == "compare":
         compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "strip":
+        strip(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)
