@@ -1,12 +1,14 @@
 // The SDK as its users get it: `cmake --install` of this build into a scratch prefix, then the
-// two examples built from that prefix alone with find_package(ckpt), and the installed
-// programs run on what they produce. The cases run in order and share the prefix and builds.
+// two examples and a plugin author's own kit program (kit_consumer/) built from that prefix
+// alone with find_package(ckpt), and the installed programs run on what they produce. The cases
+// run in order and share the prefix and builds.
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <sys/wait.h>
 
@@ -19,6 +21,7 @@ const fs::path kScratch = CKPT_SCRATCH_DIR;
 const fs::path kPrefix = kScratch / "prefix";
 const fs::path kHelloBuild = kScratch / "hello";
 const fs::path kAppBuild = kScratch / "train_loop";
+const fs::path kKitBuild = kScratch / "kit_consumer";
 const fs::path kWork = kScratch / "work";
 const fs::path kCkpt = kPrefix / "bin/ckpt";
 
@@ -58,12 +61,13 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-// Configures and builds an example against the prefix, as its README says, with one job.
-Result build_example(const std::string& example, const fs::path& build) {
+// Configures and builds a project against the prefix, as the examples' READMEs say, with one
+// job; `args` are more -D options.
+Result build_project(const fs::path& source, const fs::path& build, const std::string& args = "") {
   std::string flags = CKPT_SANITIZE_FLAGS;
-  std::string configure = std::string(CKPT_CMAKE) + " -S " + q(kSource / "sdk/examples" / example) + " -B " + q(build) +
-                          " -G '" + CKPT_GENERATOR + "' -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=" +
-                          CKPT_CXX_COMPILER + " -DCMAKE_PREFIX_PATH=" + q(kPrefix);
+  std::string configure = std::string(CKPT_CMAKE) + " -S " + q(source) + " -B " + q(build) + " -G '" +
+                          CKPT_GENERATOR + "' -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=" + CKPT_CXX_COMPILER +
+                          " -DCMAKE_PREFIX_PATH=" + q(kPrefix) + args;
   if (!flags.empty())
     for (const char* v : {"CMAKE_CXX_FLAGS", "CMAKE_EXE_LINKER_FLAGS", "CMAKE_MODULE_LINKER_FLAGS"})
       configure += std::string(" '-D") + v + "=" + flags + "'";
@@ -71,6 +75,25 @@ Result build_example(const std::string& example, const fs::path& build) {
   if (c.code != 0) return c;
   Result b = run(std::string(CKPT_CMAKE) + " --build " + q(build) + " -j 1");
   return {b.code, c.out + b.out};
+}
+
+Result build_example(const std::string& example, const fs::path& build) {
+  return build_project(kSource / "sdk/examples" / example, build);
+}
+
+// N of gtest's "[==========] N tests from M test suites ran."; -1 when there is no such line.
+long tests_ran(const std::string& out) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex(R"(\[==========\] (\d+) tests? from \d+ test suites? ran)"))) return -1;
+  return std::stol(m[1]);
+}
+
+// The cases --gtest_list_tests lists: its indented lines.
+long tests_listed(const std::string& out) {
+  std::istringstream in(out);
+  long n = 0;
+  for (std::string line; std::getline(in, line);) n += line.rfind("  ", 0) == 0;
+  return n;
 }
 
 // Every line of `ckpt plugins` that lists a format: FORMAT VERSION EXTENSIONS FROM CAPABILITIES.
@@ -190,6 +213,29 @@ TEST_F(OutOfTree, TheConformanceTestOfTheHelloProjectPasses) {
   Result r = run(std::string(CKPT_CTEST) + " --test-dir " + q(kHelloBuild) + " --output-on-failure");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(has(r, "100% tests passed")) << r.out;
+}
+
+// find_package(ckpt COMPONENTS conformance) and ckpt::conformance linked into a gtest program
+// of the plugin author's own: it runs every case the installed ckpt-conformance runs on the
+// same plugin (none lost to the static library's linking), and passes, and its own case too.
+TEST_F(OutOfTree, AProgramLinkingCkptConformanceRunsTheWholeKitOnHello) {
+  Result b = build_project(kSource / "tests/sdk/kit_consumer", kKitBuild,
+                           " -DHELLO_DIR=" + q(kSource / "sdk/examples/hello"));
+  ASSERT_EQ(b.code, 0) << b.out;
+  const fs::path plugin = kKitBuild / "plugins/ckpt_hello.so";
+  ASSERT_TRUE(fs::exists(plugin)) << b.out;
+  Result list = run(q(kPrefix / "bin/ckpt-conformance") + " " + q(plugin) + " --quick --gtest_list_tests");
+  ASSERT_EQ(list.code, 0) << list.out;
+  const long kit_cases = tests_listed(list.out);
+  ASSERT_GT(kit_cases, 20) << list.out;
+
+  Result t = run(std::string(CKPT_CTEST) + " --test-dir " + q(kKitBuild) + " -V");
+  EXPECT_EQ(t.code, 0) << t.out;
+  EXPECT_TRUE(has(t, "100% tests passed")) << t.out;
+  EXPECT_TRUE(has(t, "[       OK ] HelloOwn.AFileStartsWithItsHeaderAndReadsBack")) << t.out;
+  EXPECT_TRUE(has(t, "[  PASSED  ] ")) << t.out;
+  EXPECT_FALSE(has(t, "[  FAILED  ]")) << t.out;
+  EXPECT_EQ(tests_ran(t.out), kit_cases + 1) << "the kit's cases and the program's own one:\n" << t.out;
 }
 
 TEST_F(OutOfTree, InstalledCkptChecksHelloWithoutComplaint) {

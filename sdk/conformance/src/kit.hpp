@@ -105,6 +105,6 @@ std::optional<std::string> error_from(F&& f) {
     if (::ckpt::conformance::settings().quick) GTEST_SKIP() << "skipped by --quick";               \
   } while (0)
 
-// Every test file names itself here so the runner can pull it out of the static library.
+// Every test file names itself here so configure() can pull it out of the static library.
 #define CKPT_CONFORMANCE_CASES(id) \
   namespace ckpt::conformance::anchors { void id() {} }

@@ -11,19 +11,6 @@
 
 namespace ckpt::conformance {
 
-// Cases register themselves from static initialisers; a static library contributes an object
-// file only when something refers to it, so the runner refers to every one.
-namespace anchors {
-void corruption();
-void declaration();
-void determinism();
-void errors();
-void identify();
-void map();
-void roundtrip();
-void slice();
-}  // namespace anchors
-
 namespace {
 
 std::string usage() {
@@ -65,15 +52,6 @@ uint64_t parse_seed(const std::string& s) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  anchors::corruption();
-  anchors::declaration();
-  anchors::determinism();
-  anchors::errors();
-  anchors::identify();
-  anchors::map();
-  anchors::roundtrip();
-  anchors::slice();
-
   Settings s;
   std::vector<char*> gtest_args = {argv[0]};
   try {

@@ -6,6 +6,10 @@
 // Cases are parametrized by format, so --gtest_filter='*/foo*' narrows to one format. A case a
 // format cannot take (no nested groups, a dtype it does not hold) is skipped with the declared
 // capability as the reason, never silently passed.
+//
+// Linked as a library (ckpt::conformance), a test program of one's own runs the same cases
+// beside its own TESTs: its main calls run(argc, argv), or configure() and then
+// ::testing::InitGoogleTest and RUN_ALL_TESTS (tests/sdk/kit_consumer/ does).
 #pragma once
 
 #include <ckpt/registry.hpp>
