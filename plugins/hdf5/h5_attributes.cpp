@@ -9,37 +9,6 @@ namespace ckpt_hdf5 {
 
 using ckpt::sdk::fail;
 
-ckpt_value OwnedValue::view() const {
-  switch (type) {
-    case CKPT_VALUE_BOOL: return ckpt::sdk::make_bool(i != 0);
-    case CKPT_VALUE_INT64: return ckpt::sdk::make_int(i);
-    case CKPT_VALUE_FLOAT64: return ckpt::sdk::make_float(f);
-    case CKPT_VALUE_STRING: return ckpt::sdk::make_string(s);
-    case CKPT_VALUE_BOOL_ARRAY: return ckpt::sdk::make_bools(bools);
-    case CKPT_VALUE_INT64_ARRAY: return ckpt::sdk::make_ints(ints);
-    case CKPT_VALUE_FLOAT64_ARRAY: return ckpt::sdk::make_floats(floats);
-    case CKPT_VALUE_STRING_ARRAY:
-      views_.clear();
-      for (const auto& x : strings) views_.push_back({x.data(), x.size()});
-      return ckpt::sdk::make_strings(views_);
-    default: fail(CKPT_ERR_INTERNAL, "attribute value without a type");
-  }
-}
-
-OwnedValue OwnedValue::string(std::string s) {
-  OwnedValue v;
-  v.type = CKPT_VALUE_STRING;
-  v.s = std::move(s);
-  return v;
-}
-
-OwnedValue OwnedValue::integer(int64_t i) {
-  OwnedValue v;
-  v.type = CKPT_VALUE_INT64;
-  v.i = i;
-  return v;
-}
-
 // ---- writing --------------------------------------------------------------------------------
 
 void write_attribute(hid_t obj, const std::string& name, const ckpt_value& v,
@@ -166,7 +135,7 @@ std::string trim_fixed(const char* p, size_t size, H5T_str_t pad) {
 
 }  // namespace
 
-std::optional<OwnedValue> read_attribute(hid_t attr, const std::string& where, FileGuard& guard) {
+std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGuard& guard) {
   const uint64_t max_bytes = guard.file_size();
   Handle ft = type_handle(H5Aget_type(attr), where);
   Handle sp = space_handle(H5Aget_space(attr), where);
@@ -184,7 +153,7 @@ std::optional<OwnedValue> read_attribute(hid_t attr, const std::string& where, F
   const bool array = sc != H5S_SCALAR;
   const H5T_class_t cls = H5Tget_class(ft);
 
-  OwnedValue out;
+  Value out;
   if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
     const bool integer = cls == H5T_INTEGER;
     if (integer) {
@@ -211,7 +180,7 @@ std::optional<OwnedValue> read_attribute(hid_t attr, const std::string& where, F
     if (n) h5_ok(H5Aread(attr, mt, b.data()), where);
     for (int8_t x : b) out.bools.push_back(x ? 1 : 0);
     out.type = array ? CKPT_VALUE_BOOL_ARRAY : CKPT_VALUE_BOOL;
-    if (!array) out.i = out.bools.at(0);
+    if (!array) out.b = out.bools.at(0) != 0;
     return out;
   }
   if (cls == H5T_STRING) {

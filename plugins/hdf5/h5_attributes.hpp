@@ -4,32 +4,15 @@
 #include "h5_common.hpp"
 #include "h5_guard.hpp"
 
+#include <ckpt/sdk_value.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace ckpt_hdf5 {
 
-// An attribute value that owns its bytes (what a ckpt_value points into).
-struct OwnedValue {
-  uint32_t type = 0;  // ckpt_value_type
-  int64_t i = 0;      // bool (0/1) or int64
-  double f = 0;
-  std::string s;
-  std::vector<uint8_t> bools;
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
-  std::vector<std::string> strings;
-
-  // A view valid while this value lives and is not modified.
-  ckpt_value view() const;
-
-  static OwnedValue string(std::string s);
-  static OwnedValue integer(int64_t i);
-
- private:
-  mutable std::vector<ckpt_str> views_;
-};
+using ckpt::sdk::Value;
 
 // Creates attribute `name` on `obj`. Scalars have a scalar dataspace, arrays a 1-D one (of
 // length 0 for an empty array: the datatype still says what the elements are).
@@ -40,7 +23,7 @@ void write_attribute(hid_t obj, const std::string& name, const ckpt_value& value
 // Multi-dimensional attributes of other tools are flattened into arrays. An attribute whose
 // stored size exceeds the file's is damage, refused before allocating; variable-length data is
 // checked by `guard` before libhdf5 reads it.
-std::optional<OwnedValue> read_attribute(hid_t attr, const std::string& where, FileGuard& guard);
+std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGuard& guard);
 
 // Reads attribute `name` of `obj` if it exists and is a string.
 std::optional<std::string> read_string_attribute(hid_t obj, const char* name, FileGuard& guard);

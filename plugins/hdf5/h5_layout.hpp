@@ -2,6 +2,8 @@
 // the reader must agree on.
 #pragma once
 
+#include <ckpt/sdk_value.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,36 +44,7 @@ inline std::optional<std::string> unescape_link_name(std::string_view stored) {
   return std::nullopt;
 }
 
-// Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF), as Python decodes it:
-// strings h5py must hand back as str have to pass this.
-inline bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return false;
-    if (n - i < len) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-      return false;
-    i += len;
-  }
-  return true;
-}
+using ckpt::sdk::valid_utf8;  // strict: strings h5py must hand back as str have to pass it
 
 // A variable-length HDF5 string is NUL-terminated and h5py decodes it as UTF-8; a string that
 // holds a NUL or is not UTF-8 is stored as a variable-length sequence of uint8 instead.

@@ -271,7 +271,8 @@ void replay(const ListNode& n, const std::vector<TensorEntry>& entries, const ck
     return;
   }
   v.begin_group(root ? std::string() : n.name);
-  for (const auto& [name, value] : n.attributes) v.attribute(name, value.view());
+  std::vector<ckpt_str> scratch;
+  for (const auto& [name, value] : n.attributes) v.attribute(name, value.view(scratch));
   for (const auto& c : n.children) replay(c, entries, v, false);
   v.end_group();
 }

@@ -28,7 +28,7 @@ struct TensorEntry {
 struct ListNode {
   std::string name;
   bool is_group = true;
-  std::vector<std::pair<std::string, OwnedValue>> attributes;
+  std::vector<std::pair<std::string, Value>> attributes;
   std::vector<ListNode> children;
   uint64_t tensor_id = 0;  // tensors only: index into the reader's entries
 
@@ -37,7 +37,7 @@ struct ListNode {
       if (c.name == n) return &c;
     return nullptr;
   }
-  const OwnedValue* attribute(std::string_view n) const {
+  const Value* attribute(std::string_view n) const {
     for (const auto& [k, v] : attributes)
       if (k == n) return &v;
     return nullptr;

@@ -11,7 +11,7 @@ namespace {
 // Keras' saver splits an attribute too large for an object header into name0, name1, ...
 std::optional<std::vector<std::string>> string_list(const ListNode& g, const std::string& name) {
   std::vector<std::string> out;
-  auto take = [&](const OwnedValue& v) {
+  auto take = [&](const Value& v) {
     if (v.type == CKPT_VALUE_STRING_ARRAY) {
       out.insert(out.end(), v.strings.begin(), v.strings.end());
       return true;
@@ -24,12 +24,12 @@ std::optional<std::vector<std::string>> string_list(const ListNode& g, const std
     return (v.type == CKPT_VALUE_FLOAT64_ARRAY && v.floats.empty()) ||
            (v.type == CKPT_VALUE_INT64_ARRAY && v.ints.empty());
   };
-  if (const OwnedValue* v = g.attribute(name)) {
+  if (const Value* v = g.attribute(name)) {
     if (!take(*v)) return std::nullopt;
     return out;
   }
   size_t k = 0;
-  for (; const OwnedValue* v = g.attribute(name + std::to_string(k)); ++k)
+  for (; const Value* v = g.attribute(name + std::to_string(k)); ++k)
     if (!take(*v)) return std::nullopt;
   if (k == 0) return std::nullopt;
   return out;
@@ -159,13 +159,13 @@ std::optional<ListNode> map_keras_layout(const ListNode& raw, std::vector<Tensor
   meta.name = "meta";
   std::string producer = "Keras";
   for (const ListNode* g : {&raw, weights})
-    if (const OwnedValue* v = g->attribute("keras_version"); v && v->type == CKPT_VALUE_STRING) {
+    if (const Value* v = g->attribute("keras_version"); v && v->type == CKPT_VALUE_STRING) {
       producer += " " + v->s;
       break;
     }
-  meta.attributes.emplace_back("schema", OwnedValue::string("ckpt.checkpoint"));
-  meta.attributes.emplace_back("schema_version", OwnedValue::integer(1));
-  meta.attributes.emplace_back("producer", OwnedValue::string(producer + " (legacy HDF5 weights)"));
+  meta.attributes.emplace_back("schema", Value::string("ckpt.checkpoint"));
+  meta.attributes.emplace_back("schema_version", Value::integer(1));
+  meta.attributes.emplace_back("producer", Value::string(producer + " (legacy HDF5 weights)"));
 
   ListNode& model = doc.children.emplace_back();
   model.name = "model";

@@ -5,6 +5,8 @@
 #include "json_strings.hpp"
 #include "layout.hpp"
 
+#include <ckpt/sdk_value.hpp>
+
 #include <algorithm>
 #include <bit>
 #include <charconv>
@@ -85,8 +87,10 @@ void JsonWriter::check_name(std::string_view name, const char* what) const {
 }
 
 void JsonWriter::check_utf8(std::string_view s, const std::string& where) const {
-  size_t bad = find_invalid_utf8(s);
-  if (bad != kValidUtf8)
+  // Checked here because a string the writer stores must come back byte for byte, and
+  // nlohmann's reader rejects what is not UTF-8.
+  const size_t bad = sdk::invalid_utf8_at(s);
+  if (bad != std::string_view::npos)
     sdk::fail(CKPT_ERR_UNSUPPORTED, where + ": not valid UTF-8 (byte " + std::to_string(bad) +
                                         "); the json format stores text only");
 }

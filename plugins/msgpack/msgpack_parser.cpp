@@ -10,6 +10,7 @@
 #include "msgpack_tree.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_value.hpp>
 
 // parse.hpp needs the unpacker's definitions of its helper templates.
 #include <msgpack/unpack.hpp>
@@ -67,35 +68,9 @@ const char* kind_of_tag(uint8_t tag) {
   }
 }
 
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<uint8_t>(s[i]);
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) { ++i; continue; }
-    if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
-    else return false;
-    if (s.size() - i <= n) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<uint8_t>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF.
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 // A string as it may appear in a message: bounded, control bytes escaped.
 std::string quoted(std::string_view s) {
-  const bool utf8 = valid_utf8(s);
+  const bool utf8 = ckpt::sdk::valid_utf8(s);
   std::string out = "\"";
   const size_t limit = 64;
   for (size_t i = 0; i < s.size() && i < limit; ++i) {
@@ -546,7 +521,7 @@ class TreeBuilder {
     if (name.empty()) problem = "is empty";
     else if (name.find('/') != std::string_view::npos) problem = "holds '/'";
     else if (name.find('\0') != std::string_view::npos) problem = "holds a NUL byte";
-    else if (!valid_utf8(name)) problem = "is not valid UTF-8";
+    else if (!ckpt::sdk::valid_utf8(name)) problem = "is not valid UTF-8";
     if (!problem.empty()) error(at, std::string(what) + " name " + quoted(name) + " " + problem);
   }
 

@@ -13,31 +13,13 @@
 namespace ckpt_onnx {
 
 using ckpt::sdk::fail;
+using ckpt::sdk::value_type_from_name;
+using ckpt::sdk::value_type_name;
 using nlohmann::json;
 
 namespace {
 
 constexpr std::string_view kFormat = "ckpt-onnx-document";
-
-const char* type_name(uint32_t t) {
-  switch (t) {
-    case CKPT_VALUE_BOOL: return "bool";
-    case CKPT_VALUE_INT64: return "int64";
-    case CKPT_VALUE_FLOAT64: return "float64";
-    case CKPT_VALUE_STRING: return "string";
-    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
-    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
-    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
-    case CKPT_VALUE_STRING_ARRAY: return "string[]";
-    default: return nullptr;
-  }
-}
-
-uint32_t type_from_name(std::string_view s) {
-  for (uint32_t t = CKPT_VALUE_BOOL; t <= CKPT_VALUE_STRING_ARRAY; ++t)
-    if (s == type_name(t)) return t;
-  return 0;
-}
 
 // ---- encoding ----
 
@@ -53,7 +35,7 @@ json number(double d) {
   return json{{"bits", buf}};
 }
 
-json value_json(const OwnedValue& v) {
+json value_json(const Value& v) {
   switch (v.type) {
     case CKPT_VALUE_BOOL: return json(v.b);
     case CKPT_VALUE_INT64: return json(v.i);
@@ -84,7 +66,7 @@ json group_json(const Tree& tree, const GroupNode& g) {
   if (!g.attributes.empty()) {
     json attrs = json::array();
     for (const Attribute& a : g.attributes)
-      attrs.push_back(json::array({text(a.name), type_name(a.value.type), value_json(a.value)}));
+      attrs.push_back(json::array({text(a.name), value_type_name(a.value.type), value_json(a.value)}));
     out["attributes"] = std::move(attrs);
   }
   if (!g.children.empty()) {
@@ -183,11 +165,11 @@ class Decoder {
     std::string name = name_of(a[0], path, "attribute name");
     const std::string apath = (path.empty() ? "@" : path + "/@") + name;
     if (!names.insert(name).second) bad(path, "duplicate attribute " + quote_text(name));
-    OwnedValue v;
-    v.type = type_from_name(a[1].get<std::string>());
+    Value v;
+    v.type = value_type_from_name(a[1].get<std::string>());
     const json& j = a[2];
     auto array = [&]() -> const json& {
-      if (!j.is_array()) bad(apath, std::string("a ") + type_name(v.type) + " value must be an array");
+      if (!j.is_array()) bad(apath, std::string("a ") + value_type_name(v.type) + " value must be an array");
       return j;
     };
     switch (v.type) {
@@ -284,7 +266,7 @@ Tree tree_from_json(std::string_view text, const std::string& source) {
   return tree;
 }
 
-std::string value_as_text(const OwnedValue& v) {
+std::string value_as_text(const Value& v) {
   if (v.type == CKPT_VALUE_STRING && valid_utf8(v.s)) return v.s;
   return value_json(v).dump();
 }

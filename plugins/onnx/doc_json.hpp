@@ -24,6 +24,6 @@ Tree tree_from_json(std::string_view json, const std::string& source);
 
 // An attribute value as text for a metadata_props entry: strings as they are (when valid
 // UTF-8), everything else as JSON.
-std::string value_as_text(const OwnedValue& v);
+std::string value_as_text(const Value& v);
 
 }  // namespace ckpt_onnx

@@ -6,6 +6,7 @@
 
 #include <ckpt/plugin_abi.h>
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_value.hpp>
 
 #include <cstdint>
 #include <string>
@@ -14,26 +15,11 @@
 
 namespace ckpt_onnx {
 
-// An attribute value that owns its storage; view() lends it out as a ckpt_value.
-struct OwnedValue {
-  uint32_t type = 0;  // ckpt_value_type
-  bool b = false;
-  int64_t i = 0;
-  double f = 0;
-  std::string s;
-  std::vector<uint8_t> bools;
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
-  std::vector<std::string> strings;
-
-  static OwnedValue copy_of(const ckpt_value& v, const std::string& where);
-  // Valid while this value lives unchanged; `scratch` holds the string views of string arrays.
-  ckpt_value view(std::vector<ckpt_str>& scratch) const;
-};
+using ckpt::sdk::Value;
 
 struct Attribute {
   std::string name;
-  OwnedValue value;
+  Value value;
 };
 
 struct TensorNode {
@@ -66,13 +52,13 @@ class Tree {
   const GroupNode& root() const { return groups[0]; }
   size_t add_group(size_t parent, std::string name);
   size_t add_tensor(size_t parent, TensorNode t);
-  void set(size_t group, std::string name, OwnedValue v);
+  void set(size_t group, std::string name, Value v);
   // The child group `name` of `group`, or SIZE_MAX.
   size_t find_group(size_t group, std::string_view name) const;
   // The group at a '/'-separated path from the root, or SIZE_MAX.
   size_t find_path(std::string_view path) const;
   const TensorNode* find_tensor(size_t group, std::string_view name) const;
-  const OwnedValue* attribute(size_t group, std::string_view name) const;
+  const Value* attribute(size_t group, std::string_view name) const;
 
   // Reports the tree to the host, root first.
   void list(const ckpt::sdk::Visitor& visitor) const;
@@ -80,12 +66,5 @@ class Tree {
  private:
   void list_group(const ckpt::sdk::Visitor& visitor, size_t g) const;
 };
-
-OwnedValue string_value(std::string s);
-OwnedValue int_value(int64_t i);
-OwnedValue float_value(double f);
-OwnedValue bool_value(bool b);
-OwnedValue ints_value(std::vector<int64_t> v);
-OwnedValue strings_value(std::vector<std::string> v);
 
 }  // namespace ckpt_onnx

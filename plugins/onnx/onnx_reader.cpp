@@ -125,18 +125,18 @@ void OnnxReader::build_foreign_tree() {
 
   Tree& t = tree_;
   const size_t meta = t.add_group(0, "meta");
-  t.set(meta, "schema", string_value("ckpt.checkpoint"));
-  t.set(meta, "schema_version", int_value(1));
+  t.set(meta, "schema", Value::string("ckpt.checkpoint"));
+  t.set(meta, "schema_version", Value::integer(1));
   std::string producer = model_.producer_name;
   if (!model_.producer_version.empty()) producer += (producer.empty() ? "" : " ") + model_.producer_version;
-  t.set(meta, "producer", string_value(producer.empty() ? "unknown ONNX producer" : producer));
+  t.set(meta, "producer", Value::string(producer.empty() ? "unknown ONNX producer" : producer));
   if (!model_.metadata.empty()) {
     const size_t user = t.add_group(meta, "user");
     std::set<std::string> keys;
     for (const auto& [k, v] : model_.metadata) {
       std::string key = k.empty() ? "(empty key)" : escape_name(k);
       if (!keys.insert(key).second) continue;  // protobuf's last-wins is the scan's job; keep the first here
-      t.set(user, std::move(key), string_value(v));
+      t.set(user, std::move(key), Value::string(v));
     }
   }
   const size_t model = t.add_group(0, "model");
@@ -145,18 +145,18 @@ void OnnxReader::build_foreign_tree() {
 
   const size_t extra = t.add_group(0, "extra");
   const size_t onnx = t.add_group(extra, "onnx");
-  t.set(onnx, "ir_version", int_value(model_.ir_version));
+  t.set(onnx, "ir_version", Value::integer(model_.ir_version));
   std::vector<std::string> opsets;
   for (const auto& [domain, version] : model_.opsets)
     opsets.push_back((domain.empty() ? std::string("ai.onnx") : domain) + " " + std::to_string(version));
-  t.set(onnx, "opset_import", strings_value(std::move(opsets)));
-  t.set(onnx, "producer_name", string_value(model_.producer_name));
-  t.set(onnx, "producer_version", string_value(model_.producer_version));
-  if (!model_.domain.empty()) t.set(onnx, "domain", string_value(model_.domain));
-  if (model_.model_version) t.set(onnx, "model_version", int_value(model_.model_version));
-  if (!model_.doc_string.empty()) t.set(onnx, "doc_string", string_value(model_.doc_string));
-  t.set(onnx, "graph_name", string_value(graph.name()));
-  t.set(onnx, "spec", string_value(imp.spec ? "rebuilt from the graph" : "not rebuilt: " + imp.reason));
+  t.set(onnx, "opset_import", Value::string_array(std::move(opsets)));
+  t.set(onnx, "producer_name", Value::string(model_.producer_name));
+  t.set(onnx, "producer_version", Value::string(model_.producer_version));
+  if (!model_.domain.empty()) t.set(onnx, "domain", Value::string(model_.domain));
+  if (model_.model_version) t.set(onnx, "model_version", Value::integer(model_.model_version));
+  if (!model_.doc_string.empty()) t.set(onnx, "doc_string", Value::string(model_.doc_string));
+  t.set(onnx, "graph_name", Value::string(graph.name()));
+  t.set(onnx, "spec", Value::string(imp.spec ? "rebuilt from the graph" : "not rebuilt: " + imp.reason));
 
   std::vector<std::string> skipped;
   if (model_.sparse_initializers)
@@ -186,7 +186,7 @@ void OnnxReader::build_foreign_tree() {
     }
     t.add_tensor(parent, std::move(node));
   }
-  if (!skipped.empty()) t.set(onnx, "skipped", strings_value(std::move(skipped)));
+  if (!skipped.empty()) t.set(onnx, "skipped", Value::string_array(std::move(skipped)));
 }
 
 void OnnxReader::read_tensor(uint64_t id, std::span<std::byte> dst) {

@@ -98,7 +98,7 @@ void OnnxWriter::attribute(std::string_view name, const ckpt_value& value) {
   if (!g.attribute_names.emplace(name).second)
     fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute " + quote_text(name) + " in " + where());
   --g.attributes_left;
-  tree_.set(g.group, std::string(name), OwnedValue::copy_of(value, "attribute " + quote_text(name) + " in " + where()));
+  tree_.set(g.group, std::string(name), Value::copy_of(value, "attribute " + quote_text(name) + " in " + where()));
 }
 
 // model/state and root tensors keep their names, so the graph and other tools see the state

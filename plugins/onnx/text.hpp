@@ -2,6 +2,8 @@
 // bytes that are not text, and names quoted for error messages.
 #pragma once
 
+#include <ckpt/sdk_value.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -11,7 +13,7 @@
 
 namespace ckpt_onnx {
 
-bool valid_utf8(std::string_view s);
+using ckpt::sdk::valid_utf8;
 std::string to_hex(std::string_view bytes);
 // nullopt unless `hex` is an even number of hex digits.
 std::optional<std::string> from_hex(std::string_view hex);

@@ -13,8 +13,8 @@ namespace {
 
 constexpr const char* kArchive = "archive/";
 
-AttrValue owned(const ckpt_value& v) {
-  AttrValue a;
+Value owned(const ckpt_value& v) {
+  Value a;
   a.type = v.type;
   switch (v.type) {
     case CKPT_VALUE_BOOL: a.b = v.u.b != 0; break;

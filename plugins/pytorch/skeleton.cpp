@@ -8,7 +8,7 @@
 namespace ckpt_pytorch {
 
 using ckpt::sdk::fail;
-using ckpt_pickle::AttrValue;
+using ckpt_pickle::Value;
 using ckpt_pickle::Node;
 using json = nlohmann::json;
 
@@ -19,26 +19,9 @@ constexpr int64_t kVersion = 1;
 // Deeper than any document the host makes; bounds nlohmann's recursion on hostile input.
 constexpr int kMaxDepth = 2200;
 
-bool valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n;
-    if (c < 0x80) n = 0;
-    else if ((c >> 5) == 6) n = 1;
-    else if ((c >> 4) == 14) n = 2;
-    else if ((c >> 3) == 30) n = 3;
-    else return false;
-    if (n > s.size() - i - 1) return false;
-    for (size_t k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 // Text that is not UTF-8 cannot be a JSON string: it goes as {"hex": "..."}.
 json text(const std::string& s) {
-  if (valid_utf8(s)) return s;
+  if (ckpt::sdk::valid_utf8(s)) return s;
   std::string h;
   char buf[3];
   for (unsigned char c : s) {
@@ -54,21 +37,7 @@ std::string bits(double d) {
   return buf;
 }
 
-const char* type_name(uint32_t t) {
-  switch (t) {
-    case CKPT_VALUE_BOOL: return "bool";
-    case CKPT_VALUE_INT64: return "int64";
-    case CKPT_VALUE_FLOAT64: return "float64";
-    case CKPT_VALUE_STRING: return "string";
-    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
-    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
-    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
-    case CKPT_VALUE_STRING_ARRAY: return "string[]";
-    default: return "?";
-  }
-}
-
-json value(const AttrValue& v) {
+json value(const Value& v) {
   switch (v.type) {
     case CKPT_VALUE_BOOL: return v.b;
     case CKPT_VALUE_INT64: return v.i;
@@ -96,7 +65,7 @@ json value(const AttrValue& v) {
 
 json group(const Node& g, const std::vector<SkeletonTensor>& tensors) {
   json attrs = json::array();
-  for (const auto& [k, v] : g.attributes) attrs.push_back(json::array({text(k), type_name(v.type), value(v)}));
+  for (const auto& [k, v] : g.attributes) attrs.push_back(json::array({text(k), ckpt::sdk::value_type_name(v.type), value(v)}));
   json children = json::array();
   for (const Node& c : g.children) {
     if (c.is_group) {
@@ -138,15 +107,15 @@ double unbits(const json& j, const std::string& where) {
   return std::bit_cast<double>(static_cast<uint64_t>(u));
 }
 
-AttrValue unvalue(const std::string& type, const json& j, const std::string& where) {
-  AttrValue v;
+Value unvalue(const std::string& type, const json& j, const std::string& where) {
+  Value v;
   auto need = [&](bool ok) {
     if (!ok) bad(where, "a " + type + " attribute of the wrong JSON type");
   };
-  if (type == "bool") { need(j.is_boolean()); return AttrValue::boolean(j.get<bool>()); }
-  if (type == "int64") { need(j.is_number_integer()); return AttrValue::integer(j.get<int64_t>()); }
-  if (type == "float64") return AttrValue::floating(unbits(j, where));
-  if (type == "string") return AttrValue::string(untext(j, where));
+  if (type == "bool") { need(j.is_boolean()); return Value::boolean(j.get<bool>()); }
+  if (type == "int64") { need(j.is_number_integer()); return Value::integer(j.get<int64_t>()); }
+  if (type == "float64") return Value::floating(unbits(j, where));
+  if (type == "string") return Value::string(untext(j, where));
   need(j.is_array());
   if (type == "bool[]") {
     v.type = CKPT_VALUE_BOOL_ARRAY;

@@ -131,43 +131,43 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
     }
   }
   auto num = [&](const char* key, double fallback) { return number(g->find(key), b).value_or(fallback); };
-  if (step) out.set("step", AttrValue::integer(static_cast<int64_t>(*step)));
-  out.set("type", AttrValue::string(type));
-  out.set("lr", AttrValue::floating(num("lr", 0.001)));
+  if (step) out.set("step", Value::integer(static_cast<int64_t>(*step)));
+  out.set("type", Value::string(type));
+  out.set("lr", Value::floating(num("lr", 0.001)));
   if (type == "sgd") {
-    out.set("momentum", AttrValue::floating(num("momentum", 0)));
-    out.set("dampening", AttrValue::floating(num("dampening", 0)));
+    out.set("momentum", Value::floating(num("momentum", 0)));
+    out.set("dampening", Value::floating(num("dampening", 0)));
     const Scalar* nesterov = as_scalar(g->find("nesterov"));
-    out.set("nesterov", AttrValue::boolean(nesterov && nesterov->b));
+    out.set("nesterov", Value::boolean(nesterov && nesterov->b));
   } else {
-    AttrValue betas;
+    Value betas;
     betas.type = CKPT_VALUE_FLOAT64_ARRAY;
     const Seq* bt = as_seq(g->find("betas"));
     if (!bt || bt->items.size() != 2) return false;
     for (const Obj* x : bt->items) betas.floats.push_back(number(x, b).value_or(0));
     out.set("betas", betas);
-    out.set("eps", AttrValue::floating(num("eps", 1e-8)));
+    out.set("eps", Value::floating(num("eps", 1e-8)));
   }
-  out.set("weight_decay", AttrValue::floating(num("weight_decay", 0)));
+  out.set("weight_decay", Value::floating(num("weight_decay", 0)));
   // Options ckpt's trainer does not have are kept when they change the update.
   for (const char* flag : {"amsgrad", "maximize"})
-    if (const Scalar* s = as_scalar(g->find(flag)); s && s->kind == Kind::boolean && s->b) out.set(flag, AttrValue::boolean(true));
+    if (const Scalar* s = as_scalar(g->find(flag)); s && s->kind == Kind::boolean && s->b) out.set(flag, Value::boolean(true));
   out.add_child(std::move(st));
   return true;
 }
 
 // A float as ckpt's writer stores it by default (`floats=tensor`): a 0-d float64 tensor, or a
 // list or tuple of them for a float64[] attribute.
-std::optional<AttrValue> written_floats(const Obj* o, DocBuilder& b) {
+std::optional<Value> written_floats(const Obj* o, DocBuilder& b) {
   auto one = [&](const Obj* x) -> std::optional<double> {
     const Array* a = as_array(x);
     if (!a || !a->shape.empty() || a->dtype != CKPT_DTYPE_F64) return std::nullopt;
     return number(x, b);
   };
-  if (auto f = one(o)) return AttrValue::floating(*f);
+  if (auto f = one(o)) return Value::floating(*f);
   const Seq* s = as_seq(o);
   if (!s || s->items.empty()) return std::nullopt;
-  AttrValue out;
+  Value out;
   out.type = CKPT_VALUE_FLOAT64_ARRAY;
   for (const Obj* x : s->items) {
     auto f = one(x);
@@ -235,9 +235,9 @@ Node map_torch_object(const Obj* root, DocBuilder& b) {
   }
   // A training checkpoint (the layout of PyTorch's and MegEngine's guides): ckpt's schema.
   Node& meta = doc.add_group("meta");
-  meta.set("schema", AttrValue::string("ckpt.checkpoint"));
-  meta.set("schema_version", AttrValue::integer(1));
-  meta.set("producer", AttrValue::string("PyTorch (torch.save)"));
+  meta.set("schema", Value::string("ckpt.checkpoint"));
+  meta.set("schema_version", Value::integer(1));
+  meta.set("producer", Value::string("PyTorch (torch.save)"));
   std::vector<std::string> params;
   if (model) {
     Node& state = doc.add_group("model").add_group("state");
@@ -256,17 +256,17 @@ Node map_torch_object(const Obj* root, DocBuilder& b) {
   Node trainer;
   trainer.name = "trainer";
   if (const Scalar* e = as_scalar(d->find("epoch")); e && e->kind == Kind::integer) {
-    trainer.set("epoch", AttrValue::integer(e->i));
+    trainer.set("epoch", Value::integer(e->i));
     used.insert("epoch");
   }
   for (const char* k : {"step", "global_step", "iteration"})
     if (const Scalar* s = as_scalar(d->find(k)); s && s->kind == Kind::integer) {
-      trainer.set("step", AttrValue::integer(s->i));
+      trainer.set("step", Value::integer(s->i));
       used.insert(k);
       break;
     }
   if (auto loss = number(d->find("loss"), b)) {
-    trainer.set("loss", AttrValue::floating(*loss));
+    trainer.set("loss", Value::floating(*loss));
     used.insert("loss");
   }
   if (const Dict* own = as_dict(d->find("trainer"))) {
@@ -295,7 +295,7 @@ namespace {
 
 using T = PyOut::T;
 
-PyOut attribute_value(const AttrValue& v, const TorchWriteContext& ctx) {
+PyOut attribute_value(const Value& v, const TorchWriteContext& ctx) {
   switch (v.type) {
     case CKPT_VALUE_BOOL: return PyOut::boolean(v.b);
     case CKPT_VALUE_INT64: return PyOut::integer(v.i);
@@ -334,19 +334,19 @@ void flatten(const Node& g, const std::string& prefix, PyOut& out, std::vector<s
 }
 
 double num(const Node& g, const char* key, double fallback) {
-  const AttrValue* v = g.attribute(key);
+  const Value* v = g.attribute(key);
   if (v && v->type == CKPT_VALUE_FLOAT64) return v->f;
   if (v && v->type == CKPT_VALUE_INT64) return static_cast<double>(v->i);
   return fallback;
 }
 
 bool flag(const Node& g, const char* key) {
-  const AttrValue* v = g.attribute(key);
+  const Value* v = g.attribute(key);
   return v && v->type == CKPT_VALUE_BOOL && v->b;
 }
 
 std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::string>& names, const TorchWriteContext& ctx) {
-  const AttrValue* type = opt.attribute("type");
+  const Value* type = opt.attribute("type");
   if (!type || type->type != CKPT_VALUE_STRING) return std::nullopt;
   const std::string& t = type->s;
   if (t != "sgd" && t != "adam" && t != "adamw") return std::nullopt;
@@ -362,7 +362,7 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
         if (buf.is_group) return std::nullopt;
     }
   }
-  const AttrValue* step = opt.attribute("step");
+  const Value* step = opt.attribute("step");
   const double steps = step && step->type == CKPT_VALUE_INT64 ? static_cast<double>(step->i) : 0;
   PyOut out = PyOut::container(T::dict);
   PyOut& st = out.add("state", PyOut::container(T::dict));
@@ -388,7 +388,7 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
   } else {
     g.add("lr", ctx.number(num(opt, "lr", 0.001)));
     PyOut betas = PyOut::container(T::tuple);
-    const AttrValue* b = opt.attribute("betas");
+    const Value* b = opt.attribute("betas");
     const bool two = b && b->type == CKPT_VALUE_FLOAT64_ARRAY && b->floats.size() == 2;
     betas.items.push_back(ctx.number(two ? b->floats[0] : 0.9));
     betas.items.push_back(ctx.number(two ? b->floats[1] : 0.999));
@@ -414,7 +414,7 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
 
 bool is_checkpoint(const Node& root) {
   const Node* meta = root.child("meta");
-  const AttrValue* schema = meta && meta->is_group ? meta->attribute("schema") : nullptr;
+  const Value* schema = meta && meta->is_group ? meta->attribute("schema") : nullptr;
   return schema && schema->type == CKPT_VALUE_STRING && schema->s == "ckpt.checkpoint";
 }
 
@@ -435,14 +435,14 @@ PyOut torch_object(const Node& root, const TorchWriteContext& ctx) {
   // Only weights: a plain state dict, which load_state_dict takes as it is.
   if (!has_content(opt) && !has_content(trainer) && !has_content(extra)) return sd;
   PyOut d = PyOut::container(T::dict);
-  const AttrValue* epoch = trainer && trainer->is_group ? trainer->attribute("epoch") : nullptr;
+  const Value* epoch = trainer && trainer->is_group ? trainer->attribute("epoch") : nullptr;
   if (epoch && epoch->type == CKPT_VALUE_INT64) d.add("epoch", PyOut::integer(epoch->i));
   d.add("model_state_dict", std::move(sd));
   if (has_content(opt) && opt->is_group) {
     std::optional<PyOut> o = torch_optimizer(*opt, names, ctx);
     d.add("optimizer_state_dict", o ? std::move(*o) : natural(*opt, ctx));
   }
-  const AttrValue* loss = trainer && trainer->is_group ? trainer->attribute("loss") : nullptr;
+  const Value* loss = trainer && trainer->is_group ? trainer->attribute("loss") : nullptr;
   if (loss && loss->type == CKPT_VALUE_FLOAT64) d.add("loss", ctx.number(loss->f));
   if (has_content(trainer) && trainer->is_group) d.add("trainer", natural(*trainer, ctx));
   if (has_content(extra) && extra->is_group) d.add("extra", natural(*extra, ctx));

@@ -3,6 +3,7 @@
 #include "st_layout.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_value.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -28,26 +29,6 @@ std::string dump(const json& j, const std::string& where) {
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
     fail(CKPT_ERR_UNSUPPORTED, where + " is not valid UTF-8 (" + what + "); safetensors headers are JSON text");
   }
-}
-
-const char* type_name(uint32_t type) {
-  switch (type) {
-    case CKPT_VALUE_BOOL: return "bool";
-    case CKPT_VALUE_INT64: return "int64";
-    case CKPT_VALUE_FLOAT64: return "float64";
-    case CKPT_VALUE_STRING: return "string";
-    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
-    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
-    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
-    case CKPT_VALUE_STRING_ARRAY: return "string[]";
-    default: return nullptr;
-  }
-}
-
-uint32_t type_from_name(std::string_view s) {
-  for (uint32_t t = CKPT_VALUE_BOOL; t <= CKPT_VALUE_STRING_ARRAY; ++t)
-    if (s == type_name(t)) return t;
-  return 0;
 }
 
 constexpr uint64_t kCanonicalNan = 0x7ff8000000000000ull;
@@ -130,7 +111,7 @@ void DocumentText::member_separator() {
 
 void DocumentText::attribute(std::string_view name, const ckpt_value& value, const std::string& where) {
   Open& g = stack_.back();
-  const char* type = type_name(value.type);
+  const char* type = ckpt::sdk::value_type_name(value.type);
   if (!type) fail(CKPT_ERR_INVALID_ARGUMENT, where + " has unknown value type " + std::to_string(value.type));
   if (!g.first_attribute) text_ += ',';
   g.first_attribute = false;
@@ -366,7 +347,7 @@ class DocumentReader {
   void read_attribute(const json& a, size_t group, const std::string& path) {
     expect(a.is_array() && a.size() == 3 && a[0].is_string() && a[1].is_string(), path,
            "an attribute is [name, type, value]");
-    const uint32_t type = type_from_name(a[1].get_ref<const std::string&>());
+    const uint32_t type = ckpt::sdk::value_type_from_name(a[1].get_ref<const std::string&>());
     expect(type != 0, path + "/1", "unknown type " + quote_name(a[1].get_ref<const std::string&>(), true));
     AttributeEntry& e = b_.attribute(group, a[0].get<std::string>(), where(path), CKPT_ERR_FORMAT);
     e.type = type;
@@ -378,7 +359,7 @@ class DocumentReader {
       case CKPT_VALUE_FLOAT64: e.f = float64(v, vp); break;
       case CKPT_VALUE_STRING: e.s = string(v, vp); break;
       default: {
-        expect(v.is_array(), vp, std::string("a ") + type_name(type) + " value is an array");
+        expect(v.is_array(), vp, std::string("a ") + ckpt::sdk::value_type_name(type) + " value is an array");
         for (size_t i = 0; i < v.size(); ++i) {
           const std::string ep = vp + "/" + std::to_string(i);
           if (type == CKPT_VALUE_BOOL_ARRAY) e.bools.push_back(boolean(v[i], ep) ? 1 : 0);

@@ -1,73 +1,11 @@
 #include "doc_tree.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 
 namespace ckpt_pickle {
 
 using ckpt::sdk::fail;
-
-AttrValue AttrValue::boolean(bool v) {
-  AttrValue a;
-  a.type = CKPT_VALUE_BOOL;
-  a.b = v;
-  return a;
-}
-AttrValue AttrValue::integer(int64_t v) {
-  AttrValue a;
-  a.type = CKPT_VALUE_INT64;
-  a.i = v;
-  return a;
-}
-AttrValue AttrValue::floating(double v) {
-  AttrValue a;
-  a.type = CKPT_VALUE_FLOAT64;
-  a.f = v;
-  return a;
-}
-AttrValue AttrValue::string(std::string v) {
-  AttrValue a;
-  a.type = CKPT_VALUE_STRING;
-  a.s = std::move(v);
-  return a;
-}
-
-ckpt_value AttrValue::view(std::vector<ckpt_str>& scratch) const {
-  using namespace ckpt::sdk;
-  switch (type) {
-    case CKPT_VALUE_BOOL: return make_bool(b);
-    case CKPT_VALUE_INT64: return make_int(i);
-    case CKPT_VALUE_FLOAT64: return make_float(f);
-    case CKPT_VALUE_STRING: return make_string(s);
-    case CKPT_VALUE_BOOL_ARRAY: return make_bools(bools);
-    case CKPT_VALUE_INT64_ARRAY: return make_ints(ints);
-    case CKPT_VALUE_FLOAT64_ARRAY: return make_floats(floats);
-    case CKPT_VALUE_STRING_ARRAY:
-      scratch.clear();
-      for (const auto& x : strings) scratch.push_back({x.data(), x.size()});
-      return make_strings(scratch);
-    default: fail(CKPT_ERR_INTERNAL, "an attribute without a type");
-  }
-}
-
-bool AttrValue::operator==(const AttrValue& o) const {
-  if (type != o.type) return false;
-  switch (type) {
-    case CKPT_VALUE_BOOL: return b == o.b;
-    case CKPT_VALUE_INT64: return i == o.i;
-    case CKPT_VALUE_FLOAT64: return std::bit_cast<uint64_t>(f) == std::bit_cast<uint64_t>(o.f);
-    case CKPT_VALUE_STRING: return s == o.s;
-    case CKPT_VALUE_BOOL_ARRAY: return bools == o.bools;
-    case CKPT_VALUE_INT64_ARRAY: return ints == o.ints;
-    case CKPT_VALUE_FLOAT64_ARRAY:
-      return floats.size() == o.floats.size() &&
-             std::equal(floats.begin(), floats.end(), o.floats.begin(),
-                        [](double x, double y) { return std::bit_cast<uint64_t>(x) == std::bit_cast<uint64_t>(y); });
-    case CKPT_VALUE_STRING_ARRAY: return strings == o.strings;
-    default: return false;
-  }
-}
 
 const Node* Node::child(std::string_view n) const {
   auto it = child_at_.find(std::string(n));
@@ -77,7 +15,7 @@ Node* Node::child(std::string_view n) {
   auto it = child_at_.find(std::string(n));
   return it == child_at_.end() ? nullptr : &children[it->second];
 }
-const AttrValue* Node::attribute(std::string_view n) const {
+const Value* Node::attribute(std::string_view n) const {
   auto it = attribute_at_.find(std::string(n));
   return it == attribute_at_.end() ? nullptr : &attributes[it->second].second;
 }
@@ -98,7 +36,7 @@ void Node::add_tensor(std::string n, uint64_t id) {
   t.tensor_id = id;
   add_child(std::move(t));
 }
-void Node::set(std::string n, AttrValue v) {
+void Node::set(std::string n, Value v) {
   auto [it, fresh] = attribute_at_.try_emplace(n, attributes.size());
   if (fresh) attributes.emplace_back(std::move(n), std::move(v));
   else attributes[it->second].second = std::move(v);

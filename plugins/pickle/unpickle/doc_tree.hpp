@@ -5,6 +5,7 @@
 #include <ckpt/sdk_io.hpp>
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_value.hpp>
 
 #include <cstring>
 
@@ -18,25 +19,7 @@
 
 namespace ckpt_pickle {
 
-struct AttrValue {
-  uint32_t type = 0;  // ckpt_value_type
-  bool b = false;
-  int64_t i = 0;
-  double f = 0;
-  std::string s;
-  std::vector<uint8_t> bools;
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
-  std::vector<std::string> strings;
-
-  static AttrValue boolean(bool v);
-  static AttrValue integer(int64_t v);
-  static AttrValue floating(double v);
-  static AttrValue string(std::string v);
-  // A view valid while this value lives; `scratch` holds the string array's pointers.
-  ckpt_value view(std::vector<ckpt_str>& scratch) const;
-  bool operator==(const AttrValue& o) const;
-};
+using ckpt::sdk::Value;
 
 // A group or a tensor of the document. Read `attributes` and `children` freely; change them
 // only through the methods, which keep the name indexes (lookups are O(1), so a group of n
@@ -44,19 +27,19 @@ struct AttrValue {
 struct Node {
   std::string name;
   bool is_group = true;
-  std::vector<std::pair<std::string, AttrValue>> attributes;
+  std::vector<std::pair<std::string, Value>> attributes;
   std::vector<Node> children;
   uint64_t tensor_id = 0;  // tensors: index into the reader's entries
 
   const Node* child(std::string_view n) const;
   Node* child(std::string_view n);
-  const AttrValue* attribute(std::string_view n) const;
+  const Value* attribute(std::string_view n) const;
   Node& add_group(std::string n);
   void add_tensor(std::string n, uint64_t id);
   // Adds a group built elsewhere, under its own name.
   Node& add_child(Node n);
   // Sets an attribute, replacing one of the same name in place.
-  void set(std::string n, AttrValue v);
+  void set(std::string n, Value v);
 
  private:
   std::unordered_map<std::string, size_t> child_at_, attribute_at_;

@@ -27,7 +27,7 @@ std::string unique_attribute_name(const Node& group, const std::string& name) {
 }
 
 // A NumPy scalar as a number.
-std::optional<AttrValue> scalar_value(const Array& a) {
+std::optional<Value> scalar_value(const Array& a) {
   const Text* t = as_text(a.base);
   if (!t) return std::nullopt;
   std::string_view raw = t->str();
@@ -38,14 +38,14 @@ std::optional<AttrValue> scalar_value(const Array& a) {
     return v;
   };
   switch (a.dtype) {
-    case CKPT_DTYPE_F64: return AttrValue::floating(get(double{}));
-    case CKPT_DTYPE_F32: return AttrValue::floating(get(float{}));
-    case CKPT_DTYPE_I8: return AttrValue::integer(get(int8_t{}));
-    case CKPT_DTYPE_U8: return AttrValue::integer(get(uint8_t{}));
-    case CKPT_DTYPE_I16: return AttrValue::integer(get(int16_t{}));
-    case CKPT_DTYPE_I32: return AttrValue::integer(get(int32_t{}));
-    case CKPT_DTYPE_I64: return AttrValue::integer(get(int64_t{}));
-    case CKPT_DTYPE_BOOL: return AttrValue::boolean(get(uint8_t{}) != 0);
+    case CKPT_DTYPE_F64: return Value::floating(get(double{}));
+    case CKPT_DTYPE_F32: return Value::floating(get(float{}));
+    case CKPT_DTYPE_I8: return Value::integer(get(int8_t{}));
+    case CKPT_DTYPE_U8: return Value::integer(get(uint8_t{}));
+    case CKPT_DTYPE_I16: return Value::integer(get(int16_t{}));
+    case CKPT_DTYPE_I32: return Value::integer(get(int32_t{}));
+    case CKPT_DTYPE_I64: return Value::integer(get(int64_t{}));
+    case CKPT_DTYPE_BOOL: return Value::boolean(get(uint8_t{}) != 0);
     default: return std::nullopt;  // f16: kept as a 0-d tensor
   }
 }
@@ -75,15 +75,15 @@ std::string DocBuilder::key_name(const Obj* key, int depth) {
   }
 }
 
-std::optional<AttrValue> DocBuilder::attribute(const Obj* v) {
+std::optional<Value> DocBuilder::attribute(const Obj* v) {
   switch (v->kind) {
-    case Kind::boolean: return AttrValue::boolean(static_cast<const Scalar*>(v)->b);
-    case Kind::integer: return AttrValue::integer(static_cast<const Scalar*>(v)->i);
-    case Kind::floating: return AttrValue::floating(static_cast<const Scalar*>(v)->f);
+    case Kind::boolean: return Value::boolean(static_cast<const Scalar*>(v)->b);
+    case Kind::integer: return Value::integer(static_cast<const Scalar*>(v)->i);
+    case Kind::floating: return Value::floating(static_cast<const Scalar*>(v)->f);
     case Kind::string:
-    case Kind::bytes: return AttrValue::string(std::string(static_cast<const Text*>(v)->str()));
-    case Kind::global: return AttrValue::string(static_cast<const Global*>(v)->full());
-    case Kind::dtype: return AttrValue::string(static_cast<const DType*>(v)->spec);
+    case Kind::bytes: return Value::string(std::string(static_cast<const Text*>(v)->str()));
+    case Kind::global: return Value::string(static_cast<const Global*>(v)->full());
+    case Kind::dtype: return Value::string(static_cast<const DType*>(v)->spec);
     case Kind::array: {
       const auto* a = static_cast<const Array*>(v);
       if (a->scalar) return scalar_value(*a);
@@ -93,11 +93,11 @@ std::optional<AttrValue> DocBuilder::attribute(const Obj* v) {
     case Kind::tuple: {
       // A list of one kind of scalar; ints among floats widen to floats, as NumPy would.
       const auto& items = static_cast<const Seq*>(v)->items;
-      AttrValue out;
+      Value out;
       out.type = CKPT_VALUE_INT64_ARRAY;  // an empty list has no element type: int64[]
       bool any_float = false, any_int = false, any_bool = false, any_str = false;
       for (const Obj* x : items) {
-        std::optional<AttrValue> e = x->kind == Kind::list || x->kind == Kind::tuple ? std::nullopt : attribute(x);
+        std::optional<Value> e = x->kind == Kind::list || x->kind == Kind::tuple ? std::nullopt : attribute(x);
         if (!e) return std::nullopt;
         any_float |= e->type == CKPT_VALUE_FLOAT64;
         any_int |= e->type == CKPT_VALUE_INT64;
@@ -106,7 +106,7 @@ std::optional<AttrValue> DocBuilder::attribute(const Obj* v) {
       }
       if (any_str + (any_float || any_int) + any_bool > 1) return std::nullopt;
       for (const Obj* x : items) {
-        AttrValue e = *attribute(x);
+        Value e = *attribute(x);
         if (any_str) out.strings.push_back(e.s);
         else if (any_bool) out.bools.push_back(e.b ? 1 : 0);
         else if (any_float) out.floats.push_back(e.type == CKPT_VALUE_FLOAT64 ? e.f : static_cast<double>(e.i));
@@ -170,7 +170,7 @@ void DocBuilder::fill(Node& group, const Obj* container, const std::string& path
     case Kind::record: {
       // An object of a class ckpt does not run: its class name and its attributes.
       const auto* r = static_cast<const Record*>(container);
-      group.set("__class__", AttrValue::string(r->cls));
+      group.set("__class__", Value::string(r->cls));
       for (const auto& [k, v] : r->attributes) put(group, escape_name(k), v, path, depth);
       if (r->args) put(group, "__args__", r->args, path, depth);
       if (r->state) put(group, "__state__", r->state, path, depth);

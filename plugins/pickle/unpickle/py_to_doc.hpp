@@ -28,7 +28,7 @@ class DocBuilder {
   uint64_t tensor(const Array& a, const std::string& path);
   TensorEntry& entry(uint64_t id) { return tensors_.at(id); }
   // The attribute a scalar, a string or a list of them maps to, if it maps to one.
-  static std::optional<AttrValue> attribute(const Obj* value);
+  static std::optional<Value> attribute(const Obj* value);
   // The name a dict key takes in a document.
   static std::string key_name(const Obj* key, int depth = 0);
 
