@@ -35,8 +35,11 @@ size_t checked_nbytes(DType dtype, const Shape& shape) {
 }
 
 // Owned storage keeps its buffer in the keepalive so that all kinds share one class. Large
-// buffers are 2 MiB-aligned and marked for transparent huge pages: first touch of fresh 4 KiB
-// pages costs more than the copy into them on the VMs we run on.
+// buffers are 2 MiB-aligned, so that a system with transparent huge pages always on can back
+// them with huge pages, but not madvise(MADV_HUGEPAGE)d: with the usual "madvise" defrag
+// setting that makes the first touch compact memory synchronously, and on a machine whose page
+// cache is full (after reading a dataset or checkpoints) a fresh 1 GiB load ran at 0.7 GB/s
+// against 1.6 GB/s with 4 KiB pages (benchmarks/README.md, "Findings").
 std::shared_ptr<Storage> owned(size_t n, bool zero) {
   constexpr size_t kHuge = size_t(2) << 20;
   std::shared_ptr<std::byte> buf;
@@ -44,7 +47,6 @@ std::shared_ptr<Storage> owned(size_t n, bool zero) {
     size_t rounded = (n + kHuge - 1) / kHuge * kHuge;
     void* p = std::aligned_alloc(kHuge, rounded);
     if (!p) throw std::bad_alloc();
-    ::madvise(p, rounded, MADV_HUGEPAGE);
     if (zero) std::memset(p, 0, n);
     buf.reset(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
   } else {
