@@ -26,7 +26,8 @@ while [ $# -gt 0 ]; do
 done
 
 CC=${CKPT_FUZZ_CC:-clang-14} CXX=${CKPT_FUZZ_CXX:-clang++-14} cmake -S "$here" -B "$build" -G Ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCKPT_FUZZ=ON -DCKPT_BUILD_BENCHMARKS=OFF >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
+  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DCKPT_FUZZ=ON -DCKPT_BUILD_BENCHMARKS=OFF >/dev/null
 ninja -C "$build" -j"${CKPT_JOBS:-2}" ckpt_fuzz
 
 # Only the plugins of this build; leaks are findings, except libhdf5's known ones.
