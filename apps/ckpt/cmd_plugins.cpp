@@ -1,19 +1,12 @@
 #include "commands.hpp"
 #include "plugin_check.hpp"
+#include "text.hpp"
 
 #include <ckpt/registry.hpp>
 
 #include <iostream>
 
 namespace ckpt::cli {
-
-namespace {
-std::string join(const std::vector<std::string>& v, const char* sep = ",") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-}  // namespace
 
 Runner add_plugins(CLI::App& app) {
   auto* cmd = app.add_subcommand("plugins", "List format plugins, where each came from, and what was skipped");
@@ -34,8 +27,8 @@ Runner add_plugins(CLI::App& app) {
     std::printf("%-12s %-8s %-22s %-9s %s\n", "FORMAT", "VERSION", "EXTENSIONS", "FROM", "CAPABILITIES");
     for (const auto& p : reg.plugins())
       for (const auto& f : p->formats)
-        std::printf("%-12s %-8s %-22s %-9s %s\n", f.name.c_str(), p->version.c_str(), join(f.extensions).c_str(),
-                    p->origin.c_str(), join(capability_names(f.capabilities)).c_str());
+        std::printf("%-12s %-8s %-22s %-9s %s\n", f.name.c_str(), p->version.c_str(), join(f.extensions, ",").c_str(),
+                    p->origin.c_str(), join(capability_names(f.capabilities), ",").c_str());
     if (reg.plugins().empty())
       std::cout << "(no plugins found; searched CKPT_PLUGIN_PATH, the install folder and the build tree)\n";
     for (const auto& p : reg.plugins()) std::cout << "plugin " << p->name << ": " << p->library.string() << "\n";

@@ -1,4 +1,5 @@
 #include "plugin_check.hpp"
+#include "text.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/registry.hpp>
@@ -46,12 +47,6 @@ class Report {
   std::ostream& out_;
   int problems_ = 0;
 };
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
 
 // What to do about a library the host cannot load, by the loader's reason.
 std::string load_hint(const std::string& why, const fs::path& library, const fs::path& manifest) {
