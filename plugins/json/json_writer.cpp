@@ -45,16 +45,6 @@ void append_int(std::string& out, int64_t v) {
   out.append(buf, r.ptr);
 }
 
-const char* type_label(uint32_t type) {
-  switch (type) {
-    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
-    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
-    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
-    case CKPT_VALUE_STRING_ARRAY: return "string[]";
-    default: return "float64";
-  }
-}
-
 template <class T>
 T load(const std::byte* p) {
   T v;
@@ -195,7 +185,7 @@ void JsonWriter::attribute(std::string_view name, const ckpt_value& value) {
 void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
   auto open_typed = [&] {
     text_ += "{\"$type\": \"";
-    text_ += type_label(v.type);
+    text_ += sdk::value_type_name(v.type);  // only float64 and the arrays are typed
     text_ += "\", \"$value\": ";
   };
   auto list = [&](auto&& element) {

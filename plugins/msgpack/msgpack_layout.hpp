@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ckpt/plugin_abi.h>
+#include <ckpt/sdk_value.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -37,21 +38,19 @@ inline constexpr uint64_t kMaxLength = 0xffffffffu;
 // Document names may start with '$' too; escaping keeps them apart from the reserved keys.
 inline bool needs_escape(std::string_view name) { return !name.empty() && name[0] == '$'; }
 
-// The type tags of empty arrays, which msgpack itself cannot type.
+// The type tags of empty arrays, which msgpack itself cannot type: the SDK's names of the array
+// types, nullptr (or 0) for anything else.
+inline bool is_array_type(uint32_t value_type) {
+  return value_type >= CKPT_VALUE_BOOL_ARRAY && value_type <= CKPT_VALUE_STRING_ARRAY;
+}
+
 inline const char* array_type_name(uint32_t value_type) {
-  switch (value_type) {
-    case CKPT_VALUE_BOOL_ARRAY: return "bool[]";
-    case CKPT_VALUE_INT64_ARRAY: return "int64[]";
-    case CKPT_VALUE_FLOAT64_ARRAY: return "float64[]";
-    case CKPT_VALUE_STRING_ARRAY: return "string[]";
-    default: return nullptr;
-  }
+  return is_array_type(value_type) ? ckpt::sdk::value_type_name(value_type) : nullptr;
 }
 
 inline uint32_t array_type_from_name(std::string_view s) {
-  for (uint32_t t = CKPT_VALUE_BOOL_ARRAY; t <= CKPT_VALUE_STRING_ARRAY; ++t)
-    if (s == array_type_name(t)) return t;
-  return 0;
+  const uint32_t t = ckpt::sdk::value_type_from_name(s);
+  return is_array_type(t) ? t : 0;
 }
 
 }  // namespace ckpt_msgpack

@@ -5,7 +5,6 @@
 
 #include <ckpt/sdk.hpp>
 
-#include <bit>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -103,28 +102,6 @@ struct Value {
         for (const auto& e : strings) scratch.push_back({e.data(), e.size()});
         return make_strings(scratch);
       default: fail(CKPT_ERR_INTERNAL, "an attribute value without a type");
-    }
-  }
-
-  // Floats compare by their bits, so NaN payloads and -0 count as values like any other.
-  bool operator==(const Value& o) const {
-    if (type != o.type) return false;
-    auto same = [](double x, double y) { return std::bit_cast<uint64_t>(x) == std::bit_cast<uint64_t>(y); };
-    switch (type) {
-      case CKPT_VALUE_BOOL: return b == o.b;
-      case CKPT_VALUE_INT64: return i == o.i;
-      case CKPT_VALUE_FLOAT64: return same(f, o.f);
-      case CKPT_VALUE_STRING: return s == o.s;
-      case CKPT_VALUE_BOOL_ARRAY: return bools == o.bools;
-      case CKPT_VALUE_INT64_ARRAY: return ints == o.ints;
-      case CKPT_VALUE_FLOAT64_ARRAY: {
-        if (floats.size() != o.floats.size()) return false;
-        for (size_t k = 0; k < floats.size(); ++k)
-          if (!same(floats[k], o.floats[k])) return false;
-        return true;
-      }
-      case CKPT_VALUE_STRING_ARRAY: return strings == o.strings;
-      default: return true;
     }
   }
 };
