@@ -286,8 +286,11 @@ TEST(OnnxExternal, ACommittedSaveRemovesTheDataFilesOfEarlierSavesOnly) {
 TEST(OnnxExternal, TheSameDocumentGivesTheSameFilesWithExternalData) {
   TempDir tmp;
   const auto external = onnx_save({{"external_data", "always"}, {"external_threshold", "0"}});
-  ckpt::write_document(convnet_checkpoint(4).to_document(), tmp / "a.onnx", external);
-  ckpt::write_document(convnet_checkpoint(4).to_document(), tmp / "b.onnx", external);
+  // One document for every save: to_document() stamps meta/created with the current second, so
+  // rebuilding it per save made the models differ whenever the saves straddled a second.
+  const ckpt::Document doc = convnet_checkpoint(4).to_document();
+  ckpt::write_document(doc, tmp / "a.onnx", external);
+  ckpt::write_document(doc, tmp / "b.onnx", external);
   const auto a = data_files(tmp / "a.onnx"), b = data_files(tmp / "b.onnx");
   ASSERT_EQ(a.size(), 1u);
   ASSERT_EQ(b.size(), 1u);
@@ -298,7 +301,7 @@ TEST(OnnxExternal, TheSameDocumentGivesTheSameFilesWithExternalData) {
   for (std::string* m : {&ma, &mb}) *m = std::regex_replace(*m, std::regex("[ab]\\.onnx\\."), "x.onnx.");
   EXPECT_EQ(ma, mb);
   // Saving the same document again over itself keeps one data file, still the model's.
-  ckpt::write_document(convnet_checkpoint(4).to_document(), tmp / "a.onnx", external);
+  ckpt::write_document(doc, tmp / "a.onnx", external);
   EXPECT_EQ(data_files(tmp / "a.onnx"), a);
   expect_same_document(ckpt::load(tmp / "a.onnx").model_state, convnet_checkpoint(4).model_state);
 }
