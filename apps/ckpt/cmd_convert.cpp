@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "progress.hpp"
+#include "text.hpp"
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
@@ -37,6 +38,13 @@ Runner add_convert(CLI::App& app) {
       return kBadInput;
     }
     for (const auto& l : r.losses) std::cerr << "ckpt: lossy: " << l.path << ": " << l.what << "\n";
+    if (!r.private_contents.empty()) {
+      std::vector<std::string> parts;
+      for (const auto& c : r.private_contents) parts.push_back(c.path + " (" + c.what + ")");
+      std::cerr << "ckpt: note: other " << r.to_format << " readers see " << dst
+                << "'s tensors and its root's string attributes; only ckpt reads back the rest: "
+                << join(parts, ", ") << "\n";
+    }
     if (r.dropped_signer)
       std::cerr << "ckpt: note: " << src << " was signed (key " << *r.dropped_signer
                 << "); the signature is not carried over: renew it with `ckpt sign " << dst << " --key KEY`\n";

@@ -123,6 +123,38 @@ std::vector<Loss> plan_losses(const Document& tree, const FormatInfo& target) {
   return make_plan(tree, target).losses;
 }
 
+std::vector<Loss> private_tree_contents(const Document& tree, const FormatInfo& target) {
+  std::vector<Loss> out;
+  if (!target.can(CKPT_CAP_PRIVATE_TREE)) return out;
+  auto plural = [](size_t n, const char* what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  size_t root_other = 0;
+  for (const auto& a : tree.attributes())
+    if (value_type(a.value) != ValueType::string) ++root_other;
+  if (root_other) out.push_back({"/", plural(root_other, "attribute") + " not of type string"});
+  struct Count {
+    size_t attributes = 0, empty_groups = 0;
+    void of(const Group& g) {
+      attributes += g.attributes().size();
+      // A group with attributes but no children is not counted: its attributes are.
+      if (g.children().empty() && g.attributes().empty()) ++empty_groups;
+      for (const auto& c : g.children())
+        if (c.is_group()) of(c.group());
+    }
+  };
+  for (const auto& c : tree.children()) {
+    if (!c.is_group()) continue;
+    Count n;
+    n.of(c.group());
+    std::string what;
+    if (n.attributes) what = plural(n.attributes, "attribute");
+    if (n.empty_groups) what += (what.empty() ? "" : ", ") + plural(n.empty_groups, "empty group");
+    if (!what.empty()) out.push_back({c.name, what});
+  }
+  return out;
+}
+
 ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOptions& options) {
   const Registry& reg = options.registry ? *options.registry : Registry::global();
   LoadOptions lo;
@@ -212,6 +244,7 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     });
   });
   report.source_verified = had_integrity && !recorded.empty();
+  report.private_contents = private_tree_contents(plan.tree, target.info());
   return report;
 }
 

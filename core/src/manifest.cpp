@@ -46,6 +46,7 @@ const std::pair<uint32_t, const char*> kCaps[] = {
     {CKPT_CAP_ATTRIBUTE_ARRAYS, "attribute_arrays"},
     {CKPT_CAP_LAZY_LIST, "lazy_list"},
     {CKPT_CAP_DETERMINISTIC, "deterministic"},
+    {CKPT_CAP_PRIVATE_TREE, "private_tree"},
 };
 
 }  // namespace

@@ -34,7 +34,7 @@ struct SafetensorsFormat {
   static std::vector<ckpt::sdk::Magic> magic() { return {{8, "{"}}; }
   static constexpr uint32_t capabilities =
       CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_MAP | CKPT_CAP_ATTRIBUTES | CKPT_CAP_NESTED_GROUPS |
-      CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST | CKPT_CAP_DETERMINISTIC;
+      CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST | CKPT_CAP_DETERMINISTIC | CKPT_CAP_PRIVATE_TREE;
   static constexpr uint32_t dtypes = CKPT_DTYPES_ALL;
 
   static int identify(std::span<const uint8_t> head, uint64_t file_size) {

@@ -67,6 +67,25 @@ TEST_F(Files, ConvertThenDiffIsIdenticalAndVerifyPasses) {
   EXPECT_EQ(v.code, 0) << v.out;
 }
 
+// safetensors keeps the tree in an entry of ckpt's own: converting to it says what a plain
+// safetensors reader would not see, and still succeeds without --allow-lossy.
+TEST_F(Files, ConvertToSafetensorsSaysWhatOnlyCkptReadsBack) {
+  auto c = run("convert " + f("a.json") + " " + f("a.safetensors"));
+  ASSERT_EQ(c.code, 0) << c.out;
+  EXPECT_NE(c.out.find("ckpt: note: other safetensors readers see " + f("a.safetensors") +
+                       "'s tensors and its root's string attributes; only ckpt reads back the rest: "),
+            std::string::npos)
+      << c.out;
+  EXPECT_NE(c.out.find("trainer (1 attribute)"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("meta ("), std::string::npos) << c.out;
+  EXPECT_EQ(c.out.find("lossy"), std::string::npos) << c.out;
+  EXPECT_EQ(run("diff " + f("a.json") + " " + f("a.safetensors")).code, 0);
+  // Formats that hold the tree themselves say nothing of the kind.
+  auto m = run("convert " + f("a.json") + " " + f("a.msgpack"));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(m.out.find("note:"), std::string::npos) << m.out;
+}
+
 TEST_F(Files, DiffReportsTheChangedTensorWithExitCodeOne) {
   auto d = run("diff " + f("a.json") + " " + f("b.json"));
   EXPECT_EQ(d.code, 1) << d.out;

@@ -147,6 +147,30 @@ TEST(Convert, ListsLossesBeforeWritingAndRecordsThemWhenAllowed) {
   EXPECT_TRUE(flattened);
 }
 
+TEST(Convert, NamesWhatOnlyCkptReadsBackFromAFormatWithAPrivateTree) {
+  FormatInfo plain;
+  plain.name = "plain";
+  plain.capabilities = CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_ATTRIBUTES | CKPT_CAP_NESTED_GROUPS;
+  plain.dtypes = CKPT_DTYPES_ALL;
+  Document doc;
+  doc.set("producer", "test").set("epoch", 3);
+  doc.group("model").group("state").add_tensor("w", Tensor::zeros(DType::f32, {2}));
+  doc.group("optimizer").set("type", "sgd").set("lr", 0.1).group("state");
+  doc.group("trainer").group("rng").set("seed", 7);
+  EXPECT_TRUE(private_tree_contents(doc, plain).empty()) << "the format holds its tree itself";
+
+  plain.capabilities |= CKPT_CAP_PRIVATE_TREE;
+  const auto notes = private_tree_contents(doc, plain);
+  ASSERT_EQ(notes.size(), 3u);
+  EXPECT_EQ(notes[0].path, "/");
+  EXPECT_EQ(notes[0].what, "1 attribute not of type string");  // epoch; producer is seen
+  EXPECT_EQ(notes[1].path, "optimizer");
+  EXPECT_EQ(notes[1].what, "2 attributes, 1 empty group");
+  EXPECT_EQ(notes[2].path, "trainer");
+  EXPECT_EQ(notes[2].what, "1 attribute");
+  EXPECT_TRUE(plan_losses(doc, plain).empty()) << "a notice, not a loss";
+}
+
 TEST(Errors, MissingAndUnknownFilesNameThePath) {
   TempDir tmp;
   try {

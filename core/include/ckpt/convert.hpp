@@ -18,6 +18,14 @@ struct Loss {
 // What writing `tree` to `target` would lose.
 std::vector<Loss> plan_losses(const Document& tree, const FormatInfo& target);
 
+// What of `tree` only ckpt would read back from `target`, where the format keeps groups and
+// attributes in an entry of the plugin's own (CKPT_CAP_PRIVATE_TREE): other readers see the
+// tensors and the root's string attributes. One entry for the root's other attributes and one
+// per top-level group with attributes or empty groups in it, in document order; none for
+// other formats. Nothing is lost to ckpt, so this is a notice, not a Loss that needs
+// --allow-lossy.
+std::vector<Loss> private_tree_contents(const Document& tree, const FormatInfo& target);
+
 struct ConvertOptions {
   std::string from = "auto";
   std::string to = "auto";
@@ -34,6 +42,7 @@ struct ConvertReport {
   std::string from_format;
   std::string to_format;
   std::vector<Loss> losses;
+  std::vector<Loss> private_contents;  // private_tree_contents() of what was written
   size_t tensors = 0;
   uint64_t bytes = 0;
   bool source_verified = false;  // hashes from meta/integrity matched while streaming

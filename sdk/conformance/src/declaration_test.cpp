@@ -29,7 +29,7 @@ TEST_P(Declaration, NamesAndExtensionsAreWellFormed) {
 TEST_P(Declaration, CapabilitiesAreCoherent) {
   const uint32_t known = CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_MAP | CKPT_CAP_ATTRIBUTES |
                          CKPT_CAP_NESTED_GROUPS | CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST |
-                         CKPT_CAP_DETERMINISTIC;
+                         CKPT_CAP_DETERMINISTIC | CKPT_CAP_PRIVATE_TREE;
   EXPECT_EQ(info().capabilities & ~known, 0u) << "unknown capability bits";
   EXPECT_EQ(info().dtypes & ~uint32_t{CKPT_DTYPES_ALL}, 0u) << "unknown dtype bits";
   EXPECT_TRUE(can(CKPT_CAP_READ) || can(CKPT_CAP_WRITE)) << "a format that neither reads nor writes";
@@ -37,6 +37,8 @@ TEST_P(Declaration, CapabilitiesAreCoherent) {
   EXPECT_TRUE(!can(CKPT_CAP_MAP) || can(CKPT_CAP_READ)) << "'map' without 'read'";
   EXPECT_TRUE(!can(CKPT_CAP_LAZY_LIST) || can(CKPT_CAP_READ)) << "'lazy_list' without 'read'";
   EXPECT_TRUE(!can(CKPT_CAP_DETERMINISTIC) || can(CKPT_CAP_WRITE)) << "'deterministic' without 'write'";
+  EXPECT_TRUE(!can(CKPT_CAP_PRIVATE_TREE) || (can(CKPT_CAP_WRITE) && can(CKPT_CAP_NESTED_GROUPS)))
+      << "'private_tree' without 'write' and 'nested_groups' (what would it keep privately?)";
   EXPECT_TRUE(!can(CKPT_CAP_ATTRIBUTE_ARRAYS) || can(CKPT_CAP_ATTRIBUTES))
       << "'attribute_arrays' without 'attributes'";
 }

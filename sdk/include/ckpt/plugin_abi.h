@@ -211,7 +211,12 @@ enum {
   CKPT_CAP_NESTED_GROUPS = 1u << 4,    /* holds groups inside groups */
   CKPT_CAP_ATTRIBUTE_ARRAYS = 1u << 5, /* holds array-valued attributes */
   CKPT_CAP_LAZY_LIST = 1u << 6,        /* list() reads no tensor data */
-  CKPT_CAP_DETERMINISTIC = 1u << 7     /* the same document gives the same bytes */
+  CKPT_CAP_DETERMINISTIC = 1u << 7,    /* the same document gives the same bytes */
+  /* Since 0.1.0, informational: the format itself holds only tensors (by '/'-joined path) and
+   * the root's string attributes; groups as such and every other attribute are kept in an
+   * encoding of the plugin's own inside the file, which ckpt reads back but other readers of
+   * the format see as one opaque entry. The host tells users so when they convert to it. */
+  CKPT_CAP_PRIVATE_TREE = 1u << 8
 };
 
 typedef struct ckpt_magic {
