@@ -16,9 +16,17 @@ inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // tensors are aligned for SIMD loads; the reference pads to 8.
 inline constexpr uint64_t kDataAlignment = 64;
 
-// When the data start must be fixed before the header is known, it is a multiple of this, so
-// that growing the header later can insert whole file-system blocks (FALLOC_FL_INSERT_RANGE).
+// When the data start must be fixed before the header is known, it is kDataPageOffset past a
+// multiple of this, so that growing the header later can insert whole file-system blocks
+// (FALLOC_FL_INSERT_RANGE) in the padding just before the data.
 inline constexpr uint64_t kReserveGranule = 4096;
+
+// Not 0: loads copy tensors out of the page cache into buffers that malloc places 16 bytes past
+// a page, and the kernel's copy (rep movsb) runs at a third of its speed when the destination
+// is 1-31 bytes past the source modulo 4096 (measured on this project's AMD EPYC machines;
+// benchmarks/README.md). 64 bytes past a page keeps the SIMD alignment and stays clear of that
+// window for destinations 0, 16 and 64 bytes past a page.
+inline constexpr uint64_t kDataPageOffset = 64;
 
 // Tensor bytes kept in memory before the data start is fixed (writer option "staging_bytes").
 inline constexpr uint64_t kDefaultStagingBytes = uint64_t{16} << 20;

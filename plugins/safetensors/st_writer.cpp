@@ -163,8 +163,8 @@ void SafetensorsWriter::spill() {
   for (const OpenGroup& g : stack_) announced += g.children_left;
   const uint64_t per_tensor = 2 * entries_.size() / (tensors_ ? tensors_ : 1);
   const uint64_t projected = header_json().size() + per_tensor * announced;
-  data_start_ = round_up(8 + 4 * projected + (64 << 10), kReserveGranule);
-  data_start_ = std::min(data_start_, kMaxDataStart / kReserveGranule * kReserveGranule);
+  data_start_ = round_up(8 + 4 * projected + (64 << 10), kReserveGranule) + kDataPageOffset;
+  data_start_ = std::min(data_start_, kMaxDataStart / kReserveGranule * kReserveGranule + kDataPageOffset);
   out_.seek(data_start_);
   out_.append(stage_);
   std::vector<std::byte>().swap(stage_);
@@ -205,9 +205,11 @@ void SafetensorsWriter::finish() {
   if (spilled_) {
     out_.flush();
     if (data_start > data_start_) {
-      // Whole blocks where the cap allows, so that the file system can insert them.
-      const uint64_t grown = std::min(round_up(data_start, kReserveGranule), kMaxDataStart);
-      out_.open_gap(data_start_, grown - data_start_);
+      // Whole blocks where the cap allows, inserted at the block boundary just before the data
+      // (in the padding), so that the file system can insert them.
+      const uint64_t grown =
+          std::min(round_up(data_start - kDataPageOffset, kReserveGranule) + kDataPageOffset, kMaxDataStart);
+      out_.open_gap(data_start_ - kDataPageOffset, grown - data_start_);
       data_start_ = grown;
     }
     data_start = data_start_;
