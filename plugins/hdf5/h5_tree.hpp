@@ -23,6 +23,10 @@ struct TensorEntry {
   // Empty, or a transposition: listed dimension i is the dataset's dimension perm[i].
   std::vector<int> perm;
   std::vector<int64_t> source_shape;  // the dataset's shape when perm is set
+  // Where the bytes lie in the file as the tensor's own (contiguous, written, and stored in the
+  // very type the tensor is read as), so that a read is one pread; else kNotRaw.
+  static constexpr uint64_t kNotRaw = UINT64_MAX;
+  uint64_t raw_offset = kNotRaw;
 };
 
 struct ListNode {

@@ -24,6 +24,54 @@ inline std::string os_error(const std::string& what, const std::string& path) {
   return what + " '" + path + "': " + std::strerror(errno);
 }
 
+namespace detail {
+
+inline void pread_all(int fd, uint64_t offset, std::span<std::byte> dst, const std::string& path) {
+  std::byte* p = dst.data();
+  size_t left = dst.size();
+  while (left > 0) {
+    const ssize_t n = ::pread(fd, p, left, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(CKPT_ERR_IO, os_error("cannot read", path));
+    }
+    if (n == 0) fail(CKPT_ERR_IO, "'" + path + "' shrank while it was being read");
+    p += n;
+    left -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+}
+
+inline constexpr uint64_t kPage = 4096;
+inline constexpr size_t kBounceChunk = 256 << 10;  // stays in L2 between the two copies
+
+}  // namespace detail
+
+// Copies dst.size() bytes at `offset` of the open file `fd` (`path` in messages) with pread;
+// a file that ends first is CKPT_ERR_IO.
+//
+// The kernel copies out of the page cache with `rep movsb`, which on the AMD EPYC machines
+// this was measured on runs at a third of its speed (1.2-1.7 against 3.5-4.1 GB/s) when the
+// destination lies 1-31 bytes past the source modulo 4096: exactly what a page-aligned tensor
+// read into a malloc'd buffer (16 bytes past a page) gives. Such reads go through a small
+// buffer placed half a page away from both, which costs a copy from L2 and runs at 2.6-3.1
+// GB/s there. See benchmarks/README.md, *Findings*.
+inline void read_file_at(int fd, uint64_t offset, std::span<std::byte> dst, const std::string& path) {
+  using detail::kPage;
+  using detail::kBounceChunk;
+  const uint64_t distance = (reinterpret_cast<uintptr_t>(dst.data()) - offset) & (kPage - 1);
+  if (dst.size() < kBounceChunk || distance < 1 || distance >= 32) return detail::pread_all(fd, offset, dst, path);
+  const std::unique_ptr<std::byte[]> raw(new std::byte[kBounceChunk + 2 * kPage]);
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(raw.get()) + kPage - 1) & ~uintptr_t{kPage - 1};
+  std::byte* bounce = reinterpret_cast<std::byte*>(base + ((offset + kPage / 2) & (kPage - 1)));
+  for (size_t done = 0; done < dst.size();) {
+    const size_t n = std::min(kBounceChunk, dst.size() - done);
+    detail::pread_all(fd, offset + done, {bounce, n}, path);
+    std::memcpy(dst.data() + done, bounce, n);
+    done += n;
+  }
+}
+
 // A regular file opened once and mapped read-only (an empty file maps to an empty span): the
 // mapping serves parsing and zero-copy views, read_at() copies out of the file with pread.
 //
@@ -57,54 +105,11 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
-  // Copies dst.size() bytes from `offset`, which the caller has checked lie in the file.
-  //
-  // The kernel copies out of the page cache with `rep movsb`, which on the AMD EPYC machines
-  // this was measured on runs at a third of its speed (1.2-1.7 against 3.5-4.1 GB/s) when the
-  // destination lies 1-31 bytes past the source modulo 4096: exactly what a page-aligned tensor
-  // read into a malloc'd buffer (16 bytes past a page) gives. Such reads go through a small
-  // buffer placed half a page away from both, which costs a copy from L2 and runs at 2.6-3.1
-  // GB/s there. See benchmarks/README.md, *Findings*.
-  void read_at(uint64_t offset, std::span<std::byte> dst) const {
-    const uint64_t distance = (reinterpret_cast<uintptr_t>(dst.data()) - offset) & (kPage - 1);
-    if (dst.size() >= kBounceChunk && distance >= 1 && distance < 32)
-      read_through_bounce(offset, dst);
-    else
-      pread_all(offset, dst);
-  }
+  // Copies dst.size() bytes from `offset`, which the caller has checked lie in the file, with
+  // read_file_at (above).
+  void read_at(uint64_t offset, std::span<std::byte> dst) const { read_file_at(fd_, offset, dst, path_); }
 
  private:
-  static constexpr uint64_t kPage = 4096;
-  static constexpr size_t kBounceChunk = 256 << 10;  // stays in L2 between the two copies
-
-  void read_through_bounce(uint64_t offset, std::span<std::byte> dst) const {
-    const std::unique_ptr<std::byte[]> raw(new std::byte[kBounceChunk + 2 * kPage]);
-    const uintptr_t base = (reinterpret_cast<uintptr_t>(raw.get()) + kPage - 1) & ~uintptr_t{kPage - 1};
-    std::byte* bounce = reinterpret_cast<std::byte*>(base + ((offset + kPage / 2) & (kPage - 1)));
-    for (size_t done = 0; done < dst.size();) {
-      const size_t n = std::min(kBounceChunk, dst.size() - done);
-      pread_all(offset + done, {bounce, n});
-      std::memcpy(dst.data() + done, bounce, n);
-      done += n;
-    }
-  }
-
-  void pread_all(uint64_t offset, std::span<std::byte> dst) const {
-    std::byte* p = dst.data();
-    size_t left = dst.size();
-    while (left > 0) {
-      const ssize_t n = ::pread(fd_, p, left, static_cast<off_t>(offset));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        fail(CKPT_ERR_IO, os_error("cannot read", path_));
-      }
-      if (n == 0) fail(CKPT_ERR_IO, "'" + path_ + "' shrank while it was being read");
-      p += n;
-      left -= static_cast<size_t>(n);
-      offset += static_cast<uint64_t>(n);
-    }
-  }
-
   void map() {
     auto give_up = [&](const std::string& why) {
       const int e = errno;
