@@ -52,6 +52,22 @@ void base64_encode(std::span<const std::byte> in, char* out) {
   size_t n = in.size();
   size_t full = n / 3 * 3;
   size_t i = 0;
+  // Twelve input bytes per round from two 8-byte big-endian loads (each using its first six):
+  // a third of the loads of the 3-byte loop below, and four independent lookups per load.
+  auto six = [](const unsigned char* q, char* o) {
+    uint64_t w;
+    std::memcpy(&w, q, 8);
+    const uint64_t a = __builtin_bswap64(w) >> 16;
+    std::memcpy(o, &kPairs[(a >> 36) & 0xfff], 2);
+    std::memcpy(o + 2, &kPairs[(a >> 24) & 0xfff], 2);
+    std::memcpy(o + 4, &kPairs[(a >> 12) & 0xfff], 2);
+    std::memcpy(o + 6, &kPairs[a & 0xfff], 2);
+  };
+  for (; i + 14 <= full; i += 12) {
+    six(p + i, out);
+    six(p + i + 6, out + 8);
+    out += 16;
+  }
   for (; i < full; i += 3) {
     uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
     std::memcpy(out, &kPairs[v >> 12], 2);

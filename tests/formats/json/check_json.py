@@ -5,6 +5,8 @@
                                PythonReadsTheLayout (default tensor_encoding=base64).
   check_json.py numbers FILE   FILE holds the document of PythonReadsNumbers
                                (tensor_encoding=numbers).
+  check_json.py sizes FILE     FILE holds the document of SizesAroundPaddingAndTheLexerBypass:
+                               u8 tensors t0..t100 with byte i = (i * 37 + n) % 256.
 
 Exits nonzero, printing every mismatch, unless the file has exactly the documented layout and
 every tensor's bytes equal what the test wrote.
@@ -93,6 +95,17 @@ def check_base64(path):
                   "tensor line %r" % line)
 
 
+def check_sizes(path):
+    with open(path, encoding="utf-8") as f:
+        d = obj(json.load(f, object_pairs_hook=pairs))
+    for n in range(101):
+        t = tensor(d["t%d" % n], "u8", [n])
+        got = base64.b64decode(t["$data"], validate=True)
+        want = bytes((i * 37 + n) % 256 for i in range(n))
+        check(got == want, "t%d: bytes %r, expected %r" % (n, got, want))
+        check(t["$data"] == base64.b64encode(want).decode(), "t%d: text %r" % (n, t["$data"]))
+
+
 def f32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
@@ -118,7 +131,7 @@ def check_numbers(path):
 def main():
     mode, path = sys.argv[1], sys.argv[2]
     try:
-        {"base64": check_base64, "numbers": check_numbers}[mode](path)
+        {"base64": check_base64, "numbers": check_numbers, "sizes": check_sizes}[mode](path)
     except Exception as e:  # a missing key or a bad type is a mismatch too
         failures.append("%s: %s" % (type(e).__name__, e))
     for f in failures:

@@ -360,6 +360,9 @@ TEST(JsonData, SizesAroundPaddingAndTheLexerBypass) {
   fs::path p = tmp.path / "sizes.json";
   write_document(doc, p, json_save());
   expect_same(doc, read_document(p));
+  // Python's base64 gives the same text for every length (each of the encoder's loops and tails).
+  std::string out;
+  EXPECT_EQ(run_python("sizes", p, out), 0) << out;
   // read_tensor can be called in any order and again.
   auto reader = open(p);
   Tensor t = reader->read("big");
