@@ -6,6 +6,10 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 using namespace ckpt;
 
@@ -82,4 +86,61 @@ TEST(Tensor, BorrowedConstAndMappedStorageIsReadOnly) {
   EXPECT_THROW(listed.bytes(), UsageError);
   EXPECT_THROW(Tensor(DType::f32, {8}, Storage::allocate(4)), UsageError);
   EXPECT_THROW(Tensor::zeros(DType::f32, {-1}), UsageError);
+}
+
+namespace {
+// The /proc/self/smaps fields (in kB, or 0/1 for THPeligible) of the mapping holding `p`.
+struct MappingFacts {
+  long rss_kb = -1;
+  int thp_eligible = -1;
+};
+MappingFacts facts_of(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  MappingFacts f;
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
+      if (inside) break;
+      inside = lo <= a && a < hi;
+      continue;
+    }
+    if (!inside) continue;
+    if (line.rfind("Rss:", 0) == 0) f.rss_kb = std::stol(line.substr(4));
+    if (line.rfind("THPeligible:", 0) == 0) f.thp_eligible = std::stoi(line.substr(12));
+  }
+  return f;
+}
+std::string thp_mode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+constexpr long kLargeKb = 16 * 1024;
+}  // namespace
+
+// Loads into new memory fill large buffers right after allocating them: the buffer comes
+// populated and, where the kernel has transparent huge pages, eligible for them.
+TEST(Tensor, LargeBuffersArePopulatedAndHugePageEligible) {
+  Tensor t = Tensor::empty(DType::f32, {kLargeKb * 1024 / 4});
+  const MappingFacts f = facts_of(t.bytes().data());
+  EXPECT_GE(f.rss_kb, kLargeKb) << "untouched buffer not populated";
+  const bool never = thp_mode().find("[never]") != std::string::npos;
+  EXPECT_EQ(f.thp_eligible, never ? 0 : 1) << "THP mode: " << thp_mode();
+}
+
+TEST(TensorDeathTest, HugePageHintOffLeavesLargeBuffersUntouched) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        ::setenv("CKPT_MADVISE_HUGEPAGE", "0", 1);
+        Tensor t = Tensor::empty(DType::f32, {kLargeKb * 1024 / 4});
+        std::exit(facts_of(t.bytes().data()).rss_kb < 1024 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
