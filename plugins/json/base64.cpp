@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace ckpt::jsonfmt {
 namespace {
 
@@ -45,6 +49,39 @@ inline uint32_t group_bits(const unsigned char* s) {
   return kDecode[0][s[0]] | kDecode[1][s[1]] | kDecode[2][s[2]] | kDecode[3][s[3]];
 }
 
+#if defined(__x86_64__)
+// Twelve input bytes to sixteen characters in SSE registers (Wojciech Mula's method, as in
+// aklomp/base64): a shuffle puts each 3-byte group in a 32-bit lane, two multiplies move the
+// four 6-bit fields to byte boundaries, and a 16-entry shuffle table adds each field's offset
+// into the alphabet. SSSE3 is not in the x86-64 baseline, hence the target attribute and the
+// check at run time. Reads 16 bytes for every 12 it encodes.
+__attribute__((target("ssse3"))) size_t encode_ssse3(const unsigned char* p, size_t n, char*& out) {
+  const __m128i gather = _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+  const __m128i offsets = _mm_setr_epi8(65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 0, 0);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 12) {
+    __m128i in = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), gather);
+    const __m128i hi = _mm_mulhi_epu16(_mm_and_si128(in, _mm_set1_epi32(0x0FC0FC00)), _mm_set1_epi32(0x04000040));
+    const __m128i lo = _mm_mullo_epi16(_mm_and_si128(in, _mm_set1_epi32(0x003F03F0)), _mm_set1_epi32(0x01000010));
+    const __m128i v = _mm_or_si128(hi, lo);
+    // 0-25 -> table 0, 26-51 -> 1, 52-61 -> 2-11, 62 -> 12, 63 -> 13.
+    __m128i idx = _mm_subs_epu8(v, _mm_set1_epi8(51));
+    idx = _mm_sub_epi8(idx, _mm_cmpgt_epi8(v, _mm_set1_epi8(25)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_add_epi8(v, _mm_shuffle_epi8(offsets, idx)));
+    out += 16;
+  }
+  return i;
+}
+
+bool have_ssse3() {
+  static const bool have = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("ssse3") != 0;
+  }();
+  return have;
+}
+#endif
+
 }  // namespace
 
 void base64_encode(std::span<const std::byte> in, char* out) {
@@ -52,6 +89,9 @@ void base64_encode(std::span<const std::byte> in, char* out) {
   size_t n = in.size();
   size_t full = n / 3 * 3;
   size_t i = 0;
+#if defined(__x86_64__)
+  if (have_ssse3()) i = encode_ssse3(p, full, out);
+#endif
   // Twelve input bytes per round from two 8-byte big-endian loads (each using its first six):
   // a third of the loads of the 3-byte loop below, and four independent lookups per load.
   auto six = [](const unsigned char* q, char* o) {
