@@ -11,7 +11,11 @@
 //   save+fsync/F   the same, atomic and durable: temporary file, fsync, rename, folder fsync
 //   load/F         open, then read_into every tensor into buffers reused across loads, as a
 //                  program loading into its existing parameters does
-//   load-fresh/F   read_document(map = false): every tensor into newly allocated memory
+//   load-fresh/F   read_document(map = false): every tensor into newly allocated memory, after
+//                  one untimed fresh load whose memory is freed again (peers.py does the same):
+//                  on this VM memory nobody freed lately costs a host fault per page, and
+//                  without it ckpt's first fresh load met that memory while the peers' loads
+//                  followed a load of theirs that had just freed a gigabyte
 //   open+one/F     (formats with CKPT_CAP_MAP) open the file and read its last tensor (a bias)
 //                  through map, from the page cache
 // Read-only formats get load/ and open+one/ on a file named with --source (the script writes
@@ -205,6 +209,7 @@ void BM_load_fresh(benchmark::State& s, Format f) {
   o.format = f.name();
   o.map = false;
   uint64_t bytes = 0;
+  { Document warm = read_document(p, o); }
   for (auto _ : s) {
     Document d = read_document(p, o);
     bytes = d.tensor_bytes();
