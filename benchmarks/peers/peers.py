@@ -210,8 +210,7 @@ def main():
         emit(name, "save+fsync", t_fsync, nbytes, c_fsync)
         # One untimed load into new memory first, freed again, as bench_formats does before
         # its load-fresh: every timed load then starts from the same memory state on both sides.
-        del_out = loads[0][1](path)
-        del del_out
+        loads[0][1](path)
         for op, load in loads:
             seconds, cpu, out = clock(lambda: load(path))
             del out
