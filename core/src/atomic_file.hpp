@@ -29,6 +29,8 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   const fs::path& temp_path() const { return temp_; }
+  // The descriptor that holds the lock; the writer writes through a descriptor of its own.
+  int fd() const { return lock_fd_; }
   void commit(bool durable = true);
 
  private:
