@@ -1,8 +1,8 @@
 #include "early_writeback.hpp"
 
+#include "env_switch.hpp"
+
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 #include <fcntl.h>
 
 namespace ckpt::detail {
@@ -14,10 +14,7 @@ constexpr auto kInterval = std::chrono::milliseconds(10);
 }  // namespace
 
 bool EarlyWriteback::enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("CKPT_EARLY_WRITEBACK");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
+  static const bool on = env_switch_on("CKPT_EARLY_WRITEBACK");
   return on;
 }
 

@@ -1,6 +1,8 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/tensor.hpp>
 
+#include "env_switch.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -41,10 +43,7 @@ size_t checked_nbytes(DType dtype, const Shape& shape) {
 // clean or dirty files (benchmarks/README.md, "Huge pages"). CKPT_MADVISE_HUGEPAGE=0 turns the
 // hint off, for a machine where compacting memory for huge pages costs more than it saves.
 bool huge_pages_wanted() {
-  static const bool wanted = [] {
-    const char* e = std::getenv("CKPT_MADVISE_HUGEPAGE");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const bool wanted = detail::env_switch_on("CKPT_MADVISE_HUGEPAGE");
   return wanted;
 }
 
