@@ -8,6 +8,7 @@
 #include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -75,7 +76,10 @@ int main(int argc, char** argv) {
                 original.model_state.tensor_count() + original.optimizer.tensor_count(),
                 static_cast<double>(original.model_state.tensor_bytes() + original.optimizer.tensor_bytes()) / (1 << 20),
                 formats.size());
-    std::printf("%-9s %10s %9s %9s %-8s %s\n", "format", "bytes", "save ms", "load ms", "verify", "converted to (verified, identical)");
+    int name_width = 9;  // as wide as the longest format name, so that plugins added later line up
+    for (const auto& f : formats) name_width = std::max(name_width, static_cast<int>(f.name().size()));
+    std::printf("%-*s %10s %9s %9s %-8s %s\n", name_width, "format", "bytes", "save ms", "load ms", "verify",
+                "converted to (verified, identical)");
     int failures = 0;
     for (const auto& f : formats) {
       auto path = dir / ("model" + f.info().extensions.at(0));
@@ -104,7 +108,7 @@ int main(int argc, char** argv) {
       }
       bool ok = rep.ok() && rep.has_integrity && same;
       failures += !ok;
-      std::printf("%-9s %10ju %9.1f %9.1f %-8s %s\n", f.name().c_str(),
+      std::printf("%-*s %10ju %9.1f %9.1f %-8s %s\n", name_width, f.name().c_str(),
                   static_cast<uintmax_t>(std::filesystem::file_size(path)), save_ms, load_ms,
                   ok ? "ok" : "FAILED", conv.c_str());
     }
