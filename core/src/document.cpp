@@ -85,7 +85,7 @@ std::string join_path(std::string_view a, std::string_view b) {
   return std::string(a) + "/" + std::string(b);
 }
 
-Group::Group(const Group& o) : attributes_(o.attributes_) {
+Group::Group(const Group& o) : attributes_(o.attributes_), attribute_at_(o.attribute_at_), child_at_(o.child_at_) {
   children_.reserve(o.children_.size());
   for (const auto& c : o.children_) {
     if (c.is_tensor())
@@ -100,67 +100,76 @@ Group& Group::operator=(const Group& o) {
   return *this;
 }
 
+void Group::reindex_children(size_t from) {
+  for (size_t i = from; i < children_.size(); ++i) child_at_[children_[i].name] = i;
+}
+
+void Group::reindex_attributes(size_t from) {
+  for (size_t i = from; i < attributes_.size(); ++i) attribute_at_[attributes_[i].name] = i;
+}
+
 Group& Group::set(std::string_view name, Value value) {
+  if (auto it = attribute_at_.find(name); it != attribute_at_.end()) {
+    attributes_[it->second].value = std::move(value);
+    return *this;
+  }
   check_name(name);
-  for (auto& a : attributes_)
-    if (a.name == name) {
-      a.value = std::move(value);
-      return *this;
-    }
+  attribute_at_.emplace(std::string(name), attributes_.size());
   attributes_.push_back({std::string(name), std::move(value)});
   return *this;
 }
 
 const Value* Group::attribute(std::string_view name) const {
-  for (const auto& a : attributes_)
-    if (a.name == name) return &a.value;
-  return nullptr;
+  auto it = attribute_at_.find(name);
+  return it == attribute_at_.end() ? nullptr : &attributes_[it->second].value;
 }
 
 bool Group::erase_attribute(std::string_view name) {
-  for (auto it = attributes_.begin(); it != attributes_.end(); ++it)
-    if (it->name == name) {
-      attributes_.erase(it);
-      return true;
-    }
-  return false;
+  auto it = attribute_at_.find(name);
+  if (it == attribute_at_.end()) return false;
+  const size_t at = it->second;
+  attribute_at_.erase(it);
+  attributes_.erase(attributes_.begin() + static_cast<std::ptrdiff_t>(at));
+  reindex_attributes(at);
+  return true;
 }
 
 const Node* Group::find(std::string_view name) const {
-  for (const auto& c : children_)
-    if (c.name == name) return &c;
-  return nullptr;
+  auto it = child_at_.find(name);
+  return it == child_at_.end() ? nullptr : &children_[it->second];
 }
 
 Tensor& Group::add_tensor(std::string_view name, Tensor t) {
   check_name(name);
-  if (find(name)) throw UsageError("duplicate child name '" + std::string(name) + "'");
+  if (!child_at_.emplace(std::string(name), children_.size()).second)
+    throw UsageError("duplicate child name '" + std::string(name) + "'");
   children_.push_back(Node{std::string(name), std::move(t)});
   return children_.back().tensor();
 }
 
 Tensor& Group::set_tensor(std::string_view name, Tensor t) {
-  for (auto& c : children_)
-    if (c.name == name) {
-      c.item = std::move(t);
-      return c.tensor();
-    }
+  if (auto it = child_at_.find(name); it != child_at_.end()) {
+    Node& c = children_[it->second];
+    c.item = std::move(t);
+    return c.tensor();
+  }
   return add_tensor(name, std::move(t));
 }
 
 Group& Group::add_group(std::string_view name) {
   check_name(name);
-  if (find(name)) throw UsageError("duplicate child name '" + std::string(name) + "'");
+  if (!child_at_.emplace(std::string(name), children_.size()).second)
+    throw UsageError("duplicate child name '" + std::string(name) + "'");
   children_.push_back(Node{std::string(name), std::make_unique<Group>()});
   return children_.back().group();
 }
 
 Group& Group::group(std::string_view name) {
-  for (auto& c : children_)
-    if (c.name == name) {
-      if (!c.is_group()) throw UsageError("'" + std::string(name) + "' is a tensor, not a group");
-      return c.group();
-    }
+  if (auto it = child_at_.find(name); it != child_at_.end()) {
+    Node& c = children_[it->second];
+    if (!c.is_group()) throw UsageError("'" + std::string(name) + "' is a tensor, not a group");
+    return c.group();
+  }
   return add_group(name);
 }
 
@@ -180,12 +189,13 @@ Tensor* Group::find_tensor(std::string_view name) {
 }
 
 bool Group::erase(std::string_view name) {
-  for (auto it = children_.begin(); it != children_.end(); ++it)
-    if (it->name == name) {
-      children_.erase(it);
-      return true;
-    }
-  return false;
+  auto it = child_at_.find(name);
+  if (it == child_at_.end()) return false;
+  const size_t at = it->second;
+  child_at_.erase(it);
+  children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(at));
+  reindex_children(at);
+  return true;
 }
 
 const Group* Group::find_group_path(std::string_view path) const {

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -93,7 +95,9 @@ class Group {
   const Node* find(std::string_view name) const;
   bool erase(std::string_view name);
   const std::vector<Node>& children() const { return children_; }
-  std::vector<Node>& children() { return children_; }
+  // Members may be changed in place (a tensor's storage, a group's contents), never renamed:
+  // names are indexed.
+  std::span<Node> children() { return children_; }
 
   // "a/b/c" lookups relative to this group.
   const Group* find_group_path(std::string_view path) const;
@@ -108,8 +112,20 @@ class Group {
                        const std::string& prefix = "") const;
 
  private:
+  // Name -> position, so that lookups cost O(1) however many members a group has (a real
+  // mixture-of-experts state dict has 90k+ tensors in one group).
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  using Index = std::unordered_map<std::string, size_t, NameHash, std::equal_to<>>;
+  void reindex_children(size_t from);
+  void reindex_attributes(size_t from);
+
   std::vector<Attribute> attributes_;
   std::vector<Node> children_;
+  Index attribute_at_;
+  Index child_at_;
 };
 
 using Document = Group;
