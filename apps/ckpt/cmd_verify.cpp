@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "text.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
@@ -11,24 +12,29 @@ namespace ckpt::cli {
 
 Runner add_verify(CLI::App& app) {
   auto* cmd = app.add_subcommand("verify", "Check a file's structure and every tensor against its recorded hashes");
-  static std::string file, format = "auto", pubkey;
+  static std::string file, format = "auto", pubkey, signature;
+  static std::vector<std::string> read_opts;
   cmd->add_option("FILE", file, "checkpoint file")->required();
   cmd->add_option("--format", format, "the file's format (default: detect)");
-  cmd->add_option("--pubkey", pubkey, "also check the file's Ed25519 signature against this public key (KEY.pub)");
+  cmd->add_option("--pubkey", pubkey, "also check the file's Ed25519 signature (FILE.sig) against this public key (KEY.pub)");
+  cmd->add_option("--signature", signature, "the signature file to check (default: FILE.sig)");
+  cmd->add_option("-r,--read-option", read_opts, "KEY=VALUE for the file's format")->allow_extra_args(false);
   return [] {
     VerifyReport r;
     std::optional<SignatureReport> sig;
-    std::optional<std::string> signer;
+    std::optional<std::string> signer, legacy;
     // Read first, so a bad key file is a usage error rather than a finding about FILE.
     std::optional<PublicKey> key;
     if (!pubkey.empty()) key = read_public_key(pubkey);
     try {
       LoadOptions lo;
       lo.format = format;
+      lo.format_options = parse_options(read_opts);
       auto reader = open(file, lo);
       r = verify(*reader);
-      signer = recorded_signer(reader->tree());
-      if (key) sig = verify_signature(*reader, *key);
+      signer = recorded_signer(file, signature);
+      legacy = legacy_signer(reader->tree());
+      if (key) sig = verify_signature(file, *reader, *key, signature);
     } catch (const UsageError&) {
       throw;
     } catch (const IoError&) {
@@ -50,10 +56,13 @@ Runner add_verify(CLI::App& app) {
       std::cout << "OK " << file << ": " << r.tensors_checked << " tensors, " << r.bytes_checked
                 << " bytes match their recorded hashes\n";
     if (sig)
-      std::cout << "OK " << file << ": signature by key " << sig->key_id << " is valid over " << sig->tensors
-                << " tensors and all metadata\n";
+      std::cout << "OK " << file << ": signature by key " << sig->key_id << " is valid over the file's "
+                << sig->file_bytes << " bytes and the " << sig->tensors << " tensors ckpt reads from it\n";
     else if (signer)
       std::cout << "NOTE " << file << ": signed by key " << *signer << "; pass --pubkey to check the signature\n";
+    if (legacy)
+      std::cout << "NOTE " << file << ": holds an in-file meta/signature (key " << *legacy
+                << ") as ckpt 0.1 wrote them; it does not bind the file's bytes and is never accepted\n";
     return kOk;
   };
 }

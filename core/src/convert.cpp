@@ -83,9 +83,9 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
   }
   for (const auto& c : in.children()) {
     std::string ip = join_path(in_prefix, c.name);
-    // A signature is its signer's statement about the file they signed; the output is
-    // re-signed by whoever converts it (ConvertReport::dropped_signer).
-    if (ip == kSignaturePath) continue;
+    // ckpt 0.1's in-file signature was its signer's statement about the file they signed; it
+    // says nothing of the output, which whoever converts it signs again.
+    if (ip == "meta/signature") continue;
     if (c.is_group()) {
       if (flatten) {
         plan_group(c.group(), out, ip, out_prefix, flat_prefix + c.name + ".", target, plan, true);
@@ -171,7 +171,8 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   report.from_format = reader->format().name;
   report.to_format = target.name();
   report.losses = plan.losses;
-  report.dropped_signer = recorded_signer(tree);
+  report.dropped_signer = recorded_signer(src);
+  if (!report.dropped_signer) report.dropped_signer = legacy_signer(tree);
   if (!plan.losses.empty() && !options.allow_lossy) {
     std::string msg = "converting '" + src.string() + "' to " + target.name() + " would lose:";
     for (const auto& l : plan.losses) msg += "\n  " + l.path + ": " + l.what;

@@ -1,7 +1,6 @@
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
-#include <ckpt/signature.hpp>
 
 #include <xxhash.h>
 
@@ -54,23 +53,27 @@ void canonical_value(std::string& out, const Value& v) {
       v);
 }
 
+// ckpt 0.1 kept its signature in the file, outside the manifest it signed.
+constexpr const char* kLegacySignaturePath = "meta/signature";
+
 void collect(const Group& g, const std::string& prefix, std::vector<std::string>& lines,
-             const std::map<std::string, std::string>& hashes) {
+             const std::map<std::string, std::string>& hashes, ManifestEncoding enc) {
+  const bool v1 = enc == ManifestEncoding::v1;
+  auto path_text = [&](const std::string& p) { return v1 ? p : std::to_string(p.size()) + ":" + p; };
   for (const auto& a : g.attributes()) {
-    std::string line = "A " + join_path(prefix, a.name) + " ";
+    std::string line = "A " + path_text(join_path(prefix, a.name)) + " ";
     canonical_value(line, a.value);
     lines.push_back(std::move(line));
   }
   for (const auto& c : g.children()) {
     std::string p = join_path(prefix, c.name);
-    // The signature signs this manifest, so it cannot be part of it.
-    if (p == kIntegrityPath || p == kSignaturePath) continue;
+    if (p == kIntegrityPath || (v1 && p == kLegacySignaturePath)) continue;
     if (c.is_group()) {
-      lines.push_back("G " + p);
-      collect(c.group(), p, lines, hashes);
+      lines.push_back("G " + path_text(p));
+      collect(c.group(), p, lines, hashes, enc);
     } else {
       auto it = hashes.find(p);
-      lines.push_back("T " + p + " " + std::string(name(c.tensor().dtype())) + " " +
+      lines.push_back("T " + path_text(p) + " " + std::string(name(c.tensor().dtype())) + " " +
                       shape_string(c.tensor().shape()) + " " + (it == hashes.end() ? "-" : it->second));
     }
   }
@@ -79,10 +82,11 @@ void collect(const Group& g, const std::string& prefix, std::vector<std::string>
 }  // namespace
 
 std::string canonical_manifest(const Document& doc,
-                               const std::vector<std::pair<std::string, std::string>>& tensor_hashes) {
+                               const std::vector<std::pair<std::string, std::string>>& tensor_hashes,
+                               ManifestEncoding encoding) {
   std::map<std::string, std::string> hashes(tensor_hashes.begin(), tensor_hashes.end());
   std::vector<std::string> lines;
-  collect(doc, "", lines, hashes);
+  collect(doc, "", lines, hashes, encoding);
   // Sorted, because some formats (HDF5) list members by name rather than in creation order.
   std::sort(lines.begin(), lines.end());
   std::string out;
@@ -113,6 +117,7 @@ void write_integrity(Document& doc, const std::vector<std::pair<std::string, std
   integ.set("paths", std::move(paths));
   integ.set("digests", std::move(digests));
   integ.set("manifest", hash_hex(XXH3_64bits(manifest.data(), manifest.size())));
+  integ.set("manifest_encoding", kManifestEncodingV2);
 }
 
 namespace {
@@ -121,8 +126,13 @@ struct Recorded {
   bool present = false;
   std::map<std::string, std::string> digests;
   std::string manifest;
+  ManifestEncoding encoding = ManifestEncoding::v1;
   std::vector<std::string> problems;
 };
+
+bool is_hex_digest(const std::string& s) {
+  return s.size() == 16 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
 
 Recorded recorded(const Document& tree) {
   Recorded r;
@@ -149,7 +159,27 @@ Recorded recorded(const Document& tree) {
     r.problems.push_back(std::string(kIntegrityPath) + ": paths, digests and manifest are damaged");
     return r;
   }
-  for (size_t i = 0; i < paths->size(); ++i) r.digests[(*paths)[i]] = (*digests)[i];
+  // Nothing may ride along unchecked in the record itself: it is left out of its own manifest.
+  const std::string where = kIntegrityPath;
+  for (const auto& a : g->attributes())
+    if (a.name != "algorithm" && a.name != "paths" && a.name != "digests" && a.name != "manifest" &&
+        a.name != "manifest_encoding")
+      r.problems.push_back(where + "/" + a.name + ": unexpected attribute (not covered by the hashes)");
+  for (const auto& c : g->children())
+    r.problems.push_back(where + "/" + c.name + ": unexpected member (not covered by the hashes)");
+  if (const Value* e = g->attribute("manifest_encoding")) {
+    const std::string* s = std::get_if<std::string>(e);
+    if (!s || *s != kManifestEncodingV2)
+      r.problems.push_back(where + "/manifest_encoding: expected \"" + std::string(kManifestEncodingV2) + "\"");
+    r.encoding = ManifestEncoding::v2;
+  }
+  for (size_t i = 0; i < paths->size(); ++i) {
+    if (!is_hex_digest((*digests)[i]))
+      r.problems.push_back(where + "/digests[" + std::to_string(i) + "]: not 16 hex digits");
+    if (!r.digests.emplace((*paths)[i], (*digests)[i]).second)
+      r.problems.push_back(where + "/paths: '" + (*paths)[i] + "' recorded twice");
+  }
+  if (!is_hex_digest(*manifest)) r.problems.push_back(where + "/manifest: not 16 hex digits");
   r.manifest = *manifest;
   return r;
 }
@@ -176,7 +206,7 @@ void finish_report(VerifyReport& rep, const Document& tree, const Recorded& rec,
   }
   for (const auto& [p, h] : rec.digests)
     if (!seen.count(p)) rep.problems.push_back(p + ": recorded tensor is missing");
-  std::string manifest = canonical_manifest(tree, actual);
+  std::string manifest = canonical_manifest(tree, actual, rec.encoding);
   std::string got = hash_hex(XXH3_64bits(manifest.data(), manifest.size()));
   if (got != rec.manifest)
     rep.problems.push_back("manifest digest " + got + " does not match the recorded " + rec.manifest +
@@ -216,7 +246,6 @@ VerifyReport verify(FormatReader& reader) {
   std::vector<std::pair<std::string, std::string>> actual;
   std::vector<std::byte> buf;
   tree.for_each_tensor([&](const std::string& path, const Tensor& t) {
-    if (path.rfind("meta/integrity/", 0) == 0) return;
     std::optional<Tensor> m = reader.map(path);
     std::span<const std::byte> bytes;
     if (m) {

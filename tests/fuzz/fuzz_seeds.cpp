@@ -1,9 +1,9 @@
 // ckpt_fuzz_seeds TARGET OUTDIR: writes seed files for a fuzz target. For "manifest", the
 // manifests of the plugins found; for "keyfile", the fixed fuzzing key pair; for a plugin's
-// name, files written through the plugin's own writers: small documents with every dtype, shape kind, attribute type and
-// nesting, a checkpoint with meta/integrity, and the same checkpoint signed with the fixed
-// fuzzing key (fuzz_key.hpp), so the fuzzer starts from files that reach every branch of the
-// reader and of the integrity and signature checks. Documents a format cannot hold are left out.
+// name, files written through the plugin's own writers: small documents with every dtype, shape
+// kind, attribute type and nesting, and a checkpoint with meta/integrity, so the fuzzer starts
+// from files that reach every branch of the reader and of the integrity checks. Documents a
+// format cannot hold are left out. (scripts/fuzz.sh adds the attacks of tests/security.)
 #include "fuzz_key.hpp"
 
 #include <ckpt/checkpoint.hpp>
@@ -93,7 +93,6 @@ int main(int argc, char** argv) {
     std::printf("keyfile: 2 seed files in %s\n", dir.c_str());
     return 0;
   }
-  SecretKey key = parse_secret_key(ckpt::fuzz::kSecretKey, "fuzz_key.hpp");
   for (const auto& f : Registry::global().formats()) {
     if (f.plugin().name != plugin || !f.info().can(CKPT_CAP_WRITE)) continue;
     const std::string ext = f.info().extensions.empty() ? ".bin" : f.info().extensions.front();
@@ -103,12 +102,6 @@ int main(int argc, char** argv) {
       try {
         write_document(doc, p, f);
         ++written;
-        if (label == "checkpoint") {
-          const fs::path s = dir / (f.name() + "-signed" + ext);
-          fs::copy_file(p, s, fs::copy_options::overwrite_existing);
-          sign_file(s, key, {.format = f.name()});
-          ++written;
-        }
       } catch (const Error& e) {
         std::fprintf(stderr, "%s: %s left out: %s\n", f.name().c_str(), label.c_str(), e.what());
       }

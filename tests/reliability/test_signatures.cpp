@@ -1,7 +1,8 @@
 // Signatures through the real program: `ckpt keygen`, `ckpt sign`, `ckpt verify --pubkey`.
-// A signed file whose tensors, metadata or signature change fails verification, even when the
-// tamperer recomputes the XXH3 hashes of meta/integrity; converting keeps the hashes and says
-// the signature must be renewed. For every writable format in the registry.
+// A signature is FILE.sig beside the file; signing leaves the file's bytes alone. Any change to
+// the file (a tensor, an attribute, a name, one byte appended, even with meta/integrity's XXH3
+// hashes recomputed by the tamperer) or to the signature file fails verification. Converting
+// keeps the hashes and says the signature must be renewed. For every writable format.
 #include "common.hpp"
 
 #include <ckpt/errors.hpp>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <xxhash.h>
 
 using namespace ckpt;
 using namespace ckpt::reliability;
@@ -48,11 +50,26 @@ void tamper(const fs::path& path, const std::string& format, F&& edit) {
   write_document(d, path, {.format = format});
 }
 
-Tensor& first_weight(Document& d) {
-  Group& state = d.group("model").group("state");
-  for (auto& c : state.children())
-    if (c.is_tensor() && c.name.ends_with(".weight")) return c.tensor();
-  throw std::runtime_error("no weight");
+Tensor& first_tensor(Document& d) {
+  std::function<Tensor*(Group&)> find = [&](Group& g) -> Tensor* {
+    for (auto& c : g.children()) {
+      if (c.is_tensor() && c.tensor().nbytes() > 8 && c.name != "gen") return &c.tensor();
+      if (c.is_group())
+        if (Tensor* t = find(c.group())) return t;
+    }
+    return nullptr;
+  };
+  if (Tensor* t = find(d)) return *t;
+  throw std::runtime_error("no tensor");
+}
+
+// Replaces `field` in a signature file's JSON text by `value` (raw JSON).
+std::string with_field(const std::string& text, const std::string& field, const std::string& value) {
+  const size_t k = text.find("\"" + field + "\": ");
+  EXPECT_NE(k, std::string::npos) << field;
+  const size_t v = k + field.size() + 4;
+  const size_t end = text.find_first_of(",\n", v);
+  return text.substr(0, v) + value + text.substr(end);
 }
 
 class Signatures : public ::testing::TestWithParam<std::string> {
@@ -72,19 +89,18 @@ TEST_P(Signatures, SignedFileVerifiesAndEveryChangeFailsIt) {
   const Keys& k = *keys_;
   TempDir tmp("sign-" + param_name(name));
   const fs::path path = tmp.path / file_name(format.info());
+  const fs::path sig_path = default_signature_path(path);
   Sample s = make_sample(format.info(), 64 << 10, 3);
   write_document(s.doc, path, format);
+  const std::string signed_bytes = read_file(path);
 
   auto sign = run_command(cli("sign " + path.string() + " --key " + k.key.string()));
-  if (!s.has_integrity) {
-    // A format that holds no nested metadata cannot carry a signature; it says so.
-    EXPECT_EQ(sign.code, 2) << sign.out;
-    EXPECT_THAT(sign.out, HasSubstr("cannot hold"));
-    return;
-  }
   ASSERT_EQ(sign.code, 0) << sign.out;
   const std::string id = read_public_key(k.pub).id();
   EXPECT_THAT(sign.out, HasSubstr(id));
+  EXPECT_EQ(read_file(path), signed_bytes) << "signing must not touch the file";
+  ASSERT_TRUE(fs::exists(sig_path));
+  const std::string sig_text = read_file(sig_path);
   auto ok = run_command(cli("verify " + path.string() + " --pubkey " + k.pub.string()));
   EXPECT_EQ(ok.code, 0) << ok.out;
   EXPECT_THAT(ok.out, HasSubstr("signature by key " + id + " is valid"));
@@ -95,64 +111,79 @@ TEST_P(Signatures, SignedFileVerifiesAndEveryChangeFailsIt) {
   EXPECT_EQ(wrong_key.code, 1) << wrong_key.out;
   EXPECT_THAT(wrong_key.out, HasSubstr("not with the given key"));
 
-  const std::string signed_bytes = read_file(path);
   const PublicKey pub = read_public_key(k.pub);
-  // Through the library (what `ckpt verify --pubkey` runs), returning whether the recomputed
-  // XXH3 hashes still pass on their own.
-  auto expect_rejected = [&](const char* what, auto edit, const char* says) {
-    write_file(path, signed_bytes);
-    tamper(path, name, edit);
+  // Through the library (what `ckpt verify --pubkey` runs), after restoring the signed state.
+  auto problem = [&]() -> std::string {
     LoadOptions lo;
     lo.format = name;
-    auto reader = open(path, lo);
-    SignatureReport r = verify_signature(*reader, pub);
-    EXPECT_FALSE(r.ok()) << what;
-    EXPECT_THAT(r.problems.empty() ? std::string() : r.problems.front(), HasSubstr(says)) << what;
-    return verify(*reader).ok();
+    try {
+      auto reader = open(path, lo);
+      SignatureReport r = verify_signature(path, *reader, pub);
+      return r.ok() ? std::string("(valid)") : r.problems.front();
+    } catch (const Error& e) {
+      return std::string("(unreadable) ") + e.what();
+    }
   };
-  // The XXH3 hashes were recomputed, so only the signature notices these.
-  EXPECT_TRUE(expect_rejected("a tensor's byte", [](Document& d) {
-    Tensor t = first_weight(d).clone();
+  auto restore = [&] {
+    write_file(path, signed_bytes);
+    write_file(sig_path, sig_text);
+  };
+  // The file: the XXH3 hashes were recomputed, so only the signature notices these.
+  auto file_changed = [&](const char* what, auto edit) {
+    restore();
+    tamper(path, name, edit);
+    EXPECT_THAT(problem(), HasSubstr("not the signed ones")) << what;
+  };
+  file_changed("a tensor's byte", [](Document& d) {
+    Tensor t = first_tensor(d).clone();
     t.mutable_bytes()[5] ^= std::byte{0x10};
-    first_weight(d) = t;
-  }, "does not match the content"));
-  EXPECT_TRUE(expect_rejected("an attribute", [](Document& d) { d.group("trainer").set("generation", 4); },
-                              "does not match the content"));
-  EXPECT_TRUE(expect_rejected("a tensor renamed", [](Document& d) {
-    Group& st = d.group("model").group("state");
-    st.add_tensor("renamed", st.find_tensor("gen")->clone());
-    st.erase("gen");
-  }, "does not match the content"));
-  expect_rejected("the signature", [](Document& d) {
-    Group& g = d.group("meta").group("signature");
-    std::string sig = std::get<std::string>(*g.attribute("signature"));
-    sig[3] = sig[3] == 'A' ? 'B' : 'A';
-    g.set("signature", sig);
-  }, "does not match the content");
-  expect_rejected("the key id", [&](Document& d) {
-    d.group("meta").group("signature").set("key_id", read_public_key(k.other_pub).id());
-  }, "not with the given key");
-  expect_rejected("an attribute added to the signature", [](Document& d) {
-    d.group("meta").group("signature").set("note", "trust me");
-  }, "unexpected attribute");
-  expect_rejected("the signature removed", [](Document& d) { d.group("meta").erase("signature"); }, "not signed");
+    first_tensor(d) = t;
+  });
+  if (format.info().can(CKPT_CAP_ATTRIBUTES))
+    file_changed("an attribute", [](Document& d) { d.set("added_by_someone", 4); });
+  file_changed("a tensor added", [](Document& d) { d.add_tensor("added_tensor", Tensor::from<float>(DType::f32, {1}, {1})); });
+  restore();
+  write_file(path, signed_bytes + std::string(1, '\0'));
+  // Most formats refuse trailing bytes themselves; for the rest the signature does.
+  EXPECT_THAT(problem(), ::testing::AnyOf(HasSubstr("not the signed ones"), HasSubstr("(unreadable)"))) << "a byte appended";
+  // The signature file.
+  auto sig_changed = [&](const char* what, const std::string& text, const char* says) {
+    restore();
+    write_file(sig_path, text);
+    EXPECT_THAT(problem(), HasSubstr(says)) << what;
+  };
+  std::string flipped = sig_text;
+  const size_t at = flipped.find("\"signature\": \"") + 16;
+  flipped[at] = flipped[at] == 'A' ? 'B' : 'A';
+  sig_changed("the signature", flipped, "does not match its statement");
+  sig_changed("the key id", with_field(sig_text, "key_id", "\"" + read_public_key(k.other_pub).id() + "\""),
+              "not with the given key");
+  sig_changed("the file size", with_field(sig_text, "file_size", std::to_string(signed_bytes.size() + 1)),
+              "does not match its statement");
+  sig_changed("the format", with_field(sig_text, "checkpoint_format", name == "json" ? "\"msgpack\"" : "\"json\""),
+              "does not match its statement");
+  sig_changed("a field added", with_field(sig_text, "tensors", "1, \"note\": \"trust me\""), "unexpected field");
+  restore();
+  fs::remove(sig_path);
+  EXPECT_THAT(problem(), HasSubstr("not signed"));
   // And once through the program: exit 1, saying what failed.
-  write_file(path, signed_bytes);
-  tamper(path, name, [](Document& d) { d.group("trainer").set("generation", 5); });
+  restore();
+  tamper(path, name, [](Document& d) { d.add_tensor("added_tensor", Tensor::from<float>(DType::f32, {1}, {1})); });
   auto tampered = run_command(cli("verify " + path.string() + " --pubkey " + k.pub.string()));
   EXPECT_EQ(tampered.code, 1) << tampered.out;
-  EXPECT_THAT(tampered.out, HasSubstr("signature: the signature does not match the content"));
+  EXPECT_THAT(tampered.out, HasSubstr("signature: the file's bytes are not the signed ones"));
 
   // Signing again with another key replaces the signature and says so.
-  write_file(path, signed_bytes);
+  restore();
   auto again = run_command(cli("sign " + path.string() + " --key " + k.other_key.string()));
   EXPECT_EQ(again.code, 0) << again.out;
   EXPECT_THAT(again.out, HasSubstr("replaced the signature by key " + id));
   EXPECT_EQ(run_command(cli("verify " + path.string() + " --pubkey " + k.other_pub.string())).code, 0);
   EXPECT_EQ(run_command(cli("verify " + path.string() + " --pubkey " + k.pub.string())).code, 1);
+  EXPECT_EQ(read_file(path), signed_bytes);
 }
 
-// Formats that hold a whole checkpoint, signature included.
+// Conversions write a new file: the signature stays with the old one.
 class SignedConversions : public Signatures {};
 
 TEST_P(SignedConversions, KeepTheHashesAndAskToRenewTheSignature) {
@@ -248,21 +279,79 @@ TEST(KeyFiles, DamagedOrExposedKeysAreRefusedNamingTheFileAndLine) {
   auto v = run_command(cli("verify " + file.string() + " --pubkey " + (tmp.path / "bad.pub").string()));
   EXPECT_EQ(v.code, 2) << v.out;
   EXPECT_THAT(v.out, HasSubstr("bad.pub', line 2"));
+  // A FIFO named as a key is refused at once, not waited on.
+  const fs::path fifo = tmp.path / "fifo.pub";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto f = run_command("timeout 20 " + cli("verify " + file.string() + " --pubkey " + fifo.string()));
+  EXPECT_EQ(f.code, 2) << f.out;
+  EXPECT_THAT(f.out, HasSubstr("a FIFO"));
 }
 
-// What is signed: everything the integrity manifest covers, with BLAKE2b instead of XXH3, and
-// neither meta/integrity nor meta/signature.
-TEST(SignedMessage, CoversTheManifestButNotTheIntegrityOrSignatureGroups) {
+// The signed message and the manifest have one reading each: every string is length-prefixed,
+// so a name holding a newline cannot pose as another record.
+TEST(SignedMessage, EveryFieldIsBoundAndLengthPrefixed) {
+  SignedStatement a;
+  a.key_id = "k";
+  a.format = "pytorch";
+  a.file_size = 10;
+  a.file_digest = std::string(64, 'a');
+  a.manifest_digest = std::string(64, 'b');
+  a.tensors = 1;
+  a.tensor_bytes = 4;
+  const std::string m = signed_message(a);
+  EXPECT_THAT(m, HasSubstr("format 7:pytorch\n"));
+  auto differs = [&](auto change) {
+    SignedStatement b = a;
+    change(b);
+    return signed_message(b) != m;
+  };
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.key_id = "j"; }));
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.format = "json"; }));
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.file_size = 11; }));
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.file_digest[0] = 'c'; }));
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.manifest_digest[0] = 'c'; }));
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.tensors = 2; }));
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.tensor_bytes = 5; }));
+  EXPECT_TRUE(differs([](SignedStatement& b) { b.format = "pytorch\nfile 10"; }));
+}
+
+TEST(Manifest, ANameHoldingANewlineCannotForgeAnotherRecord) {
+  Document forged, plain;
+  forged.set("format string 2:pt\nA format_version", int64_t{1});
+  plain.set("format", "pt");
+  plain.set("format_version", int64_t{1});
+  // ckpt 0.1's encoding read both documents as the same manifest.
+  EXPECT_EQ(canonical_manifest(forged, {}, ManifestEncoding::v1), canonical_manifest(plain, {}, ManifestEncoding::v1));
+  EXPECT_NE(canonical_manifest(forged, {}), canonical_manifest(plain, {}));
+  // Hashes recorded for one do not pass for the other.
+  add_integrity(plain);
+  Document swapped = forged;
+  swapped.group("meta").add_group("integrity") = *plain.find_group_path("meta/integrity");
+  EXPECT_FALSE(verify_document(swapped).ok());
+  EXPECT_TRUE(verify_document(plain).ok());
+}
+
+TEST(Manifest, RecordsOfCkpt01StillVerifyAndNothingRidesAlongInTheRecord) {
   Document d;
   d.group("meta").set("schema", "x");
   d.group("model").add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
-  std::vector<std::pair<std::string, std::string>> digests = {{"model/w", blake2b_hex(d.find_tensor_path("model/w")->bytes())}};
-  const std::string m = signed_message(d, digests);
-  EXPECT_THAT(m, HasSubstr("T model/w f32 [2] " + digests[0].second));
-  EXPECT_EQ(digests[0].second.size(), 64u);
   add_integrity(d);
-  d.group("meta").group("signature").set("signature", "anything");
-  EXPECT_EQ(signed_message(d, digests), m);
+  EXPECT_TRUE(verify_document(d).ok());
+  // As ckpt 0.1 wrote it: the v1 manifest and no manifest_encoding.
+  Document old = d;
+  Group& integ = *old.group("meta").find_group("integrity");
+  integ.erase_attribute("manifest_encoding");
+  const std::string hash = std::get<std::vector<std::string>>(*integ.attribute("digests"))[0];
+  const std::string v1 = canonical_manifest(old, {{"model/w", hash}}, ManifestEncoding::v1);
+  integ.set("manifest", hash_hex(XXH3_64bits(v1.data(), v1.size())));
+  EXPECT_TRUE(verify_document(old).ok());
+  // A tensor or an attribute slipped into the record is a finding.
+  Document extra = d;
+  extra.group("meta").group("integrity").add_tensor("w", Tensor::from<float>(DType::f32, {1}, {1}));
+  EXPECT_FALSE(verify_document(extra).ok());
+  Document attr = d;
+  attr.group("meta").group("integrity").set("note", "trust me");
+  EXPECT_FALSE(verify_document(attr).ok());
 }
 
 }  // namespace

@@ -17,10 +17,18 @@ inline constexpr const char* kHashAlgorithm = "xxh3_64";
 uint64_t hash_bytes(std::span<const std::byte> bytes);
 std::string hash_hex(uint64_t h);
 
-// The canonical text of everything the digest covers (attributes and tensor hashes, sorted by
-// path), excluding meta/integrity itself. `tensor_hashes` maps tensor path -> hex digest.
+// How a manifest spells names. v1 (ckpt 0.1) wrote paths bare, so a name holding a newline
+// could forge another record; v2 length-prefixes every path and string, so each record, and so
+// the whole manifest, has exactly one reading. v1 is still checked in files that record it.
+enum class ManifestEncoding { v1, v2 };
+inline constexpr const char* kManifestEncodingV2 = "ckpt-manifest-2";
+
+// The canonical text of everything the digest covers (every group, attribute and tensor with its
+// hash, one record each, sorted), excluding meta/integrity itself. `tensor_hashes` maps tensor
+// path -> hex digest.
 std::string canonical_manifest(const Document& doc,
-                               const std::vector<std::pair<std::string, std::string>>& tensor_hashes);
+                               const std::vector<std::pair<std::string, std::string>>& tensor_hashes,
+                               ManifestEncoding encoding = ManifestEncoding::v2);
 
 // Hashes every tensor and writes meta/integrity {algorithm, paths, digests, manifest}.
 void add_integrity(Document& doc);

@@ -1,14 +1,20 @@
-// Ed25519 signatures over a checkpoint's canonical manifest (docs/reliability.md, "Signatures").
+// Detached Ed25519 signatures of checkpoint files (docs/reliability.md, "Signatures").
 //
-// The per-tensor hashes of meta/integrity are XXH3-64: fast, and good against accidents, but
-// anyone can forge data with a chosen XXH3 hash. So what is signed is the canonical manifest
-// (docs/schema.md) with each tensor's BLAKE2b-256 in place of its XXH3: everything the integrity
-// manifest covers, with hashes an attacker cannot collide. The signature is stored in
-// meta/signature, which the manifest leaves out, as it leaves out meta/integrity.
+// A signature is a small file beside the checkpoint, FILE.sig, as OpenSSF model signing keeps
+// its own beside a model: the checkpoint is never rewritten to be signed, so any file can be
+// signed exactly as it is on disk. The signed message binds
+//  - the file's exact bytes: its size and BLAKE2b-256 over all of them, so that nothing a
+//    consumer of the format might read (an extra zip entry, an ONNX node, a __metadata__ key,
+//    bytes appended) can change without breaking the signature;
+//  - the format ckpt read it as, and the canonical manifest (v2, length-prefixed names) of
+//    what ckpt reads from it with each tensor's BLAKE2b-256: this covers what lies outside the
+//    file (ONNX external data) and ties the signature to one reading of the bytes.
+// The XXH3 hashes of meta/integrity guard against accidents; only this guards against people.
 #pragma once
 
 #include <ckpt/document.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/keys.hpp>
 
 #include <array>
 #include <cstdint>
@@ -16,68 +22,42 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
-#include <utility>
 #include <vector>
 
 namespace ckpt {
 
-inline constexpr const char* kSignaturePath = "meta/signature";
 inline constexpr const char* kSignatureAlgorithm = "ed25519";
 inline constexpr const char* kSignatureDigest = "blake2b-256";
+inline constexpr const char* kSignatureSuffix = ".sig";
 
-class PublicKey {
- public:
-  static constexpr size_t kSize = 32;
-  explicit PublicKey(const std::array<unsigned char, kSize>& bytes) : bytes_(bytes) {}
-  const std::array<unsigned char, kSize>& bytes() const { return bytes_; }
-  // 32 hex digits of BLAKE2b-128 over the key: names the key in meta/signature and in output.
-  std::string id() const;
+// FILE.sig: where a file's signature is kept unless a caller names another place.
+fs::path default_signature_path(const fs::path& file);
 
- private:
-  std::array<unsigned char, kSize> bytes_;
+// What a signature file states, all of it signed.
+struct SignedStatement {
+  std::string key_id;
+  std::string format;            // the format the file was read as
+  uint64_t file_size = 0;
+  std::string file_digest;       // BLAKE2b-256 hex of every byte of the file
+  std::string manifest_digest;   // BLAKE2b-256 hex of the canonical manifest (v2)
+  uint64_t tensors = 0;
+  uint64_t tensor_bytes = 0;
 };
 
-// The 64-byte Ed25519 secret key (seed and public key, as libsodium keeps it). Wiped on
-// destruction.
-class SecretKey {
- public:
-  static constexpr size_t kSize = 64;
-  explicit SecretKey(const std::array<unsigned char, kSize>& bytes) : bytes_(bytes) {}
-  SecretKey(const SecretKey&) = delete;
-  SecretKey& operator=(const SecretKey&) = delete;
-  SecretKey(SecretKey&& other) noexcept;
-  SecretKey& operator=(SecretKey&&) = delete;
-  ~SecretKey();
-  const std::array<unsigned char, kSize>& bytes() const { return bytes_; }
-  PublicKey public_key() const;
-
- private:
-  std::array<unsigned char, kSize> bytes_;
-};
-
-// A fresh key pair from the operating system's randomness.
-std::pair<SecretKey, PublicKey> generate_key_pair();
-
-// Key files are two text lines: a header naming the kind of key and its version, then the key
-// in standard base64. The secret key file is created with mode 0600 and refused on reading when
-// anyone but its owner may read it. Writing refuses to replace a file unless `overwrite`.
-void write_secret_key(const SecretKey& key, const fs::path& path, bool overwrite = false);
-void write_public_key(const PublicKey& key, const fs::path& path, bool overwrite = false);
-SecretKey read_secret_key(const fs::path& path);
-PublicKey read_public_key(const fs::path& path);
-// The same from text in memory; `source` names it in errors (FormatError).
-SecretKey parse_secret_key(std::string_view text, const std::string& source);
-PublicKey parse_public_key(std::string_view text, const std::string& source);
-
-// Exactly the bytes that are signed: a header line and the canonical manifest of `tree` with
-// `digests` (tensor path -> BLAKE2b-256 hex) as the tensors' hashes.
-std::string signed_message(const Document& tree, const std::vector<std::pair<std::string, std::string>>& digests);
+// Exactly the bytes that are signed: a version line, then each field on its own line with
+// every string length-prefixed.
+std::string signed_message(const SignedStatement& s);
 std::string blake2b_hex(std::span<const std::byte> bytes);
+// BLAKE2b-256 hex of a whole regular file, and its size.
+std::string file_blake2b(const fs::path& path, uint64_t* size);
+
+// The statement for the file behind `reader` (at `path`), as it is now: the file's digest and
+// the manifest of what the reader lists, every tensor hashed.
+SignedStatement describe_for_signing(const fs::path& path, FormatReader& reader);
 
 struct SignOptions {
-  std::string format = "auto";   // the file's format; it is rewritten in the same one
-  Options write_options{};       // passed to the writer when the file is rewritten
+  std::string format = "auto";  // the file's format
+  fs::path signature{};         // where to write it; empty: FILE.sig
   bool fsync = true;
   const Registry* registry = nullptr;
 };
@@ -85,29 +65,38 @@ struct SignOptions {
 struct SignReport {
   std::string format;
   std::string key_id;
+  fs::path signature;
   std::optional<std::string> replaced_key_id;  // the signature this one replaced
   size_t tensors = 0;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0;       // tensor bytes
+  uint64_t file_bytes = 0;  // the file's size
 };
 
-// Checks the file's recorded hashes, signs it and rewrites it atomically through its own
-// format. Before the new file replaces the old one it is read back and its signature checked,
-// so a format that cannot keep the signed content exactly leaves the file untouched
-// (IntegrityError). A format that cannot hold meta/signature at all is an UnsupportedError.
+// Checks the file's recorded hashes (a damaged file is not signed: IntegrityError), then writes
+// its signature atomically. The checkpoint itself is not touched.
 SignReport sign_file(const fs::path& path, const SecretKey& key, const SignOptions& options = {});
 
 struct SignatureReport {
-  bool present = false;  // the file has meta/signature
-  std::string key_id;    // as recorded there
+  bool present = false;  // a signature file was found
+  std::string key_id;    // as it states
+  fs::path signature;
   size_t tensors = 0;
   uint64_t bytes = 0;
+  uint64_t file_bytes = 0;
   std::vector<std::string> problems;  // empty: the signature is valid for the given key
   bool ok() const { return present && problems.empty(); }
 };
 
-// Streams every signed tensor of an open file through BLAKE2b and checks the signature.
-SignatureReport verify_signature(FormatReader& reader, const PublicKey& key);
-// The key id meta/signature names, unchecked; nullopt when the file is not signed.
-std::optional<std::string> recorded_signer(const Document& tree);
+// Checks the signature of `path` (read through `reader`, which must be open on it) against
+// `key`: the statement's signature, then the file's bytes, then the manifest of what the reader
+// lists. `signature` empty: FILE.sig.
+SignatureReport verify_signature(const fs::path& path, FormatReader& reader, const PublicKey& key,
+                                 const fs::path& signature = {});
+
+// The key id a signature file beside `path` names, unchecked; nullopt when there is none.
+std::optional<std::string> recorded_signer(const fs::path& path, const fs::path& signature = {});
+// The key id of an in-file signature (meta/signature) as ckpt 0.1 wrote them; such signatures
+// do not bind the file's bytes and are never accepted.
+std::optional<std::string> legacy_signer(const Document& tree);
 
 }  // namespace ckpt
