@@ -48,7 +48,28 @@ bool same_file(int fd, const fs::path& p) {
 }
 }  // namespace
 
+void check_save_target(const fs::path& target) {
+  struct stat st {};
+  if (::lstat(target.c_str(), &st) != 0) return;  // nothing there yet
+  const char* what = nullptr;
+  if (S_ISLNK(st.st_mode)) {
+    // The rename replaces the link itself; still, a link to a device is not a checkpoint.
+    if (::stat(target.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return;
+    what = "a symbolic link to something that is not a regular file";
+  } else if (!S_ISREG(st.st_mode)) {
+    what = S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+           : S_ISFIFO(st.st_mode)                     ? "a FIFO"
+           : S_ISDIR(st.st_mode)                      ? "a folder"
+           : S_ISSOCK(st.st_mode)                     ? "a socket"
+                                                      : "not a regular file";
+  }
+  if (what)
+    throw UsageError("cannot save to '" + target.string() + "': it exists and is " + what +
+                     "; a checkpoint replaces only a regular file");
+}
+
 AtomicFile::AtomicFile(const fs::path& target) : target_(target) {
+  check_save_target(target);
   fs::path dir = target.parent_path();
   if (dir.empty()) dir = ".";
   std::error_code ec;

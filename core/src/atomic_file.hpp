@@ -42,4 +42,8 @@ class AtomicFile {
 
 bool is_temp_name(const std::string& filename);
 
+// Throws UsageError when `target` exists and is not a regular file (a device, a FIFO, a
+// folder, a socket, or a symlink to one of those): a save must never rename a file over it.
+void check_save_target(const fs::path& target);
+
 }  // namespace ckpt::detail

@@ -1,4 +1,5 @@
 #include "loaded_plugin.hpp"
+#include "small_file.hpp"
 #include "status.hpp"
 
 #include <ckpt/errors.hpp>
@@ -12,6 +13,9 @@
 #include <cstring>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <map>
 #include <mutex>
 #include <set>
@@ -199,7 +203,13 @@ std::vector<std::pair<fs::path, std::string>> Registry::default_search_path() {
     while (start <= s.size()) {
       size_t colon = s.find(':', start);
       std::string part = s.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-      if (!part.empty()) dirs.emplace_back(part, "CKPT_PLUGIN_PATH");
+      // A relative entry would resolve against whatever folder ckpt runs in, so a library
+      // dropped there (a download folder) would run its constructors: only absolute folders.
+      if (!part.empty() && part[0] == '/')
+        dirs.emplace_back(part, "CKPT_PLUGIN_PATH");
+      else if (!part.empty())
+        std::cerr << "ckpt: warning: ignoring the relative CKPT_PLUGIN_PATH entry '" << part
+                  << "' (plugin folders must be absolute paths)\n";
       if (colon == std::string::npos) break;
       start = colon + 1;
     }
@@ -269,13 +279,21 @@ Format Registry::for_writing(const fs::path& path, std::string_view format) cons
 
 Format Registry::for_reading(const fs::path& path, std::string_view format) const {
   if (!format.empty() && format != "auto") return get(format);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open '" + path.string() + "': " + std::strerror(errno));
+  // Only a regular file is opened for reading: a FIFO or a device named as a checkpoint is
+  // refused without blocking on it.
+  const int fd = detail::open_regular_file(path, "a checkpoint");
   std::vector<uint8_t> head(4096);
-  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<size_t>(in.gcount()));
-  std::error_code ec;
-  uint64_t size = fs::file_size(path, ec);
+  size_t got = 0;
+  while (got < head.size()) {
+    const ssize_t n = ::read(fd, head.data() + got, head.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  struct stat st {};
+  const uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : got;
+  ::close(fd);
+  head.resize(got);
 
   auto all = formats();
   auto score = [&](const Format& f) {

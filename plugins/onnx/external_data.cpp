@@ -4,6 +4,7 @@
 #include "text.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_confined.hpp>
 #include <ckpt/sdk_io.hpp>
 
 #include <array>
@@ -12,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -29,83 +29,13 @@ ExternalFiles::ExternalFiles(std::string model_path) : model_path_(std::move(mod
   folder_ = folder.empty() ? "." : folder.string();
 }
 
-namespace {
-
-// Why a location cannot be inside the folder, from its text alone; empty when it may be.
-std::string textual_problem(const std::string& location) {
-  if (location.empty()) return "it is empty";
-  if (location.find('\0') != std::string::npos) return "it holds a NUL byte";
-  if (location[0] == '/' || location[0] == '\\') return "it is an absolute path";
-  if (location.size() >= 2 && location[1] == ':' && std::isalpha(static_cast<unsigned char>(location[0])))
-    return "it is an absolute path (a drive letter)";
-  size_t start = 0;
-  while (start <= location.size()) {
-    size_t end = location.find_first_of("/\\", start);
-    if (end == std::string::npos) end = location.size();
-    if (location.compare(start, end - start, "..") == 0) return "it climbs out with '..'";
-    start = end + 1;
-  }
-  return {};
-}
-
-// openat2 with RESOLVE_BENEATH resolves the whole path, symlinks included, and refuses any step
-// outside the folder. Where the kernel or a seccomp filter lacks openat2, the same check is
-// made on the resolved path, then the file opened is compared with what was checked.
-int open_beneath(const std::string& folder, const std::string& location, std::string& problem, int& err) {
-  const int dir = ::open(folder.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) {
-    err = errno;
-    problem = std::string("its folder cannot be opened: ") + std::strerror(errno);
-    return -1;
-  }
-  open_how how{};
-  how.flags = O_RDONLY | O_CLOEXEC;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  long fd = ::syscall(SYS_openat2, dir, location.c_str(), &how, sizeof how);
-  const int e = errno;
-  ::close(dir);
-  if (fd >= 0) return static_cast<int>(fd);
-  err = e;
-  if (e == EXDEV || e == ELOOP) {
-    problem = "it resolves (through '..' or a symlink) to a place outside the model's folder";
-    return -1;
-  }
-  if (e != ENOSYS && e != EPERM) {
-    problem = std::strerror(e);
-    return -1;
-  }
-  char real_folder[PATH_MAX], real_file[PATH_MAX];
-  const std::string joined = folder + "/" + location;
-  if (!::realpath(folder.c_str(), real_folder) || !::realpath(joined.c_str(), real_file)) {
-    err = errno;
-    problem = std::strerror(errno);
-    return -1;
-  }
-  const std::string f = real_folder, r = real_file;
-  if (r.size() <= f.size() || r.compare(0, f.size(), f) != 0 || (f != "/" && r[f.size()] != '/')) {
-    err = EXDEV;
-    problem = "it resolves (through '..' or a symlink) to '" + r + "', outside the model's folder";
-    return -1;
-  }
-  const int fd2 = ::open(real_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd2 < 0) {
-    err = errno;
-    problem = std::strerror(errno);
-    return -1;
-  }
-  return fd2;
-}
-
-}  // namespace
-
 const ckpt::sdk::MappedFile& ExternalFiles::open(const std::string& location, const std::string& tensor) {
   if (auto it = files_.find(location); it != files_.end()) return *it->second;
   const std::string where = "'" + model_path_ + "': initializer " + quote_text(tensor) + ": external data location " +
                             quote_text(location) + " is refused: ";
-  std::string problem = textual_problem(location);
-  if (!problem.empty()) fail(CKPT_ERR_FORMAT, where + problem);
+  std::string problem;
   int err = 0;
-  const int fd = open_beneath(folder_, location, problem, err);
+  const int fd = ckpt::sdk::open_confined(folder_, location, problem, err);
   if (fd < 0) {
     if (err == ENOENT)
       fail(CKPT_ERR_NOT_FOUND, "'" + model_path_ + "': initializer " + quote_text(tensor) + ": external data file " +
