@@ -29,8 +29,8 @@ struct PickleFormat {
   static std::unique_ptr<ckpt::sdk::Writer> open_writer(const std::string&, ckpt::sdk::Options&) {
     ckpt::sdk::fail(CKPT_ERR_UNSUPPORTED, "the pickle format is read only");
   }
-  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options&) {
-    return std::make_unique<PickleReader>(path);
+  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
+    return std::make_unique<PickleReader>(path, ckpt::sdk::ReadLimits::parse(options));
   }
 };
 

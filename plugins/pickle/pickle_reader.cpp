@@ -4,6 +4,8 @@
 #include "py_to_doc.hpp"
 #include "unpickler.hpp"
 
+#include <unordered_map>
+
 namespace ckpt_pickle {
 
 using ckpt::sdk::fail;
@@ -25,16 +27,18 @@ class TextBlob final : public Blob {
 
 }  // namespace
 
-PickleReader::PickleReader(const std::string& path) : file_(path) {
+PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits& limits) : file_(path) {
   Input in(file_.bytes(), "the pickle");
   NumpyPolicy policy;
   Obj* obj = unpickle(in, policy, arena_);
   if (in.left() != 0)
     in.fail(CKPT_ERR_FORMAT, in.pos(),
             std::to_string(in.left()) + " bytes after the pickle's STOP (a file of several pickles is not read)");
+  std::unordered_map<const Obj*, Blob*> blob_of;  // one blob per array base, however often shared
   DocBuilder builder(tensors_, [&](const Array& a) -> Blob* {
     const Text* t = as_text(a.base);
     if (!t) fail(CKPT_ERR_INTERNAL, a.where + ": an array without bytes");
+    if (auto it = blob_of.find(t); it != blob_of.end()) return it->second;
     // Bytes the pickle holds verbatim are read from the file; others from the arena.
     const auto* p = reinterpret_cast<const std::byte*>(t->str().data());
     const auto file = file_.bytes();
@@ -42,10 +46,11 @@ PickleReader::PickleReader(const std::string& path) : file_(path) {
       blobs_.push_back(std::make_unique<FileBlob>(file_, static_cast<uint64_t>(p - file.data()), t->str().size()));
     else
       blobs_.push_back(std::make_unique<TextBlob>(*t));
-    return blobs_.back().get();
-  });
+    return blob_of[t] = blobs_.back().get();
+  }, limits.nodes_for(file_.size()));
   if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);
   else builder.fill(root_, obj, "", 0);
+  check_expansion(tensors_, limits, "'" + path + "'");
 }
 
 void PickleReader::list(const ckpt::sdk::Visitor& visitor) { list_tree(root_, visitor, tensors_); }

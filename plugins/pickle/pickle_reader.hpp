@@ -7,12 +7,13 @@
 #include "py_object.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_limits.hpp>
 
 namespace ckpt_pickle {
 
 class PickleReader final : public ckpt::sdk::Reader {
  public:
-  explicit PickleReader(const std::string& path);
+  PickleReader(const std::string& path, const ckpt::sdk::ReadLimits& limits);
 
   void list(const ckpt::sdk::Visitor& visitor) override;
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;

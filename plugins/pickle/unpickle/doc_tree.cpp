@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 namespace ckpt_pickle {
 
@@ -40,6 +41,25 @@ void Node::set(std::string n, Value v) {
   auto [it, fresh] = attribute_at_.try_emplace(n, attributes.size());
   if (fresh) attributes.emplace_back(std::move(n), std::move(v));
   else attributes[it->second].second = std::move(v);
+}
+
+namespace {
+template <class Taken>
+std::string unused_name(const std::string& n, std::unordered_map<std::string, uint64_t>& next, Taken taken) {
+  if (!taken(n)) return n;
+  uint64_t& k = next.try_emplace(n, 2).first->second;
+  for (;; ++k) {
+    std::string c = n + "_" + std::to_string(k);
+    if (!taken(c)) return c;
+  }
+}
+}  // namespace
+
+std::string Node::unused_child_name(const std::string& n) {
+  return unused_name(n, child_suffix_, [&](const std::string& c) { return child_at_.count(c) != 0; });
+}
+std::string Node::unused_attribute_name(const std::string& n) {
+  return unused_name(n, attribute_suffix_, [&](const std::string& c) { return attribute_at_.count(c) != 0; });
 }
 
 uint64_t TensorEntry::nbytes() const {
@@ -109,6 +129,16 @@ const void* TensorEntry::map() {
     copy_to(materialized);
   }
   return materialized.data();
+}
+
+void check_expansion(const std::vector<TensorEntry>& tensors, const ckpt::sdk::ReadLimits& limits, const std::string& source) {
+  std::unordered_set<const Blob*> seen;
+  uint64_t listed = 0, stored = 0;
+  for (const TensorEntry& t : tensors) {
+    listed += t.nbytes();
+    if (t.blob && seen.insert(t.blob).second) stored += t.blob->size();
+  }
+  limits.check_expansion(listed, stored, source, "its " + std::to_string(tensors.size()) + " tensors");
 }
 
 void list_tree(const Node& node, const ckpt::sdk::Visitor& visitor, const std::vector<TensorEntry>& tensors) {

@@ -5,6 +5,7 @@
 #include <ckpt/sdk_io.hpp>
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_limits.hpp>
 #include <ckpt/sdk_value.hpp>
 
 #include <cstring>
@@ -40,9 +41,14 @@ struct Node {
   Node& add_child(Node n);
   // Sets an attribute, replacing one of the same name in place.
   void set(std::string n, Value v);
+  // A name not yet used among the children (or attributes): `n`, else n_2, n_3, ... The search
+  // resumes where the last one for `n` stopped, so n clashes cost O(n), not O(n^2).
+  std::string unused_child_name(const std::string& n);
+  std::string unused_attribute_name(const std::string& n);
 
  private:
   std::unordered_map<std::string, size_t> child_at_, attribute_at_;
+  std::unordered_map<std::string, uint64_t> child_suffix_, attribute_suffix_;
 };
 
 // Where a tensor's bytes come from: a region of the mapped file, or bytes inflated on demand.
@@ -90,6 +96,11 @@ struct TensorEntry {
   // A pointer to nbytes dense bytes, valid until the entry dies.
   const void* map();
 };
+
+// Fails (CKPT_ERR_LIMIT, naming `source`) when the tensors list more bytes than `limits` allow
+// over what their distinct blobs hold: views that repeat storage (shared, broadcast, stride 0)
+// cost the reader memory and time the file never paid for.
+void check_expansion(const std::vector<TensorEntry>& tensors, const ckpt::sdk::ReadLimits& limits, const std::string& source);
 
 // Replays `root` to the visitor. Recursion is bounded by the depth the builders allow.
 void list_tree(const Node& root, const ckpt::sdk::Visitor& visitor, const std::vector<TensorEntry>& tensors);

@@ -150,7 +150,7 @@ Obj* record_state(Arena& arena, Record& r, Obj* state, const Input& in, size_t a
     for (const auto& [k, v] : d->entries) {
       const Text* key = as_text(k);
       if (!key) in.fail(CKPT_ERR_FORMAT, at, "an attribute name that is a " + std::string(kind_name(k->kind)));
-      r.attributes.emplace_back(std::string(key->str()), v);
+      r.set(std::string(key->str()), v);
     }
     return true;
   };
@@ -169,11 +169,7 @@ Obj* record_state(Arena& arena, Record& r, Obj* state, const Input& in, size_t a
 // opcodes (numpy_pickle.NumpyArrayWrapper.write_array): a padding length, that many bytes,
 // then the data in the array's order.
 Obj* joblib_array(Arena& arena, const Record& wrapper, Input& in, size_t at) {
-  auto attr = [&](std::string_view n) -> Obj* {
-    for (const auto& [k, v] : wrapper.attributes)
-      if (k == n) return v;
-    return nullptr;
-  };
+  auto attr = [&](std::string_view n) -> Obj* { return wrapper.get(n); };
   const DType* d = as_dtype(attr("dtype"));
   Obj* shape = attr("shape");
   const Text* order = as_text(attr("order"));

@@ -1,28 +1,73 @@
 #include "py_object.hpp"
 
+#include <cstdio>
+
 #include <string_view>
 
 namespace ckpt_pickle {
 
+namespace {
+
+// A text that two keys share exactly when Python finds them equal: numbers by value (True == 1
+// == 1.0, 0.0 == -0.0), str apart from bytes, tuples element by element. Empty for keys that
+// compare by identity or never equal (NaN, objects): those are kept as they come.
+std::string key_identity(const Obj* key, int depth = 0) {
+  if (depth > 64) return {};
+  switch (key->kind) {
+    case Kind::string: return "s" + std::string(static_cast<const Text*>(key)->str());
+    case Kind::bytes: return "b" + std::string(static_cast<const Text*>(key)->str());
+    case Kind::integer: return "i" + std::to_string(static_cast<const Scalar*>(key)->i);
+    case Kind::boolean: return static_cast<const Scalar*>(key)->b ? "i1" : "i0";
+    case Kind::none: return "n";
+    case Kind::floating: {
+      const double f = static_cast<const Scalar*>(key)->f;
+      if (f != f) return {};
+      if (f >= -9.2e18 && f <= 9.2e18 && f == static_cast<double>(static_cast<int64_t>(f)))
+        return "i" + std::to_string(static_cast<int64_t>(f));
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "f%a", f);
+      return buf;
+    }
+    case Kind::tuple: {
+      std::string out = "t(";
+      for (const Obj* o : static_cast<const Seq*>(key)->items) {
+        std::string e = key_identity(o, depth + 1);
+        if (e.empty()) return {};
+        out += std::to_string(e.size()) + ":" + e;
+      }
+      return out + ")";
+    }
+    default: return {};
+  }
+}
+
+}  // namespace
+
 Obj* Dict::find(std::string_view key) const {
-  for (const auto& [k, v] : entries)
-    if (k->kind == Kind::string && static_cast<const Text*>(k)->str() == key) return v;
-  return nullptr;
+  auto it = index_.find("s" + std::string(key));
+  return it == index_.end() ? nullptr : entries[it->second].second;
 }
 
 void Dict::put(Obj* key, Obj* value) {
-  std::string k;
-  if (key->kind == Kind::string || key->kind == Kind::bytes) {
-    k = (key->kind == Kind::string ? "s" : "b") + std::string(static_cast<const Text*>(key)->str());
-  } else if (key->kind == Kind::integer) {
-    k = "i" + std::to_string(static_cast<const Scalar*>(key)->i);
-  } else {
-    entries.emplace_back(key, value);  // keys of other kinds are kept as they come
+  std::string k = key_identity(key);
+  if (k.empty()) {
+    entries.emplace_back(key, value);
     return;
   }
   auto [it, fresh] = index_.try_emplace(std::move(k), entries.size());
   if (fresh) entries.emplace_back(key, value);
   else entries[it->second].second = value;
+}
+
+void Record::set(std::string name, Obj* value) {
+  auto [it, fresh] = index_.try_emplace(name, attributes.size());
+  if (fresh) attributes.emplace_back(std::move(name), value);
+  else attributes[it->second].second = value;
+}
+
+Obj* Record::get(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : attributes[it->second].second;
 }
 
 Obj* Arena::none() {

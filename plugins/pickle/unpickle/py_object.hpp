@@ -66,9 +66,10 @@ struct Dict final : Obj {
   bool ordered = false;
   std::vector<std::pair<Obj*, Obj*>> entries;
   Obj* instance_state = nullptr;  // what BUILD set on an OrderedDict (torch's _metadata)
-  Obj* find(std::string_view key) const;
-  // d[key] = value: a str, bytes or int key already present keeps its place and takes the new
-  // value, as in Python. Indexed, so a pickle of n keys costs O(n), not O(n^2).
+  Obj* find(std::string_view key) const;  // a str key
+  // d[key] = value: a key equal to one already present (as Python compares keys: 1, 1.0 and
+  // True are one key) keeps its place and takes the new value. Indexed, so a pickle of n keys
+  // costs O(n), not O(n^2).
   void put(Obj* key, Obj* value);
 
  private:
@@ -84,9 +85,15 @@ struct Global final : Obj {
 struct Record final : Obj {
   explicit Record(std::string c) : Obj(Kind::record), cls(std::move(c)) {}
   std::string cls;  // "module.Name"
+  // In the order first set; setting a name again replaces its value, as obj.__dict__ does.
   std::vector<std::pair<std::string, Obj*>> attributes;
+  void set(std::string name, Obj* value);
+  Obj* get(std::string_view name) const;
   Obj* args = nullptr;  // the tuple given to __new__, when not empty
   Obj* state = nullptr;  // a BUILD state that is not a dict of attributes
+
+ private:
+  std::unordered_map<std::string, size_t> index_;
 };
 
 struct Storage final : Obj {

@@ -1,4 +1,5 @@
 #include "py_to_doc.hpp"
+#include "py_text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -8,23 +9,9 @@ namespace ckpt_pickle {
 
 using ckpt::sdk::fail;
 
-std::string unique_child_name(const Node& group, const std::string& name) {
-  if (!group.child(name)) return name;
-  for (int k = 2;; ++k) {
-    std::string n = name + "_" + std::to_string(k);
-    if (!group.child(n)) return n;
-  }
-}
+std::string unique_child_name(Node& group, const std::string& name) { return group.unused_child_name(name); }
 
 namespace {
-
-std::string unique_attribute_name(const Node& group, const std::string& name) {
-  if (!group.attribute(name)) return name;
-  for (int k = 2;; ++k) {
-    std::string n = name + "_" + std::to_string(k);
-    if (!group.attribute(n)) return n;
-  }
-}
 
 // A NumPy scalar as a number.
 std::optional<Value> scalar_value(const Array& a) {
@@ -55,7 +42,7 @@ std::optional<Value> scalar_value(const Array& a) {
 std::string DocBuilder::key_name(const Obj* key, int depth) {
   if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, "a dict key of tuples nested deeper than " + std::to_string(kMaxDepth) + " levels");
   switch (key->kind) {
-    case Kind::string:
+    case Kind::string: return escape_name(from_python_str(static_cast<const Text*>(key)->str()));
     case Kind::bytes: return escape_name(static_cast<const Text*>(key)->str());
     case Kind::integer: return std::to_string(static_cast<const Scalar*>(key)->i);
     case Kind::boolean: return static_cast<const Scalar*>(key)->b ? "True" : "False";
@@ -80,7 +67,7 @@ std::optional<Value> DocBuilder::attribute(const Obj* v) {
     case Kind::boolean: return Value::boolean(static_cast<const Scalar*>(v)->b);
     case Kind::integer: return Value::integer(static_cast<const Scalar*>(v)->i);
     case Kind::floating: return Value::floating(static_cast<const Scalar*>(v)->f);
-    case Kind::string:
+    case Kind::string: return Value::string(from_python_str(static_cast<const Text*>(v)->str()));
     case Kind::bytes: return Value::string(std::string(static_cast<const Text*>(v)->str()));
     case Kind::global: return Value::string(static_cast<const Global*>(v)->full());
     case Kind::dtype: return Value::string(static_cast<const DType*>(v)->spec);
@@ -122,7 +109,16 @@ std::optional<Value> DocBuilder::attribute(const Obj* v) {
   }
 }
 
+void DocBuilder::spend(uint64_t nodes, const std::string& path) {
+  if (nodes > nodes_left_)
+    fail(CKPT_ERR_LIMIT, (path.empty() ? std::string("the root") : path) + ": the pickle maps to more than " +
+                             std::to_string(max_nodes_) +
+                             " document nodes (objects it shares are repeated wherever they appear; option max_nodes)");
+  nodes_left_ -= nodes;
+}
+
 uint64_t DocBuilder::tensor(const Array& a, const std::string& path) {
+  spend(1, path);
   TensorEntry e;
   e.path = path;
   e.dtype = a.dtype;
@@ -139,7 +135,8 @@ void DocBuilder::put(Node& group, const std::string& key, const Obj* value, cons
   if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
   if (value->kind == Kind::none) return;
   if (auto a = attribute(value)) {
-    group.set(unique_attribute_name(group, key), std::move(*a));
+    spend(1 + a->bools.size() + a->ints.size() + a->floats.size() + a->strings.size(), path);
+    group.set(group.unused_attribute_name(key), std::move(*a));
     return;
   }
   const std::string name = unique_child_name(group, key);
@@ -149,7 +146,10 @@ void DocBuilder::put(Node& group, const std::string& key, const Obj* value, cons
     case Kind::dict:
     case Kind::record:
     case Kind::list:
-    case Kind::tuple: fill(group.add_group(name), value, p, depth + 1); return;
+    case Kind::tuple:
+      spend(1, p);
+      fill(group.add_group(name), value, p, depth + 1);
+      return;
     case Kind::storage: fail(CKPT_ERR_UNSUPPORTED, p + ": a bare storage (not viewed by a tensor)");
     default: fail(CKPT_ERR_UNSUPPORTED, p + ": a " + std::string(kind_name(value->kind)) + " value");
   }

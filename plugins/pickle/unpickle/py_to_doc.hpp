@@ -5,6 +5,8 @@
 #include "doc_tree.hpp"
 #include "py_object.hpp"
 
+#include <ckpt/sdk_limits.hpp>
+
 #include <functional>
 #include <optional>
 
@@ -16,8 +18,11 @@ inline constexpr int kMaxDepth = 512;
 class DocBuilder {
  public:
   // `resolve` gives the blob an array's base lives in (and checks the view fits it).
-  DocBuilder(std::vector<TensorEntry>& tensors, std::function<Blob*(const Array&)> resolve)
-      : tensors_(tensors), resolve_(std::move(resolve)) {}
+  // `max_nodes` bounds what the mapping emits (ReadLimits::nodes_for): shared objects are
+  // emitted at every place they appear, so a pickle of a few hundred bytes that nests a memoised
+  // list in itself 30 times would otherwise emit 2^30 nodes.
+  DocBuilder(std::vector<TensorEntry>& tensors, std::function<Blob*(const Array&)> resolve, uint64_t max_nodes)
+      : tensors_(tensors), resolve_(std::move(resolve)), nodes_left_(max_nodes), max_nodes_(max_nodes) {}
 
   // Puts `value` into `group` under `key`: an attribute, a tensor or a group. None is skipped
   // (a document has no null), and so is anything that maps to nothing.
@@ -33,11 +38,14 @@ class DocBuilder {
   static std::string key_name(const Obj* key, int depth = 0);
 
  private:
+  void spend(uint64_t nodes, const std::string& path);
   std::vector<TensorEntry>& tensors_;
   std::function<Blob*(const Array&)> resolve_;
+  uint64_t nodes_left_;
+  uint64_t max_nodes_;
 };
 
 // A name not yet used among `group`'s children: `name`, else name_2, name_3, ...
-std::string unique_child_name(const Node& group, const std::string& name);
+std::string unique_child_name(Node& group, const std::string& name);
 
 }  // namespace ckpt_pickle

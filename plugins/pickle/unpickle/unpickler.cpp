@@ -1,5 +1,7 @@
 #include "unpickler.hpp"
 
+#include <ckpt/sdk_value.hpp>
+
 #include <algorithm>
 #include <bit>
 #include <charconv>
@@ -86,23 +88,9 @@ int64_t decode_long(Input& in, size_t at, std::span<const std::byte> b) {
   return v;
 }
 
-// Python writes str as UTF-8 (surrogates allowed, as its "surrogatepass" handler does).
-bool valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n;
-    if (c < 0x80) n = 0;
-    else if ((c >> 5) == 6) n = 1;
-    else if ((c >> 4) == 14) n = 2;
-    else if ((c >> 3) == 30) n = 3;
-    else return false;
-    if (n > s.size() - i - 1) return false;
-    for (size_t k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-    i += n + 1;
-  }
-  return true;
-}
+// Python writes str as UTF-8 with lone surrogates allowed, and reads nothing else: no overlong
+// forms, nothing past U+10FFFF (its "surrogatepass" handler).
+bool valid_utf8(std::string_view s) { return ckpt::sdk::invalid_utf8_at(s, true) == std::string_view::npos; }
 
 // Every opcode makes at most one object (or memo entry) of up to some 100 bytes, so a hostile
 // pickle could make a process allocate 100 times its size. This bounds it near 400 MiB; a
@@ -200,12 +188,11 @@ class Machine {
     }
     if (target->kind == Kind::record) {  // a list subclass: its items become an attribute
       auto* r = static_cast<Record*>(target);
-      Seq* s = nullptr;
-      for (auto& [k, v] : r->attributes)
-        if (k == "items" && v->kind == Kind::list) s = static_cast<Seq*>(v);
+      Obj* items_attr = r->get("items");
+      Seq* s = items_attr && items_attr->kind == Kind::list ? static_cast<Seq*>(items_attr) : nullptr;
       if (!s) {
         s = seq(Kind::list, {});
-        r->attributes.emplace_back("items", s);
+        r->set("items", s);
       }
       s->items.insert(s->items.end(), items.begin(), items.end());
       return;

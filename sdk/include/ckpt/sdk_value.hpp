@@ -131,8 +131,10 @@ inline uint32_t value_type_from_name(std::string_view name) {
 
 // The offset of the first byte of `s` that does not start a well-formed UTF-8 sequence, or
 // std::string_view::npos. Strict, as RFC 3629 says: no overlong forms, UTF-16 surrogates or
-// code points past U+10FFFF; that is what JSON text, Python's str and h5py's strings accept.
-inline size_t invalid_utf8_at(std::string_view s) {
+// code points past U+10FFFF; that is what JSON text and h5py's strings accept. With
+// `allow_surrogates`, lone UTF-16 surrogates pass as well: what Python's pickles hold in a str
+// (its "surrogatepass" handler).
+inline size_t invalid_utf8_at(std::string_view s, bool allow_surrogates = false) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
   size_t i = 0;
@@ -149,7 +151,7 @@ inline size_t invalid_utf8_at(std::string_view s) {
     } else if (c >= 0xe0 && c <= 0xef) {
       len = 3;
       if (c == 0xe0) lo = 0xa0;  // overlong
-      if (c == 0xed) hi = 0x9f;  // surrogates
+      if (c == 0xed && !allow_surrogates) hi = 0x9f;  // surrogates
     } else if (c >= 0xf0 && c <= 0xf4) {
       len = 4;
       if (c == 0xf0) lo = 0x90;  // overlong
