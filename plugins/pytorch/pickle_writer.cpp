@@ -1,5 +1,7 @@
 #include "pickle_writer.hpp"
 
+#include "py_text.hpp"
+
 #include "policies.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -83,7 +85,8 @@ class Pickler {
     }
   }
 
-  void str(const std::string& s) {
+  void str(const std::string& bytes) {
+    const std::string s = ckpt_pickle::to_python_str(bytes);
     out += 'X';
     le(s.size(), 4);
     out += s;

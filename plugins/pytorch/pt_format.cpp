@@ -49,8 +49,8 @@ struct PytorchFormat {
       ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option floats='" + floats + "': expected python or tensor");
     return std::make_unique<PtWriter>(path, floats == "tensor");
   }
-  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options&) {
-    return std::make_unique<PtReader>(path);
+  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
+    return std::make_unique<PtReader>(path, ckpt::sdk::ReadLimits::parse(options));
   }
 };
 

@@ -4,6 +4,9 @@
 #include "py_to_doc.hpp"
 #include "skeleton.hpp"
 #include "torch_layout.hpp"
+#include "agreement.hpp"
+
+#include <array>
 
 namespace ckpt_pytorch {
 
@@ -12,17 +15,24 @@ using namespace ckpt_pickle;
 
 namespace {
 
-// A deflated storage (torch never writes one, but zip tools may repack a file), inflated on
-// first use and checked against its CRC.
+// A deflated storage (torch never writes one, but zip tools may repack a file). Reads inflate
+// the entry each time, holding only a window of it beside the destination: a storage inflated
+// whole and then copied out cost twice the tensor. Only a view that is not dense (strided)
+// needs the whole storage at once, and keeps it.
 class InflatedBlob final : public Blob {
  public:
   InflatedBlob(const ZipReader& zip, const ZipEntry& e) : zip_(zip), e_(e) {}
   std::span<const std::byte> bytes() override {
     if (!done_) {
-      zip_.contents(e_, data_, true);
+      data_.resize(e_.size);
+      zip_.inflate_range(e_, 0, data_);
       done_ = true;
     }
     return data_;
+  }
+  void read(uint64_t offset, std::span<std::byte> dst) override {
+    if (done_) return Blob::read(offset, dst);
+    zip_.inflate_range(e_, offset, dst);
   }
   uint64_t size() const override { return e_.size; }
   bool in_file() const override { return false; }
@@ -36,7 +46,7 @@ class InflatedBlob final : public Blob {
 
 }  // namespace
 
-PtReader::PtReader(const std::string& path) : file_(path), zip_([&] {
+PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits) : file_(path), zip_([&] {
   auto head = std::span(reinterpret_cast<const uint8_t*>(file_.data()), file_.size());
   if (is_legacy_torch(head))
     fail(CKPT_ERR_UNSUPPORTED,
@@ -60,43 +70,72 @@ PtReader::PtReader(const std::string& path) : file_(path), zip_([&] {
     if (order != "little" && order != "big") fail(CKPT_ERR_FORMAT, prefix_ + "byteorder says '" + order + "'");
     big_endian = order == "big";
   }
-  if (const ZipEntry* sk = zip_.find(prefix_ + kSkeletonName); sk && !big_endian) {
-    std::vector<std::byte> scratch;
-    auto json = zip_.contents(*sk, scratch, true);
-    root_ = read_skeleton(json, [&](const SkeletonTensor& t, const std::string& p) {
-      TensorEntry e;
-      e.path = p;
-      e.dtype = t.dtype;
-      e.shape = t.shape;
-      e.strides.resize(t.shape.size());
-      int64_t step = 1;
-      for (size_t i = t.shape.size(); i-- > 0;) {
-        e.strides[i] = step;
-        step *= std::max<int64_t>(t.shape[i], 1);
-      }
-      const uint64_t n = e.nbytes();
-      e.blob = storage(t.key, n, p);
-      if (e.blob->size() != n)
-        fail(CKPT_ERR_FORMAT, p + ": " + prefix_ + "data/" + t.key + " holds " + std::to_string(e.blob->size()) +
-                                  " bytes, the tensor " + std::to_string(n));
-      tensors_.push_back(std::move(e));
-      return tensors_.size() - 1;
-    });
-    return;
-  }
+  // data.pkl is what torch.load reads, so it is always read, also when ckpt's own skeleton is
+  // there: the two must agree (agreement.hpp).
   auto bytes = zip_.contents(*pkl, pickle_bytes_, true);
   Input in(bytes, prefix_ + "data.pkl");
   TorchPolicy policy;
   Obj* obj = unpickle(in, policy, arena_);
   if (in.left() != 0) in.fail(CKPT_ERR_FORMAT, in.pos(), std::to_string(in.left()) + " bytes after the pickle's STOP");
-  DocBuilder builder(tensors_, [&](const Array& a) {
-    const Storage* s = as_storage(a.base);
-    if (!s) fail(CKPT_ERR_INTERNAL, "a tensor without a storage");
-    return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
+  const ZipEntry* sk = zip_.find(prefix_ + kSkeletonName);
+  if (sk && big_endian)
+    fail(CKPT_ERR_FORMAT, "'" + path + "': " + prefix_ + kSkeletonName + " in a big-endian file (ckpt writes little-endian only)");
+  if (sk) {
+    read_own_file(*sk, obj, path);
+  } else {
+    DocBuilder builder(tensors_, [&](const Array& a) {
+      const Storage* s = as_storage(a.base);
+      if (!s) fail(CKPT_ERR_INTERNAL, "a tensor without a storage");
+      return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
+    }, limits.nodes_for(file_.size()));
+    root_ = map_torch_object(obj, builder);
+    if (big_endian)
+      for (auto& t : tensors_) t.big_endian = ckpt::sdk::dtype_size(t.dtype) > 1;
+  }
+  check_expansion(tensors_, limits, "'" + path + "'");
+}
+
+void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const std::string& path) {
+  std::vector<std::byte> scratch;
+  auto json = zip_.contents(skeleton, scratch, true);
+  std::vector<SkeletonTensor> listed;
+  root_ = read_skeleton(json, [&](const SkeletonTensor& t, const std::string& p) {
+    TensorEntry e;
+    e.path = p;
+    e.dtype = t.dtype;
+    e.shape = t.shape;
+    e.strides.resize(t.shape.size());
+    int64_t step = 1;
+    for (size_t i = t.shape.size(); i-- > 0;) {
+      e.strides[i] = step;
+      step *= std::max<int64_t>(t.shape[i], 1);
+    }
+    const uint64_t n = e.nbytes();
+    e.blob = storage(t.key, n, p);
+    if (e.blob->size() != n)
+      fail(CKPT_ERR_FORMAT, p + ": " + prefix_ + "data/" + t.key + " holds " + std::to_string(e.blob->size()) +
+                                " bytes, the tensor " + std::to_string(n));
+    tensors_.push_back(std::move(e));
+    listed.push_back(t);
+    return tensors_.size() - 1;
   });
-  root_ = map_torch_object(obj, builder);
-  if (big_endian)
-    for (auto& t : tensors_) t.big_endian = ckpt::sdk::dtype_size(t.dtype) > 1;
+  // What ckpt's writer makes of this skeleton, with the storages it added for numbers left open.
+  TorchWriteContext ctx;
+  ctx.tensor = [&](uint64_t id) {
+    const SkeletonTensor& t = listed.at(id);
+    return PyOut::tensor(t.key, t.dtype, t.shape);
+  };
+  ctx.number = [](double f) { return PyOut::floating(f); };
+  ctx.step_tensor = [](float f) { return any_storage_scalar(CKPT_DTYPE_F32, f); };
+  const PyOut expected = torch_object(root_, ctx);
+  std::array<std::byte, 8> value{};
+  check_agreement(pickled, expected, [&](const Array& a) -> std::span<const std::byte> {
+    const Storage* s = as_storage(a.base);
+    const size_t n = ckpt::sdk::dtype_size(a.dtype);
+    Blob* b = storage(s->key, n, a.where);
+    b->read(0, std::span(value.data(), n));
+    return std::span<const std::byte>(value.data(), n);
+  }, path);
 }
 
 Blob* PtReader::storage(const std::string& key, uint64_t bytes, const std::string& what) {

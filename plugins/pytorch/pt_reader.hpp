@@ -1,5 +1,6 @@
-// Reads a torch.save zip: the tree comes from ckpt's skeleton when ckpt wrote the file, else
-// from data.pkl through the restricted unpickler and torch_layout's mapping. Stored storages
+// Reads a torch.save zip: the tree comes from ckpt's skeleton when ckpt wrote the file (and
+// data.pkl, which torch reads, agrees with it), else from data.pkl through the restricted
+// unpickler and torch_layout's mapping. Stored storages
 // are viewed in place in the one mapping of the file.
 #pragma once
 
@@ -10,6 +11,7 @@
 #include "zip_archive.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_limits.hpp>
 
 #include <map>
 
@@ -17,7 +19,7 @@ namespace ckpt_pytorch {
 
 class PtReader final : public ckpt::sdk::Reader {
  public:
-  explicit PtReader(const std::string& path);
+  PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits);
 
   void list(const ckpt::sdk::Visitor& visitor) override;
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;
@@ -25,6 +27,8 @@ class PtReader final : public ckpt::sdk::Reader {
 
  private:
   ckpt_pickle::TensorEntry& entry(uint64_t id);
+  // A file ckpt wrote: the tree from its skeleton, once data.pkl (`pickled`) agrees with it.
+  void read_own_file(const ZipEntry& skeleton, const ckpt_pickle::Obj* pickled, const std::string& path);
   // The blob of archive/data/<key>, checked to hold at least `bytes`.
   ckpt_pickle::Blob* storage(const std::string& key, uint64_t bytes, const std::string& what);
 

@@ -1,4 +1,5 @@
 #include "zip_archive.hpp"
+#include "zip_layout.hpp"
 
 #include <unzip.h>
 #include <zip.h>
@@ -90,6 +91,7 @@ ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path) :
     by_name_.try_emplace(e.name, entries_.size());
     entries_.push_back(std::move(e));
   }
+  check_zip_layout(file, entries_, path);
 }
 
 const ZipEntry* ZipReader::find(std::string_view name) const {
@@ -97,42 +99,90 @@ const ZipEntry* ZipReader::find(std::string_view name) const {
   return it == by_name_.end() ? nullptr : &entries_[it->second];
 }
 
+namespace {
+
+uint32_t crc_of(std::span<const std::byte> bytes, uLong crc = crc32(0, nullptr, 0)) {
+  for (uint64_t done = 0; done < bytes.size();) {
+    const uInt n = static_cast<uInt>(std::min<uint64_t>(bytes.size() - done, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), n);
+    done += n;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+}  // namespace
+
 std::span<const std::byte> ZipReader::contents(const ZipEntry& e, std::vector<std::byte>& scratch, bool check_crc) const {
-  std::span<const std::byte> raw = file_.subspan(e.data_offset, e.compressed_size);
-  std::span<const std::byte> out = raw;
-  if (e.method != 0) {
-    scratch.resize(e.size);
-    z_stream zs{};
-    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(CKPT_ERR_OUT_OF_MEMORY, "zlib cannot start inflating");
-    std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
-    uint64_t in_done = 0, out_done = 0;
-    int rc = Z_OK;
-    while (rc == Z_OK) {
-      const uInt in_n = static_cast<uInt>(std::min<uint64_t>(raw.size() - in_done, 1u << 30));
-      const uInt out_n = static_cast<uInt>(std::min<uint64_t>(scratch.size() - out_done, 1u << 30));
+  if (e.method == 0) {
+    std::span<const std::byte> raw = file_.subspan(e.data_offset, e.compressed_size);
+    if (check_crc && crc_of(raw) != e.crc) fail(CKPT_ERR_INTEGRITY, "zip entry '" + e.name + "' fails its CRC-32 check");
+    return raw;
+  }
+  if (e.size > std::max<uint64_t>(kMaxInflatedRecord, e.compressed_size * 16))
+    fail(CKPT_ERR_LIMIT, "zip entry '" + e.name + "' would inflate " + std::to_string(e.compressed_size) + " bytes to " +
+                             std::to_string(e.size) + ", more than a record of a torch file may (" +
+                             std::to_string(kMaxInflatedRecord) + " bytes or 16 times its stored size)");
+  scratch.resize(e.size);
+  inflate_range(e, 0, scratch);
+  (void)check_crc;  // inflate_range checks the CRC of everything it inflates
+  return scratch;
+}
+
+void ZipReader::inflate_range(const ZipEntry& e, uint64_t offset, std::span<std::byte> dst) const {
+  if (e.method == 0) fail(CKPT_ERR_INTERNAL, "zip entry '" + e.name + "' is stored, not deflated");
+  if (offset > e.size || dst.size() > e.size - offset)
+    fail(CKPT_ERR_INTERNAL, "zip entry '" + e.name + "': a range past its end");
+  const std::span<const std::byte> raw = file_.subspan(e.data_offset, e.compressed_size);
+  z_stream zs{};
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(CKPT_ERR_OUT_OF_MEMORY, "zlib cannot start inflating");
+  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
+  // The whole entry goes straight into dst; any other range through a window, of which the
+  // part inside [offset, offset + dst.size()) is copied out.
+  const bool whole = offset == 0 && dst.size() == e.size;
+  std::vector<std::byte> window(whole ? 0 : std::min<uint64_t>(e.size, uint64_t{256} << 10));
+  uLong crc = crc32(0, nullptr, 0);
+  uint64_t in_done = 0, out_done = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    std::byte* out = whole ? dst.data() + out_done : window.data();
+    // Never more output room than the declared size leaves: a stream that has more to give
+    // inflates past the size it declared.
+    const uint64_t room = whole ? e.size - out_done : std::min<uint64_t>(window.size(), e.size - out_done);
+    const uInt in_n = static_cast<uInt>(std::min<uint64_t>(raw.size() - in_done, 1u << 30));
+    const uInt out_n = static_cast<uInt>(std::min<uint64_t>(room, 1u << 30));
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(raw.data() + in_done));
+    zs.avail_in = in_n;
+    zs.next_out = reinterpret_cast<Bytef*>(out);
+    zs.avail_out = out_n;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    const uint64_t produced = out_n - zs.avail_out;
+    in_done += in_n - zs.avail_in;
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(out), static_cast<uInt>(produced));
+    if (!whole) {
+      // The overlap of [out_done, out_done + produced) with the wanted range.
+      const uint64_t lo = std::max(out_done, offset), hi = std::min(out_done + produced, offset + dst.size());
+      if (lo < hi) std::memcpy(dst.data() + (lo - offset), window.data() + (lo - out_done), hi - lo);
+    }
+    out_done += produced;
+    if (rc == Z_OK && out_done == e.size) {
+      // Room exhausted at the declared size: the stream must end here.
+      zs.next_out = nullptr;
+      zs.avail_out = 0;
+      std::byte probe[1];
+      zs.next_out = reinterpret_cast<Bytef*>(probe);
+      zs.avail_out = 1;
       zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(raw.data() + in_done));
-      zs.avail_in = in_n;
-      zs.next_out = reinterpret_cast<Bytef*>(scratch.data() + out_done);
-      zs.avail_out = out_n;
+      zs.avail_in = static_cast<uInt>(std::min<uint64_t>(raw.size() - in_done, 1u << 30));
       rc = inflate(&zs, Z_NO_FLUSH);
-      in_done += in_n - zs.avail_in;
-      out_done += out_n - zs.avail_out;
-      if (rc == Z_OK && zs.avail_in == in_n && zs.avail_out == out_n) break;  // no progress
+      if (zs.avail_out == 0)
+        fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' inflates to more than its declared " + std::to_string(e.size) + " bytes");
+      break;
     }
-    if (rc != Z_STREAM_END || out_done != e.size)
-      fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' does not inflate to its " + std::to_string(e.size) + " bytes");
-    out = scratch;
+    if (rc == Z_OK && produced == 0 && zs.avail_in == in_n) break;  // no progress
   }
-  if (check_crc) {
-    uLong crc = crc32(0, nullptr, 0);
-    for (uint64_t done = 0; done < out.size();) {
-      const uInt n = static_cast<uInt>(std::min<uint64_t>(out.size() - done, 1u << 30));
-      crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data() + done), n);
-      done += n;
-    }
-    if (static_cast<uint32_t>(crc) != e.crc) fail(CKPT_ERR_INTEGRITY, "zip entry '" + e.name + "' fails its CRC-32 check");
-  }
-  return out;
+  if (rc != Z_STREAM_END || out_done != e.size)
+    fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' does not inflate to its declared " + std::to_string(e.size) + " bytes");
+  if (static_cast<uint32_t>(crc) != e.crc) fail(CKPT_ERR_INTEGRITY, "zip entry '" + e.name + "' fails its CRC-32 check");
 }
 
 // ---- writing -----------------------------------------------------------------------------

@@ -41,8 +41,14 @@ class ZipReader {
   const ZipEntry* find(std::string_view name) const;
   // The entry's bytes: a view into the file when stored, else inflated into `scratch`. The
   // CRC is checked when `check_crc` (tensor data skips it, as torch's reader does: the
-  // checkpoint's own hashes cover it).
+  // checkpoint's own hashes cover it). For records, not storages: a deflated entry may inflate
+  // to at most kMaxInflatedRecord bytes or 16 times its compressed size, whichever is more.
   std::span<const std::byte> contents(const ZipEntry& e, std::vector<std::byte>& scratch, bool check_crc) const;
+  // Bytes [offset, offset + dst.size()) of a deflated entry's contents, into dst. The whole
+  // stream is inflated and checked (exactly its declared size, then its CRC), but only a small
+  // window of it is held at a time: reading a tensor of a deflated storage costs the tensor's
+  // bytes, not twice them.
+  void inflate_range(const ZipEntry& e, uint64_t offset, std::span<std::byte> dst) const;
 
  private:
   std::span<const std::byte> file_;
@@ -50,6 +56,8 @@ class ZipReader {
   std::vector<ZipEntry> entries_;
   std::unordered_map<std::string, size_t> by_name_;  // the first entry of each name
 };
+
+inline constexpr uint64_t kMaxInflatedRecord = uint64_t{64} << 20;
 
 // Data starts at multiples of this in files we write; torch writes the same.
 inline constexpr uint64_t kAlignment = 64;

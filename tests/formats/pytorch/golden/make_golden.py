@@ -174,7 +174,7 @@ def write_corrupt():
     with zipfile.ZipFile(f"{here}/deflated_broken.pt") as z:
         n = z.getinfo("deflated_broken/data/2").compress_size
     overwrite_data(f"{here}/deflated_broken.pt", "deflated_broken/data/2", b"\xff" * n)  # block type 3: invalid
-    expect("deflated_broken", "FormatError", "at half", "zip entry 'deflated_broken/data/2' does not inflate to its 8 bytes")
+    expect("deflated_broken", "FormatError", "at half", "zip entry 'deflated_broken/data/2' does not inflate to its declared 8 bytes")
     rewrite("deflated_bomb", items, deflate=everything)
     patch_headers(f"{here}/deflated_bomb.pt", "deflated_bomb/data/2", {"size": 0x7FFFFFFF})
     with zipfile.ZipFile(f"{here}/deflated_bomb.pt") as z:
