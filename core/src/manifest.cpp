@@ -99,6 +99,7 @@ PluginInfo parse_manifest(const fs::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   nlohmann::json j;
+  if (ss.str().find('\0') != std::string::npos) throw FormatError("manifest '" + path.string() + "' is not JSON: it holds a NUL byte");
   try {
     j = nlohmann::json::parse(ss.str());
   } catch (const std::exception& e) {

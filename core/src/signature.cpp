@@ -42,7 +42,7 @@ struct Parsed {
 Parsed parse_signature_file(const fs::path& path) {
   const std::string text = detail::read_small_file(path, kMaxSignatureFileBytes, "signature file");
   const std::string where = "'" + path.string() + "'";
-  json j = json::parse(text, nullptr, false);
+  json j = text.find('\0') == std::string::npos ? json::parse(text, nullptr, false) : json(json::value_t::discarded);
   if (j.is_discarded() || !j.is_object()) throw FormatError(where + ": not a JSON object");
   static const char* kKeys[] = {"format", "version", "algorithm", "digest", "key_id", "checkpoint_format",
                                 "file_size", "file_blake2b", "manifest_blake2b", "tensors", "tensor_bytes",

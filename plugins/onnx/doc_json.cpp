@@ -246,6 +246,7 @@ std::string tree_to_json(const Tree& tree) {
 Tree tree_from_json(std::string_view text, const std::string& source) {
   const std::string where = "'" + source + "': metadata " + std::string(kDocumentKey) + ": ";
   json doc;
+  if (auto nul = ckpt::sdk::json_nul_problem(text); !nul.empty()) fail(CKPT_ERR_FORMAT, where + "not valid JSON: " + nul);
   try {
     doc = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {

@@ -87,7 +87,8 @@ void OnnxReader::bind_own_tree() {
 
 void OnnxReader::check_external(const std::string& note) {
   const std::string where = "'" + path_ + "': metadata " + std::string(kExternalKey);
-  nlohmann::json j = nlohmann::json::parse(note, nullptr, false);
+  nlohmann::json j = ckpt::sdk::json_nul_problem(note).empty() ? nlohmann::json::parse(note, nullptr, false)
+                                                                : nlohmann::json(nlohmann::json::value_t::discarded);
   if (j.is_discarded() || !j.is_object() || !j.contains("location") || !j["location"].is_string() ||
       !j.contains("xxh3") || !j["xxh3"].is_string() || !j.contains("bytes") || !j["bytes"].is_number_unsigned())
     fail(CKPT_ERR_FORMAT, where + " is not {\"location\": ..., \"xxh3\": ..., \"bytes\": ...}");

@@ -1,5 +1,6 @@
 #include "skeleton.hpp"
 
+#include <ckpt/sdk_value.hpp>
 #include <nlohmann/json.hpp>
 
 #include <bit>
@@ -200,6 +201,8 @@ std::string write_skeleton(const Node& root, const std::vector<SkeletonTensor>& 
 Node read_skeleton(std::span<const std::byte> bytes,
                    const std::function<uint64_t(const SkeletonTensor&, const std::string&)>& tensor) {
   if (nesting(bytes) > kMaxDepth) fail(CKPT_ERR_LIMIT, std::string(kSkeletonName) + ": nested deeper than " + std::to_string(kMaxDepth));
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (auto nul = ckpt::sdk::json_nul_problem(text); !nul.empty()) bad("", "not valid JSON: " + nul);
   json doc = json::parse(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<const char*>(bytes.data()) + bytes.size(),
                          nullptr, false);
   if (doc.is_discarded()) bad("", "not valid JSON");

@@ -286,6 +286,8 @@ class DocumentReader {
         fail(CKPT_ERR_FORMAT, where("") + ": duplicate key " + quote_name(parsed.get<std::string>()));
       return true;
     };
+    if (auto nul = ckpt::sdk::json_nul_problem(entry_.value); !nul.empty())
+      fail(CKPT_ERR_FORMAT, where("") + ": not valid JSON: " + nul);
     try {
       return json::parse(entry_.value, callback);
     } catch (const json::parse_error& e) {

@@ -110,6 +110,8 @@ TrainConfig TrainConfig::parse(const std::string& text, const std::string& sourc
                                const Registry& registry) {
   Ctx ctx{source};
   json j;
+  if (const size_t nul = text.find('\0'); nul != std::string::npos)
+    throw UsageError(source + ": not valid JSON at byte " + std::to_string(nul) + ": a NUL byte");
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {

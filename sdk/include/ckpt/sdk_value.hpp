@@ -169,4 +169,15 @@ inline size_t invalid_utf8_at(std::string_view s, bool allow_surrogates = false)
 
 inline bool valid_utf8(std::string_view s) { return invalid_utf8_at(s) == std::string_view::npos; }
 
+// nlohmann's JSON lexer takes a NUL byte for the end of its input and ignores what follows,
+// where Python's json and every strict reader refuse it. JSON text holds no raw NUL anywhere
+// (in strings it is escaped), so text is checked with this before it is parsed: the offset of
+// the first NUL, or npos.
+inline size_t json_nul_at(std::string_view text) { return text.find('\0'); }
+inline std::string json_nul_problem(std::string_view text) {
+  const size_t at = json_nul_at(text);
+  return at == std::string_view::npos ? std::string()
+                                      : "a NUL byte at character " + std::to_string(at) + " (JSON text cannot hold one)";
+}
+
 }  // namespace ckpt::sdk
