@@ -4,7 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <iostream>
+#include <optional>
+#include <set>
 
 namespace ckpt::cli {
 
@@ -76,20 +79,49 @@ nlohmann::ordered_json group_json(const Group& g) {
   return j;
 }
 
+// ckpt reads a pickle without running anything; Python's unpickler runs what the pickle names.
+// A clean listing must not read as a clean bill of health for pickle.load, so say so where the
+// file is a pickle that builds objects (their classes' __setstate__, __reduce__ run in Python).
+std::optional<std::string> unpickling_note(const std::string& format, const Group& tree) {
+  std::set<std::string> classes;
+  std::function<void(const Group&)> look = [&](const Group& g) {
+    if (const Value* c = g.attribute("__class__"))
+      if (const auto* s = std::get_if<std::string>(c); s && classes.size() < 8) classes.insert(*s);
+    for (const auto& c : g.children())
+      if (c.is_group()) look(c.group());
+  };
+  look(tree);
+  if (format != "pickle" && classes.empty()) return std::nullopt;
+  if (format != "pickle" && format != "pytorch") return std::nullopt;
+  std::string note = "ckpt read this pickle without running any of it; that does not make it safe to load in Python "
+                     "(pickle.load, joblib.load, torch.load without weights_only) on this machine";
+  if (!classes.empty()) {
+    std::string list;
+    for (const auto& c : classes) list += (list.empty() ? "" : ", ") + c;
+    note += ": it builds objects of " + list + (classes.size() == 8 ? ", ..." : "") +
+            ", whose __setstate__ or __reduce__ Python would run";
+  }
+  return note;
+}
+
 }  // namespace
 
 Runner add_inspect(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "Show a file's tree, dtypes, shapes, sizes and metadata (reads no tensor data where the format allows)");
   static std::string file, format = "auto";
   static bool as_json = false;
+  static std::vector<std::string> read_opts;
   cmd->add_option("FILE", file, "checkpoint file")->required();
   cmd->add_option("--format", format, "the file's format (default: detect)");
+  cmd->add_option("-r,--read-option", read_opts, "KEY=VALUE for the file's format")->allow_extra_args(false);
   cmd->add_flag("--json", as_json, "machine-readable output");
   return [] {
     LoadOptions lo;
     lo.format = format;
+    lo.format_options = parse_options(read_opts);
     auto reader = open(file, lo);
     const Document& tree = reader->tree();
+    const std::optional<std::string> pickle_note = unpickling_note(reader->format().name, tree);
     if (as_json) {
       nlohmann::ordered_json j;
       j["file"] = file;
@@ -97,12 +129,14 @@ Runner add_inspect(CLI::App& app) {
       j["tensor_count"] = tree.tensor_count();
       j["tensor_bytes"] = tree.tensor_bytes();
       j["root"] = group_json(tree);
+      if (pickle_note) j["note"] = *pickle_note;
       std::cout << j.dump(2) << "\n";
       return kOk;
     }
     std::cout << file << " (" << reader->format().name << ", " << tree.tensor_count() << " tensors, "
               << human_bytes(tree.tensor_bytes()) << ")\n";
     print_group(tree, 1);
+    if (pickle_note) std::cout << "NOTE: " << *pickle_note << "\n";
     return kOk;
   };
 }

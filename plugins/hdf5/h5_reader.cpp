@@ -5,6 +5,7 @@
 #include "h5_types.hpp"
 #include "keras_layout.hpp"
 
+#include <ckpt/sdk_confined.hpp>
 #include <ckpt/sdk_io.hpp>
 
 #include <algorithm>
@@ -23,19 +24,8 @@ namespace {
 constexpr uint64_t kPermuteBlockBytes = uint64_t(8) << 20;
 // Deeper trees than this are taken as damage (or a loop of links), not as data.
 constexpr int kMaxDepth = 256;
-// A chunked dataset may claim at most this many times its stored bytes (deflate's ceiling is
-// 1032:1), plus kUnbackedSlack for chunks never written (they read as the fill value).
+// A chunk may claim at most this many times its stored bytes (deflate's ceiling is 1032:1).
 constexpr uint64_t kMaxExpansion = 1100;
-constexpr uint64_t kUnbackedSlack = uint64_t(16) << 20;
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
 
 std::string name_at(ssize_t (*get)(hid_t, const char*, H5_index_t, H5_iter_order_t, hsize_t, char*,
                                    size_t, hid_t),
@@ -105,6 +95,11 @@ ReadOptions ReadOptions::parse(ckpt::sdk::Options& options) {
   if (keras == "auto") o.keras = true;
   else if (keras == "raw") o.keras = false;
   else fail(CKPT_ERR_INVALID_ARGUMENT, "option keras='" + keras + "': expected auto or raw");
+  const std::string external = options.get("external", "refuse");
+  if (external == "refuse") o.external_inside = false;
+  else if (external == "inside") o.external_inside = true;
+  else fail(CKPT_ERR_INVALID_ARGUMENT, "option external='" + external + "': expected refuse or inside");
+  o.limits = ckpt::sdk::ReadLimits::parse(options);
   return o;
 }
 
@@ -132,6 +127,7 @@ H5Reader::H5Reader(const std::string& path, const ReadOptions& options)
 H5Reader::~H5Reader() {
   Lock lock;
   file_.reset();
+  for (int fd : external_fds_) ::close(fd);
 }
 
 void H5Reader::build() {
@@ -152,6 +148,7 @@ void H5Reader::build() {
   H5Eclear2(H5E_DEFAULT);
   std::vector<haddr_t> ancestors;
   ListNode tree = build_group(root, "/", ours, 0, ancestors);
+  options_.limits.check_expansion(unwritten_, 0, "", "datasets never written (read as their fill value)");
   if (!ours && options_.keras) {
     if (auto mapped = map_keras_layout(tree, entries_)) tree = std::move(*mapped);
   }
@@ -191,7 +188,25 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
     const std::string at = child_path(where, stored);
     H5L_info_t linfo{};
     h5_ok(H5Lget_info_by_idx(group, ".", link_index, H5_ITER_INC, k, &linfo, H5P_DEFAULT), at);
-    // Soft and external links point at objects listed elsewhere or in other files.
+    if (linfo.type == H5L_TYPE_EXTERNAL) {
+      // Never followed: ckpt reads no file but the one it was given.
+      if (options_.external_inside) continue;
+      std::string target(linfo.u.val_size, '\0');
+      const char* file = nullptr;
+      const char* object = nullptr;
+      unsigned flags = 0;
+      if (linfo.u.val_size &&
+          H5Lget_val_by_idx(group, ".", link_index, H5_ITER_INC, k, target.data(), target.size(), H5P_DEFAULT) >= 0 &&
+          H5Lunpack_elink_val(target.data(), target.size(), &flags, &file, &object) >= 0 && file && object)
+        target = std::string(file) + ":" + object;
+      else
+        target = "(unreadable)";
+      H5Eclear2(H5E_DEFAULT);
+      fail(CKPT_ERR_UNSUPPORTED, at + ": an external link to " + target +
+                                     "; ckpt reads nothing outside the file it was given (option external=inside leaves "
+                                     "such links out)");
+    }
+    // Soft links point at objects listed where they are (user-defined links at nothing ckpt knows).
     if (linfo.type != H5L_TYPE_HARD) continue;
     H5O_info_t oinfo{};
     h5_ok(H5Oget_info_by_idx2(group, ".", link_index, H5_ITER_INC, k, &oinfo, H5O_INFO_BASIC, H5P_DEFAULT), at);
@@ -241,7 +256,30 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
   Handle dcpl = plist_handle(H5Dget_create_plist(dset), where, CKPT_ERR_FORMAT);
   const uint64_t stored = ckpt::sdk::checked_nbytes(e.shape, H5Tget_size(ft), where);
   const H5D_layout_t layout = H5Pget_layout(dcpl);
-  if (layout == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0) {
+  if (layout == H5D_VIRTUAL) {
+    // Refused before libhdf5 reads it: it would open the mapped files itself, and a mapping of
+    // the dataset onto itself crashes it.
+    size_t n = 0;
+    std::string source = "(unreadable)";
+    if (H5Pget_virtual_count(dcpl, &n) >= 0 && n > 0) {
+      char file[1024] = {}, dataset[1024] = {};
+      if (H5Pget_virtual_filename(dcpl, 0, file, sizeof file) >= 0 && H5Pget_virtual_dsetname(dcpl, 0, dataset, sizeof dataset) >= 0)
+        source = std::string(file) + ":" + dataset + (n > 1 ? " and " + std::to_string(n - 1) + " more" : "");
+    }
+    H5Eclear2(H5E_DEFAULT);
+    fail(CKPT_ERR_UNSUPPORTED, where + ": a virtual dataset mapping " + source +
+                                   "; ckpt does not read virtual datasets (libhdf5 follows their mappings into other "
+                                   "files, and crashes on a mapping of itself)");
+  }
+  if (H5Pget_external_count(dcpl) > 0) {
+    e.external = external_pieces(dcpl, stored, where);
+    if (stored != e.nbytes || H5Tequal(ft, tt->memtype) <= 0)
+      fail(CKPT_ERR_UNSUPPORTED, where + ": external storage in a type ckpt would have to convert");
+  }
+  count_unwritten(dset, dcpl, layout, stored, where);
+  if (!e.external.empty()) {
+    // Read from the pieces alone, below.
+  } else if (layout == H5D_CONTIGUOUS) {
     const haddr_t off = H5Dget_offset(dset);
     H5Eclear2(H5E_DEFAULT);  // HADDR_UNDEF (not yet written) is reported as an error too
     if (off != HADDR_UNDEF && (off > file_size_ || stored > file_size_ - off))
@@ -252,15 +290,6 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
     // lock and lets sdk::read_file_at steer around the kernel's slow copy distances.
     if (off != HADDR_UNDEF && vfd_ >= 0 && stored == e.nbytes && H5Tequal(ft, tt->memtype) > 0)
       e.raw_offset = off;
-  } else if (layout == H5D_CHUNKED) {
-    // Deflate expands at most 1032:1. Chunks never written read as the fill value, so a sparse
-    // dataset may claim more; beyond kUnbackedSlack that is taken as a damaged shape.
-    const uint64_t backed = H5Dget_storage_size(dset);
-    if (backed < (UINT64_MAX - kUnbackedSlack) / kMaxExpansion &&
-        stored > backed * kMaxExpansion + kUnbackedSlack)
-      fail(CKPT_ERR_LIMIT, where + ": shape " + shape_text(e.shape) + " needs " +
-                               std::to_string(stored) + " bytes but only " + std::to_string(backed) +
-                               " compressed bytes are stored");
   } else if (layout == H5D_COMPACT && stored > file_size_) {
     fail(CKPT_ERR_FORMAT, where + ": " + std::to_string(stored) + " bytes do not fit in the file");
   }
@@ -270,6 +299,95 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
   n.tensor_id = entries_.size();
   entries_.push_back(std::move(e));
   return n;
+}
+
+std::vector<TensorEntry::Piece> H5Reader::external_pieces(hid_t dcpl, uint64_t stored, const std::string& where) {
+  const int n = H5Pget_external_count(dcpl);
+  std::vector<TensorEntry::Piece> pieces;
+  std::string listed;
+  for (int i = 0; i < n; ++i) {
+    char name[4096] = {};
+    off_t offset = 0;
+    hsize_t size = 0;
+    if (H5Pget_external(dcpl, static_cast<unsigned>(i), sizeof name, name, &offset, &size) < 0) h5_fail(CKPT_ERR_FORMAT, where);
+    TensorEntry::Piece p;
+    p.name = std::string(name, strnlen(name, sizeof name));
+    p.offset = static_cast<uint64_t>(offset);
+    p.size = size;
+    listed += (listed.empty() ? "" : ", ") + ("'" + p.name + "' (" + std::to_string(p.size) + " bytes at " +
+                                              std::to_string(p.offset) + ")");
+    pieces.push_back(std::move(p));
+  }
+  if (!options_.external_inside)
+    fail(CKPT_ERR_UNSUPPORTED, where + ": its data is stored in other files: " + listed +
+                                   "; ckpt reads nothing outside the file it was given (option external=inside reads "
+                                   "files inside this file's folder)");
+  // Resolved from this file's folder (libhdf5 would take the working directory), confined to it,
+  // regular files only, and every piece inside its file.
+  const std::string folder = ckpt::sdk::folder_of(path_);
+  uint64_t total = 0;
+  std::vector<TensorEntry::Piece> out;
+  for (auto& p : pieces) {
+    if (total >= stored) break;  // H5F_UNLIMITED pieces past the data
+    std::string problem;
+    int err = 0;
+    const int fd = ckpt::sdk::open_confined(folder, p.name, problem, err);
+    if (fd < 0)
+      fail(err == ENOENT ? CKPT_ERR_NOT_FOUND : CKPT_ERR_FORMAT,
+           where + ": external file '" + p.name + "' is refused: " + problem);
+    external_fds_.push_back(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot stat", p.name));
+    const uint64_t take = std::min<uint64_t>(p.size, stored - total);
+    if (p.offset > static_cast<uint64_t>(st.st_size) || take > static_cast<uint64_t>(st.st_size) - p.offset)
+      fail(CKPT_ERR_FORMAT, where + ": external file '" + p.name + "' holds " + std::to_string(st.st_size) +
+                                " bytes, the dataset's piece ends at " + std::to_string(p.offset + take));
+    p.fd = fd;
+    p.size = take;
+    total += take;
+    out.push_back(p);
+  }
+  if (total < stored)
+    fail(CKPT_ERR_FORMAT, where + ": its external pieces hold " + std::to_string(total) + " of its " +
+                              std::to_string(stored) + " bytes");
+  return out;
+}
+
+void H5Reader::count_unwritten(hid_t dset, hid_t dcpl, H5D_layout_t layout, uint64_t stored, const std::string& where) {
+  if (layout == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0) {
+    const haddr_t off = H5Dget_offset(dset);
+    H5Eclear2(H5E_DEFAULT);
+    if (off == HADDR_UNDEF) unwritten_ += stored;
+    return;
+  }
+  if (layout != H5D_CHUNKED) return;
+  const int rank = H5Pget_chunk(dcpl, 0, nullptr);
+  if (rank <= 0) return;
+  std::vector<hsize_t> chunk(static_cast<size_t>(rank)), dims(static_cast<size_t>(rank));
+  Handle space = space_handle(H5Dget_space(dset), where);
+  if (H5Pget_chunk(dcpl, rank, chunk.data()) < 0 || H5Sget_simple_extent_dims(space, dims.data(), nullptr) < 0)
+    h5_fail(CKPT_ERR_FORMAT, where);
+  unsigned __int128 total = 1, chunk_bytes = stored == 0 ? 0 : 1;
+  for (int i = 0; i < rank; ++i) {
+    if (chunk[static_cast<size_t>(i)] == 0) fail(CKPT_ERR_FORMAT, where + ": a chunk dimension of 0");
+    total *= (dims[static_cast<size_t>(i)] + chunk[static_cast<size_t>(i)] - 1) / chunk[static_cast<size_t>(i)];
+  }
+  if (stored == 0) return;
+  hsize_t written = 0;
+  if (H5Dget_num_chunks(dset, space, &written) < 0) h5_fail(CKPT_ERR_FORMAT, where);
+  // Bytes per chunk, from the element size and the chunk's shape.
+  Handle ft = type_handle(H5Dget_type(dset), where);
+  chunk_bytes = H5Tget_size(ft);
+  for (hsize_t c : chunk) chunk_bytes *= c;
+  const unsigned __int128 missing = total > written ? (total - written) * chunk_bytes : 0;
+  unwritten_ += static_cast<uint64_t>(std::min<unsigned __int128>(missing, stored));
+  // Written chunks inflate to at most 1100 times their stored bytes (deflate's ceiling is
+  // 1032:1); a shape that claims more of them is a lie about the data.
+  const uint64_t backed = H5Dget_storage_size(dset);
+  const unsigned __int128 claimed = std::min<unsigned __int128>(static_cast<unsigned __int128>(written) * chunk_bytes, stored);
+  if (claimed > static_cast<unsigned __int128>(backed) * kMaxExpansion + (uint64_t(1) << 20))
+    fail(CKPT_ERR_LIMIT, where + ": " + std::to_string(written) + " chunks of " + std::to_string(static_cast<uint64_t>(chunk_bytes)) +
+                             " bytes claimed from only " + std::to_string(backed) + " stored bytes");
 }
 
 namespace {
@@ -315,6 +433,15 @@ void H5Reader::read_tensor(uint64_t id, std::span<std::byte> dst) {
     fail(CKPT_ERR_INVALID_ARGUMENT, e.where + ": destination holds " + std::to_string(dst.size()) +
                                         " bytes, the tensor " + std::to_string(e.nbytes));
   if (e.nbytes == 0) return;
+  if (!e.external.empty()) {
+    uint64_t done = 0;
+    for (const auto& p : e.external) {
+      ckpt::sdk::read_file_at(p.fd, p.offset, dst.subspan(done, p.size), p.name);
+      done += p.size;
+    }
+    if (!e.perm.empty()) fail(CKPT_ERR_UNSUPPORTED, e.where + ": a transposed dataset in external storage");
+    return;
+  }
   // Outside libhdf5's lock: other threads' reads go on meanwhile.
   if (e.perm.empty() && e.raw_offset != TensorEntry::kNotRaw)
     return ckpt::sdk::read_file_at(vfd_, e.raw_offset, dst, path_);
@@ -333,6 +460,7 @@ void H5Reader::read_slice(uint64_t id, std::span<const uint64_t> start, std::spa
   if (id >= entries_.size())
     fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id));
   const TensorEntry& e = entries_[id];
+  if (!e.external.empty()) fail(CKPT_ERR_UNSUPPORTED, e.where + ": external storage, read whole by the host");
   // A Keras kernel is listed transposed; its box is not a box of the dataset in one piece.
   if (!e.perm.empty()) fail(CKPT_ERR_UNSUPPORTED, e.where + ": transposed on read, sliced by the host");
   const size_t r = e.shape.size();

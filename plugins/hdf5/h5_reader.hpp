@@ -6,6 +6,7 @@
 #include "h5_tree.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_limits.hpp>
 
 #include <memory>
 #include <optional>
@@ -16,6 +17,13 @@ namespace ckpt_hdf5 {
 
 struct ReadOptions {
   bool keras = true;  // keras=auto: Keras weight files become a state dict; keras=raw: as stored
+  // external=refuse (the default): a file that refers to another (external storage, external
+  // links, virtual datasets) is refused, naming the object and the reference. external=inside:
+  // external storage that stays inside the file's folder is read (ckpt's own reads, confined as
+  // ONNX external data is); external links are left out, unfollowed. Virtual datasets are
+  // refused either way: libhdf5 follows their mappings itself and crashes on one of itself.
+  bool external_inside = false;
+  ckpt::sdk::ReadLimits limits;
 
   static ReadOptions parse(ckpt::sdk::Options& options);
 };
@@ -36,6 +44,10 @@ class H5Reader final : public ckpt::sdk::Reader {
   ListNode build_group(hid_t group, const std::string& where, bool ours, int depth,
                        std::vector<haddr_t>& ancestors);
   std::optional<ListNode> build_dataset(hid_t dataset, std::string name, const std::string& where);
+  // The pieces of a dataset with external storage, confined to the file's folder; refuses
+  // unless options_.external_inside.
+  std::vector<TensorEntry::Piece> external_pieces(hid_t dcpl, uint64_t stored, const std::string& where);
+  void count_unwritten(hid_t dset, hid_t dcpl, H5D_layout_t layout, uint64_t stored, const std::string& where);
   struct Opened {
     Handle dataset;
     Handle memtype;
@@ -51,6 +63,8 @@ class H5Reader final : public ckpt::sdk::Reader {
   Handle file_;
   std::optional<ListNode> tree_;
   std::vector<TensorEntry> entries_;
+  uint64_t unwritten_ = 0;  // bytes of datasets never written, read as their fill value
+  std::vector<int> external_fds_;
 };
 
 }  // namespace ckpt_hdf5

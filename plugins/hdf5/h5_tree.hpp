@@ -27,6 +27,14 @@ struct TensorEntry {
   // very type the tensor is read as), so that a read is one pread; else kNotRaw.
   static constexpr uint64_t kNotRaw = UINT64_MAX;
   uint64_t raw_offset = kNotRaw;
+  // External storage (read only with external=inside): the bytes, in order, as pieces of files
+  // beside this one, each opened (confined to the folder) when the dataset was listed.
+  struct Piece {
+    int fd = -1;  // owned by the reader
+    std::string name;
+    uint64_t offset = 0, size = 0;
+  };
+  std::vector<Piece> external;
 };
 
 struct ListNode {

@@ -8,6 +8,7 @@
 #include <ckpt/sdk.hpp>
 
 #include <charconv>
+#include <unordered_set>
 
 namespace ckpt_onnx {
 
@@ -160,6 +161,9 @@ class Scanner {
     }
     w_.leave();
     w_.set_context("");
+    // ONNX Runtime keeps the last entry of a key, onnx.helper lists both: refused.
+    if (!metadata_keys_.insert(key).second)
+      w_.error(w_.pos(), "metadata_props key " + quote_text(key) + " appears twice (readers differ on which counts)");
     m_.metadata.emplace_back(std::move(key), std::move(value));
   }
 
@@ -343,6 +347,7 @@ class Scanner {
   std::span<const std::byte> file_;
   WireReader w_;
   ScannedModel m_;
+  std::unordered_set<std::string> metadata_keys_;
 };
 
 }  // namespace

@@ -4,9 +4,11 @@
 #include "dtypes.hpp"
 #include "graph_import.hpp"
 #include "onnx_layout.hpp"
+#include "own_model.hpp"
 #include "text.hpp"
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
@@ -26,6 +28,7 @@ OnnxReader::OnnxReader(const std::string& path, const ReaderOptions& options)
     tree_ = tree_from_json(*doc, path_);
     bind_own_tree();
     if (const std::string* note = model_.metadata_value(kExternalKey)) check_external(*note);
+    check_own_model(*doc);
   } else if (!options.as_plain_onnx && model_.producer_name == kProducerName) {
     fail(CKPT_ERR_FORMAT, "'" + path_ + "': written by ckpt but its " + std::string(kDocumentKey) +
                               " metadata is missing: the file is truncated, or another tool rewrote it "
@@ -83,6 +86,40 @@ void OnnxReader::bind_own_tree() {
     if (!used[i])
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(model_.initializers[i].name) +
                                 " is not in the document" + changed);
+}
+
+void OnnxReader::check_own_model(const std::string& document) {
+  const std::string changed = " (the file was changed after ckpt wrote it: ONNX tools would see a model other than "
+                              "the one ckpt reads; read it with the option layout=onnx to take it as a plain ONNX model)";
+  auto differ = [&](const std::string& what) { fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + what + changed); };
+  if (model_.ir_version != kIrVersion || model_.producer_name != kProducerName || model_.producer_version != kProducerVersion ||
+      !model_.domain.empty() || model_.model_version != 0 || !model_.doc_string.empty())
+    differ("its header (ir_version, producer, domain, model_version or doc_string) is not what ckpt writes");
+  if (model_.opsets.size() != 1 || !model_.opsets[0].first.empty() || model_.opsets[0].second != kOpsetVersion)
+    differ("its opset_import is not ckpt's (the default domain at " + std::to_string(kOpsetVersion) + ")");
+  if (model_.sparse_initializers || model_.has_training_info || model_.has_functions)
+    differ("it holds sparse initializers, training info or functions, which ckpt never writes");
+  for (const Initializer& i : model_.initializers)
+    if (i.storage != Initializer::Storage::raw && i.storage != Initializer::Storage::external)
+      differ("initializer " + quote_text(i.name) + " keeps its data in a typed field, which ckpt never writes");
+  const OwnGraph own = own_graph(tree_);
+  onnx::GraphProto graph;
+  if (!graph.ParseFromString(model_.graph_rest)) differ("its graph's nodes, inputs or outputs are not valid protobuf");
+  // value_info only annotates the types of intermediate values, which change no result; onnx's
+  // own checker (check_model with full_check on a path) writes them into the file.
+  graph.clear_value_info();
+  if (!google::protobuf::util::MessageDifferencer::Equals(graph, own.graph))
+    differ("its graph (nodes, inputs, outputs, name or doc_string) is not the one model/spec makes");
+  if (tree_to_json(tree_) != document) differ("metadata " + std::string(kDocumentKey) + " is not in the form ckpt writes");
+  const std::string* external = model_.metadata_value(kExternalKey);
+  const auto expected = own_metadata(tree_, own.note, external ? *external : std::string());
+  if (expected != model_.metadata) {
+    size_t i = 0;
+    while (i < expected.size() && i < model_.metadata.size() && expected[i] == model_.metadata[i]) ++i;
+    differ("metadata_props entry " + std::to_string(i) + " (" +
+           quote_text(i < model_.metadata.size() ? model_.metadata[i].first : std::string("(missing)")) +
+           ") is not what the document makes (" + quote_text(i < expected.size() ? expected[i].first : std::string("(none)")) + ")");
+  }
 }
 
 void OnnxReader::check_external(const std::string& note) {

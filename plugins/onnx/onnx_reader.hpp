@@ -37,6 +37,8 @@ class OnnxReader final : public ckpt::sdk::Reader {
   void bind_own_tree();
   void build_foreign_tree();
   void check_external(const std::string& note);
+  // A file ckpt wrote: its graph, header and metadata must be what its document makes.
+  void check_own_model(const std::string& document);
   // The external file of initializer `id` (nullptr if its data is in the model), opened and
   // bounds-checked on first use.
   const ckpt::sdk::MappedFile* external_file(uint64_t id);

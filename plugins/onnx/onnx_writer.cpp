@@ -3,6 +3,7 @@
 #include "doc_json.hpp"
 #include "dtypes.hpp"
 #include "graph_export.hpp"
+#include "own_model.hpp"
 #include "onnx_layout.hpp"
 #include "text.hpp"
 #include "wire_writer.hpp"
@@ -200,28 +201,8 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
 }
 
 std::string OnnxWriter::metadata_entries(const std::string& graph_note, const std::string& external_note) const {
-  std::vector<std::pair<std::string, std::string>> entries;
-  // meta's attributes one by one, for tools that show metadata_props; ckpt reads them back
-  // from the document entry.
-  const size_t meta = tree_.find_group(0, "meta");
-  if (meta != SIZE_MAX) {
-    std::vector<std::pair<size_t, std::string>> todo{{meta, std::string(kMetaKeyPrefix)}};
-    while (!todo.empty()) {
-      auto [g, prefix] = todo.back();
-      todo.pop_back();
-      for (const Attribute& a : tree_.groups[g].attributes)
-        if (valid_utf8(a.name)) entries.emplace_back(prefix + a.name, value_as_text(a.value));
-      const auto& children = tree_.groups[g].children;
-      for (auto it = children.rbegin(); it != children.rend(); ++it)
-        if (!it->is_tensor && valid_utf8(tree_.groups[it->index].name))
-          todo.emplace_back(it->index, prefix + tree_.groups[it->index].name + "/");
-    }
-  }
-  entries.emplace_back(std::string(kGraphKey), graph_note);
-  if (!external_note.empty()) entries.emplace_back(std::string(kExternalKey), external_note);
-  entries.emplace_back(std::string(kDocumentKey), tree_to_json(tree_));
   std::string out;
-  for (const auto& [k, v] : entries) {
+  for (const auto& [k, v] : own_metadata(tree_, graph_note, external_note)) {
     std::string e;
     wire::put_bytes_field(e, field::kKey, k);
     wire::put_bytes_field(e, field::kValue, v);
@@ -234,18 +215,9 @@ void OnnxWriter::finish() {
   if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
 
-  auto built = build_graph(tree_);
-  std::string graph_note;
-  onnx::GraphProto graph;
-  if (auto* g = std::get_if<onnx::GraphProto>(&built)) {
-    graph = std::move(*g);
-    graph_note = "built from model/spec";
-  } else {
-    graph_note = "none: " + std::get<std::string>(built);
-    graph.set_name("state");
-    graph.set_doc_string("No model graph (" + std::get<std::string>(built) +
-                         "); the initializers hold the document's tensors.");
-  }
+  OwnGraph own = own_graph(tree_);
+  const std::string& graph_note = own.note;
+  const onnx::GraphProto& graph = own.graph;
   // Graph fields after the initializers: valid protobuf (fields may come in any order), and
   // the only order that lets the tensors stream.
   out_.write(graph.SerializeAsString());

@@ -50,7 +50,7 @@ PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits&
   }, limits.nodes_for(file_.size()));
   if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);
   else builder.fill(root_, obj, "", 0);
-  check_expansion(tensors_, limits, "'" + path + "'");
+  check_expansion(tensors_, limits, "");
 }
 
 void PickleReader::list(const ckpt::sdk::Visitor& visitor) { list_tree(root_, visitor, tensors_); }

@@ -92,7 +92,7 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
     if (big_endian)
       for (auto& t : tensors_) t.big_endian = ckpt::sdk::dtype_size(t.dtype) > 1;
   }
-  check_expansion(tensors_, limits, "'" + path + "'");
+  check_expansion(tensors_, limits, "");
 }
 
 void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const std::string& path) {

@@ -47,11 +47,12 @@ struct ReadLimits {
     return l;
   }
 
-  // Fails when `listed` tensor bytes exceed twice `stored` plus max_expansion.
+  // Fails when `listed` tensor bytes exceed twice `stored` plus max_expansion (the message
+  // starts with `source` unless it is empty: the host names the file already).
   void check_expansion(uint64_t listed, uint64_t stored, const std::string& source, const std::string& what) const {
     const unsigned __int128 allowed = static_cast<unsigned __int128>(stored) * 2 + max_expansion;
     if (listed > allowed)
-      fail(CKPT_ERR_LIMIT, source + ": " + what + " list " + std::to_string(listed) + " tensor bytes over " +
+      fail(CKPT_ERR_LIMIT, (source.empty() ? "" : source + ": ") + what + " list " + std::to_string(listed) + " tensor bytes over " +
                                std::to_string(stored) + " bytes of storage; a reader allows twice the storage plus " +
                                std::to_string(max_expansion) + " bytes (option max_expansion)");
   }

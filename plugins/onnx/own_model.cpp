@@ -1,0 +1,50 @@
+#include "own_model.hpp"
+
+#include "doc_json.hpp"
+#include "graph_export.hpp"
+#include "onnx_layout.hpp"
+#include "text.hpp"
+
+namespace ckpt_onnx {
+
+OwnGraph own_graph(const Tree& tree) {
+  OwnGraph out;
+  auto built = build_graph(tree);
+  if (auto* g = std::get_if<onnx::GraphProto>(&built)) {
+    out.graph = std::move(*g);
+    out.note = "built from model/spec";
+  } else {
+    out.note = "none: " + std::get<std::string>(built);
+    out.graph.set_name("state");
+    out.graph.set_doc_string("No model graph (" + std::get<std::string>(built) +
+                             "); the initializers hold the document's tensors.");
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> own_metadata(const Tree& tree, const std::string& graph_note,
+                                                              const std::string& external_note) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  // meta's attributes one by one, for tools that show metadata_props; ckpt reads them back
+  // from the document entry.
+  const size_t meta = tree.find_group(0, "meta");
+  if (meta != SIZE_MAX) {
+    std::vector<std::pair<size_t, std::string>> todo{{meta, std::string(kMetaKeyPrefix)}};
+    while (!todo.empty()) {
+      auto [g, prefix] = todo.back();
+      todo.pop_back();
+      for (const Attribute& a : tree.groups[g].attributes)
+        if (valid_utf8(a.name)) entries.emplace_back(prefix + a.name, value_as_text(a.value));
+      const auto& children = tree.groups[g].children;
+      for (auto it = children.rbegin(); it != children.rend(); ++it)
+        if (!it->is_tensor && valid_utf8(tree.groups[it->index].name))
+          todo.emplace_back(it->index, prefix + tree.groups[it->index].name + "/");
+    }
+  }
+  entries.emplace_back(std::string(kGraphKey), graph_note);
+  if (!external_note.empty()) entries.emplace_back(std::string(kExternalKey), external_note);
+  entries.emplace_back(std::string(kDocumentKey), tree_to_json(tree));
+  return entries;
+}
+
+}  // namespace ckpt_onnx
