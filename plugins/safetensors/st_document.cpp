@@ -3,6 +3,8 @@
 #include "st_layout.hpp"
 
 #include <ckpt/sdk.hpp>
+
+#include <map>
 #include <ckpt/sdk_value.hpp>
 
 #include <nlohmann/json.hpp>
@@ -439,6 +441,36 @@ ckpt_value AttributeEntry::view() const {
   return v;
 }
 
+namespace {
+
+// The entries beside the document entry are copies for plain readers (docs/formats/
+// safetensors.md): exactly the root's string attributes in order, "format": "pt" unless one of
+// them is named format, then the document. Anything else there would be seen by every other
+// reader of the file and by ckpt not at all, so it is refused.
+void check_plain_copies(const Tree& tree, const Header& header) {
+  // Order aside: other readers take __metadata__ as a map.
+  std::map<std::string, std::string> expected;
+  for (const AttributeEntry& a : tree.groups[0].attributes)
+    if (a.type == CKPT_VALUE_STRING && a.name != kDocumentKey) expected.emplace(a.name, a.s);
+  expected.emplace(kFormatTagKey, kFormatTagValue);  // unless the root has its own
+  for (const MetadataEntry& m : header.metadata) {
+    if (m.key == kDocumentKey) continue;
+    auto it = expected.find(m.key);
+    if (it == expected.end() || it->second != m.value)
+      fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(m.key) +
+                                "]): not a copy of the document's root string attributes, which is all ckpt writes "
+                                "beside it (other readers would see it, ckpt would not; the file was changed after ckpt "
+                                "wrote it)");
+    expected.erase(it);
+  }
+  for (const auto& [k, v] : expected)
+    if (k != kFormatTagKey || v != kFormatTagValue)
+      fail(CKPT_ERR_FORMAT, std::string(kMetadataKey) + ": the copy of root attribute " + quote_name(k) +
+                                " is missing (the file was changed after ckpt wrote it)");
+}
+
+}  // namespace
+
 Tree build_tree(const Header& header) {
   TreeBuilder b(header);
   const MetadataEntry* document = nullptr;
@@ -446,6 +478,10 @@ Tree build_tree(const Header& header) {
     if (m.key == kDocumentKey) document = &m;
   if (document) {
     DocumentReader(b, *document).read();
+    b.place_the_rest();
+    Tree t = b.take();
+    check_plain_copies(t, header);
+    return t;
   } else {
     // ckpt's document under another key is a damaged file (one flipped byte in the key), not
     // a plain safetensors file: read as plain, it would lose the hashes that would show it.
