@@ -56,13 +56,18 @@ bool exact_cast(DType from, DType to) {
 // Where each output tensor comes from.
 struct Source {
   std::string src_path;
+  const Tensor* src;  // in the reader's tree
   DType from;
   DType to;
+  std::string out_path;
 };
 
 struct Plan {
   Document tree;  // the output's shape; tensors have no storage
-  std::map<std::string, Source> sources;
+  // One per output tensor, in the order a depth-first walk of `tree` meets them: the order in
+  // which FormatWriter::write asks for them, so that the k-th request is sources[k] (checked
+  // by path).
+  std::vector<Source> sources;
   std::vector<Loss> losses;
 };
 
@@ -107,7 +112,7 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
     if (!flat_prefix.empty()) plan.losses.push_back({ip, "group path flattened to '" + name_out + "'"});
     if (out.find(name_out)) throw UnsupportedError(ip + ": flattening collides with '" + name_out + "'");
     out.add_tensor(name_out, Tensor(to, t.shape(), nullptr));
-    plan.sources[join_path(out_prefix, name_out)] = {ip, t.dtype(), to};
+    plan.sources.push_back({ip, &t, t.dtype(), to, join_path(out_prefix, name_out)});
   }
 }
 
@@ -187,15 +192,13 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   // converting a 1 GiB safetensors file held 1 GiB resident at its end; this holds the largest
   // tensor. The copy out of the page cache (4-5 GB/s) is small beside the write.
   size_t largest = 0;
-  for (const auto& [out_path, s] : plan.sources) largest = std::max(largest, tree.find_tensor_path(s.src_path)->nbytes());
+  for (const Source& s : plan.sources) largest = std::max(largest, s.src->nbytes());
   const std::unique_ptr<std::byte[]> buf(new std::byte[std::max<size_t>(largest, 1)]);
   std::vector<std::byte> cast_buf;
   // Reads one source tensor and returns its bytes in the output dtype.
-  auto fetch = [&](const std::string& out_path, const Tensor& out_t, bool check_hash) -> std::span<const std::byte> {
-    const Source& s = plan.sources.at(out_path);
-    const Tensor* in_t = tree.find_tensor_path(s.src_path);
-    const std::span<std::byte> bytes(buf.get(), in_t->nbytes());
-    reader->read_into(s.src_path, bytes);
+  auto fetch = [&](const Source& s, const Tensor& out_t, bool check_hash) -> std::span<const std::byte> {
+    const std::span<std::byte> bytes(buf.get(), s.src->nbytes());
+    reader->read_into(*s.src, s.src_path, bytes);
     if (check_hash) {
       auto it = recorded.find(s.src_path);
       if (it != recorded.end() && hash_hex(hash_bytes(bytes)) != it->second)
@@ -208,6 +211,12 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     return cast_buf;
   };
 
+  // The k-th tensor a depth-first walk of the output meets is sources[k].
+  auto source_at = [&](size_t k, const std::string& out_path) -> const Source& {
+    if (k >= plan.sources.size() || plan.sources[k].out_path != out_path)
+      throw Error("convert: the writer asked for '" + out_path + "' out of the planned order");
+    return plan.sources[k];
+  };
   if (!plan.losses.empty()) {
     Group& meta = plan.tree.group("meta");
     Group& conv = meta.group("conversion");
@@ -219,23 +228,26 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       // The output's own hashes: recorded ones where the bytes are unchanged, fresh ones where
       // a cast changed them (one extra pass over those tensors only).
       std::vector<std::pair<std::string, std::string>> hashes;
+      size_t k = 0;
       plan.tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
+        const Source& s = source_at(k++, p);
         if (p.rfind("meta/integrity", 0) == 0) return;
-        const Source& s = plan.sources.at(p);
         auto it = recorded.find(s.src_path);
         if (s.from == s.to && it != recorded.end())
           hashes.emplace_back(p, it->second);
         else
-          hashes.emplace_back(p, hash_hex(hash_bytes(fetch(p, t, true))));
+          hashes.emplace_back(p, hash_hex(hash_bytes(fetch(s, t, true))));
       });
       write_integrity(plan.tree, hashes);
     }
   }
 
   uint64_t total = plan.tree.tensor_bytes(), done = 0;
+  size_t next = 0;
   detail::write_atomically(dst, target, options.write_options, options.fsync, [&](FormatWriter& writer) {
+    next = 0;
     writer.write(plan.tree, [&](const std::string& p, const Tensor& t) {
-      auto bytes = fetch(p, t, true);
+      auto bytes = fetch(source_at(next++, p), t, true);
       report.tensors++;
       report.bytes += bytes.size();
       done += t.nbytes();

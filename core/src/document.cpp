@@ -100,56 +100,57 @@ Group& Group::operator=(const Group& o) {
   return *this;
 }
 
-void Group::reindex_children(size_t from) {
-  for (size_t i = from; i < children_.size(); ++i) child_at_[children_[i].name] = i;
+std::optional<size_t> Group::child_position(std::string_view name) const {
+  return child_at_.find(name, [this](size_t i) -> std::string_view { return children_[i].name; });
 }
 
-void Group::reindex_attributes(size_t from) {
-  for (size_t i = from; i < attributes_.size(); ++i) attribute_at_[attributes_[i].name] = i;
+std::optional<size_t> Group::attribute_position(std::string_view name) const {
+  return attribute_at_.find(name, [this](size_t i) -> std::string_view { return attributes_[i].name; });
 }
 
 Group& Group::set(std::string_view name, Value value) {
-  if (auto it = attribute_at_.find(name); it != attribute_at_.end()) {
-    attributes_[it->second].value = std::move(value);
+  if (auto at = attribute_position(name)) {
+    attributes_[*at].value = std::move(value);
     return *this;
   }
   check_name(name);
-  attribute_at_.emplace(std::string(name), attributes_.size());
   attributes_.push_back({std::string(name), std::move(value)});
+  attribute_at_.insert(attributes_.size() - 1, [this](size_t i) -> std::string_view { return attributes_[i].name; });
   return *this;
 }
 
 const Value* Group::attribute(std::string_view name) const {
-  auto it = attribute_at_.find(name);
-  return it == attribute_at_.end() ? nullptr : &attributes_[it->second].value;
+  auto at = attribute_position(name);
+  return at ? &attributes_[*at].value : nullptr;
 }
 
 bool Group::erase_attribute(std::string_view name) {
-  auto it = attribute_at_.find(name);
-  if (it == attribute_at_.end()) return false;
-  const size_t at = it->second;
-  attribute_at_.erase(it);
-  attributes_.erase(attributes_.begin() + static_cast<std::ptrdiff_t>(at));
-  reindex_attributes(at);
+  auto at = attribute_position(name);
+  if (!at) return false;
+  attributes_.erase(attributes_.begin() + static_cast<std::ptrdiff_t>(*at));
+  attribute_at_.rebuild(attributes_.size(), [this](size_t i) -> std::string_view { return attributes_[i].name; });
   return true;
 }
 
 const Node* Group::find(std::string_view name) const {
-  auto it = child_at_.find(name);
-  return it == child_at_.end() ? nullptr : &children_[it->second];
+  auto at = child_position(name);
+  return at ? &children_[*at] : nullptr;
 }
 
 Tensor& Group::add_tensor(std::string_view name, Tensor t) {
   check_name(name);
-  if (!child_at_.emplace(std::string(name), children_.size()).second)
-    throw UsageError("duplicate child name '" + std::string(name) + "'");
+  // Appended, then indexed: one probe finds a clash and records the name.
   children_.push_back(Node{std::string(name), std::move(t)});
+  if (!child_at_.insert(children_.size() - 1, [this](size_t i) -> std::string_view { return children_[i].name; })) {
+    children_.pop_back();
+    throw UsageError("duplicate child name '" + std::string(name) + "'");
+  }
   return children_.back().tensor();
 }
 
 Tensor& Group::set_tensor(std::string_view name, Tensor t) {
-  if (auto it = child_at_.find(name); it != child_at_.end()) {
-    Node& c = children_[it->second];
+  if (auto at = child_position(name)) {
+    Node& c = children_[*at];
     c.item = std::move(t);
     return c.tensor();
   }
@@ -158,15 +159,17 @@ Tensor& Group::set_tensor(std::string_view name, Tensor t) {
 
 Group& Group::add_group(std::string_view name) {
   check_name(name);
-  if (!child_at_.emplace(std::string(name), children_.size()).second)
-    throw UsageError("duplicate child name '" + std::string(name) + "'");
   children_.push_back(Node{std::string(name), std::make_unique<Group>()});
+  if (!child_at_.insert(children_.size() - 1, [this](size_t i) -> std::string_view { return children_[i].name; })) {
+    children_.pop_back();
+    throw UsageError("duplicate child name '" + std::string(name) + "'");
+  }
   return children_.back().group();
 }
 
 Group& Group::group(std::string_view name) {
-  if (auto it = child_at_.find(name); it != child_at_.end()) {
-    Node& c = children_[it->second];
+  if (auto at = child_position(name)) {
+    Node& c = children_[*at];
     if (!c.is_group()) throw UsageError("'" + std::string(name) + "' is a tensor, not a group");
     return c.group();
   }
@@ -189,12 +192,10 @@ Tensor* Group::find_tensor(std::string_view name) {
 }
 
 bool Group::erase(std::string_view name) {
-  auto it = child_at_.find(name);
-  if (it == child_at_.end()) return false;
-  const size_t at = it->second;
-  child_at_.erase(it);
-  children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(at));
-  reindex_children(at);
+  auto at = child_position(name);
+  if (!at) return false;
+  children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(*at));
+  child_at_.rebuild(children_.size(), [this](size_t i) -> std::string_view { return children_[i].name; });
   return true;
 }
 

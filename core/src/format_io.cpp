@@ -180,15 +180,12 @@ struct TreeBuilder {
   std::string file;
   Document root;
   std::vector<Group*> stack;
-  std::vector<std::string> names;
-  std::unordered_map<std::string, uint64_t>* ids;
+  std::string prefix;                  // the open group's path
+  std::vector<size_t> prefix_lengths;  // prefix's length before each open group was added
+  std::vector<uint64_t> ids;           // the plugin's id of each tensor, in listing order
   bool done = false;
 
-  std::string path() const {
-    std::string p;
-    for (size_t i = 1; i < names.size(); ++i) p = join_path(p, names[i]);
-    return p;
-  }
+  const std::string& path() const { return prefix; }
   [[noreturn]] void bad(const std::string& what) const {
     throw FormatError("'" + file + "' at " + (path().empty() ? "/" : path()) + ": " + what);
   }
@@ -196,21 +193,25 @@ struct TreeBuilder {
     if (done) bad("data after the root group");
     if (stack.empty()) {
       stack.push_back(&root);
-      names.emplace_back("");
+      prefix_lengths.push_back(0);
       return;
     }
     if (stack.size() > 4096) bad("groups nested deeper than 4096");
+    if (!name) name = "";
     try {
       stack.push_back(&stack.back()->add_group(name));
     } catch (const UsageError& e) {
       bad(e.what());
     }
-    names.emplace_back(name);
+    prefix_lengths.push_back(prefix.size());
+    if (!prefix.empty()) prefix += '/';
+    prefix += name;
   }
   void end() {
     if (stack.empty()) bad("end of a group that was not begun");
     stack.pop_back();
-    names.pop_back();
+    prefix.resize(prefix_lengths.back());
+    prefix_lengths.pop_back();
     if (stack.empty()) done = true;
   }
   void attribute(const char* name, const ckpt_value* v) {
@@ -246,7 +247,7 @@ struct TreeBuilder {
     } catch (const UsageError& e) {
       bad(e.what());
     }
-    (*ids)[join_path(path(), n)] = d->id;
+    ids.push_back(d->id);
   }
 };
 
@@ -262,11 +263,19 @@ ckpt_status* host_guard(F&& f) {
 
 }  // namespace
 
+namespace {
+// Tensors sit a Node's size apart in their group's vector: their addresses need mixing before
+// they can index a table (Fibonacci hashing).
+size_t slot_of(const Tensor* t, size_t slots) {
+  const uint64_t h = (reinterpret_cast<uintptr_t>(t) >> 3) * 0x9E3779B97F4A7C15ull;
+  return static_cast<size_t>(h >> 32) & (slots - 1);
+}
+}  // namespace
+
 const Document& FormatReader::tree() {
   if (tree_) return *tree_;
   TreeBuilder b;
   b.file = path_.string();
-  b.ids = &ids_;
   ids_.clear();
   ckpt_visitor v{};
   v.struct_size = sizeof v;
@@ -291,22 +300,55 @@ const Document& FormatReader::tree() {
   }
   if (!b.done) throw FormatError("'" + path_.string() + "' (" + info_.name + "): the reader's listing ended inside a group");
   tree_ = std::move(b.root);
+  // Tensors by address, now that the tree no longer moves: a lookup by path walks the tree's
+  // indexes, with no string kept per tensor. An open-addressing table of (address, id): a
+  // node per tensor cost as much to free as to make.
+  size_t slots = 16;
+  while (slots < b.ids.size() * 2) slots *= 2;
+  ids_.assign(slots, {nullptr, 0});
+  size_t next = 0;
+  std::function<void(const Group&)> index = [&](const Group& g) {
+    for (const auto& c : g.children()) {
+      if (!c.is_tensor()) {
+        index(c.group());
+        continue;
+      }
+      const Tensor* t = &c.tensor();
+      size_t s = slot_of(t, slots);
+      while (ids_[s].first) s = (s + 1) & (slots - 1);
+      ids_[s] = {t, b.ids.at(next++)};
+    }
+  };
+  index(*tree_);
   return *tree_;
 }
 
 uint64_t FormatReader::id_of(const std::string& path) const {
-  auto it = ids_.find(path);
-  if (it == ids_.end()) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
-  return it->second;
+  const Tensor* t = tree_ ? tree_->find_tensor_path(path) : nullptr;
+  if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  return id_of(*t, path);
+}
+
+uint64_t FormatReader::id_of(const Tensor& listed, const std::string& path) const {
+  if (!ids_.empty())
+    for (size_t s = slot_of(&listed, ids_.size()); ids_[s].first; s = (s + 1) & (ids_.size() - 1))
+      if (ids_[s].first == &listed) return ids_[s].second;
+  throw UsageError("'" + path_.string() + "': '" + path + "' is not a tensor of this reader's tree");
 }
 
 void FormatReader::read_into(const std::string& path, std::span<std::byte> dst) {
   tree();
   const Tensor* t = tree_->find_tensor_path(path);
-  uint64_t id = id_of(path);
-  if (!t || dst.size() != t->nbytes())
+  if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  read_into(*t, path, dst);
+}
+
+void FormatReader::read_into(const Tensor& listed, const std::string& path, std::span<std::byte> dst) {
+  tree();
+  const uint64_t id = id_of(listed, path);
+  if (dst.size() != listed.nbytes())
     throw UsageError("read_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
-                     std::to_string(t ? t->nbytes() : 0));
+                     std::to_string(listed.nbytes()));
   check(api_->read_tensor(r_, id, dst.data(), dst.size()), path);
 }
 

@@ -3,6 +3,7 @@
 #include "st_layout.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_names.hpp>
 
 #include <map>
 #include <ckpt/sdk_value.hpp>
@@ -153,39 +154,70 @@ class TreeBuilder {
   explicit TreeBuilder(const Header& h) : h_(h), placed_(h.tensors.size(), false) {
     tree_.groups.emplace_back();
     children_.emplace_back();
+    complete_.push_back(false);
     attributes_.emplace_back();
     tree_.tensor_names.resize(h.tensors.size());
-    for (size_t i = 0; i < h.tensors.size(); ++i) by_key_.emplace(h.tensors[i].key, i);
   }
 
   // Valid in a document: non-empty, no '/', no NUL. `code` says whose fault a bad one is.
-  static void check_name(std::string_view name, const std::string& where, ckpt_status_code code) {
-    if (name.empty()) fail(code, where + ": an empty name (ckpt names are non-empty)");
+  // `where` is a string, or anything that makes one (only when a message is needed).
+  template <class Where>
+  static void check_name(std::string_view name, const Where& where, ckpt_status_code code) {
+    if (name.empty()) fail(code, std::string(where) + ": an empty name (ckpt names are non-empty)");
     if (name.find('/') != std::string_view::npos)
-      fail(code, where + ": the name " + quote_name(name) + " holds '/' (ckpt names do not)");
+      fail(code, std::string(where) + ": the name " + quote_name(name) + " holds '/' (ckpt names do not)");
     if (name.find('\0') != std::string_view::npos)
-      fail(code, where + ": the name " + quote_name(name) + " holds a NUL byte (ckpt names do not)");
+      fail(code, std::string(where) + ": the name " + quote_name(name) + " holds a NUL byte (ckpt names do not)");
   }
 
-  size_t group_child(size_t parent, std::string name, const std::string& where, ckpt_status_code code) {
+  template <class Where>
+  size_t group_child(size_t parent, std::string name, const Where& where, ckpt_status_code code) {
     check_name(name, where, code);
     const size_t index = tree_.groups.size();
-    auto [it, fresh] = children_[parent].emplace(name, ChildRef{false, index});
-    if (!fresh) fail(code, where + ": a second member named " + quote_name(name));
+    complete(parent);
+    if (member(parent, name)) fail(code, std::string(where) + ": a second member named " + quote_name(name));
     tree_.groups.push_back({name, {}, {}});
     children_.emplace_back();
+    complete_.push_back(false);
     attributes_.emplace_back();
     tree_.groups[parent].children.push_back({false, index});
+    children_[parent].insert(tree_.groups[parent].children.size() - 1, member_name(parent));
     return index;
   }
 
-  void tensor_child(size_t parent, std::string name, size_t tensor, const std::string& where, ckpt_status_code code) {
+  // `unique_path`: the caller knows no other tensor has this path (a plain file's keys are
+  // unique), so only a group of the name can clash.
+  template <class Where>
+  void tensor_child(size_t parent, std::string_view name, size_t tensor, const Where& where, ckpt_status_code code,
+                    bool unique_path = false) {
     check_name(name, where, code);
-    if (!children_[parent].emplace(name, ChildRef{true, tensor}).second)
-      fail(code, where + ": a second member named " + quote_name(name));
+    // A tensor's name is the end of its header key (the key is its '/'-joined path), so the
+    // tree keeps a view of the key: NUL-terminated, and no copy of a million names.
+    const std::string& key = h_.tensors[tensor].key;
+    if (key.size() < name.size() || std::string_view(key).substr(key.size() - name.size()) != name)
+      fail(CKPT_ERR_INTERNAL, "tensor " + quote_name(name) + " is not the end of its key " + quote_name(key));
+    if (!unique_path) complete(parent);
     tree_.groups[parent].children.push_back({true, tensor});
-    tree_.tensor_names[tensor] = std::move(name);
+    tree_.tensor_names[tensor] = std::string_view(key).substr(key.size() - name.size());
     placed_[tensor] = true;
+    if (unique_path && !complete_[parent]) {
+      // The index holds the group's groups: a plain file of a million tensors in one group
+      // never indexes them (their keys were checked unique as the header was read).
+      if (const ChildRef* other = member(parent, name))
+        fail(code, std::string(where) + ": " + quote_name(name) + " is also a group of the tensors under '" + key +
+                       "/', so it cannot be a tensor (ckpt reads '/' in names as a group path)");
+      return;
+    }
+    // Inserted first: one probe of the index both finds a clash and records the member.
+    if (!children_[parent].insert(tree_.groups[parent].children.size() - 1, member_name(parent))) {
+      tree_.groups[parent].children.pop_back();
+      const std::string clash(tree_.tensor_names[tensor]);
+      const ChildRef* other = member(parent, clash);
+      if (other && !other->is_tensor)
+        fail(code, std::string(where) + ": " + quote_name(clash) + " is also a group of the tensors under '" +
+                       h_.tensors[tensor].key + "/', so it cannot be a tensor (ckpt reads '/' in names as a group path)");
+      fail(code, std::string(where) + ": a second member named " + quote_name(clash));
+    }
   }
 
   AttributeEntry& attribute(size_t group, std::string name, const std::string& where, ckpt_status_code code) {
@@ -199,27 +231,31 @@ class TreeBuilder {
   // Where a plain safetensors file's tensor goes: its name split at '/', groups made as needed.
   void place_by_name(size_t tensor) {
     const TensorEntry& t = h_.tensors[tensor];
-    const std::string where = "at byte " + std::to_string(t.at) + " (tensor " + quote_name(t.key) + ")";
+    // Made only when needed: a header may list a million tensors.
+    struct Where {
+      const TensorEntry& t;
+      operator std::string() const { return "at byte " + std::to_string(t.at) + " (tensor " + quote_name(t.key) + ")"; }
+    } where{t};
     size_t group = 0;
     std::string_view rest = t.key;
     for (size_t slash; (slash = rest.find('/')) != std::string_view::npos; rest.remove_prefix(slash + 1)) {
       const std::string segment(rest.substr(0, slash));
-      auto it = children_[group].find(segment);
-      if (it == children_[group].end()) {
+      const ChildRef* it = member(group, segment);
+      if (!it) {
+        complete(group);
+        it = member(group, segment);
+      }
+      if (!it) {
         group = group_child(group, segment, where, CKPT_ERR_UNSUPPORTED);
-      } else if (!it->second.is_tensor) {
-        group = it->second.index;
+      } else if (!it->is_tensor) {
+        group = it->index;
       } else {
-        fail(CKPT_ERR_UNSUPPORTED, where + ": " + quote_name(segment) + " is the name of tensor " +
-                                       quote_name(h_.tensors[it->second.index].key) +
+        fail(CKPT_ERR_UNSUPPORTED, std::string(where) + ": " + quote_name(segment) + " is the name of tensor " +
+                                       quote_name(h_.tensors[it->index].key) +
                                        ", so it cannot also be a group (ckpt reads '/' in names as a group path)");
       }
     }
-    auto it = children_[group].find(std::string(rest));
-    if (it != children_[group].end() && !it->second.is_tensor)
-      fail(CKPT_ERR_UNSUPPORTED, where + ": " + quote_name(rest) + " is also a group of the tensors under '" + t.key +
-                                     "/', so it cannot be a tensor (ckpt reads '/' in names as a group path)");
-    tensor_child(group, std::string(rest), tensor, where, CKPT_ERR_UNSUPPORTED);
+    tensor_child(group, rest, tensor, where, CKPT_ERR_UNSUPPORTED, /*unique_path=*/true);
   }
 
   void place_the_rest() {
@@ -229,6 +265,8 @@ class TreeBuilder {
 
   // The header index of `key`, or fails.
   size_t tensor_at(const std::string& key, const std::string& where) const {
+    if (by_key_.empty())
+      for (size_t i = 0; i < h_.tensors.size(); ++i) by_key_.emplace(h_.tensors[i].key, i);
     auto it = by_key_.find(key);
     if (it == by_key_.end()) fail(CKPT_ERR_FORMAT, where + ": the header has no tensor " + quote_name(key));
     return it->second;
@@ -240,11 +278,36 @@ class TreeBuilder {
   }
 
  private:
+  // The name of member i of group g, and the member of g named `name`.
+  auto member_name(size_t g) const {
+    return [this, g](size_t i) -> std::string_view {
+      const ChildRef& c = tree_.groups[g].children[i];
+      return c.is_tensor ? std::string_view(tree_.tensor_names[c.index]) : std::string_view(tree_.groups[c.index].name);
+    };
+  }
+  // The member of g named `name` among those indexed: all of them once complete(g), else its
+  // groups only.
+  const ChildRef* member(size_t g, std::string_view name) const {
+    auto i = children_[g].find(name, member_name(g));
+    return i ? &tree_.groups[g].children[*i] : nullptr;
+  }
+  // Indexes g's tensors too, from now on.
+  void complete(size_t g) {
+    if (complete_[g]) return;
+    complete_[g] = true;
+    const auto& children = tree_.groups[g].children;
+    for (size_t i = 0; i < children.size(); ++i)
+      if (children[i].is_tensor && !children_[g].insert(i, member_name(g)))
+        fail(CKPT_ERR_UNSUPPORTED, "tensor " + quote_name(tree_.tensor_names[children[i].index]) +
+                                       " has the name of a group beside it");
+  }
+
   const Header& h_;
   Tree tree_;
-  std::vector<std::unordered_map<std::string, ChildRef>> children_;
+  std::vector<ckpt::sdk::NameIndex> children_;  // per group, over its children (see member)
+  std::vector<bool> complete_;                  // per group: its tensors are indexed too
   std::vector<std::unordered_set<std::string>> attributes_;
-  std::unordered_map<std::string_view, size_t> by_key_;
+  mutable std::unordered_map<std::string_view, size_t> by_key_;  // made on first use
   std::vector<bool> placed_;
 };
 

@@ -1,8 +1,10 @@
 #include "st_header.hpp"
 
+#include "st_header_fast.hpp"
 #include "st_layout.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_names.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -104,12 +106,12 @@ class HeaderHandler final : public nlohmann::json_sax<json> {
     if (state_ == State::dims) {
       if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         bad(CKPT_ERR_LIMIT, "shape has a dimension of " + std::to_string(u), 1);
-      cur_.shape.push_back(static_cast<int64_t>(u));
+      cur().shape.push_back(static_cast<int64_t>(u));
       return true;
     }
     if (state_ == State::offsets) {
       if (offsets_seen_ == 2) bad(CKPT_ERR_FORMAT, "data_offsets has more than two entries", 1);
-      (offsets_seen_++ == 0 ? cur_.begin : cur_.end) = u;
+      (offsets_seen_++ == 0 ? cur().begin : cur().end) = u;
       return true;
     }
     return wrong("a number", 1);
@@ -149,14 +151,21 @@ class HeaderHandler final : public nlohmann::json_sax<json> {
     const uint64_t at = here();
     switch (state_) {
       case State::root: {
-        auto [it, fresh] = top_keys_.emplace(k, at);
-        if (!fresh)
-          bad(CKPT_ERR_FORMAT, "duplicate key " + quote_name(k) + " (first at byte " + std::to_string(it->second) + ")");
         key_is_metadata_ = k == kMetadataKey;
-        if (!key_is_metadata_) {
-          cur_ = TensorEntry{};
-          cur_.key = std::move(k);
-          cur_.at = at;
+        if (key_is_metadata_) {
+          if (metadata_at_) bad(CKPT_ERR_FORMAT, "duplicate key " + quote_name(k) + " (first at byte " + std::to_string(metadata_at_) + ")");
+          metadata_at_ = at;
+        } else {
+          // Listed at once and its fields filled in as they come: one probe of the index finds
+          // a duplicate and records the key.
+          TensorEntry& t = out_.tensors.emplace_back();
+          t.key = std::move(k);
+          t.at = at;
+          if (!tensor_keys_.insert(out_.tensors.size() - 1, tensor_key())) {
+            const auto first = tensor_keys_.find(t.key, tensor_key());
+            bad(CKPT_ERR_FORMAT, "duplicate key " + quote_name(t.key) + " (first at byte " +
+                                     std::to_string(first ? out_.tensors[*first].at : 0) + ")");
+          }
         }
         state_ = State::root_value;
         return true;
@@ -197,8 +206,7 @@ class HeaderHandler final : public nlohmann::json_sax<json> {
                                std::pair{Field::offsets, "data_offsets"}})
           if (!(fields_seen_ & (1u << static_cast<unsigned>(f))))
             bad(CKPT_ERR_FORMAT, std::string("missing key '") + name + "'");
-        cur_.dtype = dtype_of(dtype_name_);
-        out_.tensors.push_back(std::move(cur_));
+        cur().dtype = dtype_of(dtype_name_);
         state_ = State::root;
         return true;
       }
@@ -253,10 +261,10 @@ class HeaderHandler final : public nlohmann::json_sax<json> {
     switch (state_) {
       case State::start: return "header";
       case State::root: return "header";
-      case State::root_value: return key_is_metadata_ ? std::string(kMetadataKey) : "tensor " + quote_name(cur_.key);
+      case State::root_value: return key_is_metadata_ ? std::string(kMetadataKey) : "tensor " + quote_name(cur().key);
       case State::meta: return std::string(kMetadataKey);
       case State::meta_value: return std::string(kMetadataKey) + "[" + quote_name(meta_key_) + "]";
-      default: return "tensor " + quote_name(cur_.key);
+      default: return "tensor " + quote_name(cur().key);
     }
   }
 
@@ -293,10 +301,10 @@ class HeaderHandler final : public nlohmann::json_sax<json> {
   uint32_t dtype_of(const std::string& name) const {
     if (uint32_t d = st_dtype_from_name(name)) return d;
     if (is_foreign_dtype(name))
-      fail(CKPT_ERR_UNSUPPORTED, "at byte " + std::to_string(cur_.at) + " (tensor " + quote_name(cur_.key) +
+      fail(CKPT_ERR_UNSUPPORTED, "at byte " + std::to_string(cur().at) + " (tensor " + quote_name(cur().key) +
                                      "): dtype " + name + " is valid safetensors but has no ckpt equivalent" +
                                      " (ckpt holds F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
-    fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(cur_.at) + " (tensor " + quote_name(cur_.key) +
+    fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(cur().at) + " (tensor " + quote_name(cur().key) +
                               "): unknown dtype " + quote_name(name, true));
   }
 
@@ -306,11 +314,18 @@ class HeaderHandler final : public nlohmann::json_sax<json> {
   State state_ = State::start;
   Field field_ = Field::dtype;
   bool key_is_metadata_ = false;
-  std::unordered_map<std::string, uint64_t> top_keys_;
+  struct TensorKey {
+    const Header* h;
+    std::string_view operator()(size_t i) const { return h->tensors[i].key; }
+  };
+  TensorKey tensor_key() const { return {&out_}; }
+  ckpt::sdk::NameIndex tensor_keys_;  // over out_.tensors
+  uint64_t metadata_at_ = 0;
   std::unordered_set<std::string> meta_keys_;
   std::string meta_key_;
   uint64_t meta_at_ = 0;
-  TensorEntry cur_;
+  TensorEntry& cur() { return out_.tensors.back(); }
+  const TensorEntry& cur() const { return out_.tensors.back(); }
   std::string dtype_name_;
   unsigned fields_seen_ = 0;
   unsigned offsets_seen_ = 0;
@@ -347,10 +362,12 @@ void check_offsets(const Header& h, uint64_t data_size) {
   }
   std::vector<size_t> order(h.tensors.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+  auto before = [&](size_t a, size_t b) {
     const TensorEntry &x = h.tensors[a], &y = h.tensors[b];
     return x.begin != y.begin ? x.begin < y.begin : x.end < y.end;
-  });
+  };
+  // Writers list tensors in data order: sorted already, most of the time.
+  if (!std::is_sorted(order.begin(), order.end(), before)) std::stable_sort(order.begin(), order.end(), before);
   uint64_t covered = 0;
   const TensorEntry* previous = nullptr;
   for (size_t i : order) {
@@ -399,9 +416,17 @@ Header parse_header(std::span<const std::byte> file) {
     fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(8 + (static_cast<const char*>(nul) - text)) +
                               ": the header holds a NUL byte (JSON text has none; padding is spaces)");
   const char* pos = text;
-  HeaderHandler handler(h, text, &pos);
-  json::sax_parse(CountingIterator(text, &pos), CountingIterator(text + h.size, nullptr), &handler,
-                  nlohmann::json::input_format_t::json, /*strict=*/true);
+  // Each tensor takes some 50 bytes of header at least: room for all of them up front, where
+  // growing the vector moved a million entries twenty times.
+  h.tensors.reserve(h.size / 48);
+  if (!parse_header_fast(text, file.size() - h.data_start, h)) {
+    h.tensors.clear();
+    h.metadata.clear();
+    h.has_metadata = false;
+    HeaderHandler handler(h, text, &pos);
+    json::sax_parse(CountingIterator(text, &pos), CountingIterator(text + h.size, nullptr), &handler,
+                    nlohmann::json::input_format_t::json, /*strict=*/true);
+  }
   check_offsets(h, file.size() - h.data_start);
   return h;
 }

@@ -21,7 +21,7 @@ void SafetensorsReader::list_group(const ckpt::sdk::Visitor& visitor, const Grou
   for (const ChildRef& c : group.children) {
     if (c.is_tensor) {
       const TensorEntry& t = header_.tensors[c.index];
-      visitor.tensor(tree_.tensor_names[c.index], t.dtype, t.shape, t.end - t.begin, c.index);
+      visitor.tensor(tree_.tensor_names[c.index].data(), t.dtype, t.shape, t.end - t.begin, c.index);
     } else {
       list_group(visitor, tree_.groups[c.index]);
     }

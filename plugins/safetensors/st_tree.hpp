@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ckpt_safetensors {
@@ -43,7 +44,8 @@ struct GroupEntry {
 
 struct Tree {
   std::vector<GroupEntry> groups;         // groups[0] is the root
-  std::vector<std::string> tensor_names;  // the last path segment of each tensor
+  // The last path segment of each tensor: the end of its header key, so NUL-terminated.
+  std::vector<std::string_view> tensor_names;
 };
 
 }  // namespace ckpt_safetensors

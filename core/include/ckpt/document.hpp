@@ -3,6 +3,7 @@
 // with '/'.
 #pragma once
 
+#include <ckpt/sdk_names.hpp>
 #include <ckpt/tensor.hpp>
 
 #include <cstdint>
@@ -12,7 +13,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_map>
+#include <optional>
 #include <variant>
 #include <vector>
 
@@ -114,18 +115,13 @@ class Group {
  private:
   // Name -> position, so that lookups cost O(1) however many members a group has (a real
   // mixture-of-experts state dict has 90k+ tensors in one group).
-  struct NameHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-  using Index = std::unordered_map<std::string, size_t, NameHash, std::equal_to<>>;
-  void reindex_children(size_t from);
-  void reindex_attributes(size_t from);
+  std::optional<size_t> child_position(std::string_view name) const;
+  std::optional<size_t> attribute_position(std::string_view name) const;
 
   std::vector<Attribute> attributes_;
   std::vector<Node> children_;
-  Index attribute_at_;
-  Index child_at_;
+  sdk::NameIndex attribute_at_;
+  sdk::NameIndex child_at_;
 };
 
 using Document = Group;

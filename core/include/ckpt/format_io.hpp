@@ -69,6 +69,9 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   const Document& tree();
   // Bytes of the tensor at `path` ("model/state/fc1.weight").
   void read_into(const std::string& path, std::span<std::byte> dst);
+  // The same for a tensor of tree() itself (found without walking the path); `path` names it
+  // in messages.
+  void read_into(const Tensor& listed, const std::string& path, std::span<std::byte> dst);
   Tensor read(const std::string& path);
   // A zero-copy view that keeps this reader alive; nullopt when the format cannot map or the
   // bytes are not aligned for the dtype.
@@ -82,6 +85,7 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
 
  private:
   uint64_t id_of(const std::string& path) const;
+  uint64_t id_of(const Tensor& listed, const std::string& path) const;
   void check(struct ckpt_status* s, const std::string& where);
   std::shared_ptr<LoadedPlugin> lib_;  // first: outlives the plugin object below
   FormatInfo info_;
@@ -89,7 +93,8 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   ckpt_reader* r_;
   const ckpt_reader_api* api_;
   std::optional<Document> tree_;
-  std::unordered_map<std::string, uint64_t> ids_;
+  // The plugin's id of each tensor of tree_, by the tensor's address (open addressing).
+  std::vector<std::pair<const Tensor*, uint64_t>> ids_;
 };
 
 }  // namespace ckpt

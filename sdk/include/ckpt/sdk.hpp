@@ -212,10 +212,14 @@ class Visitor {
   }
   void tensor(const std::string& name, uint32_t dtype, std::span<const int64_t> shape,
               uint64_t nbytes, uint64_t id) const {
+    tensor(name.c_str(), dtype, shape, nbytes, id);
+  }
+  // `name` is NUL-terminated.
+  void tensor(const char* name, uint32_t dtype, std::span<const int64_t> shape, uint64_t nbytes, uint64_t id) const {
     ckpt_tensor_desc d{};
     d.struct_size = sizeof d;
     d.dtype = dtype;
-    d.name = name.c_str();
+    d.name = name;
     d.rank = static_cast<uint32_t>(shape.size());
     d.shape = shape.data();
     d.nbytes = nbytes;
