@@ -106,7 +106,7 @@ bool parse_header_fast(const char* text, uint64_t readable, Header& h) {
     // In place when the padding simdjson reads past the header lies in the header's last page:
     // a page of tensor data touched here would bring megabytes of it in by readahead.
     const uint64_t end = 8 + h.size;
-    if (readable >= sj::SIMDJSON_PADDING && end % 4096 + sj::SIMDJSON_PADDING <= 4096) {
+    if (readable >= sj::SIMDJSON_PADDING && end % 4096 != 0 && end % 4096 + sj::SIMDJSON_PADDING <= 4096) {
       view = sj::padded_string_view(text, h.size, h.size + sj::SIMDJSON_PADDING);
     } else {
       copy = sj::padded_string(text, h.size);
