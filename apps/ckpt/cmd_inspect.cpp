@@ -61,22 +61,37 @@ nlohmann::ordered_json value_json(const Value& v) {
       v);
 }
 
-nlohmann::ordered_json group_json(const Group& g) {
-  nlohmann::ordered_json j;
-  j["attributes"] = nlohmann::ordered_json::object();
-  for (const auto& a : g.attributes())
-    j["attributes"][a.name] = {{"type", value_type_name(value_type(a.value))}, {"value", value_json(a.value)}};
-  j["tensors"] = nlohmann::ordered_json::object();
-  j["groups"] = nlohmann::ordered_json::object();
-  for (const auto& c : g.children()) {
-    if (c.is_group()) {
-      j["groups"][c.name] = group_json(c.group());
-    } else {
-      const Tensor& t = c.tensor();
-      j["tensors"][c.name] = {{"dtype", name(t.dtype())}, {"shape", t.shape()}, {"nbytes", t.nbytes()}};
-    }
+// Written as it goes rather than built as an ordered_json: that keeps members in a vector
+// and looks each key up by a linear scan, so a group of a million tensors took hours.
+void write_group_json(std::ostream& out, const Group& g, int depth) {
+  const std::string pad(static_cast<size_t>(depth) * 2, ' ');
+  auto key = [&](const std::string& k) { return nlohmann::json(k).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  out << "{\n" << pad << "  \"attributes\": {";
+  bool first = true;
+  for (const auto& a : g.attributes()) {
+    out << (first ? "\n" : ",\n") << pad << "    " << key(a.name) << ": {\"type\": \""
+        << value_type_name(value_type(a.value)) << "\", \"value\": "
+        << value_json(a.value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "}";
+    first = false;
   }
-  return j;
+  out << (first ? "" : "\n" + pad + "  ") << "},\n" << pad << "  \"tensors\": {";
+  first = true;
+  for (const auto& c : g.children()) {
+    if (!c.is_tensor()) continue;
+    const Tensor& t = c.tensor();
+    out << (first ? "\n" : ",\n") << pad << "    " << key(c.name) << ": {\"dtype\": \"" << name(t.dtype())
+        << "\", \"shape\": " << nlohmann::json(t.shape()).dump() << ", \"nbytes\": " << t.nbytes() << "}";
+    first = false;
+  }
+  out << (first ? "" : "\n" + pad + "  ") << "},\n" << pad << "  \"groups\": {";
+  first = true;
+  for (const auto& c : g.children()) {
+    if (!c.is_group()) continue;
+    out << (first ? "\n" : ",\n") << pad << "    " << key(c.name) << ": ";
+    write_group_json(out, c.group(), depth + 2);
+    first = false;
+  }
+  out << (first ? "" : "\n" + pad + "  ") << "}\n" << pad << "}";
 }
 
 // ckpt reads a pickle without running anything; Python's unpickler runs what the pickle names.
@@ -123,14 +138,13 @@ Runner add_inspect(CLI::App& app) {
     const Document& tree = reader->tree();
     const std::optional<std::string> pickle_note = unpickling_note(reader->format().name, tree);
     if (as_json) {
-      nlohmann::ordered_json j;
-      j["file"] = file;
-      j["format"] = reader->format().name;
-      j["tensor_count"] = tree.tensor_count();
-      j["tensor_bytes"] = tree.tensor_bytes();
-      j["root"] = group_json(tree);
-      if (pickle_note) j["note"] = *pickle_note;
-      std::cout << j.dump(2) << "\n";
+      auto text = [](const std::string& v) { return nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+      std::cout << "{\n  \"file\": " << text(file) << ",\n  \"format\": " << text(reader->format().name)
+                << ",\n  \"tensor_count\": " << tree.tensor_count() << ",\n  \"tensor_bytes\": " << tree.tensor_bytes()
+                << ",\n  \"root\": ";
+      write_group_json(std::cout, tree, 1);
+      if (pickle_note) std::cout << ",\n  \"note\": " << text(*pickle_note);
+      std::cout << "\n}\n";
       return kOk;
     }
     std::cout << file << " (" << reader->format().name << ", " << tree.tensor_count() << " tensors, "
