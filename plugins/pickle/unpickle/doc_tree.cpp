@@ -8,22 +8,29 @@ namespace ckpt_pickle {
 
 using ckpt::sdk::fail;
 
+std::string_view Node::ChildName::operator()(size_t i) const { return node->children[i].name; }
+std::string_view Node::AttributeName::operator()(size_t i) const { return node->attributes[i].first; }
+
 const Node* Node::child(std::string_view n) const {
-  auto it = child_at_.find(std::string(n));
-  return it == child_at_.end() ? nullptr : &children[it->second];
+  auto i = child_at_.find(n, ChildName{this});
+  return i ? &children[*i] : nullptr;
 }
 Node* Node::child(std::string_view n) {
-  auto it = child_at_.find(std::string(n));
-  return it == child_at_.end() ? nullptr : &children[it->second];
+  auto i = child_at_.find(n, ChildName{this});
+  return i ? &children[*i] : nullptr;
 }
 const Value* Node::attribute(std::string_view n) const {
-  auto it = attribute_at_.find(std::string(n));
-  return it == attribute_at_.end() ? nullptr : &attributes[it->second].second;
+  auto i = attribute_at_.find(n, AttributeName{this});
+  return i ? &attributes[*i].second : nullptr;
 }
 Node& Node::add_child(Node n) {
-  if (!child_at_.try_emplace(n.name, children.size()).second)
-    fail(CKPT_ERR_INTERNAL, "child '" + n.name + "' added twice to group '" + name + "'");
-  return children.emplace_back(std::move(n));
+  children.push_back(std::move(n));
+  if (!child_at_.insert(children.size() - 1, ChildName{this})) {
+    const std::string name = std::move(children.back().name);
+    children.pop_back();
+    fail(CKPT_ERR_INTERNAL, "child '" + name + "' added twice to group '" + this->name + "'");
+  }
+  return children.back();
 }
 Node& Node::add_group(std::string n) {
   Node g;
@@ -38,9 +45,12 @@ void Node::add_tensor(std::string n, uint64_t id) {
   add_child(std::move(t));
 }
 void Node::set(std::string n, Value v) {
-  auto [it, fresh] = attribute_at_.try_emplace(n, attributes.size());
-  if (fresh) attributes.emplace_back(std::move(n), std::move(v));
-  else attributes[it->second].second = std::move(v);
+  if (auto i = attribute_at_.find(n, AttributeName{this})) {
+    attributes[*i].second = std::move(v);
+    return;
+  }
+  attributes.emplace_back(std::move(n), std::move(v));
+  attribute_at_.insert(attributes.size() - 1, AttributeName{this});
 }
 
 namespace {
@@ -56,10 +66,10 @@ std::string unused_name(const std::string& n, std::unordered_map<std::string, ui
 }  // namespace
 
 std::string Node::unused_child_name(const std::string& n) {
-  return unused_name(n, child_suffix_, [&](const std::string& c) { return child_at_.count(c) != 0; });
+  return unused_name(n, child_suffix_, [&](const std::string& c) { return child(c) != nullptr; });
 }
 std::string Node::unused_attribute_name(const std::string& n) {
-  return unused_name(n, attribute_suffix_, [&](const std::string& c) { return attribute_at_.count(c) != 0; });
+  return unused_name(n, attribute_suffix_, [&](const std::string& c) { return attribute(c) != nullptr; });
 }
 
 uint64_t TensorEntry::nbytes() const {

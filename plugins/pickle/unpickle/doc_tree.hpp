@@ -6,6 +6,7 @@
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_limits.hpp>
+#include <ckpt/sdk_names.hpp>
 #include <ckpt/sdk_value.hpp>
 
 #include <cstring>
@@ -47,7 +48,15 @@ struct Node {
   std::string unused_attribute_name(const std::string& n);
 
  private:
-  std::unordered_map<std::string, size_t> child_at_, attribute_at_;
+  struct ChildName {
+    const Node* node;
+    std::string_view operator()(size_t i) const;
+  };
+  struct AttributeName {
+    const Node* node;
+    std::string_view operator()(size_t i) const;
+  };
+  ckpt::sdk::NameIndex child_at_, attribute_at_;  // positions, by name
   std::unordered_map<std::string, uint64_t> child_suffix_, attribute_suffix_;
 };
 

@@ -43,18 +43,36 @@ std::string key_identity(const Obj* key, int depth = 0) {
 
 }  // namespace
 
+std::string_view Dict::TextKey::operator()(size_t i) const {
+  const Obj* k = d->entries[i].first;
+  // An entry of the other kind never matches: a name holds no byte 0xff-prefixed marker.
+  if (k->kind != kind) return std::string_view("\xff\xfe not this kind", 15);
+  return static_cast<const Text*>(k)->str();
+}
+
 Obj* Dict::find(std::string_view key) const {
-  auto it = index_.find("s" + std::string(key));
-  return it == index_.end() ? nullptr : entries[it->second].second;
+  auto i = str_keys_.find(key, TextKey{this, Kind::string});
+  return i ? entries[*i].second : nullptr;
 }
 
 void Dict::put(Obj* key, Obj* value) {
+  if (key->kind == Kind::string || key->kind == Kind::bytes) {
+    ckpt::sdk::NameIndex& index = key->kind == Kind::string ? str_keys_ : bytes_keys_;
+    const TextKey name_of{this, key->kind};
+    if (auto i = index.find(static_cast<const Text*>(key)->str(), name_of)) {
+      entries[*i].second = value;
+      return;
+    }
+    entries.emplace_back(key, value);
+    index.insert(entries.size() - 1, name_of);
+    return;
+  }
   std::string k = key_identity(key);
   if (k.empty()) {
     entries.emplace_back(key, value);
     return;
   }
-  auto [it, fresh] = index_.try_emplace(std::move(k), entries.size());
+  auto [it, fresh] = other_keys_.try_emplace(std::move(k), entries.size());
   if (fresh) entries.emplace_back(key, value);
   else entries[it->second].second = value;
 }

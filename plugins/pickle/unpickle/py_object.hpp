@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ckpt/plugin_abi.h>
+#include <ckpt/sdk_names.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -73,7 +74,14 @@ struct Dict final : Obj {
   void put(Obj* key, Obj* value);
 
  private:
-  std::unordered_map<std::string, size_t> index_;
+  // str and bytes keys by their text, with no copy of it; other keys by key_identity.
+  struct TextKey {
+    const Dict* d;
+    Kind kind;
+    std::string_view operator()(size_t i) const;
+  };
+  ckpt::sdk::NameIndex str_keys_, bytes_keys_;
+  std::unordered_map<std::string, size_t> other_keys_;
 };
 
 struct Global final : Obj {
