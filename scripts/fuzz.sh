@@ -42,6 +42,24 @@ if [ ${#targets[@]} -eq 0 ]; then
   for t in "$build"/fuzz/fuzz_*; do [ -x "$t" ] && targets+=("$(basename "$t")"); done
 fi
 
+# Seeds from tests/security's attacks need a ckpt to make its signed and converted files: the
+# plain build's, which scripts/test.sh builds first. Without one the attacks are left out, and
+# the report says so.
+attacks=$build/fuzz-attacks
+plain_ckpt=${CKPT_PLAIN_CLI:-$here/build/bin/ckpt}
+if [ -x "$plain_ckpt" ]; then
+  /usr/bin/python3 "$here/tests/security/make_attacks.py" "$plain_ckpt" "$attacks" "$attacks-marker" >/dev/null
+else
+  echo "fuzz: no plain build at $plain_ckpt; the security attacks are not among the seeds" >&2
+  attacks=
+fi
+extensions_of() {
+  case "$1" in
+    pytorch) echo "pt pth" ;; pickle) echo "pkl pickle joblib" ;; hdf5) echo "h5 hdf5" ;;
+    safetensors) echo safetensors ;; msgpack) echo "msgpack mpk" ;; onnx) echo onnx ;; json) echo json ;;
+  esac
+}
+
 report=$build/fuzz-report.txt
 printf '%-16s %8s %10s %9s %7s %7s %s\n' TARGET SECONDS EXECS EXEC/S COV CORPUS RESULT | tee "$report"
 failed=0
@@ -58,6 +76,14 @@ for t in "${targets[@]}"; do
     find "$here/tests/formats/$name" -type f -size -1M \
       ! -name '*.cpp' ! -name '*.hpp' ! -name '*.py' ! -name '*.txt' ! -name '*.md' ! -name '*.tsv' -print0 |
       while IFS= read -r -d '' f; do cp "$f" "$seeds/golden-$(sha1sum "$f" | cut -c1-16)"; done
+  fi
+  # The hostile files of tests/security (memo-sharing pickles, duplicate zip names, HDF5 external
+  # storage, ...) in this target's format, made once per run with the plain build's ckpt.
+  if [ -d "$attacks" ]; then
+    for ext in $(extensions_of "$name"); do
+      find "$attacks" -maxdepth 2 -type f -name "*.$ext" -size -256k -print0 |
+        while IFS= read -r -d '' f; do cp "$f" "$seeds/attack-$(basename "$f")"; done
+    done
   fi
   # The pickle plugin writes nothing itself: its seeds are what NumPy and joblib write.
   if [ "$name" = pickle ]; then
