@@ -397,6 +397,17 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   return out;
 }
 
+void FormatReader::for_each_tensor_bytes(
+    const std::function<void(const std::string&, const Tensor&, std::span<const std::byte>)>& f) {
+  std::vector<std::byte> buf;
+  tree().for_each_tensor([&](const std::string& path, const Tensor& t) {
+    if (std::optional<Tensor> m = map(path)) return f(path, t, m->bytes());
+    buf.resize(t.nbytes());
+    read_into(t, path, buf);
+    f(path, t, buf);
+  });
+}
+
 Document FormatReader::load(bool prefer_map) {
   Document doc = tree();
   std::function<void(Group&, const std::string&)> fill = [&](Group& g, const std::string& prefix) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
+#include <set>
 #include <unistd.h>
 
 namespace ckpt {
@@ -42,7 +43,16 @@ struct Parsed {
 Parsed parse_signature_file(const fs::path& path) {
   const std::string text = detail::read_small_file(path, kMaxSignatureFileBytes, "signature file");
   const std::string where = "'" + path.string() + "'";
-  json j = text.find('\0') == std::string::npos ? json::parse(text, nullptr, false) : json(json::value_t::discarded);
+  // A field given twice (or spelled with escapes) would be read as the last by this parser and
+  // as the first by others: refused, so that the statement has one reading.
+  std::set<std::string> keys;
+  bool duplicate = false;
+  auto once = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key && !keys.insert(parsed.get<std::string>()).second) duplicate = true;
+    return true;
+  };
+  json j = text.find('\0') == std::string::npos ? json::parse(text, once, false) : json(json::value_t::discarded);
+  if (duplicate) throw FormatError(where + ": a field appears twice");
   if (j.is_discarded() || !j.is_object()) throw FormatError(where + ": not a JSON object");
   static const char* kKeys[] = {"format", "version", "algorithm", "digest", "key_id", "checkpoint_format",
                                 "file_size", "file_blake2b", "manifest_blake2b", "tensors", "tensor_bytes",
@@ -143,25 +153,14 @@ std::string blake2b_hex(std::span<const std::byte> bytes) {
 
 std::string file_blake2b(const fs::path& path, uint64_t* size) {
   ensure_sodium();
-  const int fd = detail::open_regular_file(path, "a checkpoint");
   crypto_generichash_state st;
   crypto_generichash_init(&st, nullptr, 0, 32);
-  const size_t kBuf = size_t(1) << 20;
-  const std::unique_ptr<unsigned char[]> buf(new unsigned char[kBuf]);
   uint64_t total = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd, buf.get(), kBuf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      ::close(fd);
-      throw IoError("cannot read '" + path.string() + "': " + std::strerror(e));
-    }
-    if (n == 0) break;
-    crypto_generichash_update(&st, buf.get(), static_cast<size_t>(n));
-    total += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
+  detail::read_chunks(path, "a checkpoint", [&](std::span<const std::byte> b) {
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(b.data()), b.size());
+    total += b.size();
+    return true;
+  });
   unsigned char h[32];
   crypto_generichash_final(&st, h, sizeof h);
   if (size) *size = total;
@@ -174,17 +173,7 @@ SignedStatement describe_for_signing(const fs::path& path, FormatReader& reader)
   s.file_digest = file_blake2b(path, &s.file_size);
   const Document& tree = reader.tree();
   std::vector<std::pair<std::string, std::string>> digests;
-  std::vector<std::byte> buf;
-  tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
-    std::optional<Tensor> m = reader.map(p);
-    std::span<const std::byte> bytes;
-    if (m) {
-      bytes = m->bytes();
-    } else {
-      buf.resize(t.nbytes());
-      reader.read_into(p, buf);
-      bytes = buf;
-    }
+  reader.for_each_tensor_bytes([&](const std::string& p, const Tensor&, std::span<const std::byte> bytes) {
     digests.emplace_back(p, blake2b_hex(bytes));
     s.tensors++;
     s.tensor_bytes += bytes.size();

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,12 +39,12 @@ int open_regular_file(const fs::path& path, const char* what) {
   return fd;
 }
 
-std::string read_small_file(const fs::path& path, size_t max_bytes, const char* what) {
+void read_chunks(const fs::path& path, const char* what, const std::function<bool(std::span<const std::byte>)>& chunk) {
   const int fd = open_regular_file(path, what);
-  std::string out;
-  char buf[4096];
+  const size_t kBuf = size_t(1) << 20;
+  const std::unique_ptr<std::byte[]> buf(new std::byte[kBuf]);
   for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+    const ssize_t n = ::read(fd, buf.get(), kBuf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int e = errno;
@@ -51,13 +52,28 @@ std::string read_small_file(const fs::path& path, size_t max_bytes, const char* 
       throw IoError("cannot read '" + path.string() + "': " + std::strerror(e));
     }
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > max_bytes) {
+    bool more = false;
+    try {
+      more = chunk({buf.get(), static_cast<size_t>(n)});
+    } catch (...) {
       ::close(fd);
-      throw LimitError("'" + path.string() + "' is longer than " + std::to_string(max_bytes) + " bytes: not a " + what);
+      throw;
     }
+    if (!more) break;
   }
   ::close(fd);
+}
+
+std::string read_small_file(const fs::path& path, size_t max_bytes, const char* what) {
+  std::string out;
+  bool too_long = false;
+  read_chunks(path, what, [&](std::span<const std::byte> b) {
+    out.append(reinterpret_cast<const char*>(b.data()), b.size());
+    too_long = out.size() > max_bytes;
+    return !too_long;
+  });
+  if (too_long)
+    throw LimitError("'" + path.string() + "' is longer than " + std::to_string(max_bytes) + " bytes: not a " + what);
   return out;
 }
 

@@ -2,7 +2,10 @@
 // a FIFO or a device is refused before any read can block on it.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
+#include <span>
 #include <string>
 
 namespace ckpt::detail {
@@ -16,5 +19,9 @@ int open_regular_file(const fs::path& path, const char* what);
 
 // The whole of a regular file of at most `max_bytes` (LimitError beyond).
 std::string read_small_file(const fs::path& path, size_t max_bytes, const char* what);
+
+// Hands a regular file's bytes to `chunk` in pieces of up to 1 MiB, in order; `chunk` returns
+// false to stop early. IoError on a failed read.
+void read_chunks(const fs::path& path, const char* what, const std::function<bool(std::span<const std::byte>)>& chunk);
 
 }  // namespace ckpt::detail

@@ -40,6 +40,12 @@ struct Filter {
 // is one decoded here; nullopt otherwise (libhdf5 then reads the dataset as it is).
 std::optional<std::vector<Filter>> own_filters(hid_t dcpl, const std::string& where) {
   if (H5Pget_layout(dcpl) != H5D_CHUNKED) return std::nullopt;
+  // Partial edge chunks stored unfiltered (H5Pset_chunk_opts): libhdf5 knows which those are.
+  unsigned opts = 0;
+  if (H5Pget_chunk_opts(dcpl, &opts) < 0 || (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS)) {
+    H5Eclear2(H5E_DEFAULT);
+    return std::nullopt;
+  }
   const int n = H5Pget_nfilters(dcpl);
   if (n <= 0) {
     H5Eclear2(H5E_DEFAULT);
@@ -131,6 +137,8 @@ void inflate_exact(const unsigned char* in, size_t in_size, std::vector<unsigned
   if (produced != expected)
     fail(CKPT_ERR_FORMAT, at + ": decodes to " + std::to_string(produced) + " bytes; a chunk holds " +
                               std::to_string(expected));
+  if (z.avail_in != 0)
+    fail(CKPT_ERR_FORMAT, at + ": " + std::to_string(z.avail_in) + " bytes follow its compressed stream");
 }
 
 // Undoes HDF5's shuffle: byte j of every value was gathered into the j-th run of n/size bytes;

@@ -196,6 +196,10 @@ void FileGuard::check_vlen_attribute(hid_t attr, size_t count, const std::string
   h5_ok(H5Tset_tag(raw_type, kRawTag), where, CKPT_ERR_INTERNAL);
   std::vector<uint8_t> raw(count * item);
   h5_ok(H5Aread(attr, raw_type, raw.data()), where);
+  // libhdf5 copies a heap object once for every element that refers to it: elements sharing
+  // one object would cost their count times its size from a file that holds it once.
+  const uint64_t allowed = kMaxVlenBytes + 2 * file_size_;
+  uint64_t total = 0;
   for (size_t k = 0; k < count; ++k) {
     const uint8_t* e = raw.data() + k * item;
     const uint64_t length = le(e, 4), addr = le(e + 4, A);
@@ -210,6 +214,11 @@ void FileGuard::check_vlen_attribute(hid_t attr, size_t count, const std::string
     if (it->second != length)
       fail(CKPT_ERR_FORMAT, where + ": element " + std::to_string(k) + " has " + std::to_string(length) +
                                 " bytes, its global heap object " + std::to_string(it->second));
+    total += length;
+    if (total > allowed)
+      fail(CKPT_ERR_LIMIT, where + ": its " + std::to_string(count) + " variable-length elements would read more than " +
+                               std::to_string(allowed) + " bytes from a file of " + std::to_string(file_size_) +
+                               " (elements sharing heap objects)");
   }
 }
 

@@ -23,6 +23,9 @@ struct Superblock {
 // truncated file is reported as such.
 Superblock check_superblock(const std::string& path, uint64_t file_size);
 
+// What the variable-length elements of one attribute may read beyond twice the file's size.
+inline constexpr uint64_t kMaxVlenBytes = uint64_t{64} << 20;
+
 class FileGuard {
  public:
   FileGuard(const std::string& path, uint64_t file_size);

@@ -71,8 +71,18 @@ void AttributeCollector::add_bool(bool b) {
   bools_.push_back(b ? 1 : 0);
 }
 
+namespace {
+// An integer that joins a float64 array must be one exactly: Python reads the literal as an
+// exact int, and a rounded float64 would be another value.
+bool exact_as_double(int64_t i) {
+  const double d = static_cast<double>(i);
+  return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && static_cast<int64_t>(d) == i;
+}
+}  // namespace
+
 void AttributeCollector::add_int(int64_t i) {
   if (into_floats()) {
+    if (!exact_as_double(i)) fail(std::to_string(i) + " in a float64 array is not exactly a float64 (Python reads the exact integer)");
     elem_ = Elem::float64;
     floats_.push_back(static_cast<double>(i));
     return;
@@ -83,8 +93,11 @@ void AttributeCollector::add_int(int64_t i) {
 
 void AttributeCollector::add_unsigned(uint64_t u) {
   if (into_floats()) {
+    const double d = static_cast<double>(u);
+    if (d >= 18446744073709551616.0 || static_cast<uint64_t>(d) != u)
+      fail(std::to_string(u) + " in a float64 array is not exactly a float64 (Python reads the exact integer)");
     elem_ = Elem::float64;
-    floats_.push_back(static_cast<double>(u));
+    floats_.push_back(d);
     return;
   }
   expect(Elem::int64, "an integer");
@@ -94,7 +107,10 @@ void AttributeCollector::add_unsigned(uint64_t u) {
 void AttributeCollector::add_float(double d) {
   if (declared_ == Elem::none && elem_ == Elem::int64) {
     // A plain array mixing integers and fractions is a float64 array.
-    for (int64_t i : ints_) floats_.push_back(static_cast<double>(i));
+    for (int64_t i : ints_) {
+      if (!exact_as_double(i)) fail(std::to_string(i) + " in a float64 array is not exactly a float64 (Python reads the exact integer)");
+      floats_.push_back(static_cast<double>(i));
+    }
     ints_ = {};
     elem_ = Elem::float64;
   }

@@ -161,6 +161,10 @@ class DocumentBuilder final : public nlohmann::json_sax<json> {
 
   bool number_float(double, const std::string& text) override {
     Frame& f = top("a number");
+    // An integer literal reaches here only when it overflows 64 bits: Python reads it as an
+    // exact int, a float64 would be another value.
+    if (f.kind != Kind::values && text.find_first_of(".eE") == std::string::npos)
+      fail("the integer " + text.substr(0, 40) + " is outside the 64-bit range");
     switch (f.kind) {
       case Kind::values:
         append_float_text(f, text);

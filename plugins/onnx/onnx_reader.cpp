@@ -299,6 +299,8 @@ void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) co
       ok = in.ReadVarint64(&v);
     }
     if (!ok || k >= t.numel) bad(static_cast<uint64_t>(in.CurrentPosition()));
+    // A bool kept as an int32: any non-zero value is true, as numpy_helper and ONNX Runtime read it.
+    if (t.dtype == CKPT_DTYPE_BOOL) v = v != 0;
     for (size_t b = 0; b < width; ++b) dst[k * width + b] = static_cast<std::byte>((v >> (8 * b)) & 0xff);
     ++k;
   };

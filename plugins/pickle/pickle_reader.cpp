@@ -47,7 +47,7 @@ PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits&
     else
       blobs_.push_back(std::make_unique<TextBlob>(*t));
     return blob_of[t] = blobs_.back().get();
-  }, limits.nodes_for(file_.size()));
+  }, limits.document_bytes_for(file_.size()));
   if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);
   else builder.fill(root_, obj, "", 0);
   check_expansion(tensors_, limits, "");

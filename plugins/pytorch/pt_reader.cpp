@@ -62,13 +62,16 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
   prefix_ = first.substr(0, slash + 1);
   const ZipEntry* pkl = zip_.find(prefix_ + "data.pkl");
   if (!pkl) fail(CKPT_ERR_FORMAT, "no " + prefix_ + "data.pkl: not a torch.save file");
-  bool big_endian = false;
   if (const ZipEntry* bo = zip_.find(prefix_ + "byteorder")) {
     std::vector<std::byte> scratch;
     auto b = zip_.contents(*bo, scratch, true);
     std::string order(reinterpret_cast<const char*>(b.data()), b.size());
     if (order != "little" && order != "big") fail(CKPT_ERR_FORMAT, prefix_ + "byteorder says '" + order + "'");
-    big_endian = order == "big";
+    // torch before 2.1 ignores this record and reads the storages as little-endian; later
+    // versions swap them: a big-endian file has two readings, one per torch version.
+    if (order == "big")
+      fail(CKPT_ERR_UNSUPPORTED, prefix_ + "byteorder says 'big': torch before 2.1 reads such a file as little-endian, "
+                                           "later torch as big-endian, so its data has no one reading");
   }
   // data.pkl is what torch.load reads, so it is always read, also when ckpt's own skeleton is
   // there: the two must agree (agreement.hpp).
@@ -78,8 +81,6 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
   Obj* obj = unpickle(in, policy, arena_);
   if (in.left() != 0) in.fail(CKPT_ERR_FORMAT, in.pos(), std::to_string(in.left()) + " bytes after the pickle's STOP");
   const ZipEntry* sk = zip_.find(prefix_ + kSkeletonName);
-  if (sk && big_endian)
-    fail(CKPT_ERR_FORMAT, "'" + path + "': " + prefix_ + kSkeletonName + " in a big-endian file (ckpt writes little-endian only)");
   if (sk) {
     read_own_file(*sk, obj, path);
   } else {
@@ -87,10 +88,8 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
       const Storage* s = as_storage(a.base);
       if (!s) fail(CKPT_ERR_INTERNAL, "a tensor without a storage");
       return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
-    }, limits.nodes_for(file_.size()));
+    }, limits.document_bytes_for(file_.size()));
     root_ = map_torch_object(obj, builder);
-    if (big_endian)
-      for (auto& t : tensors_) t.big_endian = ckpt::sdk::dtype_size(t.dtype) > 1;
   }
   check_expansion(tensors_, limits, "");
 }

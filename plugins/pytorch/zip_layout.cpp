@@ -136,13 +136,19 @@ void check_zip_layout(std::span<const std::byte> file, const std::vector<ZipEntr
   }
   if (p != cd_end) b.bad(p, std::to_string(cd_end - p) + " bytes inside the central directory belong to no entry");
 
-  // Names: one reading each, all inside the folder of the first.
-  std::unordered_set<std::string_view> names;
+  // Names: one reading each, all inside the folder of the first. torch's miniz looks names up
+  // ignoring case, so names that differ only in case are the same name to it.
+  auto folded = [](std::string s) {
+    for (char& c : s)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return s;
+  };
+  std::unordered_set<std::string> names;
   std::string prefix;
   for (size_t i = 0; i < raws.size(); ++i) {
     const Raw& r = raws[i];
-    if (!names.insert(r.name).second)
-      b.bad(r.central_at, "a second entry named '" + r.name + "' (readers differ on which one counts)");
+    if (!names.insert(folded(r.name)).second)
+      b.bad(r.central_at, "a second entry named '" + r.name + "', ignoring case (readers differ on which one counts)");
     if (r.name.find('\0') != std::string::npos) b.bad(r.central_at, "an entry name holding a NUL byte");
     if (i == 0) {
       const size_t slash = r.name.find('/');

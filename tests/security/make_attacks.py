@@ -316,6 +316,107 @@ onnx.save(m, path("onnx_duplicate_metadata.onnx"))
 add("differential/onnx metadata key twice", "differential", "onnx_duplicate_metadata.onnx", "refused", "twice",
     read=["layout=onnx"])
 
+# Found by an adversarial review: torch's own ways of reading the same bytes otherwise.
+own_doc = {"$format": "ckpt-json", "$version": 1,
+           "a": {"$dtype": "f32", "$shape": [2], "$data": base64.b64encode(struct.pack("<2f", 1.0, 2.0)).decode()},
+           "b": {"$dtype": "f32", "$shape": [2], "$data": base64.b64encode(struct.pack("<2f", 1337.0, -1337.0)).decode()}}
+json.dump(own_doc, open(path("own_ab.json"), "w"))
+ckpt("convert", path("own_ab.json"), path("own_ab.pt"))
+u8 = lambda t: b"X" + struct.pack("<I", len(t)) + t.encode()
+with zipfile.ZipFile(path("own_ab.pt")) as z:
+    own_entries = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+own_pkl = [d for n, d in own_entries if n.endswith("data.pkl")][0]
+
+
+def own_variant(name, pkl=None, extra=()):
+    with zipfile.ZipFile(path(name), "w") as z:
+        for n, d in own_entries:
+            z.writestr(n, pkl if (pkl is not None and n.endswith("data.pkl")) else d)
+        for n, d in extra:
+            z.writestr(n, d)
+
+
+# BUILD after tensor 'a': torch runs Tensor.__setstate__ -> set_(storage '1'): a reads b's bytes.
+state = (b"((" + u8("storage") + b"ctorch\nFloatStorage\n" + u8("1") + u8("cpu") + b"K\x02tQ" +
+         b"K\x00(K\x02t(K\x01tt" + b"b")
+at = own_pkl.index(u8("b"))
+own_variant("own_build_on_tensor.pt", own_pkl[:at] + state + own_pkl[at:])
+seen = run_python("import torch; print(torch.load(%r)['a'].tolist())" % path("own_build_on_tensor.pt"))
+add("differential/.pt ckpt wrote, a BUILD on a tensor in data.pkl", "differential", "own_build_on_tensor.pt",
+    "refused", "BUILD on a array", other={"tool": "torch.load", "sees": seen})
+
+# A second data.pkl whose name differs only in case: miniz looks names up ignoring case.
+pre_own = own_entries[0][0].split("/")[0] + "/"
+own_variant("own_case_twin.pt", extra=[(pre_own + "DATA.PKL", own_pkl.replace(u8("a"), u8("z"), 1))])
+add("differential/.pt with DATA.PKL beside data.pkl (torch's zip reader ignores case)", "differential",
+    "own_case_twin.pt", "refused", "ignoring case")
+
+# INT 010: 8 to CPython's C unpickler (strtol base 0), 10 to a decimal reader.
+octal = b"\x80\x02}(" + u8("n") + b"I010\nu."
+open(path("pickle_int_octal.pkl"), "wb").write(octal)
+seen = run_python("import pickle; print(pickle.load(open(%r,'rb')))" % path("pickle_int_octal.pkl"))
+add("differential/pickle INT 010 (octal to CPython)", "differential", "pickle_int_octal.pkl", "refused",
+    "plain decimal", other={"tool": "pickle.load", "sees": seen})
+
+
+def rebuild(key, cls, numel, size):
+    return (b"ctorch._utils\n_rebuild_tensor_v2\n((" + u8("storage") + b"ctorch\n" + cls + b"\n" + u8(key) + u8("cpu") +
+            b"J" + struct.pack("<i", numel) + b"tQK\x00(J" + struct.pack("<i", size) +
+            b"t(K\x01t\x89ccollections\nOrderedDict\n)RtR")
+
+
+def plain_pt(name, pkl, data, byteorder="little"):
+    with zipfile.ZipFile(path(name), "w") as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/byteorder", byteorder)
+        z.writestr("archive/data/0", data)
+        z.writestr("archive/version", "3\n")
+
+
+plain_pt("pt_key_two_dtypes.pt", b"\x80\x02}(" + u8("a") + rebuild("0", b"FloatStorage", 4, 4) + u8("b") +
+         rebuild("0", b"HalfStorage", 8, 4) + b"u.", struct.pack("<4f", 1, 2, 3, 4))
+seen = run_python("import torch; print(torch.load(%r)['b'].dtype)" % path("pt_key_two_dtypes.pt"))
+add("differential/.pt storage key used as float32 and as float16", "differential", "pt_key_two_dtypes.pt", "refused",
+    "two types or sizes", other={"tool": "torch.load", "sees": seen})
+plain_pt("pt_byteorder_big.pt", b"\x80\x02}(" + u8("w") + rebuild("0", b"FloatStorage", 4, 4) + b"u.",
+         struct.pack("<4f", 1, 2, 3, 4), byteorder="big")
+seen = run_python("import torch; print(torch.load(%r)['w'].tolist())" % path("pt_byteorder_big.pt"))
+add("differential/.pt with byteorder 'big' (torch 1.13 ignores it, 2.1 swaps)", "differential", "pt_byteorder_big.pt",
+    "refused", "byteorder", other={"tool": "torch.load", "sees": seen})
+
+nan = struct.pack(">d", float("nan"))
+open(path("pickle_nan_key_shared.pkl"), "wb").write(b"\x80\x02}(G" + nan + b"q\x00K\x01h\x00K\x02u.")
+seen = run_python("import pickle; print(pickle.load(open(%r,'rb')))" % path("pickle_nan_key_shared.pkl"))
+add("differential/pickle dict with one NaN object as key twice (one key to Python)", "differential",
+    "pickle_nan_key_shared.pkl", "accepted", shows="@nan = 2", other={"tool": "pickle.load", "sees": seen})
+open(path("pickle_set_duplicates.pkl"), "wb").write(
+    b"\x80\x04}X\x01\x00\x00\x00s\x8f(K\x01K\x01\x88G?\xf0\x00\x00\x00\x00\x00\x00\x90s.")
+seen = run_python("import pickle; print(pickle.load(open(%r,'rb')))" % path("pickle_set_duplicates.pkl"))
+add("differential/pickle set {1, 1, True, 1.0} (one member to Python)", "differential", "pickle_set_duplicates.pkl",
+    "accepted", shows="@s = [1]", other={"tool": "pickle.load", "sees": seen})
+
+for name, text, says in [("json_int_below_int64.json", b'{"$format":"ckpt-json","$version":1,"$attrs":{"n":-9223372036854775809}}', "64-bit range"),
+                         ("json_inexact_in_float_array.json", b'{"$format":"ckpt-json","$version":1,"$attrs":{"n":[1.0,9007199254740993]}}', "not exactly")]:
+    open(path(name), "wb").write(text)
+    seen = run_python("import json; print(json.load(open(%r)))" % path(name))
+    add("differential/json " + name[5:-5].replace("_", " "), "differential", name, "refused", says,
+        other={"tool": "python json", "sees": seen})
+
+m = helper.make_model(helper.make_graph([], "g", [], []))
+t = onnx.TensorProto(name="flag", data_type=onnx.TensorProto.BOOL, dims=[2])
+t.int32_data.extend([2, 0])
+m.graph.initializer.append(t)
+open(path("onnx_bool_int32_two.onnx"), "wb").write(m.SerializeToString())
+add("differential/onnx bool initializer with int32_data 2 (true to numpy and ONNX Runtime)", "differential",
+    "onnx_bool_int32_two.onnx", "accepted")
+
+name = signed_copy("base.json", "sig_field_twice.json")
+sig = open(path(name + ".sig")).read()
+import re  # noqa: E402
+count = re.search(r'"tensors": (\d+),', sig).group(0)
+open(path(name + ".sig"), "w").write(sig.replace(count, count.replace(re.search(r"\d+", count).group(0), "99") + "\n  " + count))
+add("signature/signature file with a field given twice", "signature", name, "accepted", signed=PUB, unsigned="accepted")
+
 # ---- 3. no reader leaves its file's folder ------------------------------------------------------------
 
 os.makedirs(path("secret"), exist_ok=True)
@@ -409,7 +510,7 @@ def memo_bomb(levels, leaf):
 bomb = memo_bomb(30, b"K\x07")
 open(path("pickle_memo_bomb.pkl"), "wb").write(bomb)
 add("resources/pickle whose memo shares lists 30 levels deep (%d bytes)" % len(bomb), "resources",
-    "pickle_memo_bomb.pkl", "refused", "document nodes")
+    "pickle_memo_bomb.pkl", "refused", "maps to a document of more than")
 
 arr = pickle.dumps(np.arange(4, dtype=np.float32), protocol=2)
 leaf = arr[2:-1]  # the array's opcodes, without PROTO and STOP
@@ -504,6 +605,38 @@ add("resources/safetensors of 100k tensors", "resources", "st_100k_tensors.safet
 nested = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."
 open(path("pickle_deep_lists.pkl"), "wb").write(nested)
 add("resources/pickle of lists nested 100k deep", "resources", "pickle_deep_lists.pkl", "refused", "")
+
+# A vlen string attribute whose 4000 elements all point at one 1 MB heap object: libhdf5 copies it
+# once per element (4 GB from a file of 1 MB).
+big, count = 1_000_000, 4000
+with h5py.File(path("h5_vlen_shared.h5"), "w", libver="earliest") as f:
+    f.attrs.create("a", np.array(["B" * big] + ["x"] * (count - 1), dtype=object), dtype=h5py.string_dtype())
+raw = bytearray(open(path("h5_vlen_shared.h5"), "rb").read())
+i = 0
+while True:
+    i = raw.find(struct.pack("<I", big), i)
+    addr = struct.unpack_from("<Q", raw, i + 4)[0]
+    if addr < len(raw) and raw[addr:addr + 4] == b"GCOL" and struct.unpack_from("<I", raw, i + 16)[0] == 1:
+        break
+    i += 1
+for k in range(1, count):
+    raw[i + 16 * k:i + 16 * k + 16] = raw[i:i + 16]
+open(path("h5_vlen_shared.h5"), "wb").write(bytes(raw))
+add("resources/hdf5 attribute of 4000 strings all one 1 MB heap object", "resources", "h5_vlen_shared.h5", "refused",
+    "sharing heap objects")
+
+# A dict key T(k+1) = (Tk, Tk) through the memo, 28 levels: 2^28 elements from 500 bytes.
+put, get = (lambda i: b"r" + struct.pack("<I", i)), (lambda i: b"j" + struct.pack("<I", i))
+key = bytearray(b"\x80\x02K\x01" + put(0) + b"0")
+for k in range(28):
+    key += get(k) + get(k) + b"\x86" + put(k + 1) + b"0"
+open(path("pickle_tuple_key_bomb.pkl"), "wb").write(bytes(key + b"}" + get(28) + b"K\x01s."))
+add("resources/pickle dict key of tuples shared 28 levels deep", "resources", "pickle_tuple_key_bomb.pkl", "refused",
+    "more than 65536 elements")
+
+open(path("pickle_4m_empty_dicts.pkl"), "wb").write(b"\x80\x02(" + b"}" * 4_000_000 + b"l.")
+add("resources/pickle of 4 million empty dicts in 4 MB", "resources", "pickle_4m_empty_dicts.pkl", "refused",
+    "builds more than")
 
 json.dump(attacks, open(path("attacks.json"), "w"), indent=1)
 print("%d attacks in %s" % (len(attacks), OUT))

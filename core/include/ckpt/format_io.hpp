@@ -82,6 +82,10 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   Tensor read_slice(const std::string& path, std::span<const int64_t> start, std::span<const int64_t> count);
   // The whole document with data: mapped where possible (and `prefer_map`), else read.
   Document load(bool prefer_map = true);
+  // Every tensor's bytes, one at a time, depth first: a view of a mapping where the format maps,
+  // else read into one buffer reused from tensor to tensor (how verify and signing hash a file).
+  void for_each_tensor_bytes(
+      const std::function<void(const std::string& path, const Tensor& listed, std::span<const std::byte> bytes)>& f);
 
  private:
   uint64_t id_of(const std::string& path) const;

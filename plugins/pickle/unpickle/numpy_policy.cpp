@@ -302,8 +302,12 @@ Obj* NumpyPolicy::newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at
     d->ordered = is_ordered_dict(g);
     return d;
   }
-  if (is_any(g, {"builtins", "__builtin__"}, "list") || is_any(g, {"builtins", "__builtin__"}, "set"))
-    return arena.make<Seq>(Kind::list);
+  if (is_any(g, {"builtins", "__builtin__"}, "list")) return arena.make<Seq>(Kind::list);
+  if (is_any(g, {"builtins", "__builtin__"}, "set")) {
+    auto* s = arena.make<Seq>(Kind::list);
+    s->is_set = true;
+    return s;
+  }
   auto* r = arena.make<Record>(g->full());
   if (const Seq* a = as_seq(args); a && !a->items.empty()) r->args = args;
   return r;

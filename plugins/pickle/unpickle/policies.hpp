@@ -5,6 +5,10 @@
 
 #include "unpickler.hpp"
 
+#include <string>
+#include <unordered_map>
+#include <utility>
+
 namespace ckpt_pickle {
 
 // dict, OrderedDict, list, tuple, str, int, float, bool, None; tensors rebuilt by
@@ -17,6 +21,9 @@ class TorchPolicy final : public Policy {
   Obj* newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at) override;
   Obj* build(Arena& arena, Obj* inst, Obj* state, Input& in, size_t at) override;
   Obj* persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) override;
+
+ private:
+  std::unordered_map<std::string, std::pair<uint32_t, uint64_t>> storages_;  // key -> dtype, numel
 };
 
 // NumPy arrays (numpy.core.multiarray._reconstruct and the ndarray state, _frombuffer,

@@ -1,27 +1,33 @@
 #include "py_object.hpp"
 
+#include <ckpt/sdk.hpp>
+
 #include <cstdio>
 
 #include <string_view>
 
 namespace ckpt_pickle {
 
-namespace {
-
-// A text that two keys share exactly when Python finds them equal: numbers by value (True == 1
-// == 1.0, 0.0 == -0.0), str apart from bytes, tuples element by element. Empty for keys that
-// compare by identity or never equal (NaN, objects): those are kept as they come.
-std::string key_identity(const Obj* key, int depth = 0) {
-  if (depth > 64) return {};
-  switch (key->kind) {
-    case Kind::string: return "s" + std::string(static_cast<const Text*>(key)->str());
-    case Kind::bytes: return "b" + std::string(static_cast<const Text*>(key)->str());
-    case Kind::integer: return "i" + std::to_string(static_cast<const Scalar*>(key)->i);
-    case Kind::boolean: return static_cast<const Scalar*>(key)->b ? "i1" : "i0";
+std::string python_identity(const Obj* o, uint64_t& budget, int depth) {
+  if (depth > kMaxKeyDepth)
+    ckpt::sdk::fail(CKPT_ERR_LIMIT, "a dict key or set member nested deeper than " + std::to_string(kMaxKeyDepth) + " levels");
+  if (budget == 0)
+    ckpt::sdk::fail(CKPT_ERR_LIMIT, "a dict key or set member of more than " + std::to_string(kKeyBudget) + " elements");
+  --budget;
+  auto by_address = [&](char tag) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%c%p", tag, static_cast<const void*>(o));
+    return std::string(buf);
+  };
+  switch (o->kind) {
+    case Kind::string: return "s" + std::string(static_cast<const Text*>(o)->str());
+    case Kind::bytes: return "b" + std::string(static_cast<const Text*>(o)->str());
+    case Kind::integer: return "i" + std::to_string(static_cast<const Scalar*>(o)->i);
+    case Kind::boolean: return static_cast<const Scalar*>(o)->b ? "i1" : "i0";
     case Kind::none: return "n";
     case Kind::floating: {
-      const double f = static_cast<const Scalar*>(key)->f;
-      if (f != f) return {};
+      const double f = static_cast<const Scalar*>(o)->f;
+      if (f != f) return by_address('o');  // NaN equals only itself
       if (f >= -9.2e18 && f <= 9.2e18 && f == static_cast<double>(static_cast<int64_t>(f)))
         return "i" + std::to_string(static_cast<int64_t>(f));
       char buf[40];
@@ -30,18 +36,37 @@ std::string key_identity(const Obj* key, int depth = 0) {
     }
     case Kind::tuple: {
       std::string out = "t(";
-      for (const Obj* o : static_cast<const Seq*>(key)->items) {
-        std::string e = key_identity(o, depth + 1);
-        if (e.empty()) return {};
-        out += std::to_string(e.size()) + ":" + e;
+      for (const Obj* e : static_cast<const Seq*>(o)->items) {
+        std::string id = python_identity(e, budget, depth + 1);
+        out += std::to_string(id.size()) + ":" + id;
       }
       return out + ")";
     }
-    default: return {};
+    case Kind::global: return "g" + static_cast<const Global*>(o)->full();
+    case Kind::record:
+    case Kind::storage:
+    case Kind::dtype: return by_address('o');
+    default:
+      ckpt::sdk::fail(CKPT_ERR_FORMAT, std::string("a ") + kind_name(o->kind) +
+                                           " used as a dict key or set member (Python cannot hash it)");
   }
 }
 
-}  // namespace
+void Seq::add(Obj* item) {
+  if (!is_set) {
+    items.push_back(item);
+    return;
+  }
+  if (!members_) {
+    members_ = std::make_unique<std::unordered_set<std::string>>();
+    for (const Obj* o : items) {
+      uint64_t budget = kKeyBudget;
+      members_->insert(python_identity(o, budget));
+    }
+  }
+  uint64_t budget = kKeyBudget;
+  if (members_->insert(python_identity(item, budget)).second) items.push_back(item);
+}
 
 std::string_view Dict::TextKey::operator()(size_t i) const {
   const Obj* k = d->entries[i].first;
@@ -50,14 +75,57 @@ std::string_view Dict::TextKey::operator()(size_t i) const {
   return static_cast<const Text*>(k)->str();
 }
 
+namespace {
+bool same_key(const Obj* a, const Obj* b) {
+  if (a == b) return true;
+  const bool ta = a->kind == Kind::string || a->kind == Kind::bytes, tb = b->kind == Kind::string || b->kind == Kind::bytes;
+  if (ta || tb) return a->kind == b->kind && static_cast<const Text*>(a)->str() == static_cast<const Text*>(b)->str();
+  uint64_t ba = kKeyBudget, bb = kKeyBudget;
+  return python_identity(a, ba) == python_identity(b, bb);
+}
+}  // namespace
+
 Obj* Dict::find(std::string_view key) const {
-  auto i = str_keys_.find(key, TextKey{this, Kind::string});
+  if (!index_) {
+    for (const auto& [k, v] : entries)
+      if (k->kind == Kind::string && static_cast<const Text*>(k)->str() == key) return v;
+    return nullptr;
+  }
+  auto i = index_->str_keys.find(key, TextKey{this, Kind::string});
   return i ? entries[*i].second : nullptr;
 }
 
-void Dict::put(Obj* key, Obj* value) {
+void Dict::index(size_t i) {
+  Obj* key = entries[i].first;
   if (key->kind == Kind::string || key->kind == Kind::bytes) {
-    ckpt::sdk::NameIndex& index = key->kind == Kind::string ? str_keys_ : bytes_keys_;
+    (key->kind == Kind::string ? index_->str_keys : index_->bytes_keys).insert(i, TextKey{this, key->kind});
+    return;
+  }
+  uint64_t budget = kKeyBudget;
+  index_->other_keys.try_emplace(python_identity(key, budget), i);
+}
+
+void Dict::put(Obj* key, Obj* value) {
+  // Small dicts (most of a pickle's) are searched in order; an index is made at the ninth key.
+  if (!index_) {
+    for (auto& [k, v] : entries)
+      if (same_key(k, key)) {
+        v = value;
+        return;
+      }
+    if (key->kind != Kind::string && key->kind != Kind::bytes) {
+      uint64_t budget = kKeyBudget;
+      python_identity(key, budget);  // refuses what Python cannot hash
+    }
+    entries.emplace_back(key, value);
+    if (entries.size() > kLinearKeys) {
+      index_ = std::make_unique<Index>();
+      for (size_t i = 0; i < entries.size(); ++i) index(i);
+    }
+    return;
+  }
+  if (key->kind == Kind::string || key->kind == Kind::bytes) {
+    ckpt::sdk::NameIndex& index = key->kind == Kind::string ? index_->str_keys : index_->bytes_keys;
     const TextKey name_of{this, key->kind};
     if (auto i = index.find(static_cast<const Text*>(key)->str(), name_of)) {
       entries[*i].second = value;
@@ -67,12 +135,9 @@ void Dict::put(Obj* key, Obj* value) {
     index.insert(entries.size() - 1, name_of);
     return;
   }
-  std::string k = key_identity(key);
-  if (k.empty()) {
-    entries.emplace_back(key, value);
-    return;
-  }
-  auto [it, fresh] = other_keys_.try_emplace(std::move(k), entries.size());
+  uint64_t budget = kKeyBudget;
+  std::string k = python_identity(key, budget);
+  auto [it, fresh] = index_->other_keys.try_emplace(std::move(k), entries.size());
   if (fresh) entries.emplace_back(key, value);
   else entries[it->second].second = value;
 }

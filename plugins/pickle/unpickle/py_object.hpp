@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -60,6 +61,12 @@ struct Text final : Obj {
 struct Seq final : Obj {
   explicit Seq(Kind k) : Obj(k) {}
   std::vector<Obj*> items;
+  // A set or frozenset (read as a list): an item equal to one already there is not added again.
+  bool is_set = false;
+  void add(Obj* item);
+
+ private:
+  std::unique_ptr<std::unordered_set<std::string>> members_;  // identities, made on first add
 };
 
 struct Dict final : Obj {
@@ -74,15 +81,30 @@ struct Dict final : Obj {
   void put(Obj* key, Obj* value);
 
  private:
-  // str and bytes keys by their text, with no copy of it; other keys by key_identity.
+  // str and bytes keys by their text, with no copy of it; other keys by python_identity. Made
+  // on first use: a pickle may hold millions of empty dicts.
   struct TextKey {
     const Dict* d;
     Kind kind;
     std::string_view operator()(size_t i) const;
   };
-  ckpt::sdk::NameIndex str_keys_, bytes_keys_;
-  std::unordered_map<std::string, size_t> other_keys_;
+  struct Index {
+    ckpt::sdk::NameIndex str_keys, bytes_keys;
+    std::unordered_map<std::string, size_t> other_keys;
+  };
+  static constexpr size_t kLinearKeys = 8;
+  void index(size_t i);  // records entry i in index_
+  std::unique_ptr<Index> index_;
 };
+
+// A text two objects share exactly when Python finds them equal as dict keys or set members:
+// numbers by value (True == 1 == 1.0, 0.0 == -0.0), str apart from bytes, tuples element by
+// element, classes by name, anything else (NaN, objects) by identity. Fails for what Python
+// cannot hash (lists, dicts, arrays), and once `budget` elements are visited (a tuple built
+// through the memo repeats its parts: 30 levels of (t, t) are a billion).
+std::string python_identity(const Obj* o, uint64_t& budget, int depth = 0);
+inline constexpr uint64_t kKeyBudget = 1 << 16;
+inline constexpr int kMaxKeyDepth = 512;
 
 struct Global final : Obj {
   Global(std::string m, std::string n) : Obj(Kind::global), module(std::move(m)), name(std::move(n)) {}

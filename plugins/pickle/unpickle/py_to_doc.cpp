@@ -109,16 +109,16 @@ std::optional<Value> DocBuilder::attribute(const Obj* v) {
   }
 }
 
-void DocBuilder::spend(uint64_t nodes, const std::string& path) {
-  if (nodes > nodes_left_)
-    fail(CKPT_ERR_LIMIT, (path.empty() ? std::string("the root") : path) + ": the pickle maps to more than " +
-                             std::to_string(max_nodes_) +
-                             " document nodes (objects it shares are repeated wherever they appear; option max_nodes)");
-  nodes_left_ -= nodes;
+void DocBuilder::spend(uint64_t bytes, const std::string& path) {
+  if (bytes > bytes_left_)
+    fail(CKPT_ERR_LIMIT, (path.empty() ? std::string("the root") : path.substr(0, 200)) +
+                             ": the pickle maps to a document of more than " + std::to_string(max_bytes_) +
+                             " bytes (objects it shares are repeated wherever they appear; option max_document_bytes)");
+  bytes_left_ -= bytes;
 }
 
 uint64_t DocBuilder::tensor(const Array& a, const std::string& path) {
-  spend(1, path);
+  spend(kTensorCost, path);
   TensorEntry e;
   e.path = path;
   e.dtype = a.dtype;
@@ -135,7 +135,9 @@ void DocBuilder::put(Node& group, const std::string& key, const Obj* value, cons
   if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
   if (value->kind == Kind::none) return;
   if (auto a = attribute(value)) {
-    spend(1 + a->bools.size() + a->ints.size() + a->floats.size() + a->strings.size(), path);
+    uint64_t cost = kAttributeCost + key.size() + a->s.size() + a->bools.size() + 8 * (a->ints.size() + a->floats.size());
+    for (const auto& s : a->strings) cost += 32 + s.size();
+    spend(cost, path);
     group.set(group.unused_attribute_name(key), std::move(*a));
     return;
   }
@@ -147,7 +149,7 @@ void DocBuilder::put(Node& group, const std::string& key, const Obj* value, cons
     case Kind::record:
     case Kind::list:
     case Kind::tuple:
-      spend(1, p);
+      spend(kGroupCost + name.size(), p);
       fill(group.add_group(name), value, p, depth + 1);
       return;
     case Kind::storage: fail(CKPT_ERR_UNSUPPORTED, p + ": a bare storage (not viewed by a tensor)");

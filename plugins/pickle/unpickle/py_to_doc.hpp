@@ -18,11 +18,12 @@ inline constexpr int kMaxDepth = 512;
 class DocBuilder {
  public:
   // `resolve` gives the blob an array's base lives in (and checks the view fits it).
-  // `max_nodes` bounds what the mapping emits (ReadLimits::nodes_for): shared objects are
-  // emitted at every place they appear, so a pickle of a few hundred bytes that nests a memoised
-  // list in itself 30 times would otherwise emit 2^30 nodes.
-  DocBuilder(std::vector<TensorEntry>& tensors, std::function<Blob*(const Array&)> resolve, uint64_t max_nodes)
-      : tensors_(tensors), resolve_(std::move(resolve)), nodes_left_(max_nodes), max_nodes_(max_nodes) {}
+  // `max_bytes` bounds what the document the mapping emits costs (ReadLimits::
+  // document_bytes_for): shared objects are emitted at every place they appear, so a pickle of a
+  // few hundred bytes that nests a memoised list in itself 30 times would otherwise emit 2^30
+  // nodes.
+  DocBuilder(std::vector<TensorEntry>& tensors, std::function<Blob*(const Array&)> resolve, uint64_t max_bytes)
+      : tensors_(tensors), resolve_(std::move(resolve)), bytes_left_(max_bytes), max_bytes_(max_bytes) {}
 
   // Puts `value` into `group` under `key`: an attribute, a tensor or a group. None is skipped
   // (a document has no null), and so is anything that maps to nothing.
@@ -38,11 +39,13 @@ class DocBuilder {
   static std::string key_name(const Obj* key, int depth = 0);
 
  private:
-  void spend(uint64_t nodes, const std::string& path);
+  // What a reader and the host hold for a member, roughly: the node, its name, its index slots.
+  static constexpr uint64_t kGroupCost = 512, kTensorCost = 256, kAttributeCost = 192;
+  void spend(uint64_t bytes, const std::string& path);
   std::vector<TensorEntry>& tensors_;
   std::function<Blob*(const Array&)> resolve_;
-  uint64_t nodes_left_;
-  uint64_t max_nodes_;
+  uint64_t bytes_left_;
+  uint64_t max_bytes_;
 };
 
 // A name not yet used among `group`'s children: `name`, else name_2, name_3, ...

@@ -162,8 +162,10 @@ Obj* TorchPolicy::build(Arena&, Obj* inst, Obj* state, Input& in, size_t at) {
     static_cast<Dict*>(inst)->instance_state = state;
     return inst;
   }
-  if (inst->kind == Kind::array) return inst;  // a Parameter's hooks and attributes
-  in.fail(CKPT_ERR_FORMAT, at, std::string("BUILD on a ") + kind_name(inst->kind));
+  // torch runs Tensor.__setstate__ (and its weights_only loader set_()) with the state: a BUILD
+  // on a tensor can swap its data for another storage's, so it is refused, not ignored.
+  in.fail(CKPT_ERR_FORMAT, at, std::string("BUILD on a ") + kind_name(inst->kind) +
+                                   (inst->kind == Kind::array ? " (torch would set its data from the state)" : ""));
 }
 
 Obj* TorchPolicy::persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) {
@@ -184,6 +186,11 @@ Obj* TorchPolicy::persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) 
   const int64_t n = integer(t->items[4], "the storage's size", in, at);
   if (n < 0) in.fail(CKPT_ERR_FORMAT, at, "a storage of negative size");
   s->numel = static_cast<uint64_t>(n);
+  // torch keeps the first storage it loads under a key and hands it out for every later id of
+  // that key, whatever their type and size say: a key has one type and size, or two readings.
+  auto [it, fresh] = storages_.try_emplace(s->key, s->dtype, s->numel);
+  if (!fresh && (it->second.first != s->dtype || it->second.second != s->numel))
+    in.fail(CKPT_ERR_FORMAT, at, "storage '" + s->key + "' is used as two types or sizes (torch reads the first for both)");
   return s;
 }
 

@@ -99,7 +99,11 @@ constexpr size_t kMaxObjects = size_t{1} << 22;
 
 class Machine {
  public:
-  Machine(Input& in, Policy& policy, Arena& arena) : in_(in), policy_(policy), arena_(arena) {}
+  // An object costs some 100 bytes here and more in the document; an honest pickle spends two
+  // bytes or more on each (an opcode and its operand, or a memo slot), so a pickle of n bytes may
+  // build at most n/2 of them (plus room for small ones).
+  Machine(Input& in, Policy& policy, Arena& arena)
+      : in_(in), policy_(policy), arena_(arena), max_objects_(std::min<size_t>(kMaxObjects, 65536 + in.bytes().size() / 2)) {}
 
   Obj* run() {
     for (;;) {
@@ -112,8 +116,8 @@ class Machine {
         return stack_.back();
       }
       step(op);
-      if (arena_.size() + memo_.size() > kMaxObjects)
-        in_.fail(CKPT_ERR_LIMIT, at_, "the pickle builds more than " + std::to_string(kMaxObjects) + " objects");
+      if (arena_.size() + memo_.size() > max_objects_)
+        in_.fail(CKPT_ERR_LIMIT, at_, "the pickle builds more than " + std::to_string(max_objects_) + " objects");
     }
   }
 
@@ -149,6 +153,22 @@ class Machine {
     if (!t->view.data()) t->view = std::string_view("", 0);
     if (check_utf8 && !valid_utf8(t->view)) in_.fail(CKPT_ERR_FORMAT, at_, "a str that is not UTF-8");
     return t;
+  }
+
+  // The number of an INT or LONG line. CPython's C unpickler reads it with strtol(s, 0), so
+  // "010" is 8 and "0x10" 16 there, and 10 and an error in Python's own: only plain decimal,
+  // without leading zeros or a sign but '-', has one reading.
+  int64_t decimal_line(std::string_view l, const char* what) {
+    std::string_view digits = l.substr(!l.empty() && l[0] == '-' ? 1 : 0);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos ||
+        (digits.size() > 1 && digits[0] == '0'))
+      in_.fail(CKPT_ERR_FORMAT, at_, std::string(what) + " '" + std::string(l.substr(0, 32)) +
+                                         "' is not a plain decimal number (readers differ on its value)");
+    int64_t v = 0;
+    auto r = std::from_chars(l.data(), l.data() + l.size(), v);
+    if (r.ec != std::errc() || r.ptr != l.data() + l.size())
+      in_.fail(CKPT_ERR_UNSUPPORTED, at_, std::string(what) + " that is not a 64-bit number");
+    return v;
   }
 
   Seq* seq(Kind k, std::vector<Obj*> items) {
@@ -257,19 +277,13 @@ class Machine {
           push(arena_.boolean(l == "01"));
           return;
         }
-        int64_t v = 0;
-        auto r = std::from_chars(l.data(), l.data() + l.size(), v);
-        if (r.ec != std::errc() || r.ptr != l.data() + l.size()) in_.fail(CKPT_ERR_FORMAT, at_, "INT that is not a 64-bit number");
-        push(arena_.integer(v));
+        push(arena_.integer(decimal_line(l, "INT")));
         return;
       }
       case 'L': {  // LONG (protocol 0): digits and a trailing L
         std::string_view l = in_.line("LONG");
         if (!l.empty() && l.back() == 'L') l.remove_suffix(1);
-        int64_t v = 0;
-        auto r = std::from_chars(l.data(), l.data() + l.size(), v);
-        if (r.ec != std::errc() || r.ptr != l.data() + l.size()) in_.fail(CKPT_ERR_UNSUPPORTED, at_, "LONG that is not a 64-bit number");
-        push(arena_.integer(v));
+        push(arena_.integer(decimal_line(l, "LONG")));
         return;
       }
       case 'G': {  // BINFLOAT: big-endian IEEE 754
@@ -364,15 +378,27 @@ class Machine {
         append_items(top("APPENDS"), items);
         return;
       }
-      case 0x8f: push(seq(Kind::list, {})); return;  // EMPTY_SET: a set is read as a list
-      case 0x90: {                                   // ADDITEMS
-        auto items = pop_mark("ADDITEMS");
-        Obj* s = top("ADDITEMS");
-        if (s->kind != Kind::list) in_.fail(CKPT_ERR_FORMAT, at_, std::string("ADDITEMS to a ") + kind_name(s->kind));
-        append_items(s, items);
+      case 0x8f: {  // EMPTY_SET: a set is read as a list of its distinct members
+        Seq* s = seq(Kind::list, {});
+        s->is_set = true;
+        push(s);
         return;
       }
-      case 0x91: push(seq(Kind::list, pop_mark("FROZENSET"))); return;
+      case 0x90: {  // ADDITEMS
+        auto items = pop_mark("ADDITEMS");
+        Obj* s = top("ADDITEMS");
+        if (s->kind != Kind::list || !static_cast<Seq*>(s)->is_set)
+          in_.fail(CKPT_ERR_FORMAT, at_, std::string("ADDITEMS to a ") + kind_name(s->kind) + " that is not a set");
+        for (Obj* o : items) static_cast<Seq*>(s)->add(o);
+        return;
+      }
+      case 0x91: {  // FROZENSET
+        Seq* s = seq(Kind::list, {});
+        s->is_set = true;
+        for (Obj* o : pop_mark("FROZENSET")) s->add(o);
+        push(s);
+        return;
+      }
       case '}': push(arena_.make<Dict>()); return;
       case 'd': {
         auto items = pop_mark("DICT");
@@ -479,6 +505,7 @@ class Machine {
   size_t at_ = 0;
   std::vector<Obj*> stack_;
   std::vector<size_t> marks_;
+  const size_t max_objects_;
   std::unordered_map<uint64_t, Obj*> memo_;
 };
 

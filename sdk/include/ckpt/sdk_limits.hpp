@@ -3,8 +3,8 @@
 // shared object anywhere, a tensor view repeats its storage, an HDF5 dataset never written
 // reads as its fill value) bound that excess here, so that memory stays within twice the
 // tensor bytes a file really holds plus 64 MiB, and time near-linear in the file's size.
-// Both bounds are reader options (`-r max_nodes=N`, `-r max_expansion=BYTES`) for the rare
-// honest file beyond them.
+// Both bounds are reader options (`-r max_document_bytes=N`, `-r max_expansion=BYTES`) for the
+// rare honest file beyond them.
 #pragma once
 
 #include <ckpt/sdk.hpp>
@@ -20,17 +20,20 @@ struct ReadLimits {
   // Tensor bytes a file may list beyond twice the bytes its storages hold (views that repeat
   // their storage: shared, broadcast, stride 0), or, for HDF5, bytes never written.
   static constexpr uint64_t kDefaultExpansion = uint64_t{64} << 20;
-  // Document nodes (groups, attributes, tensors, elements of attribute arrays) a mapping may
-  // emit: this many plus one per byte of the input, which no honest file reaches without
-  // sharing objects (each node costs the file at least one opcode or field).
-  static constexpr uint64_t kBaseNodes = 100'000;
+  // What the document a mapping emits may cost (groups, attributes, tensors, by what a reader
+  // and the host hold for each): 16 MiB plus 16 bytes per byte of the input, which no honest
+  // file reaches without repeating shared objects.
+  static constexpr uint64_t kBaseDocumentBytes = uint64_t{16} << 20;
+  static constexpr uint64_t kDocumentBytesPerInputByte = 16;
 
   uint64_t max_expansion = kDefaultExpansion;
-  std::optional<uint64_t> max_nodes;
+  std::optional<uint64_t> max_document_bytes;
 
-  uint64_t nodes_for(uint64_t input_bytes) const { return max_nodes.value_or(kBaseNodes + input_bytes); }
+  uint64_t document_bytes_for(uint64_t input_bytes) const {
+    return max_document_bytes.value_or(kBaseDocumentBytes + kDocumentBytesPerInputByte * input_bytes);
+  }
 
-  // Reads (and so consumes) the options max_nodes and max_expansion.
+  // Reads (and so consumes) the options max_document_bytes and max_expansion.
   static ReadLimits parse(Options& options) {
     ReadLimits l;
     auto number = [&](const char* key) -> std::optional<uint64_t> {
@@ -43,7 +46,7 @@ struct ReadLimits {
       return n;
     };
     if (auto e = number("max_expansion")) l.max_expansion = *e;
-    l.max_nodes = number("max_nodes");
+    l.max_document_bytes = number("max_document_bytes");
     return l;
   }
 

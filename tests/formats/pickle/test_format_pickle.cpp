@@ -252,9 +252,13 @@ std::string refusal(const fs::path& p, const std::string& bytes) {
 
 TEST_F(PickleFormat, HostilePicklesHitBoundsNotTheStackOrMemory) {
   TempDir tmp;
-  // A dict key of 200000 nested 1-tuples: 200 KB that would recurse 200000 deep.
+  // A dict key of 200000 nested 1-tuples: 200 KB that would recurse 200000 deep. The bound on
+  // objects (one per two bytes) stops it before it is a key; 1000 levels reach the key's.
   std::string deep = "\x80\x02}K\x01" + std::string(200000, '\x85') + "K\x02s.";
   std::string msg = refusal<LimitError>(tmp.path / "deep.pkl", deep);
+  EXPECT_NE(msg.find("builds more than"), std::string::npos) << msg;
+  deep = "\x80\x02}K\x01" + std::string(1000, '\x85') + "K\x02s.";
+  msg = refusal<LimitError>(tmp.path / "deep.pkl", deep);
   EXPECT_NE(msg.find("nested deeper than 512"), std::string::npos) << msg;
   // Five million empty tuples, each popped: 10 MB that would otherwise make 5 million objects.
   std::string flood = "\x80\x02";
