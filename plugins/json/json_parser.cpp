@@ -726,7 +726,7 @@ Tree parse_document(std::string_view text) {
   // nlohmann's lexer takes a NUL byte for the end of its input, so text after one would be
   // ignored here but refused by Python's json (and any strict reader). JSON text can hold no
   // raw NUL at all (in strings it is escaped), so one anywhere is an error.
-  if (const void* nul = std::memchr(text.data(), 0, text.size()))
+  if (const void* nul = text.empty() ? nullptr : std::memchr(text.data(), 0, text.size()))
     sdk::fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(static_cast<const char*>(nul) - text.data()) +
                                    ": a NUL byte, which JSON text cannot hold");
   InputCursor cursor(text);

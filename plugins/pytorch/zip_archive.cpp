@@ -157,7 +157,7 @@ void ZipReader::inflate_range(const ZipEntry& e, uint64_t offset, std::span<std:
     rc = inflate(&zs, Z_NO_FLUSH);
     const uint64_t produced = out_n - zs.avail_out;
     in_done += in_n - zs.avail_in;
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(out), static_cast<uInt>(produced));
+    if (produced) crc = crc32(crc, reinterpret_cast<const Bytef*>(out), static_cast<uInt>(produced));
     if (!whole) {
       // The overlap of [out_done, out_done + produced) with the wanted range.
       const uint64_t lo = std::max(out_done, offset), hi = std::min(out_done + produced, offset + dst.size());
