@@ -184,6 +184,17 @@ struct TreeBuilder {
   std::vector<size_t> prefix_lengths;  // prefix's length before each open group was added
   std::vector<uint64_t> ids;           // the plugin's id of each tensor, in listing order
   bool done = false;
+  // What the tree may cost, whatever the plugin lists: 64 MiB plus 16 bytes per byte of the
+  // file (a reader that repeats shared content, or a file of 16 million empty strings, would
+  // otherwise cost gigabytes from megabytes). Estimated per member from what the tree holds.
+  uint64_t budget = 0;
+  uint64_t budget_left = 0;
+  void spend(uint64_t bytes) {
+    if (bytes > budget_left)
+      bad("the listing would take more than " + std::to_string(budget >> 20) + " MiB of memory for a file of this size (its "
+          "groups, attributes and names; a document this large from so small a file is refused)");
+    budget_left -= bytes;
+  }
 
   const std::string& path() const { return prefix; }
   [[noreturn]] void bad(const std::string& what) const {
@@ -206,6 +217,7 @@ struct TreeBuilder {
     prefix_lengths.push_back(prefix.size());
     if (!prefix.empty()) prefix += '/';
     prefix += name;
+    spend(256 + std::strlen(name));
   }
   void end() {
     if (stack.empty()) bad("end of a group that was not begun");
@@ -221,6 +233,18 @@ struct TreeBuilder {
     try {
       check_name(n);
       if (stack.back()->attribute(n)) bad("duplicate attribute '" + n + "'");
+      uint64_t cost = 96 + n.size();
+      switch (v->type) {
+        case CKPT_VALUE_STRING: cost += v->u.s.size; break;
+        case CKPT_VALUE_BOOL_ARRAY: cost += v->count; break;
+        case CKPT_VALUE_INT64_ARRAY:
+        case CKPT_VALUE_FLOAT64_ARRAY: cost += 8 * v->count; break;
+        case CKPT_VALUE_STRING_ARRAY:
+          for (uint64_t i = 0; i < v->count && cost <= budget_left; ++i) cost += 32 + v->u.strings[i].size;
+          break;
+        default: break;
+      }
+      spend(cost);
       stack.back()->set(n, from_c(*v, join_path(path(), n)));
     } catch (const UsageError& e) {
       bad(e.what());
@@ -242,6 +266,7 @@ struct TreeBuilder {
     }
     if (bytes != d->nbytes)
       bad("tensor '" + n + "' " + shape_string(shape) + " reports " + std::to_string(d->nbytes) + " bytes");
+    spend(160 + n.size() + 8 * shape.size());
     try {
       stack.back()->add_tensor(n, Tensor(static_cast<DType>(d->dtype), std::move(shape), nullptr));
     } catch (const UsageError& e) {
@@ -276,6 +301,9 @@ const Document& FormatReader::tree() {
   if (tree_) return *tree_;
   TreeBuilder b;
   b.file = path_.string();
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path_, ec);
+  b.budget = b.budget_left = (uint64_t{64} << 20) + 16 * (ec ? 0 : size);
   ids_.clear();
   ckpt_visitor v{};
   v.struct_size = sizeof v;
@@ -350,6 +378,18 @@ void FormatReader::read_into(const Tensor& listed, const std::string& path, std:
     throw UsageError("read_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
                      std::to_string(listed.nbytes()));
   check(api_->read_tensor(r_, id, dst.data(), dst.size()), path);
+  check_bools(listed.dtype(), dst, path);
+}
+
+void FormatReader::check_bools(DType dtype, std::span<const std::byte> bytes, const std::string& path) const {
+  // A bool is one byte, 0 or 1. torch, numpy and h5py see True in any other value, ckpt's
+  // writers would keep the byte: the same file would read two ways.
+  if (dtype != DType::boolean) return;
+  for (size_t i = 0; i < bytes.size(); ++i)
+    if (static_cast<uint8_t>(bytes[i]) > 1)
+      throw FormatError("'" + path_.string() + "' (" + info_.name + ") at " + path + ": bool element " + std::to_string(i) +
+                        " holds the byte " + std::to_string(static_cast<unsigned>(bytes[i])) +
+                        " (a bool is 0 or 1; readers differ on other values)");
 }
 
 Tensor FormatReader::read(const std::string& path) {
@@ -371,6 +411,7 @@ std::optional<Tensor> FormatReader::map(const std::string& path) {
   if (!p && t->nbytes()) throw PluginError("'" + path_.string() + "': map_tensor gave no pointer for " + path);
   if (reinterpret_cast<uintptr_t>(p) % itemsize(t->dtype()) != 0) return std::nullopt;
   auto bytes = std::span<const std::byte>(static_cast<const std::byte*>(p), t->nbytes());
+  check_bools(t->dtype(), bytes, path);
   return Tensor(t->dtype(), t->shape(), Storage::mapped(bytes, shared_from_this()));
 }
 
@@ -387,7 +428,10 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
     std::vector<uint64_t> s(start.begin(), start.end()), c(count.begin(), count.end());
     ckpt_status* st = api_->read_slice(r_, id_of(path), static_cast<uint32_t>(s.size()), s.data(),
                                        c.data(), out.mutable_bytes().data(), out.nbytes());
-    if (!st) return out;
+    if (!st) {
+      check_bools(t->dtype(), out.bytes(), path);
+      return out;
+    }
     if (st->code != CKPT_ERR_UNSUPPORTED) check(st, path);
     detail::release_status(st);  // the format reads whole tensors only
   }

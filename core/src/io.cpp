@@ -21,7 +21,11 @@ void write_document(const Document& doc, const fs::path& path, const SaveOptions
 }
 
 std::shared_ptr<FormatReader> open(const fs::path& path, const LoadOptions& options) {
-  return reg(options.registry).for_reading(path, options.format).open_reader(path, options.format_options);
+  const Registry& r = reg(options.registry);
+  const Format format = r.for_reading(path, options.format);
+  auto reader = format.open_reader(path, options.format_options);
+  r.check_one_reading(path, format);
+  return reader;
 }
 
 Document read_document(const fs::path& path, const LoadOptions& options) {

@@ -7,6 +7,7 @@
 #include <ckpt/registry.hpp>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -329,6 +330,52 @@ Format Registry::for_reading(const fs::path& path, std::string_view format) cons
   if (best) return *best;
   throw FormatError("'" + path.string() + "' is in none of the known formats (tried: " +
                     join(format_names()) + ")");
+}
+
+void Registry::check_one_reading(const fs::path& path, const Format& format) const {
+  const int fd = detail::open_regular_file(path, "a checkpoint");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return;
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  // A few bytes at a few places: no readahead bringing megabytes of tensor data in with them.
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+  auto read_at = [&](uint64_t at, size_t n) {
+    std::vector<uint8_t> b(n);
+    const ssize_t got = ::pread(fd, b.data(), n, static_cast<off_t>(at));
+    b.resize(got > 0 ? static_cast<size_t>(got) : 0);
+    return b;
+  };
+  const std::vector<uint8_t> head = read_at(0, 4096);
+  auto polyglot = [&](const std::string& other, const std::string& why) {
+    throw FormatError("'" + path.string() + "' is a " + format.name() + " file and also " + other + " (" + why +
+                      "): another tool would read other content from it, so ckpt reads it in neither");
+  };
+  for (const auto& f : formats()) {
+    if (f.name() == format.name() || !f.info().can(CKPT_CAP_READ)) continue;
+    if (!f.info().magic.empty() && !f.info().magic_matches(head)) continue;
+    int s = 0;
+    try {
+      s = f.identify(head, size);
+    } catch (const PluginError&) {
+    }
+    if (s >= 90) polyglot("a " + f.name() + " file", f.name() + " recognises it with certainty");
+  }
+  // libhdf5 looks for its superblock at 0, then at every 512 * 2^k below the end of the file.
+  static const uint8_t kHdf5[] = {0x89, 'H', 'D', 'F', 0x0d, 0x0a, 0x1a, 0x0a};
+  if (format.name() != "hdf5")
+    for (uint64_t at = 0; at + sizeof kHdf5 <= size; at = at ? at * 2 : 512)
+      if (read_at(at, sizeof kHdf5) == std::vector<uint8_t>(std::begin(kHdf5), std::end(kHdf5)))
+        polyglot("an HDF5 file", "a superblock at byte " + std::to_string(at));
+  // Every zip reader starts from the end record at the end of the file.
+  if (format.name() != "pytorch" && size >= 22) {
+    const std::vector<uint8_t> end = read_at(size - 22, 22);
+    if (end.size() == 22 && end[0] == 'P' && end[1] == 'K' && end[2] == 5 && end[3] == 6 && end[20] == 0 && end[21] == 0)
+      polyglot("a zip archive", "a zip end record ends it");
+  }
 }
 
 std::shared_ptr<const PluginInfo> Registry::load_library_info(const fs::path& library) {

@@ -158,7 +158,15 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
     const bool integer = cls == H5T_INTEGER;
     if (integer) {
       out.ints.resize(n);
-      if (n) h5_ok(H5Aread(attr, H5T_NATIVE_INT64, out.ints.data()), where);
+      // uint64 is read as it is and checked: HDF5's conversion to int64 would clamp values of
+      // 2^63 and more, where h5py reads them exactly.
+      const bool u64 = H5Tget_sign(ft) == H5T_SGN_NONE && H5Tget_size(ft) >= 8;
+      if (n) h5_ok(H5Aread(attr, u64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, out.ints.data()), where);
+      if (u64)
+        for (int64_t v : out.ints)
+          if (v < 0)
+            fail(CKPT_ERR_UNSUPPORTED, where + ": a uint64 value of " + std::to_string(static_cast<uint64_t>(v)) +
+                                           ", beyond ckpt's int64 (h5py reads it exactly)");
     } else {
       out.floats.resize(n);
       if (n) h5_ok(H5Aread(attr, H5T_NATIVE_DOUBLE, out.floats.data()), where);

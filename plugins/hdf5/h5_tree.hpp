@@ -35,6 +35,7 @@ struct TensorEntry {
     uint64_t offset = 0, size = 0;
   };
   std::vector<Piece> external;
+  bool unsigned64 = false;  // see TensorType
 };
 
 struct ListNode {

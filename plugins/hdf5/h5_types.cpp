@@ -97,8 +97,9 @@ std::optional<TensorType> classify_tensor_type(hid_t ft, bool bf16_marker) {
   if (cls == H5T_INTEGER) {
     const bool is_signed = H5Tget_sign(ft) == H5T_SGN_2;
     if (size == 2 && !is_signed && bf16_marker) return TensorType{CKPT_DTYPE_BF16, copy_type(H5T_STD_U16LE)};
-    // Unsigned types without a dtype of their own widen to the next signed one; uint64 goes to
-    // int64, where HDF5's conversion clamps values above 2^63-1.
+    // Unsigned types without a dtype of their own widen to the next signed one; uint64 is read
+    // as it is into int64, and refused when a value does not fit (see TensorType).
+    if (size == 8 && !is_signed) return TensorType{CKPT_DTYPE_I64, copy_type(H5T_STD_U64LE), true};
     uint32_t d;
     if (size == 1) d = is_signed ? CKPT_DTYPE_I8 : CKPT_DTYPE_U8;
     else if (size == 2) d = is_signed ? CKPT_DTYPE_I16 : CKPT_DTYPE_I32;

@@ -29,6 +29,9 @@ bool is_bool_enum(hid_t type);
 struct TensorType {
   uint32_t dtype;
   Handle memtype;
+  // uint64 read as it is into an int64 tensor: every value must be below 2^63 (checked after
+  // reading), where HDF5's own conversion would clamp.
+  bool unsigned64 = false;
 };
 std::optional<TensorType> classify_tensor_type(hid_t file_type, bool bf16_marker);
 

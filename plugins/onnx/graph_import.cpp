@@ -356,8 +356,45 @@ class Importer {
 
 }  // namespace
 
+namespace {
+// A graph ONNX Runtime would refuse (an attribute given twice, an operator with the wrong
+// number of inputs) has no model to rebuild: its reason, or empty.
+std::string invalid_node(const onnx::GraphProto& g) {
+  static const std::map<std::string, std::pair<int, int>> kArity = {
+      {"Gemm", {2, 3}}, {"Conv", {2, 3}}, {"MatMul", {2, 2}}, {"Add", {2, 2}}, {"Relu", {1, 1}},
+      {"MaxPool", {1, 1}}, {"Flatten", {1, 1}}, {"Softmax", {1, 1}}, {"Reshape", {2, 2}}, {"Constant", {0, 0}}};
+  for (int i = 0; i < g.node_size(); ++i) {
+    const onnx::NodeProto& n = g.node(i);
+    std::set<std::string> names;
+    for (const auto& a : n.attribute())
+      if (!names.insert(a.name()).second) return describe(n, i) + " gives attribute '" + a.name() + "' twice";
+    auto it = kArity.find(n.op_type());
+    if (it != kArity.end() && n.domain().empty() &&
+        (n.input_size() < it->second.first || n.input_size() > it->second.second))
+      return describe(n, i) + " has " + std::to_string(n.input_size()) + " inputs";
+  }
+  return {};
+}
+}  // namespace
+
+std::string shadowed_value(const onnx::GraphProto& g, const ScannedModel& model) {
+  std::set<std::string> defined;
+  for (const auto& i : model.initializers) defined.insert(i.name);
+  for (const auto& in : g.input()) defined.insert(in.name());
+  for (int i = 0; i < g.node_size(); ++i)
+    for (const auto& out : g.node(i).output())
+      if (!out.empty() && !defined.insert(out).second)
+        return describe(g.node(i), i) + " outputs '" + out + "', a name an initializer, input or earlier node already gives";
+  return {};
+}
+
 ImportedSpec import_spec(const onnx::GraphProto& graph, const ScannedModel& model,
                          const std::function<std::vector<int64_t>(size_t)>& int64_values) {
+  if (std::string why = invalid_node(graph); !why.empty()) {
+    ImportedSpec r;
+    r.reason = why + " (not valid ONNX)";
+    return r;
+  }
   try {
     return Importer(graph, model, int64_values).run();
   } catch (const NoSpec& n) {

@@ -24,6 +24,11 @@ struct ImportedSpec {
   std::vector<size_t> constants;    // initializers used as operator inputs (Reshape's shape)
 };
 
+// A node output that redefines an initializer, a graph input or another node's output: ONNX
+// Runtime computes with the node's value where ckpt's state dict holds the initializer's, so a
+// graph with one has two readings (empty when there is none).
+std::string shadowed_value(const onnx::GraphProto& graph, const ScannedModel& model);
+
 // `int64_values` reads a small INT64 initializer (by index), for Reshape's shape.
 ImportedSpec import_spec(const onnx::GraphProto& graph, const ScannedModel& model,
                          const std::function<std::vector<int64_t>(size_t)>& int64_values);

@@ -158,6 +158,8 @@ void OnnxReader::build_foreign_tree() {
   onnx::GraphProto graph;
   if (!graph.ParseFromString(model_.graph_rest))
     fail(CKPT_ERR_FORMAT, "'" + path_ + "': the graph's nodes, inputs or outputs are not valid protobuf");
+  if (std::string why = shadowed_value(graph, model_); !why.empty())
+    fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + why + " (ONNX Runtime would compute with another value than the one ckpt reads)");
   const ImportedSpec imp = import_spec(graph, model_, [this](size_t i) { return int64_values(i); });
   const std::set<size_t> constants(imp.constants.begin(), imp.constants.end());
 

@@ -1,6 +1,7 @@
 #include "pt_writer.hpp"
 
 #include "torch_layout.hpp"
+#include "unpickler.hpp"
 
 #include <cstring>
 
@@ -86,9 +87,23 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
   g.add_tensor(std::string(info.name), tensors_.size() - 1);
 }
 
+namespace {
+// Objects the pickle of `g` builds, roughly: one per value and array element, a dozen per tensor.
+uint64_t pickle_objects(const ckpt_pickle::Node& g) {
+  uint64_t n = 2;
+  for (const auto& [k, v] : g.attributes) n += 2 + v.bools.size() + v.ints.size() + v.floats.size() + v.strings.size();
+  for (const ckpt_pickle::Node& c : g.children) n += c.is_group ? pickle_objects(c) : 12;
+  return n;
+}
+}  // namespace
+
 void PtWriter::finish() {
   if (!root_done_ || !stack_.empty() || finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
   finished_ = true;
+  // A file every reader of ckpt's would refuse is not written (and its pickle not built).
+  if (const uint64_t n = pickle_objects(root_); n > ckpt_pickle::kMaxObjects)
+    fail(CKPT_ERR_UNSUPPORTED, "the document would pickle to some " + std::to_string(n) + " Python objects; readers of .pt "
+                                   "files (ckpt's included) refuse more than " + std::to_string(ckpt_pickle::kMaxObjects));
   TorchWriteContext ctx;
   ctx.tensor = [&](uint64_t id) {
     const SkeletonTensor& t = tensors_.at(id);

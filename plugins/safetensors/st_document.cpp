@@ -279,12 +279,15 @@ class TreeBuilder {
 
  private:
   // The name of member i of group g, and the member of g named `name`.
-  auto member_name(size_t g) const {
-    return [this, g](size_t i) -> std::string_view {
-      const ChildRef& c = tree_.groups[g].children[i];
-      return c.is_tensor ? std::string_view(tree_.tensor_names[c.index]) : std::string_view(tree_.groups[c.index].name);
-    };
-  }
+  struct MemberName {
+    const Tree* tree;
+    size_t g;
+    std::string_view operator()(size_t i) const {
+      const ChildRef& c = tree->groups[g].children[i];
+      return c.is_tensor ? std::string_view(tree->tensor_names[c.index]) : std::string_view(tree->groups[c.index].name);
+    }
+  };
+  MemberName member_name(size_t g) const { return {&tree_, g}; }
   // The member of g named `name` among those indexed: all of them once complete(g), else its
   // groups only.
   const ChildRef* member(size_t g, std::string_view name) const {

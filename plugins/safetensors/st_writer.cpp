@@ -114,8 +114,15 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
   const std::string what = "attribute '" + std::string(name) + "' of " + where();
   document_.attribute(name, value, what);
   --g.attributes_left;
+  // A root string that starts as ckpt's document entry does would make a plain file that
+  // readers take for a damaged one of ckpt's: such a document is written with its entry.
+  const std::string_view text = value.type == CKPT_VALUE_STRING && value.u.s.data
+                                    ? std::string_view(value.u.s.data, value.u.s.size)
+                                    : std::string_view();
+  const bool looks_like_ours = text.find(kDocumentFormat) != std::string_view::npos;
   if (stack_.size() == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey) {
-    root_strings_.emplace_back(name, std::string(value.u.s.data ? value.u.s.data : "", value.u.s.size));
+    root_strings_.emplace_back(name, std::string(text));
+    if (looks_like_ours) plain_ = false;
   } else {
     plain_ = false;
   }

@@ -18,6 +18,8 @@ writes OUT/<attack files> and OUT/attacks.json, one entry per attack:
               the file was changed, so `ckpt verify --pubkey` must fail
   unsigned    for signature attacks: what the file's reading alone gives ("refused" or
               "accepted": some changes are only visible to the signature)
+  when        "data": refused only once tensor data is read (verify, convert); inspect, which
+              reads none, lists the file
   stored      tensor bytes the file really holds (the memory bound is twice this + 64 MiB)
   other       what the other reader of the format (torch, h5py, python json) makes of the
               same bytes, found here by running it: the differential ckpt must not have
@@ -170,7 +172,7 @@ for tag, what, edit in [
     add("signature/h5 with " + what, "signature", name, "accepted", signed=PUB, unsigned="accepted")
 
 import onnx  # noqa: E402
-from onnx import helper  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
 
 
 def onnx_edit(what, edit):
@@ -417,6 +419,60 @@ count = re.search(r'"tensors": (\d+),', sig).group(0)
 open(path(name + ".sig"), "w").write(sig.replace(count, count.replace(re.search(r"\d+", count).group(0), "99") + "\n  " + count))
 add("signature/signature file with a field given twice", "signature", name, "accepted", signed=PUB, unsigned="accepted")
 
+# From a second review: a file valid as two formats, a graph ONNX Runtime computes otherwise,
+# values other readers see otherwise.
+with h5py.File(path("poly_src.h5"), "w", userblock_size=512) as f:
+    f["evil"] = np.full(4, 1337.0, "f4")
+raw = bytearray(open(path("poly_src.h5"), "rb").read())
+for n in range(64, 480, 8):
+    blob = len(raw) - (8 + n + 16)
+    hdr = json.dumps({"benign": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                      "blob": {"dtype": "U8", "shape": [blob], "data_offsets": [16, 16 + blob]}}, separators=(",", ":"))
+    if len(hdr) <= n:
+        break
+head = struct.pack("<Q", n) + (hdr + " " * (n - len(hdr))).encode() + struct.pack("<4f", 1, 2, 3, 4)
+raw[:len(head)] = head
+open(path("polyglot.safetensors"), "wb").write(bytes(raw))
+seen = run_python("import h5py; print(h5py.File(%r)['evil'][:].tolist())" % path("polyglot.safetensors"))
+add("differential/a file that is safetensors and HDF5 at once", "differential", "polyglot.safetensors", "refused",
+    "and also", other={"tool": "h5py", "sees": seen})
+
+x_in = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4])
+y_out = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 2])
+w1 = np.ones((2, 4), "f4")
+shadow = helper.make_graph(
+    [helper.make_node("Constant", [], ["fc1.weight"], value=numpy_helper.from_array(w1 * 100, "c")),
+     helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["y"], name="fc1", transB=1)],
+    "g", [x_in], [y_out], [numpy_helper.from_array(w1, "fc1.weight"), numpy_helper.from_array(np.zeros(2, "f4"), "fc1.bias")])
+m = helper.make_model(shadow, opset_imports=[helper.make_opsetid("", 13)])
+m.ir_version = 8
+onnx.save(m, path("onnx_constant_shadows_initializer.onnx"))
+add("differential/onnx Constant node redefining an initializer (ONNX Runtime computes with it)", "differential",
+    "onnx_constant_shadows_initializer.onnx", "refused", "already gives")
+
+import msgpack  # noqa: E402
+open(path("bool_byte_two.msgpack"), "wb").write(msgpack.packb(
+    {"$format": "ckpt-msgpack", "$version": 1, "w": {"$dtype": "bool", "$shape": [2], "$data": bytes([1, 2])}}))
+add("differential/bool tensor holding the byte 2 (True to torch, numpy, h5py)", "differential", "bool_byte_two.msgpack",
+    "refused", "holds the byte 2", format="msgpack", when="data")
+
+with h5py.File(path("h5_uint64_big.h5"), "w") as f:
+    f.attrs["u"] = np.uint64(2**64 - 1)
+    f["x"] = np.array([2**64 - 1, 1], dtype=np.uint64)
+seen = run_python("import h5py; f=h5py.File(%r); print(int(f.attrs['u']), f['x'][:].tolist())" % path("h5_uint64_big.h5"))
+add("differential/hdf5 uint64 values of 2^63 and more (clamped before)", "differential", "h5_uint64_big.h5", "refused",
+    "uint64", other={"tool": "h5py", "sees": seen})
+with h5py.File(path("h5_uint64_dataset.h5"), "w") as f:
+    f["x"] = np.array([2**64 - 1, 1], dtype=np.uint64)
+add("differential/hdf5 uint64 dataset with a value of 2^64-1", "differential", "h5_uint64_dataset.h5", "refused", "uint64",
+    when="data")
+
+doc = {"$format": "ckpt-json", "$version": 1, "$attrs": {"note": '{"format":"ckpt-safetensors", "x":1}'},
+       "w": {"$dtype": "u8", "$shape": [1], "$data": "AQ=="}}
+json.dump(doc, open(path("json_attr_like_a_document.json"), "w"))
+add("differential/root string that starts like ckpt's safetensors document (converted, read back)", "differential",
+    "json_attr_like_a_document.json", "accepted", to=".safetensors")
+
 # ---- 3. no reader leaves its file's folder ------------------------------------------------------------
 
 os.makedirs(path("secret"), exist_ok=True)
@@ -633,6 +689,11 @@ for k in range(28):
 open(path("pickle_tuple_key_bomb.pkl"), "wb").write(bytes(key + b"}" + get(28) + b"K\x01s."))
 add("resources/pickle dict key of tuples shared 28 levels deep", "resources", "pickle_tuple_key_bomb.pkl", "refused",
     "more than 65536 elements")
+
+open(path("msgpack_16m_empty_strings.msgpack"), "wb").write(
+    msgpack.packb({"$format": "ckpt-msgpack", "$version": 1, "$attrs": {"s": [""] * 16_000_000}}))
+add("resources/msgpack attribute of 16 million empty strings (16 MB)", "resources", "msgpack_16m_empty_strings.msgpack",
+    "refused", "MiB of memory")
 
 open(path("pickle_4m_empty_dicts.pkl"), "wb").write(b"\x80\x02(" + b"}" * 4_000_000 + b"l.")
 add("resources/pickle of 4 million empty dicts in 4 MB", "resources", "pickle_4m_empty_dicts.pkl", "refused",

@@ -89,6 +89,7 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
 
  private:
   uint64_t id_of(const std::string& path) const;
+  void check_bools(DType dtype, std::span<const std::byte> bytes, const std::string& path) const;
   uint64_t id_of(const Tensor& listed, const std::string& path) const;
   void check(struct ckpt_status* s, const std::string& where);
   std::shared_ptr<LoadedPlugin> lib_;  // first: outlives the plugin object below

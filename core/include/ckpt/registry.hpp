@@ -103,6 +103,11 @@ class Registry {
   Format for_writing(const fs::path& path, std::string_view format) const;
   // Explicit name, else the extension confirmed by identify, else identify over all formats.
   Format for_reading(const fs::path& path, std::string_view format) const;
+  // Throws FormatError when the file at `path`, read as `format`, is also a file of another
+  // format: identified by another format with certainty, or carrying an HDF5 superblock where
+  // libhdf5 searches for one, or ending in a zip directory (what torch and every zip reader
+  // look at). Such a polyglot has two readings, one per tool that opens it.
+  void check_one_reading(const fs::path& path, const Format& format) const;
 
   // Loads one library in isolation (conformance kit, `ckpt plugins --check`): reads its
   // descriptor directly; the manifest beside it is checked when present.

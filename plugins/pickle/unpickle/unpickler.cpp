@@ -95,7 +95,6 @@ bool valid_utf8(std::string_view s) { return ckpt::sdk::invalid_utf8_at(s, true)
 // Every opcode makes at most one object (or memo entry) of up to some 100 bytes, so a hostile
 // pickle could make a process allocate 100 times its size. This bounds it near 400 MiB; a
 // checkpoint's pickle holds thousands of objects, a pickled list of a million floats a million.
-constexpr size_t kMaxObjects = size_t{1} << 22;
 
 class Machine {
  public:

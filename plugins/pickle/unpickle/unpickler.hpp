@@ -52,6 +52,10 @@ class Policy {
   virtual Obj* persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) = 0;
 };
 
+// The most objects one pickle may build (ckpt refuses more, whatever the pickle's size): writers
+// of pickles (the pytorch plugin) refuse documents that would need more.
+inline constexpr size_t kMaxObjects = size_t{1} << 22;
+
 // Runs one pickle from the start of `in` to its STOP and returns the object it built.
 // Throws ckpt::sdk::Error (CKPT_ERR_FORMAT for malformed input, CKPT_ERR_UNSUPPORTED for a
 // refused global or an opcode ckpt does not run) naming the source and the byte offset.

@@ -592,7 +592,9 @@ TEST(SafetensorsFormat, ListingAOneGiBFileReadsOnlyItsHeader) {
     if (resident[i] & 1) which += " " + std::to_string(i);
     data_pages += resident[i] & 1;
   }
-  EXPECT_EQ(data_pages, 0u) << "pages of tensor data entered the page cache while listing:" << which;
+  // Besides the header, opening looks for an HDF5 superblock at 512 * 2^k (a polyglot's second
+  // reading): one page at each, 19 for this file, and nothing by readahead.
+  EXPECT_LE(data_pages, 19u) << "pages of tensor data entered the page cache while listing:" << which;
   // Reading one small tensor touches only its own page.
   EXPECT_EQ(reader->read("a").nbytes(), 1024u);
   ::munmap(m, size);
