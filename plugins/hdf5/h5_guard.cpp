@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace ckpt_hdf5 {
@@ -13,11 +14,7 @@ using ckpt::sdk::fail;
 
 namespace {
 
-uint64_t le(const uint8_t* p, unsigned n) {
-  uint64_t v = 0;
-  for (unsigned k = 0; k < n; ++k) v |= uint64_t(p[k]) << (8 * k);
-  return v;
-}
+uint64_t le(const uint8_t* p, unsigned n) { return little_endian(p, n); }
 
 bool is_undefined(uint64_t v, unsigned n) {
   return n == 8 ? v == ~uint64_t(0) : v == (uint64_t(1) << (8 * n)) - 1;
@@ -34,11 +31,6 @@ void read_at(int fd, void* buf, size_t n, uint64_t at, const std::string& path) 
   }
 }
 
-int open_read(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(errno == ENOENT ? CKPT_ERR_NOT_FOUND : CKPT_ERR_IO, ckpt::sdk::os_error("cannot open", path));
-  return fd;
-}
 
 // ---- raw variable-length references ------------------------------------------------------------
 
@@ -87,12 +79,7 @@ void ensure_registered() {
 
 }  // namespace
 
-Superblock check_superblock(const std::string& path, uint64_t file_size) {
-  int fd = open_read(path);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+Superblock check_superblock(int fd, const std::string& path, uint64_t file_size) {
   static const uint8_t kSig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
   // HDF5 looks for its superblock at 0, then at every power of two from 512 (after a user block).
   for (uint64_t at = 0; at + 8 <= file_size; at = at == 0 ? 512 : at * 2) {
@@ -139,8 +126,27 @@ Superblock check_superblock(const std::string& path, uint64_t file_size) {
                         "two from 512 (the file has " + std::to_string(file_size) + " bytes)");
 }
 
-FileGuard::FileGuard(const std::string& path, uint64_t file_size)
-    : path_(path), file_size_(file_size), sb_(check_superblock(path, file_size)), fd_(open_read(path)) {}
+int FileGuard::open_input(const std::string& path, uint64_t* size) {
+  // Non-blocking, so that a FIFO or a device is refused rather than waited on.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) fail(errno == ENOENT ? CKPT_ERR_NOT_FOUND : CKPT_ERR_IO, ckpt::sdk::os_error("cannot open", path));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(CKPT_ERR_IO, "'" + path + "' is not a regular file");
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
+FileGuard::FileGuard(const std::string& path) : path_(path), fd_(open_input(path, &file_size_)) {
+  try {
+    sb_ = check_superblock(fd_, path, file_size_);
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+}
 
 FileGuard::~FileGuard() {
   if (fd_ >= 0) ::close(fd_);
@@ -149,7 +155,7 @@ FileGuard::~FileGuard() {
 const std::map<uint32_t, uint64_t>& FileGuard::collection(uint64_t addr, const std::string& where) {
   if (auto it = collections_.find(addr); it != collections_.end()) return it->second;
   const unsigned L = sb_.sizeof_size;
-  const std::string at = where + ": global heap collection at address " + std::to_string(addr);
+  const std::string at = (where.empty() ? "" : where + ": ") + "global heap collection at address " + std::to_string(addr);
   // "GCOL", version 1, three reserved bytes, the collection's size; then objects of a 2-byte
   // index, 2-byte reference count, 4 reserved bytes, a length and the data padded to 8 bytes.
   const uint64_t header = 8 + L, object_header = 8 + L;
@@ -185,6 +191,13 @@ const std::map<uint32_t, uint64_t>& FileGuard::collection(uint64_t addr, const s
     p += need;
   }
   return collections_.emplace(addr, std::move(objects)).first->second;
+}
+
+void FileGuard::read_bytes(void* buf, size_t n, uint64_t at) const { read_at(fd_, buf, n, at, path_); }
+
+void FileGuard::check_collection_at(uint64_t offset) {
+  if (offset < sb_.base) fail(CKPT_ERR_FORMAT, "a global heap collection before the file's base address");
+  collection(offset - sb_.base, "");
 }
 
 void FileGuard::check_vlen_attribute(hid_t attr, size_t count, const std::string& where) {

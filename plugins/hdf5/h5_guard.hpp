@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,21 +20,31 @@ struct Superblock {
   unsigned sizeof_size = 8;
 };
 
-// Finds the superblock and checks its end-of-file address against the file's size, so a
-// truncated file is reported as such.
-Superblock check_superblock(const std::string& path, uint64_t file_size);
+// Finds the superblock in the open file `fd` and checks its end-of-file address against the
+// file's size, so a truncated file is reported as such.
+Superblock check_superblock(int fd, const std::string& path, uint64_t file_size);
+
+// The n-byte little-endian number at p (HDF5 stores every address and length so).
+inline uint64_t little_endian(const uint8_t* p, unsigned n) {
+  uint64_t v = 0;
+  for (unsigned k = 0; k < n; ++k) v |= uint64_t(p[k]) << (8 * k);
+  return v;
+}
 
 // What the variable-length elements of one attribute may read beyond twice the file's size.
 inline constexpr uint64_t kMaxVlenBytes = uint64_t{64} << 20;
 
 class FileGuard {
  public:
-  FileGuard(const std::string& path, uint64_t file_size);
+  // Opens `path` (a regular file, or an error) once: the guard's checks and libhdf5
+  // (h5_read_driver.hpp) read through this descriptor.
+  explicit FileGuard(const std::string& path);
   FileGuard(const FileGuard&) = delete;
   FileGuard& operator=(const FileGuard&) = delete;
   ~FileGuard();
 
   uint64_t file_size() const { return file_size_; }
+  int fd() const { return fd_; }
 
   // Before H5Aread of `attr`, a variable-length attribute of `count` elements of one-byte
   // units (strings, uint8 sequences): reads the elements' heap references as stored and checks
@@ -41,15 +52,48 @@ class FileGuard {
   // says. Throws a FormatError naming `where` on damage.
   void check_vlen_attribute(hid_t attr, size_t count, const std::string& where);
 
+  // Before libhdf5 parses the global heap collection at file offset `offset` (the read driver
+  // calls this for every collection libhdf5 reads, whatever asked for it: a variable-length
+  // value, a virtual dataset's mapping, a region reference): its header, size and the walk over
+  // its objects, which libhdf5 1.10 loops on forever when an object has size 0.
+  void check_collection_at(uint64_t offset);
+
+  // Before libhdf5 parses the object header chunk it just read at file offset `offset` (the
+  // read driver calls this for every object header read): the chunk's continuation messages
+  // must point at chunks inside the file's first `eoa` bytes, and its link messages must hold
+  // the fields they announce. libhdf5 1.10 allocates a
+  // continuation chunk by the length its message gives before it reads it, so a 2 KB file
+  // could make it allocate 4 GB. A read that starts an object header (its prefix) has its whole
+  // first chunk checked, also where libhdf5 read only part of it so far.
+  void check_object_header_read(uint64_t offset, const uint8_t* bytes, size_t size, uint64_t eoa);
+
  private:
   // Object sizes by index of the collection at `addr`, parsed and bounds-checked once.
   const std::map<uint32_t, uint64_t>& collection(uint64_t addr, const std::string& where);
 
+  static int open_input(const std::string& path, uint64_t* size);
+
   std::string path_;
-  uint64_t file_size_;
-  Superblock sb_;
+  uint64_t file_size_ = 0;
   int fd_ = -1;
+  Superblock sb_;
   std::map<uint64_t, std::map<uint32_t, uint64_t>> collections_;
+  // Continuation chunks announced by a checked message, by file offset: a version 1 chunk has
+  // no signature and a version 2 chunk does not repeat its header's flags, so both are read as
+  // their message said.
+  struct Continuation {
+    uint64_t length;
+    int version;
+    bool creation_order;
+  };
+  std::map<uint64_t, Continuation> continuations_;
+  // Where reads of chunks already checked whole start: each chunk's own start (libhdf5 reads a
+  // header again after evicting it), and where the rest of a first chunk starts when libhdf5
+  // read only its first bytes (512) at first. Any other read is checked as what it is.
+  std::set<uint64_t> checked_;
+  void read_bytes(void* buf, size_t n, uint64_t at) const;
+  void check_link_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const;
+  void check_messages(uint64_t chunk_at, const uint8_t* p, size_t n, int version, bool creation_order, uint64_t eoa);
 };
 
 }  // namespace ckpt_hdf5

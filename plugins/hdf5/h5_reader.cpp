@@ -2,6 +2,7 @@
 
 #include "h5_chunks.hpp"
 #include "h5_layout.hpp"
+#include "h5_read_driver.hpp"
 #include "h5_types.hpp"
 #include "keras_layout.hpp"
 
@@ -105,22 +106,14 @@ ReadOptions ReadOptions::parse(ckpt::sdk::Options& options) {
 
 H5Reader::H5Reader(const std::string& path, const ReadOptions& options)
     : path_(path), options_(options) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    fail(errno == ENOENT ? CKPT_ERR_NOT_FOUND : CKPT_ERR_IO, ckpt::sdk::os_error("cannot open", path));
-  if (!S_ISREG(st.st_mode)) fail(CKPT_ERR_IO, "'" + path + "' is not a regular file");
-  file_size_ = static_cast<uint64_t>(st.st_size);
-  guard_ = std::make_unique<FileGuard>(path, file_size_);
+  guard_ = std::make_unique<FileGuard>(path);
+  file_size_ = guard_->file_size();
   Lock lock;
   Handle fapl = plist_handle(H5Pcreate(H5P_FILE_ACCESS), "opening");
   h5_ok(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), "opening", CKPT_ERR_INTERNAL);
+  use_read_driver(fapl, *guard_);
   file_ = file_handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), "opening '" + path + "'");
-  // libhdf5's own descriptor (the default sec2 driver's), so a file renamed over the path since
-  // cannot mix in; any other driver keeps every read in H5Dread.
-  Handle access = plist_handle(H5Fget_access_plist(file_), "opening");
-  void* handle = nullptr;
-  if (H5Pget_driver(access) == H5FD_SEC2 && H5Fget_vfd_handle(file_, access, &handle) >= 0 && handle)
-    vfd_ = *static_cast<int*>(handle);
+  vfd_ = guard_->fd();
   H5Eclear2(H5E_DEFAULT);
 }
 
@@ -291,8 +284,16 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
     // lock and lets sdk::read_file_at steer around the kernel's slow copy distances.
     if (off != HADDR_UNDEF && vfd_ >= 0 && stored == e.nbytes && H5Tequal(ft, tt->memtype) > 0)
       e.raw_offset = off;
-  } else if (layout == H5D_COMPACT && stored > file_size_) {
-    fail(CKPT_ERR_FORMAT, where + ": " + std::to_string(stored) + " bytes do not fit in the file");
+  } else if (layout == H5D_COMPACT) {
+    if (stored > file_size_) fail(CKPT_ERR_FORMAT, where + ": " + std::to_string(stored) + " bytes do not fit in the file");
+    // libhdf5 1.10 takes the size a compact layout message gives and copies the dataset's
+    // bytes out of a buffer of that size: a message giving fewer (none: no buffer at all)
+    // made it read past the buffer or from a null one.
+    const hsize_t held = H5Dget_storage_size(dset);
+    H5Eclear2(H5E_DEFAULT);
+    if (held != stored)
+      fail(CKPT_ERR_FORMAT, where + ": its compact storage holds " + std::to_string(held) + " bytes; its " +
+                                std::to_string(e.shape.size()) + "-d shape needs " + std::to_string(stored));
   }
   ListNode n;
   n.name = std::move(name);

@@ -59,7 +59,7 @@ class H5Reader final : public ckpt::sdk::Reader {
   std::string path_;
   ReadOptions options_;
   uint64_t file_size_ = 0;
-  int vfd_ = -1;  // libhdf5's descriptor of the file, for raw tensors (TensorEntry::raw_offset)
+  int vfd_ = -1;  // the guard's descriptor, which libhdf5 also reads: for raw tensors (TensorEntry::raw_offset)
   std::unique_ptr<FileGuard> guard_;
   Handle file_;
   std::optional<ListNode> tree_;

@@ -118,7 +118,8 @@ void DocBuilder::spend(uint64_t bytes, const std::string& path) {
 }
 
 uint64_t DocBuilder::tensor(const Array& a, const std::string& path) {
-  spend(kTensorCost, path);
+  // The entry keeps its whole path and two vectors of dims, on top of the node that names it.
+  spend(kTensorCost + 2 * path.size() + 16 * a.shape.size(), path);
   TensorEntry e;
   e.path = path;
   e.dtype = a.dtype;

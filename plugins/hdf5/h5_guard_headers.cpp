@@ -1,0 +1,125 @@
+// FileGuard's checks of object header chunks, run by the read driver as libhdf5 reads them.
+// Layouts from the HDF5 file format specification, section IV.A (object headers, versions 1
+// and 2) and IV.A.2.q (the object header continuation message).
+#include "h5_guard.hpp"
+
+#include <cstring>
+#include <vector>
+
+namespace ckpt_hdf5 {
+
+using ckpt::sdk::fail;
+
+namespace {
+
+constexpr unsigned kLink = 0x06, kContinuation = 0x10;
+
+std::string at_text(uint64_t chunk_at) { return "object header chunk at byte " + std::to_string(chunk_at); }
+
+}  // namespace
+
+void FileGuard::check_messages(uint64_t chunk_at, const uint8_t* p, size_t n, int version, bool creation_order,
+                               uint64_t eoa) {
+  const size_t header = version == 1 ? 8 : 4 + (creation_order ? 2 : 0);
+  for (size_t k = 0; n - k >= header;) {
+    const unsigned type = version == 1 ? static_cast<unsigned>(little_endian(p + k, 2)) : p[k];
+    const uint64_t size = little_endian(p + k + (version == 1 ? 2 : 1), 2);
+    const size_t data = k + header;
+    if (size > n - data) return;  // libhdf5 rejects a message that overruns its chunk itself
+    if (type == kLink) check_link_message(chunk_at, p + data, size);
+    if (type == kContinuation) {
+      const unsigned A = sb_.sizeof_addr, L = sb_.sizeof_size;
+      if (size < A + L) fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a continuation message of " + std::to_string(size) + " bytes");
+      const uint64_t offset = little_endian(p + data, A), length = little_endian(p + data + A, L);
+      const uint64_t start = sb_.base + offset;
+      if (offset > eoa || start > eoa || length > eoa - start || length == 0)
+        fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a continuation message points at " + std::to_string(length) +
+                                  " bytes at " + std::to_string(offset) + ", outside the file's " +
+                                  std::to_string(eoa) + " bytes");
+      continuations_[start] = Continuation{length, version, creation_order};
+    }
+    k = data + size;
+  }
+}
+
+// A link message (section IV.A.2.g) whose fields run past the message: libhdf5 1.10 reports
+// such a message while it builds a group's table of links, and then frees the entries it had
+// not filled yet (garbage pointers).
+void FileGuard::check_link_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const {
+  auto bad = [&](const std::string& why) {
+    fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a link message of " + std::to_string(size) + " bytes " + why);
+  };
+  if (size < 2) bad("has no header");
+  const uint8_t flags = p[1];
+  uint64_t k = 2;
+  uint8_t link_type = 0;
+  if (flags & 0x08) {
+    if (size < k + 1) bad("ends in its link type");
+    link_type = p[k++];
+  }
+  if (flags & 0x04) k += 8;  // creation order
+  if (flags & 0x10) k += 1;  // name character set
+  const unsigned width = 1u << (flags & 3);
+  if (size < k + width) bad("ends before its name's length");
+  const uint64_t name = little_endian(p + k, width);
+  k += width;
+  if (name == 0 || name > size - k) bad("names " + std::to_string(name) + " bytes, past its end");
+  k += name;
+  if (link_type == 0) {  // hard: an object address
+    if (size - k < sb_.sizeof_addr) bad("ends in its object address");
+  } else {  // soft, external and user-defined: a length and that many bytes
+    if (size - k < 2) bad("ends before its value's length");
+    const uint64_t value = little_endian(p + k, 2);
+    if (value > size - k - 2) bad("holds a value of " + std::to_string(value) + " bytes, past its end");
+  }
+}
+
+void FileGuard::check_object_header_read(uint64_t offset, const uint8_t* bytes, size_t size, uint64_t eoa) {
+  if (checked_.count(offset)) return;
+  if (auto it = continuations_.find(offset); it != continuations_.end()) {
+    const Continuation c = it->second;
+    const uint64_t n = std::min<uint64_t>(size, c.length);
+    if (c.version == 1) {
+      check_messages(offset, bytes, n, 1, false, eoa);
+    } else if (n >= 8 && std::memcmp(bytes, "OCHK", 4) == 0) {  // signature, messages, checksum
+      check_messages(offset, bytes + 4, n - 8, 2, c.creation_order, eoa);
+    }
+    checked_.insert(offset);
+    return;
+  }
+  // A prefix: read the whole first chunk (bounded by the file) and check its messages.
+  size_t first = 0, chunk = 0;
+  int version = 0;
+  bool creation_order = false;
+  if (size >= 6 && std::memcmp(bytes, "OHDR", 4) == 0 && bytes[4] == 2) {
+    const uint8_t flags = bytes[5];
+    size_t p = 6 + ((flags & 0x20) ? 16 : 0) + ((flags & 0x10) ? 4 : 0);
+    const unsigned width = 1u << (flags & 3);
+    if (size < p + width) return;
+    chunk = static_cast<size_t>(std::min<uint64_t>(little_endian(bytes + p, width), eoa));
+    first = p + width;
+    version = 2;
+    creation_order = (flags & 0x04) != 0;
+  } else if (size >= 16 && bytes[0] == 1 && bytes[1] == 0) {
+    chunk = static_cast<size_t>(little_endian(bytes + 8, 4));
+    first = 16;
+    version = 1;
+  } else {
+    return;  // not a prefix ckpt knows: libhdf5 refuses it
+  }
+  if (offset > eoa || first > eoa - offset || chunk > eoa - offset - first)
+    fail(CKPT_ERR_FORMAT, at_text(offset) + ": its first chunk of " + std::to_string(chunk) +
+                              " bytes runs past the file's " + std::to_string(eoa) + " bytes");
+  // Chunk #0's size counts its messages (and gap), not the prefix or a version 2 checksum.
+  checked_.insert(offset);
+  if (first + chunk <= size) {
+    check_messages(offset, bytes + first, chunk, version, creation_order, eoa);
+    return;
+  }
+  checked_.insert(offset + size);
+  std::vector<uint8_t> whole(first + chunk);
+  read_bytes(whole.data(), whole.size(), offset);
+  check_messages(offset, whole.data() + first, chunk, version, creation_order, eoa);
+}
+
+}  // namespace ckpt_hdf5

@@ -1,0 +1,165 @@
+"""Writes copies of an h5py file whose metadata addresses point where they must not.
+
+  h5py_bad_addresses.py FOLDER
+
+dense.h5 has a group whose 20 links live in "dense" storage: a fractal heap and two v2 B-trees
+(names, creation order) that the group's link info message addresses. Each copy
+<field>_<where>.h5 sets one of those three addresses to the undefined address, 0, the
+superblock, the file's last byte, far beyond the file, or a value that wraps around, and then
+recomputes the object header's checksum (Jenkins' lookup3, as HDF5 does), so that libhdf5 takes
+the address as written. With libhdf5 1.10's default driver an undefined B-tree address made it
+copy from a null buffer.
+
+cont_<where>.h5: a dataset with so many attributes that its (version 1, unchecksummed) object
+header continues in other chunks; the first continuation message's length or address is set
+to 4 GiB - 1 bytes, the undefined address or one past the file. libhdf5 1.10 allocates a chunk
+by that length before it reads it.
+
+compact_short.h5: a compact dataset (its bytes inside its object header) whose layout message
+says it holds 0 of its 16 bytes; libhdf5 1.10 copied the dataset from a null buffer.
+
+vds_heap_loop.h5 is a virtual dataset whose mapping's global heap collection holds a free-space
+object of size 0, on which libhdf5 1.10 loops forever while it opens the dataset (before ckpt
+can see that it is virtual). Prints the names written.
+"""
+import struct
+import sys
+
+import h5py
+import numpy as np
+
+
+def rot(x, k):
+    return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
+
+
+def lookup3(data, initval=0):
+    """Bob Jenkins' hashlittle, HDF5's metadata checksum."""
+    m = 0xFFFFFFFF
+    n = len(data)
+    a = b = c = (0xDEADBEEF + n + initval) & m
+    i = 0
+    while n > 12:
+        a = (a + struct.unpack_from("<I", data, i)[0]) & m
+        b = (b + struct.unpack_from("<I", data, i + 4)[0]) & m
+        c = (c + struct.unpack_from("<I", data, i + 8)[0]) & m
+        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m
+        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m
+        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m
+        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m
+        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m
+        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m
+        i += 12
+        n -= 12
+    if n == 0:
+        return c
+    tail = data[i:] + b"\0" * (12 - n)
+    a = (a + struct.unpack_from("<I", tail, 0)[0]) & m
+    b = (b + struct.unpack_from("<I", tail, 4)[0]) & m
+    c = (c + struct.unpack_from("<I", tail, 8)[0]) & m
+    c ^= b; c = (c - rot(b, 14)) & m
+    a ^= c; a = (a - rot(c, 11)) & m
+    b ^= a; b = (b - rot(a, 25)) & m
+    c ^= b; c = (c - rot(b, 16)) & m
+    a ^= c; a = (a - rot(c, 4)) & m
+    b ^= a; b = (b - rot(a, 14)) & m
+    c ^= b; c = (c - rot(b, 24)) & m
+    return c
+
+
+def ohdr_chunk(data, at):
+    """(start, end) of the first chunk of the v2 object header at `at`, checksum excluded."""
+    flags = data[at + 5]
+    p = at + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+    width = 1 << (flags & 3)
+    return at, p + width + int.from_bytes(data[p:p + width], "little")
+
+
+def main():
+    out = sys.argv[1]
+    base = out + "/dense.h5"
+    with h5py.File(base, "w") as f:
+        g = f.create_group("g", track_order=True)
+        for i in range(20):
+            g.create_dataset(f"d{i}", data=np.arange(3, dtype="f4"))
+    data = bytearray(open(base, "rb").read())
+    start, end = ohdr_chunk(data, data.find(b"OHDR"))
+    if lookup3(bytes(data[start:end])) != int.from_bytes(data[end:end + 4], "little"):
+        sys.exit("the object header's checksum is not the one this script computes")
+    heap = data.find(b"FRHP")
+    at = data.find(heap.to_bytes(8, "little"), start, end)  # the link info message's addresses
+    if heap < 0 or at < 0:
+        sys.exit("no dense link storage in the file h5py wrote")
+    size = len(data)
+    where = {"undefined": 2**64 - 1, "zero": 0, "superblock": 8, "last_byte": size - 1,
+             "beyond": 2**40, "wraps": 2**64 - 16}
+    for field, offset in (("heap", 0), ("names", 8), ("order", 16)):
+        for name, value in where.items():
+            d = bytearray(data)
+            d[at + offset:at + offset + 8] = value.to_bytes(8, "little")
+            d[end:end + 4] = lookup3(bytes(d[start:end])).to_bytes(4, "little")
+            path = f"{out}/{field}_{name}.h5"
+            open(path, "wb").write(d)
+            print(path)
+    continuation(out)
+    compact(out)
+    heap_loop(out)
+
+
+def continuation(out):
+    base = out + "/cont.h5"
+    with h5py.File(base, "w") as f:
+        d = f.create_dataset("d", data=np.arange(4, dtype="f4"))
+        for i in range(40):
+            d.attrs[f"attribute_{i}"] = np.arange(i + 1, dtype="i8")
+    data = open(base, "rb").read()
+    at = data.find(b"\x10\x00\x10\x00")  # a version 1 message: type 0x10, 16 bytes of data
+    if at < 0:
+        sys.exit("no continuation message in the file h5py wrote")
+    for name, field, value in (("huge", 16, 2**32 - 1), ("undefined", 8, 2**64 - 1),
+                               ("beyond", 8, len(data) + 1)):
+        d = bytearray(data)
+        d[at + field:at + field + 8] = value.to_bytes(8, "little")
+        path = f"{out}/cont_{name}.h5"
+        open(path, "wb").write(d)
+        print(path)
+
+
+def compact(out):
+    base = out + "/compact.h5"
+    values = np.array([1.5, 2.5, 3.5, 4.5], dtype="<f4")
+    with h5py.File(base, "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create_simple((4,))
+        d = h5py.h5d.create(f.id, b"c", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl)
+        d.write(h5py.h5s.ALL, h5py.h5s.ALL, values)
+    data = bytearray(open(base, "rb").read())
+    at = data.find(b"\x03\x00\x10\x00" + values.tobytes())  # layout v3, compact, 16 bytes
+    if at < 0:
+        sys.exit("no compact layout message in the file h5py wrote")
+    data[at + 2:at + 4] = bytes(2)
+    path = out + "/compact_short.h5"
+    open(path, "wb").write(data)
+    print(path)
+
+
+def heap_loop(out):
+    with h5py.File(out + "/vds.h5", "w", libver="latest") as f:
+        f.create_dataset("src", data=np.arange(8, dtype="f4"))
+        layout = h5py.VirtualLayout(shape=(8,), dtype="f4")
+        layout[:] = h5py.VirtualSource(".", "src", shape=(8,))
+        f.create_virtual_dataset("v", layout)
+    d = bytearray(open(out + "/vds.h5", "rb").read())
+    g = d.find(b"GCOL\x01")
+    if g < 0:
+        sys.exit("no global heap collection in the virtual dataset's file")
+    d[g + 16:g + 18] = bytes(2)  # the first object's index: 0, free space
+    d[g + 24:g + 32] = bytes(8)  # and its size: 0
+    path = out + "/vds_heap_loop.h5"
+    open(path, "wb").write(d)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
