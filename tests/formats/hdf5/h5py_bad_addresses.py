@@ -15,6 +15,10 @@ header continues in other chunks; the first continuation message's length or add
 to 4 GiB - 1 bytes, the undefined address or one past the file. libhdf5 1.10 allocates a chunk
 by that length before it reads it.
 
+link_name.h5: a group's link message says its name is 200 bytes long, past the message's end
+(the header's checksum recomputed); libhdf5 1.10 reports it and then frees entries of its link
+table that it never filled.
+
 compact_short.h5: a compact dataset (its bytes inside its object header) whose layout message
 says it holds 0 of its 16 bytes; libhdf5 1.10 copied the dataset from a null buffer.
 
@@ -102,6 +106,7 @@ def main():
             open(path, "wb").write(d)
             print(path)
     continuation(out)
+    link_name(out)
     compact(out)
     heap_loop(out)
 
@@ -123,6 +128,23 @@ def continuation(out):
         path = f"{out}/cont_{name}.h5"
         open(path, "wb").write(d)
         print(path)
+
+
+def link_name(out):
+    base = out + "/links.h5"
+    with h5py.File(base, "w", track_order=True) as f:  # links as messages in the root's header
+        f.create_dataset("first_child", data=np.arange(3, dtype="f4"))
+        f.create_dataset("second_child", data=np.arange(3, dtype="f4"))
+    data = bytearray(open(base, "rb").read())
+    start, end = ohdr_chunk(data, data.find(b"OHDR"))
+    at = data.find(b"second_child", start, end)
+    if at < 0 or data[at - 1] != len("second_child"):
+        sys.exit("no link message for second_child in the root's header")
+    data[at - 1] = 200
+    data[end:end + 4] = lookup3(bytes(data[start:end])).to_bytes(4, "little")
+    path = out + "/link_name.h5"
+    open(path, "wb").write(data)
+    print(path)
 
 
 def compact(out):
