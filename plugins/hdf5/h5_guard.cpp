@@ -120,6 +120,26 @@ Superblock check_superblock(int fd, const std::string& path, uint64_t file_size)
     if (!is_undefined(eof, sb.sizeof_addr) && eof > file_size)
       fail(CKPT_ERR_FORMAT, "truncated file: the superblock says the file ends at byte " +
                                 std::to_string(eof) + " but it has " + std::to_string(file_size));
+    if (version <= 1) {
+      // The driver information block: version, 3 reserved bytes, its size (4 bytes), the
+      // driver's name (8), then that many bytes. libhdf5 1.10 allocates it by that size before
+      // it reads it (a 872-byte file asked for 687 MB).
+      const size_t driver_at = eof_at + sb.sizeof_addr;
+      if (driver_at + sb.sizeof_addr > got)
+        fail(CKPT_ERR_FORMAT, "truncated file: the superblock at offset " + std::to_string(at) + " is cut off");
+      const uint64_t driver = le(b + driver_at, sb.sizeof_addr);
+      if (!is_undefined(driver, sb.sizeof_addr)) {
+        const uint64_t start = sb.base + driver;
+        uint8_t h[8] = {};
+        if (driver > file_size || start > file_size || file_size - start < 16)
+          fail(CKPT_ERR_FORMAT, "the superblock's driver information block at " + std::to_string(driver) + " lies outside the file");
+        read_at(fd, h, sizeof h, start, path);
+        const uint64_t size = le(h + 4, 4);
+        if (size > file_size - start - 16)
+          fail(CKPT_ERR_FORMAT, "the superblock's driver information block at " + std::to_string(driver) + " claims " +
+                                    std::to_string(size) + " bytes; the file has " + std::to_string(file_size));
+      }
+    }
     return sb;
   }
   fail(CKPT_ERR_FORMAT, "not an HDF5 file: no superblock signature at offset 0 or at any power of "

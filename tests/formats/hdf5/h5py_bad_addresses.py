@@ -15,6 +15,9 @@ header continues in other chunks; the first continuation message's length or add
 to 4 GiB - 1 bytes, the undefined address or one past the file. libhdf5 1.10 allocates a chunk
 by that length before it reads it.
 
+driver_info.h5: a version 0 superblock names a driver information block that claims 2 GiB;
+libhdf5 1.10 allocates the block by that size before it reads it.
+
 link_name.h5: a group's link message says its name is 200 bytes long, past the message's end
 (the header's checksum recomputed); libhdf5 1.10 reports it and then frees entries of its link
 table that it never filled.
@@ -105,6 +108,7 @@ def main():
             path = f"{out}/{field}_{name}.h5"
             open(path, "wb").write(d)
             print(path)
+    driver_info(out, bytes(data))
     continuation(out)
     link_name(out)
     compact(out)
@@ -128,6 +132,17 @@ def continuation(out):
         path = f"{out}/cont_{name}.h5"
         open(path, "wb").write(d)
         print(path)
+
+
+def driver_info(out, data):
+    d = bytearray(data)
+    if d[8] != 0:
+        sys.exit("h5py did not write a version 0 superblock")
+    d[48:56] = len(d).to_bytes(8, "little")  # the driver information block's address
+    d += b"\x00\x00\x00\x00" + (2**31).to_bytes(4, "little") + b"NCSAmult"
+    path = out + "/driver_info.h5"
+    open(path, "wb").write(d)
+    print(path)
 
 
 def link_name(out):
