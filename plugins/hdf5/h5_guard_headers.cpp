@@ -12,7 +12,7 @@ using ckpt::sdk::fail;
 
 namespace {
 
-constexpr unsigned kLink = 0x06, kContinuation = 0x10;
+constexpr unsigned kLink = 0x06, kLayout = 0x08, kContinuation = 0x10;
 
 std::string at_text(uint64_t chunk_at) { return "object header chunk at byte " + std::to_string(chunk_at); }
 
@@ -27,6 +27,13 @@ void FileGuard::check_messages(uint64_t chunk_at, const uint8_t* p, size_t n, in
     const size_t data = k + header;
     if (size > n - data) return;  // libhdf5 rejects a message that overruns its chunk itself
     if (type == kLink) check_link_message(chunk_at, p + data, size);
+    // A virtual dataset's layout (version 4, class 3): libhdf5 decodes its mapping (file and
+    // dataset names, selections, from the global heap) as it opens the dataset, and 1.10 reads
+    // past the heap object on a damaged one. ckpt refuses virtual datasets anyway, so before
+    // libhdf5 decodes anything of one.
+    if (type == kLayout && size >= 2 && p[data] == 4 && p[data + 1] == 3)
+      fail(CKPT_ERR_UNSUPPORTED, at_text(chunk_at) + ": a virtual dataset; ckpt does not read virtual datasets "
+                                 "(libhdf5 follows their mappings into other files, and crashes on a mapping of itself)");
     if (type == kContinuation) {
       const unsigned A = sb_.sizeof_addr, L = sb_.sizeof_size;
       if (size < A + L) fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a continuation message of " + std::to_string(size) + " bytes");
