@@ -2,7 +2,8 @@
 # Fuzzes every reader (one libFuzzer target per plugin folder) and the plugin-manifest and
 # key-file parsers.
 #   scripts/fuzz.sh [--smoke | --seconds N] [TARGET...]
-#     --smoke      15 s per target (CKPT_FUZZ_SMOKE_SECONDS), what CI runs
+#     --smoke      15 s per target (CKPT_FUZZ_SMOKE_SECONDS), what CI runs, from a fixed random
+#                  seed (CKPT_FUZZ_SEED, default 1) so that CI tries the inputs a developer tried
 #     --seconds N  N s per target; the default, 600, is the long run
 #     TARGET       fuzz_json, fuzz_manifest, ... (default: every target built)
 # Configures a clang build with CKPT_FUZZ=ON in $CKPT_FUZZ_BUILD (default build-fuzz), seeds each
@@ -14,12 +15,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${CKPT_FUZZ_BUILD:-$here/build-fuzz}
 seconds=600
+seed_args=()
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) seconds=${CKPT_FUZZ_SMOKE_SECONDS:-15} ;;
+    --smoke) seconds=${CKPT_FUZZ_SMOKE_SECONDS:-15}; seed_args=(-seed="${CKPT_FUZZ_SEED:-1}") ;;
     --seconds) seconds=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) targets+=("$1") ;;
   esac
   shift
@@ -95,7 +97,7 @@ for t in "${targets[@]}"; do
   set +e
   "$build/fuzz/$t" -max_total_time="$seconds" -timeout="${CKPT_FUZZ_TIMEOUT:-20}" -rss_limit_mb=2048 \
     -malloc_limit_mb="${CKPT_FUZZ_MALLOC_LIMIT_MB:-128}" -max_len=262144 -artifact_prefix="$artifacts/" \
-    -print_final_stats=1 "$corpus" "$seeds" >"$log" 2>&1
+    -print_final_stats=1 "${seed_args[@]}" "$corpus" "$seeds" >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)

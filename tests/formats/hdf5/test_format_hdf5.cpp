@@ -334,6 +334,23 @@ TEST(Hdf5, EverySingleByteDamageIsCaughtOrHarmless) {
   }
 }
 
+// The inputs fuzz_hdf5 found that crashed or hung libhdf5 (scripts/fuzz.sh), kept as they were
+// found: each is a typed error naming the file, read under the sanitizer build as well.
+TEST(Hdf5, FilesTheFuzzerFoundAreTypedErrors) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(kScripts / "fuzz_found")) {
+    SCOPED_TRACE(entry.path().string());
+    ++files;
+    try {
+      read_document(entry.path(), hdf5_load());
+      ADD_FAILURE() << "read without error";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(entry.path().filename().string()), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GE(files, 1);
+}
+
 // Metadata addresses that lie where no metadata can be (undefined, 0, past the end, wrapping
 // around), in an object header whose checksum still matches: each file reads (an undefined
 // heap address means "no links", as h5py sees it too) or fails naming the file. libhdf5 1.10's
