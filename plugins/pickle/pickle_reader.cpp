@@ -10,23 +10,6 @@ namespace ckpt_pickle {
 
 using ckpt::sdk::fail;
 
-namespace {
-
-// Bytes the pickle spelled out another way (latin-1 text under protocol 2) live in the arena.
-class TextBlob final : public Blob {
- public:
-  explicit TextBlob(const Text& t) : t_(t) {}
-  std::span<const std::byte> bytes() override { return std::as_bytes(std::span(t_.str().data(), t_.str().size())); }
-  uint64_t size() const override { return t_.str().size(); }
-  // Arena bytes live as long as the reader, as a mapping's would.
-  bool in_file() const override { return true; }
-
- private:
-  const Text& t_;
-};
-
-}  // namespace
-
 PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits& limits) : file_(path) {
   Input in(file_.bytes(), "the pickle");
   NumpyPolicy policy;

@@ -7,6 +7,7 @@
 #include "agreement.hpp"
 
 #include <array>
+#include <unordered_map>
 
 namespace ckpt_pytorch {
 
@@ -84,10 +85,16 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
   if (sk) {
     read_own_file(*sk, obj, path);
   } else {
-    DocBuilder builder(tensors_, [&](const Array& a) {
-      const Storage* s = as_storage(a.base);
-      if (!s) fail(CKPT_ERR_INTERNAL, "a tensor without a storage");
-      return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
+    std::unordered_map<const Text*, Blob*> blob_of;
+    DocBuilder builder(tensors_, [&](const Array& a) -> Blob* {
+      if (const Storage* s = as_storage(a.base))
+        return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
+      // A NumPy array's bytes are inside data.pkl, which pickle_bytes_ or the mapping holds.
+      const Text* t = as_text(a.base);
+      if (!t) fail(CKPT_ERR_INTERNAL, a.where + ": an array without bytes");
+      Blob*& b = blob_of[t];
+      if (!b) b = numpy_blobs_.emplace_back(std::make_unique<TextBlob>(*t)).get();
+      return b;
     }, limits.document_bytes_for(file_.size()));
     root_ = map_torch_object(obj, builder);
   }

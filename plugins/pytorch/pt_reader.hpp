@@ -36,6 +36,7 @@ class PtReader final : public ckpt::sdk::Reader {
   ZipReader zip_;
   std::string prefix_;  // "archive/" or whatever folder torch named
   std::map<std::string, std::unique_ptr<ckpt_pickle::Blob>> blobs_;
+  std::vector<std::unique_ptr<ckpt_pickle::Blob>> numpy_blobs_;
   std::vector<ckpt_pickle::TensorEntry> tensors_;
   ckpt_pickle::Arena arena_;
   std::vector<std::byte> pickle_bytes_;

@@ -88,6 +88,17 @@ std::string adam_kind(const Dict& g) {
   return g.find("fused") ? "adam" : "adamw";
 }
 
+std::optional<Value> written_floats(const Obj* o, DocBuilder& b);
+
+// The keys of a param group the schema maps itself (type, lr, ...), or that torch's
+// optimizers default on load and ckpt's writer writes as they do (foreach, differentiable, ...).
+bool schema_or_default_key(const std::string& key) {
+  static const std::unordered_set<std::string> known = {
+      "lr", "momentum", "dampening", "nesterov", "betas", "eps", "weight_decay", "amsgrad", "maximize",
+      "foreach", "differentiable", "capturable", "fused", "decoupled_weight_decay"};
+  return known.count(key) > 0;
+}
+
 bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBuilder& b, Node& out) {
   const Dict* state = as_dict(opt.find("state"));
   const Seq* groups = as_seq(opt.find("param_groups"));
@@ -152,6 +163,15 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
   // Options ckpt's trainer does not have are kept when they change the update.
   for (const char* flag : {"amsgrad", "maximize"})
     if (const Scalar* s = as_scalar(g->find(flag)); s && s->kind == Kind::boolean && s->b) out.set(flag, Value::boolean(true));
+  // Every other key of the group is kept as it is: LR schedulers add their own (initial_lr,
+  // OneCycleLR's max_lr, min_lr, max_momentum, base_momentum) and need them to resume. None
+  // (foreach, fused) has no place in a document; torch's optimizers default those keys on load.
+  for (const auto& [k, v] : g->entries) {
+    const std::string key = DocBuilder::key_name(k);
+    if (key == "params" || key == "step" || out.attribute(key) || schema_or_default_key(key)) continue;
+    if (auto a = DocBuilder::attribute(v)) out.set(key, std::move(*a));
+    else if (auto f = written_floats(v, b)) out.set(key, std::move(*f));
+  }
   out.add_child(std::move(st));
   return true;
 }
@@ -404,6 +424,9 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
       g.add("fused", PyOut::boolean(false));
     }
   }
+  // The group's keys the schema does not name (an LR scheduler's initial_lr, max_lr, ...).
+  for (const auto& [k, v] : opt.attributes)
+    if (k != "type" && k != "step" && !schema_or_default_key(k)) g.add(k, attribute_value(v, ctx));
   PyOut ids = PyOut::container(T::list);
   for (size_t i = 0; i < names.size(); ++i) ids.items.push_back(PyOut::integer(static_cast<int64_t>(i)));
   g.add("params", std::move(ids));

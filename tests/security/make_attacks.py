@@ -345,7 +345,7 @@ at = own_pkl.index(u8("b"))
 own_variant("own_build_on_tensor.pt", own_pkl[:at] + state + own_pkl[at:])
 seen = run_python("import torch; print(torch.load(%r)['a'].tolist())" % path("own_build_on_tensor.pt"))
 add("differential/.pt ckpt wrote, a BUILD on a tensor in data.pkl", "differential", "own_build_on_tensor.pt",
-    "refused", "BUILD on a array", other={"tool": "torch.load", "sees": seen})
+    "refused", "BUILD on a tensor", other={"tool": "torch.load", "sees": seen})
 
 # A second data.pkl whose name differs only in case: miniz looks names up ignoring case.
 pre_own = own_entries[0][0].split("/")[0] + "/"

@@ -261,6 +261,17 @@ Obj* NumpyPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
     }
     return d;
   }
+  // collections.Counter is a dict of counts (MultiStepLR's milestones): read as that dict.
+  if (is_any(g, {"collections"}, "Counter")) {
+    const Seq& a = tuple_of(args, 0, 1, "Counter", in, at);
+    auto* d = arena.make<Dict>();
+    if (!a.items.empty()) {
+      const Dict* from = as_dict(a.items[0]);
+      if (!from) in.fail(CKPT_ERR_FORMAT, at, "Counter of a " + std::string(kind_name(a.items[0]->kind)));
+      for (const auto& [k, v] : from->entries) d->put(k, v);
+    }
+    return d;
+  }
   if (is_any(g, {"_codecs"}, "encode")) {
     const Seq& a = tuple_of(args, 1, 2, "_codecs.encode", in, at);
     const Text* s = as_text(a.items[0]);

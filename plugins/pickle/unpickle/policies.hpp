@@ -1,6 +1,6 @@
-// The two things a restricted unpickler may do, each a Policy: rebuild PyTorch state dicts and
-// checkpoints (TorchPolicy), or NumPy arrays inside plain Python data and objects
-// (NumpyPolicy). Everything else is refused by name.
+// What a restricted unpickler may do, as Policies: rebuild NumPy arrays inside plain Python
+// data and objects (NumpyPolicy, the pickle format), and on top of that PyTorch's tensors and
+// storages (TorchPolicy, .pt files). Everything else is refused by name.
 #pragma once
 
 #include "unpickler.hpp"
@@ -10,21 +10,6 @@
 #include <utility>
 
 namespace ckpt_pickle {
-
-// dict, OrderedDict, list, tuple, str, int, float, bool, None; tensors rebuilt by
-// torch._utils._rebuild_tensor_v2 (and _rebuild_tensor, _rebuild_parameter); storages of
-// the ten dtypes ckpt holds, as persistent ids. Any other global is refused when it is named.
-class TorchPolicy final : public Policy {
- public:
-  Obj* global(Arena& arena, const std::string& module, const std::string& name, Input& in, size_t at) override;
-  Obj* reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size_t at) override;
-  Obj* newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at) override;
-  Obj* build(Arena& arena, Obj* inst, Obj* state, Input& in, size_t at) override;
-  Obj* persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) override;
-
- private:
-  std::unordered_map<std::string, std::pair<uint32_t, uint64_t>> storages_;  // key -> dtype, numel
-};
 
 // NumPy arrays (numpy.core.multiarray._reconstruct and the ndarray state, _frombuffer,
 // numpy.dtype, numpy scalars), joblib's NumpyArrayWrapper with the array bytes that follow
@@ -38,6 +23,25 @@ class NumpyPolicy final : public Policy {
   Obj* newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at) override;
   Obj* build(Arena& arena, Obj* inst, Obj* state, Input& in, size_t at) override;
   Obj* persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) override;
+};
+
+// What NumpyPolicy (above) reads, plus tensors rebuilt by torch._utils._rebuild_tensor_v2
+// (and _rebuild_tensor, _rebuild_parameter), storages of the ten dtypes ckpt holds as
+// persistent ids, and nn.Parameter. One policy for both pickle readers: a .pt file may hold
+// NumPy scalars and arrays, and objects (argparse.Namespace, read as records), as the pickle
+// format's files may. Instances of classes from __main__ or torch (a pickled model:
+// torch.save(model)) are refused, naming state_dict() as the way to save it.
+class TorchPolicy final : public Policy {
+ public:
+  Obj* global(Arena& arena, const std::string& module, const std::string& name, Input& in, size_t at) override;
+  Obj* reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size_t at) override;
+  Obj* newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at) override;
+  Obj* build(Arena& arena, Obj* inst, Obj* state, Input& in, size_t at) override;
+  Obj* persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) override;
+
+ private:
+  NumpyPolicy numpy_;
+  std::unordered_map<std::string, std::pair<uint32_t, uint64_t>> storages_;  // key -> dtype, numel
 };
 
 // Checks an array's view against the number of elements its base holds; fails naming `in`.

@@ -145,6 +145,7 @@ struct Array final : Obj {
   Obj* base = nullptr;
   bool big_endian = false;  // NumPy '>' arrays
   bool parameter = false;   // torch.nn.Parameter
+  bool requires_grad = false;
   bool numpy = false;
   bool scalar = false;      // a NumPy scalar (numpy.float64(0.5)), read as a number
   std::string where;        // the pickle offset it was built at, for messages

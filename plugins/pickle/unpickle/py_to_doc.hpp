@@ -15,6 +15,20 @@ namespace ckpt_pickle {
 // Bounds how deep the mapping follows nested containers (and so any cycle a memo can build).
 inline constexpr int kMaxDepth = 512;
 
+// An array's bytes that the pickle spelled out (latin-1 text under protocol 2, or a
+// protocol 3+ bytes object inside a .pt file's data.pkl) live in the arena.
+class TextBlob final : public Blob {
+ public:
+  explicit TextBlob(const Text& t) : t_(t) {}
+  std::span<const std::byte> bytes() override { return std::as_bytes(std::span(t_.str().data(), t_.str().size())); }
+  uint64_t size() const override { return t_.str().size(); }
+  // Arena bytes live as long as the reader, as a mapping's would.
+  bool in_file() const override { return true; }
+
+ private:
+  const Text& t_;
+};
+
 class DocBuilder {
  public:
   // `resolve` gives the blob an array's base lives in (and checks the view fits it).

@@ -52,17 +52,31 @@ Obj* rebuild_tensor(Arena& arena, const Seq& a, const Input& in, size_t at) {
   t->shape = ints(a.items[2], "the tensor's size", in, at);
   t->strides = ints(a.items[3], "the tensor's stride", in, at);
   t->where = in.where(at);
+  if (a.items.size() >= 6) {  // _rebuild_tensor_v2: (storage, offset, size, stride, requires_grad, hooks[, metadata])
+    const Scalar* rg = as_scalar(a.items[4]);
+    if (!rg || rg->kind != Kind::boolean) in.fail(CKPT_ERR_FORMAT, at, "a tensor whose requires_grad is not a bool");
+    t->requires_grad = rg->b;
+  }
   if (t->shape.size() != t->strides.size())
     in.fail(CKPT_ERR_FORMAT, at, "size and stride have different lengths");
   check_array_bounds(*t, st->numel, in, at);
   return t;
 }
 
-Obj* as_parameter(Arena& arena, Obj* data, const Input& in, size_t at) {
+// (data, requires_grad, backward_hooks[, state]): nn.Parameter's arguments, whichever way
+// torch pickled it. requires_grad defaults to True, as Parameter's does.
+Obj* as_parameter(Arena& arena, const Seq& args, const Input& in, size_t at) {
+  Obj* data = args.items[0];
   const Array* t = as_array(data);
-  if (!t) in.fail(CKPT_ERR_FORMAT, at, "a Parameter of a " + std::string(kind_name(data->kind)) + ", not a tensor");
+  if (!t || t->numpy) in.fail(CKPT_ERR_FORMAT, at, "a Parameter of a " + std::string(kind_name(data->kind)) + ", not a tensor");
   auto* p = arena.make<Array>(*t);
   p->parameter = true;
+  p->requires_grad = true;
+  if (args.items.size() > 1) {
+    const Scalar* rg = as_scalar(args.items[1]);
+    if (!rg || rg->kind != Kind::boolean) in.fail(CKPT_ERR_FORMAT, at, "a Parameter whose requires_grad is not a bool");
+    p->requires_grad = rg->b;
+  }
   return p;
 }
 
@@ -98,74 +112,79 @@ void check_array_bounds(const Array& a, uint64_t base_elements, const Input& in,
                 std::to_string(base_elements));
 }
 
+namespace {
+
+bool torch_global(const std::string& module, const std::string& name) {
+  return (module == "collections" && name == "OrderedDict") ||
+         (module == "torch._utils" &&
+          (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor" || name == "_rebuild_parameter" ||
+           name == "_rebuild_parameter_with_state")) ||
+         (module == "torch.nn.parameter" && name == "Parameter") || (module == "torch" && torch_storage_dtype(name));
+}
+
+// A class whose instance in a .pt file means a pickled model or torch object ckpt cannot hold.
+bool model_class(const Global& g) {
+  return g.module == "__main__" || g.module == "torch" || g.module.starts_with("torch.");
+}
+
+[[noreturn]] void refuse_model(const Input& in, size_t at, const Global& g) {
+  if (g.module == "__main__" || g.module.starts_with("torch.nn"))
+    refuse(in, at, g.module, g.name,
+           "a .pt file may hold state dicts, tensors, NumPy values, plain data and plain objects, not a pickled model "
+           "(torch.save(model) pickles the model's class; save model.state_dict() instead)");
+  // torch objects whose state holds code: torch 1.13's OneCycleLR keeps a bound method in its
+  // state_dict(), which pickles the scheduler itself (torch's weights_only loader refuses it too).
+  refuse(in, at, g.module, g.name,
+         "an instance of a torch class, which torch.load would rebuild by running its code; a .pt file may hold "
+         "state dicts, tensors, NumPy values, plain data and plain objects");
+}
+
+}  // namespace
+
 Obj* TorchPolicy::global(Arena& arena, const std::string& module, const std::string& name, Input& in, size_t at) {
-  const bool known =
-      (module == "collections" && name == "OrderedDict") ||
-      (module == "torch._utils" &&
-       (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor" || name == "_rebuild_parameter" ||
-        name == "_rebuild_parameter_with_state")) ||
-      (module == "torch.nn.parameter" && name == "Parameter") || (module == "torch" && torch_storage_dtype(name));
-  if (known) return arena.make<Global>(module, name);
+  if (torch_global(module, name)) return arena.make<Global>(module, name);
   if (module == "torch" && name.size() > 7 && name.ends_with("Storage"))
     in.fail(CKPT_ERR_UNSUPPORTED, at, "torch." + name + ": ckpt holds no such dtype");
-  if (module == "__main__" || (module != "torch" && !module.starts_with("torch.") && !name.empty() && name[0] >= 'A' && name[0] <= 'Z'))
-    refuse(in, at, module, name,
-           "a .pt file may hold only state dicts, tensors and plain data (torch.save(model) pickles the "
-           "model's class; save model.state_dict() instead)");
-  refuse(in, at, module, name, "not one of the tensor rebuilders a .pt file may use");
+  // Naming anything else is harmless (it is never imported): what the pickle does with it is
+  // decided when it calls or instantiates it.
+  return numpy_.global(arena, module, name, in, at);
 }
 
 Obj* TorchPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size_t at) {
   const Global* g = as_global(callable);
   if (!g) in.fail(CKPT_ERR_FORMAT, at, std::string("REDUCE calls a ") + kind_name(callable->kind));
-  if (is(g, "collections", "OrderedDict")) {
-    const Seq& a = args_of(args, 0, 1, "OrderedDict", in, at);
-    auto* d = arena.make<Dict>();
-    d->ordered = true;
-    if (!a.items.empty()) {
-      const Seq* pairs = as_seq(a.items[0]);
-      if (!pairs) in.fail(CKPT_ERR_FORMAT, at, "OrderedDict of a " + std::string(kind_name(a.items[0]->kind)));
-      for (const Obj* p : pairs->items) {
-        const Seq* kv = as_seq(p);
-        if (!kv || kv->items.size() != 2) in.fail(CKPT_ERR_FORMAT, at, "OrderedDict item that is not a pair");
-        d->put(kv->items[0], kv->items[1]);
-      }
-    }
-    return d;
-  }
   if (is(g, "torch._utils", "_rebuild_tensor_v2")) return rebuild_tensor(arena, args_of(args, 6, 7, "_rebuild_tensor_v2", in, at), in, at);
   if (is(g, "torch._utils", "_rebuild_tensor")) return rebuild_tensor(arena, args_of(args, 4, 4, "_rebuild_tensor", in, at), in, at);
   if (is(g, "torch._utils", "_rebuild_parameter"))
-    return as_parameter(arena, args_of(args, 3, 3, "_rebuild_parameter", in, at).items[0], in, at);
+    return as_parameter(arena, args_of(args, 3, 3, "_rebuild_parameter", in, at), in, at);
   if (is(g, "torch._utils", "_rebuild_parameter_with_state"))
-    return as_parameter(arena, args_of(args, 4, 4, "_rebuild_parameter_with_state", in, at).items[0], in, at);
+    return as_parameter(arena, args_of(args, 4, 4, "_rebuild_parameter_with_state", in, at), in, at);
   if (is(g, "torch.nn.parameter", "Parameter"))
-    return as_parameter(arena, args_of(args, 1, 2, "Parameter", in, at).items[0], in, at);
-  refuse(in, at, g->module, g->name, "it is a type, not a rebuilder");
+    return as_parameter(arena, args_of(args, 1, 2, "Parameter", in, at), in, at);
+  if (is(g, "copyreg", "_reconstructor") || is(g, "copy_reg", "_reconstructor")) {
+    const Seq* a = as_seq(args);
+    if (const Global* cls = a && !a->items.empty() ? as_global(a->items[0]) : nullptr; cls && model_class(*cls))
+      refuse_model(in, at, *cls);
+  }
+  if (g->module == "torch" || g->module.starts_with("torch."))
+    refuse(in, at, g->module, g->name, "not one of the tensor rebuilders a .pt file may use");
+  return numpy_.reduce(arena, callable, args, in, at);
 }
 
 Obj* TorchPolicy::newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at) {
   if (is(cls, "torch.nn.parameter", "Parameter"))
-    return as_parameter(arena, args_of(args, 1, 2, "Parameter", in, at).items[0], in, at);
-  if (is(cls, "collections", "OrderedDict")) {
-    auto* d = arena.make<Dict>();
-    d->ordered = true;
-    return d;
-  }
+    return as_parameter(arena, args_of(args, 1, 2, "Parameter", in, at), in, at);
   const Global* g = as_global(cls);
-  if (g) refuse(in, at, g->module, g->name, "not a class a .pt file may instantiate");
-  in.fail(CKPT_ERR_FORMAT, at, std::string("NEWOBJ of a ") + kind_name(cls->kind));
+  if (g && model_class(*g)) refuse_model(in, at, *g);
+  return numpy_.newobj(arena, cls, args, in, at);
 }
 
-Obj* TorchPolicy::build(Arena&, Obj* inst, Obj* state, Input& in, size_t at) {
-  if (inst->kind == Kind::dict) {  // OrderedDict's attributes: torch's _metadata
-    static_cast<Dict*>(inst)->instance_state = state;
-    return inst;
-  }
+Obj* TorchPolicy::build(Arena& arena, Obj* inst, Obj* state, Input& in, size_t at) {
   // torch runs Tensor.__setstate__ (and its weights_only loader set_()) with the state: a BUILD
   // on a tensor can swap its data for another storage's, so it is refused, not ignored.
-  in.fail(CKPT_ERR_FORMAT, at, std::string("BUILD on a ") + kind_name(inst->kind) +
-                                   (inst->kind == Kind::array ? " (torch would set its data from the state)" : ""));
+  if (const Array* a = as_array(inst); a && !a->numpy)
+    in.fail(CKPT_ERR_FORMAT, at, "BUILD on a tensor (torch would set its data from the state)");
+  return numpy_.build(arena, inst, state, in, at);
 }
 
 Obj* TorchPolicy::persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) {

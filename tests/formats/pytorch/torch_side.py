@@ -211,6 +211,19 @@ def write_malicious(out, marker):
                 "extra": {"layers": [{"n": 1}, {"hooks": [1, 2, Shell(marker)]}]}}, f"{out}/evil_nested.pt")
 
 
+def write_values(out):
+    """What torchvision's reference scripts and users put beside the weights: NumPy scalars and
+    arrays, an argparse.Namespace; and a pickled model (torch.save(model)), which ckpt refuses."""
+    import argparse
+    import numpy as np
+    torch.manual_seed(0)
+    m = torch.nn.Linear(3, 2)
+    torch.save({"model": m.state_dict(), "best_acc": np.float64(0.91), "best_epoch": np.int64(7),
+                "history": np.arange(6, dtype=np.float32).reshape(2, 3) / 4,
+                "args": argparse.Namespace(lr=0.1, epochs=3, model="resnet18")}, f"{out}/numpy_values.pt")
+    torch.save(m, f"{out}/whole_model.pt")
+
+
 def check_state_dict(path, kind, logits):
     """ckpt's file: weights_only load, strict load_state_dict, the same logits."""
     sd = torch.load(path, weights_only=True)
@@ -288,6 +301,8 @@ if __name__ == "__main__":
     if cmd == "fixtures":
         write_fixtures(sys.argv[2])
         write_layouts(sys.argv[2])
+    elif cmd == "values":
+        write_values(sys.argv[2])
     elif cmd == "malicious":
         write_malicious(sys.argv[2], sys.argv[3])
     elif cmd == "state-dict":
