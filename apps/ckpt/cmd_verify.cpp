@@ -14,11 +14,14 @@ Runner add_verify(CLI::App& app) {
   auto* cmd = app.add_subcommand("verify", "Check a file's structure and every tensor against its recorded hashes");
   static std::string file, format = "auto", pubkey, signature;
   static std::vector<std::string> read_opts;
+  static bool require_hashes = false;
   cmd->add_option("FILE", file, "checkpoint file")->required();
   cmd->add_option("--format", format, "the file's format (default: detect)");
   cmd->add_option("--pubkey", pubkey, "also check the file's Ed25519 signature (FILE.sig) against this public key (KEY.pub)");
   cmd->add_option("--signature", signature, "the signature file to check (default: FILE.sig)");
   cmd->add_option("-r,--read-option", read_opts, "KEY=VALUE for the file's format")->allow_extra_args(false);
+  cmd->add_flag("--require-hashes", require_hashes,
+                "fail (exit 1) on a file that records no hashes of its tensors, instead of checking its structure only");
   return [] {
     VerifyReport r;
     std::optional<SignatureReport> sig;
@@ -49,9 +52,16 @@ Runner add_verify(CLI::App& app) {
     if (sig)
       for (const auto& p : sig->problems) std::cout << "FAILED " << file << ": signature: " << p << "\n";
     if (!r.ok() || (sig && !sig->ok())) return kFinding;
+    // Files other tools wrote (torch.save, h5py, torch.onnx.export) record no hashes: their
+    // structure is all there is to check, and that is not a failure unless asked for.
+    if (!r.has_integrity && require_hashes) {
+      std::cout << "FAILED " << file << ": no hashes recorded for its " << r.tensors_checked
+                << " tensors (meta/integrity), and --require-hashes asks for them\n";
+      return kFinding;
+    }
     if (!r.has_integrity)
       std::cout << "OK " << file << ": structure readable, " << r.tensors_checked
-                << " tensors; no hashes recorded (not written by ckpt), so data could not be checked\n";
+                << " tensors; no hashes recorded, so data could not be checked (--require-hashes makes that a failure)\n";
     else
       std::cout << "OK " << file << ": " << r.tensors_checked << " tensors, " << r.bytes_checked
                 << " bytes match their recorded hashes\n";

@@ -128,3 +128,18 @@ TEST_F(Files, VerifyFindsAFlippedByteWithExitCodeOne) {
   EXPECT_EQ(v.code, 1) << v.out;
   EXPECT_NE(v.out.find("model/state/fc.weight: data hash"), std::string::npos) << v.out;
 }
+
+// A file another tool wrote records no hashes: verify checks its structure and passes, saying
+// the data was not checked; --require-hashes makes that a finding. A file with hashes passes
+// either way.
+TEST_F(Files, VerifyRequireHashesFailsAFileWithoutThem) {
+  std::ofstream(f("plain.json")) << R"({"$format": "ckpt-json", "$version": 1, "w": {"$dtype": "f32", "$shape": [1], "$data": "AACAPw=="}})";
+  auto v = run("verify " + f("plain.json"));
+  EXPECT_EQ(v.code, 0) << v.out;
+  EXPECT_NE(v.out.find("no hashes recorded, so data could not be checked"), std::string::npos) << v.out;
+  auto strict = run("verify --require-hashes " + f("plain.json"));
+  EXPECT_EQ(strict.code, 1) << strict.out;
+  EXPECT_NE(strict.out.find("FAILED " + f("plain.json") + ": no hashes recorded for its 1 tensors"), std::string::npos) << strict.out;
+  auto ours = run("verify --require-hashes " + f("a.json"));
+  EXPECT_EQ(ours.code, 0) << ours.out;
+}
