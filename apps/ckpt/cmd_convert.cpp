@@ -42,7 +42,7 @@ Runner add_convert(CLI::App& app) {
       std::vector<std::string> parts;
       for (const auto& c : r.private_contents) parts.push_back(c.path + " (" + c.what + ")");
       std::cerr << "ckpt: note: other " << r.to_format << " readers see " << dst
-                << "'s tensors and its root's string attributes; only ckpt reads back the rest: "
+                << "'s tensors and the string attributes of its root and meta; only ckpt reads back the rest: "
                 << join(parts, ", ") << "\n";
     }
     if (r.dropped_signer)

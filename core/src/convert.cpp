@@ -153,6 +153,11 @@ std::vector<Loss> private_tree_contents(const Document& tree, const FormatInfo& 
     if (!c.is_group()) continue;
     Count n;
     n.of(c.group());
+    // meta's string attributes are copied beside the root's (what another tool's metadata,
+    // safetensors' __metadata__, was read as).
+    if (c.name == "meta")
+      for (const auto& a : c.group().attributes())
+        if (value_type(a.value) == ValueType::string) --n.attributes;
     std::string what;
     if (n.attributes) what = plural(n.attributes, "attribute");
     if (n.empty_groups) what += (what.empty() ? "" : ", ") + plural(n.empty_groups, "empty group");

@@ -448,7 +448,24 @@ bool has_content(const Node* g) { return g && (!g->is_group || !g->attributes.em
 PyOut torch_object(const Node& root, const TorchWriteContext& ctx) {
   const Node* model = root.child("model");
   const Node* state = model && model->is_group ? model->child("state") : nullptr;
-  if (!is_checkpoint(root) || !state || !state->is_group) return natural(root, ctx);
+  if (!is_checkpoint(root) || !state || !state->is_group) {
+    // Tensors at the root beside a meta group of strings (a safetensors file's __metadata__):
+    // a state dict and what describes it. The state dict is what torch users load with
+    // load_state_dict(strict=True), so meta stays in ckpt/document.json only, as a checkpoint's.
+    const Node* meta = root.child("meta");
+    auto strings_only = [](const Node& g) {
+      return g.children.empty() && std::all_of(g.attributes.begin(), g.attributes.end(),
+                                               [](const auto& a) { return a.second.type == CKPT_VALUE_STRING; });
+    };
+    const bool state_dict = meta && meta->is_group && strings_only(*meta) && root.attributes.empty() &&
+                            std::all_of(root.children.begin(), root.children.end(),
+                                        [&](const Node& c) { return !c.is_group || &c == meta; });
+    if (!state_dict) return natural(root, ctx);
+    PyOut sd = PyOut::container(T::odict);
+    for (const Node& c : root.children)
+      if (&c != meta) sd.add(c.name, ctx.tensor(c.tensor_id));
+    return sd;
+  }
   PyOut sd = PyOut::container(T::odict);
   std::vector<std::string> names;
   flatten(*state, "", sd, names, ctx);

@@ -510,7 +510,8 @@ ckpt_value AttributeEntry::view() const {
 namespace {
 
 // The entries beside the document entry are copies for plain readers (docs/formats/
-// safetensors.md): exactly the root's string attributes in order, "format": "pt" unless one of
+// safetensors.md): exactly the root's string attributes in order (then meta's, which files
+// before ckpt 0.2 lack), "format": "pt" unless one of
 // them is named format, then the document. Anything else there would be seen by every other
 // reader of the file and by ckpt not at all, so it is refused.
 void check_plain_copies(const Tree& tree, const Header& header) {
@@ -518,9 +519,21 @@ void check_plain_copies(const Tree& tree, const Header& header) {
   std::map<std::string, std::string> expected;
   for (const AttributeEntry& a : tree.groups[0].attributes)
     if (a.type == CKPT_VALUE_STRING && a.name != kDocumentKey) expected.emplace(a.name, a.s);
+  // Copies of meta's strings (what another tool's __metadata__ became) that the root does not
+  // shadow: written since ckpt 0.2, so a file may lack them.
+  std::map<std::string, std::string> optional;
+  for (const ChildRef& c : tree.groups[0].children)
+    if (!c.is_tensor && tree.groups[c.index].name == "meta")
+      for (const AttributeEntry& a : tree.groups[c.index].attributes)
+        if (a.type == CKPT_VALUE_STRING && !expected.count(a.name)) optional.emplace(a.name, a.s);
   expected.emplace(kFormatTagKey, kFormatTagValue);  // unless the root has its own
   for (const MetadataEntry& m : header.metadata) {
     if (m.key == kDocumentKey) continue;
+    if (auto o = optional.find(m.key); o != optional.end() && o->second == m.value) {
+      optional.erase(o);
+      if (m.key == kFormatTagKey) expected.erase(std::string(kFormatTagKey));
+      continue;
+    }
     auto it = expected.find(m.key);
     if (it == expected.end() || it->second != m.value)
       fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(m.key) +
@@ -552,12 +565,21 @@ Tree build_tree(const Header& header) {
     // ckpt's document under another key is a damaged file (one flipped byte in the key), not
     // a plain safetensors file: read as plain, it would lose the hashes that would show it.
     const std::string ours = "{\"format\":" + json(kDocumentFormat).dump() + ",";
+    // Another tool's __metadata__ ({"format": "pt"} from Hugging Face's writer) describes the
+    // file, so it is the document's meta, not part of the state beside the tensors (where a
+    // .pt written from it would hold a 'format' key that load_state_dict(strict=True) refuses).
+    // Only when a tensor itself is named meta does it stay on the root, as before.
+    bool meta_free = true;
+    for (const TensorEntry& t : header.tensors)
+      if (t.key == "meta" || t.key.starts_with("meta/")) meta_free = false;
+    size_t meta = 0;
     for (const MetadataEntry& m : header.metadata) {
       const std::string where = "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(m.key) + "])";
       if (m.value.rfind(ours, 0) == 0)
         fail(CKPT_ERR_FORMAT, where + ": holds a ckpt document, whose key must be " + quote_name(std::string(kDocumentKey)) +
                                   " (the file is damaged)");
-      AttributeEntry& a = b.attribute(0, m.key, where, CKPT_ERR_UNSUPPORTED);
+      if (meta_free && meta == 0) meta = b.group_child(0, "meta", where, CKPT_ERR_UNSUPPORTED);
+      AttributeEntry& a = b.attribute(meta, m.key, where, CKPT_ERR_UNSUPPORTED);
       a.type = CKPT_VALUE_STRING;
       a.s = m.value;
     }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <set>
 
 namespace ckpt_safetensors {
 
@@ -71,6 +72,7 @@ void SafetensorsWriter::claim_child(std::string_view name, const char* event) {
   if (!g.child_names.emplace(name).second)
     fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child '" + std::string(name) + "' in " + where());
   --g.children_left;
+  if (stack_.size() == 1) root_has_child_ = true;
 }
 
 void SafetensorsWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
@@ -80,8 +82,12 @@ void SafetensorsWriter::begin_group(std::string_view name, uint64_t n_attributes
     if (!name.empty())
       fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got '" + std::string(name) + "'");
   } else {
+    const bool first = !root_has_child_;
     claim_child(name, "group");
-    plain_ = false;
+    // A plain file's __metadata__ reads back as the group meta (st_document.cpp), first among
+    // the root's members: such a group, of string attributes only, keeps the file plain.
+    const bool plain_meta = stack_.size() == 1 && name == "meta" && first && n_attributes > 0 && n_children == 0;
+    if (!plain_meta) plain_ = false;
     if (stack_.size() > kMaxDepth)
       fail(CKPT_ERR_UNSUPPORTED, "group '" + std::string(name) + "' in " + where() + " is nested deeper than " +
                                      std::to_string(kMaxDepth) + " groups");
@@ -120,9 +126,16 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
                                     ? std::string_view(value.u.s.data, value.u.s.size)
                                     : std::string_view();
   const bool looks_like_ours = text.find(kDocumentFormat) != std::string_view::npos;
+  // Root strings are copied for plain readers, but a plain file's entries read back into meta,
+  // so they need the document entry; meta's strings (another tool's __metadata__, read) are
+  // copied too, and are all a plain file's __metadata__ holds.
+  const bool in_meta = stack_.size() == 2 && stack_.back().name == "meta";
   if (stack_.size() == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey) {
     root_strings_.emplace_back(name, std::string(text));
-    if (looks_like_ours) plain_ = false;
+    plain_ = false;
+  } else if (in_meta && value.type == CKPT_VALUE_STRING) {
+    meta_strings_.emplace_back(name, std::string(text));
+    if (looks_like_ours || name == kDocumentKey) plain_ = false;
   } else {
     plain_ = false;
   }
@@ -187,7 +200,14 @@ std::string SafetensorsWriter::header_json() const {
     metadata += json_string(value, "__metadata__ value of '" + std::string(key) + "'");
   };
   bool has_format_tag = false;
+  std::set<std::string_view> copied;
   for (const auto& [k, v] : root_strings_) {
+    entry(k, v);
+    copied.insert(k);
+    has_format_tag = has_format_tag || k == kFormatTagKey;
+  }
+  for (const auto& [k, v] : meta_strings_) {
+    if (k == kDocumentKey || !copied.insert(k).second) continue;
     entry(k, v);
     has_format_tag = has_format_tag || k == kFormatTagKey;
   }

@@ -60,9 +60,11 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   DocumentText document_;
   // Root string attributes, which a plain reader sees as __metadata__ entries.
   std::vector<std::pair<std::string, std::string>> root_strings_;
+  std::vector<std::pair<std::string, std::string>> meta_strings_;  // copied after the root's
   // Whether the document is one a plain file holds exactly: tensors and string attributes at
   // the root, nothing else. Then the file has no document entry.
   bool plain_ = true;
+  bool root_has_child_ = false;  // a member of the root was announced
 
   std::vector<std::byte> stage_;
   bool spilled_ = false;

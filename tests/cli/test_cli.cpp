@@ -73,7 +73,7 @@ TEST_F(Files, ConvertToSafetensorsSaysWhatOnlyCkptReadsBack) {
   auto c = run("convert " + f("a.json") + " " + f("a.safetensors"));
   ASSERT_EQ(c.code, 0) << c.out;
   EXPECT_NE(c.out.find("ckpt: note: other safetensors readers see " + f("a.safetensors") +
-                       "'s tensors and its root's string attributes; only ckpt reads back the rest: "),
+                       "'s tensors and the string attributes of its root and meta; only ckpt reads back the rest: "),
             std::string::npos)
       << c.out;
   EXPECT_NE(c.out.find("trainer (1 attribute)"), std::string::npos) << c.out;

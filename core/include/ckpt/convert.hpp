@@ -20,7 +20,7 @@ std::vector<Loss> plan_losses(const Document& tree, const FormatInfo& target);
 
 // What of `tree` only ckpt would read back from `target`, where the format keeps groups and
 // attributes in an entry of the plugin's own (CKPT_CAP_PRIVATE_TREE): other readers see the
-// tensors and the root's string attributes. One entry for the root's other attributes and one
+// tensors and the string attributes of the root and of the top-level group meta. One entry for the root's other attributes and one
 // per top-level group with attributes or empty groups in it, in document order; none for
 // other formats. Nothing is lost to ckpt, so this is a notice, not a Loss that needs
 // --allow-lossy.

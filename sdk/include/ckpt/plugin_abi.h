@@ -213,7 +213,7 @@ enum {
   CKPT_CAP_LAZY_LIST = 1u << 6,        /* list() reads no tensor data */
   CKPT_CAP_DETERMINISTIC = 1u << 7,    /* the same document gives the same bytes */
   /* Since 0.1.0, informational: the format itself holds only tensors (by '/'-joined path) and
-   * the root's string attributes; groups as such and every other attribute are kept in an
+   * the string attributes of the root (and, since 0.2, of the top-level group meta); groups as such and every other attribute are kept in an
    * encoding of the plugin's own inside the file, which ckpt reads back but other readers of
    * the format see as one opaque entry. The host tells users so when they convert to it. */
   CKPT_CAP_PRIVATE_TREE = 1u << 8

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <fstream>
 #include <sstream>
 
 using namespace ckpt;
@@ -116,4 +118,48 @@ TEST(PytorchValues, EveryLrSchedulerResumesFromAConvertedCheckpoint) {
   EXPECT_EQ(lossy, 2);
   EXPECT_GE(resumed, 2 * 9) << "StepLR, ExponentialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts, LinearLR, "
                                "ConstantLR, PolynomialLR, ReduceLROnPlateau, LambdaLR, MultiplicativeLR";
+}
+
+// A Hugging Face safetensors file's __metadata__ ({"format": "pt"}) describes the file: it is
+// the document's meta, so the .pt made from it is a plain state dict that torch loads strictly
+// into the model, and converted back to safetensors it is the same plain file again.
+TEST(PytorchValues, SafetensorsMetadataIsMetaNotState) {
+  TempDir tmp;
+  std::string header = R"({"__metadata__":{"format":"pt"},"weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
+                       R"("bias":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string file(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(file.data(), &n, 8);
+  file += header;
+  const float values[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  file.append(reinterpret_cast<const char*>(values), sizeof values);
+  std::ofstream(tmp.path / "hf.safetensors", std::ios::binary) << file;
+
+  const Document doc = read_document(tmp.path / "hf.safetensors");
+  const Group* meta = doc.find_group("meta");
+  ASSERT_TRUE(meta);
+  EXPECT_EQ(std::get<std::string>(*meta->attribute("format")), "pt");
+  EXPECT_TRUE(doc.attributes().empty());
+
+  convert(tmp.path / "hf.safetensors", tmp.path / "hf.pt", to("pytorch"));
+  std::string out;
+  EXPECT_EQ(run(std::string(CKPT_PYTHON) + " -c \"import torch; m = torch.nn.Linear(3, 2); sd = torch.load('" +
+                    (tmp.path / "hf.pt").string() + "', weights_only=True); print(list(sd)); m.load_state_dict(sd, strict=True)\"",
+                out),
+            0)
+      << out;
+  EXPECT_NE(out.find("['weight', 'bias']"), std::string::npos) << out;
+
+  convert(tmp.path / "hf.pt", tmp.path / "back.safetensors", to("safetensors"));
+  const std::string back = slurp(tmp.path / "back.safetensors");
+  uint64_t m = 0;
+  std::memcpy(&m, back.data(), 8);
+  const std::string back_header = back.substr(8, m);
+  // A plain file again, as Hugging Face's writer made it: the same header, no entry of ckpt's.
+  EXPECT_EQ(back_header.substr(0, header.find_last_not_of(' ') + 1), header.substr(0, header.find_last_not_of(' ') + 1));
+  EXPECT_EQ(back_header.find("ckpt.document"), std::string::npos) << back_header;
+  const Document again = read_document(tmp.path / "back.safetensors");
+  ASSERT_TRUE(again.find_group("meta"));
+  EXPECT_EQ(std::get<std::string>(*again.find_group("meta")->attribute("format")), "pt");
 }

@@ -239,17 +239,22 @@ Document nested_document() {
 Document plain_document() {
   std::mt19937_64 rng(7);
   Document doc;
-  doc.set("format", "pt").set("comment", "plain \u00e4");
+  // A plain file's __metadata__ is the group meta, first among the root's members.
+  doc.group("meta").set("format", "pt").set("comment", "plain \u00e4");
   for (DType d : kAllDtypes) doc.add_tensor(std::string("layers.0.") + std::string(name(d)), random_tensor(d, {4, 3}, rng));
   doc.add_tensor("empty", random_tensor(DType::i32, {0}, rng));
   doc.add_tensor("scalar", random_tensor(DType::f16, {}, rng));
   return doc;
 }
 
+// What ckpt copies into __metadata__: the root's string attributes, then meta's.
 json root_strings(const Document& doc) {
   json m = json::object();
   for (const auto& a : doc.attributes())
     if (auto* s = std::get_if<std::string>(&a.value)) m[a.name] = *s;
+  if (const Group* meta = doc.find_group("meta"))
+    for (const auto& a : meta->attributes())
+      if (auto* s = std::get_if<std::string>(&a.value); s && !m.contains(a.name)) m[a.name] = *s;
   return m;
 }
 
@@ -306,13 +311,17 @@ TEST(SafetensorsFormat, ReadsWhatAnIndependentWriterWrites) {
       ++seen;
     }
     EXPECT_EQ(doc.tensor_count(), seen);
-    // __metadata__ entries are the root's string attributes, in the file's order.
+    // __metadata__ entries are meta's string attributes, in the file's order; meta comes first.
+    EXPECT_TRUE(doc.attributes().empty());
+    const Group* meta = doc.find_group("meta");
+    ASSERT_NE(meta, nullptr);
+    EXPECT_EQ(doc.children().front().name, "meta");
     std::vector<std::string> names;
-    for (const auto& a : doc.attributes()) names.push_back(a.name);
+    for (const auto& a : meta->attributes()) names.push_back(a.name);
     EXPECT_EQ(names, (std::vector<std::string>{"format", "note", "unicode"}));
-    EXPECT_EQ(std::get<std::string>(*doc.attribute("unicode")), "Gewicht_\u00e4 \u6743\u91cd");
+    EXPECT_EQ(std::get<std::string>(*meta->attribute("unicode")), "Gewicht_\u00e4 \u6743\u91cd");
     // Root tensors in the header's order (the reference writes it sorted by dtype, then name).
-    EXPECT_EQ(doc.children().front().name, "step");
+    EXPECT_EQ(doc.children()[1].name, "step");
     ASSERT_NE(doc.find_group_path("encoder/block.0"), nullptr);
     EXPECT_EQ(doc.find_group_path("encoder/block.0")->children().size(), 2u);
   }
@@ -343,8 +352,9 @@ TEST(SafetensorsFormat, ReadsTheReferenceImplementationsGoldenBytes) {
   std::string empty = std::string("\x28\0\0\0\0\0\0\0", 8) + R"({"__metadata__":{"framework":"pt"}})" + "     ";
   spit(tmp.path / "empty.safetensors", empty);
   const Document e = read_document(tmp.path / "empty.safetensors");
-  EXPECT_TRUE(e.children().empty());
-  EXPECT_EQ(std::get<std::string>(*e.attribute("framework")), "pt");
+  EXPECT_EQ(e.tensor_count(), 0u);
+  ASSERT_NE(e.find_group("meta"), nullptr);
+  EXPECT_EQ(std::get<std::string>(*e.find_group("meta")->attribute("framework")), "pt");
 }
 
 // ---- what ckpt keeps ----------------------------------------------------------------------------
