@@ -2,8 +2,10 @@
 # Fuzzes every reader (one libFuzzer target per plugin folder) and the plugin-manifest and
 # key-file parsers.
 #   scripts/fuzz.sh [--smoke | --seconds N] [TARGET...]
-#     --smoke      15 s per target (CKPT_FUZZ_SMOKE_SECONDS), what CI runs, from a fixed random
-#                  seed (CKPT_FUZZ_SEED, default 1) so that CI tries the inputs a developer tried
+#     --smoke      what CI runs: per target at most 4000 inputs (CKPT_FUZZ_SMOKE_RUNS) and 15 s
+#                  (CKPT_FUZZ_SMOKE_SECONDS), from a fixed random seed (CKPT_FUZZ_SEED, default 1)
+#                  and an empty corpus, so that CI tries exactly the inputs a developer's smoke
+#                  run tried
 #     --seconds N  N s per target; the default, 600, is the long run
 #     TARGET       fuzz_json, fuzz_manifest, ... (default: every target built)
 # Configures a clang build with CKPT_FUZZ=ON in $CKPT_FUZZ_BUILD (default build-fuzz), seeds each
@@ -16,12 +18,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${CKPT_FUZZ_BUILD:-$here/build-fuzz}
 seconds=600
 seed_args=()
+smoke=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) seconds=${CKPT_FUZZ_SMOKE_SECONDS:-15}; seed_args=(-seed="${CKPT_FUZZ_SEED:-1}") ;;
+    --smoke) seconds=${CKPT_FUZZ_SMOKE_SECONDS:-15}; smoke=1
+             seed_args=(-seed="${CKPT_FUZZ_SEED:-1}" -runs="${CKPT_FUZZ_SMOKE_RUNS:-4000}") ;;
     --seconds) seconds=$2; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) targets+=("$1") ;;
   esac
   shift
@@ -71,6 +75,7 @@ failed=0
 for t in "${targets[@]}"; do
   name=${t#fuzz_}
   corpus=$build/fuzz-corpus/$name
+  if [ $smoke = 1 ]; then corpus=$build/fuzz-smoke-corpus/$name; rm -rf "$corpus"; fi
   seeds=$build/fuzz-seeds/$name
   artifacts=$build/fuzz-artifacts/$name
   log=$build/fuzz-logs/$name.log
