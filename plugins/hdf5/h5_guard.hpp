@@ -93,6 +93,16 @@ class FileGuard {
   std::set<uint64_t> checked_;
   void read_bytes(void* buf, size_t n, uint64_t at) const;
   void check_link_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const;
+  void check_layout_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const;
+  // An old-style group's local heap, B-tree and symbol table nodes, and an external file list's
+  // names (h5_guard_groups.cpp).
+  void check_symbol_table(uint64_t chunk_at, uint64_t btree, uint64_t heap, uint64_t eoa);
+  void check_external_file_list(uint64_t chunk_at, const uint8_t* p, uint64_t size, uint64_t eoa) const;
+  // The names of the local heap at file address `heap`; fails naming `where`.
+  std::vector<uint8_t> local_heap(const std::string& where, uint64_t heap, uint64_t eoa) const;
+  static void check_heap_name(const std::vector<uint8_t>& names, uint64_t offset, const std::string& what);
+  bool inside(uint64_t addr, uint64_t n, uint64_t eoa) const;  // n bytes at file address addr
+  std::set<uint64_t> symbol_tables_;  // B-tree addresses already checked
   void check_messages(uint64_t chunk_at, const uint8_t* p, size_t n, int version, bool creation_order, uint64_t eoa);
 };
 

@@ -12,7 +12,7 @@ using ckpt::sdk::fail;
 
 namespace {
 
-constexpr unsigned kLink = 0x06, kLayout = 0x08, kContinuation = 0x10;
+constexpr unsigned kLink = 0x06, kExternalFiles = 0x07, kLayout = 0x08, kContinuation = 0x10, kSymbolTable = 0x11;
 
 std::string at_text(uint64_t chunk_at) { return "object header chunk at byte " + std::to_string(chunk_at); }
 
@@ -27,6 +27,11 @@ void FileGuard::check_messages(uint64_t chunk_at, const uint8_t* p, size_t n, in
     const size_t data = k + header;
     if (size > n - data) return;  // libhdf5 rejects a message that overruns its chunk itself
     if (type == kLink) check_link_message(chunk_at, p + data, size);
+    if (type == kLayout) check_layout_message(chunk_at, p + data, size);
+    if (type == kExternalFiles) check_external_file_list(chunk_at, p + data, size, eoa);
+    if (type == kSymbolTable && size >= 2 * uint64_t{sb_.sizeof_addr})
+      check_symbol_table(chunk_at, little_endian(p + data, sb_.sizeof_addr),
+                         little_endian(p + data + sb_.sizeof_addr, sb_.sizeof_addr), eoa);
     // A virtual dataset's layout (version 4, class 3): libhdf5 decodes its mapping (file and
     // dataset names, selections, from the global heap) as it opens the dataset, and 1.10 reads
     // past the heap object on a damaged one. ckpt refuses virtual datasets anyway, so before
@@ -57,15 +62,28 @@ void FileGuard::check_link_message(uint64_t chunk_at, const uint8_t* p, uint64_t
     fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a link message of " + std::to_string(size) + " bytes " + why);
   };
   if (size < 2) bad("has no header");
+  // Everything libhdf5 refuses while decoding one: any refusal leaves the table half filled.
+  if (p[0] != 1) bad("has version " + std::to_string(p[0]));
   const uint8_t flags = p[1];
+  if (flags & ~0x1fu) bad("has unknown flags " + std::to_string(flags));
   uint64_t k = 2;
   uint8_t link_type = 0;
   if (flags & 0x08) {
     if (size < k + 1) bad("ends in its link type");
     link_type = p[k++];
+    if (link_type > 1 && link_type < 64) bad("has link type " + std::to_string(link_type));
+    // User-defined links other than external ones need a class registered in the reading
+    // program; ckpt registers none, and libhdf5 1.10 dereferences their data unchecked.
+    if (link_type > 64)
+      fail(CKPT_ERR_UNSUPPORTED, at_text(chunk_at) + ": a user-defined link (type " + std::to_string(link_type) +
+                                     "), which ckpt does not read");
   }
   if (flags & 0x04) k += 8;  // creation order
-  if (flags & 0x10) k += 1;  // name character set
+  if (flags & 0x10) {        // name character set: ASCII or UTF-8
+    if (size < k + 1) bad("ends in its character set");
+    if (p[k] > 1) bad("has character set " + std::to_string(p[k]));
+    k += 1;
+  }
   const unsigned width = 1u << (flags & 3);
   if (size < k + width) bad("ends before its name's length");
   const uint64_t name = little_endian(p + k, width);
@@ -74,11 +92,50 @@ void FileGuard::check_link_message(uint64_t chunk_at, const uint8_t* p, uint64_t
   k += name;
   if (link_type == 0) {  // hard: an object address
     if (size - k < sb_.sizeof_addr) bad("ends in its object address");
-  } else {  // soft, external and user-defined: a length and that many bytes
+  } else {  // soft and external: a length and that many bytes
     if (size - k < 2) bad("ends before its value's length");
     const uint64_t value = little_endian(p + k, 2);
     if (value > size - k - 2) bad("holds a value of " + std::to_string(value) + " bytes, past its end");
+    if (link_type == 1 && value == 0) bad("is a soft link to an empty path");
+    // An external link's value: a version and flags byte, then the file's and the object's
+    // NUL-terminated names (libhdf5 1.10 reads the first byte even of an empty value).
+    const uint8_t* v = p + k + 2;
+    if (link_type == 64 && (value < 3 || v[value - 1] != 0 || !std::memchr(v + 1, 0, value - 2)))
+      bad("is an external link whose value of " + std::to_string(value) + " bytes is not a version, a file name and an object name");
   }
+}
+
+// A chunked dataset's layout message (section IV.A.2.i) with a chunk dimension of 0: libhdf5
+// 1.10 divides the dataset's dimensions by the chunk's as it opens the dataset. Versions 1 and 2
+// (version, rank, class, 5 reserved, an address for classes 1 and 2, then rank 4-byte
+// dimensions), 3 (version, class, then for chunked: rank, address, rank 4-byte dimensions) and
+// 4 (version, class, flags, rank, the dimensions' width in bytes, then the dimensions).
+void FileGuard::check_layout_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const {
+  if (size < 2) return;  // libhdf5 refuses it
+  const unsigned A = sb_.sizeof_addr;
+  uint64_t rank = 0, at = 0, width = 4;
+  if (p[0] == 1 || p[0] == 2) {
+    if (size < 3 || p[2] != 2) return;
+    rank = p[1];
+    at = 8 + A;
+  } else if (p[0] == 3) {
+    if (p[1] != 2 || size < 3) return;
+    rank = p[2];
+    at = 3 + A;
+  } else if (p[0] == 4) {
+    if (p[1] != 2 || size < 5) return;
+    rank = p[3];
+    width = p[4];
+    at = 5;
+    if (width < 1 || width > 8) fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a layout message whose chunk dimensions are " + std::to_string(width) + " bytes wide");
+  } else {
+    return;
+  }
+  if (at > size || rank * width > size - at) fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a layout message of " + std::to_string(size) + " bytes ends inside its chunk dimensions");
+  for (uint64_t i = 0; i < rank; ++i)
+    if (little_endian(p + at + i * width, static_cast<unsigned>(width)) == 0)
+      fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a chunked dataset's layout message gives chunk dimension " +
+                                std::to_string(i) + " as 0");
 }
 
 void FileGuard::check_object_header_read(uint64_t offset, const uint8_t* bytes, size_t size, uint64_t eoa) {

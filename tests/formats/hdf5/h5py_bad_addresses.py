@@ -25,6 +25,21 @@ table that it never filled.
 compact_short.h5: a compact dataset (its bytes inside its object header) whose layout message
 says it holds 0 of its 16 bytes; libhdf5 1.10 copied the dataset from a null buffer.
 
+link_version.h5, link_flags.h5: the same link message with version 2, or a flag HDF5 does not
+define; libhdf5 1.10 refuses such a message only after it started the group's link table, and
+frees its unfilled entries.
+
+chunk_zero.h5: a chunked dataset whose layout message gives a chunk dimension of 0; libhdf5
+1.10 divides by it while opening the dataset.
+
+efl_name.h5: a dataset stored in an external file whose external file list names the file at
+an offset past its local heap: libhdf5 1.10 decodes that list as it opens the dataset (before
+ckpt sees that the storage is external), with the same end as below.
+
+snod_name.h5, btree_key.h5: an old-style group (a symbol table) whose symbol table node names
+a link, or whose B-tree has a key, at an offset past the group's local heap; libhdf5 1.10
+refuses it, and can then no longer close the file: the process crashed when libhdf5 shut down.
+
 vds_heap_loop.h5 is a virtual dataset whose mapping's global heap collection holds a free-space
 object of size 0, on which libhdf5 1.10 loops forever while it opens the dataset (before ckpt
 can see that it is virtual). Prints the names written.
@@ -113,6 +128,10 @@ def main():
     link_name(out)
     compact(out)
     heap_loop(out)
+    link_fields(out)
+    chunk_zero(out)
+    symbol_table(out)
+    external_file_list(out)
 
 
 def continuation(out):
@@ -195,6 +214,78 @@ def heap_loop(out):
     d[g + 24:g + 32] = bytes(8)  # and its size: 0
     path = out + "/vds_heap_loop.h5"
     open(path, "wb").write(d)
+    print(path)
+
+
+def link_fields(out):
+    with h5py.File(out + "/links2.h5", "w", track_order=True) as f:
+        f.create_dataset("first_child", data=np.arange(3, dtype="f4"))
+        f.create_dataset("second_child", data=np.arange(3, dtype="f4"))
+    data = bytearray(open(out + "/links2.h5", "rb").read())
+    start, end = ohdr_chunk(data, data.find(b"OHDR"))
+    at = data.find(b"second_child", start, end)
+    # version, flags (0x04: a creation order follows), 8 bytes of creation order, name length
+    version, flags = at - 11, at - 10
+    if data[version] != 1 or data[flags] != 0x04:
+        sys.exit("the link message for second_child is not laid out as expected")
+    for name, pos, value in (("link_version", version, 2), ("link_flags", flags, 0x24)):
+        d = bytearray(data)
+        d[pos] = value
+        d[end:end + 4] = lookup3(bytes(d[start:end])).to_bytes(4, "little")
+        path = f"{out}/{name}.h5"
+        open(path, "wb").write(d)
+        print(path)
+
+
+def chunk_zero(out):
+    with h5py.File(out + "/chunked.h5", "w") as f:
+        f.create_dataset("c", data=np.arange(8, dtype="<f4"), chunks=(2,))
+    data = bytearray(open(out + "/chunked.h5", "rb").read())
+    # layout message version 3, class 2 (chunked), rank 2 (the data's and the element size)
+    at = data.find(b"\x03\x02\x02")
+    dims = at + 3 + 8
+    if at < 0 or data[dims:dims + 8] != (2).to_bytes(4, "little") + (4).to_bytes(4, "little"):
+        sys.exit("no chunked layout message in the file h5py wrote")
+    data[dims:dims + 4] = bytes(4)
+    path = out + "/chunk_zero.h5"
+    open(path, "wb").write(data)
+    print(path)
+
+
+def symbol_table(out):
+    with h5py.File(out + "/old_group.h5", "w") as f:  # h5py's default: old-style groups
+        g = f.create_group("g")
+        g.create_dataset("a", data=np.arange(3, dtype="f4"))
+        g.create_dataset("b", data=np.arange(3, dtype="f4"))
+    data = open(out + "/old_group.h5", "rb").read()
+    # The group's symbol table node: "SNOD", version 1, reserved, 2 symbols, then the entries.
+    snod = data.find(b"SNOD\x01\x00\x02\x00")
+    # Its B-tree node: "TREE", type 0, level 0, 1 entry, two siblings, then key 0 and child 0.
+    tree = data.find(b"TREE\x00\x00\x01\x00", data.find(b"TREE") + 1)
+    if snod < 0 or tree < 0:
+        sys.exit("no symbol table of two links in the file h5py wrote")
+    for name, pos in (("snod_name", snod + 8), ("btree_key", tree + 8 + 16 + 16)):
+        d = bytearray(data)
+        d[pos:pos + 8] = (10**6).to_bytes(8, "little")
+        path = f"{out}/{name}.h5"
+        open(path, "wb").write(d)
+        print(path)
+
+
+def external_file_list(out):
+    with h5py.File(out + "/efl.h5", "w") as f:
+        f.create_dataset("x", (4,), "<f4", external=[("x.bin", 0, 16)])
+    data = bytearray(open(out + "/efl.h5", "rb").read())
+    names = data.find(b"x.bin")
+    heap = data.rfind(b"HEAP", 0, names)
+    # The message: version 1, 3 reserved bytes, allocated and used slots, the heap's address,
+    # then slot 0's name offset.
+    at = data.find(heap.to_bytes(8, "little"))
+    if names < 0 or heap < 0 or at < 8 or data[at - 8:at - 4] != b"\x01\x00\x00\x00":
+        sys.exit("no external file list in the file h5py wrote")
+    data[at + 8:at + 16] = (10**6).to_bytes(8, "little")
+    path = out + "/efl_name.h5"
+    open(path, "wb").write(data)
     print(path)
 
 
