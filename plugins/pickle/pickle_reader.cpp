@@ -1,17 +1,33 @@
 #include "pickle_reader.hpp"
 
+#include "compressed.hpp"
 #include "policies.hpp"
 #include "py_to_doc.hpp"
 #include "unpickler.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 
 namespace ckpt_pickle {
 
 using ckpt::sdk::fail;
 
-PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits& limits) : file_(path) {
-  Input in(file_.bytes(), "the pickle");
+PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits& limits, std::optional<uint64_t> max_decompressed)
+    : file_(path) {
+  std::span<const std::byte> bytes = file_.bytes();
+  const auto head = std::span(reinterpret_cast<const uint8_t*>(bytes.data()), std::min<size_t>(bytes.size(), 16));
+  const Container container = container_of(head);
+  std::string what = "the pickle";
+  if (container != Container::none) {
+    // Decompressed whole when the file opens, so bounded by the file: a pickle of real data
+    // compresses a few times (float arrays hardly at all), while a megabyte of zlib holds a
+    // gigabyte of zeros and one of bz2 far more.
+    const unsigned __int128 bound = static_cast<unsigned __int128>(bytes.size()) * kMaxCompressionRatio + limits.max_expansion;
+    inflated_ = decompress(container, bytes, max_decompressed.value_or(static_cast<uint64_t>(std::min<unsigned __int128>(bound, UINT64_MAX))));
+    bytes = inflated_;
+    what = std::string("the ") + container_name(container) + "-compressed pickle";
+  }
+  Input in(bytes, what);
   NumpyPolicy policy;
   Obj* obj = unpickle(in, policy, arena_);
   if (in.left() != 0)
@@ -30,7 +46,7 @@ PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits&
     else
       blobs_.push_back(std::make_unique<TextBlob>(*t));
     return blob_of[t] = blobs_.back().get();
-  }, limits.document_bytes_for(file_.size()));
+  }, limits.document_bytes_for(bytes.size()));
   if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);
   else builder.fill(root_, obj, "", 0);
   check_expansion(tensors_, limits, "");

@@ -60,6 +60,23 @@ joblib.dump({"w": a, "b": np.ones(3)}, f"{out}/arrays.joblib")
 expect("arrays.joblib.w", a)
 expect("arrays.joblib.b", np.ones(3))
 
+# joblib.dump(..., compress=...) with each of joblib's compressors (lz4 needs a package
+# Debian's joblib does not pull in): the same data as fitted.joblib, uncompressed.
+fitted = {"coef_": np.arange(12, dtype=np.float64).reshape(3, 4) / 7, "intercept_": np.array([0.5, -1.5], dtype=np.float32),
+          "classes_": np.array([0, 1, 2]), "n_iter_": 7, "solver": "lbfgs", "model": SimpleModel()}
+joblib.dump(fitted, f"{out}/fitted.joblib")
+for name in ("coef_", "intercept_", "classes_"):
+    expect(f"fitted.joblib.{name}", fitted[name])
+for c in ("zlib", "gzip", "bz2", "lzma", "xz"):
+    joblib.dump(fitted, f"{out}/fitted_{c}.joblib", compress=(c, 3))
+joblib.dump(fitted, f"{out}/fitted_default.joblib", compress=True)  # zlib, level 3
+with open(f"{out}/fitted_zlib.joblib", "rb") as f:
+    z = f.read()
+with open(f"{out}/cut_zlib.joblib", "wb") as f:  # the stream cut short
+    f.write(z[:len(z) // 2])
+with open(f"{out}/trailing_zlib.joblib", "wb") as f:  # bytes after the stream's end
+    f.write(z + b"more")
+
 
 class System:
     def __reduce__(self):
@@ -77,3 +94,16 @@ with open(f"{out}/evil_subprocess.pkl", "wb") as f:
     pickle.dump({"weights": a, "payload": Subprocess()}, f)
 with open(f"{out}/evil_nested.pkl", "wb") as f:
     pickle.dump({"model": {"layers": [{"w": a}, {"hook": [1, 2, System()]}]}}, f, protocol=2)
+# Compression hides nothing from the unpickler's policy.
+joblib.dump({"weights": a, "payload": System()}, f"{out}/evil_gzip.joblib", compress=("gzip", 3))
+# A decompression bomb: 1 GiB of zeros inside a valid pickle's bytes object, zlib-compressed to
+# about a megabyte.
+import zlib
+bomb = zlib.compressobj(9)
+with open(f"{out}/bomb_zlib.joblib", "wb") as f:
+    f.write(bomb.compress(b"\x80\x04\x95" + (2**30 + 6).to_bytes(8, "little") + b"B" + (2**30).to_bytes(4, "little")))
+    zeros = bytes(1 << 20)
+    for _ in range(1024):
+        f.write(bomb.compress(zeros))
+    f.write(bomb.compress(b"."))
+    f.write(bomb.flush())

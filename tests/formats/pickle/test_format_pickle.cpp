@@ -1,6 +1,7 @@
 // The pickle format: NumPy data pickled by Debian's Python and joblib reads with its exact
 // bytes, objects of unknown classes read as records of their attributes, and pickles that
 // would run code are refused by name while a marker file proves nothing ran.
+#include <ckpt/diff.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 #include <ckpt/registry.hpp>
@@ -169,6 +170,64 @@ TEST_F(PickleFormat, ArraysConvertWithTheirExactBytesToEveryFormat) {
 TEST_F(PickleFormat, JoblibArrays) {
   const Document doc = read_document(file("arrays.joblib"));
   EXPECT_EQ(expect_bytes(doc, "arrays.joblib"), 2);
+}
+
+// joblib.dump(..., compress=...) with every compressor joblib has without extra packages: each
+// reads as the uncompressed file does, with the arrays' exact bytes.
+TEST_F(PickleFormat, CompressedJoblibFilesReadAsTheUncompressedOne) {
+  const Document plain = read_document(file("fitted.joblib"));
+  EXPECT_EQ(expect_bytes(plain, "fitted.joblib"), 3);
+  int compressed = 0;
+  for (const char* c : {"zlib", "gzip", "bz2", "lzma", "xz", "default"}) {
+    SCOPED_TRACE(c);
+    const fs::path p = file(std::string("fitted_") + c + ".joblib");
+    EXPECT_EQ(Registry::global().for_reading(p, "auto").name(), "pickle");
+    const Document doc = read_document(p);
+    DiffOptions exact;
+    exact.ignore_meta = false;
+    const DiffReport r = diff_documents(plain, doc, exact);
+    for (const auto& e : r.entries) ADD_FAILURE() << e.path << ": " << e.detail;
+    EXPECT_EQ(std::get<std::string>(*doc.attribute("solver")), "lbfgs");
+    EXPECT_EQ(std::get<std::string>(*doc.find_group("model")->attribute("__class__")), "__main__.SimpleModel");
+    ++compressed;
+  }
+  EXPECT_EQ(compressed, 6);
+}
+
+// A damaged or hostile compressed file: a typed error naming the file, within the bound.
+TEST_F(PickleFormat, CompressedJoblibDamageAndBombsAreTypedErrors) {
+  try {
+    read_document(file("cut_zlib.joblib"));
+    ADD_FAILURE() << "a cut stream was read";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("zlib stream ends early"), std::string::npos) << e.what();
+  }
+  try {
+    read_document(file("trailing_zlib.joblib"));
+    ADD_FAILURE() << "bytes after the stream were read";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("4 bytes after the end of its zlib stream"), std::string::npos) << e.what();
+  }
+  // 1 GiB in about a megabyte: more than 100 times the file plus 64 MiB.
+  try {
+    read_document(file("bomb_zlib.joblib"));
+    ADD_FAILURE() << "a decompression bomb was read";
+  } catch (const LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("decompresses to more than 171"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("max_decompressed"), std::string::npos) << e.what();
+  }
+  // The option sets the bound: lowered below what a real file needs, it refuses that file too.
+  LoadOptions tight;
+  tight.format_options = {{"max_decompressed", "100"}};
+  EXPECT_THROW(read_document(file("fitted_xz.joblib"), tight), LimitError);
+  try {
+    read_document(file("evil_gzip.joblib"));
+    ADD_FAILURE() << "a compressed pickle's code was not refused";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("refused: os.system"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the gzip-compressed pickle"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(marker())) << "a pickle's code ran";
 }
 
 TEST_F(PickleFormat, UnknownClassIsReadAsARecordAndConvertsWithoutItsClass) {
