@@ -49,32 +49,32 @@ struct Step {
   bool ended = false;
 };
 
-std::vector<std::byte> run(std::span<const std::byte> in, uint64_t max_out, Container c,
-                           const std::function<Step(std::span<const std::byte>, std::span<std::byte>)>& step) {
-  std::vector<std::byte> out;
+// Decompresses `in` through `step` into `out` (when it is given) or only counts the bytes (when
+// it is not); returns the count. Never holds more than `max_out` bytes.
+uint64_t run(std::span<const std::byte> in, uint64_t max_out, Container c, std::span<std::byte> out,
+             const std::function<Step(std::span<const std::byte>, std::span<std::byte>)>& step) {
+  std::vector<std::byte> scratch(out.empty() ? size_t{1} << 20 : 0);
+  uint64_t made = 0;
   size_t at = 0;
-  const size_t chunk = size_t{1} << 20;
   for (;;) {
-    if (out.size() >= max_out && max_out != UINT64_MAX) {
-      // One byte more than allowed decides it: a stream that ends exactly at the bound is fine.
-      std::byte probe[1];
-      const Step s = step(in.subspan(at), std::span(probe, 1));
-      if (s.produced == 0 && s.ended) return out;
-      fail(CKPT_ERR_LIMIT, std::string("its ") + container_name(c) + " stream decompresses to more than " +
-                               std::to_string(max_out) + " bytes (by default " + std::to_string(kMaxCompressionRatio) +
-                               " times the file plus max_expansion; -r max_decompressed=BYTES for a file you trust)");
-    }
-    const size_t room = static_cast<size_t>(std::min<uint64_t>(chunk, max_out - out.size()));
-    const size_t old = out.size();
-    out.resize(old + room);
-    const Step s = step(in.subspan(at), std::span(out.data() + old, room));
-    out.resize(old + s.produced);
+    std::span<std::byte> window;
+    if (!out.empty()) window = out.subspan(made);
+    else window = std::span(scratch.data(), static_cast<size_t>(std::min<uint64_t>(scratch.size(), max_out - made)));
+    std::byte probe[1];
+    // At the bound, one more byte decides: a stream that ends exactly there is fine.
+    if (window.empty()) window = std::span(probe, 1);
+    const Step s = step(in.subspan(at), window);
+    if (window.data() == probe && s.produced > 0)
+      fail(CKPT_ERR_LIMIT, std::string("its ") + container_name(c) + " stream decompresses to more than " + std::to_string(max_out) +
+                               " bytes (by default " + std::to_string(kMaxCompressionRatio) +
+                               " times the file plus 32 MiB; -r max_decompressed=BYTES for a file you trust)");
+    if (window.data() != probe) made += s.produced;
     at += s.consumed;
     if (s.ended) {
       if (at != in.size())
-        fail(CKPT_ERR_FORMAT, std::to_string(in.size() - at) + " bytes after the end of its " +
-                                  container_name(c) + " stream (at byte " + std::to_string(at) + ")");
-      return out;
+        fail(CKPT_ERR_FORMAT, std::to_string(in.size() - at) + " bytes after the end of its " + container_name(c) +
+                                  " stream (at byte " + std::to_string(at) + ")");
+      return made;
     }
     if (s.consumed == 0 && s.produced == 0)
       fail(CKPT_ERR_FORMAT, std::string("its ") + container_name(c) + " stream ends early (at byte " + std::to_string(at) +
@@ -86,14 +86,14 @@ std::vector<std::byte> run(std::span<const std::byte> in, uint64_t max_out, Cont
   fail(CKPT_ERR_FORMAT, std::string("its ") + container_name(c) + " stream is damaged: " + why);
 }
 
-std::vector<std::byte> inflate_all(std::span<const std::byte> in, uint64_t max_out, Container c) {
+uint64_t inflate_all(std::span<const std::byte> in, uint64_t max_out, Container c, std::span<std::byte> out) {
   z_stream z{};
   if (inflateInit2(&z, c == Container::gzip ? 15 + 16 : 15) != Z_OK) fail(CKPT_ERR_INTERNAL, "zlib: inflateInit2 failed");
   struct End {
     z_stream& z;
     ~End() { inflateEnd(&z); }
   } end{z};
-  return run(in, max_out, c, [&](std::span<const std::byte> src, std::span<std::byte> dst) {
+  return run(in, max_out, c, out, [&](std::span<const std::byte> src, std::span<std::byte> dst) {
     z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(src.data()));
     z.avail_in = static_cast<uInt>(std::min<size_t>(src.size(), UINT_MAX));
     z.next_out = reinterpret_cast<Bytef*>(dst.data());
@@ -105,14 +105,14 @@ std::vector<std::byte> inflate_all(std::span<const std::byte> in, uint64_t max_o
   });
 }
 
-std::vector<std::byte> bunzip_all(std::span<const std::byte> in, uint64_t max_out) {
+uint64_t bunzip_all(std::span<const std::byte> in, uint64_t max_out, std::span<std::byte> out) {
   bz_stream z{};
   if (BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK) fail(CKPT_ERR_INTERNAL, "bzip2: BZ2_bzDecompressInit failed");
   struct End {
     bz_stream& z;
     ~End() { BZ2_bzDecompressEnd(&z); }
   } end{z};
-  return run(in, max_out, Container::bz2, [&](std::span<const std::byte> src, std::span<std::byte> dst) {
+  return run(in, max_out, Container::bz2, out, [&](std::span<const std::byte> src, std::span<std::byte> dst) {
     z.next_in = reinterpret_cast<char*>(const_cast<std::byte*>(src.data()));
     z.avail_in = static_cast<unsigned>(std::min<size_t>(src.size(), UINT_MAX));
     z.next_out = reinterpret_cast<char*>(dst.data());
@@ -124,7 +124,7 @@ std::vector<std::byte> bunzip_all(std::span<const std::byte> in, uint64_t max_ou
   });
 }
 
-std::vector<std::byte> unxz_all(std::span<const std::byte> in, uint64_t max_out, Container c) {
+uint64_t unxz_all(std::span<const std::byte> in, uint64_t max_out, Container c, std::span<std::byte> out) {
   lzma_stream z = LZMA_STREAM_INIT;
   // The decoder's own memory is bounded too (a header may ask for a dictionary of 4 GiB).
   const uint64_t memlimit = uint64_t{256} << 20;
@@ -134,7 +134,7 @@ std::vector<std::byte> unxz_all(std::span<const std::byte> in, uint64_t max_out,
     lzma_stream& z;
     ~End() { lzma_end(&z); }
   } end{z};
-  return run(in, max_out, c, [&](std::span<const std::byte> src, std::span<std::byte> dst) {
+  return run(in, max_out, c, out, [&](std::span<const std::byte> src, std::span<std::byte> dst) {
     z.next_in = reinterpret_cast<const uint8_t*>(src.data());
     z.avail_in = src.size();
     z.next_out = reinterpret_cast<uint8_t*>(dst.data());
@@ -150,15 +150,25 @@ std::vector<std::byte> unxz_all(std::span<const std::byte> in, uint64_t max_out,
 }  // namespace
 
 std::vector<std::byte> decompress(Container c, std::span<const std::byte> in, uint64_t max_out) {
-  switch (c) {
-    case Container::zlib:
-    case Container::gzip: return inflate_all(in, max_out, c);
-    case Container::bz2: return bunzip_all(in, max_out);
-    case Container::xz:
-    case Container::lzma: return unxz_all(in, max_out, c);
-    case Container::none: break;
-  }
-  return {in.begin(), in.end()};
+  // Twice: once to count, once into a buffer of exactly that size. The second pass costs CPU
+  // only, where growing a buffer would hold up to twice the bound at once.
+  auto pass = [&](std::span<std::byte> out) -> uint64_t {
+    switch (c) {
+      case Container::zlib:
+      case Container::gzip: return inflate_all(in, max_out, c, out);
+      case Container::bz2: return bunzip_all(in, max_out, out);
+      case Container::xz:
+      case Container::lzma: return unxz_all(in, max_out, c, out);
+      case Container::none: break;
+    }
+    return 0;
+  };
+  if (c == Container::none) return {in.begin(), in.end()};
+  const uint64_t n = pass({});
+  std::vector<std::byte> out(static_cast<size_t>(n));
+  if (n == 0) return out;
+  if (pass(out) != n) fail(CKPT_ERR_INTERNAL, std::string("its ") + container_name(c) + " stream decompressed differently twice");
+  return out;
 }
 
 bool starts_a_pickle(Container c, std::span<const uint8_t> head) {

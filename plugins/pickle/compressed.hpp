@@ -13,9 +13,10 @@ namespace ckpt_pickle {
 
 enum class Container { none, zlib, gzip, bz2, xz, lzma };
 
-// What a compressed file may decompress to by default: this many times its size, plus the
-// reader's max_expansion (docs/formats/pickle.md); the option max_decompressed replaces it.
-inline constexpr uint64_t kMaxCompressionRatio = 100;
+// What a compressed file may decompress to by default: this many times its size, plus
+// kDecompressedBase (docs/formats/pickle.md); the option max_decompressed replaces it.
+inline constexpr uint64_t kMaxCompressionRatio = 16;
+inline constexpr uint64_t kDecompressedBase = uint64_t{32} << 20;
 
 const char* container_name(Container c);
 

@@ -22,7 +22,7 @@ PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits&
     // Decompressed whole when the file opens, so bounded by the file: a pickle of real data
     // compresses a few times (float arrays hardly at all), while a megabyte of zlib holds a
     // gigabyte of zeros and one of bz2 far more.
-    const unsigned __int128 bound = static_cast<unsigned __int128>(bytes.size()) * kMaxCompressionRatio + limits.max_expansion;
+    const unsigned __int128 bound = static_cast<unsigned __int128>(bytes.size()) * kMaxCompressionRatio + kDecompressedBase;
     inflated_ = decompress(container, bytes, max_decompressed.value_or(static_cast<uint64_t>(std::min<unsigned __int128>(bound, UINT64_MAX))));
     bytes = inflated_;
     what = std::string("the ") + container_name(container) + "-compressed pickle";
@@ -46,7 +46,7 @@ PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits&
     else
       blobs_.push_back(std::make_unique<TextBlob>(*t));
     return blob_of[t] = blobs_.back().get();
-  }, limits.document_bytes_for(bytes.size()));
+  }, limits.document_bytes_for(file_.size()));  // the file's size: compression buys no budget
   if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);
   else builder.fill(root_, obj, "", 0);
   check_expansion(tensors_, limits, "");
