@@ -100,7 +100,7 @@ class FileGuard {
   void check_external_file_list(uint64_t chunk_at, const uint8_t* p, uint64_t size, uint64_t eoa) const;
   // The names of the local heap at file address `heap`; fails naming `where`.
   std::vector<uint8_t> local_heap(const std::string& where, uint64_t heap, uint64_t eoa) const;
-  static void check_heap_name(const std::vector<uint8_t>& names, uint64_t offset, const std::string& what);
+  static void check_heap_name(const std::vector<uint8_t>& names, uint64_t offset, const std::string& what, bool empty_ok);
   bool inside(uint64_t addr, uint64_t n, uint64_t eoa) const;  // n bytes at file address addr
   std::set<uint64_t> symbol_tables_;  // B-tree addresses already checked
   void check_messages(uint64_t chunk_at, const uint8_t* p, size_t n, int version, bool creation_order, uint64_t eoa);

@@ -42,10 +42,13 @@ std::vector<uint8_t> FileGuard::local_heap(const std::string& where, uint64_t he
   return names;
 }
 
-void FileGuard::check_heap_name(const std::vector<uint8_t>& names, uint64_t offset, const std::string& what) {
+void FileGuard::check_heap_name(const std::vector<uint8_t>& names, uint64_t offset, const std::string& what, bool empty_ok) {
   if (offset >= names.size() || !std::memchr(names.data() + offset, 0, names.size() - offset))
     fail(CKPT_ERR_FORMAT, what + " names offset " + std::to_string(offset) + " of a local heap of " +
                               std::to_string(names.size()) + " bytes, past its names");
+  // libhdf5 refuses an empty file or link name, with the heap still held (the same end).
+  if (!empty_ok && names[offset] == 0)
+    fail(CKPT_ERR_FORMAT, what + " names offset " + std::to_string(offset) + " of its local heap, an empty name");
 }
 
 bool FileGuard::inside(uint64_t addr, uint64_t n, uint64_t eoa) const {
@@ -59,13 +62,14 @@ void FileGuard::check_external_file_list(uint64_t chunk_at, const uint8_t* p, ui
   // Version 1, 3 reserved bytes, allocated and used slots, the heap's address, then the slots:
   // name offset, offset in that file, size.
   if (size < 8 + A || p[0] != 1) return;  // libhdf5 refuses it before it reads the heap
-  const uint64_t used = little_endian(p + 6, 2);
+  const uint64_t allocated = little_endian(p + 4, 2), used = little_endian(p + 6, 2);
+  if (used > allocated) return;            // likewise
   if (used * (3 * uint64_t{L}) > size - 8 - A)
     fail(CKPT_ERR_FORMAT, where.substr(0, where.size() - 2) + " of " + std::to_string(size) + " bytes holds fewer than its " +
                               std::to_string(used) + " slots");
   const std::vector<uint8_t> names = local_heap(where, little_endian(p + 8, A), eoa);
   for (uint64_t i = 0; i < used; ++i)
-    check_heap_name(names, little_endian(p + 8 + A + i * 3 * L, L), where + "slot " + std::to_string(i));
+    check_heap_name(names, little_endian(p + 8 + A + i * 3 * L, L), where + "slot " + std::to_string(i), false);
 }
 
 void FileGuard::check_symbol_table(uint64_t chunk_at, uint64_t btree, uint64_t heap, uint64_t eoa) {
@@ -75,7 +79,7 @@ void FileGuard::check_symbol_table(uint64_t chunk_at, uint64_t btree, uint64_t h
   auto bad = [&](const std::string& why) { fail(CKPT_ERR_FORMAT, where + why); };
   auto inside = [&](uint64_t addr, uint64_t n) { return this->inside(addr, n, eoa); };
   const std::vector<uint8_t> names = local_heap(where, heap, eoa);
-  auto check_name = [&](uint64_t offset, const char* what) { check_heap_name(names, offset, where + what); };
+  auto check_name = [&](uint64_t offset, const char* what, bool empty_ok) { check_heap_name(names, offset, where + what, empty_ok); };
 
   // The B-tree, breadth first: "TREE", type 0 (group nodes), level, entries used, two siblings,
   // then key, child, key, child, ..., key. Keys are name offsets; leaves' children are symbol
@@ -100,7 +104,7 @@ void FileGuard::check_symbol_table(uint64_t chunk_at, uint64_t btree, uint64_t h
     std::vector<uint8_t> b(body);
     read_bytes(b.data(), b.size(), sb_.base + addr + node_prefix);
     for (uint64_t i = 0; i <= used; ++i) {
-      check_name(little_endian(b.data() + i * (L + A), L), "B-tree key");
+      check_name(little_endian(b.data() + i * (L + A), L), "B-tree key", true);  // the first key is ""
       if (i == used) break;
       const uint64_t child = little_endian(b.data() + i * (L + A) + L, A);
       if (level > 0) {
@@ -119,7 +123,7 @@ void FileGuard::check_symbol_table(uint64_t chunk_at, uint64_t btree, uint64_t h
       if (!inside(child + 8, symbols * entry)) bad("symbol table node at " + std::to_string(child) + " runs past the file");
       std::vector<uint8_t> e(symbols * entry);
       read_bytes(e.data(), e.size(), sb_.base + child + 8);
-      for (uint64_t s = 0; s < symbols; ++s) check_name(little_endian(e.data() + s * entry, L), "link");
+      for (uint64_t s = 0; s < symbols; ++s) check_name(little_endian(e.data() + s * entry, L), "link", false);
     }
   }
 }

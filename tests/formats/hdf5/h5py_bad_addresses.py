@@ -32,8 +32,8 @@ frees its unfilled entries.
 chunk_zero.h5: a chunked dataset whose layout message gives a chunk dimension of 0; libhdf5
 1.10 divides by it while opening the dataset.
 
-efl_name.h5: a dataset stored in an external file whose external file list names the file at
-an offset past its local heap: libhdf5 1.10 decodes that list as it opens the dataset (before
+efl_name.h5, efl_empty.h5: a dataset stored in an external file whose external file list names
+the file at an offset past its local heap, or by an empty name: libhdf5 1.10 decodes that list as it opens the dataset (before
 ckpt sees that the storage is external), with the same end as below.
 
 snod_name.h5, btree_key.h5: an old-style group (a symbol table) whose symbol table node names
@@ -283,10 +283,12 @@ def external_file_list(out):
     at = data.find(heap.to_bytes(8, "little"))
     if names < 0 or heap < 0 or at < 8 or data[at - 8:at - 4] != b"\x01\x00\x00\x00":
         sys.exit("no external file list in the file h5py wrote")
-    data[at + 8:at + 16] = (10**6).to_bytes(8, "little")
-    path = out + "/efl_name.h5"
-    open(path, "wb").write(data)
-    print(path)
+    for name, offset in (("efl_name", 10**6), ("efl_empty", 0)):  # the heap's first name is ""
+        d = bytearray(data)
+        d[at + 8:at + 16] = offset.to_bytes(8, "little")
+        path = f"{out}/{name}.h5"
+        open(path, "wb").write(d)
+        print(path)
 
 
 if __name__ == "__main__":
