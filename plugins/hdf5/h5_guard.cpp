@@ -112,11 +112,15 @@ Superblock check_superblock(int fd, const std::string& path, uint64_t file_size)
     if (eof_at + sb.sizeof_addr > got)
       fail(CKPT_ERR_FORMAT, "truncated file: the superblock at offset " + std::to_string(at) +
                                 " is cut off (the file has " + std::to_string(file_size) + " bytes)");
-    sb.base = le(b + base_at, sb.sizeof_addr);
+    const uint64_t stored_base = le(b + base_at, sb.sizeof_addr);
     const uint64_t eof = le(b + eof_at, sb.sizeof_addr);
-    if (is_undefined(sb.base, sb.sizeof_addr) || sb.base > file_size)
+    if (is_undefined(stored_base, sb.sizeof_addr) || stored_base > file_size)
       fail(CKPT_ERR_FORMAT, "superblock at offset " + std::to_string(at) + ": base address " +
-                                std::to_string(sb.base) + " lies outside the file");
+                                std::to_string(stored_base) + " lies outside the file");
+    // libhdf5 takes addresses as relative to where it found the superblock, whatever base the
+    // superblock stores (it moves the end of file by the difference), so the checks do too: with
+    // the stored base they looked at other bytes than libhdf5 then read.
+    sb.base = at;
     if (!is_undefined(eof, sb.sizeof_addr) && eof > file_size)
       fail(CKPT_ERR_FORMAT, "truncated file: the superblock says the file ends at byte " +
                                 std::to_string(eof) + " but it has " + std::to_string(file_size));
