@@ -58,14 +58,18 @@ bool FileGuard::inside(uint64_t addr, uint64_t n, uint64_t eoa) const {
 
 void FileGuard::check_external_file_list(uint64_t chunk_at, const uint8_t* p, uint64_t size, uint64_t eoa) const {
   const unsigned A = sb_.sizeof_addr, L = sb_.sizeof_size;
-  const std::string where = "object header chunk at byte " + std::to_string(chunk_at) + ": an external file list's ";
+  const std::string list = "object header chunk at byte " + std::to_string(chunk_at) + ": an external file list";
+  const std::string where = list + "'s ";
   // Version 1, 3 reserved bytes, allocated and used slots, the heap's address, then the slots:
   // name offset, offset in that file, size.
   if (size < 8 + A || p[0] != 1) return;  // libhdf5 refuses it before it reads the heap
   const uint64_t allocated = little_endian(p + 4, 2), used = little_endian(p + 6, 2);
-  if (used > allocated) return;            // likewise
+  // libhdf5 1.10 only asserts this (not in a release build), then reads `used` slots.
+  if (used > allocated)
+    fail(CKPT_ERR_FORMAT, list + " uses " + std::to_string(used) + " of its " +
+                              std::to_string(allocated) + " slots");
   if (used * (3 * uint64_t{L}) > size - 8 - A)
-    fail(CKPT_ERR_FORMAT, where.substr(0, where.size() - 2) + " of " + std::to_string(size) + " bytes holds fewer than its " +
+    fail(CKPT_ERR_FORMAT, list + " of " + std::to_string(size) + " bytes holds fewer than its " +
                               std::to_string(used) + " slots");
   const std::vector<uint8_t> names = local_heap(where, little_endian(p + 8, A), eoa);
   for (uint64_t i = 0; i < used; ++i)
