@@ -94,6 +94,7 @@ class FileGuard {
   void read_bytes(void* buf, size_t n, uint64_t at) const;
   void check_link_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const;
   void check_layout_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const;
+  void check_attribute_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const;
   // An old-style group's local heap, B-tree and symbol table nodes, and an external file list's
   // names (h5_guard_groups.cpp).
   void check_symbol_table(uint64_t chunk_at, uint64_t btree, uint64_t heap, uint64_t eoa);

@@ -12,7 +12,8 @@ using ckpt::sdk::fail;
 
 namespace {
 
-constexpr unsigned kLink = 0x06, kExternalFiles = 0x07, kLayout = 0x08, kContinuation = 0x10, kSymbolTable = 0x11;
+constexpr unsigned kLink = 0x06, kExternalFiles = 0x07, kLayout = 0x08, kAttribute = 0x0c, kContinuation = 0x10,
+                   kSymbolTable = 0x11;
 
 std::string at_text(uint64_t chunk_at) { return "object header chunk at byte " + std::to_string(chunk_at); }
 
@@ -28,6 +29,7 @@ void FileGuard::check_messages(uint64_t chunk_at, const uint8_t* p, size_t n, in
     if (size > n - data) return;  // libhdf5 rejects a message that overruns its chunk itself
     if (type == kLink) check_link_message(chunk_at, p + data, size);
     if (type == kLayout) check_layout_message(chunk_at, p + data, size);
+    if (type == kAttribute) check_attribute_message(chunk_at, p + data, size);
     if (type == kExternalFiles) check_external_file_list(chunk_at, p + data, size, eoa);
     if (type == kSymbolTable && size >= 2 * uint64_t{sb_.sizeof_addr})
       check_symbol_table(chunk_at, little_endian(p + data, sb_.sizeof_addr),
@@ -136,6 +138,51 @@ void FileGuard::check_layout_message(uint64_t chunk_at, const uint8_t* p, uint64
     if (little_endian(p + at + i * width, static_cast<unsigned>(width)) == 0)
       fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": a chunked dataset's layout message gives chunk dimension " +
                                 std::to_string(i) + " as 0");
+}
+
+// An attribute message (section IV.A.2.m) whose name, datatype and dataspace, or whose data,
+// run past the message: libhdf5 1.10 copies the data by the size its type and shape give,
+// whatever the message holds. Versions 1 (fields padded to 8 bytes), 2 and 3 (a character set
+// byte more); a shared datatype or dataspace is stored elsewhere, and its data size is left to
+// libhdf5.
+void FileGuard::check_attribute_message(uint64_t chunk_at, const uint8_t* p, uint64_t size) const {
+  auto bad = [&](const std::string& why) {
+    fail(CKPT_ERR_FORMAT, at_text(chunk_at) + ": an attribute message of " + std::to_string(size) + " bytes " + why);
+  };
+  if (size < 8) return;  // libhdf5 refuses it
+  const unsigned version = p[0];
+  if (version < 1 || version > 3) return;
+  const bool shared = version >= 2 && (p[1] & 0x03);
+  auto padded = [&](uint64_t n) { return version == 1 ? (n + 7) / 8 * 8 : n; };
+  const uint64_t name = padded(little_endian(p + 2, 2)), dt = padded(little_endian(p + 4, 2)), ds = padded(little_endian(p + 6, 2));
+  const uint64_t at = version == 3 ? 9 : 8;
+  if (name + dt + ds > size - at) bad("names fields of " + std::to_string(name + dt + ds) + " bytes, past its end");
+  if (shared || dt < 8 || ds < 2) return;
+  const uint8_t* t = p + at + name;
+  const uint8_t* d = t + dt;
+  const uint64_t element = little_endian(t + 4, 4);
+  // The dataspace: version, rank, flags, then (version 1) 5 reserved bytes or (version 2) a
+  // type (0 scalar, 1 simple, 2 null), then the dimensions.
+  const unsigned rank = d[1];
+  uint64_t dims_at = 8, count = 1;
+  if (d[0] == 2) {
+    if (ds < 4) return;
+    if (d[3] == 2) count = 0;
+    dims_at = 4;
+  } else if (d[0] != 1) {
+    return;
+  }
+  const unsigned L = sb_.sizeof_size;
+  if (dims_at + uint64_t{rank} * L > ds) bad("holds a dataspace of " + std::to_string(rank) + " dimensions in " + std::to_string(ds) + " bytes");
+  for (unsigned i = 0; i < rank && count; ++i) {
+    const uint64_t n = little_endian(d + dims_at + i * L, L);
+    if (n && count > UINT64_MAX / n) bad("has a shape of more than 2^64 elements");
+    count *= n;
+  }
+  const uint64_t room = size - at - name - dt - ds;
+  if (count && element > room / count)
+    bad("holds " + std::to_string(room) + " bytes of data where its type and shape need " +
+        (element && count > UINT64_MAX / element ? std::string("more than 2^64") : std::to_string(count * element)));
 }
 
 void FileGuard::check_object_header_read(uint64_t offset, const uint8_t* bytes, size_t size, uint64_t eoa) {
