@@ -157,6 +157,9 @@ void FileGuard::check_attribute_message(uint64_t chunk_at, const uint8_t* p, uin
   const uint64_t name = padded(little_endian(p + 2, 2)), dt = padded(little_endian(p + 4, 2)), ds = padded(little_endian(p + 6, 2));
   const uint64_t at = version == 3 ? 9 : 8;
   if (name + dt + ds > size - at) bad("names fields of " + std::to_string(name + dt + ds) + " bytes, past its end");
+  // libhdf5 copies the name up to its NUL, wherever that is.
+  const uint64_t name_bytes = little_endian(p + 2, 2);
+  if (name_bytes == 0 || !std::memchr(p + at, 0, name_bytes)) bad("has a name of " + std::to_string(name_bytes) + " bytes without its NUL");
   if (shared || dt < 8 || ds < 2) return;
   const uint8_t* t = p + at + name;
   const uint8_t* d = t + dt;
