@@ -82,6 +82,10 @@ uint64_t run(std::span<const std::byte> in, uint64_t max_out, Container c, std::
   }
 }
 
+uint64_t decoder_memory(uint64_t max_out) {
+  return std::clamp<uint64_t>(max_out / 2, uint64_t{1} << 20, uint64_t{256} << 20);
+}
+
 [[noreturn]] void damaged(Container c, const std::string& why) {
   fail(CKPT_ERR_FORMAT, std::string("its ") + container_name(c) + " stream is damaged: " + why);
 }
@@ -126,8 +130,9 @@ uint64_t bunzip_all(std::span<const std::byte> in, uint64_t max_out, std::span<s
 
 uint64_t unxz_all(std::span<const std::byte> in, uint64_t max_out, Container c, std::span<std::byte> out) {
   lzma_stream z = LZMA_STREAM_INIT;
-  // The decoder's own memory is bounded too (a header may ask for a dictionary of 4 GiB).
-  const uint64_t memlimit = uint64_t{256} << 20;
+  // The decoder's own memory is bounded too, by half of what the output may be: a header of a
+  // few bytes may ask for a dictionary of 4 GiB.
+  const uint64_t memlimit = decoder_memory(max_out);
   const lzma_ret init = c == Container::xz ? lzma_stream_decoder(&z, memlimit, 0) : lzma_alone_decoder(&z, memlimit);
   if (init != LZMA_OK) fail(CKPT_ERR_INTERNAL, "liblzma: decoder init failed");
   struct End {
@@ -141,7 +146,9 @@ uint64_t unxz_all(std::span<const std::byte> in, uint64_t max_out, Container c, 
     z.avail_out = dst.size();
     const size_t in0 = z.avail_in, out0 = z.avail_out;
     const lzma_ret r = lzma_code(&z, src.empty() ? LZMA_FINISH : LZMA_RUN);
-    if (r == LZMA_MEMLIMIT_ERROR) fail(CKPT_ERR_LIMIT, std::string("its ") + container_name(c) + " stream asks for more than 256 MiB to decode");
+    if (r == LZMA_MEMLIMIT_ERROR)
+      fail(CKPT_ERR_LIMIT, std::string("its ") + container_name(c) + " stream asks for more than " + std::to_string(memlimit) +
+                               " bytes of decoder memory (half the bound on its output; -r max_decompressed=BYTES)");
     if (r != LZMA_OK && r != LZMA_STREAM_END && r != LZMA_BUF_ERROR) damaged(c, "liblzma error " + std::to_string(r));
     return Step{in0 - z.avail_in, out0 - z.avail_out, r == LZMA_STREAM_END};
   });
@@ -207,8 +214,11 @@ bool starts_a_pickle(Container c, std::span<const uint8_t> head) {
       }
       case Container::xz:
       case Container::lzma: {
+        // Identifying a file allocates no dictionary: a header asking for more than 16 MiB is
+        // taken at its magic, and the reader then applies its own bound.
         lzma_stream z = LZMA_STREAM_INIT;
-        if ((c == Container::xz ? lzma_stream_decoder(&z, uint64_t{256} << 20, 0) : lzma_alone_decoder(&z, uint64_t{256} << 20)) != LZMA_OK)
+        const uint64_t memlimit = uint64_t{16} << 20;
+        if ((c == Container::xz ? lzma_stream_decoder(&z, memlimit, 0) : lzma_alone_decoder(&z, memlimit)) != LZMA_OK)
           return false;
         uint8_t out[2];
         z.next_in = head.data();
@@ -217,6 +227,7 @@ bool starts_a_pickle(Container c, std::span<const uint8_t> head) {
         z.avail_out = 2;
         const lzma_ret r = lzma_code(&z, LZMA_RUN);
         lzma_end(&z);
+        if (r == LZMA_MEMLIMIT_ERROR) return true;
         if (r != LZMA_OK && r != LZMA_STREAM_END) return false;
         return z.avail_out == 0 && out[0] == 0x80 && out[1] >= 2 && out[1] <= 5;
       }

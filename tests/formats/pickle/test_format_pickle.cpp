@@ -216,6 +216,19 @@ TEST_F(PickleFormat, CompressedJoblibDamageAndBombsAreTypedErrors) {
     EXPECT_NE(std::string(e.what()).find("decompresses to more than 50252992 bytes"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("max_decompressed"), std::string::npos) << e.what();
   }
+  // 18 bytes of LZMA header asking for a 1 GiB dictionary: the decoder's memory is bounded by
+  // half the output's bound, before liblzma allocates anything.
+  {
+    TempDir tmp;
+    const fs::path p = tmp.path / "dictionary.joblib";
+    std::ofstream(p, std::ios::binary) << std::string("\x5d\x00\x00\x00\x40", 5) << std::string(8, '\xff') << std::string(5, '\0');
+    try {
+      read_document(p);
+      ADD_FAILURE() << "a 1 GiB dictionary was granted";
+    } catch (const LimitError& e) {
+      EXPECT_NE(std::string(e.what()).find("bytes of decoder memory"), std::string::npos) << e.what();
+    }
+  }
   // The option sets the bound: lowered below what a real file needs, it refuses that file too.
   LoadOptions tight;
   tight.format_options = {{"max_decompressed", "100"}};
