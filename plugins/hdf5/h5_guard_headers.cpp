@@ -214,7 +214,7 @@ void FileGuard::check_object_header_read(uint64_t offset, const uint8_t* bytes, 
     first = p + width;
     version = 2;
     creation_order = (flags & 0x04) != 0;
-  } else if (size >= 16 && bytes[0] == 1 && bytes[1] == 0) {
+  } else if (size >= 16 && bytes[0] == 1) {  // version 1; libhdf5 skips the reserved byte unread
     chunk = static_cast<size_t>(little_endian(bytes + 8, 4));
     first = 16;
     version = 1;
