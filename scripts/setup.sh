@@ -11,7 +11,8 @@ packages=(
   libboost-dev nlohmann-json3-dev libmsgpack-cxx-dev libcli11-dev libxxhash-dev
   libhdf5-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libminizip-dev libsodium-dev zlib1g-dev libbz2-dev liblzma-dev libsimdjson-dev
+  libminizip-dev libsodium-dev zlib1g-dev libbz2-dev liblzma-dev liblzf-dev libsimdjson-dev
+  hdf5-filter-plugin hdf5-filter-plugin-blosc-serial
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libomp-dev
   dataset-fashion-mnist

@@ -1,5 +1,9 @@
 #include "h5_chunks.hpp"
 
+#include <lzf.h>
+
+#include <climits>
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -36,6 +40,32 @@ struct Filter {
   unsigned element_size;  // shuffle's parameter: the size of the values it interleaved
 };
 
+// h5py's own LZF filter (registered with the HDF Group as 32000): liblzf's format, no header;
+// a chunk LZF could not shrink is stored with the filter skipped.
+constexpr H5Z_filter_t kLzf = 32000;
+
+// Fails naming the dataset and the filter when libhdf5 has no decoder for one of its filters
+// (it would report only that it could not open its plugin folder). Debian's hdf5-filter-plugin
+// packages, installed by scripts/setup.sh, give it LZ4, BZip2, Bitshuffle and Blosc.
+void check_filters_available(hid_t dcpl, const std::string& where) {
+  const int n = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t n_values = 0;
+    char name[64] = {};
+    const H5Z_filter_t f = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &n_values, nullptr, sizeof name, name, &config);
+    if (f < 0) h5_fail(CKPT_ERR_FORMAT, where);
+    if (f == kLzf) continue;  // decoded here
+    if (H5Zfilter_avail(f) > 0) continue;
+    H5Eclear2(H5E_DEFAULT);
+    const std::string known = std::string(name).empty() ? "" : " (" + std::string(name) + ")";
+    fail(CKPT_ERR_UNSUPPORTED, where + ": uses HDF5 filter " + std::to_string(f) + known +
+                                   ", for which no decoder is available (libhdf5 has no such filter built in or in its "
+                                   "plugin folder)");
+  }
+  H5Eclear2(H5E_DEFAULT);
+}
+
 // The filters of a chunked dataset in the order they ran when writing, when every one of them
 // is one decoded here; nullopt otherwise (libhdf5 then reads the dataset as it is).
 std::optional<std::vector<Filter>> own_filters(hid_t dcpl, const std::string& where) {
@@ -57,7 +87,7 @@ std::optional<std::vector<Filter>> own_filters(hid_t dcpl, const std::string& wh
     size_t n_values = 4;
     const H5Z_filter_t f = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &n_values, values, 0,
                                           nullptr, &config);
-    if (f != H5Z_FILTER_DEFLATE && f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32) {
+    if (f != H5Z_FILTER_DEFLATE && f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32 && f != kLzf) {
       H5Eclear2(H5E_DEFAULT);
       return std::nullopt;
     }
@@ -182,13 +212,25 @@ std::vector<unsigned char>& decode_chunk(hid_t dset, const std::vector<Filter>& 
         check_fletcher32(cur->data(), n, at);
         n -= kFletcherBytes;
         break;
-      case H5Z_FILTER_DEFLATE: {
+      case H5Z_FILTER_DEFLATE:
+      case kLzf: {
         // Filters that ran before this one when writing shrink nothing but checksums away.
         uint64_t expected = chunk_bytes;
         for (size_t j = 0; j < i; ++j)
           if (applied(j) && filters[j].id == H5Z_FILTER_FLETCHER32) expected += kFletcherBytes;
         std::vector<unsigned char>& out = buf.other(cur);
-        inflate_exact(cur->data(), n, out, expected, at);
+        if (filters[i].id == H5Z_FILTER_DEFLATE) {
+          inflate_exact(cur->data(), n, out, expected, at);
+        } else {
+          out.resize(expected);
+          // liblzf writes no more than the room it is given and says how much it wrote.
+          const unsigned got = expected ? lzf_decompress(cur->data(), static_cast<unsigned>(n), out.data(),
+                                                        static_cast<unsigned>(expected))
+                                        : 0;
+          if (n > UINT_MAX || expected > UINT_MAX || got != expected)
+            fail(CKPT_ERR_FORMAT, at + ": its " + std::to_string(n) + " LZF-compressed bytes do not decode to the chunk's " +
+                                      std::to_string(expected));
+        }
         cur = &out;
         n = expected;
         break;
@@ -298,6 +340,7 @@ void read_box(hid_t dset, hid_t memtype, std::span<const hsize_t> start, std::sp
   }
   Handle dcpl = plist_handle(H5Dget_create_plist(dset), where, CKPT_ERR_FORMAT);
   const std::vector<hsize_t> origin(r, 0);
+  check_filters_available(dcpl, where);
   const auto filters = r ? own_filters(dcpl, where) : std::nullopt;
   if (!filters) return hdf5_read(dset, memtype, start, count, count, origin, whole, dst, where);
 

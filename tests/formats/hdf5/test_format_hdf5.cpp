@@ -4,6 +4,7 @@
 // files give typed errors.
 #include "hdf5_test_support.hpp"
 
+#include <cstring>
 #include <sstream>
 #include <thread>
 
@@ -331,6 +332,36 @@ TEST(Hdf5, EverySingleByteDamageIsCaughtOrHarmless) {
     put_bytes(p, d);
     SCOPED_TRACE(i);
     expect_typed_failure_or_success(p, false);
+  }
+}
+
+// The filters h5py users meet: h5py's LZF (decoded by the plugin with liblzf), and LZ4, BZip2
+// and Blosc through the filter plugins libhdf5 loads (Debian's hdf5-filter-plugin packages);
+// every dataset reads with its exact bytes. A filter no decoder exists for is named.
+TEST(Hdf5, FilteredDatasetsReadOrNameTheirFilter) {
+  REQUIRE_H5PY();
+  TempDir tmp;
+  int status = 0;
+  const std::string out = python("h5py_filters.py", {tmp.path}, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Document doc = read_document(tmp.path / "filters.h5", hdf5_load());
+  int read = 0;
+  for (const char* name : {"lzf", "lzf_shuffle", "lzf_random", "lz4", "bzip2", "blosc"}) {
+    SCOPED_TRACE(name);
+    const Tensor* t = doc.find_tensor(name);
+    ASSERT_TRUE(t);
+    const std::string want = file_bytes(tmp.path / (std::string(name) + ".bin"));
+    ASSERT_EQ(t->nbytes(), want.size());
+    EXPECT_EQ(std::memcmp(t->bytes().data(), want.data(), want.size()), 0);
+    ++read;
+  }
+  EXPECT_EQ(read, 6);
+  try {
+    read_document(tmp.path / "bitshuffle.h5", hdf5_load());
+    ADD_FAILURE() << "read without error";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("/bitshuffle: uses HDF5 filter 32008, for which no decoder is available"),
+              std::string::npos) << e.what();
   }
 }
 
