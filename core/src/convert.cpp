@@ -177,6 +177,19 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   const Document& tree = reader->tree();
   Plan plan = make_plan(tree, target.info());
 
+  // What the reader found and could not represent (a reader lists it in meta/@unread): lost
+  // in any conversion, so named as a loss like the target's own, and not carried into the
+  // output, which says it in meta/conversion/losses instead.
+  if (Group* meta = plan.tree.find_group("meta")) {
+    if (const Value* unread = meta->attribute("unread"); unread && value_type(*unread) == ValueType::string_array) {
+      for (const auto& u : std::get<std::vector<std::string>>(*unread)) {
+        const size_t colon = u.find(": ");
+        if (colon == std::string::npos) plan.losses.push_back({"meta/unread", u + " (not read from the source)"});
+        else plan.losses.push_back({u.substr(0, colon), u.substr(colon + 2) + " (not read from the source)"});
+      }
+      meta->erase_attribute("unread");
+    }
+  }
   ConvertReport report;
   report.from_format = reader->format().name;
   report.to_format = target.name();

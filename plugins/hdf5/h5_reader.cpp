@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <sys/stat.h>
 
 namespace ckpt_hdf5 {
@@ -145,6 +146,23 @@ void H5Reader::build() {
   if (!ours && options_.keras) {
     if (auto mapped = map_keras_layout(tree, entries_)) tree = std::move(*mapped);
   }
+  if (!unread_.empty()) {
+    ListNode* meta = nullptr;
+    for (ListNode& c : tree.children)
+      if (c.name == "meta") meta = &c;
+    if (meta && !meta->is_group)
+      fail(CKPT_ERR_UNSUPPORTED, unread_.front() + " (and a dataset named /meta leaves no place to say so)");
+    if (!meta) {
+      tree.children.emplace_back();
+      meta = &tree.children.back();
+      meta->name = "meta";
+    }
+    Value v;
+    v.type = CKPT_VALUE_STRING_ARRAY;
+    v.strings = unread_;
+    std::erase_if(meta->attributes, [](const auto& a) { return a.first == "unread"; });
+    meta->attributes.emplace_back("unread", std::move(v));
+  }
   tree_ = std::move(tree);
 }
 
@@ -199,8 +217,20 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
                                      "; ckpt reads nothing outside the file it was given (option external=inside leaves "
                                      "such links out)");
     }
-    // Soft links point at objects listed where they are (user-defined links at nothing ckpt knows).
-    if (linfo.type != H5L_TYPE_HARD) continue;
+    if (linfo.type == H5L_TYPE_SOFT) {
+      std::string target(linfo.u.val_size, '\0');
+      if (linfo.u.val_size == 0 ||
+          H5Lget_val_by_idx(group, ".", link_index, H5_ITER_INC, k, target.data(), target.size(), H5P_DEFAULT) < 0)
+        target = "(unreadable)";
+      H5Eclear2(H5E_DEFAULT);
+      target.resize(std::strlen(target.c_str()));
+      unread_.push_back(at + ": a soft link to " + target);
+      continue;
+    }
+    if (linfo.type != H5L_TYPE_HARD) {
+      unread_.push_back(at + ": a user-defined link");
+      continue;
+    }
     H5O_info_t oinfo{};
     h5_ok(H5Oget_info_by_idx2(group, ".", link_index, H5_ITER_INC, k, &oinfo, H5O_INFO_BASIC, H5P_DEFAULT), at);
     if (oinfo.type == H5O_TYPE_GROUP) {
@@ -212,21 +242,47 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
     } else if (oinfo.type == H5O_TYPE_DATASET) {
       Handle child = object_handle(H5Oopen_by_idx(group, ".", link_index, H5_ITER_INC, k, H5P_DEFAULT), at);
       if (auto t = build_dataset(child, std::move(name), at)) node.children.push_back(std::move(*t));
+      if (!ours) note_dataset_attributes(child, at);
+    } else {
+      unread_.push_back(at + ": a named datatype");
     }
   }
   ancestors.pop_back();
   return node;
 }
 
+// A document's tensors have no attributes: a dataset's own (h5py's `units`) are named as unread.
+void H5Reader::note_dataset_attributes(hid_t dset, const std::string& where) {
+  H5O_info_t info{};
+  h5_ok(H5Oget_info2(dset, &info, H5O_INFO_NUM_ATTRS), where);
+  for (hsize_t k = 0; k < info.num_attrs; ++k) {
+    const std::string name = name_at(attr_name_by_idx, dset, H5_INDEX_NAME, k, where);
+    if (name == kDtypeAttr) continue;
+    unread_.push_back(where + ": its attribute '" + name + "' (a tensor holds no attributes)");
+  }
+}
+
 std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, const std::string& where) {
   Handle ft = type_handle(H5Dget_type(dset), where);
   const bool bf16 = H5Tget_class(ft) == H5T_INTEGER && read_string_attribute(dset, kDtypeAttr, *guard_) == kBfloat16;
   auto tt = classify_tensor_type(ft, bf16);
-  // Strings, compounds and other types have no tensor dtype; they are left out of the document.
-  if (!tt) return std::nullopt;
+  // Strings, compounds and other types have no tensor dtype: named as unread.
+  if (!tt) {
+    static const std::map<H5T_class_t, const char*> kinds = {
+        {H5T_STRING, "strings"}, {H5T_COMPOUND, "compound records"}, {H5T_ENUM, "enums"}, {H5T_VLEN, "variable-length sequences"},
+        {H5T_ARRAY, "arrays"}, {H5T_OPAQUE, "opaque values"}, {H5T_REFERENCE, "references"}, {H5T_BITFIELD, "bitfields"},
+        {H5T_TIME, "times"}};
+    const auto it = kinds.find(H5Tget_class(ft));
+    unread_.push_back(where + ": a dataset of " + (it != kinds.end() ? it->second : "a type ckpt has no dtype for"));
+    H5Eclear2(H5E_DEFAULT);
+    return std::nullopt;
+  }
   Handle space = space_handle(H5Dget_space(dset), where);
   const H5S_class_t sc = H5Sget_simple_extent_type(space);
-  if (sc == H5S_NULL) return std::nullopt;
+  if (sc == H5S_NULL) {
+    unread_.push_back(where + ": a dataset with a null dataspace");
+    return std::nullopt;
+  }
   if (sc == H5S_NO_CLASS) h5_fail(CKPT_ERR_FORMAT, where);
   const int rank = H5Sget_simple_extent_ndims(space);
   if (rank < 0) h5_fail(CKPT_ERR_FORMAT, where);

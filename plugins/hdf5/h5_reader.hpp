@@ -65,6 +65,10 @@ class H5Reader final : public ckpt::sdk::Reader {
   std::optional<ListNode> tree_;
   std::vector<TensorEntry> entries_;
   uint64_t unwritten_ = 0;  // bytes of datasets never written, read as their fill value
+  // What a file other tools wrote holds that a document cannot (string and compound datasets,
+  // dataset attributes, soft links): listed in meta/@unread, so that convert names the loss.
+  std::vector<std::string> unread_;
+  void note_dataset_attributes(hid_t dset, const std::string& where);
   std::vector<int> external_fds_;
 };
 

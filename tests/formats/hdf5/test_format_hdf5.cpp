@@ -365,6 +365,45 @@ TEST(Hdf5, FilteredDatasetsReadOrNameTheirFilter) {
   }
 }
 
+// What a document cannot hold (string, compound and enum datasets, a dataset's attributes, a
+// soft link) is listed in meta/@unread, and a conversion names it as a loss: refused without
+// --allow-lossy, recorded in meta/conversion/losses with it, never dropped in silence.
+TEST(Hdf5, WhatADocumentCannotHoldIsNamedNotDropped) {
+  REQUIRE_H5PY();
+  TempDir tmp;
+  int status = 0;
+  const fs::path src = tmp.path / "unread.h5";
+  const std::string out = python("h5py_unread.py", {src}, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Document doc = read_document(src, hdf5_load());
+  ASSERT_TRUE(doc.find_tensor("w"));
+  const Group* meta = doc.find_group("meta");
+  ASSERT_TRUE(meta);
+  const auto& unread = std::get<std::vector<std::string>>(*meta->attribute("unread"));
+  const std::vector<std::string> want = {"/alias: a soft link to /w", "/color: a dataset of enums",
+                                         "/labels: a dataset of strings", "/name: a dataset of strings",
+                                         "/rec: a dataset of compound records", "/vlabels: a dataset of strings",
+                                         "/w: its attribute 'units' (a tensor holds no attributes)"};
+  EXPECT_EQ(unread, want);
+  ConvertOptions o;
+  o.to = "msgpack";
+  o.fsync = false;
+  try {
+    convert(src, tmp.path / "out.msgpack", o);
+    ADD_FAILURE() << "converted without --allow-lossy";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("/rec: a dataset of compound records (not read from the source)"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "out.msgpack"));
+  o.allow_lossy = true;
+  const ConvertReport r = convert(src, tmp.path / "out.msgpack", o);
+  EXPECT_EQ(r.losses.size(), want.size());
+  const Document back = read_document(tmp.path / "out.msgpack");
+  EXPECT_FALSE(back.find_group("meta")->attribute("unread")) << "the output claims nothing it does not hold";
+  EXPECT_EQ(std::get<std::vector<std::string>>(*back.find_group_path("meta/conversion")->attribute("losses")).size(), want.size());
+}
+
 // The inputs fuzz_hdf5 found that crashed or hung libhdf5 (scripts/fuzz.sh), kept as they were
 // found: each is a typed error naming the file, read under the sanitizer build as well.
 TEST(Hdf5, FilesTheFuzzerFoundAreTypedErrors) {
