@@ -41,6 +41,21 @@ std::string name_at(ssize_t (*get)(hid_t, const char*, H5_index_t, H5_iter_order
   return s;
 }
 
+struct LinkEntry {
+  std::string name;
+  H5L_info_t info;
+};
+
+// H5Literate's callback: collects, so that nothing can throw across libhdf5's frames.
+herr_t collect_link(hid_t, const char* name, const H5L_info_t* info, void* data) {
+  try {
+    static_cast<std::vector<LinkEntry>*>(data)->push_back({name, *info});
+  } catch (...) {
+    return -1;
+  }
+  return 0;
+}
+
 ssize_t attr_name_by_idx(hid_t loc, const char* obj, H5_index_t index, H5_iter_order_t order,
                          hsize_t k, char* buf, size_t size, hid_t lapl) {
   return H5Aget_name_by_idx(loc, obj, index, order, k, buf, size, lapl);
@@ -185,11 +200,15 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
     if (auto v = read_attribute(a, at, *guard_)) node.attributes.emplace_back(std::move(name), std::move(*v));
   }
 
-  H5G_info_t ginfo{};
-  h5_ok(H5Gget_info(group, &ginfo), where);
+  // One pass over the group's links: asking libhdf5 for the k-th link walks an old-style
+  // group's B-tree from its start each time, which made listing 20k datasets 4.5 times slower
+  // than h5py's iteration.
   const H5_index_t link_index = order.links ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
-  for (hsize_t k = 0; k < ginfo.nlinks; ++k) {
-    const std::string stored = name_at(H5Lget_name_by_idx, group, link_index, k, where);
+  std::vector<LinkEntry> links;
+  hsize_t next = 0;
+  h5_ok(H5Literate(group, link_index, H5_ITER_INC, &next, collect_link, &links), where);
+  for (const LinkEntry& link : links) {
+    const std::string& stored = link.name;
     std::string name = stored;
     if (ours) {
       auto n = unescape_link_name(stored);
@@ -197,8 +216,7 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
       name = std::move(*n);
     }
     const std::string at = child_path(where, stored);
-    H5L_info_t linfo{};
-    h5_ok(H5Lget_info_by_idx(group, ".", link_index, H5_ITER_INC, k, &linfo, H5P_DEFAULT), at);
+    const H5L_info_t& linfo = link.info;
     if (linfo.type == H5L_TYPE_EXTERNAL) {
       // Never followed: ckpt reads no file but the one it was given.
       if (options_.external_inside) continue;
@@ -207,7 +225,7 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
       const char* object = nullptr;
       unsigned flags = 0;
       if (linfo.u.val_size &&
-          H5Lget_val_by_idx(group, ".", link_index, H5_ITER_INC, k, target.data(), target.size(), H5P_DEFAULT) >= 0 &&
+          H5Lget_val(group, stored.c_str(), target.data(), target.size(), H5P_DEFAULT) >= 0 &&
           H5Lunpack_elink_val(target.data(), target.size(), &flags, &file, &object) >= 0 && file && object)
         target = std::string(file) + ":" + object;
       else
@@ -220,7 +238,7 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
     if (linfo.type == H5L_TYPE_SOFT) {
       std::string target(linfo.u.val_size, '\0');
       if (linfo.u.val_size == 0 ||
-          H5Lget_val_by_idx(group, ".", link_index, H5_ITER_INC, k, target.data(), target.size(), H5P_DEFAULT) < 0)
+          H5Lget_val(group, stored.c_str(), target.data(), target.size(), H5P_DEFAULT) < 0)
         target = "(unreadable)";
       H5Eclear2(H5E_DEFAULT);
       target.resize(std::strlen(target.c_str()));
@@ -231,16 +249,16 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
       unread_.push_back(at + ": a user-defined link");
       continue;
     }
+    // By the address the link holds: no name is resolved again.
+    if (std::find(ancestors.begin(), ancestors.end(), linfo.u.address) != ancestors.end()) continue;
+    Handle child = object_handle(H5Oopen_by_addr(group, linfo.u.address), at);
     H5O_info_t oinfo{};
-    h5_ok(H5Oget_info_by_idx2(group, ".", link_index, H5_ITER_INC, k, &oinfo, H5O_INFO_BASIC, H5P_DEFAULT), at);
+    h5_ok(H5Oget_info2(child, &oinfo, H5O_INFO_BASIC), at);
     if (oinfo.type == H5O_TYPE_GROUP) {
-      if (std::find(ancestors.begin(), ancestors.end(), oinfo.addr) != ancestors.end()) continue;
-      Handle child = object_handle(H5Oopen_by_idx(group, ".", link_index, H5_ITER_INC, k, H5P_DEFAULT), at);
       ListNode g = build_group(child, at, ours, depth + 1, ancestors);
       g.name = std::move(name);
       node.children.push_back(std::move(g));
     } else if (oinfo.type == H5O_TYPE_DATASET) {
-      Handle child = object_handle(H5Oopen_by_idx(group, ".", link_index, H5_ITER_INC, k, H5P_DEFAULT), at);
       if (auto t = build_dataset(child, std::move(name), at)) node.children.push_back(std::move(*t));
       if (!ours) note_dataset_attributes(child, at);
     } else {
