@@ -50,10 +50,18 @@ Checkpoint Checkpoint::from_document(Document doc, const std::string& source) {
   if (!is_checkpoint(doc)) {
     // A file some other tool wrote: its tensors at the root are the model's state.
     for (auto& n : doc.children()) {
-      if (n.is_tensor())
+      if (n.is_tensor()) {
         c.model_state.add_tensor(n.name, n.tensor());
-      else
-        c.extra.add_group(n.name) = std::move(n.group());
+        continue;
+      }
+      Group& g = n.group();
+      // How the source file laid its object out (the pytorch plugin's meta/@torch_layout)
+      // describes that file, not a checkpoint built from it, which its writer lays out anew.
+      if (n.name == "meta") {
+        g.erase_attribute("torch_layout");
+        if (g.attributes().empty() && g.children().empty()) continue;
+      }
+      c.extra.add_group(n.name) = std::move(g);
     }
     for (const auto& a : doc.attributes()) c.extra.set(a.name, a.value);
     return c;

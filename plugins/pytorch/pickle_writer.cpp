@@ -28,8 +28,53 @@ class Pickler {
         for (int k = 7; k >= 0; --k) out += static_cast<char>((u >> (8 * k)) & 0xff);
         return;
       }
-      case T::string: str(v.s); return;
-      case T::tensor: tensor(v); return;
+      case T::string:
+        if (v.raw) raw_str(v.s);
+        else str(v.s);
+        return;
+      case T::bytes: bytes(v.s); return;
+      case T::tensor:
+        if (!v.parameter) return tensor(v);
+        // torch._utils._rebuild_parameter(tensor, requires_grad, OrderedDict())
+        out += "ctorch._utils\n_rebuild_parameter\n(";
+        tensor(v);
+        out += v.requires_grad ? '\x88' : '\x89';
+        out += "ccollections\nOrderedDict\n)R";
+        out += "tR";
+        return;
+      case T::set:
+      case T::counter: {
+        // set(list) and Counter(dict), as their __reduce__ gives them
+        out += v.t == T::set ? "c__builtin__\nset\n(" : "ccollections\nCounter\n(";
+        PyOut inner = v;
+        inner.t = v.t == T::set ? T::list : T::dict;
+        value(inner);
+        out += "tR";
+        return;
+      }
+      case T::record: {
+        // copyreg.__newobj__(cls) and BUILD with its __dict__: what pickle makes of a plain object
+        const size_t dot = v.s.rfind('.');
+        out += "c" + v.s.substr(0, dot) + "\n" + v.s.substr(dot + 1) + "\n)\x81";
+        PyOut attrs = PyOut::container(T::dict);
+        attrs.entries = v.entries;
+        value(attrs);
+        out += 'b';
+        return;
+      }
+      case T::numpy_scalar: {
+        // numpy.core.multiarray.scalar(numpy.dtype(spec, False, True) with its state, bytes)
+        out += "cnumpy.core.multiarray\nscalar\n(cnumpy\ndtype\n(";
+        str(v.spec);
+        out += "\x89\x88tR(K\x03";
+        str(v.s.size() > 1 ? "<" : "|");
+        out += "NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK";
+        out += '\0';
+        out += "tb";
+        bytes(v.s);
+        out += "tR";
+        return;
+      }
       case T::list:
         out += ']';
         if (!v.items.empty()) {
@@ -59,6 +104,10 @@ class Pickler {
           }
           out += 'u';
         }
+        if (!v.items.empty()) {
+          value(v.items[0]);
+          out += 'b';
+        }
         return;
     }
   }
@@ -85,11 +134,29 @@ class Pickler {
     }
   }
 
-  void str(const std::string& bytes) {
-    const std::string s = ckpt_pickle::to_python_str(bytes);
+  void str(const std::string& bytes) { raw_str(ckpt_pickle::to_python_str(bytes)); }
+
+  void raw_str(const std::string& s) {
     out += 'X';
     le(s.size(), 4);
     out += s;
+  }
+
+  // Protocol 2 has no bytes: Python 3 writes _codecs.encode(<the bytes as latin-1 text>, 'latin1').
+  void bytes(const std::string& b) {
+    std::string text;
+    for (unsigned char c : b) {
+      if (c < 0x80) {
+        text += static_cast<char>(c);
+      } else {
+        text += static_cast<char>(0xc0 | (c >> 6));
+        text += static_cast<char>(0x80 | (c & 0x3f));
+      }
+    }
+    out += "c_codecs\nencode\n(";
+    raw_str(text);
+    raw_str("latin1");
+    out += "tR";
   }
 
   void ints(const std::vector<int64_t>& v) {
@@ -123,7 +190,7 @@ class Pickler {
     integer(0);
     ints(v.shape);
     ints(stride);
-    out += '\x89';
+    out += v.requires_grad && !v.parameter ? '\x88' : '\x89';
     out += "ccollections\nOrderedDict\n)R";
     out += "tR";
   }

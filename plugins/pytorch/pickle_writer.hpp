@@ -11,15 +11,21 @@
 namespace ckpt_pytorch {
 
 struct PyOut {
-  enum class T { none, boolean, integer, floating, string, tensor, list, tuple, dict, odict };
+  // The last five write what a user's layout (user_layout.hpp) holds beyond ckpt's schema:
+  // bytes, a set, a collections.Counter, an object of an allowed class (its class in `s`, its
+  // attributes in `entries`) and a NumPy scalar (its dtype in `spec`, its bytes in `s`).
+  enum class T { none, boolean, integer, floating, string, tensor, list, tuple, dict, odict, bytes, set, counter, record, numpy_scalar };
   T t = T::none;
   bool b = false;
   int64_t i = 0;
   double f = 0;
   std::string s;  // str; the storage key of a tensor
+  bool raw = false;  // a str whose `s` is already a Python str's UTF-8 (surrogates and all)
   uint32_t dtype = 0;
   std::vector<int64_t> shape;
-  std::vector<PyOut> items;
+  bool requires_grad = false, parameter = false;  // a tensor's
+  std::string spec;  // a NumPy scalar's dtype: "f8", "i4", ...
+  std::vector<PyOut> items;  // an odict's: the state BUILD gives it (torch's _metadata), if any
   std::vector<std::pair<PyOut, PyOut>> entries;
 
   // Declared here, defaulted below the class: clang works out the implicit ones while PyOut is

@@ -5,9 +5,12 @@
 #include "skeleton.hpp"
 #include "torch_layout.hpp"
 #include "agreement.hpp"
+#include "user_layout.hpp"
 
 #include <array>
+#include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace ckpt_pytorch {
 
@@ -83,25 +86,123 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
   if (in.left() != 0) in.fail(CKPT_ERR_FORMAT, in.pos(), std::to_string(in.left()) + " bytes after the pickle's STOP");
   const ZipEntry* sk = zip_.find(prefix_ + kSkeletonName);
   if (sk) {
-    read_own_file(*sk, obj, path);
+    read_own_file(*sk, obj, path, limits);
   } else {
-    std::unordered_map<const Text*, Blob*> blob_of;
-    DocBuilder builder(tensors_, [&](const Array& a) -> Blob* {
-      if (const Storage* s = as_storage(a.base))
-        return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
-      // A NumPy array's bytes are inside data.pkl, which pickle_bytes_ or the mapping holds.
-      const Text* t = as_text(a.base);
-      if (!t) fail(CKPT_ERR_INTERNAL, a.where + ": an array without bytes");
-      Blob*& b = blob_of[t];
-      if (!b) b = numpy_blobs_.emplace_back(std::make_unique<TextBlob>(*t)).get();
-      return b;
-    }, limits.document_bytes_for(file_.size()));
-    root_ = map_torch_object(obj, builder);
+    std::vector<const Array*> arrays;
+    root_ = map_pickle(obj, tensors_, arrays, limits);
+    keep_user_layout(obj, arrays, path, limits);
   }
   check_expansion(tensors_, limits, "");
 }
 
-void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const std::string& path) {
+Node PtReader::map_pickle(const Obj* pickled, std::vector<TensorEntry>& entries, std::vector<const Array*>& arrays,
+                          const ckpt::sdk::ReadLimits& limits) {
+  std::unordered_map<const Text*, Blob*> blob_of;
+  DocBuilder builder(entries, [&](const Array& a) -> Blob* {
+    arrays.push_back(&a);  // DocBuilder::tensor resolves each entry once, just before adding it
+    if (const Storage* s = as_storage(a.base))
+      return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
+    // A NumPy array's bytes are inside data.pkl, which pickle_bytes_ or the mapping holds.
+    const Text* t = as_text(a.base);
+    if (!t) fail(CKPT_ERR_INTERNAL, a.where + ": an array without bytes");
+    Blob*& b = blob_of[t];
+    if (!b) b = numpy_blobs_.emplace_back(std::make_unique<TextBlob>(*t)).get();
+    return b;
+  }, limits.document_bytes_for(file_.size()));
+  return map_torch_object(pickled, builder);
+}
+
+std::vector<std::byte> PtReader::small_tensor_bytes(const Array& a) {
+  const size_t n = ckpt::sdk::dtype_size(a.dtype);
+  uint64_t numel = 1;
+  for (int64_t d : a.shape) numel *= static_cast<uint64_t>(d);
+  std::vector<std::byte> out(n * numel);
+  if (numel == 0) return out;
+  if (const Storage* s = as_storage(a.base)) {
+    storage(s->key, s->numel * n, a.where)->read(static_cast<uint64_t>(a.offset) * n, out);
+  } else if (const Text* t = as_text(a.base); t && t->str().size() >= a.offset * n + out.size()) {
+    std::memcpy(out.data(), t->str().data() + a.offset * n, out.size());
+  }
+  return out;
+}
+
+namespace {
+
+// Document paths of the tensors of `g`, by the array each came from.
+void collect_paths(const Node& g, const std::string& prefix, const std::vector<const Array*>& arrays, DocPaths& out) {
+  for (const Node& c : g.children) {
+    const std::string p = prefix.empty() ? c.name : prefix + "/" + c.name;
+    if (c.is_group) collect_paths(c, p, arrays, out);
+    else out[arrays.at(c.tensor_id)].push_back(p);
+  }
+}
+
+bool contiguous_whole(const Array& a, const Storage& s) {
+  int64_t step = 1;
+  uint64_t numel = 1;
+  for (size_t k = a.shape.size(); k-- > 0;) {
+    if (a.shape[k] != 1 && a.strides[k] != step) return false;
+    step *= std::max<int64_t>(a.shape[k], 1);
+    numel *= static_cast<uint64_t>(a.shape[k]);
+  }
+  return a.offset == 0 && s.numel == numel && !a.numpy && s.dtype == a.dtype;
+}
+
+}  // namespace
+
+void PtReader::keep_user_layout(const Obj* pickled, const std::vector<const Array*>& arrays, const std::string& path,
+                                const ckpt::sdk::ReadLimits& limits) {
+  // Would ckpt's writer give torch.load this very object? Only when nothing is tied and the
+  // pickle holds nothing the schema leaves out (checked as a file ckpt wrote is).
+  bool reproduced = true;
+  std::unordered_set<std::string> keys;
+  std::function<void(const Node&)> tied = [&](const Node& g) {
+    for (const Node& c : g.children) {
+      if (c.is_group) tied(c);
+      else if (const Storage* s = as_storage(arrays.at(c.tensor_id)->base); s && !keys.insert(s->key).second) reproduced = false;
+    }
+  };
+  tied(root_);
+  if (reproduced) {
+    try {
+      TorchWriteContext ctx;
+      ctx.tensor = [&](uint64_t id) {
+        const Array* a = arrays.at(id);
+        const Storage* s = as_storage(a->base);
+        return PyOut::tensor(s ? s->key : std::string("\x01not a storage"), a->dtype, a->shape);
+      };
+      ctx.number = [](double f) { return any_storage_scalar(CKPT_DTYPE_F64, f); };
+      ctx.step_tensor = [](float f) { return any_storage_scalar(CKPT_DTYPE_F32, f); };
+      std::vector<std::byte> value;
+      check_agreement(pickled, torch_object(root_, ctx), [&](const Array& a) -> std::span<const std::byte> {
+        value = small_tensor_bytes(a);
+        return value;
+      }, path);
+    } catch (const std::exception&) {
+      reproduced = false;
+    }
+  }
+  if (reproduced) return;
+  DocPaths paths;
+  collect_paths(root_, "", arrays, paths);
+  auto layout = describe_layout(pickled, std::move(paths), [&](const Array& a) { return small_tensor_bytes(a); },
+                                limits.document_bytes_for(file_.size()));
+  if (!layout) return;  // ckpt's schema is then the layout a writer uses (docs/formats/pytorch.md)
+  if (Node* meta = root_.child("meta"); meta && meta->is_group) {
+    meta->set(kLayoutAttribute, Value::string(std::move(*layout)));
+    return;
+  }
+  // meta first, as ckpt's own documents have it, so that a writer knows the layout (and which
+  // tensors are tied) before the tensors come.
+  Node root;
+  root.add_group("meta").set(kLayoutAttribute, Value::string(std::move(*layout)));
+  for (auto& [k, v] : root_.attributes) root.set(k, std::move(v));
+  for (Node& c : root_.children) root.add_child(std::move(c));
+  root_ = std::move(root);
+}
+
+void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const std::string& path,
+                             const ckpt::sdk::ReadLimits& limits) {
   std::vector<std::byte> scratch;
   auto json = zip_.contents(skeleton, scratch, true);
   std::vector<SkeletonTensor> listed;
@@ -125,6 +226,30 @@ void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const
     listed.push_back(t);
     return tensors_.size() - 1;
   });
+  const Node* meta = root_.child("meta");
+  if (const Value* layout = meta && meta->is_group ? meta->attribute(kLayoutAttribute) : nullptr) {
+    // The writer followed the user's layout: data.pkl must read, through the same mapping as
+    // any torch file, as exactly this document, and be laid out as the layout says.
+    const std::string source = "'" + path + "': data.pkl";
+    if (layout->type != CKPT_VALUE_STRING) fail(CKPT_ERR_FORMAT, "'" + path + "': meta/@torch_layout is not a string");
+    std::vector<TensorEntry> entries;
+    std::vector<const Array*> arrays;
+    const Node mapped = map_pickle(pickled, entries, arrays, limits);
+    check_same_view(mapped, root_, [&](uint64_t mid, uint64_t vid) {
+      const Array* a = arrays.at(mid);
+      const Storage* s = as_storage(a->base);
+      const SkeletonTensor& t = listed.at(vid);
+      return s && s->key == t.key && a->dtype == t.dtype && a->shape == t.shape && contiguous_whole(*a, *s);
+    }, source);
+    DocPaths paths;
+    collect_paths(mapped, "", arrays, paths);
+    auto described = describe_layout(pickled, std::move(paths), [&](const Array& a) { return small_tensor_bytes(a); },
+                                     limits.document_bytes_for(file_.size()));
+    if (!described || *described != layout->s)
+      fail(CKPT_ERR_FORMAT, source + " is not laid out as its meta/@torch_layout says (torch.load would read something "
+                                     "other than ckpt does; the file was changed after ckpt wrote it)");
+    return;
+  }
   // What ckpt's writer makes of this skeleton, with the storages it added for numbers left open.
   TorchWriteContext ctx;
   ctx.tensor = [&](uint64_t id) {

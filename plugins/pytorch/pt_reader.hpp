@@ -28,7 +28,17 @@ class PtReader final : public ckpt::sdk::Reader {
  private:
   ckpt_pickle::TensorEntry& entry(uint64_t id);
   // A file ckpt wrote: the tree from its skeleton, once data.pkl (`pickled`) agrees with it.
-  void read_own_file(const ZipEntry& skeleton, const ckpt_pickle::Obj* pickled, const std::string& path);
+  void read_own_file(const ZipEntry& skeleton, const ckpt_pickle::Obj* pickled, const std::string& path,
+                     const ckpt::sdk::ReadLimits& limits);
+  // What the schema mapping makes of `pickled`, with the array each tensor entry came from.
+  ckpt_pickle::Node map_pickle(const ckpt_pickle::Obj* pickled, std::vector<ckpt_pickle::TensorEntry>& entries,
+                               std::vector<const ckpt_pickle::Array*>& arrays, const ckpt::sdk::ReadLimits& limits);
+  // A torch file's own layout in meta/@torch_layout, when ckpt's writer would not lay its
+  // document out the same way (user_layout.hpp).
+  void keep_user_layout(const ckpt_pickle::Obj* pickled, const std::vector<const ckpt_pickle::Array*>& arrays,
+                        const std::string& path, const ckpt::sdk::ReadLimits& limits);
+  // The bytes of a small tensor, for a layout that holds it by value.
+  std::vector<std::byte> small_tensor_bytes(const ckpt_pickle::Array& a);
   // The blob of archive/data/<key>, checked to hold at least `bytes`.
   ckpt_pickle::Blob* storage(const std::string& key, uint64_t bytes, const std::string& what);
 

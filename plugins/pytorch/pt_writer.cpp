@@ -3,6 +3,8 @@
 #include "torch_layout.hpp"
 #include "unpickler.hpp"
 
+#include <sodium.h>
+
 #include <cstring>
 
 namespace ckpt_pytorch {
@@ -65,6 +67,14 @@ void PtWriter::attribute(std::string_view name, const ckpt_value& value) {
   Node& g = top("attribute");
   if (g.attribute(name)) fail(CKPT_ERR_INVALID_ARGUMENT, "attribute '" + std::string(name) + "' twice in one group");
   g.set(std::string(name), owned(value));
+  if (stack_.size() == 2 && g.name == "meta" && name == kLayoutAttribute && value.type == CKPT_VALUE_STRING)
+    layout_.emplace(g.attribute(name)->s, "meta/@" + std::string(kLayoutAttribute));
+}
+
+std::string PtWriter::current_path(std::string_view name) const {
+  std::string p;
+  for (size_t i = 1; i < stack_.size(); ++i) p += stack_[i]->name + "/";
+  return p + std::string(name);
 }
 
 std::string PtWriter::add_storage(std::span<const std::byte> data) {
@@ -82,7 +92,30 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
   SkeletonTensor t;
   t.dtype = info.dtype;
   t.shape.assign(info.shape.begin(), info.shape.end());
-  t.key = add_storage(data);
+  if (layout_) {
+    const std::string path = current_path(info.name);
+    auto digest = [&] {
+      std::array<unsigned char, 32> d;
+      crypto_generichash(d.data(), d.size(), reinterpret_cast<const unsigned char*>(data.data()), data.size(), nullptr, 0);
+      return d;
+    };
+    if (auto tie = layout_->ties().find(path); tie != layout_->ties().end()) {
+      auto leader = tensor_at_.find(tie->second);
+      if (leader != tensor_at_.end() && tensors_[leader->second].dtype == t.dtype && tensors_[leader->second].shape == t.shape) {
+        t.key = tensors_[leader->second].key;
+        digests_[path] = digest();
+        tied_.emplace_back(path, tie->second);
+      }
+    } else {
+      for (const auto& [member, leader] : layout_->ties())
+        if (leader == path) {
+          digests_[path] = digest();
+          break;
+        }
+    }
+    tensor_at_[path] = tensors_.size();
+  }
+  if (t.key.empty()) t.key = add_storage(data);
   tensors_.push_back(std::move(t));
   g.add_tensor(std::string(info.name), tensors_.size() - 1);
 }
@@ -114,13 +147,124 @@ void PtWriter::finish() {
     return PyOut::tensor(add_storage(std::as_bytes(std::span(&f, 1))), CKPT_DTYPE_F64, {});
   };
   ctx.step_tensor = [&](float f) { return PyOut::tensor(add_storage(std::as_bytes(std::span(&f, 1))), CKPT_DTYPE_F32, {}); };
-  const std::string pkl = pickle(torch_object(root_, ctx));
+  const Node* meta = root_.child("meta");
+  const Value* layout = meta && meta->is_group ? meta->attribute(kLayoutAttribute) : nullptr;
+  if (layout && layout->type != CKPT_VALUE_STRING)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "meta/@" + std::string(kLayoutAttribute) + " is not a string");
+  const std::string pkl = pickle(layout ? followed_layout() : torch_object(root_, ctx));
   zip_.add(kArchive + std::string("data.pkl"), bytes_of(pkl));
   zip_.add(kArchive + std::string("version"), bytes_of("3\n"));
   zip_.add(kArchive + std::string("byteorder"), bytes_of("little"));
   const std::string skeleton = write_skeleton(root_, tensors_);
   zip_.add(kArchive + std::string(kSkeletonName), bytes_of(skeleton));
   zip_.close();
+}
+
+namespace {
+
+// A document tensor in the object a layout builds: the writer's check never reads its bytes.
+class PathBlob final : public Blob {
+ public:
+  explicit PathBlob(uint64_t size) : size_(size) {}
+  std::span<const std::byte> bytes() override {
+    fail(CKPT_ERR_INVALID_ARGUMENT, "meta/@torch_layout puts a tensor of the document where torch's checkpoint holds a number");
+  }
+  uint64_t size() const override { return size_; }
+
+ private:
+  uint64_t size_;
+};
+
+void tensor_paths(const Node& g, const std::string& prefix, std::vector<std::string>& out) {
+  for (const Node& c : g.children) {
+    const std::string p = prefix.empty() ? c.name : prefix + "/" + c.name;
+    if (c.is_group) {
+      tensor_paths(c, p, out);
+    } else {
+      if (out.size() <= c.tensor_id) out.resize(c.tensor_id + 1);
+      out[c.tensor_id] = p;
+    }
+  }
+}
+
+}  // namespace
+
+PyOut PtWriter::followed_layout() {
+  Node* meta = root_.child("meta");
+  const std::string source = "meta/@" + std::string(kLayoutAttribute);
+  if (!layout_) layout_.emplace(meta->attribute(kLayoutAttribute)->s, source);
+  for (const auto& [member, leader] : tied_)
+    if (digests_.at(member) != digests_.at(leader))
+      fail(CKPT_ERR_INVALID_ARGUMENT, source + " ties '" + member + "' to '" + leader + "', but their bytes differ");
+  std::vector<std::string> path_of;
+  tensor_paths(root_, "", path_of);
+  std::unordered_map<std::string, uint64_t> id_of;
+  for (uint64_t id = 0; id < path_of.size(); ++id) id_of.emplace(path_of[id], id);
+  Arena arena;
+  std::unordered_map<std::string, Storage*> storages;
+  Obj* built = layout_->build(arena, [&](const std::string& p) -> Array* {
+    auto it = id_of.find(p);
+    if (it == id_of.end()) fail(CKPT_ERR_INVALID_ARGUMENT, source + " names a tensor '" + p.substr(0, 200) + "' the document does not hold");
+    const SkeletonTensor& t = tensors_.at(it->second);
+    auto* a = arena.make<Array>();
+    a->dtype = t.dtype;
+    a->shape = t.shape;
+    a->strides.resize(t.shape.size());
+    int64_t step = 1;
+    uint64_t numel = 1;
+    for (size_t k = t.shape.size(); k-- > 0;) {
+      a->strides[k] = step;
+      step *= std::max<int64_t>(t.shape[k], 1);
+      numel *= static_cast<uint64_t>(t.shape[k]);
+    }
+    Storage*& s = storages[t.key];
+    if (!s) {
+      s = arena.make<Storage>();
+      s->key = t.key;
+      s->dtype = t.dtype;
+      s->numel = numel;
+    }
+    a->base = s;
+    a->where = p;
+    return a;
+  });
+  // Read back through the schema mapping, the object must be this document: otherwise the
+  // file would hold one thing for torch and another for ckpt.
+  std::vector<TensorEntry> entries;
+  std::vector<const Array*> arrays;
+  std::vector<std::unique_ptr<Blob>> blobs;
+  DocBuilder builder(entries, [&](const Array& a) -> Blob* {
+    arrays.push_back(&a);
+    if (const Text* t = as_text(a.base)) return blobs.emplace_back(std::make_unique<TextBlob>(*t)).get();
+    return blobs.emplace_back(std::make_unique<PathBlob>(a.shape.empty() ? 1 : 0)).get();
+  }, UINT64_MAX / 2);
+  const Node mapped = map_torch_object(built, builder);
+  check_same_view(mapped, root_, [&](uint64_t mid, uint64_t vid) {
+    const Array* a = arrays.at(mid);
+    return as_storage(a->base) && vid < path_of.size() && a->where == path_of[vid];
+  }, source);
+  // What is written is what the layout attribute says, in its one canonical form (a tie whose
+  // layout came after its tensors is two storages).
+  DocPaths paths;
+  std::function<void(const Node&, const std::string&)> collect = [&](const Node& g, const std::string& prefix) {
+    for (const Node& c : g.children) {
+      const std::string p = prefix.empty() ? c.name : prefix + "/" + c.name;
+      if (c.is_group) collect(c, p);
+      else paths[arrays.at(c.tensor_id)].push_back(p);
+    }
+  };
+  collect(mapped, "");
+  auto canonical = describe_layout(built, std::move(paths), [](const Array& a) {
+    const std::string_view b = as_text(a.base)->str();
+    return std::vector<std::byte>(reinterpret_cast<const std::byte*>(b.data()), reinterpret_cast<const std::byte*>(b.data()) + b.size());
+  }, UINT64_MAX / 2);
+  if (!canonical) fail(CKPT_ERR_INTERNAL, source + ": the object it builds has no layout");
+  meta->set(kLayoutAttribute, Value::string(std::move(*canonical)));
+  return to_pyout(built, [&](const Array& a) {
+    if (const Storage* s = as_storage(a.base)) return s->key;
+    const std::string_view b = as_text(a.base)->str();
+    return add_storage(std::as_bytes(std::span(b.data(), b.size())));
+  });
 }
 
 }  // namespace ckpt_pytorch

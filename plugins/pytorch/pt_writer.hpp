@@ -6,7 +6,12 @@
 #include "doc_tree.hpp"
 #include "pickle_writer.hpp"
 #include "skeleton.hpp"
+#include "user_layout.hpp"
 #include "zip_archive.hpp"
+
+#include <array>
+#include <optional>
+#include <unordered_map>
 
 #include <ckpt/sdk.hpp>
 
@@ -27,6 +32,10 @@ class PtWriter final : public ckpt::sdk::Writer {
  private:
   ckpt_pickle::Node& top(const char* event);
   std::string add_storage(std::span<const std::byte> data);
+  // The object of the user's layout in meta/@torch_layout, once it reads back as root_; the
+  // layout attribute is rewritten as what is written.
+  PyOut followed_layout();
+  std::string current_path(std::string_view name) const;
 
   ZipWriter zip_;
   bool floats_as_tensors_;
@@ -34,6 +43,12 @@ class PtWriter final : public ckpt::sdk::Writer {
   std::vector<ckpt_pickle::Node*> stack_;
   std::vector<SkeletonTensor> tensors_;
   uint64_t next_key_ = 0;
+  // The user's layout, when meta/@torch_layout came before the tensors it ties: a tied tensor
+  // then shares its leader's storage (after its bytes are found equal).
+  std::optional<UserLayout> layout_;
+  std::unordered_map<std::string, size_t> tensor_at_;  // document path -> tensors_ index
+  std::unordered_map<std::string, std::array<unsigned char, 32>> digests_;  // of tie members
+  std::vector<std::pair<std::string, std::string>> tied_;  // (tensor, leader) sharing a storage
   bool root_done_ = false;
   bool finished_ = false;
 };

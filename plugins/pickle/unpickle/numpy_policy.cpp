@@ -261,10 +261,23 @@ Obj* NumpyPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
     }
     return d;
   }
+  // set(iterable), as Python pickles a set under protocols 2 and 3 (4 has its own opcodes).
+  if (is_any(g, {"builtins", "__builtin__"}, "set") || is_any(g, {"builtins", "__builtin__"}, "frozenset")) {
+    const Seq& a = tuple_of(args, 0, 1, g->name.c_str(), in, at);
+    auto* s = arena.make<Seq>(Kind::list);
+    s->is_set = true;
+    if (!a.items.empty()) {
+      const Seq* from = as_seq(a.items[0]);
+      if (!from) in.fail(CKPT_ERR_FORMAT, at, g->name + " of a " + std::string(kind_name(a.items[0]->kind)));
+      for (Obj* x : from->items) s->add(x);
+    }
+    return s;
+  }
   // collections.Counter is a dict of counts (MultiStepLR's milestones): read as that dict.
   if (is_any(g, {"collections"}, "Counter")) {
     const Seq& a = tuple_of(args, 0, 1, "Counter", in, at);
     auto* d = arena.make<Dict>();
+    d->counter = true;
     if (!a.items.empty()) {
       const Dict* from = as_dict(a.items[0]);
       if (!from) in.fail(CKPT_ERR_FORMAT, at, "Counter of a " + std::string(kind_name(a.items[0]->kind)));

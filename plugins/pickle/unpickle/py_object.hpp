@@ -72,6 +72,7 @@ struct Seq final : Obj {
 struct Dict final : Obj {
   Dict() : Obj(Kind::dict) {}
   bool ordered = false;
+  bool counter = false;  // a collections.Counter, read as the dict of its counts
   std::vector<std::pair<Obj*, Obj*>> entries;
   Obj* instance_state = nullptr;  // what BUILD set on an OrderedDict (torch's _metadata)
   Obj* find(std::string_view key) const;  // a str key

@@ -2,6 +2,7 @@
 #include "py_text.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -33,7 +34,15 @@ std::optional<Value> scalar_value(const Array& a) {
     case CKPT_DTYPE_I32: return Value::integer(get(int32_t{}));
     case CKPT_DTYPE_I64: return Value::integer(get(int64_t{}));
     case CKPT_DTYPE_BOOL: return Value::boolean(get(uint8_t{}) != 0);
-    default: return std::nullopt;  // f16: kept as a 0-d tensor
+    case CKPT_DTYPE_F16: {  // every half is a double exactly
+      const uint16_t h = get(uint16_t{});
+      const int exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+      const double sign = (h >> 15) ? -1.0 : 1.0;
+      if (exp == 0) return Value::floating(sign * std::ldexp(frac, -24));
+      if (exp == 31) return Value::floating(frac ? std::nan("") : sign * HUGE_VAL);
+      return Value::floating(sign * std::ldexp(frac + 1024, exp - 25));
+    }
+    default: return std::nullopt;
   }
 }
 
