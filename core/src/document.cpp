@@ -44,20 +44,23 @@ std::string list(const std::vector<T>& v, size_t max, F f) {
 }
 }  // namespace
 
+namespace {
+// A long text (a format's layout, a model's source, a tokenizer's JSON) by its start and size.
+std::string shown(const std::string& text, size_t max) {
+  const size_t keep = 8 * std::max<size_t>(max, 1);
+  if (text.size() <= keep) return quote(text);
+  size_t cut = keep;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;  // not inside a UTF-8 character
+  return quote(text.substr(0, cut)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+}  // namespace
+
 std::string value_to_string(const Value& v, size_t max) {
   switch (value_type(v)) {
     case ValueType::boolean: return std::get<bool>(v) ? "true" : "false";
     case ValueType::int64: return std::to_string(std::get<int64_t>(v));
     case ValueType::float64: return fmt_double(std::get<double>(v));
-    case ValueType::string: {
-      // A long text (a format's layout, a tokenizer's JSON) is shown by its start and size.
-      const std::string& text = std::get<std::string>(v);
-      const size_t keep = 8 * std::max<size_t>(max, 1);
-      if (text.size() <= keep) return quote(text);
-      size_t cut = keep;
-      while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;  // not inside a UTF-8 character
-      return quote(text.substr(0, cut)) + "... (" + std::to_string(text.size()) + " bytes)";
-    }
+    case ValueType::string: return shown(std::get<std::string>(v), max);
     case ValueType::bool_array:
       return list(std::get<std::vector<bool>>(v), max, [](bool b) { return std::string(b ? "true" : "false"); });
     case ValueType::int64_array:
@@ -65,7 +68,7 @@ std::string value_to_string(const Value& v, size_t max) {
     case ValueType::float64_array:
       return list(std::get<std::vector<double>>(v), max, fmt_double);
     case ValueType::string_array:
-      return list(std::get<std::vector<std::string>>(v), max, quote);
+      return list(std::get<std::vector<std::string>>(v), max, [max](const std::string& s) { return shown(s, max); });
   }
   return "?";
 }

@@ -35,9 +35,11 @@ struct PytorchFormat {
     const size_t slash = first.find('/');
     if (slash == std::string_view::npos || slash == 0) return 0;
     std::string_view rest = first.substr(slash + 1);
-    for (std::string_view known : {"data.pkl", "version", "byteorder"})
+    for (std::string_view known : {"data.pkl", "version", "byteorder", "constants.pkl"})
       if (rest == known) return 100;
-    if (rest.starts_with("data/") || rest.starts_with(".data/")) return 100;
+    // torch.jit.save puts the user's extra files and the code first.
+    for (std::string_view folder : {"data/", ".data/", "extra/", "code/", "constants/"})
+      if (rest.starts_with(folder)) return 100;
     return 0;
   }
 

@@ -88,20 +88,26 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
   if (sk) {
     read_own_file(*sk, obj, path, limits);
   } else {
-    std::vector<const Array*> arrays;
-    root_ = map_pickle(obj, tensors_, arrays, limits);
-    keep_user_layout(obj, arrays, path, limits);
+    TorchScriptParts script;
+    if (read_torchscript_parts(script, limits)) {
+      std::vector<const Array*> arrays;
+      root_ = map_pickle(obj, tensors_, arrays, limits, &script);
+    } else {
+      std::vector<const Array*> arrays;
+      root_ = map_pickle(obj, tensors_, arrays, limits);
+      keep_user_layout(obj, arrays, path, limits);
+    }
   }
   check_expansion(tensors_, limits, "");
 }
 
 Node PtReader::map_pickle(const Obj* pickled, std::vector<TensorEntry>& entries, std::vector<const Array*>& arrays,
-                          const ckpt::sdk::ReadLimits& limits) {
+                          const ckpt::sdk::ReadLimits& limits, const TorchScriptParts* script) {
   std::unordered_map<const Text*, Blob*> blob_of;
   DocBuilder builder(entries, [&](const Array& a) -> Blob* {
     arrays.push_back(&a);  // DocBuilder::tensor resolves each entry once, just before adding it
     if (const Storage* s = as_storage(a.base))
-      return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")");
+      return storage(s->key, s->numel * ckpt::sdk::dtype_size(s->dtype), a.where + " (" + s->type_name + ")", s->folder);
     // A NumPy array's bytes are inside data.pkl, which pickle_bytes_ or the mapping holds.
     const Text* t = as_text(a.base);
     if (!t) fail(CKPT_ERR_INTERNAL, a.where + ": an array without bytes");
@@ -109,7 +115,7 @@ Node PtReader::map_pickle(const Obj* pickled, std::vector<TensorEntry>& entries,
     if (!b) b = numpy_blobs_.emplace_back(std::make_unique<TextBlob>(*t)).get();
     return b;
   }, limits.document_bytes_for(file_.size()));
-  return map_torch_object(pickled, builder);
+  return script ? map_torchscript(pickled, *script, builder) : map_torch_object(pickled, builder);
 }
 
 std::vector<std::byte> PtReader::small_tensor_bytes(const Array& a) {
@@ -119,7 +125,7 @@ std::vector<std::byte> PtReader::small_tensor_bytes(const Array& a) {
   std::vector<std::byte> out(n * numel);
   if (numel == 0) return out;
   if (const Storage* s = as_storage(a.base)) {
-    storage(s->key, s->numel * n, a.where)->read(static_cast<uint64_t>(a.offset) * n, out);
+    storage(s->key, s->numel * n, a.where, s->folder)->read(static_cast<uint64_t>(a.offset) * n, out);
   } else if (const Text* t = as_text(a.base); t && t->str().size() >= a.offset * n + out.size()) {
     std::memcpy(out.data(), t->str().data() + a.offset * n, out.size());
   }
@@ -269,20 +275,59 @@ void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const
   }, path);
 }
 
-Blob* PtReader::storage(const std::string& key, uint64_t bytes, const std::string& what) {
-  auto it = blobs_.find(key);
+Blob* PtReader::storage(const std::string& key, uint64_t bytes, const std::string& what, const std::string& folder) {
+  const std::string entry = folder + key;
+  auto it = blobs_.find(entry);
   if (it == blobs_.end()) {
-    const ZipEntry* e = zip_.find(prefix_ + "data/" + key);
-    if (!e) fail(CKPT_ERR_FORMAT, what + ": storage '" + key + "' has no " + prefix_ + "data/" + key);
+    const ZipEntry* e = zip_.find(prefix_ + entry);
+    if (!e) fail(CKPT_ERR_FORMAT, what + ": storage '" + key + "' has no " + prefix_ + entry);
     std::unique_ptr<Blob> b;
     if (e->method == 0) b = std::make_unique<FileBlob>(file_, e->data_offset, e->size);
     else b = std::make_unique<InflatedBlob>(zip_, *e);
-    it = blobs_.emplace(key, std::move(b)).first;
+    it = blobs_.emplace(entry, std::move(b)).first;
   }
   if (it->second->size() < bytes)
     fail(CKPT_ERR_FORMAT, what + ": storage '" + key + "' needs " + std::to_string(bytes) + " bytes, " + prefix_ +
-                              "data/" + key + " holds " + std::to_string(it->second->size()));
+                              entry + " holds " + std::to_string(it->second->size()));
   return it->second.get();
+}
+
+bool PtReader::read_torchscript_parts(TorchScriptParts& parts, const ckpt::sdk::ReadLimits& limits) {
+  const ZipEntry* constants = zip_.find(prefix_ + "constants.pkl");
+  bool code = false;
+  for (const ZipEntry& e : zip_.entries()) code |= e.name.rfind(prefix_ + "code/", 0) == 0;
+  if (!constants && !code) return false;
+  uint64_t text_bytes = 0;
+  const uint64_t max_text = limits.document_bytes_for(file_.size());
+  for (const ZipEntry& e : zip_.entries()) {
+    const std::string rel = e.name.substr(prefix_.size());
+    const bool is_code = rel.rfind("code/", 0) == 0 && !rel.ends_with(".debug_pkl") && !rel.ends_with("/");
+    const bool is_extra = rel.rfind("extra/", 0) == 0 && !rel.ends_with("/");
+    if (!is_code && !is_extra) continue;  // .debug_pkl: source ranges for error messages, not read
+    if ((text_bytes += e.size) > max_text)
+      fail(CKPT_ERR_LIMIT, prefix_ + "code/ and extra/ hold more than " + std::to_string(max_text) +
+                               " bytes of text (option max_document_bytes)");
+    std::vector<std::byte> scratch;
+    auto b = zip_.contents(e, scratch, true);
+    std::string text(reinterpret_cast<const char*>(b.data()), b.size());
+    if (is_code) parts.code.emplace_back(rel, std::move(text));
+    else parts.extra_files.emplace_back(rel.substr(6), std::move(text));
+  }
+  if (constants) {
+    auto bytes = zip_.contents(*constants, constants_bytes_, true);
+    Input in(bytes, prefix_ + "constants.pkl");
+    TorchPolicy policy;
+    Obj* c = unpickle(in, policy, arena_);
+    if (in.left() != 0) in.fail(CKPT_ERR_FORMAT, in.pos(), std::to_string(in.left()) + " bytes after the pickle's STOP");
+    const Seq* items = as_seq(c);
+    if (!items || c->kind != Kind::tuple) fail(CKPT_ERR_FORMAT, prefix_ + "constants.pkl holds a " + std::string(kind_name(c->kind)) + ", not a tuple");
+    // Their storages are under constants/, a namespace of its own.
+    for (Obj* x : items->items)
+      if (const Array* a = as_array(x))
+        if (auto* s = const_cast<Storage*>(as_storage(a->base))) s->folder = "constants/";
+    parts.constants = c;
+  }
+  return true;
 }
 
 void PtReader::list(const ckpt::sdk::Visitor& visitor) { list_tree(root_, visitor, tensors_); }

@@ -8,6 +8,7 @@
 #include <ckpt/sdk_io.hpp>
 #include "py_object.hpp"
 #include "unpickler.hpp"
+#include "torchscript.hpp"
 #include "zip_archive.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -32,15 +33,19 @@ class PtReader final : public ckpt::sdk::Reader {
                      const ckpt::sdk::ReadLimits& limits);
   // What the schema mapping makes of `pickled`, with the array each tensor entry came from.
   ckpt_pickle::Node map_pickle(const ckpt_pickle::Obj* pickled, std::vector<ckpt_pickle::TensorEntry>& entries,
-                               std::vector<const ckpt_pickle::Array*>& arrays, const ckpt::sdk::ReadLimits& limits);
+                               std::vector<const ckpt_pickle::Array*>& arrays, const ckpt::sdk::ReadLimits& limits,
+                               const TorchScriptParts* script = nullptr);
   // A torch file's own layout in meta/@torch_layout, when ckpt's writer would not lay its
   // document out the same way (user_layout.hpp).
   void keep_user_layout(const ckpt_pickle::Obj* pickled, const std::vector<const ckpt_pickle::Array*>& arrays,
                         const std::string& path, const ckpt::sdk::ReadLimits& limits);
   // The bytes of a small tensor, for a layout that holds it by value.
   std::vector<std::byte> small_tensor_bytes(const ckpt_pickle::Array& a);
-  // The blob of archive/data/<key>, checked to hold at least `bytes`.
-  ckpt_pickle::Blob* storage(const std::string& key, uint64_t bytes, const std::string& what);
+  // The blob of archive/<folder><key>, checked to hold at least `bytes`.
+  ckpt_pickle::Blob* storage(const std::string& key, uint64_t bytes, const std::string& what,
+                             const std::string& folder = "data/");
+  // The parts of a TorchScript archive beside data.pkl, if this is one.
+  bool read_torchscript_parts(TorchScriptParts& parts, const ckpt::sdk::ReadLimits& limits);
 
   ckpt::sdk::MappedFile file_;
   ZipReader zip_;
@@ -49,7 +54,7 @@ class PtReader final : public ckpt::sdk::Reader {
   std::vector<std::unique_ptr<ckpt_pickle::Blob>> numpy_blobs_;
   std::vector<ckpt_pickle::TensorEntry> tensors_;
   ckpt_pickle::Arena arena_;
-  std::vector<std::byte> pickle_bytes_;
+  std::vector<std::byte> pickle_bytes_, constants_bytes_;
   ckpt_pickle::Node root_;
 };
 

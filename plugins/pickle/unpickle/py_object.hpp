@@ -131,7 +131,8 @@ struct Storage final : Obj {
   Storage() : Obj(Kind::storage) {}
   uint32_t dtype = 0;  // ckpt_dtype
   std::string type_name;  // "torch.FloatStorage"
-  std::string key;        // archive/data/<key>
+  std::string key;        // archive/<folder><key>
+  std::string folder = "data/";  // "constants/" for a TorchScript archive's constants.pkl
   uint64_t numel = 0;
 };
 

@@ -44,6 +44,8 @@ class DocBuilder {
   void put(Node& group, const std::string& key, const Obj* value, const std::string& path, int depth);
   // The members of a dict, a list or tuple (named 0, 1, ...) or an object's attributes.
   void fill(Node& group, const Obj* container, const std::string& path, int depth);
+  // Counts `bytes` against the document's bound; fails naming `path` past it.
+  void spend(uint64_t bytes, const std::string& path);
   // A tensor entry for an array; returns its id.
   uint64_t tensor(const Array& a, const std::string& path);
   TensorEntry& entry(uint64_t id) { return tensors_.at(id); }
@@ -55,7 +57,6 @@ class DocBuilder {
  private:
   // What a reader and the host hold for a member, roughly: the node, its name, its index slots.
   static constexpr uint64_t kGroupCost = 512, kTensorCost = 256, kAttributeCost = 192;
-  void spend(uint64_t bytes, const std::string& path);
   std::vector<TensorEntry>& tensors_;
   std::function<Blob*(const Array&)> resolve_;
   uint64_t bytes_left_;

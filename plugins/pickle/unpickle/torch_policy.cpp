@@ -161,6 +161,13 @@ Obj* TorchPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
     return as_parameter(arena, args_of(args, 4, 4, "_rebuild_parameter_with_state", in, at), in, at);
   if (is(g, "torch.nn.parameter", "Parameter"))
     return as_parameter(arena, args_of(args, 1, 2, "Parameter", in, at), in, at);
+  // TorchScript's pickler types its lists (build_intlist([1, 2])) and tags values with their
+  // type (restore_type_tag(value, "Dict[str, int]")): each gives back its first argument.
+  if (g->module == "torch.jit._pickle") {
+    for (const char* f : {"build_intlist", "build_doublelist", "build_boollist", "build_tensorlist", "build_genericlist"})
+      if (g->name == f) return args_of(args, 1, 1, f, in, at).items[0];
+    if (g->name == "restore_type_tag") return args_of(args, 2, 2, "restore_type_tag", in, at).items[0];
+  }
   if (is(g, "copyreg", "_reconstructor") || is(g, "copy_reg", "_reconstructor")) {
     const Seq* a = as_seq(args);
     if (const Global* cls = a && !a->items.empty() ? as_global(a->items[0]) : nullptr; cls && model_class(*cls))
