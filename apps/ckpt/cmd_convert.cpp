@@ -14,6 +14,7 @@ Runner add_convert(CLI::App& app) {
   static std::string src, dst, from = "auto", to = "auto";
   static bool allow_lossy = false;
   static std::vector<std::string> read_opts, write_opts;
+  static std::string max_shard;
   cmd->add_option("SRC", src, "source file")->required();
   cmd->add_option("DST", dst, "destination file")->required();
   cmd->add_option("--from", from, "source format (default: detect)");
@@ -21,6 +22,9 @@ Runner add_convert(CLI::App& app) {
   cmd->add_flag("--allow-lossy", allow_lossy, "convert even when the target cannot hold everything (the losses are recorded in meta/conversion)");
   cmd->add_option("-r,--read-option", read_opts, "KEY=VALUE for the source format")->allow_extra_args(false);
   cmd->add_option("-w,--write-option", write_opts, "KEY=VALUE for the target format")->allow_extra_args(false);
+  cmd->add_option("--max-shard-size", max_shard,
+                  "write a Hugging Face sharded checkpoint into the folder DST: shards of at most this size (5GB, 500MB, "
+                  "2GiB), model.safetensors.index.json");
   return [] {
     ConvertOptions o;
     o.from = from;
@@ -28,6 +32,10 @@ Runner add_convert(CLI::App& app) {
     o.allow_lossy = allow_lossy;
     o.read_options = parse_options(read_opts);
     o.write_options = parse_options(write_opts);
+    if (!max_shard.empty()) {
+      o.max_shard_bytes = parse_byte_size(max_shard);
+      if (o.to == "auto") o.to = "safetensors";
+    }
     ProgressBar bar("converting", Counting::bytes);
     o.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };
     ConvertReport r;

@@ -20,4 +20,8 @@ void write_atomically(const fs::path& target, const Format& format, const Option
                       bool durable, const std::function<void(FormatWriter&)>& write,
                       const std::function<void(const fs::path& temp)>& before_commit = {});
 
+// `text` as the whole of the file at `target`, atomically (signatures, keys, shard indexes);
+// `mode` sets its permissions before any of it is written.
+void write_text_atomically(const fs::path& target, const std::string& text, bool durable, int mode = -1);
+
 }  // namespace ckpt::detail

@@ -1,4 +1,5 @@
 #include "atomic_write.hpp"
+#include "shards.hpp"
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
@@ -11,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 namespace ckpt {
 
@@ -166,6 +168,84 @@ std::vector<Loss> private_tree_contents(const Document& tree, const FormatInfo& 
   return out;
 }
 
+namespace {
+
+// `tree` as Hugging Face's sharded layout in the folder `dir` (shards.hpp): the first shard
+// keeps the tree's groups and attributes, the others their tensors and meta's strings (what
+// Hugging Face's writer puts in every shard's __metadata__); the index is written last, and a
+// folder's shards of an earlier save that this one does not use are removed after it.
+void write_shards(const Document& tree, const fs::path& dir, const Format& target, uint64_t max_bytes, bool durable,
+                  const std::function<void(const Document&, const fs::path&, size_t)>& write_tree) {
+  if (target.name() != "safetensors")
+    throw UsageError("a sharded checkpoint is written as safetensors (Hugging Face's layout), not " + target.name());
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw UsageError("'" + dir.string() + "' is not a folder; a sharded checkpoint is a folder of shards and an index");
+  fs::create_directories(dir);
+  std::vector<std::string> paths;
+  std::vector<uint64_t> sizes;
+  tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
+    paths.push_back(p);
+    sizes.push_back(t.nbytes());
+  });
+  const std::vector<size_t> starts = detail::plan_shards(sizes, max_bytes);
+  std::set<std::string> written;
+  if (starts.size() <= 1) {
+    write_tree(tree, dir / "model.safetensors", 0);
+    written.insert("model.safetensors");
+  } else {
+    std::vector<std::pair<std::string, std::string>> weight_map;
+    uint64_t total = 0;
+    for (size_t k = 0; k < starts.size(); ++k) {
+      const size_t first = starts[k], end = k + 1 < starts.size() ? starts[k + 1] : paths.size();
+      const std::set<std::string> mine(paths.begin() + static_cast<std::ptrdiff_t>(first), paths.begin() + static_cast<std::ptrdiff_t>(end));
+      Document shard = tree;
+      // Only this shard's tensors; past the first shard, only meta's strings beside them.
+      std::function<bool(Group&, const std::string&)> keep = [&](Group& g, const std::string& prefix) {
+        if (k > 0 && prefix != "meta") {
+          std::vector<std::string> attrs;
+          for (const auto& a : g.attributes()) attrs.push_back(a.name);
+          for (const auto& a : attrs) g.erase_attribute(a);
+        }
+        if (k > 0 && prefix == "meta") {
+          std::vector<std::string> attrs;
+          for (const auto& a : g.attributes())
+            if (value_type(a.value) != ValueType::string) attrs.push_back(a.name);
+          for (const auto& a : attrs) g.erase_attribute(a);
+        }
+        std::vector<std::string> gone;
+        for (auto& c : g.children()) {
+          const std::string p = join_path(prefix, c.name);
+          if (c.is_group() ? !keep(c.group(), p) && k > 0 : !mine.count(p)) gone.push_back(c.name);
+        }
+        for (const auto& n : gone) g.erase(n);
+        return !g.attributes().empty() || !g.children().empty();
+      };
+      keep(shard, "");
+      const std::string name = detail::shard_name(k, starts.size());
+      write_tree(shard, dir / name, first);
+      written.insert(name);
+      for (size_t i = first; i < end; ++i) {
+        weight_map.emplace_back(paths[i], name);
+        total += sizes[i];
+      }
+    }
+    detail::write_text_atomically(dir / detail::kShardIndex, detail::shard_index_text(total, weight_map), durable);
+    written.insert(detail::kShardIndex);
+  }
+  // What an earlier save left that this one replaces: other shards of the pattern, the unsharded
+  // file or the index.
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const bool shard = n.size() == 32 && n.rfind("model-", 0) == 0 && n.compare(11, 4, "-of-") == 0 && n.ends_with(".safetensors");
+    if ((shard || n == "model.safetensors" || n == detail::kShardIndex) && !written.count(n)) fs::remove(e.path(), ec);
+  }
+}
+
+}  // namespace
+
+uint64_t parse_byte_size(const std::string& text) { return detail::parse_size(text); }
+
 ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOptions& options) {
   const Registry& reg = options.registry ? *options.registry : Registry::global();
   LoadOptions lo;
@@ -261,18 +341,24 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   }
 
   uint64_t total = plan.tree.tensor_bytes(), done = 0;
-  size_t next = 0;
-  detail::write_atomically(dst, target, options.write_options, options.fsync, [&](FormatWriter& writer) {
-    next = 0;
-    writer.write(plan.tree, [&](const std::string& p, const Tensor& t) {
-      auto bytes = fetch(source_at(next++, p), t, true);
-      report.tensors++;
-      report.bytes += bytes.size();
-      done += t.nbytes();
-      if (options.progress) options.progress(done, total);
-      return bytes;
+  // Writes `tree` (the plan's tree or a shard of it, whose tensors are sources[first...] in
+  // order) to `path`.
+  auto write_tree = [&](const Document& tree, const fs::path& path, size_t first) {
+    size_t next = first;
+    detail::write_atomically(path, target, options.write_options, options.fsync, [&](FormatWriter& writer) {
+      next = first;
+      writer.write(tree, [&](const std::string& p, const Tensor& t) {
+        auto bytes = fetch(source_at(next++, p), t, true);
+        report.tensors++;
+        report.bytes += bytes.size();
+        done += t.nbytes();
+        if (options.progress) options.progress(done, total);
+        return bytes;
+      });
     });
-  });
+  };
+  if (options.max_shard_bytes) write_shards(plan.tree, dst, target, *options.max_shard_bytes, options.fsync, write_tree);
+  else write_tree(plan.tree, dst, 0);
   report.source_verified = had_integrity && !recorded.empty();
   report.private_contents = private_tree_contents(plan.tree, target.info());
   return report;

@@ -6,6 +6,7 @@
 #include <ckpt/format_io.hpp>
 
 #include <cstring>
+#include <unordered_map>
 
 namespace ckpt {
 
@@ -297,6 +298,58 @@ size_t slot_of(const Tensor* t, size_t slots) {
 }
 }  // namespace
 
+namespace {
+
+void merge_into(Group& into, const Group& from, const std::string& prefix, const std::string& part,
+                std::unordered_map<std::string, uint64_t>& part_of, uint64_t part_index) {
+  for (const auto& a : from.attributes()) {
+    const std::string p = join_path(prefix, a.name);
+    if (const Value* had = into.attribute(a.name)) {
+      if (!value_equal(*had, a.value))
+        throw FormatError("'" + part + "' at " + p + ": " + value_to_string(a.value) + ", where another shard holds " +
+                          value_to_string(*had) + " (the shards of one checkpoint must agree)");
+    } else {
+      into.set(a.name, a.value);
+    }
+  }
+  for (const auto& c : from.children()) {
+    const std::string p = join_path(prefix, c.name);
+    if (c.is_group()) {
+      Group* g = into.find_group(c.name);
+      if (!g) {
+        if (into.find(c.name)) throw FormatError("'" + part + "' at " + p + ": a group where another shard holds a tensor");
+        g = &into.add_group(c.name);
+      }
+      merge_into(*g, c.group(), p, part, part_of, part_index);
+      continue;
+    }
+    if (into.find(c.name)) throw FormatError("'" + part + "' at " + p + ": a tensor another shard holds too (which one is read?)");
+    into.add_tensor(c.name, c.tensor());
+    part_of.emplace(p, part_index);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<FormatReader> FormatReader::merged(fs::path path, std::vector<std::shared_ptr<FormatReader>> parts) {
+  if (parts.empty()) throw UsageError("a merged reader of no parts");
+  auto r = std::shared_ptr<FormatReader>(new FormatReader(nullptr, parts.front()->format(), std::move(path), nullptr, nullptr));
+  Document doc;
+  std::unordered_map<std::string, uint64_t> part_of;
+  for (size_t i = 0; i < parts.size(); ++i) merge_into(doc, parts[i]->tree(), "", parts[i]->path().string(), part_of, i);
+  r->tree_ = std::move(doc);
+  r->parts_ = std::move(parts);
+  size_t slots = 16;
+  while (slots < part_of.size() * 2) slots *= 2;
+  r->ids_.assign(slots, {nullptr, 0});
+  r->tree_->for_each_tensor([&](const std::string& p, const Tensor& t) {
+    size_t s = slot_of(&t, slots);
+    while (r->ids_[s].first) s = (s + 1) & (slots - 1);
+    r->ids_[s] = {&t, part_of.at(p)};
+  });
+  return r;
+}
+
 const Document& FormatReader::tree() {
   if (tree_) return *tree_;
   TreeBuilder b;
@@ -377,6 +430,7 @@ void FormatReader::read_into(const Tensor& listed, const std::string& path, std:
   if (dst.size() != listed.nbytes())
     throw UsageError("read_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
                      std::to_string(listed.nbytes()));
+  if (!parts_.empty()) return parts_.at(id)->read_into(path, dst);
   check(api_->read_tensor(r_, id, dst.data(), dst.size()), path);
   check_bools(listed.dtype(), dst, path);
 }
@@ -402,6 +456,12 @@ Tensor FormatReader::read(const std::string& path) {
 }
 
 std::optional<Tensor> FormatReader::map(const std::string& path) {
+  if (!parts_.empty()) {
+    tree();
+    const Tensor* t = tree_->find_tensor_path(path);
+    if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+    return parts_.at(id_of(*t, path))->map(path);
+  }
   if (!info_.can(CKPT_CAP_MAP) || !api_->map_tensor) return std::nullopt;
   tree();
   const Tensor* t = tree_->find_tensor_path(path);
@@ -420,6 +480,7 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   tree();
   const Tensor* t = tree_->find_tensor_path(path);
   if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  if (!parts_.empty()) return parts_.at(id_of(*t, path))->read_slice(path, start, count);
   detail::check_box(t->shape(), start, count, "'" + path_.string() + "' at " + path);
   Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
   if (out.nbytes() == 0 && t->rank() > 0) return out;

@@ -1,4 +1,5 @@
 #include "atomic_write.hpp"
+#include "shards.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
@@ -21,6 +22,11 @@ void write_document(const Document& doc, const fs::path& path, const SaveOptions
 }
 
 std::shared_ptr<FormatReader> open(const fs::path& path, const LoadOptions& options) {
+  if (auto entry = detail::sharded_entry(path)) {
+    if (entry->filename() == detail::kShardIndex || entry->filename().string().ends_with(".index.json"))
+      return detail::open_sharded(*entry, options);
+    return open(*entry, options);  // a folder of one model.safetensors
+  }
   const Registry& r = reg(options.registry);
   const Format format = r.for_reading(path, options.format);
   auto reader = format.open_reader(path, options.format_options);

@@ -1,4 +1,5 @@
 #include "atomic_file.hpp"
+#include "atomic_write.hpp"
 #include "small_file.hpp"
 
 #include <ckpt/errors.hpp>
@@ -75,28 +76,7 @@ void write_key_file(const fs::path& path, const std::string& text, mode_t mode, 
   std::error_code ec;
   if (!overwrite && fs::symlink_status(path, ec).type() != fs::file_type::not_found)
     throw UsageError("'" + path.string() + "' exists; not replacing a key file (use --force)");
-  detail::AtomicFile file(path);
-  int fd = ::open(file.temp_path().c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-  auto fail = [&](const char* what) {
-    int e = errno;
-    if (fd >= 0) ::close(fd);
-    throw IoError(std::string(what) + " '" + file.temp_path().string() + "': " + std::strerror(e));
-  };
-  if (fd < 0) fail("cannot open");
-  // Restricted before the key is in it, whatever the umask.
-  if (::fchmod(fd, mode) != 0) fail("cannot set the permissions of");
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("cannot write");
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    fd = -1;
-    fail("cannot close");
-  }
-  file.commit(true);
+  detail::write_text_atomically(path, text, true, static_cast<int>(mode));
 }
 
 }  // namespace

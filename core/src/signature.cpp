@@ -1,4 +1,5 @@
 #include "atomic_file.hpp"
+#include "atomic_write.hpp"
 #include "small_file.hpp"
 
 #include <ckpt/errors.hpp>
@@ -105,25 +106,6 @@ std::string signature_file_text(const SignedStatement& s, const unsigned char* s
   j["tensor_bytes"] = s.tensor_bytes;
   j["signature"] = detail::to_base64(sig, crypto_sign_BYTES);
   return j.dump(2) + "\n";
-}
-
-void write_text_atomically(const fs::path& path, const std::string& text, bool durable) {
-  detail::AtomicFile file(path);
-  const int fd = ::open(file.temp_path().c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (fd < 0) throw IoError("cannot open '" + file.temp_path().string() + "': " + std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      ::close(fd);
-      throw IoError("cannot write '" + file.temp_path().string() + "': " + std::strerror(e));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) throw IoError("cannot close '" + file.temp_path().string() + "': " + std::strerror(errno));
-  file.commit(durable);
 }
 
 }  // namespace
@@ -284,7 +266,7 @@ SignReport sign_file(const fs::path& path, const SecretKey& key, const SignOptio
   const std::string msg = signed_message(s);
   unsigned char sig[crypto_sign_BYTES];
   crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), key.bytes().data());
-  write_text_atomically(report.signature, signature_file_text(s, sig), options.fsync);
+  detail::write_text_atomically(report.signature, signature_file_text(s, sig), options.fsync);
   report.format = s.format;
   report.key_id = s.key_id;
   report.tensors = s.tensors;

@@ -175,24 +175,6 @@ void ungroup(const json& j, Node& g, const std::string& path,
 
 }  // namespace
 
-int json_nesting(std::span<const std::byte> s) {
-  int depth = 0, worst = 0;
-  bool in_string = false, escaped = false;
-  for (std::byte b : s) {
-    const char c = static_cast<char>(b);
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') worst = std::max(worst, ++depth);
-    else if (c == ']' || c == '}') --depth;
-  }
-  return worst;
-}
-
 std::string write_skeleton(const Node& root, const std::vector<SkeletonTensor>& tensors) {
   json doc{{"format", kFormat}, {"version", kVersion}, {"root", group(root, tensors)}};
   return doc.dump();
@@ -200,7 +182,7 @@ std::string write_skeleton(const Node& root, const std::vector<SkeletonTensor>& 
 
 Node read_skeleton(std::span<const std::byte> bytes,
                    const std::function<uint64_t(const SkeletonTensor&, const std::string&)>& tensor) {
-  if (json_nesting(bytes) > kMaxDepth) fail(CKPT_ERR_LIMIT, std::string(kSkeletonName) + ": nested deeper than " + std::to_string(kMaxDepth));
+  if (ckpt::sdk::json_nesting(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())) > kMaxDepth) fail(CKPT_ERR_LIMIT, std::string(kSkeletonName) + ": nested deeper than " + std::to_string(kMaxDepth));
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   if (auto nul = ckpt::sdk::json_nul_problem(text); !nul.empty()) bad("", "not valid JSON: " + nul);
   json doc = json::parse(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<const char*>(bytes.data()) + bytes.size(),

@@ -21,10 +21,6 @@ struct SkeletonTensor {
 
 inline constexpr const char* kSkeletonName = "ckpt/document.json";
 
-// How deeply JSON text nests its arrays and objects, found without parsing it (nlohmann's
-// parser recurses once per level).
-int json_nesting(std::span<const std::byte> json);
-
 std::string write_skeleton(const ckpt_pickle::Node& root, const std::vector<SkeletonTensor>& tensors);
 
 // Parses the skeleton; `tensor` is called for each tensor (with its path) and returns its id.

@@ -205,8 +205,7 @@ UserLayout::UserLayout(UserLayout&&) noexcept = default;
 UserLayout& UserLayout::operator=(UserLayout&&) noexcept = default;
 
 UserLayout::UserLayout(const std::string& text, const std::string& source) : parsed_(std::make_unique<Parsed>()), source_(source) {
-  const auto bytes = std::as_bytes(std::span(text.data(), text.size()));
-  if (json_nesting(bytes) > kMaxDepth) fail(CKPT_ERR_LIMIT, source + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (ckpt::sdk::json_nesting(text) > kMaxDepth) fail(CKPT_ERR_LIMIT, source + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
   if (auto nul = ckpt::sdk::json_nul_problem(text); !nul.empty()) bad(source, "not valid JSON: " + nul);
   parsed_->doc = json::parse(text, nullptr, false);
   const json& doc = parsed_->doc;

@@ -36,7 +36,15 @@ struct ConvertOptions {
   const Registry* registry = nullptr;
   // Called after each tensor with bytes done and total.
   std::function<void(uint64_t done, uint64_t total)> progress{};
+  // Write a Hugging Face sharded checkpoint into the folder `dst`: shards of at most this many
+  // bytes (a tensor above it alone in its shard), model-0000k-of-0000n.safetensors and
+  // model.safetensors.index.json; one shard is model.safetensors and no index.
+  std::optional<uint64_t> max_shard_bytes{};
 };
+
+// "5GB", "500MB", "2GiB" or a number of bytes (KB/MB/GB are powers of 1000, as Hugging Face's
+// max_shard_size; KiB/MiB/GiB powers of 1024).
+uint64_t parse_byte_size(const std::string& text);
 
 struct ConvertReport {
   std::string from_format;

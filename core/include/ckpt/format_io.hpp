@@ -62,6 +62,11 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   FormatReader(const FormatReader&) = delete;
   FormatReader& operator=(const FormatReader&) = delete;
 
+  // One document over several files of one format, each read by its own reader (a Hugging
+  // Face sharded checkpoint: shards.hpp). The trees are merged by path: a tensor comes from
+  // exactly one part, a group's attributes must agree wherever they appear.
+  static std::shared_ptr<FormatReader> merged(fs::path path, std::vector<std::shared_ptr<FormatReader>> parts);
+
   const FormatInfo& format() const { return info_; }
   const fs::path& path() const { return path_; }
 
@@ -98,8 +103,10 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   ckpt_reader* r_;
   const ckpt_reader_api* api_;
   std::optional<Document> tree_;
-  // The plugin's id of each tensor of tree_, by the tensor's address (open addressing).
+  // The plugin's id of each tensor of tree_, by the tensor's address (open addressing); for a
+  // merged reader, the index of its part.
   std::vector<std::pair<const Tensor*, uint64_t>> ids_;
+  std::vector<std::shared_ptr<FormatReader>> parts_;
 };
 
 }  // namespace ckpt

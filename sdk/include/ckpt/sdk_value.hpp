@@ -5,6 +5,7 @@
 
 #include <ckpt/sdk.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -178,6 +179,25 @@ inline std::string json_nul_problem(std::string_view text) {
   const size_t at = json_nul_at(text);
   return at == std::string_view::npos ? std::string()
                                       : "a NUL byte at character " + std::to_string(at) + " (JSON text cannot hold one)";
+}
+
+// How deeply JSON text nests its arrays and objects, found without parsing it: a bound checked
+// before handing hostile text to a parser or building a tree of it.
+inline int json_nesting(std::string_view text) {
+  int depth = 0, worst = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') worst = std::max(worst, ++depth);
+    else if (c == ']' || c == '}') --depth;
+  }
+  return worst;
 }
 
 }  // namespace ckpt::sdk

@@ -743,3 +743,152 @@ TEST(SafetensorsFormat, WriterReproducesTheGoldenFile) {
   EXPECT_EQ(run(python("check", golden, tmp.path / "expected"), out), 0) << out;
   expect_same(doc, read_document(golden, load_as(true)));
 }
+
+// ---- Hugging Face sharded checkpoints ------------------------------------------------------
+
+namespace {
+
+std::string hf_shards(const std::string& args) {
+  return std::string(CKPT_PYTHON) + " " + (kHere / "hf_shards.py").string() + " " + args;
+}
+
+ConvertOptions sharded(uint64_t max_bytes) {
+  ConvertOptions o;
+  o.to = "safetensors";
+  o.fsync = false;
+  o.max_shard_bytes = max_bytes;
+  return o;
+}
+
+}  // namespace
+
+// A folder written as Hugging Face writes one reads as one document, by the folder or by its
+// index, with every tensor's bytes and the shards' shared __metadata__.
+TEST(SafetensorsShards, AHuggingFaceShardedCheckpointReadsAsOneDocument) {
+  TempDir tmp;
+  std::string out;
+  ASSERT_EQ(run(hf_shards("write " + tmp.path.string()), out), 0) << out;
+  const Document all = read_document(tmp.path / "all.safetensors");
+  for (const fs::path& p : {tmp.path, tmp.path / "model.safetensors.index.json"}) {
+    SCOPED_TRACE(p.string());
+    const Document doc = read_document(p);
+    size_t n = 0;
+    all.for_each_tensor([&](const std::string& path, const Tensor& t) {
+      const Tensor* got = doc.find_tensor_path(path);
+      ASSERT_TRUE(got) << path;
+      EXPECT_EQ(got->dtype(), t.dtype()) << path;
+      EXPECT_EQ(got->shape(), t.shape()) << path;
+      EXPECT_TRUE(std::equal(t.bytes().begin(), t.bytes().end(), got->bytes().begin(), got->bytes().end())) << path;
+      ++n;
+    });
+    EXPECT_EQ(n, 7u);
+    EXPECT_EQ(doc.tensor_count(), 7u);
+    EXPECT_EQ(std::get<std::string>(*doc.find_group("meta")->attribute("format")), "pt");
+  }
+  // And as any other input: converted to one file, then back to shards.
+  ConvertOptions one;
+  one.fsync = false;
+  convert(tmp.path, tmp.path / "one.msgpack", one);
+  EXPECT_EQ(read_document(tmp.path / "one.msgpack").tensor_count(), 7u);
+}
+
+// ckpt writes shards as Hugging Face's writer does (hf_shards.py check): greedy in document
+// order, a tensor above the limit alone, the weight_map sorted, total_size exact; reading the
+// folder back gives the document; a later save with one shard leaves model.safetensors alone.
+TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
+  TempDir tmp;
+  Document doc = nested_document();
+  std::mt19937_64 rng(3);
+  doc.group("model").group("state").add_tensor("huge", random_tensor(DType::f32, {40, 40}, rng));  // 6400 bytes
+  write_document(doc, tmp.path / "src.msgpack");
+  const fs::path dir = tmp.path / "out";
+  const ConvertReport r = convert(tmp.path / "src.msgpack", dir, sharded(1000));
+  EXPECT_EQ(r.tensors, doc.tensor_count());
+  std::ofstream order(tmp.path / "order.txt");
+  doc.for_each_tensor([&](const std::string& p, const Tensor&) { order << p << "\n"; });
+  order.close();
+  std::string out;
+  EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000 " + (tmp.path / "order.txt").string()), out), 0) << out;
+  size_t shards = 0;
+  for (const auto& e : fs::directory_iterator(dir)) shards += e.path().extension() == ".safetensors";
+  EXPECT_GE(shards, 3u);
+  expect_same(doc, read_document(dir));
+  // One shard: the plain file, and nothing of the sharded save left.
+  convert(tmp.path / "src.msgpack", dir, sharded(uint64_t{1} << 30));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"model.safetensors"});
+  EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000"), out), 0) << out;
+  expect_same(doc, read_document(dir));
+  // Shards are Hugging Face's safetensors layout, nothing else.
+  ConvertOptions wrong = sharded(1000);
+  wrong.to = "msgpack";
+  EXPECT_THROW(convert(tmp.path / "src.msgpack", tmp.path / "mp", wrong), UsageError);
+  EXPECT_EQ(parse_byte_size("5GB"), 5000000000u);
+  EXPECT_EQ(parse_byte_size("2GiB"), uint64_t{2} << 30);
+  EXPECT_EQ(parse_byte_size("500MB"), 500000000u);
+  EXPECT_THROW(parse_byte_size("5 parsecs"), UsageError);
+}
+
+// An index is text anyone can write: it never makes ckpt read outside its folder, and the
+// shards must hold exactly what it says, agreeing with each other.
+TEST(SafetensorsShards, AnIndexNeverLeavesItsFolderAndMustAgreeWithItsShards) {
+  TempDir top;
+  const TempDir tmp(top.path);  // the checkpoint's folder, inside one that holds a shard beside it
+  std::string out;
+  ASSERT_EQ(run(hf_shards("write " + tmp.path.string()), out), 0) << out;
+  const fs::path index = tmp.path / "model.safetensors.index.json";
+  const json good = json::parse(slurp(index));
+  // A shard outside the folder, which must never be opened.
+  fs::create_directories(tmp.path / "sub");
+  fs::copy_file(tmp.path / "model-00003-of-00003.safetensors", tmp.path / "sub" / "model-00003-of-00003.safetensors");
+  fs::copy_file(tmp.path / "model-00003-of-00003.safetensors", top.path / ("outside-" + tmp.path.filename().string() + ".safetensors"));
+  auto refused = [&](const json& j, const std::string& why) {
+    SCOPED_TRACE(why);
+    spit(index, j.dump());
+    try {
+      read_document(tmp.path);
+      ADD_FAILURE() << "read";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  for (const std::string& f : {"../outside-" + tmp.path.filename().string() + ".safetensors", std::string("/etc/hostname"),
+                               std::string("sub/model-00003-of-00003.safetensors"), std::string(".."), std::string("")}) {
+    json j = good;
+    j["weight_map"]["lm_head.weight"] = f;
+    refused(j, "not a file beside the index");
+  }
+  {
+    json j = good;  // a tensor the index puts in a shard that does not hold it
+    j["weight_map"]["step"] = "model-00001-of-00003.safetensors";
+    refused(j, "lacks 'step'");
+  }
+  {
+    json j = good;  // a shard's tensor the index does not name
+    j["weight_map"].erase("lm_head.weight");
+    refused(j, "holds 'lm_head.weight'");
+  }
+  {
+    json j = good;
+    j["metadata"]["total_size"] = j["metadata"]["total_size"].get<uint64_t>() + 1;
+    refused(j, "metadata.total_size says");
+  }
+  refused(json::parse("{\"weight_map\": {}}"), "no weight_map");
+  spit(index, std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_THROW(read_document(tmp.path), FormatError);
+  // Shards whose __metadata__ disagree: which one is the checkpoint's?
+  spit(index, good.dump());
+  EXPECT_EQ(read_document(tmp.path).tensor_count(), 7u);
+  std::string shard = slurp(tmp.path / "model-00002-of-00003.safetensors");
+  const size_t at = shard.find("\"format\":\"pt\"");
+  ASSERT_NE(at, std::string::npos);
+  shard.replace(at, 13, "\"format\":\"np\"");
+  spit(tmp.path / "model-00002-of-00003.safetensors", shard);
+  try {
+    read_document(tmp.path);
+    ADD_FAILURE() << "read";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("the shards of one checkpoint must agree"), std::string::npos) << e.what();
+  }
+}
