@@ -57,16 +57,4 @@ std::string shape_text(std::span<const int64_t> shape) {
   return s + "]";
 }
 
-std::string escape_name(std::string_view name) {
-  std::string out;
-  out.reserve(name.size());
-  for (char c : name) {
-    if (c == '/') out += "%2F";
-    else if (c == '%') out += "%25";
-    else if (c == '\0') out += "%00";
-    else out += c;
-  }
-  return out;
-}
-
 }  // namespace ckpt_onnx

@@ -2,6 +2,8 @@
 // bytes that are not text, and names quoted for error messages.
 #pragma once
 
+#include <ckpt/sdk_names.hpp>
+
 #include <ckpt/sdk_value.hpp>
 
 #include <cstdint>
@@ -20,8 +22,6 @@ std::optional<std::string> from_hex(std::string_view hex);
 // For messages: at most 64 bytes, control and non-UTF-8 bytes escaped, in double quotes.
 std::string quote_text(std::string_view s);
 std::string shape_text(std::span<const int64_t> shape);
-// ONNX names may hold '/' and NUL, document names may not: they are written "%2F" and "%00",
-// and '%' is written "%25".
-std::string escape_name(std::string_view onnx_name);
+using ckpt::sdk::escape_name;
 
 }  // namespace ckpt_onnx

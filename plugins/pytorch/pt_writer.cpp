@@ -193,9 +193,11 @@ PyOut PtWriter::followed_layout() {
   Node* meta = root_.child("meta");
   const std::string source = "meta/@" + std::string(kLayoutAttribute);
   if (!layout_) layout_.emplace(meta->attribute(kLayoutAttribute)->s, source);
-  for (const auto& [member, leader] : tied_)
-    if (digests_.at(member) != digests_.at(leader))
+  for (const auto& [member, leader] : tied_) {
+    auto m = digests_.find(member), l = digests_.find(leader);
+    if (m == digests_.end() || l == digests_.end() || m->second != l->second)
       fail(CKPT_ERR_INVALID_ARGUMENT, source + " ties '" + member + "' to '" + leader + "', but their bytes differ");
+  }
   std::vector<std::string> path_of;
   tensor_paths(root_, "", path_of);
   std::unordered_map<std::string, uint64_t> id_of;
@@ -258,7 +260,10 @@ PyOut PtWriter::followed_layout() {
     const std::string_view b = as_text(a.base)->str();
     return std::vector<std::byte>(reinterpret_cast<const std::byte*>(b.data()), reinterpret_cast<const std::byte*>(b.data()) + b.size());
   }, UINT64_MAX / 2);
-  if (!canonical) fail(CKPT_ERR_INTERNAL, source + ": the object it builds has no layout");
+  if (!canonical)
+    fail(CKPT_ERR_INVALID_ARGUMENT, source + " describes an object ckpt does not write back exactly (keys that name one "
+                                             "member of the document, a str that is not one, an unhashable key, "
+                                             "requires_grad on integers, or an OrderedDict state other than torch's _metadata)");
   meta->set(kLayoutAttribute, Value::string(std::move(*canonical)));
   return to_pyout(built, [&](const Array& a) {
     if (const Storage* s = as_storage(a.base)) return s->key;

@@ -43,7 +43,8 @@ const Dict* find_dict(const Dict& d, std::initializer_list<const char*> keys, co
 std::optional<double> number(const Obj* o, DocBuilder& b) {
   if (!o) return std::nullopt;
   if (const Scalar* s = as_scalar(o)) {
-    if (s->kind == Kind::integer) return static_cast<double>(s->i);
+    // An int a double cannot hold exactly is no number here: it stays an int, where it is kept.
+    if (s->kind == Kind::integer && s->i >= -(int64_t{1} << 53) && s->i <= (int64_t{1} << 53)) return static_cast<double>(s->i);
     if (s->kind == Kind::floating) return s->f;
     return std::nullopt;
   }
@@ -112,6 +113,15 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
   if (g->find("momentum") && g->find("dampening") && g->find("nesterov")) type = "sgd";
   else if (g->find("betas") && g->find("amsgrad")) type = adam_kind(*g);
   else return false;
+  // Mapped only when the schema shows every value torch will use: a hyper-parameter that is
+  // not a number, a flag that is not a bool, or per-parameter steps that differ leave the
+  // optimizer in extra as it is.
+  for (const char* key : {"lr", "momentum", "dampening", "eps", "weight_decay"})
+    if (const Obj* v = g->find(key); v && !number(v, b)) return false;
+  for (const char* key : {"nesterov", "amsgrad", "maximize"})
+    if (const Scalar* v = as_scalar(g->find(key)); g->find(key) && (!v || v->kind != Kind::boolean)) return false;
+  for (const char* key : {"foreach", "fused", "capturable", "differentiable"})
+    if (const Obj* v = g->find(key); v && v->kind != Kind::none && v->kind != Kind::boolean) return false;
   // torch's parameter index -> our parameter name, by position in the group.
   std::unordered_map<int64_t, const std::string*> index;
   for (size_t i = 0; i < params->items.size(); ++i) {
@@ -133,11 +143,17 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
     if (!name || !bufs) return false;
     Node& pg = st.add_group(*name);
     for (const auto& [bk, bv] : bufs->entries) {
+      const Text* kt = as_text(bk);
+      if (!kt || kt->kind != Kind::string) return false;
       const std::string key = DocBuilder::key_name(bk);
       if (key == "step") {
-        if (auto s = number(bv, b)) step = std::max(step.value_or(0), *s);
+        auto s = number(bv, b);
+        if (!s || (step && *step != *s) || *s != std::trunc(*s)) return false;  // one step for all, or unmapped
+        step = *s;
       } else if (const Array* a = as_array(bv)) {
         pg.add_tensor(key, b.tensor(*a, "optimizer/state/" + *name + "/" + key));
+      } else {
+        return false;
       }
     }
   }
@@ -160,8 +176,9 @@ bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBu
     out.set("eps", Value::floating(num("eps", 1e-8)));
   }
   out.set("weight_decay", Value::floating(num("weight_decay", 0)));
-  // Options ckpt's trainer does not have are kept when they change the update.
-  for (const char* flag : {"amsgrad", "maximize"})
+  // Options ckpt's trainer does not have are kept when they change the update, and so are
+  // torch's implementation switches when set (the writer writes them off otherwise).
+  for (const char* flag : {"amsgrad", "maximize", "foreach", "fused", "capturable", "differentiable"})
     if (const Scalar* s = as_scalar(g->find(flag)); s && s->kind == Kind::boolean && s->b) out.set(flag, Value::boolean(true));
   // Every other key of the group is kept as it is: LR schedulers add their own (initial_lr,
   // OneCycleLR's max_lr, min_lr, max_momentum, base_momentum) and need them to resume. None
@@ -205,7 +222,12 @@ void merge_group(Node& g, const Dict& d, const std::string& path, DocBuilder& b,
   if (depth > kMaxDepth) ckpt::sdk::fail(CKPT_ERR_LIMIT, path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
   for (const auto& [k, v] : d.entries) {
     const std::string name = DocBuilder::key_name(k);
-    if (g.attribute(name)) continue;
+    // Read once when it says what the top-level key said; kept under its own name otherwise.
+    if (const Value* had = g.attribute(name)) {
+      auto mine = DocBuilder::attribute(v);
+      if (!mine) mine = written_floats(v, b);
+      if (mine && same_value(*had, *mine)) continue;
+    }
     if (const Dict* sub = as_dict(v); sub && !g.child(name)) {
       merge_group(g.add_group(name), *sub, path + "/" + name, b, depth + 1);
     } else if (auto f = written_floats(v, b); f && !g.child(name)) {
@@ -396,6 +418,8 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
   }
   PyOut g = PyOut::container(T::dict);
   const PyOut none;
+  auto off = [&](const char* key) { return flag(opt, key) ? PyOut::boolean(true) : PyOut::boolean(false); };
+  auto unset = [&](const char* key) { return flag(opt, key) ? PyOut::boolean(true) : none; };
   if (t == "sgd") {
     g.add("lr", ctx.number(num(opt, "lr", 0.01)));
     g.add("momentum", ctx.number(num(opt, "momentum", 0)));
@@ -403,8 +427,8 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
     g.add("weight_decay", ctx.number(num(opt, "weight_decay", 0)));
     g.add("nesterov", PyOut::boolean(flag(opt, "nesterov")));
     g.add("maximize", PyOut::boolean(flag(opt, "maximize")));
-    g.add("foreach", none);
-    g.add("differentiable", PyOut::boolean(false));
+    g.add("foreach", unset("foreach"));
+    g.add("differentiable", off("differentiable"));
   } else {
     g.add("lr", ctx.number(num(opt, "lr", 0.001)));
     PyOut betas = PyOut::container(T::tuple);
@@ -417,11 +441,11 @@ std::optional<PyOut> torch_optimizer(const Node& opt, const std::vector<std::str
     g.add("weight_decay", ctx.number(num(opt, "weight_decay", t == "adamw" ? 0.01 : 0)));
     g.add("amsgrad", PyOut::boolean(flag(opt, "amsgrad")));
     g.add("maximize", PyOut::boolean(flag(opt, "maximize")));
-    g.add("foreach", none);
-    g.add("capturable", PyOut::boolean(false));
+    g.add("foreach", unset("foreach"));
+    g.add("capturable", off("capturable"));
     if (t == "adam") {  // torch 1.13's Adam has these two, its AdamW not: how a reader tells them apart
-      g.add("differentiable", PyOut::boolean(false));
-      g.add("fused", PyOut::boolean(false));
+      g.add("differentiable", off("differentiable"));
+      g.add("fused", off("fused"));
     }
   }
   // The group's keys the schema does not name (an LR scheduler's initial_lr, max_lr, ...).

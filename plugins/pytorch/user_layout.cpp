@@ -1,5 +1,6 @@
 #include "user_layout.hpp"
 
+#include "py_text.hpp"
 #include "skeleton.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <map>
 #include <tuple>
+#include <unordered_set>
 
 namespace ckpt_pytorch {
 
@@ -70,6 +72,9 @@ class Describer {
       case Kind::string: {
         const std::string_view s = static_cast<const Text*>(o)->str();
         spend(2 * s.size());
+        // A document string stands for one Python str only when it comes back as the same one
+        // (lone surrogates that spell valid UTF-8 would come back as other characters).
+        if (ckpt_pickle::to_python_str(ckpt_pickle::from_python_str(s)) != s) throw NotDescribable{};
         if (ckpt::sdk::valid_utf8(s)) return std::string(s);
         return json{{"s", hex(s)}};
       }
@@ -82,14 +87,26 @@ class Describer {
       case Kind::tuple: {
         const auto* s = static_cast<const Seq*>(o);
         json items = json::array();
-        for (const Obj* x : s->items) items.push_back(leaf(x, depth + 1));
+        for (const Obj* x : s->items) {
+          if (s->is_set) hashable(x);
+          items.push_back(leaf(x, depth + 1));
+        }
         return json{{s->kind == Kind::tuple ? "t" : s->is_set ? "e" : "l", std::move(items)}};
       }
       case Kind::dict: {
         const auto* d = static_cast<const Dict*>(o);
-        if (d->instance_state && !d->ordered) throw NotDescribable{};
+        if (d->instance_state && (!d->ordered || !torch_metadata(d->instance_state))) throw NotDescribable{};
         json entries = json::array();
-        for (const auto& [k, v] : d->entries) entries.push_back(json::array({leaf(k, depth + 1), leaf(v, depth + 1)}));
+        // Each key must name its own member of the document: keys whose names collide (1 and
+        // "1"), or a "__class__" key (an object's class in the document) would let the layout
+        // choose what torch reads under a name ckpt shows.
+        std::unordered_set<std::string> names;
+        for (const auto& [k, v] : d->entries) {
+          hashable(k);
+          const std::string name = DocBuilder::key_name(k);
+          if (!names.insert(name).second || name == "__class__") throw NotDescribable{};
+          entries.push_back(json::array({leaf(k, depth + 1), leaf(v, depth + 1)}));
+        }
         json out{{d->counter ? "c" : d->ordered ? "o" : "d", std::move(entries)}};
         if (d->instance_state) out["state"] = leaf(d->instance_state, depth + 1);
         return out;
@@ -99,7 +116,7 @@ class Describer {
         if (!writable_class(r->cls) || r->args || r->state) throw NotDescribable{};
         json attrs = json::array();
         for (const auto& [k, v] : r->attributes) {
-          if (!ckpt::sdk::valid_utf8(k)) throw NotDescribable{};
+          if (!ckpt::sdk::valid_utf8(k) || k == "__class__" || k == "__args__" || k == "__state__") throw NotDescribable{};
           attrs.push_back(json::array({k, leaf(v, depth + 1)}));
         }
         return json{{"R", r->cls}, {"a", std::move(attrs)}};
@@ -110,6 +127,30 @@ class Describer {
   }
 
  private:
+  // What Python can use as a dict key or set member here: no object of ours defines a hash.
+  static void hashable(const Obj* o) {
+    if (o->kind == Kind::record || o->kind == Kind::list || o->kind == Kind::dict || o->kind == Kind::array) throw NotDescribable{};
+    if (o->kind == Kind::tuple)
+      for (const Obj* x : static_cast<const Seq*>(o)->items) hashable(x);
+  }
+
+  // The state torch's state_dict() gives its OrderedDict: {"_metadata": OrderedDict of module
+  // prefix -> {"version": int}} and nothing else, since the document does not show it.
+  static bool torch_metadata(const Obj* state) {
+    const Dict* d = as_dict(state);
+    if (!d || d->ordered || d->entries.size() != 1) return false;
+    const Text* key = as_text(d->entries[0].first);
+    const Dict* m = as_dict(d->entries[0].second);
+    if (!key || key->kind != Kind::string || key->str() != "_metadata" || !m || !m->ordered || m->instance_state) return false;
+    for (const auto& [prefix, versions] : m->entries) {
+      const Dict* v = as_dict(versions);
+      if (prefix->kind != Kind::string || !v || v->ordered || v->instance_state) return false;
+      for (const auto& [name, version] : v->entries)
+        if (name->kind != Kind::string || (version->kind != Kind::integer && version->kind != Kind::none)) return false;
+    }
+    return true;
+  }
+
   void spend(uint64_t n) {
     if (n > left_) throw NotDescribable{};
     left_ -= n;
@@ -144,6 +185,9 @@ class Describer {
       out["dtype"] = ckpt::sdk::dtype_name(a.dtype);
       out["shape"] = a.shape;
     }
+    // torch.load refuses requires_grad on a tensor that is not of floating point.
+    const bool floating = a.dtype == CKPT_DTYPE_F32 || a.dtype == CKPT_DTYPE_F64 || a.dtype == CKPT_DTYPE_F16 || a.dtype == CKPT_DTYPE_BF16;
+    if ((a.requires_grad || a.parameter) && !floating) throw NotDescribable{};
     if (a.requires_grad) out["grad"] = true;
     if (a.parameter) out["param"] = true;
     return out;
@@ -414,23 +458,6 @@ PyOut to_pyout(const Obj* o, const std::function<std::string(const Array&)>& sto
 // ---- comparing views ---------------------------------------------------------------------
 
 namespace {
-
-bool same_value(const Value& a, const Value& b) {
-  if (a.type != b.type) return false;
-  auto bits = [](double d) { return std::bit_cast<uint64_t>(d); };
-  switch (a.type) {
-    case CKPT_VALUE_BOOL: return a.b == b.b;
-    case CKPT_VALUE_INT64: return a.i == b.i;
-    case CKPT_VALUE_FLOAT64: return bits(a.f) == bits(b.f);
-    case CKPT_VALUE_STRING: return a.s == b.s;
-    case CKPT_VALUE_FLOAT64_ARRAY:
-      if (a.floats.size() != b.floats.size()) return false;
-      for (size_t i = 0; i < a.floats.size(); ++i)
-        if (bits(a.floats[i]) != bits(b.floats[i])) return false;
-      return true;
-    default: return a.bools == b.bools && a.ints == b.ints && a.strings == b.strings;
-  }
-}
 
 class ViewComparison {
  public:

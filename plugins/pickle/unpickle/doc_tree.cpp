@@ -1,6 +1,7 @@
 #include "doc_tree.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <unordered_set>
 
@@ -166,15 +167,21 @@ void list_tree(const Node& node, const ckpt::sdk::Visitor& visitor, const std::v
   visitor.end_group();
 }
 
-std::string escape_name(std::string_view key) {
-  if (key.empty()) return "%";
-  std::string out;
-  for (char c : key) {
-    if (c == '/') out += "%2F";
-    else if (c == '\0') out += "%00";
-    else out += c;
+bool same_value(const Value& a, const Value& b) {
+  if (a.type != b.type) return false;
+  auto bits = [](double d) { return std::bit_cast<uint64_t>(d); };
+  switch (a.type) {
+    case CKPT_VALUE_BOOL: return a.b == b.b;
+    case CKPT_VALUE_INT64: return a.i == b.i;
+    case CKPT_VALUE_FLOAT64: return bits(a.f) == bits(b.f);
+    case CKPT_VALUE_STRING: return a.s == b.s;
+    case CKPT_VALUE_FLOAT64_ARRAY:
+      if (a.floats.size() != b.floats.size()) return false;
+      for (size_t i = 0; i < a.floats.size(); ++i)
+        if (bits(a.floats[i]) != bits(b.floats[i])) return false;
+      return true;
+    default: return a.bools == b.bools && a.ints == b.ints && a.strings == b.strings;
   }
-  return out;
 }
 
 }  // namespace ckpt_pickle

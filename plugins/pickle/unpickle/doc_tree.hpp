@@ -114,8 +114,9 @@ void check_expansion(const std::vector<TensorEntry>& tensors, const ckpt::sdk::R
 // Replays `root` to the visitor. Recursion is bounded by the depth the builders allow.
 void list_tree(const Node& root, const ckpt::sdk::Visitor& visitor, const std::vector<TensorEntry>& tensors);
 
-// A document name for a key: '/' and NUL cannot appear in names, so they are written %2F and
-// %00 (and '%' itself %25 when it would be ambiguous); an empty key becomes "%".
-std::string escape_name(std::string_view key);
+using ckpt::sdk::escape_name;
+
+// Two attribute values are the same: the same type, floats bit for bit.
+bool same_value(const Value& a, const Value& b);
 
 }  // namespace ckpt_pickle

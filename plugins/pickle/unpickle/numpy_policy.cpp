@@ -1,5 +1,7 @@
 #include "policies.hpp"
 
+#include <ckpt/sdk_value.hpp>
+
 #include <charconv>
 
 namespace ckpt_pickle {
@@ -143,13 +145,22 @@ Obj* latin1_bytes(Arena& arena, const Text& s, const Input& in, size_t at) {
   return out;
 }
 
+// str.encode('utf-8'): a str's own UTF-8, which Python refuses to give for a lone surrogate.
+Obj* utf8_bytes(Arena& arena, const Text& s, const Input& in, size_t at) {
+  if (!ckpt::sdk::valid_utf8(s.str())) in.fail(CKPT_ERR_FORMAT, at, "a str with a lone surrogate encoded to UTF-8 (Python refuses it)");
+  auto* out = arena.make<Text>(Kind::bytes);
+  out->view = s.str();
+  return out;
+}
+
 Obj* record_state(Arena& arena, Record& r, Obj* state, const Input& in, size_t at) {
   auto take_dict = [&](const Obj* o) {
     const Dict* d = as_dict(o);
     if (!d) return false;
     for (const auto& [k, v] : d->entries) {
+      // Python sets attributes from str keys only (setattr refuses bytes).
       const Text* key = as_text(k);
-      if (!key) in.fail(CKPT_ERR_FORMAT, at, "an attribute name that is a " + std::string(kind_name(k->kind)));
+      if (!key || key->kind != Kind::string) in.fail(CKPT_ERR_FORMAT, at, "an attribute name that is a " + std::string(kind_name(k->kind)));
       r.set(std::string(key->str()), v);
     }
     return true;
@@ -287,10 +298,13 @@ Obj* NumpyPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
   }
   if (is_any(g, {"_codecs"}, "encode")) {
     const Seq& a = tuple_of(args, 1, 2, "_codecs.encode", in, at);
+    // Python's default encoding here is UTF-8, not latin-1: a str without one is read as what
+    // Python makes of it, or refused.
     const Text* s = as_text(a.items[0]);
     const Text* enc = a.items.size() > 1 ? as_text(a.items[1]) : nullptr;
-    if (!s || s->kind != Kind::string || (enc && enc->str() != "latin1" && enc->str() != "latin-1"))
+    if (!s || s->kind != Kind::string || (a.items.size() > 1 && !enc) || (enc && enc->str() != "latin1" && enc->str() != "latin-1"))
       in.fail(CKPT_ERR_UNSUPPORTED, at, "_codecs.encode other than of a str to latin1");
+    if (!enc) return utf8_bytes(arena, *s, in, at);
     return latin1_bytes(arena, *s, in, at);
   }
   if (is_any(g, {"builtins", "__builtin__"}, "bytes") || is_any(g, {"builtins", "__builtin__"}, "bytearray")) {
@@ -302,8 +316,17 @@ Obj* NumpyPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
     }
     const Text* s = as_text(a.items[0]);
     if (!s) in.fail(CKPT_ERR_UNSUPPORTED, at, g->name + " of a " + kind_name(a.items[0]->kind));
-    if (s->kind == Kind::bytes) return a.items[0];
-    return latin1_bytes(arena, *s, in, at);
+    if (s->kind == Kind::bytes) {
+      if (a.items.size() > 1) in.fail(CKPT_ERR_FORMAT, at, g->name + " of bytes with an encoding (Python refuses it)");
+      return a.items[0];
+    }
+    // bytes(str, encoding): the encodings whose bytes ckpt knows; Python refuses a str alone.
+    const Text* enc = a.items.size() > 1 ? as_text(a.items[1]) : nullptr;
+    if (!enc) in.fail(CKPT_ERR_FORMAT, at, g->name + " of a str without an encoding (Python refuses it)");
+    const std::string e(enc->str());
+    if (e == "latin1" || e == "latin-1" || e == "iso-8859-1") return latin1_bytes(arena, *s, in, at);
+    if (e == "utf-8" || e == "utf8" || e == "utf_8") return utf8_bytes(arena, *s, in, at);
+    in.fail(CKPT_ERR_UNSUPPORTED, at, g->name + " of a str in the encoding '" + e + "'");
   }
   if (is_reconstructor(g)) {  // protocols 0 and 1: copyreg._reconstructor(cls, object, None)
     const Seq& a = tuple_of(args, 3, 3, "copyreg._reconstructor", in, at);

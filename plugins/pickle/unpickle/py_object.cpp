@@ -1,5 +1,7 @@
 #include "py_object.hpp"
 
+#include <cmath>
+
 #include <ckpt/sdk.hpp>
 
 #include <cstdio>
@@ -28,7 +30,9 @@ std::string python_identity(const Obj* o, uint64_t& budget, int depth) {
     case Kind::floating: {
       const double f = static_cast<const Scalar*>(o)->f;
       if (f != f) return by_address('o');  // NaN equals only itself
-      if (f >= -9.2e18 && f <= 9.2e18 && f == static_cast<double>(static_cast<int64_t>(f)))
+      // An integral float is the int of its value to Python (2.0**62 == 2**62): every one in
+      // int64's range is one, the others are beyond any int a pickle here holds.
+      if (f >= -9223372036854775808.0 && f < 9223372036854775808.0 && f == std::trunc(f))
         return "i" + std::to_string(static_cast<int64_t>(f));
       char buf[40];
       std::snprintf(buf, sizeof buf, "f%a", f);

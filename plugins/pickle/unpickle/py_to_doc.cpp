@@ -101,6 +101,11 @@ std::optional<Value> DocBuilder::attribute(const Obj* v) {
         any_str |= e->type == CKPT_VALUE_STRING;
       }
       if (any_str + (any_float || any_int) + any_bool > 1) return std::nullopt;
+      // Ints widen to floats only where a double holds them exactly.
+      if (any_float && any_int)
+        for (const Obj* x : items)
+          if (const auto* i = static_cast<const Scalar*>(x); x->kind == Kind::integer && (i->i > (int64_t{1} << 53) || i->i < -(int64_t{1} << 53)))
+            return std::nullopt;
       for (const Obj* x : items) {
         Value e = *attribute(x);
         if (any_str) out.strings.push_back(e.s);

@@ -11,10 +11,27 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace ckpt::sdk {
+
+// A key of another format (a dict key, an ONNX name) as a document name, which holds no '/' or
+// NUL and is never empty: '/' -> %2F, NUL -> %00, '%' -> %25, and the empty key "%". Every
+// key has its own name, so a literal "a%2Fb" and an escaped "a/b" stay apart.
+inline std::string escape_name(std::string_view key) {
+  if (key.empty()) return "%";
+  std::string out;
+  out.reserve(key.size());
+  for (char c : key) {
+    if (c == '/') out += "%2F";
+    else if (c == '%') out += "%25";
+    else if (c == '\0') out += "%00";
+    else out += c;
+  }
+  return out;
+}
 
 class NameIndex {
  public:

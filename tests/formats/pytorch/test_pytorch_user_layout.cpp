@@ -146,6 +146,26 @@ TEST(PytorchUserLayout, ALayoutIsNeverASecondReading) {
     l["root"]["d"].push_back(json::array({"args", json{{"R", "posix.system"}, {"a", json::array()}}}));
     attempt("class", with_layout(doc, l), "which ckpt does not write into a pickle");
   }
+  {  // Values the schema's view would not show: a learning rate that is a bool, a state on the
+     // model's OrderedDict beside _metadata, a trainer dict that says another epoch, two keys
+     // that name one member.
+    json l = layout_of(doc);
+    entry(entry(l["root"], "optimizer"), "param_groups")["l"][0]["d"][0][1] = true;
+    attempt("lr_bool", with_layout(doc, l), "does not describe the document");
+    l = layout_of(doc);
+    entry(l["root"], "model")["state"]["d"].push_back(json::array({"hidden", 1}));
+    attempt("state", with_layout(doc, l), "describes an object ckpt does not write back exactly");
+    l = layout_of(doc);
+    l["root"]["d"].push_back(json::array({"trainer", json{{"d", json::array({json::array({"epoch", 999})})}}}));
+    attempt("trainer", with_layout(doc, l), "does not describe the document");
+    l = layout_of(doc);
+    l["root"]["d"].push_back(json::array({7, "int"}));
+    l["root"]["d"].push_back(json::array({"7", "str"}));
+    attempt("collision", with_layout(doc, l), "meta/@torch_layout");
+    l = layout_of(doc);
+    l["root"]["d"].push_back(json::array({"bad", json{{"s", "ff"}}}));
+    attempt("not_a_str", with_layout(doc, l), "meta/@torch_layout");
+  }
   {  // Not a layout at all.
     json d = doc;
     d["meta"]["$attrs"]["torch_layout"] = std::string(5000, '[');

@@ -71,7 +71,8 @@ def tied_checkpoint():
 def odd_keys():
     torch.manual_seed(3)
     return collections.OrderedDict([("encoder/layer_0/kernel", torch.randn(2, 2)), ("", torch.randn(3)),
-                                    ("a%2Fb", torch.randn(1)), ("a/b", torch.randn(1)), ("%", torch.zeros(2))])
+                                    ("a%2Fb", torch.randn(1)), ("a/b", torch.randn(1)), ("%", torch.zeros(2)),
+                                    ("%25", torch.ones(1))])
 
 
 def python_values():
@@ -87,7 +88,7 @@ def python_values():
         "raw": b"\x00\xff bytes",
         "int_keys": {1: "one", 2: "two", -3: "minus three"},
         "tuple_keys": {(1, "a"): 1.5, (2, "b"): 2.5},
-        "mixed_keys": {1: 1, "1": 2, 2.5: 3, None: 4, True: 5},
+        "mixed_keys": {1: 1, "one": 2, 2.5: 3, None: 4, True: 5, b"k": 6, (1, (2, "x")): 7},
         "nested": [[1, [2, [3, {"deep": (4.5,)}]]], ()],
         "set": {3, 1, 2},
         "counter": collections.Counter({10: 2, 20: 1}),
