@@ -70,10 +70,24 @@ std::variant<onnx::GraphProto, std::string> build_graph(const Tree& tree) {
     return t->initializer;
   };
 
+  // The names the graph the document came from gave its input and each layer's output
+  // (extra/onnx/@value_names), when they still fit: one per layer and the input, distinct, and
+  // no initializer's.
+  std::vector<std::string> names;
+  const size_t onnx_g = tree.find_path("extra/onnx");
+  if (const Value* v = onnx_g == SIZE_MAX ? nullptr : tree.attribute(onnx_g, "value_names");
+      v && v->type == CKPT_VALUE_STRING_ARRAY && v->strings.size() == spec.layers.size() + 1) {
+    std::set<std::string> seen;
+    bool fits = true;
+    for (const std::string& n : v->strings) fits = fits && !n.empty() && !taken.count(n) && seen.insert(n).second;
+    if (fits) names = v->strings;
+  }
+  auto value = [&](size_t i, std::string fallback) { return names.empty() ? fresh(std::move(fallback)) : names[i]; };
+
   onnx::GraphProto g;
   g.set_name("model");
   g.set_doc_string("Built by ckpt from model/spec; initializers hold model/state under its names.");
-  std::string current = fresh("input");
+  std::string current = value(0, "input");
   value_info(*g.add_input(), current, spec.input_shape);
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
@@ -109,7 +123,7 @@ std::variant<onnx::GraphProto, std::string> build_graph(const Tree& tree) {
       n.set_op_type("Softmax");  // opset 13: along one axis, as PyTorch's Softmax(dim)
       set_int(n, "axis", l.dim);
     }
-    current = fresh(i + 1 == spec.layers.size() ? std::string("output") : l.name + "/output");
+    current = value(i + 1, i + 1 == spec.layers.size() ? std::string("output") : l.name + "/output");
     n.add_output(current);
   }
   const std::vector<int64_t>& last = shapes.back();

@@ -88,6 +88,7 @@ class Importer {
     const onnx::ValueInfoProto& input = graph_input();
     if (g_.output_size() != 1) no("the graph has " + std::to_string(g_.output_size()) + " outputs, not one");
     current_ = input.name();
+    out_.value_names.push_back(current_);
     int index = 0;
     for (const auto& n : g_.node()) node(n, index++);
     if (current_ != g_.output(0).name())
@@ -96,6 +97,7 @@ class Importer {
       if (!used_.count(i)) no("initializer " + quote_text(m_.initializers[i].name) + " is not a parameter of the layers");
     name_layers();
     check_shapes();
+    if (out_.value_names.size() > 1) out_.value_names.back() = g_.output(0).name();
     out_.spec = std::move(spec_);
     return std::move(out_);
   }
@@ -291,6 +293,7 @@ class Importer {
     hints_.push_back(l.name.empty() ? hint(n) : std::string());
     spec_.layers.push_back(std::move(l));
     current_ = n.output(0);
+    out_.value_names.push_back(current_);
   }
 
   void window(const onnx::NodeProto& n, const std::string& what, LayerSpec& l) {

@@ -22,6 +22,9 @@ struct ImportedSpec {
   std::string reason;               // why there is no spec
   std::vector<size_t> parameters;   // initializers used as layer parameters
   std::vector<size_t> constants;    // initializers used as operator inputs (Reshape's shape)
+  // The graph's input and each layer's output, as the graph names them (the last is the
+  // graph's output): written back, the model takes and gives the values its users name.
+  std::vector<std::string> value_names;
 };
 
 // A node output that redefines an initializer, a graph input or another node's output: ONNX

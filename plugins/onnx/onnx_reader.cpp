@@ -197,6 +197,7 @@ void OnnxReader::build_foreign_tree() {
   if (!model_.doc_string.empty()) t.set(onnx, "doc_string", Value::string(model_.doc_string));
   t.set(onnx, "graph_name", Value::string(graph.name()));
   t.set(onnx, "spec", Value::string(imp.spec ? "rebuilt from the graph" : "not rebuilt: " + imp.reason));
+  if (imp.spec) t.set(onnx, "value_names", Value::string_array(imp.value_names));
 
   std::vector<std::string> skipped;
   if (model_.sparse_initializers)
