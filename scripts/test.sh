@@ -15,7 +15,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:fast_unwind_
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 bash "$here/scripts/build.sh" "$here/build-asan" -DCKPT_SANITIZE=ON -DCKPT_BUILD_BENCHMARKS=OFF
-(cd "$here/build-asan" && ctest --output-on-failure -j2 --timeout 1800 -LE long)
+# The realworld corpus (ctest -L realworld) is mostly Python and runs in the plain build only.
+(cd "$here/build-asan" && ctest --output-on-failure -j2 --timeout 1800 -LE 'long|realworld')
 
 # A short run of every libFuzzer target (a third, clang build); scripts/fuzz.sh runs them long.
 bash "$here/scripts/fuzz.sh" --smoke

@@ -1,0 +1,105 @@
+// The corpus (make_corpus.py): torchvision state dicts, users' checkpoint dicts, the PyTorch
+// tutorial's checkpoint, h5py files, a torch.onnx.export model and scikit-learn estimators
+// pickled (protocols 2, 4, 5) and joblib-compressed. Each file goes to every writable format
+// and back to its own format (pickles, which ckpt does not write, to msgpack), and the tool
+// that made it compares the result with the original: torch.load, h5py, onnx. Pickles are
+// compared by ckpt's diff of the two documents. A conversion either keeps everything or is
+// refused naming why; the refusals are the list this test expects.
+#include <ckpt/convert.hpp>
+#include <ckpt/diff.hpp>
+#include <ckpt/errors.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/registry.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+using namespace ckpt;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kHere = CKPT_REALWORLD_DIR;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("ckpt-realworld-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+int run(const std::string& command, std::string& out) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buf[4096];
+  out.clear();
+  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string corpus(const std::string& args) {
+  return std::string(CKPT_PYTHON) + " " + (kHere / "make_corpus.py").string() + " " + args;
+}
+
+}  // namespace
+
+TEST(RealWorld, EveryFileThroughEveryFormatComesBackAsItsToolMadeIt) {
+  TempDir tmp;
+  std::string out;
+  ASSERT_EQ(run(corpus("write " + tmp.path.string()), out), 0) << out;
+  std::vector<std::pair<fs::path, std::string>> files;
+  std::istringstream lines(out);
+  for (std::string path, kind; lines >> path >> kind;) files.emplace_back(path, kind);
+  ASSERT_GE(files.size(), 35u);
+  std::vector<Format> writable;
+  for (const Format& f : Registry::global().formats())
+    if (f.info().can(CKPT_CAP_WRITE) && !f.info().extensions.empty()) writable.push_back(f);
+  // Refused, and why: bytes that are not UTF-8 have no place in a JSON or safetensors header.
+  const std::set<std::string> expected_refusals = {"user_python_values.pt -> json", "user_python_values.pt -> safetensors"};
+  std::set<std::string> refusals;
+  size_t round_trips = 0;
+  ConvertOptions o;
+  o.fsync = false;
+  for (const auto& [file, kind] : files) {
+    const std::string back_format = kind == "torch" ? "pytorch" : kind == "h5py" ? "hdf5" : kind == "onnx" ? "onnx" : "msgpack";
+    const Format& back = Registry::global().get(back_format);
+    for (const Format& f : writable) {
+      const std::string pair = file.filename().string() + " -> " + f.name();
+      SCOPED_TRACE(pair);
+      const fs::path mid = tmp.path / ("mid" + f.info().extensions.front());
+      const fs::path again = tmp.path / ("again" + back.info().extensions.front());
+      try {
+        o.to = f.name();
+        convert(file, mid, o);
+      } catch (const Error& e) {
+        refusals.insert(pair);
+        EXPECT_TRUE(expected_refusals.count(pair)) << e.what();
+        continue;
+      }
+      o.to = back_format;
+      convert(mid, again, o);
+      if (kind == "pickle") {
+        DiffOptions exact;
+        exact.ignore_meta = false;
+        const DiffReport d = diff_documents(read_document(file), read_document(again), exact);
+        for (const DiffEntry& e : d.entries)
+          if (e.path.rfind("meta/conversion", 0) != 0) ADD_FAILURE() << e.path << ": " << e.detail;
+        EXPECT_GT(d.tensors_compared, 0u);
+      } else {
+        EXPECT_EQ(run(corpus("compare " + kind + " " + file.string() + " " + again.string()), out), 0) << out;
+      }
+      ++round_trips;
+    }
+  }
+  EXPECT_EQ(refusals, expected_refusals);
+  EXPECT_GE(round_trips, files.size() * writable.size() - expected_refusals.size());
+  std::cout << files.size() << " files, " << writable.size() << " formats, " << round_trips << " round trips\n";
+}
