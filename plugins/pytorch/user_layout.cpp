@@ -113,7 +113,7 @@ class Describer {
       }
       case Kind::record: {
         const auto* r = static_cast<const Record*>(o);
-        if (!writable_class(r->cls) || r->args || r->state) throw NotDescribable{};
+        if (r->called || !writable_class(r->cls) || r->args || r->state) throw NotDescribable{};
         json attrs = json::array();
         for (const auto& [k, v] : r->attributes) {
           if (!ckpt::sdk::valid_utf8(k) || k == "__class__" || k == "__args__" || k == "__state__") throw NotDescribable{};
@@ -158,6 +158,7 @@ class Describer {
 
   json array(const Array& a) {
     if (a.numpy) {
+      if (!a.raw_spec.empty()) throw NotDescribable{};
       // A NumPy scalar as numpy pickles it; NumPy arrays are not written back yet.
       const Text* t = as_text(a.base);
       const char* spec = numpy_spec(a.dtype);

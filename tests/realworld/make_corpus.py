@@ -96,6 +96,8 @@ def write_pickles(out, lines):
     import joblib
     import numpy as np
     from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neural_network import MLPClassifier
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -110,6 +112,8 @@ def write_pickles(out, lines):
         "scaler": StandardScaler().fit(X),
         "pca": PCA(n_components=2).fit(X),
         "pipeline": make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y),
+        "mlp": MLPClassifier(hidden_layer_sizes=(7,), max_iter=50, random_state=0).fit(X, y),
+        "forest": RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, y),
     }
     for name, model in models.items():
         for proto in (2, 4, 5):

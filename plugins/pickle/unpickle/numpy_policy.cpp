@@ -50,7 +50,7 @@ std::vector<int64_t> shape_of(const Obj* o, const Input& in, size_t at) {
   return out;
 }
 
-size_t itemsize_of(const DType& d) { return ckpt::sdk::dtype_size(d.dtype); }
+size_t itemsize_of(const DType& d) { return d.dtype ? ckpt::sdk::dtype_size(d.dtype) : d.itemsize; }
 
 DType* make_dtype(Arena& arena, std::string_view spec, const Input& in, size_t at) {
   auto* d = arena.make<DType>();
@@ -75,6 +75,10 @@ DType* make_dtype(Arena& arena, std::string_view spec, const Input& in, size_t a
                                 {'i', 4, CKPT_DTYPE_I32}, {'i', 8, CKPT_DTYPE_I64}, {'b', 1, CKPT_DTYPE_BOOL}};
   for (const K& k : table)
     if (k.kind == kind && k.size == size) d->dtype = k.dtype;
+  // Any other fixed-size dtype is kept as bytes: uint16-64, complex, datetimes, bytes, str
+  // (4 bytes a character), void records. Objects ('O') are not bytes.
+  if (!d->dtype && size > 0 && std::string_view("iufcbmMSUV").find(kind) != std::string_view::npos)
+    d->itemsize = static_cast<uint64_t>(size) * (kind == 'U' ? 4 : 1);
   return d;
 }
 
@@ -83,8 +87,7 @@ void apply_byte_order(Array& a, const DType& d) {
 }
 
 void need_supported(const DType& d, const Input& in, size_t at) {
-  if (d.structured) in.fail(CKPT_ERR_UNSUPPORTED, at, "an array of a structured numpy dtype");
-  if (!d.dtype) in.fail(CKPT_ERR_UNSUPPORTED, at, "an array of numpy dtype '" + d.spec + "' (ckpt holds f16, f32, f64, i8, u8, i16, i32, i64 and bool)");
+  if (!itemsize_of(d)) in.fail(CKPT_ERR_UNSUPPORTED, at, "an array of numpy dtype '" + d.spec + "' (Python objects, not bytes)");
 }
 
 std::vector<int64_t> strides_for(const std::vector<int64_t>& shape, bool fortran) {
@@ -115,13 +118,27 @@ void fill_array(Array& a, const DType& d, std::vector<int64_t> shape, bool fortr
   if (n != bytes->str().size())
     in.fail(CKPT_ERR_FORMAT, at, "an array of " + std::to_string(n) + " bytes (" + d.spec + ") given " +
                                      std::to_string(bytes->str().size()) + " bytes of data");
-  a.dtype = d.dtype;
-  a.strides = strides_for(shape, fortran);
-  a.shape = std::move(shape);
   a.offset = 0;
   a.base = data;
   a.numpy = true;
   a.where = in.where(at);
+  if (!d.dtype || d.structured) {
+    // Bytes in NumPy's own order, described by the dtype and shape NumPy gives them.
+    a.dtype = CKPT_DTYPE_U8;
+    // The spec with its byte order, which numpy gives in the dtype's state ("u4" is "<u4").
+    a.raw_spec = (!d.spec.empty() && std::string_view("<>|=").find(d.spec[0]) == std::string_view::npos && d.order != '=')
+                     ? std::string(1, d.order) + d.spec
+                     : d.spec;
+    a.raw_fields = d.fields;
+    a.raw_shape = std::move(shape);
+    a.raw_fortran = fortran;
+    a.shape = {static_cast<int64_t>(n)};
+    a.strides = {1};
+    return;
+  }
+  a.dtype = d.dtype;
+  a.strides = strides_for(shape, fortran);
+  a.shape = std::move(shape);
   apply_byte_order(a, d);
 }
 
@@ -202,6 +219,30 @@ Obj* joblib_array(Arena& arena, const Record& wrapper, Input& in, size_t at) {
   auto* a = arena.make<Array>();
   fill_array(*a, *d, std::move(dims), order->str() == "F", t, in, data_at);
   return a;
+}
+
+// Modules a pickle calls into to run code, touch files or the network, or unpickle more:
+// their calls are hostile, not data (docs/formats/pickle.md lists them).
+bool runs_code(const Global& g) {
+  static const std::string_view roots[] = {
+      "os", "posix", "nt", "subprocess", "sys", "builtins", "__builtin__", "importlib", "imp", "pickle", "_pickle",
+      "cPickle", "marshal", "shelve", "dill", "cloudpickle", "joblib", "shutil", "socket", "ssl", "ctypes", "code", "codeop",
+      "runpy", "pty", "webbrowser", "types", "functools", "operator", "io", "_io", "codecs", "_codecs", "pathlib",
+      "tempfile", "glob", "asyncio", "multiprocessing", "concurrent", "threading", "_thread", "signal", "platform",
+      "commands", "popen2", "timeit", "pdb", "bdb", "trace", "profile", "cProfile", "inspect", "gc", "weakref",
+      "copyreg", "copy_reg", "copy", "__main__", "torch", "pip", "setuptools", "distutils", "pkgutil", "zipimport",
+      "site", "urllib", "urllib2", "http", "httplib", "ftplib", "smtplib", "telnetlib", "xmlrpc", "sqlite3", "dbm",
+      "logging", "atexit", "resource", "fcntl", "mmap", "select", "selectors", "uuid", "zipfile", "tarfile", "lzma",
+      "bz2", "gzip", "zlib", "numpy", "scipy", "pandas", "yaml", "jinja2", "sympy", "IPython"};
+  const std::string_view root = std::string_view(g.module).substr(0, g.module.find('.'));
+  for (std::string_view r : roots)
+    if (root == r) {
+      // numpy's own RandomState and Generator constructors only rebuild generators from their
+      // state: data, kept as a call not made.
+      if (r == "numpy" && g.module.starts_with("numpy.random")) return false;
+      return true;
+    }
+  return false;
 }
 
 }  // namespace
@@ -336,9 +377,15 @@ Obj* NumpyPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
       refuse(in, at, cls->module, cls->name, "rebuilding it would call its base class");
     return arena.make<Record>(cls->full());
   }
-  refuse(in, at, g->module, g->name,
-         "a pickle may only call the NumPy array rebuilders ckpt knows (objects are read as records of their "
-         "attributes, never called)");
+  if (runs_code(*g))
+    refuse(in, at, g->module, g->name,
+           "a call into a module that runs code, reads files or builds objects from other pickles (ckpt reads "
+           "objects as records of their attributes and never calls anything)");
+  // Any other call is not made: it is kept as what it is, the callable's name and its arguments.
+  auto* r = arena.make<Record>(g->full());
+  r->called = true;
+  if (const Seq* a = as_seq(args); a && !a->items.empty()) r->args = args;
+  return r;
 }
 
 Obj* NumpyPolicy::newobj(Arena& arena, Obj* cls, Obj* args, Input& in, size_t at) {
@@ -384,6 +431,13 @@ Obj* NumpyPolicy::build(Arena& arena, Obj* inst, Obj* state, Input& in, size_t a
       if (!order || order->str().size() != 1) in.fail(CKPT_ERR_FORMAT, at, "a dtype without a byte order");
       d->order = order->str()[0];
       d->structured = s.items[3]->kind != Kind::none || s.items[2]->kind != Kind::none;
+      if (const Seq* names = as_seq(s.items[3]))
+        for (const Obj* n : names->items)
+          if (const Text* t = as_text(n)) d->fields.emplace_back(t->str());
+      // A record's size is its elsize (its spec is "V<size>"); -1 means "from the spec".
+      if (const Scalar* elsize = as_scalar(s.items[5]); elsize && elsize->kind == Kind::integer && elsize->i > 0 && d->structured)
+        d->itemsize = static_cast<uint64_t>(elsize->i);
+      if (d->structured) d->dtype = 0;
       return d;
     }
     case Kind::dict:

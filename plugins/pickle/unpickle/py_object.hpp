@@ -120,7 +120,10 @@ struct Record final : Obj {
   std::vector<std::pair<std::string, Obj*>> attributes;
   void set(std::string name, Obj* value);
   Obj* get(std::string_view name) const;
-  Obj* args = nullptr;  // the tuple given to __new__, when not empty
+  Obj* args = nullptr;  // the tuple given to __new__ (or to the callable), when not empty
+  // A call the pickle asked for and ckpt did not make (numpy's RandomState constructor, a
+  // scikit-learn Tree): `cls` names the callable, `args` its arguments.
+  bool called = false;
   Obj* state = nullptr;  // a BUILD state that is not a dict of attributes
 
  private:
@@ -150,6 +153,12 @@ struct Array final : Obj {
   bool requires_grad = false;
   bool numpy = false;
   bool scalar = false;      // a NumPy scalar (numpy.float64(0.5)), read as a number
+  // A NumPy array of a dtype ckpt has no type for (uint32, complex, a structured record): its
+  // bytes as they are, as a u8 tensor, with the dtype and shape it has in NumPy.
+  std::string raw_spec;
+  std::vector<int64_t> raw_shape;
+  std::vector<std::string> raw_fields;  // a structured dtype's field names
+  bool raw_fortran = false;
   std::string where;        // the pickle offset it was built at, for messages
 };
 
@@ -157,6 +166,8 @@ struct DType final : Obj {
   DType() : Obj(Kind::dtype) {}
   std::string spec;  // "f4", "<i8", ...
   uint32_t dtype = 0;  // 0 when ckpt holds no such dtype
+  uint64_t itemsize = 0;  // bytes per element, 0 when unknown (an object dtype)
+  std::vector<std::string> fields;  // a structured dtype's names
   char order = '=';    // '<', '>', '|', '='
   bool structured = false;
 };

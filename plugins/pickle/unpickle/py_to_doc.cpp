@@ -82,7 +82,7 @@ std::optional<Value> DocBuilder::attribute(const Obj* v) {
     case Kind::dtype: return Value::string(static_cast<const DType*>(v)->spec);
     case Kind::array: {
       const auto* a = static_cast<const Array*>(v);
-      if (a->scalar) return scalar_value(*a);
+      if (a->scalar && a->raw_spec.empty()) return scalar_value(*a);
       return std::nullopt;
     }
     case Kind::list:
@@ -159,7 +159,27 @@ void DocBuilder::put(Node& group, const std::string& key, const Obj* value, cons
   const std::string name = unique_child_name(group, key);
   const std::string p = path.empty() ? name : path + "/" + name;
   switch (value->kind) {
-    case Kind::array: group.add_tensor(name, tensor(*static_cast<const Array*>(value), p)); return;
+    case Kind::array: {
+      const auto* a = static_cast<const Array*>(value);
+      if (a->raw_spec.empty()) return group.add_tensor(name, tensor(*a, p));
+      // An array of a dtype ckpt has no type for: its bytes, and what NumPy makes of them.
+      spend(kGroupCost + name.size() + 64 + a->raw_spec.size() + 8 * a->raw_shape.size(), p);
+      Node& g = group.add_group(name);
+      g.set("__numpy_dtype__", Value::string(a->raw_spec));
+      Value shape;
+      shape.type = CKPT_VALUE_INT64_ARRAY;
+      shape.ints = a->raw_shape;
+      g.set("__shape__", std::move(shape));
+      if (a->raw_fortran) g.set("__order__", Value::string("F"));
+      if (!a->raw_fields.empty()) {
+        Value fields;
+        fields.type = CKPT_VALUE_STRING_ARRAY;
+        fields.strings = a->raw_fields;
+        g.set("__fields__", std::move(fields));
+      }
+      g.add_tensor("data", tensor(*a, p + "/data"));
+      return;
+    }
     case Kind::dict:
     case Kind::record:
     case Kind::list:
@@ -187,7 +207,8 @@ void DocBuilder::fill(Node& group, const Obj* container, const std::string& path
     case Kind::record: {
       // An object of a class ckpt does not run: its class name and its attributes.
       const auto* r = static_cast<const Record*>(container);
-      group.set("__class__", Value::string(r->cls));
+      if (r->called) group.set("__call__", Value::string(r->cls + " (not run)"));
+      else group.set("__class__", Value::string(r->cls));
       for (const auto& [k, v] : r->attributes) put(group, escape_name(k), v, path, depth);
       if (r->args) put(group, "__args__", r->args, path, depth);
       if (r->state) put(group, "__state__", r->state, path, depth);

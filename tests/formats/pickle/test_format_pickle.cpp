@@ -1,6 +1,7 @@
 // The pickle format: NumPy data pickled by Debian's Python and joblib reads with its exact
 // bytes, objects of unknown classes read as records of their attributes, and pickles that
 // would run code are refused by name while a marker file proves nothing ran.
+#include <ckpt/convert.hpp>
 #include <ckpt/diff.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
@@ -9,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <random>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -342,4 +345,81 @@ TEST_F(PickleFormat, HostilePicklesHitBoundsNotTheStackOrMemory) {
   // A length that claims more than the file holds allocates nothing.
   msg = refusal<FormatError>(tmp.path / "long.pkl", std::string("\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f", 11));
   EXPECT_NE(msg.find("truncated: BINUNICODE8 needs 9223372036854775807 bytes, 0 remain"), std::string::npos) << msg;
+}
+
+// scikit-learn's estimators (make_sklearn.py) as users pickle them, at protocols 2, 4 and 5 and
+// joblib-compressed: an MLPClassifier holds a RandomState, which numpy pickles as a call to
+// its constructor, and a RandomForest's trees are calls to sklearn's Tree with structured
+// arrays of nodes. The calls are kept, not made; the arrays read bit for bit, those of dtypes
+// ckpt has no type for (uint32, records) as their bytes beside their NumPy dtype and shape.
+TEST_F(PickleFormat, ScikitLearnEstimatorsReadWithEveryArrayAndTheirCallsNotRun) {
+  const fs::path dir = file("sklearn");
+  fs::create_directories(dir);
+  std::string out;
+  ASSERT_EQ(run(std::string(CKPT_PYTHON) + " " + CKPT_PICKLE_TEST_DIR + "/make_sklearn.py " + dir.string() + " " +
+                    marker().string(),
+                out),
+            0)
+      << out;
+  auto expected = [&](const std::string& n) { return slurp(dir / (n + ".bin")); };
+  for (const char* f : {"mlp_p2.pkl", "mlp_p4.pkl", "mlp_p5.pkl", "mlp.joblib"}) {
+    SCOPED_TRACE(f);
+    const Document doc = read_document(dir / f);
+    for (int i = 0; i < 2; ++i) {
+      const Tensor* w = doc.find_tensor_path("coefs_/" + std::to_string(i));
+      const Tensor* b = doc.find_tensor_path("intercepts_/" + std::to_string(i));
+      ASSERT_TRUE(w && b);
+      EXPECT_EQ(bytes_of(*w), expected("mlp.coefs_." + std::to_string(i)));
+      EXPECT_EQ(bytes_of(*b), expected("mlp.intercepts_." + std::to_string(i)));
+    }
+    const Group* rs = doc.find_group("_random_state");
+    ASSERT_TRUE(rs);
+    EXPECT_EQ(std::get<std::string>(*rs->attribute("__call__")), "numpy.random._pickle.__randomstate_ctor (not run)");
+    const Group* key = rs->find_group_path("state/key");
+    ASSERT_TRUE(key);
+    EXPECT_EQ(std::get<std::string>(*key->attribute("__numpy_dtype__")), "<u4");
+    EXPECT_EQ(std::get<std::vector<int64_t>>(*key->attribute("__shape__")), std::vector<int64_t>{624});
+    EXPECT_EQ(bytes_of(*key->find_tensor("data")), expected("mlp.random_state_key"));
+  }
+  std::istringstream names(slurp(dir / "forest.tree0.fields.txt"));
+  const std::vector<std::string> fields{std::istream_iterator<std::string>(names), std::istream_iterator<std::string>()};
+  ASSERT_GE(fields.size(), 7u);
+  for (const char* f : {"forest_p2.pkl", "forest_p4.pkl", "forest_p5.pkl", "forest.joblib"}) {
+    SCOPED_TRACE(f);
+    const Document doc = read_document(dir / f);
+    const Group* tree = doc.find_group_path("estimators_/0/tree_");
+    ASSERT_TRUE(tree);
+    EXPECT_EQ(std::get<std::string>(*tree->attribute("__call__")), "sklearn.tree._tree.Tree (not run)");
+    const Group* nodes = tree->find_group("nodes");
+    ASSERT_TRUE(nodes);
+    EXPECT_EQ(std::get<std::vector<std::string>>(*nodes->attribute("__fields__")), fields);
+    EXPECT_EQ(bytes_of(*nodes->find_tensor("data")), expected("forest.tree0.nodes"));
+    EXPECT_EQ(bytes_of(*tree->find_tensor("values")), expected("forest.tree0.values"));
+    // Through another format and back, the same document.
+    const fs::path mp = dir / (std::string(f) + ".msgpack");
+    ConvertOptions o;
+    o.fsync = false;
+    convert(dir / f, mp, o);
+    DiffOptions exact;
+    exact.ignore_meta = false;
+    const DiffReport d = diff_documents(doc, read_document(mp), exact);
+    EXPECT_TRUE(d.identical()) << d.entries.front().path << ": " << d.entries.front().detail;
+  }
+  // A call of a function ckpt knows nothing of is kept as the call, with its arguments.
+  const Document unknown = read_document(dir / "call_unknown.pkl");
+  EXPECT_EQ(std::get<std::string>(*unknown.find_group("model")->attribute("__call__")),
+            "sklearn_extra.builders.make_thing (not run)");
+  // Calls into modules that run code, touch files or unpickle more are hostile, refused by name.
+  for (const char* name : {"builtins_eval", "builtins_getattr", "importlib", "pickle_loads", "shutil_rmtree", "posix_system",
+                           "numpy_load", "functools_partial", "marshal_loads", "webbrowser"}) {
+    SCOPED_TRACE(name);
+    try {
+      read_document(dir / ("call_" + std::string(name) + ".pkl"));
+      ADD_FAILURE() << "read";
+    } catch (const UnsupportedError& e) {
+      EXPECT_NE(std::string(e.what()).find("refused: "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("a call into a module that runs code"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(marker())) << "a pickle's code ran";
 }
