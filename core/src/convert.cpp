@@ -9,6 +9,7 @@
 #include <ckpt/plugin_abi.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <memory>
 #include <optional>
@@ -172,45 +173,57 @@ namespace {
 
 // `tree` as Hugging Face's sharded layout in the folder `dir` (shards.hpp): the first shard
 // keeps the tree's groups and attributes, the others their tensors and meta's strings (what
-// Hugging Face's writer puts in every shard's __metadata__); the index is written last, and a
-// folder's shards of an earlier save that this one does not use are removed after it.
+// Hugging Face's writer puts in every shard's __metadata__, where its loaders require
+// "format": "pt"). A save replaces the folder's checkpoint: the old index and unsharded file go
+// first, so a save cut short leaves shards without an index (which nothing reads) rather than
+// new shards under an old index; the index is written last. Only files of the layout's own
+// names are ever removed.
 void write_shards(const Document& tree, const fs::path& dir, const Format& target, uint64_t max_bytes, bool durable,
-                  const std::function<void(const Document&, const fs::path&, size_t)>& write_tree) {
+                  const std::function<void(const Document&, const fs::path&, const std::vector<size_t>&)>& write_tree) {
   if (target.name() != "safetensors")
     throw UsageError("a sharded checkpoint is written as safetensors (Hugging Face's layout), not " + target.name());
   std::error_code ec;
-  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+  if (fs::exists(fs::symlink_status(dir, ec)) && !fs::is_directory(dir, ec))
     throw UsageError("'" + dir.string() + "' is not a folder; a sharded checkpoint is a folder of shards and an index");
-  fs::create_directories(dir);
+  if (!fs::create_directories(dir, ec) && ec) throw UsageError("cannot create the folder '" + dir.string() + "': " + ec.message());
   std::vector<std::string> paths;
   std::vector<uint64_t> sizes;
   tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
     paths.push_back(p);
     sizes.push_back(t.nbytes());
   });
-  const std::vector<size_t> starts = detail::plan_shards(sizes, max_bytes);
+  const std::vector<std::vector<size_t>> shards = detail::plan_shards(sizes, max_bytes);
+  auto layout_name = [](const std::string& n) {
+    if (n == "model.safetensors" || n == detail::kShardIndex) return true;
+    if (n.size() != 32 || n.rfind("model-", 0) != 0 || n.compare(11, 4, "-of-") != 0 || !n.ends_with(".safetensors")) return false;
+    for (size_t i : {6, 7, 8, 9, 10, 15, 16, 17, 18, 19})
+      if (!std::isdigit(static_cast<unsigned char>(n[i]))) return false;
+    return true;
+  };
+  // Every shard says what Hugging Face's loaders need to take it.
+  Document with_format = tree;
+  if (!with_format.group("meta").attribute("format")) with_format.group("meta").set("format", "pt");
   std::set<std::string> written;
-  if (starts.size() <= 1) {
-    write_tree(tree, dir / "model.safetensors", 0);
+  if (shards.size() <= 1) {
+    std::vector<size_t> all(paths.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    write_tree(with_format, dir / "model.safetensors", all);
     written.insert("model.safetensors");
   } else {
+    fs::remove(dir / detail::kShardIndex, ec);
+    fs::remove(dir / "model.safetensors", ec);
     std::vector<std::pair<std::string, std::string>> weight_map;
     uint64_t total = 0;
-    for (size_t k = 0; k < starts.size(); ++k) {
-      const size_t first = starts[k], end = k + 1 < starts.size() ? starts[k + 1] : paths.size();
-      const std::set<std::string> mine(paths.begin() + static_cast<std::ptrdiff_t>(first), paths.begin() + static_cast<std::ptrdiff_t>(end));
-      Document shard = tree;
+    for (size_t k = 0; k < shards.size(); ++k) {
+      std::set<std::string> mine;
+      for (size_t i : shards[k]) mine.insert(paths[i]);
+      Document shard = with_format;
       // Only this shard's tensors; past the first shard, only meta's strings beside them.
       std::function<bool(Group&, const std::string&)> keep = [&](Group& g, const std::string& prefix) {
-        if (k > 0 && prefix != "meta") {
-          std::vector<std::string> attrs;
-          for (const auto& a : g.attributes()) attrs.push_back(a.name);
-          for (const auto& a : attrs) g.erase_attribute(a);
-        }
-        if (k > 0 && prefix == "meta") {
+        if (k > 0) {
           std::vector<std::string> attrs;
           for (const auto& a : g.attributes())
-            if (value_type(a.value) != ValueType::string) attrs.push_back(a.name);
+            if (prefix != "meta" || value_type(a.value) != ValueType::string) attrs.push_back(a.name);
           for (const auto& a : attrs) g.erase_attribute(a);
         }
         std::vector<std::string> gone;
@@ -222,10 +235,10 @@ void write_shards(const Document& tree, const fs::path& dir, const Format& targe
         return !g.attributes().empty() || !g.children().empty();
       };
       keep(shard, "");
-      const std::string name = detail::shard_name(k, starts.size());
-      write_tree(shard, dir / name, first);
+      const std::string name = detail::shard_name(k, shards.size());
+      write_tree(shard, dir / name, shards[k]);
       written.insert(name);
-      for (size_t i = first; i < end; ++i) {
+      for (size_t i : shards[k]) {
         weight_map.emplace_back(paths[i], name);
         total += sizes[i];
       }
@@ -233,12 +246,11 @@ void write_shards(const Document& tree, const fs::path& dir, const Format& targe
     detail::write_text_atomically(dir / detail::kShardIndex, detail::shard_index_text(total, weight_map), durable);
     written.insert(detail::kShardIndex);
   }
-  // What an earlier save left that this one replaces: other shards of the pattern, the unsharded
-  // file or the index.
+  // What an earlier save left that this one replaces: other shards of the layout's names, the
+  // unsharded file or the index.
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    const bool shard = n.size() == 32 && n.rfind("model-", 0) == 0 && n.compare(11, 4, "-of-") == 0 && n.ends_with(".safetensors");
-    if ((shard || n == "model.safetensors" || n == detail::kShardIndex) && !written.count(n)) fs::remove(e.path(), ec);
+    if (layout_name(n) && !written.count(n)) fs::remove(e.path(), ec);
   }
 }
 
@@ -341,14 +353,15 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   }
 
   uint64_t total = plan.tree.tensor_bytes(), done = 0;
-  // Writes `tree` (the plan's tree or a shard of it, whose tensors are sources[first...] in
-  // order) to `path`.
-  auto write_tree = [&](const Document& tree, const fs::path& path, size_t first) {
-    size_t next = first;
+  // Writes `tree` (the plan's tree or a shard of it, whose k-th tensor is sources[order[k]]) to
+  // `path`.
+  auto write_tree = [&](const Document& tree, const fs::path& path, const std::vector<size_t>& order) {
+    size_t next = 0;
     detail::write_atomically(path, target, options.write_options, options.fsync, [&](FormatWriter& writer) {
-      next = first;
+      next = 0;
       writer.write(tree, [&](const std::string& p, const Tensor& t) {
-        auto bytes = fetch(source_at(next++, p), t, true);
+        if (next >= order.size()) throw Error("convert: the writer asked for '" + p + "' beyond the planned tensors");
+        auto bytes = fetch(source_at(order[next++], p), t, true);
         report.tensors++;
         report.bytes += bytes.size();
         done += t.nbytes();
@@ -357,8 +370,13 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       });
     });
   };
-  if (options.max_shard_bytes) write_shards(plan.tree, dst, target, *options.max_shard_bytes, options.fsync, write_tree);
-  else write_tree(plan.tree, dst, 0);
+  if (options.max_shard_bytes) {
+    write_shards(plan.tree, dst, target, *options.max_shard_bytes, options.fsync, write_tree);
+  } else {
+    std::vector<size_t> all(plan.sources.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    write_tree(plan.tree, dst, all);
+  }
   report.source_verified = had_integrity && !recorded.empty();
   report.private_contents = private_tree_contents(plan.tree, target.info());
   return report;

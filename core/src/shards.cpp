@@ -27,8 +27,13 @@ bool ends_with(const std::string& s, std::string_view tail) {
 std::optional<fs::path> sharded_entry(const fs::path& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(path / kShardIndex, ec)) return path / kShardIndex;
-    if (fs::exists(path / "model.safetensors", ec)) return path / "model.safetensors";
+    const bool index = fs::exists(path / kShardIndex, ec), single = fs::exists(path / "model.safetensors", ec);
+    // transformers loads model.safetensors first where ckpt would read the index: two readings.
+    if (index && single)
+      throw FormatError("'" + path.string() + "' holds both model.safetensors and " + kShardIndex +
+                        " (two checkpoints; Hugging Face's loaders take the first, so which one is meant?)");
+    if (index) return path / kShardIndex;
+    if (single) return path / "model.safetensors";
     return std::nullopt;
   }
   if (ends_with(path.filename().string(), ".safetensors.index.json")) return path;
@@ -40,7 +45,9 @@ std::shared_ptr<FormatReader> open_sharded(const fs::path& index, const LoadOpti
   const std::string text = read_small_file(index, kMaxIndexBytes, "a shard index");
   if (auto nul = sdk::json_nul_problem(text); !nul.empty()) throw FormatError(where + ": not JSON: " + nul);
   if (sdk::json_nesting(text) > 16) throw FormatError(where + ": nested deeper than a shard index is");
-  const nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
+  // Sorted, not ordered: ordered_json's map inserts in linear time (a 2 MB index took 35 s),
+  // and a repeated key keeps its last value either way, as Python's json does.
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw FormatError(where + ": not a JSON object");
   auto map = j.find("weight_map");
   if (map == j.end() || !map->is_object() || map->empty())
@@ -66,8 +73,21 @@ std::shared_ptr<FormatReader> open_sharded(const fs::path& index, const LoadOpti
   const Format st = reg.get("safetensors");
   std::vector<std::shared_ptr<FormatReader>> parts;
   uint64_t total = 0;
+  const fs::path folder = fs::weakly_canonical(index.parent_path());
+  // Hugging Face's cache keeps shards as links from snapshots/<revision>/ into ../../blobs/.
+  const bool cache = folder.parent_path().filename() == "snapshots";
+  const fs::path blobs = folder.parent_path().parent_path() / "blobs";
+  auto inside = [](const fs::path& p, const fs::path& dir) {
+    const auto rel = p.lexically_relative(dir);
+    return !rel.empty() && *rel.begin() != ".." && !rel.is_absolute();
+  };
   for (const std::string& f : files) {
     const fs::path shard = index.parent_path() / f;
+    std::error_code ec;
+    const fs::path real = fs::weakly_canonical(shard, ec);
+    if (ec || !(inside(real, folder) || (cache && inside(real, blobs))))
+      throw FormatError(where + ": shard '" + f + "' is a link to '" + real.string() +
+                        "', outside the index's folder (only Hugging Face's cache links into ../../blobs are followed)");
     auto r = st.open_reader(shard, options.format_options);
     reg.check_one_reading(shard, st);
     // The shard holds exactly the tensors the index gives it: a tensor in neither place, or in
@@ -91,24 +111,38 @@ std::shared_ptr<FormatReader> open_sharded(const fs::path& index, const LoadOpti
     parts.push_back(std::move(r));
   }
   if (auto meta = j.find("metadata"); meta != j.end() && meta->is_object()) {
-    if (auto ts = meta->find("total_size"); ts != meta->end() && ts->is_number_unsigned() && ts->get<uint64_t>() != total)
-      throw FormatError(where + ": metadata.total_size says " + std::to_string(ts->get<uint64_t>()) + " bytes, the shards hold " +
-                        std::to_string(total));
+    if (auto ts = meta->find("total_size"); ts != meta->end()) {
+      if (!ts->is_number_unsigned() && !(ts->is_number_float() && ts->get<double>() == static_cast<double>(total)))
+        throw FormatError(where + ": metadata.total_size is " + ts->dump().substr(0, 64) + ", not a number of bytes");
+      if (ts->is_number_unsigned() && ts->get<uint64_t>() != total)
+        throw FormatError(where + ": metadata.total_size says " + std::to_string(ts->get<uint64_t>()) + " bytes, the shards hold " +
+                          std::to_string(total));
+    }
   }
   return FormatReader::merged(index, std::move(parts));
 }
 
-std::vector<size_t> plan_shards(const std::vector<uint64_t>& tensor_bytes, uint64_t max_bytes) {
-  std::vector<size_t> starts;
-  uint64_t current = 0;
+std::vector<std::vector<size_t>> plan_shards(const std::vector<uint64_t>& tensor_bytes, uint64_t max_bytes) {
+  // huggingface_hub's split_torch_state_dict_into_shards: a tensor above the limit is a shard of
+  // its own at once, and does not close the shard being filled.
+  std::vector<std::vector<size_t>> shards;
+  std::vector<size_t> current;
+  uint64_t size = 0;
   for (size_t i = 0; i < tensor_bytes.size(); ++i) {
-    if (starts.empty() || (current > 0 && current + tensor_bytes[i] > max_bytes)) {
-      starts.push_back(i);
-      current = 0;
+    if (tensor_bytes[i] > max_bytes) {
+      shards.push_back({i});
+      continue;
     }
-    current += tensor_bytes[i];
+    if (size + tensor_bytes[i] > max_bytes) {
+      shards.push_back(std::move(current));
+      current.clear();
+      size = 0;
+    }
+    current.push_back(i);
+    size += tensor_bytes[i];
   }
-  return starts;
+  if (!current.empty() || shards.empty()) shards.push_back(std::move(current));
+  return shards;
 }
 
 std::string shard_name(size_t index, size_t count) {

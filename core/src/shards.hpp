@@ -26,10 +26,10 @@ std::optional<fs::path> sharded_entry(const fs::path& path);
 // One reader over every shard the index names, in the order of their file names.
 std::shared_ptr<FormatReader> open_sharded(const fs::path& index, const LoadOptions& options);
 
-// The shards of `tensor_bytes` (in order) under `max_bytes`, greedily: a tensor goes into the
-// current shard unless it would pass the limit, a tensor above the limit alone in its shard.
-// Each shard is the index of its first tensor.
-std::vector<size_t> plan_shards(const std::vector<uint64_t>& tensor_bytes, uint64_t max_bytes);
+// The shards of `tensor_bytes` (in document order) under `max_bytes`, as huggingface_hub splits a
+// state dict: a tensor goes into the current shard unless it would pass the limit; a tensor
+// above the limit is a shard of its own at once. Each shard lists its tensors' indices.
+std::vector<std::vector<size_t>> plan_shards(const std::vector<uint64_t>& tensor_bytes, uint64_t max_bytes);
 
 // "model-00002-of-00005.safetensors"
 std::string shard_name(size_t index, size_t count);

@@ -1,5 +1,7 @@
 #include "torchscript.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -11,45 +13,90 @@ using ckpt::sdk::fail;
 
 namespace {
 
-// A class's declared parameters and buffers, in declaration order, from its code:
+// A class's declared parameters and buffers, from its code as torch prints it:
 //   class Linear(Module):
 //     __parameters__ = ["weight", "bias", ]
 //     __buffers__ = []
+// Only that printed form is read; anything else (another quote, a comment, other indentation)
+// is refused rather than guessed at, since torch.jit.load reads the code as Python.
 struct Declared {
+  bool module = false;  // the class is a Module (an object of a scripted class is not)
   std::vector<std::string> parameters, buffers;
 };
 
-std::vector<std::string> quoted_names(std::string_view list) {
+std::optional<std::vector<std::string>> printed_names(std::string_view list) {
   std::vector<std::string> out;
-  for (size_t at = 0; (at = list.find('"', at)) != std::string_view::npos;) {
+  size_t at = 0;
+  while (at < list.size()) {
+    if (list[at] != '"') return std::nullopt;
     const size_t end = list.find('"', at + 1);
-    if (end == std::string_view::npos) break;
-    out.emplace_back(list.substr(at + 1, end - at - 1));
-    at = end + 1;
+    if (end == std::string_view::npos) return std::nullopt;
+    const std::string_view name = list.substr(at + 1, end - at - 1);
+    if (name.empty()) return std::nullopt;
+    for (char c : name)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return std::nullopt;
+    out.emplace_back(name);
+    if (list.substr(end + 1, 2) != ", ") return std::nullopt;
+    at = end + 3;
   }
   return out;
 }
 
-std::optional<Declared> declared_in(std::string_view code, std::string_view cls_name) {
-  const std::string head = "class " + std::string(cls_name) + "(";
+// nullopt: the class is not in this file; a Declared with module false: a class that is not a
+// Module; fails when a Module's declarations are not in torch's printed form.
+std::optional<Declared> declared_in(std::string_view code, std::string_view cls_name, const std::string& file) {
+  const std::string head = "class " + std::string(cls_name);
   size_t at = 0;
-  while ((at = code.find(head, at)) != std::string_view::npos && at != 0 && code[at - 1] != '\n') at += head.size();
-  if (at == std::string_view::npos) return std::nullopt;
-  // The class body runs to the next line that starts a class at the file's top level.
-  size_t end = code.find("\nclass ", at + head.size());
-  std::string_view body = code.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
-  auto list = [&](std::string_view key) -> std::optional<std::vector<std::string>> {
-    const std::string line = "\n  " + std::string(key) + " = [";
-    const size_t p = body.find(line);
-    if (p == std::string_view::npos) return std::nullopt;
-    const size_t close = body.find(']', p + line.size());
-    if (close == std::string_view::npos) return std::nullopt;
-    return quoted_names(body.substr(p + line.size(), close - p - line.size()));
+  for (;; at += head.size()) {
+    at = code.find(head, at);
+    if (at == std::string_view::npos) return std::nullopt;
+    const char next = at + head.size() < code.size() ? code[at + head.size()] : '\0';
+    if ((at == 0 || code[at - 1] == '\n') && (next == '(' || next == ':')) break;
+  }
+  const size_t line_end = code.find('\n', at);
+  const std::string_view line = code.substr(at, line_end == std::string_view::npos ? std::string_view::npos : line_end - at);
+  Declared d;
+  d.module = line == head + "(Module):";
+  if (!d.module) return d;
+  auto bad = [&](const std::string& what) -> std::nullopt_t {
+    ckpt::sdk::fail(CKPT_ERR_FORMAT, file + ": class " + std::string(cls_name) + " " + what +
+                                         " (ckpt reads the declarations torch prints, and refuses to guess at others)");
   };
-  auto params = list("__parameters__");
-  auto buffers = list("__buffers__");
-  if (!params || !buffers) return std::nullopt;
-  return Declared{std::move(*params), std::move(*buffers)};
+  auto list = [&](size_t from, std::string_view key) -> std::vector<std::string> {
+    const std::string prefix = "\n  " + std::string(key) + " = [";
+    if (code.compare(from, prefix.size(), prefix) != 0) bad("does not declare " + std::string(key) + " where torch prints it");
+    const size_t close = code.find("]\n", from + prefix.size());
+    if (close == std::string_view::npos) bad("has an unterminated " + std::string(key));
+    auto names = printed_names(code.substr(from + prefix.size(), close - from - prefix.size()));
+    if (!names) bad("declares " + std::string(key) + " in a form torch does not print");
+    return *names;
+  };
+  d.parameters = list(line_end, "__parameters__");
+  const size_t next = code.find('\n', line_end + 1);
+  d.buffers = list(next, "__buffers__");
+  // torch orders a module's parameters and buffers by its attribute slots, which the printed
+  // class annotates in order ("  weight : Tensor"), not by the lists above.
+  std::unordered_map<std::string, size_t> slot;
+  for (size_t at_line = code.find('\n', next + 1); at_line != std::string_view::npos && code.compare(at_line, 3, "\n  ") == 0;) {
+    const size_t end = code.find('\n', at_line + 1);
+    const std::string_view l = code.substr(at_line + 3, end == std::string_view::npos ? std::string_view::npos : end - at_line - 3);
+    if (l.starts_with("def ") || l.starts_with(" ")) break;
+    if (const size_t colon = l.find(" : "); colon != std::string_view::npos) slot.emplace(std::string(l.substr(0, colon)), slot.size());
+    at_line = end;
+  }
+  auto by_slot = [&](std::vector<std::string>& names) {
+    std::stable_sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+      auto ia = slot.find(a), ib = slot.find(b);
+      return (ia == slot.end() ? SIZE_MAX : ia->second) < (ib == slot.end() ? SIZE_MAX : ib->second);
+    });
+  };
+  by_slot(d.parameters);
+  by_slot(d.buffers);
+  std::vector<std::string> all = d.parameters;
+  all.insert(all.end(), d.buffers.begin(), d.buffers.end());
+  std::sort(all.begin(), all.end());
+  if (std::adjacent_find(all.begin(), all.end()) != all.end()) bad("declares one name twice");
+  return d;
 }
 
 class Mapper {
@@ -59,16 +106,18 @@ class Mapper {
   }
 
   // "__torch__.torch.nn.modules.conv.___torch_mangle_25.Conv2d" is class Conv2d of
-  // code/__torch__/torch/nn/modules/conv/___torch_mangle_25.py.
-  std::optional<Declared> declared(const std::string& cls) {
+  // code/__torch__/torch/nn/modules/conv/___torch_mangle_25.py. Looked up once per class.
+  const Declared& declared(const std::string& cls) {
+    if (auto hit = declared_.find(cls); hit != declared_.end()) return hit->second;
     const size_t dot = cls.rfind('.');
-    if (dot == std::string::npos) return std::nullopt;
-    std::string file = "code/" + cls.substr(0, dot) + ".py";
+    std::string file = "code/" + (dot == std::string::npos ? cls : cls.substr(0, dot)) + ".py";
     for (size_t i = 5; i < file.size() - 3; ++i)
       if (file[i] == '.') file[i] = '/';
     auto it = code_.find(file);
-    if (it == code_.end()) return std::nullopt;
-    return declared_in(*it->second, std::string_view(cls).substr(dot + 1));
+    std::optional<Declared> d;
+    if (it != code_.end()) d = declared_in(*it->second, std::string_view(cls).substr(dot + 1), file);
+    if (!d) fail(CKPT_ERR_FORMAT, "class " + cls + " of data.pkl has no code in " + file + " (torch.jit.load refuses such an archive)");
+    return declared_.emplace(cls, std::move(*d)).first->second;
   }
 
   // A module's tensors under `prefix`, as state_dict() orders them: its parameters, its
@@ -76,33 +125,39 @@ class Mapper {
   // attribute, are kept in `rest`.
   void module(const Record& r, const std::string& prefix, Node& state, Node& rest, int depth) {
     if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, prefix + ": modules nested deeper than " + std::to_string(kMaxDepth));
-    const std::optional<Declared> d = declared(r.cls);
+    // A module the pickle shares is visited at every path that reaches it, as state_dict()
+    // does: each visit counts against the document's budget (60 levels of a module shared
+    // twice would be 2^60 visits).
+    b_.spend(256 + prefix.size(), "model/state/" + prefix);
+    const Declared& d = declared(r.cls);
     auto emit = [&](const std::string& name, const Array& a) {
+      if (a.numpy) fail(CKPT_ERR_FORMAT, r.cls + ": parameter or buffer '" + name + "' is a NumPy array, not a tensor");
       const std::string n = unique_child_name(state, prefix + name);
       state.add_tensor(n, b_.tensor(a, "model/state/" + n));
     };
-    if (d) {
-      for (const auto* names : {&d->parameters, &d->buffers})
-        for (const std::string& n : *names)
-          if (const Array* a = as_array(r.get(n))) emit(n, *a);  // a parameter set to None is absent
-    }
-    for (const auto& [name, value] : r.attributes) {
-      const Array* a = as_array(value);
-      const Record* sub = as_record(value);
-      if (a && !d) {
-        emit(name, *a);
-      } else if (sub && sub->cls.rfind("__torch__.", 0) == 0) {
-        continue;  // below, after this module's own tensors
-      } else if (!a || !is_declared(*d, name)) {
-        b_.put(rest, escape_name(prefix + name), value, "extra/torchscript/attributes", depth + 1);
+    for (const auto* names : {&d.parameters, &d.buffers})
+      for (const std::string& n : *names) {
+        const Obj* v = r.get(n);
+        if (v && v->kind != Kind::none && !as_array(v))  // a parameter set to None is absent
+          fail(CKPT_ERR_FORMAT, r.cls + ": '" + n + "' is declared a parameter or buffer but holds a " + kind_name(v->kind));
+        if (const Array* a = as_array(v)) emit(n, *a);
       }
+    for (const auto& [name, value] : r.attributes) {
+      if (submodule(value) || is_declared(d, name)) continue;  // submodules below, after this one's tensors
+      b_.put(rest, escape_name(prefix + name), value, "extra/torchscript/attributes", depth + 1);
     }
     for (const auto& [name, value] : r.attributes)
-      if (const Record* sub = as_record(value); sub && sub->cls.rfind("__torch__.", 0) == 0)
-        module(*sub, prefix + name + ".", state, rest, depth + 1);
+      if (submodule(value)) module(*as_record(value), prefix + name + ".", state, rest, depth + 1);
   }
 
  private:
+  // A Module among the attributes (an object of a scripted class that is not a Module is kept
+  // as an attribute, as state_dict() leaves it out).
+  bool submodule(const Obj* v) {
+    const Record* sub = as_record(v);
+    return sub && sub->cls.rfind("__torch__.", 0) == 0 && declared(sub->cls).module;
+  }
+
   static bool is_declared(const Declared& d, const std::string& name) {
     for (const auto* names : {&d.parameters, &d.buffers})
       for (const std::string& n : *names)
@@ -113,6 +168,7 @@ class Mapper {
   const TorchScriptParts& parts_;
   DocBuilder& b_;
   std::unordered_map<std::string, const std::string*> code_;
+  std::unordered_map<std::string, Declared> declared_;
 };
 
 Value strings(const std::vector<std::pair<std::string, std::string>>& pairs, bool first) {
@@ -141,7 +197,8 @@ Node map_torchscript(const Obj* root, const TorchScriptParts& parts, DocBuilder&
   ts.set("class", Value::string(top->cls));
   Node rest;
   rest.name = "attributes";
-  Mapper(parts, b).module(*top, "", state, rest, 0);
+  Mapper mapper(parts, b);
+  mapper.module(*top, "", state, rest, 0);
   // The source of every class, as the archive holds it, and the user's extra files.
   uint64_t text_bytes = 0;
   for (const auto* list : {&parts.code, &parts.extra_files})

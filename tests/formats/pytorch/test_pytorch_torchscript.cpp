@@ -3,6 +3,7 @@
 // them, bit for bit; their code, constants, module attributes and extra files are kept.
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/convert.hpp>
+#include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 
 #include "pytorch_test_support.hpp"
@@ -65,7 +66,13 @@ TEST(PytorchTorchScript, ParametersAndBuffersAreStateDictExactly) {
     }
     ++archives;
   }
-  EXPECT_EQ(archives, 5);
+  EXPECT_EQ(archives, 8);
+  // Code that is not as torch prints it is refused, not guessed at; so is an archive without
+  // its code.
+  for (const char* name : {"single_quotes", "comment_in_list", "declared_twice", "no_code"}) {
+    SCOPED_TRACE(name);
+    EXPECT_THROW(read_document(tmp.path / ("edited_" + std::string(name) + ".pt")), FormatError);
+  }
 }
 
 // Converted to a .pt checkpoint, a scripted model's weights load strictly into the torchvision

@@ -13,9 +13,11 @@ struct and numpy only (Debian has no python3-safetensors). Run with /usr/bin/pyt
                                   and nothing else, total_size is the sum of the tensors' bytes,
                                   the shards are named model-0000k-of-0000n and hold at most MAX
                                   bytes of tensors unless one tensor alone is larger, and (given
-                                  ORDER, a file of one tensor name per line) the shards are filled
-                                  greedily in that order; or, with one shard, model.safetensors and
-                                  no index. Exits nonzero naming the first broken rule.
+                                  ORDER, a file of one tensor name per line) the shards are split
+                                  as huggingface_hub splits a state dict in that order; every
+                                  shard's __metadata__ has "format": "pt" (transformers refuses a
+                                  shard without it); or, with one shard, model.safetensors and no
+                                  index. Exits nonzero naming the first broken rule.
 """
 import json
 import os
@@ -113,21 +115,33 @@ def check(folder, max_bytes, order_file=None):
             held[name] = (s, nbytes)
         if size > max_bytes and len(header) > 1:
             fail(f"{s} holds {size} bytes in {len(header)} tensors, over {max_bytes}")
+        if (meta or {}).get("format") != "pt":
+            fail(f"{s}'s __metadata__ {meta} has no format pt")
         total += size
     if set(held) != set(wm) or any(held[n][0] != wm[n] for n in wm):
         fail("the weight_map does not say where each tensor is")
     if index["metadata"]["total_size"] != total:
         fail(f"total_size {index['metadata']['total_size']} != {total}")
     if order_file:
+        # huggingface_hub's split_torch_state_dict_into_shards, in the document's order.
         order = [l.strip() for l in open(order_file) if l.strip()]
-        shard, size = 0, 0
+        plan, current, size = [], [], 0
         for name in order:
             nbytes = held[name][1]
-            if size and size + nbytes > max_bytes:
-                shard, size = shard + 1, 0
+            if nbytes > max_bytes:
+                plan.append([name])
+                continue
+            if size + nbytes > max_bytes:
+                plan.append(current)
+                current, size = [], 0
+            current.append(name)
             size += nbytes
-            if held[name][0] != shards[shard]:
-                fail(f"{name} is in {held[name][0]}, greedy filling puts it in {shards[shard]}")
+        if current:
+            plan.append(current)
+        for k, group in enumerate(plan):
+            for name in group:
+                if held[name][0] != shards[k]:
+                    fail(f"{name} is in {held[name][0]}, huggingface_hub's split puts it in {shards[k]}")
     return 0
 
 

@@ -811,15 +811,27 @@ TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
   EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000 " + (tmp.path / "order.txt").string()), out), 0) << out;
   size_t shards = 0;
   for (const auto& e : fs::directory_iterator(dir)) shards += e.path().extension() == ".safetensors";
-  EXPECT_GE(shards, 3u);
-  expect_same(doc, read_document(dir));
-  // One shard: the plain file, and nothing of the sharded save left.
+  EXPECT_GE(shards, 2u);
+  Document with_format = doc;  // what Hugging Face's loaders need in every shard
+  with_format.group("meta").set("format", "pt");
+  expect_same(with_format, read_document(dir));
+  // One shard: the plain file, and nothing of the sharded save left; the user's own files stay,
+  // whatever they are called.
+  for (const char* mine : {"notes.txt", "model-mine!-of-notes.safetensors", "model-00001-of-00002.safetensors.bak"})
+    spit(dir / mine, "mine");
   convert(tmp.path / "src.msgpack", dir, sharded(uint64_t{1} << 30));
-  std::vector<std::string> left;
-  for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
-  EXPECT_EQ(left, std::vector<std::string>{"model.safetensors"});
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{"model.safetensors", "notes.txt", "model-mine!-of-notes.safetensors",
+                                         "model-00001-of-00002.safetensors.bak"}));
+  for (const char* mine : {"notes.txt", "model-mine!-of-notes.safetensors", "model-00001-of-00002.safetensors.bak"})
+    fs::remove(dir / mine);
   EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000"), out), 0) << out;
-  expect_same(doc, read_document(dir));
+  expect_same(with_format, read_document(dir));
+  // A folder with both an index and model.safetensors has two readings: refused.
+  convert(tmp.path / "src.msgpack", tmp.path / "both", sharded(1000));
+  fs::copy_file(dir / "model.safetensors", tmp.path / "both" / "model.safetensors");
+  EXPECT_THROW(read_document(tmp.path / "both"), FormatError);
   // Shards are Hugging Face's safetensors layout, nothing else.
   ConvertOptions wrong = sharded(1000);
   wrong.to = "msgpack";
@@ -875,6 +887,18 @@ TEST(SafetensorsShards, AnIndexNeverLeavesItsFolderAndMustAgreeWithItsShards) {
     refused(j, "metadata.total_size says");
   }
   refused(json::parse("{\"weight_map\": {}}"), "no weight_map");
+  {
+    json j = good;
+    j["metadata"]["total_size"] = "12";
+    refused(j, "not a number of bytes");
+  }
+  {  // A shard that is a link out of the folder is not followed.
+    fs::rename(tmp.path / "model-00003-of-00003.safetensors", top.path / "elsewhere.safetensors");
+    fs::create_symlink(top.path / "elsewhere.safetensors", tmp.path / "model-00003-of-00003.safetensors");
+    refused(good, "outside the index's folder");
+    fs::remove(tmp.path / "model-00003-of-00003.safetensors");
+    fs::rename(top.path / "elsewhere.safetensors", tmp.path / "model-00003-of-00003.safetensors");
+  }
   spit(index, std::string(100000, '[') + std::string(100000, ']'));
   EXPECT_THROW(read_document(tmp.path), FormatError);
   // Shards whose __metadata__ disagree: which one is the checkpoint's?
