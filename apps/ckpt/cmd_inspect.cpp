@@ -100,8 +100,10 @@ void write_group_json(std::ostream& out, const Group& g, int depth) {
 std::optional<std::string> unpickling_note(const std::string& format, const Group& tree) {
   std::set<std::string> classes;
   std::function<void(const Group&)> look = [&](const Group& g) {
-    if (const Value* c = g.attribute("__class__"))
-      if (const auto* s = std::get_if<std::string>(c); s && classes.size() < 8) classes.insert(*s);
+    // Objects (by class) and calls the pickle asked for and ckpt did not make.
+    for (const char* key : {"__class__", "__call__"})
+      if (const Value* c = g.attribute(key))
+        if (const auto* s = std::get_if<std::string>(c); s && classes.size() < 8) classes.insert(*s);
     for (const auto& c : g.children())
       if (c.is_group()) look(c.group());
   };

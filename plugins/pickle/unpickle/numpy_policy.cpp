@@ -2,6 +2,7 @@
 
 #include <ckpt/sdk_value.hpp>
 
+#include <cctype>
 #include <charconv>
 
 namespace ckpt_pickle {
@@ -75,9 +76,9 @@ DType* make_dtype(Arena& arena, std::string_view spec, const Input& in, size_t a
                                 {'i', 4, CKPT_DTYPE_I32}, {'i', 8, CKPT_DTYPE_I64}, {'b', 1, CKPT_DTYPE_BOOL}};
   for (const K& k : table)
     if (k.kind == kind && k.size == size) d->dtype = k.dtype;
-  // Any other fixed-size dtype is kept as bytes: uint16-64, complex, datetimes, bytes, str
-  // (4 bytes a character), void records. Objects ('O') are not bytes.
-  if (!d->dtype && size > 0 && std::string_view("iufcbmMSUV").find(kind) != std::string_view::npos)
+  // Any other fixed-size dtype is kept as bytes: uint16-64, complex, bytes, str (4 bytes a
+  // character), void records. Objects ('O') are not bytes; datetimes carry a unit elsewhere.
+  if (!d->dtype && size > 0 && std::string_view("iufcbSUV").find(kind) != std::string_view::npos)
     d->itemsize = static_cast<uint64_t>(size) * (kind == 'U' ? 4 : 1);
   return d;
 }
@@ -110,6 +111,7 @@ std::vector<int64_t> strides_for(const std::vector<int64_t>& shape, bool fortran
 // Points `a` at `data` as a dense array of `shape` in C or Fortran order.
 void fill_array(Array& a, const DType& d, std::vector<int64_t> shape, bool fortran, Obj* data, const Input& in, size_t at) {
   need_supported(d, in, at);
+  d.used = true;
   const Text* bytes = as_text(data);
   if (!bytes || bytes->kind != Kind::bytes)
     in.fail(CKPT_ERR_FORMAT, at, std::string("array data that is a ") + kind_name(data->kind) + ", not bytes");
@@ -125,10 +127,10 @@ void fill_array(Array& a, const DType& d, std::vector<int64_t> shape, bool fortr
   if (!d.dtype || d.structured) {
     // Bytes in NumPy's own order, described by the dtype and shape NumPy gives them.
     a.dtype = CKPT_DTYPE_U8;
-    // The spec with its byte order, which numpy gives in the dtype's state ("u4" is "<u4").
-    a.raw_spec = (!d.spec.empty() && std::string_view("<>|=").find(d.spec[0]) == std::string_view::npos && d.order != '=')
-                     ? std::string(1, d.order) + d.spec
-                     : d.spec;
+    // The spec with the byte order of the dtype's state, which is the one NumPy obeys.
+    std::string_view base = d.spec;
+    if (!base.empty() && std::string_view("<>|=").find(base[0]) != std::string_view::npos) base.remove_prefix(1);
+    a.raw_spec = std::string(1, d.order == '=' ? '<' : d.order) + std::string(base);
     a.raw_fields = d.fields;
     a.raw_shape = std::move(shape);
     a.raw_fortran = fortran;
@@ -221,27 +223,22 @@ Obj* joblib_array(Arena& arena, const Record& wrapper, Input& in, size_t at) {
   return a;
 }
 
-// Modules a pickle calls into to run code, touch files or the network, or unpickle more:
-// their calls are hostile, not data (docs/formats/pickle.md lists them).
-bool runs_code(const Global& g) {
-  static const std::string_view roots[] = {
-      "os", "posix", "nt", "subprocess", "sys", "builtins", "__builtin__", "importlib", "imp", "pickle", "_pickle",
-      "cPickle", "marshal", "shelve", "dill", "cloudpickle", "joblib", "shutil", "socket", "ssl", "ctypes", "code", "codeop",
-      "runpy", "pty", "webbrowser", "types", "functools", "operator", "io", "_io", "codecs", "_codecs", "pathlib",
-      "tempfile", "glob", "asyncio", "multiprocessing", "concurrent", "threading", "_thread", "signal", "platform",
-      "commands", "popen2", "timeit", "pdb", "bdb", "trace", "profile", "cProfile", "inspect", "gc", "weakref",
-      "copyreg", "copy_reg", "copy", "__main__", "torch", "pip", "setuptools", "distutils", "pkgutil", "zipimport",
-      "site", "urllib", "urllib2", "http", "httplib", "ftplib", "smtplib", "telnetlib", "xmlrpc", "sqlite3", "dbm",
-      "logging", "atexit", "resource", "fcntl", "mmap", "select", "selectors", "uuid", "zipfile", "tarfile", "lzma",
-      "bz2", "gzip", "zlib", "numpy", "scipy", "pandas", "yaml", "jinja2", "sympy", "IPython"};
-  const std::string_view root = std::string_view(g.module).substr(0, g.module.find('.'));
-  for (std::string_view r : roots)
-    if (root == r) {
-      // numpy's own RandomState and Generator constructors only rebuild generators from their
-      // state: data, kept as a call not made.
-      if (r == "numpy" && g.module.starts_with("numpy.random")) return false;
-      return true;
-    }
+// Calls kept as records of a call not made: constructors that rebuild data from data. An
+// allow-list, not a list of what runs code: a pickle can reach code through any module that
+// imports another (linecache.os.system), through private twins (_functools.partial) or through
+// arguments (deque(starmap(system, ...))), and ckpt must not present such a file as data.
+bool inert_call(const Global& g) {
+  const std::string shown = display_name(g.module, g.name);
+  // numpy's RandomState, Generator and bit generator constructors (a fitted estimator's
+  // random_state), by their exact names.
+  for (std::string_view f : {"numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__bit_generator_ctor",
+                             "numpy.random._pickle.__generator_ctor"})
+    if (shown == f) return true;
+  // scikit-learn's extension types (a tree's Tree, a KDTree): a class named by a module of
+  // sklearn, never a dotted or private name.
+  if (g.module.rfind("sklearn.", 0) == 0 && !g.name.empty() && std::isupper(static_cast<unsigned char>(g.name[0])) &&
+      g.name.find('.') == std::string::npos && g.module.find("..") == std::string::npos)
+    return true;
   return false;
 }
 
@@ -377,11 +374,13 @@ Obj* NumpyPolicy::reduce(Arena& arena, Obj* callable, Obj* args, Input& in, size
       refuse(in, at, cls->module, cls->name, "rebuilding it would call its base class");
     return arena.make<Record>(cls->full());
   }
-  if (runs_code(*g))
+  if (!inert_call(*g))
     refuse(in, at, g->module, g->name,
-           "a call into a module that runs code, reads files or builds objects from other pickles (ckpt reads "
-           "objects as records of their attributes and never calls anything)");
-  // Any other call is not made: it is kept as what it is, the callable's name and its arguments.
+           "a pickle may only call the NumPy array rebuilders ckpt knows, and numpy's and scikit-learn's data "
+           "constructors, which it keeps as calls not made (objects are read as records of their attributes, "
+           "never called)");
+  // A call that rebuilds data is not made: it is kept as what it is, the callable's name and
+  // its arguments.
   auto* r = arena.make<Record>(g->full());
   r->called = true;
   if (const Seq* a = as_seq(args); a && !a->items.empty()) r->args = args;
@@ -426,14 +425,32 @@ Obj* NumpyPolicy::build(Arena& arena, Obj* inst, Obj* state, Input& in, size_t a
     case Kind::dtype: {
       // (version, byte order, subarray, names, fields, elsize, alignment, flags[, metadata])
       auto* d = static_cast<DType*>(inst);
+      if (d->built || d->used) in.fail(CKPT_ERR_FORMAT, at, "a dtype set again after it was set or used (NumPy would read its arrays another way)");
+      d->built = true;
       const Seq& s = tuple_of(state, 8, 9, "the dtype state", in, at);
       const Text* order = as_text(s.items[1]);
       if (!order || order->str().size() != 1) in.fail(CKPT_ERR_FORMAT, at, "a dtype without a byte order");
       d->order = order->str()[0];
       d->structured = s.items[3]->kind != Kind::none || s.items[2]->kind != Kind::none;
+      // A record's fields with their dtypes and offsets; datetimes, whose unit is in metadata
+      // ckpt does not read, are refused rather than kept without it.
+      const Dict* fields = as_dict(s.items[4]);
       if (const Seq* names = as_seq(s.items[3]))
-        for (const Obj* n : names->items)
-          if (const Text* t = as_text(n)) d->fields.emplace_back(t->str());
+        for (const Obj* n : names->items) {
+          const Text* t = as_text(n);
+          const Seq* f = fields && t ? as_seq(fields->find(t->str())) : nullptr;
+          const DType* fd = f && f->items.size() >= 2 ? as_dtype(f->items[0]) : nullptr;
+          const Scalar* off = f && f->items.size() >= 2 ? as_scalar(f->items[1]) : nullptr;
+          if (!fd || !off || off->kind != Kind::integer || (fd->structured && fd->fields.empty()))
+            in.fail(CKPT_ERR_UNSUPPORTED, at, "a structured numpy dtype whose fields ckpt cannot describe");
+          std::string_view base = fd->spec;
+          if (!base.empty() && std::string_view("<>|=").find(base[0]) != std::string_view::npos) base.remove_prefix(1);
+          d->fields.push_back(std::string(t->str()) + ":" + std::string(1, fd->order == '=' ? '<' : fd->order) + std::string(base) +
+                              "@" + std::to_string(off->i));
+        }
+      const std::string_view sp = d->spec;
+      if (sp.find('M') != std::string_view::npos || sp.find('m') != std::string_view::npos)
+        in.fail(CKPT_ERR_UNSUPPORTED, at, "an array of numpy datetimes ('" + d->spec + "'), whose unit ckpt does not read");
       // A record's size is its elsize (its spec is "V<size>"); -1 means "from the spec".
       if (const Scalar* elsize = as_scalar(s.items[5]); elsize && elsize->kind == Kind::integer && elsize->i > 0 && d->structured)
         d->itemsize = static_cast<uint64_t>(elsize->i);

@@ -167,9 +167,13 @@ struct DType final : Obj {
   std::string spec;  // "f4", "<i8", ...
   uint32_t dtype = 0;  // 0 when ckpt holds no such dtype
   uint64_t itemsize = 0;  // bytes per element, 0 when unknown (an object dtype)
-  std::vector<std::string> fields;  // a structured dtype's names
+  std::vector<std::string> fields;  // a structured dtype's fields: "name:<spec>@offset"
   char order = '=';    // '<', '>', '|', '='
   bool structured = false;
+  // NumPy reads an array with its dtype's last state: a dtype BUILT twice, or BUILT after an
+  // array used it, would be read one way here and another by NumPy.
+  bool built = false;
+  mutable bool used = false;
 };
 
 // Owns every object of one unpickling.

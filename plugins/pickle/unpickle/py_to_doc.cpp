@@ -48,7 +48,25 @@ std::optional<Value> scalar_value(const Array& a) {
 
 }  // namespace
 
+namespace {
+// The names the mapping gives its own members (an object's class, a call's arguments, a raw
+// array's dtype): a key or attribute of the user's spelled the same is written with its first
+// '_' as %5F, which no other key gives (escape_name writes every '%' as %25).
+std::string not_reserved(std::string name) {
+  static const std::string_view reserved[] = {"__class__", "__call__", "__args__", "__state__", "__numpy_dtype__",
+                                              "__shape__", "__order__", "__fields__"};
+  for (std::string_view r : reserved)
+    if (name == r) return "%5F" + name.substr(1);
+  return name;
+}
+}  // namespace
+
 std::string DocBuilder::key_name(const Obj* key, int depth) {
+  std::string name = key_text(key, depth);
+  return key->kind == Kind::string || key->kind == Kind::bytes ? not_reserved(std::move(name)) : name;
+}
+
+std::string DocBuilder::key_text(const Obj* key, int depth) {
   if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, "a dict key of tuples nested deeper than " + std::to_string(kMaxDepth) + " levels");
   switch (key->kind) {
     case Kind::string: return escape_name(from_python_str(static_cast<const Text*>(key)->str()));
@@ -209,7 +227,7 @@ void DocBuilder::fill(Node& group, const Obj* container, const std::string& path
       const auto* r = static_cast<const Record*>(container);
       if (r->called) group.set("__call__", Value::string(r->cls + " (not run)"));
       else group.set("__class__", Value::string(r->cls));
-      for (const auto& [k, v] : r->attributes) put(group, escape_name(k), v, path, depth);
+      for (const auto& [k, v] : r->attributes) put(group, not_reserved(escape_name(k)), v, path, depth);
       if (r->args) put(group, "__args__", r->args, path, depth);
       if (r->state) put(group, "__state__", r->state, path, depth);
       return;

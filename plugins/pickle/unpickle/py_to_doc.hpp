@@ -53,6 +53,7 @@ class DocBuilder {
   static std::optional<Value> attribute(const Obj* value);
   // The name a dict key takes in a document.
   static std::string key_name(const Obj* key, int depth = 0);
+  static std::string key_text(const Obj* key, int depth);
 
  private:
   // What a reader and the host hold for a member, roughly: the node, its name, its index slots.

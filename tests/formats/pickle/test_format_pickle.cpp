@@ -405,20 +405,18 @@ TEST_F(PickleFormat, ScikitLearnEstimatorsReadWithEveryArrayAndTheirCallsNotRun)
     const DiffReport d = diff_documents(doc, read_document(mp), exact);
     EXPECT_TRUE(d.identical()) << d.entries.front().path << ": " << d.entries.front().detail;
   }
-  // A call of a function ckpt knows nothing of is kept as the call, with its arguments.
-  const Document unknown = read_document(dir / "call_unknown.pkl");
-  EXPECT_EQ(std::get<std::string>(*unknown.find_group("model")->attribute("__call__")),
-            "sklearn_extra.builders.make_thing (not run)");
-  // Calls into modules that run code, touch files or unpickle more are hostile, refused by name.
+  // Only calls that rebuild data are kept as calls not made; any other call is refused by name,
+  // whatever module it names (a deny-list of modules that run code is easy to get around:
+  // linecache.os.system, _functools.partial, deque(starmap(system, ...))).
   for (const char* name : {"builtins_eval", "builtins_getattr", "importlib", "pickle_loads", "shutil_rmtree", "posix_system",
-                           "numpy_load", "functools_partial", "marshal_loads", "webbrowser"}) {
+                           "numpy_load", "functools_partial", "marshal_loads", "webbrowser", "unknown", "dotted_name",
+                           "private_twin", "nested_starmap", "sklearn_lowercase"}) {
     SCOPED_TRACE(name);
     try {
       read_document(dir / ("call_" + std::string(name) + ".pkl"));
       ADD_FAILURE() << "read";
     } catch (const UnsupportedError& e) {
       EXPECT_NE(std::string(e.what()).find("refused: "), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("a call into a module that runs code"), std::string::npos) << e.what();
     }
   }
   EXPECT_FALSE(fs::exists(marker())) << "a pickle's code ran";
