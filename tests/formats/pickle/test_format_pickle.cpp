@@ -419,5 +419,13 @@ TEST_F(PickleFormat, ScikitLearnEstimatorsReadWithEveryArrayAndTheirCallsNotRun)
       EXPECT_NE(std::string(e.what()).find("refused: "), std::string::npos) << e.what();
     }
   }
+  // User data never poses as a raw array or a call record: its keys spelled like theirs are
+  // written with %5F.
+  const Document spoof = read_document(dir / "spoof.pkl");
+  EXPECT_FALSE(spoof.find_group("fake")->attribute("__numpy_dtype__"));
+  EXPECT_TRUE(spoof.find_group("fake")->attribute("%5F_numpy_dtype__"));
+  EXPECT_TRUE(spoof.find_group("real")->attribute("__numpy_dtype__"));
+  EXPECT_FALSE(spoof.find_group("call")->attribute("__call__"));
+  EXPECT_TRUE(spoof.find_group("call")->attribute("%5F_call__"));
   EXPECT_FALSE(fs::exists(marker())) << "a pickle's code ran";
 }
