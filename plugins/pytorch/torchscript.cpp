@@ -101,7 +101,7 @@ std::optional<Declared> declared_in(std::string_view code, std::string_view cls_
 
 class Mapper {
  public:
-  Mapper(const TorchScriptParts& parts, DocBuilder& b) : parts_(parts), b_(b) {
+  Mapper(const TorchScriptParts& parts, DocBuilder& b) : b_(b) {
     for (const auto& [path, text] : parts.code) code_.emplace(path, &text);
   }
 
@@ -165,7 +165,6 @@ class Mapper {
     return false;
   }
 
-  const TorchScriptParts& parts_;
   DocBuilder& b_;
   std::unordered_map<std::string, const std::string*> code_;
   std::unordered_map<std::string, Declared> declared_;
