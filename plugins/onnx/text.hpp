@@ -16,9 +16,8 @@
 namespace ckpt_onnx {
 
 using ckpt::sdk::valid_utf8;
-std::string to_hex(std::string_view bytes);
-// nullopt unless `hex` is an even number of hex digits.
-std::optional<std::string> from_hex(std::string_view hex);
+using ckpt::sdk::to_hex;
+using ckpt::sdk::from_hex;
 // For messages: at most 64 bytes, control and non-UTF-8 bytes escaped, in double quotes.
 std::string quote_text(std::string_view s);
 std::string shape_text(std::span<const int64_t> shape);

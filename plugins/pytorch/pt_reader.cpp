@@ -134,15 +134,6 @@ std::vector<std::byte> PtReader::small_tensor_bytes(const Array& a) {
 
 namespace {
 
-// Document paths of the tensors of `g`, by the array each came from.
-void collect_paths(const Node& g, const std::string& prefix, const std::vector<const Array*>& arrays, DocPaths& out) {
-  for (const Node& c : g.children) {
-    const std::string p = prefix.empty() ? c.name : prefix + "/" + c.name;
-    if (c.is_group) collect_paths(c, p, arrays, out);
-    else out[arrays.at(c.tensor_id)].push_back(p);
-  }
-}
-
 bool contiguous_whole(const Array& a, const Storage& s) {
   int64_t step = 1;
   uint64_t numel = 1;
@@ -189,9 +180,7 @@ void PtReader::keep_user_layout(const Obj* pickled, const std::vector<const Arra
     }
   }
   if (reproduced) return;
-  DocPaths paths;
-  collect_paths(root_, "", arrays, paths);
-  auto layout = describe_layout(pickled, std::move(paths), [&](const Array& a) { return small_tensor_bytes(a); },
+  auto layout = describe_layout(pickled, doc_paths(root_, arrays), [&](const Array& a) { return small_tensor_bytes(a); },
                                 limits.document_bytes_for(file_.size()));
   if (!layout) return;  // ckpt's schema is then the layout a writer uses (docs/formats/pytorch.md)
   if (Node* meta = root_.child("meta"); meta && meta->is_group) {
@@ -247,9 +236,7 @@ void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const
       const SkeletonTensor& t = listed.at(vid);
       return s && s->key == t.key && a->dtype == t.dtype && a->shape == t.shape && contiguous_whole(*a, *s);
     }, source);
-    DocPaths paths;
-    collect_paths(mapped, "", arrays, paths);
-    auto described = describe_layout(pickled, std::move(paths), [&](const Array& a) { return small_tensor_bytes(a); },
+    auto described = describe_layout(pickled, doc_paths(mapped, arrays), [&](const Array& a) { return small_tensor_bytes(a); },
                                      limits.document_bytes_for(file_.size()));
     if (!described || *described != layout->s)
       fail(CKPT_ERR_FORMAT, source + " is not laid out as its meta/@torch_layout says (torch.load would read something "

@@ -106,12 +106,8 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
         digests_[path] = digest();
         tied_.emplace_back(path, tie->second);
       }
-    } else {
-      for (const auto& [member, leader] : layout_->ties())
-        if (leader == path) {
-          digests_[path] = digest();
-          break;
-        }
+    } else if (layout_->is_leader(path)) {
+      digests_[path] = digest();
     }
     tensor_at_[path] = tensors_.size();
   }
@@ -247,16 +243,7 @@ PyOut PtWriter::followed_layout() {
   }, source);
   // What is written is what the layout attribute says, in its one canonical form (a tie whose
   // layout came after its tensors is two storages).
-  DocPaths paths;
-  std::function<void(const Node&, const std::string&)> collect = [&](const Node& g, const std::string& prefix) {
-    for (const Node& c : g.children) {
-      const std::string p = prefix.empty() ? c.name : prefix + "/" + c.name;
-      if (c.is_group) collect(c, p);
-      else paths[arrays.at(c.tensor_id)].push_back(p);
-    }
-  };
-  collect(mapped, "");
-  auto canonical = describe_layout(built, std::move(paths), [](const Array& a) {
+  auto canonical = describe_layout(built, doc_paths(mapped, arrays), [](const Array& a) {
     const std::string_view b = as_text(a.base)->str();
     return std::vector<std::byte>(reinterpret_cast<const std::byte*>(b.data()), reinterpret_cast<const std::byte*>(b.data()) + b.size());
   }, UINT64_MAX / 2);

@@ -23,13 +23,7 @@ constexpr int kMaxDepth = 2200;
 // Text that is not UTF-8 cannot be a JSON string: it goes as {"hex": "..."}.
 json text(const std::string& s) {
   if (ckpt::sdk::valid_utf8(s)) return s;
-  std::string h;
-  char buf[3];
-  for (unsigned char c : s) {
-    std::snprintf(buf, sizeof buf, "%02x", c);
-    h += buf;
-  }
-  return json{{"hex", h}};
+  return json{{"hex", ckpt::sdk::to_hex(s)}};
 }
 
 std::string bits(double d) {
@@ -88,15 +82,9 @@ json group(const Node& g, const std::vector<SkeletonTensor>& tensors) {
 std::string untext(const json& j, const std::string& where) {
   if (j.is_string()) return j.get<std::string>();
   if (j.is_object() && j.contains("hex") && j["hex"].is_string()) {
-    const std::string h = j["hex"].get<std::string>();
-    if (h.size() % 2) bad(where, "odd hex text");
-    std::string out;
-    for (size_t i = 0; i < h.size(); i += 2) {
-      unsigned v = 0;
-      if (std::sscanf(h.c_str() + i, "%2x", &v) != 1) bad(where, "bad hex text");
-      out.push_back(static_cast<char>(v));
-    }
-    return out;
+    auto out = ckpt::sdk::from_hex(j["hex"].get_ref<const std::string&>());
+    if (!out) bad(where, "bad hex text");
+    return *out;
   }
   bad(where, "expected text");
 }

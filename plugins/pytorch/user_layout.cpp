@@ -39,17 +39,6 @@ const char* numpy_spec(uint32_t dtype) {
   return nullptr;
 }
 
-std::string hex(std::string_view b) {
-  static const char* digits = "0123456789abcdef";
-  std::string h;
-  h.reserve(2 * b.size());
-  for (unsigned char c : b) {
-    h += digits[c >> 4];
-    h += digits[c & 15];
-  }
-  return h;
-}
-
 struct NotDescribable {};
 
 class Describer {
@@ -76,12 +65,12 @@ class Describer {
         // (lone surrogates that spell valid UTF-8 would come back as other characters).
         if (ckpt_pickle::to_python_str(ckpt_pickle::from_python_str(s)) != s) throw NotDescribable{};
         if (ckpt::sdk::valid_utf8(s)) return std::string(s);
-        return json{{"s", hex(s)}};
+        return json{{"s", ckpt::sdk::to_hex(s)}};
       }
       case Kind::bytes: {
         const std::string_view s = static_cast<const Text*>(o)->str();
         spend(2 * s.size());
-        return json{{"b", hex(s)}};
+        return json{{"b", ckpt::sdk::to_hex(s)}};
       }
       case Kind::list:
       case Kind::tuple: {
@@ -163,7 +152,7 @@ class Describer {
       const Text* t = as_text(a.base);
       const char* spec = numpy_spec(a.dtype);
       if (!a.scalar || !t || !spec || (a.big_endian && t->str().size() > 1)) throw NotDescribable{};
-      return json{{"N", spec}, {"x", hex(t->str())}};
+      return json{{"N", spec}, {"x", ckpt::sdk::to_hex(t->str())}};
     }
     const Storage* s = as_storage(a.base);
     json out;
@@ -182,7 +171,7 @@ class Describer {
       for (int64_t d : a.shape) n *= static_cast<uint64_t>(d);
       if (n > 1 || a.shape.size() > 8) throw NotDescribable{};
       const std::vector<std::byte> b = bytes_(a);
-      out["V"] = hex(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+      out["V"] = ckpt::sdk::to_hex(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
       out["dtype"] = ckpt::sdk::dtype_name(a.dtype);
       out["shape"] = a.shape;
     }
@@ -205,18 +194,9 @@ class Describer {
 }
 
 std::string unhex(const json& j, const std::string& source) {
-  if (!j.is_string()) bad(source, "expected hex digits");
-  const std::string& h = j.get_ref<const std::string&>();
-  if (h.size() % 2) bad(source, "an odd number of hex digits");
-  std::string out;
-  out.reserve(h.size() / 2);
-  auto digit = [&](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    bad(source, "a hex digit '" + std::string(1, c) + "'");
-  };
-  for (size_t i = 0; i < h.size(); i += 2) out += static_cast<char>(digit(h[i]) * 16 + digit(h[i + 1]));
-  return out;
+  auto out = j.is_string() ? ckpt::sdk::from_hex(j.get_ref<const std::string&>()) : std::nullopt;
+  if (!out) bad(source, "expected hex digits");
+  return *out;
 }
 
 const json& member(const json& j, const char* key, const std::string& source) {
@@ -237,6 +217,19 @@ std::optional<std::string> describe_layout(const Obj* root, DocPaths paths,
   } catch (const NotDescribable&) {
     return std::nullopt;
   }
+}
+
+DocPaths doc_paths(const Node& mapped, const std::vector<const Array*>& arrays) {
+  DocPaths out;
+  std::function<void(const Node&, const std::string&)> walk = [&](const Node& g, const std::string& prefix) {
+    for (const Node& c : g.children) {
+      const std::string p = prefix.empty() ? c.name : prefix + "/" + c.name;
+      if (c.is_group) walk(c, p);
+      else out[arrays.at(c.tensor_id)].push_back(p);
+    }
+  };
+  walk(mapped, "");
+  return out;
 }
 
 // ---- following a layout ------------------------------------------------------------------
@@ -268,6 +261,7 @@ UserLayout::UserLayout(const std::string& text, const std::string& source) : par
         if (auto s = j.find("same"); s != j.end()) {
           if (!s->is_string()) bad(source, "a tensor whose \"same\" is not a path");
           ties_.emplace(t->get<std::string>(), s->get<std::string>());
+          leaders_.insert(s->get<std::string>());
         }
         return;
       }

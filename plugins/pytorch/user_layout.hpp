@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace ckpt_pytorch {
@@ -29,6 +30,10 @@ inline constexpr const char* kLayoutAttribute = "torch_layout";
 // Which document tensor the mapping made of each occurrence of an array, in the order the
 // layout meets them (an array the pickle shares through its memo occurs more than once).
 using DocPaths = std::unordered_map<const ckpt_pickle::Array*, std::vector<std::string>>;
+
+// The DocPaths of a mapped document: each tensor's path, by the array its entry came from
+// (`arrays[id]` for tensor id).
+DocPaths doc_paths(const ckpt_pickle::Node& mapped, const std::vector<const ckpt_pickle::Array*>& arrays);
 
 // The layout of `root`, or nullopt when `root` holds something a layout does not describe (a
 // NumPy array, a global, an object of a class ckpt does not write back, a view of bytes the
@@ -50,6 +55,8 @@ class UserLayout {
   // Document paths of tensors that share the storage of an earlier one (tied weights), each
   // with the path of that earlier one.
   const std::unordered_map<std::string, std::string>& ties() const { return ties_; }
+  // The paths those name: tensors others are tied to.
+  bool is_leader(const std::string& path) const { return leaders_.count(path) > 0; }
 
   // The object the layout describes, built in `arena`. `tensor(path, leaf)` makes the array of
   // the document tensor at `path`; a tensor the layout holds by value becomes an array over a
@@ -61,6 +68,7 @@ class UserLayout {
   struct Parsed;
   std::unique_ptr<Parsed> parsed_;
   std::unordered_map<std::string, std::string> ties_;
+  std::unordered_set<std::string> leaders_;
   std::string source_;
 };
 

@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "scratch.hpp"
+
 #include <bit>
 #include <cstdlib>
 #include <fstream>
@@ -20,7 +22,6 @@
 #include <random>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 using namespace ckpt;
 namespace fs = std::filesystem;
@@ -28,15 +29,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path kDocs = CKPT_DOCS_DIR;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-matrix-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 Tensor random_tensor(DType d, Shape shape, std::mt19937_64& rng) {
   Tensor t = Tensor::empty(d, std::move(shape));
@@ -132,7 +124,7 @@ std::string summary(const Cell& c) {
 }  // namespace
 
 TEST(ConversionMatrix, EveryPairKeepsEverythingOrNamesWhatItLoses) {
-  TempDir tmp;
+  ckpt_test::TempDir tmp("ckpt-matrix");
   const Document doc = every_kind();
   const fs::path src = tmp.path / "source.msgpack";  // msgpack holds every document exactly
   write_document(doc, src);

@@ -13,37 +13,19 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <random>
+#include "scratch.hpp"
+
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 using namespace ckpt;
+using ckpt_test::run;
+using ckpt_test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path kHere = CKPT_REALWORLD_DIR;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-realworld-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-int run(const std::string& command, std::string& out) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  out.clear();
-  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 std::string corpus(const std::string& args) {
   return std::string(CKPT_PYTHON) + " " + (kHere / "make_corpus.py").string() + " " + args;
@@ -52,7 +34,7 @@ std::string corpus(const std::string& args) {
 }  // namespace
 
 TEST(RealWorld, EveryFileThroughEveryFormatComesBackAsItsToolMadeIt) {
-  TempDir tmp;
+  TempDir tmp("ckpt-realworld");
   std::string out;
   ASSERT_EQ(run(corpus("write " + tmp.path.string()), out), 0) << out;
   std::vector<std::pair<fs::path, std::string>> files;

@@ -3,6 +3,7 @@
 // PytorchFormat test reads, written once per test program run.
 #pragma once
 
+#include <ckpt/convert.hpp>
 #include <ckpt/io.hpp>
 
 #include <gtest/gtest.h>
@@ -20,6 +21,14 @@ namespace pytorch_test {
 namespace fs = std::filesystem;
 
 inline const fs::path kHere = CKPT_PYTORCH_TEST_DIR;
+
+// Options for converting into `format`, without fsync (scratch files).
+inline ckpt::ConvertOptions to(const char* format) {
+  ckpt::ConvertOptions o;
+  o.to = format;
+  o.fsync = false;
+  return o;
+}
 
 struct TempDir {
   fs::path path;

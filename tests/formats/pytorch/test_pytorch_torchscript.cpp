@@ -84,10 +84,7 @@ TEST(PytorchTorchScript, ConvertedWeightsLoadStrictlyAndPredictTheSame) {
   for (const char* arch : {"resnet18", "mobilenet_v3_small"}) {
     SCOPED_TRACE(arch);
     const fs::path conv = tmp.path / (std::string(arch) + ".converted.pt");
-    ConvertOptions o;
-    o.to = "pytorch";
-    o.fsync = false;
-    convert(tmp.path / (std::string(arch) + "_scripted.pt"), conv, o);
+    convert(tmp.path / (std::string(arch) + "_scripted.pt"), conv, to("pytorch"));
     EXPECT_EQ(run(script(std::string("strict ") + arch + " " + conv.string()), out), 0) << out;
   }
 }

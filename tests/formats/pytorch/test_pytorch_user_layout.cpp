@@ -21,13 +21,6 @@ using json = nlohmann::ordered_json;  // a document's members keep their order
 
 namespace {
 
-ConvertOptions to(const char* format) {
-  ConvertOptions o;
-  o.to = format;
-  o.fsync = false;
-  return o;
-}
-
 std::string faithful(const std::string& args) {
   return std::string(CKPT_PYTHON) + " " + (kHere / "torch_faithful.py").string() + " " + args;
 }
@@ -218,22 +211,20 @@ TEST(PytorchUserLayout, AnOwnFileWhosePickleOrLayoutWasChangedIsRefused) {
                          "    if name.endswith('ckpt/document.json'):\n"
                          "        data = data.replace(b'[\\\\\"epoch\\\\\",3]', b'[\\\\\"epoch\\\\\",4]')\n"
                          "        assert b'epoch\\\\\",4' in data, data\n");
-  try {
-    read_document(changed);
-    ADD_FAILURE() << "read";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("is not laid out as its meta/@torch_layout says"), std::string::npos) << e.what();
-  }
+  auto refused = [](const fs::path& p, const std::string& why) {
+    try {
+      read_document(p);
+      ADD_FAILURE() << "read";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  refused(changed, "is not laid out as its meta/@torch_layout says");
   // data.pkl says epoch 5 (the pickle's BININT1 3 after 'epoch') while the document says 3.
   auto pickled = rewrite("pickle.pt",
                          "    if name.endswith('data.pkl'):\n"
                          "        at = data.rindex(b'epoch')\n"
                          "        assert data[at + 5:at + 7] == b'K\\x03', data[at:at + 8]\n"
                          "        data = data[:at + 6] + b'\\x05' + data[at + 7:]\n");
-  try {
-    read_document(pickled);
-    ADD_FAILURE() << "read";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("data.pkl does not describe the document at trainer@epoch"), std::string::npos) << e.what();
-  }
+  refused(pickled, "data.pkl does not describe the document at trainer@epoch");
 }

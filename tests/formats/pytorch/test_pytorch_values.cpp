@@ -19,13 +19,6 @@ using namespace pytorch_test;
 
 namespace {
 
-ConvertOptions to(const char* format) {
-  ConvertOptions o;
-  o.to = format;
-  o.fsync = false;
-  return o;
-}
-
 std::string schedulers(const std::string& args) {
   return std::string(CKPT_PYTHON) + " " + (kHere / "torch_schedulers.py").string() + " " + args;
 }
