@@ -19,21 +19,29 @@ namespace ckpt {
 
 namespace {
 
-// The nearest dtype the target holds, widening first so that most casts are exact.
+// The nearest dtype the target holds, widening first so that most casts are exact. Complex
+// values go only to complex dtypes: dropping an imaginary part is not a cast.
 std::optional<DType> fallback(DType d, const FormatInfo& target) {
   using D = DType;
   std::vector<D> order;
   switch (d) {
+    case D::f8_e4m3fn:
+    case D::f8_e5m2: order = {D::f16, D::bf16, D::f32, D::f64}; break;
     case D::f16: order = {D::f32, D::f64, D::bf16}; break;
     case D::bf16: order = {D::f32, D::f64, D::f16}; break;
     case D::f32: order = {D::f64, D::f16, D::bf16}; break;
     case D::f64: order = {D::f32}; break;
     case D::i8: order = {D::i16, D::i32, D::i64, D::f32}; break;
-    case D::u8: order = {D::i16, D::i32, D::i64, D::f32}; break;
+    case D::u8: order = {D::i16, D::u16, D::i32, D::i64, D::f32}; break;
     case D::i16: order = {D::i32, D::i64, D::f32}; break;
+    case D::u16: order = {D::i32, D::u32, D::i64, D::u64, D::f32, D::f64}; break;
     case D::i32: order = {D::i64, D::f64}; break;
+    case D::u32: order = {D::i64, D::u64, D::f64}; break;
     case D::i64: order = {D::f64, D::i32}; break;
+    case D::u64: order = {D::i64, D::f64}; break;
     case D::boolean: order = {D::u8, D::i8, D::i32, D::i64, D::f32}; break;
+    case D::c64: order = {D::c128}; break;
+    case D::c128: order = {D::c64}; break;
   }
   for (D o : order)
     if (target.holds(o)) return o;
@@ -44,13 +52,18 @@ bool exact_cast(DType from, DType to) {
   using D = DType;
   auto in = [&](std::initializer_list<D> l) { return std::find(l.begin(), l.end(), to) != l.end(); };
   switch (from) {
+    case D::f8_e4m3fn:
+    case D::f8_e5m2: return in({D::f16, D::bf16, D::f32, D::f64});
     case D::f16: return in({D::f32, D::f64});
     case D::bf16: return in({D::f32, D::f64});
     case D::f32: return in({D::f64});
     case D::i8: return in({D::i16, D::i32, D::i64, D::f32, D::f64});
-    case D::u8: return in({D::i16, D::i32, D::i64, D::f32, D::f64});
+    case D::u8: return in({D::i16, D::u16, D::i32, D::u32, D::i64, D::u64, D::f32, D::f64});
     case D::i16: return in({D::i32, D::i64, D::f32, D::f64});
+    case D::u16: return in({D::i32, D::u32, D::i64, D::u64, D::f32, D::f64});
     case D::i32: return in({D::i64, D::f64});
+    case D::u32: return in({D::i64, D::u64, D::f64});
+    case D::c64: return in({D::c128});
     case D::boolean: return true;
     default: return false;
   }

@@ -32,7 +32,8 @@ void flatten(const Group& g, const std::string& prefix, Flat& out, bool ignore_m
   }
 }
 
-// Compares two same-dtype, same-shape tensors' bytes; fills `e` if they differ.
+// Compares two same-dtype, same-shape tensors' bytes; fills `e` if they differ. A complex
+// tensor compares as its components, so `n` counts components.
 bool compare_values(DType d, std::span<const std::byte> a, std::span<const std::byte> b, size_t n,
                     const DiffOptions& o, DiffEntry& e) {
   if (a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0)) return false;
@@ -100,7 +101,7 @@ DiffReport diff_impl(const Document& ta, const Document& tb, const DiffOptions& 
       continue;
     }
     DiffEntry e{Kind::values_differ, p, "", 0.0};
-    if (compare_values(a->dtype(), get_a(p, *a), get_b(p, *b), a->numel(), o, e)) r.entries.push_back(e);
+    if (compare_values(a->dtype(), get_a(p, *a), get_b(p, *b), a->numel() * (is_complex(a->dtype()) ? 2 : 1), o, e)) r.entries.push_back(e);
   }
   for (const auto& [p, b] : fb.tensors)
     if (!fa.tensors.count(p) && !fa.groups.count(p))

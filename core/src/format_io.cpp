@@ -99,8 +99,8 @@ Value from_c(const ckpt_value& v, const std::string& where) {
 // ---- FormatWriter -------------------------------------------------------------------------------
 
 FormatWriter::FormatWriter(std::shared_ptr<LoadedPlugin> lib, std::string format, fs::path path,
-                           ckpt_writer* w, const ckpt_writer_api* api)
-    : lib_(std::move(lib)), format_(std::move(format)), path_(std::move(path)), w_(w), api_(api) {}
+                           ckpt_writer* w, const ckpt_writer_api* api, uint32_t dtypes)
+    : lib_(std::move(lib)), format_(std::move(format)), path_(std::move(path)), w_(w), api_(api), dtypes_(dtypes) {}
 
 FormatWriter::~FormatWriter() {
   if (w_) api_->destroy(w_);
@@ -120,6 +120,11 @@ void FormatWriter::attribute(const std::string& name, const Value& value) {
 }
 void FormatWriter::tensor(const std::string& name, DType dtype, const Shape& shape,
                           std::span<const std::byte> data) {
+  // A plugin built before a dtype existed cannot know it; one that does not declare it has
+  // said it cannot keep it. convert casts (or refuses) before it gets here.
+  if (!(dtypes_ & (1u << static_cast<unsigned>(dtype))))
+    throw UnsupportedError("writing '" + path_.string() + "' as " + format_ + " at tensor " + name + ": " + format_ +
+                           " does not hold dtype " + std::string(ckpt::name(dtype)));
   ckpt_tensor_desc d{};
   d.struct_size = sizeof d;
   d.dtype = static_cast<uint32_t>(dtype);
@@ -256,7 +261,7 @@ struct TreeBuilder {
     if (!d || d->struct_size < offsetof(ckpt_tensor_desc, id) + sizeof(d->id)) bad("tensor description too small");
     std::string n = d->name ? d->name : "";
     if (d->rank && !d->shape) bad("tensor '" + n + "' has a rank but no shape");
-    if (d->dtype < 1 || d->dtype > 10) bad("tensor '" + n + "' has unknown dtype " + std::to_string(d->dtype));
+    if (d->dtype < static_cast<uint32_t>(kFirstDType) || d->dtype > static_cast<uint32_t>(kLastDType)) bad("tensor '" + n + "' has unknown dtype " + std::to_string(d->dtype));
     if (d->rank > 64) bad("tensor '" + n + "' has rank " + std::to_string(d->rank));
     Shape shape(d->shape, d->shape + d->rank);
     unsigned __int128 bytes = itemsize(static_cast<DType>(d->dtype));

@@ -85,7 +85,7 @@ std::string manifest_for_library(const fs::path& library) {
     for (const auto& m : f.magic) jf["magic"].push_back({{"offset", m.offset}, {"hex", to_hex(m.bytes)}});
     jf["capabilities"] = capability_names(f.capabilities);
     std::vector<std::string> dts;
-    for (int d = 1; d <= 10; ++d)
+    for (int d = static_cast<int>(kFirstDType); d <= static_cast<int>(kLastDType); ++d)
       if (f.holds(static_cast<DType>(d))) dts.emplace_back(name(static_cast<DType>(d)));
     jf["dtypes"] = dts;
     j["formats"].push_back(jf);

@@ -120,7 +120,7 @@ std::unique_ptr<FormatWriter> Format::open_writer(const fs::path& path, const Op
   if (ckpt_status* s = f->open_writer(path.c_str(), opts.data(), opts.size(), &w, &api))
     detail::throw_status(s, context);
   if (!w || !api) throw PluginError(context + ": open_writer returned no writer");
-  return std::make_unique<FormatWriter>(lib, name(), path, w, api);
+  return std::make_unique<FormatWriter>(lib, name(), path, w, api, info().dtypes);
 }
 
 std::shared_ptr<FormatReader> Format::open_reader(const fs::path& path, const Options& options) const {

@@ -326,7 +326,6 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
   e.addr = oinfo.addr;
   e.where = where;
   e.dtype = tt->dtype;
-  e.unsigned64 = tt->unsigned64;
   for (hsize_t d : dims) {
     if (d > static_cast<hsize_t>(INT64_MAX)) fail(CKPT_ERR_FORMAT, where + ": dimension too large");
     e.shape.push_back(static_cast<int64_t>(d));
@@ -513,22 +512,7 @@ H5Reader::Opened H5Reader::open_tensor(const TensorEntry& e) {
   return o;
 }
 
-namespace {
-void check_unsigned64(const TensorEntry& e, std::span<const std::byte> bytes) {
-  if (!e.unsigned64) return;
-  for (size_t k = 7; k < bytes.size(); k += 8)
-    if (static_cast<uint8_t>(bytes[k]) & 0x80)
-      fail(CKPT_ERR_UNSUPPORTED, e.where + ": uint64 element " + std::to_string(k / 8) +
-                                     " is 2^63 or more, beyond ckpt's int64 (h5py reads it exactly)");
-}
-}  // namespace
-
 void H5Reader::read_tensor(uint64_t id, std::span<std::byte> dst) {
-  read_tensor_unchecked(id, dst);
-  if (id < entries_.size()) check_unsigned64(entries_[id], dst);
-}
-
-void H5Reader::read_tensor_unchecked(uint64_t id, std::span<std::byte> dst) {
   if (!tree_) build();
   if (id >= entries_.size())
     fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id));
@@ -585,7 +569,6 @@ void H5Reader::read_slice(uint64_t id, std::span<const uint64_t> start, std::spa
   // Only the chunks (or the contiguous runs) that the box touches are read.
   const std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
   read_box(d.dataset, d.memtype, s, c, dst.data(), file_size_, e.where);
-  check_unsigned64(e, dst);
 }
 
 void H5Reader::read_permuted(const TensorEntry& e, const Opened& d, std::byte* dst) {

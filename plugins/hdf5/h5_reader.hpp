@@ -35,7 +35,6 @@ class H5Reader final : public ckpt::sdk::Reader {
 
   void list(const ckpt::sdk::Visitor& visitor) override;
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;
-  void read_tensor_unchecked(uint64_t id, std::span<std::byte> dst);
   void read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
                   std::span<std::byte> dst) override;
 

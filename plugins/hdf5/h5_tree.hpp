@@ -35,7 +35,6 @@ struct TensorEntry {
     uint64_t offset = 0, size = 0;
   };
   std::vector<Piece> external;
-  bool unsigned64 = false;  // see TensorType
 };
 
 struct ListNode {

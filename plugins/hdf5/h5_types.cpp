@@ -18,6 +18,37 @@ Handle make_half(size_t epos, size_t esize, size_t msize, size_t ebias) {
   return t;
 }
 
+// h5py's complex: a compound of two floats named "r" and "i".
+Handle make_complex_type(hid_t part) {
+  const size_t half = H5Tget_size(part);
+  Handle t = type_handle(H5Tcreate(H5T_COMPOUND, 2 * half), "complex type", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tinsert(t, "r", 0, part), "complex type", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tinsert(t, "i", half, part), "complex type", CKPT_ERR_INTERNAL);
+  return t;
+}
+
+// A compound of exactly two floats of one size named "r" and "i", packed in that order, as
+// h5py writes complex numbers (and reads them back as complex).
+std::optional<uint32_t> complex_dtype(hid_t type) {
+  if (H5Tget_nmembers(type) != 2) return std::nullopt;
+  const size_t size = H5Tget_size(type);
+  if (size != 8 && size != 16) return std::nullopt;
+  for (unsigned i = 0; i < 2; ++i) {
+    char* name = H5Tget_member_name(type, i);
+    if (!name) {
+      H5Eclear2(H5E_DEFAULT);
+      return std::nullopt;
+    }
+    const bool named = std::strcmp(name, i == 0 ? "r" : "i") == 0;
+    H5free_memory(name);
+    Handle member = type_handle(H5Tget_member_type(type, i), "complex member", CKPT_ERR_FORMAT);
+    if (!named || H5Tget_class(member) != H5T_FLOAT || H5Tget_size(member) != size / 2 ||
+        H5Tget_member_offset(type, i) != i * (size / 2))
+      return std::nullopt;
+  }
+  return size == 8 ? CKPT_DTYPE_C64 : CKPT_DTYPE_C128;
+}
+
 }  // namespace
 
 Handle make_f16_type() { return make_half(10, 5, 10, 15); }
@@ -53,6 +84,11 @@ Handle tensor_type(uint32_t dtype) {
     case CKPT_DTYPE_I32: return copy_type(H5T_STD_I32LE);
     case CKPT_DTYPE_I64: return copy_type(H5T_STD_I64LE);
     case CKPT_DTYPE_BOOL: return make_bool_type();
+    case CKPT_DTYPE_U16: return copy_type(H5T_STD_U16LE);
+    case CKPT_DTYPE_U32: return copy_type(H5T_STD_U32LE);
+    case CKPT_DTYPE_U64: return copy_type(H5T_STD_U64LE);
+    case CKPT_DTYPE_C64: return make_complex_type(H5T_IEEE_F32LE);
+    case CKPT_DTYPE_C128: return make_complex_type(H5T_IEEE_F64LE);
     default:
       ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "unknown dtype " + std::to_string(dtype));
   }
@@ -97,17 +133,16 @@ std::optional<TensorType> classify_tensor_type(hid_t ft, bool bf16_marker) {
   if (cls == H5T_INTEGER) {
     const bool is_signed = H5Tget_sign(ft) == H5T_SGN_2;
     if (size == 2 && !is_signed && bf16_marker) return TensorType{CKPT_DTYPE_BF16, copy_type(H5T_STD_U16LE)};
-    // Unsigned types without a dtype of their own widen to the next signed one; uint64 is read
-    // as it is into int64, and refused when a value does not fit (see TensorType).
-    if (size == 8 && !is_signed) return TensorType{CKPT_DTYPE_I64, copy_type(H5T_STD_U64LE), true};
     uint32_t d;
     if (size == 1) d = is_signed ? CKPT_DTYPE_I8 : CKPT_DTYPE_U8;
-    else if (size == 2) d = is_signed ? CKPT_DTYPE_I16 : CKPT_DTYPE_I32;
-    else if (size == 4) d = is_signed ? CKPT_DTYPE_I32 : CKPT_DTYPE_I64;
-    else if (size == 8) d = CKPT_DTYPE_I64;
+    else if (size == 2) d = is_signed ? CKPT_DTYPE_I16 : CKPT_DTYPE_U16;
+    else if (size == 4) d = is_signed ? CKPT_DTYPE_I32 : CKPT_DTYPE_U32;
+    else if (size == 8) d = is_signed ? CKPT_DTYPE_I64 : CKPT_DTYPE_U64;
     else return std::nullopt;
     return TensorType{d, tensor_type(d)};
   }
+  if (cls == H5T_COMPOUND)
+    if (auto d = complex_dtype(ft)) return TensorType{*d, tensor_type(*d)};
   if (cls == H5T_ENUM && is_bool_enum(ft)) return TensorType{CKPT_DTYPE_BOOL, make_bool_type()};
   return std::nullopt;
 }

@@ -25,13 +25,11 @@ Handle tensor_type(uint32_t dtype);
 bool is_bool_enum(hid_t type);
 
 // How a dataset of another tool's type is read: the dtype it becomes and the memory type HDF5
-// converts into (nullopt: not representable as a tensor, e.g. strings or compounds).
+// converts into (nullopt: not representable as a tensor, e.g. strings or compounds other than
+// h5py's complex).
 struct TensorType {
   uint32_t dtype;
   Handle memtype;
-  // uint64 read as it is into an int64 tensor: every value must be below 2^63 (checked after
-  // reading), where HDF5's own conversion would clamp.
-  bool unsigned64 = false;
 };
 std::optional<TensorType> classify_tensor_type(hid_t file_type, bool bf16_marker);
 

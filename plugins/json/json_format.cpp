@@ -23,7 +23,8 @@ struct JsonFormat {
   static constexpr uint32_t capabilities = CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_ATTRIBUTES |
                                            CKPT_CAP_NESTED_GROUPS | CKPT_CAP_ATTRIBUTE_ARRAYS |
                                            CKPT_CAP_DETERMINISTIC;
-  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL;
+  static constexpr uint32_t dtypes =
+      CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_FLOAT8 | CKPT_DTYPES_COMPLEX;
 
   // Certain when the object's opening is followed, near the start, by "$format": "ckpt-json"
   // (our writer puts it first; other JSON, such as a training config, never says it).

@@ -1,5 +1,7 @@
 #include "json_numbers.hpp"
 
+#include <ckpt/sdk_float.hpp>
+
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -9,15 +11,23 @@
 namespace ckpt::jsonfmt {
 namespace {
 
+using sdk::bf16_to_f32;
+using sdk::f16_to_f32;
+using sdk::f32_to_bf16;
+using sdk::f32_to_f16;
+
 struct KindInfo {
   unsigned width;        // bits
   uint64_t exp_mask;     // all exponent bits
   uint64_t mant_mask;
   uint64_t canonical_nan;
+  bool finite_only = false;  // no infinities; NaN is every exponent and mantissa bit (e4m3fn)
 };
 
 KindInfo info(FloatKind k) {
   switch (k) {
+    case FloatKind::f8_e4m3fn: return {8, 0x78, 0x07, 0x7F, true};
+    case FloatKind::f8_e5m2: return {8, 0x7C, 0x03, 0x7E};
     case FloatKind::f16: return {16, 0x7C00, 0x03FF, 0x7E00};
     case FloatKind::bf16: return {16, 0x7F80, 0x007F, 0x7FC0};
     case FloatKind::f32: return {32, 0x7F800000, 0x007FFFFF, 0x7FC00000};
@@ -27,6 +37,7 @@ KindInfo info(FloatKind k) {
 }
 
 bool is_nan_bits(const KindInfo& ki, uint64_t bits) {
+  if (ki.finite_only) return (bits & (ki.exp_mask | ki.mant_mask)) == (ki.exp_mask | ki.mant_mask);
   return (bits & ki.exp_mask) == ki.exp_mask && (bits & ki.mant_mask) != 0;
 }
 
@@ -49,6 +60,8 @@ bool bits_from_float(FloatKind k, float f, uint64_t& bits) {
   switch (k) {
     case FloatKind::f16: bits = f32_to_f16(f); break;
     case FloatKind::bf16: bits = f32_to_bf16(f); break;
+    case FloatKind::f8_e4m3fn: bits = sdk::f32_to_f8_e4m3fn(f); break;
+    case FloatKind::f8_e5m2: bits = sdk::f32_to_f8_e5m2(f); break;
     default: bits = std::bit_cast<uint32_t>(f); break;
   }
   return is_finite_bits(k, bits);
@@ -58,6 +71,7 @@ bool bits_from_float(FloatKind k, float f, uint64_t& bits) {
 
 bool is_finite_bits(FloatKind k, uint64_t bits) {
   KindInfo ki = info(k);
+  if (ki.finite_only) return !is_nan_bits(ki, bits);
   return (bits & ki.exp_mask) != ki.exp_mask;
 }
 
@@ -79,6 +93,8 @@ void append_float_value(std::string& out, FloatKind k, uint64_t bits) {
     case FloatKind::bf16: append_float(out, bf16_to_f32(static_cast<uint16_t>(bits))); break;
     case FloatKind::f32: append_float(out, std::bit_cast<float>(static_cast<uint32_t>(bits))); break;
     case FloatKind::f64: append_double(out, std::bit_cast<double>(bits)); break;
+    case FloatKind::f8_e4m3fn: append_float(out, sdk::f8_e4m3fn_to_f32(static_cast<uint8_t>(bits))); break;
+    case FloatKind::f8_e5m2: append_float(out, sdk::f8_e5m2_to_f32(static_cast<uint8_t>(bits))); break;
   }
 }
 
@@ -101,7 +117,7 @@ bool parse_nonfinite(std::string_view s, FloatKind k, uint64_t& bits) {
     bits = ki.canonical_nan;
     return true;
   }
-  if (s == "Infinity" || s == "-Infinity") {
+  if ((s == "Infinity" || s == "-Infinity") && !ki.finite_only) {
     bits = ki.exp_mask | (s[0] == '-' ? sign : 0);
     return true;
   }
@@ -146,47 +162,6 @@ bool float_bits_from_unsigned(FloatKind k, uint64_t u, uint64_t& bits) {
     return true;
   }
   return bits_from_float(k, static_cast<float>(u), bits);
-}
-
-float f16_to_f32(uint16_t h) {
-  uint32_t sign = uint32_t{h & 0x8000u} << 16;
-  uint32_t e = (h >> 10) & 0x1F;
-  uint32_t m = h & 0x3FF;
-  if (e == 0) {
-    float v = static_cast<float>(m) * 0x1p-24f;  // exact: m < 2^10
-    return sign ? -v : v;
-  }
-  uint32_t bits = e == 31 ? (sign | 0x7F800000u | (m << 13)) : (sign | ((e + 112) << 23) | (m << 13));
-  return std::bit_cast<float>(bits);
-}
-
-uint16_t f32_to_f16(float f) {
-  uint32_t x = std::bit_cast<uint32_t>(f);
-  auto sign = static_cast<uint16_t>((x >> 16) & 0x8000);
-  uint32_t a = x & 0x7FFFFFFF;
-  if (a > 0x7F800000) return sign | 0x7E00;
-  if (a >= 0x477FF000) return sign | 0x7C00;  // 65520 and up round to infinity
-  if (a >= 0x38800000) {                      // normal in f16
-    uint32_t m = a - 0x38000000;              // rebias the exponent from 127 to 15
-    return static_cast<uint16_t>(sign | ((m + 0xFFF + ((m >> 13) & 1)) >> 13));
-  }
-  uint32_t e = a >> 23;
-  if (e < 102) return sign;  // below half the smallest subnormal: rounds to zero
-  uint32_t mant = (a & 0x7FFFFF) | 0x800000;
-  uint32_t shift = 126 - e;  // 14..24
-  uint32_t r = mant >> shift;
-  uint32_t rem = mant & ((1u << shift) - 1);
-  uint32_t half = 1u << (shift - 1);
-  if (rem > half || (rem == half && (r & 1))) ++r;
-  return static_cast<uint16_t>(sign | r);
-}
-
-float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(uint32_t{h} << 16); }
-
-uint16_t f32_to_bf16(float f) {
-  uint32_t x = std::bit_cast<uint32_t>(f);
-  if ((x & 0x7FFFFFFF) > 0x7F800000) return static_cast<uint16_t>((x >> 16) | 0x40);
-  return static_cast<uint16_t>((x + 0x7FFF + ((x >> 16) & 1)) >> 16);
 }
 
 }  // namespace ckpt::jsonfmt

@@ -11,7 +11,7 @@
 namespace ckpt::jsonfmt {
 
 // The floating dtypes; values travel as their raw bits in the low bits of a uint64_t.
-enum class FloatKind { f16, bf16, f32, f64 };
+enum class FloatKind { f16, bf16, f32, f64, f8_e4m3fn, f8_e5m2 };
 
 bool is_finite_bits(FloatKind k, uint64_t bits);
 
@@ -30,10 +30,5 @@ bool parse_float_text(std::string_view s, FloatKind k, uint64_t& bits);
 // An integer token stored in a floating tensor (hand-written files); false on overflow.
 bool float_bits_from_integer(FloatKind k, int64_t i, uint64_t& bits);
 bool float_bits_from_unsigned(FloatKind k, uint64_t u, uint64_t& bits);
-
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);  // round to nearest even
-float bf16_to_f32(uint16_t h);
-uint16_t f32_to_bf16(float f);  // round to nearest even
 
 }  // namespace ckpt::jsonfmt

@@ -553,15 +553,27 @@ class DocumentBuilder final : public nlohmann::json_sax<json> {
 
   TensorRec& tensor(const Frame& f) { return tree_.tensors[f.index]; }
 
+  // The kind of each number in $values: a complex tensor lists its components (real, imaginary,
+  // real, ...), so its numbers are of the component's kind.
   static const FloatKind* float_kind(uint32_t dtype) {
-    static constexpr FloatKind kinds[] = {FloatKind::f32, FloatKind::f64, FloatKind::f16, FloatKind::bf16};
+    static constexpr FloatKind kinds[] = {FloatKind::f32, FloatKind::f64, FloatKind::f16, FloatKind::bf16,
+                                          FloatKind::f8_e4m3fn, FloatKind::f8_e5m2};
     switch (dtype) {
-      case CKPT_DTYPE_F32: return &kinds[0];
-      case CKPT_DTYPE_F64: return &kinds[1];
+      case CKPT_DTYPE_F32:
+      case CKPT_DTYPE_C64: return &kinds[0];
+      case CKPT_DTYPE_F64:
+      case CKPT_DTYPE_C128: return &kinds[1];
       case CKPT_DTYPE_F16: return &kinds[2];
       case CKPT_DTYPE_BF16: return &kinds[3];
+      case CKPT_DTYPE_F8_E4M3FN: return &kinds[4];
+      case CKPT_DTYPE_F8_E5M2: return &kinds[5];
       default: return nullptr;
     }
+  }
+
+  static size_t number_size(uint32_t dtype) {
+    const size_t item = sdk::dtype_size(dtype);
+    return dtype == CKPT_DTYPE_C64 || dtype == CKPT_DTYPE_C128 ? item / 2 : item;
   }
 
   void key_in_tensor(Frame& f, std::string_view k) {
@@ -587,7 +599,8 @@ class DocumentBuilder final : public nlohmann::json_sax<json> {
   void set_dtype(Frame& f, std::string_view s) {
     uint32_t d = sdk::dtype_from_name(s);
     if (d == 0)
-      fail("unknown $dtype " + shown(s) + " (expected f32, f64, f16, bf16, i8, u8, i16, i32, i64 or bool)");
+      fail("unknown $dtype " + shown(s) +
+           " (expected f32, f64, f16, bf16, f8_e4m3fn, f8_e5m2, i8, u8, i16, u16, i32, u32, i64, u64, bool, c64 or c128)");
     tensor(f).dtype = d;
     f.slot = Slot::none;
   }
@@ -629,6 +642,8 @@ class DocumentBuilder final : public nlohmann::json_sax<json> {
 
   void append_float_bits(Frame& f, FloatKind k, uint64_t bits) {
     switch (k) {
+      case FloatKind::f8_e4m3fn:
+      case FloatKind::f8_e5m2: append_element(f, static_cast<uint8_t>(bits)); break;
       case FloatKind::f16:
       case FloatKind::bf16: append_element(f, static_cast<uint16_t>(bits)); break;
       case FloatKind::f32: append_element(f, static_cast<uint32_t>(bits)); break;
@@ -661,11 +676,17 @@ class DocumentBuilder final : public nlohmann::json_sax<json> {
       case CKPT_DTYPE_I16: return append_ranged<int16_t>(f, i);
       case CKPT_DTYPE_I32: return append_ranged<int32_t>(f, i);
       case CKPT_DTYPE_I64: return append_element(f, i);
+      case CKPT_DTYPE_U16: return append_ranged<uint16_t>(f, i);
+      case CKPT_DTYPE_U32: return append_ranged<uint32_t>(f, i);
+      case CKPT_DTYPE_U64:
+        if (i < 0) out_of_range(f, std::to_string(i));
+        return append_element(f, static_cast<uint64_t>(i));
       default: unexpected("an integer");
     }
   }
 
   void append_unsigned(Frame& f, uint64_t u) {
+    if (tensor(f).dtype == CKPT_DTYPE_U64) return append_element(f, u);
     const FloatKind* k = float_kind(tensor(f).dtype);
     uint64_t bits = 0;
     if (!k || !float_bits_from_unsigned(*k, u, bits)) out_of_range(f, std::to_string(u));
@@ -696,7 +717,7 @@ class DocumentBuilder final : public nlohmann::json_sax<json> {
     bool data = f.seen & kSeenData, values = f.seen & kSeenValues;
     if (!data && !values) fail("tensor has neither $data nor $values");
     if (data && values) fail("tensor has both $data and $values");
-    size_t item = sdk::dtype_size(t.dtype);
+    const size_t item = sdk::dtype_size(t.dtype), number = number_size(t.dtype);
     std::string where = "at byte " + std::to_string(cursor_.offset()) + " (" + path() + ")";
     t.nbytes = sdk::checked_nbytes(t.shape, item, where);
     auto shape_text = [&] {
@@ -707,9 +728,9 @@ class DocumentBuilder final : public nlohmann::json_sax<json> {
     if (data && f.data_bytes != t.nbytes)
       fail("$data has " + std::to_string(f.data_bytes) + " bytes, shape " + shape_text() + " needs " +
            std::to_string(t.nbytes));
-    if (values && f.count != t.nbytes / item)
-      fail("$values has " + std::to_string(f.count) + " elements, shape " + shape_text() + " needs " +
-           std::to_string(t.nbytes / item));
+    if (values && f.count != t.nbytes / number)
+      fail("$values has " + std::to_string(f.count) + " numbers, shape " + shape_text() + " needs " +
+           std::to_string(t.nbytes / number));
   }
 
   InputCursor& cursor_;

@@ -39,11 +39,14 @@ size_t parse_indent(sdk::Options& options) {
   return v;
 }
 
-void append_int(std::string& out, int64_t v) {
+template <class Int>
+void append_integer(std::string& out, Int v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, r.ptr);
 }
+void append_int(std::string& out, int64_t v) { append_integer(out, v); }
+void append_uint(std::string& out, uint64_t v) { append_integer(out, v); }
 
 template <class T>
 T load(const std::byte* p) {
@@ -305,6 +308,9 @@ void JsonWriter::write_base64(std::span<const std::byte> data) {
 }
 
 void JsonWriter::write_numbers(uint32_t dtype, std::span<const std::byte> data) {
+  // A complex element is two numbers, its real and imaginary parts.
+  if (dtype == CKPT_DTYPE_C64) dtype = CKPT_DTYPE_F32;
+  if (dtype == CKPT_DTYPE_C128) dtype = CKPT_DTYPE_F64;
   size_t item = sdk::dtype_size(dtype);
   size_t n = data.size() / item;
   const std::byte* p = data.data();
@@ -320,6 +326,11 @@ void JsonWriter::write_numbers(uint32_t dtype, std::span<const std::byte> data) 
       case CKPT_DTYPE_I16: append_int(text_, load<int16_t>(p)); break;
       case CKPT_DTYPE_I32: append_int(text_, load<int32_t>(p)); break;
       case CKPT_DTYPE_I64: append_int(text_, load<int64_t>(p)); break;
+      case CKPT_DTYPE_U16: append_int(text_, load<uint16_t>(p)); break;
+      case CKPT_DTYPE_U32: append_int(text_, load<uint32_t>(p)); break;
+      case CKPT_DTYPE_U64: append_uint(text_, load<uint64_t>(p)); break;
+      case CKPT_DTYPE_F8_E4M3FN: append_float_value(text_, FloatKind::f8_e4m3fn, load<uint8_t>(p)); break;
+      case CKPT_DTYPE_F8_E5M2: append_float_value(text_, FloatKind::f8_e5m2, load<uint8_t>(p)); break;
       default: text_ += load<uint8_t>(p) ? "true" : "false"; break;
     }
     if (text_.size() >= kFlushAt) flush_text();

@@ -132,7 +132,7 @@ const char* expected(Slot s) {
     case Slot::attr_item: return "a bool, int, float64 or str array element";
     case Slot::typed_type: return "a str naming the array type (bool[], int64[], float64[], string[])";
     case Slot::typed_value: return "an array";
-    case Slot::dtype_value: return "a dtype str (f32, f64, f16, bf16, i8, u8, i16, i32, i64, bool)";
+    case Slot::dtype_value: return "a dtype str (f32, f64, f16, bf16, f8_e4m3fn, f8_e5m2, i8, u8, i16, u16, i32, u32, i64, u64, bool, c64, c128)";
     case Slot::shape_value: return "an array of dimensions";
     case Slot::shape_item: return "a non-negative int dimension";
     case Slot::pad_value: case Slot::data_value: return "a bin";

@@ -20,6 +20,10 @@ static_assert(onnx_type::kDouble == onnx::TensorProto_DataType_DOUBLE);
 static_assert(onnx_type::kUint32 == onnx::TensorProto_DataType_UINT32);
 static_assert(onnx_type::kUint64 == onnx::TensorProto_DataType_UINT64);
 static_assert(onnx_type::kBfloat16 == onnx::TensorProto_DataType_BFLOAT16);
+static_assert(onnx_type::kComplex64 == onnx::TensorProto_DataType_COMPLEX64);
+static_assert(onnx_type::kComplex128 == onnx::TensorProto_DataType_COMPLEX128);
+// FLOAT8E4M3FN (17) and FLOAT8E5M2 (19) are newer than the onnx.proto Debian builds against;
+// their numbers are fixed by ONNX 1.14's onnx.proto.
 
 int32_t onnx_type_of(uint32_t d) {
   switch (d) {
@@ -33,6 +37,13 @@ int32_t onnx_type_of(uint32_t d) {
     case CKPT_DTYPE_I32: return onnx_type::kInt32;
     case CKPT_DTYPE_I64: return onnx_type::kInt64;
     case CKPT_DTYPE_BOOL: return onnx_type::kBool;
+    case CKPT_DTYPE_U16: return onnx_type::kUint16;
+    case CKPT_DTYPE_U32: return onnx_type::kUint32;
+    case CKPT_DTYPE_U64: return onnx_type::kUint64;
+    case CKPT_DTYPE_C64: return onnx_type::kComplex64;
+    case CKPT_DTYPE_C128: return onnx_type::kComplex128;
+    case CKPT_DTYPE_F8_E4M3FN: return onnx_type::kFloat8e4m3fn;
+    case CKPT_DTYPE_F8_E5M2: return onnx_type::kFloat8e5m2;
     default: return 0;
   }
 }
@@ -49,11 +60,20 @@ uint32_t ckpt_dtype_of(int32_t t) {
     case onnx_type::kInt32: return CKPT_DTYPE_I32;
     case onnx_type::kInt64: return CKPT_DTYPE_I64;
     case onnx_type::kBool: return CKPT_DTYPE_BOOL;
+    case onnx_type::kUint16: return CKPT_DTYPE_U16;
+    case onnx_type::kUint32: return CKPT_DTYPE_U32;
+    case onnx_type::kUint64: return CKPT_DTYPE_U64;
+    case onnx_type::kComplex64: return CKPT_DTYPE_C64;
+    case onnx_type::kComplex128: return CKPT_DTYPE_C128;
+    case onnx_type::kFloat8e4m3fn: return CKPT_DTYPE_F8_E4M3FN;
+    case onnx_type::kFloat8e5m2: return CKPT_DTYPE_F8_E5M2;
     default: return 0;
   }
 }
 
 std::string onnx_type_name(int32_t t) {
+  if (t == onnx_type::kFloat8e4m3fn) return "FLOAT8E4M3FN";
+  if (t == onnx_type::kFloat8e5m2) return "FLOAT8E5M2";
   if (onnx::TensorProto_DataType_IsValid(t))
     return onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(t));
   return "data type " + std::to_string(t);

@@ -38,8 +38,8 @@ const char* typed_field_name(uint32_t f) {
 // The typed field ONNX keeps elements of `type` in (onnx.proto's comments on each field).
 uint32_t typed_field_for(int32_t type) {
   switch (type) {
-    case onnx_type::kFloat: return field::kFloatData;
-    case onnx_type::kDouble: return field::kDoubleData;
+    case onnx_type::kFloat: case onnx_type::kComplex64: return field::kFloatData;
+    case onnx_type::kDouble: case onnx_type::kComplex128: return field::kDoubleData;
     case onnx_type::kInt64: return field::kInt64Data;
     case onnx_type::kUint32: case onnx_type::kUint64: return field::kUint64Data;
     case onnx_type::kString: return field::kStringData;
@@ -332,10 +332,10 @@ class Scanner {
         if (t.typed_field != typed_field_for(t.onnx_type))
           w_.error(at, "a " + type + " tensor keeps its elements in " + typed_field_name(typed_field_for(t.onnx_type)) +
                            ", not " + typed_field_name(t.typed_field));
-        const uint64_t n = typed_count;
-        if (n != t.numel)
-          w_.error(at, std::string(typed_field_name(t.typed_field)) + " holds " + std::to_string(n) + " elements but dims " +
-                           shape_text(t.dims) + " need " + std::to_string(t.numel));
+        const uint64_t n = typed_count, need = t.numel * numbers_per_element(t.onnx_type);
+        if (n != need)
+          w_.error(at, std::string(typed_field_name(t.typed_field)) + " holds " + std::to_string(n) + " numbers but dims " +
+                           shape_text(t.dims) + " of " + type + " need " + std::to_string(need));
       }
       t.storage = Initializer::Storage::typed;
     } else if (t.numel != 0) {

@@ -62,7 +62,8 @@ struct OnnxFormat {
   static constexpr uint32_t capabilities = CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_MAP | CKPT_CAP_ATTRIBUTES |
                                            CKPT_CAP_NESTED_GROUPS | CKPT_CAP_ATTRIBUTE_ARRAYS |
                                            CKPT_CAP_LAZY_LIST | CKPT_CAP_DETERMINISTIC;
-  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL;
+  static constexpr uint32_t dtypes =
+      CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_FLOAT8 | CKPT_DTYPES_COMPLEX;
 
   // Walks the top-level fields that fit in `head`: ir_version first, then only ModelProto
   // fields with their wire types and lengths that fit in the file. 100 for files ckpt wrote,

@@ -280,7 +280,9 @@ const void* OnnxReader::map_tensor(uint64_t id) {
 void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) const {
   using google::protobuf::io::CodedInputStream;
   using google::protobuf::internal::WireFormatLite;
-  const size_t width = ckpt::sdk::dtype_size(t.dtype);
+  // A complex element is two numbers in float_data or double_data.
+  const uint64_t per = numbers_per_element(t.onnx_type), numbers = t.numel * per;
+  const size_t width = ckpt::sdk::dtype_size(t.dtype) / per;
   const bool fixed32 = t.typed_field == field::kFloatData, fixed64 = t.typed_field == field::kDoubleData;
   uint64_t k = 0;
   auto bad = [&](uint64_t at) {
@@ -301,7 +303,7 @@ void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) co
     } else {
       ok = in.ReadVarint64(&v);
     }
-    if (!ok || k >= t.numel) bad(static_cast<uint64_t>(in.CurrentPosition()));
+    if (!ok || k >= numbers) bad(static_cast<uint64_t>(in.CurrentPosition()));
     // A bool kept as an int32: any non-zero value is true, as numpy_helper and ONNX Runtime read it.
     if (t.dtype == CKPT_DTYPE_BOOL) v = v != 0;
     for (size_t b = 0; b < width; ++b) dst[k * width + b] = static_cast<std::byte>((v >> (8 * b)) & 0xff);
@@ -327,7 +329,7 @@ void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) co
     while (in.BytesUntilLimit() > 0) element(in);
     in.PopLimit(limit);
   }
-  if (k != t.numel) fail(CKPT_ERR_INTERNAL, "tensor " + quote_text(t.name) + " decodes to fewer elements than it has");
+  if (k != numbers) fail(CKPT_ERR_INTERNAL, "tensor " + quote_text(t.name) + " decodes to fewer elements than it has");
 }
 
 }  // namespace ckpt_onnx

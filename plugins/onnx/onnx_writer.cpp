@@ -147,6 +147,7 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
   const std::string what = "tensor " + quote_text(path);
   const char* dtype = ckpt::sdk::dtype_name(info.dtype);
   if (!dtype) fail(CKPT_ERR_INVALID_ARGUMENT, what + " has unknown dtype " + std::to_string(info.dtype));
+  if (!onnx_type_of(info.dtype)) fail(CKPT_ERR_UNSUPPORTED, what + ": ONNX has no data type for " + dtype);
   const uint64_t nbytes = ckpt::sdk::checked_nbytes(info.shape, ckpt::sdk::dtype_size(info.dtype), what);
   if (nbytes != info.nbytes || data.size() != nbytes)
     fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_text(info.shape) + " " + dtype + " needs " +

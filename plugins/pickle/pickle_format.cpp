@@ -23,7 +23,8 @@ struct PickleFormat {
   }
   static constexpr uint32_t capabilities = CKPT_CAP_READ | CKPT_CAP_MAP | CKPT_CAP_ATTRIBUTES | CKPT_CAP_NESTED_GROUPS |
                                            CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST;
-  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL & ~CKPT_DTYPE_BIT(CKPT_DTYPE_BF16);
+  static constexpr uint32_t dtypes =
+      (CKPT_DTYPES_ALL & ~CKPT_DTYPE_BIT(CKPT_DTYPE_BF16)) | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_COMPLEX;
 
   // PROTO 2..5. torch's legacy files are pickles too, but start with torch's magic number:
   // those belong to the pytorch format, which explains why it will not read them.

@@ -22,7 +22,8 @@ struct PytorchFormat {
   static constexpr uint32_t capabilities = CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_MAP | CKPT_CAP_ATTRIBUTES |
                                            CKPT_CAP_NESTED_GROUPS | CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST |
                                            CKPT_CAP_DETERMINISTIC;
-  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL;
+  static constexpr uint32_t dtypes =
+      CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_FLOAT8 | CKPT_DTYPES_COMPLEX;
 
   // A zip whose first entry lies in a folder and is one torch writes there; or the legacy
   // format's magic number, claimed so that it gets a clear refusal rather than "unknown".

@@ -31,7 +31,8 @@ bool writable_class(std::string_view cls) { return cls == "argparse.Namespace" |
 // NumPy scalars by the dtype spec numpy pickles them with.
 constexpr std::pair<const char*, uint32_t> kNumpySpecs[] = {
     {"f8", CKPT_DTYPE_F64}, {"f4", CKPT_DTYPE_F32}, {"f2", CKPT_DTYPE_F16}, {"i1", CKPT_DTYPE_I8}, {"u1", CKPT_DTYPE_U8},
-    {"i2", CKPT_DTYPE_I16}, {"i4", CKPT_DTYPE_I32}, {"i8", CKPT_DTYPE_I64}, {"b1", CKPT_DTYPE_BOOL}};
+    {"i2", CKPT_DTYPE_I16}, {"i4", CKPT_DTYPE_I32}, {"i8", CKPT_DTYPE_I64}, {"b1", CKPT_DTYPE_BOOL},
+    {"u2", CKPT_DTYPE_U16}, {"u4", CKPT_DTYPE_U32}, {"u8", CKPT_DTYPE_U64}, {"c8", CKPT_DTYPE_C64}, {"c16", CKPT_DTYPE_C128}};
 
 const char* numpy_spec(uint32_t dtype) {
   for (const auto& [spec, d] : kNumpySpecs)
@@ -175,8 +176,10 @@ class Describer {
       out["dtype"] = ckpt::sdk::dtype_name(a.dtype);
       out["shape"] = a.shape;
     }
-    // torch.load refuses requires_grad on a tensor that is not of floating point.
-    const bool floating = a.dtype == CKPT_DTYPE_F32 || a.dtype == CKPT_DTYPE_F64 || a.dtype == CKPT_DTYPE_F16 || a.dtype == CKPT_DTYPE_BF16;
+    // torch.load refuses requires_grad on a tensor that is neither floating point nor complex.
+    const bool floating = a.dtype == CKPT_DTYPE_F32 || a.dtype == CKPT_DTYPE_F64 || a.dtype == CKPT_DTYPE_F16 ||
+                          a.dtype == CKPT_DTYPE_BF16 || a.dtype == CKPT_DTYPE_F8_E4M3FN || a.dtype == CKPT_DTYPE_F8_E5M2 ||
+                          a.dtype == CKPT_DTYPE_C64 || a.dtype == CKPT_DTYPE_C128;
     if ((a.requires_grad || a.parameter) && !floating) throw NotDescribable{};
     if (a.requires_grad) out["grad"] = true;
     if (a.parameter) out["param"] = true;

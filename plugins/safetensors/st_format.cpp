@@ -35,7 +35,8 @@ struct SafetensorsFormat {
   static constexpr uint32_t capabilities =
       CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_MAP | CKPT_CAP_ATTRIBUTES | CKPT_CAP_NESTED_GROUPS |
       CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST | CKPT_CAP_DETERMINISTIC | CKPT_CAP_PRIVATE_TREE;
-  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL;
+  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_FLOAT8 |
+                                     CKPT_DTYPE_BIT(CKPT_DTYPE_C64);
 
   static int identify(std::span<const uint8_t> head, uint64_t file_size) {
     if (head.size() < 9 || file_size < 10) return 0;

@@ -62,22 +62,27 @@ inline const char* st_dtype_name(uint32_t dtype) {
     case CKPT_DTYPE_I8: return "I8";
     case CKPT_DTYPE_U8: return "U8";
     case CKPT_DTYPE_BOOL: return "BOOL";
+    case CKPT_DTYPE_U16: return "U16";
+    case CKPT_DTYPE_U32: return "U32";
+    case CKPT_DTYPE_U64: return "U64";
+    case CKPT_DTYPE_F8_E4M3FN: return "F8_E4M3";
+    case CKPT_DTYPE_F8_E5M2: return "F8_E5M2";
+    case CKPT_DTYPE_C64: return "C64";
     default: return nullptr;
   }
 }
 
 // 0 when `name` is not one of ours.
 inline uint32_t st_dtype_from_name(std::string_view name) {
-  for (uint32_t d = CKPT_DTYPE_F32; d <= CKPT_DTYPE_BOOL; ++d)
-    if (name == st_dtype_name(d)) return d;
+  for (uint32_t d = CKPT_DTYPE_F32; d <= CKPT_DTYPE_LAST; ++d)
+    if (const char* n = st_dtype_name(d); n && name == n) return d;
   return 0;
 }
 
 // Names the safetensors specification defines that ckpt has no dtype for: a file using them
 // is valid but unsupported, not corrupt.
 inline bool is_foreign_dtype(std::string_view name) {
-  for (std::string_view n : {"U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
-                             "F6_E3M2", "F4", "C64"})
+  for (std::string_view n : {"F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"})
     if (name == n) return true;
   return false;
 }

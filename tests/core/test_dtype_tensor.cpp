@@ -14,7 +14,7 @@
 using namespace ckpt;
 
 TEST(DType, NamesRoundTripAndUnknownNameIsAUsageError) {
-  for (int d = 1; d <= 10; ++d) EXPECT_EQ(dtype_from_name(name(static_cast<DType>(d))), static_cast<DType>(d));
+  for (int d = 1; d <= static_cast<int>(kLastDType); ++d) EXPECT_EQ(dtype_from_name(name(static_cast<DType>(d))), static_cast<DType>(d));
   EXPECT_THROW(dtype_from_name("float32"), UsageError);
   EXPECT_EQ(itemsize(DType::bf16), 2u);
   EXPECT_EQ(itemsize(DType::boolean), 1u);

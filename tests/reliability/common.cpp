@@ -50,7 +50,7 @@ uint64_t splitmix(uint64_t& x) {
 DType pick(const FormatInfo& f, std::initializer_list<DType> preferred) {
   for (DType d : preferred)
     if (f.holds(d)) return d;
-  for (unsigned d = 1; d <= 10; ++d)
+  for (unsigned d = 1; d <= static_cast<unsigned>(kLastDType); ++d)
     if (f.holds(static_cast<DType>(d))) return static_cast<DType>(d);
   return DType::f32;
 }
@@ -59,13 +59,13 @@ DType pick(const FormatInfo& f, std::initializer_list<DType> preferred) {
 Tensor random_tensor(DType dtype, const Shape& shape, uint64_t& state) {
   Tensor t = Tensor::empty(dtype, shape);
   auto bytes = t.mutable_bytes();
-  size_t item = itemsize(dtype);
+  size_t item = itemsize(component(dtype));
   for (size_t i = 0; i < bytes.size(); i += 8) {
     uint64_t r = splitmix(state);
     std::memcpy(bytes.data() + i, &r, std::min<size_t>(8, bytes.size() - i));
   }
   // Keep every element finite: clear the top exponent bit of each float element.
-  if (dtype == DType::f32 || dtype == DType::f64 || dtype == DType::f16 || dtype == DType::bf16)
+  if (is_floating(dtype) || is_complex(dtype))
     for (size_t i = item - 1; i < bytes.size(); i += item) bytes[i] &= std::byte{0xbf};
   if (dtype == DType::boolean)
     for (auto& b : bytes) b &= std::byte{1};

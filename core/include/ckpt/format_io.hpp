@@ -20,8 +20,9 @@ namespace ckpt {
 
 class FormatWriter {
  public:
+  // `dtypes` is the format's declared mask: the writer is never handed another dtype.
   FormatWriter(std::shared_ptr<LoadedPlugin> lib, std::string format, fs::path path,
-               ckpt_writer* w, const ckpt_writer_api* api);
+               ckpt_writer* w, const ckpt_writer_api* api, uint32_t dtypes);
   ~FormatWriter();
   FormatWriter(const FormatWriter&) = delete;
   FormatWriter& operator=(const FormatWriter&) = delete;
@@ -52,6 +53,7 @@ class FormatWriter {
   fs::path path_;
   ckpt_writer* w_;
   const ckpt_writer_api* api_;
+  uint32_t dtypes_;
 };
 
 class FormatReader : public std::enable_shared_from_this<FormatReader> {

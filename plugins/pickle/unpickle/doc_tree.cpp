@@ -128,8 +128,10 @@ void TensorEntry::copy_to(std::span<std::byte> dst) const {
     std::byte* out = dst.data();
     gather(blob->bytes().data(), item, shape, strides, offset, out);
   }
-  if (big_endian && item > 1)
-    for (size_t k = 0; k < n; k += item) std::reverse(dst.data() + k, dst.data() + k + item);
+  // Each number in its own order: a complex element is two of them.
+  const size_t number = ckpt::sdk::dtype_number_size(dtype);
+  if (big_endian && number > 1)
+    for (size_t k = 0; k < n; k += number) std::reverse(dst.data() + k, dst.data() + k + number);
 }
 
 const void* TensorEntry::map() {

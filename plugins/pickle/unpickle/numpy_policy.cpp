@@ -73,11 +73,13 @@ DType* make_dtype(Arena& arena, std::string_view spec, const Input& in, size_t a
   };
   static constexpr K table[] = {{'f', 2, CKPT_DTYPE_F16}, {'f', 4, CKPT_DTYPE_F32}, {'f', 8, CKPT_DTYPE_F64},
                                 {'i', 1, CKPT_DTYPE_I8},  {'u', 1, CKPT_DTYPE_U8},  {'i', 2, CKPT_DTYPE_I16},
-                                {'i', 4, CKPT_DTYPE_I32}, {'i', 8, CKPT_DTYPE_I64}, {'b', 1, CKPT_DTYPE_BOOL}};
+                                {'i', 4, CKPT_DTYPE_I32}, {'i', 8, CKPT_DTYPE_I64}, {'b', 1, CKPT_DTYPE_BOOL},
+                                {'u', 2, CKPT_DTYPE_U16}, {'u', 4, CKPT_DTYPE_U32}, {'u', 8, CKPT_DTYPE_U64},
+                                {'c', 8, CKPT_DTYPE_C64}, {'c', 16, CKPT_DTYPE_C128}};
   for (const K& k : table)
     if (k.kind == kind && k.size == size) d->dtype = k.dtype;
-  // Any other fixed-size dtype is kept as bytes: uint16-64, complex, bytes, str (4 bytes a
-  // character), void records. Objects ('O') are not bytes; datetimes carry a unit elsewhere.
+  // Any other fixed-size dtype is kept as bytes: long double and its complex, bytes, str (4
+  // bytes a character), void records. Objects ('O') are not bytes; datetimes carry a unit elsewhere.
   if (!d->dtype && size > 0 && std::string_view("iufcbSUV").find(kind) != std::string_view::npos)
     d->itemsize = static_cast<uint64_t>(size) * (kind == 'U' ? 4 : 1);
   return d;

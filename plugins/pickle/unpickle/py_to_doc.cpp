@@ -34,6 +34,13 @@ std::optional<Value> scalar_value(const Array& a) {
     case CKPT_DTYPE_I32: return Value::integer(get(int32_t{}));
     case CKPT_DTYPE_I64: return Value::integer(get(int64_t{}));
     case CKPT_DTYPE_BOOL: return Value::boolean(get(uint8_t{}) != 0);
+    case CKPT_DTYPE_U16: return Value::integer(get(uint16_t{}));
+    case CKPT_DTYPE_U32: return Value::integer(get(uint32_t{}));
+    case CKPT_DTYPE_U64: {  // beyond int64: a 0-d tensor, which holds it exactly
+      const uint64_t u = get(uint64_t{});
+      if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+      return Value::integer(static_cast<int64_t>(u));
+    }
     case CKPT_DTYPE_F16: {  // every half is a double exactly
       const uint16_t h = get(uint16_t{});
       const int exp = (h >> 10) & 0x1f, frac = h & 0x3ff;

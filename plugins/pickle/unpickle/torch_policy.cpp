@@ -14,6 +14,10 @@ constexpr StorageName kStorages[] = {
     {"BFloat16Storage", CKPT_DTYPE_BF16}, {"CharStorage", CKPT_DTYPE_I8}, {"ByteStorage", CKPT_DTYPE_U8},
     {"ShortStorage", CKPT_DTYPE_I16},  {"IntStorage", CKPT_DTYPE_I32},    {"LongStorage", CKPT_DTYPE_I64},
     {"BoolStorage", CKPT_DTYPE_BOOL},
+    // torch 2.1 (float8) and 2.3 (uint16 to uint64) name their storages so.
+    {"UInt16Storage", CKPT_DTYPE_U16}, {"UInt32Storage", CKPT_DTYPE_U32},  {"UInt64Storage", CKPT_DTYPE_U64},
+    {"Float8_e4m3fnStorage", CKPT_DTYPE_F8_E4M3FN}, {"Float8_e5m2Storage", CKPT_DTYPE_F8_E5M2},
+    {"ComplexFloatStorage", CKPT_DTYPE_C64}, {"ComplexDoubleStorage", CKPT_DTYPE_C128},
 };
 
 bool is(const Obj* o, std::string_view module, std::string_view name) {

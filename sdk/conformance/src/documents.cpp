@@ -71,13 +71,28 @@ Tensor random_tensor(DType dtype, const Shape& shape, Rng& rng) {
     case DType::boolean:
       for (auto& b : t.mutable_bytes()) b = static_cast<std::byte>(static_cast<uint8_t>(b) & 1);
       break;
+    case DType::u16: plant<uint16_t>(t, {0, 65535, 32768, 1}); break;
+    case DType::u32: plant<uint32_t>(t, {0, 0xffffffffu, 0x80000000u, 1}); break;
+    case DType::u64:
+      plant<uint64_t>(t, {0, ~uint64_t{0}, uint64_t{1} << 63, (uint64_t{1} << 53) + 1});
+      break;
+    // Every NaN code, the infinities, the largest finite value, the smallest subnormal, -0.
+    case DType::f8_e4m3fn: plant<uint8_t>(t, {0x7f, 0xff, 0x7e, 0x01, 0x80, 0x00}); break;
+    case DType::f8_e5m2: plant<uint8_t>(t, {0x7d, 0x7e, 0xff, 0x7c, 0xfc, 0x7b, 0x01, 0x80}); break;
+    case DType::c64:
+      plant<uint32_t>(t, {0x7fc00000u, 0x00000000u, 0x80000000u, 0x7f800000u, 0x7fa5a5a5u, 0xff800000u});
+      break;
+    case DType::c128:
+      plant<uint64_t>(t, {0x7ff8000000000000ull, 0x8000000000000000ull, 0x7ff0000000000000ull,
+                          0x0000000000000001ull, 0x7ff5a5a5a5a5a5a5ull, 0x0000000000000000ull});
+      break;
   }
   return t;
 }
 
 std::vector<DType> held_dtypes(const FormatInfo& info) {
   std::vector<DType> out;
-  for (int d = static_cast<int>(DType::f32); d <= static_cast<int>(DType::boolean); ++d)
+  for (int d = static_cast<int>(kFirstDType); d <= static_cast<int>(kLastDType); ++d)
     if (info.holds(static_cast<DType>(d))) out.push_back(static_cast<DType>(d));
   return out;
 }

@@ -97,7 +97,7 @@ std::string dtype_param_name(const ::testing::TestParamInfo<std::tuple<Subject, 
 
 std::vector<DType> all_dtypes() {
   std::vector<DType> out;
-  for (int d = static_cast<int>(DType::f32); d <= static_cast<int>(DType::boolean); ++d)
+  for (int d = static_cast<int>(kFirstDType); d <= static_cast<int>(kLastDType); ++d)
     out.push_back(static_cast<DType>(d));
   return out;
 }

@@ -64,16 +64,32 @@ typedef enum ckpt_dtype {
   CKPT_DTYPE_I16 = 7,
   CKPT_DTYPE_I32 = 8,
   CKPT_DTYPE_I64 = 9,
-  CKPT_DTYPE_BOOL = 10
+  CKPT_DTYPE_BOOL = 10,
+  /* Added after v1 shipped. A plugin receives these only if its `dtypes` mask names them, so a
+   * plugin built before they existed never sees one. */
+  CKPT_DTYPE_U16 = 11,
+  CKPT_DTYPE_U32 = 12,
+  CKPT_DTYPE_U64 = 13,
+  CKPT_DTYPE_F8_E4M3FN = 14, /* 1-4-3, bias 7, no infinities, NaN = S.1111.111 (OCP FP8) */
+  CKPT_DTYPE_F8_E5M2 = 15,   /* 1-5-2, bias 15, IEEE-like (the top byte of an f16) */
+  CKPT_DTYPE_C64 = 16,       /* two f32, real part first */
+  CKPT_DTYPE_C128 = 17       /* two f64, real part first */
 } ckpt_dtype;
 
 #define CKPT_DTYPE_BIT(d) (1u << (unsigned)(d))
+/* The dtypes of ABI v1 (f32 to bool). It keeps that meaning: dtypes added later are declared by
+ * name, with the groups below. */
 #define CKPT_DTYPES_ALL                                                                        \
   (CKPT_DTYPE_BIT(CKPT_DTYPE_F32) | CKPT_DTYPE_BIT(CKPT_DTYPE_F64) |                           \
    CKPT_DTYPE_BIT(CKPT_DTYPE_F16) | CKPT_DTYPE_BIT(CKPT_DTYPE_BF16) |                          \
    CKPT_DTYPE_BIT(CKPT_DTYPE_I8) | CKPT_DTYPE_BIT(CKPT_DTYPE_U8) |                             \
    CKPT_DTYPE_BIT(CKPT_DTYPE_I16) | CKPT_DTYPE_BIT(CKPT_DTYPE_I32) |                           \
    CKPT_DTYPE_BIT(CKPT_DTYPE_I64) | CKPT_DTYPE_BIT(CKPT_DTYPE_BOOL))
+#define CKPT_DTYPES_UNSIGNED                                                                   \
+  (CKPT_DTYPE_BIT(CKPT_DTYPE_U16) | CKPT_DTYPE_BIT(CKPT_DTYPE_U32) | CKPT_DTYPE_BIT(CKPT_DTYPE_U64))
+#define CKPT_DTYPES_FLOAT8 (CKPT_DTYPE_BIT(CKPT_DTYPE_F8_E4M3FN) | CKPT_DTYPE_BIT(CKPT_DTYPE_F8_E5M2))
+#define CKPT_DTYPES_COMPLEX (CKPT_DTYPE_BIT(CKPT_DTYPE_C64) | CKPT_DTYPE_BIT(CKPT_DTYPE_C128))
+#define CKPT_DTYPE_LAST CKPT_DTYPE_C128
 
 typedef enum ckpt_value_type {
   CKPT_VALUE_BOOL = 1,

@@ -85,23 +85,36 @@ ckpt_status* guard(F&& body) noexcept {
 
 inline size_t dtype_size(uint32_t dtype) {
   switch (dtype) {
+    case CKPT_DTYPE_C128:
+      return 16;
     case CKPT_DTYPE_F64:
     case CKPT_DTYPE_I64:
+    case CKPT_DTYPE_U64:
+    case CKPT_DTYPE_C64:
       return 8;
     case CKPT_DTYPE_F32:
     case CKPT_DTYPE_I32:
+    case CKPT_DTYPE_U32:
       return 4;
     case CKPT_DTYPE_F16:
     case CKPT_DTYPE_BF16:
     case CKPT_DTYPE_I16:
+    case CKPT_DTYPE_U16:
       return 2;
     case CKPT_DTYPE_I8:
     case CKPT_DTYPE_U8:
     case CKPT_DTYPE_BOOL:
+    case CKPT_DTYPE_F8_E4M3FN:
+    case CKPT_DTYPE_F8_E5M2:
       return 1;
     default:
       return 0;
   }
+}
+
+// The size of each number in an element: a complex element is two, its real and imaginary parts.
+inline size_t dtype_number_size(uint32_t dtype) {
+  return dtype == CKPT_DTYPE_C64 || dtype == CKPT_DTYPE_C128 ? dtype_size(dtype) / 2 : dtype_size(dtype);
 }
 
 // The names the document model uses for dtypes; formats that store dtypes as text use these.
@@ -117,12 +130,19 @@ inline const char* dtype_name(uint32_t dtype) {
     case CKPT_DTYPE_I32: return "i32";
     case CKPT_DTYPE_I64: return "i64";
     case CKPT_DTYPE_BOOL: return "bool";
+    case CKPT_DTYPE_U16: return "u16";
+    case CKPT_DTYPE_U32: return "u32";
+    case CKPT_DTYPE_U64: return "u64";
+    case CKPT_DTYPE_F8_E4M3FN: return "f8_e4m3fn";
+    case CKPT_DTYPE_F8_E5M2: return "f8_e5m2";
+    case CKPT_DTYPE_C64: return "c64";
+    case CKPT_DTYPE_C128: return "c128";
     default: return nullptr;
   }
 }
 
 inline uint32_t dtype_from_name(std::string_view s) {
-  for (uint32_t d = CKPT_DTYPE_F32; d <= CKPT_DTYPE_BOOL; ++d)
+  for (uint32_t d = CKPT_DTYPE_F32; d <= CKPT_DTYPE_LAST; ++d)
     if (s == dtype_name(d)) return d;
   return 0;
 }

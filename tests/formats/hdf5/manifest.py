@@ -14,7 +14,8 @@ import numpy as np
 DTYPES = {
     "f32": np.float32, "f64": np.float64, "f16": np.float16, "bf16": np.uint16,
     "i8": np.int8, "u8": np.uint8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
-    "bool": np.bool_,
+    "bool": np.bool_, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64,
+    "c64": np.complex64, "c128": np.complex128,
 }
 
 

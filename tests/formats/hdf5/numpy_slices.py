@@ -4,7 +4,7 @@
 
 BOXES.json is [{"dataset", "start", "count"}]. For box i, OUT_FOLDER/i.bin gets the C-order,
 little-endian bytes of numpy's a[start:start+count, ...] of the whole dataset a as h5py reads
-it, in the dtype the plugin reads it as (uint16 widened to int32 and uint32 to int64, except a
+it, in the dtype the plugin reads it as (its own dtype, except a
 uint16 marked dtype="bfloat16"), and OUT_FOLDER/slices.json the dtype and shape of each.
 """
 import json

@@ -99,6 +99,13 @@ Tensor pattern(DType d, Shape shape) {
       case DType::i32: store<int32_t>(p, i, static_cast<int32_t>(k)); break;
       case DType::i64: store<int64_t>(p, i, k); break;
       case DType::boolean: store<uint8_t>(p, i, i % 3 == 0); break;
+      case DType::u16: store<uint16_t>(p, i, static_cast<uint16_t>(65535 - i)); break;
+      case DType::u32: store<uint32_t>(p, i, static_cast<uint32_t>(0xfffffff0u + i % 16)); break;
+      case DType::u64: store<uint64_t>(p, i, ~uint64_t{0} - i); break;
+      case DType::f8_e4m3fn: store<uint8_t>(p, i, f32_to_f8_e4m3fn(f)); break;
+      case DType::f8_e5m2: store<uint8_t>(p, i, f32_to_f8_e5m2(f)); break;
+      case DType::c64: store<float>(p, 2 * i, f); store<float>(p, 2 * i + 1, -f); break;
+      case DType::c128: store<double>(p, 2 * i, f); store<double>(p, 2 * i + 1, -f); break;
     }
   }
   return t;

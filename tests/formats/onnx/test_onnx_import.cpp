@@ -116,7 +116,24 @@ TEST(OnnxImport, TypedDataFieldsAreDecoded) {
   bf->add_int32_data(0x3fc0);  // 1.5
   auto* i64 = add_initializer(g, "i64", onnx::TensorProto_DataType_INT64, {2});
   for (int64_t v : {INT64_MIN, int64_t{42}}) i64->add_int64_data(v);
-  add_initializer(g, "u16", onnx::TensorProto_DataType_UINT16, {1})->add_int32_data(9);
+  auto* u16 = add_initializer(g, "u16", onnx::TensorProto_DataType_UINT16, {2});
+  for (int v : {65535, 9}) u16->add_int32_data(v);
+  auto* u32 = add_initializer(g, "u32", onnx::TensorProto_DataType_UINT32, {2});
+  for (uint64_t v : {uint64_t{4294967295u}, uint64_t{3}}) u32->add_uint64_data(v);
+  auto* u64 = add_initializer(g, "u64", onnx::TensorProto_DataType_UINT64, {2});
+  for (uint64_t v : {~uint64_t{0}, uint64_t{1} << 63}) u64->add_uint64_data(v);
+  auto* c64 = add_initializer(g, "c64", onnx::TensorProto_DataType_COMPLEX64, {2});
+  for (float v : {1.0f, -2.0f, 0.5f, 4.0f}) c64->add_float_data(v);  // (1-2i), (0.5+4i)
+  auto* c128 = add_initializer(g, "c128", onnx::TensorProto_DataType_COMPLEX128, {1});
+  for (double v : {1e300, -0.25}) c128->add_double_data(v);
+  // FLOAT8E4M3FN (17), newer than the generated enum, as int32_data bits: 1.0 and -448.
+  auto* f8 = add_initializer(g, "f8", onnx::TensorProto_DataType_UNDEFINED, {2});
+  f8->set_data_type(17);
+  for (int v : {0x38, 0xfe}) f8->add_int32_data(v);
+  // FLOAT8E4M3FNUZ (18): a type ckpt has no dtype for.
+  auto* fnuz = add_initializer(g, "fnuz", onnx::TensorProto_DataType_UNDEFINED, {1});
+  fnuz->set_data_type(18);
+  fnuz->set_raw_data(std::string(1, '\x40'));
   std::string bytes = model_of(g).SerializeAsString();
   // A second graph field with one initializer whose three floats are unpacked (fixed32 each).
   std::string tensor = std::string("\x08\x03\x10\x01\x42\x08", 6) + "unpacked";
@@ -149,9 +166,24 @@ TEST(OnnxImport, TypedDataFieldsAreDecoded) {
   EXPECT_EQ(values("bf16", uint16_t{}), (std::vector<uint16_t>{0x3fc0}));
   EXPECT_EQ(values("i64", int64_t{}), (std::vector<int64_t>{INT64_MIN, 42}));
   EXPECT_EQ(values("unpacked", 0.0f), (std::vector<float>{0.25f, -1.0f, 8.0f}));
-  EXPECT_EQ(state.find_tensor("u16"), nullptr) << "UINT16 has no ckpt dtype";
+  EXPECT_EQ(values("u16", uint16_t{}), (std::vector<uint16_t>{65535, 9}));
+  EXPECT_EQ(values("u32", uint32_t{}), (std::vector<uint32_t>{4294967295u, 3}));
+  EXPECT_EQ(values("u64", uint64_t{}), (std::vector<uint64_t>{~uint64_t{0}, uint64_t{1} << 63}));
+  ASSERT_NE(state.find_tensor("c64"), nullptr);
+  EXPECT_EQ(state.find_tensor("c64")->dtype(), ckpt::DType::c64);
+  std::vector<float> c64_back(4);
+  std::memcpy(c64_back.data(), state.find_tensor("c64")->bytes().data(), 16);
+  EXPECT_EQ(c64_back, (std::vector<float>{1.0f, -2.0f, 0.5f, 4.0f}));
+  ASSERT_NE(state.find_tensor("c128"), nullptr);
+  std::vector<double> c128_back(2);
+  std::memcpy(c128_back.data(), state.find_tensor("c128")->bytes().data(), 16);
+  EXPECT_EQ(c128_back, (std::vector<double>{1e300, -0.25}));
+  ASSERT_NE(state.find_tensor("f8"), nullptr);
+  EXPECT_EQ(state.find_tensor("f8")->dtype(), ckpt::DType::f8_e4m3fn);
+  EXPECT_EQ(values("f8", uint8_t{}), (std::vector<uint8_t>{0x38, 0xfe}));
+  EXPECT_EQ(state.find_tensor("fnuz"), nullptr) << "FLOAT8E4M3FNUZ has no ckpt dtype";
   const auto skipped = std::get<std::vector<std::string>>(*doc.find_group_path("extra/onnx")->attribute("skipped"));
-  EXPECT_EQ(skipped, (std::vector<std::string>{"u16: UINT16 has no ckpt dtype"}));
+  EXPECT_EQ(skipped, (std::vector<std::string>{"fnuz: data type 18 has no ckpt dtype"}));
   // Mapped views of typed tensors are decoded copies, equal to what read gives.
   auto reader = ckpt::open(p);
   EXPECT_TRUE(reader->map("model/state/f64")->bit_equal(reader->read("model/state/f64")));

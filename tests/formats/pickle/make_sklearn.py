@@ -94,7 +94,7 @@ for name, data in hand_made.items():
 # User data spelled like the members ckpt's mapping makes for a raw array and a call record.
 with open(os.path.join(out, "spoof.pkl"), "wb") as f:
     pickle.dump({"fake": {"__numpy_dtype__": "<u4", "__shape__": [1], "data": np.zeros(4, "u1")},
-                 "real": np.array([7], dtype="<u4"), "call": {"__call__": "numpy.random._pickle.__randomstate_ctor (not run)"}},
+                 "real": np.array([b"ab"], dtype="S2"), "call": {"__call__": "numpy.random._pickle.__randomstate_ctor (not run)"}},
                 f, protocol=4)
 with open(os.path.join(out, "call_unknown.pkl"), "wb") as f:
     f.write(b"\x80\x02}X\x05\x00\x00\x00modelcsklearn_extra.builders\nmake_thing\nX\x03\x00\x00\x00abcK\x07\x86Rs.")

@@ -151,9 +151,9 @@ case("tensor_not_object", raw, "FormatError", f"at byte {key_end(raw, 'w') + 2} 
 raw = st({"w": dict(t(), dtype="F33")}, bytes(8))
 case("unknown_dtype", raw, "FormatError", f"at byte {key_end(raw, 'w')} (tensor 'w')", "unknown dtype 'F33'")
 
-raw = st({"w": t("U8", (2,)), "f8": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [2, 4]}}, bytes(4))
+raw = st({"w": t("U8", (2,)), "f8": {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [2, 4]}}, bytes(4))
 case("foreign_dtype_f8", raw, "UnsupportedError", f"at byte {key_end(raw, 'f8')} (tensor 'f8')",
-     "dtype F8_E4M3 is valid safetensors but has no ckpt equivalent")
+     "dtype F8_E8M0 is valid safetensors but has no ckpt equivalent")
 
 raw = st({"w": dict(t(), shape=[2, -3])}, bytes(8))
 case("negative_dimension", raw, "FormatError", f"at byte {raw.index(b'-3') + 2} (tensor 'w')",

@@ -101,6 +101,13 @@ const char* st_name(DType d) {
     case DType::i32: return "I32";
     case DType::i64: return "I64";
     case DType::boolean: return "BOOL";
+    case DType::u16: return "U16";
+    case DType::u32: return "U32";
+    case DType::u64: return "U64";
+    case DType::f8_e4m3fn: return "F8_E4M3";
+    case DType::f8_e5m2: return "F8_E5M2";
+    case DType::c64: return "C64";
+    case DType::c128: break;
   }
   return "?";
 }
