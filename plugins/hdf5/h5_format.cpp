@@ -28,7 +28,7 @@ struct Hdf5Format {
   static constexpr uint32_t capabilities =
       CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_ATTRIBUTES | CKPT_CAP_NESTED_GROUPS |
       CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST | CKPT_CAP_DETERMINISTIC;
-  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_COMPLEX;
+  static constexpr uint32_t dtypes = CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_FLOAT8 | CKPT_DTYPES_COMPLEX;
 
   static int identify(std::span<const uint8_t> head, uint64_t /*file_size*/) {
     for (uint64_t at : kSuperblockOffsets)

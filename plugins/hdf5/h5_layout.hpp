@@ -16,9 +16,13 @@ namespace ckpt_hdf5 {
 inline constexpr const char* kLayoutAttr = "ckpt/layout_version";
 inline constexpr int64_t kLayoutVersion = 1;
 
-// bf16 tensors are uint16 datasets carrying this string attribute (what other tools look for).
+// Dtypes HDF5 and NumPy have no type for are stored as unsigned integers of their width with
+// this string attribute naming them, as ml_dtypes names them (what other tools look for):
+// bf16 as uint16 "bfloat16", the float8s as uint8.
 inline constexpr const char* kDtypeAttr = "dtype";
 inline constexpr std::string_view kBfloat16 = "bfloat16";
+inline constexpr std::string_view kFloat8E4m3fn = "float8_e4m3fn";
+inline constexpr std::string_view kFloat8E5m2 = "float8_e5m2";
 
 // HDF5 refuses the link name "." (it means the group itself). Such a name is stored as "%2E",
 // and a name that really starts with '%' gets "%25" in front of the rest, so decoding is exact.

@@ -295,8 +295,8 @@ void H5Reader::note_dataset_attributes(hid_t dset, const std::string& where) {
 
 std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, const std::string& where) {
   Handle ft = type_handle(H5Dget_type(dset), where);
-  const bool bf16 = H5Tget_class(ft) == H5T_INTEGER && read_string_attribute(dset, kDtypeAttr, *guard_) == kBfloat16;
-  auto tt = classify_tensor_type(ft, bf16);
+  const std::string marker = H5Tget_class(ft) == H5T_INTEGER ? read_string_attribute(dset, kDtypeAttr, *guard_).value_or("") : "";
+  auto tt = classify_tensor_type(ft, marker);
   // Strings, compounds and other types have no tensor dtype: named as unread.
   if (!tt) {
     static const std::map<H5T_class_t, const char*> kinds = {
@@ -505,8 +505,9 @@ H5Reader::Opened H5Reader::open_tensor(const TensorEntry& e) {
   Opened o;
   o.dataset = object_handle(H5Oopen_by_addr(file_, e.addr), e.where);
   Handle ft = type_handle(H5Dget_type(o.dataset), e.where);
-  const bool bf16 = H5Tget_class(ft) == H5T_INTEGER && read_string_attribute(o.dataset, kDtypeAttr, *guard_) == kBfloat16;
-  auto tt = classify_tensor_type(ft, bf16);
+  const std::string marker =
+      H5Tget_class(ft) == H5T_INTEGER ? read_string_attribute(o.dataset, kDtypeAttr, *guard_).value_or("") : "";
+  auto tt = classify_tensor_type(ft, marker);
   if (!tt || tt->dtype != e.dtype) fail(CKPT_ERR_FORMAT, e.where + ": its datatype changed since it was listed");
   o.memtype = std::move(tt->memtype);
   return o;

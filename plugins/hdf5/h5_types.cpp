@@ -1,4 +1,5 @@
 #include "h5_types.hpp"
+#include "h5_layout.hpp"
 
 #include <cstring>
 
@@ -84,6 +85,8 @@ Handle tensor_type(uint32_t dtype) {
     case CKPT_DTYPE_I32: return copy_type(H5T_STD_I32LE);
     case CKPT_DTYPE_I64: return copy_type(H5T_STD_I64LE);
     case CKPT_DTYPE_BOOL: return make_bool_type();
+    case CKPT_DTYPE_F8_E4M3FN:
+    case CKPT_DTYPE_F8_E5M2: return copy_type(H5T_STD_U8LE);
     case CKPT_DTYPE_U16: return copy_type(H5T_STD_U16LE);
     case CKPT_DTYPE_U32: return copy_type(H5T_STD_U32LE);
     case CKPT_DTYPE_U64: return copy_type(H5T_STD_U64LE);
@@ -115,7 +118,16 @@ bool is_bool_enum(hid_t type) {
   return true;
 }
 
-std::optional<TensorType> classify_tensor_type(hid_t ft, bool bf16_marker) {
+const char* dtype_marker(uint32_t dtype) {
+  switch (dtype) {
+    case CKPT_DTYPE_BF16: return kBfloat16.data();
+    case CKPT_DTYPE_F8_E4M3FN: return kFloat8E4m3fn.data();
+    case CKPT_DTYPE_F8_E5M2: return kFloat8E5m2.data();
+    default: return nullptr;
+  }
+}
+
+std::optional<TensorType> classify_tensor_type(hid_t ft, std::string_view marker) {
   const H5T_class_t cls = H5Tget_class(ft);
   const size_t size = H5Tget_size(ft);
   if (cls == H5T_FLOAT) {
@@ -132,7 +144,9 @@ std::optional<TensorType> classify_tensor_type(hid_t ft, bool bf16_marker) {
   }
   if (cls == H5T_INTEGER) {
     const bool is_signed = H5Tget_sign(ft) == H5T_SGN_2;
-    if (size == 2 && !is_signed && bf16_marker) return TensorType{CKPT_DTYPE_BF16, copy_type(H5T_STD_U16LE)};
+    if (!is_signed && !marker.empty())
+      for (uint32_t d : {CKPT_DTYPE_BF16, CKPT_DTYPE_F8_E4M3FN, CKPT_DTYPE_F8_E5M2})
+        if (marker == dtype_marker(d) && size == ckpt::sdk::dtype_size(d)) return TensorType{d, tensor_type(d)};
     uint32_t d;
     if (size == 1) d = is_signed ? CKPT_DTYPE_I8 : CKPT_DTYPE_U8;
     else if (size == 2) d = is_signed ? CKPT_DTYPE_I16 : CKPT_DTYPE_U16;

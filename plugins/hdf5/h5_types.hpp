@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
 namespace ckpt_hdf5 {
 
@@ -31,6 +32,9 @@ struct TensorType {
   uint32_t dtype;
   Handle memtype;
 };
-std::optional<TensorType> classify_tensor_type(hid_t file_type, bool bf16_marker);
+// `marker` is the dataset's dtype attribute (kDtypeAttr), empty when it has none.
+std::optional<TensorType> classify_tensor_type(hid_t file_type, std::string_view marker);
+// The marker a tensor of `dtype` is stored with, or nullptr.
+const char* dtype_marker(uint32_t dtype);
 
 }  // namespace ckpt_hdf5

@@ -254,8 +254,8 @@ void H5Writer::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
   // The memory type is the file type: HDF5 copies straight from `data`, no conversion pass.
   if (nbytes > 0)
     h5_ok(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), where, CKPT_ERR_IO);
-  if (info.dtype == CKPT_DTYPE_BF16)
-    write_attribute(dset, kDtypeAttr, ckpt::sdk::make_string(kBfloat16), where);
+  if (const char* marker = dtype_marker(info.dtype))
+    write_attribute(dset, kDtypeAttr, ckpt::sdk::make_string(marker), where);
   dset.close(where, CKPT_ERR_IO);
 }
 

@@ -56,6 +56,106 @@ TEST(DType, CastSaturatesIntegersAndKeepsLargeInt64Exact) {
   EXPECT_EQ(o8[2], 127);
 }
 
+namespace {
+
+template <class Out, class In>
+std::vector<Out> cast_all(DType from, const std::vector<In>& in, DType to, size_t per_element_out = 1) {
+  const size_t n = in.size() * sizeof(In) / itemsize(from);
+  std::vector<Out> out(n * per_element_out);
+  cast_elements(from, reinterpret_cast<const std::byte*>(in.data()), to, reinterpret_cast<std::byte*>(out.data()), n);
+  return out;
+}
+
+// The code an 8-bit float format must give `x`: the nearest finite code, ties to the even
+// one, by brute force over all 256 codes; `overflow` past `limit` (the midpoint between the
+// largest finite value and the next power of the format's grid).
+uint8_t nearest_code(float x, float (*decode)(uint8_t), double limit, uint8_t overflow) {
+  const uint8_t sign = std::signbit(x) ? 0x80 : 0;
+  const double a = std::fabs(static_cast<double>(x));
+  if (a > limit) return sign | overflow;
+  int best = -1;
+  double best_d = INFINITY;
+  for (int c = 0; c < 0x80; ++c) {
+    const double v = decode(static_cast<uint8_t>(c));
+    if (!std::isfinite(v)) continue;
+    const double d = std::fabs(v - a);
+    if (d < best_d || (d == best_d && (c & 1) == 0)) best = c, best_d = d;
+  }
+  return static_cast<uint8_t>(sign | best);
+}
+
+}  // namespace
+
+TEST(DType, Float8DecodesAsTheOcpFormatsDefineThem) {
+  // e4m3fn: bias 7, 3 mantissa bits, no infinities, S.1111.111 is NaN.
+  EXPECT_EQ(f8_e4m3fn_to_f32(0x38), 1.0f);
+  EXPECT_EQ(f8_e4m3fn_to_f32(0x7e), 448.0f);
+  EXPECT_EQ(f8_e4m3fn_to_f32(0x01), std::ldexp(1.0f, -9));
+  EXPECT_EQ(f8_e4m3fn_to_f32(0x78), 256.0f);  // exponent 15 is a normal exponent here
+  EXPECT_TRUE(std::isnan(f8_e4m3fn_to_f32(0x7f)) && std::isnan(f8_e4m3fn_to_f32(0xff)));
+  EXPECT_TRUE(std::signbit(f8_e4m3fn_to_f32(0x80)));
+  // e5m2 is the top byte of an IEEE half.
+  for (int c = 0; c < 256; ++c) {
+    const float f = f8_e5m2_to_f32(static_cast<uint8_t>(c)), h = f16_to_f32(static_cast<uint16_t>(c << 8));
+    EXPECT_TRUE(f == h || (std::isnan(f) && std::isnan(h))) << c;
+  }
+  EXPECT_EQ(f8_e5m2_to_f32(0x7b), 57344.0f);
+  EXPECT_EQ(f8_e5m2_to_f32(0x7c), INFINITY);
+}
+
+TEST(DType, Float8RoundsToNearestEvenLikeABruteForceSearch) {
+  for (int c = 0; c < 256; ++c) {
+    const auto b = static_cast<uint8_t>(c);
+    if (!std::isnan(f8_e4m3fn_to_f32(b))) {
+      EXPECT_EQ(f32_to_f8_e4m3fn(f8_e4m3fn_to_f32(b)), b) << c;
+    }
+    if (!std::isnan(f8_e5m2_to_f32(b))) {
+      EXPECT_EQ(f32_to_f8_e5m2(f8_e5m2_to_f32(b)), b) << c;
+    }
+  }
+  uint64_t state = 42;
+  for (int i = 0; i < 20000; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    // Magnitudes from below the smallest subnormal to past the largest finite value.
+    const float x = std::ldexp(static_cast<float>(state >> 40) / 16777216.0f, static_cast<int>((state >> 8) % 40) - 24) *
+                    ((state & 1) ? -1.0f : 1.0f);
+    EXPECT_EQ(f32_to_f8_e4m3fn(x), nearest_code(x, f8_e4m3fn_to_f32, 464.0, 0x7f)) << x;
+    EXPECT_EQ(f32_to_f8_e5m2(x), nearest_code(x, f8_e5m2_to_f32, 61440.0, 0x7c)) << x;
+  }
+  // Ties: 464 lies between 448 (even) and 480 (NaN's slot), so it rounds to 448; more is NaN.
+  EXPECT_EQ(f32_to_f8_e4m3fn(464.0f), 0x7e);
+  EXPECT_EQ(f32_to_f8_e4m3fn(465.0f), 0x7f);
+  EXPECT_EQ(f32_to_f8_e4m3fn(-INFINITY), 0xff);
+  EXPECT_EQ(f32_to_f8_e5m2(61440.0f), 0x7c);
+  EXPECT_EQ(f32_to_f8_e5m2(-INFINITY), 0xfc);
+  EXPECT_TRUE(std::isnan(f8_e5m2_to_f32(f32_to_f8_e5m2(NAN))));
+}
+
+TEST(DType, UnsignedCastsNeverPassThroughDouble) {
+  const std::vector<uint64_t> u = {~uint64_t{0}, (uint64_t{1} << 53) + 1, 7};
+  EXPECT_EQ(cast_all<int64_t>(DType::u64, u, DType::i64), (std::vector<int64_t>{INT64_MAX, (int64_t{1} << 53) + 1, 7}));
+  EXPECT_EQ(cast_all<uint32_t>(DType::u64, u, DType::u32), (std::vector<uint32_t>{UINT32_MAX, UINT32_MAX, 7}));
+  const std::vector<int64_t> neg = {-1, INT64_MAX};
+  EXPECT_EQ(cast_all<uint64_t>(DType::i64, neg, DType::u64), (std::vector<uint64_t>{0, uint64_t{INT64_MAX}}));
+  const std::vector<uint16_t> u16 = {65535, 0};
+  EXPECT_EQ(cast_all<int32_t>(DType::u16, u16, DType::i32), (std::vector<int32_t>{65535, 0}));
+  EXPECT_EQ(cast_all<double>(DType::u64, std::vector<uint64_t>{~uint64_t{0}}, DType::f64)[0], 18446744073709551616.0);
+}
+
+TEST(DType, ComplexCastsByComponent) {
+  const std::vector<float> c64 = {1.5f, -2.0f, NAN, 0.25f};  // (1.5 - 2i), (nan + 0.25i)
+  const auto c128 = cast_all<double>(DType::c64, c64, DType::c128, 2);
+  EXPECT_EQ(c128[0], 1.5);
+  EXPECT_EQ(c128[1], -2.0);
+  EXPECT_TRUE(std::isnan(c128[2]));
+  EXPECT_EQ(c128[3], 0.25);
+  EXPECT_EQ(cast_all<double>(DType::c64, c64, DType::f64)[0], 1.5);  // the real part
+  EXPECT_EQ(cast_all<float>(DType::f32, std::vector<float>{3.0f}, DType::c64, 2), (std::vector<float>{3.0f, 0.0f}));
+  EXPECT_EQ(itemsize(DType::c128), 16u);
+  EXPECT_EQ(component(DType::c64), DType::f32);
+  EXPECT_TRUE(is_complex(DType::c128) && !is_floating(DType::c128) && is_floating(DType::f8_e5m2));
+}
+
 TEST(Tensor, ScalarsEmptyAndViewsShareStorage) {
   Tensor s = Tensor::zeros(DType::f64, {});
   EXPECT_EQ(s.numel(), 1u);

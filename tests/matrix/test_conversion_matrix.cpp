@@ -38,8 +38,12 @@ Tensor random_tensor(DType d, Shape shape, std::mt19937_64& rng) {
   // NaN payloads are not what this table is about (docs/formats/* say which formats keep them).
   if (d == DType::f32)
     for (float& f : t.mutable_data<float>()) f = static_cast<float>(rng() % 2000) / 8 - 125;
-  if (d == DType::f64)
+  if (d == DType::f64 || d == DType::c128)
     for (double& f : t.mutable_data<double>()) f = static_cast<double>(rng() % 2000) / 8 - 125;
+  if (d == DType::c64)
+    for (float& f : t.mutable_data<float>()) f = static_cast<float>(rng() % 2000) / 8 - 125;
+  if (d == DType::f8_e4m3fn || d == DType::f8_e5m2)
+    for (auto& b : t.mutable_bytes()) b &= std::byte{0xbf};  // finite: the top exponent bit clear
   return t;
 }
 
@@ -65,9 +69,10 @@ Document every_kind() {
       .set("empty_ints", std::vector<int64_t>{});
   values.group("nested").group("deeper").set("depth", 3);
   Group& state = doc.group("model").group("state");
-  for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i8, DType::u8, DType::i16, DType::i32,
-                  DType::i64, DType::boolean})
+  for (int k = static_cast<int>(kFirstDType); k <= static_cast<int>(kLastDType); ++k) {
+    const auto d = static_cast<DType>(k);
     state.add_tensor(std::string("t_") + std::string(name(d)), random_tensor(d, {2, 3}, rng));
+  }
   state.add_tensor("layer.0.weight", random_tensor(DType::f32, {4, 2}, rng));
   state.add_tensor("scalar", random_tensor(DType::f32, {}, rng));
   state.add_tensor("empty", random_tensor(DType::f32, {0, 3}, rng));

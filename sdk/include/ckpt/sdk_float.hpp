@@ -64,6 +64,7 @@ inline int encode_small_float(double a, int mbits, int bias, double max) {
   const double q = std::nearbyint(std::ldexp(a, mbits - ex));  // scaling by 2^k is exact
   const double rounded = std::ldexp(q, ex - mbits);
   if (rounded > max) return -1;
+  if (rounded == 0) return 0;  // below half the smallest subnormal
   std::frexp(rounded, &e);
   if (e - 1 < min_exp) return static_cast<int>(q);  // subnormal
   const int m = static_cast<int>(std::ldexp(rounded, mbits - (e - 1))) - (1 << mbits);
