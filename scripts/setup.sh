@@ -11,7 +11,7 @@ packages=(
   libboost-dev nlohmann-json3-dev libmsgpack-cxx-dev libcli11-dev libxxhash-dev
   libhdf5-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libminizip-dev libsodium-dev zlib1g-dev libbz2-dev liblzma-dev liblzf-dev libsimdjson-dev
+  libminizip-dev libdeflate-dev libsodium-dev zlib1g-dev libbz2-dev liblzma-dev liblzf-dev libsimdjson-dev
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libomp-dev
@@ -19,7 +19,7 @@ packages=(
   python3 python3-numpy python3-msgpack python3-h5py python3-onnx python3-torch python3-joblib
   python3-torchvision python3-sklearn
   libopenblas0-openmp python3-matplotlib
-  time
+  time unzip
 )
 
 missing=()

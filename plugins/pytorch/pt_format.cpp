@@ -50,7 +50,12 @@ struct PytorchFormat {
     const std::string floats = options.get("floats", "tensor");
     if (floats != "python" && floats != "tensor")
       ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option floats='" + floats + "': expected python or tensor");
-    return std::make_unique<PtWriter>(path, floats == "tensor");
+    // ZIP64 records only where a size, offset or count needs them, as torch writes; "always"
+    // for files that must exercise a reader's ZIP64 path without being 4 GiB.
+    const std::string zip64 = options.get("zip64", "auto");
+    if (zip64 != "auto" && zip64 != "always")
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option zip64='" + zip64 + "': expected auto or always");
+    return std::make_unique<PtWriter>(path, floats == "tensor", zip64 == "always");
   }
   static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
     return std::make_unique<PtReader>(path, ckpt::sdk::ReadLimits::parse(options));

@@ -39,7 +39,8 @@ std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(s
 
 }  // namespace
 
-PtWriter::PtWriter(const std::string& path, bool floats_as_tensors) : zip_(path), floats_as_tensors_(floats_as_tensors) {}
+PtWriter::PtWriter(const std::string& path, bool floats_as_tensors, bool always_zip64)
+    : zip_(path, always_zip64), floats_as_tensors_(floats_as_tensors) {}
 
 Node& PtWriter::top(const char* event) {
   if (stack_.empty() || finished_) fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " outside the root group");

@@ -7,7 +7,7 @@
 #include "pickle_writer.hpp"
 #include "skeleton.hpp"
 #include "user_layout.hpp"
-#include "zip_archive.hpp"
+#include "zip_writer.hpp"
 
 #include <array>
 #include <optional>
@@ -21,7 +21,7 @@ class PtWriter final : public ckpt::sdk::Writer {
  public:
   // floats_as_tensors: floats in data.pkl become 0-d float64 tensors, the only floats torch
   // 1.13's weights_only loader accepts; else Python floats, as torch.save writes them.
-  PtWriter(const std::string& path, bool floats_as_tensors);
+  PtWriter(const std::string& path, bool floats_as_tensors, bool always_zip64);
 
   void begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) override;
   void end_group() override;

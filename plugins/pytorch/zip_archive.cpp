@@ -2,7 +2,6 @@
 #include "zip_layout.hpp"
 
 #include <unzip.h>
-#include <zip.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -72,15 +71,14 @@ ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path) :
     e.size = info.uncompressed_size;
     e.compressed_size = info.compressed_size;
     e.crc = static_cast<uint32_t>(info.crc);
-    // Opening the entry raw reads and checks its local header and gives the data's offset.
-    int method = 0, level = 0;
-    if (unzOpenCurrentFile2(z.get(), &method, &level, 1) != UNZ_OK)
-      fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "': its local header does not match the central directory");
-    e.data_offset = unzGetCurrentFileZStreamPos64(z.get());
-    unzCloseCurrentFile(z.get());
-    if (e.data_offset > file.size() || e.compressed_size > file.size() - e.data_offset)
-      fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' claims " + std::to_string(e.compressed_size) + " bytes at offset " +
-                                std::to_string(e.data_offset) + ", past the end of the file (" + std::to_string(file.size()) + " bytes)");
+    by_name_.try_emplace(e.name, entries_.size());
+    entries_.push_back(std::move(e));
+  }
+  // Checks every local header against its entry and places each entry's data. Not minizip's
+  // unzOpenCurrentFile: Debian's minizip refuses a local header whose sizes are 0xffffffff
+  // with the real ones in its zip64 field, which is how every entry of 4 GiB or more is written.
+  check_zip_layout(file, entries_, path);
+  for (const ZipEntry& e : entries_) {
     if (e.method == 0 && e.size != e.compressed_size)
       fail(CKPT_ERR_FORMAT, "stored zip entry '" + e.name + "' has two sizes (" + std::to_string(e.size) + " and " +
                                 std::to_string(e.compressed_size) + ")");
@@ -88,10 +86,7 @@ ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path) :
     if (e.method != 0 && e.size / 1032 > e.compressed_size + 1)
       fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' claims to inflate " + std::to_string(e.compressed_size) +
                                 " bytes to " + std::to_string(e.size));
-    by_name_.try_emplace(e.name, entries_.size());
-    entries_.push_back(std::move(e));
   }
-  check_zip_layout(file, entries_, path);
 }
 
 const ZipEntry* ZipReader::find(std::string_view name) const {
@@ -183,112 +178,6 @@ void ZipReader::inflate_range(const ZipEntry& e, uint64_t offset, std::span<std:
   if (rc != Z_STREAM_END || out_done != e.size)
     fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' does not inflate to its declared " + std::to_string(e.size) + " bytes");
   if (static_cast<uint32_t>(crc) != e.crc) fail(CKPT_ERR_INTEGRITY, "zip entry '" + e.name + "' fails its CRC-32 check");
-}
-
-// ---- writing -----------------------------------------------------------------------------
-
-namespace {
-
-// minizip calls these through C function pointers: nothing may throw out of them.
-template <class F>
-auto no_throw(OutputStream* s, F&& f, decltype(f()) on_failure) noexcept {
-  try {
-    return f();
-  } catch (...) {
-    s->abandon("out of memory while writing");
-    return on_failure;
-  }
-}
-
-zlib_filefunc64_def output_functions(OutputStream* stream) {
-  zlib_filefunc64_def f{};
-  f.opaque = stream;
-  f.zopen64_file = [](voidpf opaque, const void*, int) -> voidpf { return opaque; };
-  f.zread_file = [](voidpf, voidpf, void*, uLong) -> uLong { return 0; };
-  f.zwrite_file = [](voidpf, voidpf stream, const void* buf, uLong size) -> uLong {
-    auto* s = static_cast<OutputStream*>(stream);
-    return no_throw(s, [&] { return s->write(buf, size) ? size : uLong{0}; }, uLong{0});
-  };
-  f.ztell64_file = [](voidpf, voidpf stream) -> ZPOS64_T { return static_cast<OutputStream*>(stream)->tell(); };
-  f.zseek64_file = [](voidpf, voidpf stream, ZPOS64_T offset, int origin) -> long {
-    auto* s = static_cast<OutputStream*>(stream);
-    if (origin == ZLIB_FILEFUNC_SEEK_END) return -1;
-    const uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET ? 0 : s->tell();
-    return no_throw(s, [&] { return s->seek(base + offset) ? 0L : -1L; }, -1L);
-  };
-  f.zclose_file = [](voidpf, voidpf stream) -> int {
-    auto* s = static_cast<OutputStream*>(stream);
-    return no_throw(s, [&] { return s->flush() ? 0 : -1; }, -1);
-  };
-  f.zerror_file = [](voidpf, voidpf stream) -> int { return static_cast<OutputStream*>(stream)->error().empty() ? 0 : 1; };
-  return f;
-}
-
-}  // namespace
-
-ZipWriter::ZipWriter(const std::string& path) : stream_(std::make_unique<OutputStream>(path)), path_(path) {
-  zlib_filefunc64_def funcs = output_functions(stream_.get());
-  zip_ = zipOpen2_64(path.c_str(), APPEND_STATUS_CREATE, nullptr, &funcs);
-  if (!zip_) fail(CKPT_ERR_IO, "minizip cannot start a zip archive in '" + path + "'");
-}
-
-ZipWriter::~ZipWriter() {
-  if (zip_) zipClose(zip_, nullptr);
-}
-
-void ZipWriter::add(const std::string& name, std::span<const std::byte> data) {
-  begin(name, data.size());
-  write(data);
-  end();
-}
-
-void ZipWriter::begin(const std::string& name, uint64_t size) {
-  if (open_entry_) fail(CKPT_ERR_INTERNAL, "zip entry '" + name + "' begun inside another");
-  const bool zip64 = size >= 0xffffffffu;
-  // Local header: 30 bytes, the name, our padding field, then minizip's zip64 field (20).
-  const uint64_t header = 30 + name.size() + (zip64 ? 20 : 0);
-  const uint64_t at = stream_->tell();
-  uint64_t pad = (kAlignment - (at + header + 4) % kAlignment) % kAlignment;
-  // The padding field, as torch writes it: id "FB", its length, then 'Z's.
-  std::string extra = "FB";
-  extra.push_back(static_cast<char>(pad & 0xff));
-  extra.push_back(static_cast<char>(pad >> 8));
-  extra.append(pad, 'Z');
-  zip_fileinfo info{};
-  info.dosDate = 0x00210000;  // 1980-01-01: the same document always gives the same bytes
-  if (zipOpenNewFileInZip4_64(zip_, name.c_str(), &info, extra.data(), static_cast<uInt>(extra.size()), nullptr, 0,
-                              nullptr, 0, 0, 0, -MAX_WBITS, DEF_MEM_LEVEL, Z_DEFAULT_STRATEGY, nullptr, 0, 0, 0,
-                              zip64 ? 1 : 0) != ZIP_OK)
-    fail(CKPT_ERR_IO, "cannot write zip entry '" + name + "' to '" + path_ + "'");
-  open_entry_ = true;
-}
-
-void ZipWriter::write(std::span<const std::byte> data) {
-  // minizip takes a call's bytes through its CRC first, then copies them one at a time into its
-  // 64 KiB buffer: pieces of that size are still in cache for the copy and for ours after it,
-  // where one large call would read the whole tensor from memory three times.
-  constexpr size_t kPiece = size_t(64) << 10;
-  for (size_t done = 0; done < data.size();) {
-    const unsigned n = static_cast<unsigned>(std::min(data.size() - done, kPiece));
-    if (zipWriteInFileInZip(zip_, data.data() + done, n) != ZIP_OK)
-      fail(CKPT_ERR_IO, "cannot write to '" + path_ + "'" + (stream_->error().empty() ? "" : ": " + stream_->error()));
-    done += n;
-  }
-}
-
-void ZipWriter::end() {
-  open_entry_ = false;
-  if (zipCloseFileInZip(zip_) != ZIP_OK) fail(CKPT_ERR_IO, "cannot finish a zip entry in '" + path_ + "'");
-}
-
-void ZipWriter::close() {
-  void* z = zip_;
-  zip_ = nullptr;
-  if (zipClose(z, nullptr) != ZIP_OK) {
-    const std::string why = stream_->error();
-    fail(CKPT_ERR_IO, "cannot write the zip directory of '" + path_ + "'" + (why.empty() ? "" : ": " + why));
-  }
-  stream_->close();
 }
 
 }  // namespace ckpt_pytorch

@@ -1,15 +1,8 @@
-// The zip container of torch.save files, through zlib's minizip. Reading goes through a
-// memory-backed minizip stream over the reader's one mapping of the file, so the entries it
-// lists are the bytes the reader later views. Writing streams each entry to the file as it
-// comes, stored (not compressed), with its data aligned to 64 bytes as torch does.
-//
-// Why minizip and not libzip: libzip writes an archive only at zip_close, pulling every
-// entry's data then (a tensor lent by the host for one call would have to be copied and
-// held until the end), and exposes neither the local header offsets that alignment needs nor
-// the data offsets that mapping needs. minizip writes an entry when asked and reports both.
+// Reading the zip container of torch.save files, through zlib's minizip: a memory-backed
+// minizip stream over the reader's one mapping of the file, so the entries it lists are the
+// bytes the reader later views (minizip reports each entry's data offset, which mapping
+// needs). Writing is zip_writer.hpp.
 #pragma once
-
-#include "output_stream.hpp"
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_io.hpp>
@@ -58,31 +51,5 @@ class ZipReader {
 };
 
 inline constexpr uint64_t kMaxInflatedRecord = uint64_t{64} << 20;
-
-// Data starts at multiples of this in files we write; torch writes the same.
-inline constexpr uint64_t kAlignment = 64;
-
-class ZipWriter {
- public:
-  explicit ZipWriter(const std::string& path);
-  ~ZipWriter();
-  ZipWriter(const ZipWriter&) = delete;
-  ZipWriter& operator=(const ZipWriter&) = delete;
-
-  // One stored entry, written now, its data 64-byte aligned.
-  void add(const std::string& name, std::span<const std::byte> data);
-  // The same in pieces: begin, any number of writes totalling `size`, end.
-  void begin(const std::string& name, uint64_t size);
-  void write(std::span<const std::byte> data);
-  void end();
-  // Writes the central directory and closes the file.
-  void close();
-
- private:
-  std::unique_ptr<OutputStream> stream_;
-  void* zip_ = nullptr;
-  std::string path_;
-  bool open_entry_ = false;
-};
 
 }  // namespace ckpt_pytorch

@@ -74,7 +74,7 @@ void zip64_extra(const Bytes& b, uint64_t at, uint64_t len, Raw& r, bool want_us
 
 }  // namespace
 
-void check_zip_layout(std::span<const std::byte> file, const std::vector<ZipEntry>& listed, const std::string& path) {
+void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path) {
   const Bytes b(file, path);
   // The end record has a comment of its own length, so it ends exactly at the end of the file.
   uint64_t end_at = UINT64_MAX;
@@ -157,7 +157,14 @@ void check_zip_layout(std::span<const std::byte> file, const std::vector<ZipEntr
     } else if (r.name.compare(0, prefix.size(), prefix) != 0) {
       b.bad(r.central_at, "entry '" + r.name + "' lies outside the archive folder '" + prefix + "'");
     }
-    const ZipEntry& e = listed[i];
+    ZipEntry& e = listed[i];
+    // Debian's minizip compares the zip64 sentinel with (unsigned long)-1, which is 2^64-1 on
+    // LP64, so it never takes sizes from a zip64 field: it lists 0xffffffff, and an entry of
+    // 4 GiB or more (torch writes them so) would read as 4 GiB. The field gives them here.
+    if (r.zip64) {
+      if (e.size == 0xffffffff) e.size = r.usize;
+      if (e.compressed_size == 0xffffffff) e.compressed_size = r.csize;
+    }
     if (e.name != r.name || e.size != r.usize || e.compressed_size != r.csize || e.crc != r.crc || e.method != r.method)
       b.bad(r.central_at, "entry " + std::to_string(i) + " ('" + r.name + "') reads differently to minizip");
   }
@@ -190,8 +197,8 @@ void check_zip_layout(std::span<const std::byte> file, const std::vector<ZipEntr
     if (!deferred && (local.crc != r.crc || local.csize != r.csize || local.usize != r.usize))
       b.bad(at, "the local header of '" + r.name + "' disagrees with the directory on its CRC or sizes");
     const uint64_t data = at + 30 + name_len + extra_len;
-    if (data != listed[static_cast<size_t>(&r - raws.data())].data_offset) b.bad(at, "entry '" + r.name + "': minizip places its data elsewhere");
     b.need(data, r.csize, "an entry's data");
+    listed[static_cast<size_t>(&r - raws.data())].data_offset = data;
     next = data + r.csize;
     if (deferred) {
       // The data descriptor: an optional signature, the CRC, then both sizes (8 bytes each for

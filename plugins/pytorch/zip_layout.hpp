@@ -21,7 +21,8 @@
 namespace ckpt_pytorch {
 
 // Fails with CKPT_ERR_FORMAT naming `path`, the byte offset and what is wrong. `listed` is
-// minizip's listing, which must be the same entries in the same order.
-void check_zip_layout(std::span<const std::byte> file, const std::vector<ZipEntry>& listed, const std::string& path);
+// minizip's listing, which must be the same entries in the same order; each entry's
+// data_offset is set from its local header.
+void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path);
 
 }  // namespace ckpt_pytorch
