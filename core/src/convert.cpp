@@ -85,6 +85,10 @@ struct Plan {
   // by path).
   std::vector<Source> sources;
   std::vector<Loss> losses;
+  // Hashes are computed as the tensors stream: meta goes after every other child of the root
+  // and a fresh, empty meta/integrity after every other child of meta, so that the walk meets
+  // every tensor before it writes the hashes (fill_integrity fills them in between).
+  bool hashes_last = false;
 };
 
 void plan_group(const Group& in, Group& out, const std::string& in_prefix, const std::string& out_prefix,
@@ -102,11 +106,17 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
       out.set(a.name, a.value);
     }
   }
-  for (const auto& c : in.children()) {
+  std::vector<const Node*> children;
+  for (const auto& c : in.children())
+    if (!(plan.hashes_last && in_prefix.empty() && c.name == "meta")) children.push_back(&c);
+  if (plan.hashes_last && in_prefix.empty() && in.find("meta")) children.push_back(in.find("meta"));
+  for (const Node* cp : children) {
+    const Node& c = *cp;
     std::string ip = join_path(in_prefix, c.name);
     // ckpt 0.1's in-file signature was its signer's statement about the file they signed; it
     // says nothing of the output, which whoever converts it signs again.
     if (ip == "meta/signature") continue;
+    if (plan.hashes_last && ip == "meta/integrity") continue;
     if (c.is_group()) {
       if (flatten) {
         plan_group(c.group(), out, ip, out_prefix, flat_prefix + c.name + ".", target, plan, true);
@@ -132,9 +142,14 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
   }
 }
 
-Plan make_plan(const Document& tree, const FormatInfo& target) {
+Plan make_plan(const Document& tree, const FormatInfo& target, bool hashes_last = false) {
   Plan plan;
+  plan.hashes_last = hashes_last;
   plan_group(tree, plan.tree, "", "", "", target, plan, !target.can(CKPT_CAP_NESTED_GROUPS));
+  if (hashes_last) {
+    Group& meta = plan.tree.group("meta");  // last among the root's children, or made so now
+    meta.add_group("integrity");
+  }
   return plan;
 }
 
@@ -280,21 +295,41 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   auto reader = open(src, lo);
   Format target = reg.for_writing(dst, options.to);
   const Document& tree = reader->tree();
-  Plan plan = make_plan(tree, target.info());
+  const FormatInfo& info = target.info();
+  auto recorded = recorded_digests(tree);
+  const bool had_integrity = tree.find_group_path("meta/integrity") != nullptr;
+  // A record that no longer describes the file (an attribute added, a name changed) is not
+  // carried into the output nor replaced by a fresh one: that would vouch for the change.
+  if (const auto problems = record_problems(tree); !problems.empty())
+    throw IntegrityError("'" + src.string() + "': " + problems.front() + "; not converting a damaged checkpoint");
 
   // What the reader found and could not represent (a reader lists it in meta/@unread): lost
   // in any conversion, so named as a loss like the target's own, and not carried into the
   // output, which says it in meta/conversion/losses instead.
-  if (Group* meta = plan.tree.find_group("meta")) {
-    if (const Value* unread = meta->attribute("unread"); unread && value_type(*unread) == ValueType::string_array) {
-      for (const auto& u : std::get<std::vector<std::string>>(*unread)) {
-        const size_t colon = u.find(": ");
-        if (colon == std::string::npos) plan.losses.push_back({"meta/unread", u + " (not read from the source)"});
-        else plan.losses.push_back({u.substr(0, colon), u.substr(colon + 2) + " (not read from the source)"});
+  auto planned = [&](bool hashes_last) {
+    Plan p = make_plan(tree, info, hashes_last);
+    if (Group* meta = p.tree.find_group("meta")) {
+      if (const Value* unread = meta->attribute("unread"); unread && value_type(*unread) == ValueType::string_array) {
+        for (const auto& u : std::get<std::vector<std::string>>(*unread)) {
+          const size_t colon = u.find(": ");
+          if (colon == std::string::npos) p.losses.push_back({"meta/unread", u + " (not read from the source)"});
+          else p.losses.push_back({u.substr(0, colon), u.substr(colon + 2) + " (not read from the source)"});
+        }
+        meta->erase_attribute("unread");
       }
-      meta->erase_attribute("unread");
     }
-  }
+    return p;
+  };
+  Plan plan = planned(false);
+  // Every file convert writes records the hashes of what it holds, so that verify checks its
+  // data whatever the source was. They are known in advance only when the source recorded them
+  // and no byte changes (no loss); otherwise they are computed as the tensors stream, which
+  // needs meta (and its integrity group) after them. A sharded output keeps the recorded hashes
+  // only (one document over several files: an index, not a walk, orders it).
+  const bool can_hold_hashes = info.can(CKPT_CAP_NESTED_GROUPS) && info.can(CKPT_CAP_ATTRIBUTES) &&
+                               info.can(CKPT_CAP_ATTRIBUTE_ARRAYS);
+  const bool stream_hashes = can_hold_hashes && !options.max_shard_bytes && (!had_integrity || !plan.losses.empty());
+  if (stream_hashes) plan = planned(true);
   ConvertReport report;
   report.from_format = reader->format().name;
   report.to_format = target.name();
@@ -308,8 +343,6 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     throw UnsupportedError(msg);
   }
 
-  auto recorded = recorded_digests(tree);
-  bool had_integrity = tree.find_group_path("meta/integrity") != nullptr;
   // Every source tensor is read into one buffer of the largest one's size, allocated once, even
   // where the source maps: a mapped tensor's pages stay resident until the reader closes, so
   // converting a 1 GiB safetensors file held 1 GiB resident at its end; this holds the largest
@@ -347,8 +380,8 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     for (const auto& l : plan.losses) lines.push_back(l.path + ": " + l.what);
     conv.set("from_format", report.from_format);
     conv.set("losses", lines);
-    if (had_integrity) {
-      // The output's own hashes: recorded ones where the bytes are unchanged, fresh ones where
+    if (had_integrity && !stream_hashes) {
+      // A sharded output: the recorded hashes where the bytes are unchanged, fresh ones where
       // a cast changed them (one extra pass over those tensors only).
       std::vector<std::pair<std::string, std::string>> hashes;
       size_t k = 0;
@@ -364,6 +397,17 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       write_integrity(plan.tree, hashes);
     }
   }
+  // The hashes of the output, as the writer takes each tensor: the source's recorded one when
+  // the bytes are the source's (fetch has checked it), else the output bytes' own. After the
+  // last tensor they go into meta/integrity, which the walk reaches next.
+  std::vector<std::pair<std::string, std::string>> streamed;
+  auto record_hash = [&](const Source& s, const std::string& p, std::span<const std::byte> bytes) {
+    if (!stream_hashes) return;
+    auto it = recorded.find(s.src_path);
+    streamed.emplace_back(p, s.from == s.to && it != recorded.end() ? it->second : hash_hex(hash_bytes(bytes)));
+    if (streamed.size() == plan.sources.size()) fill_integrity(plan.tree, streamed);
+  };
+  if (stream_hashes && plan.sources.empty()) fill_integrity(plan.tree, streamed);
 
   uint64_t total = plan.tree.tensor_bytes(), done = 0;
   // Writes `tree` (the plan's tree or a shard of it, whose k-th tensor is sources[order[k]]) to
@@ -374,7 +418,9 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       next = 0;
       writer.write(tree, [&](const std::string& p, const Tensor& t) {
         if (next >= order.size()) throw Error("convert: the writer asked for '" + p + "' beyond the planned tensors");
-        auto bytes = fetch(source_at(order[next++], p), t, true);
+        const Source& s = source_at(order[next++], p);
+        auto bytes = fetch(s, t, true);
+        record_hash(s, p, bytes);
         report.tensors++;
         report.bytes += bytes.size();
         done += t.nbytes();

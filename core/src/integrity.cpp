@@ -106,8 +106,17 @@ void add_integrity(Document& doc) {
 void write_integrity(Document& doc, const std::vector<std::pair<std::string, std::string>>& hashes) {
   Group& meta = doc.group("meta");
   meta.erase("integrity");
-  std::string manifest = canonical_manifest(doc, hashes);
-  Group& integ = meta.add_group("integrity");
+  meta.add_group("integrity");
+  fill_integrity(doc, hashes);
+}
+
+void fill_integrity(Document& doc, const std::vector<std::pair<std::string, std::string>>& hashes) {
+  Group* meta = doc.find_group("meta");
+  Group* integ_ptr = meta ? meta->find_group("integrity") : nullptr;
+  if (!integ_ptr) throw Error("fill_integrity: the document has no meta/integrity group");
+  Group& integ = *integ_ptr;
+  const std::string manifest = canonical_manifest(doc, hashes);  // meta/integrity is not in it
+  for (const char* a : {"algorithm", "paths", "digests", "manifest", "manifest_encoding"}) integ.erase_attribute(a);
   std::vector<std::string> paths, digests;
   for (auto& [p, h] : hashes) {
     paths.push_back(p);
@@ -255,6 +264,21 @@ VerifyReport verify(FormatReader& reader) {
   if (rec.present) finish_report(rep, tree, rec, actual);
   else if (auto why = missing_integrity(tree)) rep.problems.push_back(*why);
   return rep;
+}
+
+std::vector<std::string> record_problems(const Document& tree) {
+  VerifyReport rep;
+  Recorded rec = recorded(tree);
+  if (!rec.present) return {};
+  // Each tensor as its record says, which the caller checks as it reads the data: what is left
+  // to find here is the record itself, and any name, shape, dtype or attribute changed.
+  std::vector<std::pair<std::string, std::string>> as_recorded;
+  tree.for_each_tensor([&](const std::string& path, const Tensor&) {
+    auto it = rec.digests.find(path);
+    as_recorded.emplace_back(path, it == rec.digests.end() ? std::string("(none)") : it->second);
+  });
+  finish_report(rep, tree, rec, as_recorded);
+  return rep.problems;
 }
 
 VerifyReport verify_document(const Document& doc) {

@@ -4,6 +4,7 @@
 #include "unpickler.hpp"
 
 #include <sodium.h>
+#include <xxhash.h>
 
 #include <cstring>
 
@@ -84,6 +85,37 @@ std::string PtWriter::add_storage(std::span<const std::byte> data) {
   return key;
 }
 
+void PtWriter::resolve_copies() {
+  std::vector<std::byte> buf;
+  for (const auto& [index, stored] : copies_) {
+    SkeletonTensor& t = tensors_[index];
+    // The layout ties this tensor to one of the same bytes: that one's storage (its own
+    // resolved before, being earlier).
+    if (layout_) {
+      const std::string& path = path_of_[index];
+      if (auto tie = layout_->ties().find(path); tie != layout_->ties().end()) {
+        auto leader = tensor_at_.find(tie->second);
+        if (leader != tensor_at_.end() && leader->second < index && first_of_[leader->second] == stored.tensor &&
+            tensors_[leader->second].dtype == t.dtype && tensors_[leader->second].shape == t.shape) {
+          t.key = tensors_[leader->second].key;
+          continue;
+        }
+      }
+    }
+    buf.resize(ckpt::sdk::checked_nbytes(t.shape, ckpt::sdk::dtype_size(t.dtype), path_of_[index]));
+    zip_.read_back(stored.offset, buf);
+    t.key = add_storage(buf);
+  }
+  copies_.clear();
+  if (!layout_) return;
+  for (const auto& [member, leader] : layout_->ties()) {
+    auto m = tensor_at_.find(member), l = tensor_at_.find(leader);
+    if (m != tensor_at_.end() && l != tensor_at_.end() && tensors_[m->second].key != tensors_[l->second].key)
+      fail(CKPT_ERR_INVALID_ARGUMENT, "meta/@" + std::string(kLayoutAttribute) + " ties '" + member + "' to '" + leader +
+                                          "', but their bytes differ");
+  }
+}
+
 void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
   Node& g = top("tensor");
   if (g.child(info.name)) fail(CKPT_ERR_INVALID_ARGUMENT, "tensor '" + std::string(info.name) + "' twice in one group");
@@ -93,8 +125,8 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
   SkeletonTensor t;
   t.dtype = info.dtype;
   t.shape.assign(info.shape.begin(), info.shape.end());
+  const std::string path = current_path(info.name);
   if (layout_) {
-    const std::string path = current_path(info.name);
     auto digest = [&] {
       std::array<unsigned char, 32> d;
       crypto_generichash(d.data(), d.size(), reinterpret_cast<const unsigned char*>(data.data()), data.size(), nullptr, 0);
@@ -110,7 +142,31 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
     } else if (layout_->is_leader(path)) {
       digests_[path] = digest();
     }
-    tensor_at_[path] = tensors_.size();
+  }
+  const size_t index = tensors_.size();
+  tensor_at_[path] = index;
+  path_of_.push_back(path);
+  first_of_.push_back(index);
+  if (!layout_ && t.key.empty()) {
+    // No layout yet: a tensor of the same bytes as an earlier one may turn out to be tied to it.
+    const uint64_t h = XXH3_64bits(data.data(), data.size());
+    std::vector<Stored>& same = by_content_[h];
+    std::vector<std::byte> back;
+    for (const Stored& s : same) {
+      const SkeletonTensor& o = tensors_[s.tensor];
+      if (o.dtype != t.dtype || o.shape != t.shape) continue;
+      back.resize(data.size());
+      zip_.read_back(s.offset, back);
+      if (std::memcmp(back.data(), data.data(), data.size()) != 0) continue;
+      t.key = o.key;
+      first_of_[index] = s.tensor;
+      copies_.emplace_back(index, s);
+      break;
+    }
+    if (t.key.empty()) {
+      t.key = std::to_string(next_key_++);
+      same.push_back({index, zip_.add(kArchive + std::string("data/") + t.key, data)});
+    }
   }
   if (t.key.empty()) t.key = add_storage(data);
   tensors_.push_back(std::move(t));
@@ -148,6 +204,8 @@ void PtWriter::finish() {
   const Value* layout = meta && meta->is_group ? meta->attribute(kLayoutAttribute) : nullptr;
   if (layout && layout->type != CKPT_VALUE_STRING)
     fail(CKPT_ERR_INVALID_ARGUMENT, "meta/@" + std::string(kLayoutAttribute) + " is not a string");
+  if (layout && !layout_) layout_.emplace(layout->s, "meta/@" + std::string(kLayoutAttribute));
+  resolve_copies();
   const std::string pkl = pickle(layout ? followed_layout() : torch_object(root_, ctx));
   zip_.add(kArchive + std::string("data.pkl"), bytes_of(pkl));
   zip_.add(kArchive + std::string("version"), bytes_of("3\n"));

@@ -49,6 +49,20 @@ class PtWriter final : public ckpt::sdk::Writer {
   std::unordered_map<std::string, size_t> tensor_at_;  // document path -> tensors_ index
   std::unordered_map<std::string, std::array<unsigned char, 32>> digests_;  // of tie members
   std::vector<std::pair<std::string, std::string>> tied_;  // (tensor, leader) sharing a storage
+  // When the layout comes after the tensors (convert puts meta last to write the hashes it
+  // computes as they stream), ties are not known as tensors arrive: a tensor whose bytes equal
+  // an earlier one's (same dtype and shape; xxh3, then the bytes read back) is not written but
+  // noted as a copy of it; at finish, a copy the layout ties to a tensor of the same bytes shares
+  // its storage and any other copy is written then.
+  struct Stored {
+    size_t tensor;        // tensors_ index of the first tensor with these bytes
+    uint64_t offset = 0;  // of its data in the archive
+  };
+  std::unordered_map<uint64_t, std::vector<Stored>> by_content_;
+  std::vector<std::pair<size_t, Stored>> copies_;  // (tensors_ index, the stored tensor it equals)
+  std::vector<size_t> first_of_;                   // tensors_ index -> the first with its bytes
+  std::vector<std::string> path_of_;               // tensors_ index -> document path
+  void resolve_copies();
   bool root_done_ = false;
   bool finished_ = false;
 };

@@ -476,10 +476,13 @@ PyOut torch_object(const Node& root, const TorchWriteContext& ctx) {
     // Tensors at the root beside a meta group of strings (a safetensors file's __metadata__):
     // a state dict and what describes it. The state dict is what torch users load with
     // load_state_dict(strict=True), so meta stays in ckpt/document.json only, as a checkpoint's.
+    // So do the records ckpt keeps in meta of every file it writes (integrity, conversion).
     const Node* meta = root.child("meta");
     auto strings_only = [](const Node& g) {
-      return g.children.empty() && std::all_of(g.attributes.begin(), g.attributes.end(),
-                                               [](const auto& a) { return a.second.type == CKPT_VALUE_STRING; });
+      return std::all_of(g.children.begin(), g.children.end(),
+                         [](const Node& c) { return c.is_group && (c.name == "integrity" || c.name == "conversion"); }) &&
+             std::all_of(g.attributes.begin(), g.attributes.end(),
+                         [](const auto& a) { return a.second.type == CKPT_VALUE_STRING; });
     };
     const bool state_dict = meta && meta->is_group && strings_only(*meta) && root.attributes.empty() &&
                             std::all_of(root.children.begin(), root.children.end(),

@@ -50,7 +50,7 @@ struct Bytes {
 }  // namespace
 
 ZipWriter::ZipWriter(const std::string& path, bool always_zip64) : path_(path), always_zip64_(always_zip64) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(CKPT_ERR_IO, "cannot create '" + path + "': " + std::strerror(errno));
   buf_.reserve(kBuffer);
 }
@@ -84,7 +84,17 @@ void ZipWriter::append(std::span<const std::byte> bytes) {
   offset_ += bytes.size();
 }
 
-void ZipWriter::add(const std::string& name, std::span<const std::byte> data) {
+void ZipWriter::read_back(uint64_t offset, std::span<std::byte> dst) {
+  flush();
+  for (size_t done = 0; done < dst.size();) {
+    const ssize_t n = ::pread(fd_, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail(CKPT_ERR_IO, "cannot read back '" + path_ + "': " + std::strerror(n < 0 ? errno : EIO));
+    done += static_cast<size_t>(n);
+  }
+}
+
+uint64_t ZipWriter::add(const std::string& name, std::span<const std::byte> data) {
   if (fd_ < 0) fail(CKPT_ERR_INTERNAL, "zip entry '" + name + "' added after close");
   if (name.size() >= k16) fail(CKPT_ERR_UNSUPPORTED, "a zip entry name of " + std::to_string(name.size()) + " bytes");
   const uint64_t size = data.size();
@@ -100,7 +110,9 @@ void ZipWriter::add(const std::string& name, std::span<const std::byte> data) {
   h.u16(kPaddingField).u16(pad).zeros(pad);
   entries_.push_back({name, offset_, size, crc});
   append(h.b);
+  const uint64_t at = offset_;
   append(data);
+  return at;
 }
 
 void ZipWriter::close() {

@@ -31,8 +31,10 @@ class ZipWriter {
   ZipWriter(const ZipWriter&) = delete;
   ZipWriter& operator=(const ZipWriter&) = delete;
 
-  // One stored entry, written now, its data 64-byte aligned.
-  void add(const std::string& name, std::span<const std::byte> data);
+  // One stored entry, written now, its data 64-byte aligned. Returns the data's offset.
+  uint64_t add(const std::string& name, std::span<const std::byte> data);
+  // Bytes already added, read back from the file (`offset` as add returned it).
+  void read_back(uint64_t offset, std::span<std::byte> dst);
   // Writes the central directory and closes the file.
   void close();
 

@@ -159,17 +159,20 @@ name = signed_copy("base.h5", "sig_h5_appended.h5")
 open(path(name), "ab").write(b"appended")
 add("signature/h5 with bytes appended", "signature", name, "accepted", signed=PUB, unsigned="accepted")
 
-for tag, what, edit in [
-    ("attribute", "an added attribute", lambda f: f.attrs.__setitem__("injected", "x")),
-    ("string", "an added string dataset", lambda f: f.create_dataset("note", data="payload")),
-    ("softlink", "an added soft link", lambda f: f.__setitem__("alias", h5py.SoftLink("/fc1.weight"))),
+for tag, what, edit, reading in [
+    ("attribute", "an added attribute", lambda f: f.attrs.__setitem__("injected", "x"), "refused"),
+    ("string", "an added string dataset", lambda f: f.create_dataset("note", data="payload"), "refused"),
+    ("softlink", "an added soft link", lambda f: f.__setitem__("alias", h5py.SoftLink("/fc1.weight")), "refused"),
 ]:
     name = signed_copy("base.h5", "sig_h5_%s.h5" % tag)
     with h5py.File(path(name), "a") as f:
         edit(f)
-    # The attribute shows in ckpt's reading (verify finds it against the recorded manifest when
-    # there is one); a string dataset or a link only in the signature, until ckpt reads them.
-    add("signature/h5 with " + what, "signature", name, "accepted", signed=PUB, unsigned="accepted")
+    # base.h5 was converted by ckpt, which records the hashes and manifest of every file it
+    # writes: each addition shows in ckpt's reading (the attribute as itself, the string dataset
+    # and the link in meta/@unread) against the recorded manifest: verify reports it, convert
+    # refuses to carry it on, and the signature covers it too.
+    add("signature/h5 with " + what, "signature", name, "accepted", signed=PUB, unsigned=reading,
+        **({"when": "data"} if reading == "refused" else {}))
 
 import onnx  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
@@ -201,12 +204,18 @@ def safetensors_edit(name, edit):
     open(path(name), "wb").write(struct.pack("<Q", len(text)) + text.encode() + raw[8 + n:])
 
 
-name = signed_copy("base.safetensors", "sig_st_metadata_added.safetensors")
+# A plain file as Hugging Face's writer makes it (a file ckpt converts records its hashes in a
+# document entry, so an added entry there is refused: the next attack).
+plain = json.dumps({"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}},
+                   separators=(",", ":"))
+plain += " " * ((8 - len(plain) % 8) % 8)
+open(path("plain.safetensors"), "wb").write(struct.pack("<Q", len(plain)) + plain.encode() + struct.pack("<2f", 1, 2))
+name = signed_copy("plain.safetensors", "sig_st_metadata_added.safetensors")
 safetensors_edit(name, lambda h: h.setdefault("__metadata__", {}).__setitem__("license", "changed"))
 add("signature/safetensors with a __metadata__ entry added", "signature", name, "accepted",
     signed=PUB, unsigned="accepted")
-# base.safetensors from a plain state dict has no document entry: the added entry is simply
-# one more root attribute of ckpt's reading, which only the signature can tell from the real one.
+# A plain file has no document entry: the added entry is simply one more attribute of meta in
+# ckpt's reading, which only the signature can tell from the real one.
 
 open(path("ckpt_checkpoint.json"), "w").write(json.dumps(ckpt_json))
 ckpt("convert", path("ckpt_checkpoint.json"), path("ckpt_checkpoint.safetensors"))

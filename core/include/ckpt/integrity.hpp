@@ -34,6 +34,16 @@ std::string canonical_manifest(const Document& doc,
 void add_integrity(Document& doc);
 // Writes meta/integrity from hashes already known (path -> hex digest), e.g. while converting.
 void write_integrity(Document& doc, const std::vector<std::pair<std::string, std::string>>& hashes);
+// Sets the attributes of the existing group meta/integrity, changing no group's children: for
+// a writer already walking the document (convert fills it after the last tensor, before the
+// walk reaches it).
+void fill_integrity(Document& doc, const std::vector<std::pair<std::string, std::string>>& hashes);
+
+// What is wrong with meta/integrity as a record of `doc`'s structure, taking each tensor's data
+// to be as recorded (checked as the data is read): a damaged record, tensors without a hash or
+// hashes without a tensor, a manifest that names, shapes, dtypes or attributes no longer match.
+// Empty when there is no record.
+std::vector<std::string> record_problems(const Document& doc);
 
 // Tensor path -> hex digest as recorded in meta/integrity; empty when absent or damaged.
 std::map<std::string, std::string> recorded_digests(const Document& doc);

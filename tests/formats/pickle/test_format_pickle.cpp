@@ -404,7 +404,12 @@ TEST_F(PickleFormat, ScikitLearnEstimatorsReadWithEveryArrayAndTheirCallsNotRun)
     convert(dir / f, mp, o);
     DiffOptions exact;
     exact.ignore_meta = false;
-    const DiffReport d = diff_documents(doc, read_document(mp), exact);
+    // Less the hashes convert records in every file it writes.
+    Document back = read_document(mp);
+    ASSERT_TRUE(back.find_group("meta")) << f;
+    back.find_group("meta")->erase("integrity");
+    if (!doc.find("meta")) back.erase("meta");
+    const DiffReport d = diff_documents(doc, back, exact);
     EXPECT_TRUE(d.identical()) << d.entries.front().path << ": " << d.entries.front().detail;
   }
   // Only calls that rebuild data are kept as calls not made; any other call is refused by name,

@@ -105,8 +105,9 @@ TEST(PytorchUserLayout, ALayoutIsNeverASecondReading) {
   const fs::path doc_path = tmp.path / "multistep.json";
   convert(tmp.path / "multistep.pt", doc_path, to("json"));
   const json doc = read_json(doc_path);
-  auto attempt = [&](const char* name, const json& edited, const std::string& why) {
+  auto attempt = [&](const char* name, json edited, const std::string& why) {
     const fs::path p = tmp.path / (std::string(name) + ".json");
+    edited["meta"].erase("integrity");  // else convert finds the edit first, by the manifest
     write_json(p, edited);
     expect_refused(p, tmp.path / (std::string(name) + ".pt"), why);
   };
@@ -172,6 +173,7 @@ TEST(PytorchUserLayout, ALayoutIsNeverASecondReading) {
     ASSERT_NE(t["meta"]["$attrs"]["torch_layout"].get<std::string>().find("\"same\":\"embed.weight\""), std::string::npos);
     std::string& data = t["head.weight"]["$data"].get_ref<std::string&>();
     data[0] = data[0] == 'A' ? 'B' : 'A';
+    t["meta"].erase("integrity");  // else convert finds the change first, by its hash
     write_json(tmp.path / "tied_changed.json", t);
     expect_refused(tmp.path / "tied_changed.json", tmp.path / "tied_changed.pt", "ties 'head.weight' to 'embed.weight', but their bytes differ");
   }
