@@ -5,6 +5,7 @@
 #include "pytorch_test_support.hpp"
 
 #include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
 
 using namespace pytorch_test;
@@ -65,4 +66,41 @@ TEST(PytorchZip, MoreEntriesThanTheClassicCountTakeZip64EndRecords) {
   check(tmp.path / "many.pt", count, true);
   const ckpt::Document back = ckpt::read_document(tmp.path / "many.pt");
   EXPECT_TRUE(back.find_tensor("t69999")->bit_equal(*doc.find_tensor("t69999")));
+}
+
+// Every file convert writes records the hashes of its data, though torch's file had none, and
+// ties survive the conversion that computes them (the layout then reaches the pytorch writer
+// after the tensors): verify checks every tensor of each output, and torch.load of the file
+// converted back finds the tie and the values.
+TEST(PytorchZip, ConvertedFilesRecordTheirHashesAndKeepTies) {
+  TempDir tmp;
+  const fs::path src = tmp.path / "torch.pt";
+  std::string out;
+  ASSERT_EQ(run(std::string(CKPT_PYTHON) + " -c \"import torch; torch.manual_seed(0); w = torch.randn(4, 3); "
+                "z = torch.zeros(3); torch.save({'model': {'embed.weight': w, 'head.weight': w, 'a.bias': z, "
+                "'b.bias': z.clone()}, 'epoch': 3, 'lr': 0.1}, '" + src.string() + "')\"",
+                out),
+            0)
+      << out;
+  for (const char* format : {"json", "msgpack", "safetensors", "hdf5", "onnx", "pytorch"}) {
+    SCOPED_TRACE(format);
+    const std::string ext = std::string(format) == "pytorch" ? ".pt" : std::string(format) == "hdf5" ? ".h5" : "." + std::string(format);
+    const fs::path mid = tmp.path / ("mid" + ext);
+    ckpt::convert(src, mid, to(format));
+    const ckpt::VerifyReport r = ckpt::verify(*ckpt::open(mid));
+    EXPECT_TRUE(r.has_integrity) << "no hashes recorded";
+    EXPECT_TRUE(r.ok()) << (r.problems.empty() ? "" : r.problems.front());
+    EXPECT_EQ(r.tensors_checked, 4u);
+    const fs::path back = tmp.path / ("back_from_" + std::string(format) + ".pt");
+    ckpt::convert(mid, back, to("pytorch"));
+    out.clear();
+    EXPECT_EQ(run(std::string(CKPT_PYTHON) + " -c \"import torch; a = torch.load('" + src.string() + "'); b = torch.load('" +
+                      back.string() + "'); m = b['model']; assert m['embed.weight'].data_ptr() == m['head.weight'].data_ptr(), 'tie'; "
+                      "assert m['a.bias'].data_ptr() != m['b.bias'].data_ptr(), 'untied'; "
+                      "assert all(torch.equal(a['model'][k], m[k]) for k in a['model']); "
+                      "assert (b['epoch'], b['lr']) == (3, 0.1), (b['epoch'], b['lr']); print('OK')\"",
+                  out),
+              0)
+        << out;
+  }
 }
