@@ -9,6 +9,7 @@
 #include <ckpt/sdk_value.hpp>
 
 #include <nlohmann/json.hpp>
+#include <sodium.h>
 
 #include <bit>
 #include <cmath>
@@ -548,6 +549,52 @@ void check_plain_copies(const Tree& tree, const Header& header) {
                                 " is missing (the file was changed after ckpt wrote it)");
 }
 
+// A plain file's kIntegrityKey entry as the group meta/integrity: the digests, in the bytewise
+// order of the tensors' keys, paired with those keys again.
+void add_plain_integrity(TreeBuilder& b, size_t meta, const Header& header, const MetadataEntry& m,
+                         const std::string& where) {
+  auto bad = [&](const std::string& what) -> void { fail(CKPT_ERR_FORMAT, where + ": " + what); };
+  const json j = json::parse(m.value, nullptr, false);
+  if (!j.is_object() || j.size() != 4) return bad("expected an object of algorithm, manifest, manifest_encoding, digests");
+  for (const char* k : {"algorithm", "manifest", "manifest_encoding", "digests"})
+    if (!j.contains(k) || !j[k].is_string()) return bad(std::string("'") + k + "' is missing or not a string");
+  const std::string& packed = j["digests"].get_ref<const std::string&>();
+  std::vector<std::string_view> keys;
+  keys.reserve(header.tensors.size());
+  for (const TensorEntry& t : header.tensors) keys.push_back(t.key);
+  std::sort(keys.begin(), keys.end());
+  std::vector<unsigned char> raw(8 * keys.size() + 1);
+  size_t got = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(raw.data(), raw.size(), packed.data(), packed.size(), nullptr, &got, &end,
+                        sodium_base64_VARIANT_ORIGINAL_NO_PADDING) != 0 ||
+      end != packed.data() + packed.size() || got != 8 * keys.size())
+    return bad("'digests' must be base64 of 8 bytes for each of the " + std::to_string(keys.size()) + " tensors");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string digests;
+  digests.reserve(16 * keys.size());
+  for (size_t i = 0; i < got; ++i) {
+    digests += kHex[raw[i] >> 4];
+    digests += kHex[raw[i] & 15];
+  }
+  const size_t g = b.group_child(meta, "integrity", where, CKPT_ERR_FORMAT);
+  auto text = [&](const char* name, const std::string& v) {
+    AttributeEntry& a = b.attribute(g, name, where, CKPT_ERR_FORMAT);
+    a.type = CKPT_VALUE_STRING;
+    a.s = v;
+  };
+  text("algorithm", j["algorithm"].get<std::string>());
+  AttributeEntry& paths = b.attribute(g, "paths", where, CKPT_ERR_FORMAT);
+  paths.type = CKPT_VALUE_STRING_ARRAY;
+  paths.strings.assign(keys.begin(), keys.end());
+  AttributeEntry& each = b.attribute(g, "digests", where, CKPT_ERR_FORMAT);
+  each.type = CKPT_VALUE_STRING_ARRAY;
+  each.strings.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) each.strings.push_back(digests.substr(16 * i, 16));
+  text("manifest", j["manifest"].get<std::string>());
+  text("manifest_encoding", j["manifest_encoding"].get<std::string>());
+}
+
 }  // namespace
 
 Tree build_tree(const Header& header) {
@@ -579,6 +626,10 @@ Tree build_tree(const Header& header) {
         fail(CKPT_ERR_FORMAT, where + ": holds a ckpt document, whose key must be " + quote_name(std::string(kDocumentKey)) +
                                   " (the file is damaged)");
       if (meta_free && meta == 0) meta = b.group_child(0, "meta", where, CKPT_ERR_UNSUPPORTED);
+      if (meta_free && m.key == kIntegrityKey) {
+        add_plain_integrity(b, meta, header, m, where);
+        continue;
+      }
       AttributeEntry& a = b.attribute(meta, m.key, where, CKPT_ERR_UNSUPPORTED);
       a.type = CKPT_VALUE_STRING;
       a.s = m.value;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+
+#include <sodium.h>
 #include <set>
 
 namespace ckpt_safetensors {
@@ -85,9 +87,18 @@ void SafetensorsWriter::begin_group(std::string_view name, uint64_t n_attributes
     const bool first = !root_has_child_;
     claim_child(name, "group");
     // A plain file's __metadata__ reads back as the group meta (st_document.cpp), first among
-    // the root's members: such a group, of string attributes only, keeps the file plain.
-    const bool plain_meta = stack_.size() == 1 && name == "meta" && first && n_attributes > 0 && n_children == 0;
-    if (!plain_meta) plain_ = false;
+    // the root's members: such a group, of string attributes only, keeps the file plain. So
+    // does meta holding only the hashes convert records (meta/integrity, kIntegrityKey), which
+    // convert writes after the tensors: their order is ckpt's own, not the document's.
+    const bool plain_meta = stack_.size() == 1 && name == "meta" &&
+                            ((first && n_attributes > 0 && n_children == 0) || n_children == 1);
+    const bool plain_integrity = stack_.size() == 2 && stack_.back().name == "meta" && name == "integrity" && n_children == 0;
+    if (plain_integrity) {
+      integrity_.emplace();
+      in_integrity_ = true;
+    } else if (!plain_meta) {
+      plain_ = false;
+    }
     if (stack_.size() > kMaxDepth)
       fail(CKPT_ERR_UNSUPPORTED, "group '" + std::string(name) + "' in " + where() + " is nested deeper than " +
                                      std::to_string(kMaxDepth) + " groups");
@@ -104,6 +115,7 @@ void SafetensorsWriter::end_group() {
                                         " children still announced");
   document_.end_group();
   stack_.pop_back();
+  in_integrity_ = false;
   if (stack_.empty()) root_done_ = true;
 }
 
@@ -120,6 +132,24 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
   const std::string what = "attribute '" + std::string(name) + "' of " + where();
   document_.attribute(name, value, what);
   --g.attributes_left;
+  if (in_integrity_) {
+    auto text_of = [](const ckpt_str& s) { return std::string(s.data ? s.data : "", s.size); };
+    auto strings = [&](std::vector<std::string>& out) {
+      if (value.type != CKPT_VALUE_STRING_ARRAY) return void(integrity_->bad = true);
+      for (uint64_t i = 0; i < value.count; ++i) out.push_back(text_of(value.u.strings[i]));
+    };
+    auto string = [&](std::string& out) {
+      if (value.type != CKPT_VALUE_STRING) return void(integrity_->bad = true);
+      out = text_of(value.u.s);
+    };
+    if (name == "algorithm") string(integrity_->algorithm);
+    else if (name == "manifest") string(integrity_->manifest);
+    else if (name == "manifest_encoding") string(integrity_->encoding);
+    else if (name == "paths") strings(integrity_->paths);
+    else if (name == "digests") strings(integrity_->digests);
+    else integrity_->bad = true;
+    return;
+  }
   // A root string that starts as ckpt's document entry does would make a plain file that
   // readers take for a damaged one of ckpt's: such a document is written with its entry.
   const std::string_view text = value.type == CKPT_VALUE_STRING && value.u.s.data
@@ -135,7 +165,7 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
     plain_ = false;
   } else if (in_meta && value.type == CKPT_VALUE_STRING) {
     meta_strings_.emplace_back(name, std::string(text));
-    if (looks_like_ours || name == kDocumentKey) plain_ = false;
+    if (looks_like_ours || name == kDocumentKey || name == kIntegrityKey) plain_ = false;
   } else {
     plain_ = false;
   }
@@ -152,6 +182,7 @@ void SafetensorsWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<cons
                                         std::to_string(nbytes) + " bytes, got " + std::to_string(data.size()));
   claim_child(info.name, "tensor");
   const std::string key = key_of(info.name);
+  keys_.push_back(key);
   if (key == kMetadataKey)
     fail(CKPT_ERR_UNSUPPORTED, what + ": safetensors reserves the name " + std::string(kMetadataKey));
 
@@ -191,6 +222,36 @@ void SafetensorsWriter::spill() {
   spilled_ = true;
 }
 
+std::optional<std::string> SafetensorsWriter::integrity_entry() const {
+  if (!integrity_) return std::nullopt;
+  const Integrity& in = *integrity_;
+  auto hex16 = [](const std::string& s) { return s.size() == 16 && s.find_first_not_of("0123456789abcdef") == std::string::npos; };
+  if (in.bad || in.algorithm != "xxh3_64" || in.encoding != "ckpt-manifest-2" || !hex16(in.manifest) ||
+      in.paths.size() != in.digests.size() || in.paths.size() != keys_.size())
+    return std::nullopt;
+  std::vector<std::pair<std::string_view, std::string_view>> by_path;
+  for (size_t i = 0; i < in.paths.size(); ++i) {
+    if (!hex16(in.digests[i])) return std::nullopt;
+    by_path.emplace_back(in.paths[i], in.digests[i]);
+  }
+  std::sort(by_path.begin(), by_path.end());
+  std::vector<std::string_view> keys(keys_.begin(), keys_.end());
+  std::sort(keys.begin(), keys.end());
+  std::vector<unsigned char> raw;
+  raw.reserve(8 * keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i] != by_path[i].first) return std::nullopt;  // a path that is not a tensor's key
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };  // hex16 checked the digits
+    for (size_t k = 0; k < 16; k += 2)
+      raw.push_back(static_cast<unsigned char>(nibble(by_path[i].second[k]) << 4 | nibble(by_path[i].second[k + 1])));
+  }
+  std::string digests(sodium_base64_ENCODED_LEN(raw.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING), '\0');
+  sodium_bin2base64(digests.data(), digests.size(), raw.data(), raw.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+  digests.resize(std::strlen(digests.c_str()));
+  return "{\"algorithm\":\"" + in.algorithm + "\",\"manifest\":\"" + in.manifest + "\",\"manifest_encoding\":\"" +
+         in.encoding + "\",\"digests\":\"" + digests + "\"}";
+}
+
 std::string SafetensorsWriter::header_json() const {
   std::string metadata;
   auto entry = [&](std::string_view key, std::string_view value) {
@@ -207,11 +268,14 @@ std::string SafetensorsWriter::header_json() const {
     has_format_tag = has_format_tag || k == kFormatTagKey;
   }
   for (const auto& [k, v] : meta_strings_) {
-    if (k == kDocumentKey || !copied.insert(k).second) continue;
+    if (k == kDocumentKey || k == kIntegrityKey || !copied.insert(k).second) continue;
     entry(k, v);
     has_format_tag = has_format_tag || k == kFormatTagKey;
   }
-  if (!plain_) {
+  const std::optional<std::string> integrity = plain_ ? integrity_entry() : std::nullopt;
+  const bool plain = plain_ && (!integrity_ || integrity);
+  if (integrity) entry(kIntegrityKey, *integrity);
+  if (!plain) {
     if (!has_format_tag) entry(kFormatTagKey, kFormatTagValue);
     entry(kDocumentKey, document_.text());
   }

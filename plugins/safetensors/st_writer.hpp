@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_set>
 #include <utility>
+#include <optional>
 #include <vector>
 
 namespace ckpt_safetensors {
@@ -64,6 +65,17 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   // Whether the document is one a plain file holds exactly: tensors and string attributes at
   // the root, nothing else. Then the file has no document entry.
   bool plain_ = true;
+  // meta/integrity as it streams by, for kIntegrityKey when the file is plain otherwise.
+  struct Integrity {
+    std::string algorithm, manifest, encoding;
+    std::vector<std::string> paths, digests;
+    bool bad = false;  // an attribute of another name or type
+  };
+  std::optional<Integrity> integrity_;
+  bool in_integrity_ = false;
+  std::vector<std::string> keys_;  // every tensor's key, in order
+  // The kIntegrityKey entry, when integrity_ records exactly the tensors written.
+  std::optional<std::string> integrity_entry() const;
   bool root_has_child_ = false;  // a member of the root was announced
 
   std::vector<std::byte> stage_;

@@ -143,14 +143,14 @@ TEST(PytorchValues, SafetensorsMetadataIsMetaNotState) {
   uint64_t m = 0;
   std::memcpy(&m, back.data(), 8);
   const std::string back_header = back.substr(8, m);
-  // What a plain reader sees is what Hugging Face's writer made: the same tensors at the same
-  // offsets and format=pt. Beside it, ckpt's document entry, which holds the hashes convert
-  // records in every file it writes (the file verifies; Hugging Face's had none).
+  // A plain file again, as Hugging Face's writer made it: the same tensors at the same offsets,
+  // format=pt, no document entry; beside format, the hashes convert records in every file it
+  // writes (ckpt.integrity: the file verifies, though Hugging Face's had none).
   const auto want = nlohmann::json::parse(header), got = nlohmann::json::parse(back_header);
   for (const char* t : {"weight", "bias"}) EXPECT_EQ(got[t], want[t]) << t;
   EXPECT_EQ(got["__metadata__"]["format"], "pt");
   EXPECT_EQ(got["__metadata__"].size(), 2u) << back_header;
-  EXPECT_TRUE(got["__metadata__"].contains("ckpt.document")) << back_header;
+  EXPECT_TRUE(got["__metadata__"].contains("ckpt.integrity")) << back_header;
   const VerifyReport verified = verify(*open(tmp.path / "back.safetensors"));
   EXPECT_TRUE(verified.has_integrity && verified.ok() && verified.tensors_checked == 2);
   const Document again = read_document(tmp.path / "back.safetensors");
