@@ -116,7 +116,7 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
     // ckpt 0.1's in-file signature was its signer's statement about the file they signed; it
     // says nothing of the output, which whoever converts it signs again.
     if (ip == "meta/signature") continue;
-    if (plan.hashes_last && ip == "meta/integrity") continue;
+    if (plan.hashes_last && ip == "meta/integrity" && c.is_group()) continue;
     if (c.is_group()) {
       if (flatten) {
         plan_group(c.group(), out, ip, out_prefix, flat_prefix + c.name + ".", target, plan, true);
@@ -328,7 +328,14 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   // only (one document over several files: an index, not a walk, orders it).
   const bool can_hold_hashes = info.can(CKPT_CAP_NESTED_GROUPS) && info.can(CKPT_CAP_ATTRIBUTES) &&
                                info.can(CKPT_CAP_ATTRIBUTE_ARRAYS);
-  const bool stream_hashes = can_hold_hashes && !options.max_shard_bytes && (!had_integrity || !plan.losses.empty());
+  // A root tensor named meta leaves no room for the record (such a file gets none).
+  const Node* root_meta = tree.find("meta");
+  const bool stream_hashes = can_hold_hashes && !options.max_shard_bytes && (!root_meta || root_meta->is_group()) &&
+                             (!had_integrity || !plan.losses.empty());
+  if (const Node* n = root_meta && root_meta->is_group() ? root_meta->group().find("integrity") : nullptr;
+      stream_hashes && n && !n->is_group())
+    throw UnsupportedError("'" + src.string() + "': a tensor at meta/integrity, where ckpt records the hashes of the "
+                           "file it writes");
   if (stream_hashes) plan = planned(true);
   ConvertReport report;
   report.from_format = reader->format().name;

@@ -149,7 +149,9 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
   first_of_.push_back(index);
   if (!layout_ && t.key.empty()) {
     // No layout yet: a tensor of the same bytes as an earlier one may turn out to be tied to it.
-    const uint64_t h = XXH3_64bits(data.data(), data.size());
+    // Keyed by dtype and shape too: a bucket then holds only tensors that can be equal.
+    const uint64_t h = XXH3_64bits_withSeed(t.shape.data(), t.shape.size() * sizeof(int64_t),
+                                            XXH3_64bits(data.data(), data.size()) ^ t.dtype);
     std::vector<Stored>& same = by_content_[h];
     std::vector<std::byte> back;
     for (const Stored& s : same) {

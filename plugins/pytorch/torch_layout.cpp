@@ -480,7 +480,9 @@ PyOut torch_object(const Node& root, const TorchWriteContext& ctx) {
     const Node* meta = root.child("meta");
     auto strings_only = [](const Node& g) {
       return std::all_of(g.children.begin(), g.children.end(),
-                         [](const Node& c) { return c.is_group && (c.name == "integrity" || c.name == "conversion"); }) &&
+                         [](const Node& c) {
+                           return c.is_group && c.children.empty() && (c.name == "integrity" || c.name == "conversion");
+                         }) &&
              std::all_of(g.attributes.begin(), g.attributes.end(),
                          [](const auto& a) { return a.second.type == CKPT_VALUE_STRING; });
     };

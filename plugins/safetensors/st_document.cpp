@@ -554,8 +554,15 @@ void check_plain_copies(const Tree& tree, const Header& header) {
 void add_plain_integrity(TreeBuilder& b, size_t meta, const Header& header, const MetadataEntry& m,
                          const std::string& where) {
   auto bad = [&](const std::string& what) -> void { fail(CKPT_ERR_FORMAT, where + ": " + what); };
+  // Bounded before it is parsed (the entry may be most of a 100 MB header, and a parse builds
+  // a tree of it), and then required in the one form ckpt writes: flat, sorted keys, no space,
+  // so no duplicate key or other spelling can read two ways.
+  const uint64_t packed_max = (8 * uint64_t{header.tensors.size()} + 2) / 3 * 4;
+  if (m.value.size() > packed_max + 512 || ckpt::sdk::json_nesting(m.value) > 1)
+    return bad("larger or deeper than a record of " + std::to_string(header.tensors.size()) + " tensors' hashes");
   const json j = json::parse(m.value, nullptr, false);
-  if (!j.is_object() || j.size() != 4) return bad("expected an object of algorithm, manifest, manifest_encoding, digests");
+  if (!j.is_object() || j.size() != 4 || j.dump() != m.value)
+    return bad("expected {\"algorithm\", \"digests\", \"manifest\", \"manifest_encoding\"} as ckpt writes it");
   for (const char* k : {"algorithm", "manifest", "manifest_encoding", "digests"})
     if (!j.contains(k) || !j[k].is_string()) return bad(std::string("'") + k + "' is missing or not a string");
   const std::string& packed = j["digests"].get_ref<const std::string&>();
@@ -625,6 +632,8 @@ Tree build_tree(const Header& header) {
       if (m.value.rfind(ours, 0) == 0)
         fail(CKPT_ERR_FORMAT, where + ": holds a ckpt document, whose key must be " + quote_name(std::string(kDocumentKey)) +
                                   " (the file is damaged)");
+      if (m.key == kIntegrityKey && !meta_free)
+        fail(CKPT_ERR_FORMAT, where + ": ckpt's record of hashes in a file whose tensors hold meta, where it would go");
       if (meta_free && meta == 0) meta = b.group_child(0, "meta", where, CKPT_ERR_UNSUPPORTED);
       if (meta_free && m.key == kIntegrityKey) {
         add_plain_integrity(b, meta, header, m, where);

@@ -36,7 +36,7 @@ inline constexpr std::string_view kMetadataKey = "__metadata__";
 inline constexpr std::string_view kDocumentKey = "ckpt.document";
 inline constexpr std::string_view kDocumentFormat = "ckpt-safetensors";
 // A plain file's meta/integrity (the hashes ckpt records in every file it writes), compactly:
-// {"algorithm", "manifest", "manifest_encoding", "digests"}, the digests' 8 bytes each
+// {"algorithm", "digests", "manifest", "manifest_encoding"}, the digests' 8 bytes each
 // (big-endian, as their hex reads), concatenated in the bytewise order of the tensors' keys
 // (which are the paths), in base64 without padding. A million tensors cost 10.7 MB of header,
 // where their paths and hex digests would take 50 (safetensors readers allow 100 in all).

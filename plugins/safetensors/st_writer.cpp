@@ -183,6 +183,7 @@ void SafetensorsWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<cons
   claim_child(info.name, "tensor");
   const std::string key = key_of(info.name);
   keys_.push_back(key);
+  if (stack_.size() > 1) plain_ = false;  // a plain file's tensors are the root's (meta holds strings)
   if (key == kMetadataKey)
     fail(CKPT_ERR_UNSUPPORTED, what + ": safetensors reserves the name " + std::string(kMetadataKey));
 
@@ -248,8 +249,9 @@ std::optional<std::string> SafetensorsWriter::integrity_entry() const {
   std::string digests(sodium_base64_ENCODED_LEN(raw.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING), '\0');
   sodium_bin2base64(digests.data(), digests.size(), raw.data(), raw.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
   digests.resize(std::strlen(digests.c_str()));
-  return "{\"algorithm\":\"" + in.algorithm + "\",\"manifest\":\"" + in.manifest + "\",\"manifest_encoding\":\"" +
-         in.encoding + "\",\"digests\":\"" + digests + "\"}";
+  // Keys sorted, no space: the one form the reader takes.
+  return "{\"algorithm\":\"" + in.algorithm + "\",\"digests\":\"" + digests + "\",\"manifest\":\"" + in.manifest +
+         "\",\"manifest_encoding\":\"" + in.encoding + "\"}";
 }
 
 std::string SafetensorsWriter::header_json() const {

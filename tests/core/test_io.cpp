@@ -129,6 +129,40 @@ TEST(Convert, RefusesADamagedSourceAndWritesNothing) {
   EXPECT_EQ(files_in(tmp.path), 1u);
 }
 
+// A document without hashes (what other tools write) gets them as it converts, and the record's
+// path and the root's meta are ckpt's: a tensor there is refused, or leaves no room for them.
+TEST(Convert, RecordsHashesComputedAsItStreamsWhereTheSourceHadNone) {
+  TempDir tmp;
+  Document doc;
+  doc.set("producer", "elsewhere");
+  doc.add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1.5f, -2.0f}));
+  doc.group("meta").set("note", "kept").add_tensor("t", Tensor::zeros(DType::i64, {3}));
+  doc.add_tensor("b", Tensor::zeros(DType::f32, {2}));
+  write_document(doc, tmp.path / "src.msgpack");
+  ASSERT_FALSE(verify(*open(tmp.path / "src.msgpack")).has_integrity);
+  convert(tmp.path / "src.msgpack", tmp.path / "out.json");
+  const VerifyReport r = verify(*open(tmp.path / "out.json"));
+  EXPECT_TRUE(r.has_integrity && r.ok() && r.tensors_checked == 3u) << (r.problems.empty() ? "" : r.problems.front());
+  // meta (with its own tensor) after the rest, its record last in it; nothing else moved.
+  const Document out = read_document(tmp.path / "out.json");
+  EXPECT_EQ(out.children().back().name, "meta");
+  EXPECT_EQ(out.find_group("meta")->children().back().name, "integrity");
+  EXPECT_TRUE(out.find_tensor_path("meta/t")->bit_equal(*doc.find_tensor_path("meta/t")));
+
+  Document hostile;
+  hostile.add_tensor("w", Tensor::zeros(DType::f32, {2}));
+  hostile.group("meta").add_tensor("integrity", Tensor::zeros(DType::f32, {1}));
+  write_document(hostile, tmp.path / "hostile.msgpack");
+  EXPECT_THROW(convert(tmp.path / "hostile.msgpack", tmp.path / "hostile.json"), UnsupportedError);
+  EXPECT_FALSE(fs::exists(tmp.path / "hostile.json"));
+
+  Document named_meta;
+  named_meta.add_tensor("meta", Tensor::zeros(DType::f32, {1}));
+  write_document(named_meta, tmp.path / "named.msgpack");
+  convert(tmp.path / "named.msgpack", tmp.path / "named.json");
+  EXPECT_TRUE(read_document(tmp.path / "named.json").find_tensor("meta"));
+}
+
 TEST(Convert, ListsLossesBeforeWritingAndRecordsThemWhenAllowed) {
   FormatInfo narrow;
   narrow.name = "narrow";

@@ -252,6 +252,28 @@ raw = documented(doc_text, {"w": t()}, bytes(8))
 case("document_duplicate_key", raw, "FormatError", "(__metadata__['ckpt.document'])", "duplicate key 'version'")
 
 
+# ckpt.integrity, a plain file's record of hashes (docs/formats/safetensors.md): refused unless
+# exactly as ckpt writes it, and bounded before it is parsed.
+where_integrity = "(__metadata__['ckpt.integrity'])"
+good_integrity = {"algorithm": "xxh3_64", "digests": "AAAAAAAAAAA", "manifest": "0123456789abcdef",
+                  "manifest_encoding": "ckpt-manifest-2"}
+for tag, value, says in [
+    ("deep", "[" * 4000, "larger or deeper than a record of 1 tensors' hashes"),
+    ("long", json.dumps(dict(good_integrity, digests="A" * 20000), separators=(",", ":")),
+     "larger or deeper than a record of 1 tensors' hashes"),
+    ("duplicate_key", '{"algorithm":"xxh3_64","algorithm":"xxh3_64","digests":"AAAAAAAAAAA","manifest":"0123456789abcdef"}',
+     "as ckpt writes it"),
+    ("spaced", json.dumps(good_integrity), "as ckpt writes it"),
+    ("short_digests", json.dumps(dict(good_integrity, digests="AAAA"), separators=(",", ":")),
+     "'digests' must be base64 of 8 bytes for each of the 1 tensors"),
+]:
+    raw = st({"__metadata__": {"format": "pt", "ckpt.integrity": value}, "w": t()}, bytes(8))
+    case("integrity_" + tag, raw, "FormatError", where_integrity, says)
+raw = st({"__metadata__": {"ckpt.integrity": json.dumps(good_integrity, separators=(",", ":"))},
+          "meta/w": t()}, bytes(8))
+case("integrity_beside_meta_tensor", raw, "FormatError", where_integrity, "whose tensors hold meta")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
