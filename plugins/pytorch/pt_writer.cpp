@@ -159,7 +159,7 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
       if (o.dtype != t.dtype || o.shape != t.shape) continue;
       back.resize(data.size());
       zip_.read_back(s.offset, back);
-      if (std::memcmp(back.data(), data.data(), data.size()) != 0) continue;
+      if (!data.empty() && std::memcmp(back.data(), data.data(), data.size()) != 0) continue;
       t.key = o.key;
       first_of_[index] = s.tensor;
       copies_.emplace_back(index, s);
