@@ -225,7 +225,7 @@ void SafetensorsWriter::spill() {
 
 std::optional<std::string> SafetensorsWriter::integrity_entry() const {
   if (!integrity_) return std::nullopt;
-  const Integrity& in = *integrity_;
+  const StreamedIntegrity& in = *integrity_;
   auto hex16 = [](const std::string& s) { return s.size() == 16 && s.find_first_not_of("0123456789abcdef") == std::string::npos; };
   if (in.bad || in.algorithm != "xxh3_64" || in.encoding != "ckpt-manifest-2" || !hex16(in.manifest) ||
       in.paths.size() != in.digests.size() || in.paths.size() != keys_.size())

@@ -21,6 +21,13 @@
 
 namespace ckpt_safetensors {
 
+// meta/integrity's attributes, as the writer receives them.
+struct StreamedIntegrity {
+  std::string algorithm, manifest, encoding;
+  std::vector<std::string> paths, digests;
+  bool bad = false;  // an attribute of another name or type
+};
+
 class SafetensorsWriter final : public ckpt::sdk::Writer {
  public:
   SafetensorsWriter(const std::string& path, uint64_t staging_bytes);
@@ -66,12 +73,7 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   // the root, nothing else. Then the file has no document entry.
   bool plain_ = true;
   // meta/integrity as it streams by, for kIntegrityKey when the file is plain otherwise.
-  struct Integrity {
-    std::string algorithm, manifest, encoding;
-    std::vector<std::string> paths, digests;
-    bool bad = false;  // an attribute of another name or type
-  };
-  std::optional<Integrity> integrity_;
+  std::optional<StreamedIntegrity> integrity_;
   bool in_integrity_ = false;
   std::vector<std::string> keys_;  // every tensor's key, in order
   // The kIntegrityKey entry, when integrity_ records exactly the tensors written.
