@@ -408,6 +408,7 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   // the bytes are the source's (fetch has checked it), else the output bytes' own. After the
   // last tensor they go into meta/integrity, which the walk reaches next.
   std::vector<std::pair<std::string, std::string>> streamed;
+  if (stream_hashes) streamed.reserve(plan.sources.size());
   auto record_hash = [&](const Source& s, const std::string& p, std::span<const std::byte> bytes) {
     if (!stream_hashes) return;
     auto it = recorded.find(s.src_path);

@@ -230,21 +230,19 @@ std::optional<std::string> SafetensorsWriter::integrity_entry() const {
   if (in.bad || in.algorithm != "xxh3_64" || in.encoding != "ckpt-manifest-2" || !hex16(in.manifest) ||
       in.paths.size() != in.digests.size() || in.paths.size() != keys_.size())
     return std::nullopt;
-  std::vector<std::pair<std::string_view, std::string_view>> by_path;
-  for (size_t i = 0; i < in.paths.size(); ++i) {
-    if (!hex16(in.digests[i])) return std::nullopt;
-    by_path.emplace_back(in.paths[i], in.digests[i]);
-  }
-  std::sort(by_path.begin(), by_path.end());
-  std::vector<std::string_view> keys(keys_.begin(), keys_.end());
-  std::sort(keys.begin(), keys.end());
+  // The record lists the tensors in the order they were written (convert's does): one sort of
+  // that order by key then gives the digests in key order. Any other order is not plain.
+  if (in.paths != keys_) return std::nullopt;
+  std::vector<uint32_t> order(keys_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return keys_[a] < keys_[b]; });
   std::vector<unsigned char> raw;
-  raw.reserve(8 * keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (keys[i] != by_path[i].first) return std::nullopt;  // a path that is not a tensor's key
-    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };  // hex16 checked the digits
-    for (size_t k = 0; k < 16; k += 2)
-      raw.push_back(static_cast<unsigned char>(nibble(by_path[i].second[k]) << 4 | nibble(by_path[i].second[k + 1])));
+  raw.reserve(8 * order.size());
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (uint32_t i : order) {
+    const std::string& d = in.digests[i];
+    if (!hex16(d)) return std::nullopt;
+    for (size_t k = 0; k < 16; k += 2) raw.push_back(static_cast<unsigned char>(nibble(d[k]) << 4 | nibble(d[k + 1])));
   }
   std::string digests(sodium_base64_ENCODED_LEN(raw.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING), '\0');
   sodium_bin2base64(digests.data(), digests.size(), raw.data(), raw.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
