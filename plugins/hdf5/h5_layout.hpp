@@ -16,6 +16,13 @@ namespace ckpt_hdf5 {
 inline constexpr const char* kLayoutAttr = "ckpt/layout_version";
 inline constexpr int64_t kLayoutVersion = 1;
 
+// Soft links, which a document has no kind of member for, as two attributes of meta: the
+// links' paths in the file and their targets, as HDF5 stores them (paths of stored names). The
+// reader records them so; the writer makes them links again and does not store the two
+// attributes.
+inline constexpr const char* kSoftLinkPaths = "hdf5_soft_link_paths";
+inline constexpr const char* kSoftLinkTargets = "hdf5_soft_link_targets";
+
 // Dtypes HDF5 and NumPy have no type for are stored as unsigned integers of their width with
 // this string attribute naming them, as ml_dtypes names them (what other tools look for):
 // bf16 as uint16 "bfloat16", the float8s as uint8.

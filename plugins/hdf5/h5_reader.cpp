@@ -161,22 +161,32 @@ void H5Reader::build() {
   if (!ours && options_.keras) {
     if (auto mapped = map_keras_layout(tree, entries_)) tree = std::move(*mapped);
   }
-  if (!unread_.empty()) {
+  // What the document has no member for goes to meta: what was not read, and soft links.
+  std::vector<std::pair<std::string, std::vector<std::string>>> notes;
+  if (!unread_.empty()) notes.emplace_back("unread", unread_);
+  if (!soft_paths_.empty()) {
+    notes.emplace_back(kSoftLinkPaths, soft_paths_);
+    notes.emplace_back(kSoftLinkTargets, soft_targets_);
+  }
+  if (!notes.empty()) {
     ListNode* meta = nullptr;
     for (ListNode& c : tree.children)
       if (c.name == "meta") meta = &c;
     if (meta && !meta->is_group)
-      fail(CKPT_ERR_UNSUPPORTED, unread_.front() + " (and a dataset named /meta leaves no place to say so)");
+      fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? soft_paths_.front() + ": a soft link" : unread_.front()) +
+                                     " (and a dataset named /meta leaves no place to say so)");
     if (!meta) {
       tree.children.emplace_back();
       meta = &tree.children.back();
       meta->name = "meta";
     }
-    Value v;
-    v.type = CKPT_VALUE_STRING_ARRAY;
-    v.strings = unread_;
-    std::erase_if(meta->attributes, [](const auto& a) { return a.first == "unread"; });
-    meta->attributes.emplace_back("unread", std::move(v));
+    for (auto& [name, strings] : notes) {
+      Value v;
+      v.type = CKPT_VALUE_STRING_ARRAY;
+      v.strings = std::move(strings);
+      std::erase_if(meta->attributes, [&](const auto& a) { return a.first == name; });
+      meta->attributes.emplace_back(name, std::move(v));
+    }
   }
   tree_ = std::move(tree);
 }
@@ -255,7 +265,8 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
         target = "(unreadable)";
       H5Eclear2(H5E_DEFAULT);
       target.resize(std::strlen(target.c_str()));
-      unread_.push_back(at + ": a soft link to " + target);
+      soft_paths_.push_back(at);
+      soft_targets_.push_back(std::move(target));
       continue;
     }
     if (linfo.type != H5L_TYPE_HARD) {

@@ -67,6 +67,7 @@ class H5Reader final : public ckpt::sdk::Reader {
   // What a file other tools wrote holds that a document cannot (string and compound datasets,
   // dataset attributes, soft links): listed in meta/@unread, so that convert names the loss.
   std::vector<std::string> unread_;
+  std::vector<std::string> soft_paths_, soft_targets_;  // kSoftLinkPaths, kSoftLinkTargets
   void note_dataset_attributes(hid_t dset, const std::string& where);
   std::vector<int> external_fds_;
 };

@@ -194,6 +194,13 @@ void H5Writer::attribute(std::string_view name, const ckpt_value& value) {
   if (!g.attribute_names.insert(n).second)
     fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute '" + n + "' in " + g.path);
   --g.attributes_left;
+  if (g.path == "/meta" && (n == kSoftLinkPaths || n == kSoftLinkTargets) && value.type == CKPT_VALUE_STRING_ARRAY) {
+    std::vector<std::string> strings;
+    for (uint64_t i = 0; i < value.count; ++i)
+      strings.emplace_back(value.u.strings[i].data ? value.u.strings[i].data : "", value.u.strings[i].size);
+    (n == kSoftLinkPaths ? soft_paths_ : soft_targets_) = std::move(strings);
+    return;
+  }
   write_attribute(g.group, n, value, g.path);
 }
 
@@ -265,6 +272,20 @@ void H5Writer::finish() {
   if (!root_done_)
     fail(CKPT_ERR_INVALID_ARGUMENT,
          stack_.empty() ? "finish before the root group" : "finish inside group " + stack_.back().path);
+  if (soft_paths_ || soft_targets_) {
+    const std::string what = std::string("meta/@") + kSoftLinkPaths + " and meta/@" + kSoftLinkTargets;
+    if (!soft_paths_ || !soft_targets_ || soft_paths_->size() != soft_targets_->size())
+      fail(CKPT_ERR_INVALID_ARGUMENT, what + " do not pair up");
+    for (size_t i = 0; i < soft_paths_->size(); ++i) {
+      const std::string& at = (*soft_paths_)[i];
+      const std::string& target = (*soft_targets_)[i];
+      if (at.size() < 2 || at[0] != '/' || target.empty() || at.find('\0') != std::string::npos ||
+          target.find('\0') != std::string::npos)
+        fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is not an absolute path and a target");
+      h5_ok(H5Lcreate_soft(target.c_str(), file_, at.c_str(), lcpl_, H5P_DEFAULT),
+            at + ": the soft link to " + target + " (" + what + ")", CKPT_ERR_INVALID_ARGUMENT);
+    }
+  }
   lcpl_.reset();
   gcpl_.reset();
   file_.close("closing '" + path_ + "'", CKPT_ERR_IO);

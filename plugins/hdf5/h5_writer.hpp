@@ -6,6 +6,7 @@
 #include <ckpt/sdk.hpp>
 
 #include <string>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -51,6 +52,8 @@ class H5Writer final : public ckpt::sdk::Writer {
   Handle lcpl_;  // UTF-8 link names
   Handle gcpl_;  // groups that remember the order of their links and attributes
   std::vector<OpenGroup> stack_;
+  // meta/@hdf5_soft_link_paths and ..._targets (h5_layout.hpp), made links at finish.
+  std::optional<std::vector<std::string>> soft_paths_, soft_targets_;
   bool root_done_ = false;
   bool finished_ = false;
 };

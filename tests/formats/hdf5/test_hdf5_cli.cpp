@@ -231,6 +231,33 @@ TEST_F(H5pyFixtures, CkptConvertsAnH5pyTree) {
   EXPECT_EQ(status, 0) << out;
 }
 
+// Soft links are links again after any format: the reader records them in meta (they are no
+// member of a document), other formats carry them, the writer makes them links.
+TEST_F(H5pyFixtures, SoftLinksComeBackAsLinks) {
+  TempDir tmp;
+  int status = 0;
+  std::string out = python("h5py_links.py", {"make", tmp.path / "links.h5"}, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Document doc = read_document(tmp.path / "links.h5");
+  const Group* meta = doc.find_group("meta");
+  ASSERT_TRUE(meta);
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_soft_link_paths")),
+            (std::vector<std::string>{"/alias", "/g/later"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_soft_link_targets")),
+            (std::vector<std::string>{"/w", "/g/missing"}));
+  EXPECT_FALSE(meta->attribute("unread")) << "nothing is left unread";
+  for (const char* mid : {"links.msgpack", "links.json", "links.pt"}) {
+    SCOPED_TRACE(mid);
+    const Ran there = ckpt_cli("convert " + quoted(tmp.path / "links.h5") + " " + quoted(tmp.path / mid));
+    ASSERT_EQ(there.status, 0) << there.out << there.err;
+    const fs::path back = tmp.path / (std::string("back_") + mid + ".h5");
+    const Ran again = ckpt_cli("convert " + quoted(tmp.path / mid) + " " + quoted(back));
+    ASSERT_EQ(again.status, 0) << again.out << again.err;
+    out = python("h5py_links.py", {"check", back}, &status);
+    EXPECT_EQ(status, 0) << out;
+  }
+}
+
 TEST_F(H5pyFixtures, CkptConvertsAKerasWeightsFile) {
   TempDir tmp;
   for (const std::string name : {"keras_model", "keras_weights"}) {
