@@ -180,10 +180,11 @@ void H5Reader::build() {
       meta = &tree.children.back();
       meta->name = "meta";
     }
-    for (auto& [name, strings] : notes) {
+    for (auto& note : notes) {
+      const std::string& name = note.first;  // not a structured binding: clang 14 cannot capture one
       Value v;
       v.type = CKPT_VALUE_STRING_ARRAY;
-      v.strings = std::move(strings);
+      v.strings = std::move(note.second);
       std::erase_if(meta->attributes, [&](const auto& a) { return a.first == name; });
       meta->attributes.emplace_back(name, std::move(v));
     }
