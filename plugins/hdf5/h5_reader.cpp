@@ -208,7 +208,10 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
     if (ours && depth == 0 && name == kLayoutAttr) continue;
     const std::string at = where + " attribute '" + name + "'";
     Handle a = attr_handle(H5Aopen_by_idx(group, ".", attr_index, H5_ITER_INC, k, H5P_DEFAULT, H5P_DEFAULT), at);
-    if (auto v = read_attribute(a, at, *guard_)) node.attributes.emplace_back(std::move(name), std::move(*v));
+    if (auto v = read_attribute(a, at, *guard_))
+      node.attributes.emplace_back(std::move(name), std::move(*v));
+    else  // a compound, reference, ... attribute: named, never dropped in silence
+      unread_.push_back(where + ": its attribute '" + name + "' (a type no attribute value holds)");
   }
 
   const H5_index_t link_index = order.links ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;

@@ -382,7 +382,8 @@ TEST(Hdf5, WhatADocumentCannotHoldIsNamedNotDropped) {
   const auto& unread = std::get<std::vector<std::string>>(*meta->attribute("unread"));
   // The soft link is kept, as a link (SoftLinksComeBackAsLinks), not named as unread.
   EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_soft_link_paths")), std::vector<std::string>{"/alias"});
-  const std::vector<std::string> want = {"/color: a dataset of enums",
+  const std::vector<std::string> want = {"/: its attribute 'bounds' (a type no attribute value holds)",
+                                         "/color: a dataset of enums",
                                          "/labels: a dataset of strings", "/name: a dataset of strings",
                                          "/rec: a dataset of compound records", "/vlabels: a dataset of strings",
                                          "/w: its attribute 'units' (a tensor holds no attributes)"};
