@@ -22,6 +22,10 @@ inline constexpr int64_t kLayoutVersion = 1;
 // attributes.
 inline constexpr const char* kSoftLinkPaths = "hdf5_soft_link_paths";
 inline constexpr const char* kSoftLinkTargets = "hdf5_soft_link_targets";
+// External links likewise, never followed: where each is, the file it names, the object in it.
+inline constexpr const char* kExternalLinkPaths = "hdf5_external_link_paths";
+inline constexpr const char* kExternalLinkFiles = "hdf5_external_link_files";
+inline constexpr const char* kExternalLinkObjects = "hdf5_external_link_objects";
 
 // Dtypes HDF5 and NumPy have no type for are stored as unsigned integers of their width with
 // this string attribute naming them, as ml_dtypes names them (what other tools look for):

@@ -168,12 +168,17 @@ void H5Reader::build() {
     notes.emplace_back(kSoftLinkPaths, soft_paths_);
     notes.emplace_back(kSoftLinkTargets, soft_targets_);
   }
+  if (!external_paths_.empty()) {
+    notes.emplace_back(kExternalLinkPaths, external_paths_);
+    notes.emplace_back(kExternalLinkFiles, external_files_);
+    notes.emplace_back(kExternalLinkObjects, external_objects_);
+  }
   if (!notes.empty()) {
     ListNode* meta = nullptr;
     for (ListNode& c : tree.children)
       if (c.name == "meta") meta = &c;
     if (meta && !meta->is_group)
-      fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? soft_paths_.front() + ": a soft link" : unread_.front()) +
+      fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? "a link" : unread_.front()) +
                                      " (and a dataset named /meta leaves no place to say so)");
     if (!meta) {
       tree.children.emplace_back();
@@ -245,22 +250,21 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
     const std::string at = child_path(where, stored);
     const H5L_info_t& linfo = link.info;
     if (linfo.type == H5L_TYPE_EXTERNAL) {
-      // Never followed: ckpt reads no file but the one it was given.
-      if (options_.external_inside) continue;
-      std::string target(linfo.u.val_size, '\0');
+      // Recorded, never followed: ckpt reads no file but the one it was given.
+      std::string value(linfo.u.val_size, '\0');
       const char* file = nullptr;
       const char* object = nullptr;
       unsigned flags = 0;
-      if (linfo.u.val_size &&
-          H5Lget_val(group, stored.c_str(), target.data(), target.size(), H5P_DEFAULT) >= 0 &&
-          H5Lunpack_elink_val(target.data(), target.size(), &flags, &file, &object) >= 0 && file && object)
-        target = std::string(file) + ":" + object;
-      else
-        target = "(unreadable)";
-      H5Eclear2(H5E_DEFAULT);
-      fail(CKPT_ERR_UNSUPPORTED, at + ": an external link to " + target +
-                                     "; ckpt reads nothing outside the file it was given (option external=inside leaves "
-                                     "such links out)");
+      if (!linfo.u.val_size || H5Lget_val(group, stored.c_str(), value.data(), value.size(), H5P_DEFAULT) < 0 ||
+          H5Lunpack_elink_val(value.data(), value.size(), &flags, &file, &object) < 0 || !file || !object || !*file ||
+          !*object) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(CKPT_ERR_FORMAT, at + ": an external link whose file and object cannot be read");
+      }
+      external_paths_.push_back(at);
+      external_files_.emplace_back(file);
+      external_objects_.emplace_back(object);
+      continue;
     }
     if (linfo.type == H5L_TYPE_SOFT) {
       std::string target(linfo.u.val_size, '\0');

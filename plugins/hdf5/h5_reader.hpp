@@ -17,11 +17,12 @@ namespace ckpt_hdf5 {
 
 struct ReadOptions {
   bool keras = true;  // keras=auto: Keras weight files become a state dict; keras=raw: as stored
-  // external=refuse (the default): a file that refers to another (external storage, external
-  // links, virtual datasets) is refused, naming the object and the reference. external=inside:
+  // external=refuse (the default): a dataset whose data is in other files (external storage,
+  // virtual datasets) is refused, naming the object and the reference. external=inside:
   // external storage that stays inside the file's folder is read (ckpt's own reads, confined as
-  // ONNX external data is); external links are left out, unfollowed. Virtual datasets are
-  // refused either way: libhdf5 follows their mappings itself and crashes on one of itself.
+  // ONNX external data is). Virtual datasets are refused either way: libhdf5 follows their
+  // mappings itself and crashes on one of itself. External links are recorded in meta, never
+  // followed, in both.
   bool external_inside = false;
   ckpt::sdk::ReadLimits limits;
 
@@ -68,6 +69,7 @@ class H5Reader final : public ckpt::sdk::Reader {
   // dataset attributes, soft links): listed in meta/@unread, so that convert names the loss.
   std::vector<std::string> unread_;
   std::vector<std::string> soft_paths_, soft_targets_;  // kSoftLinkPaths, kSoftLinkTargets
+  std::vector<std::string> external_paths_, external_files_, external_objects_;  // kExternalLink*
   void note_dataset_attributes(hid_t dset, const std::string& where);
   std::vector<int> external_fds_;
 };

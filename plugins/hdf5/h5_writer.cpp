@@ -194,11 +194,17 @@ void H5Writer::attribute(std::string_view name, const ckpt_value& value) {
   if (!g.attribute_names.insert(n).second)
     fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute '" + n + "' in " + g.path);
   --g.attributes_left;
-  if (g.path == "/meta" && (n == kSoftLinkPaths || n == kSoftLinkTargets) && value.type == CKPT_VALUE_STRING_ARRAY) {
+  std::optional<std::vector<std::string>>* links = n == kSoftLinkPaths           ? &soft_paths_
+                                                   : n == kSoftLinkTargets        ? &soft_targets_
+                                                   : n == kExternalLinkPaths      ? &external_paths_
+                                                   : n == kExternalLinkFiles      ? &external_files_
+                                                   : n == kExternalLinkObjects    ? &external_objects_
+                                                                                  : nullptr;
+  if (g.path == "/meta" && links && value.type == CKPT_VALUE_STRING_ARRAY) {
     std::vector<std::string> strings;
     for (uint64_t i = 0; i < value.count; ++i)
       strings.emplace_back(value.u.strings[i].data ? value.u.strings[i].data : "", value.u.strings[i].size);
-    (n == kSoftLinkPaths ? soft_paths_ : soft_targets_) = std::move(strings);
+    *links = std::move(strings);
     return;
   }
   write_attribute(g.group, n, value, g.path);
@@ -284,6 +290,22 @@ void H5Writer::finish() {
         fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is not an absolute path and a target");
       h5_ok(H5Lcreate_soft(target.c_str(), file_, at.c_str(), lcpl_, H5P_DEFAULT),
             at + ": the soft link to " + target + " (" + what + ")", CKPT_ERR_INVALID_ARGUMENT);
+    }
+  }
+  if (external_paths_ || external_files_ || external_objects_) {
+    const std::string what = std::string("meta/@") + kExternalLinkPaths + ", _files and _objects";
+    if (!external_paths_ || !external_files_ || !external_objects_ || external_paths_->size() != external_files_->size() ||
+        external_paths_->size() != external_objects_->size())
+      fail(CKPT_ERR_INVALID_ARGUMENT, what + " do not line up");
+    for (size_t i = 0; i < external_paths_->size(); ++i) {
+      const std::string& at = (*external_paths_)[i];
+      const std::string& file = (*external_files_)[i];
+      const std::string& object = (*external_objects_)[i];
+      const bool nul = (at + file + object).find('\0') != std::string::npos;
+      if (at.size() < 2 || at[0] != '/' || file.empty() || object.empty() || nul)
+        fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is not a path, a file and an object");
+      h5_ok(H5Lcreate_external(file.c_str(), object.c_str(), file_, at.c_str(), lcpl_, H5P_DEFAULT),
+            at + ": the external link to " + file + ":" + object + " (" + what + ")", CKPT_ERR_INVALID_ARGUMENT);
     }
   }
   lcpl_.reset();

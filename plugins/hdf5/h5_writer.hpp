@@ -54,6 +54,8 @@ class H5Writer final : public ckpt::sdk::Writer {
   std::vector<OpenGroup> stack_;
   // meta/@hdf5_soft_link_paths and ..._targets (h5_layout.hpp), made links at finish.
   std::optional<std::vector<std::string>> soft_paths_, soft_targets_;
+  // meta/@hdf5_external_link_paths, _files, _objects, made external links at finish.
+  std::optional<std::vector<std::string>> external_paths_, external_files_, external_objects_;
   bool root_done_ = false;
   bool finished_ = false;
 };

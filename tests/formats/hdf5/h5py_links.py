@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Soft links as h5py makes them, through ckpt and back.
+"""Links as h5py makes them, through ckpt and back.
 
 h5py_links.py make FILE   a dataset /w, a soft link /alias -> /w, a group /g with a dangling
-                          soft link /g/later -> /g/missing
-h5py_links.py check FILE  the same links, read with h5py: each is a SoftLink with its target,
-                          /alias reads as /w does. Prints OK or exits 1.
+                          soft link /g/later -> /g/missing, and an external link /g/ext to
+                          /x in ../elsewhere.h5 (which does not exist: ckpt never follows it)
+h5py_links.py check FILE  the same links, read with h5py: each is a SoftLink or ExternalLink
+                          with its target, /alias reads as /w does. Prints OK or exits 1.
 """
 import sys
 
@@ -19,6 +20,7 @@ if mode == "make":
         f["alias"] = h5py.SoftLink("/w")
         f.create_group("g")
         f["g/later"] = h5py.SoftLink("/g/missing")
+        f["g/ext"] = h5py.ExternalLink("../elsewhere.h5", "/x")
     print("OK")
     sys.exit(0)
 
@@ -28,6 +30,9 @@ with h5py.File(path, "r") as f:
         link = f.get(at, getlink=True)
         if not isinstance(link, h5py.SoftLink) or link.path != target:
             problems.append(f"{at}: {link!r}, expected a soft link to {target}")
+    ext = f.get("g/ext", getlink=True)
+    if not isinstance(ext, h5py.ExternalLink) or (ext.filename, ext.path) != ("../elsewhere.h5", "/x"):
+        problems.append(f"g/ext: {ext!r}, expected an external link to ../elsewhere.h5:/x")
     if not np.array_equal(f["alias"][()], W):
         problems.append("alias does not read as w")
 print("\n".join(problems) if problems else "OK")

@@ -231,9 +231,10 @@ TEST_F(H5pyFixtures, CkptConvertsAnH5pyTree) {
   EXPECT_EQ(status, 0) << out;
 }
 
-// Soft links are links again after any format: the reader records them in meta (they are no
-// member of a document), other formats carry them, the writer makes them links.
-TEST_F(H5pyFixtures, SoftLinksComeBackAsLinks) {
+// Soft and external links are links again after any format: the reader records them in meta
+// (they are no member of a document; an external link is never followed), other formats carry
+// them, the writer makes them links.
+TEST_F(H5pyFixtures, SoftAndExternalLinksComeBackAsLinks) {
   TempDir tmp;
   int status = 0;
   std::string out = python("h5py_links.py", {"make", tmp.path / "links.h5"}, &status);
@@ -245,6 +246,10 @@ TEST_F(H5pyFixtures, SoftLinksComeBackAsLinks) {
             (std::vector<std::string>{"/alias", "/g/later"}));
   EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_soft_link_targets")),
             (std::vector<std::string>{"/w", "/g/missing"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_external_link_paths")),
+            std::vector<std::string>{"/g/ext"});
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_external_link_files")),
+            std::vector<std::string>{"../elsewhere.h5"});
   EXPECT_FALSE(meta->attribute("unread")) << "nothing is left unread";
   for (const char* mid : {"links.msgpack", "links.json", "links.pt"}) {
     SCOPED_TRACE(mid);
