@@ -320,23 +320,24 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     }
     return p;
   };
-  Plan plan = planned(false);
   // Every file convert writes records the hashes of what it holds, so that verify checks its
   // data whatever the source was. They are known in advance only when the source recorded them
   // and no byte changes (no loss); otherwise they are computed as the tensors stream, which
   // needs meta (and its integrity group) after them. A sharded output keeps the recorded hashes
-  // only (one document over several files: an index, not a walk, orders it).
-  const bool can_hold_hashes = info.can(CKPT_CAP_NESTED_GROUPS) && info.can(CKPT_CAP_ATTRIBUTES) &&
-                               info.can(CKPT_CAP_ATTRIBUTE_ARRAYS);
-  // A root tensor named meta leaves no room for the record (such a file gets none).
+  // only (one document over several files: an index, not a walk, orders it). A root tensor
+  // named meta leaves no room for the record (such a file gets none).
   const Node* root_meta = tree.find("meta");
-  const bool stream_hashes = can_hold_hashes && !options.max_shard_bytes && (!root_meta || root_meta->is_group()) &&
-                             (!had_integrity || !plan.losses.empty());
+  const bool can_stream = info.can(CKPT_CAP_NESTED_GROUPS) && info.can(CKPT_CAP_ATTRIBUTES) &&
+                          info.can(CKPT_CAP_ATTRIBUTE_ARRAYS) && !options.max_shard_bytes &&
+                          (!root_meta || root_meta->is_group());
   if (const Node* n = root_meta && root_meta->is_group() ? root_meta->group().find("integrity") : nullptr;
-      stream_hashes && n && !n->is_group())
+      can_stream && n && !n->is_group())
     throw UnsupportedError("'" + src.string() + "': a tensor at meta/integrity, where ckpt records the hashes of the "
                            "file it writes");
-  if (stream_hashes) plan = planned(true);
+  // Planned once, unless only the losses say the recorded hashes will not do.
+  Plan plan = planned(can_stream && !had_integrity);
+  const bool stream_hashes = can_stream && (!had_integrity || !plan.losses.empty());
+  if (stream_hashes && !plan.hashes_last) plan = planned(true);
   ConvertReport report;
   report.from_format = reader->format().name;
   report.to_format = target.name();
@@ -424,6 +425,7 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     size_t next = 0;
     detail::write_atomically(path, target, options.write_options, options.fsync, [&](FormatWriter& writer) {
       next = 0;
+      streamed.clear();
       writer.write(tree, [&](const std::string& p, const Tensor& t) {
         if (next >= order.size()) throw Error("convert: the writer asked for '" + p + "' beyond the planned tensors");
         const Source& s = source_at(order[next++], p);

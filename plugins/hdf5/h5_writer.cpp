@@ -272,42 +272,47 @@ void H5Writer::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
   dset.close(where, CKPT_ERR_IO);
 }
 
+namespace {
+// The links a document records as parallel string arrays of meta (h5_layout.hpp), the first
+// the links' absolute paths: none, or every column of one length, every entry non-empty and
+// free of NUL; `create` makes one link from a row.
+template <class Create>
+void make_links(const std::string& what, std::initializer_list<std::optional<std::vector<std::string>>*> columns,
+                Create create) {
+  const auto& first = **columns.begin();
+  const bool any = std::any_of(columns.begin(), columns.end(), [](auto* c) { return c->has_value(); });
+  if (!any) return;
+  for (auto* c : columns)
+    if (!*c || (*c)->size() != first->size()) fail(CKPT_ERR_INVALID_ARGUMENT, what + " do not line up");
+  for (size_t i = 0; i < first->size(); ++i) {
+    std::vector<const std::string*> row;
+    for (auto* c : columns) {
+      const std::string& v = (**c)[i];
+      if (v.empty() || v.find('\0') != std::string::npos)
+        fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is empty or holds NUL");
+      row.push_back(&v);
+    }
+    if (row[0]->size() < 2 || (*row[0])[0] != '/')
+      fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is not at an absolute path");
+    h5_ok(create(row), *row[0] + ": the link that " + what + " record", CKPT_ERR_INVALID_ARGUMENT);
+  }
+}
+}  // namespace
+
 void H5Writer::finish() {
   Lock lock;
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
   if (!root_done_)
     fail(CKPT_ERR_INVALID_ARGUMENT,
          stack_.empty() ? "finish before the root group" : "finish inside group " + stack_.back().path);
-  if (soft_paths_ || soft_targets_) {
-    const std::string what = std::string("meta/@") + kSoftLinkPaths + " and meta/@" + kSoftLinkTargets;
-    if (!soft_paths_ || !soft_targets_ || soft_paths_->size() != soft_targets_->size())
-      fail(CKPT_ERR_INVALID_ARGUMENT, what + " do not pair up");
-    for (size_t i = 0; i < soft_paths_->size(); ++i) {
-      const std::string& at = (*soft_paths_)[i];
-      const std::string& target = (*soft_targets_)[i];
-      if (at.size() < 2 || at[0] != '/' || target.empty() || at.find('\0') != std::string::npos ||
-          target.find('\0') != std::string::npos)
-        fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is not an absolute path and a target");
-      h5_ok(H5Lcreate_soft(target.c_str(), file_, at.c_str(), lcpl_, H5P_DEFAULT),
-            at + ": the soft link to " + target + " (" + what + ")", CKPT_ERR_INVALID_ARGUMENT);
-    }
-  }
-  if (external_paths_ || external_files_ || external_objects_) {
-    const std::string what = std::string("meta/@") + kExternalLinkPaths + ", _files and _objects";
-    if (!external_paths_ || !external_files_ || !external_objects_ || external_paths_->size() != external_files_->size() ||
-        external_paths_->size() != external_objects_->size())
-      fail(CKPT_ERR_INVALID_ARGUMENT, what + " do not line up");
-    for (size_t i = 0; i < external_paths_->size(); ++i) {
-      const std::string& at = (*external_paths_)[i];
-      const std::string& file = (*external_files_)[i];
-      const std::string& object = (*external_objects_)[i];
-      const bool nul = (at + file + object).find('\0') != std::string::npos;
-      if (at.size() < 2 || at[0] != '/' || file.empty() || object.empty() || nul)
-        fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is not a path, a file and an object");
-      h5_ok(H5Lcreate_external(file.c_str(), object.c_str(), file_, at.c_str(), lcpl_, H5P_DEFAULT),
-            at + ": the external link to " + file + ":" + object + " (" + what + ")", CKPT_ERR_INVALID_ARGUMENT);
-    }
-  }
+  make_links("meta/@" + std::string(kSoftLinkPaths) + ", _targets", {&soft_paths_, &soft_targets_},
+             [&](const std::vector<const std::string*>& row) {
+               return H5Lcreate_soft(row[1]->c_str(), file_, row[0]->c_str(), lcpl_, H5P_DEFAULT);
+             });
+  make_links("meta/@" + std::string(kExternalLinkPaths) + ", _files, _objects",
+             {&external_paths_, &external_files_, &external_objects_}, [&](const std::vector<const std::string*>& row) {
+               return H5Lcreate_external(row[1]->c_str(), row[2]->c_str(), file_, row[0]->c_str(), lcpl_, H5P_DEFAULT);
+             });
   lcpl_.reset();
   gcpl_.reset();
   file_.close("closing '" + path_ + "'", CKPT_ERR_IO);

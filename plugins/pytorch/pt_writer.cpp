@@ -79,9 +79,10 @@ std::string PtWriter::current_path(std::string_view name) const {
   return p + std::string(name);
 }
 
-std::string PtWriter::add_storage(std::span<const std::byte> data) {
+std::string PtWriter::add_storage(std::span<const std::byte> data, uint64_t* offset) {
   std::string key = std::to_string(next_key_++);
-  zip_.add(kArchive + std::string("data/") + key, data);
+  const uint64_t at = zip_.add(kArchive + std::string("data/") + key, data);
+  if (offset) *offset = at;
   return key;
 }
 
@@ -166,8 +167,8 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
       break;
     }
     if (t.key.empty()) {
-      t.key = std::to_string(next_key_++);
-      same.push_back({index, zip_.add(kArchive + std::string("data/") + t.key, data)});
+      Stored& s = same.emplace_back(Stored{index});
+      t.key = add_storage(data, &s.offset);
     }
   }
   if (t.key.empty()) t.key = add_storage(data);

@@ -31,7 +31,8 @@ class PtWriter final : public ckpt::sdk::Writer {
 
  private:
   ckpt_pickle::Node& top(const char* event);
-  std::string add_storage(std::span<const std::byte> data);
+  // Writes data/<key> for `data`; its key, and where its bytes lie in `offset`.
+  std::string add_storage(std::span<const std::byte> data, uint64_t* offset = nullptr);
   // The object of the user's layout in meta/@torch_layout, once it reads back as root_; the
   // layout attribute is rewritten as what is written.
   PyOut followed_layout();

@@ -133,6 +133,7 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
   document_.attribute(name, value, what);
   --g.attributes_left;
   if (in_integrity_) {
+    if (!plain_) return;  // the document entry holds it (the copy only serves a plain file)
     auto text_of = [](const ckpt_str& s) { return std::string(s.data ? s.data : "", s.size); };
     auto strings = [&](std::vector<std::string>& out) {
       if (value.type != CKPT_VALUE_STRING_ARRAY) return void(integrity_->bad = true);

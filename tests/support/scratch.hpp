@@ -1,4 +1,4 @@
-// What the cross-format tests (matrix/, realworld/) share: a scratch folder removed at the end,
+// What the tests that run other tools share (matrix/, realworld/, formats/pytorch/): a scratch folder removed at the end,
 // and running a tool with its output captured.
 #pragma once
 

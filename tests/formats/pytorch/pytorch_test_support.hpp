@@ -8,13 +8,11 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
+#include "scratch.hpp"
+
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace pytorch_test {
 
@@ -30,29 +28,11 @@ inline ckpt::ConvertOptions to(const char* format) {
   return o;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-pytorch-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+// Scratch folders and running tools with their output captured, as the cross-format tests do.
+struct TempDir : ckpt_test::TempDir {
+  TempDir() : ckpt_test::TempDir("ckpt-pytorch") {}
 };
-
-// Runs a shell command line; `out` gets its stdout and stderr. Returns the exit status, or -1
-// when it did not exit (a signal: a crash).
-inline int run(const std::string& command, std::string& out) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using ckpt_test::run;
 
 inline std::string torch_side(const std::string& args) {
   return std::string(CKPT_PYTHON) + " " + (kHere / "torch_side.py").string() + " " + args;
