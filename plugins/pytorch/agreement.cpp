@@ -68,7 +68,8 @@ class Comparison {
       case T::set:
       case T::counter:
       case T::record:
-      case T::numpy_scalar: break;  // only in a user's layout, which is checked another way
+      case T::numpy_scalar:
+      case T::numpy_array: break;  // only in a user's layout, which is checked another way
     }
     differ(where, "an object the writer never makes");
   }

@@ -62,19 +62,27 @@ class Pickler {
         out += 'b';
         return;
       }
-      case T::numpy_scalar: {
-        // numpy.core.multiarray.scalar(numpy.dtype(spec, False, True) with its state, bytes)
-        out += "cnumpy.core.multiarray\nscalar\n(cnumpy\ndtype\n(";
-        str(v.spec);
-        out += "\x89\x88tR(K\x03";
-        str(v.s.size() > 1 ? "<" : "|");
-        out += "NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK";
-        out += '\0';
-        out += "tb";
+      case T::numpy_scalar:
+        // numpy.core.multiarray.scalar(dtype, bytes)
+        out += "cnumpy.core.multiarray\nscalar\n(";
+        dtype(v.spec, v.s.size() > 1);
         bytes(v.s);
         out += "tR";
         return;
-      }
+      case T::numpy_array:
+        // What ndarray.__reduce__ gives: _reconstruct(ndarray, (0,), b'b'), then BUILD with
+        // (1, shape, dtype, is_fortran, data).
+        out += "cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(";
+        integer(0);
+        out += 't';
+        bytes("b");
+        out += "tR(K\x01";
+        ints(v.shape);
+        dtype(v.spec, ckpt::sdk::dtype_size(v.dtype) > 1);
+        out += '\x89';
+        bytes(v.s);
+        out += "tb";
+        return;
       case T::list:
         out += ']';
         if (!v.items.empty()) {
@@ -134,9 +142,24 @@ class Pickler {
     }
   }
 
+  // numpy.dtype(spec, False, True) with its state: what a NumPy dtype pickles as.
+  void dtype(const std::string& spec, bool multibyte) {
+    out += "cnumpy\ndtype\n(";
+    str(spec);
+    out += "\x89\x88tR(K\x03";
+    str(multibyte ? "<" : "|");
+    out += "NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK";
+    out += '\0';
+    out += "tb";
+  }
+
   void str(const std::string& bytes) { raw_str(ckpt_pickle::to_python_str(bytes)); }
 
   void raw_str(const std::string& s) {
+    // Protocol 2's one str opcode has a 4-byte length (a NumPy array's bytes travel as one).
+    if (s.size() > UINT32_MAX)
+      ckpt::sdk::fail(CKPT_ERR_UNSUPPORTED, "a str or bytes of " + std::to_string(s.size()) +
+                                                " bytes in data.pkl, beyond the 4 GiB a protocol 2 pickle holds");
     out += 'X';
     le(s.size(), 4);
     out += s;

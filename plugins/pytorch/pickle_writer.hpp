@@ -11,10 +11,11 @@
 namespace ckpt_pytorch {
 
 struct PyOut {
-  // The last five write what a user's layout (user_layout.hpp) holds beyond ckpt's schema:
+  // The last six write what a user's layout (user_layout.hpp) holds beyond ckpt's schema:
   // bytes, a set, a collections.Counter, an object of an allowed class (its class in `s`, its
-  // attributes in `entries`) and a NumPy scalar (its dtype in `spec`, its bytes in `s`).
-  enum class T { none, boolean, integer, floating, string, tensor, list, tuple, dict, odict, bytes, set, counter, record, numpy_scalar };
+  // attributes in `entries`), a NumPy scalar (its dtype in `spec`, its bytes in `s`) and a
+  // NumPy array (`spec`, `dtype`, `shape`, its C-order bytes in `s`).
+  enum class T { none, boolean, integer, floating, string, tensor, list, tuple, dict, odict, bytes, set, counter, record, numpy_scalar, numpy_array };
   T t = T::none;
   bool b = false;
   int64_t i = 0;

@@ -7,8 +7,10 @@
 #include "agreement.hpp"
 #include "user_layout.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -183,14 +185,29 @@ void PtReader::keep_user_layout(const Obj* pickled, const std::vector<const Arra
   auto layout = describe_layout(pickled, doc_paths(root_, arrays), [&](const Array& a) { return small_tensor_bytes(a); },
                                 limits.document_bytes_for(file_.size()));
   if (!layout) return;  // ckpt's schema is then the layout a writer uses (docs/formats/pytorch.md)
+  // Tied tensors, for formats that cannot share storage but can write one copy (safetensors):
+  // pairs of a tensor's path and the path of the one it shares storage with, in path order.
+  std::optional<Value> aliases;
+  if (const UserLayout parsed(*layout, "'" + path + "': data.pkl"); !parsed.ties().empty()) {
+    std::vector<std::pair<std::string, std::string>> pairs(parsed.ties().begin(), parsed.ties().end());
+    std::sort(pairs.begin(), pairs.end());
+    aliases.emplace();
+    aliases->type = CKPT_VALUE_STRING_ARRAY;
+    for (auto& [member, leader] : pairs) {
+      aliases->strings.push_back(member);
+      aliases->strings.push_back(leader);
+    }
+  }
   if (Node* meta = root_.child("meta"); meta && meta->is_group) {
     meta->set(kLayoutAttribute, Value::string(std::move(*layout)));
+    if (aliases && !meta->attribute(kTensorAliasesAttribute)) meta->set(kTensorAliasesAttribute, std::move(*aliases));
     return;
   }
   // meta first, as ckpt's own documents have it, so that a writer knows the layout (and which
   // tensors are tied) before the tensors come.
   Node root;
   root.add_group("meta").set(kLayoutAttribute, Value::string(std::move(*layout)));
+  if (aliases) root.child("meta")->set(kTensorAliasesAttribute, std::move(*aliases));
   for (auto& [k, v] : root_.attributes) root.set(k, std::move(v));
   for (Node& c : root_.children) root.add_child(std::move(c));
   root_ = std::move(root);
@@ -230,11 +247,22 @@ void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const
     std::vector<TensorEntry> entries;
     std::vector<const Array*> arrays;
     const Node mapped = map_pickle(pickled, entries, arrays, limits);
+    std::vector<std::byte> stored;
     check_same_view(mapped, root_, [&](uint64_t mid, uint64_t vid) {
       const Array* a = arrays.at(mid);
-      const Storage* s = as_storage(a->base);
       const SkeletonTensor& t = listed.at(vid);
-      return s && s->key == t.key && a->dtype == t.dtype && a->shape == t.shape && contiguous_whole(*a, *s);
+      if (a->dtype != t.dtype || a->shape != t.shape) return false;
+      if (const Storage* s = as_storage(a->base)) return s->key == t.key && contiguous_whole(*a, *s);
+      // A NumPy array holds its bytes inside data.pkl, and the skeleton's storage holds them
+      // for ckpt: torch and ckpt read the same values only if the two are equal.
+      const Text* inline_bytes = as_text(a->base);
+      const TensorEntry& e = tensors_.at(vid);
+      if (!inline_bytes || !a->numpy || a->big_endian || a->offset != 0 || a->strides != e.strides ||
+          inline_bytes->str().size() != e.nbytes())
+        return false;
+      stored.resize(e.nbytes());
+      e.blob->read(0, stored);
+      return stored.empty() || std::memcmp(stored.data(), inline_bytes->str().data(), stored.size()) == 0;
     }, source);
     auto described = describe_layout(pickled, doc_paths(mapped, arrays), [&](const Array& a) { return small_tensor_bytes(a); },
                                      limits.document_bytes_for(file_.size()));

@@ -83,6 +83,7 @@ std::string PtWriter::add_storage(std::span<const std::byte> data, uint64_t* off
   std::string key = std::to_string(next_key_++);
   const uint64_t at = zip_.add(kArchive + std::string("data/") + key, data);
   if (offset) *offset = at;
+  offset_of_.emplace(key, at);
   return key;
 }
 
@@ -318,6 +319,16 @@ PyOut PtWriter::followed_layout() {
     if (const Storage* s = as_storage(a.base)) return s->key;
     const std::string_view b = as_text(a.base)->str();
     return add_storage(std::as_bytes(std::span(b.data(), b.size())));
+  }, [&](const Array& a) {
+    // A NumPy array's bytes go inside data.pkl, read back from the storage the tensor was
+    // written to as it came: the layout (in meta, which convert writes last) may say it is an
+    // array only after its bytes are in the archive. The storage stays too, for ckpt's
+    // skeleton; the reader checks that the two hold the same bytes.
+    const Storage* s = as_storage(a.base);
+    const uint64_t n = ckpt::sdk::checked_nbytes(a.shape, ckpt::sdk::dtype_size(a.dtype), a.where);
+    std::string out(n, '\0');
+    zip_.read_back(offset_of_.at(s->key), std::as_writable_bytes(std::span(out.data(), out.size())));
+    return out;
   });
 }
 

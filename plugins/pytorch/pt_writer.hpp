@@ -63,6 +63,7 @@ class PtWriter final : public ckpt::sdk::Writer {
   std::vector<std::pair<size_t, Stored>> copies_;  // (tensors_ index, the stored tensor it equals)
   std::vector<size_t> first_of_;                   // tensors_ index -> the first with its bytes
   std::vector<std::string> path_of_;               // tensors_ index -> document path
+  std::unordered_map<std::string, uint64_t> offset_of_;  // storage key -> where its data lies
   void resolve_copies();
   bool root_done_ = false;
   bool finished_ = false;

@@ -148,11 +148,20 @@ class Describer {
 
   json array(const Array& a) {
     if (a.numpy) {
-      if (!a.raw_spec.empty()) throw NotDescribable{};
-      // A NumPy scalar as numpy pickles it; NumPy arrays are not written back yet.
-      const Text* t = as_text(a.base);
       const char* spec = numpy_spec(a.dtype);
-      if (!a.scalar || !t || !spec || (a.big_endian && t->str().size() > 1)) throw NotDescribable{};
+      if (!a.raw_spec.empty() || !spec) throw NotDescribable{};
+      if (!a.scalar) {
+        // A NumPy array: the document tensor that holds its values, written back as a C-order
+        // little-endian array of its dtype (what NumPy compares equal, dtype included).
+        std::vector<std::string>& mine = paths_[&a];
+        if (mine.empty() || a.big_endian) throw NotDescribable{};
+        json out{{"A", mine.front()}, {"np", spec}};
+        mine.erase(mine.begin());
+        return out;
+      }
+      // A NumPy scalar as numpy pickles it.
+      const Text* t = as_text(a.base);
+      if (!t || (a.big_endian && t->str().size() > 1)) throw NotDescribable{};
       return json{{"N", spec}, {"x", ckpt::sdk::to_hex(t->str())}};
     }
     const Storage* s = as_storage(a.base);
@@ -360,6 +369,16 @@ Obj* UserLayout::build(Arena& arena, const std::function<Array*(const std::strin
       return a;
     }
     Array* a = nullptr;
+    if (j.contains("A")) {
+      const json& p = j["A"];
+      const json& spec = member(j, "np", source_);
+      if (!p.is_string()) bad(source_, "a NumPy array's path that is not a string");
+      a = tensor(p.get<std::string>());
+      if (!spec.is_string() || !numpy_spec(a->dtype) || spec.get<std::string>() != numpy_spec(a->dtype))
+        bad(source_, "a NumPy array of dtype " + spec.dump() + " over a " + ckpt::sdk::dtype_name(a->dtype) + " tensor");
+      a->numpy = true;
+      return a;
+    }
     if (j.contains("T")) {
       const json& p = j["T"];
       if (!p.is_string()) bad(source_, "a tensor path that is not a string");
@@ -394,7 +413,8 @@ Obj* UserLayout::build(Arena& arena, const std::function<Array*(const std::strin
 
 // ---- writing the object ------------------------------------------------------------------
 
-PyOut to_pyout(const Obj* o, const std::function<std::string(const Array&)>& storage) {
+PyOut to_pyout(const Obj* o, const std::function<std::string(const Array&)>& storage,
+               const std::function<std::string(const Array&)>& numpy_bytes) {
   using T = PyOut::T;
   switch (o->kind) {
     case Kind::none: return PyOut();
@@ -415,14 +435,14 @@ PyOut to_pyout(const Obj* o, const std::function<std::string(const Array&)>& sto
     case Kind::tuple: {
       const auto* s = static_cast<const Seq*>(o);
       PyOut out = PyOut::container(s->kind == Kind::tuple ? T::tuple : s->is_set ? T::set : T::list);
-      for (const Obj* x : s->items) out.items.push_back(to_pyout(x, storage));
+      for (const Obj* x : s->items) out.items.push_back(to_pyout(x, storage, numpy_bytes));
       return out;
     }
     case Kind::dict: {
       const auto* d = static_cast<const Dict*>(o);
       PyOut out = PyOut::container(d->counter ? T::counter : d->ordered ? T::odict : T::dict);
-      for (const auto& [k, v] : d->entries) out.entries.emplace_back(to_pyout(k, storage), to_pyout(v, storage));
-      if (d->instance_state) out.items.push_back(to_pyout(d->instance_state, storage));
+      for (const auto& [k, v] : d->entries) out.entries.emplace_back(to_pyout(k, storage, numpy_bytes), to_pyout(v, storage, numpy_bytes));
+      if (d->instance_state) out.items.push_back(to_pyout(d->instance_state, storage, numpy_bytes));
       return out;
     }
     case Kind::record: {
@@ -432,16 +452,18 @@ PyOut to_pyout(const Obj* o, const std::function<std::string(const Array&)>& sto
       for (const auto& [k, v] : r->attributes) {
         PyOut name = PyOut::str(k);
         name.raw = true;
-        out.entries.emplace_back(std::move(name), to_pyout(v, storage));
+        out.entries.emplace_back(std::move(name), to_pyout(v, storage, numpy_bytes));
       }
       return out;
     }
     case Kind::array: {
       const auto* a = static_cast<const Array*>(o);
       if (a->numpy) {
-        PyOut out = PyOut::container(T::numpy_scalar);
+        PyOut out = PyOut::container(a->scalar ? T::numpy_scalar : T::numpy_array);
         out.spec = numpy_spec(a->dtype);
-        out.s = std::string(as_text(a->base)->str());
+        out.dtype = a->dtype;
+        out.shape = a->shape;
+        out.s = a->scalar ? std::string(as_text(a->base)->str()) : numpy_bytes(*a);
         return out;
       }
       PyOut t = PyOut::tensor(storage(*a), a->dtype, a->shape);

@@ -2,7 +2,7 @@
 // checkpoint through its schema (model/state, optimizer, trainer: torch_layout.hpp), which is
 // what ckpt's tools and the other formats use; the user's layout keeps what the schema does not
 // say (their keys and the Python type of every value, OrderedDict's _metadata, Parameters,
-// NumPy scalars, argparse.Namespace, tied tensors) so that writing back to .pt gives torch.load
+// NumPy scalars and arrays, argparse.Namespace, tied tensors) so that writing back to .pt gives torch.load
 // the object it read before. It travels in the document as JSON, meta/@torch_layout
 // (docs/formats/pytorch.md, "The user's layout").
 //
@@ -26,6 +26,8 @@
 namespace ckpt_pytorch {
 
 inline constexpr const char* kLayoutAttribute = "torch_layout";
+// Beside it, the tied tensors as the format-neutral meta/@tensor_aliases (docs/schema.md).
+inline constexpr const char* kTensorAliasesAttribute = "tensor_aliases";
 
 // Which document tensor the mapping made of each occurrence of an array, in the order the
 // layout meets them (an array the pickle shares through its memo occurs more than once).
@@ -36,9 +38,9 @@ using DocPaths = std::unordered_map<const ckpt_pickle::Array*, std::vector<std::
 DocPaths doc_paths(const ckpt_pickle::Node& mapped, const std::vector<const ckpt_pickle::Array*>& arrays);
 
 // The layout of `root`, or nullopt when `root` holds something a layout does not describe (a
-// NumPy array, a global, an object of a class ckpt does not write back, a view of bytes the
-// document does not hold) or when it would exceed `max_bytes`: ckpt's writer then lays the
-// document out by its schema. `bytes(a)` gives the bytes of a small tensor the mapping read as
+// big-endian or structured NumPy array, a global, an object of a class ckpt does not write
+// back, a view of bytes the document does not hold) or when it would exceed `max_bytes`:
+// ckpt's writer then lays the document out by its schema. `bytes(a)` gives the bytes of a small tensor the mapping read as
 // a number (torch's loss, Adam's step), which the layout holds by value.
 std::optional<std::string> describe_layout(const ckpt_pickle::Obj* root, DocPaths paths,
                                            const std::function<std::vector<std::byte>(const ckpt_pickle::Array&)>& bytes,
@@ -73,8 +75,11 @@ class UserLayout {
 };
 
 // `root` as the pickle writer writes it. `storage(a)` gives the storage key of a document
-// tensor's array and writes the bytes of one held by value (Array::base is a Text).
-PyOut to_pyout(const ckpt_pickle::Obj* root, const std::function<std::string(const ckpt_pickle::Array&)>& storage);
+// tensor's array and writes the bytes of one held by value (Array::base is a Text);
+// `numpy_bytes(a)` gives the bytes of a document tensor the layout makes a NumPy array, which
+// the pickle holds inline.
+PyOut to_pyout(const ckpt_pickle::Obj* root, const std::function<std::string(const ckpt_pickle::Array&)>& storage,
+               const std::function<std::string(const ckpt_pickle::Array&)>& numpy_bytes);
 
 // Fails with CKPT_ERR_FORMAT naming `source` unless `mapped` (what the schema mapping made of
 // the object a layout builds, or of a file's data.pkl) is `view`: the same groups, attributes

@@ -68,7 +68,7 @@ void expect_refused(const fs::path& src, const fs::path& dst, const std::string&
 TEST(PytorchUserLayout, TorchLoadsTheObjectItSavedBackFromEveryFormat) {
   TempDir tmp;
   const std::vector<std::string> names = write_cases(tmp.path);
-  ASSERT_GE(names.size(), 7u);
+  ASSERT_GE(names.size(), 8u);
   int compared = 0;
   for (const std::string& name : names) {
     SCOPED_TRACE(name);
@@ -94,9 +94,13 @@ TEST(PytorchUserLayout, TorchLoadsTheObjectItSavedBackFromEveryFormat) {
       ++compared;
     }
   }
-  EXPECT_GE(compared, 7 + 6 * 4 + 2);
-  // A tie is one storage in the file, as torch wrote it.
+  EXPECT_GE(compared, 8 + 7 * 4 + 2);
+  // A tie is one storage in the file, as torch wrote it, and one copy in safetensors (with the
+  // alias recorded, which the round trip above turned back into a tie).
   EXPECT_LT(fs::file_size(tmp.path / "tied_state_dict.direct.pt"), fs::file_size(tmp.path / "tied_state_dict.pt") + 4096);
+  const std::string st = slurp(tmp.path / "tied_state_dict.via.safetensors");
+  EXPECT_EQ(st.find("\"head.weight\":{\"dtype\""), std::string::npos);
+  EXPECT_NE(st.find("{\\\"head.weight\\\":\\\"embed.weight\\\"}"), std::string::npos);
 }
 
 TEST(PytorchUserLayout, ALayoutIsNeverASecondReading) {
@@ -229,4 +233,17 @@ TEST(PytorchUserLayout, AnOwnFileWhosePickleOrLayoutWasChangedIsRefused) {
                          "        assert data[at + 5:at + 7] == b'K\\x03', data[at:at + 8]\n"
                          "        data = data[:at + 6] + b'\\x05' + data[at + 7:]\n");
   refused(pickled, "data.pkl does not describe the document at trainer@epoch");
+
+  // A NumPy array's bytes are in data.pkl (for torch) and in a storage (for ckpt): the two
+  // must be equal. The int8 array -3..2 pickles as the latin-1 text of its bytes.
+  const fs::path arrays = tmp.path / "arrays.pt";
+  convert(tmp.path / "numpy_arrays.pt", arrays, to("pytorch"));
+  fs::copy_file(arrays, own, fs::copy_options::overwrite_existing);
+  EXPECT_NO_THROW(read_document(rewrite("arrays_same.pt", "")));
+  auto values = rewrite("arrays_values.pt",
+                        "    if name.endswith('data.pkl'):\n"
+                        "        old = bytes([0xfd, 0xfe, 0xff, 0, 1, 2]).decode('latin1').encode('utf-8')\n"
+                        "        assert old in data\n"
+                        "        data = data.replace(old, old[:-1] + b'\\x07', 1)\n");
+  refused(values, "data.pkl does not describe the document at extra/ints/i1: another tensor");
 }

@@ -117,7 +117,25 @@ def multistep():
     return {"model": m.state_dict(), "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(), "epoch": 3}
 
 
+def numpy_arrays():
+    # What training scripts keep beside the weights: metric histories, normalisation constants,
+    # label maps, masks, as NumPy arrays of every dtype NumPy and ckpt share.
+    torch.manual_seed(6)
+    m = torch.nn.Linear(3, 2)
+    return {
+        "model": m.state_dict(),
+        "history": {"loss": np.array([0.9, 0.5, 0.25], dtype=np.float32), "acc": np.linspace(0.1, 0.9, 5)},
+        "mean_std": np.array([[0.485, 0.456, 0.406], [0.229, 0.224, 0.225]], dtype=np.float32),
+        "labels": np.arange(10, dtype=np.int64), "mask": np.array([True, False, True]),
+        "ints": {d: np.arange(-3, 3).astype(d) for d in ["i1", "i2", "i4", "u1", "u2", "u4", "u8", "f2"]},
+        "complex": np.array([1 + 2j, -0.5j], dtype=np.complex64), "empty": np.zeros((0, 3), dtype=np.float32),
+        "zero_d": np.array(2.5), "fortran": np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3)),
+        "best": np.float64(0.91),
+    }
+
+
 CASES = {
+    "numpy_arrays": numpy_arrays,
     "reference_script": reference_script,
     "state_dict": lambda: resnet().state_dict(),
     "tied_state_dict": tied_state_dict,
@@ -156,6 +174,12 @@ def same(a, b, where, storages):
     if isinstance(a, float):
         if bits(a) != bits(b):
             differ(f"{a!r} became {b!r}")
+        return
+    if isinstance(a, np.ndarray):
+        # Values, dtype (byte order included) and shape; a Fortran-order array comes back in C
+        # order (docs/formats/pytorch.md), which NumPy compares equal.
+        if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            differ(f"{a.dtype}{a.shape} became {b.dtype}{b.shape}, or its values differ")
         return
     if isinstance(a, np.generic):
         if a.dtype != b.dtype or a.tobytes() != b.tobytes():
