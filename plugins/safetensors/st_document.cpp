@@ -221,6 +221,19 @@ class TreeBuilder {
     }
   }
 
+  // A tensor named by the document entry whose bytes are those of header tensor `target`.
+  void alias_child(size_t parent, const std::string& name, size_t target, const std::string& where) {
+    check_name(name, where, CKPT_ERR_FORMAT);
+    complete(parent);
+    const size_t index = h_.tensors.size() + tree_.alias_targets.size();
+    tree_.alias_names.push_back(name);
+    tree_.alias_targets.push_back(target);
+    tree_.tensor_names.push_back(tree_.alias_names.back());
+    tree_.groups[parent].children.push_back({true, index});
+    if (!children_[parent].insert(tree_.groups[parent].children.size() - 1, member_name(parent)))
+      fail(CKPT_ERR_FORMAT, where + ": a second member named " + quote_name(name));
+  }
+
   AttributeEntry& attribute(size_t group, std::string name, const std::string& where, ckpt_status_code code) {
     check_name(name, where, code);
     if (!attributes_[group].insert(name).second) fail(code, where + ": a second attribute named " + quote_name(name));
@@ -318,7 +331,9 @@ class TreeBuilder {
 // Reads the document entry into the builder.
 class DocumentReader {
  public:
-  DocumentReader(TreeBuilder& b, const MetadataEntry& entry) : b_(b), entry_(entry) {}
+  // `aliases`: kAliasesKey's entries, alias key -> header index; each must be named once.
+  DocumentReader(TreeBuilder& b, const MetadataEntry& entry, std::unordered_map<std::string, size_t> aliases)
+      : b_(b), entry_(entry), aliases_(std::move(aliases)) {}
 
   void read() {
     json doc = parse();
@@ -336,6 +351,9 @@ class DocumentReader {
     const json* root = find(doc, "root");
     expect(root && root->is_object(), "/root", "expected an object");
     read_group(*root, 0, "/root", "", 0, true);
+    if (!aliases_.empty())
+      fail(CKPT_ERR_FORMAT, std::string(kMetadataKey) + "[" + quote_name(kAliasesKey) + "]: alias " +
+                                quote_name(aliases_.begin()->first) + " is no tensor of the document");
   }
 
  private:
@@ -404,7 +422,12 @@ class DocumentReader {
         const std::string& name = t->get_ref<const std::string&>();
         TreeBuilder::check_name(name, where(p), CKPT_ERR_FORMAT);
         const std::string key = key_prefix + name;
-        b_.tensor_child(index, name, b_.tensor_at(key, where(p)), where(p), CKPT_ERR_FORMAT);
+        if (auto a = aliases_.find(key); a != aliases_.end()) {
+          b_.alias_child(index, name, a->second, where(p));
+          aliases_.erase(a);
+        } else {
+          b_.tensor_child(index, name, b_.tensor_at(key, where(p)), where(p), CKPT_ERR_FORMAT);
+        }
       } else {
         const json* name = find(m, "group");
         expect(name && name->is_string(), p, "a member is an object {\"tensor\": name} or has \"group\": name");
@@ -482,6 +505,7 @@ class DocumentReader {
 
   TreeBuilder& b_;
   const MetadataEntry& entry_;
+  std::unordered_map<std::string, size_t> aliases_;
 };
 
 }  // namespace
@@ -529,7 +553,7 @@ void check_plain_copies(const Tree& tree, const Header& header) {
         if (a.type == CKPT_VALUE_STRING && !expected.count(a.name)) optional.emplace(a.name, a.s);
   expected.emplace(kFormatTagKey, kFormatTagValue);  // unless the root has its own
   for (const MetadataEntry& m : header.metadata) {
-    if (m.key == kDocumentKey) continue;
+    if (m.key == kDocumentKey || m.key == kAliasesKey) continue;
     if (auto o = optional.find(m.key); o != optional.end() && o->second == m.value) {
       optional.erase(o);
       if (m.key == kFormatTagKey) expected.erase(std::string(kFormatTagKey));
@@ -604,13 +628,50 @@ void add_plain_integrity(TreeBuilder& b, size_t meta, const Header& header, cons
 
 }  // namespace
 
+namespace {
+
+// kAliasesKey's entry: alias keys the header does not hold, each naming a tensor it does.
+std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, const TreeBuilder& b, const Header& header) {
+  const std::string where = "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(kAliasesKey) + "])";
+  // At most one alias per tensor of the document, which names at most kMaxDocumentValues.
+  size_t values = 0;
+  json j;
+  try {
+    j = json::parse(m.value, [&](int depth, json::parse_event_t, json&) {
+      if (depth > 1 || ++values > 2 * kMaxDocumentValues) fail(CKPT_ERR_LIMIT, where + ": not an object of strings, or too large");
+      return true;
+    });
+  } catch (const json::exception&) {
+    fail(CKPT_ERR_FORMAT, where + ": not a JSON object");
+  }
+  if (!j.is_object()) fail(CKPT_ERR_FORMAT, where + ": not a JSON object");
+  std::unordered_set<std::string_view> keys;
+  for (const TensorEntry& t : header.tensors) keys.insert(t.key);
+  std::unordered_map<std::string, size_t> out;
+  for (auto& [alias, target] : j.items()) {
+    if (!target.is_string()) fail(CKPT_ERR_FORMAT, where + ": alias " + quote_name(alias) + " names no tensor key");
+    if (keys.count(alias))
+      fail(CKPT_ERR_FORMAT, where + ": alias " + quote_name(alias) + " is also a tensor of the header (two readings)");
+    out.emplace(alias, b.tensor_at(target.get<std::string>(), where + ", alias " + quote_name(alias)));
+  }
+  return out;
+}
+
+}  // namespace
+
 Tree build_tree(const Header& header) {
   TreeBuilder b(header);
   const MetadataEntry* document = nullptr;
-  for (const MetadataEntry& m : header.metadata)
+  const MetadataEntry* aliases = nullptr;
+  for (const MetadataEntry& m : header.metadata) {
     if (m.key == kDocumentKey) document = &m;
+    if (m.key == kAliasesKey) aliases = &m;
+  }
+  if (aliases && !document)
+    fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(aliases->at) + " (" + std::string(kMetadataKey) + "[" +
+                              quote_name(kAliasesKey) + "]): aliases in a file without ckpt's document, which names them");
   if (document) {
-    DocumentReader(b, *document).read();
+    DocumentReader(b, *document, aliases ? read_aliases(*aliases, b, header) : std::unordered_map<std::string, size_t>{}).read();
     b.place_the_rest();
     Tree t = b.take();
     check_plain_copies(t, header);

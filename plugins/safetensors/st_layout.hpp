@@ -42,6 +42,14 @@ inline constexpr std::string_view kDocumentFormat = "ckpt-safetensors";
 // where their paths and hex digests would take 50 (safetensors readers allow 100 in all).
 inline constexpr std::string_view kIntegrityKey = "ckpt.integrity";
 inline constexpr int64_t kDocumentVersion = 1;
+// Tensors that share another's storage (tied weights, meta/@tensor_aliases in the document)
+// are written once, like Hugging Face's own writer does: this entry, a JSON object of
+// {"alias key": "key of the tensor holding its bytes"}, lets the document entry name them.
+// Only in files with a document entry; each alias is named by it exactly once.
+inline constexpr std::string_view kAliasesKey = "ckpt.aliases";
+// The document's meta attribute naming tied tensors: a string array of pairs, each a tensor's
+// path and the path of the tensor it shares storage with (docs/schema.md).
+inline constexpr std::string_view kTensorAliasesAttribute = "tensor_aliases";
 // Hugging Face loaders refuse a file with __metadata__ but no "format"; the writer adds this
 // when the root has no string attribute "format" of its own.
 inline constexpr std::string_view kFormatTagKey = "format";

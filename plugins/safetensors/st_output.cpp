@@ -68,6 +68,17 @@ void OutputFile::write_at(uint64_t offset, std::span<const std::byte> bytes) {
   pwrite_all(offset, bytes.data(), bytes.size());
 }
 
+void OutputFile::read_at(uint64_t offset, std::span<std::byte> dst) {
+  flush();
+  for (size_t got = 0; got < dst.size();) {
+    const ssize_t r = ::pread(fd_, dst.data() + got, dst.size() - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail(CKPT_ERR_IO, os_error("cannot read back", path_));
+    if (r == 0) fail(CKPT_ERR_IO, "'" + path_ + "' shrank while it was being written");
+    got += static_cast<size_t>(r);
+  }
+}
+
 void OutputFile::open_gap(uint64_t from, uint64_t by) {
   flush();
   struct stat st {};

@@ -23,6 +23,8 @@ class OutputFile {
   void seek(uint64_t offset);
   uint64_t cursor() const { return cursor_ + buffer_.size(); }
   void write_at(uint64_t offset, std::span<const std::byte> bytes);
+  // Reads back dst.size() bytes written at `offset` (flushing first).
+  void read_at(uint64_t offset, std::span<std::byte> dst);
   // Moves every byte from `from` to the end of the file `by` bytes further, leaving
   // [from, from + by) to be overwritten. When both are multiples of the block size and the
   // file system can (ext4, XFS), the kernel inserts the blocks without copying anything;

@@ -20,7 +20,7 @@ void SafetensorsReader::list_group(const ckpt::sdk::Visitor& visitor, const Grou
   for (const AttributeEntry& a : group.attributes) visitor.attribute(a.name, a.view());
   for (const ChildRef& c : group.children) {
     if (c.is_tensor) {
-      const TensorEntry& t = header_.tensors[c.index];
+      const TensorEntry& t = entry(c.index);
       visitor.tensor(tree_.tensor_names[c.index].data(), t.dtype, t.shape, t.end - t.begin, c.index);
     } else {
       list_group(visitor, tree_.groups[c.index]);
@@ -30,10 +30,12 @@ void SafetensorsReader::list_group(const ckpt::sdk::Visitor& visitor, const Grou
 }
 
 const TensorEntry& SafetensorsReader::entry(uint64_t id) const {
-  if (id >= header_.tensors.size())
+  const size_t n = header_.tensors.size();
+  if (id >= n + tree_.alias_targets.size())
     fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " in '" + file_.path() + "' (it holds " +
-                                 std::to_string(header_.tensors.size()) + ")");
-  return header_.tensors[id];
+                                 std::to_string(n + tree_.alias_targets.size()) + ")");
+  // An alias reads the bytes of the tensor it shares them with.
+  return header_.tensors[id < n ? id : tree_.alias_targets[id - n]];
 }
 
 void SafetensorsReader::read_tensor(uint64_t id, std::span<std::byte> dst) {

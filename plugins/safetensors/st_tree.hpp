@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,7 +34,7 @@ struct AttributeEntry {
 
 struct ChildRef {
   bool is_tensor;
-  size_t index;  // into Header::tensors or Tree::groups
+  size_t index;  // into Header::tensors (then Tree::alias_targets) or Tree::groups
 };
 
 struct GroupEntry {
@@ -44,8 +45,13 @@ struct GroupEntry {
 
 struct Tree {
   std::vector<GroupEntry> groups;         // groups[0] is the root
-  // The last path segment of each tensor: the end of its header key, so NUL-terminated.
+  // The last path segment of each tensor: the end of its header key, so NUL-terminated. Then
+  // one per alias (kAliasesKey), whose index is the header's tensor count plus its own.
   std::vector<std::string_view> tensor_names;
+  // An alias's name (tensor_names views it: a deque keeps it in place) and the header index of
+  // the tensor that holds its bytes.
+  std::deque<std::string> alias_names;
+  std::vector<size_t> alias_targets;
 };
 
 }  // namespace ckpt_safetensors

@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include <sodium.h>
+#include <xxhash.h>
+
 #include <set>
 
 namespace ckpt_safetensors {
@@ -164,6 +166,10 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
   if (stack_.size() == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey) {
     root_strings_.emplace_back(name, std::string(text));
     plain_ = false;
+  } else if (in_meta && name == kTensorAliasesAttribute && value.type == CKPT_VALUE_STRING_ARRAY) {
+    for (uint64_t i = 0; i < value.count; ++i)
+      tied_.emplace_back(value.u.strings[i].data ? value.u.strings[i].data : "", value.u.strings[i].size);
+    plain_ = false;
   } else if (in_meta && value.type == CKPT_VALUE_STRING) {
     meta_strings_.emplace_back(name, std::string(text));
     if (looks_like_ours || name == kDocumentKey || name == kIntegrityKey) plain_ = false;
@@ -188,23 +194,92 @@ void SafetensorsWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<cons
   if (key == kMetadataKey)
     fail(CKPT_ERR_UNSUPPORTED, what + ": safetensors reserves the name " + std::string(kMetadataKey));
 
-  if (tensors_ > 0) entries_ += ',';
-  entries_ += json_string(key, what + "'s name");
-  entries_ += ":{\"dtype\":\"";
-  entries_ += dtype;
-  entries_ += "\",\"shape\":";
-  entries_ += shape_text(info.shape);
-  entries_ += ",\"data_offsets\":[" + std::to_string(data_size_) + "," + std::to_string(data_size_ + nbytes) + "]}";
   document_.tensor(info.name, what);
   ++tensors_;
-  data_size_ += nbytes;
+  std::string entry = ":{\"dtype\":\"";
+  entry += dtype;
+  entry += "\",\"shape\":";
+  entry += shape_text(info.shape);
 
-  if (!spilled_ && stage_.size() + nbytes <= staging_limit_) {
+  if (nbytes > 0) {
+    const uint64_t h = XXH3_64bits_withSeed(info.shape.data(), info.shape.size() * sizeof(int64_t),
+                                            XXH3_64bits(data.data(), data.size()) ^ info.dtype);
+    std::vector<size_t>& same = by_content_[h];
+    std::vector<std::byte> back;
+    for (size_t w : same) {
+      const Written& o = written_[w];
+      if (o.dtype != info.dtype || o.rank != info.shape.size() ||
+          !std::equal(info.shape.begin(), info.shape.end(), shapes_.begin() + static_cast<ptrdiff_t>(o.shape_at)))
+        continue;
+      back.resize(nbytes);
+      read_data(o.begin, back);
+      if (std::memcmp(back.data(), data.data(), nbytes) != 0) continue;
+      copies_.push_back({keys_.size() - 1, w, std::move(entry), entries_.size()});
+      return;
+    }
+    same.push_back(written_.size());
+    written_.push_back({info.dtype, static_cast<uint32_t>(info.shape.size()), shapes_.size(), data_size_, nbytes, keys_.size() - 1});
+    shapes_.insert(shapes_.end(), info.shape.begin(), info.shape.end());
+  }
+  entries_ += ',';
+  entries_ += json_string(key, what + "'s name");
+  entries_ += entry;
+  entries_ += ",\"data_offsets\":[" + std::to_string(data_size_) + "," + std::to_string(data_size_ + nbytes) + "]}";
+  append_data(data);
+}
+
+void SafetensorsWriter::append_data(std::span<const std::byte> data) {
+  data_size_ += data.size();
+  if (!spilled_ && stage_.size() + data.size() <= staging_limit_) {
     stage_.insert(stage_.end(), data.begin(), data.end());
     return;
   }
   if (!spilled_) spill();
   out_.append(data);
+}
+
+void SafetensorsWriter::read_data(uint64_t begin, std::span<std::byte> dst) {
+  if (spilled_) out_.read_at(data_start_ + begin, dst);
+  else std::memcpy(dst.data(), stage_.data() + begin, dst.size());
+}
+
+// The header's entries with the copies put back: aliases where meta ties a copy to a tensor of
+// its bytes, else written now, at the end of the data (readers sort entries by offset).
+std::string SafetensorsWriter::resolve_copies() {
+  if (copies_.empty()) return std::move(entries_);
+  std::unordered_map<std::string_view, std::string_view> tie;
+  for (size_t i = 0; i + 1 < tied_.size(); i += 2) tie.emplace(tied_[i], tied_[i + 1]);
+  std::unordered_map<std::string_view, size_t> copy_source;  // a copy's key -> written_ index
+  for (const Copy& c : copies_) copy_source.emplace(keys_[c.key], c.of);
+  std::string entries;
+  size_t from = 0;
+  std::vector<std::byte> bytes;
+  for (const Copy& c : copies_) {
+    entries.append(entries_, from, c.insert_at - from);
+    from = c.insert_at;
+    const Written& source = written_[c.of];
+    const std::string& key = keys_[c.key];
+    // Tied to the tensor whose bytes it equals, or to another copy of them.
+    if (auto t = tie.find(key); t != tie.end()) {
+      auto other = copy_source.find(t->second);
+      if (t->second == keys_[source.key] || (other != copy_source.end() && other->second == c.of)) {
+        aliases_ += (aliases_.empty() ? "" : ",") + json_string(key, "alias '" + key + "'") + ":" +
+                    json_string(keys_[source.key], "alias target");
+        continue;
+      }
+    }
+    bytes.resize(source.nbytes);
+    read_data(source.begin, bytes);
+    entries += ',';
+    entries += json_string(key, "tensor '" + key + "'");
+    entries += c.entry;
+    entries += ",\"data_offsets\":[" + std::to_string(data_size_) + "," + std::to_string(data_size_ + source.nbytes) + "]}";
+    append_data(bytes);
+  }
+  entries.append(entries_, from);
+  copies_.clear();
+  if (!aliases_.empty()) plain_ = false;
+  return entries;
 }
 
 // Fixes where the data starts, before the header is known: the header so far, plus each
@@ -215,7 +290,7 @@ void SafetensorsWriter::spill() {
   uint64_t announced = 0;
   for (const OpenGroup& g : stack_) announced += g.children_left;
   const uint64_t per_tensor = 2 * entries_.size() / (tensors_ ? tensors_ : 1);
-  const uint64_t projected = header_json().size() + per_tensor * announced;
+  const uint64_t projected = header_json(entries_).size() + per_tensor * announced;
   data_start_ = round_up(8 + 4 * projected + (64 << 10), kReserveGranule) + kDataPageOffset;
   data_start_ = std::min(data_start_, kMaxDataStart / kReserveGranule * kReserveGranule + kDataPageOffset);
   out_.seek(data_start_);
@@ -253,7 +328,7 @@ std::optional<std::string> SafetensorsWriter::integrity_entry() const {
          "\",\"manifest_encoding\":\"" + in.encoding + "\"}";
 }
 
-std::string SafetensorsWriter::header_json() const {
+std::string SafetensorsWriter::header_json(std::string_view entries) const {
   std::string metadata;
   auto entry = [&](std::string_view key, std::string_view value) {
     if (!metadata.empty()) metadata += ',';
@@ -276,20 +351,22 @@ std::string SafetensorsWriter::header_json() const {
   const std::optional<std::string> integrity = plain_ ? integrity_entry() : std::nullopt;
   const bool plain = plain_ && (!integrity_ || integrity);
   if (integrity) entry(kIntegrityKey, *integrity);
+  if (!aliases_.empty()) entry(kAliasesKey, "{" + aliases_ + "}");
   if (!plain) {
     if (!has_format_tag) entry(kFormatTagKey, kFormatTagValue);
     entry(kDocumentKey, document_.text());
   }
   std::string h = "{";
-  if (!metadata.empty()) h += "\"" + std::string(kMetadataKey) + "\":{" + metadata + "}" + (tensors_ ? "," : "");
-  h += entries_;
+  if (!metadata.empty()) h += "\"" + std::string(kMetadataKey) + "\":{" + metadata + "}";
+  if (!entries.empty()) h += metadata.empty() ? entries.substr(1) : entries;
   return h += "}";
 }
 
 void SafetensorsWriter::finish() {
   if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
-  const std::string header = header_json();
+  const std::string entries = resolve_copies();
+  const std::string header = header_json(entries);
   uint64_t data_start = round_up(8 + header.size(), kDataAlignment);
   if (data_start > kMaxDataStart)
     fail(CKPT_ERR_UNSUPPORTED, "the header would be " + std::to_string(header.size()) +

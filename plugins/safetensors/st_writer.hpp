@@ -14,6 +14,7 @@
 #include <ckpt/sdk.hpp>
 
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <optional>
@@ -53,7 +54,8 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   void claim_child(std::string_view name, const char* event);
   std::string where() const;
   std::string key_of(std::string_view name) const;
-  std::string header_json() const;
+  // `entries`: the header's tensor entries, each after a comma.
+  std::string header_json(std::string_view entries) const;
   void spill();
 
   OutputFile out_;
@@ -62,7 +64,7 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   bool root_done_ = false;
   bool finished_ = false;
 
-  std::string entries_;  // the header's tensor entries, comma-separated, in document order
+  std::string entries_;  // the header's tensor entries, each after a comma, in document order
   uint64_t tensors_ = 0;
   uint64_t data_size_ = 0;
   DocumentText document_;
@@ -83,6 +85,34 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   std::vector<std::byte> stage_;
   bool spilled_ = false;
   uint64_t data_start_ = 0;  // fixed by spill()
+
+  // Tied tensors are written once. Which tensors are tied, meta/@tensor_aliases says, but
+  // convert sends meta last: so a tensor whose bytes equal an earlier one's (same dtype and
+  // shape; xxh3, then the bytes compared) is held back as a copy of it. At finish a copy that
+  // meta ties to a tensor of its bytes becomes an alias (kAliasesKey); any other is written
+  // then, its header entry put back in its place.
+  struct Written {
+    uint32_t dtype;
+    uint32_t rank;
+    size_t shape_at;  // into shapes_
+    uint64_t begin, nbytes;  // in the data section
+    size_t key;  // into keys_
+  };
+  struct Copy {
+    size_t key;         // into keys_
+    size_t of;          // into written_
+    std::string entry;  // its header entry after the key: dtype and shape
+    size_t insert_at;   // where in entries_ its entry goes, if written
+  };
+  std::vector<int64_t> shapes_;
+  std::vector<Written> written_;
+  std::unordered_map<uint64_t, std::vector<size_t>> by_content_;  // -> written_ indices
+  std::vector<Copy> copies_;
+  std::vector<std::string> tied_;  // meta/@tensor_aliases: path, path it shares storage with, ...
+  std::string aliases_;            // kAliasesKey's JSON members, once finish resolved the copies
+  void read_data(uint64_t begin, std::span<std::byte> dst);
+  void append_data(std::span<const std::byte> data);
+  std::string resolve_copies();
 };
 
 }  // namespace ckpt_safetensors

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <random>
@@ -549,6 +550,99 @@ TEST(SafetensorsFormat, TensorsTheDocumentEntryDoesNotListAreKept) {
   EXPECT_EQ(model.children()[0].name, "w");
   EXPECT_EQ(model.children()[1].name, "added");
   EXPECT_EQ(model.find_tensor("added")->data<int16_t>()[2], 7);
+}
+
+namespace {
+
+// `p` with its header JSON edited by `edit` (the data section unchanged).
+void edit_header(const fs::path& p, const std::function<void(json&)>& edit) {
+  const std::string bytes = slurp(p);
+  const uint64_t n = le64(bytes);
+  json header = json::parse(bytes.substr(8, n));
+  edit(header);
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  spit(p, out + text + bytes.substr(8 + n));
+}
+
+// Tied weights (model/b shares model/a's storage, as meta/@tensor_aliases says), an untied
+// tensor of the same bytes (model/c: zero biases are equal without being tied) and another.
+Document tied_document() {
+  Document doc;
+  std::vector<float> v(1000);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) * 0.5f;
+  Group& model = doc.group("model");
+  model.add_tensor("a", Tensor::from<float>(DType::f32, {10, 100}, v));
+  model.add_tensor("b", Tensor::from<float>(DType::f32, {10, 100}, v));
+  model.add_tensor("c", Tensor::from<float>(DType::f32, {10, 100}, v));
+  model.add_tensor("d", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+  doc.group("meta").set("tensor_aliases", std::vector<std::string>{"model/b", "model/a"});
+  return doc;
+}
+
+}  // namespace
+
+// Hugging Face's writer stores tied weights once; so does ckpt's, and records the alias so that
+// the document (and a .pt written from it) gets the tie back. Equal bytes alone tie nothing.
+TEST(SafetensorsFormat, TiedTensorsAreWrittenOnceAndReadBackAsAliases) {
+  TempDir tmp;
+  const Document doc = tied_document();
+  for (const char* staging : {"16777216", "1000"}) {  // staged in memory, and streamed to the file
+    SCOPED_TRACE(staging);
+    const fs::path p = tmp.path / (std::string("tied") + staging + ".safetensors");
+    write_document(doc, p, save_as_safetensors(false, Options{{"staging_bytes", staging}}));
+    const std::string bytes = slurp(p);
+    const uint64_t n = le64(bytes);
+    const json header = json::parse(bytes.substr(8, n));
+    EXPECT_FALSE(header.contains("model/b"));
+    ASSERT_TRUE(header.contains("model/c")) << "an untied copy is written";
+    EXPECT_NE(header["model/c"]["data_offsets"], header["model/a"]["data_offsets"]);
+    EXPECT_EQ(json::parse(header["__metadata__"]["ckpt.aliases"].get<std::string>()), json({{"model/b", "model/a"}}));
+    EXPECT_EQ(bytes.size() - 8 - n, 2 * 4000u + 8u) << "a and c once each, and d";
+    for (bool map : {false, true}) {
+      const Document back = read_document(p, load_as(map));
+      expect_same(doc, back);
+      EXPECT_EQ(member_order(back), member_order(doc));
+    }
+  }
+  // Without meta's record, equal tensors are all written, in the document's order.
+  Document untied = doc;
+  untied.group("meta").erase_attribute("tensor_aliases");
+  const fs::path plain = tmp.path / "untied.safetensors";
+  write_document(untied, plain, save_as_safetensors());
+  const std::string bytes = slurp(plain);
+  const json header = json::parse(bytes.substr(8, le64(bytes)));
+  EXPECT_TRUE(header.contains("model/b"));
+  EXPECT_FALSE(header["__metadata__"].contains("ckpt.aliases"));
+  EXPECT_EQ(member_order(read_document(plain, load_as(false))), member_order(untied));
+}
+
+TEST(SafetensorsFormat, AliasesThatAreNotOneReadingAreRefused) {
+  TempDir tmp;
+  const fs::path good = tmp.path / "tied.safetensors";
+  write_document(tied_document(), good, save_as_safetensors());
+  auto attempt = [&](const char* name, const std::function<void(json&)>& edit, const std::string& why) {
+    SCOPED_TRACE(name);
+    const fs::path p = tmp.path / (std::string(name) + ".safetensors");
+    fs::copy_file(good, p);
+    edit_header(p, edit);
+    try {
+      read_document(p, load_as(false));
+      ADD_FAILURE() << "read";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  auto aliases = [](const json& a) { return [a](json& h) { h["__metadata__"]["ckpt.aliases"] = a.dump(); }; };
+  attempt("shadowing", aliases({{"model/b", "model/a"}, {"model/c", "model/a"}}), "is also a tensor of the header (two readings)");
+  attempt("no_target", aliases({{"model/b", "model/x"}}), "the header has no tensor");
+  attempt("unused", aliases({{"model/b", "model/a"}, {"model/z", "model/a"}}), "alias 'model/z' is no tensor of the document");
+  attempt("not_strings", aliases({{"model/b", 3}}), "names no tensor key");
+  attempt("not_an_object", [](json& h) { h["__metadata__"]["ckpt.aliases"] = "[1,2]"; }, "not a JSON object");
+  attempt("nested", aliases({{"model/b", {{"x", "y"}}}}), "not an object of strings");
+  attempt("no_document", [](json& h) { h["__metadata__"].erase("ckpt.document"); }, "aliases in a file without ckpt's document");
 }
 
 // The document entry is parsed into a DOM; its size in values is capped so that a hostile
