@@ -48,7 +48,7 @@ Tensor random_tensor(DType d, Shape shape, std::mt19937_64& rng) {
 }
 
 // Every value kind, at the root, in meta, and in nested groups; every dtype; a scalar, an
-// empty tensor; an empty group.
+// empty tensor; tied tensors; an empty group.
 Document every_kind() {
   std::mt19937_64 rng(11);
   Document doc;
@@ -74,6 +74,10 @@ Document every_kind() {
     state.add_tensor(std::string("t_") + std::string(name(d)), random_tensor(d, {2, 3}, rng));
   }
   state.add_tensor("layer.0.weight", random_tensor(DType::f32, {4, 2}, rng));
+  // Tied weights (one storage in torch, one copy in safetensors) and an equal untied tensor.
+  const Tensor embed = random_tensor(DType::f32, {5, 2}, rng);
+  for (const char* n : {"embed.weight", "head.weight", "copy.weight"}) state.add_tensor(n, embed);
+  meta.set("tensor_aliases", std::vector<std::string>{"model/state/head.weight", "model/state/embed.weight"});
   state.add_tensor("scalar", random_tensor(DType::f32, {}, rng));
   state.add_tensor("empty", random_tensor(DType::f32, {0, 3}, rng));
   doc.group("optimizer").set("type", "sgd").group("state").group("layer.0.weight").add_tensor(
