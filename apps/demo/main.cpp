@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <iostream>
 #include <random>
+#include <string_view>
 
 namespace {
 
@@ -62,6 +63,14 @@ ckpt::Checkpoint make_checkpoint() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // An option is never taken for the output folder (a run of `ckpt-demo --help` once filled a
+  // folder named --help).
+  if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+    std::fprintf(argc == 2 && std::string_view(argv[1]) == "--help" ? stdout : stderr,
+                 "usage: %s [OUTPUT_FOLDER]  (default demo-out): saves a checkpoint in every installed format, "
+                 "converts each into every other, verifies and diffs them\n", argv[0]);
+    return argc == 2 && std::string_view(argv[1]) == "--help" ? 0 : 2;
+  }
   std::filesystem::path dir = argc > 1 ? argv[1] : "demo-out";
   try {
     std::filesystem::create_directories(dir);
