@@ -136,9 +136,12 @@ std::string trim_fixed(const char* p, size_t size, H5T_str_t pad) {
 }  // namespace
 
 std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGuard& guard) {
-  const uint64_t max_bytes = guard.file_size();
-  Handle ft = type_handle(H5Aget_type(attr), where);
-  Handle sp = space_handle(H5Aget_space(attr), where);
+  return read_value(ValueSource::attribute(attr), where, guard, guard.file_size());
+}
+
+std::optional<Value> read_value(const ValueSource& src, const std::string& where, FileGuard& guard, uint64_t max_bytes) {
+  Handle ft = type_handle(src.type(), where);
+  Handle sp = space_handle(src.space(), where);
   const H5S_class_t sc = H5Sget_simple_extent_type(sp);
   if (sc == H5S_NO_CLASS) h5_fail(CKPT_ERR_FORMAT, where);
   const hssize_t points = sc == H5S_NULL ? 0 : H5Sget_simple_extent_npoints(sp);
@@ -147,8 +150,8 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
   if (stored_size == 0) h5_fail(CKPT_ERR_FORMAT, where);
   if (static_cast<uint64_t>(points) > max_bytes / stored_size)
     fail(CKPT_ERR_LIMIT, where + ": " + std::to_string(points) + " elements of " +
-                             std::to_string(stored_size) + " bytes do not fit in the file (" +
-                             std::to_string(max_bytes) + " bytes)");
+                             std::to_string(stored_size) + " bytes are more than the " +
+                             std::to_string(max_bytes) + " bytes allowed" + (src.dataset ? "" : " (the file's size)"));
   const size_t n = static_cast<size_t>(points);
   const bool array = sc != H5S_SCALAR;
   const H5T_class_t cls = H5Tget_class(ft);
@@ -161,7 +164,7 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
       // uint64 is read as it is and checked: HDF5's conversion to int64 would clamp values of
       // 2^63 and more, where h5py reads them exactly.
       const bool u64 = H5Tget_sign(ft) == H5T_SGN_NONE && H5Tget_size(ft) >= 8;
-      if (n) h5_ok(H5Aread(attr, u64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, out.ints.data()), where);
+      if (n) h5_ok(src.read(u64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, out.ints.data()), where);
       if (u64)
         for (int64_t v : out.ints)
           if (v < 0)
@@ -169,7 +172,7 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
                                            ", beyond ckpt's int64 (h5py reads it exactly)");
     } else {
       out.floats.resize(n);
-      if (n) h5_ok(H5Aread(attr, H5T_NATIVE_DOUBLE, out.floats.data()), where);
+      if (n) h5_ok(src.read(H5T_NATIVE_DOUBLE, out.floats.data()), where);
     }
     if (array) {
       out.type = integer ? CKPT_VALUE_INT64_ARRAY : CKPT_VALUE_FLOAT64_ARRAY;
@@ -185,7 +188,7 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
     if (!is_bool_enum(ft)) return std::nullopt;
     Handle mt = make_bool_type();
     std::vector<int8_t> b(n);
-    if (n) h5_ok(H5Aread(attr, mt, b.data()), where);
+    if (n) h5_ok(src.read(mt, b.data()), where);
     for (int8_t x : b) out.bools.push_back(x ? 1 : 0);
     out.type = array ? CKPT_VALUE_BOOL_ARRAY : CKPT_VALUE_BOOL;
     if (!array) out.b = out.bools.at(0) != 0;
@@ -201,8 +204,8 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
       h5_ok(H5Tset_cset(mt, H5Tget_cset(ft)), where);
       std::vector<char*> ptrs(n, nullptr);
       if (n) {
-        guard.check_vlen_attribute(attr, n, where);
-        h5_ok(H5Aread(attr, mt, ptrs.data()), where);
+        guard.check_vlen(src, n, where);
+        h5_ok(src.read(mt, ptrs.data()), where);
         VlenReclaim reclaim{mt, sp, ptrs.data()};
         for (char* p : ptrs) strs.emplace_back(p ? p : "");
       }
@@ -211,7 +214,7 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
       if (size == 0) h5_fail(CKPT_ERR_FORMAT, where);
       const H5T_str_t pad = H5Tget_strpad(ft);
       std::vector<char> raw(n * size);
-      if (n) h5_ok(H5Aread(attr, ft, raw.data()), where);
+      if (n) h5_ok(src.read(ft, raw.data()), where);
       for (size_t k = 0; k < n; ++k) strs.push_back(trim_fixed(raw.data() + k * size, size, pad));
     }
     out.type = array ? CKPT_VALUE_STRING_ARRAY : CKPT_VALUE_STRING;
@@ -226,8 +229,8 @@ std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGu
     std::vector<hvl_t> seqs(n, hvl_t{0, nullptr});
     std::vector<std::string> strs;
     if (n) {
-      guard.check_vlen_attribute(attr, n, where);
-      h5_ok(H5Aread(attr, mt, seqs.data()), where);
+      guard.check_vlen(src, n, where);
+      h5_ok(src.read(mt, seqs.data()), where);
       VlenReclaim reclaim{mt, sp, seqs.data()};
       for (const hvl_t& h : seqs)
         strs.emplace_back(h.p ? static_cast<const char*>(h.p) : "", h.p ? h.len : 0);

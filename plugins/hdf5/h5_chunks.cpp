@@ -190,7 +190,7 @@ void unshuffle(const unsigned char* in, size_t n, unsigned size, std::vector<uns
 
 // Scratch buffers kept across the chunks of one read.
 struct Buffers {
-  std::vector<unsigned char> raw, a, b;
+  std::vector<unsigned char> raw, a, b, background;
   std::vector<unsigned char>& other(const std::vector<unsigned char>* cur) { return cur == &a ? b : a; }
 };
 
@@ -391,7 +391,11 @@ void read_box(hid_t dset, hid_t memtype, std::span<const hsize_t> start, std::sp
       std::vector<unsigned char>& data = decode_chunk(dset, *filters, offset.data(), size, chunk_bytes, buf, at);
       if (!same) {
         data.resize(chunk_values * std::max(file_item, mem_item));
-        h5_ok(H5Tconvert(ftype, memtype, chunk_values, data.data(), nullptr, H5P_DEFAULT), at);
+        // A compound conversion (a column of records: one field of each) wants a background
+        // buffer of the memory type's elements.
+        if (H5Tget_class(memtype) == H5T_COMPOUND) buf.background.assign(chunk_values * mem_item, 0);
+        h5_ok(H5Tconvert(ftype, memtype, chunk_values, data.data(),
+                         H5Tget_class(memtype) == H5T_COMPOUND ? buf.background.data() : nullptr, H5P_DEFAULT), at);
       }
       copy_box(data.data(), chunk, in_chunk, dst, count, in_box, ext, mem_item);
     }

@@ -105,6 +105,22 @@ inline Handle object_handle(hid_t id, const std::string& where, ckpt_status_code
   return {h5_check(id, where, c), H5Oclose};
 }
 
+// What the value reader (h5_attributes.hpp) and the guard's variable-length check read whole: an
+// attribute or a dataset. Their calls differ only in name (H5Aread, H5Dread of everything), so
+// both go through one code path.
+struct ValueSource {
+  hid_t id = H5I_INVALID_HID;
+  bool dataset = false;
+
+  static ValueSource attribute(hid_t attr) { return {attr, false}; }
+  static ValueSource of_dataset(hid_t dset) { return {dset, true}; }
+  hid_t type() const { return dataset ? H5Dget_type(id) : H5Aget_type(id); }
+  hid_t space() const { return dataset ? H5Dget_space(id) : H5Aget_space(id); }
+  herr_t read(hid_t memtype, void* buf) const {
+    return dataset ? H5Dread(id, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : H5Aread(id, memtype, buf);
+  }
+};
+
 // A path for messages: "/" for the root, else "/a/b".
 inline std::string child_path(const std::string& parent, const std::string& name) {
   return (parent == "/" ? "/" : parent + "/") + name;

@@ -224,7 +224,7 @@ void FileGuard::check_collection_at(uint64_t offset) {
   collection(offset - sb_.base, "");
 }
 
-void FileGuard::check_vlen_attribute(hid_t attr, size_t count, const std::string& where) {
+void FileGuard::check_vlen(const ValueSource& source, size_t count, const std::string& where) {
   if (count == 0) return;
   ensure_registered();
   const unsigned A = sb_.sizeof_addr;
@@ -232,11 +232,11 @@ void FileGuard::check_vlen_attribute(hid_t attr, size_t count, const std::string
   Handle raw_type = type_handle(H5Tcreate(H5T_OPAQUE, item), where, CKPT_ERR_INTERNAL);
   h5_ok(H5Tset_tag(raw_type, kRawTag), where, CKPT_ERR_INTERNAL);
   std::vector<uint8_t> raw(count * item);
-  h5_ok(H5Aread(attr, raw_type, raw.data()), where);
+  h5_ok(source.read(raw_type, raw.data()), where);
   // libhdf5 copies a heap object once for every element that refers to it: elements sharing
   // one object would cost their count times its size from a file that holds it once.
   const uint64_t allowed = kMaxVlenBytes + 2 * file_size_;
-  uint64_t total = 0;
+  uint64_t total = source.dataset ? dataset_vlen_bytes_ : 0;
   for (size_t k = 0; k < count; ++k) {
     const uint8_t* e = raw.data() + k * item;
     const uint64_t length = le(e, 4), addr = le(e + 4, A);
@@ -255,8 +255,9 @@ void FileGuard::check_vlen_attribute(hid_t attr, size_t count, const std::string
     if (total > allowed)
       fail(CKPT_ERR_LIMIT, where + ": its " + std::to_string(count) + " variable-length elements would read more than " +
                                std::to_string(allowed) + " bytes from a file of " + std::to_string(file_size_) +
-                               " (elements sharing heap objects)");
+                               " (elements sharing heap objects" + (source.dataset ? ", with the datasets before it)" : ")"));
   }
+  if (source.dataset) dataset_vlen_bytes_ = total;
 }
 
 }  // namespace ckpt_hdf5

@@ -46,11 +46,13 @@ class FileGuard {
   uint64_t file_size() const { return file_size_; }
   int fd() const { return fd_; }
 
-  // Before H5Aread of `attr`, a variable-length attribute of `count` elements of one-byte
+  // Before H5Aread or H5Dread of `source`, variable-length data of `count` elements of one-byte
   // units (strings, uint8 sequences): reads the elements' heap references as stored and checks
   // every collection they point into, and that each object is exactly as long as its reference
-  // says. Throws a FormatError naming `where` on damage.
-  void check_vlen_attribute(hid_t attr, size_t count, const std::string& where);
+  // says. Throws a FormatError naming `where` on damage. What one source may read is bounded
+  // (kMaxVlenBytes beyond twice the file), and what all datasets read together too: a dataset's
+  // elements are read once, at listing, while attributes (a dtype marker) are read again.
+  void check_vlen(const ValueSource& source, size_t count, const std::string& where);
 
   // Before libhdf5 parses the global heap collection at file offset `offset` (the read driver
   // calls this for every collection libhdf5 reads, whatever asked for it: a variable-length
@@ -78,6 +80,7 @@ class FileGuard {
   int fd_ = -1;
   Superblock sb_;
   std::map<uint64_t, std::map<uint32_t, uint64_t>> collections_;
+  uint64_t dataset_vlen_bytes_ = 0;  // what check_vlen allowed all datasets so far
   // Continuation chunks announced by a checked message, by file offset: a version 1 chunk has
   // no signature and a version 2 chunk does not repeat its header's flags, so both are read as
   // their message said.

@@ -27,6 +27,42 @@ inline constexpr const char* kExternalLinkPaths = "hdf5_external_link_paths";
 inline constexpr const char* kExternalLinkFiles = "hdf5_external_link_files";
 inline constexpr const char* kExternalLinkObjects = "hdf5_external_link_objects";
 
+// String datasets become values of their group (a scalar string or a string array, flattened
+// in C order), recorded as three parallel string arrays of meta: the datasets' absolute paths
+// (of document names), their string types (describe_string_type in h5_types.hpp) and their
+// shapes ("" for a scalar, "2,3"). The writer makes them datasets again and stores none of the
+// three.
+inline constexpr const char* kStringDatasetPaths = "hdf5_string_dataset_paths";
+inline constexpr const char* kStringDatasetTypes = "hdf5_string_dataset_types";
+inline constexpr const char* kStringDatasetShapes = "hdf5_string_dataset_shapes";
+// Compound datasets of numeric fields become a group of one tensor per field, in field order;
+// this string array of meta names them (absolute paths), and the writer makes them compound
+// datasets again.
+inline constexpr const char* kCompoundDatasetPaths = "hdf5_compound_dataset_paths";
+// Datasets' own attributes: a group of meta holding, per dataset, a group named by the
+// dataset's absolute path escaped with ckpt::sdk::escape_name, whose attributes are the
+// dataset's. The writer puts them on the datasets and does not store the group.
+inline constexpr const char* kDatasetAttributes = "hdf5_dataset_attributes";
+
+// The inverse of ckpt::sdk::escape_name; nullopt for a name it does not produce.
+inline std::optional<std::string> unescape_key(std::string_view name) {
+  if (name == "%") return std::string();
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name[i] != '%') {
+      out += name[i];
+      continue;
+    }
+    const std::string_view code = name.substr(i + 1, 2);
+    if (code == "2F") out += '/';
+    else if (code == "25") out += '%';
+    else if (code == "00") out += '\0';
+    else return std::nullopt;
+    i += 2;
+  }
+  return out;
+}
+
 // Dtypes HDF5 and NumPy have no type for are stored as unsigned integers of their width with
 // this string attribute naming them, as ml_dtypes names them (what other tools look for):
 // bf16 as uint16 "bfloat16", the float8s as uint8.

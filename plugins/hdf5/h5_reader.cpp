@@ -8,6 +8,7 @@
 
 #include <ckpt/sdk_confined.hpp>
 #include <ckpt/sdk_io.hpp>
+#include <ckpt/sdk_names.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -28,6 +29,9 @@ constexpr uint64_t kPermuteBlockBytes = uint64_t(8) << 20;
 constexpr int kMaxDepth = 256;
 // A chunk may claim at most this many times its stored bytes (deflate's ceiling is 1032:1).
 constexpr uint64_t kMaxExpansion = 1100;
+// What reading every column of the compound datasets apart may convert, beyond 64 times the
+// file's size: each column's read converts its dataset's whole records.
+constexpr uint64_t kMaxColumnReadBytes = uint64_t(16) << 30;
 
 std::string name_at(ssize_t (*get)(hid_t, const char*, H5_index_t, H5_iter_order_t, hsize_t, char*,
                                    size_t, hid_t),
@@ -104,6 +108,20 @@ void scatter(const std::byte* src, std::byte* dst, const std::vector<hsize_t>& c
   }
 }
 
+// Sorts parallel columns by the first one's entries.
+void sort_rows(std::initializer_list<std::vector<std::string>*> columns) {
+  const std::vector<std::string>& key = **columns.begin();
+  std::vector<size_t> order(key.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&key](size_t a, size_t b) { return key[a] < key[b]; });
+  for (std::vector<std::string>* c : columns) {
+    std::vector<std::string> sorted;
+    sorted.reserve(c->size());
+    for (size_t i : order) sorted.push_back(std::move((*c)[i]));
+    *c = std::move(sorted);
+  }
+}
+
 }  // namespace
 
 ReadOptions ReadOptions::parse(ckpt::sdk::Options& options) {
@@ -139,6 +157,69 @@ H5Reader::~H5Reader() {
   for (int fd : external_fds_) ::close(fd);
 }
 
+// What the document has no member for goes to meta: what was not read, links, which datasets
+// were strings or compounds, and datasets' attributes.
+void H5Reader::add_records(ListNode& tree) {
+  // By path: the same tree lists the same records whatever order its groups keep (h5py's
+  // files by name, ckpt's by creation, where the writer makes these datasets last), so a
+  // document read back matches the manifest recorded when it was written.
+  sort_rows({&soft_paths_, &soft_targets_});
+  sort_rows({&external_paths_, &external_files_, &external_objects_});
+  sort_rows({&string_paths_, &string_types_, &string_shapes_});
+  sort_rows({&compound_paths_});
+  std::vector<std::pair<std::string, std::vector<std::string>>> notes;
+  if (!unread_.empty()) notes.emplace_back("unread", unread_);
+  if (!soft_paths_.empty()) {
+    notes.emplace_back(kSoftLinkPaths, soft_paths_);
+    notes.emplace_back(kSoftLinkTargets, soft_targets_);
+  }
+  if (!external_paths_.empty()) {
+    notes.emplace_back(kExternalLinkPaths, external_paths_);
+    notes.emplace_back(kExternalLinkFiles, external_files_);
+    notes.emplace_back(kExternalLinkObjects, external_objects_);
+  }
+  if (!string_paths_.empty()) {
+    notes.emplace_back(kStringDatasetPaths, string_paths_);
+    notes.emplace_back(kStringDatasetTypes, string_types_);
+    notes.emplace_back(kStringDatasetShapes, string_shapes_);
+  }
+  if (!compound_paths_.empty()) notes.emplace_back(kCompoundDatasetPaths, compound_paths_);
+  if (notes.empty() && dataset_attributes_.empty()) return;
+  ListNode* meta = nullptr;
+  for (ListNode& c : tree.children)
+    if (c.name == "meta") meta = &c;
+  if (meta && !meta->is_group)
+    fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? "a link, string or compound dataset, or dataset attribute" : unread_.front()) +
+                                   " (and a dataset named /meta leaves no place to say so)");
+  if (!meta) {
+    tree.children.emplace_back();
+    meta = &tree.children.back();
+    meta->name = "meta";
+  }
+  for (auto& note : notes) {
+    const std::string& name = note.first;  // not a structured binding: clang 14 cannot capture one
+    Value v;
+    v.type = CKPT_VALUE_STRING_ARRAY;
+    v.strings = std::move(note.second);
+    std::erase_if(meta->attributes, [&](const auto& a) { return a.first == name; });
+    meta->attributes.emplace_back(name, std::move(v));
+  }
+  if (dataset_attributes_.empty()) return;
+  if (meta->child(kDatasetAttributes))
+    fail(CKPT_ERR_UNSUPPORTED, std::string("/meta/") + kDatasetAttributes +
+                                   ": the file has a member where ckpt records the attributes of its datasets");
+  ListNode holder;
+  holder.name = kDatasetAttributes;
+  for (auto& [escaped, attributes] : dataset_attributes_) {
+    ListNode d;
+    d.name = escaped;
+    d.attributes = std::move(attributes);
+    holder.children.push_back(std::move(d));
+  }
+  dataset_attributes_.clear();
+  meta->children.push_back(std::move(holder));
+}
+
 void H5Reader::build() {
   Lock lock;
   entries_.clear();
@@ -156,48 +237,23 @@ void H5Reader::build() {
   }
   H5Eclear2(H5E_DEFAULT);
   std::vector<haddr_t> ancestors;
-  ListNode tree = build_group(root, "/", ours, 0, ancestors);
+  ListNode tree = build_group(root, "/", "/", ours, 0, ancestors);
   options_.limits.check_expansion(unwritten_, 0, "", "datasets never written (read as their fill value)");
   if (!ours && options_.keras) {
-    if (auto mapped = map_keras_layout(tree, entries_)) tree = std::move(*mapped);
-  }
-  // What the document has no member for goes to meta: what was not read, and soft links.
-  std::vector<std::pair<std::string, std::vector<std::string>>> notes;
-  if (!unread_.empty()) notes.emplace_back("unread", unread_);
-  if (!soft_paths_.empty()) {
-    notes.emplace_back(kSoftLinkPaths, soft_paths_);
-    notes.emplace_back(kSoftLinkTargets, soft_targets_);
-  }
-  if (!external_paths_.empty()) {
-    notes.emplace_back(kExternalLinkPaths, external_paths_);
-    notes.emplace_back(kExternalLinkFiles, external_files_);
-    notes.emplace_back(kExternalLinkObjects, external_objects_);
-  }
-  if (!notes.empty()) {
-    ListNode* meta = nullptr;
-    for (ListNode& c : tree.children)
-      if (c.name == "meta") meta = &c;
-    if (meta && !meta->is_group)
-      fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? "a link" : unread_.front()) +
-                                     " (and a dataset named /meta leaves no place to say so)");
-    if (!meta) {
-      tree.children.emplace_back();
-      meta = &tree.children.back();
-      meta->name = "meta";
-    }
-    for (auto& note : notes) {
-      const std::string& name = note.first;  // not a structured binding: clang 14 cannot capture one
-      Value v;
-      v.type = CKPT_VALUE_STRING_ARRAY;
-      v.strings = std::move(note.second);
-      std::erase_if(meta->attributes, [&](const auto& a) { return a.first == name; });
-      meta->attributes.emplace_back(name, std::move(v));
+    if (auto mapped = map_keras_layout(tree, entries_)) {
+      tree = std::move(*mapped);
+      // The mapping moves members: the records' paths would name nothing.
+      for (const auto& p : string_paths_) unread_.push_back(p + ": a string dataset (kept as a value, not as a dataset, in the Keras mapping)");
+      for (const auto& p : compound_paths_) unread_.push_back(p + ": a compound dataset (kept as a group of columns in the Keras mapping)");
+      for (const auto& d : dataset_attributes_) unread_.push_back(*unescape_key(d.first) + ": its attributes (a Keras mapping keeps none)");
+      string_paths_.clear(), string_types_.clear(), string_shapes_.clear(), compound_paths_.clear(), dataset_attributes_.clear();
     }
   }
+  add_records(tree);
   tree_ = std::move(tree);
 }
 
-ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours, int depth,
+ListNode H5Reader::build_group(hid_t group, const std::string& where, const std::string& doc, bool ours, int depth,
                                std::vector<haddr_t>& ancestors) {
   if (depth > kMaxDepth)
     fail(CKPT_ERR_LIMIT, where + ": groups nested deeper than " + std::to_string(kMaxDepth));
@@ -287,12 +343,11 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
     H5O_info_t oinfo{};
     h5_ok(H5Oget_info2(child, &oinfo, H5O_INFO_BASIC), at);
     if (oinfo.type == H5O_TYPE_GROUP) {
-      ListNode g = build_group(child, at, ours, depth + 1, ancestors);
+      ListNode g = build_group(child, at, child_path(doc, name), ours, depth + 1, ancestors);
       g.name = std::move(name);
       node.children.push_back(std::move(g));
     } else if (oinfo.type == H5O_TYPE_DATASET) {
-      if (auto t = build_dataset(child, std::move(name), at)) node.children.push_back(std::move(*t));
-      if (!ours) note_dataset_attributes(child, at);
+      add_dataset(child, std::move(name), at, doc, node);
     } else {
       unread_.push_back(at + ": a named datatype");
     }
@@ -301,25 +356,101 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, bool ours,
   return node;
 }
 
-// A document's tensors have no attributes: a dataset's own (h5py's `units`) are named as unread.
-void H5Reader::note_dataset_attributes(hid_t dset, const std::string& where) {
-  H5O_info_t info{};
-  h5_ok(H5Oget_info2(dset, &info, H5O_INFO_NUM_ATTRS), where);
-  for (hsize_t k = 0; k < info.num_attrs; ++k) {
-    const std::string name = name_at(attr_name_by_idx, dset, H5_INDEX_NAME, k, where);
-    if (name == kDtypeAttr) continue;
-    unread_.push_back(where + ": its attribute '" + name + "' (a tensor holds no attributes)");
+void H5Reader::add_dataset(hid_t dset, std::string name, const std::string& where, const std::string& doc,
+                           ListNode& parent) {
+  const std::string doc_at = child_path(doc, name);
+  Handle ft = type_handle(H5Dget_type(dset), where);
+  bool kept = false, marked = false;
+  if (H5Tget_class(ft) == H5T_STRING) {
+    kept = add_string_dataset(dset, ft, name, where, doc_at, parent);
+  } else if (auto t = build_dataset(dset, ft, std::move(name), where, marked)) {
+    if (t->is_group) compound_paths_.push_back(doc_at);
+    parent.children.push_back(std::move(*t));
+    kept = true;
   }
+  note_dataset_attributes(dset, where, doc_at, kept, marked);
 }
 
-std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, const std::string& where) {
-  Handle ft = type_handle(H5Dget_type(dset), where);
+// A string dataset becomes a value of its group under its own name (its group's attribute of
+// that name, if any, keeps the name: the dataset is named in unread).
+bool H5Reader::add_string_dataset(hid_t dset, hid_t ft, const std::string& name, const std::string& where,
+                                  const std::string& doc, ListNode& parent) {
+  if (parent.attribute(name)) {
+    unread_.push_back(where + ": a dataset of strings (its group has an attribute of that name)");
+    return false;
+  }
+  Handle space = space_handle(H5Dget_space(dset), where);
+  const H5S_class_t sc = H5Sget_simple_extent_type(space);
+  if (sc == H5S_NULL) {
+    unread_.push_back(where + ": a dataset of strings with a null dataspace");
+    return false;
+  }
+  const int rank = H5Sget_simple_extent_ndims(space);
+  const hssize_t points = H5Sget_simple_extent_npoints(space);
+  if (sc == H5S_NO_CLASS || rank < 0 || points < 0) h5_fail(CKPT_ERR_FORMAT, where);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0 && H5Sget_simple_extent_dims(space, dims.data(), nullptr) < 0) h5_fail(CKPT_ERR_FORMAT, where);
+  // Read whole while listing: bounded like tensors, by the storage behind them (a compressed
+  // or never written dataset can claim far more than the file holds), over all string
+  // datasets together. Variable-length elements are counted as the pointers libhdf5 hands over;
+  // their heap bytes are checked by the guard before libhdf5 reads them.
+  const uint64_t item = H5Tis_variable_str(ft) > 0 ? sizeof(char*) : H5Tget_size(ft);
+  const unsigned __int128 bytes = static_cast<unsigned __int128>(points) * item;
+  Handle dcpl = plist_handle(H5Dget_create_plist(dset), where, CKPT_ERR_FORMAT);
+  if (H5Pget_layout(dcpl) == H5D_VIRTUAL || H5Pget_external_count(dcpl) > 0)
+    fail(CKPT_ERR_UNSUPPORTED, where + ": a string dataset stored in other files; ckpt reads nothing outside the file it was given");
+  const uint64_t stored = std::min<uint64_t>(H5Dget_storage_size(dset), file_size_);
+  H5Eclear2(H5E_DEFAULT);
+  const uint64_t listed = bytes > UINT64_MAX / 2 ? UINT64_MAX / 2 : static_cast<uint64_t>(bytes);
+  options_.limits.check_expansion(string_bytes_ + listed, string_stored_ + stored, "",
+                                  where + ": string datasets (read whole while listing)");
+  string_bytes_ += listed;
+  string_stored_ += stored;
+  auto v = read_value(ValueSource::of_dataset(dset), where, *guard_, UINT64_MAX);
+  if (!v) fail(CKPT_ERR_INTERNAL, where + ": a string dataset read as no value");
+  std::string shape;
+  for (hsize_t d : dims) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+  parent.attributes.emplace_back(name, std::move(*v));
+  string_paths_.push_back(doc);
+  string_types_.push_back(describe_string_type(ft));
+  string_shapes_.push_back(std::move(shape));
+  return true;
+}
+
+// A dataset's own attributes (h5py's `units`) go to meta/hdf5_dataset_attributes, as the
+// attributes of a group named by its escaped path; those of a dataset that is not read are
+// named as unread with it.
+void H5Reader::note_dataset_attributes(hid_t dset, const std::string& where, const std::string& doc, bool kept,
+                                       bool marked) {
+  H5O_info_t info{};
+  h5_ok(H5Oget_info2(dset, &info, H5O_INFO_NUM_ATTRS), where);
+  std::vector<std::pair<std::string, Value>> attributes;
+  for (hsize_t k = 0; k < info.num_attrs; ++k) {
+    std::string name = name_at(attr_name_by_idx, dset, H5_INDEX_NAME, k, where);
+    if (marked && name == kDtypeAttr) continue;
+    const std::string at = where + " attribute '" + name + "'";
+    if (!kept) {
+      unread_.push_back(where + ": its attribute '" + name + "' (its dataset is not read)");
+      continue;
+    }
+    Handle a = attr_handle(H5Aopen_by_idx(dset, ".", H5_INDEX_NAME, H5_ITER_INC, k, H5P_DEFAULT, H5P_DEFAULT), at);
+    if (auto v = read_attribute(a, at, *guard_))
+      attributes.emplace_back(std::move(name), std::move(*v));
+    else
+      unread_.push_back(where + ": its attribute '" + name + "' (a type no attribute value holds)");
+  }
+  if (!attributes.empty()) dataset_attributes_.emplace_back(ckpt::sdk::escape_name(doc), std::move(attributes));
+}
+
+std::optional<ListNode> H5Reader::build_dataset(hid_t dset, hid_t ft, std::string name, const std::string& where,
+                                                bool& marked) {
   const std::string marker = H5Tget_class(ft) == H5T_INTEGER ? read_string_attribute(dset, kDtypeAttr, *guard_).value_or("") : "";
   auto tt = classify_tensor_type(ft, marker);
-  // Strings, compounds and other types have no tensor dtype: named as unread.
+  if (!tt && H5Tget_class(ft) == H5T_COMPOUND) return build_compound(dset, ft, std::move(name), where);
+  // Enums, references and other types have no tensor dtype: named as unread.
   if (!tt) {
     static const std::map<H5T_class_t, const char*> kinds = {
-        {H5T_STRING, "strings"}, {H5T_COMPOUND, "compound records"}, {H5T_ENUM, "enums"}, {H5T_VLEN, "variable-length sequences"},
+        {H5T_ENUM, "enums"}, {H5T_VLEN, "variable-length sequences"},
         {H5T_ARRAY, "arrays"}, {H5T_OPAQUE, "opaque values"}, {H5T_REFERENCE, "references"}, {H5T_BITFIELD, "bitfields"},
         {H5T_TIME, "times"}};
     const auto it = kinds.find(H5Tget_class(ft));
@@ -327,6 +458,60 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
     H5Eclear2(H5E_DEFAULT);
     return std::nullopt;
   }
+  marked = !marker.empty() && dtype_marker(tt->dtype);
+  auto e = dataset_entry(dset, ft, tt->dtype, tt->memtype, where);
+  if (!e) return std::nullopt;
+  ListNode n;
+  n.name = std::move(name);
+  n.is_group = false;
+  n.tensor_id = entries_.size();
+  entries_.push_back(std::move(*e));
+  return n;
+}
+
+// A compound of numeric fields becomes a group of one tensor per field, each read apart (a
+// memory type of that one field), lazily as tensors are.
+std::optional<ListNode> H5Reader::build_compound(hid_t dset, hid_t ft, std::string name, const std::string& where) {
+  std::string problem;
+  auto fields = compound_fields(ft, problem);
+  if (!fields) {
+    unread_.push_back(where + ": a dataset of compound records (" + problem + ")");
+    return std::nullopt;
+  }
+  auto first = dataset_entry(dset, ft, fields->front().dtype, fields->front().memtype, where);
+  if (!first) return std::nullopt;
+  // Each column's read converts the dataset's whole records: a compressed dataset of many
+  // fields could cost far more time than its bytes.
+  const uint64_t records = ckpt::sdk::checked_nbytes(first->shape, H5Tget_size(ft), where);
+  const unsigned __int128 cost = static_cast<unsigned __int128>(records) * fields->size() + column_read_bytes_;
+  if (cost > kMaxColumnReadBytes + static_cast<unsigned __int128>(file_size_) * 64) {
+    unread_.push_back(where + ": a dataset of compound records (" + std::to_string(fields->size()) + " fields of " +
+                      std::to_string(records) + " bytes of records: reading each column apart would convert more than " +
+                      std::to_string(kMaxColumnReadBytes) + " bytes)");
+    return std::nullopt;
+  }
+  column_read_bytes_ = static_cast<uint64_t>(cost);
+  ListNode group;
+  group.name = std::move(name);
+  for (CompoundField& f : *fields) {
+    TensorEntry e = *first;
+    e.where = where + " field '" + f.name + "'";
+    e.dtype = f.dtype;
+    e.member = f.name;
+    e.raw_offset = TensorEntry::kNotRaw;
+    e.nbytes = ckpt::sdk::checked_nbytes(e.shape, ckpt::sdk::dtype_size(f.dtype), where);
+    ListNode n;
+    n.name = f.name;
+    n.is_group = false;
+    n.tensor_id = entries_.size();
+    entries_.push_back(std::move(e));
+    group.children.push_back(std::move(n));
+  }
+  return group;
+}
+
+std::optional<TensorEntry> H5Reader::dataset_entry(hid_t dset, hid_t ft, uint32_t dtype, hid_t memtype,
+                                                   const std::string& where) {
   Handle space = space_handle(H5Dget_space(dset), where);
   const H5S_class_t sc = H5Sget_simple_extent_type(space);
   if (sc == H5S_NULL) {
@@ -344,7 +529,7 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
   h5_ok(H5Oget_info2(dset, &oinfo, H5O_INFO_BASIC), where);
   e.addr = oinfo.addr;
   e.where = where;
-  e.dtype = tt->dtype;
+  e.dtype = dtype;
   for (hsize_t d : dims) {
     if (d > static_cast<hsize_t>(INT64_MAX)) fail(CKPT_ERR_FORMAT, where + ": dimension too large");
     e.shape.push_back(static_cast<int64_t>(d));
@@ -372,7 +557,7 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
   }
   if (H5Pget_external_count(dcpl) > 0) {
     e.external = external_pieces(dcpl, stored, where);
-    if (stored != e.nbytes || H5Tequal(ft, tt->memtype) <= 0)
+    if (stored != e.nbytes || H5Tequal(ft, memtype) <= 0)
       fail(CKPT_ERR_UNSUPPORTED, where + ": external storage in a type ckpt would have to convert");
   }
   count_unwritten(dset, dcpl, layout, stored, where);
@@ -387,7 +572,7 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
                                 std::to_string(file_size_) + " bytes)");
     // H5Dread would convert nothing either; reading the bytes ourselves spares libhdf5's
     // lock and lets sdk::read_file_at steer around the kernel's slow copy distances.
-    if (off != HADDR_UNDEF && vfd_ >= 0 && stored == e.nbytes && H5Tequal(ft, tt->memtype) > 0)
+    if (off != HADDR_UNDEF && vfd_ >= 0 && stored == e.nbytes && H5Tequal(ft, memtype) > 0)
       e.raw_offset = off;
   } else if (layout == H5D_COMPACT) {
     if (stored > file_size_) fail(CKPT_ERR_FORMAT, where + ": " + std::to_string(stored) + " bytes do not fit in the file");
@@ -400,12 +585,7 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, std::string name, co
       fail(CKPT_ERR_FORMAT, where + ": its compact storage holds " + std::to_string(held) + " bytes; its " +
                                 std::to_string(e.shape.size()) + "-d shape needs " + std::to_string(stored));
   }
-  ListNode n;
-  n.name = std::move(name);
-  n.is_group = false;
-  n.tensor_id = entries_.size();
-  entries_.push_back(std::move(e));
-  return n;
+  return e;
 }
 
 std::vector<TensorEntry::Piece> H5Reader::external_pieces(hid_t dcpl, uint64_t stored, const std::string& where) {
@@ -524,6 +704,17 @@ H5Reader::Opened H5Reader::open_tensor(const TensorEntry& e) {
   Opened o;
   o.dataset = object_handle(H5Oopen_by_addr(file_, e.addr), e.where);
   Handle ft = type_handle(H5Dget_type(o.dataset), e.where);
+  if (!e.member.empty()) {
+    // A column: HDF5 reads the one field a compound memory type of that field names.
+    const int k = H5Tget_class(ft) == H5T_COMPOUND ? H5Tget_member_index(ft, e.member.c_str()) : -1;
+    H5Eclear2(H5E_DEFAULT);
+    if (k < 0) fail(CKPT_ERR_FORMAT, e.where + ": its datatype changed since it was listed");
+    Handle mt = type_handle(H5Tget_member_type(ft, static_cast<unsigned>(k)), e.where);
+    auto tt = classify_tensor_type(mt, "");
+    if (!tt || tt->dtype != e.dtype) fail(CKPT_ERR_FORMAT, e.where + ": its datatype changed since it was listed");
+    o.memtype = column_memtype(e.member, tt->memtype);
+    return o;
+  }
   const std::string marker =
       H5Tget_class(ft) == H5T_INTEGER ? read_string_attribute(o.dataset, kDtypeAttr, *guard_).value_or("") : "";
   auto tt = classify_tensor_type(ft, marker);

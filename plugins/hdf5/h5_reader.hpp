@@ -42,9 +42,23 @@ class H5Reader final : public ckpt::sdk::Reader {
 
  private:
   void build();
-  ListNode build_group(hid_t group, const std::string& where, bool ours, int depth,
+  // `where` is the group's path of stored names (for messages), `doc` of document names (what
+  // meta records: the writer finds members by them).
+  ListNode build_group(hid_t group, const std::string& where, const std::string& doc, bool ours, int depth,
                        std::vector<haddr_t>& ancestors);
-  std::optional<ListNode> build_dataset(hid_t dataset, std::string name, const std::string& where);
+  // A dataset as a member of `parent`: a tensor, a group of columns, a value of the group (a
+  // string dataset), or named in unread.
+  void add_dataset(hid_t dataset, std::string name, const std::string& where, const std::string& doc, ListNode& parent);
+  // `marked`: its dtype attribute (kDtypeAttr) made it bf16 or a float8, so that attribute is no attribute of its own.
+  std::optional<ListNode> build_dataset(hid_t dataset, hid_t type, std::string name, const std::string& where, bool& marked);
+  std::optional<ListNode> build_compound(hid_t dataset, hid_t type, std::string name, const std::string& where);
+  bool add_string_dataset(hid_t dataset, hid_t type, const std::string& name, const std::string& where,
+                          const std::string& doc, ListNode& parent);
+  // What every tensor listed from the dataset shares: its shape, checked storage and, when its
+  // bytes are the tensor's as stored, where they lie. nullopt for a null dataspace (named).
+  std::optional<TensorEntry> dataset_entry(hid_t dataset, hid_t type, uint32_t dtype, hid_t memtype, const std::string& where);
+  void note_dataset_attributes(hid_t dset, const std::string& where, const std::string& doc, bool kept, bool marked);
+  void add_records(ListNode& tree);
   // The pieces of a dataset with external storage, confined to the file's folder; refuses
   // unless options_.external_inside.
   std::vector<TensorEntry::Piece> external_pieces(hid_t dcpl, uint64_t stored, const std::string& where);
@@ -70,7 +84,15 @@ class H5Reader final : public ckpt::sdk::Reader {
   std::vector<std::string> unread_;
   std::vector<std::string> soft_paths_, soft_targets_;  // kSoftLinkPaths, kSoftLinkTargets
   std::vector<std::string> external_paths_, external_files_, external_objects_;  // kExternalLink*
-  void note_dataset_attributes(hid_t dset, const std::string& where);
+  // kStringDatasetPaths, _types, _shapes; kCompoundDatasetPaths (h5_layout.hpp).
+  std::vector<std::string> string_paths_, string_types_, string_shapes_, compound_paths_;
+  // kDatasetAttributes: per dataset, its escaped path and its attributes.
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, Value>>>> dataset_attributes_;
+  // What string datasets' elements cost as read, and the storage behind them (ReadLimits).
+  uint64_t string_bytes_ = 0, string_stored_ = 0;
+  // What reading every column of the compound datasets costs: each column's read converts its
+  // dataset's whole records.
+  uint64_t column_read_bytes_ = 0;
   std::vector<int> external_fds_;
 };
 

@@ -35,6 +35,9 @@ struct TensorEntry {
     uint64_t offset = 0, size = 0;
   };
   std::vector<Piece> external;
+  // A column of a compound dataset: the field it reads (empty for a whole dataset), through a
+  // memory type of that one field.
+  std::string member;
 };
 
 struct ListNode {

@@ -1,6 +1,7 @@
 #include "h5_types.hpp"
 #include "h5_layout.hpp"
 
+#include <charconv>
 #include <cstring>
 
 namespace ckpt_hdf5 {
@@ -125,6 +126,103 @@ const char* dtype_marker(uint32_t dtype) {
     case CKPT_DTYPE_F8_E5M2: return kFloat8E5m2.data();
     default: return nullptr;
   }
+}
+
+namespace {
+constexpr std::pair<H5T_str_t, const char*> kPads[] = {
+    {H5T_STR_NULLTERM, "nullterm"}, {H5T_STR_NULLPAD, "nullpad"}, {H5T_STR_SPACEPAD, "spacepad"}};
+}  // namespace
+
+std::string describe_string_type(hid_t type) {
+  const char* cset = H5Tget_cset(type) == H5T_CSET_UTF8 ? "utf-8" : "ascii";
+  if (H5Tis_variable_str(type) > 0) return std::string("variable ") + cset;
+  const H5T_str_t pad = H5Tget_strpad(type);
+  const char* padding = "nullterm";
+  for (const auto& [p, name] : kPads)
+    if (p == pad) padding = name;
+  return "fixed " + std::to_string(H5Tget_size(type)) + " " + cset + " " + padding;
+}
+
+std::optional<Handle> string_type_from(std::string_view d) {
+  Handle t = copy_type(H5T_C_S1);
+  const auto word = [&d]() {
+    const size_t sp = d.find(' ');
+    std::string_view w = d.substr(0, sp);
+    d = sp == std::string_view::npos ? std::string_view() : d.substr(sp + 1);
+    return w;
+  };
+  const std::string_view kind = word();
+  size_t size = 0;
+  if (kind == "fixed") {
+    const std::string_view n = word();
+    const auto r = std::from_chars(n.data(), n.data() + n.size(), size);
+    if (r.ec != std::errc() || r.ptr != n.data() + n.size() || size == 0 || size > (uint64_t(1) << 32)) return std::nullopt;
+  } else if (kind != "variable") {
+    return std::nullopt;
+  }
+  const std::string_view cset = word();
+  if (cset != "utf-8" && cset != "ascii") return std::nullopt;
+  h5_ok(H5Tset_size(t, kind == "fixed" ? size : H5T_VARIABLE), "string type", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tset_cset(t, cset == "utf-8" ? H5T_CSET_UTF8 : H5T_CSET_ASCII), "string type", CKPT_ERR_INTERNAL);
+  if (kind == "fixed") {
+    const std::string_view padding = word();
+    bool known = false;
+    for (const auto& [p, name] : kPads)
+      if (padding == name) {
+        h5_ok(H5Tset_strpad(t, p), "string type", CKPT_ERR_INTERNAL);
+        known = true;
+      }
+    if (!known) return std::nullopt;
+  }
+  if (!d.empty()) return std::nullopt;
+  return t;
+}
+
+Handle column_memtype(const std::string& name, hid_t type) {
+  Handle t = type_handle(H5Tcreate(H5T_COMPOUND, H5Tget_size(type)), "column type", CKPT_ERR_INTERNAL);
+  h5_ok(H5Tinsert(t, name.c_str(), 0, type), "column type", CKPT_ERR_INTERNAL);
+  return t;
+}
+
+std::optional<std::vector<CompoundField>> compound_fields(hid_t type, std::string& problem) {
+  const int n = H5Tget_nmembers(type);
+  if (n <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    problem = "no fields";
+    return std::nullopt;
+  }
+  // libhdf5 compares compound types by sorting their fields' names with a bubble sort, on each
+  // read through a conversion path: a column of 2,000 fields took seconds to read, each of them.
+  if (n > static_cast<int>(kMaxCompoundFields)) {
+    problem = std::to_string(n) + " fields, more than the " + std::to_string(kMaxCompoundFields) + " ckpt reads as columns";
+    return std::nullopt;
+  }
+  std::vector<CompoundField> fields;
+  for (unsigned i = 0; i < static_cast<unsigned>(n); ++i) {
+    char* raw = H5Tget_member_name(type, i);
+    if (!raw) h5_fail(CKPT_ERR_FORMAT, "a compound field's name");
+    const std::string name = raw;
+    H5free_memory(raw);
+    Handle member = type_handle(H5Tget_member_type(type, i), "compound field '" + name + "'");
+    auto tt = classify_tensor_type(member, "");
+    H5Eclear2(H5E_DEFAULT);
+    if (name.empty() || name.find('/') != std::string::npos) {
+      problem = "a field named '" + name + "', which no document member can be";
+      return std::nullopt;
+    }
+    if (!tt) {
+      static const std::pair<H5T_class_t, const char*> kinds[] = {
+          {H5T_STRING, "strings"}, {H5T_COMPOUND, "compound records"}, {H5T_ARRAY, "arrays"},
+          {H5T_VLEN, "variable-length sequences"}, {H5T_ENUM, "enums"}};
+      std::string kind = "a type ckpt has no dtype for";
+      for (const auto& [cls, what] : kinds)
+        if (H5Tget_class(member) == cls) kind = what;
+      problem = "its field '" + name + "' holds " + kind;
+      return std::nullopt;
+    }
+    fields.push_back({name, tt->dtype, column_memtype(name, tt->memtype)});
+  }
+  return fields;
 }
 
 std::optional<TensorType> classify_tensor_type(hid_t ft, std::string_view marker) {

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace ckpt_hdf5 {
 
@@ -34,6 +36,29 @@ struct TensorType {
 };
 // `marker` is the dataset's dtype attribute (kDtypeAttr), empty when it has none.
 std::optional<TensorType> classify_tensor_type(hid_t file_type, std::string_view marker);
+// How meta/@hdf5_string_dataset_types names a string type: "variable <cset>" or "fixed <size>
+// <cset> <padding>", where cset is "ascii" or "utf-8" and padding "nullterm", "nullpad" or
+// "spacepad" (h5py's str is "variable utf-8", numpy's S10 "fixed 10 ascii nullpad").
+std::string describe_string_type(hid_t type);
+// The type a description names, or nullopt for text describe_string_type does not produce.
+std::optional<Handle> string_type_from(std::string_view description);
+
+// A field of a compound dataset read as a column tensor: its name, dtype, and the memory type
+// that reads it alone (a compound of that one field, at offset 0).
+struct CompoundField {
+  std::string name;
+  uint32_t dtype;
+  Handle memtype;
+};
+// The fields of a compound type (h5py's structured arrays) when every one is of a type
+// classify_tensor_type reads as a tensor and is named as a document member can be; else
+// nullopt, with `problem` saying why (a string, nested or array field, ...).
+std::optional<std::vector<CompoundField>> compound_fields(hid_t type, std::string& problem);
+// Compounds of more fields stay unread: libhdf5's conversions cost the square of the fields.
+inline constexpr unsigned kMaxCompoundFields = 256;
+// The memory type reading field `name` alone: a compound of that one field of type `type`.
+Handle column_memtype(const std::string& name, hid_t type);
+
 // The marker a tensor of `dtype` is stored with, or nullptr.
 const char* dtype_marker(uint32_t dtype);
 

@@ -4,8 +4,11 @@
 #include "h5_layout.hpp"
 #include "h5_types.hpp"
 
+#include <ckpt/sdk_names.hpp>
+
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 namespace ckpt_hdf5 {
 
@@ -43,6 +46,52 @@ void shrink_chunk(std::vector<hsize_t>& chunk, size_t itemsize, uint64_t target)
   };
   for (size_t d = 0; d < chunk.size() && bytes() > target; ++d)
     while (chunk[d] > 1 && bytes() > target) chunk[d] = (chunk[d] + 1) / 2;
+}
+
+// The path of stored names (escape_link_name) of a document path.
+std::string stored_path(const std::string& doc) {
+  std::string out;
+  for (size_t p = 1; p <= doc.size();) {
+    size_t q = doc.find('/', p);
+    if (q == std::string::npos) q = doc.size();
+    out += "/" + escape_link_name(std::string_view(doc).substr(p, q - p));
+    p = q + 1;
+  }
+  return out.empty() ? "/" : out;
+}
+
+// An absolute path of a member, split into its group's path and its name; `what` names the
+// record it came from.
+std::pair<std::string, std::string> split_path(const std::string& path, const std::string& what) {
+  const size_t slash = path.rfind('/');
+  if (path.size() < 2 || path[0] != '/' || slash == path.size() - 1 || path.find('\0') != std::string::npos ||
+      path.find("//") != std::string::npos)
+    fail(CKPT_ERR_INVALID_ARGUMENT, what + ": '" + path + "' is not the absolute path of a member");
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+Handle open_group_at(hid_t file, const std::string& doc, const std::string& what) {
+  const hid_t g = H5Gopen2(file, stored_path(doc).c_str(), H5P_DEFAULT);
+  if (g < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    fail(CKPT_ERR_INVALID_ARGUMENT, what + ": no group " + doc);
+  }
+  return {g, H5Gclose};
+}
+
+std::vector<hsize_t> parse_shape(const std::string& text, const std::string& what) {
+  std::vector<hsize_t> dims;
+  for (size_t p = 0; !text.empty() && p <= text.size();) {
+    size_t q = text.find(',', p);
+    if (q == std::string::npos) q = text.size();
+    hsize_t d = 0;
+    const auto r = std::from_chars(text.data() + p, text.data() + q, d);
+    if (r.ec != std::errc() || r.ptr != text.data() + q || dims.size() == H5S_MAX_RANK)
+      fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape '" + text + "' is not a list of dimensions");
+    dims.push_back(d);
+    p = q + 1;
+  }
+  return dims;
 }
 
 }  // namespace
@@ -166,6 +215,19 @@ void H5Writer::begin_group(std::string_view name, uint64_t n_attributes, uint64_
   }
   const std::string stored = claim_child(name, "group");
   const std::string path = child_path(stack_.back().path, std::string(name));
+  const OpenGroup& parent = stack_.back();
+  if (parent.capture || (parent.path == "/meta" && name == kDatasetAttributes)) {
+    // Dataset attributes, kept for finish; nothing of them is made in the file.
+    if (parent.capture && parent.captured != SIZE_MAX)
+      fail(CKPT_ERR_INVALID_ARGUMENT, path + ": a group in a dataset's attributes (meta/" + kDatasetAttributes + ")");
+    size_t captured = SIZE_MAX;
+    if (parent.capture) {
+      captured = dataset_attributes_.size();
+      dataset_attributes_.emplace_back(std::string(name), std::vector<std::pair<std::string, ckpt::sdk::Value>>());
+    }
+    stack_.push_back({Handle(), path, n_attributes, n_children, {}, {}, true, captured});
+    return;
+  }
   Handle g = group_handle(H5Gcreate2(stack_.back().group, stored.c_str(), lcpl_, gcpl_, H5P_DEFAULT),
                           path, CKPT_ERR_IO);
   stack_.push_back({std::move(g), path, n_attributes, n_children, {}, {}});
@@ -194,11 +256,21 @@ void H5Writer::attribute(std::string_view name, const ckpt_value& value) {
   if (!g.attribute_names.insert(n).second)
     fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute '" + n + "' in " + g.path);
   --g.attributes_left;
+  if (g.capture) {
+    if (g.captured == SIZE_MAX)
+      fail(CKPT_ERR_INVALID_ARGUMENT, g.path + ": attribute '" + n + "' beside the datasets' groups");
+    dataset_attributes_[g.captured].second.emplace_back(n, ckpt::sdk::Value::copy_of(value, g.path + " attribute '" + n + "'"));
+    return;
+  }
   std::optional<std::vector<std::string>>* links = n == kSoftLinkPaths           ? &soft_paths_
                                                    : n == kSoftLinkTargets        ? &soft_targets_
                                                    : n == kExternalLinkPaths      ? &external_paths_
                                                    : n == kExternalLinkFiles      ? &external_files_
                                                    : n == kExternalLinkObjects    ? &external_objects_
+                                                   : n == kStringDatasetPaths     ? &string_paths_
+                                                   : n == kStringDatasetTypes     ? &string_types_
+                                                   : n == kStringDatasetShapes    ? &string_shapes_
+                                                   : n == kCompoundDatasetPaths   ? &compound_paths_
                                                                                   : nullptr;
   if (g.path == "/meta" && links && value.type == CKPT_VALUE_STRING_ARRAY) {
     std::vector<std::string> strings;
@@ -207,21 +279,22 @@ void H5Writer::attribute(std::string_view name, const ckpt_value& value) {
     *links = std::move(strings);
     return;
   }
+  if (value.type == CKPT_VALUE_STRING || value.type == CKPT_VALUE_STRING_ARRAY)
+    string_values_[child_path(g.path, n)] = ckpt::sdk::Value::copy_of(value, g.path + " attribute '" + n + "'");
   write_attribute(g.group, n, value, g.path);
 }
 
-Handle H5Writer::dataset_creation(const ckpt::sdk::TensorInfo& info, const std::string& where) {
+Handle H5Writer::dataset_creation(std::span<const int64_t> shape, size_t item, const std::string& where) {
   Handle dcpl = plist_handle(H5Pcreate(H5P_DATASET_CREATE), where);
   h5_ok(H5Pset_obj_track_times(dcpl, false), where, CKPT_ERR_INTERNAL);
   // Every byte is written right after creation: filling first would write it all twice.
   h5_ok(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), where, CKPT_ERR_INTERNAL);
   uint64_t numel = 1;
-  for (int64_t d : info.shape) numel *= static_cast<uint64_t>(d);
+  for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
   // A scalar cannot be chunked and an empty tensor has nothing to compress.
-  if (options_.chunk == WriteOptions::Chunk::none || info.shape.empty() || numel == 0) return dcpl;
+  if (options_.chunk == WriteOptions::Chunk::none || shape.empty() || numel == 0) return dcpl;
 
-  std::vector<hsize_t> chunk(info.shape.begin(), info.shape.end());
-  const size_t item = ckpt::sdk::dtype_size(info.dtype);
+  std::vector<hsize_t> chunk(shape.begin(), shape.end());
   if (options_.chunk == WriteOptions::Chunk::rows) {
     chunk[0] = std::min<hsize_t>(chunk[0], options_.rows);
     shrink_chunk(chunk, item, kMaxChunkBytes);
@@ -240,6 +313,9 @@ Handle H5Writer::dataset_creation(const ckpt::sdk::TensorInfo& info, const std::
 void H5Writer::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
   Lock lock;
   const std::string stored = claim_child(info.name, "tensor");
+  if (stack_.back().capture)
+    fail(CKPT_ERR_INVALID_ARGUMENT, stack_.back().path + ": tensor '" + std::string(info.name) +
+                                        "' among datasets' attributes (meta/" + kDatasetAttributes + ")");
   const std::string where = child_path(stack_.back().path, std::string(info.name));
   const size_t item = ckpt::sdk::dtype_size(info.dtype);
   if (item == 0)
@@ -260,7 +336,7 @@ void H5Writer::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
                      : space_handle(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                                     where, CKPT_ERR_INTERNAL);
   Handle type = tensor_type(info.dtype);
-  Handle dcpl = dataset_creation(info, where);
+  Handle dcpl = dataset_creation(info.shape, item, where);
   Handle dset = dataset_handle(
       H5Dcreate2(stack_.back().group, stored.c_str(), type, space, lcpl_, dcpl, H5P_DEFAULT), where,
       CKPT_ERR_IO);
@@ -313,10 +389,167 @@ void H5Writer::finish() {
              {&external_paths_, &external_files_, &external_objects_}, [&](const std::vector<const std::string*>& row) {
                return H5Lcreate_external(row[1]->c_str(), row[2]->c_str(), file_, row[0]->c_str(), lcpl_, H5P_DEFAULT);
              });
+  make_string_datasets();
+  make_compound_datasets();
+  write_dataset_attributes();
   lcpl_.reset();
   gcpl_.reset();
   file_.close("closing '" + path_ + "'", CKPT_ERR_IO);
   finished_ = true;
+}
+
+// Each recorded string dataset: the attribute its value was written as gives way to a dataset
+// of the recorded type and shape.
+void H5Writer::make_string_datasets() {
+  const std::string what = "meta/@" + std::string(kStringDatasetPaths);
+  if (!string_paths_ && !string_types_ && !string_shapes_) return;
+  if (!string_paths_ || !string_types_ || !string_shapes_ || string_types_->size() != string_paths_->size() ||
+      string_shapes_->size() != string_paths_->size())
+    fail(CKPT_ERR_INVALID_ARGUMENT, what + ", _types and _shapes do not line up");
+  for (size_t i = 0; i < string_paths_->size(); ++i) {
+    const std::string& path = (*string_paths_)[i];
+    const std::string at = what + ": " + path;
+    const auto [parent, name] = split_path(path, what);
+    const auto it = string_values_.find(path);
+    if (it == string_values_.end()) fail(CKPT_ERR_INVALID_ARGUMENT, at + ": its group has no string value of that name");
+    const ckpt::sdk::Value& v = it->second;
+    const std::vector<hsize_t> dims = parse_shape((*string_shapes_)[i], at);
+    unsigned __int128 count = 1;
+    for (hsize_t d : dims) count *= d;
+    const bool scalar = dims.empty();
+    if (scalar != (v.type == CKPT_VALUE_STRING) || (!scalar && count != v.strings.size()))
+      fail(CKPT_ERR_INVALID_ARGUMENT, at + ": shape '" + (*string_shapes_)[i] + "' does not hold its value of " +
+                                          (v.type == CKPT_VALUE_STRING ? "one string" : std::to_string(v.strings.size()) + " strings"));
+    auto type = string_type_from((*string_types_)[i]);
+    if (!type) fail(CKPT_ERR_INVALID_ARGUMENT, at + ": '" + (*string_types_)[i] + "' is no string type this layout records");
+    const std::vector<std::string> one = scalar ? std::vector<std::string>{v.s} : std::vector<std::string>();
+    const std::vector<std::string>& strings = scalar ? one : v.strings;
+    // The elements as HDF5 takes them: pointers to NUL-terminated strings, or fixed-size cells.
+    const bool variable = H5Tis_variable_str(*type) > 0;
+    const size_t size = H5Tget_size(*type);
+    std::vector<const char*> pointers;
+    std::vector<char> cells;
+    if (!variable) cells.assign(strings.size() * size, H5Tget_strpad(*type) == H5T_STR_SPACEPAD ? ' ' : '\0');
+    for (size_t k = 0; k < strings.size(); ++k) {
+      const std::string& e = strings[k];
+      if (variable && e.find('\0') != std::string::npos)
+        fail(CKPT_ERR_INVALID_ARGUMENT, at + ": element " + std::to_string(k) + " holds a NUL, which a variable-length string cannot");
+      if (!variable && e.size() > size)
+        fail(CKPT_ERR_INVALID_ARGUMENT, at + ": element " + std::to_string(k) + " has " + std::to_string(e.size()) +
+                                            " bytes, more than its fixed size of " + std::to_string(size));
+      if (variable) pointers.push_back(e.c_str());
+      else std::memcpy(cells.data() + k * size, e.data(), e.size());
+    }
+    Handle g = open_group_at(file_, parent, at);
+    h5_ok(H5Adelete(g, name.c_str()), at, CKPT_ERR_INTERNAL);
+    Handle space = scalar ? space_handle(H5Screate(H5S_SCALAR), at, CKPT_ERR_INTERNAL)
+                          : space_handle(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), at, CKPT_ERR_INTERNAL);
+    Handle dcpl = plist_handle(H5Pcreate(H5P_DATASET_CREATE), at);
+    h5_ok(H5Pset_obj_track_times(dcpl, false), at, CKPT_ERR_INTERNAL);
+    Handle dset = dataset_handle(H5Dcreate2(g, escape_link_name(name).c_str(), *type, space, lcpl_, dcpl, H5P_DEFAULT), at, CKPT_ERR_IO);
+    if (!strings.empty())
+      h5_ok(H5Dwrite(dset, *type, H5S_ALL, H5S_ALL, H5P_DEFAULT, variable ? static_cast<const void*>(pointers.data()) : cells.data()),
+            at, CKPT_ERR_IO);
+    dset.close(at, CKPT_ERR_IO);
+  }
+}
+
+// Each recorded compound dataset: its group of columns, as written, becomes a compound dataset
+// of packed fields in the columns' order. The columns are read back one at a time and written
+// as their field (HDF5 writes one field of each record); their space stays in the file
+// (h5repack reclaims it).
+void H5Writer::make_compound_datasets() {
+  if (!compound_paths_) return;
+  const std::string what = "meta/@" + std::string(kCompoundDatasetPaths);
+  for (const std::string& path : *compound_paths_) {
+    const std::string at = what + ": " + path;
+    const auto [parent, name] = split_path(path, what);
+    Handle g = open_group_at(file_, parent, at);
+    const std::string stored = escape_link_name(name);
+    struct Column {
+      std::string field;
+      Handle dataset, type;
+    };
+    std::vector<Column> columns;
+    std::vector<int64_t> shape;
+    {
+      Handle group = open_group_at(file_, path, at);
+      H5G_info_t info{};
+      h5_ok(H5Gget_info(group, &info), at, CKPT_ERR_INTERNAL);
+      if (info.nlinks == 0) fail(CKPT_ERR_INVALID_ARGUMENT, at + ": a group of no columns");
+      for (hsize_t k = 0; k < info.nlinks; ++k) {
+        const ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, k, nullptr, 0, H5P_DEFAULT);
+        if (n < 0) h5_fail(CKPT_ERR_INTERNAL, at);
+        std::string link(static_cast<size_t>(n) + 1, '\0');
+        H5Lget_name_by_idx(group, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, k, link.data(), link.size(), H5P_DEFAULT);
+        link.resize(static_cast<size_t>(n));
+        Column c;
+        c.field = unescape_link_name(link).value_or(link);
+        const std::string col = at + " column '" + c.field + "'";
+        H5O_info_t oinfo{};
+        if (H5Oget_info_by_name2(group, link.c_str(), &oinfo, H5O_INFO_BASIC, H5P_DEFAULT) < 0 || oinfo.type != H5O_TYPE_DATASET) {
+          H5Eclear2(H5E_DEFAULT);
+          fail(CKPT_ERR_INVALID_ARGUMENT, col + ": not a tensor");
+        }
+        c.dataset = dataset_handle(H5Dopen2(group, link.c_str(), H5P_DEFAULT), col, CKPT_ERR_INTERNAL);
+        if (H5Aexists(c.dataset, kDtypeAttr) > 0)
+          fail(CKPT_ERR_INVALID_ARGUMENT, col + ": a dtype (bf16, a float8) no compound field can mark");
+        c.type = type_handle(H5Dget_type(c.dataset), col, CKPT_ERR_INTERNAL);
+        Handle space = space_handle(H5Dget_space(c.dataset), col, CKPT_ERR_INTERNAL);
+        std::vector<hsize_t> dims(static_cast<size_t>(std::max(0, H5Sget_simple_extent_ndims(space))));
+        if (!dims.empty()) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+        const std::vector<int64_t> s(dims.begin(), dims.end());
+        if (k == 0) shape = s;
+        else if (s != shape)
+          fail(CKPT_ERR_INVALID_ARGUMENT, col + ": shape " + shape_text(s) + ", the first column's " + shape_text(shape));
+        columns.push_back(std::move(c));
+      }
+    }
+    size_t record = 0;
+    for (const Column& c : columns) record += H5Tget_size(c.type);
+    Handle type = type_handle(H5Tcreate(H5T_COMPOUND, record), at, CKPT_ERR_INVALID_ARGUMENT);
+    size_t offset = 0;
+    for (const Column& c : columns) {
+      h5_ok(H5Tinsert(type, c.field.c_str(), offset, c.type), at + " column '" + c.field + "'", CKPT_ERR_INVALID_ARGUMENT);
+      offset += H5Tget_size(c.type);
+    }
+    // The columns stay readable through their open handles once their group is unlinked.
+    h5_ok(H5Ldelete(g, stored.c_str(), H5P_DEFAULT), at, CKPT_ERR_IO);
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    Handle space = dims.empty() ? space_handle(H5Screate(H5S_SCALAR), at, CKPT_ERR_INTERNAL)
+                                : space_handle(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), at, CKPT_ERR_INTERNAL);
+    Handle dcpl = dataset_creation(shape, record, at);
+    Handle dset = dataset_handle(H5Dcreate2(g, stored.c_str(), type, space, lcpl_, dcpl, H5P_DEFAULT), at, CKPT_ERR_IO);
+    const uint64_t n = ckpt::sdk::checked_nbytes(shape, 1, at);
+    std::vector<std::byte> buf;
+    for (const Column& c : columns) {
+      if (n == 0) break;
+      buf.resize(n * H5Tget_size(c.type));
+      h5_ok(H5Dread(c.dataset, c.type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), at + " column '" + c.field + "'", CKPT_ERR_IO);
+      Handle memtype = column_memtype(c.field, c.type);
+      h5_ok(H5Dwrite(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), at + " column '" + c.field + "'", CKPT_ERR_IO);
+    }
+    dset.close(at, CKPT_ERR_IO);
+  }
+}
+
+// meta/hdf5_dataset_attributes: each group's attributes on the dataset its name escapes.
+void H5Writer::write_dataset_attributes() {
+  const std::string what = "meta/" + std::string(kDatasetAttributes);
+  std::vector<ckpt_str> scratch;
+  for (const auto& entry : dataset_attributes_) {
+    const std::string at = what + "/" + entry.first;
+    const auto path = unescape_key(entry.first);
+    if (!path || path->empty() || (*path)[0] != '/')
+      fail(CKPT_ERR_INVALID_ARGUMENT, at + ": not the escaped absolute path of a dataset");
+    const hid_t id = H5Oopen(file_, stored_path(*path).c_str(), H5P_DEFAULT);
+    H5Eclear2(H5E_DEFAULT);
+    Handle obj = id < 0 ? Handle() : Handle(id, H5Oclose);
+    if (!obj.valid() || H5Iget_type(obj) != H5I_DATASET)
+      fail(CKPT_ERR_INVALID_ARGUMENT, at + ": no dataset at " + *path);
+    for (const auto& attribute : entry.second)
+      write_attribute(obj, attribute.first, attribute.second.view(scratch), *path);
+  }
 }
 
 }  // namespace ckpt_hdf5

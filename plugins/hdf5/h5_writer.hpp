@@ -3,10 +3,13 @@
 
 #include "h5_common.hpp"
 
+#include <ckpt/sdk_value.hpp>
+
 #include <ckpt/sdk.hpp>
 
 #include <string>
 #include <optional>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -40,11 +43,20 @@ class H5Writer final : public ckpt::sdk::Writer {
     uint64_t children_left;
     std::unordered_set<std::string> attribute_names;
     std::unordered_set<std::string> child_names;
+    // Groups of meta/hdf5_dataset_attributes (kDatasetAttributes) are kept in memory, not made:
+    // `capture` marks that group and its children, `captured` a child's entry in
+    // dataset_attributes_ (SIZE_MAX for the group itself).
+    bool capture = false;
+    size_t captured = SIZE_MAX;
   };
 
   OpenGroup& current(const char* event);
   std::string claim_child(std::string_view name, const char* event);
-  Handle dataset_creation(const ckpt::sdk::TensorInfo& info, const std::string& where);
+  Handle dataset_creation(std::span<const int64_t> shape, size_t item, const std::string& where);
+  // What finish does with the records of meta (h5_layout.hpp) once every member is written.
+  void make_string_datasets();
+  void make_compound_datasets();
+  void write_dataset_attributes();
 
   std::string path_;
   WriteOptions options_;
@@ -56,6 +68,13 @@ class H5Writer final : public ckpt::sdk::Writer {
   std::optional<std::vector<std::string>> soft_paths_, soft_targets_;
   // meta/@hdf5_external_link_paths, _files, _objects, made external links at finish.
   std::optional<std::vector<std::string>> external_paths_, external_files_, external_objects_;
+  // meta/@hdf5_string_dataset_paths, _types, _shapes and @hdf5_compound_dataset_paths.
+  std::optional<std::vector<std::string>> string_paths_, string_types_, string_shapes_, compound_paths_;
+  // A copy of every string-valued attribute as written, by its group's path and its name: the
+  // values string datasets become again (meta may come before or after them).
+  std::unordered_map<std::string, ckpt::sdk::Value> string_values_;
+  // meta/hdf5_dataset_attributes: per dataset, its escaped path and its attributes.
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, ckpt::sdk::Value>>>> dataset_attributes_;
   bool root_done_ = false;
   bool finished_ = false;
 };

@@ -365,9 +365,10 @@ TEST(Hdf5, FilteredDatasetsReadOrNameTheirFilter) {
   }
 }
 
-// What a document cannot hold (string, compound and enum datasets, a dataset's attributes, a
-// soft link) is listed in meta/@unread, and a conversion names it as a loss: refused without
-// --allow-lossy, recorded in meta/conversion/losses with it, never dropped in silence.
+// What a document cannot hold (an enum dataset, a group attribute of compound records) is listed
+// in meta/@unread, and a conversion names it as a loss: refused without --allow-lossy, recorded
+// in meta/conversion/losses with it, never dropped in silence. String and compound datasets and
+// a dataset's attributes are read now (StringAndCompoundDatasetsAndDatasetAttributesComeBack).
 TEST(Hdf5, WhatADocumentCannotHoldIsNamedNotDropped) {
   REQUIRE_H5PY();
   TempDir tmp;
@@ -383,11 +384,15 @@ TEST(Hdf5, WhatADocumentCannotHoldIsNamedNotDropped) {
   // The soft link is kept, as a link (SoftLinksComeBackAsLinks), not named as unread.
   EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_soft_link_paths")), std::vector<std::string>{"/alias"});
   const std::vector<std::string> want = {"/: its attribute 'bounds' (a type no attribute value holds)",
-                                         "/color: a dataset of enums",
-                                         "/labels: a dataset of strings", "/name: a dataset of strings",
-                                         "/rec: a dataset of compound records", "/vlabels: a dataset of strings",
-                                         "/w: its attribute 'units' (a tensor holds no attributes)"};
+                                         "/color: a dataset of enums"};
   EXPECT_EQ(unread, want);
+  // Strings are values of their group, the compound a group of columns, the attribute in meta.
+  EXPECT_EQ(std::get<std::string>(*doc.attribute("name")), "resnet");
+  EXPECT_EQ(std::get<std::vector<std::string>>(*doc.attribute("labels")), (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*doc.attribute("vlabels")), (std::vector<std::string>{"a", "bb"}));
+  ASSERT_TRUE(doc.find_tensor_path("rec/a"));
+  EXPECT_EQ(doc.find_tensor_path("rec/b")->dtype(), DType::f64);
+  EXPECT_EQ(std::get<std::string>(*doc.find_group_path("meta/hdf5_dataset_attributes/%2Fw")->attribute("units")), "m/s");
   ConvertOptions o;
   o.to = "msgpack";
   o.fsync = false;
@@ -395,7 +400,7 @@ TEST(Hdf5, WhatADocumentCannotHoldIsNamedNotDropped) {
     convert(src, tmp.path / "out.msgpack", o);
     ADD_FAILURE() << "converted without --allow-lossy";
   } catch (const UnsupportedError& e) {
-    EXPECT_NE(std::string(e.what()).find("/rec: a dataset of compound records (not read from the source)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("/color: a dataset of enums (not read from the source)"), std::string::npos)
         << e.what();
   }
   EXPECT_FALSE(fs::exists(tmp.path / "out.msgpack"));

@@ -263,6 +263,145 @@ TEST_F(H5pyFixtures, SoftAndExternalLinksComeBackAsLinks) {
   }
 }
 
+// String datasets, compound datasets and datasets' attributes as h5py makes them come back as
+// h5py wrote them after any format: the reader makes strings values of their group, compounds
+// groups of columns, and records in meta what they were; the writer makes them datasets again.
+TEST_F(H5pyFixtures, StringAndCompoundDatasetsAndDatasetAttributesComeBack) {
+  TempDir tmp;
+  int status = 0;
+  const fs::path src = tmp.path / "values.h5";
+  std::string out = python("h5py_values.py", {"make", src}, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Document doc = read_document(src);
+  EXPECT_EQ(std::get<std::string>(*doc.attribute("name")), "résumé ✓");
+  EXPECT_EQ(std::get<std::vector<std::string>>(*doc.attribute("grid")),
+            (std::vector<std::string>{"a", "βb", "c", "日本", "", "z"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*doc.attribute("labels")), (std::vector<std::string>{"cat", "dog", "emu"}));
+  ASSERT_TRUE(doc.find_tensor_path("rec/d"));
+  EXPECT_EQ(doc.find_tensor_path("rec/d")->dtype(), DType::boolean);
+  EXPECT_EQ(doc.find_tensor_path("g/table/y")->shape(), (Shape{3, 2}));
+  const Group* meta = doc.find_group("meta");
+  ASSERT_TRUE(meta);
+  EXPECT_FALSE(meta->attribute("unread")) << "nothing is left unread";
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_string_dataset_paths")),
+            (std::vector<std::string>{"/ascii", "/fixed_utf8", "/g/note", "/grid", "/labels", "/name"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_string_dataset_types")),
+            (std::vector<std::string>{"variable ascii", "fixed 8 utf-8 nullpad", "variable utf-8", "variable utf-8",
+                                      "fixed 5 ascii nullpad", "variable utf-8"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_string_dataset_shapes")),
+            (std::vector<std::string>{"2", "2", "", "2,3", "3", ""}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_compound_dataset_paths")),
+            (std::vector<std::string>{"/g/table", "/rec"}));
+  const Group* w = doc.find_group_path("meta/hdf5_dataset_attributes/%2Fw");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(std::get<std::string>(*w->attribute("units")), "m/s");
+  EXPECT_EQ(std::get<std::vector<int64_t>>(*w->attribute("dims")), (std::vector<int64_t>{1, 2, 3}));
+  for (const char* mid : {"", "values.msgpack", "values.json", "values.pt"}) {
+    SCOPED_TRACE(*mid ? mid : "h5 -> h5");
+    const fs::path back = tmp.path / (std::string("back_") + mid + ".h5");
+    const fs::path first = *mid ? tmp.path / mid : back;
+    const Ran there = ckpt_cli("convert " + quoted(src) + " " + quoted(first));
+    ASSERT_EQ(there.status, 0) << there.out << there.err;
+    if (*mid) {
+      const Ran again = ckpt_cli("convert " + quoted(first) + " " + quoted(back));
+      ASSERT_EQ(again.status, 0) << again.out << again.err;
+    }
+    out = python("h5py_values.py", {"check", src, back}, &status);
+    EXPECT_EQ(status, 0) << out;
+    const Ran verified = ckpt_cli("verify " + quoted(back));
+    EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
+  }
+}
+
+// Files that claim more than they hold: string datasets are read whole while listing, so their
+// elements are bounded before libhdf5 allocates them; compounds libhdf5 would take too long to
+// split into columns are named, not read.
+TEST_F(H5pyFixtures, StringAndCompoundDatasetsAreBounded) {
+  TempDir tmp;
+  int status = 0;
+  const std::string out = python("h5py_values.py", {"attacks", tmp.path}, &status);
+  ASSERT_EQ(status, 0) << out;
+  const auto refused = [&](const char* file, const std::string& want, bool limit) {
+    SCOPED_TRACE(file);
+    try {
+      read_document(tmp.path / file);
+      ADD_FAILURE() << "read without error";
+    } catch (const FormatError& e) {
+      EXPECT_EQ(dynamic_cast<const LimitError*>(&e) != nullptr, limit) << e.what();
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  // 200 million never written elements of a compressed dataset of 1,400 bytes.
+  refused("many.h5", "/s: string datasets (read whole while listing) list 1600000000", true);
+  // 1,000 elements all referring to one heap object of 1 MiB.
+  refused("shared.h5", "/s: its 1000 variable-length elements would read more than", true);
+  // An element claiming 1 GiB of an object of 1 MiB.
+  refused("long.h5", "/s: element 0 has 1073741824 bytes, its global heap object 1048576", false);
+  const auto unread = [&](const char* file) {
+    const Document d = read_document(tmp.path / file);
+    return std::get<std::vector<std::string>>(*d.find_group("meta")->attribute("unread"));
+  };
+  EXPECT_EQ(unread("fields.h5"),
+            std::vector<std::string>{"/wide: a dataset of compound records (2000 fields, more than the 256 ckpt reads as columns)"});
+  const std::vector<std::string> bomb = unread("wide_bomb.h5");
+  ASSERT_EQ(bomb.size(), 1u);
+  EXPECT_NE(bomb[0].find("/wide: a dataset of compound records (200 fields of 100000000 bytes of records: reading each "
+                         "column apart would convert more than"),
+            std::string::npos) << bomb[0];
+  const Document wide = read_document(tmp.path / "fields256.h5");
+  ASSERT_EQ(wide.find_group("wide")->children().size(), 256u);
+  const Tensor* f9 = wide.find_tensor_path("wide/f9");
+  ASSERT_TRUE(f9);
+  EXPECT_EQ(f9->shape(), (Shape{4}));
+  const auto* b = reinterpret_cast<const uint8_t*>(f9->bytes().data());
+  EXPECT_EQ((std::vector<uint8_t>(b, b + 4)), (std::vector<uint8_t>{2, 3, 4, 5}));
+  // The group's attribute keeps the name; the dataset is named, not dropped.
+  const Document clash = read_document(tmp.path / "clash.h5");
+  EXPECT_EQ(std::get<std::string>(*clash.find_group("g")->attribute("note")), "the attribute");
+  EXPECT_EQ(unread("clash.h5"), std::vector<std::string>{"/g/note: a dataset of strings (its group has an attribute of that name)"});
+}
+
+// What meta records of string datasets, compounds and dataset attributes must match the
+// document: the writer names the record and the path that does not.
+TEST(Hdf5, RecordsOfDatasetsThatDoNotMatchAreRefused) {
+  TempDir tmp;
+  const auto refused = [&](const Document& d, const std::string& want) {
+    try {
+      write_document(d, tmp.path / "x.h5", hdf5_save());
+      ADD_FAILURE() << "written without error";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  const auto with_strings = [](std::vector<std::string> paths, std::vector<std::string> shapes) {
+    Document d;
+    d.set("s", std::vector<std::string>{"a", "b", "c"});
+    d.add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+    Group& meta = d.group("meta");
+    const size_t n = paths.size();
+    meta.set("hdf5_string_dataset_paths", std::move(paths))
+        .set("hdf5_string_dataset_types", std::vector<std::string>(n, "variable utf-8"))
+        .set("hdf5_string_dataset_shapes", std::move(shapes));
+    return d;
+  };
+  refused(with_strings({"/missing"}, {"3"}), "meta/@hdf5_string_dataset_paths: /missing: its group has no string value of that name");
+  refused(with_strings({"/s"}, {"2,2"}), "meta/@hdf5_string_dataset_paths: /s: shape '2,2' does not hold its value of 3 strings");
+  Document compound;
+  compound.add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+  compound.group("meta").set("hdf5_compound_dataset_paths", std::vector<std::string>{"/nothing"});
+  refused(compound, "meta/@hdf5_compound_dataset_paths: /nothing: no group /nothing");
+  Document attrs;
+  attrs.add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+  attrs.group("meta").group("hdf5_dataset_attributes").group("%2Fv").set("units", "m");
+  refused(attrs, "meta/hdf5_dataset_attributes/%2Fv: no dataset at /v");
+  // A matching record writes: the string array is a 3-element dataset again.
+  write_document(with_strings({"/s"}, {"3"}), tmp.path / "ok.h5", hdf5_save());
+  const Document back = read_document(tmp.path / "ok.h5");
+  EXPECT_EQ(std::get<std::vector<std::string>>(*back.attribute("s")), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*back.find_group("meta")->attribute("hdf5_string_dataset_paths")),
+            std::vector<std::string>{"/s"});
+}
+
 TEST_F(H5pyFixtures, CkptConvertsAKerasWeightsFile) {
   TempDir tmp;
   for (const std::string name : {"keras_model", "keras_weights"}) {
