@@ -153,11 +153,9 @@ class Describer {
       if (!a.scalar) {
         // A NumPy array: the document tensor that holds its values, written back as a C-order
         // little-endian array of its dtype (what NumPy compares equal, dtype included).
-        std::vector<std::string>& mine = paths_[&a];
-        if (mine.empty() || a.big_endian) throw NotDescribable{};
-        json out{{"A", mine.front()}, {"np", spec}};
-        mine.erase(mine.begin());
-        return out;
+        const std::string* mine = next_path(a);
+        if (!mine || a.big_endian) throw NotDescribable{};
+        return json{{"A", *mine}, {"np", spec}};
       }
       // A NumPy scalar as numpy pickles it.
       const Text* t = as_text(a.base);
@@ -166,15 +164,14 @@ class Describer {
     }
     const Storage* s = as_storage(a.base);
     json out;
-    std::vector<std::string>& mine = paths_[&a];
-    if (s && !mine.empty()) {
-      out["T"] = mine.front();
+    const std::string* mine = s ? next_path(a) : nullptr;
+    if (mine) {
+      out["T"] = *mine;
       // Tensors that view the same bytes the same way are one tensor to torch (tied weights):
       // each after the first names the first.
       auto key = std::make_tuple(s->key, a.offset, a.shape, a.strides, a.dtype);
-      auto [it, first] = shares_.emplace(std::move(key), mine.front());
+      auto [it, first] = shares_.emplace(std::move(key), *mine);
       if (!first) out["same"] = it->second;
-      mine.erase(mine.begin());
     } else {
       // A tensor the mapping read as a number (a loss, Adam's step): kept by value.
       uint64_t n = 1;
@@ -195,7 +192,18 @@ class Describer {
     return out;
   }
 
+  // The document path of this occurrence of `a` (the pickle's memo may repeat an array), or
+  // nullptr when the mapping made none. A cursor per array: erasing from the front was
+  // quadratic in an array's occurrences.
+  const std::string* next_path(const Array& a) {
+    auto it = paths_.find(&a);
+    if (it == paths_.end()) return nullptr;
+    size_t& k = next_[&a];
+    return k < it->second.size() ? &it->second[k++] : nullptr;
+  }
+
   DocPaths paths_;
+  std::unordered_map<const Array*, size_t> next_;
   const std::function<std::vector<std::byte>(const Array&)>& bytes_;
   std::map<std::tuple<std::string, int64_t, std::vector<int64_t>, std::vector<int64_t>, uint32_t>, std::string> shares_;
   uint64_t left_;

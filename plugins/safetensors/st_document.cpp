@@ -543,14 +543,14 @@ void check_plain_copies(const Tree& tree, const Header& header) {
   // Order aside: other readers take __metadata__ as a map.
   std::map<std::string, std::string> expected;
   for (const AttributeEntry& a : tree.groups[0].attributes)
-    if (a.type == CKPT_VALUE_STRING && a.name != kDocumentKey) expected.emplace(a.name, a.s);
+    if (a.type == CKPT_VALUE_STRING && a.name != kDocumentKey && a.name != kAliasesKey) expected.emplace(a.name, a.s);
   // Copies of meta's strings (what another tool's __metadata__ became) that the root does not
   // shadow: written since ckpt 0.2, so a file may lack them.
   std::map<std::string, std::string> optional;
   for (const ChildRef& c : tree.groups[0].children)
     if (!c.is_tensor && tree.groups[c.index].name == "meta")
       for (const AttributeEntry& a : tree.groups[c.index].attributes)
-        if (a.type == CKPT_VALUE_STRING && !expected.count(a.name)) optional.emplace(a.name, a.s);
+        if (a.type == CKPT_VALUE_STRING && a.name != kAliasesKey && !expected.count(a.name)) optional.emplace(a.name, a.s);
   expected.emplace(kFormatTagKey, kFormatTagValue);  // unless the root has its own
   for (const MetadataEntry& m : header.metadata) {
     if (m.key == kDocumentKey || m.key == kAliasesKey) continue;
@@ -631,14 +631,19 @@ void add_plain_integrity(TreeBuilder& b, size_t meta, const Header& header, cons
 namespace {
 
 // kAliasesKey's entry: alias keys the header does not hold, each naming a tensor it does.
-std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, const TreeBuilder& b, const Header& header) {
+std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, const TreeBuilder& b, const Header& header,
+                                                     const ckpt::sdk::ReadLimits& limits) {
   const std::string where = "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(kAliasesKey) + "])";
   // At most one alias per tensor of the document, which names at most kMaxDocumentValues.
   size_t values = 0;
+  std::unordered_set<std::string> seen;
   json j;
   try {
-    j = json::parse(m.value, [&](int depth, json::parse_event_t, json&) {
+    j = json::parse(m.value, [&](int depth, json::parse_event_t event, json& parsed) {
       if (depth > 1 || ++values > 2 * kMaxDocumentValues) fail(CKPT_ERR_LIMIT, where + ": not an object of strings, or too large");
+      // A DOM keeps one of two equal keys; another parser might keep the other.
+      if (event == json::parse_event_t::key && !seen.insert(parsed.get<std::string>()).second)
+        fail(CKPT_ERR_FORMAT, where + ": alias " + quote_name(parsed.get<std::string>()) + " twice");
       return true;
     });
   } catch (const json::exception&) {
@@ -648,18 +653,25 @@ std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, con
   std::unordered_set<std::string_view> keys;
   for (const TensorEntry& t : header.tensors) keys.insert(t.key);
   std::unordered_map<std::string, size_t> out;
+  uint64_t listed = 0;
   for (auto& [alias, target] : j.items()) {
     if (!target.is_string()) fail(CKPT_ERR_FORMAT, where + ": alias " + quote_name(alias) + " names no tensor key");
     if (keys.count(alias))
       fail(CKPT_ERR_FORMAT, where + ": alias " + quote_name(alias) + " is also a tensor of the header (two readings)");
-    out.emplace(alias, b.tensor_at(target.get<std::string>(), where + ", alias " + quote_name(alias)));
+    const size_t t = b.tensor_at(target.get<std::string>(), where + ", alias " + quote_name(alias));
+    listed += header.tensors[t].end - header.tensors[t].begin;
+    out.emplace(alias, t);
   }
+  // Each alias lists its target's bytes again: bounded like any view that repeats storage.
+  uint64_t stored = 0;
+  for (const TensorEntry& t : header.tensors) stored += t.end - t.begin;
+  limits.check_expansion(listed + stored, stored, "", where + ": its aliases");
   return out;
 }
 
 }  // namespace
 
-Tree build_tree(const Header& header) {
+Tree build_tree(const Header& header, const ckpt::sdk::ReadLimits& limits) {
   TreeBuilder b(header);
   const MetadataEntry* document = nullptr;
   const MetadataEntry* aliases = nullptr;
@@ -671,7 +683,7 @@ Tree build_tree(const Header& header) {
     fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(aliases->at) + " (" + std::string(kMetadataKey) + "[" +
                               quote_name(kAliasesKey) + "]): aliases in a file without ckpt's document, which names them");
   if (document) {
-    DocumentReader(b, *document, aliases ? read_aliases(*aliases, b, header) : std::unordered_map<std::string, size_t>{}).read();
+    DocumentReader(b, *document, aliases ? read_aliases(*aliases, b, header, limits) : std::unordered_map<std::string, size_t>{}).read();
     b.place_the_rest();
     Tree t = b.take();
     check_plain_copies(t, header);

@@ -10,6 +10,8 @@
 // '/'-joined paths; a member only says where in the tree each one goes.
 #pragma once
 
+#include <ckpt/sdk_limits.hpp>
+
 #include "st_header.hpp"
 #include "st_tree.hpp"
 
@@ -54,6 +56,7 @@ class DocumentText {
 // holds the __metadata__ entries as string attributes and every tensor goes where its
 // '/'-separated name says. With one, the entry gives the groups, attributes and order, and the
 // header the tensors. Throws ckpt::sdk::Error naming the place.
-Tree build_tree(const Header& header);
+// `limits` bounds what aliases (kAliasesKey) may list beyond the data the file holds.
+Tree build_tree(const Header& header, const ckpt::sdk::ReadLimits& limits);
 
 }  // namespace ckpt_safetensors

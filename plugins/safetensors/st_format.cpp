@@ -2,6 +2,8 @@
 // the plugin's entry point.
 #include "st_layout.hpp"
 #include "st_reader.hpp"
+
+#include <ckpt/sdk_limits.hpp>
 #include "st_writer.hpp"
 
 #include <ckpt/sdk.hpp>
@@ -56,11 +58,14 @@ struct SafetensorsFormat {
 
   static std::unique_ptr<ckpt::sdk::Writer> open_writer(const std::string& path, ckpt::sdk::Options& options) {
     const uint64_t staging = staging_option(options);
+    const std::string aliases = options.get("aliases", "on");
+    if (aliases != "on" && aliases != "off")
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option aliases='" + aliases + "': expected on or off");
     options.check_all_used(name);  // before the file is created: a typo leaves nothing behind
-    return std::make_unique<SafetensorsWriter>(path, staging);
+    return std::make_unique<SafetensorsWriter>(path, staging, aliases == "on");
   }
-  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options&) {
-    return std::make_unique<SafetensorsReader>(path);
+  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
+    return std::make_unique<SafetensorsReader>(path, ckpt::sdk::ReadLimits::parse(options));
   }
 };
 

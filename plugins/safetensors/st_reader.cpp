@@ -8,8 +8,8 @@ namespace ckpt_safetensors {
 
 using ckpt::sdk::fail;
 
-SafetensorsReader::SafetensorsReader(const std::string& path)
-    : file_(path), header_(parse_header(file_.bytes())), tree_(build_tree(header_)) {}
+SafetensorsReader::SafetensorsReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
+    : file_(path), header_(parse_header(file_.bytes())), tree_(build_tree(header_, limits)) {}
 
 void SafetensorsReader::list(const ckpt::sdk::Visitor& visitor) { list_group(visitor, tree_.groups[0]); }
 

@@ -8,6 +8,7 @@
 #include "st_tree.hpp"
 
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_limits.hpp>
 
 #include <string>
 
@@ -15,7 +16,7 @@ namespace ckpt_safetensors {
 
 class SafetensorsReader final : public ckpt::sdk::Reader {
  public:
-  explicit SafetensorsReader(const std::string& path);
+  SafetensorsReader(const std::string& path, const ckpt::sdk::ReadLimits& limits);
 
   void list(const ckpt::sdk::Visitor& visitor) override;
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;

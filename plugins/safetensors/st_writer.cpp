@@ -40,8 +40,8 @@ std::array<std::byte, 8> le64(uint64_t v) {
 
 }  // namespace
 
-SafetensorsWriter::SafetensorsWriter(const std::string& path, uint64_t staging_bytes)
-    : out_(path), staging_limit_(staging_bytes) {}
+SafetensorsWriter::SafetensorsWriter(const std::string& path, uint64_t staging_bytes, bool aliases)
+    : out_(path), staging_limit_(staging_bytes), aliases_enabled_(aliases) {}
 
 std::string SafetensorsWriter::where() const {
   std::string path;
@@ -163,7 +163,7 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
   // so they need the document entry; meta's strings (another tool's __metadata__, read) are
   // copied too, and are all a plain file's __metadata__ holds.
   const bool in_meta = stack_.size() == 2 && stack_.back().name == "meta";
-  if (stack_.size() == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey) {
+  if (stack_.size() == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey && name != kAliasesKey) {
     root_strings_.emplace_back(name, std::string(text));
     plain_ = false;
   } else if (in_meta && name == kTensorAliasesAttribute && value.type == CKPT_VALUE_STRING_ARRAY) {
@@ -172,7 +172,7 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
     plain_ = false;
   } else if (in_meta && value.type == CKPT_VALUE_STRING) {
     meta_strings_.emplace_back(name, std::string(text));
-    if (looks_like_ours || name == kDocumentKey || name == kIntegrityKey) plain_ = false;
+    if (looks_like_ours || name == kDocumentKey || name == kIntegrityKey || name == kAliasesKey) plain_ = false;
   } else {
     plain_ = false;
   }
@@ -247,6 +247,9 @@ void SafetensorsWriter::read_data(uint64_t begin, std::span<std::byte> dst) {
 // its bytes, else written now, at the end of the data (readers sort entries by offset).
 std::string SafetensorsWriter::resolve_copies() {
   if (copies_.empty()) return std::move(entries_);
+  // A shard of a sharded checkpoint writes every tensor: Hugging Face's index would list an
+  // alias under a shard whose header lacks it.
+  if (!aliases_enabled_) tied_.clear();
   std::unordered_map<std::string_view, std::string_view> tie;
   for (size_t i = 0; i + 1 < tied_.size(); i += 2) tie.emplace(tied_[i], tied_[i + 1]);
   std::unordered_map<std::string_view, size_t> copy_source;  // a copy's key -> written_ index
@@ -344,7 +347,7 @@ std::string SafetensorsWriter::header_json(std::string_view entries) const {
     has_format_tag = has_format_tag || k == kFormatTagKey;
   }
   for (const auto& [k, v] : meta_strings_) {
-    if (k == kDocumentKey || k == kIntegrityKey || !copied.insert(k).second) continue;
+    if (k == kDocumentKey || k == kIntegrityKey || k == kAliasesKey || !copied.insert(k).second) continue;
     entry(k, v);
     has_format_tag = has_format_tag || k == kFormatTagKey;
   }

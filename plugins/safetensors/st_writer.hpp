@@ -31,7 +31,8 @@ struct StreamedIntegrity {
 
 class SafetensorsWriter final : public ckpt::sdk::Writer {
  public:
-  SafetensorsWriter(const std::string& path, uint64_t staging_bytes);
+  // aliases: write a tensor meta/@tensor_aliases ties to one of equal bytes as an alias (kAliasesKey).
+  SafetensorsWriter(const std::string& path, uint64_t staging_bytes, bool aliases = true);
 
   void begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) override;
   void end_group() override;
@@ -110,6 +111,7 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   std::vector<Copy> copies_;
   std::vector<std::string> tied_;  // meta/@tensor_aliases: path, path it shares storage with, ...
   std::string aliases_;            // kAliasesKey's JSON members, once finish resolved the copies
+  bool aliases_enabled_ = true;
   void read_data(uint64_t begin, std::span<std::byte> dst);
   void append_data(std::span<const std::byte> data);
   std::string resolve_copies();

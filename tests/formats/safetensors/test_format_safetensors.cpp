@@ -108,7 +108,7 @@ const char* st_name(DType d) {
     case DType::f8_e4m3fn: return "F8_E4M3";
     case DType::f8_e5m2: return "F8_E5M2";
     case DType::c64: return "C64";
-    case DType::c128: break;
+    default: break;
   }
   return "?";
 }
@@ -643,6 +643,68 @@ TEST(SafetensorsFormat, AliasesThatAreNotOneReadingAreRefused) {
   attempt("not_an_object", [](json& h) { h["__metadata__"]["ckpt.aliases"] = "[1,2]"; }, "not a JSON object");
   attempt("nested", aliases({{"model/b", {{"x", "y"}}}}), "not an object of strings");
   attempt("no_document", [](json& h) { h["__metadata__"].erase("ckpt.document"); }, "aliases in a file without ckpt's document");
+  {  // Equal keys: a parser keeping the first would read another tensor than one keeping the last.
+    const fs::path p = tmp.path / "twice.safetensors";
+    fs::copy_file(good, p);
+    edit_header(p, [](json& h) { h["__metadata__"]["ckpt.aliases"] = "{\"model/b\":\"model/a\",\"model/b\":\"model/d\"}"; });
+    try {
+      read_document(p, load_as(false));
+      ADD_FAILURE() << "read";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("alias 'model/b' twice"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Every alias lists its target's bytes again, like a view repeating its storage: a small header
+// naming a tensor a million times would list terabytes. Bounded as other readers bound views.
+TEST(SafetensorsFormat, AliasesCannotListFarMoreThanTheFileHolds) {
+  TempDir tmp;
+  Document doc;
+  std::vector<float> v(1 << 18);  // 1 MiB
+  doc.group("model").add_tensor("w", Tensor::from<float>(DType::f32, {1 << 18}, v));
+  const fs::path p = tmp.path / "bomb.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  edit_header(p, [](json& h) {
+    json aliases = json::object();
+    json doc = json::parse(h["__metadata__"]["ckpt.document"].get<std::string>());
+    json* model = nullptr;
+    for (json& m : doc["root"]["members"])
+      if (m.value("group", "") == "model") model = &m;
+    for (int i = 0; i < 200; ++i) {
+      aliases["model/a" + std::to_string(i)] = "model/w";
+      (*model)["members"].push_back({{"tensor", "a" + std::to_string(i)}});
+    }
+    h["__metadata__"]["ckpt.document"] = doc.dump();
+    h["__metadata__"]["ckpt.aliases"] = aliases.dump();
+  });
+  try {
+    read_document(p, load_as(false));
+    ADD_FAILURE() << "read";
+  } catch (const LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("its aliases list"), std::string::npos) << e.what();
+  }
+  // The bound is an option, for an honest file beyond it.
+  LoadOptions allowed = load_as(false);
+  allowed.format_options = {{"max_expansion", std::to_string(uint64_t{1} << 30)}};
+  EXPECT_EQ(read_document(p, allowed).find_group("model")->children().size(), 201u);
+}
+
+// The key ckpt records aliases under is ckpt's: a document's own string of that name is kept in
+// the document entry, never copied beside it.
+TEST(SafetensorsFormat, ADocumentStringNamedLikeTheAliasEntryIsKept) {
+  TempDir tmp;
+  Document doc = tied_document();
+  doc.set("ckpt.aliases", "mine");
+  doc.group("meta").set("ckpt.aliases", "also mine");
+  const fs::path p = tmp.path / "named.safetensors";
+  write_document(doc, p, save_as_safetensors());
+  expect_same(doc, read_document(p, load_as(false)));
+  Document plain;
+  plain.group("meta").set("ckpt.aliases", "mine");
+  plain.add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+  write_document(plain, tmp.path / "plain.safetensors", save_as_safetensors());
+  expect_same(plain, read_document(tmp.path / "plain.safetensors", load_as(false)));
 }
 
 // The document entry is parsed into a DOM; its size in values is capped so that a hostile
@@ -945,6 +1007,28 @@ TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
 
 // An index is text anyone can write: it never makes ckpt read outside its folder, and the
 // shards must hold exactly what it says, agreeing with each other.
+// Hugging Face's index lists every key under a shard whose header holds it: shards store tied
+// tensors in full, and the document still reads back with its ties recorded.
+TEST(SafetensorsShards, TiedTensorsAreStoredInFullInShards) {
+  TempDir tmp;
+  const Document doc = tied_document();
+  write_document(doc, tmp.path / "src.msgpack");
+  const fs::path dir = tmp.path / "out";
+  convert(tmp.path / "src.msgpack", dir, sharded(5000));
+  const json index = json::parse(slurp(dir / "model.safetensors.index.json"));
+  for (const auto& [key, shard] : index["weight_map"].items()) {
+    const std::string bytes = slurp(dir / shard.get<std::string>());
+    const json header = json::parse(bytes.substr(8, le64(bytes)));
+    EXPECT_TRUE(header.contains(key)) << key << " in " << shard;
+    if (header.contains("__metadata__")) {
+      EXPECT_FALSE(header["__metadata__"].contains("ckpt.aliases"));
+    }
+  }
+  Document with_format = doc;
+  with_format.group("meta").set("format", "pt");
+  expect_same(with_format, read_document(dir));
+}
+
 TEST(SafetensorsShards, AnIndexNeverLeavesItsFolderAndMustAgreeWithItsShards) {
   TempDir top;
   const TempDir tmp(top.path);  // the checkpoint's folder, inside one that holds a shard beside it
