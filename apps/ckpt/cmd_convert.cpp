@@ -46,6 +46,12 @@ Runner add_convert(CLI::App& app) {
       return kBadInput;
     }
     for (const auto& l : r.losses) std::cerr << "ckpt: lossy: " << l.path << ": " << l.what << "\n";
+    for (const auto& [path, error] : r.quantization_errors)
+      std::cerr << "ckpt: quantized: " << path << ": max abs error " << error << "\n";
+    if (!r.dequantized.empty())
+      std::cerr << "ckpt: note: " << r.dequantized.size() << " block-quantized tensors decoded exactly into "
+                << r.to_format << "'s dtypes (" << r.dequantized.front().path << ": " << r.dequantized.front().what
+                << (r.dequantized.size() > 1 ? ", ..." : "") << "; listed in meta/conversion/dequantized)\n";
     if (!r.private_contents.empty()) {
       std::vector<std::string> parts;
       for (const auto& c : r.private_contents) parts.push_back(c.path + " (" + c.what + ")");

@@ -1,6 +1,8 @@
 #include "atomic_write.hpp"
 #include "shards.hpp"
 
+#include <ckpt/sdk_ggml.hpp>
+
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
@@ -42,6 +44,7 @@ std::optional<DType> fallback(DType d, const FormatInfo& target) {
     case D::boolean: order = {D::u8, D::i8, D::i32, D::i64, D::f32}; break;
     case D::c64: order = {D::c128}; break;
     case D::c128: order = {D::c64}; break;
+    default: order = {D::f32, D::f64}; break;  // a block dtype, decoded
   }
   for (D o : order)
     if (target.holds(o)) return o;
@@ -65,7 +68,7 @@ bool exact_cast(DType from, DType to) {
     case D::u32: return in({D::i64, D::u64, D::f64});
     case D::c64: return in({D::c128});
     case D::boolean: return true;
-    default: return false;
+    default: return is_block(from) && in({D::f32, D::f64});  // ggml's values are f32 products
   }
 }
 
@@ -80,6 +83,13 @@ struct Source {
 
 struct Plan {
   Document tree;  // the output's shape; tensors have no storage
+  // Block-quantized tensors decoded for a target that holds no block dtype: the values are
+  // exactly ggml's, so this is a change of encoding, recorded, not a loss.
+  std::vector<Loss> dequantized;
+  // Tensors encoded into a block dtype (options "quantize"): a loss, and the largest error
+  // each got, once written.
+  DType quantize_to = DType::f32;
+  bool quantize = false;
   // One per output tensor, in the order a depth-first walk of `tree` meets them: the order in
   // which FormatWriter::write asks for them, so that the k-th request is sources[k] (checked
   // by path).
@@ -130,9 +140,16 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
     if (!target.holds(to)) {
       auto f = fallback(to, target);
       if (!f) throw UnsupportedError(ip + ": " + target.name + " holds no dtype that " + std::string(name(to)) + " can be cast to");
-      plan.losses.push_back({ip, std::string(name(to)) + " stored as " + std::string(name(*f)) +
-                                     (exact_cast(to, *f) ? " (exact)" : " (rounded)")});
+      const std::string what = std::string(name(to)) + " stored as " + std::string(name(*f)) +
+                               (exact_cast(to, *f) ? " (exact)" : " (rounded)");
+      (is_block(to) && exact_cast(to, *f) ? plan.dequantized : plan.losses).push_back({ip, what});
       to = *f;
+    }
+    // Quantized as llama.cpp quantizes a model: the weight matrices (floating, two or more
+    // dimensions, rows of whole blocks); vectors (norms, biases) keep their dtype.
+    if (plan.quantize && is_floating(to) && t.rank() >= 2 && t.shape().back() % static_cast<int64_t>(block_elements(plan.quantize_to)) == 0) {
+      plan.losses.push_back({ip, std::string(name(to)) + " quantized to " + std::string(name(plan.quantize_to))});
+      to = plan.quantize_to;
     }
     std::string name_out = flat_prefix + c.name;
     if (!flat_prefix.empty()) plan.losses.push_back({ip, "group path flattened to '" + name_out + "'"});
@@ -142,9 +159,14 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
   }
 }
 
-Plan make_plan(const Document& tree, const FormatInfo& target, bool hashes_last = false) {
+Plan make_plan(const Document& tree, const FormatInfo& target, bool hashes_last = false,
+               std::optional<DType> quantize = std::nullopt) {
   Plan plan;
   plan.hashes_last = hashes_last;
+  if (quantize) {
+    plan.quantize = true;
+    plan.quantize_to = *quantize;
+  }
   plan_group(tree, plan.tree, "", "", "", target, plan, !target.can(CKPT_CAP_NESTED_GROUPS));
   if (hashes_last) {
     Group& meta = plan.tree.group("meta");  // last among the root's children, or made so now
@@ -306,8 +328,22 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   // What the reader found and could not represent (a reader lists it in meta/@unread): lost
   // in any conversion, so named as a loss like the target's own, and not carried into the
   // output, which says it in meta/conversion/losses instead.
+  // quantize=<dtype> is the host's: it casts, names the loss and measures the error.
+  Options write_options;
+  std::optional<DType> quantize;
+  for (const auto& [k, v] : options.write_options) {
+    if (k != "quantize") {
+      write_options.emplace_back(k, v);
+      continue;
+    }
+    const DType q = dtype_from_name(v);
+    if (!is_block(q) || !sdk::ggml::can_quantize(static_cast<uint32_t>(q)))
+      throw UsageError("option quantize=" + v + ": ckpt quantizes into q8_0, q4_0 or q4_k");
+    if (!info.holds(q)) throw UsageError("option quantize=" + v + ": " + target.name() + " holds no " + v + " tensors");
+    quantize = q;
+  }
   auto planned = [&](bool hashes_last) {
-    Plan p = make_plan(tree, info, hashes_last);
+    Plan p = make_plan(tree, info, hashes_last, quantize);
     if (Group* meta = p.tree.find_group("meta")) {
       if (const Value* unread = meta->attribute("unread"); unread && value_type(*unread) == ValueType::string_array) {
         for (const auto& u : std::get<std::vector<std::string>>(*unread)) {
@@ -336,12 +372,13 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
                            "file it writes");
   // Planned once, unless only the losses say the recorded hashes will not do.
   Plan plan = planned(can_stream && !had_integrity);
-  const bool stream_hashes = can_stream && (!had_integrity || !plan.losses.empty());
+  const bool stream_hashes = can_stream && (!had_integrity || !plan.losses.empty() || !plan.dequantized.empty());
   if (stream_hashes && !plan.hashes_last) plan = planned(true);
   ConvertReport report;
   report.from_format = reader->format().name;
   report.to_format = target.name();
   report.losses = plan.losses;
+  report.dequantized = plan.dequantized;
   report.dropped_signer = recorded_signer(src);
   if (!report.dropped_signer) report.dropped_signer = legacy_signer(tree);
   if (!plan.losses.empty() && !options.allow_lossy) {
@@ -372,6 +409,18 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     if (s.from == s.to) return bytes;
     cast_buf.resize(out_t.nbytes());
     cast_elements(s.from, bytes.data(), s.to, cast_buf.data(), out_t.numel());
+    if (is_block(s.to) && !is_block(s.from)) {
+      // The largest error quantizing made, block by block.
+      const size_t per = block_elements(s.to);
+      double worst = 0;
+      std::vector<float> back(per);
+      for (uint64_t i = 0; i < out_t.numel(); i += per) {
+        sdk::ggml::dequantize(static_cast<uint32_t>(s.to), cast_buf.data() + storage_bytes(s.to, i), back.data(), 1);
+        for (size_t k = 0; k < per; ++k)
+          worst = std::max(worst, std::fabs(static_cast<double>(back[k]) - element_as_double(s.from, bytes.data(), i + k)));
+      }
+      report.quantization_errors.emplace_back(s.src_path, worst);
+    }
     return cast_buf;
   };
 
@@ -381,7 +430,17 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       throw Error("convert: the writer asked for '" + out_path + "' out of the planned order");
     return plan.sources[k];
   };
-  if (!plan.losses.empty()) {
+  // A target without attributes (NumPy's files) has no place for these records: the report
+  // says it instead.
+  const bool records = info.can(CKPT_CAP_ATTRIBUTES);
+  if (records && !plan.dequantized.empty()) {
+    Group& conv = plan.tree.group("meta").group("conversion");
+    std::vector<std::string> lines;
+    for (const auto& l : plan.dequantized) lines.push_back(l.path + ": " + l.what);
+    conv.set("from_format", report.from_format);
+    conv.set("dequantized", lines);
+  }
+  if (records && !plan.losses.empty()) {
     Group& meta = plan.tree.group("meta");
     Group& conv = meta.group("conversion");
     std::vector<std::string> lines;
@@ -421,9 +480,15 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   uint64_t total = plan.tree.tensor_bytes(), done = 0;
   // Writes `tree` (the plan's tree or a shard of it, whose k-th tensor is sources[order[k]]) to
   // `path`.
+  // Shards write every tensor: Hugging Face's index lists each key under a shard that holds it,
+  // so no shard stores a tied tensor as an alias (safetensors' option aliases).
+  Options tree_options = write_options;
+  if (options.max_shard_bytes &&
+      std::none_of(tree_options.begin(), tree_options.end(), [](const auto& o) { return o.first == "aliases"; }))
+    tree_options.emplace_back("aliases", "off");
   auto write_tree = [&](const Document& tree, const fs::path& path, const std::vector<size_t>& order) {
     size_t next = 0;
-    detail::write_atomically(path, target, options.write_options, options.fsync, [&](FormatWriter& writer) {
+    detail::write_atomically(path, target, tree_options, options.fsync, [&](FormatWriter& writer) {
       next = 0;
       streamed.clear();
       writer.write(tree, [&](const std::string& p, const Tensor& t) {

@@ -1,6 +1,7 @@
 #include <ckpt/dtype.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/sdk_float.hpp>
+#include <ckpt/sdk_ggml.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -37,8 +38,19 @@ size_t itemsize(DType d) {
     case DType::f8_e4m3fn:
     case DType::f8_e5m2:
       return 1;
+    default:
+      break;
   }
-  return 0;
+  throw UsageError("a " + std::string(name(d)) + " tensor has no bytes per element: its rows are blocks of " +
+                   std::to_string(block_elements(d)) + " elements in " + std::to_string(block_bytes(d)) + " bytes");
+}
+
+bool is_block(DType d) { return sdk::is_block_dtype(static_cast<uint32_t>(d)); }
+size_t block_elements(DType d) { return is_block(d) ? sdk::dtype_block(static_cast<uint32_t>(d)).elements : 1; }
+size_t block_bytes(DType d) { return is_block(d) ? sdk::dtype_block(static_cast<uint32_t>(d)).bytes : itemsize(d); }
+uint64_t storage_bytes(DType d, uint64_t numel) {
+  if (!is_block(d)) return numel * itemsize(d);
+  return numel / block_elements(d) * block_bytes(d);
 }
 
 std::string_view name(DType d) {
@@ -60,8 +72,10 @@ std::string_view name(DType d) {
     case DType::f8_e5m2: return "f8_e5m2";
     case DType::c64: return "c64";
     case DType::c128: return "c128";
+    default: break;
   }
-  return "?";
+  const char* n = sdk::dtype_name(static_cast<uint32_t>(d));
+  return n ? n : "?";
 }
 
 DType dtype_from_name(std::string_view s) {
@@ -129,6 +143,13 @@ T saturate(double x) {
 }  // namespace
 
 double element_as_double(DType d, const std::byte* p, size_t i) {
+  if (is_block(d)) {
+    // The block holding element i, decoded.
+    float values[256];
+    const size_t n = block_elements(d);
+    sdk::ggml::dequantize(static_cast<uint32_t>(d), p + i / n * block_bytes(d), values, 1);
+    return values[i % n];
+  }
   switch (d) {
     case DType::f32: return load<float>(p, i);
     case DType::f64: return load<double>(p, i);
@@ -147,8 +168,8 @@ double element_as_double(DType d, const std::byte* p, size_t i) {
     case DType::f8_e5m2: return f8_e5m2_to_f32(load<uint8_t>(p, i));
     case DType::c64: return load<float>(p, i);
     case DType::c128: return load<double>(p, i);
+    default: return 0;
   }
-  return 0;
 }
 
 namespace {
@@ -223,8 +244,40 @@ void store_real(DType d, std::byte* out, size_t i, double x) {
     case DType::u32: store(out, i, saturate<uint32_t>(x)); break;
     case DType::u64: store(out, i, saturate<uint64_t>(x)); break;
     case DType::boolean: store(out, i, static_cast<uint8_t>(x != 0)); break;
-    case DType::c64:
-    case DType::c128: break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Block dtypes go through f32, a block (at most 256 elements) at a time.
+void cast_blocks(DType from, const std::byte* in, DType to, std::byte* out, size_t count) {
+  constexpr size_t kChunk = 256;
+  float values[kChunk];
+  if (is_block(from)) {
+    const size_t per = block_elements(from);
+    if (count % per) throw UsageError("a " + std::string(name(from)) + " cast of " + std::to_string(count) + " elements, not whole blocks");
+    for (size_t i = 0; i < count; i += per) {
+      sdk::ggml::dequantize(static_cast<uint32_t>(from), in + i / per * block_bytes(from), values, 1);
+      cast_elements(DType::f32, reinterpret_cast<const std::byte*>(values), to, out + storage_bytes(to, i), per);
+    }
+    return;
+  }
+  const auto q = static_cast<uint32_t>(to);
+  if (!sdk::ggml::can_quantize(q))
+    throw UsageError("ckpt quantizes into q8_0, q4_0 and q4_k, not " + std::string(name(to)));
+  const size_t per = block_elements(to);
+  if (count % per) throw UsageError("quantizing " + std::to_string(count) + " elements into " + std::string(name(to)) + ": not whole blocks");
+  if (is_complex(from)) throw UsageError("a complex tensor is not quantized into " + std::string(name(to)));
+  for (size_t i = 0; i < count; i += per) {
+    cast_elements(from, in + i * itemsize(from), DType::f32, reinterpret_cast<std::byte*>(values), per);
+    for (size_t k = 0; k < per; ++k)
+      if (!std::isfinite(values[k]))
+        throw UsageError("element " + std::to_string(i + k) + " is " + std::to_string(values[k]) + ", which " +
+                         std::string(name(to)) + " cannot hold");
+    sdk::ggml::quantize(q, values, out + i / per * block_bytes(to), 1);
   }
 }
 
@@ -232,9 +285,10 @@ void store_real(DType d, std::byte* out, size_t i, double x) {
 
 void cast_elements(DType from, const std::byte* in, DType to, std::byte* out, size_t count) {
   if (from == to) {
-    std::memcpy(out, in, count * itemsize(from));
+    std::memcpy(out, in, storage_bytes(from, count));
     return;
   }
+  if (is_block(from) || is_block(to)) return cast_blocks(from, in, to, out, count);
   const bool cin = is_complex(from), cout = is_complex(to);
   for (size_t i = 0; i < count; ++i) {
     if (is_integral(from) && is_integral(to)) {

@@ -4,6 +4,7 @@
 
 #include <ckpt/errors.hpp>
 #include <ckpt/format_io.hpp>
+#include <ckpt/sdk.hpp>
 
 #include <cstring>
 #include <unordered_map>
@@ -264,11 +265,11 @@ struct TreeBuilder {
     if (d->dtype < static_cast<uint32_t>(kFirstDType) || d->dtype > static_cast<uint32_t>(kLastDType)) bad("tensor '" + n + "' has unknown dtype " + std::to_string(d->dtype));
     if (d->rank > 64) bad("tensor '" + n + "' has rank " + std::to_string(d->rank));
     Shape shape(d->shape, d->shape + d->rank);
-    unsigned __int128 bytes = itemsize(static_cast<DType>(d->dtype));
-    for (auto s : shape) {
-      if (s < 0) bad("tensor '" + n + "' has a negative dimension");
-      bytes *= static_cast<uint64_t>(s);
-      if (bytes > (static_cast<unsigned __int128>(1) << 62)) bad("tensor '" + n + "' is impossibly large");
+    uint64_t bytes = 0;
+    try {
+      bytes = sdk::tensor_nbytes(shape, d->dtype, "tensor '" + n + "'");
+    } catch (const sdk::Error& e) {
+      bad(e.what());
     }
     if (bytes != d->nbytes)
       bad("tensor '" + n + "' " + shape_string(shape) + " reports " + std::to_string(d->nbytes) + " bytes");
@@ -474,7 +475,8 @@ std::optional<Tensor> FormatReader::map(const std::string& path) {
   const void* p = nullptr;
   check(api_->map_tensor(r_, id_of(path), &p), path);
   if (!p && t->nbytes()) throw PluginError("'" + path_.string() + "': map_tensor gave no pointer for " + path);
-  if (reinterpret_cast<uintptr_t>(p) % itemsize(t->dtype()) != 0) return std::nullopt;
+  // Block dtypes are read a byte at a time, so any address serves.
+  if (!is_block(t->dtype()) && reinterpret_cast<uintptr_t>(p) % itemsize(t->dtype()) != 0) return std::nullopt;
   auto bytes = std::span<const std::byte>(static_cast<const std::byte*>(p), t->nbytes());
   check_bools(t->dtype(), bytes, path);
   return Tensor(t->dtype(), t->shape(), Storage::mapped(bytes, shared_from_this()));
@@ -487,6 +489,11 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
   if (!parts_.empty()) return parts_.at(id_of(*t, path))->read_slice(path, start, count);
   detail::check_box(t->shape(), start, count, "'" + path_.string() + "' at " + path);
+  // A block dtype's rows are runs of blocks: a box takes whole rows, copied as one item each.
+  const bool rows = is_block(t->dtype());
+  if (rows && (start.empty() || start.back() != 0 || count.back() != t->shape().back()))
+    throw UsageError("'" + path_.string() + "' at " + path + ": a slice of a " + std::string(name(t->dtype())) +
+                     " tensor takes whole rows (its last dimension is blocks)");
   Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
   if (out.nbytes() == 0 && t->rank() > 0) return out;
   constexpr size_t kHasSlice = offsetof(ckpt_reader_api, read_slice) + sizeof(ckpt_reader_api::read_slice);
@@ -503,7 +510,13 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   }
   std::optional<Tensor> whole = map(path);
   if (!whole) whole = read(path);
-  detail::copy_box(whole->bytes(), t->shape(), itemsize(t->dtype()), start, count, out.mutable_bytes());
+  if (rows) {
+    const Shape outer(t->shape().begin(), t->shape().end() - 1);
+    detail::copy_box(whole->bytes(), outer, storage_bytes(t->dtype(), static_cast<uint64_t>(t->shape().back())),
+                     start.first(start.size() - 1), count.first(count.size() - 1), out.mutable_bytes());
+  } else {
+    detail::copy_box(whole->bytes(), t->shape(), itemsize(t->dtype()), start, count, out.mutable_bytes());
+  }
   return out;
 }
 

@@ -370,8 +370,14 @@ void Registry::check_one_reading(const fs::path& path, const Format& format) con
     for (uint64_t at = 0; at + sizeof kHdf5 <= size; at = at ? at * 2 : 512)
       if (read_at(at, sizeof kHdf5) == std::vector<uint8_t>(std::begin(kHdf5), std::end(kHdf5)))
         polyglot("an HDF5 file", "a superblock at byte " + std::to_string(at));
-  // Every zip reader starts from the end record at the end of the file.
-  if (format.name() != "pytorch" && size >= 22) {
+  // Every zip reader starts from the end record at the end of the file. A format whose files
+  // are zip archives (torch.save, .npz) declares the local header's magic; a file it reads
+  // as one starts with it.
+  const bool zip_of_this_format =
+      head.size() >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4 &&
+      std::any_of(format.info().magic.begin(), format.info().magic.end(),
+                  [](const MagicBytes& m) { return m.offset == 0 && m.bytes == std::string("PK\x03\x04", 4); });
+  if (!zip_of_this_format && size >= 22) {
     const std::vector<uint8_t> end = read_at(size - 22, 22);
     if (end.size() == 22 && end[0] == 'P' && end[1] == 'K' && end[2] == 5 && end[3] == 6 && end[20] == 0 && end[21] == 0)
       polyglot("a zip archive", "a zip end record ends it");

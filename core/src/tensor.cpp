@@ -27,10 +27,17 @@ std::string shape_string(const Shape& shape) {
 namespace {
 // Bytes for a shape, refusing negative dimensions and sizes that overflow before allocating.
 size_t checked_nbytes(DType dtype, const Shape& shape) {
-  unsigned __int128 n = itemsize(dtype);
-  for (int64_t d : shape) {
+  for (int64_t d : shape)
     if (d < 0) throw UsageError("tensor shape " + shape_string(shape) + " has a negative dimension");
-    n *= static_cast<uint64_t>(d);
+  // A block dtype's rows are whole blocks: its size is rows times blocks per row.
+  const bool blocks = is_block(dtype);
+  if (blocks && (shape.empty() || shape.back() % static_cast<int64_t>(block_elements(dtype)) != 0))
+    throw UsageError("a " + std::string(name(dtype)) + " tensor of shape " + shape_string(shape) +
+                     ": its last dimension must be a multiple of " + std::to_string(block_elements(dtype)) +
+                     " (its rows are whole blocks)");
+  unsigned __int128 n = blocks ? block_bytes(dtype) : itemsize(dtype);
+  for (size_t k = 0; k < shape.size(); ++k) {
+    n *= static_cast<uint64_t>(blocks && k + 1 == shape.size() ? shape[k] / static_cast<int64_t>(block_elements(dtype)) : shape[k]);
     if (n > (static_cast<unsigned __int128>(1) << 62)) throw UsageError("tensor shape " + shape_string(shape) + " is too large");
   }
   return static_cast<size_t>(n);

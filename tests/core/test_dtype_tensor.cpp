@@ -4,12 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 using namespace ckpt;
 
@@ -243,4 +245,56 @@ TEST(TensorDeathTest, HugePageHintOffLeavesLargeBuffersUntouched) {
         std::exit(facts_of(t.bytes().data()).rss_kb < 1024 ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");
+}
+
+// ---- ggml's block dtypes ------------------------------------------------------------------------
+
+// A q8_0 block made by hand: d = 0.5 (f16 0x3800), quants -16..15: the values are q * 0.5.
+TEST(BlockDType, SizesShapesAndAHandMadeBlock) {
+  EXPECT_TRUE(is_block(DType::q4_k));
+  EXPECT_FALSE(is_block(DType::c128));
+  EXPECT_EQ(block_elements(DType::q8_0), 32u);
+  EXPECT_EQ(block_bytes(DType::q6_k), 210u);
+  EXPECT_THROW(itemsize(DType::q4_0), UsageError);
+  EXPECT_EQ(Tensor::empty(DType::q4_0, {3, 64}).nbytes(), 3u * 2 * 18);
+  EXPECT_THROW(Tensor::empty(DType::q4_0, {3, 48}), UsageError);  // a row of one and a half blocks
+  EXPECT_THROW(Tensor::empty(DType::q4_k, {}), UsageError);
+
+  Tensor q = Tensor::empty(DType::q8_0, {1, 32});
+  auto b = q.mutable_bytes();
+  b[0] = std::byte{0x00};
+  b[1] = std::byte{0x38};
+  for (int j = 0; j < 32; ++j) b[2 + static_cast<size_t>(j)] = static_cast<std::byte>(static_cast<int8_t>(j - 16));
+  std::vector<float> out(32);
+  cast_elements(DType::q8_0, b.data(), DType::f32, reinterpret_cast<std::byte*>(out.data()), 32);
+  for (int j = 0; j < 32; ++j) {
+    EXPECT_EQ(out[static_cast<size_t>(j)], static_cast<float>(j - 16) * 0.5f) << j;
+    EXPECT_EQ(element_as_double(DType::q8_0, b.data(), static_cast<size_t>(j)), (j - 16) * 0.5);
+  }
+}
+
+// Quantizing and decoding again stays within each format's step: q8_0 within half a step of
+// amax/127, q4_0 within a step of amax/8, q4_k within a step of its sub-block's range/15
+// (plus the 6-bit rounding of its scales); values not a multiple of the block are refused.
+TEST(BlockDType, QuantizingStaysWithinTheStep) {
+  std::vector<float> x(512);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 0.37f) * 3.0f + (i % 7 == 0 ? -1.5f : 0.25f);
+  const float amax = 4.75f;
+  for (auto [q, bound] : {std::pair{DType::q8_0, amax / 127}, std::pair{DType::q4_0, amax / 8 * 1.01f},
+                          std::pair{DType::q4_k, 9.5f / 15 * 1.2f}}) {
+    SCOPED_TRACE(std::string(name(q)));
+    std::vector<std::byte> blocks(storage_bytes(q, x.size()));
+    cast_elements(DType::f32, reinterpret_cast<const std::byte*>(x.data()), q, blocks.data(), x.size());
+    std::vector<float> back(x.size());
+    cast_elements(q, blocks.data(), DType::f32, reinterpret_cast<std::byte*>(back.data()), x.size());
+    float worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(back[i] - x[i]));
+    EXPECT_LE(worst, bound);
+    EXPECT_GT(worst, 0.f);
+  }
+  std::vector<std::byte> small(64);
+  EXPECT_THROW(cast_elements(DType::f32, reinterpret_cast<const std::byte*>(x.data()), DType::q8_0, small.data(), 20), UsageError);
+  x[3] = std::nanf("");
+  EXPECT_THROW(cast_elements(DType::f32, reinterpret_cast<const std::byte*>(x.data()), DType::q8_0, small.data(), 32), UsageError);
+  EXPECT_THROW(cast_elements(DType::f32, reinterpret_cast<const std::byte*>(x.data()), DType::q6_k, small.data(), 256), UsageError);
 }

@@ -24,7 +24,7 @@ std::vector<std::pair<std::string, Document>> documents() {
   out.emplace_back("empty", Document());
 
   Document dtypes;
-  for (unsigned d = 1; d <= static_cast<unsigned>(kLastDType); ++d) {
+  for (unsigned d = 1; d <= static_cast<unsigned>(kLastElementDType); ++d) {
     DType dt = static_cast<DType>(d);
     Tensor t = Tensor::zeros(dt, {2, 3});
     auto b = t.mutable_bytes();

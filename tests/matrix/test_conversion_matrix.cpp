@@ -69,7 +69,7 @@ Document every_kind() {
       .set("empty_ints", std::vector<int64_t>{});
   values.group("nested").group("deeper").set("depth", 3);
   Group& state = doc.group("model").group("state");
-  for (int k = static_cast<int>(kFirstDType); k <= static_cast<int>(kLastDType); ++k) {
+  for (int k = static_cast<int>(kFirstDType); k <= static_cast<int>(kLastElementDType); ++k) {
     const auto d = static_cast<DType>(k);
     state.add_tensor(std::string("t_") + std::string(name(d)), random_tensor(d, {2, 3}, rng));
   }

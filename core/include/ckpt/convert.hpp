@@ -51,6 +51,11 @@ struct ConvertReport {
   std::string to_format;
   std::vector<Loss> losses;
   std::vector<Loss> private_contents;  // private_tree_contents() of what was written
+  // Block-quantized tensors decoded (exactly) for a target without block dtypes.
+  std::vector<Loss> dequantized;
+  // With the write option quantize=q8_0|q4_0|q4_k (a target holding it): each quantized
+  // tensor and the largest absolute difference between its values and the source's.
+  std::vector<std::pair<std::string, double>> quantization_errors;
   size_t tensors = 0;
   uint64_t bytes = 0;
   bool source_verified = false;  // hashes from meta/integrity matched while streaming

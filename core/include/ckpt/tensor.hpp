@@ -69,7 +69,7 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   size_t rank() const { return shape_.size(); }
   uint64_t numel() const { return ckpt::numel(shape_); }
-  size_t nbytes() const { return static_cast<size_t>(numel() * itemsize(dtype_)); }
+  size_t nbytes() const { return static_cast<size_t>(storage_bytes(dtype_, numel())); }
   bool defined() const { return storage_ != nullptr; }
   StorageKind storage_kind() const { return storage_->kind(); }
   const std::shared_ptr<Storage>& storage() const { return storage_; }

@@ -160,10 +160,10 @@ class Comparer {
         ++count;
       }
     if (count == 0) return;
-    size_t item = itemsize(want.dtype());
+    size_t item = block_bytes(want.dtype());  // an element, or a block of a block dtype
     size_t at = first / item * item;
     add(path, std::to_string(count) + " of " + std::to_string(a.size()) + " bytes differ; first at element " +
-                  std::to_string(first / item) + ": expected " + hex(a.subspan(at, item)) + ", read " +
+                  std::to_string(first / item) + (is_block(want.dtype()) ? " (a block)" : "") + ": expected " + hex(a.subspan(at, item)) + ", read " +
                   hex(b.subspan(at, item)));
   }
 

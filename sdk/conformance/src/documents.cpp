@@ -38,7 +38,14 @@ void plant(Tensor& t, std::initializer_list<T> values) {
 
 }  // namespace
 
-Tensor random_tensor(DType dtype, const Shape& shape, Rng& rng) {
+Tensor random_tensor(DType dtype, const Shape& requested, Rng& rng) {
+  // A block dtype's rows are whole blocks: its last dimension counts blocks instead (a scalar
+  // is one block). Random bytes are valid blocks: every bit pattern decodes.
+  Shape shape = requested;
+  if (is_block(dtype)) {
+    if (shape.empty()) shape.push_back(1);
+    shape.back() *= static_cast<int64_t>(block_elements(dtype));
+  }
   Tensor t = Tensor::empty(dtype, shape);
   rng.fill(t.mutable_bytes());
   switch (dtype) {
@@ -85,6 +92,8 @@ Tensor random_tensor(DType dtype, const Shape& shape, Rng& rng) {
     case DType::c128:
       plant<uint64_t>(t, {0x7ff8000000000000ull, 0x8000000000000000ull, 0x7ff0000000000000ull,
                           0x0000000000000001ull, 0x7ff5a5a5a5a5a5a5ull, 0x0000000000000000ull});
+      break;
+    default:  // block dtypes: their bytes are blocks, no special values to plant
       break;
   }
   return t;

@@ -73,7 +73,21 @@ typedef enum ckpt_dtype {
   CKPT_DTYPE_F8_E4M3FN = 14, /* 1-4-3, bias 7, no infinities, NaN = S.1111.111 (OCP FP8) */
   CKPT_DTYPE_F8_E5M2 = 15,   /* 1-5-2, bias 15, IEEE-like (the top byte of an f16) */
   CKPT_DTYPE_C64 = 16,       /* two f32, real part first */
-  CKPT_DTYPE_C128 = 17       /* two f64, real part first */
+  CKPT_DTYPE_C128 = 17,      /* two f64, real part first */
+  /* ggml's block-quantized types, as GGUF stores them: the elements of each row (the last
+   * dimension, whose size must be a multiple of the block) are grouped into blocks of 32 (or
+   * 256 for the K-quants), each encoded in a fixed number of bytes (sdk.hpp, dtype_block). A
+   * tensor of one holds its blocks exactly as ggml lays them out. */
+  CKPT_DTYPE_Q4_0 = 18, /* 32 elements in 18 bytes */
+  CKPT_DTYPE_Q4_1 = 19, /* 32 in 20 */
+  CKPT_DTYPE_Q5_0 = 20, /* 32 in 22 */
+  CKPT_DTYPE_Q5_1 = 21, /* 32 in 24 */
+  CKPT_DTYPE_Q8_0 = 22, /* 32 in 34 */
+  CKPT_DTYPE_Q2_K = 23, /* 256 in 84 */
+  CKPT_DTYPE_Q3_K = 24, /* 256 in 110 */
+  CKPT_DTYPE_Q4_K = 25, /* 256 in 144 */
+  CKPT_DTYPE_Q5_K = 26, /* 256 in 176 */
+  CKPT_DTYPE_Q6_K = 27  /* 256 in 210 */
 } ckpt_dtype;
 
 #define CKPT_DTYPE_BIT(d) (1u << (unsigned)(d))
@@ -89,7 +103,13 @@ typedef enum ckpt_dtype {
   (CKPT_DTYPE_BIT(CKPT_DTYPE_U16) | CKPT_DTYPE_BIT(CKPT_DTYPE_U32) | CKPT_DTYPE_BIT(CKPT_DTYPE_U64))
 #define CKPT_DTYPES_FLOAT8 (CKPT_DTYPE_BIT(CKPT_DTYPE_F8_E4M3FN) | CKPT_DTYPE_BIT(CKPT_DTYPE_F8_E5M2))
 #define CKPT_DTYPES_COMPLEX (CKPT_DTYPE_BIT(CKPT_DTYPE_C64) | CKPT_DTYPE_BIT(CKPT_DTYPE_C128))
-#define CKPT_DTYPE_LAST CKPT_DTYPE_C128
+#define CKPT_DTYPES_GGML_BLOCKS                                                                \
+  (CKPT_DTYPE_BIT(CKPT_DTYPE_Q4_0) | CKPT_DTYPE_BIT(CKPT_DTYPE_Q4_1) |                         \
+   CKPT_DTYPE_BIT(CKPT_DTYPE_Q5_0) | CKPT_DTYPE_BIT(CKPT_DTYPE_Q5_1) |                         \
+   CKPT_DTYPE_BIT(CKPT_DTYPE_Q8_0) | CKPT_DTYPE_BIT(CKPT_DTYPE_Q2_K) |                         \
+   CKPT_DTYPE_BIT(CKPT_DTYPE_Q3_K) | CKPT_DTYPE_BIT(CKPT_DTYPE_Q4_K) |                         \
+   CKPT_DTYPE_BIT(CKPT_DTYPE_Q5_K) | CKPT_DTYPE_BIT(CKPT_DTYPE_Q6_K))
+#define CKPT_DTYPE_LAST CKPT_DTYPE_Q6_K
 
 typedef enum ckpt_value_type {
   CKPT_VALUE_BOOL = 1,

@@ -137,14 +137,53 @@ inline const char* dtype_name(uint32_t dtype) {
     case CKPT_DTYPE_F8_E5M2: return "f8_e5m2";
     case CKPT_DTYPE_C64: return "c64";
     case CKPT_DTYPE_C128: return "c128";
+    case CKPT_DTYPE_Q4_0: return "q4_0";
+    case CKPT_DTYPE_Q4_1: return "q4_1";
+    case CKPT_DTYPE_Q5_0: return "q5_0";
+    case CKPT_DTYPE_Q5_1: return "q5_1";
+    case CKPT_DTYPE_Q8_0: return "q8_0";
+    case CKPT_DTYPE_Q2_K: return "q2_k";
+    case CKPT_DTYPE_Q3_K: return "q3_k";
+    case CKPT_DTYPE_Q4_K: return "q4_k";
+    case CKPT_DTYPE_Q5_K: return "q5_k";
+    case CKPT_DTYPE_Q6_K: return "q6_k";
     default: return nullptr;
   }
 }
 
+// Element dtypes only (0 for a block dtype's name too): a format that stores dtypes by name
+// holds whole elements, and a block dtype would need sizes it does not check.
 inline uint32_t dtype_from_name(std::string_view s) {
   for (uint32_t d = CKPT_DTYPE_F32; d <= CKPT_DTYPE_LAST; ++d)
-    if (s == dtype_name(d)) return d;
+    if (dtype_size(d) && s == dtype_name(d)) return d;
   return 0;
+}
+
+// ggml's block-quantized dtypes (plugin_abi.h): a tensor's rows are runs of blocks.
+inline bool is_block_dtype(uint32_t dtype) { return dtype >= CKPT_DTYPE_Q4_0 && dtype <= CKPT_DTYPE_Q6_K; }
+
+// A dtype's unit of storage: `elements` consecutive elements of a row in `bytes` bytes (one
+// element in dtype_size bytes for every dtype but the block ones); {0, 0} for an unknown dtype.
+struct DtypeBlock {
+  uint32_t elements = 0, bytes = 0;
+};
+inline DtypeBlock dtype_block(uint32_t dtype) {
+  switch (dtype) {
+    case CKPT_DTYPE_Q4_0: return {32, 18};
+    case CKPT_DTYPE_Q4_1: return {32, 20};
+    case CKPT_DTYPE_Q5_0: return {32, 22};
+    case CKPT_DTYPE_Q5_1: return {32, 24};
+    case CKPT_DTYPE_Q8_0: return {32, 34};
+    case CKPT_DTYPE_Q2_K: return {256, 84};
+    case CKPT_DTYPE_Q3_K: return {256, 110};
+    case CKPT_DTYPE_Q4_K: return {256, 144};
+    case CKPT_DTYPE_Q5_K: return {256, 176};
+    case CKPT_DTYPE_Q6_K: return {256, 210};
+    default: {
+      const auto n = static_cast<uint32_t>(dtype_size(dtype));
+      return {n ? 1u : 0u, n};
+    }
+  }
 }
 
 // Element count of a shape, or fails with `where` if it overflows 2^63 bytes at `itemsize`.
@@ -158,6 +197,23 @@ inline uint64_t checked_nbytes(std::span<const int64_t> shape, size_t itemsize,
       fail(CKPT_ERR_LIMIT, where + ": tensor size overflows");
   }
   return static_cast<uint64_t>(n);
+}
+
+// Bytes of a tensor of `shape` and `dtype`, or fails naming `where`: an unknown dtype, a
+// negative dimension, a size past 2^62, or a block dtype whose rows are not whole blocks (a
+// scalar, or a last dimension that is not a multiple of the block).
+inline uint64_t tensor_nbytes(std::span<const int64_t> shape, uint32_t dtype, const std::string& where) {
+  const DtypeBlock b = dtype_block(dtype);
+  if (!b.elements) fail(CKPT_ERR_FORMAT, where + ": unknown dtype " + std::to_string(dtype));
+  if (b.elements == 1) return checked_nbytes(shape, b.bytes, where);
+  if (shape.empty() || shape.back() < 0 || shape.back() % b.elements != 0)
+    fail(CKPT_ERR_FORMAT, where + ": a " + dtype_name(dtype) + " tensor's last dimension must be a multiple of " +
+                              std::to_string(b.elements) + " (its rows are whole blocks), not " +
+                              (shape.empty() ? std::string("a scalar") : std::to_string(shape.back())));
+  const uint64_t rows = checked_nbytes(shape.first(shape.size() - 1), 1, where);
+  const uint64_t row = static_cast<uint64_t>(shape.back()) / b.elements * b.bytes;
+  if (row && rows > (uint64_t{1} << 62) / row) fail(CKPT_ERR_LIMIT, where + ": tensor size overflows");
+  return rows * row;
 }
 
 struct TensorInfo {

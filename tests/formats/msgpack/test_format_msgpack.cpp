@@ -106,6 +106,7 @@ Tensor pattern(DType d, Shape shape) {
       case DType::f8_e5m2: store<uint8_t>(p, i, f32_to_f8_e5m2(f)); break;
       case DType::c64: store<float>(p, 2 * i, f); store<float>(p, 2 * i + 1, -f); break;
       case DType::c128: store<double>(p, 2 * i, f); store<double>(p, 2 * i + 1, -f); break;
+      default: break;  // block dtypes are not elements
     }
   }
   return t;
