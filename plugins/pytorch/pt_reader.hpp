@@ -9,7 +9,7 @@
 #include "py_object.hpp"
 #include "unpickler.hpp"
 #include "torchscript.hpp"
-#include "zip_archive.hpp"
+#include <ckpt_zip/zip_archive.hpp>
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_limits.hpp>
@@ -17,6 +17,10 @@
 #include <map>
 
 namespace ckpt_pytorch {
+
+// The zip container code is plugins/common/zip (shared with plugins/numpy).
+using ckpt_zip::ZipEntry;
+using ckpt_zip::ZipReader;
 
 class PtReader final : public ckpt::sdk::Reader {
  public:

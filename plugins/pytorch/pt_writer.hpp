@@ -7,7 +7,7 @@
 #include "pickle_writer.hpp"
 #include "skeleton.hpp"
 #include "user_layout.hpp"
-#include "zip_writer.hpp"
+#include <ckpt_zip/zip_writer.hpp>
 
 #include <array>
 #include <optional>
@@ -16,6 +16,9 @@
 #include <ckpt/sdk.hpp>
 
 namespace ckpt_pytorch {
+
+// The zip container code is plugins/common/zip (shared with plugins/numpy).
+using ckpt_zip::ZipWriter;
 
 class PtWriter final : public ckpt::sdk::Writer {
  public:

@@ -1,10 +1,10 @@
-#include "zip_layout.hpp"
+#include <ckpt_zip/zip_layout.hpp>
 
 #include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
-namespace ckpt_pytorch {
+namespace ckpt_zip {
 
 using ckpt::sdk::fail;
 
@@ -74,7 +74,7 @@ void zip64_extra(const Bytes& b, uint64_t at, uint64_t len, Raw& r, bool want_us
 
 }  // namespace
 
-void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path) {
+void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path, ZipRules rules) {
   const Bytes b(file, path);
   // The end record has a comment of its own length, so it ends exactly at the end of the file.
   uint64_t end_at = UINT64_MAX;
@@ -138,7 +138,8 @@ void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& li
 
   // Names: one reading each, all inside the folder of the first. torch's miniz looks names up
   // ignoring case, so names that differ only in case are the same name to it.
-  auto folded = [](std::string s) {
+  auto folded = [&rules](std::string s) {
+    if (!rules.fold_case) return s;
     for (char& c : s)
       if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     return s;
@@ -148,9 +149,12 @@ void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& li
   for (size_t i = 0; i < raws.size(); ++i) {
     const Raw& r = raws[i];
     if (!names.insert(folded(r.name)).second)
-      b.bad(r.central_at, "a second entry named '" + r.name + "', ignoring case (readers differ on which one counts)");
+      b.bad(r.central_at, "a second entry named '" + r.name + (rules.fold_case ? "', ignoring case" : "'") +
+                              " (readers differ on which one counts)");
     if (r.name.find('\0') != std::string::npos) b.bad(r.central_at, "an entry name holding a NUL byte");
-    if (i == 0) {
+    if (!rules.one_folder) {
+      // no folder rule
+    } else if (i == 0) {
       const size_t slash = r.name.find('/');
       if (slash == std::string::npos || slash == 0) b.bad(r.central_at, "entry '" + r.name + "' is not inside an archive folder");
       prefix = r.name.substr(0, slash + 1);
@@ -217,4 +221,4 @@ void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& li
                              : "the last entry runs into the central directory");
 }
 
-}  // namespace ckpt_pytorch
+}  // namespace ckpt_zip

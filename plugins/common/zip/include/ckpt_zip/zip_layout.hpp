@@ -8,21 +8,23 @@
 //    record; no bytes before the first entry, between entries or after the end record;
 //  - each local header agrees with its central directory entry (name, method, flags, CRC and
 //    sizes, or the data descriptor's when the header defers them);
-//  - no two entries share a name, and every name lies inside the archive's one folder.
+//  - no two entries share a name (ignoring case where the rules say so), and, where the rules
+//    say so, every name lies inside the archive's one folder.
 #pragma once
 
-#include "zip_archive.hpp"
+#include <ckpt_zip/zip_archive.hpp>
 
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
-namespace ckpt_pytorch {
+namespace ckpt_zip {
 
 // Fails with CKPT_ERR_FORMAT naming `path`, the byte offset and what is wrong. `listed` is
 // minizip's listing, which must be the same entries in the same order; each entry's
 // data_offset is set from its local header.
-void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path);
+void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path,
+                      ZipRules rules = ZipRules{});
 
-}  // namespace ckpt_pytorch
+}  // namespace ckpt_zip

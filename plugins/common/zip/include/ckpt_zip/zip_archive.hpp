@@ -1,7 +1,8 @@
-// Reading the zip container of torch.save files, through zlib's minizip: a memory-backed
-// minizip stream over the reader's one mapping of the file, so the entries it lists are the
-// bytes the reader later views (minizip reports each entry's data offset, which mapping
-// needs). Writing is zip_writer.hpp.
+// Reading a zip container (torch.save files, NumPy's .npz), through zlib's minizip: a
+// memory-backed minizip stream over the reader's one mapping of the file, so the entries it
+// lists are the bytes the reader later views (minizip reports each entry's data offset, which
+// mapping needs). Writing is zip_writer.hpp. Shared by plugins/pytorch and plugins/numpy
+// (README.md beside this folder).
 #pragma once
 
 #include <ckpt/sdk.hpp>
@@ -14,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace ckpt_pytorch {
+namespace ckpt_zip {
 
 struct ZipEntry {
   std::string name;
@@ -25,11 +26,23 @@ struct ZipEntry {
   uint32_t crc = 0;
 };
 
+// What a format asks of an archive's names beyond one reading (zip_layout.hpp). The defaults
+// are torch's: every entry inside one top-level folder, and names compared ignoring case
+// (torch's reader, miniz, looks them up so).
+struct ZipRules {
+  bool one_folder = true;
+  bool fold_case = true;
+  // An archive of no entries (the end record alone, as Python's zipfile writes np.savez of
+  // nothing) is an empty listing; minizip cannot open it (it takes a central directory at
+  // offset 0 for none found).
+  bool allow_empty = false;
+};
+
 class ZipReader {
  public:
   // Lists the central directory of `file` (the whole file's bytes); fails with
   // CKPT_ERR_FORMAT when it is not a zip or an entry lies outside the file.
-  ZipReader(std::span<const std::byte> file, const std::string& path);
+  ZipReader(std::span<const std::byte> file, const std::string& path, ZipRules rules = ZipRules{});
   const std::vector<ZipEntry>& entries() const { return entries_; }
   const ZipEntry* find(std::string_view name) const;
   // The entry's bytes: a view into the file when stored, else inflated into `scratch`. The
@@ -42,6 +55,10 @@ class ZipReader {
   // window of it is held at a time: reading a tensor of a deflated storage costs the tensor's
   // bytes, not twice them.
   void inflate_range(const ZipEntry& e, uint64_t offset, std::span<std::byte> dst) const;
+  // The first dst.size() bytes (at most the entry's size) of a deflated entry, inflating only
+  // as much of the stream as they need: nothing past them is read, so the CRC is not checked
+  // (inflate_range checks it when the rest is read). For a header at the start of an entry.
+  void inflate_head(const ZipEntry& e, std::span<std::byte> dst) const;
 
  private:
   std::span<const std::byte> file_;
@@ -52,4 +69,4 @@ class ZipReader {
 
 inline constexpr uint64_t kMaxInflatedRecord = uint64_t{64} << 20;
 
-}  // namespace ckpt_pytorch
+}  // namespace ckpt_zip

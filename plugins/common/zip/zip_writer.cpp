@@ -1,4 +1,4 @@
-#include "zip_writer.hpp"
+#include <ckpt_zip/zip_writer.hpp>
 
 #include <ckpt/sdk.hpp>
 
@@ -9,7 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-namespace ckpt_pytorch {
+namespace ckpt_zip {
 
 using ckpt::sdk::fail;
 
@@ -49,7 +49,8 @@ struct Bytes {
 
 }  // namespace
 
-ZipWriter::ZipWriter(const std::string& path, bool always_zip64) : path_(path), always_zip64_(always_zip64) {
+ZipWriter::ZipWriter(const std::string& path, bool always_zip64, bool utf8_flag)
+    : path_(path), always_zip64_(always_zip64), utf8_flag_(utf8_flag) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(CKPT_ERR_IO, "cannot create '" + path + "': " + std::strerror(errno));
   buf_.reserve(kBuffer);
@@ -95,40 +96,64 @@ void ZipWriter::read_back(uint64_t offset, std::span<std::byte> dst) {
 }
 
 uint64_t ZipWriter::add(const std::string& name, std::span<const std::byte> data) {
+  const std::span<const std::byte> parts[1] = {data};
+  return add(name, parts);
+}
+
+uint64_t ZipWriter::add(const std::string& name, std::span<const std::span<const std::byte>> parts) {
+  uint64_t size = 0;
+  uint32_t crc = 0;
+  for (const auto& p : parts) {
+    crc = static_cast<uint32_t>(libdeflate_crc32(crc, p.data(), p.size()));
+    size += p.size();
+  }
+  return add_entry(name, 0, parts, size, crc);
+}
+
+uint64_t ZipWriter::add_deflated(const std::string& name, std::span<const std::byte> compressed, uint64_t size, uint32_t crc) {
+  const std::span<const std::byte> parts[1] = {compressed};
+  return add_entry(name, 8, parts, size, crc);
+}
+
+uint64_t ZipWriter::add_entry(const std::string& name, uint16_t method, std::span<const std::span<const std::byte>> parts,
+                              uint64_t size, uint32_t crc) {
   if (fd_ < 0) fail(CKPT_ERR_INTERNAL, "zip entry '" + name + "' added after close");
   if (name.size() >= k16) fail(CKPT_ERR_UNSUPPORTED, "a zip entry name of " + std::to_string(name.size()) + " bytes");
-  const uint64_t size = data.size();
-  const uint32_t crc = static_cast<uint32_t>(libdeflate_crc32(0, data.data(), data.size()));
-  const bool zip64 = always_zip64_ || size >= k32;
+  uint64_t csize = 0;
+  for (const auto& p : parts) csize += p.size();
+  const bool zip64 = always_zip64_ || size >= k32 || csize >= k32;
+  bool ascii = true;
+  for (char ch : name) ascii = ascii && static_cast<unsigned char>(ch) < 0x80;
+  const uint16_t flags = utf8_flag_ && !ascii ? 0x0800 : 0;
   // The padding field fills the local header up to the next multiple of 64.
   const uint64_t fixed = 30 + name.size() + (zip64 ? 20 : 0) + 4;
   const uint64_t pad = (kAlignment - (offset_ + fixed) % kAlignment) % kAlignment;
   Bytes h;
-  h.u32(kLocalHeader).u16(zip64 ? kVersionZip64 : kVersionClassic).u16(0).u16(0).u16(0).u16(kDosDate).u32(crc);
-  h.u32(zip64 ? k32 : size).u32(zip64 ? k32 : size).u16(name.size()).u16(fixed - 30 - name.size() + pad).text(name);
-  if (zip64) h.u16(kZip64Field).u16(16).u64(size).u64(size);
+  h.u32(kLocalHeader).u16(zip64 ? kVersionZip64 : kVersionClassic).u16(flags).u16(method).u16(0).u16(kDosDate).u32(crc);
+  h.u32(zip64 ? k32 : csize).u32(zip64 ? k32 : size).u16(name.size()).u16(fixed - 30 - name.size() + pad).text(name);
+  if (zip64) h.u16(kZip64Field).u16(16).u64(size).u64(csize);
   h.u16(kPaddingField).u16(pad).zeros(pad);
-  entries_.push_back({name, offset_, size, crc});
+  entries_.push_back({name, offset_, size, crc, csize, method, flags});
   append(h.b);
   const uint64_t at = offset_;
-  append(data);
+  for (const auto& p : parts) append(p);
   return at;
 }
 
 void ZipWriter::close() {
   const uint64_t directory = offset_;
   for (const Entry& e : entries_) {
-    const bool big_size = always_zip64_ || e.size >= k32, big_offset = always_zip64_ || e.offset >= k32;
+    const bool big_size = always_zip64_ || e.size >= k32 || e.csize >= k32, big_offset = always_zip64_ || e.offset >= k32;
     Bytes extra;
     if (big_size || big_offset) {
       extra.u16(kZip64Field).u16((big_size ? 16 : 0) + (big_offset ? 8 : 0));
-      if (big_size) extra.u64(e.size).u64(e.size);
+      if (big_size) extra.u64(e.size).u64(e.csize);
       if (big_offset) extra.u64(e.offset);
     }
     const uint16_t version = extra.b.empty() ? kVersionClassic : kVersionZip64;
     Bytes c;
-    c.u32(kCentralHeader).u16(version).u16(version).u16(0).u16(0).u16(0).u16(kDosDate).u32(e.crc);
-    c.u32(big_size ? k32 : e.size).u32(big_size ? k32 : e.size).u16(e.name.size()).u16(extra.b.size());
+    c.u32(kCentralHeader).u16(version).u16(version).u16(e.flags).u16(e.method).u16(0).u16(kDosDate).u32(e.crc);
+    c.u32(big_size ? k32 : e.csize).u32(big_size ? k32 : e.size).u16(e.name.size()).u16(extra.b.size());
     c.u16(0).u16(0).u16(0).u32(0).u32(big_offset ? k32 : e.offset).text(e.name);
     append(c.b);
     append(extra.b);
@@ -151,4 +176,4 @@ void ZipWriter::close() {
   if (::close(fd) != 0) fail(CKPT_ERR_IO, "cannot close '" + path_ + "': " + std::strerror(errno));
 }
 
-}  // namespace ckpt_pytorch
+}  // namespace ckpt_zip

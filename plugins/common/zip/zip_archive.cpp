@@ -1,12 +1,12 @@
-#include "zip_archive.hpp"
-#include "zip_layout.hpp"
+#include <ckpt_zip/zip_archive.hpp>
+#include <ckpt_zip/zip_layout.hpp>
 
 #include <unzip.h>
 #include <zlib.h>
 
 #include <cstring>
 
-namespace ckpt_pytorch {
+namespace ckpt_zip {
 
 using ckpt::sdk::fail;
 
@@ -50,9 +50,13 @@ struct UnzCloser {
 
 }  // namespace
 
-ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path) : file_(file), path_(path) {
+ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path, ZipRules rules) : file_(file), path_(path) {
   MemoryStream mem{file, 0};
   zlib_filefunc64_def funcs = memory_functions(&mem);
+  if (rules.allow_empty && file.size() >= 22 && std::memcmp(file.data(), "PK\x05\x06", 4) == 0) {
+    check_zip_layout(file, entries_, path, rules);  // exactly an end record of no entries
+    return;
+  }
   std::unique_ptr<void, UnzCloser> z(unzOpen2_64("memory", &funcs));
   if (!z) fail(CKPT_ERR_FORMAT, "not a zip archive (no valid central directory)");
   for (int rc = unzGoToFirstFile(z.get()); rc != UNZ_END_OF_LIST_OF_FILE; rc = unzGoToNextFile(z.get())) {
@@ -77,7 +81,7 @@ ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path) :
   // Checks every local header against its entry and places each entry's data. Not minizip's
   // unzOpenCurrentFile: Debian's minizip refuses a local header whose sizes are 0xffffffff
   // with the real ones in its zip64 field, which is how every entry of 4 GiB or more is written.
-  check_zip_layout(file, entries_, path);
+  check_zip_layout(file, entries_, path, rules);
   for (const ZipEntry& e : entries_) {
     if (e.method == 0 && e.size != e.compressed_size)
       fail(CKPT_ERR_FORMAT, "stored zip entry '" + e.name + "' has two sizes (" + std::to_string(e.size) + " and " +
@@ -180,4 +184,30 @@ void ZipReader::inflate_range(const ZipEntry& e, uint64_t offset, std::span<std:
   if (static_cast<uint32_t>(crc) != e.crc) fail(CKPT_ERR_INTEGRITY, "zip entry '" + e.name + "' fails its CRC-32 check");
 }
 
-}  // namespace ckpt_pytorch
+void ZipReader::inflate_head(const ZipEntry& e, std::span<std::byte> dst) const {
+  if (e.method == 0) fail(CKPT_ERR_INTERNAL, "zip entry '" + e.name + "' is stored, not deflated");
+  if (dst.size() > e.size) fail(CKPT_ERR_INTERNAL, "zip entry '" + e.name + "': a head past its end");
+  const std::span<const std::byte> raw = file_.subspan(e.data_offset, e.compressed_size);
+  z_stream zs{};
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(CKPT_ERR_OUT_OF_MEMORY, "zlib cannot start inflating");
+  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
+  uint64_t in_done = 0, out_done = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK && out_done < dst.size()) {
+    const uInt in_n = static_cast<uInt>(std::min<uint64_t>(raw.size() - in_done, 1u << 30));
+    const uInt out_n = static_cast<uInt>(std::min<uint64_t>(dst.size() - out_done, 1u << 30));
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(raw.data() + in_done));
+    zs.avail_in = in_n;
+    zs.next_out = reinterpret_cast<Bytef*>(dst.data() + out_done);
+    zs.avail_out = out_n;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    const uint64_t produced = out_n - zs.avail_out;
+    in_done += in_n - zs.avail_in;
+    out_done += produced;
+    if (rc == Z_OK && produced == 0 && zs.avail_in == in_n) break;  // no progress
+  }
+  if (out_done != dst.size())
+    fail(CKPT_ERR_FORMAT, "zip entry '" + e.name + "' does not inflate to its declared " + std::to_string(e.size) + " bytes");
+}
+
+}  // namespace ckpt_zip
