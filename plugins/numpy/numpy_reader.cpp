@@ -1,0 +1,193 @@
+#include "numpy_reader.hpp"
+
+#include <cstring>
+#include <unordered_map>
+
+namespace ckpt_numpy {
+
+using ckpt::sdk::fail;
+
+NumpyReader::NumpyReader(const std::string& path, const ckpt::sdk::ReadLimits& limits) : file_(path) {
+  nodes_.push_back(Node{});
+  const auto bytes = file_.bytes();
+  if (bytes.size() >= 6 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0)
+    read_npy();
+  else if (bytes.size() >= 4 && bytes[0] == std::byte{'P'} && bytes[1] == std::byte{'K'})
+    read_npz(limits);
+  else
+    fail(CKPT_ERR_FORMAT, "neither a .npy array (no \\x93NUMPY magic) nor a .npz zip archive (no PK signature)");
+}
+
+void NumpyReader::read_npy() {
+  Array a;
+  a.where = "the array";
+  a.header = parse_npy_header(file_.bytes(), a.where);
+  a.data_at = a.header.data_offset;
+  const uint64_t have = file_.size() - a.header.data_offset;
+  if (have < a.header.nbytes)
+    fail(CKPT_ERR_FORMAT, "the array is truncated: shape and dtype '" + a.header.descr + "' need " +
+                              std::to_string(a.header.nbytes) + " bytes of data after the " +
+                              std::to_string(a.header.data_offset) + "-byte header, the file holds " + std::to_string(have));
+  if (have > a.header.nbytes)
+    fail(CKPT_ERR_FORMAT, std::to_string(have - a.header.nbytes) + " bytes after the array's data (at byte " +
+                              std::to_string(a.header.data_offset + a.header.nbytes) + ") belong to nothing");
+  arrays_.push_back(std::move(a));
+  Node n;
+  n.name = kNpyTensorName;
+  n.group = false;
+  n.array = 0;
+  nodes_.push_back(std::move(n));
+  nodes_[0].children.push_back(1);
+}
+
+void NumpyReader::read_npz(const ckpt::sdk::ReadLimits& limits) {
+  // np.savez's names are exact (Python's zipfile compares them so) and lie in no common folder.
+  zip_.emplace(file_.bytes(), file_.path(), ckpt_zip::ZipRules{.one_folder = false, .fold_case = false, .allow_empty = true});
+  // Children are found by name through this index (a group's children list is scanned only
+  // when the index says a name exists below it).
+  std::unordered_map<std::string, size_t> by_path;
+  auto find_child = [&](size_t parent, const std::string& path, const std::string& name, bool group,
+                        const std::string& member) {
+    auto it = by_path.find(path);
+    if (it != by_path.end()) {
+      if (group && nodes_[it->second].group) return it->second;
+      fail(CKPT_ERR_UNSUPPORTED, "member '" + member + "': '" + path + "' is " +
+                                     (nodes_[it->second].group ? "a group (members below it)" : "an array") +
+                                     " already, so it cannot also be " + (group ? "a group" : "an array") +
+                                     " (a document name is one or the other)");
+    }
+    Node n;
+    n.name = name;
+    n.group = group;
+    nodes_.push_back(std::move(n));
+    const size_t id = nodes_.size() - 1;
+    nodes_[parent].children.push_back(id);
+    by_path.emplace(path, id);
+    return id;
+  };
+  uint64_t listed = 0;
+  for (const ckpt_zip::ZipEntry& e : zip_->entries()) {
+    const std::string& name = e.name;
+    const bool directory = !name.empty() && name.back() == '/';
+    std::string key;
+    if (directory) {
+      if (e.size != 0) fail(CKPT_ERR_FORMAT, "directory member '" + name + "' holds " + std::to_string(e.size) + " bytes");
+      key = name.substr(0, name.size() - 1);
+    } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) {
+      key = name.substr(0, name.size() - 4);
+    } else {
+      fail(CKPT_ERR_UNSUPPORTED, "member '" + name + "' is not a .npy array (np.savez names every array '<key>.npy'; "
+                                                     "np.load would hand this one out as raw bytes)");
+    }
+    // Split the key at '/': every segment is a document name, so none may be empty.
+    std::vector<std::string> segments;
+    for (size_t start = 0;;) {
+      const size_t slash = key.find('/', start);
+      segments.push_back(key.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+      if (segments.back().empty())
+        fail(CKPT_ERR_UNSUPPORTED, "member '" + name + "': an empty name in its path ('/' at its start or end, or '//'); "
+                                                       "a document name is never empty");
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+    size_t parent = 0;
+    std::string path;
+    for (size_t i = 0; i + 1 < segments.size(); ++i) {
+      path += (path.empty() ? "" : "/") + segments[i];
+      parent = find_child(parent, path, segments[i], true, name);
+    }
+    path += (path.empty() ? "" : "/") + segments.back();
+    if (directory) {
+      find_child(parent, path, segments.back(), true, name);
+      continue;
+    }
+    if (by_path.count(path))
+      fail(CKPT_ERR_UNSUPPORTED, "member '" + name + "': '" + path + "' is a group already (members below it), so it "
+                                                                          "cannot also be an array");
+    Array a;
+    a.where = "member '" + name + "'";
+    a.entry = &e;
+    if (e.method == 0) {
+      a.header = parse_npy_header(file_.bytes().subspan(e.data_offset, e.size), a.where);
+      a.data_at = e.data_offset + a.header.data_offset;
+    } else {
+      std::byte prefix[kPrefix2];
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(e.size, kPrefix2));
+      zip_->inflate_head(e, {prefix, n});
+      const uint64_t size = npy_header_size({prefix, n}, a.where);
+      if (size > e.size)
+        fail(CKPT_ERR_FORMAT, a.where + ": the .npy header (" + std::to_string(size) + " bytes) is longer than the member (" +
+                                  std::to_string(e.size) + " bytes)");
+      std::vector<std::byte> head(size);
+      zip_->inflate_head(e, head);
+      a.header = parse_npy_header(head, a.where);
+    }
+    const uint64_t have = e.size - a.header.data_offset;
+    if (have != a.header.nbytes)
+      fail(CKPT_ERR_FORMAT, a.where + (have < a.header.nbytes ? " is truncated" : " is longer than its array") +
+                                ": its header (dtype '" + a.header.descr + "') needs " + std::to_string(a.header.nbytes) +
+                                " bytes of data, the member holds " + std::to_string(have));
+    listed += a.header.nbytes;
+    arrays_.push_back(std::move(a));
+    const size_t node = find_child(parent, path, segments.back(), false, name);
+    nodes_[node].array = arrays_.size() - 1;
+  }
+  // Deflate may claim up to 1032 times its input (checked per member when the archive opened);
+  // what all members claim together is bounded like every reader's expansion.
+  limits.check_expansion(listed, file_.size(), "", "its " + std::to_string(arrays_.size()) + " arrays");
+}
+
+void NumpyReader::list_node(size_t n, const ckpt::sdk::Visitor& visitor) const {
+  const Node& node = nodes_[n];
+  if (!node.group) {
+    const Array& a = arrays_[node.array];
+    visitor.tensor(node.name, a.header.dtype, a.header.shape, a.header.nbytes, node.array);
+    return;
+  }
+  visitor.begin_group(node.name);
+  for (size_t c : node.children) list_node(c, visitor);
+  visitor.end_group();
+}
+
+void NumpyReader::list(const ckpt::sdk::Visitor& visitor) { list_node(0, visitor); }
+
+NumpyReader::Array& NumpyReader::array(uint64_t id) {
+  if (id >= arrays_.size()) fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id));
+  return arrays_[id];
+}
+
+void NumpyReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
+  Array& a = array(id);
+  const NpyHeader& h = a.header;
+  if (dst.size() != h.nbytes)
+    fail(CKPT_ERR_INVALID_ARGUMENT, a.where + ": a buffer of " + std::to_string(dst.size()) + " bytes for " +
+                                        std::to_string(h.nbytes));
+  if (h.nbytes == 0) return;
+  if (!a.entry || a.entry->method == 0) {
+    if (h.plain())
+      file_.read_at(a.data_at, dst);
+    else
+      to_tensor_layout(h, file_.bytes().subspan(a.data_at, h.nbytes), dst);
+    return;
+  }
+  if (h.plain()) {
+    zip_->inflate_range(*a.entry, h.data_offset, dst);
+    return;
+  }
+  std::vector<std::byte> stored(h.nbytes);
+  zip_->inflate_range(*a.entry, h.data_offset, stored);
+  to_tensor_layout(h, stored, dst);
+}
+
+const void* NumpyReader::map_tensor(uint64_t id) {
+  Array& a = array(id);
+  if (mappable(a)) return file_.data() + a.data_at;
+  if (a.materialized.empty() && a.header.nbytes > 0) {
+    std::vector<std::byte> copy(a.header.nbytes);
+    read_tensor(id, copy);
+    a.materialized = std::move(copy);
+  }
+  return a.materialized.data();
+}
+
+}  // namespace ckpt_numpy
