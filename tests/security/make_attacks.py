@@ -169,7 +169,8 @@ for tag, what, edit, reading in [
         edit(f)
     # base.h5 was converted by ckpt, which records the hashes and manifest of every file it
     # writes: each addition shows in ckpt's reading (the attribute as itself, the string dataset
-    # and the link in meta/@unread) against the recorded manifest: verify reports it, convert
+    # as a value of its group with meta's record of it, the link in meta's records of links)
+    # against the recorded manifest: verify reports it, convert
     # refuses to carry it on, and the signature covers it too.
     add("signature/h5 with " + what, "signature", name, "accepted", signed=PUB, unsigned=reading,
         **({"when": "data"} if reading == "refused" else {}))
