@@ -9,6 +9,8 @@
                               MANIFEST lists (key, ckpt dtype, shape, raw file), and every array
                               must be stored byte for byte as np.save writes it; prints "ok N"
   numpy_side.py attacks DIR   hostile files, with DIR/expected.tsv: file, error class, text
+  numpy_side.py golden DIR    the few small files kept in golden/ (fuzzing seeds: scripts/fuzz.sh
+                              starts the numpy target's corpus from them)
 """
 import io
 import os
@@ -249,6 +251,21 @@ def stored_zip(name, compressed, size, crc):
     return local + compressed + central + end
 
 
+def golden(out):
+    os.makedirs(out, exist_ok=True)
+    a = values(np.dtype("<f4"), (2, 3), 1)
+    np.save(os.path.join(out, "f4.npy"), a)
+    np.save(os.path.join(out, "i2_be_fortran.npy"), np.asfortranarray(values(np.dtype(">i2"), (3, 2), 2)))
+    np.save(os.path.join(out, "c8_scalar.npy"), values(np.dtype("<c8"), (), 3))
+    for version in [(2, 0), (3, 0)]:
+        with open(os.path.join(out, "v%d.npy" % version[0]), "wb") as f:
+            fmt.write_array(f, values(np.dtype("|b1"), (4,), 4), version=version)
+    state = {"params/Dense_0/kernel": a, "params/Dense_0/bias": values(np.dtype("<f2"), (3,), 5),
+             "step": np.int64(7)}
+    np.savez(os.path.join(out, "flax.npz"), **state)
+    np.savez_compressed(os.path.join(out, "flax_compressed.npz"), **state)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
@@ -256,5 +273,7 @@ if __name__ == "__main__":
         check(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "attacks":
         attacks(sys.argv[2])
+    elif sys.argv[1] == "golden":
+        golden(sys.argv[2])
     else:
         sys.exit("usage: numpy_side.py make DIR | check FILE MANIFEST | attacks DIR")
