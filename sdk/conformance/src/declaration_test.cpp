@@ -31,7 +31,9 @@ TEST_P(Declaration, CapabilitiesAreCoherent) {
                          CKPT_CAP_NESTED_GROUPS | CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST |
                          CKPT_CAP_DETERMINISTIC | CKPT_CAP_PRIVATE_TREE;
   EXPECT_EQ(info().capabilities & ~known, 0u) << "unknown capability bits";
-  EXPECT_EQ(info().dtypes & ~uint32_t{CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_FLOAT8 | CKPT_DTYPES_COMPLEX}, 0u)
+  EXPECT_EQ(info().dtypes & ~uint32_t{CKPT_DTYPES_ALL | CKPT_DTYPES_UNSIGNED | CKPT_DTYPES_FLOAT8 | CKPT_DTYPES_COMPLEX |
+                                       CKPT_DTYPES_GGML_BLOCKS},
+            0u)
       << "unknown dtype bits";
   EXPECT_TRUE(can(CKPT_CAP_READ) || can(CKPT_CAP_WRITE)) << "a format that neither reads nor writes";
   EXPECT_TRUE(!can(CKPT_CAP_WRITE) || info().dtypes != 0) << "writes, but holds no dtype";

@@ -1,0 +1,58 @@
+// The "gguf" format: what it declares to the host, how it recognises its files, and the
+// plugin's entry point.
+#include "gguf_reader.hpp"
+#include "gguf_writer.hpp"
+
+#include <ckpt/sdk.hpp>
+#include <ckpt/sdk_limits.hpp>
+
+#include <charconv>
+#include <cstring>
+
+namespace ckpt_gguf {
+
+struct GgufFormat {
+  static constexpr const char* name = "gguf";
+  static constexpr const char* long_name = "GGUF (ggml, llama.cpp): key-values and tensors, block-quantized types kept";
+  static std::vector<std::string> extensions() { return {".gguf"}; }
+  static std::vector<ckpt::sdk::Magic> magic() { return {{0, "GGUF"}}; }
+  // No nested groups: GGUF holds key-values and tensors, nothing else. The host flattens a
+  // document's groups (names joined with '.') and names what that loses.
+  static constexpr uint32_t capabilities = CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_MAP | CKPT_CAP_ATTRIBUTES |
+                                           CKPT_CAP_ATTRIBUTE_ARRAYS | CKPT_CAP_LAZY_LIST | CKPT_CAP_DETERMINISTIC;
+  static constexpr uint32_t dtypes =
+      CKPT_DTYPE_BIT(CKPT_DTYPE_F32) | CKPT_DTYPE_BIT(CKPT_DTYPE_F16) | CKPT_DTYPE_BIT(CKPT_DTYPE_BF16) |
+      CKPT_DTYPE_BIT(CKPT_DTYPE_F64) | CKPT_DTYPE_BIT(CKPT_DTYPE_I8) | CKPT_DTYPE_BIT(CKPT_DTYPE_I16) |
+      CKPT_DTYPE_BIT(CKPT_DTYPE_I32) | CKPT_DTYPE_BIT(CKPT_DTYPE_I64) | CKPT_DTYPES_GGML_BLOCKS;
+
+  static int identify(std::span<const uint8_t> head, uint64_t file_size) {
+    if (head.size() < 4 || file_size < 24 || std::memcmp(head.data(), "GGUF", 4) != 0) return 0;
+    if (head.size() < 8) return 60;
+    const uint32_t version = static_cast<uint32_t>(head[4]) | static_cast<uint32_t>(head[5]) << 8 |
+                             static_cast<uint32_t>(head[6]) << 16 | static_cast<uint32_t>(head[7]) << 24;
+    return version == 2 || version == 3 ? 100 : 70;  // other versions: ours, refused by name
+  }
+
+  static std::unique_ptr<ckpt::sdk::Writer> open_writer(const std::string& path, ckpt::sdk::Options& options) {
+    const std::string staging = options.get("staging_bytes", std::to_string(uint64_t{16} << 20));
+    uint64_t bytes = 0;
+    auto [end, ec] = std::from_chars(staging.data(), staging.data() + staging.size(), bytes);
+    if (ec != std::errc() || end != staging.data() + staging.size())
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option staging_bytes must be a number of bytes, got '" + staging + "'");
+    const std::string names = options.get("names", "auto");
+    NameMapping mapping = NameMapping::automatic;
+    if (names == "llama") mapping = NameMapping::llama;
+    else if (names == "keep") mapping = NameMapping::keep;
+    else if (names != "auto")
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option names='" + names + "': expected auto, llama or keep");
+    options.check_all_used(name);  // before the file is created
+    return std::make_unique<GgufWriter>(path, bytes, mapping);
+  }
+  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
+    return std::make_unique<GgufReader>(path, ckpt::sdk::ReadLimits::parse(options));
+  }
+};
+
+}  // namespace ckpt_gguf
+
+CKPT_DECLARE_PLUGIN("gguf", "0.1.0", ckpt_gguf::GgufFormat)

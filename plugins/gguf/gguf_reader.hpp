@@ -1,0 +1,66 @@
+// Reads a GGUF file through one read-only mapping. The header (key-values and tensor infos)
+// is parsed and checked once at open: every count, length, dimension and offset against the
+// bytes the file has, before anything is allocated for it; tensor data is never touched until
+// a tensor is read or mapped.
+#pragma once
+
+#include "gguf_layout.hpp"
+
+#include <ckpt/sdk.hpp>
+#include <ckpt/sdk_io.hpp>
+#include <ckpt/sdk_limits.hpp>
+#include <ckpt/sdk_value.hpp>
+
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt_gguf {
+
+struct KeyValue {
+  std::string key;   // the document's attribute name (escaped if the key is no name)
+  uint64_t at = 0;   // the key's byte offset, for messages
+  TypeDesc type;
+  ckpt::sdk::Value value;
+};
+
+struct TensorEntry {
+  std::string gguf_name;
+  std::string name;  // the document's
+  uint64_t at = 0;   // the tensor info's byte offset
+  uint32_t ggml_type = 0;
+  uint32_t dtype = 0;
+  std::vector<int64_t> shape;  // ckpt order: GGUF's dimensions reversed
+  uint64_t offset = 0;         // in the data section
+  uint64_t nbytes = 0;
+};
+
+struct Parsed {
+  uint32_t version = kVersion;
+  uint64_t alignment = kDefaultAlignment;
+  uint64_t data_start = 0;
+  std::vector<KeyValue> kvs;        // those listed as attributes, in file order
+  std::vector<TensorEntry> tensors;  // those ckpt holds, in file order
+  std::vector<std::string> unread;   // tensors of ggml types ckpt does not hold
+  std::vector<std::string> types;    // gguf:types: key, type, ... where not the writer's default
+};
+
+// Parses and checks everything but the tensor bytes; fails naming the byte offset.
+Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limits);
+
+class GgufReader final : public ckpt::sdk::Reader {
+ public:
+  GgufReader(const std::string& path, const ckpt::sdk::ReadLimits& limits);
+  void list(const ckpt::sdk::Visitor& visitor) override;
+  void read_tensor(uint64_t id, std::span<std::byte> dst) override;
+  const void* map_tensor(uint64_t id) override;
+  void read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
+                  std::span<std::byte> dst) override;
+
+ private:
+  const TensorEntry& entry(uint64_t id) const;
+  ckpt::sdk::MappedFile file_;
+  Parsed parsed_;
+};
+
+}  // namespace ckpt_gguf
