@@ -335,7 +335,7 @@ TEST(NumpyWrite, NpyHoldsExactlyOneTensor) {
   Document grouped;
   grouped.group("g").add_tensor("a", pattern(DType::f32, {2}, 1));
   const Document none;
-  for (const Document* d : {&two, &grouped, &none}) {
+  for (const Document* d : std::initializer_list<const Document*>{&two, &grouped, &none}) {
     try {
       write_document(*d, tmp.path / "x.npy");
       ADD_FAILURE() << "a .npy of a document that is not one root tensor was written";
