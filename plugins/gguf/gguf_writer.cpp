@@ -361,7 +361,17 @@ void GgufWriter::attribute(std::string_view name, const ckpt_value& value) {
     fail(CKPT_ERR_UNSUPPORTED, where + ": GGUF key " + quote(key) + " is ckpt's own (docs/formats/gguf.md)");
   if (key.size() > kMaxKeyBytes)
     fail(CKPT_ERR_UNSUPPORTED, where + ": a GGUF key holds at most " + std::to_string(kMaxKeyBytes) + " bytes");
-  if (!keys_.insert(key).second) fail(CKPT_ERR_INVALID_ARGUMENT, where + ": key " + quote(key) + " repeats");
+  if (!keys_.insert(key).second) {
+    // A record the host adds (meta/conversion) replaces the one an earlier conversion left at
+    // the root as 'meta.conversion.*', as the host replaces it in formats with groups.
+    if (stack_.size() > 1)
+      for (Kv& kv : kvs_)
+        if (kv.key == key) {
+          kv.value = std::move(v);
+          return;
+        }
+    fail(CKPT_ERR_INVALID_ARGUMENT, where + ": key " + quote(key) + " repeats");
+  }
   if (key == "general.alignment") {
     if (infos_.size() || alignment_fixed_)
       fail(CKPT_ERR_INVALID_ARGUMENT, where + ": general.alignment after the first tensor");

@@ -1,0 +1,426 @@
+// The gguf plugin against GGUF as ggml's docs/gguf.md publishes it, through readers ckpt did
+// not write: a Python reader and writer written from the spec (gguf_side.py, with NumPy
+// dequantizers of every block type), and Hugging Face's GGUF parser (@huggingface/gguf, from
+// npm, in node/). Files Python writes read with every value type, the asymmetric shape in
+// PyTorch's order and quantized blocks as they are; GGUF -> GGUF is byte for byte; ckpt's
+// dequantization equals the reference bit for bit; files ckpt writes read in both; a Llama-style
+// .pt goes to GGUF (llama.cpp's names) and back, and through q8_0 within its bound; hostile
+// files (huge counts, dimensions, offsets) are refused with typed errors naming the place.
+#include <ckpt/convert.hpp>
+#include <ckpt/errors.hpp>
+#include <ckpt/io.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace ckpt;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kHere = CKPT_GGUF_TEST_DIR;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("ckpt-gguf-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+void spit(const fs::path& p, std::string_view bytes) {
+  std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+int run(const std::string& command, std::string& out) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buf[4096];
+  size_t n;
+  out.clear();
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string side(const std::string& args) {
+  std::string out;
+  const int rc = run(std::string(CKPT_PYTHON) + " " + (kHere / "gguf_side.py").string() + " " + args, out);
+  EXPECT_EQ(rc, 0) << "gguf_side.py " << args << ":\n" << out;
+  return out;
+}
+
+const Value& attr(const Document& d, const std::string& name) {
+  const Value* v = d.attribute(name);
+  if (!v) throw std::runtime_error("no attribute " + name);
+  return *v;
+}
+
+ConvertReport convert_file(const fs::path& a, const fs::path& b, Options w = {}, bool lossy = false) {
+  ConvertOptions o;
+  o.write_options = std::move(w);
+  o.allow_lossy = lossy;
+  o.fsync = false;
+  return convert(a, b, o);
+}
+
+// ---- files from the independent writer ----------------------------------------------------------
+
+TEST(Gguf, FileFromTheSpecReadsWithEveryValueType) {
+  TempDir tmp;
+  const fs::path f = tmp.path / "a.gguf";
+  side("make " + f.string());
+  Document d = read_document(f);
+  EXPECT_EQ(std::get<std::string>(attr(d, "general.architecture")), "llama");
+  EXPECT_EQ(std::get<int64_t>(attr(d, "general.alignment")), 32);
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.u8")), 255);
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.i8")), -128);
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.u16")), 65535);
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.i16")), -32768);
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.u32")), 4294967295);
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.i32")), -2147483648LL);
+  EXPECT_EQ(std::get<double>(attr(d, "test.f32")), static_cast<double>(0.1f));
+  EXPECT_EQ(std::get<bool>(attr(d, "test.bool")), true);
+  EXPECT_EQ(std::get<std::string>(attr(d, "test.string")), std::string("nul\0inside", 10));
+  EXPECT_EQ(std::get<std::string>(attr(d, "test.u64")), "18446744073709551615");  // above INT64_MAX: its text
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.u64_small")), 7);
+  EXPECT_EQ(std::get<int64_t>(attr(d, "test.i64")), INT64_MIN);
+  EXPECT_EQ(std::get<double>(attr(d, "test.f64")), 1e300);
+  EXPECT_EQ(std::get<std::vector<int64_t>>(attr(d, "test.array_u8")), (std::vector<int64_t>{0, 1, 255}));
+  EXPECT_EQ(std::get<std::vector<double>>(attr(d, "test.array_f32")), (std::vector<double>{0.5, -2.0}));
+  EXPECT_EQ(std::get<std::vector<bool>>(attr(d, "test.array_bool")), (std::vector<bool>{true, false}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(attr(d, "test.array_u64")),
+            (std::vector<std::string>{"1", "18446744073709551615"}));
+  EXPECT_TRUE(std::get<std::vector<int64_t>>(attr(d, "test.array_empty_i32")).empty());
+  EXPECT_EQ(std::get<std::string>(attr(d, "test.array_of_arrays")), "[[1,2],[3]]");
+  EXPECT_EQ(std::get<std::string>(attr(d, "test.array_of_string_arrays")), R"([["a","\"q\""],[]])");
+  EXPECT_EQ(std::get<std::vector<std::string>>(attr(d, "tokenizer.ggml.tokens")),
+            (std::vector<std::string>{"<s>", "</s>", "\xe2\x96\x81the", ""}));
+  // The types the writer would not choose by itself, recorded.
+  const auto types = std::get<std::vector<std::string>>(attr(d, "gguf:types"));
+  auto type_of = [&](const std::string& k) {
+    for (size_t i = 0; i + 1 < types.size(); i += 2)
+      if (types[i] == k) return types[i + 1];
+    return std::string("(default)");
+  };
+  EXPECT_EQ(type_of("test.u8"), "u8");
+  EXPECT_EQ(type_of("test.f32"), "f32");
+  EXPECT_EQ(type_of("test.u64"), "u64");
+  EXPECT_EQ(type_of("test.array_of_arrays"), "array[array[i32]]");
+  EXPECT_EQ(type_of("test.array_of_string_arrays"), "array[array[string]]");
+  EXPECT_EQ(type_of("tokenizer.ggml.scores"), "array[f32]");
+  EXPECT_EQ(type_of("general.alignment"), "(default)");  // u32, the spec's type
+  EXPECT_EQ(type_of("test.i64"), "(default)");
+  EXPECT_EQ(d.attribute("gguf:version"), nullptr);  // version 3
+}
+
+TEST(Gguf, DimensionsInPyTorchOrder) {
+  TempDir tmp;
+  const fs::path f = tmp.path / "a.gguf";
+  side("make " + f.string());
+  auto r = open(f);
+  // GGUF stores (5, 3, 2), innermost first: PyTorch's (2, 3, 5); element [i][j][k] = 100i + 10j + k.
+  Tensor t = r->read("asym");
+  ASSERT_EQ(t.shape(), (Shape{2, 3, 5}));
+  auto v = t.data<float>();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 5; ++k) EXPECT_EQ(v[static_cast<size_t>(i * 15 + j * 5 + k)], 100 * i + 10 * j + k);
+  EXPECT_EQ(r->read("q.q4_k").shape(), (Shape{3, 512}));  // rows along GGUF's ne[0]
+  EXPECT_EQ(r->read("scalar").shape(), Shape{});
+  auto m = r->map("asym");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->storage_kind(), StorageKind::mapped);
+  EXPECT_TRUE(m->bit_equal(t));
+  // A box of a slice, rows of blocks.
+  Tensor rows = r->read_slice("q.q8_0", std::vector<int64_t>{1, 0}, std::vector<int64_t>{2, 64});
+  EXPECT_EQ(std::memcmp(rows.bytes().data(), r->read("q.q8_0").bytes().data() + 68, 136), 0);
+}
+
+TEST(Gguf, GgufToGgufIsByteForByte) {
+  TempDir tmp;
+  for (const char* version : {"3", "2"}) {
+    SCOPED_TRACE(version);
+    const fs::path a = tmp.path / "a.gguf", b = tmp.path / "b.gguf", c = tmp.path / "c.gguf";
+    side("make " + a.string() + " " + version);
+    ConvertReport rep = convert_file(a, b);
+    EXPECT_TRUE(rep.losses.empty());
+    EXPECT_EQ(slurp(a), slurp(b)) << "the quantized blocks, key types and layout must come back as they were";
+    if (std::string(version) == "2") {
+      EXPECT_EQ(std::get<int64_t>(attr(read_document(a), "gguf:version")), 2);
+    }
+    // Streamed (nothing staged): the data after a reserved header and ckpt.padding; the same document.
+    convert_file(a, c, {{"staging_bytes", "0"}});
+    Document da = read_document(a), dc = read_document(c);
+    EXPECT_EQ(da.attributes().size(), dc.attributes().size());
+    da.for_each_tensor([&](const std::string& p, const Tensor& t) {
+      const Tensor* u = dc.find_tensor_path(p);
+      ASSERT_TRUE(u) << p;
+      EXPECT_TRUE(u->bit_equal(t)) << p;
+    });
+    // The streamed file too reads in the independent reader.
+    const auto dump = nlohmann::json::parse(side("dump " + c.string()));
+    EXPECT_TRUE(dump["kv"].contains("ckpt.padding"));
+    EXPECT_EQ(dump["data_start"].get<uint64_t>() % 4096, 0u);
+  }
+}
+
+TEST(Gguf, DequantizationEqualsTheReference) {
+  TempDir tmp;
+  const fs::path a = tmp.path / "a.gguf", s = tmp.path / "a.safetensors";
+  side("make " + a.string());
+  ConvertReport rep = convert_file(a, s);
+  EXPECT_TRUE(rep.losses.empty());
+  EXPECT_EQ(rep.dequantized.size(), 10u);
+  EXPECT_NE(side("dequant " + a.string() + " " + s.string()).find("dequantized 10 tensors bit for bit"), std::string::npos);
+}
+
+// ---- files ckpt writes, read by others --------------------------------------------------------
+
+Document every_kind() {
+  Document d;
+  d.set("general.architecture", "llama").set("general.alignment", int64_t{64});
+  d.set("b", true).set("i", int64_t{-7}).set("f", 0.1).set("s", std::string("x\0y", 3));
+  d.set("ia", std::vector<int64_t>{1, -2, INT64_MAX}).set("fa", std::vector<double>{0.5, 1e-300});
+  d.set("sa", std::vector<std::string>{"a", "", "\xc3\xa4"}).set("ba", std::vector<bool>{false, true});
+  d.set("empty", std::vector<std::string>{});
+  d.add_tensor("w", Tensor::from<float>(DType::f32, {2, 3}, {1, 2, 3, 4, 5, 6}));
+  d.add_tensor("h", Tensor::from<uint16_t>(DType::f16, {3}, {0x3c00, 0x4000, 0xc000}));
+  d.add_tensor("bf", Tensor::from<uint16_t>(DType::bf16, {1, 2}, {0x3f80, 0x4000}));
+  d.add_tensor("i", Tensor::from<int32_t>(DType::i32, {2}, {-1, 7}));
+  d.add_tensor("five_dims", Tensor::from<int8_t>(DType::i8, {1, 2, 1, 2, 3}, std::vector<int8_t>(12, 3)));
+  d.add_tensor(std::string(80, 'n'), Tensor::from<double>(DType::f64, {1}, {2.5}));
+  d.add_tensor("a%2Fb", Tensor::from<int64_t>(DType::i64, {1}, {9}));  // GGUF's "a/b", escaped
+  return d;
+}
+
+TEST(Gguf, WrittenFileReadsInThePythonReader) {
+  TempDir tmp;
+  const fs::path f = tmp.path / "w.gguf";
+  write_document(every_kind(), f);
+  const auto j = nlohmann::json::parse(side("dump " + f.string()));
+  EXPECT_EQ(j["version"], 3);
+  EXPECT_EQ(j["data_start"].get<uint64_t>() % 64, 0u);
+  EXPECT_EQ(j["kv"]["general.alignment"]["type"], 4);  // u32, as the spec types it
+  EXPECT_EQ(j["kv"]["general.architecture"]["value"], "llama");
+  EXPECT_EQ(j["kv"]["i"]["type"], 11);
+  EXPECT_EQ(j["kv"]["f"]["type"], 12);
+  EXPECT_EQ(j["kv"]["sa"]["value"]["array_of"], 8);
+  std::map<std::string, nlohmann::json> tensors;
+  for (const auto& t : j["tensors"]) tensors[t["name"].get<std::string>()] = t;
+  EXPECT_EQ(tensors["w"]["dims"], nlohmann::json::parse("[3, 2]"));
+  EXPECT_EQ(tensors["w"]["values"], nlohmann::json::parse("[1, 2, 3, 4, 5, 6]"));
+  EXPECT_EQ(tensors["bf"]["type"], 30);
+  EXPECT_EQ(tensors["five_dims"]["dims"], nlohmann::json::parse("[3, 2, 1, 2]"));  // 1x2 folded, shape in ckpt.tensor_shapes
+  EXPECT_TRUE(tensors.count("a/b"));
+  for (const auto& [name, t] : tensors) EXPECT_LE(name.size(), 63u) << name;
+  // ckpt reads back the document it wrote.
+  Document back = read_document(f);
+  EXPECT_EQ(back.find_tensor("five_dims")->shape(), (Shape{1, 2, 1, 2, 3}));
+  EXPECT_TRUE(back.find_tensor(std::string(80, 'n')));
+  EXPECT_TRUE(back.find_tensor("a%2Fb"));
+  EXPECT_EQ(std::get<double>(attr(back, "f")), 0.1);
+}
+
+TEST(Gguf, WrittenFileReadsInHuggingFacesParser) {
+  const fs::path node_dir = kHere / "node";
+  if (!fs::exists(node_dir / "node_modules/@huggingface/gguf/package.json"))
+    GTEST_SKIP() << "@huggingface/gguf is not installed (scripts/setup.sh installs it)";
+  TempDir tmp;
+  const fs::path f = tmp.path / "w.gguf";
+  write_document(every_kind(), f);
+  std::string out;
+  ASSERT_EQ(run("cd " + node_dir.string() + " && node read_gguf.mjs " + f.string(), out), 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["version"], 3);
+  EXPECT_EQ(j["kv"]["general.architecture"]["value"], "llama");
+  EXPECT_EQ(j["kv"]["general.alignment"]["type"], 4);
+  EXPECT_EQ(j["kv"]["sa"]["value"], nlohmann::json::parse(R"(["a", "", "ä"])"));
+  std::map<std::string, nlohmann::json> tensors;
+  for (const auto& t : j["tensors"]) tensors[t["name"].get<std::string>()] = t;
+  EXPECT_EQ(tensors["w"]["shape"], nlohmann::json::parse("[3, 2]"));
+  EXPECT_EQ(tensors["w"]["dtype"], 0);
+  EXPECT_EQ(tensors["h"]["dtype"], 1);
+  EXPECT_EQ(j["data_offset"].get<uint64_t>() % 64, 0u);
+}
+
+// ---- a Llama-style model ----------------------------------------------------------------------
+
+TEST(Gguf, LlamaStateDictThroughGgufAndQ8) {
+  TempDir tmp;
+  const fs::path dir = tmp.path;
+  side("llama " + dir.string());
+  const fs::path pt = dir / "model.pt", g = dir / "model.gguf", st = dir / "model.safetensors";
+  // .pt -> GGUF: torch's layout record has no place in GGUF (the one loss).
+  ConvertReport r1 = convert_file(pt, g, {}, true);
+  ASSERT_EQ(r1.losses.size(), 1u);
+  EXPECT_EQ(r1.losses[0].path, "meta/torch_layout");
+  Document gd = read_document(g);
+  EXPECT_TRUE(gd.find_tensor("token_embd.weight"));
+  EXPECT_TRUE(gd.find_tensor("blk.1.ffn_down.weight"));
+  EXPECT_EQ(gd.find_tensor("blk.0.attn_q.weight")->dtype(), DType::f16);
+  convert_file(g, st);
+  EXPECT_NE(side("llama_check " + dir.string() + " " + pt.string() + " " + st.string()).find("21 tensors checked"),
+            std::string::npos);
+  // -> GGUF q8_0 -> f32: within q8_0's bound for each block.
+  const fs::path q = dir / "model_q8.gguf", qs = dir / "model_q8.safetensors";
+  ConvertReport r2 = convert_file(g, q, {{"quantize", "q8_0"}}, true);
+  EXPECT_EQ(r2.quantization_errors.size(), 16u);  // the matrices; norms keep f16
+  EXPECT_EQ(read_document(q).find_tensor("blk.0.attn_q.weight")->dtype(), DType::q8_0);
+  convert_file(q, qs, {}, true);
+  EXPECT_NE(side("llama_check " + dir.string() + " " + pt.string() + " " + qs.string() + " bound").find("21 tensors checked"),
+            std::string::npos);
+  // names=keep keeps Hugging Face's names.
+  const fs::path k = dir / "keep.gguf";
+  convert_file(pt, k, {{"names", "keep"}}, true);
+  EXPECT_TRUE(read_document(k).find_tensor("model.layers.0.self_attn.q_proj.weight"));
+}
+
+// ---- hostile files ------------------------------------------------------------------------------
+
+struct Builder {
+  std::string b;
+  Builder& u32(uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); return *this; }
+  Builder& u64(uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); return *this; }
+  Builder& str(std::string_view s) { u64(s.size()); b.append(s); return *this; }
+  Builder& head(uint64_t tensors, uint64_t kvs, uint32_t version = 3) { b = "GGUF"; u32(version); u64(tensors); return u64(kvs); }
+  Builder& tensor(std::string_view name, std::vector<uint64_t> dims, uint32_t type, uint64_t offset) {
+    str(name);
+    u32(static_cast<uint32_t>(dims.size()));
+    for (auto d : dims) u64(d);
+    u32(type);
+    return u64(offset);
+  }
+  Builder& pad(size_t a = 32) { b.resize((b.size() + a - 1) / a * a, '\0'); return *this; }
+  Builder& data(size_t n) { b.append(n, '\x01'); return *this; }
+};
+
+// Opens, lists and reads every tensor; the error's type and message.
+std::pair<std::string, std::string> attempt(const fs::path& p) {
+  try {
+    auto r = open(p);
+    r->tree().for_each_tensor([&](const std::string& path, const Tensor&) { r->read(path); });
+    return {"ok", ""};
+  } catch (const LimitError& e) {
+    return {"limit", e.what()};
+  } catch (const FormatError& e) {
+    return {"format", e.what()};
+  } catch (const UnsupportedError& e) {
+    return {"unsupported", e.what()};
+  } catch (const Error& e) {
+    return {"error", e.what()};
+  }
+}
+
+TEST(Gguf, HostileFilesAreRefusedNamingThePlace) {
+  TempDir tmp;
+  struct Case {
+    const char* name;
+    std::string bytes;
+    const char* kind;
+    const char* says;
+  };
+  std::vector<Case> cases;
+  auto add = [&](const char* n, Builder& b, const char* kind, const char* says) { cases.push_back({n, b.b, kind, says}); };
+  Builder b;
+  add("huge tensor count", b.head(uint64_t{1} << 62, 0).pad(), "format", "at byte 8: 4611686018427387904 tensors");
+  add("huge kv count", b.head(0, ~uint64_t{0}).pad(), "format", "at byte 16");
+  add("huge string", b.head(0, 1).str("k").u32(8).u64(uint64_t{1} << 60), "format", "the file ends");
+  add("huge array", b.head(0, 1).str("k").u32(9).u32(10).u64(uint64_t{1} << 61), "format", "more than the");
+  add("array of huge arrays", b.head(0, 1).str("k").u32(9).u32(9).u64(3).u32(4).u64(uint64_t{1} << 40), "format", "at byte");
+  {
+    Builder deep;
+    deep.head(0, 1).str("k").u32(9);
+    for (int i = 0; i < 100; ++i) deep.u32(9).u64(1);
+    add("arrays nested 100 deep", deep, "limit", "deeper than");
+  }
+  add("bad value type", b.head(0, 1).str("k").u32(13).u64(0), "format", "value type 13");
+  add("bool of 2", b.head(0, 1).str("k").u32(7).u32(2), "format", "a bool of value 2");
+  add("key over 65535", b.head(0, 1).str(std::string(70000, 'k')).u32(0).u32(0), "format", "over the spec's limit");
+  add("name over 64", b.head(1, 0).tensor(std::string(65, 'n'), {32}, 0, 0).pad().data(128), "format", "over the spec's limit of 64");
+  add("huge n_dims", b.head(1, 0).str("t").u32(0xffffffffu).pad(), "format", "4294967295 dimensions");
+  add("huge dims", b.head(1, 0).tensor("t", {uint64_t{1} << 40, uint64_t{1} << 40}, 0, 0).pad().data(64), "limit", "overflows");
+  add("dim past int64", b.head(1, 0).tensor("t", {~uint64_t{0}}, 0, 0).pad().data(64), "format", "dimension 0");
+  add("offset past the end", b.head(1, 0).tensor("t", {8}, 0, 1 << 20).pad().data(32), "format", "offset 1048576");
+  add("tensor past the end", b.head(1, 0).tensor("t", {1000}, 0, 0).pad().data(64), "format", "run past the end");
+  add("misaligned", b.head(1, 0).tensor("t", {4}, 0, 4).pad().data(64), "format", "offset 4 is not a multiple of the alignment 32");
+  add("overlapping", b.head(2, 0).tensor("a", {16}, 0, 0).tensor("b", {16}, 0, 32).pad().data(128), "format", "overlaps tensor 'a'");
+  add("repeated name", b.head(2, 0).tensor("a", {8}, 0, 0).tensor("a", {8}, 0, 32).pad().data(64), "format", "the name repeats");
+  {
+    Builder r;
+    r.head(0, 2).str("k").u32(4).u32(1).str("k").u32(4).u32(2).pad();
+    add("repeated key", r, "format", "repeats");
+  }
+  add("alignment not a power of two", b.head(1, 1).str("general.alignment").u32(4).u32(24).tensor("t", {8}, 0, 0).pad().data(64),
+      "format", "power of two");
+  add("block rows not whole", b.head(1, 0).tensor("t", {33}, 8, 0).pad().data(64), "format", "multiple of 32");
+  add("version 1", b.head(0, 0, 1).pad(), "unsupported", "version 1");
+  add("big-endian", b.head(0, 0, 0x03000000u).pad(), "unsupported", "big-endian");
+  add("truncated header", b.head(3, 5), "format", "at byte 16: 5 key-values");
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const fs::path p = tmp.path / "x.gguf";
+    spit(p, c.bytes);
+    auto [kind, what] = attempt(p);
+    EXPECT_EQ(kind, c.kind) << what;
+    EXPECT_NE(what.find(c.says), std::string::npos) << what;
+  }
+  // An unknown ggml type (IQ2_XXS) is named in meta/@unread, the rest read.
+  Builder u;
+  u.head(2, 0).tensor("iq", {256}, 16, 0).tensor("f", {2}, 0, 96).pad().data(128);
+  spit(tmp.path / "u.gguf", u.b);
+  Document d = read_document(tmp.path / "u.gguf");
+  EXPECT_TRUE(d.find_tensor("f"));
+  EXPECT_FALSE(d.find_tensor("iq"));
+  const Value* unread = d.find_group("meta") ? d.find_group("meta")->attribute("unread") : nullptr;
+  ASSERT_TRUE(unread);
+  EXPECT_NE(std::get<std::vector<std::string>>(*unread)[0].find("IQ2_XXS"), std::string::npos);
+}
+
+// Random damage to a valid file: read fully or refused with a ckpt::Error, never anything else
+// (the libFuzzer target fuzz_gguf does this at length: scripts/fuzz.sh).
+TEST(Gguf, RandomDamageIsReadOrRefused) {
+  TempDir tmp;
+  const fs::path a = tmp.path / "a.gguf";
+  side("make " + a.string());
+  const std::string good = slurp(a);
+  std::mt19937_64 rng(42);
+  int refused = 0, read = 0;
+  for (int i = 0; i < 400; ++i) {
+    std::string bad = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < flips; ++k) {
+      const size_t at = rng() % std::min<size_t>(bad.size(), i % 2 ? bad.size() : 2048);  // the header, mostly
+      bad[at] = static_cast<char>(rng() % 3 == 0 ? 0xff : rng());
+    }
+    if (i % 7 == 0) bad.resize(rng() % bad.size());
+    const fs::path p = tmp.path / "bad.gguf";
+    spit(p, bad);
+    try {
+      auto r = open(p);
+      r->tree().for_each_tensor([&](const std::string& path, const Tensor&) {
+        r->read(path);
+        r->map(path);
+      });
+      ++read;
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_GT(read, 0);
+}
+
+}  // namespace
