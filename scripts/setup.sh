@@ -42,3 +42,8 @@ fi
 if [ ! -f "$here/tests/formats/onnx/node/node_modules/onnxruntime-node/package.json" ]; then
   (cd "$here/tests/formats/onnx/node" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
+# Hugging Face's GGUF parser for the gguf plugin's tests (an independent reader of the files ckpt
+# writes), pinned by tests/formats/gguf/node/package-lock.json.
+if [ ! -f "$here/tests/formats/gguf/node/node_modules/@huggingface/gguf/package.json" ]; then
+  (cd "$here/tests/formats/gguf/node" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
