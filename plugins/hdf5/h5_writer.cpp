@@ -20,6 +20,12 @@ namespace {
 constexpr uint64_t kAutoChunkBytes = uint64_t(1) << 20;
 // HDF5 caps a chunk below 4 GiB.
 constexpr uint64_t kMaxChunkBytes = (uint64_t(1) << 32) - 1;
+// What a recorded fixed-length string type may cost (make_string_datasets): its size at most
+// its longest element or this, and all its cells at most the base plus this many times the
+// value's bytes (each element counted with one byte more).
+constexpr size_t kMaxFixedStringSlack = size_t(64) << 10;
+constexpr uint64_t kMaxFixedCellsBase = uint64_t(64) << 20;
+constexpr uint64_t kMaxFixedCellsPerByte = 64;
 
 std::string shape_text(std::span<const int64_t> shape) {
   std::string s = "[";
@@ -70,13 +76,61 @@ std::pair<std::string, std::string> split_path(const std::string& path, const st
   return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
 }
 
-Handle open_group_at(hid_t file, const std::string& doc, const std::string& what) {
-  const hid_t g = H5Gopen2(file, stored_path(doc).c_str(), H5P_DEFAULT);
-  if (g < 0) {
+// Opens the object at `stored` (an absolute path of stored names) one segment at a time, through
+// hard links only, and only objects of this very file: a record's path never resolves through a
+// soft or external link (which could lead into another file, opened writable with this one).
+// An invalid handle when it does not resolve so, with `problem` saying why (empty: no member).
+Handle open_own(hid_t file, const std::string& stored, std::string& problem) {
+  problem.clear();
+  Handle cur(H5Oopen(file, "/", H5P_DEFAULT), H5Oclose);
+  H5O_info_t root{};
+  if (!cur.valid() || H5Oget_info2(cur, &root, H5O_INFO_BASIC) < 0) {
     H5Eclear2(H5E_DEFAULT);
-    fail(CKPT_ERR_INVALID_ARGUMENT, what + ": no group " + doc);
+    problem = "the root group cannot be opened";
+    return Handle();
   }
-  return {g, H5Gclose};
+  std::string walked;
+  for (size_t p = 1; p < stored.size();) {
+    size_t q = stored.find('/', p);
+    if (q == std::string::npos) q = stored.size();
+    const std::string segment = stored.substr(p, q - p);
+    p = q + 1;
+    walked += "/" + segment;
+    if (segment.empty() || segment == "." || segment == "..") {
+      problem = "'" + walked + "' is not a path of member names";
+      return Handle();
+    }
+    H5L_info_t link{};
+    if (H5Lexists(cur, segment.c_str(), H5P_DEFAULT) <= 0 || H5Lget_info(cur, segment.c_str(), &link, H5P_DEFAULT) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return Handle();
+    }
+    if (link.type != H5L_TYPE_HARD) {
+      problem = walked + " is a soft or external link, which no record is resolved through";
+      return Handle();
+    }
+    Handle next(H5Oopen(cur, segment.c_str(), H5P_DEFAULT), H5Oclose);
+    H5O_info_t info{};
+    if (!next.valid() || H5Oget_info2(next, &info, H5O_INFO_BASIC) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return Handle();
+    }
+    if (info.fileno != root.fileno) {
+      problem = walked + " is an object of another file";
+      return Handle();
+    }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+// The group at document path `doc`, resolved as open_own does.
+Handle open_group_at(hid_t file, const std::string& doc, const std::string& what) {
+  std::string problem;
+  Handle g = open_own(file, stored_path(doc), problem);
+  if (!problem.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, what + ": " + problem);
+  if (!g.valid() || H5Iget_type(g) != H5I_GROUP) fail(CKPT_ERR_INVALID_ARGUMENT, what + ": no group " + doc);
+  return g;
 }
 
 std::vector<hsize_t> parse_shape(const std::string& text, const std::string& what) {
@@ -351,9 +405,10 @@ void H5Writer::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
 namespace {
 // The links a document records as parallel string arrays of meta (h5_layout.hpp), the first
 // the links' absolute paths: none, or every column of one length, every entry non-empty and
-// free of NUL; `create` makes one link from a row.
+// free of NUL; `create` makes one link from a row, in the group holding it (resolved by
+// open_own: never through a link) under its name.
 template <class Create>
-void make_links(const std::string& what, std::initializer_list<std::optional<std::vector<std::string>>*> columns,
+void make_links(hid_t file, const std::string& what, std::initializer_list<std::optional<std::vector<std::string>>*> columns,
                 Create create) {
   const auto& first = **columns.begin();
   const bool any = std::any_of(columns.begin(), columns.end(), [](auto* c) { return c->has_value(); });
@@ -368,9 +423,13 @@ void make_links(const std::string& what, std::initializer_list<std::optional<std
         fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is empty or holds NUL");
       row.push_back(&v);
     }
-    if (row[0]->size() < 2 || (*row[0])[0] != '/')
-      fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " is not at an absolute path");
-    h5_ok(create(row), *row[0] + ": the link that " + what + " record", CKPT_ERR_INVALID_ARGUMENT);
+    const std::string at = *row[0] + ": the link that " + what + " record";
+    const auto [parent, name] = split_path(*row[0], what + ": entry " + std::to_string(i));
+    std::string problem;
+    Handle g = open_own(file, parent, problem);
+    if (!problem.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, at + ": " + problem);
+    if (!g.valid() || H5Iget_type(g) != H5I_GROUP) fail(CKPT_ERR_INVALID_ARGUMENT, at + ": no group " + parent);
+    h5_ok(create(g.get(), name, row), at, CKPT_ERR_INVALID_ARGUMENT);
   }
 }
 }  // namespace
@@ -381,17 +440,19 @@ void H5Writer::finish() {
   if (!root_done_)
     fail(CKPT_ERR_INVALID_ARGUMENT,
          stack_.empty() ? "finish before the root group" : "finish inside group " + stack_.back().path);
-  make_links("meta/@" + std::string(kSoftLinkPaths) + ", _targets", {&soft_paths_, &soft_targets_},
-             [&](const std::vector<const std::string*>& row) {
-               return H5Lcreate_soft(row[1]->c_str(), file_, row[0]->c_str(), lcpl_, H5P_DEFAULT);
-             });
-  make_links("meta/@" + std::string(kExternalLinkPaths) + ", _files, _objects",
-             {&external_paths_, &external_files_, &external_objects_}, [&](const std::vector<const std::string*>& row) {
-               return H5Lcreate_external(row[1]->c_str(), row[2]->c_str(), file_, row[0]->c_str(), lcpl_, H5P_DEFAULT);
-             });
   make_string_datasets();
   make_compound_datasets();
   write_dataset_attributes();
+  // Links last: every step above resolves record paths in a tree of hard links alone.
+  make_links(file_, "meta/@" + std::string(kSoftLinkPaths) + ", _targets", {&soft_paths_, &soft_targets_},
+             [&](hid_t g, const std::string& name, const std::vector<const std::string*>& row) {
+               return H5Lcreate_soft(row[1]->c_str(), g, name.c_str(), lcpl_, H5P_DEFAULT);
+             });
+  make_links(file_, "meta/@" + std::string(kExternalLinkPaths) + ", _files, _objects",
+             {&external_paths_, &external_files_, &external_objects_},
+             [&](hid_t g, const std::string& name, const std::vector<const std::string*>& row) {
+               return H5Lcreate_external(row[1]->c_str(), row[2]->c_str(), g, name.c_str(), lcpl_, H5P_DEFAULT);
+             });
   lcpl_.reset();
   gcpl_.reset();
   file_.close("closing '" + path_ + "'", CKPT_ERR_IO);
@@ -427,6 +488,26 @@ void H5Writer::make_string_datasets() {
     // The elements as HDF5 takes them: pointers to NUL-terminated strings, or fixed-size cells.
     const bool variable = H5Tis_variable_str(*type) > 0;
     const size_t size = H5Tget_size(*type);
+    if (!variable) {
+      // A fixed size is what the cells cost: a few recorded bytes must not make gigabytes. At
+      // most the longest element or 64 KiB, and all cells at most 64 MiB plus 64 times the
+      // value's bytes (one per element at least).
+      size_t longest = 0;
+      uint64_t bytes = 0;
+      for (const std::string& e : strings) {
+        longest = std::max(longest, e.size());
+        bytes += e.size() + 1;
+      }
+      if (size > std::max(longest, kMaxFixedStringSlack))
+        fail(CKPT_ERR_INVALID_ARGUMENT, at + ": a fixed size of " + std::to_string(size) + " bytes, more than its longest element (" +
+                                            std::to_string(longest) + " bytes) and than " + std::to_string(kMaxFixedStringSlack));
+      const unsigned __int128 cells = static_cast<unsigned __int128>(size) * strings.size();
+      if (cells > kMaxFixedCellsBase + static_cast<unsigned __int128>(bytes) * kMaxFixedCellsPerByte)
+        fail(CKPT_ERR_INVALID_ARGUMENT, at + ": " + std::to_string(strings.size()) + " cells of " + std::to_string(size) +
+                                            " bytes, more than " + std::to_string(kMaxFixedCellsBase) + " bytes plus " +
+                                            std::to_string(kMaxFixedCellsPerByte) + " times its " + std::to_string(bytes) +
+                                            " bytes of strings");
+    }
     std::vector<const char*> pointers;
     std::vector<char> cells;
     if (!variable) cells.assign(strings.size() * size, H5Tget_strpad(*type) == H5T_STR_SPACEPAD ? ' ' : '\0');
@@ -441,6 +522,10 @@ void H5Writer::make_string_datasets() {
       else std::memcpy(cells.data() + k * size, e.data(), e.size());
     }
     Handle g = open_group_at(file_, parent, at);
+    if (H5Lexists(g, escape_link_name(name).c_str(), H5P_DEFAULT) > 0)
+      fail(CKPT_ERR_INVALID_ARGUMENT, at + ": its group already has a member named '" + name + "', which the dataset cannot replace" +
+                                          (path == "/meta" ? " (a string dataset at /meta cannot be written back: /meta is the group holding ckpt's records)" : ""));
+    H5Eclear2(H5E_DEFAULT);
     h5_ok(H5Adelete(g, name.c_str()), at, CKPT_ERR_INTERNAL);
     Handle space = scalar ? space_handle(H5Screate(H5S_SCALAR), at, CKPT_ERR_INTERNAL)
                           : space_handle(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), at, CKPT_ERR_INTERNAL);
@@ -486,8 +571,10 @@ void H5Writer::make_compound_datasets() {
         Column c;
         c.field = unescape_link_name(link).value_or(link);
         const std::string col = at + " column '" + c.field + "'";
+        H5L_info_t linfo{};
         H5O_info_t oinfo{};
-        if (H5Oget_info_by_name2(group, link.c_str(), &oinfo, H5O_INFO_BASIC, H5P_DEFAULT) < 0 || oinfo.type != H5O_TYPE_DATASET) {
+        if (H5Lget_info(group, link.c_str(), &linfo, H5P_DEFAULT) < 0 || linfo.type != H5L_TYPE_HARD ||
+            H5Oget_info_by_name2(group, link.c_str(), &oinfo, H5O_INFO_BASIC, H5P_DEFAULT) < 0 || oinfo.type != H5O_TYPE_DATASET) {
           H5Eclear2(H5E_DEFAULT);
           fail(CKPT_ERR_INVALID_ARGUMENT, col + ": not a tensor");
         }
@@ -542,9 +629,9 @@ void H5Writer::write_dataset_attributes() {
     const auto path = unescape_key(entry.first);
     if (!path || path->empty() || (*path)[0] != '/')
       fail(CKPT_ERR_INVALID_ARGUMENT, at + ": not the escaped absolute path of a dataset");
-    const hid_t id = H5Oopen(file_, stored_path(*path).c_str(), H5P_DEFAULT);
-    H5Eclear2(H5E_DEFAULT);
-    Handle obj = id < 0 ? Handle() : Handle(id, H5Oclose);
+    std::string problem;
+    Handle obj = open_own(file_, stored_path(*path), problem);
+    if (!problem.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, at + ": " + problem);
     if (!obj.valid() || H5Iget_type(obj) != H5I_DATASET)
       fail(CKPT_ERR_INVALID_ARGUMENT, at + ": no dataset at " + *path);
     for (const auto& attribute : entry.second)

@@ -402,6 +402,103 @@ TEST(Hdf5, RecordsOfDatasetsThatDoNotMatchAreRefused) {
             std::vector<std::string>{"/s"});
 }
 
+// The writer resolves every record's path through hard links of its own file only, and makes
+// the links last: a document cannot make it write into another file through an external link
+// (nor through a soft one).
+TEST(Hdf5, RecordsNeverResolveThroughLinks) {
+  TempDir tmp;
+  Document v;
+  v.add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+  v.group("grp").add_tensor("x", Tensor::from<float>(DType::f32, {1}, {3}));
+  const fs::path victim = tmp.path / "victim.h5";
+  write_document(v, victim, hdf5_save());
+  const std::string before = file_bytes(victim);
+  const auto refused = [&](const Document& d, const std::string& want) {
+    try {
+      write_document(d, tmp.path / "x.h5", hdf5_save());
+      ADD_FAILURE() << "written without error";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(file_bytes(victim), before) << "the other file was changed";
+  };
+  const auto linked = [&](std::vector<std::string> paths) {
+    Document d;
+    d.add_tensor("t", Tensor::from<float>(DType::f32, {1}, {1}));
+    const size_t n = paths.size();
+    d.group("meta")
+        .set("hdf5_external_link_paths", std::move(paths))
+        .set("hdf5_external_link_files", std::vector<std::string>(n, victim.string()))
+        .set("hdf5_external_link_objects", std::vector<std::string>(n, "/"));
+    return d;
+  };
+  Document attrs = linked({"/ext"});
+  attrs.group("meta").group("hdf5_dataset_attributes").group("%2Fext%2Fw").set("pwned", "yes");
+  refused(attrs, "meta/hdf5_dataset_attributes/%2Fext%2Fw: no dataset at /ext/w");
+  Document compound = linked({"/ext"});
+  compound.group("meta").set("hdf5_compound_dataset_paths", std::vector<std::string>{"/ext/grp"});
+  refused(compound, "meta/@hdf5_compound_dataset_paths: /ext/grp: no group /ext");
+  Document strings = linked({"/ext"});
+  strings.group("meta")
+      .set("hdf5_string_dataset_paths", std::vector<std::string>{"/ext/grp/s"})
+      .set("hdf5_string_dataset_types", std::vector<std::string>{"variable utf-8"})
+      .set("hdf5_string_dataset_shapes", std::vector<std::string>{""});
+  refused(strings, "/ext/grp/s: its group has no string value of that name");
+  // A link made through an earlier one.
+  refused(linked({"/ext", "/ext/pwn"}), "/ext/pwn: the link that meta/@hdf5_external_link_paths, _files, _objects record: /ext is a "
+                                        "soft or external link, which no record is resolved through");
+  Document soft;
+  soft.group("g").add_tensor("t", Tensor::from<float>(DType::f32, {1}, {1}));
+  soft.group("meta")
+      .set("hdf5_soft_link_paths", std::vector<std::string>{"/alias", "/alias/again"})
+      .set("hdf5_soft_link_targets", std::vector<std::string>{"/g", "/g/t"});
+  refused(soft, "/alias is a soft or external link");
+  // Links alone are still made.
+  write_document(linked({"/ext"}), tmp.path / "ok.h5", hdf5_save());
+  EXPECT_EQ(std::get<std::vector<std::string>>(*read_document(tmp.path / "ok.h5").find_group("meta")->attribute("hdf5_external_link_paths")),
+            std::vector<std::string>{"/ext"});
+}
+
+// A recorded fixed-length string type costs its cells: a few bytes of a document cannot make
+// the writer write gigabytes. A string dataset at /meta cannot be written back, and says why.
+TEST(Hdf5, RecordedFixedStringSizesAreBounded) {
+  TempDir tmp;
+  const auto fixed = [](std::vector<std::string> value, const std::string& type, const std::string& shape) {
+    Document d;
+    d.set("s", std::move(value));
+    d.group("meta")
+        .set("hdf5_string_dataset_paths", std::vector<std::string>{"/s"})
+        .set("hdf5_string_dataset_types", std::vector<std::string>{type})
+        .set("hdf5_string_dataset_shapes", std::vector<std::string>{shape});
+    return d;
+  };
+  const auto refused = [&](const Document& d, const std::string& want) {
+    try {
+      write_document(d, tmp.path / "x.h5", hdf5_save());
+      ADD_FAILURE() << "written without error";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  refused(fixed({"a", "b", "c", "d"}, "fixed 268435456 ascii nullpad", "4"),
+          "meta/@hdf5_string_dataset_paths: /s: a fixed size of 268435456 bytes, more than its longest element (1 bytes) and than 65536");
+  refused(fixed(std::vector<std::string>(100000, ""), "fixed 65536 ascii nullpad", "100000"),
+          "meta/@hdf5_string_dataset_paths: /s: 100000 cells of 65536 bytes, more than");
+  // Within the bounds: a cell wider than the longest element, as numpy's S10 of short strings.
+  write_document(fixed({"a", "bc"}, "fixed 10 ascii nullpad", "2"), tmp.path / "ok.h5", hdf5_save());
+  EXPECT_EQ(std::get<std::vector<std::string>>(*read_document(tmp.path / "ok.h5").find_group("meta")->attribute("hdf5_string_dataset_types")),
+            std::vector<std::string>{"fixed 10 ascii nullpad"});
+  Document at_meta;
+  at_meta.set("meta", "a string dataset named /meta");
+  at_meta.add_tensor("w", Tensor::from<float>(DType::f32, {1}, {1}));
+  at_meta.group("meta")
+      .set("hdf5_string_dataset_paths", std::vector<std::string>{"/meta"})
+      .set("hdf5_string_dataset_types", std::vector<std::string>{"variable utf-8"})
+      .set("hdf5_string_dataset_shapes", std::vector<std::string>{""});
+  refused(at_meta, "/meta: its group already has a member named 'meta', which the dataset cannot replace (a string dataset at "
+                   "/meta cannot be written back");
+}
+
 TEST_F(H5pyFixtures, CkptConvertsAKerasWeightsFile) {
   TempDir tmp;
   for (const std::string name : {"keras_model", "keras_weights"}) {
