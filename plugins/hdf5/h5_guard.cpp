@@ -235,8 +235,10 @@ void FileGuard::check_vlen(const ValueSource& source, size_t count, const std::s
   h5_ok(source.read(raw_type, raw.data()), where);
   // libhdf5 copies a heap object once for every element that refers to it: elements sharing
   // one object would cost their count times its size from a file that holds it once.
+  // One total for the whole file, attributes and datasets alike: many attributes each sharing
+  // one object would otherwise each be allowed as much.
   const uint64_t allowed = kMaxVlenBytes + 2 * file_size_;
-  uint64_t total = source.dataset ? dataset_vlen_bytes_ : 0;
+  uint64_t total = vlen_bytes_;
   for (size_t k = 0; k < count; ++k) {
     const uint8_t* e = raw.data() + k * item;
     const uint64_t length = le(e, 4), addr = le(e + 4, A);
@@ -255,9 +257,9 @@ void FileGuard::check_vlen(const ValueSource& source, size_t count, const std::s
     if (total > allowed)
       fail(CKPT_ERR_LIMIT, where + ": its " + std::to_string(count) + " variable-length elements would read more than " +
                                std::to_string(allowed) + " bytes from a file of " + std::to_string(file_size_) +
-                               " (elements sharing heap objects" + (source.dataset ? ", with the datasets before it)" : ")"));
+                               " (elements sharing heap objects, with what the file's attributes and datasets read before it)");
   }
-  if (source.dataset) dataset_vlen_bytes_ = total;
+  vlen_bytes_ = total;
 }
 
 }  // namespace ckpt_hdf5

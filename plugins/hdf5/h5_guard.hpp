@@ -31,7 +31,8 @@ inline uint64_t little_endian(const uint8_t* p, unsigned n) {
   return v;
 }
 
-// What the variable-length elements of one attribute may read beyond twice the file's size.
+// What the variable-length elements of a file's attributes and datasets may read together,
+// beyond twice the file's size.
 inline constexpr uint64_t kMaxVlenBytes = uint64_t{64} << 20;
 
 class FileGuard {
@@ -49,9 +50,9 @@ class FileGuard {
   // Before H5Aread or H5Dread of `source`, variable-length data of `count` elements of one-byte
   // units (strings, uint8 sequences): reads the elements' heap references as stored and checks
   // every collection they point into, and that each object is exactly as long as its reference
-  // says. Throws a FormatError naming `where` on damage. What one source may read is bounded
-  // (kMaxVlenBytes beyond twice the file), and what all datasets read together too: a dataset's
-  // elements are read once, at listing, while attributes (a dtype marker) are read again.
+  // says. Throws a FormatError naming `where` on damage. What all sources of the file read
+  // together is bounded (kMaxVlenBytes beyond twice the file), attributes and datasets alike:
+  // each is read once, at listing (a tensor's dtype marker is kept from then, not read again).
   void check_vlen(const ValueSource& source, size_t count, const std::string& where);
 
   // Before libhdf5 parses the global heap collection at file offset `offset` (the read driver
@@ -80,7 +81,7 @@ class FileGuard {
   int fd_ = -1;
   Superblock sb_;
   std::map<uint64_t, std::map<uint32_t, uint64_t>> collections_;
-  uint64_t dataset_vlen_bytes_ = 0;  // what check_vlen allowed all datasets so far
+  uint64_t vlen_bytes_ = 0;  // what check_vlen allowed all attributes and datasets so far
   // Continuation chunks announced by a checked message, by file offset: a version 1 chunk has
   // no signature and a version 2 chunk does not repeat its header's flags, so both are read as
   // their message said.

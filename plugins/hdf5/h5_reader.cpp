@@ -30,8 +30,12 @@ constexpr int kMaxDepth = 256;
 // A chunk may claim at most this many times its stored bytes (deflate's ceiling is 1032:1).
 constexpr uint64_t kMaxExpansion = 1100;
 // What reading every column of the compound datasets apart may convert, beyond 64 times the
-// file's size: each column's read converts its dataset's whole records.
-constexpr uint64_t kMaxColumnReadBytes = uint64_t(16) << 30;
+// file's size: each column's read decodes its dataset's every chunk and converts its whole
+// records again (wide.h5, 83 KB of 256 one-byte fields, took 70 s under 16 GiB).
+constexpr uint64_t kMaxColumnReadBytes = uint64_t(1) << 30;
+// What a string element costs beyond its bytes as read: libhdf5's pointer or cell, the
+// std::string holding it, and its allocation; charged against the document's budget.
+constexpr uint64_t kStringElementCost = 40;
 
 std::string name_at(ssize_t (*get)(hid_t, const char*, H5_index_t, H5_iter_order_t, hsize_t, char*,
                                    size_t, hid_t),
@@ -167,6 +171,50 @@ void H5Reader::add_records(ListNode& tree) {
   sort_rows({&external_paths_, &external_files_, &external_objects_});
   sort_rows({&string_paths_, &string_types_, &string_shapes_});
   sort_rows({&compound_paths_});
+  ListNode* meta = nullptr;
+  for (ListNode& c : tree.children)
+    if (c.name == "meta") meta = &c;
+  // A value of /meta (its own attribute, or a string dataset) named like a record ckpt adds
+  // gives way to the record, named in unread, never dropped in silence. Naming it adds to
+  // unread, which may then be a record of a name taken too: until nothing changes.
+  if (meta && meta->is_group) {
+    for (bool changed = true; changed;) {
+      changed = false;
+      const std::pair<const char*, bool> records[] = {
+          {"unread", !unread_.empty()},
+          {kSoftLinkPaths, !soft_paths_.empty()}, {kSoftLinkTargets, !soft_paths_.empty()},
+          {kExternalLinkPaths, !external_paths_.empty()}, {kExternalLinkFiles, !external_paths_.empty()},
+          {kExternalLinkObjects, !external_paths_.empty()},
+          {kStringDatasetPaths, !string_paths_.empty()}, {kStringDatasetTypes, !string_paths_.empty()},
+          {kStringDatasetShapes, !string_paths_.empty()}, {kCompoundDatasetPaths, !compound_paths_.empty()}};
+      for (const auto& record : records) {
+        const std::string name = record.first;
+        if (!record.second || !meta->attribute(name)) continue;
+        std::erase_if(meta->attributes, [&name](const auto& a) { return a.first == name; });
+        const auto it = std::find(string_paths_.begin(), string_paths_.end(), "/meta/" + name);
+        if (it != string_paths_.end()) {
+          const auto k = it - string_paths_.begin();
+          string_paths_.erase(it);
+          string_types_.erase(string_types_.begin() + k);
+          string_shapes_.erase(string_shapes_.begin() + k);
+          unread_.push_back("/meta/" + name + ": a dataset of strings (ckpt records what it could not read, or how, under that name)");
+          const std::string escaped = ckpt::sdk::escape_name("/meta/" + name);
+          for (auto d = dataset_attributes_.begin(); d != dataset_attributes_.end();) {
+            if (d->first != escaped) {
+              ++d;
+              continue;
+            }
+            for (const auto& a : d->second)
+              unread_.push_back("/meta/" + name + ": its attribute '" + a.first + "' (its dataset is not read)");
+            d = dataset_attributes_.erase(d);
+          }
+        } else {
+          unread_.push_back("/meta: its attribute '" + name + "' (ckpt records what it could not read, or how, under that name)");
+        }
+        changed = true;
+      }
+    }
+  }
   std::vector<std::pair<std::string, std::vector<std::string>>> notes;
   if (!unread_.empty()) notes.emplace_back("unread", unread_);
   if (!soft_paths_.empty()) {
@@ -185,9 +233,6 @@ void H5Reader::add_records(ListNode& tree) {
   }
   if (!compound_paths_.empty()) notes.emplace_back(kCompoundDatasetPaths, compound_paths_);
   if (notes.empty() && dataset_attributes_.empty()) return;
-  ListNode* meta = nullptr;
-  for (ListNode& c : tree.children)
-    if (c.name == "meta") meta = &c;
   if (meta && !meta->is_group)
     fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? "a link, string or compound dataset, or dataset attribute" : unread_.front()) +
                                    " (and a dataset named /meta leaves no place to say so)");
@@ -201,7 +246,7 @@ void H5Reader::add_records(ListNode& tree) {
     Value v;
     v.type = CKPT_VALUE_STRING_ARRAY;
     v.strings = std::move(note.second);
-    std::erase_if(meta->attributes, [&](const auto& a) { return a.first == name; });
+    if (meta->attribute(name)) fail(CKPT_ERR_INTERNAL, "/meta attribute '" + name + "' is taken");
     meta->attributes.emplace_back(name, std::move(v));
   }
   if (dataset_attributes_.empty()) return;
@@ -404,6 +449,18 @@ bool H5Reader::add_string_dataset(hid_t dset, hid_t ft, const std::string& name,
   const uint64_t listed = bytes > UINT64_MAX / 2 ? UINT64_MAX / 2 : static_cast<uint64_t>(bytes);
   options_.limits.check_expansion(string_bytes_ + listed, string_stored_ + stored, "",
                                   where + ": string datasets (read whole while listing)");
+  // What the elements cost in memory once read: each a std::string and an allocation beside its
+  // bytes (a cell of a fixed-length one, a pointer of a variable-length one, whose heap bytes
+  // the guard bounds), for all string datasets together, within the document's budget.
+  const unsigned __int128 memory = static_cast<unsigned __int128>(points) * (kStringElementCost + item) + string_memory_;
+  const uint64_t budget = options_.limits.document_bytes_for(file_size_);
+  if (memory > budget)
+    fail(CKPT_ERR_LIMIT, where + ": string datasets (read whole while listing) of " + std::to_string(points) +
+                             " elements here would cost more than the " + std::to_string(budget) +
+                             " bytes a document of this file may (" + std::to_string(kStringElementCost) +
+                             " bytes per element beside its own; option max_document_bytes)");
+  check_chunk_bytes(dcpl, H5Tget_size(ft), static_cast<uint64_t>(points), where);
+  string_memory_ = static_cast<uint64_t>(memory);
   string_bytes_ += listed;
   string_stored_ += stored;
   auto v = read_value(ValueSource::of_dataset(dset), where, *guard_, UINT64_MAX);
@@ -461,6 +518,7 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, hid_t ft, std::strin
   marked = !marker.empty() && dtype_marker(tt->dtype);
   auto e = dataset_entry(dset, ft, tt->dtype, tt->memtype, where);
   if (!e) return std::nullopt;
+  e->marker = marker;
   ListNode n;
   n.name = std::move(name);
   n.is_group = false;
@@ -473,11 +531,14 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, hid_t ft, std::strin
 // memory type of that one field), lazily as tensors are.
 std::optional<ListNode> H5Reader::build_compound(hid_t dset, hid_t ft, std::string name, const std::string& where) {
   std::string problem;
-  auto fields = compound_fields(ft, problem);
+  auto fields = compound_fields(ft, where, problem);
   if (!fields) {
     unread_.push_back(where + ": a dataset of compound records (" + problem + ")");
     return std::nullopt;
   }
+  // Read as columns, but not kept exactly as they were: named, so convert says so.
+  if (const std::string loss = compound_layout_loss(ft, *fields); !loss.empty())
+    unread_.push_back(where + ": compound records read as columns, not kept exactly (" + loss + ")");
   auto first = dataset_entry(dset, ft, fields->front().dtype, fields->front().memtype, where);
   if (!first) return std::nullopt;
   // Each column's read converts the dataset's whole records: a compressed dataset of many
@@ -560,6 +621,7 @@ std::optional<TensorEntry> H5Reader::dataset_entry(hid_t dset, hid_t ft, uint32_
     if (stored != e.nbytes || H5Tequal(ft, memtype) <= 0)
       fail(CKPT_ERR_UNSUPPORTED, where + ": external storage in a type ckpt would have to convert");
   }
+  if (layout == H5D_CHUNKED) check_chunk_bytes(dcpl, H5Tget_size(ft), ckpt::sdk::checked_nbytes(e.shape, 1, where), where);
   count_unwritten(dset, dcpl, layout, stored, where);
   if (!e.external.empty()) {
     // Read from the pieces alone, below.
@@ -640,6 +702,26 @@ std::vector<TensorEntry::Piece> H5Reader::external_pieces(hid_t dcpl, uint64_t s
   return out;
 }
 
+// libhdf5 allocates a whole chunk to read any of it (to decode it, or to fill it when it was
+// never written), and so does ckpt's own decoding: a chunk far larger than its dataset (one
+// element, a chunk of 2^30) would cost gigabytes from a file of a megabyte. A chunk may exceed
+// its dataset's bytes by max_expansion at most.
+void H5Reader::check_chunk_bytes(hid_t dcpl, size_t item, uint64_t elements, const std::string& where) {
+  if (H5Pget_layout(dcpl) != H5D_CHUNKED) return;
+  const int rank = H5Pget_chunk(dcpl, 0, nullptr);
+  if (rank <= 0) h5_fail(CKPT_ERR_FORMAT, where);
+  std::vector<hsize_t> chunk(static_cast<size_t>(rank));
+  if (H5Pget_chunk(dcpl, rank, chunk.data()) != rank) h5_fail(CKPT_ERR_FORMAT, where);
+  unsigned __int128 bytes = item;
+  for (hsize_t c : chunk) bytes = std::min<unsigned __int128>(bytes, static_cast<unsigned __int128>(1) << 63) * c;
+  const unsigned __int128 allowed = static_cast<unsigned __int128>(elements) * item + options_.limits.max_expansion;
+  if (bytes > allowed)
+    fail(CKPT_ERR_LIMIT, where + ": chunks of " + std::to_string(static_cast<uint64_t>(std::min<unsigned __int128>(bytes, UINT64_MAX))) +
+                             " bytes for a dataset of " + std::to_string(elements) + " elements of " + std::to_string(item) +
+                             " bytes; a chunk may exceed its dataset by " + std::to_string(options_.limits.max_expansion) +
+                             " bytes (option max_expansion)");
+}
+
 void H5Reader::count_unwritten(hid_t dset, hid_t dcpl, H5D_layout_t layout, uint64_t stored, const std::string& where) {
   if (layout == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0) {
     const haddr_t off = H5Dget_offset(dset);
@@ -715,9 +797,8 @@ H5Reader::Opened H5Reader::open_tensor(const TensorEntry& e) {
     o.memtype = column_memtype(e.member, tt->memtype);
     return o;
   }
-  const std::string marker =
-      H5Tget_class(ft) == H5T_INTEGER ? read_string_attribute(o.dataset, kDtypeAttr, *guard_).value_or("") : "";
-  auto tt = classify_tensor_type(ft, marker);
+  // The marker as listed: read again, its variable-length bytes would count again.
+  auto tt = classify_tensor_type(ft, e.marker);
   if (!tt || tt->dtype != e.dtype) fail(CKPT_ERR_FORMAT, e.where + ": its datatype changed since it was listed");
   o.memtype = std::move(tt->memtype);
   return o;

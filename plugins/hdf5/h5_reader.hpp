@@ -62,6 +62,7 @@ class H5Reader final : public ckpt::sdk::Reader {
   // The pieces of a dataset with external storage, confined to the file's folder; refuses
   // unless options_.external_inside.
   std::vector<TensorEntry::Piece> external_pieces(hid_t dcpl, uint64_t stored, const std::string& where);
+  void check_chunk_bytes(hid_t dcpl, size_t item, uint64_t elements, const std::string& where);
   void count_unwritten(hid_t dset, hid_t dcpl, H5D_layout_t layout, uint64_t stored, const std::string& where);
   struct Opened {
     Handle dataset;
@@ -90,6 +91,9 @@ class H5Reader final : public ckpt::sdk::Reader {
   std::vector<std::pair<std::string, std::vector<std::pair<std::string, Value>>>> dataset_attributes_;
   // What string datasets' elements cost as read, and the storage behind them (ReadLimits).
   uint64_t string_bytes_ = 0, string_stored_ = 0;
+  // What string datasets' elements cost in memory as read (kStringElementCost each, beside
+  // their cells or pointers), bounded by ReadLimits::document_bytes_for.
+  uint64_t string_memory_ = 0;
   // What reading every column of the compound datasets costs: each column's read converts its
   // dataset's whole records.
   uint64_t column_read_bytes_ = 0;

@@ -38,6 +38,8 @@ struct TensorEntry {
   // A column of a compound dataset: the field it reads (empty for a whole dataset), through a
   // memory type of that one field.
   std::string member;
+  // The dtype attribute (kDtypeAttr) as listed, empty for none: reads do not read it again.
+  std::string marker;
 };
 
 struct ListNode {

@@ -6,6 +6,8 @@
 
 namespace ckpt_hdf5 {
 
+using ckpt::sdk::fail;
+
 namespace {
 
 Handle copy_type(hid_t t) { return type_handle(H5Tcopy(t), "copying a datatype", CKPT_ERR_INTERNAL); }
@@ -178,13 +180,64 @@ std::optional<Handle> string_type_from(std::string_view d) {
   return t;
 }
 
+void check_nested_layout(hid_t type, const std::string& where) {
+  const H5T_class_t cls = H5Tget_class(type);
+  const size_t size = H5Tget_size(type);
+  if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+    const size_t precision = H5Tget_precision(type);
+    const int offset = H5Tget_offset(type);
+    if (size == 0 || precision == 0 || offset < 0 || precision > 8 * size || static_cast<size_t>(offset) > 8 * size - precision)
+      fail(CKPT_ERR_FORMAT, where + ": a number type of " + std::to_string(precision) + " bits at bit " + std::to_string(offset) +
+                                " of " + std::to_string(size) + " bytes");
+    return;
+  }
+  if (cls == H5T_ENUM || cls == H5T_ARRAY || cls == H5T_VLEN) {
+    Handle base = type_handle(H5Tget_super(type), where);
+    check_nested_layout(base, where);
+    return;
+  }
+  if (cls != H5T_COMPOUND) return;
+  const int n = H5Tget_nmembers(type);
+  if (n < 0) h5_fail(CKPT_ERR_FORMAT, where);
+  for (unsigned i = 0; i < static_cast<unsigned>(n); ++i) {
+    Handle member = type_handle(H5Tget_member_type(type, i), where);
+    const size_t offset = H5Tget_member_offset(type, i), msize = H5Tget_size(member);
+    if (msize == 0 || offset > size || msize > size - offset)
+      fail(CKPT_ERR_FORMAT, where + ": a nested field of " + std::to_string(msize) + " bytes at offset " + std::to_string(offset) +
+                                " lies outside its record of " + std::to_string(size) + " bytes");
+    check_nested_layout(member, where);
+  }
+}
+
+std::string compound_layout_loss(hid_t type, const std::vector<CompoundField>& fields) {
+  std::string loss;
+  const auto add = [&loss](const std::string& s) { loss += (loss.empty() ? "" : "; ") + s; };
+  size_t packed = 0;
+  bool big_endian = false, moved = false;
+  for (unsigned i = 0; i < fields.size(); ++i) {
+    Handle member = type_handle(H5Tget_member_type(type, i), "compound field '" + fields[i].name + "'");
+    const size_t size = H5Tget_size(member);
+    if (H5Tget_member_offset(type, i) != packed) moved = true;  // padding before it, or out of order
+    packed += size;
+    Handle atom = H5Tget_class(member) == H5T_COMPOUND ? type_handle(H5Tget_member_type(member, 0), "compound field '" + fields[i].name + "'")
+                                                       : type_handle(H5Tcopy(member), "compound field '" + fields[i].name + "'");
+    if (H5Tget_order(atom) == H5T_ORDER_BE && H5Tget_size(atom) > 1) big_endian = true;
+    if (H5Tget_class(atom) == H5T_FLOAT && H5Tget_size(atom) > 8)
+      add("field '" + fields[i].name + "' is a " + std::to_string(H5Tget_size(atom)) + "-byte float, read rounded to f64");
+  }
+  H5Eclear2(H5E_DEFAULT);
+  if (big_endian) add("big-endian fields, written back little-endian");
+  if (moved || packed != H5Tget_size(type)) add("a layout with padding or out of field order, written back packed");
+  return loss;
+}
+
 Handle column_memtype(const std::string& name, hid_t type) {
   Handle t = type_handle(H5Tcreate(H5T_COMPOUND, H5Tget_size(type)), "column type", CKPT_ERR_INTERNAL);
   h5_ok(H5Tinsert(t, name.c_str(), 0, type), "column type", CKPT_ERR_INTERNAL);
   return t;
 }
 
-std::optional<std::vector<CompoundField>> compound_fields(hid_t type, std::string& problem) {
+std::optional<std::vector<CompoundField>> compound_fields(hid_t type, const std::string& where, std::string& problem) {
   const int n = H5Tget_nmembers(type);
   if (n <= 0) {
     H5Eclear2(H5E_DEFAULT);
@@ -197,13 +250,22 @@ std::optional<std::vector<CompoundField>> compound_fields(hid_t type, std::strin
     problem = std::to_string(n) + " fields, more than the " + std::to_string(kMaxCompoundFields) + " ckpt reads as columns";
     return std::nullopt;
   }
+  const size_t record = H5Tget_size(type);
   std::vector<CompoundField> fields;
   for (unsigned i = 0; i < static_cast<unsigned>(n); ++i) {
     char* raw = H5Tget_member_name(type, i);
-    if (!raw) h5_fail(CKPT_ERR_FORMAT, "a compound field's name");
+    if (!raw) h5_fail(CKPT_ERR_FORMAT, where + ": a compound field's name");
     const std::string name = raw;
     H5free_memory(raw);
-    Handle member = type_handle(H5Tget_member_type(type, i), "compound field '" + name + "'");
+    const std::string at = where + " field '" + name + "'";
+    Handle member = type_handle(H5Tget_member_type(type, i), at);
+    // libhdf5 converts a field at the offset its type gives, unchecked: a field past its record
+    // made it read and write past its buffers.
+    const size_t offset = H5Tget_member_offset(type, i), size = H5Tget_size(member);
+    if (size == 0 || offset > record || size > record - offset)
+      fail(CKPT_ERR_FORMAT, at + ": " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
+                                " lie outside its record of " + std::to_string(record) + " bytes");
+    check_nested_layout(member, at);
     auto tt = classify_tensor_type(member, "");
     H5Eclear2(H5E_DEFAULT);
     if (name.empty() || name.find('/') != std::string::npos) {

@@ -53,7 +53,18 @@ struct CompoundField {
 // The fields of a compound type (h5py's structured arrays) when every one is of a type
 // classify_tensor_type reads as a tensor and is named as a document member can be; else
 // nullopt, with `problem` saying why (a string, nested or array field, ...).
-std::optional<std::vector<CompoundField>> compound_fields(hid_t type, std::string& problem);
+// A field that lies outside its record (offset plus size beyond the compound's size), or a
+// nested type whose layout does not fit in it, is a FormatError naming `where` and the field:
+// libhdf5 converts by these offsets unchecked.
+std::optional<std::vector<CompoundField>> compound_fields(hid_t type, const std::string& where, std::string& problem);
+// Fails naming `where` when a type's layout does not fit in it: a number's bits outside its
+// bytes, a nested compound's fields outside its record (recursively, through enums, arrays
+// and sequences).
+void check_nested_layout(hid_t type, const std::string& where);
+// What reading `fields` of compound `type` as columns and writing them back packed does not
+// keep: long-double fields (rounded to f64), big-endian fields, padding or fields out of order;
+// empty when nothing.
+std::string compound_layout_loss(hid_t type, const std::vector<CompoundField>& fields);
 // Compounds of more fields stay unread: libhdf5's conversions cost the square of the fields.
 inline constexpr unsigned kMaxCompoundFields = 256;
 // The memory type reading field `name` alone: a compound of that one field of type `type`.

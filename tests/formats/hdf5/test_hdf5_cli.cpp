@@ -402,6 +402,115 @@ TEST(Hdf5, RecordsOfDatasetsThatDoNotMatchAreRefused) {
             std::vector<std::string>{"/s"});
 }
 
+// Files crafted by h5py_hostile.py against the bounds on string and compound datasets; a read
+// refused is a FormatError (a LimitError when `limit`) whose message holds `want`.
+static void crafted(const fs::path& folder) {
+  int status = 0;
+  const std::string out = python("h5py_hostile.py", {folder}, &status);
+  ASSERT_EQ(status, 0) << out;
+}
+
+static void expect_refused(const fs::path& file, const std::string& want, bool limit) {
+  SCOPED_TRACE(file.filename().string());
+  try {
+    read_document(file);
+    ADD_FAILURE() << "read without error";
+  } catch (const FormatError& e) {
+    EXPECT_EQ(dynamic_cast<const LimitError*>(&e) != nullptr, limit) << e.what();
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+}
+
+static std::vector<std::string> unread_of(const Document& d) {
+  const Group* meta = d.find_group("meta");
+  if (!meta || !meta->attribute("unread")) return {};
+  return std::get<std::vector<std::string>>(*meta->attribute("unread"));
+}
+
+// A compound field whose offset lies beyond its record crashed libhdf5's conversion: refused
+// before any read, naming the dataset and the field.
+TEST_F(H5pyFixtures, CompoundFieldsOutsideTheirRecordAreRefused) {
+  TempDir tmp;
+  crafted(tmp.path);
+  expect_refused(tmp.path / "beyond.h5", "/c field 'qqb': 4 bytes at offset 2147483632 lie outside its record of 8 bytes", false);
+}
+
+// Each string element costs a std::string beside its bytes: two million one-byte strings
+// compressed to 5 KB are refused within the document's budget, before libhdf5 reads them.
+TEST_F(H5pyFixtures, StringElementsAreChargedWhatTheyCost) {
+  TempDir tmp;
+  crafted(tmp.path);
+  expect_refused(tmp.path / "strings.h5", "/s: string datasets (read whole while listing) of 2000000 elements here would cost more than", true);
+  // The budget is an option.
+  const Document d = read_document(tmp.path / "strings.h5", hdf5_load(Options{{"max_document_bytes", "200000000"}}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*d.attribute("s")).size(), 2000000u);
+}
+
+// Variable-length elements sharing a heap object are bounded for the whole file: 20 attributes
+// of 18 MiB each (9 references to one object of 2 MiB) are refused together.
+TEST_F(H5pyFixtures, SharedHeapObjectsAreBoundedPerFile) {
+  TempDir tmp;
+  crafted(tmp.path);
+  expect_refused(tmp.path / "shared_attrs.h5", "its 9 variable-length elements would read more than", true);
+}
+
+// A chunk far larger than its dataset (one element, chunks of 2^30) is refused before libhdf5
+// or ckpt allocates it, for string datasets and tensors alike.
+TEST_F(H5pyFixtures, ChunksFarBeyondTheirDatasetAreRefused) {
+  TempDir tmp;
+  crafted(tmp.path);
+  for (const char* file : {"bigchunk_strings.h5", "bigchunk_tensor.h5"})
+    expect_refused(tmp.path / file, "/s: chunks of 1073741824 bytes for a dataset of 1 elements of 1 bytes", true);
+}
+
+// Columns read apart decode and convert the whole records each: a compressed compound whose
+// columns would cost more than 1 GiB plus 64 times the file is named, not read for minutes.
+TEST_F(H5pyFixtures, CostlyCompoundColumnsAreNamed) {
+  TempDir tmp;
+  crafted(tmp.path);
+  const std::vector<std::string> unread = unread_of(read_document(tmp.path / "wide.h5"));
+  ASSERT_EQ(unread.size(), 1u);
+  EXPECT_NE(unread[0].find("/wide: a dataset of compound records (64 fields of 19200000 bytes of records"), std::string::npos)
+      << unread[0];
+}
+
+// /meta's own values named like ckpt's records (an attribute, a string dataset named unread
+// with an attribute of its own) give way to the records and are named in unread.
+TEST_F(H5pyFixtures, MetaValuesNamedLikeRecordsAreNamed) {
+  TempDir tmp;
+  crafted(tmp.path);
+  const Document d = read_document(tmp.path / "meta_names.h5");
+  std::vector<std::string> unread = unread_of(d);
+  std::sort(unread.begin(), unread.end());
+  EXPECT_EQ(unread, (std::vector<std::string>{
+                        "/e: a dataset of enums",
+                        "/meta/unread: a dataset of strings (ckpt records what it could not read, or how, under that name)",
+                        "/meta/unread: its attribute 'units' (its dataset is not read)",
+                        "/meta: its attribute 'hdf5_compound_dataset_paths' (ckpt records what it could not read, or how, "
+                        "under that name)"}));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*d.find_group("meta")->attribute("hdf5_compound_dataset_paths")),
+            std::vector<std::string>{"/c"});
+  EXPECT_FALSE(d.find_group("meta")->attribute("hdf5_string_dataset_paths"));
+  EXPECT_FALSE(d.find_group_path("meta/hdf5_dataset_attributes"));
+}
+
+// Compound columns that a write back would not keep exactly (a long double, big-endian fields,
+// padding) are read and named; a packed little-endian one is not.
+TEST_F(H5pyFixtures, InexactCompoundColumnsAreNamed) {
+  TempDir tmp;
+  crafted(tmp.path);
+  const Document d = read_document(tmp.path / "inexact.h5");
+  std::vector<std::string> unread = unread_of(d);
+  std::sort(unread.begin(), unread.end());
+  EXPECT_EQ(unread, (std::vector<std::string>{
+                        "/be: compound records read as columns, not kept exactly (big-endian fields, written back little-endian)",
+                        "/ld: compound records read as columns, not kept exactly (field 'x' is a 16-byte float, read rounded to f64)",
+                        "/pad: compound records read as columns, not kept exactly (a layout with padding or out of field order, "
+                        "written back packed)"}));
+  EXPECT_TRUE(d.find_tensor_path("ok/y"));
+  EXPECT_TRUE(d.find_tensor_path("pad/y"));
+}
+
 // The writer resolves every record's path through hard links of its own file only, and makes
 // the links last: a document cannot make it write into another file through an external link
 // (nor through a soft one).
