@@ -409,15 +409,19 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     if (s.from == s.to) return bytes;
     cast_buf.resize(out_t.nbytes());
     cast_elements(s.from, bytes.data(), s.to, cast_buf.data(), out_t.numel());
-    if (is_block(s.to) && !is_block(s.from)) {
-      // The largest error quantizing made, block by block.
-      const size_t per = block_elements(s.to);
+    if (is_block(s.to)) {
+      // The largest error quantizing made, a chunk of whole blocks of both dtypes at a time; a
+      // NaN (a block no scale could hold) counts as infinite.
+      const size_t per = std::max(block_elements(s.to), block_elements(s.from));
       double worst = 0;
-      std::vector<float> back(per);
+      std::vector<float> back(per), orig(per);
       for (uint64_t i = 0; i < out_t.numel(); i += per) {
-        sdk::ggml::dequantize(static_cast<uint32_t>(s.to), cast_buf.data() + storage_bytes(s.to, i), back.data(), 1);
-        for (size_t k = 0; k < per; ++k)
-          worst = std::max(worst, std::fabs(static_cast<double>(back[k]) - element_as_double(s.from, bytes.data(), i + k)));
+        cast_elements(s.to, cast_buf.data() + storage_bytes(s.to, i), DType::f32, reinterpret_cast<std::byte*>(back.data()), per);
+        cast_elements(s.from, bytes.data() + storage_bytes(s.from, i), DType::f32, reinterpret_cast<std::byte*>(orig.data()), per);
+        for (size_t k = 0; k < per; ++k) {
+          const double d = std::fabs(static_cast<double>(back[k]) - static_cast<double>(orig[k]));
+          worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+        }
       }
       report.quantization_errors.emplace_back(s.src_path, worst);
     }

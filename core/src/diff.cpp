@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include <map>
 
 namespace ckpt {
@@ -40,9 +41,16 @@ bool compare_values(DType d, std::span<const std::byte> a, std::span<const std::
   double max_abs = 0;
   bool beyond = false;
   size_t differing = 0;
+  // A block dtype is decoded a block at a time, not once per element.
+  const size_t per = block_elements(d);
+  std::vector<float> da(is_block(d) ? per : 0), db(da.size());
   for (size_t i = 0; i < n; ++i) {
-    double x = element_as_double(d, a.data(), i);
-    double y = element_as_double(d, b.data(), i);
+    if (is_block(d) && i % per == 0) {
+      cast_elements(d, a.data() + i / per * block_bytes(d), DType::f32, reinterpret_cast<std::byte*>(da.data()), per);
+      cast_elements(d, b.data() + i / per * block_bytes(d), DType::f32, reinterpret_cast<std::byte*>(db.data()), per);
+    }
+    double x = is_block(d) ? da[i % per] : element_as_double(d, a.data(), i);
+    double y = is_block(d) ? db[i % per] : element_as_double(d, b.data(), i);
     if (std::isnan(x) && std::isnan(y)) continue;
     double diff = std::fabs(x - y);
     if (x == y) diff = 0;  // equal infinities

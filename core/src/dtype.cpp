@@ -50,6 +50,9 @@ size_t block_elements(DType d) { return is_block(d) ? sdk::dtype_block(static_ca
 size_t block_bytes(DType d) { return is_block(d) ? sdk::dtype_block(static_cast<uint32_t>(d)).bytes : itemsize(d); }
 uint64_t storage_bytes(DType d, uint64_t numel) {
   if (!is_block(d)) return numel * itemsize(d);
+  if (numel % block_elements(d))
+    throw UsageError(std::to_string(numel) + " elements of " + std::string(name(d)) + " are not whole blocks of " +
+                     std::to_string(block_elements(d)));
   return numel / block_elements(d) * block_bytes(d);
 }
 
@@ -252,32 +255,31 @@ void store_real(DType d, std::byte* out, size_t i, double x) {
 
 namespace {
 
-// Block dtypes go through f32, a block (at most 256 elements) at a time.
+// Block dtypes go through f32, a chunk at a time: the larger of the two blocks (256 is a
+// multiple of 32), so a block dtype can be cast into another.
 void cast_blocks(DType from, const std::byte* in, DType to, std::byte* out, size_t count) {
-  constexpr size_t kChunk = 256;
-  float values[kChunk];
-  if (is_block(from)) {
-    const size_t per = block_elements(from);
-    if (count % per) throw UsageError("a " + std::string(name(from)) + " cast of " + std::to_string(count) + " elements, not whole blocks");
-    for (size_t i = 0; i < count; i += per) {
-      sdk::ggml::dequantize(static_cast<uint32_t>(from), in + i / per * block_bytes(from), values, 1);
-      cast_elements(DType::f32, reinterpret_cast<const std::byte*>(values), to, out + storage_bytes(to, i), per);
-    }
-    return;
-  }
-  const auto q = static_cast<uint32_t>(to);
-  if (!sdk::ggml::can_quantize(q))
+  const size_t chunk = std::max(block_elements(from), block_elements(to));
+  if (count % chunk)
+    throw UsageError("a cast of " + std::to_string(count) + " elements from " + std::string(name(from)) + " to " +
+                     std::string(name(to)) + ": not whole blocks of " + std::to_string(chunk));
+  if (is_block(to) && !sdk::ggml::can_quantize(static_cast<uint32_t>(to)))
     throw UsageError("ckpt quantizes into q8_0, q4_0 and q4_k, not " + std::string(name(to)));
-  const size_t per = block_elements(to);
-  if (count % per) throw UsageError("quantizing " + std::to_string(count) + " elements into " + std::string(name(to)) + ": not whole blocks");
-  if (is_complex(from)) throw UsageError("a complex tensor is not quantized into " + std::string(name(to)));
-  for (size_t i = 0; i < count; i += per) {
-    cast_elements(from, in + i * itemsize(from), DType::f32, reinterpret_cast<std::byte*>(values), per);
-    for (size_t k = 0; k < per; ++k)
+  if (is_block(to) && is_complex(from)) throw UsageError("a complex tensor is not quantized into " + std::string(name(to)));
+  float values[256];
+  for (size_t i = 0; i < count; i += chunk) {
+    const std::byte* src = in + storage_bytes(from, i);
+    std::byte* dst = out + storage_bytes(to, i);
+    if (is_block(from)) sdk::ggml::dequantize(static_cast<uint32_t>(from), src, values, chunk / block_elements(from));
+    else cast_elements(from, src, DType::f32, reinterpret_cast<std::byte*>(values), chunk);
+    if (!is_block(to)) {
+      cast_elements(DType::f32, reinterpret_cast<const std::byte*>(values), to, dst, chunk);
+      continue;
+    }
+    for (size_t k = 0; k < chunk; ++k)
       if (!std::isfinite(values[k]))
         throw UsageError("element " + std::to_string(i + k) + " is " + std::to_string(values[k]) + ", which " +
                          std::string(name(to)) + " cannot hold");
-    sdk::ggml::quantize(q, values, out + i / per * block_bytes(to), 1);
+    sdk::ggml::quantize(static_cast<uint32_t>(to), values, dst, chunk / block_elements(to));
   }
 }
 

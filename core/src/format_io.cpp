@@ -191,6 +191,7 @@ struct TreeBuilder {
   std::vector<size_t> prefix_lengths;  // prefix's length before each open group was added
   std::vector<uint64_t> ids;           // the plugin's id of each tensor, in listing order
   bool done = false;
+  uint32_t dtypes = 0;  // the plugin's declared dtype mask: a reader lists no other
   // What the tree may cost, whatever the plugin lists: 64 MiB plus 16 bytes per byte of the
   // file (a reader that repeats shared content, or a file of 16 million empty strings, would
   // otherwise cost gigabytes from megabytes). Estimated per member from what the tree holds.
@@ -263,6 +264,10 @@ struct TreeBuilder {
     std::string n = d->name ? d->name : "";
     if (d->rank && !d->shape) bad("tensor '" + n + "' has a rank but no shape");
     if (d->dtype < static_cast<uint32_t>(kFirstDType) || d->dtype > static_cast<uint32_t>(kLastDType)) bad("tensor '" + n + "' has unknown dtype " + std::to_string(d->dtype));
+    // What a plugin does not declare, the host was never told how the plugin lays out (a block
+    // dtype from a reader that does not know blocks).
+    if (!(dtypes & CKPT_DTYPE_BIT(d->dtype)))
+      bad("tensor '" + n + "' has dtype " + std::string(name(static_cast<DType>(d->dtype))) + ", which the format does not declare");
     if (d->rank > 64) bad("tensor '" + n + "' has rank " + std::to_string(d->rank));
     Shape shape(d->shape, d->shape + d->rank);
     uint64_t bytes = 0;
@@ -360,6 +365,7 @@ const Document& FormatReader::tree() {
   if (tree_) return *tree_;
   TreeBuilder b;
   b.file = path_.string();
+  b.dtypes = info_.dtypes;
   std::error_code ec;
   const uint64_t size = fs::file_size(path_, ec);
   b.budget = b.budget_left = (uint64_t{64} << 20) + 16 * (ec ? 0 : size);

@@ -1,7 +1,8 @@
 // ggml's block-quantized dtypes (plugin_abi.h, CKPT_DTYPE_Q4_0 to Q6_K), decoded and encoded
 // from their layouts (ggml's ggml-common.h). Decoding does ggml's float operations in ggml's
-// order, so its values are the ones ggml computes (with no fused multiply-add, which the
-// baseline x86-64 and AArch64 builds do not contract into). Encoding is for the three targets
+// order, so its values are the ones ggml computes, as long as no multiply and add are fused
+// into one rounding: clang is told so below; GCC fuses only under -ffp-contract=fast (its GNU
+// dialects' default) on a target with FMA, which the baseline x86-64 build has not. Encoding is for the three targets
 // ckpt writes (q8_0 and q4_0 as ggml's reference quantizers do; q4_k by each sub-block's
 // range, without ggml's iterative search): any valid blocks read the same everywhere.
 // Shared by the host (casts) and plugins; header-only like the rest of the SDK.
@@ -15,6 +16,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
 namespace ckpt::sdk::ggml {
 
 namespace detail {
@@ -22,9 +27,16 @@ namespace detail {
 inline float half(const uint8_t* p) { return f16_to_f32(static_cast<uint16_t>(p[0] | p[1] << 8)); }
 inline void put_half(uint8_t* p, float f) {
   const uint16_t h = f32_to_f16(f);
+  // A scale past f16's range would decode the whole block as infinities and NaNs.
+  if ((h & 0x7c00) == 0x7c00)
+    fail(CKPT_ERR_UNSUPPORTED, "a block whose scale " + std::to_string(f) + " is beyond the f16 a block stores it in "
+                               "(its values are too large for this quantization)");
   p[0] = static_cast<uint8_t>(h & 0xff);
   p[1] = static_cast<uint8_t>(h >> 8);
 }
+
+// x / d as x * (1 / d), as ggml computes it, unless 1 / d overflows (a block of tiny values).
+inline float scaled(float x, float d, float id) { return std::isfinite(id) ? x * id : x / d; }
 
 // A K-quant's 6-bit scale and min of sub-block j, packed into 12 bytes.
 inline void scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
@@ -224,7 +236,10 @@ inline void quantize(uint32_t dtype, const float* in, std::byte* out, uint64_t b
       for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(in[j]));
       const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
       detail::put_half(b, d);
-      for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(in[j] * id)));
+      for (int j = 0; j < 32; ++j) {
+        const float q = d != 0.f ? std::round(detail::scaled(in[j], d, id)) : 0.f;
+        b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(q, -127.f, 127.f)));
+      }
     } else if (dtype == CKPT_DTYPE_Q4_0) {
       // The value of largest magnitude maps to -8, so its sign keeps the full range.
       float amax = 0, max = 0;
@@ -235,11 +250,11 @@ inline void quantize(uint32_t dtype, const float* in, std::byte* out, uint64_t b
         }
       const float d = max / -8.f, id = d != 0.f ? 1.f / d : 0.f;
       detail::put_half(b, d);
-      for (int j = 0; j < 16; ++j) {
-        const int x0 = std::min(15, static_cast<int>(static_cast<int8_t>(in[j] * id + 8.5f)));
-        const int x1 = std::min(15, static_cast<int>(static_cast<int8_t>(in[j + 16] * id + 8.5f)));
-        b[2 + j] = static_cast<uint8_t>(x0 | x1 << 4);
-      }
+      auto level = [&](float x) {
+        const float v = d != 0.f ? detail::scaled(x, d, id) + 8.5f : 8.5f;
+        return static_cast<int>(std::clamp(v, 0.f, 15.f));  // ggml's (int8_t) truncation, kept in range
+      };
+      for (int j = 0; j < 16; ++j) b[2 + j] = static_cast<uint8_t>(level(in[j]) | level(in[j + 16]) << 4);
     } else {
       // Q4_K: per sub-block of 32, x ~ scale * l - min with l in 0..15; the eight scales and
       // mins are themselves 6-bit multiples of the block's d and dmin.
@@ -259,8 +274,9 @@ inline void quantize(uint32_t dtype, const float* in, std::byte* out, uint64_t b
       const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
       uint8_t* scales = b + 4;
       for (int j = 0; j < 8; ++j) {
-        const auto ls = static_cast<uint8_t>(std::min(63, detail::nearest_int(inv_scale * scale[j])));
-        const auto lm = static_cast<uint8_t>(std::min(63, detail::nearest_int(inv_min * mn[j])));
+        // In 0..63 by construction (scale <= max_scale), clamped so that rounding cannot leave it.
+        const auto ls = static_cast<uint8_t>(std::clamp(detail::nearest_int(std::min(inv_scale * scale[j], 63.f)), 0, 63));
+        const auto lm = static_cast<uint8_t>(std::clamp(detail::nearest_int(std::min(inv_min * mn[j], 63.f)), 0, 63));
         if (j < 4) {
           scales[j] = ls;
           scales[j + 4] = lm;
@@ -279,8 +295,10 @@ inline void quantize(uint32_t dtype, const float* in, std::byte* out, uint64_t b
         detail::scale_min_k4(j, scales, sc, m);
         const float dd = d * static_cast<float>(sc), dm = dmin * static_cast<float>(m);
         if (dd == 0.f) continue;
-        for (int l = 0; l < 32; ++l)
-          levels[32 * j + l] = static_cast<uint8_t>(std::clamp(detail::nearest_int((in[32 * j + l] + dm) / dd), 0, 15));
+        for (int l = 0; l < 32; ++l) {
+          const float v = std::clamp((in[32 * j + l] + dm) / dd, -1.f, 16.f);  // nearest_int needs |v| < 2^22
+          levels[32 * j + l] = static_cast<uint8_t>(std::clamp(detail::nearest_int(v), 0, 15));
+        }
       }
       uint8_t* q = b + 16;
       for (int j = 0; j < 256; j += 64, q += 32)
