@@ -133,8 +133,10 @@ TEST_F(PickleFormat, ArraysConvertWithTheirExactBytesToEveryFormat) {
     ++formats;
     for (const Source& src : sources) {
       SCOPED_TRACE(src.file + " -> " + f.name());
-      // The dict's numbers and strings need attributes.
-      const bool lossy = !f.info().can(CKPT_CAP_ATTRIBUTES);
+      // The dict's numbers and strings need attributes (and its groups nesting); its bool mask a
+      // bool dtype.
+      const bool lossy = !f.info().can(CKPT_CAP_ATTRIBUTES) || !f.info().can(CKPT_CAP_NESTED_GROUPS) ||
+                         !f.info().holds(DType::boolean);
       const fs::path dst = tmp.path / (src.file + "." + f.name());
       std::string out;
       ASSERT_EQ(run(std::string(CKPT_CLI) + " convert --to " + f.name() + (lossy ? " --allow-lossy " : " ") +
@@ -151,7 +153,10 @@ TEST_F(PickleFormat, ArraysConvertWithTheirExactBytesToEveryFormat) {
         const std::string name = n.substr(src.file.size() + 1);
         const Tensor* t = c.model_state.find_tensor(name);
         ASSERT_TRUE(t) << "model/state/" << name;
-        EXPECT_EQ(bytes_of(*t), slurp(e.path())) << name;
+        // A format without u8 or bool (GGUF) widens them, a named loss: no longer these bytes.
+        if (f.info().holds(DType::u8) && f.info().holds(DType::boolean)) {
+          EXPECT_EQ(bytes_of(*t), slurp(e.path())) << name;
+        }
         ++checked;
       }
       EXPECT_EQ(checked, src.arrays);

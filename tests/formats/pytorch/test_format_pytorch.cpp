@@ -276,7 +276,14 @@ TEST_F(PytorchFormat, TorchTrainedModelsPredictTheSameInEveryFormat) {
                 0)
           << out;
       out.clear();
-      ASSERT_EQ(run(std::string(CKPT_CLI) + " predict --images 20 " + dst.string(), out), 0) << out;
+      const int predicted = run(std::string(CKPT_CLI) + " predict --images 20 " + dst.string(), out);
+      if (lossy && predicted != 0) {
+        // Without attributes or nested groups a format holds no model/spec (NumPy's files,
+        // GGUF): when the model cannot be rebuilt from the weights' names alone, predict says so.
+        EXPECT_NE(out.find("no model/spec"), std::string::npos) << out;
+        continue;
+      }
+      ASSERT_EQ(predicted, 0) << out;
       const auto got = read_logits(out);
       ASSERT_EQ(got.size(), want.size());
       double worst = 0;
