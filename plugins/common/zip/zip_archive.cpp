@@ -1,6 +1,7 @@
 #include <ckpt_zip/zip_archive.hpp>
 #include <ckpt_zip/zip_layout.hpp>
 
+#include <libdeflate.h>
 #include <unzip.h>
 #include <zlib.h>
 
@@ -48,7 +49,81 @@ struct UnzCloser {
   void operator()(void* z) const { unzClose(z); }
 };
 
+// Code page 437's upper half (0x80-0xff) as Python's codec maps it; the lower half is ASCII.
+constexpr uint16_t kCp437[128] = {
+    0x00c7, 0x00fc, 0x00e9, 0x00e2, 0x00e4, 0x00e0, 0x00e5, 0x00e7, 0x00ea, 0x00eb, 0x00e8, 0x00ef, 0x00ee, 0x00ec, 0x00c4, 0x00c5,
+    0x00c9, 0x00e6, 0x00c6, 0x00f4, 0x00f6, 0x00f2, 0x00fb, 0x00f9, 0x00ff, 0x00d6, 0x00dc, 0x00a2, 0x00a3, 0x00a5, 0x20a7, 0x0192,
+    0x00e1, 0x00ed, 0x00f3, 0x00fa, 0x00f1, 0x00d1, 0x00aa, 0x00ba, 0x00bf, 0x2310, 0x00ac, 0x00bd, 0x00bc, 0x00a1, 0x00ab, 0x00bb,
+    0x2591, 0x2592, 0x2593, 0x2502, 0x2524, 0x2561, 0x2562, 0x2556, 0x2555, 0x2563, 0x2551, 0x2557, 0x255d, 0x255c, 0x255b, 0x2510,
+    0x2514, 0x2534, 0x252c, 0x251c, 0x2500, 0x253c, 0x255e, 0x255f, 0x255a, 0x2554, 0x2569, 0x2566, 0x2560, 0x2550, 0x256c, 0x2567,
+    0x2568, 0x2564, 0x2565, 0x2559, 0x2558, 0x2552, 0x2553, 0x256b, 0x256a, 0x2518, 0x250c, 0x2588, 0x2584, 0x258c, 0x2590, 0x2580,
+    0x03b1, 0x00df, 0x0393, 0x03c0, 0x03a3, 0x03c3, 0x00b5, 0x03c4, 0x03a6, 0x0398, 0x03a9, 0x03b4, 0x221e, 0x03c6, 0x03b5, 0x2229,
+    0x2261, 0x00b1, 0x2265, 0x2264, 0x2320, 0x2321, 0x00f7, 0x2248, 0x00b0, 0x2219, 0x00b7, 0x221a, 0x207f, 0x00b2, 0x25a0, 0x00a0};
+
+std::string cp437_to_utf8(const std::string& raw) {
+  std::string out;
+  out.reserve(raw.size() * 3);
+  for (char ch : raw) {
+    const auto b = static_cast<unsigned char>(ch);
+    const uint32_t c = b < 0x80 ? b : kCp437[b - 0x80];
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xc0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3f));
+    } else {
+      out += static_cast<char>(0xe0 | (c >> 12));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+      out += static_cast<char>(0x80 | (c & 0x3f));
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    uint32_t c, min;
+    if ((b & 0xe0) == 0xc0) n = 1, c = b & 0x1f, min = 0x80;
+    else if ((b & 0xf0) == 0xe0) n = 2, c = b & 0x0f, min = 0x800;
+    else if ((b & 0xf8) == 0xf0) n = 3, c = b & 0x07, min = 0x10000;
+    else return false;
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto t = static_cast<unsigned char>(s[i + k]);
+      if ((t & 0xc0) != 0x80) return false;
+      c = (c << 6) | (t & 0x3f);
+    }
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string printable_name(std::string_view s) {
+  if (valid_utf8(s)) return std::string(s);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (char ch : s) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b < 0x80) {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    }
+  }
+  return out;
+}
 
 ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path, ZipRules rules) : file_(file), path_(path) {
   MemoryStream mem{file, 0};
@@ -75,13 +150,33 @@ ZipReader::ZipReader(std::span<const std::byte> file, const std::string& path, Z
     e.size = info.uncompressed_size;
     e.compressed_size = info.compressed_size;
     e.crc = static_cast<uint32_t>(info.crc);
-    by_name_.try_emplace(e.name, entries_.size());
+    e.flags = static_cast<uint32_t>(info.flag);
     entries_.push_back(std::move(e));
   }
   // Checks every local header against its entry and places each entry's data. Not minizip's
   // unzOpenCurrentFile: Debian's minizip refuses a local header whose sizes are 0xffffffff
   // with the real ones in its zip64 field, which is how every entry of 4 GiB or more is written.
   check_zip_layout(file, entries_, path, rules);
+  if (rules.python_names) {
+    // Python's zipfile: bit 11 set, the name is UTF-8 (strictly: it fails on anything else);
+    // clear, it is code page 437. Decoded here, so the names are numpy.load's keys.
+    for (ZipEntry& e : entries_) {
+      if (e.flags & 0x800) {
+        if (!valid_utf8(e.name))
+          fail(CKPT_ERR_FORMAT, "zip entry '" + printable_name(e.name) +
+                                    "' is flagged as a UTF-8 name (general purpose bit 11) but is not valid UTF-8 "
+                                    "(Python's zipfile cannot open the archive)");
+      } else {
+        e.name = cp437_to_utf8(e.name);
+      }
+    }
+  }
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (!by_name_.try_emplace(entries_[i].name, i).second)
+      // Only decoding makes two names equal (the layout check refused equal raw names): a
+      // UTF-8 name and a code page 437 one that read as the same text.
+      fail(CKPT_ERR_FORMAT, "two zip entries named '" + entries_[i].name +
+                                "' once decoded (one flagged UTF-8, one in code page 437; readers differ on which counts)");
   for (const ZipEntry& e : entries_) {
     if (e.method == 0 && e.size != e.compressed_size)
       fail(CKPT_ERR_FORMAT, "stored zip entry '" + e.name + "' has two sizes (" + std::to_string(e.size) + " and " +
@@ -100,16 +195,28 @@ const ZipEntry* ZipReader::find(std::string_view name) const {
 
 namespace {
 
-uint32_t crc_of(std::span<const std::byte> bytes, uLong crc = crc32(0, nullptr, 0)) {
-  for (uint64_t done = 0; done < bytes.size();) {
-    const uInt n = static_cast<uInt>(std::min<uint64_t>(bytes.size() - done, 1u << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), n);
-    done += n;
-  }
-  return static_cast<uint32_t>(crc);
+// libdeflate's CRC-32 (carry-less multiply where the CPU has it): the same value as zlib's.
+uint32_t crc_of(std::span<const std::byte> bytes) {
+  return static_cast<uint32_t>(libdeflate_crc32(0, bytes.data(), bytes.size()));
+}
+
+std::string hex32(uint32_t v) {
+  static const char* hex = "0123456789abcdef";
+  std::string s = "0x";
+  for (int k = 28; k >= 0; k -= 4) s += hex[(v >> k) & 15];
+  return s;
 }
 
 }  // namespace
+
+void ZipReader::check_stored_crc(const ZipEntry& e) const {
+  if (e.method != 0) fail(CKPT_ERR_INTERNAL, "zip entry '" + e.name + "' is deflated, not stored");
+  const uint32_t got = crc_of(file_.subspan(e.data_offset, e.compressed_size));
+  if (got != e.crc)
+    fail(CKPT_ERR_INTEGRITY, "zip entry '" + e.name + "' fails its CRC-32 check (the archive records " + hex32(e.crc) +
+                                 ", its " + std::to_string(e.compressed_size) + " bytes give " + hex32(got) +
+                                 "): the data is damaged");
+}
 
 std::span<const std::byte> ZipReader::contents(const ZipEntry& e, std::vector<std::byte>& scratch, bool check_crc) const {
   if (e.method == 0) {

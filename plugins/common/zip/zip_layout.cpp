@@ -15,7 +15,7 @@ constexpr uint32_t kLocalSig = 0x04034b50, kCentralSig = 0x02014b50, kEndSig = 0
 
 class Bytes {
  public:
-  Bytes(std::span<const std::byte> file, const std::string& path) : f_(file), path_(path) {}
+  explicit Bytes(std::span<const std::byte> file) : f_(file) {}
   uint64_t size() const { return f_.size(); }
   void need(uint64_t at, uint64_t n, const char* what) const {
     if (at > f_.size() || n > f_.size() - at)
@@ -32,12 +32,12 @@ class Bytes {
     return {reinterpret_cast<const char*>(f_.data() + at), n};
   }
   [[noreturn]] void bad(uint64_t at, const std::string& what) const {
-    fail(CKPT_ERR_FORMAT, "'" + path_ + "' is not a zip archive with one reading: at byte " + std::to_string(at) + ", " + what);
+    // The host names the file before every message of a reader.
+    fail(CKPT_ERR_FORMAT, "not a zip archive with one reading: at byte " + std::to_string(at) + ", " + what);
   }
 
  private:
   std::span<const std::byte> f_;
-  const std::string& path_;
 };
 
 struct Raw {
@@ -75,7 +75,8 @@ void zip64_extra(const Bytes& b, uint64_t at, uint64_t len, Raw& r, bool want_us
 }  // namespace
 
 void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path, ZipRules rules) {
-  const Bytes b(file, path);
+  (void)path;  // the host names the file
+  const Bytes b(file);
   // The end record has a comment of its own length, so it ends exactly at the end of the file.
   uint64_t end_at = UINT64_MAX;
   if (b.size() < 22) b.bad(0, "too short for an end of central directory record");

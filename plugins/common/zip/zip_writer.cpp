@@ -1,6 +1,7 @@
 #include <ckpt_zip/zip_writer.hpp>
 
 #include <ckpt/sdk.hpp>
+#include <ckpt_zip/zip_archive.hpp>
 
 #include <libdeflate.h>
 
@@ -124,6 +125,11 @@ uint64_t ZipWriter::add_entry(const std::string& name, uint16_t method, std::spa
   const bool zip64 = always_zip64_ || size >= k32 || csize >= k32;
   bool ascii = true;
   for (char ch : name) ascii = ascii && static_cast<unsigned char>(ch) < 0x80;
+  // A name flagged UTF-8 must be UTF-8: Python's zipfile decodes it strictly and cannot open an
+  // archive holding one that is not.
+  if (utf8_flag_ && !ascii && !valid_utf8(name))
+    fail(CKPT_ERR_UNSUPPORTED, "zip entry '" + printable_name(name) +
+                                   "': the name is not valid UTF-8, which a zip read by Python's zipfile needs");
   const uint16_t flags = utf8_flag_ && !ascii ? 0x0800 : 0;
   // The padding field fills the local header up to the next multiple of 64.
   const uint64_t fixed = 30 + name.size() + (zip64 ? 20 : 0) + 4;

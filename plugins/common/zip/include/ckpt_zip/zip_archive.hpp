@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct ZipEntry {
   uint64_t size = 0;
   uint32_t method = 0;  // 0 stored, 8 deflated
   uint32_t crc = 0;
+  uint32_t flags = 0;  // general purpose flags: bit 11 (0x800) says the name is UTF-8
 };
 
 // What a format asks of an archive's names beyond one reading (zip_layout.hpp). The defaults
@@ -36,6 +38,11 @@ struct ZipRules {
   // nothing) is an empty listing; minizip cannot open it (it takes a central directory at
   // offset 0 for none found).
   bool allow_empty = false;
+  // Names as Python's zipfile reads them (NumPy's .npz): UTF-8 when the entry's general purpose
+  // bit 11 is set (and then it must be valid UTF-8), else code page 437, decoded here to UTF-8
+  // so that the name is the key numpy.load gives. Off (torch's rules), a name is its raw bytes,
+  // as torch's miniz compares them.
+  bool python_names = false;
 };
 
 class ZipReader {
@@ -59,6 +66,9 @@ class ZipReader {
   // as much of the stream as they need: nothing past them is read, so the CRC is not checked
   // (inflate_range checks it when the rest is read). For a header at the start of an entry.
   void inflate_head(const ZipEntry& e, std::span<std::byte> dst) const;
+  // Checks a stored entry's bytes against its CRC-32 (deflated entries are checked as
+  // inflate_range inflates them): CKPT_ERR_INTEGRITY naming the entry on a mismatch.
+  void check_stored_crc(const ZipEntry& e) const;
 
  private:
   std::span<const std::byte> file_;
@@ -68,5 +78,11 @@ class ZipReader {
 };
 
 inline constexpr uint64_t kMaxInflatedRecord = uint64_t{64} << 20;
+
+// Whether `s` is UTF-8 as Python decodes it strictly (no overlong forms, surrogates or code
+// points past U+10FFFF).
+bool valid_utf8(std::string_view s);
+// `s` for a message: itself when valid UTF-8, else with every byte from 0x80 up as \xNN.
+std::string printable_name(std::string_view s);
 
 }  // namespace ckpt_zip

@@ -21,7 +21,8 @@
 
 namespace ckpt_zip {
 
-// Fails with CKPT_ERR_FORMAT naming `path`, the byte offset and what is wrong. `listed` is
+// Fails with CKPT_ERR_FORMAT naming the byte offset and what is wrong (not `path`: the host
+// names the file before every message a reader gives). `listed` is
 // minizip's listing, which must be the same entries in the same order; each entry's
 // data_offset is set from its local header.
 void check_zip_layout(std::span<const std::byte> file, std::vector<ZipEntry>& listed, const std::string& path,

@@ -27,7 +27,8 @@ class ZipWriter {
   // `always_zip64`: ZIP64 fields for every entry and the end records even where the classic
   // ones would do (the writer option zip64=always; lets tests check readers on small files).
   // `utf8_flag`: a name that is not ASCII gets general purpose flag bit 11 (UTF-8), as Python's
-  // zipfile writes it, so Python reads it as UTF-8 and not as code page 437.
+  // zipfile writes it, so Python reads it as UTF-8 and not as code page 437; a name that is not
+  // valid UTF-8 is then refused (CKPT_ERR_UNSUPPORTED naming it).
   explicit ZipWriter(const std::string& path, bool always_zip64 = false, bool utf8_flag = false);
   ~ZipWriter();
   ZipWriter(const ZipWriter&) = delete;
