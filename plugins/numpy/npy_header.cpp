@@ -199,7 +199,9 @@ class Literal {
       if (major_ < 3 && (peek() == 'L' || peek() == 'l')) ++p_;  // Python 2's long, as numpy's filter allows
       h.shape.push_back(static_cast<int64_t>(v));
       ++count;
-      if (h.shape.size() > 4096) fail(CKPT_ERR_LIMIT, where_ + ": a shape of more than 4096 dimensions");
+      if (h.shape.size() > kMaxDims)
+        fail(CKPT_ERR_LIMIT, where_ + ": a shape of more than " + std::to_string(kMaxDims) +
+                                 " dimensions; NumPy's arrays have at most 64 (32 before NumPy 2.0), and so do ckpt's tensors");
       skip();
       trailing_comma = false;
       if (peek() == ',') {

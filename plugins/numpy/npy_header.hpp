@@ -19,6 +19,8 @@ namespace ckpt_numpy {
 // numpy.lib.format._MAX_HEADER_SIZE: numpy.load refuses a longer header text unless it may
 // unpickle; ckpt refuses it always (CKPT_ERR_LIMIT), and never writes one.
 inline constexpr uint64_t kMaxHeaderText = 10000;
+// NumPy's NPY_MAXDIMS (64 since NumPy 2.0), which is also the host's largest rank.
+inline constexpr size_t kMaxDims = 64;
 // Bytes before the header text: the magic, the version and the length.
 inline constexpr uint64_t kPrefix1 = 10, kPrefix2 = 12;
 inline constexpr uint64_t kAlign = 64;  // numpy.lib.format.ARRAY_ALIGN

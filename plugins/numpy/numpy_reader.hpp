@@ -20,6 +20,8 @@ namespace ckpt_numpy {
 // The document name of a .npy file's one array: fixed, so that it does not change when the
 // file is renamed (docs/formats/numpy.md).
 inline constexpr const char* kNpyTensorName = "array";
+// The most '/'-separated levels a member name may have (docs/formats/numpy.md).
+inline constexpr size_t kMaxDepth = 64;
 
 class NumpyReader final : public ckpt::sdk::Reader {
  public:
@@ -35,6 +37,7 @@ class NumpyReader final : public ckpt::sdk::Reader {
     NpyHeader header;
     uint64_t data_at = 0;  // file offset of the data, when not deflated
     std::vector<std::byte> materialized;  // map_tensor's copy when the data is not mappable
+    bool crc_checked = false;  // a stored member's CRC-32, checked once, before its data is first used
   };
   struct Node {
     std::string name;
@@ -44,6 +47,8 @@ class NumpyReader final : public ckpt::sdk::Reader {
   };
   void read_npy();
   void read_npz(const ckpt::sdk::ReadLimits& limits);
+  void parse_member(const ckpt_zip::ZipEntry& e);  // appends its Array
+  void check_crc(Array& a);
   void list_node(size_t n, const ckpt::sdk::Visitor& visitor) const;
   Array& array(uint64_t id);
   bool mappable(const Array& a) const { return a.header.plain() && (!a.entry || a.entry->method == 0); }

@@ -85,6 +85,17 @@ void NumpyWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std:
     return;
   }
   const std::string member = path + ".npy";
+  // numpy.load's NpzFile looks a key up as a member name first: tensors 'x' and 'x.npy'
+  // (members 'x.npy' and 'x.npy.npy') would give z['x.npy'] the array 'x'.
+  auto clash = [](const std::string& a, const std::string& b) {
+    fail(CKPT_ERR_UNSUPPORTED, "tensors '" + a + "' and '" + b + "': numpy.load would read key '" + b +
+                                   "' as member '" + b + "' (tensor '" + a + "'), never as tensor '" + b +
+                                   "' (member '" + b + ".npy'); rename one of them");
+  };
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npy") == 0 && members_.count(path))
+    clash(path.substr(0, path.size() - 4), path);
+  if (members_.count(member + ".npy")) clash(path, member);
+  members_.insert(member);
   const std::span<const std::byte> head(reinterpret_cast<const std::byte*>(header.data()), header.size());
   if (!deflate_) {
     const std::span<const std::byte> parts[2] = {head, data};

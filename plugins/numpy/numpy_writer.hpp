@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace ckpt_numpy {
@@ -35,6 +36,7 @@ class NumpyWriter final : public ckpt::sdk::Writer {
   std::vector<std::string> groups_;  // the open groups below the root
   bool root_open_ = false;
   uint64_t tensors_ = 0;
+  std::unordered_set<std::string> members_;  // the .npy members written so far
   std::optional<ckpt::sdk::OutputFile> npy_;
   std::optional<ckpt_zip::ZipWriter> zip_;
 };
