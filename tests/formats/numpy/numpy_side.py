@@ -11,6 +11,13 @@
   numpy_side.py attacks DIR   hostile files, with DIR/expected.tsv: file, error class, text
   numpy_side.py golden DIR    the few small files kept in golden/ (fuzzing seeds: scripts/fuzz.sh
                               starts the numpy target's corpus from them)
+  numpy_side.py names DIR     archives whose member names are not flagged UTF-8 (code page 437,
+                              as Python's zipfile reads them), with DIR/NAME.keys: the keys
+                              numpy.load gives, one a line, in UTF-8
+  numpy_side.py deep FILE N   N directory members each 64 levels deep, of long distinct names
+  numpy_side.py crc FILE      a stored archive of arrays 'w' (data) and 'e' (empty), then
+                              FILE.bad (a byte of w's data flipped) and FILE.empty (e's dtype
+                              changed from '<f4' to '<i4' in its header)
 """
 import io
 import os
@@ -231,6 +238,22 @@ def attacks(out):
     small = zlib.compressobj(9, zlib.DEFLATED, -15)
     body = small.compress(good) + small.flush()
     put("liar.npz", stored_zip("w.npy", body, 1 << 40, zlib.crc32(good)), "FormatError", "claims to inflate")
+    # Names: deeper than 64 levels; flagged UTF-8 but not; a UTF-8 name and a code page 437 one
+    # that decode alike; a key numpy.load reads as another member ('x.npy' is member 'x.npy').
+    put("deep.npz", zip_of("d", [("a/" * 64 + "w.npy", good)]), "LimitError", "65 levels deep; ckpt reads at most 64")
+    put("utf8_flag_invalid.npz", raw_zip([(b"\xff.npy", 0x800, good)]), "FormatError", "is not valid UTF-8")
+    put("decoded_twice.npz", raw_zip([("\u00e9.npy".encode(), 0x800, good), (b"\x82.npy", 0, good)]), "FormatError",
+        "two zip entries named '\u00e9.npy' once decoded")
+    put("key_is_member.npz", zip_of("k", [("x.npy", good), ("x.npy.npy", good)]), "UnsupportedError",
+        "members 'x.npy.npy' and 'x.npy'")
+    put("dims65.npy", npy(f4 % ("(" + "1, " * 65 + ")"), b"\0" * 4), "LimitError", "more than 64 dimensions")
+    # CRC-32: a deflated member whose recorded CRC is not its data's; a stored empty array whose
+    # header (all of its bytes) has a flipped byte.
+    put("crc_deflated.npz", stored_zip("w.npy", body, len(good), zlib.crc32(good) ^ 1), "IntegrityError",
+        "fails its CRC-32 check")
+    empty = npy(f4 % "(0,)")
+    put("crc_empty.npz", raw_zip([(b"e.npy", 0, empty.replace(b"<f4", b"<i4"), zlib.crc32(empty))]), "IntegrityError",
+        "zip entry 'e.npy' fails its CRC-32 check")
     with open(os.path.join(out, "expected.tsv"), "w") as f:
         f.write("\n".join(rows) + "\n")
 
@@ -249,6 +272,71 @@ def stored_zip(name, compressed, size, crc):
                           len(extra), 0, 0, 0, 0, 0) + n + extra
     end = struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 1, 1, len(central), central_at, 0)
     return local + compressed + central + end
+
+
+def raw_zip(entries):
+    """Stored entries written by hand: (raw name bytes, general purpose flags, data[, crc])."""
+    out, central = b"", b""
+    for e in entries:
+        name, flags, data = e[:3]
+        crc = e[3] if len(e) > 3 else zlib.crc32(data)
+        local = struct.pack("<IHHHHHIIIHH", 0x04034b50, 20, flags, 0, 0, 0x21, crc, len(data), len(data), len(name), 0)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 20, 20, flags, 0, 0, 0x21, crc, len(data), len(data),
+                               len(name), 0, 0, 0, 0, 0, len(out)) + name
+        out += local + name + data
+    end = struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, len(entries), len(entries), len(central), len(out), 0)
+    return out + central + end
+
+
+def names(out):
+    os.makedirs(out, exist_ok=True)
+    one = io.BytesIO()
+    np.save(one, np.arange(3, dtype="<f8"))
+    files = {
+        # UTF-8 bytes without the flag: Python reads them as code page 437 ('\u251c\u2310').
+        "cp437.npz": [("\u00e9.npy".encode(), 0, one.getvalue())],
+        # A byte that is no UTF-8: code page 437's 0xff is U+00A0.
+        "ff.npz": [(b"\xff.npy", 0, one.getvalue())],
+        # Flagged: UTF-8, in a group.
+        "flagged.npz": [("g/\u00e9.npy".encode(), 0x800, one.getvalue()), (b"g/\x83.npy", 0, one.getvalue())],
+    }
+    for name, entries in files.items():
+        path = os.path.join(out, name)
+        with open(path, "wb") as f:
+            f.write(raw_zip(entries))
+        with np.load(path, allow_pickle=False) as z:
+            with open(path + ".keys", "w", encoding="utf-8") as f:
+                f.write("".join(k + "\n" for k in z.files))
+
+
+def deep(path, n):
+    """n directory members 64 levels deep, each of distinct 60-byte folder names: as many
+    nodes as names allow, and what a reader indexing every folder's full path pays most for."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(n):
+            zf.writestr("/".join("%04d%s" % (i, chr(97 + k % 26) * 56) for k in range(64)) + "/", b"")
+
+
+def crc(path):
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, a in [("w", np.arange(16, dtype="<f4")), ("e", np.zeros(0, dtype="<f4"))]:
+            buf = io.BytesIO()
+            np.save(buf, a)
+            zf.writestr(k + ".npy", buf.getvalue())
+    data = open(path, "rb").read()
+    with zipfile.ZipFile(path) as zf:
+        w, e = zf.getinfo("w.npy"), zf.getinfo("e.npy")
+    # A member's data follows its local header: 30 bytes, the name and the extra field.
+    def data_at(info):
+        n, m = struct.unpack_from("<HH", data, info.header_offset + 26)
+        return info.header_offset + 30 + n + m
+    bad = bytearray(data)
+    bad[data_at(w) + w.file_size - 1] ^= 0x40  # the last byte of w's data
+    open(path + ".bad", "wb").write(bytes(bad))
+    bad = bytearray(data)
+    at = data.index(b"<f4", data_at(e))
+    bad[at + 1] = ord("i")  # e's dtype: still a header that parses, of no data
+    open(path + ".empty", "wb").write(bytes(bad))
 
 
 def golden(out):
@@ -275,5 +363,11 @@ if __name__ == "__main__":
         attacks(sys.argv[2])
     elif sys.argv[1] == "golden":
         golden(sys.argv[2])
+    elif sys.argv[1] == "names":
+        names(sys.argv[2])
+    elif sys.argv[1] == "deep":
+        deep(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "crc":
+        crc(sys.argv[2])
     else:
         sys.exit("usage: numpy_side.py make DIR | check FILE MANIFEST | attacks DIR")

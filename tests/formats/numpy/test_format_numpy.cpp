@@ -6,6 +6,7 @@
 // are refused with typed errors. Generic round trips are the conformance kit's job.
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
 #include <ckpt/registry.hpp>
 
@@ -221,13 +222,17 @@ TEST_F(NumpyFiles, HostileFilesAreRefusedWithTypedErrors) {
       kind = "FormatError", what = e.what();
     } catch (const UnsupportedError& e) {
       kind = "UnsupportedError", what = e.what();
+    } catch (const IntegrityError& e) {
+      kind = "IntegrityError", what = e.what();
     } catch (const std::exception& e) {
       kind = "other", what = e.what();
     }
     EXPECT_EQ(kind, r[1]) << r[0] << ": " << what;
     EXPECT_NE(what.find(r[2]), std::string::npos) << r[0] << ": '" << what << "' does not say '" << r[2] << "'";
-    // Every message names the file.
-    EXPECT_NE(what.find(r[0]), std::string::npos) << r[0] << ": " << what;
+    // Every message names the file, once (the host names it; the plugin and the zip code don't).
+    const size_t first = what.find(r[0]);
+    EXPECT_NE(first, std::string::npos) << r[0] << ": " << what;
+    EXPECT_EQ(what.find(r[0], first + 1), std::string::npos) << r[0] << ": the file is named twice: " << what;
   }
   EXPECT_FALSE(fs::exists("/tmp/ckpt-numpy-pwned"));
 }
@@ -396,6 +401,162 @@ TEST_F(NumpyFiles, ConversionsRoundTrip) {
       write_document(m, back, numpy_format());
       EXPECT_EQ(differences(original, read_numpy(back)), "") << src << " via " << via;
     }
+  }
+}
+
+// Member names are numpy.load's keys: UTF-8 when flagged (bit 11), code page 437 otherwise, as
+// Python's zipfile decodes them; written back, they are flagged UTF-8 and numpy reads the same
+// keys.
+TEST(NumpyNames, MemberNamesAreTheKeysNumpyLoadGives) {
+  TempDir tmp;
+  std::string out;
+  ASSERT_EQ(run(side("names " + tmp.path.string()), out), 0) << out;
+  for (const char* f : {"cp437.npz", "ff.npz", "flagged.npz"}) {
+    std::vector<std::string> want;
+    std::istringstream keys(slurp(tmp.path / (std::string(f) + ".keys")));
+    for (std::string k; std::getline(keys, k);) want.push_back(k);
+    std::vector<std::string> got;
+    const Document d = read_numpy(tmp.path / f);
+    d.for_each_tensor([&](const std::string& path, const Tensor&) { got.push_back(path); });
+    EXPECT_EQ(got, want) << f;
+    // ckpt's copy: numpy.load gives the same keys.
+    const fs::path copy = tmp.path / (std::string("copy_") + f);
+    write_document(d, copy, numpy_format());
+    std::string listed;
+    ASSERT_EQ(run(std::string(CKPT_PYTHON) + " -c \"import numpy as np, sys; z = np.load(sys.argv[1], allow_pickle=False); "
+                                             "open(sys.argv[2], 'w', encoding='utf-8').write(''.join(k + chr(10) for k in z.files))\" " +
+                      copy.string() + " " + (tmp.path / "copy.keys").string(),
+                  listed),
+              0)
+        << f << ": " << listed;
+    EXPECT_EQ(slurp(tmp.path / "copy.keys"), slurp(tmp.path / (std::string(f) + ".keys"))) << f;
+  }
+  // cp437.npz's name is the UTF-8 bytes of 'é' without the flag: numpy's key is '├⌐'.
+  EXPECT_TRUE(read_numpy(tmp.path / "cp437.npz").find_tensor("\xe2\x94\x9c\xe2\x8c\x90"));
+}
+
+// A name flagged UTF-8 must be UTF-8: np.load cannot open an archive holding one that is not,
+// so the writer refuses it, naming it (the document may come from a format of raw byte names).
+TEST(NumpyNames, NamesThatAreNotUtf8AreNotWritten) {
+  TempDir tmp;
+  for (const std::string& bad : {std::string("w\xff"), std::string("\xc3\x28"), std::string("\xed\xa0\x80"),
+                                std::string("\xc0\xaf")}) {
+    Document d;
+    d.add_tensor("ok", pattern(DType::f32, {2}, 1));
+    d.group("g").add_tensor(bad, pattern(DType::f32, {2}, 2));
+    try {
+      write_document(d, tmp.path / "bad.npz", numpy_format());
+      ADD_FAILURE() << "a name that is not UTF-8 was written";
+    } catch (const UnsupportedError& e) {
+      EXPECT_NE(std::string(e.what()).find("not valid UTF-8"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("'g/"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(tmp.path / "bad.npz"));
+  }
+}
+
+// numpy.load looks a key up as a member name first: with members 'x.npy' and 'x.npy.npy',
+// z['x.npy'] is the array 'x'. Such an archive has two readings: refused both ways.
+TEST(NumpyNames, AKeyThatIsAnotherMembersNameIsRefused) {
+  TempDir tmp;
+  for (const bool reversed : {false, true}) {
+    for (const char* group : {"", "g"}) {
+      Document d;
+      Group& g = group[0] ? d.group(group) : d;
+      g.add_tensor(reversed ? "x.npy" : "x", pattern(DType::f32, {2}, 1));
+      g.add_tensor(reversed ? "x" : "x.npy", pattern(DType::f32, {2}, 2));
+      const std::string p = group[0] ? std::string(group) + "/" : "";
+      try {
+        write_document(d, tmp.path / "dup.npz", numpy_format());
+        ADD_FAILURE() << "tensors 'x' and 'x.npy' were written";
+      } catch (const UnsupportedError& e) {
+        EXPECT_NE(std::string(e.what()).find("tensors '" + p + "x' and '" + p + "x.npy'"), std::string::npos) << e.what();
+      }
+      EXPECT_FALSE(fs::exists(tmp.path / "dup.npz"));
+    }
+  }
+  // 'x.npy' alone, or beside 'y', is a key like any other.
+  Document d;
+  d.add_tensor("x.npy", pattern(DType::f32, {2}, 1));
+  d.add_tensor("y", pattern(DType::f32, {2}, 2));
+  write_document(d, tmp.path / "ok.npz", numpy_format());
+  EXPECT_EQ(differences(d, read_numpy(tmp.path / "ok.npz")), "");
+}
+
+// Every member's CRC-32 is checked before its bytes are used: a stored member's when its data
+// is first read or mapped (never at open, which reads headers only), a stored member of no
+// data at open, a deflated member's as it is inflated.
+TEST(NumpyIntegrity, DamagedMembersFailTheirCrc) {
+  TempDir tmp;
+  std::string out;
+  const fs::path p = tmp.path / "c.npz";
+  ASSERT_EQ(run(side("crc " + p.string()), out), 0) << out;
+  EXPECT_EQ(read_numpy(p).tensor_count(), 2u);
+  const fs::path bad = tmp.path / "c.npz.bad";
+  for (const bool map : {false, true}) {
+    auto reader = numpy_format().open_reader(bad, {});  // listing reads no data
+    try {
+      if (map) {
+        auto m = reader->map("w");
+        ADD_FAILURE() << "a damaged member was mapped" << (m ? "" : " (declined)");
+      } else {
+        Tensor t = reader->read("w");
+        ADD_FAILURE() << "a damaged member was read";
+      }
+    } catch (const IntegrityError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("'w.npy' fails its CRC-32 check"), std::string::npos) << what;
+      EXPECT_NE(what.find("c.npz.bad"), std::string::npos) << what;
+    }
+    EXPECT_THROW(read_numpy(bad, map), IntegrityError);
+  }
+  EXPECT_THROW(numpy_format().open_reader(tmp.path / "c.npz.empty", {}), IntegrityError);
+  // ckpt verify reads every tensor, so it finds the damage (numpy.load raises BadZipFile).
+  auto reader = open(bad);
+  EXPECT_THROW(verify(*reader), IntegrityError);
+}
+
+// A member's folders are indexed by (parent, name): a name costs its own bytes once, not the
+// full path of every folder above it again. Names 64 levels deep of long folder names read in
+// little memory; the document they make is charged against max_document_bytes.
+TEST(NumpyLimits, DeepNamesCostTheirOwnBytes) {
+  TempDir tmp;
+  std::string out;
+  const fs::path p = tmp.path / "deep.npz";
+  ASSERT_EQ(run(side("deep " + p.string() + " 400"), out), 0) << out;
+#if defined(__SANITIZE_ADDRESS__)
+  EXPECT_EQ(read_numpy(p).tensor_count(), 0u);
+#else
+  // In a child, so that its peak resident size is this read's.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    rusage before{}, after{};
+    const Format f = numpy_format();  // the plugins loaded before measuring
+    ::getrusage(RUSAGE_SELF, &before);
+    int code = 0;
+    try {
+      auto reader = f.open_reader(p, {});
+      code = reader->tree().tensor_count() == 0 ? 0 : 1;
+    } catch (...) {
+      code = 2;
+    }
+    ::getrusage(RUSAGE_SELF, &after);
+    // ~25 MiB now (the mapping, 25600 groups in the reader and the host's tree); an index of
+    // full paths held each member's 63 folder prefixes besides (61 to 3900 bytes each, ~125 KB
+    // a member, ~50 MB for the 400).
+    if (code == 0 && after.ru_maxrss - before.ru_maxrss > 48 * 1024) code = 3;  // KiB
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+#endif
+  try {
+    numpy_format().open_reader(p, Options{{"max_document_bytes", "1000000"}});
+    ADD_FAILURE() << "25600 groups fit in a document of 1000000 bytes";
+  } catch (const LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("max_document_bytes"), std::string::npos) << e.what();
   }
 }
 
