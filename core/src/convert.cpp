@@ -90,6 +90,7 @@ struct Plan {
   // each got, once written.
   DType quantize_to = DType::f32;
   bool quantize = false;
+  bool dequantize_f16 = false;  // option dequantize=f16
   // One per output tensor, in the order a depth-first walk of `tree` meets them: the order in
   // which FormatWriter::write asks for them, so that the k-th request is sources[k] (checked
   // by path).
@@ -139,6 +140,8 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
     DType to = t.dtype();
     if (!target.holds(to)) {
       auto f = fallback(to, target);
+      // dequantize=f16: a block dtype decoded into f16, which rounds what ggml computes in f32.
+      if (is_block(to) && plan.dequantize_f16 && target.holds(DType::f16)) f = DType::f16;
       if (!f) throw UnsupportedError(ip + ": " + target.name + " holds no dtype that " + std::string(name(to)) + " can be cast to");
       const std::string what = std::string(name(to)) + " stored as " + std::string(name(*f)) +
                                (exact_cast(to, *f) ? " (exact)" : " (rounded)");
@@ -160,13 +163,14 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
 }
 
 Plan make_plan(const Document& tree, const FormatInfo& target, bool hashes_last = false,
-               std::optional<DType> quantize = std::nullopt) {
+               std::optional<DType> quantize = std::nullopt, bool dequantize_f16 = false) {
   Plan plan;
   plan.hashes_last = hashes_last;
   if (quantize) {
     plan.quantize = true;
     plan.quantize_to = *quantize;
   }
+  plan.dequantize_f16 = dequantize_f16;
   plan_group(tree, plan.tree, "", "", "", target, plan, !target.can(CKPT_CAP_NESTED_GROUPS));
   if (hashes_last) {
     Group& meta = plan.tree.group("meta");  // last among the root's children, or made so now
@@ -328,10 +332,17 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   // What the reader found and could not represent (a reader lists it in meta/@unread): lost
   // in any conversion, so named as a loss like the target's own, and not carried into the
   // output, which says it in meta/conversion/losses instead.
-  // quantize=<dtype> is the host's: it casts, names the loss and measures the error.
+  // quantize=<dtype> and dequantize=f32|f16 are the host's: it casts, names the loss and
+  // measures the error.
   Options write_options;
   std::optional<DType> quantize;
+  bool dequantize_f16 = false;
   for (const auto& [k, v] : options.write_options) {
+    if (k == "dequantize") {
+      if (v != "f32" && v != "f16") throw UsageError("option dequantize=" + v + ": expected f32 (exact, the default) or f16");
+      dequantize_f16 = v == "f16";
+      continue;
+    }
     if (k != "quantize") {
       write_options.emplace_back(k, v);
       continue;
@@ -343,7 +354,7 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     quantize = q;
   }
   auto planned = [&](bool hashes_last) {
-    Plan p = make_plan(tree, info, hashes_last, quantize);
+    Plan p = make_plan(tree, info, hashes_last, quantize, dequantize_f16);
     if (Group* meta = p.tree.find_group("meta")) {
       if (const Value* unread = meta->attribute("unread"); unread && value_type(*unread) == ValueType::string_array) {
         for (const auto& u : std::get<std::vector<std::string>>(*unread)) {
