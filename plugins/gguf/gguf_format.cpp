@@ -49,7 +49,15 @@ struct GgufFormat {
     return std::make_unique<GgufWriter>(path, bytes, mapping);
   }
   static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
-    return std::make_unique<GgufReader>(path, ckpt::sdk::ReadLimits::parse(options));
+    const ckpt::sdk::ReadLimits limits = ckpt::sdk::ReadLimits::parse(options);
+    // -r max_alignment=N: the largest general.alignment read (64 KiB by default, at most 2^30).
+    const std::string text = options.get("max_alignment", std::to_string(kMaxAlignment));
+    uint64_t max_alignment = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), max_alignment);
+    if (ec != std::errc() || end != text.data() + text.size() || max_alignment == 0 || max_alignment > kMaxReadAlignment)
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT,
+                      "option max_alignment='" + text + "': expected a number of bytes from 1 to 2^30 (1073741824)");
+    return std::make_unique<GgufReader>(path, limits, max_alignment);
   }
 };
 

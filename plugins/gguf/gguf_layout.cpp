@@ -2,6 +2,9 @@
 
 #include <ckpt/sdk_names.hpp>
 
+#include <algorithm>
+#include <cstdio>
+
 namespace ckpt_gguf {
 
 namespace {
@@ -45,8 +48,9 @@ std::optional<TypeDesc> TypeDesc::parse(std::string_view text) {
   }
   d.scalar = value_type_from_name(text);
   if (d.scalar > kLastValueType) return std::nullopt;
-  // "array" alone is the element type of an empty array of arrays only.
-  if (d.scalar == kArray && d.depth < 2) return std::nullopt;
+  // "array" alone is the element type of an empty array of arrays only (what the reader
+  // records for one at any depth: "array[array]", "array[array[array]]").
+  if (d.scalar == kArray && d.depth < 1) return std::nullopt;
   return d;
 }
 
@@ -130,14 +134,24 @@ std::optional<std::string> unescape(std::string_view n) {
 }  // namespace
 
 std::string document_name(std::string_view g) {
-  return valid_document_name(g) ? std::string(g) : ckpt::sdk::escape_name(g);
+  return valid_document_name(g) && g.find('%') == std::string_view::npos ? std::string(g) : ckpt::sdk::escape_name(g);
 }
 
 std::string gguf_name_of(std::string_view d) {
   if (d.find('%') == std::string_view::npos) return std::string(d);
   auto u = unescape(d);
-  if (u && !valid_document_name(*u) && ckpt::sdk::escape_name(*u) == d) return *u;
+  if (u && ckpt::sdk::escape_name(*u) == d) return *u;
   return std::string(d);
+}
+
+std::string shortened_name(std::string_view n, uint64_t salt) {
+  uint64_t h = 0xcbf29ce484222325ull ^ salt;
+  for (unsigned char c : n) h = (h ^ c) * 0x100000001b3ull;
+  size_t keep = std::min<size_t>(45, n.size());
+  while (keep > 0 && keep < n.size() && (static_cast<unsigned char>(n[keep]) & 0xc0) == 0x80) --keep;
+  char tail[24];
+  std::snprintf(tail, sizeof tail, "~%016llx", static_cast<unsigned long long>(h));
+  return std::string(n.substr(0, keep)) + tail;
 }
 
 std::string quote(std::string_view s) {

@@ -25,7 +25,8 @@ inline constexpr char kMagic[] = "GGUF";
 inline constexpr uint32_t kVersion = 3;
 inline constexpr uint64_t kDefaultAlignment = 32;
 // The spec's limits: a tensor name is at most 64 bytes, a key at most 65535; tensors have at
-// most 4 dimensions (ggml's GGML_MAX_DIMS).
+// most 4 dimensions (ggml's GGML_MAX_DIMS). (ggml refuses a name of 64 bytes; the reader reads
+// one, and the writer writes it back shortened: docs/formats/gguf.md.)
 inline constexpr uint64_t kMaxNameBytes = 64;
 // ggml itself keeps names in 64 bytes with their NUL: what the writer writes stays below.
 inline constexpr uint64_t kMaxWrittenNameBytes = 63;
@@ -33,6 +34,12 @@ inline constexpr uint64_t kMaxKeyBytes = 65535;
 inline constexpr uint32_t kMaxDims = 4;
 // Arrays of arrays nest at most this deep (a bound of ckpt's, against a stack overflow).
 inline constexpr int kMaxArrayDepth = 32;
+// general.alignment: a power of two of at most 64 KiB by default (a bound of ckpt's: the
+// padding it asks for is bytes of every file written; the reader's option max_alignment
+// raises it up to kMaxReadAlignment). ggml reads the key as a u32 and asserts on any other type.
+inline constexpr uint64_t kMaxAlignment = uint64_t{64} << 10;
+inline constexpr uint64_t kMaxReadAlignment = uint64_t{1} << 30;
+inline constexpr std::string_view kAlignmentKey = "general.alignment";
 
 // Keys of ckpt's own (the spec asks communities for a namespace), read back and never listed:
 // document names that GGUF's 64 bytes cannot hold, shapes of more than 4 dimensions, and the
@@ -81,10 +88,16 @@ inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 // general.quantization_version).
 TypeDesc default_type(std::string_view key, uint32_t ckpt_value_type);
 
-// A document name for a GGUF tensor name (and back): names that are no document name (empty,
-// or holding '/' or NUL) are escaped (sdk::escape_name); the writer undoes exactly that escape.
+// A document name for a GGUF tensor name or key (and back): a name that is no document name
+// (empty, or holding '/' or NUL) or that holds '%' is escaped (sdk::escape_name), so every name
+// that holds '%' in the document is an escape; the writer undoes exactly that escape (a name
+// with a '%' that is no escape's output is written as it is).
 std::string document_name(std::string_view gguf_name);
 std::string gguf_name_of(std::string_view document_name);
+
+// The GGUF name of at most kMaxWrittenNameBytes the writer gives a longer one (try `salt` 0, 1,
+// ... until unused): its first 45 bytes (whole UTF-8 characters), '~' and a 64-bit hash.
+std::string shortened_name(std::string_view long_name, uint64_t salt);
 
 std::string quote(std::string_view s);  // for messages: printable, bounded
 

@@ -297,11 +297,9 @@ std::optional<std::vector<int64_t>> parse_dims(std::string_view s) {
   }
 }
 
-bool consumed_key(std::string_view k) { return k == kNamesKey || k == kShapesKey || k == kPaddingKey; }
-
 }  // namespace
 
-Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limits) {
+Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment) {
   const uint64_t total = limits.document_bytes_for(file.size());
   Cursor c(file, total);
   c.set_total(total);
@@ -342,13 +340,18 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
     all.push_back(std::move(kv));
   }
 
-  // general.alignment: an integer, a power of two (as ggml checks).
+  // general.alignment: a u32 (ggml reads it with gguf_get_val_u32, which asserts on any other
+  // type), a power of two (as ggml checks), at most max_alignment (ckpt's bound).
   for (const KeyValue& kv : all) {
-    if (kv.key != "general.alignment") continue;
-    if (kv.type.depth != 0 || !is_integer_type(kv.type.scalar) || kv.value.type != CKPT_VALUE_INT64 || kv.value.i <= 0 ||
-        (kv.value.i & (kv.value.i - 1)) != 0 || kv.value.i > (int64_t{1} << 30))
-      fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": general.alignment must be a power of two up to 2^30 (an integer), not " +
-                                (kv.value.type == CKPT_VALUE_INT64 ? std::to_string(kv.value.i) : "a " + kv.type.name()));
+    if (kv.key != kAlignmentKey) continue;
+    if (kv.type.depth != 0 || kv.type.scalar != kU32)
+      fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": key general.alignment has type " + kv.type.name() +
+                                "; GGUF's is a u32 (ggml refuses any other type)");
+    if (kv.value.i <= 0 || (kv.value.i & (kv.value.i - 1)) != 0)
+      fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": key general.alignment must be a power of two, not " + std::to_string(kv.value.i));
+    if (static_cast<uint64_t>(kv.value.i) > max_alignment)
+      fail(CKPT_ERR_LIMIT, at_byte(kv.at) + ": key general.alignment is " + std::to_string(kv.value.i) + ", over ckpt's bound of " +
+                               std::to_string(max_alignment) + " (option max_alignment raises it, up to 2^30)");
     p.alignment = static_cast<uint64_t>(kv.value.i);
   }
 
@@ -409,34 +412,69 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
   }
 
   // ckpt's own keys: document names GGUF could not hold, shapes of more than 4 dimensions.
+  // Each is taken only in the form ckpt's writer gives it, so that a file reads as ggml reads
+  // it: a name only for the GGUF name the writer makes of it (shortened_name), a shape only of
+  // more than 4 dimensions and only for the dimensions the writer folds it to. Anything else
+  // is refused: a file that renames or reshapes its tensors for ckpt alone is no file of ours.
   for (const KeyValue& kv : all) {
     if (kv.key != kNamesKey && kv.key != kShapesKey) continue;
+    const std::string key(kv.key);
     if (kv.value.type != CKPT_VALUE_STRING_ARRAY || kv.value.strings.size() % 2 != 0)
-      fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": " + std::string(kv.key) + " must be an array of strings in pairs");
+      fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": key " + key + " must be an array of strings in pairs");
     const auto& s = kv.value.strings;
+    std::unordered_set<std::string> seen;
     for (size_t k = 0; k < s.size(); k += 2) {
+      const std::string head = at_byte(kv.at) + ": key " + key + ", tensor " + quote(s[k]) + ": ";
       auto it = by_name.find(s[k]);
-      if (it == by_name.end())
-        fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": " + std::string(kv.key) + " names tensor " + quote(s[k]) + ", which the file lacks");
+      if (it == by_name.end()) fail(CKPT_ERR_FORMAT, head + "the file has no such tensor");
+      if (!seen.insert(s[k]).second) fail(CKPT_ERR_FORMAT, head + "named twice");
       TensorEntry& t = infos[it->second];
       if (kv.key == kNamesKey) {
-        if (s[k + 1].empty() || s[k + 1].find('/') != std::string::npos || s[k + 1].find('\0') != std::string::npos)
-          fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": " + std::string(kv.key) + " gives tensor " + quote(s[k]) +
-                                    " the name " + quote(s[k + 1]) + ", which is no document name");
-        t.name = s[k + 1];
+        const std::string& doc = s[k + 1];
+        bool ours = !doc.empty() && doc.find('/') == std::string::npos && doc.find('\0') == std::string::npos;
+        const std::string full = ours ? gguf_name_of(doc) : std::string();
+        ours = ours && full.size() > kMaxWrittenNameBytes;
+        // The writer tries salts from 0 until the name is unused: at most one per tensor.
+        bool matched = false;
+        for (uint64_t salt = 0; ours && !matched && salt <= infos.size(); ++salt) matched = shortened_name(full, salt) == t.gguf_name;
+        if (!matched)
+          fail(CKPT_ERR_FORMAT, head + "the name " + quote(doc) + " is not one ckpt's writer shortens to " + quote(t.gguf_name) +
+                                    " (ggml reads the tensor as " + quote(t.gguf_name) + ")");
+        t.name = doc;
         continue;
       }
+      // The writer's rules: a shape with a 0 before its last dimension is written as dims (0)
+      // (ggml divides by ne[1..3]); one of more than 4 dimensions as (s[n-1], s[n-2], s[n-3],
+      // s[0] * ... * s[n-4]), innermost first: read, [outer, s[n-3], s[n-2], s[n-1]].
       auto dims = parse_dims(s[k + 1]);
-      if (!dims || !t.dtype)
-        fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": " + std::string(kv.key) + ": shape " + quote(s[k + 1]) + " for tensor " + quote(s[k]));
-      const uint64_t nbytes = ckpt::sdk::tensor_nbytes(*dims, t.dtype, "tensor " + quote(s[k]));
-      if (nbytes != t.nbytes || (dims->empty() != t.shape.empty()) ||
-          (!dims->empty() && ckpt::sdk::is_block_dtype(t.dtype) && dims->back() != t.shape.back()))
-        fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": " + std::string(kv.key) + ": shape " + quote(s[k + 1]) +
-                                  " does not hold tensor " + quote(s[k]) + "'s elements");
+      bool ours = dims && t.dtype && !dims->empty();
+      if (ours) {
+        const size_t n = dims->size();
+        const bool zero_outer = std::find(dims->begin(), dims->end() - 1, 0) != dims->end() - 1;
+        if (zero_outer) {
+          ours = t.shape == std::vector<int64_t>{0};
+        } else {
+          ours = n > kMaxDims && t.shape.size() == kMaxDims;
+          uint64_t outer = 1;
+          for (size_t d = 0; ours && d + 3 < n; ++d)
+            ours = !__builtin_mul_overflow(outer, static_cast<uint64_t>((*dims)[d]), &outer);
+          ours = ours && outer == static_cast<uint64_t>(t.shape[0]) && (*dims)[n - 3] == t.shape[1] &&
+                 (*dims)[n - 2] == t.shape[2] && (*dims)[n - 1] == t.shape[3];
+        }
+      }
+      if (!ours)
+        fail(CKPT_ERR_FORMAT, head + "the shape " + quote(s[k + 1]) + " is not one ckpt's writer writes as the tensor's dimensions " +
+                                  "(more than 4 folded into 4, or a 0 before the last as (0))");
+      ckpt::sdk::tensor_nbytes(*dims, t.dtype, "tensor " + quote(s[k]));  // a block dtype's rows whole
       t.shape = std::move(*dims);
     }
   }
+
+  // A padding key is the writer's filler (a string of spaces) or, if not, an ordinary key.
+  auto is_filler = [](const KeyValue& kv) {
+    return kv.key == kPaddingKey && kv.type == TypeDesc{kString, 0} &&
+           kv.value.s.find_first_not_of(' ') == std::string::npos;
+  };
 
   std::unordered_set<std::string> names;
   for (TensorEntry& t : infos) {
@@ -450,10 +488,18 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
       fail(CKPT_ERR_FORMAT, "tensor " + quote(t.gguf_name) + " (info " + at_byte(t.at) + "): two tensors are named " + quote(t.name));
     p.tensors.push_back(std::move(t));
   }
+  // The tensors ckpt does not hold are named in the group meta (meta/@unread): a tensor named
+  // meta takes that name, and they would go unnamed. Refused, naming them.
+  if (!p.unread.empty() && names.count("meta")) {
+    std::string list;
+    for (const auto& u : p.unread) list += (list.empty() ? "" : "; ") + u;
+    fail(CKPT_ERR_UNSUPPORTED, "a tensor is named 'meta', the group in which ckpt names the tensors it does not hold, so "
+                               "they cannot be named: " + list);
+  }
 
   std::unordered_set<std::string> attribute_names;
   for (KeyValue& kv : all) {
-    if (consumed_key(kv.key)) continue;
+    if (kv.key == kNamesKey || kv.key == kShapesKey || is_filler(kv)) continue;
     const TypeDesc def = default_type(kv.key, kv.value.type);
     if (!(def == kv.type)) {
       p.types.push_back(kv.key);
@@ -467,8 +513,8 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
   return p;
 }
 
-GgufReader::GgufReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
-    : file_(path), parsed_(parse(file_.bytes(), limits)) {}
+GgufReader::GgufReader(const std::string& path, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment)
+    : file_(path), parsed_(parse(file_.bytes(), limits, max_alignment)) {}
 
 void GgufReader::list(const ckpt::sdk::Visitor& visitor) {
   visitor.begin_group("");
@@ -480,13 +526,11 @@ void GgufReader::list(const ckpt::sdk::Visitor& visitor) {
     visitor.attribute(std::string(kTypesAttribute), ckpt::sdk::make_strings(scratch));
   }
   if (parsed_.version != kVersion) visitor.attribute(std::string(kVersionAttribute), ckpt::sdk::make_int(parsed_.version));
-  bool tensor_named_meta = false;
   for (size_t i = 0; i < parsed_.tensors.size(); ++i) {
     const TensorEntry& t = parsed_.tensors[i];
-    tensor_named_meta = tensor_named_meta || t.name == "meta";
     visitor.tensor(t.name, t.dtype, t.shape, t.nbytes, i);
   }
-  if (!parsed_.unread.empty() && !tensor_named_meta) {
+  if (!parsed_.unread.empty()) {  // parse refuses a tensor named meta beside them
     visitor.begin_group("meta");
     scratch.clear();
     for (const auto& s : parsed_.unread) scratch.push_back({s.data(), s.size()});

@@ -46,11 +46,11 @@ struct Parsed {
 };
 
 // Parses and checks everything but the tensor bytes; fails naming the byte offset.
-Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limits);
+Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment = kMaxAlignment);
 
 class GgufReader final : public ckpt::sdk::Reader {
  public:
-  GgufReader(const std::string& path, const ckpt::sdk::ReadLimits& limits);
+  GgufReader(const std::string& path, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment = kMaxAlignment);
   void list(const ckpt::sdk::Visitor& visitor) override;
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;
   const void* map_tensor(uint64_t id) override;
