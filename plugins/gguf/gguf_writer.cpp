@@ -297,18 +297,6 @@ bool encode_as(const Value& v, const TypeDesc& type, std::vector<uint8_t>& out) 
   return true;
 }
 
-// A name of at most kMaxWrittenNameBytes for a longer one: its start (whole UTF-8 characters)
-// and a hash of all of it.
-std::string shortened(std::string_view n, uint64_t salt) {
-  uint64_t h = 0xcbf29ce484222325ull ^ salt;
-  for (unsigned char c : n) h = (h ^ c) * 0x100000001b3ull;
-  size_t keep = 45;
-  while (keep > 0 && (static_cast<unsigned char>(n[keep]) & 0xc0) == 0x80) --keep;
-  char tail[24];
-  std::snprintf(tail, sizeof tail, "~%016llx", static_cast<unsigned long long>(h));
-  return std::string(n.substr(0, keep)) + tail;
-}
-
 }  // namespace
 
 GgufWriter::GgufWriter(const std::string& path, uint64_t staging_bytes, NameMapping names)
@@ -349,13 +337,25 @@ void GgufWriter::attribute(std::string_view name, const ckpt_value& value) {
   const std::string where = "attribute " + quote(name);
   Value v = Value::copy_of(value, where);
   if (stack_.size() == 1 && name == kTypesAttribute) {
-    if (v.type == CKPT_VALUE_STRING_ARRAY && v.strings.size() % 2 == 0) recorded_types_ = v.strings;
-    return;  // anything else: not ours, every key gets its default type
-  }
-  if (stack_.size() == 1 && name == kVersionAttribute) {
-    if (v.type == CKPT_VALUE_INT64 && (v.i == 2 || v.i == 3)) version_ = static_cast<uint32_t>(v.i);
+    // The reader's record of key types: string pairs, key then a type name. Anything else is
+    // refused (never dropped: the types it would give are the file's).
+    bool ok = v.type == CKPT_VALUE_STRING_ARRAY && v.strings.size() % 2 == 0;
+    for (size_t i = 1; ok && i < v.strings.size(); i += 2) ok = TypeDesc::parse(v.strings[i]).has_value();
+    if (!ok)
+      fail(CKPT_ERR_INVALID_ARGUMENT, where + ": GGUF's record of key types must be an array of strings in pairs, a key "
+                                              "and a GGUF type name (u8, f32, array[string], ...) each (docs/formats/gguf.md)");
+    recorded_types_ = v.strings;
+    from_gguf_ = true;
     return;
   }
+  if (stack_.size() == 1 && name == kVersionAttribute) {
+    if (v.type != CKPT_VALUE_INT64 || (v.i != 2 && v.i != 3))
+      fail(CKPT_ERR_INVALID_ARGUMENT, where + ": the GGUF version to write must be the integer 2 or 3");
+    version_ = static_cast<uint32_t>(v.i);
+    from_gguf_ = true;
+    return;
+  }
+  if (stack_.size() == 1 && name == "general.architecture") from_gguf_ = true;
   std::string key = stack_.size() == 1 ? gguf_name_of(name) : path_prefix() + std::string(name);
   if (key == kNamesKey || key == kShapesKey || key == kPaddingKey)
     fail(CKPT_ERR_UNSUPPORTED, where + ": GGUF key " + quote(key) + " is ckpt's own (docs/formats/gguf.md)");
@@ -375,8 +375,11 @@ void GgufWriter::attribute(std::string_view name, const ckpt_value& value) {
   if (key == "general.alignment") {
     if (infos_.size() || alignment_fixed_)
       fail(CKPT_ERR_INVALID_ARGUMENT, where + ": general.alignment after the first tensor");
-    if (v.type != CKPT_VALUE_INT64 || v.i <= 0 || (v.i & (v.i - 1)) != 0 || v.i > (int64_t{1} << 30))
-      fail(CKPT_ERR_UNSUPPORTED, where + ": general.alignment must be a power of two up to 2^30");
+    // Always written as a u32 (ggml reads it so); ckpt writes at most 64 KiB of padding.
+    if (v.type != CKPT_VALUE_INT64 || v.i <= 0 || (v.i & (v.i - 1)) != 0 || static_cast<uint64_t>(v.i) > kMaxAlignment)
+      fail(CKPT_ERR_UNSUPPORTED, where + ": GGUF key general.alignment must be an integer power of two of at most " +
+                                     std::to_string(kMaxAlignment) + " (written as a u32), not " +
+                                     (v.type == CKPT_VALUE_INT64 ? std::to_string(v.i) : std::string("that value")));
     alignment_ = static_cast<uint64_t>(v.i);
   }
   kvs_.push_back({std::move(key), std::move(v)});
@@ -471,7 +474,9 @@ void GgufWriter::open_gap(uint64_t from, uint64_t by) {
 void GgufWriter::resolve_names() {
   gguf_names_.clear();
   bool llama = names_ == NameMapping::llama;
-  if (names_ == NameMapping::automatic) {
+  // Automatically only for a document that did not come from GGUF (names read from a GGUF file
+  // are already the file's own: X -> ckpt -> X keeps them).
+  if (names_ == NameMapping::automatic && !from_gguf_) {
     bool embed = false, q = false;
     for (const Info& t : infos_) {
       embed = embed || t.name == "model.embed_tokens.weight";
@@ -502,7 +507,7 @@ std::vector<uint8_t> GgufWriter::header(uint64_t padding, bool with_padding) {
     if (gguf_names_[i].size() <= kMaxWrittenNameBytes) continue;
     const std::string full = gguf_names_[i];
     std::string s;
-    for (uint64_t salt = 0; s.empty() || used.count(s); ++salt) s = shortened(full, salt);
+    for (uint64_t salt = 0; s.empty() || used.count(s); ++salt) s = shortened_name(full, salt);
     used.insert(s);
     gguf_names_[i] = s;
     long_names.push_back(s);
@@ -520,23 +525,32 @@ std::vector<uint8_t> GgufWriter::header(uint64_t padding, bool with_padding) {
   for (const Kv& kv : kvs_) {
     b.string(kv.key);
     bool done = false;
-    if (auto it = recorded.find(kv.key); it != recorded.end())
+    // general.alignment is a u32 whatever was recorded (ggml asserts on any other type).
+    if (auto it = recorded.find(kv.key); it != recorded.end() && kv.key != kAlignmentKey)
       if (auto t = TypeDesc::parse(it->second)) done = encode_as(kv.value, *t, out);
     if (!done && !encode_as(kv.value, default_type(kv.key, kv.value.type), out))
-      encode_as(kv.value, default_type("", kv.value.type), out);  // general.alignment beyond u32: i64
+      encode_as(kv.value, default_type("", kv.value.type), out);  // general.quantization_version beyond u32: i64
     ++n_kv;
   }
-  // Dimensions past GGUF's four: the outer ones folded into the fourth, the shape kept in ckpt.tensor_shapes.
+  // Shapes GGUF's dimensions cannot hold as they are, kept in ckpt.tensor_shapes:
+  //  - a 0 in any dimension but the last (ggml's ne[1..3]: ggml's reader divides by them):
+  //    written as dims (0), no elements either way;
+  //  - dimensions past GGUF's four: the outer ones folded into the fourth.
   std::vector<std::vector<int64_t>> dims(infos_.size());
   for (size_t i = 0; i < infos_.size(); ++i) {
     const auto& s = infos_[i].shape;
-    if (s.size() <= kMaxDims) {
+    const bool zero_outer = s.size() > 1 && std::find(s.begin(), s.end() - 1, 0) != s.end() - 1;
+    if (!zero_outer && s.size() <= kMaxDims) {
       dims[i].assign(s.rbegin(), s.rend());
       continue;
     }
-    int64_t outer = 1;
-    for (size_t k = 0; k + 3 < s.size(); ++k) outer *= s[k];
-    dims[i] = {s[s.size() - 1], s[s.size() - 2], s[s.size() - 3], outer};
+    if (zero_outer) {
+      dims[i] = {0};
+    } else {
+      int64_t outer = 1;
+      for (size_t k = 0; k + 3 < s.size(); ++k) outer *= s[k];
+      dims[i] = {s[s.size() - 1], s[s.size() - 2], s[s.size() - 3], outer};
+    }
     std::string text;
     for (size_t k = 0; k < s.size(); ++k) text += (k ? "," : "") + std::to_string(s[k]);
     shapes.push_back(gguf_names_[i]);
@@ -574,10 +588,11 @@ void GgufWriter::finish() {
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
   if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
   finished_ = true;
+  // Only the header's bytes are written: the padding after it (and after the last tensor) is
+  // left to the file's holes (the file was truncated at open, ftruncate sizes it).
   if (!spilled_) {
     std::vector<uint8_t> h = header(0, false);
     const uint64_t start = align_up(h.size(), alignment_);
-    h.resize(start, 0);
     write_at(0, h.data(), h.size());
     if (!stage_.empty()) write_at(start, stage_.data(), stage_.size());
   } else {
@@ -592,7 +607,7 @@ void GgufWriter::finish() {
       }
       if (align_up(h.size(), alignment_) != data_start_) h = header(data_start_ - h.size() - kPaddingKv, true);
     }
-    h.resize(data_start_, 0);
+    // Up to data_start_: zeros the spill never wrote (or open_gap left).
     write_at(0, h.data(), h.size());
   }
   // The file ends where the last tensor does: ggml pads it to the alignment too.

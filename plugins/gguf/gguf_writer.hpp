@@ -68,6 +68,7 @@ class GgufWriter final : public ckpt::sdk::Writer {
   std::unordered_set<std::string> keys_;
   std::vector<std::string> recorded_types_;  // gguf:types: key, type, ...
   uint32_t version_ = kVersion;
+  bool from_gguf_ = false;  // gguf:types, gguf:version or general.architecture at the root
   uint64_t alignment_ = kDefaultAlignment;
   bool alignment_fixed_ = false;
 
