@@ -7,6 +7,11 @@ hold ckpt's gguf plugin against. Only the standard library and NumPy.
   gguf_side.py dequant GGUF SAFETENSORS check every quantized tensor of GGUF, dequantized here,
                                         against the f32 tensor of the same name in SAFETENSORS
   gguf_side.py llama DIR                write DIR/model.pt, a small Llama-style state dict (f16)
+  gguf_side.py craft FILE SPEC           write the file SPEC (a JSON file) describes: {"kvs": [[key,
+                                        type, value]], "tensors": [[name, ggml type, dims innermost
+                                        first, data (a list of f32 or a hex string), offset (optional:
+                                        packed in order when absent)]], "version": 3, "align": 32}; an
+                                        array value is [element type, items]
   gguf_side.py llama_check DIR PT SAFETENSORS [BOUND]
                                         every tensor of PT equal (BOUND: within the q8_0 bound)
                                         to the llama.cpp-named tensor of SAFETENSORS
@@ -120,6 +125,30 @@ def write(path, kvs, tensors, version=3, align=ALIGN):
         off += len(raw) + pad
     out += b"\0" * ((-len(out)) % align)
     open(path, "wb").write(out + data)
+
+
+def craft(path, spec_path):
+    """A file exactly as a JSON spec says (hostile ones too: offsets, key types, names as given)."""
+    spec = json.load(open(spec_path))
+    version, align = spec.get("version", 3), spec.get("align", ALIGN)
+    kvs, tensors = spec.get("kvs", []), spec.get("tensors", [])
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for k, t, v in kvs:
+        out += enc_value(VT["string"], k) + struct.pack("<I", t) + enc_value(t, v)
+    data, off = bytearray(), 0
+    for tensor in tensors:
+        name, t, dims, raw = tensor[:4]
+        raw = struct.pack("<%df" % len(raw), *raw) if isinstance(raw, list) else bytes.fromhex(raw)
+        at = tensor[4] if len(tensor) > 4 else off
+        out += enc_value(VT["string"], name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        out += struct.pack("<IQ", t, at)
+        if len(data) < at + len(raw):
+            data += b"\0" * (at + len(raw) - len(data))
+        data[at:at + len(raw)] = raw
+        off = max(off, (at + len(raw) + align - 1) // align * align)
+    data += b"\0" * ((-len(data)) % align)
+    out += b"\0" * ((-len(out)) % align)
+    open(path, "wb").write(out + bytes(data))
 
 
 def random_blocks(gtype, nblocks, rng):
@@ -447,6 +476,8 @@ if __name__ == "__main__":
         check_dequant(sys.argv[2], sys.argv[3])
     elif cmd == "llama":
         llama(sys.argv[2])
+    elif cmd == "craft":
+        craft(sys.argv[2], sys.argv[3])
     elif cmd == "llama_check":
         llama_check(sys.argv[2], sys.argv[3], sys.argv[4], len(sys.argv) > 5)
     else:

@@ -350,6 +350,10 @@ TEST(Gguf, HostileFilesAreRefusedNamingThePlace) {
   add("bool of 2", b.head(0, 1).str("k").u32(7).u32(2), "format", "a bool of value 2");
   add("key over 65535", b.head(0, 1).str(std::string(70000, 'k')).u32(0).u32(0), "format", "over the spec's limit");
   add("name over 64", b.head(1, 0).tensor(std::string(65, 'n'), {32}, 0, 0).pad().data(128), "format", "over the spec's limit of 64");
+  add("alignment over 64 KiB", b.head(1, 1).str("general.alignment").u32(4).u32(1u << 17).tensor("t", {8}, 0, 0).pad().data(64),
+      "limit", "general.alignment is 131072");
+  add("alignment an i64", b.head(1, 1).str("general.alignment").u32(11).u64(32).tensor("t", {8}, 0, 0).pad().data(64),
+      "format", "general.alignment has type i64");
   add("huge n_dims", b.head(1, 0).str("t").u32(0xffffffffu).pad(), "format", "4294967295 dimensions");
   add("huge dims", b.head(1, 0).tensor("t", {uint64_t{1} << 40, uint64_t{1} << 40}, 0, 0).pad().data(64), "limit", "overflows");
   add("dim past int64", b.head(1, 0).tensor("t", {~uint64_t{0}}, 0, 0).pad().data(64), "format", "dimension 0");
@@ -387,6 +391,259 @@ TEST(Gguf, HostileFilesAreRefusedNamingThePlace) {
   const Value* unread = d.find_group("meta") ? d.find_group("meta")->attribute("unread") : nullptr;
   ASSERT_TRUE(unread);
   EXPECT_NE(std::get<std::vector<std::string>>(*unread)[0].find("IQ2_XXS"), std::string::npos);
+}
+
+// ---- files crafted with the spec's writer (gguf_side.py craft) --------------------------------
+
+// Writes the file a JSON spec describes (gguf_side.py craft: kvs, tensors, offsets as given).
+void craft(const fs::path& file, const nlohmann::json& spec) {
+  const fs::path j = file.string() + ".json";
+  spit(j, spec.dump());
+  side("craft " + file.string() + " " + j.string());
+}
+
+constexpr int kU8 = 0, kU32 = 4, kStr = 8, kArr = 9;  // GGUF value types
+
+std::vector<float> floats(int n, float from = 0) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) v[static_cast<size_t>(i)] = from + static_cast<float>(i);
+  return v;
+}
+
+// general.alignment: at most 64 KiB read (an option raises it) and written, always a u32, and
+// the padding it asks for never built in memory: the file is header, data and holes.
+TEST(Gguf, AlignmentIsBoundedAndAU32) {
+  TempDir tmp;
+  const fs::path big = tmp.path / "big.gguf";
+  craft(big, {{"kvs", {{"general.alignment", kU32, 1 << 30}}}, {"tensors", {{"t", 0, {0}, nlohmann::json::array()}}}});
+  auto [kind, what] = attempt(big);
+  EXPECT_EQ(kind, "limit") << what;
+  EXPECT_NE(what.find("general.alignment"), std::string::npos) << what;
+  EXPECT_NE(what.find("max_alignment"), std::string::npos) << what;
+  // Raised, it reads; written to GGUF it is refused by the writer, naming the key.
+  LoadOptions lo;
+  lo.format_options = {{"max_alignment", std::to_string(1 << 30)}};
+  EXPECT_NO_THROW(read_document(big, lo));
+  ConvertOptions co;
+  co.read_options = lo.format_options;
+  co.fsync = false;
+  try {
+    convert(big, tmp.path / "out.gguf", co);
+    ADD_FAILURE() << "an alignment of 2^30 written";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("general.alignment"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "out.gguf"));
+  // A type other than u32 (ggml asserts on it) is refused, naming the key and the type.
+  const fs::path u8 = tmp.path / "u8.gguf";
+  craft(u8, {{"kvs", {{"general.alignment", kU8, 64}}}, {"tensors", {{"t", 0, {4}, floats(4)}}}, {"align", 64}});
+  std::tie(kind, what) = attempt(u8);
+  EXPECT_EQ(kind, "format") << what;
+  EXPECT_NE(what.find("general.alignment has type u8"), std::string::npos) << what;
+  // 64 KiB, staged and streamed: small files (holes, not bytes built in memory), read by the
+  // independent reader, general.alignment a u32 even when gguf:types says otherwise.
+  for (const char* staging : {"16777216", "0"}) {
+    SCOPED_TRACE(staging);
+    Document d;
+    d.set("general.alignment", int64_t{65536}).set("gguf:types", std::vector<std::string>{"general.alignment", "u8"});
+    d.add_tensor("a", Tensor::from<float>(DType::f32, {3}, {1, 2, 3}));
+    d.add_tensor("b", Tensor::from<float>(DType::f32, {2}, {4, 5}));
+    const fs::path f = tmp.path / (std::string("al64k-") + staging + ".gguf");
+    SaveOptions so;
+    so.format_options = {{"staging_bytes", staging}};
+    write_document(d, f, so);
+    const auto j = nlohmann::json::parse(side("dump " + f.string()));
+    EXPECT_EQ(j["kv"]["general.alignment"]["type"], kU32);
+    EXPECT_EQ(j["data_start"].get<uint64_t>() % 65536, 0u);
+    EXPECT_EQ(j["tensors"][1]["offset"], 65536);
+    EXPECT_LE(fs::file_size(f), uint64_t{4} << 16);
+    EXPECT_EQ(j["size"].get<uint64_t>() % 65536, 0u);
+    EXPECT_TRUE(read_document(f).find_tensor("b")->bit_equal(*d.find_tensor("b")));
+    d.set("general.alignment", int64_t{1} << 17);
+    try {
+      write_document(d, tmp.path / "x.gguf");
+      ADD_FAILURE() << "an alignment of 128 KiB written";
+    } catch (const UnsupportedError& e) {
+      EXPECT_NE(std::string(e.what()).find("general.alignment"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// A readable tensor named meta beside tensors ckpt cannot read: refused naming them, never
+// a conversion that drops them silently.
+TEST(Gguf, UnreadTensorsAreNeverDroppedSilently) {
+  TempDir tmp;
+  const fs::path f = tmp.path / "meta.gguf";
+  craft(f, {{"tensors", {{"meta", 0, {1}, floats(1, 1)}, {"x", 16, {256}, std::string(132, '0')}}}});
+  auto [kind, what] = attempt(f);
+  EXPECT_EQ(kind, "unsupported") << what;
+  EXPECT_NE(what.find("tensor x: ggml type IQ2_XXS"), std::string::npos) << what;
+  EXPECT_THROW(convert_file(f, tmp.path / "meta.safetensors", {}, true), UnsupportedError);
+  EXPECT_FALSE(fs::exists(tmp.path / "meta.safetensors"));
+  // With no tensor named meta, the unread one is a named loss of the conversion.
+  const fs::path g = tmp.path / "y.gguf";
+  craft(g, {{"tensors", {{"y", 0, {1}, floats(1, 1)}, {"x", 16, {256}, std::string(132, '0')}}}});
+  EXPECT_THROW(convert_file(g, tmp.path / "y.safetensors"), UnsupportedError);
+  ConvertReport r = convert_file(g, tmp.path / "y.safetensors", {}, true);
+  std::string losses;
+  for (const auto& l : r.losses) losses += l.path + ": " + l.what + "\n";
+  EXPECT_NE(losses.find("IQ2_XXS"), std::string::npos) << losses;
+}
+
+// ckpt.tensor_names and ckpt.tensor_shapes are taken only in the form ckpt's writer gives
+// them; anything else (a file that renames or reshapes for ckpt alone) is refused.
+TEST(Gguf, OwnKeysOnlyInTheWritersForm) {
+  TempDir tmp;
+  const auto data = floats(6) ;
+  struct Case {
+    const char* name;
+    nlohmann::json kvs;
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> tensors;
+    const char* says;
+  };
+  const std::string long_name(70, 'n');
+  const std::vector<Case> cases = {
+      {"names swapped", {{"ckpt.tensor_names", kArr, {kStr, {"a", "b", "b", "a"}}}}, {{"a", {3, 2}}, {"b", {3, 2}}},
+       "key ckpt.tensor_names, tensor 'a'"},
+      {"a long name for a short one", {{"ckpt.tensor_names", kArr, {kStr, {"a", long_name}}}}, {{"a", {3, 2}}},
+       "key ckpt.tensor_names, tensor 'a'"},
+      {"a shape of rank 2", {{"ckpt.tensor_shapes", kArr, {kStr, {"a", "3,2"}}}}, {{"a", {3, 2}}},
+       "key ckpt.tensor_shapes, tensor 'a'"},
+      {"a rank-5 shape folded otherwise", {{"ckpt.tensor_shapes", kArr, {kStr, {"a", "1,1,1,2,3"}}}}, {{"a", {1, 3, 2, 1}}},
+       "key ckpt.tensor_shapes, tensor 'a'"},
+      {"a rank-5 shape over 3 dims", {{"ckpt.tensor_shapes", kArr, {kStr, {"a", "1,1,1,2,3"}}}}, {{"a", {3, 2}}},
+       "key ckpt.tensor_shapes, tensor 'a'"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    nlohmann::json tensors = nlohmann::json::array();
+    for (const auto& [n, dims] : c.tensors) tensors.push_back({n, 0, dims, data});
+    const fs::path f = tmp.path / "x.gguf";
+    craft(f, {{"kvs", c.kvs}, {"tensors", tensors}});
+    auto [kind, what] = attempt(f);
+    EXPECT_EQ(kind, "format") << what;
+    EXPECT_NE(what.find(c.says), std::string::npos) << what;
+  }
+  // What the writer makes reads back: a long name, 5 and 6 dimensions.
+  Document d;
+  d.add_tensor(long_name, Tensor::from<float>(DType::f32, {1}, {1}));
+  d.add_tensor("five", Tensor::from<float>(DType::f32, {2, 1, 1, 2, 3}, std::vector<float>(12, 2)));
+  d.add_tensor("six", Tensor::from<float>(DType::f32, {2, 2, 1, 1, 1, 3}, std::vector<float>(12, 2)));
+  write_document(d, tmp.path / "w.gguf");
+  Document back = read_document(tmp.path / "w.gguf");
+  EXPECT_TRUE(back.find_tensor(long_name));
+  EXPECT_EQ(back.find_tensor("five")->shape(), (Shape{2, 1, 1, 2, 3}));
+  EXPECT_EQ(back.find_tensor("six")->shape(), (Shape{2, 2, 1, 1, 1, 3}));
+}
+
+// X -> ckpt -> X is the identity: names with '%', empty arrays of arrays at any depth, and
+// names a GGUF file has (never mapped to llama.cpp's again).
+TEST(Gguf, GgufThroughTheDocumentIsTheIdentity) {
+  TempDir tmp;
+  const nlohmann::json f32x1 = floats(1, 7);
+  struct Case {
+    const char* name;
+    nlohmann::json spec;
+  };
+  const std::vector<Case> cases = {
+      {"percent names",
+       {{"kvs", {{"a%2Fb", kStr, "v"}, {"%", kStr, "e"}, {"a/b", kStr, "w"}, {"", kStr, "x"}, {"100%", kStr, "y"}}},
+        {"tensors", {{"x%2Fy", 0, {3, 2}, floats(6)}, {"%", 0, {1}, f32x1}, {"x/y", 0, {1}, f32x1}, {"", 0, {1}, f32x1},
+                     {"%25", 0, {1}, f32x1}}}}},
+      {"empty arrays of arrays",
+       {{"kvs", {{"k", kArr, {kArr, nlohmann::json::array()}},
+                 {"k2", kArr, {kArr, {{kArr, nlohmann::json::array()}, {kArr, nlohmann::json::array()}}}},
+                 {"k3", kArr, {kArr, {{kArr, {{kArr, nlohmann::json::array()}}}}}}}}}},
+      {"Hugging Face names in a GGUF file",
+       {{"kvs", {{"general.architecture", kStr, "llama"}}},
+        {"tensors", {{"model.embed_tokens.weight", 0, {2, 2}, floats(4)},
+                     {"model.layers.0.self_attn.q_proj.weight", 0, {2, 2}, floats(4)}}}}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const fs::path a = tmp.path / "a.gguf", b = tmp.path / "b.gguf", m = tmp.path / "a.msgpack", c2 = tmp.path / "c.gguf";
+    craft(a, c.spec);
+    EXPECT_TRUE(convert_file(a, b).losses.empty());
+    EXPECT_EQ(slurp(a), slurp(b));
+    // Through another format and back (without the records msgpack adds in meta).
+    convert_file(a, m);
+    Document dm = read_document(m);
+    dm.erase("meta");
+    write_document(dm, c2);
+    EXPECT_EQ(slurp(a), slurp(c2));
+  }
+  // The names as the document has them: every name with '%' an escape.
+  craft(tmp.path / "p.gguf", cases[0].spec);
+  Document d = read_document(tmp.path / "p.gguf");
+  for (const char* n : {"a%252Fb", "%25", "a%2Fb", "%", "100%25"}) EXPECT_TRUE(d.attribute(n)) << n;
+  for (const char* n : {"x%252Fy", "%25", "x%2Fy", "%", "%2525"}) EXPECT_TRUE(d.find_tensor(n)) << n;
+}
+
+// Files ggml would crash on or refuse are never written: a 0 in ne[1..3] (the shape kept in
+// ckpt.tensor_shapes instead); a document's gguf:types that is no record of types is refused.
+TEST(Gguf, WriterMakesOnlyFilesGgmlReads) {
+  TempDir tmp;
+  // A 0 before the last dimension (ggml's ne[1..3], which ggml's reader divides by): written
+  // as dims (0), the shape in ckpt.tensor_shapes; a 0 in ne[0] as it is.
+  Document d;
+  d.add_tensor("a", Tensor::zeros(DType::f32, {0, 5}));
+  d.add_tensor("b", Tensor::zeros(DType::f32, {3, 0, 2}));
+  d.add_tensor("c", Tensor::zeros(DType::q8_0, {1, 0, 1, 1, 1, 64}));
+  d.add_tensor("d", Tensor::zeros(DType::f32, {5, 0}));
+  d.add_tensor("e", Tensor::zeros(DType::f32, {0}));
+  d.add_tensor("f", Tensor::zeros(DType::f32, {2, 1, 1, 1, 0}));
+  write_document(d, tmp.path / "z.gguf");
+  const auto j = nlohmann::json::parse(side("dump " + (tmp.path / "z.gguf").string()));
+  std::map<std::string, nlohmann::json> dims;
+  for (const auto& t : j["tensors"]) {
+    dims[t["name"].get<std::string>()] = t["dims"];
+    for (size_t k = 1; k < t["dims"].size(); ++k) EXPECT_NE(t["dims"][k], 0) << t["name"];
+  }
+  EXPECT_EQ(dims["a"], nlohmann::json::parse("[0]"));
+  EXPECT_EQ(dims["c"], nlohmann::json::parse("[0]"));
+  EXPECT_EQ(dims["d"], nlohmann::json::parse("[0, 5]"));
+  EXPECT_EQ(dims["f"], nlohmann::json::parse("[0, 1, 1, 2]"));
+  Document back = read_document(tmp.path / "z.gguf");
+  for (const char* n : {"a", "b", "c", "d", "e", "f"}) EXPECT_EQ(back.find_tensor(n)->shape(), d.find_tensor(n)->shape()) << n;
+  // A recorded shape with elements for a tensor of dims (0) is refused.
+  craft(tmp.path / "bad.gguf", {{"kvs", {{"ckpt.tensor_shapes", kArr, {kStr, {"t", "0,3"}}}}},
+                                {"tensors", {{"t", 0, {3}, floats(3)}}}});
+  auto [kind, what] = attempt(tmp.path / "bad.gguf");
+  EXPECT_EQ(kind, "format") << what;
+  EXPECT_NE(what.find("key ckpt.tensor_shapes, tensor 't'"), std::string::npos) << what;
+  for (const auto& bad : {Value(std::string("general.alignment")), Value(std::vector<std::string>{"k"}),
+                          Value(std::vector<std::string>{"k", "u9"})}) {
+    Document t;
+    t.set("k", int64_t{1}).set("gguf:types", bad);
+    EXPECT_THROW(write_document(t, tmp.path / "t.gguf"), UsageError);
+  }
+}
+
+// Accepted where ggml is stricter (a name of 64 bytes, offsets not packed in order) and written
+// back as ggml wants; ckpt.padding read as the writer's filler only when it is one.
+TEST(Gguf, LenientReadsAreWrittenBackStrict) {
+  TempDir tmp;
+  const std::string name64(64, 'n');
+  const fs::path a = tmp.path / "a.gguf", b = tmp.path / "b.gguf";
+  craft(a, {{"kvs", {{"ckpt.padding", kStr, "not filler"}}},
+            {"tensors", {{name64, 0, {1}, floats(1, 1)}, {"late", 0, {2}, floats(2, 2), 96}, {"early", 0, {1}, floats(1, 5), 32}}}});
+  Document d = read_document(a);
+  EXPECT_TRUE(d.find_tensor(name64));
+  EXPECT_EQ(std::get<std::string>(attr(d, "ckpt.padding")), "not filler");  // not the filler: a key
+  // The writer refuses to write a key of its own (named), so drop it and write back.
+  d.erase_attribute("ckpt.padding");
+  write_document(d, b);
+  const auto j = nlohmann::json::parse(side("dump " + b.string()));
+  uint64_t expect = 0;
+  for (const auto& t : j["tensors"]) {
+    EXPECT_LT(t["name"].get<std::string>().size(), 64u);
+    EXPECT_EQ(t["offset"].get<uint64_t>(), expect);  // packed, in order, as ggml checks
+    expect += (t["nbytes"].get<uint64_t>() + 31) / 32 * 32;
+  }
+  EXPECT_TRUE(read_document(b).find_tensor(name64));
+  // A filler of spaces is the writer's and is not listed.
+  craft(a, {{"kvs", {{"ckpt.padding", kStr, "    "}}}});
+  EXPECT_EQ(read_document(a).attribute("ckpt.padding"), nullptr);
 }
 
 // Random damage to a valid file: read fully or refused with a ckpt::Error, never anything else
