@@ -7,6 +7,7 @@
 // .pt goes to GGUF (llama.cpp's names) and back, and through q8_0 within its bound; hostile
 // files (huge counts, dimensions, offsets) are refused with typed errors naming the place.
 #include <ckpt/convert.hpp>
+#include <ckpt/dtype.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 
@@ -18,6 +19,8 @@
 #include <random>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <vector>
 
 using namespace ckpt;
 namespace fs = std::filesystem;
@@ -185,6 +188,28 @@ TEST(Gguf, DequantizationEqualsTheReference) {
   EXPECT_TRUE(rep.losses.empty());
   EXPECT_EQ(rep.dequantized.size(), 10u);
   EXPECT_NE(side("dequant " + a.string() + " " + s.string()).find("dequantized 10 tensors bit for bit"), std::string::npos);
+  // Into f16 on request: f16 rounds ggml's f32 values, so it is a loss, refused unless allowed,
+  // and each value is the f32 one rounded.
+  const fs::path h = tmp.path / "h.safetensors";
+  EXPECT_THROW(convert_file(a, h, {{"dequantize", "f16"}}), UnsupportedError);
+  EXPECT_FALSE(fs::exists(h));
+  rep = convert_file(a, h, {{"dequantize", "f16"}}, true);
+  EXPECT_EQ(rep.losses.size(), 10u);
+  const Document f32 = read_document(s), f16 = read_document(h);
+  size_t compared = 0;
+  read_document(a).for_each_tensor([&](const std::string& p, const Tensor& q) {
+    if (!is_block(q.dtype())) return;
+    const Tensor& t = *f32.find_tensor_path(p);
+    const Tensor* r = f16.find_tensor_path(p);
+    ASSERT_TRUE(r) << p;
+    ASSERT_EQ(r->dtype(), DType::f16) << p;
+    std::vector<uint16_t> want(t.numel());
+    cast_elements(DType::f32, t.bytes().data(), DType::f16, reinterpret_cast<std::byte*>(want.data()), t.numel());
+    EXPECT_EQ(0, std::memcmp(want.data(), r->bytes().data(), r->nbytes())) << p;
+    ++compared;
+  });
+  EXPECT_EQ(compared, 10u);
+  EXPECT_THROW(convert_file(a, h, {{"dequantize", "f8"}}, true), UsageError);
 }
 
 // ---- files ckpt writes, read by others --------------------------------------------------------
