@@ -47,7 +47,9 @@ TEST(DtypeInterop, FilesOtherToolsWriteReadExactlyAndCkptsFilesReadInThem) {
   for (const char* file : {"numpy.pkl", "h5py.h5", "onnx.onnx", "torch_complex.pt"}) {
     SCOPED_TRACE(file);
     const Document doc = read_document(tmp.path / file);
-    for (const auto& [name, dtype] : arrays) {
+    for (const auto& array : arrays) {
+      const std::string& name = array.first;  // not a structured binding: clang 14 cannot capture one
+      const DType dtype = array.second;
       if (std::string(file) == "torch_complex.pt" && dtype != DType::c64 && dtype != DType::c128) continue;
       const Tensor* t = nullptr;
       doc.for_each_tensor([&](const std::string& path, const Tensor& x) {
