@@ -15,6 +15,14 @@ using namespace ckpt_pickle;
 
 namespace {
 
+// Equal tensors are found by a hash of their first and last 4 KiB (and their size), then their
+// bytes compared: hashing every byte of every tensor cost more than the write it saves.
+uint64_t sampled_hash(std::span<const std::byte> data) {
+  constexpr size_t kEdge = 4096;
+  if (data.size() <= 2 * kEdge) return XXH3_64bits(data.data(), data.size());
+  return XXH3_64bits_withSeed(data.data(), kEdge, XXH3_64bits(data.data() + data.size() - kEdge, kEdge) ^ data.size());
+}
+
 constexpr const char* kArchive = "archive/";
 
 Value owned(const ckpt_value& v) {
@@ -153,7 +161,7 @@ void PtWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::by
     // No layout yet: a tensor of the same bytes as an earlier one may turn out to be tied to it.
     // Keyed by dtype and shape too: a bucket then holds only tensors that can be equal.
     const uint64_t h = XXH3_64bits_withSeed(t.shape.data(), t.shape.size() * sizeof(int64_t),
-                                            XXH3_64bits(data.data(), data.size()) ^ t.dtype);
+                                            sampled_hash(data) ^ t.dtype);
     std::vector<Stored>& same = by_content_[h];
     std::vector<std::byte> back;
     for (const Stored& s : same) {
