@@ -209,7 +209,10 @@ void SafetensorsWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<cons
   entry += "\",\"shape\":";
   entry += shape_text(info.shape);
 
-  if (nbytes > 0) {
+  // A tie of tensors this small saves less than finding it costs (a million scalars); written
+  // twice, it still comes back tied in a .pt, whose writer ties equal bytes the layout ties.
+  constexpr uint64_t kSmallestAlias = 128;
+  if (nbytes >= kSmallestAlias) {
     const uint64_t h = XXH3_64bits_withSeed(info.shape.data(), info.shape.size() * sizeof(int64_t),
                                             sampled_hash(data) ^ info.dtype);
     std::vector<size_t>& same = by_content_[h];
