@@ -113,24 +113,6 @@ namespace {
 bool valid_document_name(std::string_view n) {
   return !n.empty() && n.find('/') == std::string_view::npos && n.find('\0') == std::string_view::npos;
 }
-// The inverse of sdk::escape_name, or nothing when `n` is not an escape's output.
-std::optional<std::string> unescape(std::string_view n) {
-  if (n == "%") return std::string();
-  std::string out;
-  for (size_t i = 0; i < n.size(); ++i) {
-    if (n[i] != '%') {
-      out += n[i];
-      continue;
-    }
-    const std::string_view code = n.substr(i + 1, 2);
-    if (code == "2F") out += '/';
-    else if (code == "25") out += '%';
-    else if (code == "00") out += '\0';
-    else return std::nullopt;
-    i += 2;
-  }
-  return out;
-}
 }  // namespace
 
 std::string document_name(std::string_view g) {
@@ -139,7 +121,7 @@ std::string document_name(std::string_view g) {
 
 std::string gguf_name_of(std::string_view d) {
   if (d.find('%') == std::string_view::npos) return std::string(d);
-  auto u = unescape(d);
+  auto u = ckpt::sdk::unescape_name(d);
   if (u && ckpt::sdk::escape_name(*u) == d) return *u;
   return std::string(d);
 }

@@ -2,6 +2,7 @@
 // the reader must agree on.
 #pragma once
 
+#include <ckpt/sdk_names.hpp>
 #include <ckpt/sdk_value.hpp>
 
 #include <cstdint>
@@ -44,24 +45,7 @@ inline constexpr const char* kCompoundDatasetPaths = "hdf5_compound_dataset_path
 // dataset's. The writer puts them on the datasets and does not store the group.
 inline constexpr const char* kDatasetAttributes = "hdf5_dataset_attributes";
 
-// The inverse of ckpt::sdk::escape_name; nullopt for a name it does not produce.
-inline std::optional<std::string> unescape_key(std::string_view name) {
-  if (name == "%") return std::string();
-  std::string out;
-  for (size_t i = 0; i < name.size(); ++i) {
-    if (name[i] != '%') {
-      out += name[i];
-      continue;
-    }
-    const std::string_view code = name.substr(i + 1, 2);
-    if (code == "2F") out += '/';
-    else if (code == "25") out += '%';
-    else if (code == "00") out += '\0';
-    else return std::nullopt;
-    i += 2;
-  }
-  return out;
-}
+using ckpt::sdk::unescape_name;
 
 // Dtypes HDF5 and NumPy have no type for are stored as unsigned integers of their width with
 // this string attribute naming them, as ml_dtypes names them (what other tools look for):

@@ -290,7 +290,7 @@ void H5Reader::build() {
       // The mapping moves members: the records' paths would name nothing.
       for (const auto& p : string_paths_) unread_.push_back(p + ": a string dataset (kept as a value, not as a dataset, in the Keras mapping)");
       for (const auto& p : compound_paths_) unread_.push_back(p + ": a compound dataset (kept as a group of columns in the Keras mapping)");
-      for (const auto& d : dataset_attributes_) unread_.push_back(*unescape_key(d.first) + ": its attributes (a Keras mapping keeps none)");
+      for (const auto& d : dataset_attributes_) unread_.push_back(*unescape_name(d.first) + ": its attributes (a Keras mapping keeps none)");
       string_paths_.clear(), string_types_.clear(), string_shapes_.clear(), compound_paths_.clear(), dataset_attributes_.clear();
     }
   }

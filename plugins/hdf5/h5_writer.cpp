@@ -626,7 +626,7 @@ void H5Writer::write_dataset_attributes() {
   std::vector<ckpt_str> scratch;
   for (const auto& entry : dataset_attributes_) {
     const std::string at = what + "/" + entry.first;
-    const auto path = unescape_key(entry.first);
+    const auto path = unescape_name(entry.first);
     if (!path || path->empty() || (*path)[0] != '/')
       fail(CKPT_ERR_INVALID_ARGUMENT, at + ": not the escaped absolute path of a dataset");
     std::string problem;

@@ -33,6 +33,25 @@ inline std::string escape_name(std::string_view key) {
   return out;
 }
 
+// The inverse of escape_name; nullopt for a name it does not produce.
+inline std::optional<std::string> unescape_name(std::string_view name) {
+  if (name == "%") return std::string();
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name[i] != '%') {
+      out += name[i];
+      continue;
+    }
+    const std::string_view code = name.substr(i + 1, 2);
+    if (code == "2F") out += '/';
+    else if (code == "25") out += '%';
+    else if (code == "00") out += '\0';
+    else return std::nullopt;
+    i += 2;
+  }
+  return out;
+}
+
 class NameIndex {
  public:
   // The position of `name`, if a member holds it. `name_of(i)` gives member i's name.

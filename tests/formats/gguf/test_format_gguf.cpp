@@ -12,6 +12,8 @@
 #include <ckpt/io.hpp>
 
 #include <gtest/gtest.h>
+
+#include "scratch.hpp"
 #include <nlohmann/json.hpp>
 
 #include <cstring>
@@ -29,13 +31,8 @@ namespace {
 
 const fs::path kHere = CKPT_GGUF_TEST_DIR;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-gguf-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : ckpt_test::TempDir {
+  TempDir() : ckpt_test::TempDir("ckpt-gguf") {}
 };
 
 std::string slurp(const fs::path& p) {
@@ -47,16 +44,7 @@ void spit(const fs::path& p, std::string_view bytes) {
   std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-int run(const std::string& command, std::string& out) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  size_t n;
-  out.clear();
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using ckpt_test::run;
 
 std::string side(const std::string& args) {
   std::string out;
