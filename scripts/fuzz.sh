@@ -8,14 +8,15 @@
 #                  run tried
 #     --seconds N  N s per target; the default, 600, is the long run
 #     TARGET       fuzz_json, fuzz_manifest, ... (default: every target built)
-# Configures a clang build with CKPT_FUZZ=ON in $CKPT_FUZZ_BUILD (default build-fuzz), seeds each
+# Builds the fuzz targets in the sanitizer build scripts/test.sh also tests in (clang, ASan+UBSan,
+# CKPT_FUZZ=ON; $CKPT_FUZZ_BUILD, default build-san), seeds each
 # corpus from tests/formats/<name>/ and from files the plugin writes itself, runs the targets one
 # after another and prints execs, coverage and findings per target. Exits 1 on any crash, hang,
 # leak, over-allocation or error other than a ckpt error; the inputs that caused them are kept
 # in <build>/fuzz-artifacts/<target>/. Corpora grow across runs in <build>/fuzz-corpus/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=${CKPT_FUZZ_BUILD:-$here/build-fuzz}
+build=${CKPT_FUZZ_BUILD:-$here/build-san}
 seconds=600
 seed_args=()
 smoke=0
@@ -31,10 +32,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-CC=${CKPT_FUZZ_CC:-clang-14} CXX=${CKPT_FUZZ_CXX:-clang++-14} cmake -S "$here" -B "$build" -G Ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
-  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DCKPT_FUZZ=ON -DCKPT_BUILD_BENCHMARKS=OFF >/dev/null
-ninja -C "$build" -j"${CKPT_JOBS:-2}" ckpt_fuzz
+CC=${CKPT_FUZZ_CC:-clang-14} CXX=${CKPT_FUZZ_CXX:-clang++-14} CKPT_TARGETS=ckpt_fuzz \
+  bash "$here/scripts/build.sh" "$build" -DCKPT_SANITIZE=ON -DCKPT_FUZZ=ON -DCKPT_BUILD_BENCHMARKS=OFF
 
 # Only the plugins of this build; leaks are findings, except libhdf5's known ones.
 unset CKPT_PLUGIN_PATH

@@ -19,7 +19,7 @@ packages=(
   python3 python3-numpy python3-msgpack python3-h5py python3-onnx python3-torch python3-joblib
   python3-torchvision python3-sklearn
   libopenblas0-openmp python3-matplotlib
-  time unzip
+  time unzip ccache
 )
 
 missing=()

@@ -7,7 +7,7 @@
 #     with `ckpt verify` (ckpt_corruption_stats)
 #   - plugins: CKPT_RELIABILITY_LOADS (1000) rounds of loading and unloading every plugin, in
 #     this build and, where it exists, in the sanitizer build (CKPT_SOAK_ASAN_BUILD, default
-#     build-asan), whose LeakSanitizer checks the run at exit
+#     build-san), whose LeakSanitizer checks the run at exit
 # Every format in the registry is covered. Exits non-zero on any failure; the summary is also
 # written to BUILD_DIR/soak-report.txt. Set CKPT_RELIABILITY_SEED to replay a run.
 set -euo pipefail
@@ -36,10 +36,10 @@ grep -E '^\[loads\]|^\[  (PASSED|FAILED)' "$build/soak-loads.log" | tee -a "$rep
 
 # The same rounds in the sanitizer build, where LeakSanitizer checks the whole run at exit (CI
 # runs 200 rounds there).
-asan=${CKPT_SOAK_ASAN_BUILD:-$here/build-asan}
+asan=${CKPT_SOAK_ASAN_BUILD:-$here/build-san}
 if [ -x "$asan/tests/reliability/test_reliability" ]; then
   echo "== the same under ASan+UBSan, LeakSanitizer at exit ($asan)" | tee -a "$report"
-  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0} \
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0:verify_asan_link_order=0} \
     LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0} \
     "$asan/tests/reliability/test_reliability" --gtest_filter='FaultyPlugins.LoadingAndUnloading*' \
     >"$build/soak-loads-asan.log" 2>&1 || status=1

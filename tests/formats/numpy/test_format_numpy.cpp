@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "sanitizers.hpp"
 #include "scratch.hpp"
 
 #include <cstdio>
@@ -228,7 +229,7 @@ TEST_F(NumpyFiles, HostileFilesAreRefusedWithTypedErrors) {
 // The hostile files claim up to 2^80 bytes: reading them in a child limited to 512 MiB of
 // address space shows no refusal allocates what the file claims.
 TEST_F(NumpyFiles, HostileFilesAllocateNothingLarge) {
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CKPT_TEST_ASAN
   GTEST_SKIP() << "address space limits and AddressSanitizer's shadow memory do not mix";
 #else
   for (const std::string f : {"big_claim.npy", "bomb.npz", "huge_shape.npy", "liar.npz"}) {
@@ -512,7 +513,7 @@ TEST(NumpyLimits, DeepNamesCostTheirOwnBytes) {
   std::string out;
   const fs::path p = tmp.path / "deep.npz";
   ASSERT_EQ(run(side("deep " + p.string() + " 400"), out), 0) << out;
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CKPT_TEST_ASAN
   EXPECT_EQ(read_numpy(p).tensor_count(), 0u);
 #else
   // In a child, so that its peak resident size is this read's.

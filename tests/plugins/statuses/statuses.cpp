@@ -15,7 +15,11 @@ namespace {
 
 const ckpt_host_api* g_host = nullptr;
 
-ckpt_status* st(ckpt_status_code code, const char* what) { return g_host->make_status(code, what); }
+// The test asks for codes outside the enum, as a C plugin may send them; in C++ such a value
+// in an enum is undefined, so the sanitizer's enum check is off here alone.
+__attribute__((no_sanitize("enum"))) ckpt_status* st(long code, const char* what) {
+  return g_host->make_status(static_cast<ckpt_status_code>(code), what);
+}
 
 int identify(const uint8_t*, size_t, uint64_t) { return 0; }
 
@@ -42,7 +46,7 @@ ckpt_status* open_writer_fails(const char*, const ckpt_option* o, size_t n, ckpt
     *api = nullptr;
     return nullptr;
   }
-  return st(static_cast<ckpt_status_code>(r.code), "status plugin: open_writer fails as asked");
+  return st(r.code, "status plugin: open_writer fails as asked");
 }
 
 ckpt_status* open_reader_fails(const char*, const ckpt_option* o, size_t n, ckpt_reader** out,
@@ -53,7 +57,7 @@ ckpt_status* open_reader_fails(const char*, const ckpt_option* o, size_t n, ckpt
     *api = nullptr;
     return nullptr;
   }
-  return st(static_cast<ckpt_status_code>(r.code), "status plugin: open_reader fails as asked");
+  return st(r.code, "status plugin: open_reader fails as asked");
 }
 
 struct Object {
