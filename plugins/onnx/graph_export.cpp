@@ -34,7 +34,8 @@ void value_info(onnx::ValueInfoProto& v, const std::string& name, const std::vec
 
 }  // namespace
 
-std::variant<onnx::GraphProto, std::string> build_graph(const Tree& tree) {
+std::variant<onnx::GraphProto, std::string> build_graph(const Document& doc) {
+  const Tree& tree = doc.tree;
   const size_t spec_g = tree.find_path("model/spec");
   if (spec_g == SIZE_MAX) return std::string("the document has no model/spec");
   SpecOrReason read = read_spec(tree, spec_g);
@@ -46,7 +47,7 @@ std::variant<onnx::GraphProto, std::string> build_graph(const Tree& tree) {
 
   const size_t state_g = tree.find_path("model/state");
   std::set<std::string> taken;
-  for (const TensorNode& t : tree.tensors) taken.insert(t.initializer);
+  for (const std::string& i : doc.initializers) taken.insert(i);
   auto fresh = [&](std::string name) {
     std::string n = name;
     for (int k = 2; taken.count(n); ++k) n = name + "_" + std::to_string(k);
@@ -57,7 +58,7 @@ std::variant<onnx::GraphProto, std::string> build_graph(const Tree& tree) {
   // does not fit, with the reason in `why`.
   std::string why;
   auto parameter = [&](const ParameterSpec& p) -> std::string {
-    const TensorNode* t = state_g == SIZE_MAX ? nullptr : tree.find_tensor(state_g, p.name);
+    const Tree::Tensor* t = state_g == SIZE_MAX ? nullptr : tree.find_tensor(state_g, p.name);
     if (!t) {
       why = "model/state has no " + quote_text(p.name);
       return {};
@@ -67,7 +68,7 @@ std::variant<onnx::GraphProto, std::string> build_graph(const Tree& tree) {
             ", the layer needs f32 " + shape_text(p.shape);
       return {};
     }
-    return t->initializer;
+    return doc.initializer(*t);
   };
 
   // The names the graph the document came from gave its input and each layer's output
@@ -75,7 +76,7 @@ std::variant<onnx::GraphProto, std::string> build_graph(const Tree& tree) {
   // no initializer's.
   std::vector<std::string> names;
   const size_t onnx_g = tree.find_path("extra/onnx");
-  if (const Value* v = onnx_g == SIZE_MAX ? nullptr : tree.attribute(onnx_g, "value_names");
+  if (const Value* v = onnx_g == SIZE_MAX ? nullptr : tree.find_attribute(onnx_g, "value_names");
       v && v->type == CKPT_VALUE_STRING_ARRAY && v->strings.size() == spec.layers.size() + 1) {
     std::set<std::string> seen;
     bool fits = true;

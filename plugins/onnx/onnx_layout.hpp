@@ -16,7 +16,7 @@ inline constexpr std::string_view kProducerName = "ckpt";
 inline constexpr std::string_view kProducerVersion = "0.1.0";
 
 // metadata_props keys. kDocumentKey holds the whole document but its tensors (JSON, see
-// doc_json.hpp); it is written last, so a file cut anywhere before its end lacks it.
+// onnx_document.hpp); it is written last, so a file cut anywhere before its end lacks it.
 inline constexpr std::string_view kDocumentKey = "ckpt.document";
 inline constexpr std::string_view kGraphKey = "ckpt.graph";
 inline constexpr std::string_view kExternalKey = "ckpt.external_data";

@@ -1,6 +1,5 @@
 #include "onnx_reader.hpp"
 
-#include "doc_json.hpp"
 #include "dtypes.hpp"
 #include "graph_import.hpp"
 #include "onnx_layout.hpp"
@@ -25,7 +24,7 @@ OnnxReader::OnnxReader(const std::string& path, const ReaderOptions& options)
     : path_(path), file_(path), model_(scan_model(file_.bytes(), path)), external_(path) {
   const std::string* doc = model_.metadata_value(kDocumentKey);
   if (!options.as_plain_onnx && doc) {
-    tree_ = tree_from_json(*doc, path_);
+    doc_ = document_from_json(*doc, path_);
     bind_own_tree();
     if (const std::string* note = model_.metadata_value(kExternalKey)) check_external(*note);
     check_own_model(*doc);
@@ -37,7 +36,7 @@ OnnxReader::OnnxReader(const std::string& path, const ReaderOptions& options)
     build_foreign_tree();
   }
   // Every external location is checked (and opened) now, so a refused path fails the open.
-  for (const TensorNode& t : tree_.tensors) external_file(t.id);
+  for (const Tree::Tensor& t : doc_.tree.tensors) external_file(t.id);
 }
 
 const Initializer& OnnxReader::entry(uint64_t id) const {
@@ -67,11 +66,12 @@ void OnnxReader::bind_own_tree() {
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': two initializers are named " + quote_text(model_.initializers[i].name));
   std::vector<bool> used(model_.initializers.size());
   const std::string changed = " (the file was changed by another tool; read it with the option layout=onnx)";
-  for (TensorNode& t : tree_.tensors) {
-    auto it = by_name.find(t.initializer);
+  for (size_t k = 0; k < doc_.tree.tensors.size(); ++k) {
+    Tree::Tensor& t = doc_.tree.tensors[k];
+    auto it = by_name.find(doc_.initializers[k]);
     if (it == by_name.end())
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': the document's tensor " + quote_text(t.name) + " is kept in initializer " +
-                                quote_text(t.initializer) + ", which the graph does not hold" + changed);
+                                quote_text(doc_.initializers[k]) + ", which the graph does not hold" + changed);
     const Initializer& i = model_.initializers[it->second];
     if (i.dtype != t.dtype || i.dims != t.shape)
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(i.name) + " is " + onnx_type_name(i.onnx_type) +
@@ -102,7 +102,7 @@ void OnnxReader::check_own_model(const std::string& document) {
   for (const Initializer& i : model_.initializers)
     if (i.storage != Initializer::Storage::raw && i.storage != Initializer::Storage::external)
       differ("initializer " + quote_text(i.name) + " keeps its data in a typed field, which ckpt never writes");
-  const OwnGraph own = own_graph(tree_);
+  const OwnGraph own = own_graph(doc_);
   onnx::GraphProto graph;
   if (!graph.ParseFromString(model_.graph_rest)) differ("its graph's nodes, inputs or outputs are not valid protobuf");
   // value_info only annotates the types of intermediate values, which change no result; onnx's
@@ -110,9 +110,9 @@ void OnnxReader::check_own_model(const std::string& document) {
   graph.clear_value_info();
   if (!google::protobuf::util::MessageDifferencer::Equals(graph, own.graph))
     differ("its graph (nodes, inputs, outputs, name or doc_string) is not the one model/spec makes");
-  if (tree_to_json(tree_) != document) differ("metadata " + std::string(kDocumentKey) + " is not in the form ckpt writes");
+  if (document_to_json(doc_) != document) differ("metadata " + std::string(kDocumentKey) + " is not in the form ckpt writes");
   const std::string* external = model_.metadata_value(kExternalKey);
-  const auto expected = own_metadata(tree_, own.note, external ? *external : std::string());
+  const auto expected = own_metadata(doc_, own.note, external ? *external : std::string());
   if (expected != model_.metadata) {
     size_t i = 0;
     while (i < expected.size() && i < model_.metadata.size() && expected[i] == model_.metadata[i]) ++i;
@@ -163,20 +163,20 @@ void OnnxReader::build_foreign_tree() {
   const ImportedSpec imp = import_spec(graph, model_, [this](size_t i) { return int64_values(i); });
   const std::set<size_t> constants(imp.constants.begin(), imp.constants.end());
 
-  Tree& t = tree_;
+  Tree& t = doc_.tree;
   const size_t meta = t.add_group(0, "meta");
-  t.set(meta, "schema", Value::string("ckpt.checkpoint"));
-  t.set(meta, "schema_version", Value::integer(1));
+  t.add_attribute(meta, "schema", Value::string("ckpt.checkpoint"));
+  t.add_attribute(meta, "schema_version", Value::integer(1));
   std::string producer = model_.producer_name;
   if (!model_.producer_version.empty()) producer += (producer.empty() ? "" : " ") + model_.producer_version;
-  t.set(meta, "producer", Value::string(producer.empty() ? "unknown ONNX producer" : producer));
+  t.add_attribute(meta, "producer", Value::string(producer.empty() ? "unknown ONNX producer" : producer));
   if (!model_.metadata.empty()) {
     const size_t user = t.add_group(meta, "user");
     std::set<std::string> keys;
     for (const auto& [k, v] : model_.metadata) {
       std::string key = k.empty() ? "(empty key)" : escape_name(k);
       if (!keys.insert(key).second) continue;  // protobuf's last-wins is the scan's job; keep the first here
-      t.set(user, std::move(key), Value::string(v));
+      t.add_attribute(user, std::move(key), Value::string(v));
     }
   }
   const size_t model = t.add_group(0, "model");
@@ -185,19 +185,19 @@ void OnnxReader::build_foreign_tree() {
 
   const size_t extra = t.add_group(0, "extra");
   const size_t onnx = t.add_group(extra, "onnx");
-  t.set(onnx, "ir_version", Value::integer(model_.ir_version));
+  t.add_attribute(onnx, "ir_version", Value::integer(model_.ir_version));
   std::vector<std::string> opsets;
   for (const auto& [domain, version] : model_.opsets)
     opsets.push_back((domain.empty() ? std::string("ai.onnx") : domain) + " " + std::to_string(version));
-  t.set(onnx, "opset_import", Value::string_array(std::move(opsets)));
-  t.set(onnx, "producer_name", Value::string(model_.producer_name));
-  t.set(onnx, "producer_version", Value::string(model_.producer_version));
-  if (!model_.domain.empty()) t.set(onnx, "domain", Value::string(model_.domain));
-  if (model_.model_version) t.set(onnx, "model_version", Value::integer(model_.model_version));
-  if (!model_.doc_string.empty()) t.set(onnx, "doc_string", Value::string(model_.doc_string));
-  t.set(onnx, "graph_name", Value::string(graph.name()));
-  t.set(onnx, "spec", Value::string(imp.spec ? "rebuilt from the graph" : "not rebuilt: " + imp.reason));
-  if (imp.spec) t.set(onnx, "value_names", Value::string_array(imp.value_names));
+  t.add_attribute(onnx, "opset_import", Value::string_array(std::move(opsets)));
+  t.add_attribute(onnx, "producer_name", Value::string(model_.producer_name));
+  t.add_attribute(onnx, "producer_version", Value::string(model_.producer_version));
+  if (!model_.domain.empty()) t.add_attribute(onnx, "domain", Value::string(model_.domain));
+  if (model_.model_version) t.add_attribute(onnx, "model_version", Value::integer(model_.model_version));
+  if (!model_.doc_string.empty()) t.add_attribute(onnx, "doc_string", Value::string(model_.doc_string));
+  t.add_attribute(onnx, "graph_name", Value::string(graph.name()));
+  t.add_attribute(onnx, "spec", Value::string(imp.spec ? "rebuilt from the graph" : "not rebuilt: " + imp.reason));
+  if (imp.spec) t.add_attribute(onnx, "value_names", Value::string_array(imp.value_names));
 
   std::vector<std::string> skipped;
   if (model_.sparse_initializers)
@@ -211,23 +211,22 @@ void OnnxReader::build_foreign_tree() {
       skipped.push_back(init.name + ": " + onnx_type_name(init.onnx_type) + " has no ckpt dtype");
       continue;
     }
-    TensorNode node;
+    Tree::Tensor node;
     node.name = init.name.empty() ? "(unnamed " + std::to_string(i) + ")" : escape_name(init.name);
     if (!names.insert(node.name).second)
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': two initializers are named " + quote_text(init.name));
     node.dtype = init.dtype;
     node.shape = init.dims;
     node.nbytes = init.nbytes;
-    node.initializer = init.name;
     node.id = i;
     size_t parent = state;
     if (constants.count(i)) {
       if (constants_group == SIZE_MAX) constants_group = t.add_group(onnx, "constants");
       parent = constants_group;
     }
-    t.add_tensor(parent, std::move(node));
+    doc_.add_tensor(parent, std::move(node), init.name);
   }
-  if (!skipped.empty()) t.set(onnx, "skipped", Value::string_array(std::move(skipped)));
+  if (!skipped.empty()) t.add_attribute(onnx, "skipped", Value::string_array(std::move(skipped)));
 }
 
 void OnnxReader::read_tensor(uint64_t id, std::span<std::byte> dst) {

@@ -6,7 +6,7 @@
 // Tensors are copied out with pread, or mapped where they lie (raw_data and external data).
 #pragma once
 
-#include "doc_tree.hpp"
+#include "onnx_document.hpp"
 #include "external_data.hpp"
 #include <ckpt/sdk_io.hpp>
 #include "model_scan.hpp"
@@ -28,7 +28,7 @@ class OnnxReader final : public ckpt::sdk::Reader {
  public:
   OnnxReader(const std::string& path, const ReaderOptions& options);
 
-  void list(const ckpt::sdk::Visitor& visitor) override { tree_.list(visitor); }
+  void list(const ckpt::sdk::Visitor& visitor) override { doc_.tree.list(visitor); }
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;
   const void* map_tensor(uint64_t id) override;
 
@@ -50,7 +50,7 @@ class OnnxReader final : public ckpt::sdk::Reader {
   ScannedModel model_;
   ExternalFiles external_;
   std::map<size_t, const ckpt::sdk::MappedFile*> external_of_;  // initializer -> its opened file
-  Tree tree_;
+  Document doc_;
   std::map<uint64_t, std::vector<std::byte>> decoded_;  // typed-field tensors handed out by map
 };
 

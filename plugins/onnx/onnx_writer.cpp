@@ -1,6 +1,6 @@
 #include "onnx_writer.hpp"
 
-#include "doc_json.hpp"
+#include "onnx_document.hpp"
 #include "dtypes.hpp"
 #include "graph_export.hpp"
 #include "own_model.hpp"
@@ -35,72 +35,14 @@ OnnxWriter::OnnxWriter(const std::string& path, const WriterOptions& options)
   out_.write(head);
 }
 
-std::string OnnxWriter::where() const {
-  if (stack_.size() <= 1) return "the root group";
-  return "group '" + stack_.back().path + "'";
-}
-
-OnnxWriter::OpenGroup& OnnxWriter::current(const char* event) {
-  if (stack_.empty())
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " outside any group (the root group is " +
-                                        (root_done_ ? "already closed)" : "not open yet)"));
-  return stack_.back();
-}
-
-void OnnxWriter::claim_child(std::string_view name, const char* event) {
-  OpenGroup& g = current(event);
-  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid name " + quote_text(name) + " in " + where() +
-                                        ": names are non-empty and hold no '/' or NUL");
-  if (g.attributes_left != 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " " + quote_text(name) + " in " + where() + " before its " +
-                                        std::to_string(g.attributes_left) + " announced attributes");
-  if (g.children_left == 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " " + quote_text(name) + " in " + where() +
-                                        " beyond its announced children");
-  if (!g.child_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child " + quote_text(name) + " in " + where());
-  --g.children_left;
-}
-
 void OnnxWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "begin_group after finish");
-  if (stack_.empty()) {
-    if (root_done_) fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group");
-    if (!name.empty())
-      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got " + quote_text(name));
-    stack_.push_back({0, "", n_attributes, n_children, {}, {}});
-    return;
-  }
-  claim_child(name, "group");
-  const OpenGroup& parent = stack_.back();
-  const size_t g = tree_.add_group(parent.group, std::string(name));
-  std::string path = parent.path.empty() ? std::string(name) : parent.path + "/" + std::string(name);
-  stack_.push_back({g, std::move(path), n_attributes, n_children, {}, {}});
+  recorder_.begin_group(name, n_attributes, n_children);
 }
 
-void OnnxWriter::end_group() {
-  OpenGroup& g = current("end_group");
-  if (g.attributes_left != 0 || g.children_left != 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "end of " + where() + " with " + std::to_string(g.attributes_left) +
-                                        " attributes and " + std::to_string(g.children_left) +
-                                        " children still announced");
-  stack_.pop_back();
-  if (stack_.empty()) root_done_ = true;
-}
+void OnnxWriter::end_group() { recorder_.end_group(); }
 
-void OnnxWriter::attribute(std::string_view name, const ckpt_value& value) {
-  OpenGroup& g = current("attribute");
-  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid attribute name " + quote_text(name) + " in " + where() +
-                                        ": names are non-empty and hold no '/' or NUL");
-  if (g.attributes_left == 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "attribute " + quote_text(name) + " in " + where() + " beyond its announced attributes");
-  if (!g.attribute_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute " + quote_text(name) + " in " + where());
-  --g.attributes_left;
-  tree_.set(g.group, std::string(name), Value::copy_of(value, "attribute " + quote_text(name) + " in " + where()));
-}
+void OnnxWriter::attribute(std::string_view name, const ckpt_value& value) { recorder_.attribute(name, value); }
 
 // model/state and root tensors keep their names, so the graph and other tools see the state
 // dict as it is; everything else gets the reserved prefix and its path.
@@ -110,7 +52,7 @@ std::string OnnxWriter::initializer_name(const std::string& group_path, std::str
   if ((group_path == "model/state" || group_path.empty()) && valid_utf8(name) && !name.starts_with(kReservedPrefix))
     n = std::string(name);
   if (n.empty() || initializers_.count(n)) n = std::string(kReservedPrefix) + path;
-  if (!valid_utf8(n)) n = std::string(kReservedPrefix) + "tensor-" + std::to_string(tree_.tensors.size());
+  if (!valid_utf8(n)) n = std::string(kReservedPrefix) + "tensor-" + std::to_string(recorder_.tree().tensors.size());
   const std::string base = n;
   for (int k = 2; initializers_.count(n); ++k) n = base + "#" + std::to_string(k);
   initializers_.insert(n);
@@ -142,8 +84,8 @@ ExternalWriter& OnnxWriter::external() {
 }
 
 void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
-  OpenGroup& g = current("tensor");
-  const std::string path = g.path.empty() ? std::string(info.name) : g.path + "/" + std::string(info.name);
+  const std::string& group_path = recorder_.path();
+  const std::string path = group_path.empty() ? std::string(info.name) : group_path + "/" + std::string(info.name);
   const std::string what = "tensor " + quote_text(path);
   const char* dtype = ckpt::sdk::dtype_name(info.dtype);
   if (!dtype) fail(CKPT_ERR_INVALID_ARGUMENT, what + " has unknown dtype " + std::to_string(info.dtype));
@@ -152,20 +94,15 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
   if (nbytes != info.nbytes || data.size() != nbytes)
     fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_text(info.shape) + " " + dtype + " needs " +
                                         std::to_string(nbytes) + " bytes, got " + std::to_string(data.size()));
-  claim_child(info.name, "tensor");
-
-  TensorNode node;
-  node.name = std::string(info.name);
-  node.dtype = info.dtype;
-  node.shape.assign(info.shape.begin(), info.shape.end());
-  node.nbytes = nbytes;
-  node.initializer = initializer_name(g.path, info.name, path);
+  const std::string initializer = initializer_name(group_path, info.name, path);
+  recorder_.tensor(info, recorder_.tree().tensors.size());
+  tensor_initializers_.push_back(initializer);
 
   std::string& h = head_;
   h.clear();
   for (int64_t d : info.shape) wire::put_varint_field(h, field::kDims, static_cast<uint64_t>(d));
   wire::put_varint_field(h, field::kDataType, static_cast<uint64_t>(onnx_type_of(info.dtype)));
-  wire::put_bytes_field(h, field::kName, node.initializer);
+  wire::put_bytes_field(h, field::kName, initializer);
   // Frame sizes are at most 11 bytes of tag and length on each of two levels.
   const uint64_t inline_size = 2 * 11 + h.size() + 11 + nbytes;
   uint64_t tensor_size;
@@ -198,12 +135,11 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
   out_.write(frame);
   out_.write(h);
   if (!external_data && nbytes > 0) out_.write(data.data(), nbytes);
-  tree_.add_tensor(g.group, std::move(node));
 }
 
 std::string OnnxWriter::metadata_entries(const std::string& graph_note, const std::string& external_note) const {
   std::string out;
-  for (const auto& [k, v] : own_metadata(tree_, graph_note, external_note)) {
+  for (const auto& [k, v] : own_metadata(doc_, graph_note, external_note)) {
     std::string e;
     wire::put_bytes_field(e, field::kKey, k);
     wire::put_bytes_field(e, field::kValue, v);
@@ -213,10 +149,12 @@ std::string OnnxWriter::metadata_entries(const std::string& graph_note, const st
 }
 
 void OnnxWriter::finish() {
-  if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
+  recorder_.check_done();
+  doc_.tree = std::move(recorder_.tree());
+  doc_.initializers = std::move(tensor_initializers_);
 
-  OwnGraph own = own_graph(tree_);
+  OwnGraph own = own_graph(doc_);
   const std::string& graph_note = own.note;
   const onnx::GraphProto& graph = own.graph;
   // Graph fields after the initializers: valid protobuf (fields may come in any order), and

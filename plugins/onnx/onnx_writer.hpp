@@ -6,7 +6,7 @@
 // end. Peak memory is the host's tensor plus a 1 MiB buffer.
 #pragma once
 
-#include "doc_tree.hpp"
+#include "onnx_document.hpp"
 #include "external_data.hpp"
 #include "model_file.hpp"
 
@@ -17,7 +17,6 @@
 #include <utility>
 #include <set>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 namespace ckpt_onnx {
@@ -41,18 +40,6 @@ class OnnxWriter final : public ckpt::sdk::Writer {
   void committed(std::string_view path) override;
 
  private:
-  struct OpenGroup {
-    size_t group;      // in tree_
-    std::string path;  // "" for the root
-    uint64_t attributes_left;
-    uint64_t children_left;
-    std::unordered_set<std::string> attribute_names;
-    std::unordered_set<std::string> child_names;
-  };
-
-  OpenGroup& current(const char* event);
-  void claim_child(std::string_view name, const char* event);
-  std::string where() const;
   std::string initializer_name(const std::string& group_path, std::string_view name, const std::string& path);
   bool goes_external(uint64_t nbytes, uint64_t inline_size, const std::string& what);
   ExternalWriter& external();
@@ -65,12 +52,12 @@ class OnnxWriter final : public ckpt::sdk::Writer {
   std::pair<dev_t, ino_t> written_{};  // the model file, to know it again once committed
   WriterOptions options_;
   ModelFile out_;
-  Tree tree_;
-  std::vector<OpenGroup> stack_;
+  ckpt::sdk::TreeRecorder recorder_;
+  std::vector<std::string> tensor_initializers_;  // by index in the recorder's tree
+  Document doc_;  // at finish: the recorded tree and its initializers
   std::set<std::string> initializers_;
   std::unique_ptr<ExternalWriter> external_;
   uint64_t graph_length_at_ = 0;
-  bool root_done_ = false;
   bool finished_ = false;
   std::string head_;  // reused per tensor
 };

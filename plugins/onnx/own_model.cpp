@@ -1,15 +1,14 @@
 #include "own_model.hpp"
 
-#include "doc_json.hpp"
 #include "graph_export.hpp"
 #include "onnx_layout.hpp"
 #include "text.hpp"
 
 namespace ckpt_onnx {
 
-OwnGraph own_graph(const Tree& tree) {
+OwnGraph own_graph(const Document& doc) {
   OwnGraph out;
-  auto built = build_graph(tree);
+  auto built = build_graph(doc);
   if (auto* g = std::get_if<onnx::GraphProto>(&built)) {
     out.graph = std::move(*g);
     out.note = "built from model/spec";
@@ -22,8 +21,9 @@ OwnGraph own_graph(const Tree& tree) {
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> own_metadata(const Tree& tree, const std::string& graph_note,
+std::vector<std::pair<std::string, std::string>> own_metadata(const Document& doc, const std::string& graph_note,
                                                               const std::string& external_note) {
+  const Tree& tree = doc.tree;
   std::vector<std::pair<std::string, std::string>> entries;
   // meta's attributes one by one, for tools that show metadata_props; ckpt reads them back
   // from the document entry.
@@ -33,7 +33,7 @@ std::vector<std::pair<std::string, std::string>> own_metadata(const Tree& tree, 
     while (!todo.empty()) {
       auto [g, prefix] = todo.back();
       todo.pop_back();
-      for (const Attribute& a : tree.groups[g].attributes)
+      for (const Tree::Attribute& a : tree.groups[g].attributes)
         if (valid_utf8(a.name)) entries.emplace_back(prefix + a.name, value_as_text(a.value));
       const auto& children = tree.groups[g].children;
       for (auto it = children.rbegin(); it != children.rend(); ++it)
@@ -43,7 +43,7 @@ std::vector<std::pair<std::string, std::string>> own_metadata(const Tree& tree, 
   }
   entries.emplace_back(std::string(kGraphKey), graph_note);
   if (!external_note.empty()) entries.emplace_back(std::string(kExternalKey), external_note);
-  entries.emplace_back(std::string(kDocumentKey), tree_to_json(tree));
+  entries.emplace_back(std::string(kDocumentKey), document_to_json(doc));
   return entries;
 }
 

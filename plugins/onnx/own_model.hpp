@@ -6,7 +6,7 @@
 // file must have one reading.
 #pragma once
 
-#include "doc_tree.hpp"
+#include "onnx_document.hpp"
 
 #include <onnx/onnx_pb.h>
 
@@ -20,11 +20,11 @@ struct OwnGraph {
   onnx::GraphProto graph;  // nodes, inputs, outputs, name, doc_string: all but initializers
   std::string note;        // metadata ckpt.graph: "built from model/spec" or "none: <reason>"
 };
-OwnGraph own_graph(const Tree& tree);
+OwnGraph own_graph(const Document& doc);
 
 // metadata_props in order: meta's attributes (meta/<path>), ckpt.graph, ckpt.external_data
 // when `external_note` is not empty, and ckpt.document last.
-std::vector<std::pair<std::string, std::string>> own_metadata(const Tree& tree, const std::string& graph_note,
+std::vector<std::pair<std::string, std::string>> own_metadata(const Document& doc, const std::string& graph_note,
                                                               const std::string& external_note);
 
 }  // namespace ckpt_onnx

@@ -19,24 +19,24 @@ class Attrs {
   [[noreturn]] void bad(const std::string& what) const { throw Bad{path_ + ": " + what}; }
 
   int64_t positive(const char* name) const {
-    const Value* v = tree_.attribute(g_, name);
+    const Value* v = tree_.find_attribute(g_, name);
     if (!v || v->type != CKPT_VALUE_INT64 || v->i <= 0) bad(std::string(name) + " must be a positive integer");
     return v->i;
   }
   int64_t integer(const char* name, int64_t fallback) const {
-    const Value* v = tree_.attribute(g_, name);
+    const Value* v = tree_.find_attribute(g_, name);
     if (!v) return fallback;
     if (v->type != CKPT_VALUE_INT64) bad(std::string(name) + " must be an integer");
     return v->i;
   }
   bool flag(const char* name, bool fallback) const {
-    const Value* v = tree_.attribute(g_, name);
+    const Value* v = tree_.find_attribute(g_, name);
     if (!v) return fallback;
     if (v->type != CKPT_VALUE_BOOL) bad(std::string(name) + " must be a bool");
     return v->b;
   }
   Pair pair(const char* name, const Pair* fallback, int64_t min) const {
-    const Value* v = tree_.attribute(g_, name);
+    const Value* v = tree_.find_attribute(g_, name);
     if (!v && fallback) return *fallback;
     Pair p;
     if (v && v->type == CKPT_VALUE_INT64) p = {v->i, v->i};
@@ -46,7 +46,7 @@ class Attrs {
     return p;
   }
   const std::string* text(const char* name) const {
-    const Value* v = tree_.attribute(g_, name);
+    const Value* v = tree_.find_attribute(g_, name);
     return v && v->type == CKPT_VALUE_STRING ? &v->s : nullptr;
   }
 
@@ -92,8 +92,8 @@ LayerSpec read_layer(const Tree& tree, size_t g, const std::string& name) {
 }
 
 void write_pair(Tree& tree, size_t g, const char* name, Pair p) {
-  if (p.h == p.w) tree.set(g, name, Value::integer(p.h));
-  else tree.set(g, name, Value::int_array({p.h, p.w}));
+  if (p.h == p.w) tree.add_attribute(g, name, Value::integer(p.h));
+  else tree.add_attribute(g, name, Value::int_array({p.h, p.w}));
 }
 
 }  // namespace
@@ -104,13 +104,13 @@ SpecOrReason read_spec(const Tree& tree, size_t g) {
     const std::string* type = a.text("type");
     if (!type || *type != "sequential") a.bad("type must be \"sequential\"");
     SequentialSpec spec;
-    const Value* shape = tree.attribute(g, "input_shape");
+    const Value* shape = tree.find_attribute(g, "input_shape");
     if (!shape || shape->type != CKPT_VALUE_INT64_ARRAY || shape->ints.empty())
       a.bad("input_shape must be a non-empty int64 array");
     for (int64_t d : shape->ints)
       if (d <= 0) a.bad("input_shape must hold positive sizes");
     spec.input_shape = shape->ints;
-    const Value* layers = tree.attribute(g, "layers");
+    const Value* layers = tree.find_attribute(g, "layers");
     if (!layers || layers->type != CKPT_VALUE_STRING_ARRAY || layers->strings.empty())
       a.bad("layers must be a non-empty string array");
     std::set<std::string> seen;
@@ -128,31 +128,31 @@ SpecOrReason read_spec(const Tree& tree, size_t g) {
 
 void write_spec(Tree& tree, size_t parent, const std::string& name, const SequentialSpec& spec) {
   const size_t g = tree.add_group(parent, name);
-  tree.set(g, "type", Value::string("sequential"));
-  tree.set(g, "input_shape", Value::int_array(spec.input_shape));
+  tree.add_attribute(g, "type", Value::string("sequential"));
+  tree.add_attribute(g, "input_shape", Value::int_array(spec.input_shape));
   std::vector<std::string> names;
   for (const LayerSpec& l : spec.layers) names.push_back(l.name);
-  tree.set(g, "layers", Value::string_array(std::move(names)));
+  tree.add_attribute(g, "layers", Value::string_array(std::move(names)));
   for (const LayerSpec& l : spec.layers) {
     const size_t lg = tree.add_group(g, l.name);
-    tree.set(lg, "type", Value::string(l.type));
+    tree.add_attribute(lg, "type", Value::string(l.type));
     if (l.type == "linear") {
-      tree.set(lg, "in_features", Value::integer(l.in));
-      tree.set(lg, "out_features", Value::integer(l.out));
-      tree.set(lg, "bias", Value::boolean(l.bias));
+      tree.add_attribute(lg, "in_features", Value::integer(l.in));
+      tree.add_attribute(lg, "out_features", Value::integer(l.out));
+      tree.add_attribute(lg, "bias", Value::boolean(l.bias));
     } else if (l.type == "conv2d") {
-      tree.set(lg, "in_channels", Value::integer(l.in));
-      tree.set(lg, "out_channels", Value::integer(l.out));
+      tree.add_attribute(lg, "in_channels", Value::integer(l.in));
+      tree.add_attribute(lg, "out_channels", Value::integer(l.out));
       write_pair(tree, lg, "kernel_size", l.kernel);
       write_pair(tree, lg, "stride", l.stride);
       write_pair(tree, lg, "padding", l.padding);
-      tree.set(lg, "bias", Value::boolean(l.bias));
+      tree.add_attribute(lg, "bias", Value::boolean(l.bias));
     } else if (l.type == "maxpool2d") {
       write_pair(tree, lg, "kernel_size", l.kernel);
       write_pair(tree, lg, "stride", l.stride);
       write_pair(tree, lg, "padding", l.padding);
     } else if (l.type == "softmax") {
-      tree.set(lg, "dim", Value::integer(l.dim));
+      tree.add_attribute(lg, "dim", Value::integer(l.dim));
     }
   }
 }

@@ -5,7 +5,7 @@
 // guessed at.
 #pragma once
 
-#include "doc_tree.hpp"
+#include "onnx_document.hpp"
 
 #include <cstdint>
 #include <string>

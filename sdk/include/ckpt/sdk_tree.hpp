@@ -330,9 +330,12 @@ class TreeRecorder {
     return tree_.add_tensor(stack_.back().group, std::move(t));
   }
 
-  // The '/'-separated path of the open group ("" for the root); of a tensor's group while the
-  // writer handles tensor().
-  const std::string& path() const { return current_const().path; }
+  // The '/'-separated path of the open group ("" for the root); `event` names the call in the
+  // error when no group is open.
+  const std::string& path(const char* event = "tensor") const {
+    check_open(event);
+    return stack_.back().path;
+  }
   // "the root group" or "group 'a/b'": the open group, for messages.
   std::string where() const {
     if (stack_.size() <= 1) return "the root group";
@@ -354,14 +357,13 @@ class TreeRecorder {
     uint64_t attributes_left, children_left;
   };
 
-  Open& current(const char* event) {
+  void check_open(const char* event) const {
     if (stack_.empty())
       fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " outside any group (the root group is " +
                                           (root_done_ ? "already closed)" : "not open yet)"));
-    return stack_.back();
   }
-  const Open& current_const() const {
-    if (stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "no group is open");
+  Open& current(const char* event) {
+    check_open(event);
     return stack_.back();
   }
   void check_name(std::string_view name, const char* what) const {

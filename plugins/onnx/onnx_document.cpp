@@ -1,0 +1,48 @@
+#include "onnx_document.hpp"
+
+#include "onnx_layout.hpp"
+#include "text.hpp"
+
+#include <ckpt_skeleton/skeleton_json.hpp>
+
+namespace ckpt_onnx {
+
+namespace {
+
+// Files ckpt wrote keep reading, and rewriting one gives the same bytes.
+constexpr ckpt_skeleton::SkeletonKeys kKeys{.format = "ckpt-onnx-document",
+                                            .version = kDocumentVersion,
+                                            .attributes = "attributes",
+                                            .children = "children",
+                                            .location = "initializer",
+                                            .name_in_child = true,
+                                            .floats_as_bits = false,
+                                            .omit_empty = true,
+                                            .max_depth = kMaxDepth};
+
+}  // namespace
+
+std::string document_to_json(const Document& doc) {
+  return ckpt_skeleton::write_skeleton(doc.tree, kKeys, [&](size_t k) { return std::string_view(doc.initializers[k]); });
+}
+
+Document document_from_json(std::string_view json, const std::string& source) {
+  Document doc;
+  ckpt_skeleton::SkeletonSource from;
+  from.where = [&](const std::string& path) {
+    return "'" + source + "': metadata " + std::string(kDocumentKey) + " at " +
+           (path.empty() ? std::string("the root group") : quote_text(path)) + ": ";
+  };
+  doc.tree = ckpt_skeleton::read_skeleton(json, kKeys, from, [&](const Tree::Tensor&, std::string initializer, const std::string&) {
+    doc.initializers.push_back(std::move(initializer));
+    return doc.initializers.size() - 1;
+  });
+  return doc;
+}
+
+std::string value_as_text(const Value& v) {
+  if (v.type == CKPT_VALUE_STRING && valid_utf8(v.s)) return v.s;
+  return ckpt_skeleton::write_value(v, kKeys);
+}
+
+}  // namespace ckpt_onnx
