@@ -10,7 +10,7 @@
 #include <immintrin.h>
 #endif
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -171,4 +171,4 @@ void base64_decode(std::string_view text, std::byte* out) {
   o[2] = static_cast<unsigned char>(v);
 }
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

@@ -6,7 +6,7 @@
 #include <span>
 #include <string_view>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
 constexpr size_t base64_encoded_size(size_t n) { return (n + 2) / 3 * 4; }
 
@@ -28,4 +28,4 @@ Base64Check base64_check(std::string_view text);
 // Decodes text that passed base64_check into exactly its decoded_size bytes.
 void base64_decode(std::string_view text, std::byte* out);
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
 class InputCursor {
  public:
@@ -82,7 +82,7 @@ class InputCursor {
     const char* q = pos_ + n;
     if (n < kMinSkip) return;
     if (q == end_)
-      sdk::fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(offset() - 1) +
+      ckpt::sdk::fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(offset() - 1) +
                                      ": string never ends (the file stops inside it; truncated?)");
     if (*q != '"') return;  // an escape or non-ASCII text follows: the lexer must see it all
     skipped_begin_ = pos_;
@@ -127,4 +127,4 @@ class CursorIterator {
   const char* fixed_ = nullptr;
 };
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

@@ -1,13 +1,13 @@
 // The json format's description and entry point.
 #include "json_reader.hpp"
 #include "json_writer.hpp"
-#include "layout.hpp"
+#include "json_layout.hpp"
 
 #include <ckpt/sdk.hpp>
 
 #include <algorithm>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 namespace {
 
 bool is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -19,7 +19,7 @@ struct JsonFormat {
   static constexpr const char* long_name = "ckpt JSON document";
   static std::vector<std::string> extensions() { return {".json"}; }
   // "{" would claim every JSON file; identify() decides.
-  static std::vector<sdk::Magic> magic() { return {}; }
+  static std::vector<ckpt::sdk::Magic> magic() { return {}; }
   static constexpr uint32_t capabilities = CKPT_CAP_READ | CKPT_CAP_WRITE | CKPT_CAP_ATTRIBUTES |
                                            CKPT_CAP_NESTED_GROUPS | CKPT_CAP_ATTRIBUTE_ARRAYS |
                                            CKPT_CAP_DETERMINISTIC;
@@ -48,15 +48,15 @@ struct JsonFormat {
     return 0;
   }
 
-  static std::unique_ptr<sdk::Writer> open_writer(const std::string& path, sdk::Options& options) {
+  static std::unique_ptr<ckpt::sdk::Writer> open_writer(const std::string& path, ckpt::sdk::Options& options) {
     return std::make_unique<JsonWriter>(path, options);
   }
 
-  static std::unique_ptr<sdk::Reader> open_reader(const std::string& path, sdk::Options&) {
+  static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options&) {
     return std::make_unique<JsonReader>(path);
   }
 };
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json
 
-CKPT_DECLARE_PLUGIN("json", "0.1.0", ckpt::jsonfmt::JsonFormat)
+CKPT_DECLARE_PLUGIN("json", "0.1.0", ckpt_json::JsonFormat)

@@ -8,13 +8,13 @@
 #include <cstring>
 #include <system_error>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 namespace {
 
-using sdk::bf16_to_f32;
-using sdk::f16_to_f32;
-using sdk::f32_to_bf16;
-using sdk::f32_to_f16;
+using ckpt::sdk::bf16_to_f32;
+using ckpt::sdk::f16_to_f32;
+using ckpt::sdk::f32_to_bf16;
+using ckpt::sdk::f32_to_f16;
 
 struct KindInfo {
   unsigned width;        // bits
@@ -60,8 +60,8 @@ bool bits_from_float(FloatKind k, float f, uint64_t& bits) {
   switch (k) {
     case FloatKind::f16: bits = f32_to_f16(f); break;
     case FloatKind::bf16: bits = f32_to_bf16(f); break;
-    case FloatKind::f8_e4m3fn: bits = sdk::f32_to_f8_e4m3fn(f); break;
-    case FloatKind::f8_e5m2: bits = sdk::f32_to_f8_e5m2(f); break;
+    case FloatKind::f8_e4m3fn: bits = ckpt::sdk::f32_to_f8_e4m3fn(f); break;
+    case FloatKind::f8_e5m2: bits = ckpt::sdk::f32_to_f8_e5m2(f); break;
     default: bits = std::bit_cast<uint32_t>(f); break;
   }
   return is_finite_bits(k, bits);
@@ -93,8 +93,8 @@ void append_float_value(std::string& out, FloatKind k, uint64_t bits) {
     case FloatKind::bf16: append_float(out, bf16_to_f32(static_cast<uint16_t>(bits))); break;
     case FloatKind::f32: append_float(out, std::bit_cast<float>(static_cast<uint32_t>(bits))); break;
     case FloatKind::f64: append_double(out, std::bit_cast<double>(bits)); break;
-    case FloatKind::f8_e4m3fn: append_float(out, sdk::f8_e4m3fn_to_f32(static_cast<uint8_t>(bits))); break;
-    case FloatKind::f8_e5m2: append_float(out, sdk::f8_e5m2_to_f32(static_cast<uint8_t>(bits))); break;
+    case FloatKind::f8_e4m3fn: append_float(out, ckpt::sdk::f8_e4m3fn_to_f32(static_cast<uint8_t>(bits))); break;
+    case FloatKind::f8_e5m2: append_float(out, ckpt::sdk::f8_e5m2_to_f32(static_cast<uint8_t>(bits))); break;
   }
 }
 
@@ -164,4 +164,4 @@ bool float_bits_from_unsigned(FloatKind k, uint64_t u, uint64_t& bits) {
   return bits_from_float(k, static_cast<float>(u), bits);
 }
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

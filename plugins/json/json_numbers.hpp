@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
 // The floating dtypes; values travel as their raw bits in the low bits of a uint64_t.
 enum class FloatKind { f16, bf16, f32, f64, f8_e4m3fn, f8_e5m2 };
@@ -31,4 +31,4 @@ bool parse_float_text(std::string_view s, FloatKind k, uint64_t& bits);
 bool float_bits_from_integer(FloatKind k, int64_t i, uint64_t& bits);
 bool float_bits_from_unsigned(FloatKind k, uint64_t u, uint64_t& bits);
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

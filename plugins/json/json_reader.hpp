@@ -2,7 +2,7 @@
 // read_tensor() copies or decodes one tensor.
 #pragma once
 
-#include "json_tree.hpp"
+#include "json_parser.hpp"
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_io.hpp>
@@ -10,21 +10,19 @@
 #include <memory>
 #include <string>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
-class JsonReader final : public sdk::Reader {
+class JsonReader final : public ckpt::sdk::Reader {
  public:
   explicit JsonReader(const std::string& path);
-  void list(const sdk::Visitor& visitor) override;
+  void list(const ckpt::sdk::Visitor& visitor) override;
   void read_tensor(uint64_t id, std::span<std::byte> dst) override;
 
  private:
-  void list_group(const sdk::Visitor& visitor, const GroupRec& group);
-
   std::string path_;
   // Large base64 tensors are views into this mapping; released when none is.
-  std::unique_ptr<sdk::MappedFile> file_;
-  Tree tree_;
+  std::unique_ptr<ckpt::sdk::MappedFile> file_;
+  JsonDocument doc_;
 };
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -41,4 +41,4 @@ std::string shown(std::string_view s) {
   return r;
 }
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

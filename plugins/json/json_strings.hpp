@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
 // Appends `s` as a quoted JSON string. Only '"', '\\' and control characters are escaped, so
 // the text stays readable and its bytes are fixed by the input alone.
@@ -15,4 +15,4 @@ void append_json_string(std::string& out, std::string_view s);
 // message on one line.
 std::string shown(std::string_view s);
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

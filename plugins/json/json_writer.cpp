@@ -3,7 +3,7 @@
 #include "base64.hpp"
 #include "json_numbers.hpp"
 #include "json_strings.hpp"
-#include "layout.hpp"
+#include "json_layout.hpp"
 
 #include <ckpt/sdk_value.hpp>
 
@@ -12,7 +12,7 @@
 #include <charconv>
 #include <cstring>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 namespace {
 
 static_assert(std::endian::native == std::endian::little,
@@ -22,20 +22,20 @@ static_assert(std::endian::native == std::endian::little,
 constexpr size_t kBase64Piece = 3 * 64 * 1024;
 constexpr size_t kFlushAt = 256 * 1024;
 
-bool parse_encoding(sdk::Options& options) {
+bool parse_encoding(ckpt::sdk::Options& options) {
   std::string e = options.get("tensor_encoding", "base64");
   if (e == "base64") return false;
   if (e == "numbers") return true;
-  sdk::fail(CKPT_ERR_INVALID_ARGUMENT,
+  ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT,
             "option tensor_encoding='" + e + "' for format json: expected base64 or numbers");
 }
 
-size_t parse_indent(sdk::Options& options) {
+size_t parse_indent(ckpt::sdk::Options& options) {
   std::string s = options.get("indent", "1");
   unsigned v = 0;
   auto r = std::from_chars(s.data(), s.data() + s.size(), v);
   if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v > 8)
-    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option indent='" + s + "' for format json: expected 0 to 8");
+    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option indent='" + s + "' for format json: expected 0 to 8");
   return v;
 }
 
@@ -57,7 +57,7 @@ T load(const std::byte* p) {
 
 }  // namespace
 
-JsonWriter::JsonWriter(const std::string& path, sdk::Options& options)
+JsonWriter::JsonWriter(const std::string& path, ckpt::sdk::Options& options)
     : numbers_(parse_encoding(options)), indent_(parse_indent(options)), out_(path) {}
 
 std::string JsonWriter::path_of(std::string_view name) const {
@@ -73,18 +73,18 @@ std::string JsonWriter::path_of(std::string_view name) const {
 
 void JsonWriter::check_name(std::string_view name, const char* what) const {
   if (name.empty())
-    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string("empty ") + what + " name in group '" + path_of("") + "'");
+    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string("empty ") + what + " name in group '" + path_of("") + "'");
   if (name.find('/') != std::string_view::npos)
-    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string(what) + " name '" + path_of(name) + "' contains '/'");
+    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string(what) + " name '" + path_of(name) + "' contains '/'");
   check_utf8(name, std::string(what) + " name '" + path_of(name) + "'");
 }
 
 void JsonWriter::check_utf8(std::string_view s, const std::string& where) const {
   // Checked here because a string the writer stores must come back byte for byte, and
   // nlohmann's reader rejects what is not UTF-8.
-  const size_t bad = sdk::invalid_utf8_at(s);
+  const size_t bad = ckpt::sdk::invalid_utf8_at(s);
   if (bad != std::string_view::npos)
-    sdk::fail(CKPT_ERR_UNSUPPORTED, where + ": not valid UTF-8 (byte " + std::to_string(bad) +
+    ckpt::sdk::fail(CKPT_ERR_UNSUPPORTED, where + ": not valid UTF-8 (byte " + std::to_string(bad) +
                                         "); the json format stores text only");
 }
 
@@ -115,7 +115,7 @@ void JsonWriter::open_member(Level& level, std::string_view name) {
 
 void JsonWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
   if (stack_.empty()) {
-    if (root_done_) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group after the first ended");
+    if (root_done_) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group after the first ended");
     text_.push_back('{');
     newline(1);
     append_json_string(text_, kFormatKey);
@@ -132,10 +132,10 @@ void JsonWriter::begin_group(std::string_view name, uint64_t n_attributes, uint6
   }
   Level& parent = stack_.back();
   if (parent.children_left == 0)
-    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of(name) + "': more children than announced");
+    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of(name) + "': more children than announced");
   check_name(name, "group");
   if (stack_.size() > kMaxGroupDepth)
-    sdk::fail(CKPT_ERR_UNSUPPORTED, "group '" + path_of(name) + "': the json format nests at most " +
+    ckpt::sdk::fail(CKPT_ERR_UNSUPPORTED, "group '" + path_of(name) + "': the json format nests at most " +
                                         std::to_string(kMaxGroupDepth) + " groups");
   --parent.children_left;
   open_member(parent, name);
@@ -144,10 +144,10 @@ void JsonWriter::begin_group(std::string_view name, uint64_t n_attributes, uint6
 }
 
 void JsonWriter::end_group() {
-  if (stack_.empty()) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "end_group without an open group");
+  if (stack_.empty()) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "end_group without an open group");
   Level& l = stack_.back();
   if (l.attrs_left != 0 || l.children_left != 0)
-    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of("") + "' ended with " + std::to_string(l.attrs_left) +
+    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of("") + "' ended with " + std::to_string(l.attrs_left) +
                                              " attributes and " + std::to_string(l.children_left) +
                                              " children still announced");
   close_attrs(l);
@@ -160,11 +160,11 @@ void JsonWriter::end_group() {
 }
 
 void JsonWriter::attribute(std::string_view name, const ckpt_value& value) {
-  if (stack_.empty()) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "attribute outside any group");
+  if (stack_.empty()) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "attribute outside any group");
   Level& l = stack_.back();
   std::string where = "attribute '" + path_of(name) + "'";
   if (l.attrs_left == 0 || l.children_started)
-    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": attributes must come first and match the announced count");
+    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": attributes must come first and match the announced count");
   check_name(name, "attribute");
   --l.attrs_left;
   if (!l.in_attrs) {
@@ -188,7 +188,7 @@ void JsonWriter::attribute(std::string_view name, const ckpt_value& value) {
 void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
   auto open_typed = [&] {
     text_ += "{\"$type\": \"";
-    text_ += sdk::value_type_name(v.type);  // only float64 and the arrays are typed
+    text_ += ckpt::sdk::value_type_name(v.type);  // only float64 and the arrays are typed
     text_ += "\", \"$value\": ";
   };
   auto list = [&](auto&& element) {
@@ -226,7 +226,7 @@ void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
     case CKPT_VALUE_STRING_ARRAY:
       break;
     default:
-      sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown value type " + std::to_string(v.type));
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown value type " + std::to_string(v.type));
   }
   // Arrays: a plain JSON array when its elements say their type, else {"$type", "$value"}.
   bool typed = v.count == 0;
@@ -257,22 +257,22 @@ void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
   if (typed) text_.push_back('}');
 }
 
-void JsonWriter::tensor(const sdk::TensorInfo& info, std::span<const std::byte> data) {
-  if (stack_.empty()) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "tensor outside any group");
+void JsonWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
+  if (stack_.empty()) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "tensor outside any group");
   Level& l = stack_.back();
   std::string where = "tensor '" + path_of(info.name) + "'";
-  if (l.children_left == 0) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": more children than announced");
+  if (l.children_left == 0) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": more children than announced");
   check_name(info.name, "tensor");
-  size_t item = sdk::dtype_size(info.dtype);
-  if (item == 0) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown dtype " + std::to_string(info.dtype));
-  uint64_t nbytes = sdk::checked_nbytes(info.shape, item, where);
+  size_t item = ckpt::sdk::dtype_size(info.dtype);
+  if (item == 0) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown dtype " + std::to_string(info.dtype));
+  uint64_t nbytes = ckpt::sdk::checked_nbytes(info.shape, item, where);
   if (nbytes != info.nbytes || data.size() != nbytes)
-    sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": " + std::to_string(data.size()) + " bytes given, shape needs " +
+    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": " + std::to_string(data.size()) + " bytes given, shape needs " +
                                              std::to_string(nbytes));
   --l.children_left;
   open_member(l, info.name);
   text_ += "{\"$dtype\": \"";
-  text_ += sdk::dtype_name(info.dtype);
+  text_ += ckpt::sdk::dtype_name(info.dtype);
   text_ += "\", \"$shape\": [";
   for (size_t i = 0; i < info.shape.size(); ++i) {
     if (i) text_ += ", ";
@@ -311,7 +311,7 @@ void JsonWriter::write_numbers(uint32_t dtype, std::span<const std::byte> data) 
   // A complex element is two numbers, its real and imaginary parts.
   if (dtype == CKPT_DTYPE_C64) dtype = CKPT_DTYPE_F32;
   if (dtype == CKPT_DTYPE_C128) dtype = CKPT_DTYPE_F64;
-  size_t item = sdk::dtype_size(dtype);
+  size_t item = ckpt::sdk::dtype_size(dtype);
   size_t n = data.size() / item;
   const std::byte* p = data.data();
   for (size_t i = 0; i < n; ++i, p += item) {
@@ -343,10 +343,10 @@ void JsonWriter::flush_text() {
 }
 
 void JsonWriter::finish() {
-  if (!root_done_) sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group ended");
+  if (!root_done_) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group ended");
   text_.push_back('\n');
   flush_text();
   out_.close();
 }
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

@@ -7,17 +7,17 @@
 #include <string>
 #include <vector>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
-class JsonWriter final : public sdk::Writer {
+class JsonWriter final : public ckpt::sdk::Writer {
  public:
   // Options: tensor_encoding=base64|numbers, indent=0..8.
-  JsonWriter(const std::string& path, sdk::Options& options);
+  JsonWriter(const std::string& path, ckpt::sdk::Options& options);
 
   void begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) override;
   void end_group() override;
   void attribute(std::string_view name, const ckpt_value& value) override;
-  void tensor(const sdk::TensorInfo& info, std::span<const std::byte> data) override;
+  void tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) override;
   void finish() override;
 
  private:
@@ -46,11 +46,11 @@ class JsonWriter final : public sdk::Writer {
   // Options first: they are parsed before the file is created.
   bool numbers_ = false;
   size_t indent_ = 1;
-  sdk::OutputFile out_;
+  ckpt::sdk::OutputFile out_;
   std::vector<Level> stack_;
   bool root_done_ = false;
   std::string text_;  // pending output, flushed in large pieces
   std::vector<char> chunk_;
 };
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

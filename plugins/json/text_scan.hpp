@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace ckpt::jsonfmt {
+namespace ckpt_json {
 
 namespace scan_detail {
 using v16 = signed char __attribute__((vector_size(16)));
@@ -59,4 +59,4 @@ inline size_t base64_prefix(const char* p, size_t n) {
   return scan_detail::prefix(p, n, scan_detail::base64_mask, scan_detail::is_base64);
 }
 
-}  // namespace ckpt::jsonfmt
+}  // namespace ckpt_json

@@ -2,8 +2,9 @@
 // at open; tensors are copied out with one read or handed out as views into the mapping.
 #pragma once
 
+#include "msgpack_parser.hpp"
+
 #include <ckpt/sdk_io.hpp>
-#include "msgpack_tree.hpp"
 
 #include <ckpt/sdk.hpp>
 
@@ -20,11 +21,10 @@ class MsgpackReader final : public ckpt::sdk::Reader {
   const void* map_tensor(uint64_t id) override;
 
  private:
-  const TensorEntry& entry(uint64_t id) const;
-  void list_group(const ckpt::sdk::Visitor& visitor, const GroupEntry& group);
+  const ckpt_doc::Tree::Tensor& entry(uint64_t id) const;
 
   ckpt::sdk::MappedFile file_;
-  Tree tree_;  // views into file_, so declared after it
+  MsgpackDocument doc_;  // views into file_, so declared after it
 };
 
 }  // namespace ckpt_msgpack

@@ -10,11 +10,17 @@
 #include <ckpt/sdk.hpp>
 
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 namespace ckpt::sdk {
+
+// How deep groups may nest (the root group is depth 0) in formats that nest them by their own
+// syntax: a reader refuses deeper files with CKPT_ERR_LIMIT and a writer refuses to write them,
+// so that list() and the parsers' stacks stay bounded whatever a hostile file says.
+inline constexpr size_t kMaxGroupDepth = 1024;
 
 struct ReadLimits {
   // Tensor bytes a file may list beyond twice the bytes its storages hold (views that repeat

@@ -393,10 +393,10 @@ TEST(JsonLimits, NestingIsCappedOnBothSides) {
   TempDir tmp;
   Document doc;
   Group* g = &doc;
-  for (int i = 0; i < 1001; ++i) g = &g->add_group("g");
+  for (int i = 0; i < 1025; ++i) g = &g->add_group("g");
   EXPECT_THROW(write_document(doc, tmp.path / "deep.json", json_save()), UnsupportedError);
   std::string text = "{\"$format\": \"ckpt-json\", \"$version\": 1";
-  for (int i = 0; i < 1001; ++i) text += (i == 0 ? ", " : "") + "\"g\": {"s;
+  for (int i = 0; i < 1025; ++i) text += (i == 0 ? ", " : "") + "\"g\": {"s;
   text += "\"x\": 1";  // its first key makes the innermost object a group
   fs::path p = tmp.path / "deep.json";
   spit(p, text);
@@ -404,12 +404,12 @@ TEST(JsonLimits, NestingIsCappedOnBothSides) {
     read_document(p, json_load());
     FAIL();
   } catch (const LimitError& e) {
-    EXPECT_NE(std::string(e.what()).find("nest deeper than 1000"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("nest deeper than 1024"), std::string::npos) << e.what();
   }
-  // A thousand levels are fine.
+  // 1024 levels are fine.
   Document ok;
   g = &ok;
-  for (int i = 0; i < 1000; ++i) g = &g->add_group("g");
+  for (int i = 0; i < 1024; ++i) g = &g->add_group("g");
   g->set("leaf", true);
   write_document(ok, p, json_save());
   expect_same(ok, read_document(p));

@@ -93,9 +93,10 @@ prefix = pk.pack_map_header(3) + pk.pack("$format") + pk.pack("ckpt-msgpack")
 prefix += pk.pack("$version") + pk.pack(1)
 levels = 1100
 raw = prefix + b"\xa1g\x81" * (levels - 1) + b"\xa1g\x80"
-# The root is level 0; the group at depth 1024 would be the 1025th open container.
-case("deep_nesting", raw, "LimitError", f"at byte {len(prefix) + 3 * 1023 + 2} ",
-     "nesting deeper than 1024 levels")
+# The root is depth 0; the map at depth 1025 is refused where it starts, once its first key
+# makes it a group (a tensor may sit in a group at depth 1024).
+case("deep_nesting", raw, "LimitError", f"at byte {len(prefix) + 3 * 1024 + 2} ",
+     "groups nest deeper than 1024 levels")
 
 raw = doc({"model": {"w": {"$dtype": "f32", "$shape": "2x3", "$data": b""}}})
 case("wrong_type", raw, "FormatError", at(raw, b"\xa32x3") + "(model/w/$shape)",
