@@ -2,4 +2,4 @@
 // ckpt_abi_check target), so a change that would break built plugins fails the build.
 #include <ckpt/plugin_abi.h>
 
-#include "v1/golden_layout.hpp"
+#include "abi_v1/golden_layout.hpp"

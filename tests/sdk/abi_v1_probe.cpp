@@ -3,4 +3,4 @@
 // the current ones.
 #include <ckpt/sdk.hpp>
 
-static_assert(sizeof(ckpt_reader_api) == 40, "the ABI v1 build of hello must compile against sdk/abi/v1");
+static_assert(sizeof(ckpt_reader_api) == 40, "the ABI v1 build of hello must compile against tests/sdk/abi_v1");

@@ -51,11 +51,12 @@ class AbiLayout : public ::testing::Test {
     return h;
   }
 
-  // Compiles `check` (a file in sdk/abi) with `header` as <ckpt/plugin_abi.h>.
+  // Compiles `check` (a file in sdk/abi) with `header` as <ckpt/plugin_abi.h>; the golden
+  // layout and the frozen header are found as "abi_v1/..." under tests/sdk.
   Compile compile(const std::string& header, const std::string& check = "check_current.cpp") const {
     std::ofstream(dir_ / "ckpt/plugin_abi.h") << header;
-    std::string cmd = std::string(CKPT_CXX_COMPILER) + " -std=c++20 -fsyntax-only -I" + dir_.string() + " " +
-                      (kSource / "sdk/abi" / check).string() + " 2>&1";
+    std::string cmd = std::string(CKPT_CXX_COMPILER) + " -std=c++20 -fsyntax-only -I" + dir_.string() + " -I" +
+                      (kSource / "tests/sdk").string() + " " + (kSource / "sdk/abi" / check).string() + " 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     std::string out;
     std::array<char, 4096> buf{};
