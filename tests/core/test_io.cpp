@@ -1,4 +1,6 @@
 // Saving, loading, converting and diffing through the in-tree json and msgpack plugins.
+#include "scratch.hpp"
+
 #include <ckpt/convert.hpp>
 #include <ckpt/diff.hpp>
 #include <ckpt/errors.hpp>
@@ -16,15 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 Checkpoint sample() {
   Checkpoint c;

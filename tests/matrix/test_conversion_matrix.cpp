@@ -133,7 +133,7 @@ std::string summary(const Cell& c) {
 }  // namespace
 
 TEST(ConversionMatrix, EveryPairKeepsEverythingOrNamesWhatItLoses) {
-  ckpt_test::TempDir tmp("ckpt-matrix");
+  ckpt_test::TempDir tmp("matrix");
   const Document doc = every_kind();
   const fs::path src = tmp.path / "source.msgpack";  // msgpack holds every document exactly
   write_document(doc, src);

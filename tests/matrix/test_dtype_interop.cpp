@@ -37,7 +37,7 @@ int python(const std::string& mode, const fs::path& dir, std::string& out) {
 }  // namespace
 
 TEST(DtypeInterop, FilesOtherToolsWriteReadExactlyAndCkptsFilesReadInThem) {
-  ckpt_test::TempDir tmp("ckpt-dtype-interop");
+  ckpt_test::TempDir tmp("dtype-interop");
   std::string out;
   ASSERT_EQ(python("make", tmp.path, out), 0) << out;
   const std::vector<std::pair<std::string, DType>> arrays = {

@@ -37,7 +37,7 @@ std::string corpus(const std::string& args) {
 }  // namespace
 
 TEST(RealWorld, EveryFileThroughEveryFormatComesBackAsItsToolMadeIt) {
-  TempDir tmp("ckpt-realworld");
+  TempDir tmp("realworld");
   std::string out;
   ASSERT_EQ(run(corpus("write " + tmp.path.string()), out), 0) << out;
   std::vector<std::pair<fs::path, std::string>> files;

@@ -14,7 +14,6 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <random>
 
 namespace ckpt::reliability {
 
@@ -180,17 +179,6 @@ std::vector<fs::path> visible_files(const fs::path& dir) {
     if (!(n[0] == '.' && n.find(".ckpt-tmp-") != std::string::npos)) out.push_back(e.path());
   }
   return out;
-}
-
-TempDir::TempDir(const std::string& tag) {
-  path = fs::temp_directory_path() /
-         ("ckpt-rel-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-  fs::create_directories(path);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path, ec);
 }
 
 CommandResult run_command(const std::string& command) {

@@ -3,6 +3,8 @@
 // shaped for what each format can hold, and small file helpers.
 #pragma once
 
+#include "scratch.hpp"
+
 #include <ckpt/io.hpp>
 #include <ckpt/registry.hpp>
 
@@ -49,13 +51,7 @@ std::vector<fs::path> temporaries(const fs::path& dir);
 // Everything in `dir` that is not a temporary.
 std::vector<fs::path> visible_files(const fs::path& dir);
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag);
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using ckpt_test::TempDir;
 
 // Runs a shell command, returning its exit code and what it printed (stdout and stderr).
 struct CommandResult {

@@ -1,5 +1,7 @@
 #include "flips.hpp"
 
+#include "byte_flips.hpp"
+
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 
@@ -44,11 +46,9 @@ FlipStats run_flips(const std::string& format_name, const fs::path& workdir, con
     if (s.examples.size() < 8) s.examples.push_back(what);
   };
   for (uint64_t i = 0; i < options.flips; ++i) {
-    std::string copy = bytes;
-    const size_t at = std::uniform_int_distribution<size_t>(0, copy.size() - 1)(rng);
-    const auto x = static_cast<unsigned char>(std::uniform_int_distribution<int>(1, 255)(rng));
-    copy[at] = static_cast<char>(static_cast<unsigned char>(copy[at]) ^ x);
-    write_file(flipped, copy);
+    const size_t at = std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng);
+    const auto x = static_cast<uint8_t>(std::uniform_int_distribution<int>(1, 255)(rng));
+    ckpt_test::write_flipped(flipped, bytes, at, x);
     const std::string where = "offset " + std::to_string(at) + " ^ " + std::to_string(x);
     s.flips++;
 

@@ -1,26 +1,34 @@
-// What the tests that run other tools share (matrix/, realworld/, formats/pytorch/): a scratch folder removed at the end,
-// and running a tool with its output captured.
+// What the tests share: a scratch folder removed at the end, and running a tool with its output
+// captured.
 #pragma once
 
 #include <cstdio>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <system_error>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace ckpt_test {
 
+// A scratch folder, <base>/ckpt-<tag>-<pid>-<random>, removed with all it holds at the end. The
+// pid and random number keep parallel test processes (ctest -j) apart.
 struct TempDir {
   std::filesystem::path path;
-  explicit TempDir(const std::string& prefix) {
-    path = std::filesystem::temp_directory_path() /
-           (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
+  explicit TempDir(const std::string& tag = "test") : TempDir(std::filesystem::temp_directory_path(), tag) {}
+  TempDir(const std::filesystem::path& base, const std::string& tag) {
+    path = base / ("ckpt-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
     std::filesystem::create_directories(path);
   }
-  ~TempDir() { std::filesystem::remove_all(path); }
+  // A folder that will not go is left behind: a throw here would end the whole test program.
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path / name; }
 };
 
 // Runs `command` with stderr joined to stdout into `out`; its exit status, -1 when it died.

@@ -31,9 +31,7 @@ namespace {
 
 const fs::path kHere = CKPT_GGUF_TEST_DIR;
 
-struct TempDir : ckpt_test::TempDir {
-  TempDir() : ckpt_test::TempDir("ckpt-gguf") {}
-};
+using ckpt_test::TempDir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

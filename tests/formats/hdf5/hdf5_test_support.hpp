@@ -3,6 +3,8 @@
 // fixtures h5py writes.
 #pragma once
 
+#include "scratch.hpp"
+
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
@@ -35,15 +37,7 @@ using json = nlohmann::json;
 inline const fs::path kScripts = CKPT_HDF5_TEST_DIR;
 inline constexpr const char* kPython = "/usr/bin/python3";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-hdf5-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 // Runs a shell command; returns its exit status and leaves its output in `out`.
 inline int run(const std::string& cmd, std::string* out = nullptr) {

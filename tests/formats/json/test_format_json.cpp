@@ -1,6 +1,8 @@
 // What is particular to the json format: its layout as Python's json module sees it, the
 // numbers encoding, exact attributes, the '$' escape, determinism, and typed errors for
 // corrupt files. Generic round trips are the conformance kit's.
+#include "scratch.hpp"
+
 #include <ckpt/document.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
@@ -27,15 +29,7 @@ namespace {
 
 const fs::path kTestDir = CKPT_JSON_TEST_DIR;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("ckpt-json-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 SaveOptions json_save(Options options = {}) {
   SaveOptions s;

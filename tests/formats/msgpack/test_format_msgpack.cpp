@@ -1,6 +1,9 @@
 // What is particular to the msgpack format: files other MessagePack tools read and write,
 // 64-byte aligned payloads mapped in place, escaped '$' names, typed empty arrays, and exact
 // errors on corrupt files. Generic round trips are the conformance kit's job.
+#include "byte_flips.hpp"
+#include "scratch.hpp"
+
 #include <ckpt/diff.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
@@ -42,15 +45,7 @@ LoadOptions load_as_msgpack() {
 }
 const LoadOptions kMsgpack = load_as_msgpack();
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-msgpack-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -465,15 +460,12 @@ TEST(MsgpackFormat, FlippedBytesGiveTypedErrorsOrValidDocuments) {
     if (tag == 0xc5) n = n << 8 | static_cast<uint8_t>(valid[at + 8]);
     for (size_t k = 0; k < n; ++k) payload[at + 6 + header + k] = true;
   }
-  for (size_t at = 0; at < valid.size(); ++at) {
-    if (payload[at]) continue;
-    for (uint8_t mask : {0x01, 0x80, 0xff}) {
-      std::string bad = valid;
-      bad[at] = static_cast<char>(bad[at] ^ mask);
-      spit(p, bad);
-      std::string error;
-      read_all(p, error);
-      EXPECT_TRUE(error.empty()) << "byte " << at << " ^ " << int(mask) << ": " << error;
-    }
-  }
+  ckpt_test::ByteFlips flips;
+  flips.masks = {0x01, 0x80, 0xff};
+  flips.skip = [&](size_t at) { return payload[at]; };
+  ckpt_test::flip_every_byte(valid, p, flips, [&](size_t at, uint8_t mask) {
+    std::string error;
+    read_all(p, error);
+    EXPECT_TRUE(error.empty()) << "byte " << at << " ^ " << int(mask) << ": " << error;
+  });
 }

@@ -32,9 +32,7 @@ namespace {
 
 const fs::path kHere = CKPT_NUMPY_TEST_DIR;
 
-struct TempDir : ckpt_test::TempDir {
-  TempDir() : ckpt_test::TempDir("ckpt-numpy") {}
-};
+using ckpt_test::TempDir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -19,13 +19,6 @@
 
 namespace onnx_test {
 
-TempDir::TempDir() {
-  path = fs::temp_directory_path() /
-         ("ckpt-onnx-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-  fs::create_directories(path);
-}
-TempDir::~TempDir() { fs::remove_all(path); }
-
 Output run(const std::string& command) {
   Output r;
   FILE* p = ::popen((command + " 2>&1").c_str(), "r");

@@ -3,6 +3,8 @@
 // images as a raw float32 file, and small trained models.
 #pragma once
 
+#include "scratch.hpp"
+
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/document.hpp>
 #include <ckpt/io.hpp>
@@ -19,12 +21,7 @@ namespace fs = std::filesystem;
 
 inline const fs::path kHere = CKPT_ONNX_TEST_DIR;
 
-struct TempDir {
-  fs::path path;
-  TempDir();
-  ~TempDir();
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using ckpt_test::TempDir;
 
 struct Output {
   int code = -1;

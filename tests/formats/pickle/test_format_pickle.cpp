@@ -1,6 +1,8 @@
 // The pickle format: NumPy data pickled by Debian's Python and joblib reads with its exact
 // bytes, objects of unknown classes read as records of their attributes, and pickles that
 // would run code are refused by name while a marker file proves nothing ran.
+#include "scratch.hpp"
+
 #include <ckpt/convert.hpp>
 #include <ckpt/diff.hpp>
 #include <ckpt/errors.hpp>
@@ -21,15 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-pickle-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 int run(const std::string& command, std::string& out) {
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");

@@ -29,9 +29,7 @@ inline ckpt::ConvertOptions to(const char* format) {
 }
 
 // Scratch folders and running tools with their output captured, as the cross-format tests do.
-struct TempDir : ckpt_test::TempDir {
-  TempDir() : ckpt_test::TempDir("ckpt-pytorch") {}
-};
+using ckpt_test::TempDir;
 using ckpt_test::run;
 
 inline std::string torch_side(const std::string& args) {

@@ -3,6 +3,9 @@
 // implementation writes them, the document entry that keeps a whole checkpoint, the staged and
 // streamed writing paths, zero-copy maps, and exact errors on corrupt files. Generic round
 // trips are the conformance kit's job.
+#include "byte_flips.hpp"
+#include "scratch.hpp"
+
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/convert.hpp>
 #include <ckpt/diff.hpp>
@@ -50,14 +53,7 @@ LoadOptions load_as(bool map) {
   return o;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const fs::path& base = fs::temp_directory_path()) {
-    path = base / ("ckpt-safetensors-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -483,7 +479,7 @@ TEST(SafetensorsFormat, StreamedWritesGrowTheHeaderTheSameOnEveryFileSystem) {
   const Options streamed = {{"staging_bytes", "0"}};
 
   TempDir disk;
-  TempDir shm("/dev/shm");
+  TempDir shm("/dev/shm", "test");
   write_document(doc, disk.path / "a.safetensors", save_as_safetensors(false, streamed));
   write_document(doc, shm.path / "a.safetensors", save_as_safetensors(false, streamed));
   const std::string a = slurp(disk.path / "a.safetensors"), b = slurp(shm.path / "a.safetensors");
@@ -870,16 +866,14 @@ TEST(SafetensorsFormat, FlippedHeaderBytesGiveTypedErrorsOrValidDocuments) {
   const auto keep_loaded = open(tmp.path / "valid.safetensors", load_as(true));
   const fs::path p = tmp.path / "flipped.safetensors";
   const size_t header_end = 8 + le64(valid);  // tensor bytes are opaque: flipping them changes only values
-  for (size_t at = 0; at < header_end; ++at) {
-    for (uint8_t mask : {0x01, 0x20, 0x80, 0xff}) {
-      std::string bad = valid;
-      bad[at] = static_cast<char>(bad[at] ^ mask);
-      spit(p, bad);
-      std::string error;
-      read_all(p, error);
-      EXPECT_TRUE(error.empty()) << "byte " << at << " ^ " << int(mask) << ": " << error;
-    }
-  }
+  ckpt_test::ByteFlips flips;
+  flips.end = header_end;
+  flips.masks = {0x01, 0x20, 0x80, 0xff};
+  ckpt_test::flip_every_byte(valid, p, flips, [&](size_t at, uint8_t mask) {
+    std::string error;
+    read_all(p, error);
+    EXPECT_TRUE(error.empty()) << "byte " << at << " ^ " << int(mask) << ": " << error;
+  });
 }
 
 // golden/nested.safetensors is this writer's output for golden_document(), checked by the
@@ -1031,7 +1025,7 @@ TEST(SafetensorsShards, TiedTensorsAreStoredInFullInShards) {
 
 TEST(SafetensorsShards, AnIndexNeverLeavesItsFolderAndMustAgreeWithItsShards) {
   TempDir top;
-  const TempDir tmp(top.path);  // the checkpoint's folder, inside one that holds a shard beside it
+  const TempDir tmp(top.path, "test");  // the checkpoint's folder, inside one that holds a shard beside it
   std::string out;
   ASSERT_EQ(run(hf_shards("write " + tmp.path.string()), out), 0) << out;
   const fs::path index = tmp.path / "model.safetensors.index.json";

@@ -1,5 +1,7 @@
 // The registry against the test plugins of tests/plugins: listing without loading, real
 // unloading, every way a plugin can be wrong, and how a format is chosen for a file.
+#include "scratch.hpp"
+
 #include <ckpt/errors.hpp>
 #include <ckpt/format_io.hpp>
 #include <ckpt/io.hpp>
@@ -39,23 +41,13 @@ bool is_loaded(const fs::path& lib) {
   return h != nullptr;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("ckpt-test-registry-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
-  size_t entries() const {
-    size_t n = 0;
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(path)) ++n;
-    return n;
-  }
-};
+using ckpt_test::TempDir;
+
+size_t entries(const TempDir& dir) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path)) ++n;
+  return n;
+}
 
 Document sample() {
   Document d;
@@ -222,7 +214,7 @@ TEST(WrongAbi, DescriptorContradictingItsManifestFailsOnUse) {
   EXPECT_THAT(thrown<PluginError>([&] { f.identify({}, 0); }), HasSubstr("ABI version 2"));
   EXPECT_THAT(thrown<PluginError>([&] { Registry::load_library_info(library("abi2", "abi2")); }),
               HasSubstr("ABI version 2"));
-  EXPECT_EQ(tmp.entries(), 0u);
+  EXPECT_EQ(entries(tmp), 0u);
   EXPECT_FALSE(is_loaded(library("abi2", "abi2")));
 }
 
@@ -275,7 +267,7 @@ TEST(LyingManifest, UsingItFailsNamingTheManifest) {
   EXPECT_THAT(thrown<PluginError>([&] { f.identify({}, 0); }), HasSubstr("manifest"));
   EXPECT_THAT(thrown<PluginError>([&] { Registry::load_library_info(library("liar", "liar")); }),
               HasSubstr("manifest"));
-  EXPECT_EQ(tmp.entries(), 0u);
+  EXPECT_EQ(entries(tmp), 0u);
   EXPECT_FALSE(is_loaded(library("liar", "liar")));
 }
 
@@ -310,7 +302,7 @@ TEST(ThrowingPlugin, EveryFailureArrivesAsACkptError) {
               HasSubstr("none of the known formats"));
 
   // Failed writes leave no temporary behind.
-  EXPECT_EQ(tmp.entries(), 2u);
+  EXPECT_EQ(entries(tmp), 2u);
 
   // And the host carries on.
   Registry good = registry_over({"good"});

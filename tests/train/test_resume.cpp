@@ -1,5 +1,7 @@
 // The checkpoint manager's retention and the exact-resume promise: a run killed with SIGKILL
 // at random moments (also during saves) and resumed ends bit-identical to one never killed.
+#include "scratch.hpp"
+
 #include <ckpt/diff.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
@@ -25,14 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-resume-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 Checkpoint with_metric(double acc) {
   Checkpoint c;

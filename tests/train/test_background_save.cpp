@@ -1,5 +1,7 @@
 // The checkpoint manager's background save: at most one save in flight, and an error on the
 // writer thread comes back to the training thread as the typed error the save threw.
+#include "scratch.hpp"
+
 #include <ckpt/errors.hpp>
 #include <ckpt/train/manager.hpp>
 
@@ -17,14 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ckpt-bgsave-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using ckpt_test::TempDir;
 
 // Big enough that a save (hashing, writing, fsync) takes far longer than returning from save().
 Checkpoint owned_checkpoint(int64_t elements, float fill) {
