@@ -42,45 +42,23 @@ inline void pread_all(int fd, uint64_t offset, std::span<std::byte> dst, const s
   }
 }
 
-inline constexpr uint64_t kPage = 4096;
-inline constexpr size_t kBounceChunk = 256 << 10;  // stays in L2 between the two copies
-
 }  // namespace detail
 
 // Copies dst.size() bytes at `offset` of the open file `fd` (`path` in messages) with pread;
-// a file that ends first is CKPT_ERR_IO.
-//
-// The kernel copies out of the page cache with `rep movsb`, which on the AMD EPYC machines
-// this was measured on runs at a third of its speed (1.2-1.7 against 3.5-4.1 GB/s) when the
-// destination lies 1-31 bytes past the source modulo 4096: exactly what a page-aligned tensor
-// read into a malloc'd buffer (16 bytes past a page) gives. Such reads go through a small
-// buffer placed half a page away from both, which costs a copy from L2 and runs at 2.6-3.1
-// GB/s there. See benchmarks/README.md, *Findings*.
-inline void read_file_at(int fd, uint64_t offset, std::span<std::byte> dst, const std::string& path) {
-  using detail::kPage;
-  using detail::kBounceChunk;
-  const uint64_t distance = (reinterpret_cast<uintptr_t>(dst.data()) - offset) & (kPage - 1);
-  if (dst.size() < kBounceChunk || distance < 1 || distance >= 32) return detail::pread_all(fd, offset, dst, path);
-  const std::unique_ptr<std::byte[]> raw(new std::byte[kBounceChunk + 2 * kPage]);
-  const uintptr_t base = (reinterpret_cast<uintptr_t>(raw.get()) + kPage - 1) & ~uintptr_t{kPage - 1};
-  std::byte* bounce = reinterpret_cast<std::byte*>(base + ((offset + kPage / 2) & (kPage - 1)));
-  for (size_t done = 0; done < dst.size();) {
-    const size_t n = std::min(kBounceChunk, dst.size() - done);
-    detail::pread_all(fd, offset + done, {bounce, n}, path);
-    std::memcpy(dst.data() + done, bounce, n);
-    done += n;
-  }
-}
+// a file that ends first is CKPT_ERR_IO. Compiled into libckpt_sdk_io (ckpt::sdk links it):
+// it steers large reads around a distance between source and destination at which some CPUs'
+// kernel copy is slow (sdk/src/read_file_at.cpp).
+void read_file_at(int fd, uint64_t offset, std::span<std::byte> dst, const std::string& path);
 
 // A regular file opened once and mapped read-only (an empty file maps to an empty span): the
 // mapping serves parsing and zero-copy views, read_at() copies out of the file with pread.
 //
 // Why both: copying a large tensor out of a fresh mapping first has the kernel build page
-// tables for every page, which costs more than the copy itself (256 MiB on the development
-// machine: memcpy from the mapping 4.7 GB/s, pread 14 GB/s); pread copies straight from the
-// page cache, still one copy. The descriptor is the one the mapping came from, so a file
-// renamed over the path in between cannot mix two files. Mapping costs nothing until a page is
-// touched, so opening a large file reads only the pages a reader looks at.
+// tables for every page, which costs more than the copy itself (benchmarks/README.md,
+// "Reading out of the page cache"); pread copies straight from the page cache, still one copy.
+// The descriptor is the one the mapping came from, so a file renamed over the path in between
+// cannot mix two files. Mapping costs nothing until a page is touched, so opening a large file
+// reads only the pages a reader looks at.
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path) : path_(path) {
