@@ -6,7 +6,7 @@
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
-#include <ckpt/signature.hpp>
+#include <ckpt/signer.hpp>
 
 #include <ckpt/plugin_abi.h>
 

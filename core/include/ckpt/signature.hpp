@@ -15,6 +15,7 @@
 #include <ckpt/document.hpp>
 #include <ckpt/io.hpp>
 #include <ckpt/keys.hpp>
+#include <ckpt/signer.hpp>
 
 #include <array>
 #include <cstdint>
@@ -28,11 +29,6 @@ namespace ckpt {
 
 inline constexpr const char* kSignatureAlgorithm = "ed25519";
 inline constexpr const char* kSignatureDigest = "blake2b-256";
-inline constexpr const char* kSignatureSuffix = ".sig";
-
-// FILE.sig: where a file's signature is kept unless a caller names another place.
-fs::path default_signature_path(const fs::path& file);
-
 // What a signature file states, all of it signed.
 struct SignedStatement {
   std::string key_id;
@@ -93,10 +89,6 @@ struct SignatureReport {
 SignatureReport verify_signature(const fs::path& path, FormatReader& reader, const PublicKey& key,
                                  const fs::path& signature = {});
 
-// The key id a signature file beside `path` names, unchecked; nullopt when there is none.
-std::optional<std::string> recorded_signer(const fs::path& path, const fs::path& signature = {});
-// The key id of an in-file signature (meta/signature) as ckpt 0.1 wrote them; such signatures
-// do not bind the file's bytes and are never accepted.
-std::optional<std::string> legacy_signer(const Document& tree);
+// default_signature_path, recorded_signer and legacy_signer: ckpt/signer.hpp.
 
 }  // namespace ckpt
