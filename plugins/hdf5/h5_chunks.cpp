@@ -1,5 +1,7 @@
 #include "h5_chunks.hpp"
 
+#include "h5_workarounds.hpp"
+
 #include <lzf.h>
 
 #include <climits>
@@ -100,6 +102,10 @@ std::optional<std::vector<Filter>> own_filters(hid_t dcpl, const std::string& wh
     }
     filters.push_back(filter);
   }
+#if !CKPT_H5_DECODE_CHUNKS
+  // libhdf5 checks what its own filters decode to; only LZF, which it lacks, is left to us.
+  if (std::none_of(filters.begin(), filters.end(), [](const Filter& f) { return f.id == kLzf; })) return std::nullopt;
+#endif
   return filters;
 }
 

@@ -1,4 +1,5 @@
 #include "h5_guard.hpp"
+#include "h5_workarounds.hpp"
 
 #include <ckpt/sdk_io.hpp>
 
@@ -124,6 +125,7 @@ Superblock check_superblock(int fd, const std::string& path, uint64_t file_size)
     if (!is_undefined(eof, sb.sizeof_addr) && eof > file_size)
       fail(CKPT_ERR_FORMAT, "truncated file: the superblock says the file ends at byte " +
                                 std::to_string(eof) + " but it has " + std::to_string(file_size));
+#if CKPT_H5_GUARD_METADATA
     if (version <= 1) {
       // The driver information block: version, 3 reserved bytes, its size (4 bytes), the
       // driver's name (8), then that many bytes. libhdf5 1.10 allocates it by that size before
@@ -144,6 +146,7 @@ Superblock check_superblock(int fd, const std::string& path, uint64_t file_size)
                                     std::to_string(size) + " bytes; the file has " + std::to_string(file_size));
       }
     }
+#endif
     return sb;
   }
   fail(CKPT_ERR_FORMAT, "not an HDF5 file: no superblock signature at offset 0 or at any power of "
@@ -219,10 +222,12 @@ const std::map<uint32_t, uint64_t>& FileGuard::collection(uint64_t addr, const s
 
 void FileGuard::read_bytes(void* buf, size_t n, uint64_t at) const { read_at(fd_, buf, n, at, path_); }
 
+#if CKPT_H5_GUARD_METADATA
 void FileGuard::check_collection_at(uint64_t offset) {
   if (offset < sb_.base) fail(CKPT_ERR_FORMAT, "a global heap collection before the file's base address");
   collection(offset - sb_.base, "");
 }
+#endif
 
 void FileGuard::check_vlen(const ValueSource& source, size_t count, const std::string& where) {
   if (count == 0) return;

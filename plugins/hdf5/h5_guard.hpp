@@ -1,6 +1,7 @@
 // Checks of a file's bytes made before libhdf5 parses them, where libhdf5 1.10 trusts what it
 // reads: the superblock's end of file, and the global heap collections that hold
 // variable-length strings (a damaged one makes libhdf5 loop forever or copy past a buffer).
+// h5_workarounds.hpp says which libhdf5 versions each check is compiled for.
 #pragma once
 
 #include "h5_common.hpp"

@@ -8,7 +8,12 @@
 // libhdf5 1.10 checks a name's offset against its heap itself, but on that error it leaves the
 // heap it was reading in a state from which the file can no longer be closed: the process then
 // crashes when libhdf5 shuts down at exit. So every name offset is checked here first.
+// Compiled for the libhdf5 versions h5_workarounds.hpp names (CKPT_H5_GUARD_METADATA): 1.10
+// and every later one until a release is shown to need none of it.
 #include "h5_guard.hpp"
+#include "h5_workarounds.hpp"
+
+#if CKPT_H5_GUARD_METADATA
 
 #include <cstring>
 #include <vector>
@@ -133,3 +138,5 @@ void FileGuard::check_symbol_table(uint64_t chunk_at, uint64_t btree, uint64_t h
 }
 
 }  // namespace ckpt_hdf5
+
+#endif  // CKPT_H5_GUARD_METADATA
