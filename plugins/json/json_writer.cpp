@@ -58,34 +58,15 @@ T load(const std::byte* p) {
 }  // namespace
 
 JsonWriter::JsonWriter(const std::string& path, ckpt::sdk::Options& options)
-    : numbers_(parse_encoding(options)), indent_(parse_indent(options)), out_(path) {}
+    : LayoutWriter("json"), numbers_(parse_encoding(options)), indent_(parse_indent(options)), out_(path) {}
 
-std::string JsonWriter::path_of(std::string_view name) const {
-  std::string p;
-  for (const Level& l : stack_) {
-    if (l.name.empty()) continue;
-    p += l.name;
-    p += '/';
-  }
-  p += name;
-  return p;
-}
-
-void JsonWriter::check_name(std::string_view name, const char* what) const {
-  if (name.empty())
-    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string("empty ") + what + " name in group '" + path_of("") + "'");
-  if (name.find('/') != std::string_view::npos)
-    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string(what) + " name '" + path_of(name) + "' contains '/'");
-  check_utf8(name, std::string(what) + " name '" + path_of(name) + "'");
-}
-
-void JsonWriter::check_utf8(std::string_view s, const std::string& where) const {
+void JsonWriter::check_text(std::string_view s, const std::string& where) const {
   // Checked here because a string the writer stores must come back byte for byte, and
   // nlohmann's reader rejects what is not UTF-8.
   const size_t bad = ckpt::sdk::invalid_utf8_at(s);
   if (bad != std::string_view::npos)
     ckpt::sdk::fail(CKPT_ERR_UNSUPPORTED, where + ": not valid UTF-8 (byte " + std::to_string(bad) +
-                                        "); the json format stores text only");
+                                              "); the json format stores text only");
 }
 
 void JsonWriter::newline(size_t depth) {
@@ -95,93 +76,67 @@ void JsonWriter::newline(size_t depth) {
 
 void JsonWriter::append_key(std::string_view name) { append_json_string(text_, name_to_key(name)); }
 
-void JsonWriter::close_attrs(Level& level) {
-  if (!level.in_attrs) return;
-  newline(stack_.size());
-  text_.push_back('}');
-  level.in_attrs = false;
-}
-
-// Starts a child of `level` (the innermost group): separator, line, key.
-void JsonWriter::open_member(Level& level, std::string_view name) {
-  close_attrs(level);
+// Starts a child of the innermost group: separator, line, key.
+void JsonWriter::open_member(std::string_view name) {
+  Level& level = levels_.back();
   if (level.has_members) text_.push_back(',');
   level.has_members = true;
-  level.children_started = true;
-  newline(stack_.size());
+  newline(levels_.size());
   append_key(name);
   text_ += ": ";
 }
 
-void JsonWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
-  if (stack_.empty()) {
-    if (root_done_) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group after the first ended");
-    text_.push_back('{');
-    newline(1);
-    append_json_string(text_, kFormatKey);
-    text_ += ": ";
-    append_json_string(text_, kFormatName);
-    text_.push_back(',');
-    newline(1);
-    append_json_string(text_, kVersionKey);
-    text_ += ": ";
-    append_int(text_, kVersion);
-    stack_.push_back(Level{"", n_attributes, n_children});
-    stack_.back().has_members = true;
-    return;
-  }
-  Level& parent = stack_.back();
-  if (parent.children_left == 0)
-    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of(name) + "': more children than announced");
-  check_name(name, "group");
-  if (stack_.size() > kMaxGroupDepth)
-    ckpt::sdk::fail(CKPT_ERR_UNSUPPORTED, "group '" + path_of(name) + "': the json format nests at most " +
-                                        std::to_string(kMaxGroupDepth) + " groups");
-  --parent.children_left;
-  open_member(parent, name);
+void JsonWriter::open_root(uint64_t) {
   text_.push_back('{');
-  stack_.push_back(Level{std::string(name), n_attributes, n_children});
+  newline(1);
+  append_json_string(text_, kFormatKey);
+  text_ += ": ";
+  append_json_string(text_, kFormatName);
+  text_.push_back(',');
+  newline(1);
+  append_json_string(text_, kVersionKey);
+  text_ += ": ";
+  append_int(text_, kVersion);
+  levels_.push_back({.has_members = true});
 }
 
-void JsonWriter::end_group() {
-  if (stack_.empty()) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "end_group without an open group");
-  Level& l = stack_.back();
-  if (l.attrs_left != 0 || l.children_left != 0)
-    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "group '" + path_of("") + "' ended with " + std::to_string(l.attrs_left) +
-                                             " attributes and " + std::to_string(l.children_left) +
-                                             " children still announced");
-  close_attrs(l);
-  bool members = l.has_members;
-  stack_.pop_back();
-  if (members) newline(stack_.size());
-  text_.push_back('}');
-  if (stack_.empty()) root_done_ = true;
-  if (text_.size() >= kFlushAt) flush_text();
+void JsonWriter::open_group(std::string_view name, uint64_t) {
+  open_member(name);
+  text_.push_back('{');
+  levels_.push_back({});
 }
 
-void JsonWriter::attribute(std::string_view name, const ckpt_value& value) {
-  if (stack_.empty()) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "attribute outside any group");
-  Level& l = stack_.back();
-  std::string where = "attribute '" + path_of(name) + "'";
-  if (l.attrs_left == 0 || l.children_started)
-    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": attributes must come first and match the announced count");
-  check_name(name, "attribute");
-  --l.attrs_left;
-  if (!l.in_attrs) {
-    if (l.has_members) text_.push_back(',');
-    l.has_members = true;
-    newline(stack_.size());
-    append_json_string(text_, kAttrsKey);
-    text_ += ": {";
-    l.in_attrs = true;
-    l.attrs_has_members = false;
-  }
+void JsonWriter::open_attrs(uint64_t) {
+  Level& l = levels_.back();
+  if (l.has_members) text_.push_back(',');
+  l.has_members = true;
+  newline(levels_.size());
+  append_json_string(text_, kAttrsKey);
+  text_ += ": {";
+  l.attrs_has_members = false;
+}
+
+void JsonWriter::write_attribute(std::string_view name, const ckpt_value& value, const std::string& where) {
+  Level& l = levels_.back();
   if (l.attrs_has_members) text_.push_back(',');
   l.attrs_has_members = true;
-  newline(stack_.size() + 1);
+  newline(levels_.size() + 1);
   append_key(name);
   text_ += ": ";
   append_value(value, where);
+  if (text_.size() >= kFlushAt) flush_text();
+}
+
+void JsonWriter::close_attrs() {
+  newline(levels_.size());
+  text_.push_back('}');
+}
+
+void JsonWriter::close_group(bool) {
+  const bool members = levels_.back().has_members;
+  levels_.pop_back();
+  if (members) newline(levels_.size());
+  text_.push_back('}');
   if (text_.size() >= kFlushAt) flush_text();
 }
 
@@ -216,7 +171,7 @@ void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
     }
     case CKPT_VALUE_STRING: {
       std::string_view s(v.u.s.data, v.u.s.size);
-      check_utf8(s, where);
+      check_text(s, where);
       append_json_string(text_, s);
       return;
     }
@@ -249,7 +204,7 @@ void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
     default:
       list([&](uint64_t i) {
         std::string_view s(v.u.strings[i].data, v.u.strings[i].size);
-        check_utf8(s, where + " element " + std::to_string(i));
+        check_text(s, where + " element " + std::to_string(i));
         append_json_string(text_, s);
       });
       break;
@@ -257,20 +212,9 @@ void JsonWriter::append_value(const ckpt_value& v, const std::string& where) {
   if (typed) text_.push_back('}');
 }
 
-void JsonWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
-  if (stack_.empty()) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "tensor outside any group");
-  Level& l = stack_.back();
-  std::string where = "tensor '" + path_of(info.name) + "'";
-  if (l.children_left == 0) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": more children than announced");
-  check_name(info.name, "tensor");
-  size_t item = ckpt::sdk::dtype_size(info.dtype);
-  if (item == 0) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": unknown dtype " + std::to_string(info.dtype));
-  uint64_t nbytes = ckpt::sdk::checked_nbytes(info.shape, item, where);
-  if (nbytes != info.nbytes || data.size() != nbytes)
-    ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, where + ": " + std::to_string(data.size()) + " bytes given, shape needs " +
-                                             std::to_string(nbytes));
-  --l.children_left;
-  open_member(l, info.name);
+void JsonWriter::write_tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data,
+                              const std::string&) {
+  open_member(info.name);
   text_ += "{\"$dtype\": \"";
   text_ += ckpt::sdk::dtype_name(info.dtype);
   text_ += "\", \"$shape\": [";
@@ -342,8 +286,7 @@ void JsonWriter::flush_text() {
   text_.clear();
 }
 
-void JsonWriter::finish() {
-  if (!root_done_) ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group ended");
+void JsonWriter::close_document() {
   text_.push_back('\n');
   flush_text();
   out_.close();

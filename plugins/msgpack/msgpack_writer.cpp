@@ -11,12 +11,6 @@ using ckpt::sdk::fail;
 
 namespace {
 
-std::string shape_text(std::span<const int64_t> shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 uint32_t checked_length(uint64_t n, const std::string& what) {
   if (n > kMaxLength)
     fail(CKPT_ERR_UNSUPPORTED, what + " has " + std::to_string(n) +
@@ -26,7 +20,7 @@ uint32_t checked_length(uint64_t n, const std::string& what) {
 
 }  // namespace
 
-MsgpackWriter::MsgpackWriter(const std::string& path) : out_(path), pk_(out_) {}
+MsgpackWriter::MsgpackWriter(const std::string& path) : LayoutWriter("msgpack"), out_(path), pk_(out_) {}
 
 template <class Packer>
 void MsgpackWriter::pack_text(Packer& p, std::string_view s) {
@@ -44,91 +38,27 @@ void MsgpackWriter::pack_name(Packer& p, std::string_view name) {
   p.pack_str_body(name.data(), n - 1);
 }
 
-std::string MsgpackWriter::where() const {
-  std::string path;
-  for (size_t i = 1; i < stack_.size(); ++i) path += (i > 1 ? "/" : "") + stack_[i].name;
-  return path.empty() ? "the root group" : "group '" + path + "'";
+void MsgpackWriter::open_root(uint64_t members) {
+  pk_.pack_map(checked_length(members + 2, "the root group"));  // and $format, $version
+  pack_text(pk_, kFormatKey);
+  pack_text(pk_, kFormatValue);
+  pack_text(pk_, kVersionKey);
+  pk_.pack_uint64(kVersion);
 }
 
-MsgpackWriter::OpenGroup& MsgpackWriter::current(const char* event) {
-  if (stack_.empty())
-    fail(CKPT_ERR_INVALID_ARGUMENT,
-         std::string(event) + " outside any group (the root group is " +
-             (root_done_ ? "already closed)" : "not open yet)"));
-  return stack_.back();
-}
-
-void MsgpackWriter::claim_child(std::string_view name, const char* event) {
-  OpenGroup& g = current(event);
-  if (name.empty() || name.find('/') != std::string_view::npos)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid name '" + std::string(name) + "' in " + where() +
-                                        ": names are non-empty and hold no '/'");
-  if (g.attributes_left != 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " '" + std::string(name) + "' in " +
-                                        where() + " before its " +
-                                        std::to_string(g.attributes_left) +
-                                        " announced attributes");
-  if (g.children_left == 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " '" + std::string(name) + "' in " +
-                                        where() + " beyond its announced children");
-  if (!g.child_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child '" + std::string(name) + "' in " + where());
-  --g.children_left;
-}
-
-void MsgpackWriter::begin_group(std::string_view name, uint64_t n_attributes,
-                                uint64_t n_children) {
-  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "begin_group after finish");
-  const bool root = stack_.empty();
-  uint64_t entries = (n_attributes > 0 ? 1 : 0) + n_children;
-  if (root) {
-    if (root_done_) fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group");
-    if (!name.empty())
-      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got '" +
-                                          std::string(name) + "'");
-    entries += 2;  // $format, $version
-    pk_.pack_map(checked_length(entries, "the root group"));
-    pack_text(pk_, kFormatKey);
-    pack_text(pk_, kFormatValue);
-    pack_text(pk_, kVersionKey);
-    pk_.pack_uint64(kVersion);
-  } else {
-    claim_child(name, "group");
-    pack_name(pk_, name);
-    pk_.pack_map(checked_length(entries, "group '" + std::string(name) + "'"));
-  }
-  stack_.push_back({std::string(name), n_attributes, n_children, {}, {}});
-  if (n_attributes > 0) {
-    pack_text(pk_, kAttrsKey);
-    pk_.pack_map(checked_length(n_attributes, "the attributes of " + where()));
-  }
-}
-
-void MsgpackWriter::end_group() {
-  OpenGroup& g = current("end_group");
-  if (g.attributes_left != 0 || g.children_left != 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "end of " + where() + " with " +
-                                        std::to_string(g.attributes_left) + " attributes and " +
-                                        std::to_string(g.children_left) +
-                                        " children still announced");
-  stack_.pop_back();
-  if (stack_.empty()) root_done_ = true;
-}
-
-void MsgpackWriter::attribute(std::string_view name, const ckpt_value& value) {
-  OpenGroup& g = current("attribute");
-  if (name.empty() || name.find('/') != std::string_view::npos)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid attribute name '" + std::string(name) + "' in " +
-                                        where() + ": names are non-empty and hold no '/'");
-  if (g.attributes_left == 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "attribute '" + std::string(name) + "' in " + where() +
-                                        " beyond its announced attributes");
-  if (!g.attribute_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT,
-         "duplicate attribute '" + std::string(name) + "' in " + where());
-  --g.attributes_left;
+void MsgpackWriter::open_group(std::string_view name, uint64_t members) {
   pack_name(pk_, name);
-  pack_value(value, name);
+  pk_.pack_map(checked_length(members, "group '" + path_of(name) + "'"));
+}
+
+void MsgpackWriter::open_attrs(uint64_t n) {
+  pack_text(pk_, kAttrsKey);
+  pk_.pack_map(checked_length(n, "the attributes of group '" + path_of("") + "'"));
+}
+
+void MsgpackWriter::write_attribute(std::string_view name, const ckpt_value& value, const std::string& where) {
+  pack_name(pk_, name);
+  pack_value(value, where);
 }
 
 // Always float 64 (0xcb): msgpack-cxx's pack_double writes integral values such as 2.0 or
@@ -141,9 +71,8 @@ void MsgpackWriter::pack_float64(double d) {
   out_.write(buf, sizeof buf);
 }
 
-void MsgpackWriter::pack_value(const ckpt_value& v, std::string_view name) {
+void MsgpackWriter::pack_value(const ckpt_value& v, const std::string& what) {
   const uint64_t n = v.count;
-  const std::string what = "attribute '" + std::string(name) + "'";
   // Empty arrays carry their element type explicitly: a bare [] would read back untyped.
   if (const char* type = array_type_name(v.type); type && n == 0) {
     pk_.pack_map(2);
@@ -188,22 +117,13 @@ void MsgpackWriter::pack_value(const ckpt_value& v, std::string_view name) {
   }
 }
 
-void MsgpackWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
-  const std::string what = "tensor '" + std::string(info.name) + "' in " +
-                           (stack_.empty() ? std::string("no group") : where());
+void MsgpackWriter::write_tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data,
+                                 const std::string& what) {
   const char* dtype = ckpt::sdk::dtype_name(info.dtype);
-  if (!dtype)
-    fail(CKPT_ERR_INVALID_ARGUMENT, what + " has unknown dtype " + std::to_string(info.dtype));
-  const uint64_t nbytes =
-      ckpt::sdk::checked_nbytes(info.shape, ckpt::sdk::dtype_size(info.dtype), what);
-  if (nbytes != info.nbytes || data.size() != nbytes)
-    fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_text(info.shape) + " " + dtype +
-                                        " needs " + std::to_string(nbytes) + " bytes, got " +
-                                        std::to_string(data.size()));
+  const uint64_t nbytes = data.size();
   if (nbytes > kMaxLength)
     fail(CKPT_ERR_UNSUPPORTED, what + " has " + std::to_string(nbytes) +
                                    " bytes; a MessagePack bin holds at most 4 GiB - 1");
-  claim_child(info.name, "tensor");
   pack_name(pk_, info.name);
 
   head_.bytes.clear();
@@ -240,14 +160,6 @@ void MsgpackWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const st
     fail(CKPT_ERR_INTERNAL, what + ": payload would start at unaligned offset " +
                                 std::to_string(out_.offset()));
   if (nbytes > 0) out_.write(static_cast<const void*>(data.data()), nbytes);
-}
-
-void MsgpackWriter::finish() {
-  if (!root_done_ || !stack_.empty())
-    fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
-  if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
-  out_.close();
-  finished_ = true;
 }
 
 }  // namespace ckpt_msgpack
