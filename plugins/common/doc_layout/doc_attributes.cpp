@@ -188,8 +188,8 @@ void LayoutParser::attr_element(const Token& t) {
   }
 }
 
-void LayoutParser::attr_finish_array(const Frame& f, const Token& t) {
-  if (attr_.elem == Elem::none) attr_fail(blame(f, t), Problem::attr_empty_array, detail(Slot::attr));
+void LayoutParser::attr_finish_array(size_t at) {
+  if (attr_.elem == Elem::none) attr_fail(at, Problem::attr_empty_array, detail(Slot::attr));
   attr_collected(true);
 }
 

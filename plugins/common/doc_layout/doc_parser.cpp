@@ -246,10 +246,11 @@ void LayoutParser::end_object(const Token& t) {
 }
 
 void LayoutParser::end_array(const Token& t) {
+  const bool plain_attribute = top().kind == Kind::attr_array && top().slot == Slot::attr_item;
+  const size_t at = blame(top(), t);
   // Popped first: the array's own element index is no part of the path any more.
-  Frame f = std::move(top());
   frames_.pop_back();
-  if (f.kind == Kind::attr_array && f.slot == Slot::attr_item) attr_finish_array(f, t);
+  if (plain_attribute) attr_finish_array(at);
   if (!frames_.empty()) value_done(top());
 }
 

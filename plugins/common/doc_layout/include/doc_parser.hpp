@@ -118,7 +118,7 @@ class LayoutParser {
   void attr_set_type(const Token& t);
   void attr_start_value(const Token& t, bool array);
   void attr_element(const Token& t);
-  void attr_finish_array(const Frame& f, const Token& t);
+  void attr_finish_array(size_t at);
   void attr_finish_typed(const Frame& f, const Token& t);
   void attr_expect(const Token& t, Elem e);
   [[noreturn]] void attr_fail(size_t at, Problem p, Detail d) const;
