@@ -5,6 +5,7 @@
 // carries on with the good formats. Then every plugin is loaded and unloaded many times
 // (1000 by default) and nothing grows: memory, file descriptors, loaded libraries.
 #include "common.hpp"
+#include "sanitizers.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/format_io.hpp>
@@ -16,14 +17,6 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CKPT_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CKPT_TEST_ASAN 1
-#endif
 #ifdef CKPT_TEST_ASAN
 // libasan exports it; GCC ships no header for it (clang's sanitizer/allocator_interface.h).
 extern "C" size_t __sanitizer_get_current_allocated_bytes();

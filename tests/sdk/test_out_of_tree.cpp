@@ -68,9 +68,11 @@ Result build_project(const fs::path& source, const fs::path& build, const std::s
   std::string configure = std::string(CKPT_CMAKE) + " -S " + q(source) + " -B " + q(build) + " -G '" +
                           CKPT_GENERATOR + "' -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=" + CKPT_CXX_COMPILER +
                           " -DCMAKE_PREFIX_PATH=" + q(kPrefix) + args;
-  if (!flags.empty())
-    for (const char* v : {"CMAKE_CXX_FLAGS", "CMAKE_EXE_LINKER_FLAGS", "CMAKE_MODULE_LINKER_FLAGS"})
-      configure += std::string(" '-D") + v + "=" + flags + "'";
+  if (!flags.empty()) {
+    configure += " '-DCMAKE_CXX_FLAGS=" + flags + "'";
+    for (const char* v : {"CMAKE_EXE_LINKER_FLAGS", "CMAKE_MODULE_LINKER_FLAGS", "CMAKE_SHARED_LINKER_FLAGS"})
+      configure += std::string(" '-D") + v + "=" + CKPT_SANITIZE_LINK_FLAGS + "'";
+  }
   Result c = run(configure);
   if (c.code != 0) return c;
   Result b = run(std::string(CKPT_CMAKE) + " --build " + q(build) + " -j 1");

@@ -4,6 +4,7 @@
 // checked, with a marker file that the pickles calling os.system would create if anything ran
 // them. One test per class of attack; each prints a line per attack, and the last line of each
 // test the count that held.
+#include "sanitizers.hpp"
 #include "watchdog.hpp"
 
 #include <nlohmann/json.hpp>
@@ -28,14 +29,8 @@ namespace {
 const fs::path kAttacks = CKPT_ATTACKS;
 const std::string kMarker = std::string(CKPT_ATTACKS) + "-marker";
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CKPT_TEST_ASAN
 constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 #else
 constexpr bool kSanitized = false;
 #endif

@@ -4,6 +4,7 @@
 // files give typed errors.
 #include "byte_flips.hpp"
 #include "hdf5_test_support.hpp"
+#include "sanitizers.hpp"
 
 #include <cstring>
 #include <sstream>
@@ -322,7 +323,7 @@ TEST(Hdf5, EverySingleByteDamageIsCaughtOrHarmless) {
   // Every byte in the plain build; the sanitizer build (about 40x slower per open of a damaged
   // file) takes every fourth to keep CI inside its time: memory errors show up there, wrong
   // answers in the plain build.
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CKPT_TEST_ASAN
   const size_t stride = 4;
 #else
   const size_t stride = 1;
