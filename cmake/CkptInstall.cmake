@@ -3,13 +3,14 @@
 #   bin/ckpt, bin/ckpt-conformance, bin/ckpt-manifest
 #   include/ckpt/...                      the C ABI, sdk.hpp, the library's and the kit's headers
 #   lib/libckpt.so*, lib/libckpt_conformance.a
+#   lib/libckpt_train.so*                 the trainer, when built (CKPT_BUILD_TRAINER)
 #   lib/ckpt/plugins/ckpt_<name>.so       the in-tree plugins and their manifests
 #   lib/cmake/ckpt/                       ckptConfig.cmake, the exported targets, CkptPlugin.cmake
 #                                         and CkptConformance.cmake
 #
-# Exported targets (namespace ckpt::): sdk, ckpt, manifest_tool, cli, ckpt-conformance, and, in a
-# file of its own because it needs GoogleTest, conformance. Included from the top-level
-# CMakeLists.txt once every target exists.
+# Exported targets (namespace ckpt::): sdk, ckpt, train, manifest_tool, cli, ckpt-conformance,
+# and, in a file of its own because it needs GoogleTest, conformance. Included from the
+# top-level CMakeLists.txt once every target exists.
 include(CMakePackageConfigHelpers)
 
 set(CKPT_INSTALL_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ckpt)
@@ -23,6 +24,12 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/sdk/include/ckpt ${PROJECT_SOURCE_DIR}/c
 install(TARGETS ckpt_sdk EXPORT ckptTargets)
 install(TARGETS ckpt EXPORT ckptTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+if(TARGET ckpt_train)
+  set_target_properties(ckpt_train PROPERTIES EXPORT_NAME train)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/train/include/ckpt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(TARGETS ckpt_train EXPORT ckptTargets
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(TARGETS ckpt_manifest_tool ckpt_cli EXPORT ckptTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 

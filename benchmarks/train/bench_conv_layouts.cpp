@@ -1,7 +1,7 @@
 // Which activation layout the Conv2d layer should ask oneDNN for: times forward, data gradient
 // and weight gradient of the ConvNet's two convolutions (and a few other channel counts) at
 // batch 64 for each layout choice, and names the implementation oneDNN picked. The rule in
-// core/src/train/layer_conv2d.cpp comes from this table (see README.md).
+// train/src/layer_conv2d.cpp comes from this table (see README.md).
 //   bench_conv_layouts [threads]
 #include <dnnl.hpp>
 #include <omp.h>

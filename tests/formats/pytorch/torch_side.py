@@ -46,7 +46,7 @@ def fashion_mnist(split, n):
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)[:n]
     with gzip.open(f"{root}/{prefix}-labels-idx1-ubyte.gz") as f:
         y = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
-    # Normalised as ckpt's loader does (core/src/train/fashion_mnist.cpp), in float32.
+    # Normalised as ckpt's loader does (train/src/fashion_mnist.cpp), in float32.
     x = (torch.tensor(x, dtype=torch.float32) / 255.0 - MEAN) / STD
     return x, torch.tensor(y, dtype=torch.int64)
 
