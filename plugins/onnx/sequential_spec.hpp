@@ -1,4 +1,4 @@
-// The part of model/spec (docs/schema.md; core/include/ckpt/train/model.hpp) that maps onto
+// The part of model/spec (docs/schema.md; train/include/ckpt/train/model.hpp) that maps onto
 // ONNX operators: a sequential model of linear, conv2d, maxpool2d, relu, flatten and softmax
 // layers. The plugin cannot link the trainer, so it reads and writes the spec group itself,
 // with the trainer's defaults and shape rules; anything else is reported as a reason, never
