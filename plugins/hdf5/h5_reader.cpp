@@ -163,7 +163,7 @@ H5Reader::~H5Reader() {
 
 // What the document has no member for goes to meta: what was not read, links, which datasets
 // were strings or compounds, and datasets' attributes.
-void H5Reader::add_records(ListNode& tree) {
+void H5Reader::add_records(Tree& tree) {
   // By path: the same tree lists the same records whatever order its groups keep (h5py's
   // files by name, ckpt's by creation, where the writer makes these datasets last), so a
   // document read back matches the manifest recorded when it was written.
@@ -171,13 +171,12 @@ void H5Reader::add_records(ListNode& tree) {
   sort_rows({&external_paths_, &external_files_, &external_objects_});
   sort_rows({&string_paths_, &string_types_, &string_shapes_});
   sort_rows({&compound_paths_});
-  ListNode* meta = nullptr;
-  for (ListNode& c : tree.children)
-    if (c.name == "meta") meta = &c;
+  const auto meta_child = tree.find_child(0, "meta");
+  size_t meta = meta_child && !meta_child->is_tensor ? meta_child->index : Tree::npos;
   // A value of /meta (its own attribute, or a string dataset) named like a record ckpt adds
   // gives way to the record, named in unread, never dropped in silence. Naming it adds to
   // unread, which may then be a record of a name taken too: until nothing changes.
-  if (meta && meta->is_group) {
+  if (meta != Tree::npos) {
     for (bool changed = true; changed;) {
       changed = false;
       const std::pair<const char*, bool> records[] = {
@@ -189,8 +188,8 @@ void H5Reader::add_records(ListNode& tree) {
           {kStringDatasetShapes, !string_paths_.empty()}, {kCompoundDatasetPaths, !compound_paths_.empty()}};
       for (const auto& record : records) {
         const std::string name = record.first;
-        if (!record.second || !meta->attribute(name)) continue;
-        std::erase_if(meta->attributes, [&name](const auto& a) { return a.first == name; });
+        if (!record.second || !tree.find_attribute(meta, name)) continue;
+        std::erase_if(tree.groups[meta].attributes, [&name](const Tree::Attribute& a) { return a.name == name; });
         const auto it = std::find(string_paths_.begin(), string_paths_.end(), "/meta/" + name);
         if (it != string_paths_.end()) {
           const auto k = it - string_paths_.begin();
@@ -233,36 +232,28 @@ void H5Reader::add_records(ListNode& tree) {
   }
   if (!compound_paths_.empty()) notes.emplace_back(kCompoundDatasetPaths, compound_paths_);
   if (notes.empty() && dataset_attributes_.empty()) return;
-  if (meta && !meta->is_group)
+  if (meta_child && meta_child->is_tensor)
     fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? "a link, string or compound dataset, or dataset attribute" : unread_.front()) +
                                    " (and a dataset named /meta leaves no place to say so)");
-  if (!meta) {
-    tree.children.emplace_back();
-    meta = &tree.children.back();
-    meta->name = "meta";
-  }
+  if (meta == Tree::npos) meta = tree.add_group(0, "meta");
   for (auto& note : notes) {
     const std::string& name = note.first;  // not a structured binding: clang 14 cannot capture one
     Value v;
     v.type = CKPT_VALUE_STRING_ARRAY;
     v.strings = std::move(note.second);
-    if (meta->attribute(name)) fail(CKPT_ERR_INTERNAL, "/meta attribute '" + name + "' is taken");
-    meta->attributes.emplace_back(name, std::move(v));
+    if (tree.find_attribute(meta, name)) fail(CKPT_ERR_INTERNAL, "/meta attribute '" + name + "' is taken");
+    tree.add_attribute(meta, name, std::move(v));
   }
   if (dataset_attributes_.empty()) return;
-  if (meta->child(kDatasetAttributes))
+  if (tree.find_child(meta, kDatasetAttributes))
     fail(CKPT_ERR_UNSUPPORTED, std::string("/meta/") + kDatasetAttributes +
                                    ": the file has a member where ckpt records the attributes of its datasets");
-  ListNode holder;
-  holder.name = kDatasetAttributes;
+  const size_t holder = tree.add_group(meta, kDatasetAttributes);
   for (auto& [escaped, attributes] : dataset_attributes_) {
-    ListNode d;
-    d.name = escaped;
-    d.attributes = std::move(attributes);
-    holder.children.push_back(std::move(d));
+    const size_t d = tree.add_group(holder, escaped);
+    for (auto& [name, value] : attributes) tree.add_attribute(d, std::move(name), std::move(value));
   }
   dataset_attributes_.clear();
-  meta->children.push_back(std::move(holder));
 }
 
 void H5Reader::build() {
@@ -282,7 +273,8 @@ void H5Reader::build() {
   }
   H5Eclear2(H5E_DEFAULT);
   std::vector<haddr_t> ancestors;
-  ListNode tree = build_group(root, "/", "/", ours, 0, ancestors);
+  Tree tree;
+  build_group(root, "/", "/", ours, 0, ancestors, tree, 0);
   options_.limits.check_expansion(unwritten_, 0, "", "datasets never written (read as their fill value)");
   if (!ours && options_.keras) {
     if (auto mapped = map_keras_layout(tree, entries_)) {
@@ -295,18 +287,24 @@ void H5Reader::build() {
     }
   }
   add_records(tree);
+  // What list() reports of each tensor is its entry's (a Keras mapping transposes some).
+  for (Tree::Tensor& t : tree.tensors) {
+    const TensorEntry& e = entries_[t.id];
+    t.dtype = e.dtype;
+    t.shape = e.shape;
+    t.nbytes = e.nbytes;
+  }
   tree_ = std::move(tree);
 }
 
-ListNode H5Reader::build_group(hid_t group, const std::string& where, const std::string& doc, bool ours, int depth,
-                               std::vector<haddr_t>& ancestors) {
+void H5Reader::build_group(hid_t group, const std::string& where, const std::string& doc, bool ours, int depth,
+                           std::vector<haddr_t>& ancestors, Tree& tree, size_t g) {
   if (depth > kMaxDepth)
     fail(CKPT_ERR_LIMIT, where + ": groups nested deeper than " + std::to_string(kMaxDepth));
   H5O_info_t info{};
   h5_ok(H5Oget_info2(group, &info, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS), where);
   ancestors.push_back(info.addr);
   const OrderFlags order = creation_order(group, where);
-  ListNode node;
 
   const H5_index_t attr_index = order.attributes ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
   for (hsize_t k = 0; k < info.num_attrs; ++k) {
@@ -315,7 +313,7 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, const std:
     const std::string at = where + " attribute '" + name + "'";
     Handle a = attr_handle(H5Aopen_by_idx(group, ".", attr_index, H5_ITER_INC, k, H5P_DEFAULT, H5P_DEFAULT), at);
     if (auto v = read_attribute(a, at, *guard_))
-      node.attributes.emplace_back(std::move(name), std::move(*v));
+      tree.add_attribute(g, std::move(name), std::move(*v));
     else  // a compound, reference, ... attribute: named, never dropped in silence
       unread_.push_back(where + ": its attribute '" + name + "' (a type no attribute value holds)");
   }
@@ -388,30 +386,28 @@ ListNode H5Reader::build_group(hid_t group, const std::string& where, const std:
     H5O_info_t oinfo{};
     h5_ok(H5Oget_info2(child, &oinfo, H5O_INFO_BASIC), at);
     if (oinfo.type == H5O_TYPE_GROUP) {
-      ListNode g = build_group(child, at, child_path(doc, name), ours, depth + 1, ancestors);
-      g.name = std::move(name);
-      node.children.push_back(std::move(g));
+      const std::string doc_at = child_path(doc, name);
+      build_group(child, at, doc_at, ours, depth + 1, ancestors, tree, tree.add_group(g, std::move(name)));
     } else if (oinfo.type == H5O_TYPE_DATASET) {
-      add_dataset(child, std::move(name), at, doc, node);
+      add_dataset(child, std::move(name), at, doc, tree, g);
     } else {
       unread_.push_back(at + ": a named datatype");
     }
   }
   ancestors.pop_back();
-  return node;
 }
 
 void H5Reader::add_dataset(hid_t dset, std::string name, const std::string& where, const std::string& doc,
-                           ListNode& parent) {
+                           Tree& tree, size_t parent) {
   const std::string doc_at = child_path(doc, name);
   Handle ft = type_handle(H5Dget_type(dset), where);
   bool kept = false, marked = false;
   if (H5Tget_class(ft) == H5T_STRING) {
-    kept = add_string_dataset(dset, ft, name, where, doc_at, parent);
-  } else if (auto t = build_dataset(dset, ft, std::move(name), where, marked)) {
-    if (t->is_group) compound_paths_.push_back(doc_at);
-    parent.children.push_back(std::move(*t));
-    kept = true;
+    kept = add_string_dataset(dset, ft, name, where, doc_at, tree, parent);
+  } else {
+    const size_t groups = tree.groups.size();
+    kept = add_tensor(dset, ft, std::move(name), where, marked, tree, parent);
+    if (tree.groups.size() != groups) compound_paths_.push_back(doc_at);
   }
   note_dataset_attributes(dset, where, doc_at, kept, marked);
 }
@@ -419,8 +415,8 @@ void H5Reader::add_dataset(hid_t dset, std::string name, const std::string& wher
 // A string dataset becomes a value of its group under its own name (its group's attribute of
 // that name, if any, keeps the name: the dataset is named in unread).
 bool H5Reader::add_string_dataset(hid_t dset, hid_t ft, const std::string& name, const std::string& where,
-                                  const std::string& doc, ListNode& parent) {
-  if (parent.attribute(name)) {
+                                  const std::string& doc, Tree& tree, size_t parent) {
+  if (tree.find_attribute(parent, name)) {
     unread_.push_back(where + ": a dataset of strings (its group has an attribute of that name)");
     return false;
   }
@@ -467,7 +463,7 @@ bool H5Reader::add_string_dataset(hid_t dset, hid_t ft, const std::string& name,
   if (!v) fail(CKPT_ERR_INTERNAL, where + ": a string dataset read as no value");
   std::string shape;
   for (hsize_t d : dims) shape += (shape.empty() ? "" : ",") + std::to_string(d);
-  parent.attributes.emplace_back(name, std::move(*v));
+  tree.add_attribute(parent, name, std::move(*v));
   string_paths_.push_back(doc);
   string_types_.push_back(describe_string_type(ft));
   string_shapes_.push_back(std::move(shape));
@@ -499,11 +495,11 @@ void H5Reader::note_dataset_attributes(hid_t dset, const std::string& where, con
   if (!attributes.empty()) dataset_attributes_.emplace_back(ckpt::sdk::escape_name(doc), std::move(attributes));
 }
 
-std::optional<ListNode> H5Reader::build_dataset(hid_t dset, hid_t ft, std::string name, const std::string& where,
-                                                bool& marked) {
+bool H5Reader::add_tensor(hid_t dset, hid_t ft, std::string name, const std::string& where, bool& marked, Tree& tree,
+                          size_t parent) {
   const std::string marker = H5Tget_class(ft) == H5T_INTEGER ? read_string_attribute(dset, kDtypeAttr, *guard_).value_or("") : "";
   auto tt = classify_tensor_type(ft, marker);
-  if (!tt && H5Tget_class(ft) == H5T_COMPOUND) return build_compound(dset, ft, std::move(name), where);
+  if (!tt && H5Tget_class(ft) == H5T_COMPOUND) return add_compound(dset, ft, std::move(name), where, tree, parent);
   // Enums, references and other types have no tensor dtype: named as unread.
   if (!tt) {
     static const std::map<H5T_class_t, const char*> kinds = {
@@ -513,34 +509,34 @@ std::optional<ListNode> H5Reader::build_dataset(hid_t dset, hid_t ft, std::strin
     const auto it = kinds.find(H5Tget_class(ft));
     unread_.push_back(where + ": a dataset of " + (it != kinds.end() ? it->second : "a type ckpt has no dtype for"));
     H5Eclear2(H5E_DEFAULT);
-    return std::nullopt;
+    return false;
   }
   marked = !marker.empty() && dtype_marker(tt->dtype);
   auto e = dataset_entry(dset, ft, tt->dtype, tt->memtype, where);
-  if (!e) return std::nullopt;
+  if (!e) return false;
   e->marker = marker;
-  ListNode n;
-  n.name = std::move(name);
-  n.is_group = false;
-  n.tensor_id = entries_.size();
+  Tree::Tensor t;
+  t.name = std::move(name);
+  t.id = entries_.size();
   entries_.push_back(std::move(*e));
-  return n;
+  tree.add_tensor(parent, std::move(t));
+  return true;
 }
 
 // A compound of numeric fields becomes a group of one tensor per field, each read apart (a
 // memory type of that one field), lazily as tensors are.
-std::optional<ListNode> H5Reader::build_compound(hid_t dset, hid_t ft, std::string name, const std::string& where) {
+bool H5Reader::add_compound(hid_t dset, hid_t ft, std::string name, const std::string& where, Tree& tree, size_t parent) {
   std::string problem;
   auto fields = compound_fields(ft, where, problem);
   if (!fields) {
     unread_.push_back(where + ": a dataset of compound records (" + problem + ")");
-    return std::nullopt;
+    return false;
   }
   // Read as columns, but not kept exactly as they were: named, so convert says so.
   if (const std::string loss = compound_layout_loss(ft, *fields); !loss.empty())
     unread_.push_back(where + ": compound records read as columns, not kept exactly (" + loss + ")");
   auto first = dataset_entry(dset, ft, fields->front().dtype, fields->front().memtype, where);
-  if (!first) return std::nullopt;
+  if (!first) return false;
   // Each column's read converts the dataset's whole records: a compressed dataset of many
   // fields could cost far more time than its bytes.
   const uint64_t records = ckpt::sdk::checked_nbytes(first->shape, H5Tget_size(ft), where);
@@ -549,11 +545,10 @@ std::optional<ListNode> H5Reader::build_compound(hid_t dset, hid_t ft, std::stri
     unread_.push_back(where + ": a dataset of compound records (" + std::to_string(fields->size()) + " fields of " +
                       std::to_string(records) + " bytes of records: reading each column apart would convert more than " +
                       std::to_string(kMaxColumnReadBytes) + " bytes)");
-    return std::nullopt;
+    return false;
   }
   column_read_bytes_ = static_cast<uint64_t>(cost);
-  ListNode group;
-  group.name = std::move(name);
+  const size_t group = tree.add_group(parent, std::move(name));
   for (CompoundField& f : *fields) {
     TensorEntry e = *first;
     e.where = where + " field '" + f.name + "'";
@@ -561,14 +556,13 @@ std::optional<ListNode> H5Reader::build_compound(hid_t dset, hid_t ft, std::stri
     e.member = f.name;
     e.raw_offset = TensorEntry::kNotRaw;
     e.nbytes = ckpt::sdk::checked_nbytes(e.shape, ckpt::sdk::dtype_size(f.dtype), where);
-    ListNode n;
-    n.name = f.name;
-    n.is_group = false;
-    n.tensor_id = entries_.size();
+    Tree::Tensor t;
+    t.name = f.name;
+    t.id = entries_.size();
     entries_.push_back(std::move(e));
-    group.children.push_back(std::move(n));
+    tree.add_tensor(group, std::move(t));
   }
-  return group;
+  return true;
 }
 
 std::optional<TensorEntry> H5Reader::dataset_entry(hid_t dset, hid_t ft, uint32_t dtype, hid_t memtype,
@@ -759,27 +753,9 @@ void H5Reader::count_unwritten(hid_t dset, hid_t dcpl, H5D_layout_t layout, uint
                              " bytes claimed from only " + std::to_string(backed) + " stored bytes");
 }
 
-namespace {
-
-void replay(const ListNode& n, const std::vector<TensorEntry>& entries, const ckpt::sdk::Visitor& v,
-            bool root) {
-  if (!n.is_group) {
-    const TensorEntry& e = entries.at(n.tensor_id);
-    v.tensor(n.name, e.dtype, e.shape, e.nbytes, n.tensor_id);
-    return;
-  }
-  v.begin_group(root ? std::string() : n.name);
-  std::vector<ckpt_str> scratch;
-  for (const auto& [name, value] : n.attributes) v.attribute(name, value.view(scratch));
-  for (const auto& c : n.children) replay(c, entries, v, false);
-  v.end_group();
-}
-
-}  // namespace
-
 void H5Reader::list(const ckpt::sdk::Visitor& visitor) {
   if (!tree_) build();
-  replay(*tree_, entries_, visitor, true);
+  tree_->list(visitor);
 }
 
 H5Reader::Opened H5Reader::open_tensor(const TensorEntry& e) {

@@ -44,21 +44,24 @@ class H5Reader final : public ckpt::sdk::Reader {
   void build();
   // `where` is the group's path of stored names (for messages), `doc` of document names (what
   // meta records: the writer finds members by them).
-  ListNode build_group(hid_t group, const std::string& where, const std::string& doc, bool ours, int depth,
-                       std::vector<haddr_t>& ancestors);
+  // Fills `g` of `tree` with the group's attributes and members.
+  void build_group(hid_t group, const std::string& where, const std::string& doc, bool ours, int depth,
+                   std::vector<haddr_t>& ancestors, Tree& tree, size_t g);
   // A dataset as a member of `parent`: a tensor, a group of columns, a value of the group (a
   // string dataset), or named in unread.
-  void add_dataset(hid_t dataset, std::string name, const std::string& where, const std::string& doc, ListNode& parent);
+  void add_dataset(hid_t dataset, std::string name, const std::string& where, const std::string& doc, Tree& tree, size_t parent);
   // `marked`: its dtype attribute (kDtypeAttr) made it bf16 or a float8, so that attribute is no attribute of its own.
-  std::optional<ListNode> build_dataset(hid_t dataset, hid_t type, std::string name, const std::string& where, bool& marked);
-  std::optional<ListNode> build_compound(hid_t dataset, hid_t type, std::string name, const std::string& where);
+  // Each adds what it makes of the dataset to `parent`, if anything: true when it did.
+  bool add_tensor(hid_t dataset, hid_t type, std::string name, const std::string& where, bool& marked, Tree& tree,
+                  size_t parent);
+  bool add_compound(hid_t dataset, hid_t type, std::string name, const std::string& where, Tree& tree, size_t parent);
   bool add_string_dataset(hid_t dataset, hid_t type, const std::string& name, const std::string& where,
-                          const std::string& doc, ListNode& parent);
+                          const std::string& doc, Tree& tree, size_t parent);
   // What every tensor listed from the dataset shares: its shape, checked storage and, when its
   // bytes are the tensor's as stored, where they lie. nullopt for a null dataspace (named).
   std::optional<TensorEntry> dataset_entry(hid_t dataset, hid_t type, uint32_t dtype, hid_t memtype, const std::string& where);
   void note_dataset_attributes(hid_t dset, const std::string& where, const std::string& doc, bool kept, bool marked);
-  void add_records(ListNode& tree);
+  void add_records(Tree& tree);
   // The pieces of a dataset with external storage, confined to the file's folder; refuses
   // unless options_.external_inside.
   std::vector<TensorEntry::Piece> external_pieces(hid_t dcpl, uint64_t stored, const std::string& where);
@@ -77,7 +80,7 @@ class H5Reader final : public ckpt::sdk::Reader {
   int vfd_ = -1;  // the guard's descriptor, which libhdf5 also reads: for raw tensors (TensorEntry::raw_offset)
   std::unique_ptr<FileGuard> guard_;
   Handle file_;
-  std::optional<ListNode> tree_;
+  std::optional<Tree> tree_;
   std::vector<TensorEntry> entries_;
   uint64_t unwritten_ = 0;  // bytes of datasets never written, read as their fill value
   // What a file other tools wrote holds that a document cannot (string and compound datasets,

@@ -1,9 +1,11 @@
-// What the reader lists: the document's tree (names, attribute values, tensor ids), gathered
-// from the file's metadata once and replayed to every visitor, and per tensor where its bytes
-// are and how to lay them out.
+// What the reader lists: the document's tree (ckpt::sdk::Tree: names, attribute values, tensor
+// ids), gathered from the file's metadata once and replayed to every visitor, and per tensor id
+// where its bytes are and how to lay them out.
 #pragma once
 
 #include "h5_attributes.hpp"
+
+#include <ckpt/sdk_tree.hpp>
 
 #include <hdf5.h>
 
@@ -13,6 +15,8 @@
 #include <vector>
 
 namespace ckpt_hdf5 {
+
+using ckpt::sdk::Tree;
 
 struct TensorEntry {
   haddr_t addr = HADDR_UNDEF;  // the dataset's object header: names are never parsed again
@@ -40,25 +44,6 @@ struct TensorEntry {
   std::string member;
   // The dtype attribute (kDtypeAttr) as listed, empty for none: reads do not read it again.
   std::string marker;
-};
-
-struct ListNode {
-  std::string name;
-  bool is_group = true;
-  std::vector<std::pair<std::string, Value>> attributes;
-  std::vector<ListNode> children;
-  uint64_t tensor_id = 0;  // tensors only: index into the reader's entries
-
-  const ListNode* child(std::string_view n) const {
-    for (const auto& c : children)
-      if (c.name == n) return &c;
-    return nullptr;
-  }
-  const Value* attribute(std::string_view n) const {
-    for (const auto& [k, v] : attributes)
-      if (k == n) return &v;
-    return nullptr;
-  }
 };
 
 }  // namespace ckpt_hdf5

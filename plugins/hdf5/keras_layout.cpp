@@ -9,7 +9,7 @@ namespace ckpt_hdf5 {
 namespace {
 
 // Keras' saver splits an attribute too large for an object header into name0, name1, ...
-std::optional<std::vector<std::string>> string_list(const ListNode& g, const std::string& name) {
+std::optional<std::vector<std::string>> string_list(const Tree& tree, size_t g, const std::string& name) {
   std::vector<std::string> out;
   auto take = [&](const Value& v) {
     if (v.type == CKPT_VALUE_STRING_ARRAY) {
@@ -24,12 +24,12 @@ std::optional<std::vector<std::string>> string_list(const ListNode& g, const std
     return (v.type == CKPT_VALUE_FLOAT64_ARRAY && v.floats.empty()) ||
            (v.type == CKPT_VALUE_INT64_ARRAY && v.ints.empty());
   };
-  if (const Value* v = g.attribute(name)) {
+  if (const Value* v = tree.find_attribute(g, name)) {
     if (!take(*v)) return std::nullopt;
     return out;
   }
   size_t k = 0;
-  for (; const Value* v = g.attribute(name + std::to_string(k)); ++k)
+  for (; const Value* v = tree.find_attribute(g, name + std::to_string(k)); ++k)
     if (!take(*v)) return std::nullopt;
   if (k == 0) return std::nullopt;
   return out;
@@ -83,6 +83,19 @@ std::vector<int> kernel_permutation(size_t rank) {
   return p;
 }
 
+// Copies member `c` of `from` into group `g` of `into`; recursion is bounded by the depth the
+// reader builds.
+void copy_member(const Tree& from, Tree::Child c, Tree& into, size_t g) {
+  if (c.is_tensor) {
+    into.add_tensor(g, from.tensors[c.index]);
+    return;
+  }
+  const Tree::Group& src = from.groups[c.index];
+  const size_t h = into.add_group(g, src.name);
+  for (const Tree::Attribute& a : src.attributes) into.add_attribute(h, a.name, a.value);
+  for (const Tree::Child& member : src.children) copy_member(from, member, into, h);
+}
+
 struct Weight {
   std::string name;
   uint64_t id;
@@ -91,48 +104,45 @@ struct Weight {
 
 }  // namespace
 
-std::optional<ListNode> map_keras_layout(const ListNode& raw, std::vector<TensorEntry>& entries) {
-  const ListNode* weights = nullptr;
-  auto has_layer_names = [](const ListNode& g) {
-    return g.attribute("layer_names") || g.attribute("layer_names0");
+std::optional<Tree> map_keras_layout(const Tree& raw, std::vector<TensorEntry>& entries) {
+  auto has_layer_names = [&](size_t g) {
+    return raw.find_attribute(g, "layer_names") || raw.find_attribute(g, "layer_names0");
   };
-  if (has_layer_names(raw)) {
-    weights = &raw;
-  } else if (const ListNode* mw = raw.child("model_weights"); mw && mw->is_group && has_layer_names(*mw)) {
-    weights = mw;
-  } else {
-    return std::nullopt;
+  size_t weights = 0;  // the group of layers: the root, or model_weights
+  if (!has_layer_names(0)) {
+    weights = raw.find_group(0, "model_weights");
+    if (weights == Tree::npos || !has_layer_names(weights)) return std::nullopt;
   }
-  auto layers = string_list(*weights, "layer_names");
+  auto layers = string_list(raw, weights, "layer_names");
   if (!layers) return std::nullopt;
 
   std::vector<Weight> plan;
   std::set<std::string> used;
   std::set<uint64_t> ids;
   for (const std::string& layer : *layers) {
-    const ListNode* lg = weights->child(layer);
-    if (!lg || !lg->is_group) return std::nullopt;
-    auto names = string_list(*lg, "weight_names");
+    const size_t lg = raw.find_group(weights, layer);
+    if (lg == Tree::npos) return std::nullopt;
+    auto names = string_list(raw, lg, "weight_names");
     if (!names) return std::nullopt;
 
     struct Found {
       std::vector<std::string> parts;
-      const ListNode* tensor;
+      uint64_t tensor;  // its id
     };
     std::vector<Found> found;
     bool all_known = true;
     for (const std::string& wn : *names) {
       std::vector<std::string> parts = split(wn, '/');
-      const ListNode* n = lg;
+      std::optional<Tree::Child> n = Tree::Child{false, lg};
       for (const auto& p : parts) {
-        n = n->is_group ? n->child(p) : nullptr;
+        n = n->is_tensor ? std::nullopt : raw.find_child(n->index, p);
         if (!n) return std::nullopt;
       }
       // Each weight is one dataset of its own; anything else is not what Keras writes.
-      if (n->is_group || !ids.insert(n->tensor_id).second) return std::nullopt;
+      if (!n->is_tensor || !ids.insert(raw.tensors[n->index].id).second) return std::nullopt;
       parts.back() = strip_output_index(parts.back());
       all_known = all_known && torch_name(parts.back()) != nullptr;
-      found.push_back({std::move(parts), n});
+      found.push_back({std::move(parts), raw.tensors[n->index].id});
     }
     // A layer with a weight outside the table (an LSTM's recurrent_kernel, say) is of a type
     // whose PyTorch layout is not a plain transposition: all its weights keep Keras' form.
@@ -147,30 +157,26 @@ std::optional<ListNode> map_keras_layout(const ListNode& raw, std::vector<Tensor
       if (used.count(name)) name = prefix + "." + leaf;
       for (int k = 1; used.count(name); ++k) name = prefix + "." + leaf + "_" + std::to_string(k);
       used.insert(name);
-      const TensorEntry& e = entries.at(f.tensor->tensor_id);
+      const TensorEntry& e = entries.at(f.tensor);
       std::vector<int> perm;
       if (all_known && leaf == "kernel") perm = kernel_permutation(e.shape.size());
-      plan.push_back({std::move(name), f.tensor->tensor_id, std::move(perm)});
+      plan.push_back({std::move(name), f.tensor, std::move(perm)});
     }
   }
 
-  ListNode doc;
-  ListNode& meta = doc.children.emplace_back();
-  meta.name = "meta";
+  Tree doc;
+  const size_t meta = doc.add_group(0, "meta");
   std::string producer = "Keras";
-  for (const ListNode* g : {&raw, weights})
-    if (const Value* v = g->attribute("keras_version"); v && v->type == CKPT_VALUE_STRING) {
+  for (size_t g : {size_t{0}, weights})
+    if (const Value* v = raw.find_attribute(g, "keras_version"); v && v->type == CKPT_VALUE_STRING) {
       producer += " " + v->s;
       break;
     }
-  meta.attributes.emplace_back("schema", Value::string("ckpt.checkpoint"));
-  meta.attributes.emplace_back("schema_version", Value::integer(1));
-  meta.attributes.emplace_back("producer", Value::string(producer + " (legacy HDF5 weights)"));
+  doc.add_attribute(meta, "schema", Value::string("ckpt.checkpoint"));
+  doc.add_attribute(meta, "schema_version", Value::integer(1));
+  doc.add_attribute(meta, "producer", Value::string(producer + " (legacy HDF5 weights)"));
 
-  ListNode& model = doc.children.emplace_back();
-  model.name = "model";
-  ListNode& state = model.children.emplace_back();
-  state.name = "state";
+  const size_t state = doc.add_group(doc.add_group(0, "model"), "state");
   for (Weight& w : plan) {
     TensorEntry& e = entries.at(w.id);
     if (!w.perm.empty()) {
@@ -178,32 +184,33 @@ std::optional<ListNode> map_keras_layout(const ListNode& raw, std::vector<Tensor
       for (size_t i = 0; i < w.perm.size(); ++i) e.shape[i] = e.source_shape[static_cast<size_t>(w.perm[i])];
       e.perm = std::move(w.perm);
     }
-    ListNode t;
+    Tree::Tensor t;
     t.name = std::move(w.name);
-    t.is_group = false;
-    t.tensor_id = w.id;
-    state.children.push_back(std::move(t));
+    t.id = w.id;
+    doc.add_tensor(state, std::move(t));
   }
 
   // Everything else of the file (versions, model and training config, optimizer weights) is
   // kept as stored under extra/keras.
-  ListNode& extra = doc.children.emplace_back();
-  extra.name = "extra";
-  ListNode& keras = extra.children.emplace_back();
-  keras.name = "keras";
+  const size_t keras = doc.add_group(doc.add_group(0, "extra"), "keras");
   const std::set<std::string> layer_set(layers->begin(), layers->end());
-  auto keep = [&](const ListNode& from, ListNode& into) {
-    for (const auto& [k, v] : from.attributes)
-      if (!is_layer_names(k)) into.attributes.emplace_back(k, v);
-    for (const auto& c : from.children)
-      if (&c != weights && !(&from == weights && layer_set.count(c.name))) into.children.push_back(c);
+  auto kept_attribute = [&](const Tree::Attribute& a) { return !is_layer_names(a.name); };
+  auto kept_member = [&](size_t from, const Tree::Child& c) {
+    if (!c.is_tensor && c.index == weights) return false;
+    return from != weights || !layer_set.count(c.is_tensor ? raw.tensors[c.index].name : raw.groups[c.index].name);
   };
-  keep(raw, keras);
-  if (weights != &raw) {
-    ListNode mw;
-    mw.name = weights->name;
-    keep(*weights, mw);
-    if (!mw.attributes.empty() || !mw.children.empty()) keras.children.push_back(std::move(mw));
+  auto keep = [&](size_t from, size_t into) {
+    for (const Tree::Attribute& a : raw.groups[from].attributes)
+      if (kept_attribute(a)) doc.add_attribute(into, a.name, a.value);
+    for (const Tree::Child& c : raw.groups[from].children)
+      if (kept_member(from, c)) copy_member(raw, c, doc, into);
+  };
+  keep(0, keras);
+  if (weights != 0) {
+    const Tree::Group& mw = raw.groups[weights];
+    if (std::any_of(mw.attributes.begin(), mw.attributes.end(), kept_attribute) ||
+        std::any_of(mw.children.begin(), mw.children.end(), [&](const Tree::Child& c) { return kept_member(weights, c); }))
+      keep(weights, doc.add_group(keras, mw.name));
   }
   return doc;
 }

@@ -12,6 +12,6 @@ namespace ckpt_hdf5 {
 // The mapped document when `raw` (the file as stored) has Keras' layout and every weight it
 // names is a tensor; nullopt otherwise, and then the file is listed as stored. Entries of
 // transposed kernels get their permutation; `raw` keeps its ids.
-std::optional<ListNode> map_keras_layout(const ListNode& raw, std::vector<TensorEntry>& entries);
+std::optional<Tree> map_keras_layout(const Tree& raw, std::vector<TensorEntry>& entries);
 
 }  // namespace ckpt_hdf5
