@@ -301,7 +301,7 @@ bool encode_as(const Value& v, const TypeDesc& type, std::vector<uint8_t>& out) 
 
 GgufWriter::GgufWriter(const std::string& path, uint64_t staging_bytes, NameMapping names)
     : path_(path), staging_limit_(staging_bytes), names_(names) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot create", path));
 }
 
@@ -471,6 +471,21 @@ void GgufWriter::open_gap(uint64_t from, uint64_t by) {
   }
 }
 
+// Moves the data section's `n` bytes from `from` to `to`, in either direction, through a
+// bounded buffer; what the data leaves behind is not cleared (the caller trims or overwrites it).
+void GgufWriter::move_data(uint64_t from, uint64_t to, uint64_t n) {
+  if (from == to || n == 0) return;
+  std::vector<std::byte> chunk(static_cast<size_t>(std::min<uint64_t>(uint64_t{8} << 20, n)));
+  // Leftward the front goes first, rightward the back: each chunk is read before it is overwritten.
+  for (uint64_t done = 0; done < n;) {
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(chunk.size(), n - done));
+    const uint64_t at = to < from ? done : n - done - k;
+    ckpt::sdk::detail::pread_all(fd_, from + at, {chunk.data(), k}, path_);
+    write_at(to + at, chunk.data(), k);
+    done += k;
+  }
+}
+
 void GgufWriter::resolve_names() {
   gguf_names_.clear();
   bool llama = names_ == NameMapping::llama;
@@ -595,6 +610,26 @@ void GgufWriter::finish() {
     const uint64_t start = align_up(h.size(), alignment_);
     write_at(0, h.data(), h.size());
     if (!stage_.empty()) write_at(start, stage_.data(), stage_.size());
+  } else if (from_gguf_) {
+    // A document read from GGUF is written back as ggml lays it out, whatever its size (so GGUF
+    // -> GGUF is byte for byte): the header's size is known only now, and its end fixes the data
+    // section's start to the byte, which no block-granular insert or collapse reaches, so the
+    // streamed data is moved once into place.
+    std::vector<uint8_t> h = header(0, false);
+    const uint64_t start = align_up(h.size(), alignment_);
+    if (start != data_start_) {
+      move_data(data_start_, start, data_size_);
+      if (start < data_start_) {
+        // The old tail: cut, then the padding after the last tensor comes back as zeros below.
+        if (::ftruncate(fd_, static_cast<off_t>(start + data_size_)) != 0)
+          fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot size", path_));
+      } else {
+        const std::vector<std::byte> zeros(static_cast<size_t>(start - data_start_));
+        write_at(data_start_, zeros.data(), zeros.size());
+      }
+      data_start_ = start;
+    }
+    write_at(0, h.data(), h.size());
   } else {
     std::vector<uint8_t> h = header(0, false);
     constexpr uint64_t kPaddingKv = 8 + kPaddingKey.size() + 4 + 8;  // a filler's least

@@ -9,7 +9,11 @@
 //    at most 119 bytes, names over 63 bytes being shortened) and the data streams there; at
 //    finish the header fills the room before it, the rest taken by one key of ckpt's own,
 //    `ckpt.padding` (a string of spaces), or, if the header has outgrown the room, whole
-//    blocks are inserted before the data first.
+//    blocks are inserted before the data first;
+//  - except for a document read from GGUF (gguf:types, gguf:version or general.architecture at
+//    the root): GGUF -> GGUF is byte for byte at every size, so at finish the streamed data is
+//    moved once to the byte where ggml's layout puts it (a second pass over the data, paid only
+//    by those documents).
 #pragma once
 
 #include "gguf_layout.hpp"
@@ -52,6 +56,7 @@ class GgufWriter final : public ckpt::sdk::Writer {
   void write_at(uint64_t pos, const void* p, size_t n);
   void spill();
   void open_gap(uint64_t from, uint64_t by);
+  void move_data(uint64_t from, uint64_t to, uint64_t n);
   uint64_t header_bound() const;
   std::vector<uint8_t> header(uint64_t padding, bool with_padding);
   void resolve_names();

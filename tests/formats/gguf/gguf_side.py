@@ -174,7 +174,7 @@ def random_blocks(gtype, nblocks, rng):
     return bytes(raw)
 
 
-def make(path, version=3):
+def make(path, version=3, big_mib=0):
     rng = np.random.default_rng(7)
     kvs = [
         ("general.architecture", VT["string"], "llama"),
@@ -213,6 +213,14 @@ def make(path, version=3):
         _, be, bb = GGML[gtype]
         rows = 3
         tensors.append(("q." + GGML[gtype][0].lower(), gtype, [2 * be, rows], random_blocks(gtype, 2 * rows, rng)))
+    if big_mib:
+        # Past the writer's staging: a Q8_0 matrix (scales set per block, vectorised) first and a
+        # plain one after, then the small ones, so a streamed write holds both kinds.
+        rows = big_mib * (1 << 20) // 2 // (34 * 128)
+        q = rng.integers(0, 256, size=(rows * 128, 34), dtype=np.uint8)
+        q[:, 0:2] = rng.uniform(-0.1, 0.1, size=rows * 128).astype("<f2").view(np.uint8).reshape(-1, 2)
+        f = rng.standard_normal((big_mib * (1 << 20) // 2 // 4 // 1024, 1024)).astype("<f4")
+        tensors = [("big.q8_0", 8, [4096, rows], q.tobytes()), ("big.f32", 0, [1024, f.shape[0]], f.tobytes())] + tensors
     write(path, kvs, tensors, version)
 
 
@@ -469,7 +477,7 @@ def llama_check(dir_, pt, st_path, bound=None):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "make":
-        make(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3)
+        make(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     elif cmd == "dump":
         dump(sys.argv[2])
     elif cmd == "dequant":
