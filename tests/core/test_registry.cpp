@@ -1,6 +1,7 @@
 // The registry against the test plugins of tests/plugins: listing without loading, real
 // unloading, every way a plugin can be wrong, and how a format is chosen for a file.
 #include "scratch.hpp"
+#include "thrown.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/format_io.hpp>
@@ -68,20 +69,7 @@ void expect_sample(const Document& d) {
   EXPECT_TRUE(value_equal(*d.attribute("step"), Value(int64_t{7})));
 }
 
-// The message of the exception `f` throws, which must be an E.
-template <class E, class F>
-std::string thrown(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "threw nothing";
-  return {};
-}
+using ckpt_test::thrown;
 
 std::vector<std::string> skipped_reasons(const Registry& r, const std::string& filename_prefix) {
   std::vector<std::string> out;

@@ -6,6 +6,7 @@
 // (1000 by default) and nothing grows: memory, file descriptors, loaded libraries.
 #include "common.hpp"
 #include "sanitizers.hpp"
+#include "thrown.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/format_io.hpp>
@@ -46,20 +47,7 @@ bool is_loaded(const fs::path& lib) {
   return h != nullptr;
 }
 
-// The message of the ckpt::Error `f` throws; a failure if it throws anything else or nothing.
-template <class E = Error, class F>
-std::string thrown(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw something else: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "threw nothing";
-  return {};
-}
+using ckpt_test::thrown;
 
 Document small_doc() {
   Document d;
