@@ -84,6 +84,16 @@ std::optional<uint32_t> ggml_of_dtype(uint32_t dtype) {
   return std::nullopt;
 }
 
+std::optional<GgmlBlock> ggml_block(uint32_t t) {
+  static constexpr GgmlBlock blocks[] = {
+      {1, 4},    {1, 2},    {32, 18},  {32, 20},  {0, 0},    {0, 0},    {32, 22},  {32, 24},  {32, 34},  {32, 36},
+      {256, 84}, {256, 110}, {256, 144}, {256, 176}, {256, 210}, {256, 292}, {256, 66}, {256, 74}, {256, 98}, {256, 50},
+      {32, 18},  {256, 110}, {256, 82}, {256, 136}, {1, 1},    {1, 2},    {1, 4},    {1, 8},    {1, 8},    {256, 56},
+      {1, 2},    {0, 0},    {0, 0},    {0, 0},    {256, 54}, {256, 66}, {0, 0},    {0, 0},    {0, 0},    {32, 17}};
+  if (t >= sizeof blocks / sizeof blocks[0] || blocks[t].elements == 0) return std::nullopt;
+  return blocks[t];
+}
+
 std::string ggml_type_name(uint32_t t) {
   static constexpr const char* names[] = {
       "F32",     "F16",    "Q4_0",    "Q4_1",   "Q4_2", "Q4_3",   "Q5_0",   "Q5_1",   "Q8_0",    "Q8_1",   "Q2_K",

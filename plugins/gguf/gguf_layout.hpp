@@ -25,8 +25,8 @@ inline constexpr char kMagic[] = "GGUF";
 inline constexpr uint32_t kVersion = 3;
 inline constexpr uint64_t kDefaultAlignment = 32;
 // The spec's limits: a tensor name is at most 64 bytes, a key at most 65535; tensors have at
-// most 4 dimensions (ggml's GGML_MAX_DIMS). (ggml refuses a name of 64 bytes; the reader reads
-// one, and the writer writes it back shortened: docs/formats/gguf.md.)
+// most 4 dimensions (ggml's GGML_MAX_DIMS). ggml refuses a name of 64 bytes (it keeps 63 and a
+// NUL), and so does the reader, past the spec's limit.
 inline constexpr uint64_t kMaxNameBytes = 64;
 // ggml itself keeps names in 64 bytes with their NUL: what the writer writes stays below.
 inline constexpr uint64_t kMaxWrittenNameBytes = 63;
@@ -78,6 +78,13 @@ struct TypeDesc {
 // ggml's tensor types that ckpt holds, both ways (0 = none).
 uint32_t dtype_of_ggml(uint32_t ggml_type);
 std::optional<uint32_t> ggml_of_dtype(uint32_t dtype);
+// ggml's block of a ggml type: elements per block and bytes per block (ggml's type_traits);
+// nullopt for a number no ggml type has, or one ggml has retired (blck_size 0: Q4_2, Q4_3, the
+// Q4_0_4_4 and IQ4_NL_4_4 families), which ggml's reader refuses.
+struct GgmlBlock {
+  uint64_t elements, bytes;
+};
+std::optional<GgmlBlock> ggml_block(uint32_t ggml_type);
 // ggml's name for a ggml type ("Q4_K", "IQ2_XXS"), or its number.
 std::string ggml_type_name(uint32_t ggml_type);
 

@@ -363,6 +363,13 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
     t.at = c.pos();
     t.gguf_name = std::string(c.string("a tensor name", kMaxNameBytes));
     const std::string where = "tensor " + quote(t.gguf_name) + " (info " + at_byte(t.at) + ")";
+    // ggml keeps a name in 64 bytes with its NUL, and stops at a NUL inside it: such a name
+    // would read as another (or as a repeat) in ggml.
+    if (t.gguf_name.size() > kMaxWrittenNameBytes)
+      fail(CKPT_ERR_FORMAT, where + ": a name of " + std::to_string(t.gguf_name.size()) + " bytes; ggml refuses names of more than " +
+                                std::to_string(kMaxWrittenNameBytes) + " (GGML_MAX_NAME, 64 with the NUL)");
+    if (const size_t nul = t.gguf_name.find('\0'); nul != std::string::npos)
+      fail(CKPT_ERR_FORMAT, where + ": the name holds a NUL byte, so ggml reads it as " + quote(t.gguf_name.substr(0, nul)));
     if (!by_name.emplace(t.gguf_name, infos.size()).second) fail(CKPT_ERR_FORMAT, where + ": the name repeats");
     const uint32_t n_dims = c.u32("a tensor's dimension count");
     if (n_dims > kMaxDims)
@@ -375,7 +382,31 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
         fail(CKPT_ERR_FORMAT, where + ": dimension " + std::to_string(d) + " is " + std::to_string(dim));
       t.shape[n_dims - 1 - d] = static_cast<int64_t>(dim);  // GGUF lists the innermost first
     }
+    // ggml's checks: ne[1..3] divide (a 0 there is a division by zero in ggml's reader), and
+    // the element count must stay below INT64_MAX, tested as ggml tests it.
+    int64_t ne[kMaxDims] = {1, 1, 1, 1};
+    for (uint32_t d = 0; d < n_dims; ++d) ne[d] = t.shape[n_dims - 1 - d];
+    for (uint32_t d = 1; d < kMaxDims; ++d)
+      if (ne[d] == 0)
+        fail(CKPT_ERR_FORMAT, where + ": dimension " + std::to_string(d) + " (ne[" + std::to_string(d) +
+                                  "]) is 0; ggml's reader divides by ne[1..3] (only ne[0] may be 0)");
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    if (kMax / ne[1] <= ne[0] || kMax / ne[2] <= ne[0] * ne[1] || kMax / ne[3] <= ne[0] * ne[1] * ne[2])
+      fail(CKPT_ERR_FORMAT, where + ": dimensions (" + std::to_string(ne[0]) + ", " + std::to_string(ne[1]) + ", " +
+                                std::to_string(ne[2]) + ", " + std::to_string(ne[3]) + ") make INT64_MAX elements or more");
+    const uint64_t type_at = c.pos();
     t.ggml_type = c.u32("a tensor's type");
+    const auto block = ggml_block(t.ggml_type);
+    if (!block)
+      fail(CKPT_ERR_FORMAT, where + ", " + at_byte(type_at) + ": " + ggml_type_name(t.ggml_type) +
+                                " is no ggml type ggml reads (unknown, or retired)");
+    if (ne[0] % static_cast<int64_t>(block->elements) != 0)
+      fail(CKPT_ERR_FORMAT, where + ": rows of " + std::to_string(ne[0]) + " elements, not whole blocks of " +
+                                std::to_string(block->elements) + " (ggml type " + ggml_type_name(t.ggml_type) + ")");
+    // Any type's size, so that the offsets of the tensors ckpt does not hold are checked too.
+    uint64_t rows = static_cast<uint64_t>(ne[1] * ne[2] * ne[3]), row = static_cast<uint64_t>(ne[0]) / block->elements * block->bytes;
+    if (__builtin_mul_overflow(rows, row, &t.nbytes) || t.nbytes >= (uint64_t{1} << 62))
+      fail(CKPT_ERR_LIMIT, where + ": a tensor of 2^62 bytes or more, past ckpt's bound");
     t.offset = c.u64("a tensor's offset");
     t.dtype = dtype_of_ggml(t.ggml_type);
     if (t.dtype) t.nbytes = ckpt::sdk::tensor_nbytes(t.shape, t.dtype, where);
@@ -386,29 +417,24 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
   const uint64_t size = file.size();
   const uint64_t data_size = p.data_start <= size ? size - p.data_start : 0;
 
-  // Every tensor inside the data section, aligned, and no two overlapping.
-  std::vector<size_t> order;
+  // Every tensor where ggml expects it (right after the one before, padded to the alignment:
+  // no gaps, no other order, so none overlap) and inside the file.
+  uint64_t expected = 0;
   for (size_t i = 0; i < infos.size(); ++i) {
     const TensorEntry& t = infos[i];
     const std::string where = "tensor " + quote(t.gguf_name) + " (info " + at_byte(t.at) + ")";
     if (t.offset % p.alignment != 0)
       fail(CKPT_ERR_FORMAT, where + ": offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
                                 std::to_string(p.alignment));
-    if (!t.dtype) continue;
+    if (t.offset != expected)
+      fail(CKPT_ERR_FORMAT, where + ": offset " + std::to_string(t.offset) + ", where ggml expects " + std::to_string(expected) +
+                                " (each tensor right after the one before, padded to the alignment " +
+                                std::to_string(p.alignment) + ")");
+    expected += align_up(t.nbytes, p.alignment);  // below 2^63: the one before is inside the file, this one below 2^62
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
       fail(CKPT_ERR_FORMAT, where + ": its " + std::to_string(t.nbytes) + " bytes at offset " + std::to_string(t.offset) +
                                 " (file byte " + std::to_string(p.data_start + t.offset) + ") run past the end of the file (" +
                                 std::to_string(size) + " bytes)");
-    if (t.nbytes) order.push_back(i);
-  }
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return infos[a].offset < infos[b].offset; });
-  for (size_t k = 1; k < order.size(); ++k) {
-    const TensorEntry& a = infos[order[k - 1]];
-    const TensorEntry& b = infos[order[k]];
-    if (a.offset + a.nbytes > b.offset)
-      fail(CKPT_ERR_FORMAT, "tensor " + quote(b.gguf_name) + " (info " + at_byte(b.at) + ") at offset " +
-                                std::to_string(b.offset) + " overlaps tensor " + quote(a.gguf_name) + " (offset " +
-                                std::to_string(a.offset) + ", " + std::to_string(a.nbytes) + " bytes)");
   }
 
   // ckpt's own keys: document names GGUF could not hold, shapes of more than 4 dimensions.
