@@ -3,13 +3,16 @@
 #   bin/ckpt, bin/ckpt-conformance, bin/ckpt-manifest
 #   include/ckpt/...                      the C ABI, sdk.hpp, the library's and the kit's headers
 #   lib/libckpt.so*, lib/libckpt_conformance.a
+#   lib/libckpt_sdk_static.a              the SDK's compiled helpers (read_file_at, the skeleton
+#                                         codec), linked into every plugin through ckpt::sdk
 #   lib/libckpt_train.so*                 the trainer, when built (CKPT_BUILD_TRAINER)
 #   lib/ckpt/plugins/ckpt_<name>.so       the in-tree plugins and their manifests
 #   lib/cmake/ckpt/                       ckptConfig.cmake, the exported targets, CkptPlugin.cmake
 #                                         and CkptConformance.cmake
 #
-# Exported targets (namespace ckpt::): sdk, ckpt, train, manifest_tool, cli, ckpt-conformance,
-# and, in a file of its own because it needs GoogleTest, conformance. Included from the
+# Exported targets (namespace ckpt::): sdk and the sdk_static it links (exported from sdk/), ckpt,
+# train, manifest_tool, cli, ckpt-conformance, and, in a file of its own because it needs
+# GoogleTest, conformance. Included from the
 # top-level CMakeLists.txt once every target exists.
 include(CMakePackageConfigHelpers)
 

@@ -45,6 +45,8 @@ function(ckpt_add_format_plugin NAME)
     CXX_VISIBILITY_PRESET hidden
     C_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
+  # ckpt::sdk brings the SDK's headers and its static helpers (ckpt::sdk_static), built as this
+  # module is: hidden, position independent, no GNU unique symbols.
   target_link_libraries(${target} PRIVATE ckpt::sdk ${P_LIBRARIES})
   # Unloading must really unload: without this, GNU unique symbols from inline statics pin
   # the library in memory forever. (Clang emits no unique symbols and has no such flag.)

@@ -3,37 +3,37 @@
 #include "onnx_layout.hpp"
 #include "text.hpp"
 
-#include <ckpt_skeleton/skeleton_json.hpp>
+#include <ckpt/sdk_skeleton.hpp>
 
 namespace ckpt_onnx {
 
 namespace {
 
 // Files ckpt wrote keep reading, and rewriting one gives the same bytes.
-constexpr ckpt_skeleton::SkeletonKeys kKeys{.format = "ckpt-onnx-document",
-                                            .version = kDocumentVersion,
-                                            .attributes = "attributes",
-                                            .children = "children",
-                                            .location = "initializer",
-                                            .name_in_child = true,
-                                            .floats_as_bits = false,
-                                            .omit_empty = true,
-                                            .max_depth = kMaxDepth};
+constexpr ckpt::sdk::SkeletonKeys kKeys{.format = "ckpt-onnx-document",
+                                        .version = kDocumentVersion,
+                                        .attributes = "attributes",
+                                        .children = "children",
+                                        .location = "initializer",
+                                        .name_in_child = true,
+                                        .floats_as_bits = false,
+                                        .omit_empty = true,
+                                        .max_depth = kMaxDepth};
 
 }  // namespace
 
 std::string document_to_json(const Document& doc) {
-  return ckpt_skeleton::write_skeleton(doc.tree, kKeys, [&](size_t k) { return std::string_view(doc.initializers[k]); });
+  return ckpt::sdk::write_skeleton(doc.tree, kKeys, [&](size_t k) { return std::string_view(doc.initializers[k]); });
 }
 
 Document document_from_json(std::string_view json, const std::string& source) {
   Document doc;
-  ckpt_skeleton::SkeletonSource from;
+  ckpt::sdk::SkeletonSource from;
   from.where = [&](const std::string& path) {
     return "'" + source + "': metadata " + std::string(kDocumentKey) + " at " +
            (path.empty() ? std::string("the root group") : quote_text(path)) + ": ";
   };
-  doc.tree = ckpt_skeleton::read_skeleton(json, kKeys, from, [&](const Tree::Tensor&, std::string initializer, const std::string&) {
+  doc.tree = ckpt::sdk::read_skeleton(json, kKeys, from, [&](const Tree::Tensor&, std::string initializer, const std::string&) {
     doc.initializers.push_back(std::move(initializer));
     return doc.initializers.size() - 1;
   });
@@ -42,7 +42,7 @@ Document document_from_json(std::string_view json, const std::string& source) {
 
 std::string value_as_text(const Value& v) {
   if (v.type == CKPT_VALUE_STRING && valid_utf8(v.s)) return v.s;
-  return ckpt_skeleton::write_value(v, kKeys);
+  return ckpt::sdk::write_value(v, kKeys);
 }
 
 }  // namespace ckpt_onnx

@@ -1,7 +1,8 @@
 // The document without tensor bytes (ckpt::sdk::Tree) and, per tensor, the ONNX initializer
 // holding its bytes. The writer records one as the host streams a document and stores it as
 // JSON in the model's metadata under "ckpt.document"; the reader rebuilds one from that JSON,
-// or from a foreign model's graph, and lists it. The JSON is plugins/common/skeleton's:
+// or from a foreign model's graph, and lists it. The JSON is the SDK's skeleton codec's
+// (ckpt/sdk_skeleton.hpp):
 //
 //   {"format": "ckpt-onnx-document", "version": 1,
 //    "root": {"attributes": [[name, type, value], ...],

@@ -1,4 +1,4 @@
-// sdk::read_file_at, compiled into libckpt_sdk_io.a (see sdk/CMakeLists.txt) rather than inline
+// sdk::read_file_at, compiled into libckpt_sdk_static.a (see sdk/CMakeLists.txt) rather than inline
 // in ckpt/sdk_io.hpp: it works around one CPU family's slow kernel copy, which is no part of
 // the SDK's interface and may be dropped or retuned without touching a public header.
 #include <ckpt/sdk_io.hpp>

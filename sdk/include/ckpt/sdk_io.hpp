@@ -45,7 +45,7 @@ inline void pread_all(int fd, uint64_t offset, std::span<std::byte> dst, const s
 }  // namespace detail
 
 // Copies dst.size() bytes at `offset` of the open file `fd` (`path` in messages) with pread;
-// a file that ends first is CKPT_ERR_IO. Compiled into libckpt_sdk_io (ckpt::sdk links it):
+// a file that ends first is CKPT_ERR_IO. Compiled into libckpt_sdk_static (ckpt::sdk links it):
 // it steers large reads around a distance between source and destination at which some CPUs'
 // kernel copy is slow (sdk/src/read_file_at.cpp).
 void read_file_at(int fd, uint64_t offset, std::span<std::byte> dst, const std::string& path);

@@ -1,7 +1,7 @@
-// plugins/common/skeleton: one parser and one writer for every format's spelling of ckpt's
-// document skeleton. A skeleton ckpt wrote reads back and writes again to the same bytes, and
+// The SDK's skeleton codec (ckpt/sdk_skeleton.hpp): one parser and one writer for every
+// format's spelling of ckpt's document skeleton. A skeleton ckpt wrote reads back and writes again to the same bytes, and
 // text that is not the layout fails naming its place, within the depth and memory bounds.
-#include <ckpt_skeleton/skeleton_json.hpp>
+#include <ckpt/sdk_skeleton.hpp>
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 
 using ckpt::sdk::Tree;
 using ckpt::sdk::Value;
-using ckpt_skeleton::SkeletonKeys;
+using ckpt::sdk::SkeletonKeys;
 
 namespace {
 
@@ -33,10 +33,10 @@ struct Parsed {
 
 Parsed parse(std::string_view text, const SkeletonKeys& keys, uint64_t max_bytes = UINT64_MAX) {
   Parsed p;
-  ckpt_skeleton::SkeletonSource source;
+  ckpt::sdk::SkeletonSource source;
   source.where = [](const std::string& path) { return "doc (" + path + "): "; };
   source.max_bytes = max_bytes;
-  p.tree = ckpt_skeleton::read_skeleton(text, keys, source, [&](const Tree::Tensor&, std::string location, const std::string&) {
+  p.tree = ckpt::sdk::read_skeleton(text, keys, source, [&](const Tree::Tensor&, std::string location, const std::string&) {
     p.locations.push_back(std::move(location));
     return p.locations.size() - 1;
   });
@@ -44,7 +44,7 @@ Parsed parse(std::string_view text, const SkeletonKeys& keys, uint64_t max_bytes
 }
 
 std::string write(const Parsed& p, const SkeletonKeys& keys) {
-  return ckpt_skeleton::write_skeleton(p.tree, keys, [&](size_t k) { return std::string_view(p.locations[k]); });
+  return ckpt::sdk::write_skeleton(p.tree, keys, [&](size_t k) { return std::string_view(p.locations[k]); });
 }
 
 std::string error_of(std::string_view text, const SkeletonKeys& keys, ckpt_status_code* code = nullptr,

@@ -1,4 +1,8 @@
-#include <ckpt_skeleton/skeleton_json.hpp>
+// The skeleton codec (ckpt/sdk_skeleton.hpp), compiled into libckpt_sdk_static.a so that its
+// header stays free of nlohmann: a plugin that uses the codec needs no JSON library of its own,
+// and one that has its own nlohmann of another release does not clash with this copy (nlohmann
+// versions its inline namespace).
+#include <ckpt/sdk_skeleton.hpp>
 
 #include <ckpt/sdk_value.hpp>
 #include <nlohmann/json.hpp>
@@ -7,11 +11,8 @@
 #include <cmath>
 #include <cstdio>
 
-namespace ckpt_skeleton {
+namespace ckpt::sdk {
 
-using ckpt::sdk::fail;
-using ckpt::sdk::Tree;
-using ckpt::sdk::Value;
 using nlohmann::json;
 
 namespace {
@@ -19,8 +20,8 @@ namespace {
 // ---- writing ------------------------------------------------------------------------------
 
 json text(std::string_view s) {
-  if (ckpt::sdk::valid_utf8(s)) return json(std::string(s));
-  return json{{"hex", ckpt::sdk::to_hex(s)}};
+  if (valid_utf8(s)) return json(std::string(s));
+  return json{{"hex", to_hex(s)}};
 }
 
 std::string bits(double d) {
@@ -61,9 +62,9 @@ json value_json(const Value& v, const SkeletonKeys& keys) {
   }
 }
 
-class Writer {
+class SkeletonWriter {
  public:
-  Writer(const Tree& tree, const SkeletonKeys& keys, const std::function<std::string_view(size_t)>& location)
+  SkeletonWriter(const Tree& tree, const SkeletonKeys& keys, const std::function<std::string_view(size_t)>& location)
       : tree_(tree), keys_(keys), location_(location) {}
 
   // Recursion is bounded: the tree came from a writer's calls or from read_skeleton, both of
@@ -74,7 +75,7 @@ class Writer {
     if (!group.attributes.empty() || !keys_.omit_empty) {
       json attrs = json::array();
       for (const Tree::Attribute& a : group.attributes)
-        attrs.push_back(json::array({text(a.name), ckpt::sdk::value_type_name(a.value.type), value(a.value)}));
+        attrs.push_back(json::array({text(a.name), value_type_name(a.value.type), value(a.value)}));
       out[std::string(keys_.attributes)] = std::move(attrs);
     }
     if (!group.children.empty() || !keys_.omit_empty) {
@@ -97,7 +98,7 @@ class Writer {
  private:
   json tensor(size_t k) const {
     const Tree::Tensor& t = tree_.tensors[k];
-    return json{{"dtype", ckpt::sdk::dtype_name(t.dtype)}, {"shape", t.shape}, {std::string(keys_.location), text(location_(k))}};
+    return json{{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {std::string(keys_.location), text(location_(k))}};
   }
 
   json value(const Value& v) const { return value_json(v, keys_); }
@@ -123,9 +124,9 @@ std::string quote(std::string_view s) {
   return out + "'";
 }
 
-class Reader {
+class SkeletonReader {
  public:
-  Reader(Tree& tree, const SkeletonKeys& keys, const SkeletonSource& source, const OnSkeletonTensor& on_tensor)
+  SkeletonReader(Tree& tree, const SkeletonKeys& keys, const SkeletonSource& source, const OnSkeletonTensor& on_tensor)
       : tree_(tree), keys_(keys), source_(source), on_tensor_(on_tensor) {}
 
   void group(const json& j, size_t g, const std::string& path, size_t depth) {
@@ -168,7 +169,7 @@ class Reader {
   std::string text_of(const json& j, const std::string& path, const char* what) const {
     if (j.is_string()) return j.get<std::string>();
     if (j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string())
-      if (auto s = ckpt::sdk::from_hex(j["hex"].get_ref<const std::string&>())) return *s;
+      if (auto s = from_hex(j["hex"].get_ref<const std::string&>())) return *s;
     bad(path, std::string(what) + " must be a string or {\"hex\": ...}");
   }
 
@@ -180,7 +181,7 @@ class Reader {
   }
 
   static std::optional<double> from_bits(const std::string& hex) {
-    auto b = ckpt::sdk::from_hex(hex);
+    auto b = from_hex(hex);
     if (!b || b->size() != 8) return std::nullopt;
     uint64_t u = 0;
     for (char c : *b) u = (u << 8) | static_cast<uint8_t>(c);
@@ -211,10 +212,10 @@ class Reader {
     const std::string apath = (path.empty() ? "@" : path + "/@") + name;
     if (tree_.find_attribute(g, name)) bad(path, "duplicate attribute " + quote(name));
     Value v;
-    v.type = ckpt::sdk::value_type_from_name(a[1].get_ref<const std::string&>());
+    v.type = value_type_from_name(a[1].get_ref<const std::string&>());
     const json& j = a[2];
     auto array = [&]() -> const json& {
-      if (!j.is_array()) bad(apath, std::string("a ") + ckpt::sdk::value_type_name(v.type) + " value must be an array");
+      if (!j.is_array()) bad(apath, std::string("a ") + value_type_name(v.type) + " value must be an array");
       return j;
     };
     switch (v.type) {
@@ -278,7 +279,7 @@ class Reader {
     t.name = std::move(name);
     const json& o = *body;
     if (!o.contains("dtype") || !o["dtype"].is_string() ||
-        !(t.dtype = ckpt::sdk::dtype_from_name(o["dtype"].get_ref<const std::string&>())))
+        !(t.dtype = dtype_from_name(o["dtype"].get_ref<const std::string&>())))
       bad(cpath, "\"dtype\" must name a dtype (f32, f64, f16, bf16, i8, u8, i16, i32, i64, bool, ...)");
     if (!o.contains("shape") || !o["shape"].is_array()) bad(cpath, "\"shape\" must be an array");
     for (const json& d : o["shape"]) {
@@ -286,7 +287,7 @@ class Reader {
       if (n < 0) bad(cpath, "negative dimension " + std::to_string(n));
       t.shape.push_back(n);
     }
-    t.nbytes = ckpt::sdk::checked_nbytes(t.shape, ckpt::sdk::dtype_size(t.dtype), source_.where(cpath) + "shape");
+    t.nbytes = checked_nbytes(t.shape, dtype_size(t.dtype), source_.where(cpath) + "shape");
     const auto loc = o.find(keys_.location);
     if (loc == o.end()) bad(cpath, "a tensor names its " + quote(keys_.location));
     std::string location = text_of(*loc, cpath, "the tensor's location");
@@ -307,7 +308,7 @@ class Reader {
 std::string write_value(const Value& value, const SkeletonKeys& keys) { return value_json(value, keys).dump(); }
 
 std::string write_skeleton(const Tree& tree, const SkeletonKeys& keys, const std::function<std::string_view(size_t)>& location) {
-  const json doc = {{"format", keys.format}, {"version", keys.version}, {"root", Writer(tree, keys, location).group(0)}};
+  const json doc = {{"format", keys.format}, {"version", keys.version}, {"root", SkeletonWriter(tree, keys, location).group(0)}};
   return doc.dump();
 }
 
@@ -316,9 +317,9 @@ Tree read_skeleton(std::string_view text, const SkeletonKeys& keys, const Skelet
   const std::string where = source.where("");
   // nlohmann's parser recurses per nesting level: bound it before parsing hostile text. A
   // group is at most three levels below its parent (children array, child, pair).
-  if (ckpt::sdk::json_nesting(text) > static_cast<int>(3 * keys.max_depth + 8))
+  if (json_nesting(text) > static_cast<int>(3 * keys.max_depth + 8))
     fail(CKPT_ERR_LIMIT, where + "groups nested deeper than " + std::to_string(keys.max_depth) + " levels");
-  if (auto nul = ckpt::sdk::json_nul_problem(text); !nul.empty()) fail(CKPT_ERR_FORMAT, where + "not valid JSON: " + nul);
+  if (auto nul = json_nul_problem(text); !nul.empty()) fail(CKPT_ERR_FORMAT, where + "not valid JSON: " + nul);
   json doc;
   try {
     doc = json::parse(text.begin(), text.end());
@@ -335,8 +336,8 @@ Tree read_skeleton(std::string_view text, const SkeletonKeys& keys, const Skelet
              std::to_string(keys.version) + ")");
   if (!doc.contains("root")) fail(CKPT_ERR_FORMAT, where + "no \"root\" group");
   Tree tree(true);
-  Reader(tree, keys, source, on_tensor).group(doc["root"], 0, "", 0);
+  SkeletonReader(tree, keys, source, on_tensor).group(doc["root"], 0, "", 0);
   return tree;
 }
 
-}  // namespace ckpt_skeleton
+}  // namespace ckpt::sdk

@@ -1,7 +1,8 @@
 // A document's skeleton (ckpt::sdk::Tree: groups, typed attributes and tensor descriptions,
-// no tensor bytes) as JSON text, for formats that store ckpt's document beside their own
-// layout (onnx's "ckpt.document" metadata entry, pytorch's ckpt/document.json). One writer and
-// one parser; what differs between formats (the key spellings, how a child names itself, how
+// no tensor bytes) as JSON text, for formats that store ckpt's document beside their own data
+// (onnx's "ckpt.document" metadata entry, pytorch's ckpt/document.json, the hello example's
+// header). Compiled into libckpt_sdk_static.a, which ckpt::sdk links into every plugin, so this
+// header needs no JSON library. One writer and one parser; what differs between formats (the key spellings, how a child names itself, how
 // floats are written) is a SkeletonKeys, so files already written keep reading and a format's
 // output stays byte for byte what it was.
 //
@@ -26,7 +27,7 @@
 #include <string>
 #include <string_view>
 
-namespace ckpt_skeleton {
+namespace ckpt::sdk {
 
 struct SkeletonKeys {
   std::string_view format;      // the value of "format"
@@ -41,28 +42,28 @@ struct SkeletonKeys {
 };
 
 // The JSON text of `tree`; `location(tensor index)` gives each tensor's location text.
-std::string write_skeleton(const ckpt::sdk::Tree& tree, const SkeletonKeys& keys,
+std::string write_skeleton(const Tree& tree, const SkeletonKeys& keys,
                            const std::function<std::string_view(size_t)>& location);
 
 // One attribute value as the JSON the skeleton holds it in (its float and text forms per `keys`).
-std::string write_value(const ckpt::sdk::Value& value, const SkeletonKeys& keys);
+std::string write_value(const Value& value, const SkeletonKeys& keys);
 
 struct SkeletonSource {
   // Message prefix naming the place in the document (a '/'-separated path, "" for the root).
   std::function<std::string(const std::string& path)> where;
-  // What the tree may cost in memory (ckpt::sdk::ReadLimits::document_bytes_for).
+  // What the tree may cost in memory (ReadLimits::document_bytes_for).
   uint64_t max_bytes = UINT64_MAX;
 };
 
 // Called once per tensor, in document order, with the tensor as parsed (its id unset), its
 // location text and its path; returns the tensor's id.
 using OnSkeletonTensor =
-    std::function<uint64_t(const ckpt::sdk::Tree::Tensor& tensor, std::string location, const std::string& path)>;
+    std::function<uint64_t(const Tree::Tensor& tensor, std::string location, const std::string& path)>;
 
-// Parses the text. Throws ckpt::sdk::Error: CKPT_ERR_FORMAT naming the place for anything that
+// Parses the text. Throws Error: CKPT_ERR_FORMAT naming the place for anything that
 // is not the layout (unknown keys, duplicate names, bad values), CKPT_ERR_UNSUPPORTED for a
 // newer version, CKPT_ERR_LIMIT past max_depth or max_bytes.
-ckpt::sdk::Tree read_skeleton(std::string_view text, const SkeletonKeys& keys, const SkeletonSource& source,
+Tree read_skeleton(std::string_view text, const SkeletonKeys& keys, const SkeletonSource& source,
                               const OnSkeletonTensor& on_tensor);
 
-}  // namespace ckpt_skeleton
+}  // namespace ckpt::sdk
