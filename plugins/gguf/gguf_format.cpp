@@ -8,6 +8,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <type_traits>
 
 namespace ckpt_gguf {
 
@@ -45,8 +46,23 @@ struct GgufFormat {
     else if (names == "keep") mapping = NameMapping::keep;
     else if (names != "auto")
       ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option names='" + names + "': expected auto, llama or keep");
+    // What llama.cpp needs of a llama model that a state dict cannot tell (config.json has it).
+    LlamaOptions llama;
+    auto number = [&](const char* key, auto& out, bool positive) {
+      if (!options.has(key)) return;
+      const std::string text = options.get(key, "");
+      typename std::remove_reference_t<decltype(out)>::value_type v{};
+      auto [e, err] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (err != std::errc() || e != text.data() + text.size() || !(v > 0) || (positive && v > decltype(v)(1u << 30)))
+        ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, std::string("option ") + key + "='" + text + "': expected a positive number");
+      out = v;
+    };
+    number("llama.head_count", llama.head_count, true);
+    number("llama.head_count_kv", llama.head_count_kv, true);
+    number("llama.context_length", llama.context_length, true);
+    number("llama.rms_epsilon", llama.rms_epsilon, false);
     options.check_all_used(name);  // before the file is created
-    return std::make_unique<GgufWriter>(path, bytes, mapping);
+    return std::make_unique<GgufWriter>(path, bytes, mapping, llama);
   }
   static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
     const ckpt::sdk::ReadLimits limits = ckpt::sdk::ReadLimits::parse(options);

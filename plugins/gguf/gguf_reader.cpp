@@ -1,5 +1,7 @@
 #include "gguf_reader.hpp"
 
+#include "gguf_llama.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -502,6 +504,34 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
            kv.value.s.find_first_not_of(' ') == std::string::npos;
   };
 
+  // A llama file's attn_q and attn_k rows are in llama.cpp's rotary order; the document holds
+  // Hugging Face's (so .pt -> GGUF -> safetensors keeps every tensor), and the writer puts them
+  // back (so GGUF -> GGUF is byte for byte). That takes the head counts.
+  const KeyValue* arch = nullptr;
+  std::optional<uint64_t> heads, heads_kv;
+  for (const KeyValue& kv : all) {
+    if (kv.key == "general.architecture" && kv.value.type == CKPT_VALUE_STRING) arch = &kv;
+    const bool count = kv.type.depth == 0 && is_integer_type(kv.type.scalar) && kv.value.type == CKPT_VALUE_INT64 && kv.value.i > 0;
+    if (kv.key == "llama.attention.head_count" && count) heads = static_cast<uint64_t>(kv.value.i);
+    if (kv.key == "llama.attention.head_count_kv" && count) heads_kv = static_cast<uint64_t>(kv.value.i);
+  }
+  if (!heads_kv) heads_kv = heads;  // as llama.cpp reads a file without the key
+  if (arch && arch->value.s == "llama")
+    for (TensorEntry& t : infos) {
+      const char kind = rotary_kind(t.gguf_name);
+      if (!kind || !t.dtype || t.shape.empty() || t.nbytes == 0) continue;
+      const std::string where = "tensor " + quote(t.gguf_name) + " (info " + at_byte(t.at) + ")";
+      const std::optional<uint64_t> h = kind == 'q' ? heads : heads_kv;
+      if (!h)
+        fail(CKPT_ERR_FORMAT, where + ": a llama file's attention rows are in llama.cpp's rotary order, per head, and the "
+                                      "file has no key llama.attention.head_count to undo it");
+      const auto rows = static_cast<uint64_t>(t.shape[0]);
+      if (rows % (2 * *h) != 0)
+        fail(CKPT_ERR_FORMAT, where + ": " + std::to_string(rows) + " rows are no whole heads of " + std::to_string(*h) +
+                                  " with an even number of rows each (llama.attention.head_count" + (kind == 'k' ? "_kv" : "") + ")");
+      t.head_rows = rows / *h;
+    }
+
   std::unordered_set<std::string> names;
   for (TensorEntry& t : infos) {
     if (t.name.empty()) t.name = document_name(t.gguf_name);
@@ -579,6 +609,7 @@ void GgufReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
     fail(CKPT_ERR_INVALID_ARGUMENT, "tensor " + quote(t.name) + " has " + std::to_string(t.nbytes) + " bytes, the buffer " +
                                         std::to_string(dst.size()));
   if (t.nbytes == 0) return;
+  if (t.head_rows) return unpermute(t, dst.data());
   const uint64_t at = parsed_.data_start + t.offset;
   // Small tensors lie in pages the parse touched or soon will; large ones are read with pread
   // (sdk::MappedFile explains why).
@@ -588,14 +619,31 @@ void GgufReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
     file_.read_at(at, dst);
 }
 
+void GgufReader::unpermute(const TensorEntry& t, std::byte* dst) const {
+  const std::byte* src = file_.data() + parsed_.data_start + t.offset;
+  const auto rows = static_cast<uint64_t>(t.shape[0]);
+  const uint64_t row = t.nbytes / rows;
+  for (uint64_t r = 0; r < rows; ++r) std::memcpy(dst + r * row, src + gguf_row_of_hf_row(r, t.head_rows) * row, row);
+}
+
 const void* GgufReader::map_tensor(uint64_t id) {
   const TensorEntry& t = entry(id);
+  if (t.head_rows) {
+    // Not the file's bytes: a copy in the document's row order, kept until the reader goes.
+    auto [it, fresh] = reordered_.try_emplace(id);
+    if (fresh) {
+      it->second.resize(static_cast<size_t>(t.nbytes));
+      unpermute(t, it->second.data());
+    }
+    return it->second.data();
+  }
   return t.nbytes ? file_.data() + parsed_.data_start + t.offset : file_.data();
 }
 
 void GgufReader::read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
                             std::span<std::byte> dst) {
   const TensorEntry& t = entry(id);
+  if (t.head_rows) fail(CKPT_ERR_UNSUPPORTED, "tensor " + quote(t.name) + " is stored in another row order: read whole");
   const size_t rank = t.shape.size();
   const ckpt::sdk::DtypeBlock block = ckpt::sdk::dtype_block(t.dtype);
   bool inside = start.size() == rank && count.size() == rank;

@@ -13,6 +13,7 @@
 
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace ckpt_gguf {
@@ -33,6 +34,7 @@ struct TensorEntry {
   std::vector<int64_t> shape;  // ckpt order: GGUF's dimensions reversed
   uint64_t offset = 0;         // in the data section
   uint64_t nbytes = 0;
+  uint64_t head_rows = 0;  // attn_q/attn_k of a llama file: rows per head, given back in Hugging Face's order
 };
 
 struct Parsed {
@@ -59,8 +61,10 @@ class GgufReader final : public ckpt::sdk::Reader {
 
  private:
   const TensorEntry& entry(uint64_t id) const;
+  void unpermute(const TensorEntry& t, std::byte* dst) const;
   ckpt::sdk::MappedFile file_;
   Parsed parsed_;
+  std::unordered_map<uint64_t, std::vector<std::byte>> reordered_;  // map_tensor of a tensor stored in another row order
 };
 
 }  // namespace ckpt_gguf

@@ -299,8 +299,8 @@ bool encode_as(const Value& v, const TypeDesc& type, std::vector<uint8_t>& out) 
 
 }  // namespace
 
-GgufWriter::GgufWriter(const std::string& path, uint64_t staging_bytes, NameMapping names)
-    : path_(path), staging_limit_(staging_bytes), names_(names) {
+GgufWriter::GgufWriter(const std::string& path, uint64_t staging_bytes, NameMapping names, LlamaOptions llama)
+    : path_(path), staging_limit_(staging_bytes), names_(names), llama_opts_(llama) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(CKPT_ERR_IO, ckpt::sdk::os_error("cannot create", path));
 }
@@ -499,9 +499,118 @@ void GgufWriter::resolve_names() {
     }
     llama = looks_like_llama(embed, q);
   }
+  llama_applied_ = false;
   for (const Info& t : infos_) {
     std::optional<std::string> mapped = llama ? llama_name(t.name) : std::nullopt;
+    llama_applied_ = llama_applied_ || mapped.has_value();
     gguf_names_.push_back(mapped ? *mapped : gguf_name_of(t.name));
+  }
+}
+
+// Rewrites a tensor's rows in llama.cpp's rotary order, one head at a time (the memory of one
+// head's rows), where its bytes are: the staging buffer or the file.
+void GgufWriter::permute_rows(const Info& t, uint64_t heads) {
+  if (t.shape.empty() || t.nbytes == 0) return;
+  const auto rows = static_cast<uint64_t>(t.shape[0]);
+  if (rows % (2 * heads) != 0)
+    fail(CKPT_ERR_INVALID_ARGUMENT, "tensor " + quote(t.name) + ": " + std::to_string(rows) + " rows are no whole heads of " +
+                                        std::to_string(heads) + " (an even number of rows each), so llama.cpp's rotary "
+                                        "row order cannot be made (check -w llama.head_count / llama.head_count_kv)");
+  const uint64_t head_rows = rows / heads, row = t.nbytes / rows, n = head_rows * row;
+  std::vector<std::byte> in(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+  for (uint64_t h = 0; h < heads; ++h) {
+    const uint64_t at = t.offset + h * n;
+    if (!spilled_) std::memcpy(in.data(), stage_.data() + at, n);
+    else ckpt::sdk::detail::pread_all(fd_, data_start_ + at, {in.data(), in.size()}, path_);
+    for (uint64_t g = 0; g < head_rows; ++g) std::memcpy(out.data() + g * row, in.data() + hf_row_of_gguf_row(g, head_rows) * row, row);
+    if (!spilled_) std::memcpy(stage_.data() + at, out.data(), n);
+    else write_at(data_start_ + at, out.data(), n);
+  }
+}
+
+// A file llama.cpp loads as a llama model: attn_q and attn_k in its rotary row order (the
+// document holds Hugging Face's, as the reader gives it back), and, when the Llama name map made
+// the names, the hyper-parameters llama.cpp reads, each from the shapes or a writer option (a
+// key the document has is kept). Head counts, context length and epsilon are never guessed.
+void GgufWriter::llama_layout() {
+  auto find = [&](std::string_view key) -> Kv* {
+    for (Kv& kv : kvs_)
+      if (kv.key == key) return &kv;
+    return nullptr;
+  };
+  const Kv* arch = find("general.architecture");
+  if (!llama_applied_ && !(arch && arch->value.type == CKPT_VALUE_STRING && arch->value.s == "llama")) return;
+  auto kv_count = [&](std::string_view key) -> std::optional<uint64_t> {
+    const Kv* kv = find(key);
+    if (kv && kv->value.type == CKPT_VALUE_INT64 && kv->value.i > 0) return static_cast<uint64_t>(kv->value.i);
+    return std::nullopt;
+  };
+  std::optional<uint64_t> heads = llama_opts_.head_count ? llama_opts_.head_count : kv_count("llama.attention.head_count");
+  std::optional<uint64_t> heads_kv =
+      llama_opts_.head_count_kv ? llama_opts_.head_count_kv : kv_count("llama.attention.head_count_kv");
+  if (!heads_kv) heads_kv = heads;  // llama.cpp's reading of a file without the key
+  if (llama_applied_) {
+    std::vector<std::string> missing;
+    auto add = [&](const std::string& key, std::optional<Value> v, const char* type, const char* option) {
+      if (keys_.count(key)) return;
+      if (!v) {
+        if (option) missing.push_back(option);
+        return;
+      }
+      keys_.insert(key);
+      kvs_.push_back({key, std::move(*v)});
+      recorded_types_.push_back(key);
+      recorded_types_.push_back(type);
+    };
+    auto count = [](std::optional<uint64_t> n) { return n ? std::optional<Value>(Value::integer(static_cast<int64_t>(*n))) : std::nullopt; };
+    std::optional<uint64_t> embed, vocab, ff, layers;
+    for (const Info& t : infos_) {
+      if (t.name == "model.embed_tokens.weight" && t.shape.size() == 2) {
+        vocab = static_cast<uint64_t>(t.shape[0]);
+        embed = static_cast<uint64_t>(t.shape[1]);
+      }
+      if (t.name == "model.layers.0.mlp.up_proj.weight" && t.shape.size() == 2) ff = static_cast<uint64_t>(t.shape[0]);
+      constexpr std::string_view prefix = "model.layers.";
+      if (t.name.compare(0, prefix.size(), prefix) == 0) {
+        uint64_t n = 0;
+        auto r = std::from_chars(t.name.data() + prefix.size(), t.name.data() + t.name.size(), n);
+        if (r.ec == std::errc() && llama_name(t.name)) layers = std::max<uint64_t>(layers.value_or(0), n + 1);
+      }
+    }
+    Value name;
+    name.type = CKPT_VALUE_STRING;
+    name.s = "llama";
+    add("general.architecture", name, "string", nullptr);
+    add("llama.block_count", count(layers), "u32", nullptr);
+    add("llama.context_length", count(llama_opts_.context_length), "u32", "llama.context_length");
+    add("llama.embedding_length", count(embed), "u32", nullptr);
+    add("llama.feed_forward_length", count(ff), "u32", nullptr);
+    add("llama.attention.head_count", count(heads), "u32", "llama.head_count");
+    add("llama.attention.head_count_kv", count(heads_kv), "u32", nullptr);
+    add("llama.rope.dimension_count", count(embed && heads && *embed % *heads == 0 ? std::optional(*embed / *heads) : std::nullopt),
+        "u32", nullptr);
+    // llama.cpp reads the epsilon as an f32: the option's value rounded to one.
+    add("llama.attention.layer_norm_rms_epsilon",
+        llama_opts_.rms_epsilon ? std::optional(Value::floating(static_cast<float>(*llama_opts_.rms_epsilon))) : std::nullopt,
+        "f32", "llama.rms_epsilon");
+    add("llama.vocab_size", count(vocab), "u32", nullptr);
+    if (!missing.empty()) {
+      std::string list;
+      for (const auto& m : missing) list += (list.empty() ? "-w " : ", -w ") + m + "=...";
+      fail(CKPT_ERR_INVALID_ARGUMENT, "the Llama name map applies (a Hugging Face Llama state dict), and llama.cpp needs what "
+                                      "the weights cannot tell: give " + list +
+                                      " (from the model's config.json: num_attention_heads, max_position_embeddings, "
+                                      "rms_norm_eps), or -w names=keep for no Llama layout (docs/formats/gguf.md)");
+    }
+  }
+  for (size_t i = 0; i < infos_.size(); ++i) {
+    const char kind = rotary_kind(gguf_names_[i]);
+    if (!kind) continue;
+    const std::optional<uint64_t> h = kind == 'q' ? heads : heads_kv;
+    if (!h)
+      fail(CKPT_ERR_INVALID_ARGUMENT, "tensor " + quote(infos_[i].name) + " goes to a llama file in llama.cpp's rotary row order, "
+                                      "made per head, and the document has no llama.attention.head_count: give -w llama.head_count=N");
+    permute_rows(infos_[i], *h);
   }
 }
 
@@ -603,6 +712,8 @@ void GgufWriter::finish() {
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
   if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
   finished_ = true;
+  resolve_names();
+  llama_layout();
   // Only the header's bytes are written: the padding after it (and after the last tensor) is
   // left to the file's holes (the file was truncated at open, ftruncate sizes it).
   if (!spilled_) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "gguf_layout.hpp"
+#include "gguf_llama.hpp"
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_value.hpp>
@@ -31,7 +32,7 @@ enum class NameMapping { automatic, llama, keep };
 
 class GgufWriter final : public ckpt::sdk::Writer {
  public:
-  GgufWriter(const std::string& path, uint64_t staging_bytes, NameMapping names);
+  GgufWriter(const std::string& path, uint64_t staging_bytes, NameMapping names, LlamaOptions llama);
   ~GgufWriter() override;
 
   void begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) override;
@@ -60,11 +61,15 @@ class GgufWriter final : public ckpt::sdk::Writer {
   uint64_t header_bound() const;
   std::vector<uint8_t> header(uint64_t padding, bool with_padding);
   void resolve_names();
+  void llama_layout();
+  void permute_rows(const Info& t, uint64_t heads);
 
   std::string path_;
   int fd_ = -1;
   uint64_t staging_limit_;
   NameMapping names_;
+  LlamaOptions llama_opts_;
+  bool llama_applied_ = false;  // the Llama name map renamed tensors (resolve_names)
   std::vector<std::string> stack_;
   bool root_done_ = false, finished_ = false;
   uint64_t root_children_ = 0;

@@ -15,6 +15,9 @@ hold ckpt's gguf plugin against. Only the standard library and NumPy.
   gguf_side.py llama_check DIR PT SAFETENSORS [BOUND]
                                         every tensor of PT equal (BOUND: within the q8_0 bound)
                                         to the llama.cpp-named tensor of SAFETENSORS
+  gguf_side.py llama_gguf PT GGUF       GGUF as llama.cpp's converter makes it of PT: attn_q and
+                                        attn_k permuted for its rotary layout (NumPy, below), the
+                                        other tensors as they are, the hyper-parameter keys
 """
 import json
 import struct
@@ -422,8 +425,10 @@ def llama(dir_):
     for i in range(layers):
         p = f"model.layers.{i}."
         sd[p + "input_layernorm.weight"] = torch.rand(hidden) + 0.5
-        for n in "qkv":
-            sd[p + f"self_attn.{n}_proj.weight"] = torch.randn(hidden, hidden) * 0.05
+        # Grouped-query attention: 4 heads of 16, 2 of them for k and v.
+        sd[p + "self_attn.q_proj.weight"] = torch.randn(hidden, hidden) * 0.05
+        for n in "kv":
+            sd[p + f"self_attn.{n}_proj.weight"] = torch.randn(hidden // 2, hidden) * 0.05
         sd[p + "self_attn.o_proj.weight"] = torch.randn(hidden, hidden) * 0.05
         sd[p + "post_attention_layernorm.weight"] = torch.rand(hidden) + 0.5
         sd[p + "mlp.gate_proj.weight"] = torch.randn(inter, hidden) * 0.05
@@ -474,6 +479,42 @@ def llama_check(dir_, pt, st_path, bound=None):
     print(f"{len(sd)} tensors checked; worst q8_0 error {worst:.3g}")
 
 
+def permute(w, n_head, n_head_kv):
+    """convert_hf_to_gguf.py's LlamaModel.permute, in NumPy."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def llama_gguf(pt, gguf_path):
+    import torch
+    sd = torch.load(pt)
+    f = read(gguf_path)
+    kv = {k: (v["type"], v["value"]) for k, v in f["kv"].items()}
+    want = {"general.architecture": (VT["string"], b"llama"), "llama.block_count": (VT["u32"], 2),
+            "llama.context_length": (VT["u32"], 256), "llama.embedding_length": (VT["u32"], 64),
+            "llama.feed_forward_length": (VT["u32"], 128), "llama.attention.head_count": (VT["u32"], 4),
+            "llama.attention.head_count_kv": (VT["u32"], 2), "llama.rope.dimension_count": (VT["u32"], 16),
+            "llama.vocab_size": (VT["u32"], 96)}
+    for k, v in want.items():
+        got = kv[k] if not isinstance(kv[k][1], str) else (kv[k][0], kv[k][1].encode())
+        assert got == v, (k, kv.get(k), v)
+    assert kv["llama.attention.layer_norm_rms_epsilon"] == (VT["f32"], float(np.float32(1e-5))), kv["llama.attention.layer_norm_rms_epsilon"]
+    tensors = {t["name"]: t for t in f["tensors"]}
+    assert len(tensors) == len(sd)
+    permuted = 0
+    for k, v in sd.items():
+        t = tensors[gguf_name(k)]
+        got = array(t)
+        w = v.numpy()
+        if k.endswith("q_proj.weight"):
+            w, permuted = permute(w, 4, 4), permuted + 1
+        elif k.endswith("k_proj.weight"):
+            w, permuted = permute(w, 4, 2), permuted + 1
+        assert got.shape == w.shape and np.array_equal(got, w), k
+    print(f"{len(sd)} tensors checked, {permuted} permuted")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "make":
@@ -486,6 +527,8 @@ if __name__ == "__main__":
         llama(sys.argv[2])
     elif cmd == "craft":
         craft(sys.argv[2], sys.argv[3])
+    elif cmd == "llama_gguf":
+        llama_gguf(sys.argv[2], sys.argv[3])
     elif cmd == "llama_check":
         llama_check(sys.argv[2], sys.argv[3], sys.argv[4], len(sys.argv) > 5)
     else:

@@ -285,14 +285,31 @@ TEST(Gguf, LlamaStateDictThroughGgufAndQ8) {
   const fs::path dir = tmp.path;
   side("llama " + dir.string());
   const fs::path pt = dir / "model.pt", g = dir / "model.gguf", st = dir / "model.safetensors";
+  // What llama.cpp needs and the weights cannot tell is asked for, never guessed.
+  try {
+    convert_file(pt, g, {}, true);
+    ADD_FAILURE() << "a Llama state dict written without head counts";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("-w llama.context_length=..., -w llama.head_count=..., -w llama.rms_epsilon=..."),
+              std::string::npos)
+        << e.what();
+  }
+  const Options hp = {{"llama.head_count", "4"}, {"llama.head_count_kv", "2"}, {"llama.context_length", "256"},
+                      {"llama.rms_epsilon", "1e-5"}};
   // .pt -> GGUF: torch's layout record has no place in GGUF (the one loss).
-  ConvertReport r1 = convert_file(pt, g, {}, true);
+  ConvertReport r1 = convert_file(pt, g, hp, true);
   ASSERT_EQ(r1.losses.size(), 1u);
   EXPECT_EQ(r1.losses[0].path, "meta/torch_layout");
   Document gd = read_document(g);
   EXPECT_TRUE(gd.find_tensor("token_embd.weight"));
   EXPECT_TRUE(gd.find_tensor("blk.1.ffn_down.weight"));
   EXPECT_EQ(gd.find_tensor("blk.0.attn_q.weight")->dtype(), DType::f16);
+  // The file as llama.cpp's converter makes it (rows of attn_q/attn_k permuted per head, checked
+  // against NumPy's permute; the hyper-parameters), read back in Hugging Face's row order.
+  EXPECT_NE(side("llama_gguf " + pt.string() + " " + g.string()).find("21 tensors checked, 4 permuted"), std::string::npos);
+  const fs::path g2 = dir / "again.gguf";
+  convert_file(g, g2);
+  EXPECT_TRUE(slurp(g) == slurp(g2)) << "the permutation undone on reading is redone on writing";
   convert_file(g, st);
   EXPECT_NE(side("llama_check " + dir.string() + " " + pt.string() + " " + st.string()).find("21 tensors checked"),
             std::string::npos);
@@ -687,6 +704,22 @@ TEST(Gguf, GgmlsRefusalsAreCkpts) {
   // A filler of spaces is the writer's and is not listed.
   craft(a, {{"kvs", {{"ckpt.padding", kStr, "    "}}}});
   EXPECT_EQ(read_document(a).attribute("ckpt.padding"), nullptr);
+}
+
+// A llama file whose attention rows cannot be put back in Hugging Face's order (no head count)
+// is refused, naming the tensor and the key.
+TEST(Gguf, LlamaFileWithoutHeadCountIsRefused) {
+  TempDir tmp;
+  // A llama file whose attention rows cannot be put back in order (no head count) is refused.
+  const fs::path bad = tmp.path / "no_heads.gguf";
+  craft(bad, {{"kvs", {{"general.architecture", kStr, "llama"}}}, {"tensors", {{"blk.0.attn_q.weight", 0, {2, 4}, floats(8)}}}});
+  try {
+    read_document(bad);
+    ADD_FAILURE() << "read a llama attn_q without a head count";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'blk.0.attn_q.weight' (info at byte"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no key llama.attention.head_count"), std::string::npos) << e.what();
+  }
 }
 
 // Random damage to a valid file: read fully or refused with a ckpt::Error, never anything else
