@@ -132,7 +132,8 @@ TEST_F(OutOfTree, InstallPutsTheProgramsLibraryHeadersPluginsAndPackageInAPrefix
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char* f : {"bin/ckpt", "bin/ckpt-conformance", "bin/ckpt-manifest", "include/ckpt/plugin_abi.h",
                         "include/ckpt/sdk.hpp", "include/ckpt/sdk_io.hpp", "include/ckpt/io.hpp",
-                        "include/ckpt/conformance.hpp", "lib/libckpt.so", "lib/libckpt_conformance.a",
+                        "include/ckpt/sdk_skeleton.hpp", "include/ckpt/conformance.hpp", "lib/libckpt.so",
+                        "lib/libckpt_conformance.a", "lib/libckpt_sdk_static.a",
                         "lib/ckpt/plugins/ckpt_json.so", "lib/ckpt/plugins/ckpt_json.ckpt-plugin.json",
                         "lib/ckpt/plugins/ckpt_msgpack.so", "lib/cmake/ckpt/ckptConfig.cmake",
                         "lib/cmake/ckpt/ckptConfigVersion.cmake", "lib/cmake/ckpt/ckptTargets.cmake",
@@ -142,6 +143,7 @@ TEST_F(OutOfTree, InstallPutsTheProgramsLibraryHeadersPluginsAndPackageInAPrefix
   EXPECT_FALSE(fs::exists(kPrefix / "lib/ckpt/plugins/ckpt_fake.so"));
   std::string targets = slurp(kPrefix / "lib/cmake/ckpt/ckptTargets.cmake");
   EXPECT_EQ(targets.find("DNNL"), std::string::npos) << "consumers of ckpt::ckpt would need oneDNN";
+  EXPECT_EQ(targets.find("nlohmann"), std::string::npos) << "plugins would need nlohmann for the SDK's static library";
   EXPECT_EQ(targets.find(CKPT_BINARY_DIR), std::string::npos) << "the package points into the build tree";
 }
 
@@ -201,7 +203,7 @@ TEST_F(OutOfTree, InstalledCkptConvertsToHelloAndBack) {
   const std::string path = (kHelloBuild / "plugins").string();
   Result to = run(q(kCkpt) + " convert " + q(kWork / "run.json") + " " + q(kWork / "run.hello"), path);
   ASSERT_EQ(to.code, 0) << to.out;
-  EXPECT_EQ(slurp(kWork / "run.hello").rfind("hello-ckpt 1\nG 0:\n", 0), 0u) << "not a hello file";
+  EXPECT_EQ(slurp(kWork / "run.hello").rfind("hello-ckpt 2\n", 0), 0u) << "not a hello file";
   Result back = run(q(kCkpt) + " convert " + q(kWork / "run.hello") + " " + q(kWork / "back.msgpack"), path);
   ASSERT_EQ(back.code, 0) << back.out;
   EXPECT_TRUE(has(back, "(hello) -> ")) << back.out;

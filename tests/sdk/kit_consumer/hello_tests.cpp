@@ -1,6 +1,6 @@
 // A plugin's own test program: the conformance kit's cases (linked from ckpt::conformance) on
 // the plugin library named on the command line, quick run, and a case of the plugin's own on
-// what only this format promises, its text header. gtest's flags work as usual.
+// what only this format promises, its header line. gtest's flags work as usual.
 //
 //   hello_tests PATH/ckpt_hello.so [--gtest_filter=...]
 #include <ckpt/conformance.hpp>
@@ -26,7 +26,7 @@ TEST(HelloOwn, AFileStartsWithItsHeaderAndReadsBack) {
   std::ifstream in(path, std::ios::binary);
   std::string first;
   std::getline(in, first);
-  EXPECT_EQ(first, "hello-ckpt 1");
+  EXPECT_EQ(first, "hello-ckpt 2");
   const ckpt::Document back = hello.format().open_reader(path, {})->load(false);
   const ckpt::Tensor* w = back.find_tensor_path("model/state/w");
   ASSERT_NE(w, nullptr);
