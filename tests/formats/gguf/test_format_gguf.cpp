@@ -722,6 +722,29 @@ TEST(Gguf, LlamaFileWithoutHeadCountIsRefused) {
   }
 }
 
+// A document read from GGUF whose header outgrows the room a streamed save reserved (a group's
+// attributes, which come after the tensors, past the 64 KiB allowed for them): the data moves
+// right, and the file is still the one the staged save makes in one pass.
+TEST(Gguf, StreamedHeaderPastItsBoundIsStillGgmlsLayout) {
+  TempDir tmp;
+  Document d;
+  d.set("general.architecture", "test");
+  d.add_tensor("a", Tensor::from<float>(DType::f32, {3}, {1, 2, 3}));
+  d.add_tensor("b", Tensor::from<float>(DType::f32, {2}, {4, 5}));
+  d.group("meta").set("big", std::string(100 << 10, 'x'));
+  const fs::path staged = tmp.path / "staged.gguf", streamed = tmp.path / "streamed.gguf";
+  SaveOptions so;
+  so.fsync = false;
+  write_document(d, staged, so);
+  so.format_options = {{"staging_bytes", "0"}};
+  write_document(d, streamed, so);
+  EXPECT_TRUE(slurp(staged) == slurp(streamed));
+  const auto j = nlohmann::json::parse(side("dump " + streamed.string()));
+  EXPECT_FALSE(j["kv"].contains("ckpt.padding"));
+  EXPECT_EQ(j["kv"]["meta.big"]["value"].get<std::string>().size(), size_t{100} << 10);
+  EXPECT_TRUE(read_document(streamed).find_tensor("b")->bit_equal(*d.find_tensor("b")));
+}
+
 // Random damage to a valid file: read fully or refused with a ckpt::Error, never anything else
 // (the libFuzzer target fuzz_gguf does this at length: scripts/fuzz.sh).
 TEST(Gguf, RandomDamageIsReadOrRefused) {
