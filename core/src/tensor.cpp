@@ -35,12 +35,20 @@ size_t checked_nbytes(DType dtype, const Shape& shape) {
     throw UsageError("a " + std::string(name(dtype)) + " tensor of shape " + shape_string(shape) +
                      ": its last dimension must be a multiple of " + std::to_string(block_elements(dtype)) +
                      " (its rows are whole blocks)");
+  // Zero dimensions are left out of the bound: an empty tensor must not hide dimensions whose
+  // strides or element counts overflow int64 wherever they are computed.
   unsigned __int128 n = blocks ? block_bytes(dtype) : itemsize(dtype);
+  bool empty = false;
   for (size_t k = 0; k < shape.size(); ++k) {
-    n *= static_cast<uint64_t>(blocks && k + 1 == shape.size() ? shape[k] / static_cast<int64_t>(block_elements(dtype)) : shape[k]);
+    const int64_t d = blocks && k + 1 == shape.size() ? shape[k] / static_cast<int64_t>(block_elements(dtype)) : shape[k];
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    n *= static_cast<uint64_t>(d);
     if (n > (static_cast<unsigned __int128>(1) << 62)) throw UsageError("tensor shape " + shape_string(shape) + " is too large");
   }
-  return static_cast<size_t>(n);
+  return empty ? 0 : static_cast<size_t>(n);
 }
 
 // Large owned buffers are 2 MiB-aligned, madvise(MADV_HUGEPAGE)d and populated in one call

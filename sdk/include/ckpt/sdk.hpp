@@ -186,17 +186,23 @@ inline DtypeBlock dtype_block(uint32_t dtype) {
   }
 }
 
-// Element count of a shape, or fails with `where` if it overflows 2^63 bytes at `itemsize`.
+// Bytes of a shape at `itemsize`, or fails with `where` past 2^62. The non-zero dimensions
+// are bounded alone as well: a zero would otherwise hide any product behind an empty tensor,
+// and strides or element counts a consumer computes from the other dimensions overflow int64.
 inline uint64_t checked_nbytes(std::span<const int64_t> shape, size_t itemsize,
                                const std::string& where) {
-  unsigned __int128 n = itemsize;
+  bool empty = false;
+  for (int64_t d : shape) empty = empty || d == 0;
+  unsigned __int128 nonzero = itemsize;
   for (int64_t d : shape) {
     if (d < 0) fail(CKPT_ERR_FORMAT, where + ": negative dimension " + std::to_string(d));
-    n *= static_cast<uint64_t>(d);
-    if (n > (static_cast<unsigned __int128>(1) << 62))
-      fail(CKPT_ERR_LIMIT, where + ": tensor size overflows");
+    if (d == 0) continue;
+    nonzero *= static_cast<uint64_t>(d);
+    if (nonzero > (static_cast<unsigned __int128>(1) << 62))
+      fail(CKPT_ERR_LIMIT, where + (empty ? ": tensor size overflows (its non-zero dimensions alone)"
+                                          : ": tensor size overflows"));
   }
-  return static_cast<uint64_t>(n);
+  return empty ? 0 : static_cast<uint64_t>(nonzero);
 }
 
 // Bytes of a tensor of `shape` and `dtype`, or fails naming `where`: an unknown dtype, a
