@@ -42,22 +42,23 @@ Runner add_convert(CLI::App& app) {
     try {
       r = convert(src, dst, o);
     } catch (const UnsupportedError& e) {
-      std::cerr << "ckpt: " << e.what() << "\n";
+      std::cerr << "ckpt: " << terminal_safe(e.what(), true) << "\n";
       return kBadInput;
     }
-    for (const auto& l : r.losses) std::cerr << "ckpt: lossy: " << l.path << ": " << l.what << "\n";
+    for (const auto& l : r.losses) std::cerr << "ckpt: lossy: " << terminal_safe(l.path) << ": " << terminal_safe(l.what) << "\n";
     for (const auto& [path, error] : r.quantization_errors)
-      std::cerr << "ckpt: quantized: " << path << ": max abs error " << error << "\n";
+      std::cerr << "ckpt: quantized: " << terminal_safe(path) << ": max abs error " << error << "\n";
     if (!r.dequantized.empty())
       std::cerr << "ckpt: note: " << r.dequantized.size() << " block-quantized tensors decoded exactly into "
-                << r.to_format << "'s dtypes (" << r.dequantized.front().path << ": " << r.dequantized.front().what
+                << r.to_format << "'s dtypes (" << terminal_safe(r.dequantized.front().path) << ": "
+                << terminal_safe(r.dequantized.front().what)
                 << (r.dequantized.size() > 1 ? ", ..." : "") << "; listed in meta/conversion/dequantized)\n";
     if (!r.private_contents.empty()) {
       std::vector<std::string> parts;
       for (const auto& c : r.private_contents) parts.push_back(c.path + " (" + c.what + ")");
       std::cerr << "ckpt: note: other " << r.to_format << " readers see " << dst
                 << "'s tensors and the string attributes of its root and meta; only ckpt reads back the rest: "
-                << join(parts, ", ") << "\n";
+                << terminal_safe(join(parts, ", ")) << "\n";
     }
     if (r.dropped_signer)
       std::cerr << "ckpt: note: " << src << " was signed (key " << *r.dropped_signer

@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "text.hpp"
 
 #include <ckpt/io.hpp>
 
@@ -29,14 +30,14 @@ std::string human_bytes(uint64_t n) {
 void print_group(const Group& g, int depth) {
   std::string pad(static_cast<size_t>(depth) * 2, ' ');
   for (const auto& a : g.attributes())
-    std::cout << pad << "@" << a.name << " = " << value_to_string(a.value) << "\n";
+    std::cout << pad << "@" << terminal_safe(a.name) << " = " << terminal_safe(value_to_string(a.value)) << "\n";
   for (const auto& c : g.children()) {
     if (c.is_group()) {
-      std::cout << pad << c.name << "/\n";
+      std::cout << pad << terminal_safe(c.name) << "/\n";
       print_group(c.group(), depth + 1);
     } else {
       const Tensor& t = c.tensor();
-      std::cout << pad << c.name << "  " << name(t.dtype()) << " " << shape_string(t.shape()) << "  "
+      std::cout << pad << terminal_safe(c.name) << "  " << name(t.dtype()) << " " << shape_string(t.shape()) << "  "
                 << human_bytes(t.nbytes()) << "\n";
     }
   }

@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "text.hpp"
 
 #include <ckpt/errors.hpp>
 
@@ -36,13 +37,13 @@ int main(int argc, char** argv) {
     for (auto& [sub, run] : commands)
       if (sub->parsed()) return run();
   } catch (const ckpt::Error& e) {
-    std::cerr << "ckpt: error: " << e.what() << "\n";
+    std::cerr << "ckpt: error: " << ckpt::cli::terminal_safe(e.what(), true) << "\n";
     return ckpt::cli::kBadInput;
   } catch (const std::bad_alloc&) {
     std::cerr << "ckpt: error: out of memory\n";
     return ckpt::cli::kBadInput;
   } catch (const std::exception& e) {
-    std::cerr << "ckpt: error: " << e.what() << "\n";
+    std::cerr << "ckpt: error: " << ckpt::cli::terminal_safe(e.what(), true) << "\n";
     return ckpt::cli::kBadInput;
   }
   return ckpt::cli::kBadInput;
