@@ -105,7 +105,7 @@ JsonDocument parse_document(std::string_view text) {
   Tokeniser tokeniser(cursor, layout);
   json::sax_parse(CursorIterator(&cursor), CursorIterator(text.data() + text.size()), &tokeniser,
                   json::input_format_t::json, /*strict=*/true, /*ignore_comments=*/false);
-  JsonDocument doc{layout.take(cursor.offset()), {}};
+  JsonDocument doc{layout.take(cursor.offset()), {}, layout.take_text()};
   doc.bytes = dialect.take_bytes(doc.tree.tensors.size());
   return doc;
 }

@@ -12,6 +12,7 @@ namespace ckpt_json {
 struct JsonDocument {
   ckpt_doc::Tree tree;
   std::vector<TensorBytes> bytes;  // indexed by tensor id
+  ckpt_doc::TextArena text;        // the names and strings the tree views
 };
 
 // Throws ckpt::sdk::Error (CKPT_ERR_FORMAT, _LIMIT or _UNSUPPORTED) naming the byte offset and

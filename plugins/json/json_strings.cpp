@@ -1,5 +1,7 @@
 #include "json_strings.hpp"
 
+#include <doc_text.hpp>
+
 #include <cstdint>
 
 namespace ckpt_json {
@@ -32,13 +34,6 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-std::string shown(std::string_view s) {
-  constexpr size_t kMax = 80;
-  std::string r = "'";
-  r.append(s.substr(0, kMax));
-  if (s.size() > kMax) r += "...";
-  r += "'";
-  return r;
-}
+std::string shown(std::string_view s) { return ckpt_doc::quote_text(s, '\'', 80); }
 
 }  // namespace ckpt_json

@@ -11,8 +11,8 @@ namespace ckpt_json {
 // the text stays readable and its bytes are fixed by the input alone.
 void append_json_string(std::string& out, std::string_view s);
 
-// `s` in single quotes for an error message, cut short so that a hostile key keeps the
-// message on one line.
+// `s` in single quotes for an error message (ckpt_doc::quote_text: escaped, and cut short so
+// that a hostile key keeps the message on one line).
 std::string shown(std::string_view s);
 
 }  // namespace ckpt_json

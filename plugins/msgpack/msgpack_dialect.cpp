@@ -72,24 +72,7 @@ MsgpackDialect::MsgpackDialect() {
   full_paths = true;
 }
 
-// A string as it may appear in a message: bounded, control bytes escaped.
-std::string MsgpackDialect::quote(std::string_view s) const {
-  const bool utf8 = ckpt::sdk::valid_utf8(s);
-  std::string out = "\"";
-  const size_t limit = 64;
-  for (size_t i = 0; i < s.size() && i < limit; ++i) {
-    const auto c = static_cast<uint8_t>(s[i]);
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\' || (c >= 0x80 && !utf8)) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > limit) out += "...";
-  return out + "\"";
-}
+std::string MsgpackDialect::quote(std::string_view s) const { return ckpt_doc::quote_text(s, '"', 64); }
 
 std::string MsgpackDialect::found(const Token& t) const {
   switch (t.kind) {

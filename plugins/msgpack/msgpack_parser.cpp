@@ -228,7 +228,7 @@ MsgpackDocument parse_document(std::span<const std::byte> file) {
   if (off != file.size())
     layout.fail(off, std::to_string(file.size() - off) + " bytes of trailing data after the document (it ends at byte " +
                          std::to_string(off) + ")");
-  MsgpackDocument doc{layout.take(off), {}};
+  MsgpackDocument doc{layout.take(off), {}, layout.take_text()};
   doc.offsets = dialect.take_offsets(doc.tree.tensors.size());
   return doc;
 }

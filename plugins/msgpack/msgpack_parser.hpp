@@ -3,6 +3,7 @@
 #pragma once
 
 #include <doc_dialect.hpp>
+#include <doc_text.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +15,7 @@ namespace ckpt_msgpack {
 struct MsgpackDocument {
   ckpt_doc::Tree tree;            // names and strings are views into the file
   std::vector<uint64_t> offsets;  // of each tensor's $data payload, indexed by tensor id
+  ckpt_doc::TextArena text;       // names and strings the parser had to copy (unescaped names)
 };
 
 // Parses a whole ckpt-msgpack document. Throws ckpt::sdk::Error naming the byte offset and the

@@ -40,13 +40,20 @@ std::string LayoutParser::path() const {
       s += "[" + std::to_string(f.done) + "]";
     } else if (f.keyed && (d_.full_paths || (f.name_key && opened))) {
       if (!s.empty()) s += '/';
-      s += f.key;
+      append_escaped(s, f.key);
     }
   }
   if (s.empty()) return std::string(d_.root_path());
   // Deeply nested (hostile) files would otherwise make one-line messages kilobytes long.
   constexpr size_t keep = 96;
-  if (s.size() > 2 * keep + 5) s = s.substr(0, keep) + " ... " + s.substr(s.size() - keep);
+  if (s.size() > 2 * keep + 5) {
+    // Cut on character boundaries: escaping left only well-formed UTF-8.
+    size_t head = keep, tail = s.size() - keep;
+    auto inside = [&](size_t i) { return (static_cast<unsigned char>(s[i]) & 0xc0) == 0x80; };
+    while (head > 0 && inside(head)) --head;
+    while (tail < s.size() && inside(tail)) ++tail;
+    s = s.substr(0, head) + " ... " + s.substr(tail);
+  }
   return s;
 }
 
@@ -299,11 +306,9 @@ void LayoutParser::check_name(const Token& t, std::string_view name, const char*
   Detail d = detail(Slot::key);
   d.text = name;
   d.what = what;
-  if (name.empty()) d.fault = NameFault::empty;
-  else if (name.find('/') != std::string_view::npos) d.fault = NameFault::slash;
-  else if (name.find('\0') != std::string_view::npos) d.fault = NameFault::nul;
-  else if (!ckpt::sdk::valid_utf8(name)) d.fault = NameFault::utf8;
-  else return;
+  const std::optional<NameFault> fault = name_fault(name);
+  if (!fault) return;
+  d.fault = *fault;
   fail(t.at, Problem::bad_name, d);
 }
 

@@ -1,19 +1,27 @@
 #include "doc_writer.hpp"
 
 #include "doc_keys.hpp"
+#include "doc_text.hpp"
 
 namespace ckpt_doc {
 
 using ckpt::sdk::fail;
 
+namespace {
+
+// Names come from other formats' files: shown escaped, as the readers show them.
+std::string shown(std::string_view name) { return quote_text(name, '\'', 80); }
+
+}  // namespace
+
 std::string LayoutWriter::path_of(std::string_view name) const {
   std::string p;
   for (const Open& g : stack_) {
     if (g.name.empty()) continue;
-    p += g.name;
+    append_escaped(p, g.name);
     p += '/';
   }
-  p += name;
+  append_escaped(p, name);
   return p;
 }
 
@@ -30,9 +38,14 @@ LayoutWriter::Open& LayoutWriter::current(const char* event) {
 }
 
 void LayoutWriter::check_name(std::string_view name, const char* what) const {
-  if (name.empty() || name.find('/') != std::string_view::npos)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid " + std::string(what) + " name '" + std::string(name) + "' in " + where() +
-                                        ": names are non-empty and hold no '/'");
+  // The readers' own check: a name they refuse must not reach a file.
+  if (const std::optional<NameFault> fault = name_fault(name)) {
+    const bool layout = *fault == NameFault::empty || *fault == NameFault::slash;
+    fail(layout ? CKPT_ERR_INVALID_ARGUMENT : CKPT_ERR_UNSUPPORTED,
+         "invalid " + std::string(what) + " name " + shown(name) + " in " + where() + ": the name " +
+             name_fault_text(*fault) + (layout ? " (names are non-empty and hold no '/')"
+                                               : " (the " + std::string(format_) + " format's names are UTF-8 without NUL)"));
+  }
   check_text(name, std::string(what) + " name '" + path_of(name) + "'");
 }
 
@@ -40,13 +53,13 @@ void LayoutWriter::claim_child(std::string_view name, const char* event) {
   Open& g = current(event);
   check_name(name, event);
   if (g.attributes_left != 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " '" + std::string(name) + "' in " + where() + " before its " +
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " " + shown(name) + " in " + where() + " before its " +
                                         std::to_string(g.attributes_left) + " announced attributes");
   if (g.children_left == 0)
     fail(CKPT_ERR_INVALID_ARGUMENT,
-         std::string(event) + " '" + std::string(name) + "' in " + where() + " beyond its announced children");
+         std::string(event) + " " + shown(name) + " in " + where() + " beyond its announced children");
   if (!g.child_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child '" + std::string(name) + "' in " + where());
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child " + shown(name) + " in " + where());
   --g.children_left;
   g.empty = false;
 }
@@ -57,7 +70,7 @@ void LayoutWriter::begin_group(std::string_view name, uint64_t n_attributes, uin
   if (stack_.empty()) {
     if (root_done_) fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group");
     if (!name.empty())
-      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got '" + std::string(name) + "'");
+      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got " + shown(name));
     open_root(members);
   } else {
     claim_child(name, "group");
@@ -87,9 +100,9 @@ void LayoutWriter::attribute(std::string_view name, const ckpt_value& value) {
   check_name(name, "attribute");
   if (g.attributes_left == 0)
     fail(CKPT_ERR_INVALID_ARGUMENT,
-         "attribute '" + std::string(name) + "' in " + where() + " beyond its announced attributes");
+         "attribute " + shown(name) + " in " + where() + " beyond its announced attributes");
   if (!g.attribute_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute '" + std::string(name) + "' in " + where());
+    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute " + shown(name) + " in " + where());
   --g.attributes_left;
   g.empty = false;
   write_attribute(name, value, "attribute '" + path_of(name) + "'");

@@ -326,6 +326,63 @@ TEST(JsonAttributes, StringsMustBeUtf8) {
   }
 }
 
+// Every name the reader refuses, the writer refuses: one check serves both. (A name with NUL,
+// which the reader refuses too, cannot reach a writer: ckpt::Document refuses it first.)
+TEST(JsonAttributes, NamesTheReaderRefusesAreNotWritten) {
+  TempDir tmp;
+  const std::string bad[] = {"w\xff\xfe", "\xed\xa0\x80" /* a surrogate */};
+  for (const std::string& name : bad) {
+    Document tensor, attribute;
+    tensor.group("model").add_tensor(name, Tensor::zeros(DType::f32, {2}));
+    attribute.set(name, int64_t{1});
+    for (const Document* doc : {&tensor, &attribute}) {
+      EXPECT_THROW(write_document(*doc, tmp.path / "bad.json", json_save()), UnsupportedError) << name;
+      EXPECT_FALSE(fs::exists(tmp.path / "bad.json"));
+    }
+  }
+}
+
+// Messages show names with control bytes escaped and cut on a character boundary.
+TEST(JsonCorrupt, MessagesShowNamesEscaped) {
+  TempDir tmp;
+  std::string accents;
+  for (int i = 0; i < 70; ++i) accents += "\xc3\xa9";
+  for (const std::string& key : {"\\u001b[2J\\u0007/x"s, accents + "/", "\\u009b31m/"s}) {
+    spit(tmp.path / "m.json", R"({"$format": "ckpt-json", "$version": 1, ")" + key + R"(": {}})");
+    try {
+      read_document(tmp.path / "m.json", json_load());
+      ADD_FAILURE() << "read a name with '/'";
+    } catch (const FormatError& e) {
+      const std::string what = e.what();
+      for (size_t i = 0; i < what.size(); ++i) {
+        const auto c = static_cast<unsigned char>(what[i]);
+        EXPECT_GE(c, 0x20u) << what;
+        EXPECT_FALSE(c == 0xc2 && i + 1 < what.size() && static_cast<unsigned char>(what[i + 1]) < 0xa0) << what;
+        if (c >= 0xc0) {
+          EXPECT_TRUE(i + 1 < what.size() && (static_cast<unsigned char>(what[i + 1]) & 0xc0) == 0x80) << what;
+        }
+      }
+    }
+  }
+}
+
+// A zero dimension hides no overflow, in the host's own tensors either: [0, 2^62, 2^62] would be
+// 0 bytes whose other dimensions no int64 stride can address (corrupt/zero_dim_hides_overflow
+// is the file's side).
+TEST(JsonLimits, ZeroDimensionHidesNoOverflow) {
+  const int64_t huge = int64_t{1} << 62;
+  EXPECT_THROW(Tensor::zeros(DType::u8, {0, huge, huge}), UsageError);
+  EXPECT_THROW(Tensor::zeros(DType::f32, {huge, 0, 2}), UsageError);
+  EXPECT_EQ(Tensor::zeros(DType::f32, {0, int64_t{1} << 40}).nbytes(), 0u);
+  TempDir tmp;
+  Document doc;
+  doc.add_tensor("w", Tensor::zeros(DType::f32, {0, int64_t{1} << 40}));
+  write_document(doc, tmp.path / "z.json", json_save());
+  const Document back = read_document(tmp.path / "z.json", json_load());
+  ASSERT_NE(back.find_tensor("w"), nullptr);
+  EXPECT_EQ(back.find_tensor("w")->shape(), (Shape{0, int64_t{1} << 40}));
+}
+
 TEST(JsonOptions, UnknownOrBadOptionsAreRefused) {
   TempDir tmp;
   Document doc = python_document();

@@ -157,6 +157,17 @@ raw = raw.replace(b"\xa1n", b"\xa1\xff")
 case("invalid_utf8_name", raw, "FormatError", at(raw, b"\xa1\xff") + "(model)",
      'child name "\\xff" is not valid UTF-8')
 
+# A zero dimension must not hide the others: their product is what strides and element
+# counts are computed from.
+raw = doc({"model": {"w": tensor(dtype="u8", shape=(0, 2**62, 2**62), data=b"")}})
+case("zero_dim_hides_overflow", raw, "LimitError", at(raw, b"\x93\x00") + "(model/w)",
+     "tensor size overflows (its non-zero dimensions alone)")
+
+# Names reach messages escaped: a file must not drive the terminal that shows its error.
+raw = doc({"model": {"b\x1b[31m\u009b2J\xe9/x": {}}})
+case("control_bytes_in_name", raw, "FormatError", at(raw, b"b\x1b[31m", -1) + "(model)",
+     'child name "b\\x1b[31m\\xc2\\x9b2J\xe9/x" holds \'/\'')
+
 case("empty_file", b"", "FormatError", "at byte 0 (<root>)", "the file is empty")
 
 case("truncated_header", b"\xdf\x00", "FormatError", "at byte 0 (<root>)",

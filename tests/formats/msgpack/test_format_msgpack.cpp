@@ -25,6 +25,7 @@
 
 using namespace ckpt;
 namespace fs = std::filesystem;
+using namespace std::string_literals;
 
 namespace {
 
@@ -295,6 +296,84 @@ TEST(MsgpackFormat, DollarNamesAreEscapedOnDiskAndRestored) {
                               "\xa7$$dtype", "\xa9$$version"})
     EXPECT_NE(bytes.find(escaped), std::string::npos) << escaped;
   expect_same(doc, read_document(p, kMsgpack));
+}
+
+// The writer refuses every name the reader refuses (one check serves both): a name from a
+// format whose names are bytes (GGUF, pickle) must fail the conversion, not make a file that
+// ckpt cannot open. (A name with NUL, which the reader refuses too, cannot reach a writer:
+// ckpt::Document refuses it first.)
+TEST(MsgpackFormat, NamesTheReaderRefusesAreNotWritten) {
+  TempDir tmp;
+  const std::string bad[] = {"w\xff\xfe", "\xed\xa0\x80" /* a surrogate */};
+  for (const std::string& name : bad) {
+    Document tensor, group, attribute;
+    tensor.group("model").add_tensor(name, pattern(DType::f32, {2}));
+    group.group(name);
+    attribute.group("model").set(name, int64_t{1});
+    for (const Document* doc : {&tensor, &group, &attribute}) {
+      const fs::path out = tmp.path / "bad.msgpack";
+      try {
+        write_document(*doc, out, save_as_msgpack(false));
+        ADD_FAILURE() << "wrote a file with the name '" << name << "'";
+        read_document(out, kMsgpack);  // what the review found: the reader refused it
+      } catch (const UnsupportedError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("is not valid UTF-8"), std::string::npos) << what;
+        for (char c : what) EXPECT_GE(static_cast<unsigned char>(c), 0x20u) << "raw control byte in: " << what;
+      }
+      EXPECT_FALSE(fs::exists(out));
+    }
+  }
+}
+
+// Names reach messages escaped (C0, C1 and bytes outside UTF-8 as \xNN) and cut on a
+// character boundary, whatever the file holds.
+TEST(MsgpackFormat, MessagesShowNamesEscaped) {
+  TempDir tmp;
+  auto str = [](std::string_view s) {
+    std::string out(1, static_cast<char>(0xd9));  // str8
+    out.push_back(static_cast<char>(s.size()));
+    return out + std::string(s);
+  };
+  std::string accents;
+  for (int i = 0; i < 70; ++i) accents += "\xc3\xa9";
+  // {"$format": "ckpt-msgpack", "$version": 1, name: {}}, every name holding '/'.
+  const std::string head = "\x83" + str("$format") + str("ckpt-msgpack") + str("$version") + "\x01";
+  for (const std::string& name : {"\x1b[2J\x07/x"s, accents + "/", "\xc2\x9b" "31m/"s}) {
+    spit(tmp.path / "m.msgpack", head + str(name) + "\x80");
+    try {
+      read_document(tmp.path / "m.msgpack", kMsgpack);
+      ADD_FAILURE() << "read a name with '/'";
+    } catch (const FormatError& e) {
+      const std::string what = e.what();
+      for (size_t i = 0; i < what.size(); ++i) {
+        const auto c = static_cast<unsigned char>(what[i]);
+        EXPECT_GE(c, 0x20u) << what;
+        EXPECT_FALSE(c == 0xc2 && i + 1 < what.size() && static_cast<unsigned char>(what[i + 1]) < 0xa0) << what;
+        // A cut never leaves the lead byte of a character without its continuation.
+        if (c >= 0xc0) {
+          EXPECT_TRUE(i + 1 < what.size() && (static_cast<unsigned char>(what[i + 1]) & 0xc0) == 0x80) << what;
+        }
+      }
+    }
+  }
+}
+
+// `ckpt inspect` prints names and strings from the file: escaped, so that a file cannot drive
+// the terminal (ESC, C1 controls) or print bytes that are not text.
+TEST(MsgpackFormat, InspectPrintsControlCharactersEscaped) {
+  TempDir tmp;
+  // {"$format": "ckpt-msgpack", "$version": 1, "$attrs": {"\x1b]0;t\x07": "\xc2\x9b" "2J\xff"}, "\x1b[2J": {}}
+  const std::string file = "\x84\xa7$format\xac" "ckpt-msgpack\xa8$version\x01\xa6$attrs\x81\xa6\x1b]0;t\x07\xa5\xc2\x9b" "2J\xff"
+                           "\xa4\x1b[2J\x80"s;
+  spit(tmp.path / "esc.msgpack", file);
+  std::string out;
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " inspect " + (tmp.path / "esc.msgpack").string(), out), 0) << out;
+  EXPECT_NE(out.find("\\x1b[2J/"), std::string::npos) << out;
+  EXPECT_NE(out.find("@\\x1b]0;t\\x07 = "), std::string::npos) << out;
+  EXPECT_NE(out.find("\\xc2\\x9b2J\\xff"), std::string::npos) << out;
+  for (char c : out) EXPECT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20) << out;
+  EXPECT_EQ(out.find("\x9b"), std::string::npos) << out;
 }
 
 TEST(MsgpackFormat, OutputIsDeterministic) {

@@ -3,6 +3,7 @@
 // (tests and users rely on each format's own). Each plugin implements one Dialect.
 #pragma once
 
+#include "doc_text.hpp"
 #include "doc_tokens.hpp"
 
 #include <ckpt/sdk_tree.hpp>
@@ -67,8 +68,6 @@ enum class Problem : uint8_t {
   attr_inexact,       // text: the integer
   attr_not_float,     // text: the string
 };
-
-enum class NameFault : uint8_t { empty, slash, nul, utf8 };
 
 struct Detail {
   std::string_view text{};

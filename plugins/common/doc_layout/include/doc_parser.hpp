@@ -7,6 +7,7 @@
 #pragma once
 
 #include "doc_dialect.hpp"
+#include "doc_text.hpp"
 #include "doc_tokens.hpp"
 
 #include <ckpt/plugin_abi.h>
@@ -32,6 +33,8 @@ class LayoutParser {
 
   // The finished tree; fails when the top-level object has not closed.
   Tree take(size_t at);
+  // What the tree's views into copied text point to: kept beside the tree, as long as it.
+  TextArena take_text() { return std::move(text_); }
 
   bool done() const { return done_; }
   // Open containers: the tokeniser's own stack never outgrows this, which the depth limit bounds.
@@ -91,7 +94,7 @@ class LayoutParser {
   void push(Frame f);
   void pop_into_parent();
   static void value_done(Frame& f);
-  std::string_view keep(std::string_view s, bool stable) { return stable ? s : tree_.keep(std::string(s)); }
+  std::string_view keep(std::string_view s, bool stable) { return stable ? s : text_.keep(s); }
   std::string_view keep(const Token& t) { return keep(t.text, t.stable); }
 
   // structure (doc_parser.cpp)
@@ -127,6 +130,7 @@ class LayoutParser {
 
   Dialect& d_;
   Tree tree_;
+  TextArena text_;
   std::vector<Frame> frames_;
   AttrWork attr_;
   bool done_ = false;
