@@ -9,6 +9,21 @@
 # without installing it. Installed into CKPT_INSTALL_PLUGIN_DIR unless NO_INSTALL.
 #
 # Works in ckpt's own tree and, after find_package(ckpt), in any other project.
+# Builds TARGET as code that ends up inside a plugin module: position independent, hidden
+# symbols (a plugin exports its entry point only) and, with g++, no GNU unique symbols, which
+# would pin the module in memory so that unloading it would not unload. For the format plugins
+# and for the static libraries linked into them (the SDK's helpers, plugins/common).
+function(ckpt_build_as_plugin_code TARGET)
+  set_target_properties(${TARGET} PROPERTIES
+    POSITION_INDEPENDENT_CODE ON
+    CXX_VISIBILITY_PRESET hidden
+    C_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(${TARGET} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)
+  endif()
+endfunction()
+
 function(ckpt_add_format_plugin NAME)
   cmake_parse_arguments(P "NO_MANIFEST;NO_INSTALL" "OUTPUT_DIR;TARGET" "SOURCES;LIBRARIES" ${ARGN})
   set(file_name ckpt_${NAME})
@@ -41,18 +56,11 @@ function(ckpt_add_format_plugin NAME)
     PREFIX ""
     SUFFIX ".so"
     OUTPUT_NAME ${file_name}
-    LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIR}
-    CXX_VISIBILITY_PRESET hidden
-    C_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON)
+    LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIR})
+  ckpt_build_as_plugin_code(${target})
   # ckpt::sdk brings the SDK's headers and its static helpers (ckpt::sdk_static), built as this
   # module is: hidden, position independent, no GNU unique symbols.
   target_link_libraries(${target} PRIVATE ckpt::sdk ${P_LIBRARIES})
-  # Unloading must really unload: without this, GNU unique symbols from inline statics pin
-  # the library in memory forever. (Clang emits no unique symbols and has no such flag.)
-  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)
-  endif()
   target_link_options(${target} PRIVATE -Wl,--no-undefined)
   if(NOT P_NO_MANIFEST)
     add_custom_command(TARGET ${target} POST_BUILD
