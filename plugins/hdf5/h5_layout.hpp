@@ -17,6 +17,10 @@ namespace ckpt_hdf5 {
 inline constexpr const char* kLayoutAttr = "ckpt/layout_version";
 inline constexpr int64_t kLayoutVersion = 1;
 
+// How deep groups may nest (the root is depth 0). The reader takes deeper trees as damage (or a
+// loop of links), not as data, so the writer refuses them: ckpt never writes a file it refuses.
+inline constexpr int kMaxDepth = 256;
+
 // Soft links, which a document has no kind of member for, as two attributes of meta: the
 // links' paths in the file and their targets, as HDF5 stores them (paths of stored names). The
 // reader records them so; the writer makes them links again and does not store the two

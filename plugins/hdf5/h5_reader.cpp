@@ -25,8 +25,6 @@ namespace {
 // A transposed tensor is read in blocks of rows of about this size (or of one chunk's rows, if
 // more): the extra memory a Keras kernel costs stays bounded however large the kernel is.
 constexpr uint64_t kPermuteBlockBytes = uint64_t(8) << 20;
-// Deeper trees than this are taken as damage (or a loop of links), not as data.
-constexpr int kMaxDepth = 256;
 // A chunk may claim at most this many times its stored bytes (deflate's ceiling is 1032:1).
 constexpr uint64_t kMaxExpansion = 1100;
 // What reading every column of the compound datasets apart may convert, beyond 64 times the

@@ -267,8 +267,11 @@ void H5Writer::begin_group(std::string_view name, uint64_t n_attributes, uint64_
     stack_.push_back({std::move(root), "/", n_attributes, n_children, {}, {}});
     return;
   }
-  const std::string stored = claim_child(name, "group");
   const std::string path = child_path(stack_.back().path, std::string(name));
+  if (stack_.size() > static_cast<size_t>(kMaxDepth))
+    fail(CKPT_ERR_LIMIT, path + ": groups nested deeper than " + std::to_string(kMaxDepth) +
+                             " levels, which ckpt's HDF5 reader refuses");
+  const std::string stored = claim_child(name, "group");
   const OpenGroup& parent = stack_.back();
   if (parent.capture || (parent.path == "/meta" && name == kDatasetAttributes)) {
     // Dataset attributes, kept for finish; nothing of them is made in the file.

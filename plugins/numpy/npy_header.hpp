@@ -21,6 +21,9 @@ namespace ckpt_numpy {
 inline constexpr uint64_t kMaxHeaderText = 10000;
 // NumPy's NPY_MAXDIMS (64 since NumPy 2.0), which is also the host's largest rank.
 inline constexpr size_t kMaxDims = 64;
+// The most '/'-separated levels a .npz member's key may have (docs/formats/numpy.md): the
+// reader refuses deeper members and the writer refuses groups whose members would lie deeper.
+inline constexpr size_t kMaxDepth = 64;
 // Bytes before the header text: the magic, the version and the length.
 inline constexpr uint64_t kPrefix1 = 10, kPrefix2 = 12;
 inline constexpr uint64_t kAlign = 64;  // numpy.lib.format.ARRAY_ALIGN

@@ -20,8 +20,6 @@ namespace ckpt_numpy {
 // The document name of a .npy file's one array: fixed, so that it does not change when the
 // file is renamed (docs/formats/numpy.md).
 inline constexpr const char* kNpyTensorName = "array";
-// The most '/'-separated levels a member name may have (docs/formats/numpy.md).
-inline constexpr size_t kMaxDepth = 64;
 
 class NumpyReader final : public ckpt::sdk::Reader {
  public:

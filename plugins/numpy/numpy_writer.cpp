@@ -49,6 +49,16 @@ void NumpyWriter::begin_group(std::string_view name, uint64_t, uint64_t n_childr
     fail(CKPT_ERR_UNSUPPORTED, "group '" + path_of(name) + "': a .npy file holds one array and nothing else; "
                                                             "write a .npz to keep groups (members 'group/name.npy')");
   groups_.emplace_back(name);
+  // A member lies one level deeper than the group holding it (an empty group is a directory
+  // member of its own depth), so a group at kMaxDepth may only be empty.
+  const size_t deepest = groups_.size() + (n_children > 0 ? 1 : 0);
+  if (deepest > kMaxDepth) {
+    std::string path = path_of("");
+    path.pop_back();
+    if (path.size() > 200) path = path.substr(0, 200) + "...";
+    fail(CKPT_ERR_LIMIT, "group '" + path + "': its members would lie " + std::to_string(deepest) +
+                             " levels deep; ckpt's NumPy reader reads at most " + std::to_string(kMaxDepth));
+  }
   // An empty group is a directory entry, as zip records an empty folder.
   if (n_children == 0) {
     std::string dir;

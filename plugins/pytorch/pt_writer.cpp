@@ -64,6 +64,9 @@ void PtWriter::begin_group(std::string_view name, uint64_t, uint64_t) {
     return;
   }
   Node& parent = top("begin_group");
+  if (stack_.size() > kMaxGroupDepth)
+    fail(CKPT_ERR_LIMIT, "group '" + current_path(name) + "': groups nested deeper than " + std::to_string(kMaxGroupDepth) +
+                             " levels, which ckpt's PyTorch reader refuses (" + kSkeletonName + ")");
   if (parent.child(name)) fail(CKPT_ERR_INVALID_ARGUMENT, "begin_group: '" + std::string(name) + "' twice in one group");
   stack_.push_back(&parent.add_group(std::string(name)));
 }

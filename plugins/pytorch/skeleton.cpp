@@ -13,7 +13,6 @@ using ckpt_pickle::Node;
 namespace {
 
 // Files already written keep reading, and a document gives the same bytes as before.
-// max_depth: the groups the JSON nesting bound this reader had (2200) allowed, three levels each.
 constexpr ckpt::sdk::SkeletonKeys kKeys{.format = "ckpt-pytorch",
                                         .version = 1,
                                         .attributes = "attrs",
@@ -22,7 +21,7 @@ constexpr ckpt::sdk::SkeletonKeys kKeys{.format = "ckpt-pytorch",
                                         .name_in_child = false,
                                         .floats_as_bits = true,
                                         .omit_empty = false,
-                                        .max_depth = 733};
+                                        .max_depth = kMaxGroupDepth};
 
 // Recursion is bounded: the host's writer contract bounds the depth of the node it built.
 void to_tree(const Node& node, size_t g, Tree& tree, const std::vector<SkeletonTensor>& tensors) {

@@ -21,6 +21,11 @@ struct SkeletonTensor {
 
 inline constexpr const char* kSkeletonName = "ckpt/document.json";
 
+// How deep the skeleton's groups may nest (the root is depth 0): the JSON nesting bound this
+// reader had (2200) allowed three levels per group. The reader refuses deeper skeletons and the
+// writer refuses deeper documents, so ckpt never writes a .pt it then refuses.
+inline constexpr size_t kMaxGroupDepth = 733;
+
 std::string write_skeleton(const ckpt_pickle::Node& root, const std::vector<SkeletonTensor>& tensors);
 
 // Parses the skeleton; `tensor` is called for each tensor (with its path) and returns its id.

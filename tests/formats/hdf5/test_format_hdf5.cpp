@@ -467,3 +467,34 @@ TEST(Hdf5, MetadataAddressesOutsideTheFileAreErrors) {
   }
 }
 
+
+// ---- depth ------------------------------------------------------------------------------------
+
+// The reader takes groups nested deeper than 256 as damage, so the writer refuses to write them:
+// a 1024-deep json or msgpack document once converted to a .h5 that ckpt then refused.
+TEST(Hdf5Limits, WriterRefusesGroupsNestedDeeperThanTheReaderReads) {
+  TempDir tmp;
+  auto chain = [](int depth, bool with_tensor) {
+    Document doc;
+    Group* g = &doc;
+    for (int i = 0; i < depth; ++i) g = &g->add_group("g");
+    if (with_tensor) g->add_tensor("t", Tensor::zeros(DType::u8, {1}));
+    return doc;
+  };
+  const fs::path deep = tmp.path / "deep.h5";
+  for (bool with_tensor : {false, true}) {
+    try {
+      write_document(chain(257, with_tensor), deep, hdf5_save());
+      FAIL() << "a group 257 levels deep was written";
+    } catch (const LimitError& e) {
+      EXPECT_NE(std::string(e.what()).find("deeper than 256"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("/g/g/g"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(fs::is_empty(tmp.path)) << "the refused save left a file";
+  }
+  for (bool with_tensor : {false, true}) {
+    const Document ok = chain(256, with_tensor);
+    write_document(ok, deep, hdf5_save());
+    expect_same(ok, read_document(deep, hdf5_load()));
+  }
+}

@@ -565,3 +565,37 @@ TEST(NumpyGolden, CommittedFilesRead) {
 }
 
 }  // namespace
+
+// A member's key may have at most 64 '/'-separated levels: a tensor in a group 63 deep, or an
+// empty group 64 deep (a directory member). The writer refuses the group whose members would lie
+// deeper, so no .npz ckpt writes is one its reader refuses.
+TEST(NumpyLimits, WriterRefusesGroupsWhoseMembersLieDeeperThanTheReaderReads) {
+  TempDir tmp;
+  auto chain = [](int depth, bool with_tensor) {
+    Document doc;
+    Group* g = &doc;
+    for (int i = 0; i < depth; ++i) g = &g->add_group("g");
+    if (with_tensor) g->add_tensor("t", pattern(DType::u8, {1}, 1));
+    return doc;
+  };
+  const fs::path p = tmp.path / "deep.npz";
+  for (auto [depth, with_tensor] : {std::pair{64, true}, std::pair{65, false}}) {
+    try {
+      write_document(chain(depth, with_tensor), p, numpy_format());
+      FAIL() << "members 65 levels deep were written";
+    } catch (const LimitError& e) {
+      EXPECT_NE(std::string(e.what()).find("at most 64"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("group 'g/g/g"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(fs::is_empty(tmp.path)) << "the refused save left a file";
+  }
+  for (auto [depth, with_tensor] : {std::pair{63, true}, std::pair{64, false}}) {
+    const Document ok = chain(depth, with_tensor);
+    write_document(ok, p, numpy_format());
+    const Document back = read_numpy(p);
+    std::string path = "g";
+    for (int i = 1; i < depth; ++i) path += "/g";
+    ASSERT_TRUE(back.find_group_path(path)) << depth;
+    EXPECT_EQ(back.find_group_path(path)->children().size(), with_tensor ? 1u : 0u);
+  }
+}

@@ -373,3 +373,30 @@ TEST_F(PytorchFormat, DamagedZipsAreFormatErrorsNamingTheFile) {
     }
   }
 }
+
+// ckpt/document.json may nest 733 groups (the 2200 JSON levels the reader once allowed, three a
+// group); the writer refuses deeper documents, which once made a .pt ckpt then refused.
+TEST(PytorchLimits, WriterRefusesGroupsNestedDeeperThanTheReaderReads) {
+  TempDir tmp;
+  auto chain = [](int depth) {
+    Document doc;
+    Group* g = &doc;
+    for (int i = 0; i < depth; ++i) g = &g->add_group("g");
+    g->add_tensor("t", Tensor::zeros(DType::f32, {2}));
+    g->set("leaf", int64_t{1});
+    return doc;
+  };
+  const fs::path p = tmp.path / "deep.pt";
+  try {
+    write_document(chain(734), p, as_pytorch());
+    FAIL() << "a group 734 levels deep was written";
+  } catch (const LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("deeper than 733"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("group 'g/g/g"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(tmp.path)) << "the refused save left a file";
+  const Document ok = chain(733);
+  write_document(ok, p, as_pytorch());
+  const DiffReport d = diff_documents(ok, read_document(p));
+  EXPECT_TRUE(d.identical()) << d.entries.front().path << ": " << d.entries.front().detail;
+}
