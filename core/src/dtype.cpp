@@ -49,11 +49,20 @@ bool is_block(DType d) { return sdk::is_block_dtype(static_cast<uint32_t>(d)); }
 size_t block_elements(DType d) { return is_block(d) ? sdk::dtype_block(static_cast<uint32_t>(d)).elements : 1; }
 size_t block_bytes(DType d) { return is_block(d) ? sdk::dtype_block(static_cast<uint32_t>(d)).bytes : itemsize(d); }
 uint64_t storage_bytes(DType d, uint64_t numel) {
-  if (!is_block(d)) return numel * itemsize(d);
+  // A tensor's numel is bounded when it is made, but callers also pass counts of their own:
+  // the product is checked so that it can never wrap to a small size.
+  uint64_t bytes = 0;
+  if (!is_block(d)) {
+    if (__builtin_mul_overflow(numel, uint64_t{itemsize(d)}, &bytes))
+      throw UsageError(std::to_string(numel) + " elements of " + std::string(name(d)) + " overflow 64 bits of bytes");
+    return bytes;
+  }
   if (numel % block_elements(d))
     throw UsageError(std::to_string(numel) + " elements of " + std::string(name(d)) + " are not whole blocks of " +
                      std::to_string(block_elements(d)));
-  return numel / block_elements(d) * block_bytes(d);
+  if (__builtin_mul_overflow(numel / block_elements(d), uint64_t{block_bytes(d)}, &bytes))
+    throw UsageError(std::to_string(numel) + " elements of " + std::string(name(d)) + " overflow 64 bits of bytes");
+  return bytes;
 }
 
 std::string_view name(DType d) {

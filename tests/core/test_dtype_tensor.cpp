@@ -1,4 +1,5 @@
 #include <ckpt/dtype.hpp>
+#include <ckpt/sdk.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/tensor.hpp>
 
@@ -297,4 +298,40 @@ TEST(BlockDType, QuantizingStaysWithinTheStep) {
   x[3] = std::nanf("");
   EXPECT_THROW(cast_elements(DType::f32, reinterpret_cast<const std::byte*>(x.data()), DType::q8_0, small.data(), 32), UsageError);
   EXPECT_THROW(cast_elements(DType::f32, reinterpret_cast<const std::byte*>(x.data()), DType::q6_k, small.data(), 256), UsageError);
+}
+
+// A zero dimension must not hide a product past 2^62 in a block dtype's rows either: readers
+// check every tensor with sdk::tensor_nbytes, and q4_0 [0, 2^63 - 32] was a 0-byte tensor whose
+// row alone (5 * 10^18 bytes) overflows the strides a consumer computes.
+TEST(BlockSizes, ZeroDimensionsDoNotHideOversizedRows) {
+  auto code_of = [](std::vector<int64_t> shape, uint32_t dtype) {
+    try {
+      sdk::tensor_nbytes(shape, dtype, "t");
+    } catch (const sdk::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("overflows"), std::string::npos) << e.what();
+      return e.code();
+    }
+    return CKPT_OK;
+  };
+  EXPECT_EQ(code_of({0, INT64_MAX - 31}, CKPT_DTYPE_Q4_0), CKPT_ERR_LIMIT);
+  EXPECT_EQ(code_of({INT64_MAX - 31}, CKPT_DTYPE_Q4_0), CKPT_ERR_LIMIT);
+  EXPECT_EQ(code_of({0, int64_t{1} << 40, int64_t{1} << 32}, CKPT_DTYPE_Q4_0), CKPT_ERR_LIMIT);
+  EXPECT_EQ(code_of({int64_t{1} << 62, 0}, CKPT_DTYPE_Q6_K), CKPT_OK);
+  EXPECT_EQ(code_of({(int64_t{1} << 62) + 1, 0}, CKPT_DTYPE_Q6_K), CKPT_ERR_LIMIT);
+  // Sizes within the bound are what they were.
+  EXPECT_EQ(sdk::tensor_nbytes(std::vector<int64_t>{2, 64}, CKPT_DTYPE_Q4_0, "t"), 2u * 2 * 18);
+  EXPECT_EQ(sdk::tensor_nbytes(std::vector<int64_t>{0, 256}, CKPT_DTYPE_Q6_K, "t"), 0u);
+  EXPECT_EQ(sdk::tensor_nbytes(std::vector<int64_t>{3, 0}, CKPT_DTYPE_Q8_0, "t"), 0u);
+  EXPECT_EQ(sdk::tensor_nbytes(std::vector<int64_t>{512}, CKPT_DTYPE_Q4_K, "t"), 2u * 144);
+  // Core's own tensors agree.
+  EXPECT_THROW(Tensor::zeros(DType::q4_0, {0, INT64_MAX - 31}), UsageError);
+  EXPECT_EQ(Tensor::zeros(DType::q4_0, {0, 64}).nbytes(), 0u);
+}
+
+// storage_bytes is public: a count of a caller's own must not wrap to a small size.
+TEST(BlockSizes, StorageBytesRefusesWhatOverflows) {
+  EXPECT_EQ(storage_bytes(DType::f32, 3), 12u);
+  EXPECT_EQ(storage_bytes(DType::q8_0, 64), 68u);
+  EXPECT_THROW(storage_bytes(DType::f64, (uint64_t{1} << 61) + 1), UsageError);
+  EXPECT_THROW(storage_bytes(DType::q8_0, UINT64_MAX / 32 * 32), UsageError);
 }

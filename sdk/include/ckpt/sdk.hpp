@@ -216,10 +216,21 @@ inline uint64_t tensor_nbytes(std::span<const int64_t> shape, uint32_t dtype, co
     fail(CKPT_ERR_FORMAT, where + ": a " + dtype_name(dtype) + " tensor's last dimension must be a multiple of " +
                               std::to_string(b.elements) + " (its rows are whole blocks), not " +
                               (shape.empty() ? std::string("a scalar") : std::to_string(shape.back())));
-  const uint64_t rows = checked_nbytes(shape.first(shape.size() - 1), 1, where);
+  // A row's bytes stand for the last dimension and its itemsize, so that, as for any other dtype,
+  // a zero leading dimension does not hide a row past 2^62 (nor one a zero row any leading
+  // product). The row itself fits in 64 bits: a block is at most 34/32 bytes an element.
   const uint64_t row = static_cast<uint64_t>(shape.back()) / b.elements * b.bytes;
-  if (row && rows > (uint64_t{1} << 62) / row) fail(CKPT_ERR_LIMIT, where + ": tensor size overflows");
-  return rows * row;
+  const std::span<const int64_t> rows = shape.first(shape.size() - 1);
+  if (row == 0) {
+    checked_nbytes(rows, 1, where);
+    return 0;
+  }
+  if (row > (uint64_t{1} << 62)) {
+    bool empty = false;
+    for (int64_t d : rows) empty = empty || d == 0;
+    fail(CKPT_ERR_LIMIT, where + (empty ? ": tensor size overflows (its non-zero dimensions alone)" : ": tensor size overflows"));
+  }
+  return checked_nbytes(rows, static_cast<size_t>(row), where);
 }
 
 struct TensorInfo {
