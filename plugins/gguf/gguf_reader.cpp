@@ -392,8 +392,12 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
       if (ne[d] == 0)
         fail(CKPT_ERR_FORMAT, where + ": dimension " + std::to_string(d) + " (ne[" + std::to_string(d) +
                                   "]) is 0; ggml's reader divides by ne[1..3] (only ne[0] may be 0)");
+    // ggml's test, with its products checked: each is reached only when the previous test
+    // bounded it, but signed overflow is undefined behaviour, so the bound is not left implicit.
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-    if (kMax / ne[1] <= ne[0] || kMax / ne[2] <= ne[0] * ne[1] || kMax / ne[3] <= ne[0] * ne[1] * ne[2])
+    int64_t ne01 = 0, ne012 = 0;
+    if (kMax / ne[1] <= ne[0] || __builtin_mul_overflow(ne[0], ne[1], &ne01) || kMax / ne[2] <= ne01 ||
+        __builtin_mul_overflow(ne01, ne[2], &ne012) || kMax / ne[3] <= ne012)
       fail(CKPT_ERR_FORMAT, where + ": dimensions (" + std::to_string(ne[0]) + ", " + std::to_string(ne[1]) + ", " +
                                 std::to_string(ne[2]) + ", " + std::to_string(ne[3]) + ") make INT64_MAX elements or more");
     const uint64_t type_at = c.pos();
@@ -406,9 +410,17 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
       fail(CKPT_ERR_FORMAT, where + ": rows of " + std::to_string(ne[0]) + " elements, not whole blocks of " +
                                 std::to_string(block->elements) + " (ggml type " + ggml_type_name(t.ggml_type) + ")");
     // Any type's size, so that the offsets of the tensors ckpt does not hold are checked too.
-    uint64_t rows = static_cast<uint64_t>(ne[1] * ne[2] * ne[3]), row = static_cast<uint64_t>(ne[0]) / block->elements * block->bytes;
-    if (__builtin_mul_overflow(rows, row, &t.nbytes) || t.nbytes >= (uint64_t{1} << 62))
-      fail(CKPT_ERR_LIMIT, where + ": a tensor of 2^62 bytes or more, past ckpt's bound");
+    // ggml's test passes whatever ne[1..3] are when ne[0] is 0: the rows are bounded alone,
+    // as ckpt bounds the non-zero dimensions of every tensor, so an empty tensor hides no
+    // product that strides computed from the other dimensions would overflow.
+    uint64_t rows = 0, row = 0;
+    if (__builtin_mul_overflow(static_cast<uint64_t>(ne[1]), static_cast<uint64_t>(ne[2]), &rows) ||
+        __builtin_mul_overflow(rows, static_cast<uint64_t>(ne[3]), &rows) || rows > (uint64_t{1} << 62) ||
+        __builtin_mul_overflow(static_cast<uint64_t>(ne[0]) / block->elements, uint64_t{block->bytes}, &row) ||
+        row > (uint64_t{1} << 62) || __builtin_mul_overflow(rows, row, &t.nbytes) || t.nbytes >= (uint64_t{1} << 62))
+      fail(CKPT_ERR_LIMIT, where + ": a tensor of 2^62 bytes or more, past ckpt's bound (dimensions (" + std::to_string(ne[0]) +
+                               ", " + std::to_string(ne[1]) + ", " + std::to_string(ne[2]) + ", " + std::to_string(ne[3]) +
+                               "), counted without a 0 in ne[0])");
     t.offset = c.u64("a tensor's offset");
     t.dtype = dtype_of_ggml(t.ggml_type);
     if (t.dtype) t.nbytes = ckpt::sdk::tensor_nbytes(t.shape, t.dtype, where);
@@ -663,8 +675,11 @@ void GgufReader::read_slice(uint64_t id, std::span<const uint64_t> start, std::s
     first[rank - 1] /= block.elements;
     box[rank - 1] /= block.elements;
   }
+  // The box lies inside a tensor whose size was bounded when the file was parsed; the product
+  // is checked all the same, so that a wrong bound elsewhere cannot make it wrap.
   uint64_t nbytes = block.bytes;
-  for (uint64_t b : box) nbytes *= b;
+  for (uint64_t b : box)
+    if (__builtin_mul_overflow(nbytes, b, &nbytes)) fail(CKPT_ERR_INVALID_ARGUMENT, "a box too large for tensor " + quote(t.name));
   if (dst.size() != nbytes) fail(CKPT_ERR_INVALID_ARGUMENT, "a buffer of the wrong size for a box of tensor " + quote(t.name));
   if (nbytes == 0) return;
   const std::byte* src = file_.data() + parsed_.data_start + t.offset;

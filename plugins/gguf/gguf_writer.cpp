@@ -672,7 +672,11 @@ std::vector<uint8_t> GgufWriter::header(uint64_t padding, bool with_padding) {
       dims[i] = {0};
     } else {
       int64_t outer = 1;
-      for (size_t k = 0; k + 3 < s.size(); ++k) outer *= s[k];
+      // The host bounds a tensor's non-zero dimensions, and none of these is 0; checked anyway,
+      // since a wrapped product would describe another shape.
+      for (size_t k = 0; k + 3 < s.size(); ++k)
+        if (__builtin_mul_overflow(outer, s[k], &outer))
+          fail(CKPT_ERR_LIMIT, "tensor '" + gguf_names_[i] + "': its outer dimensions overflow GGUF's fourth dimension");
       dims[i] = {s[s.size() - 1], s[s.size() - 2], s[s.size() - 3], outer};
     }
     std::string text;

@@ -342,13 +342,20 @@ void check_offsets(const Header& h, uint64_t data_size) {
   // Messages are built only on failure: a header may list a million tensors.
   auto where = [](const TensorEntry& t) { return "at byte " + std::to_string(t.at) + " (tensor " + quote_name(t.key) + ")"; };
   for (const TensorEntry& t : h.tensors) {
-    unsigned __int128 nbytes = ckpt::sdk::dtype_size(t.dtype);
+    // The non-zero dimensions are bounded alone, as ckpt bounds every tensor's: a 0 would
+    // otherwise hide any product behind an empty tensor ([0, 2^62, 2^62]) whose strides
+    // overflow int64 wherever they are computed.
+    unsigned __int128 nonzero = ckpt::sdk::dtype_size(t.dtype);
+    bool empty = false;
+    for (int64_t d : t.shape) empty = empty || d == 0;
     for (int64_t d : t.shape) {
-      nbytes *= static_cast<uint64_t>(d);  // at most 2^62 * 2^63 here: no overflow
-      if (nbytes > (static_cast<unsigned __int128>(1) << 62))
+      if (d == 0) continue;
+      nonzero *= static_cast<uint64_t>(d);  // at most 2^62 * 2^63 here: no overflow
+      if (nonzero > (static_cast<unsigned __int128>(1) << 62))
         fail(CKPT_ERR_LIMIT, where(t) + ": shape " + shape_text(t.shape) + " " + st_dtype_name(t.dtype) +
-                                 " holds more than 2^62 bytes");
+                                 (empty ? " holds more than 2^62 bytes (its non-zero dimensions alone)" : " holds more than 2^62 bytes"));
     }
+    const unsigned __int128 nbytes = empty ? 0 : nonzero;
     if (t.end < t.begin)
       fail(CKPT_ERR_FORMAT, where(t) + ": data_offsets " + range_text(t) + " end before they begin");
     if (t.end > data_size)

@@ -400,6 +400,12 @@ TEST(Gguf, HostileFilesAreRefusedNamingThePlace) {
       "make INT64_MAX elements or more");
   add("huge bytes", b.head(1, 0).tensor("t", {uint64_t{1} << 31, uint64_t{1} << 31}, 28, 0).pad().data(64), "limit",
       "(info at byte 24): a tensor of 2^62 bytes or more");
+  // ggml's element test passes any ne[1..3] beside ne[0] = 0: their product (2^120 here) once
+  // overflowed int64 (undefined behaviour), and a type ckpt does not read was listed as empty.
+  add("0 in ne[0] beside huge rows", b.head(1, 0).tensor("t", {0, uint64_t{1} << 40, uint64_t{1} << 40, uint64_t{1} << 40}, 16, 0).pad().data(64),
+      "limit", "(info at byte 24): a tensor of 2^62 bytes or more");
+  add("0 in ne[0] beside rows past 2^62", b.head(1, 0).tensor("t", {0, uint64_t{1} << 31, uint64_t{1} << 31, 2}, 0, 0).pad().data(64),
+      "limit", "(info at byte 24): a tensor of 2^62 bytes or more");
   add("dim past int64", b.head(1, 0).tensor("t", {~uint64_t{0}}, 0, 0).pad().data(64), "format", "dimension 0");
   add("offset past the end", b.head(1, 0).tensor("t", {8}, 0, 1 << 20).pad().data(32), "format", "offset 1048576");
   add("tensor past the end", b.head(1, 0).tensor("t", {1000}, 0, 0).pad().data(64), "format", "run past the end");

@@ -727,6 +727,31 @@ TEST(SafetensorsFormat, DocumentEntryWithTooManyValuesIsALimitError) {
   }
 }
 
+// A 0 once hid any product of the other dimensions behind an empty tensor: [0, 2^62, 2^62]
+// passed the header's check as 0 bytes. The non-zero dimensions are bounded alone, as ckpt
+// bounds every tensor's; an empty tensor within the bound still reads.
+TEST(SafetensorsFormat, AZeroDimensionHidesNoProductPast2To62) {
+  TempDir tmp;
+  auto file_of = [](const std::string& shape) {
+    const std::string text = R"({"t":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})";
+    std::string file(8, '\0');
+    for (int i = 0; i < 8; ++i) file[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+    return file + text;
+  };
+  spit(tmp.path / "hidden.safetensors", file_of("[0,4611686018427387904,4611686018427387904]"));
+  try {
+    read_document(tmp.path / "hidden.safetensors", load_as(false));
+    ADD_FAILURE() << "accepted";
+  } catch (const LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds more than 2^62 bytes (its non-zero dimensions alone)"), std::string::npos)
+        << e.what();
+  }
+  spit(tmp.path / "empty.safetensors", file_of("[0,1024,1024]"));
+  const Document d = read_document(tmp.path / "empty.safetensors", load_as(false));
+  ASSERT_TRUE(d.find_tensor("t"));
+  EXPECT_EQ(d.find_tensor("t")->shape(), (Shape{0, 1024, 1024}));
+}
+
 // Listing must not read tensor data: after opening and listing a 1 GiB file (sparse, so its
 // data pages can only enter the page cache by being read), none of them is resident.
 TEST(SafetensorsFormat, ListingAOneGiBFileReadsOnlyItsHeader) {
