@@ -671,6 +671,36 @@ std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, con
 
 }  // namespace
 
+void check_document_values(std::string_view text) {
+  // The reader's parser callback counts object_start, array_start and value events; a SAX
+  // handler sees the same ones, and builds nothing.
+  struct Counter : json::json_sax_t {
+    size_t values = 0;
+    bool count() {
+      if (++values > kMaxDocumentValues)
+        fail(CKPT_ERR_LIMIT, std::string(kMetadataKey) + "[" + quote_name(kDocumentKey) + "]: the document would be more than " +
+                                 std::to_string(kMaxDocumentValues) + " JSON values, which ckpt's safetensors reader refuses");
+      return true;
+    }
+    bool null() override { return count(); }
+    bool boolean(bool) override { return count(); }
+    bool number_integer(number_integer_t) override { return count(); }
+    bool number_unsigned(number_unsigned_t) override { return count(); }
+    bool number_float(number_float_t, const string_t&) override { return count(); }
+    bool string(string_t&) override { return count(); }
+    bool binary(binary_t&) override { return count(); }
+    bool start_object(std::size_t) override { return count(); }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return true; }
+    bool start_array(std::size_t) override { return count(); }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+      fail(CKPT_ERR_INTERNAL, std::string("the document entry written is not JSON: ") + e.what());
+    }
+  } counter;
+  json::sax_parse(text.begin(), text.end(), &counter);
+}
+
 Tree build_tree(const Header& header, const ckpt::sdk::ReadLimits& limits) {
   TreeBuilder b(header);
   const MetadataEntry* document = nullptr;

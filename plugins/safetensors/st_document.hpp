@@ -52,6 +52,11 @@ class DocumentText {
   std::vector<Open> stack_;
 };
 
+// Fails (CKPT_ERR_LIMIT) when the document entry `text` holds more than kMaxDocumentValues JSON
+// values as the reader counts them (every value and container, not keys): the writer checks the
+// entry it made, so that ckpt never writes a file its reader refuses.
+void check_document_values(std::string_view text);
+
 // Builds the tree a reader reports. With no document entry, the file is a plain one: the root
 // holds the __metadata__ entries as string attributes and every tensor goes where its
 // '/'-separated name says. With one, the entry gives the groups, attributes and order, and the

@@ -379,6 +379,9 @@ std::string SafetensorsWriter::header_json(std::string_view entries) const {
 void SafetensorsWriter::finish() {
   if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
+  // Here, on the whole entry, whether or not it is written: spill() builds headers from a
+  // document still open.
+  check_document_values(document_.text());
   const std::string entries = resolve_copies();
   const std::string header = header_json(entries);
   uint64_t data_start = round_up(8 + header.size(), kDataAlignment);

@@ -727,6 +727,26 @@ TEST(SafetensorsFormat, DocumentEntryWithTooManyValuesIsALimitError) {
   }
 }
 
+// The writer once wrote a document entry of more JSON values than its reader takes (an int64
+// array of 2^22 + 1 values): it counts the entry it made as the reader does, and refuses.
+TEST(SafetensorsFormat, WriterRefusesADocumentEntryItsReaderRefuses) {
+  TempDir tmp;
+  const fs::path p = tmp.path / "many.safetensors";
+  Document doc;
+  doc.set("x", std::vector<int64_t>((size_t{1} << 22) + 1, 0));
+  try {
+    write_document(doc, p, save_as_safetensors());
+    ADD_FAILURE() << "written";
+  } catch (const LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 4194304 JSON values"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(tmp.path)) << "the refused save left a file";
+  Document ok;
+  ok.set("x", std::vector<int64_t>((size_t{1} << 22) - 64, 0));
+  write_document(ok, p, save_as_safetensors());
+  expect_same(ok, read_document(p, load_as(false)));
+}
+
 // A 0 once hid any product of the other dimensions behind an empty tensor: [0, 2^62, 2^62]
 // passed the header's check as 0 bytes. The non-zero dimensions are bounded alone, as ckpt
 // bounds every tensor's; an empty tensor within the bound still reads.
