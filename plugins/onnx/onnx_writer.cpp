@@ -3,6 +3,7 @@
 #include "onnx_document.hpp"
 #include "dtypes.hpp"
 #include "graph_export.hpp"
+#include "model_scan.hpp"
 #include "own_model.hpp"
 #include "onnx_layout.hpp"
 #include "text.hpp"
@@ -94,6 +95,10 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
   if (nbytes != info.nbytes || data.size() != nbytes)
     fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_text(info.shape) + " " + dtype + " needs " +
                                         std::to_string(nbytes) + " bytes, got " + std::to_string(data.size()));
+  // The reader refuses a model of more initializers (model_scan.hpp): never write one.
+  if (tensor_initializers_.size() >= kMaxEntries)
+    fail(CKPT_ERR_LIMIT, what + ": a model holds at most " + std::to_string(kMaxEntries) +
+                             " initializers (the most ckpt reads back)");
   const std::string initializer = initializer_name(group_path, info.name, path);
   recorder_.tensor(info, recorder_.tree().tensors.size());
   tensor_initializers_.push_back(initializer);

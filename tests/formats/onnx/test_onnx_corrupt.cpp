@@ -160,3 +160,23 @@ TEST(OnnxCorrupt, EveryTruncationIsRefused) {
   }
   EXPECT_GT(refused, 250);
 }
+
+// The writer never makes a model its reader refuses: one initializer past the reader's bound
+// (model_scan.hpp) is refused before anything is committed.
+TEST(OnnxLimits, TheWriterRefusesMoreInitializersThanTheReaderTakes) {
+  TempDir tmp;
+  ckpt::Document d;
+  constexpr int kGroups = 1001, kPerGroup = 1000;  // 1,001,000 tensors, one f32 each
+  for (int g = 0; g < kGroups; ++g) {
+    ckpt::Group& group = d.add_group("g" + std::to_string(g));
+    for (int t = 0; t < kPerGroup; ++t) group.add_tensor("t" + std::to_string(t), ckpt::Tensor::from<float>(ckpt::DType::f32, {1}, {1.0f}));
+  }
+  const fs::path p = tmp.path / "many.onnx";
+  try {
+    ckpt::write_document(d, p, onnx_save());
+    ADD_FAILURE() << "a model of 1001000 initializers was written";
+  } catch (const ckpt::LimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("at most 1000000 initializers"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(p));
+}
