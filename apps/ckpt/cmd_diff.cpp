@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "text.hpp"
 
 #include <ckpt/diff.hpp>
 
@@ -38,7 +39,7 @@ Runner add_diff(CLI::App& app) {
     o.ignore_meta = !with_meta;
     DiffReport r = diff(a, b, o);
     for (const auto& e : r.entries) {
-      std::cout << kind_name(e.kind) << ": " << e.path << ": " << e.detail;
+      std::cout << kind_name(e.kind) << ": " << terminal_safe(e.path) << ": " << terminal_safe(e.detail);
       if (e.kind == DiffEntry::Kind::values_differ) std::cout << ", max abs diff " << e.max_abs_diff;
       std::cout << "\n";
     }

@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "text.hpp"
 
 #include <ckpt/io.hpp>
 
@@ -28,11 +29,11 @@ Runner add_gc(CLI::App& app) {
     uint64_t bytes = 0;
     for (const auto& t : remove_stale_temporaries(dir, o)) {
       if (t.removed || (dry_run && t.state == TemporaryFile::State::stale)) {
-        std::cout << (dry_run ? "would remove " : "removed ") << t.path.string() << " (" << t.bytes << " bytes)\n";
+        std::cout << (dry_run ? "would remove " : "removed ") << terminal_safe(t.path.string()) << " (" << t.bytes << " bytes)\n";
         ++removed;
         bytes += t.bytes;
       } else {
-        std::cout << "kept " << t.path.string() << ": " << t.note << "\n";
+        std::cout << "kept " << terminal_safe(t.path.string()) << ": " << terminal_safe(t.note) << "\n";
         ++kept;
       }
     }

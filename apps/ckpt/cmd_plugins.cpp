@@ -32,7 +32,7 @@ Runner add_plugins(CLI::App& app) {
     if (reg.plugins().empty())
       std::cout << "(no plugins found; searched CKPT_PLUGIN_PATH, the install folder and the build tree)\n";
     for (const auto& p : reg.plugins()) std::cout << "plugin " << p->name << ": " << p->library.string() << "\n";
-    for (const auto& s : reg.skipped()) std::cout << "skipped " << s.path.string() << ": " << s.reason << "\n";
+    for (const auto& s : reg.skipped()) std::cout << "skipped " << terminal_safe(s.path.string()) << ": " << terminal_safe(s.reason, true) << "\n";
     return kOk;
   };
 }

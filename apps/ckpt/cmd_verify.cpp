@@ -45,12 +45,12 @@ Runner add_verify(CLI::App& app) {
     } catch (const Error& e) {
       // A file that cannot be read is a finding of verify, not a usage error: damage may show
       // as any kind of error from the format (a format error, an unsupported dtype, a limit).
-      std::cout << "FAILED " << file << ": " << e.what() << "\n";
+      std::cout << "FAILED " << file << ": " << terminal_safe(e.what(), true) << "\n";
       return kFinding;
     }
-    for (const auto& p : r.problems) std::cout << "FAILED " << file << ": " << p << "\n";
+    for (const auto& p : r.problems) std::cout << "FAILED " << file << ": " << terminal_safe(p, true) << "\n";
     if (sig)
-      for (const auto& p : sig->problems) std::cout << "FAILED " << file << ": signature: " << p << "\n";
+      for (const auto& p : sig->problems) std::cout << "FAILED " << file << ": signature: " << terminal_safe(p, true) << "\n";
     if (!r.ok() || (sig && !sig->ok())) return kFinding;
     // Files other tools wrote (torch.save, h5py, torch.onnx.export) record no hashes: their
     // structure is all there is to check, and that is not a failure unless asked for.

@@ -368,6 +368,32 @@ TEST(MsgpackFormat, InspectPrintsControlCharactersEscaped) {
   EXPECT_EQ(out.find("\x9b"), std::string::npos) << out;
 }
 
+// diff and verify print tensor paths and problems from files as escaped as inspect does.
+TEST(MsgpackFormat, DiffAndVerifyPrintControlCharactersEscaped) {
+  TempDir tmp;
+  Document a, b;
+  a.add_tensor("\x1b[2J\xc2\x9bw", Tensor::from<float>(DType::f32, {2}, {1.0f, 2.0f}));
+  b.add_tensor("\x1b[2J\xc2\x9bw", Tensor::from<float>(DType::f32, {2}, {1.0f, 3.0f}));
+  write_document(a, tmp.path / "a.msgpack", save_as_msgpack());
+  write_document(b, tmp.path / "b.msgpack", save_as_msgpack());
+  std::string out;
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " diff " + (tmp.path / "a.msgpack").string() + " " + (tmp.path / "b.msgpack").string(), out), 1)
+      << out;
+  EXPECT_NE(out.find("\\x1b[2J\\xc2\\x9bw"), std::string::npos) << out;
+  ckpt_test::expect_terminal_safe(out.substr(0, out.find('\n')));
+  // A damaged tensor of a file that records hashes (convert records them): verify names it.
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " convert " + (tmp.path / "a.msgpack").string() + " " + (tmp.path / "c.msgpack").string(), out), 0)
+      << out;
+  std::string bytes = slurp(tmp.path / "c.msgpack");
+  const size_t two = bytes.find(std::string("\x00\x00\x00\x40", 4));  // a's 2.0f
+  ASSERT_NE(two, std::string::npos);
+  bytes[two + 3] = '\x41';
+  spit(tmp.path / "c.msgpack", bytes);
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " verify " + (tmp.path / "c.msgpack").string(), out), 1) << out;
+  EXPECT_NE(out.find("\\x1b[2J"), std::string::npos) << out;
+  for (char c : out) EXPECT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20) << out;
+}
+
 TEST(MsgpackFormat, OutputIsDeterministic) {
   TempDir tmp;
   write_document(interop_document(), tmp.path / "a.msgpack", save_as_msgpack());
