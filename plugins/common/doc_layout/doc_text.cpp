@@ -42,10 +42,6 @@ size_t append_one(std::string& out, std::string_view s, size_t i, char quote) {
   return len;
 }
 
-// Blocks hold many small strings; a string of more than a quarter block gets its own, so at
-// most a quarter of each block goes unused.
-constexpr size_t kBlock = 64 << 10;
-
 }  // namespace
 
 std::optional<NameFault> name_fault(std::string_view name) {
@@ -82,24 +78,5 @@ void append_escaped(std::string& out, std::string_view s) {
   for (size_t i = 0; i < s.size();) i += append_one(out, s, i, 0);
 }
 
-std::string_view TextArena::keep(std::string_view s) {
-  // Empty strings, which a hostile file can hold millions of, cost nothing.
-  if (s.empty()) return std::string_view("", 0);
-  if (s.size() > kBlock / 4) {
-    blocks_.push_back(std::make_unique_for_overwrite<char[]>(s.size()));
-    std::memcpy(blocks_.back().get(), s.data(), s.size());
-    return {blocks_.back().get(), s.size()};
-  }
-  if (s.size() > left_) {
-    blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlock));
-    at_ = blocks_.back().get();
-    left_ = kBlock;
-  }
-  std::memcpy(at_, s.data(), s.size());
-  const std::string_view kept(at_, s.size());
-  at_ += s.size();
-  left_ -= s.size();
-  return kept;
-}
 
 }  // namespace ckpt_doc

@@ -18,7 +18,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -57,17 +58,55 @@ struct ValueView {
   }
 };
 
-namespace detail {
-// What a ViewTree's views may point into. Elements of a deque stay in place as it grows and
-// when it is moved, so the views stay valid; copying would leave them pointing into the source.
-struct KeptStrings {
-  std::deque<std::string> strings;
-  KeptStrings() = default;
-  KeptStrings(KeptStrings&&) = default;
-  KeptStrings& operator=(KeptStrings&&) = default;
-  KeptStrings(const KeptStrings&) = delete;
-  KeptStrings& operator=(const KeptStrings&) = delete;
+// Strings kept for a tree of views, packed into large blocks: a std::string each would cost
+// tens of bytes per (often empty) string, many times what the string took in the file. Views
+// stay valid while the arena lives, also after it is moved.
+class TextArena {
+ public:
+  TextArena() = default;
+  TextArena(TextArena&& o) noexcept
+      : blocks_(std::move(o.blocks_)), at_(std::exchange(o.at_, nullptr)), left_(std::exchange(o.left_, 0)) {}
+  TextArena& operator=(TextArena&& o) noexcept {
+    blocks_ = std::move(o.blocks_);
+    at_ = std::exchange(o.at_, nullptr);
+    left_ = std::exchange(o.left_, 0);
+    return *this;
+  }
+  TextArena(const TextArena&) = delete;
+  TextArena& operator=(const TextArena&) = delete;
+
+  std::string_view keep(std::string_view s) {
+    // Empty strings, which a hostile file can hold millions of, cost nothing.
+    if (s.empty()) return std::string_view("", 0);
+    if (s.size() > kBlock / 4) {
+      blocks_.push_back(std::make_unique_for_overwrite<char[]>(s.size()));
+      std::memcpy(blocks_.back().get(), s.data(), s.size());
+      return {blocks_.back().get(), s.size()};
+    }
+    if (s.size() > left_) {
+      blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlock));
+      at_ = blocks_.back().get();
+      left_ = kBlock;
+    }
+    std::memcpy(at_, s.data(), s.size());
+    const std::string_view kept(at_, s.size());
+    at_ += s.size();
+    left_ -= s.size();
+    return kept;
+  }
+
+ private:
+  // Blocks hold many small strings; a string of more than a quarter block gets its own, so at
+  // most a quarter of each block goes unused.
+  static constexpr size_t kBlock = size_t{64} << 10;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* at_ = nullptr;
+  size_t left_ = 0;
 };
+
+namespace detail {
+// What a ViewTree's views may point into.
+using KeptStrings = TextArena;
 struct NoKeptStrings {};
 }  // namespace detail
 
@@ -181,10 +220,10 @@ class BasicTree {
 
   // ViewTree only: a copy of `s` that lives as long as the tree, for a name or string that is
   // not in the mapped file as it is to be listed.
-  std::string_view keep(std::string s)
+  std::string_view keep(std::string_view s)
     requires kViews
   {
-    return kept_.strings.emplace_back(std::move(s));
+    return kept_.keep(s);
   }
 
   // Reports the tree to the host, root first, children in the order added. Iterative, so any

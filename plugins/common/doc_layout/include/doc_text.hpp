@@ -4,6 +4,8 @@
 // and where strings the tree cannot view in the file live.
 #pragma once
 
+#include <ckpt/sdk_tree.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,29 +31,7 @@ std::string quote_text(std::string_view s, char quote, size_t limit);
 // The same escaping, unquoted and uncut.
 void append_escaped(std::string& out, std::string_view s);
 
-// Strings kept for a tree of views, packed into large blocks: a std::string each would cost
-// tens of bytes per (often empty) string, many times what the string took in the file.
-// Views stay valid while the arena lives, also after it is moved.
-class TextArena {
- public:
-  TextArena() = default;
-  TextArena(TextArena&& o) noexcept
-      : blocks_(std::move(o.blocks_)), at_(std::exchange(o.at_, nullptr)), left_(std::exchange(o.left_, 0)) {}
-  TextArena& operator=(TextArena&& o) noexcept {
-    blocks_ = std::move(o.blocks_);
-    at_ = std::exchange(o.at_, nullptr);
-    left_ = std::exchange(o.left_, 0);
-    return *this;
-  }
-  TextArena(const TextArena&) = delete;
-  TextArena& operator=(const TextArena&) = delete;
-
-  std::string_view keep(std::string_view s);
-
- private:
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  char* at_ = nullptr;
-  size_t left_ = 0;
-};
+// The SDK's arena (ckpt/sdk_tree.hpp), which a ViewTree keeps its own strings in.
+using TextArena = ckpt::sdk::TextArena;
 
 }  // namespace ckpt_doc
