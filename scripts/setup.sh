@@ -20,6 +20,7 @@ packages=(
   python3-torchvision python3-sklearn
   libopenblas0-openmp python3-matplotlib
   time unzip ccache
+  libsqlite3-dev sqlite3 postgresql libpq-dev
 )
 
 missing=()

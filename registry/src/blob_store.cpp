@@ -1,0 +1,207 @@
+#include "blob_store.hpp"
+
+#include <ckpt/errors.hpp>
+
+#include <sodium.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <random>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ckpt::model_registry::detail {
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+bool is_digest(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+void write_all(int fd, std::span<const std::byte> bytes, const fs::path& path) {
+  const std::byte* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    // Linux writes at most 2 GiB - 4 KiB per call.
+    const size_t chunk = std::min<size_t>(left, size_t{1} << 30);
+    const ssize_t n = ::write(fd, p, chunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw IoError("cannot write " + path.string() + ": " + errno_text());
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+std::string blake2b256_hex(std::span<const std::byte> bytes) {
+  static const int ready = sodium_init();
+  (void)ready;
+  unsigned char h[32];
+  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), nullptr, 0);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  return std::string(hex, 64);
+}
+
+StoreLock::StoreLock(const fs::path& store, Mode mode, double wait_seconds) {
+  const fs::path path = store / ".lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw IoError("cannot open the store's lock " + path.string() + ": " + errno_text());
+  const int op = (mode == Mode::shared ? LOCK_SH : LOCK_EX) | LOCK_NB;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
+  for (;;) {
+    if (::flock(fd_, op) == 0) return;
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      const std::string why = errno_text();
+      ::close(fd_);
+      throw IoError("cannot lock " + path.string() + ": " + why);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::close(fd_);
+      throw IoError("the store " + store.string() + " stayed locked for " + std::to_string(static_cast<int>(wait_seconds)) +
+                    " s (" + (mode == Mode::shared ? "a gc is running" : "registrations are in progress") +
+                    "); try again later");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+StoreLock::~StoreLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Blob::Blob(const fs::path& path, uint64_t expected_size, const std::string& what) {
+  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (f.fd < 0)
+    throw IntegrityError(what + ": its blob " + path.string() + " cannot be opened: " + errno_text());
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
+    throw IntegrityError(what + ": its blob " + path.string() + " is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) != expected_size)
+    throw IntegrityError(what + ": its blob " + path.string() + " holds " + std::to_string(st.st_size) +
+                         " bytes, the tensor needs " + std::to_string(expected_size));
+  size_ = static_cast<size_t>(expected_size);
+  if (size_ == 0) return;
+  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, f.fd, 0);
+  if (map_ == MAP_FAILED) {
+    map_ = nullptr;
+    throw IoError("cannot map " + path.string() + ": " + errno_text());
+  }
+  ::madvise(map_, size_, MADV_SEQUENTIAL);
+  data_ = static_cast<const std::byte*>(map_);
+}
+
+Blob::~Blob() {
+  if (map_) ::munmap(map_, size_);
+}
+
+BlobStore::BlobStore(fs::path root) : root_(std::move(root)) {
+  std::error_code ec;
+  fs::create_directories(root_ / "blobs", ec);
+  if (!ec) fs::create_directories(root_ / "tmp", ec);
+  if (ec) throw IoError("cannot create the store folder " + root_.string() + ": " + ec.message());
+}
+
+fs::path BlobStore::blob_path(const std::string& digest) const {
+  return root_ / "blobs" / digest.substr(0, 2) / digest;
+}
+
+bool BlobStore::has(const std::string& digest, uint64_t size) const {
+  struct stat st {};
+  return ::stat(blob_path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == size;
+}
+
+uint64_t BlobStore::put(const std::string& digest, std::span<const std::byte> bytes) {
+  if (has(digest, bytes.size())) return 0;
+  const fs::path final_path = blob_path(digest);
+  std::error_code ec;
+  fs::create_directories(final_path.parent_path(), ec);
+  if (ec) throw IoError("cannot create " + final_path.parent_path().string() + ": " + ec.message());
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const fs::path tmp = root_ / "tmp" / (digest.substr(0, 16) + "." + std::to_string(::getpid()) + "." + std::to_string(rng()));
+  {
+    Fd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+    if (f.fd < 0) throw IoError("cannot create " + tmp.string() + ": " + errno_text());
+    try {
+      write_all(f.fd, bytes, tmp);
+    } catch (...) {
+      ::unlink(tmp.c_str());
+      throw;
+    }
+    if (::close(f.fd) != 0) {
+      f.fd = -1;
+      ::unlink(tmp.c_str());
+      throw IoError("cannot write " + tmp.string() + ": " + errno_text());
+    }
+    f.fd = -1;
+  }
+  // Two registrants storing the same blob at once both rename: either wins, the bytes are equal.
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    const std::string why = errno_text();
+    ::unlink(tmp.c_str());
+    throw IoError("cannot move a blob into place at " + final_path.string() + ": " + why);
+  }
+  return bytes.size();
+}
+
+void BlobStore::sync() const {
+  Fd f(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (f.fd < 0 || ::syncfs(f.fd) != 0) throw IoError("cannot sync the store " + root_.string() + ": " + errno_text());
+}
+
+std::unique_ptr<Blob> BlobStore::get(const std::string& digest, uint64_t size, const std::string& what) const {
+  if (!is_digest(digest)) throw FormatError(what + ": '" + digest + "' is not a BLAKE2b-256 digest");
+  auto blob = std::make_unique<Blob>(blob_path(digest), size, what);
+  const std::string actual = blake2b256_hex(blob->bytes());
+  if (actual != digest)
+    throw IntegrityError(what + ": its blob " + blob_path(digest).string() + " is damaged (its bytes hash to " +
+                         actual.substr(0, 16) + "..., not " + digest.substr(0, 16) + "...); nothing was written");
+  return blob;
+}
+
+std::vector<BlobStore::Entry> BlobStore::list() const {
+  std::vector<Entry> out;
+  std::error_code ec;
+  for (fs::directory_iterator d(root_ / "blobs", ec), end; !ec && d != end; d.increment(ec)) {
+    if (!d->is_directory()) continue;
+    for (fs::directory_iterator f(d->path(), ec), fend; !ec && f != fend; f.increment(ec)) {
+      std::error_code sec;
+      const uint64_t size = f->file_size(sec);
+      out.push_back({f->path().filename().string(), f->path(), sec ? 0 : size});
+    }
+  }
+  if (ec) throw IoError("cannot list the store " + (root_ / "blobs").string() + ": " + ec.message());
+  return out;
+}
+
+std::vector<fs::path> BlobStore::temporaries() const {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (fs::directory_iterator f(root_ / "tmp", ec), end; !ec && f != end; f.increment(ec)) out.push_back(f->path());
+  return out;
+}
+
+}  // namespace ckpt::model_registry::detail

@@ -1,0 +1,82 @@
+// The store folder: each tensor's bytes once, under their BLAKE2b-256 digest
+// (blobs/ab/abcdef...), written through a temporary and renamed into place, read back through
+// a mapping and re-hashed before anything is handed out.
+//
+// store/.lock orders registrations against gc: a registrant holds it shared from before its
+// version exists until the version is READY, gc holds it exclusively. So while gc holds it no
+// registrant is alive, and every PENDING version was left by a dead one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt::model_registry::detail {
+
+namespace fs = std::filesystem;
+
+std::string blake2b256_hex(std::span<const std::byte> bytes);
+
+class StoreLock {
+ public:
+  enum class Mode { shared, exclusive };
+  // Waits up to `wait_seconds` (IoError naming the store when it times out).
+  StoreLock(const fs::path& store, Mode mode, double wait_seconds);
+  ~StoreLock();
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// A blob's bytes, mapped; keeps the mapping alive.
+class Blob {
+ public:
+  Blob(const fs::path& path, uint64_t expected_size, const std::string& what);
+  ~Blob();
+  Blob(const Blob&) = delete;
+  Blob& operator=(const Blob&) = delete;
+  std::span<const std::byte> bytes() const { return {data_, size_}; }
+
+ private:
+  const std::byte* data_ = nullptr;
+  size_t size_ = 0;
+  void* map_ = nullptr;
+};
+
+class BlobStore {
+ public:
+  explicit BlobStore(fs::path root);
+  const fs::path& root() const { return root_; }
+  fs::path blob_path(const std::string& digest) const;
+  // True when the blob is there with `size` bytes (its content is checked when read).
+  bool has(const std::string& digest, uint64_t size) const;
+  // Writes the blob unless it is there; returns the bytes written (0 when it was there). Not
+  // durable until sync().
+  uint64_t put(const std::string& digest, std::span<const std::byte> bytes);
+  // Makes every blob written so far durable: one syncfs of the store's file system rather than
+  // an fsync per blob (a checkpoint of 10,000 small tensors would wait on 10,000 fsyncs).
+  void sync() const;
+  // Mapped and re-hashed: IntegrityError naming `what` (the tensor) when the bytes are not the
+  // digest's, or the blob is missing or of the wrong size.
+  std::unique_ptr<Blob> get(const std::string& digest, uint64_t size, const std::string& what) const;
+
+  struct Entry {
+    std::string digest;
+    fs::path path;
+    uint64_t bytes = 0;
+  };
+  std::vector<Entry> list() const;
+  // Temporaries left in tmp/ by dead registrants (call under the exclusive lock).
+  std::vector<fs::path> temporaries() const;
+
+ private:
+  fs::path root_;
+};
+
+}  // namespace ckpt::model_registry::detail

@@ -1,0 +1,931 @@
+#include "blob_store.hpp"
+#include "database.hpp"
+#include "manifest.hpp"
+#include "schema.hpp"
+
+#include <ckpt/convert.hpp>
+#include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/registry/model_registry.hpp>
+#include <ckpt/signature.hpp>
+
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <fstream>
+#include <pwd.h>
+#include <random>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+namespace ckpt::model_registry {
+
+using namespace detail;
+
+namespace {
+
+constexpr const char* kCkptVersion = "ckpt " CKPT_REGISTRY_CKPT_VERSION;
+// A signature file is a few hundred bytes; a config a few KiB.
+constexpr uint64_t kMaxSignatureBytes = 64 << 10;
+constexpr uint64_t kMaxConfigBytes = 4 << 20;
+
+std::string now_iso() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string host_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "?";
+  return host;
+}
+
+std::string who() {
+  std::string user;
+  if (const passwd* pw = ::getpwuid(::geteuid())) user = pw->pw_name;
+  if (user.empty()) user = "uid" + std::to_string(::geteuid());
+  return user + "@" + host_name() + " pid " + std::to_string(::getpid());
+}
+
+const char* status_text(Status s) { return s == Status::pending ? "PENDING" : s == Status::ready ? "READY" : "DELETED"; }
+
+Status parse_status(const std::string& s) {
+  if (s == "PENDING") return Status::pending;
+  if (s == "READY") return Status::ready;
+  if (s == "DELETED") return Status::deleted;
+  throw FormatError("registry database: unknown version status '" + s + "'");
+}
+
+std::string read_text_file(const fs::path& path, uint64_t limit, const std::string& what) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw UsageError(what + " " + path.string() + " is not a regular file");
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) throw IoError("cannot read " + what + " " + path.string() + ": " + ec.message());
+  if (size > limit)
+    throw LimitError(what + " " + path.string() + " holds " + std::to_string(size) + " bytes, more than the " +
+                     std::to_string(limit) + " the registry keeps");
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in && !in.eof()) throw IoError("cannot read " + what + " " + path.string());
+  return text;
+}
+
+std::string digest_of(const std::string& text) {
+  return blake2b256_hex(std::as_bytes(std::span(text.data(), text.size())));
+}
+
+// Numbers of trainer/metrics (and any number-valued attribute of a top-level `metrics` group).
+void collect_metrics(const Document& tree, std::vector<std::pair<std::string, double>>& out) {
+  for (const char* path : {"trainer/metrics", "metrics"}) {
+    const Group* g = tree.find_group_path(path);
+    if (!g) continue;
+    for (const auto& a : g->attributes()) {
+      if (auto* d = std::get_if<double>(&a.value))
+        out.emplace_back(a.name, *d);
+      else if (auto* i = std::get_if<int64_t>(&a.value))
+        out.emplace_back(a.name, static_cast<double>(*i));
+    }
+  }
+}
+
+std::optional<int64_t> int_attr(const Document& tree, const char* group, const char* key) {
+  const Group* g = tree.find_group_path(group);
+  const Value* v = g ? g->attribute(key) : nullptr;
+  if (v)
+    if (auto* i = std::get_if<int64_t>(v)) return *i;
+  return std::nullopt;
+}
+
+std::string str_attr(const Document& tree, const char* group, const char* key) {
+  const Group* g = tree.find_group_path(group);
+  const Value* v = g ? g->attribute(key) : nullptr;
+  if (v)
+    if (auto* s = std::get_if<std::string>(v)) return *s;
+  return {};
+}
+
+// The manifest digest of a checkpoint file: what its version's digest would be if registered.
+std::string file_content_digest(const fs::path& file) {
+  auto reader = ckpt::open(file);
+  std::unordered_map<std::string, std::string> digests;
+  reader->for_each_tensor_bytes([&](const std::string& path, const Tensor&, std::span<const std::byte> bytes) {
+    digests[path] = blake2b256_hex(bytes);
+  });
+  return digest_of(encode_manifest(reader->tree(), digests));
+}
+
+// The output written beside its target and renamed over it once whole and on disk.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(const fs::path& target) : target_(fs::absolute(target)) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    temp_ = target_.parent_path() / ("." + target_.filename().string() + ".ckpt-tmp-" + std::to_string(rng() % 100000000));
+  }
+  ~AtomicOutput() {
+    if (!committed_) {
+      std::error_code ec;
+      fs::remove_all(temp_, ec);
+    }
+  }
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+  const fs::path& temp() const { return temp_; }
+  void commit(bool durable) {
+    if (durable) sync_path(temp_);
+    std::error_code ec;
+    fs::rename(temp_, target_, ec);
+    if (ec) throw IoError("cannot move " + temp_.string() + " to " + target_.string() + ": " + ec.message());
+    committed_ = true;
+    if (durable) sync_path(target_.parent_path());
+  }
+
+ private:
+  static void sync_path(const fs::path& p) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw IoError("cannot open " + p.string() + " to sync it: " + std::strerror(errno));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) throw IoError("cannot sync " + p.string() + ": " + std::strerror(err));
+  }
+  fs::path target_, temp_;
+  bool committed_ = false;
+};
+
+struct Resolved {
+  int64_t model_id = 0;
+  int64_t version_id = 0;
+  int64_t version = 0;
+  Status status = Status::pending;
+};
+
+constexpr const char* kVersionColumns =
+    "m.name, v.version, v.status, v.description, v.format, v.source, v.tensors, v.bytes, v.bytes_written, v.digest, "
+    "v.created_at, v.ready_at, v.deleted_at, v.registered_by, v.ckpt_version, v.producer, v.signer, v.step, v.seed, "
+    "v.run_config, v.run_start, v.run_end, v.run_host, v.parent_digest, v.parent, v.id";
+
+VersionInfo version_from_row(const Row& r) {
+  VersionInfo v;
+  v.name = r.str(0);
+  v.version = r.i64(1);
+  v.status = parse_status(r.str(2));
+  v.description = r.str_or(3, "");
+  v.format = r.str_or(4, "");
+  v.source = r.str_or(5, "");
+  v.tensors = static_cast<uint64_t>(r.i64(6));
+  v.bytes = static_cast<uint64_t>(r.i64(7));
+  v.bytes_written = static_cast<uint64_t>(r.i64(8));
+  v.digest = r.str_or(9, "");
+  v.created_at = r.str_or(10, "");
+  v.ready_at = r.str_or(11, "");
+  v.deleted_at = r.str_or(12, "");
+  v.registered_by = r.str_or(13, "");
+  v.ckpt_version = r.str_or(14, "");
+  v.producer = r.str_or(15, "");
+  v.signer = r.str_or(16, "");
+  v.step = r.opt_i64(17);
+  v.seed = r.opt_i64(18);
+  v.run_config = r.str_or(19, "");
+  v.run_start = r.str_or(20, "");
+  v.run_end = r.str_or(21, "");
+  v.run_host = r.str_or(22, "");
+  v.parent_digest = r.str_or(23, "");
+  v.parent = r.str_or(24, "");
+  return v;
+}
+
+// A signature file's statement, as signature.cpp writes it; only the fields the signed message
+// covers are taken.
+struct StoredSignature {
+  SignedStatement statement;
+  std::array<unsigned char, crypto_sign_BYTES> signature{};
+};
+
+StoredSignature parse_stored_signature(const std::string& text, const std::string& where) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw IntegrityError(where + ": the stored signature is not JSON");
+  StoredSignature s;
+  try {
+    s.statement.key_id = j.at("key_id").get<std::string>();
+    s.statement.format = j.at("checkpoint_format").get<std::string>();
+    s.statement.file_size = j.at("file_size").get<uint64_t>();
+    s.statement.file_digest = j.at("file_blake2b").get<std::string>();
+    s.statement.manifest_digest = j.at("manifest_blake2b").get<std::string>();
+    s.statement.tensors = j.at("tensors").get<uint64_t>();
+    s.statement.tensor_bytes = j.at("tensor_bytes").get<uint64_t>();
+    const std::string b64 = j.at("signature").get<std::string>();
+    size_t len = 0;
+    if (sodium_base642bin(s.signature.data(), s.signature.size(), b64.data(), b64.size(), nullptr, &len, nullptr,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        len != s.signature.size())
+      throw IntegrityError(where + ": the stored signature's bytes are not base64 of an Ed25519 signature");
+  } catch (const nlohmann::json::exception& e) {
+    throw IntegrityError(where + ": the stored signature lacks a field: " + e.what());
+  }
+  return s;
+}
+
+class Impl final : public ModelRegistry {
+ public:
+  Impl(Uri uri, Open mode, int64_t target_schema) : uri_(std::move(uri)) {
+    const OpenMode om = mode == Open::create ? OpenMode::create : OpenMode::existing;
+    if (uri_.kind == Uri::Kind::sqlite) {
+      if (mode == Open::create && !uri_.sqlite_path.parent_path().empty()) {
+        std::error_code ec;
+        fs::create_directories(uri_.sqlite_path.parent_path(), ec);
+        if (ec) throw IoError("cannot create " + uri_.sqlite_path.parent_path().string() + ": " + ec.message());
+      }
+      db_ = open_sqlite(uri_.sqlite_path, mode == Open::create);
+    } else {
+      db_ = open_postgresql(uri_.conninfo, uri_.conninfo);
+    }
+    prepare_schema(*db_, om, target_schema);
+    if (db_->backend() == Backend::sqlite) db_->exec_script("PRAGMA journal_mode=WAL");
+    store_path_ = choose_store(mode);
+    store_ = std::make_unique<BlobStore>(store_path_);
+  }
+
+  int64_t schema_version() override { return db_->query("SELECT version FROM schema_version").at(0).i64(0); }
+  const fs::path& store() const override { return store_path_; }
+  std::string describe() const override { return db_->where() + " (store " + store_path_.string() + ")"; }
+
+  void require_signed(const PublicKey& key) override {
+    char hex[2 * PublicKey::kSize + 1];
+    sodium_bin2hex(hex, sizeof hex, key.bytes().data(), key.bytes().size());
+    Transaction t(*db_);
+    put_setting("require_signed", hex);
+    t.commit();
+  }
+
+  std::optional<PublicKey> required_key() override {
+    auto v = setting("require_signed");
+    if (!v) return std::nullopt;
+    std::array<unsigned char, PublicKey::kSize> bytes{};
+    size_t len = 0;
+    if (sodium_hex2bin(bytes.data(), bytes.size(), v->data(), v->size(), nullptr, &len, nullptr) != 0 || len != bytes.size())
+      throw FormatError(db_->where() + ": the setting require_signed is not a public key");
+    return PublicKey(bytes);
+  }
+
+  VersionInfo register_checkpoint(const fs::path& file, const RegisterOptions& o) override {
+    check_model_name(o.name);
+    for (const auto& a : o.aliases) check_alias(a);
+    for (const auto& [k, v] : o.tags)
+      if (k.empty()) throw UsageError("a tag needs a key (KEY=VALUE)");
+    std::error_code ec;
+    if (!fs::exists(file, ec)) throw UsageError("cannot register " + file.string() + ": no such file or folder");
+    LoadOptions lo;
+    lo.format = o.format;
+    auto reader = ckpt::open(file, lo);
+    const Document& tree = reader->tree();
+
+    // Everything that can refuse the input is checked before the registry changes.
+    std::optional<PublicKey> key = o.require_signed ? o.require_signed : required_key();
+    std::string signature_text, signer;
+    if (key) {
+      if (fs::is_directory(file, ec))
+        throw UsageError("cannot register the folder " + file.string() +
+                         ": this registry requires signed versions and a signature covers one file");
+      SignatureReport rep = verify_signature(file, *reader, *key, o.signature);
+      if (!rep.ok()) {
+        std::string msg = "refusing " + file.string() + ": the registry requires a valid signature by key " + key->id() + ":";
+        for (const auto& p : rep.problems) msg += " " + p;
+        throw IntegrityError(msg);
+      }
+      signature_text = read_text_file(rep.signature, kMaxSignatureBytes, "signature");
+      signer = key->id();
+    }
+    VerifyReport check = ckpt::verify(*reader);
+    if (check.has_integrity && !check.ok()) {
+      std::string msg = "refusing " + file.string() + ": it does not match its own recorded hashes:";
+      for (const auto& p : check.problems) msg += "\n  " + p;
+      throw IntegrityError(msg);
+    }
+    std::string parent, parent_digest;
+    if (!o.parent.empty()) resolve_parent(o.parent, parent, parent_digest);
+    std::string run_config = str_attr(tree, "trainer", "config");
+    if (!o.run_config_file.empty()) run_config = read_text_file(o.run_config_file, kMaxConfigBytes, "config");
+    std::vector<std::pair<std::string, double>> metrics;
+    collect_metrics(tree, metrics);
+    for (const auto& m : o.metrics) metrics.push_back(m);
+    {
+      // Later values of a key win (a --metric overrides the file's).
+      std::map<std::string, double> seen;
+      for (const auto& [k, v] : metrics) seen[k] = v;
+      metrics.assign(seen.begin(), seen.end());
+    }
+    std::map<std::string, std::string> tags;
+    for (const auto& [k, v] : o.tags) tags[k] = v;
+
+    StoreLock lock(store_path_, StoreLock::Mode::shared, 600);
+    const std::string by = who();
+    int64_t version_id = 0, version = 0;
+    {
+      Transaction t(*db_);
+      const std::string now = now_iso();
+      db_->exec("INSERT INTO models (name, description, created_at) VALUES (?, '', ?) ON CONFLICT (name) DO NOTHING",
+                {o.name, now});
+      // The row update serialises registrations of one name: each sees the previous one's
+      // number (PostgreSQL holds the row lock to commit; SQLite's transaction is exclusive).
+      auto rows = db_->query("UPDATE models SET last_version = last_version + 1 WHERE name = ? RETURNING id, last_version",
+                             {o.name});
+      const int64_t model_id = rows.at(0).i64(0);
+      version = rows.at(0).i64(1);
+      rows = db_->query(
+          "INSERT INTO versions (model_id, version, status, description, format, source, created_at, registered_by, "
+          "ckpt_version, producer, signature, signer, step, seed, run_config, run_start, run_end, run_host, "
+          "parent_digest, parent) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+          {model_id, version, o.description, reader->format().name, fs::absolute(file).string(), now, by,
+           std::string(kCkptVersion), str_attr(tree, "meta", "producer"), opt(signature_text), opt(signer),
+           opt(int_attr(tree, "trainer", "step")), opt(int_attr(tree, "trainer", "seed")), opt(run_config),
+           opt(o.run_start.value_or("")), opt(o.run_end.value_or("")), host_name(), opt(parent_digest), opt(parent)});
+      version_id = rows.at(0).i64(0);
+      t.commit();
+    }
+    try {
+      std::unordered_map<std::string, std::string> digests;
+      std::vector<ManifestTensor> entries;
+      uint64_t written = 0, done = 0;
+      const uint64_t total = tree.tensor_bytes();
+      reader->for_each_tensor_bytes([&](const std::string& path, const Tensor&, std::span<const std::byte> bytes) {
+        std::string d = blake2b256_hex(bytes);
+        written += store_->put(d, bytes);
+        entries.push_back({path, d, bytes.size(), nullptr});
+        digests.emplace(path, std::move(d));
+        done += bytes.size();
+        if (o.progress) o.progress(done, total);
+      });
+      if (o.fsync) store_->sync();
+      // Verified: every blob the version names is in the store with its size (the bytes were
+      // hashed as they were written; reads re-hash them).
+      for (const auto& e : entries)
+        if (!store_->has(e.digest, e.nbytes))
+          throw IntegrityError("registering " + file.string() + ": the blob of tensor " + e.path + " is not in the store");
+      const std::string manifest = encode_manifest(tree, digests);
+      const std::string digest = digest_of(manifest);
+      Transaction t(*db_);
+      for (size_t i = 0; i < entries.size();) {
+        // Many rows per statement: a checkpoint of 100,000 tensors is 100,000 round trips to a
+        // server otherwise.
+        const size_t n = std::min<size_t>(entries.size() - i, 200);
+        std::string sql = "INSERT INTO version_tensors (version_id, path, digest, nbytes) VALUES ";
+        std::vector<Param> ps;
+        for (size_t k = 0; k < n; ++k) {
+          sql += k ? ",(?,?,?,?)" : "(?,?,?,?)";
+          const auto& e = entries[i + k];
+          ps.insert(ps.end(), {version_id, e.path, e.digest, static_cast<int64_t>(e.nbytes)});
+        }
+        db_->exec(sql, ps);
+        i += n;
+      }
+      for (const auto& [k, v] : metrics)
+        db_->exec("INSERT INTO metrics (version_id, key, value) VALUES (?, ?, ?)", {version_id, k, v});
+      for (const auto& [k, v] : tags) db_->exec("INSERT INTO tags (version_id, key, value) VALUES (?, ?, ?)", {version_id, k, v});
+      db_->exec(
+          "UPDATE versions SET status = 'READY', manifest = ?, digest = ?, tensors = ?, bytes = ?, bytes_written = ?, "
+          "ready_at = ? WHERE id = ?",
+          {manifest, digest, static_cast<int64_t>(entries.size()), static_cast<int64_t>(total), static_cast<int64_t>(written),
+           now_iso(), version_id});
+      const int64_t model_id = model_id_of(o.name);
+      for (const auto& a : o.aliases) move_alias(model_id, a, version_id, version, by, "registered");
+      t.commit();
+    } catch (...) {
+      // Leave nothing half-made when we can; gc removes what a crash leaves.
+      try {
+        Transaction t(*db_);
+        drop_versions({version_id});
+        t.commit();
+      } catch (...) {
+      }
+      throw;
+    }
+    return show(Ref{o.name, version, std::nullopt});
+  }
+
+  std::vector<ModelInfo> list_models() override {
+    std::vector<ModelInfo> out;
+    std::map<int64_t, size_t> at;
+    for (const auto& r : db_->query(
+             "SELECT m.id, m.name, m.created_at, (SELECT COUNT(*) FROM versions v WHERE v.model_id = m.id AND "
+             "v.status = 'READY'), (SELECT MAX(v.version) FROM versions v WHERE v.model_id = m.id AND v.status = "
+             "'READY') FROM models m ORDER BY m.name")) {
+      ModelInfo mi;
+      mi.name = r.str(1);
+      mi.created_at = r.str(2);
+      mi.versions = r.i64(3);
+      mi.latest = r.opt_i64(4).value_or(0);
+      at[r.i64(0)] = out.size();
+      out.push_back(std::move(mi));
+    }
+    for (const auto& r : db_->query("SELECT a.model_id, a.alias, v.version FROM aliases a JOIN versions v ON v.id = "
+                                    "a.version_id ORDER BY a.alias"))
+      out[at.at(r.i64(0))].aliases.emplace_back(r.str(1), r.i64(2));
+    return out;
+  }
+
+  std::vector<VersionInfo> list_versions(const std::string& name, bool include_deleted) override {
+    check_model_name(name);
+    const int64_t model_id = model_id_of(name);
+    std::vector<VersionInfo> out;
+    std::map<int64_t, size_t> at;
+    for (const auto& r : db_->query(std::string("SELECT ") + kVersionColumns +
+                                        " FROM versions v JOIN models m ON m.id = v.model_id WHERE v.model_id = ?" +
+                                        (include_deleted ? "" : " AND v.status <> 'DELETED'") + " ORDER BY v.version",
+                                    {model_id})) {
+      at[r.i64(25)] = out.size();
+      out.push_back(version_from_row(r));
+    }
+    for (const auto& r : db_->query("SELECT version_id, alias FROM aliases WHERE model_id = ? ORDER BY alias", {model_id}))
+      if (auto it = at.find(r.i64(0)); it != at.end()) out[it->second].aliases.push_back(r.str(1));
+    return out;
+  }
+
+  VersionInfo show(const Ref& ref) override {
+    const Resolved r = resolve(ref, true);
+    auto rows = db_->query(std::string("SELECT ") + kVersionColumns + " FROM versions v JOIN models m ON m.id = v.model_id WHERE v.id = ?",
+                           {r.version_id});
+    VersionInfo v = version_from_row(rows.at(0));
+    for (const auto& m : db_->query("SELECT key, value FROM metrics WHERE version_id = ? ORDER BY key", {r.version_id}))
+      v.metrics.emplace_back(m.str(0), m.f64(1));
+    for (const auto& t : db_->query("SELECT key, value FROM tags WHERE version_id = ? ORDER BY key", {r.version_id}))
+      v.tags.emplace_back(t.str(0), t.str(1));
+    for (const auto& a : db_->query("SELECT alias FROM aliases WHERE version_id = ? ORDER BY alias", {r.version_id}))
+      v.aliases.push_back(a.str(0));
+    return v;
+  }
+
+  void set_alias(const std::string& name, const std::string& alias, int64_t version) override {
+    check_alias(alias);
+    Transaction t(*db_);
+    const Resolved r = resolve(Ref{name, version, std::nullopt}, true);
+    if (r.status != Status::ready)
+      throw UsageError("cannot point alias '" + alias + "' at " + name + "/" + std::to_string(version) + ": it is " +
+                       status_text(r.status));
+    move_alias(r.model_id, alias, r.version_id, r.version, who(), "set");
+    t.commit();
+  }
+
+  void remove_alias(const std::string& name, const std::string& alias) override {
+    check_alias(alias);
+    Transaction t(*db_);
+    const Resolved r = resolve(Ref{name, std::nullopt, alias}, true);
+    db_->exec("DELETE FROM aliases WHERE model_id = ? AND alias = ?", {r.model_id, alias});
+    db_->exec("INSERT INTO alias_history (model_id, alias, version, previous, at, by_whom, reason) VALUES (?, ?, NULL, ?, ?, ?, 'removed')",
+              {r.model_id, alias, r.version, now_iso(), who()});
+    t.commit();
+  }
+
+  void set_tag(const Ref& ref, const std::string& key, const std::string& value) override {
+    if (key.empty()) throw UsageError("a tag needs a key (KEY=VALUE)");
+    Transaction t(*db_);
+    const Resolved r = resolve(ref, true);
+    db_->exec("INSERT INTO tags (version_id, key, value) VALUES (?, ?, ?) ON CONFLICT (version_id, key) DO UPDATE SET "
+              "value = excluded.value",
+              {r.version_id, key, value});
+    t.commit();
+  }
+
+  void remove_tag(const Ref& ref, const std::string& key) override {
+    Transaction t(*db_);
+    const Resolved r = resolve(ref, true);
+    if (db_->query("DELETE FROM tags WHERE version_id = ? AND key = ? RETURNING key", {r.version_id, key}).empty())
+      throw UsageError(ref.text() + " has no tag '" + key + "'");
+    t.commit();
+  }
+
+  std::vector<AliasMove> history(const std::string& name, const std::string& alias) override {
+    check_model_name(name);
+    check_alias(alias);
+    const int64_t model_id = model_id_of(name);
+    std::vector<AliasMove> out;
+    for (const auto& r : db_->query("SELECT version, previous, at, by_whom, reason FROM alias_history WHERE model_id = ? "
+                                    "AND alias = ? ORDER BY id",
+                                    {model_id, alias}))
+      out.push_back({alias, r.opt_i64(0), r.opt_i64(1), r.str(2), r.str(3), r.str(4)});
+    if (out.empty()) throw UsageError("model '" + name + "' has never had an alias '" + alias + "'");
+    return out;
+  }
+
+  std::vector<VersionInfo> search(const SearchQuery& q) override {
+    std::string sql = "SELECT m.name, v.version FROM versions v JOIN models m ON m.id = v.model_id";
+    std::vector<Param> ps;
+    if (!q.metric.empty()) {
+      sql += " JOIN metrics mt ON mt.version_id = v.id AND mt.key = ?";
+      ps.push_back(q.metric);
+    }
+    for (size_t i = 0; i < q.tags.size(); ++i) {
+      const std::string t = "t" + std::to_string(i);
+      sql += " JOIN tags " + t + " ON " + t + ".version_id = v.id AND " + t + ".key = ? AND " + t + ".value = ?";
+      ps.push_back(q.tags[i].first);
+      ps.push_back(q.tags[i].second);
+    }
+    sql += " WHERE v.status = 'READY'";
+    if (!q.name.empty()) {
+      check_model_name(q.name);
+      model_id_of(q.name);
+      sql += " AND m.name = ?";
+      ps.push_back(q.name);
+    }
+    sql += q.metric.empty() ? " ORDER BY m.name, v.version DESC"
+                            : std::string(" ORDER BY mt.value ") + (q.maximize ? "DESC" : "ASC") + ", m.name, v.version DESC";
+    sql += " LIMIT ?";
+    ps.push_back(static_cast<int64_t>(std::min<size_t>(q.limit, 1'000'000)));
+    std::vector<VersionInfo> out;
+    for (const auto& r : db_->query(sql, ps)) out.push_back(show(Ref{r.str(0), r.i64(1), std::nullopt}));
+    return out;
+  }
+
+  void delete_version(const std::string& name, int64_t version) override {
+    Transaction t(*db_);
+    const Resolved r = resolve(Ref{name, version, std::nullopt}, true);
+    if (r.status == Status::deleted) throw UsageError(name + "/" + std::to_string(version) + " is already deleted");
+    if (r.status == Status::pending)
+      throw UsageError(name + "/" + std::to_string(version) +
+                       " is PENDING (being registered, or left by a registrant that died: `ckpt registry gc` removes it)");
+    const std::string by = who(), now = now_iso();
+    for (const auto& a : db_->query("DELETE FROM aliases WHERE version_id = ? RETURNING alias", {r.version_id}))
+      db_->exec("INSERT INTO alias_history (model_id, alias, version, previous, at, by_whom, reason) VALUES (?, ?, NULL, ?, ?, ?, ?)",
+                {r.model_id, a.str(0), r.version, now, by, "version " + std::to_string(r.version) + " deleted"});
+    db_->exec("UPDATE versions SET status = 'DELETED', deleted_at = ? WHERE id = ?", {now, r.version_id});
+    t.commit();
+  }
+
+  GcReport gc(const GcOptions& o) override {
+    GcReport rep;
+    // With the store locked exclusively no registrant is alive: a PENDING version is a dead one's.
+    StoreLock lock(store_path_, StoreLock::Mode::exclusive, o.wait_seconds);
+    // Listed before the references are read: a blob is removed only if nothing referenced it
+    // after it was listed (registrants are kept out by the lock anyway).
+    const auto blobs = store_->list();
+    std::vector<int64_t> dead;
+    {
+      Transaction t(*db_);
+      for (const auto& r : db_->query("SELECT v.id, m.name, v.version, v.status FROM versions v JOIN models m ON m.id = "
+                                      "v.model_id WHERE v.status IN ('PENDING', 'DELETED') ORDER BY m.name, v.version")) {
+        dead.push_back(r.i64(0));
+        rep.versions.push_back(r.str(1) + "/" + r.str(2) + " (" + r.str(3) + ")");
+        (r.str(3) == "PENDING" ? rep.pending_removed : rep.deleted_removed)++;
+      }
+      if (!o.dry_run) {
+        drop_versions(dead);
+        t.commit();
+      }
+    }
+    std::set<std::string> referenced;
+    {
+      std::string sql = "SELECT DISTINCT digest FROM version_tensors";
+      std::set<int64_t> excluded(dead.begin(), dead.end());
+      for (const auto& r : db_->query(o.dry_run ? "SELECT DISTINCT digest, version_id FROM version_tensors" : sql)) {
+        if (o.dry_run && excluded.count(r.i64(1))) continue;
+        referenced.insert(r.str(0));
+      }
+    }
+    for (const auto& b : blobs) {
+      if (referenced.count(b.digest)) continue;
+      rep.blobs_removed++;
+      rep.bytes_removed += b.bytes;
+      if (!o.dry_run) {
+        std::error_code ec;
+        fs::remove(b.path, ec);
+        if (ec) throw IoError("cannot remove " + b.path.string() + ": " + ec.message());
+      }
+    }
+    for (const auto& tmp : store_->temporaries()) {
+      rep.temporaries_removed++;
+      if (!o.dry_run) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+      }
+    }
+    return rep;
+  }
+
+  PullReport pull(const Ref& ref, const fs::path& out, const PullOptions& o) override {
+    const Resolved r = resolve(ref, true);
+    const std::string label = ref.name + "/" + std::to_string(r.version);
+    if (r.status != Status::ready)
+      throw UsageError("cannot pull " + label + ": it is " + status_text(r.status) +
+                       (r.status == Status::pending ? " (not yet stored and verified)" : ""));
+    auto rows = db_->query("SELECT manifest, format, signature, signer FROM versions WHERE id = ?", {r.version_id});
+    const Row& row = rows.at(0);
+    std::vector<ManifestTensor> tensors;
+    Document tree = decode_manifest(row.str(0), tensors, db_->where() + ": " + label);
+    const std::string registered_format = row.str(1);
+    PullReport rep;
+    rep.version = show(Ref{ref.name, r.version, std::nullopt});
+
+    std::optional<PublicKey> key = o.require_signed ? o.require_signed : required_key();
+    if (key) {
+      if (row.null(2))
+        throw IntegrityError("refusing to pull " + label + ": it is not signed and a signature by key " + key->id() +
+                             " is required");
+      check_stored_signature(row.str(2), tree, tensors, *key, label);
+      rep.signature_checked = true;
+    }
+
+    const Registry& plugins = Registry::global();
+    std::string target = o.to;
+    if (target == "auto") {
+      try {
+        target = plugins.for_writing(out, "auto").name();
+      } catch (const UsageError&) {
+        target = registered_format;
+      }
+    }
+    const Format target_format = plugins.get(target);
+    rep.format = target_format.name();
+    for (const auto& t : tensors) {
+      rep.tensors++;
+      rep.bytes += t.nbytes;
+    }
+    std::unordered_map<std::string, const ManifestTensor*> by_path;
+    for (const auto& t : tensors) by_path.emplace(t.path, &t);
+    std::vector<std::unique_ptr<Blob>> held;
+    uint64_t done = 0;
+    auto source = [&](const std::string& path, const Tensor&) -> std::span<const std::byte> {
+      auto it = by_path.find(path);
+      if (it == by_path.end()) throw Error("pull " + label + ": the writer asked for tensor " + path + ", not in the manifest");
+      // Re-hashed here, before the writer sees a byte: a damaged blob stops the pull and the
+      // target is never renamed into place.
+      held.push_back(store_->get(it->second->digest, it->second->nbytes, "tensor '" + path + "' of " + label));
+      done += it->second->nbytes;
+      if (o.progress) o.progress(done, rep.bytes);
+      return held.back()->bytes();
+    };
+    const bool direct = target_format.name() == registered_format || plan_losses(tree, target_format.info()).empty();
+    if (direct) {
+      write_through(tree, source, out, target_format, o.fsync);
+      return rep;
+    }
+    // Another format that cannot hold everything as it is: materialise the registered format
+    // beside the output, then the normal convert path (casts, the --allow-lossy rule, atomic).
+    const Format original = plugins.get(registered_format);
+    std::string ext = original.info().extensions.empty() ? "" : original.info().extensions.front();
+    if (!ext.empty() && ext[0] != '.') ext = "." + ext;
+    AtomicOutput staging(fs::absolute(out).parent_path() / ("." + fs::path(out).filename().string() + ".registry" + ext));
+    write_through(tree, source, staging.temp(), original, false, /*plain=*/true);
+    held.clear();
+    ConvertOptions co;
+    co.from = registered_format;
+    co.to = target_format.name();
+    co.allow_lossy = o.allow_lossy;
+    co.fsync = o.fsync;
+    ConvertReport cr = convert(staging.temp(), out, co);
+    for (const auto& l : cr.losses) rep.losses.push_back(l.path + ": " + l.what);
+    return rep;
+  }
+
+  VerifyVersionReport verify(const Ref& ref) override {
+    const Resolved r = resolve(ref, true);
+    const std::string label = ref.name + "/" + std::to_string(r.version);
+    if (r.status != Status::ready) throw UsageError("cannot verify " + label + ": it is " + status_text(r.status));
+    VerifyVersionReport rep;
+    for (const auto& t : db_->query("SELECT path, digest, nbytes FROM version_tensors WHERE version_id = ? ORDER BY path",
+                                    {r.version_id})) {
+      rep.tensors++;
+      rep.bytes += static_cast<uint64_t>(t.i64(2));
+      try {
+        store_->get(t.str(1), static_cast<uint64_t>(t.i64(2)), "tensor '" + t.str(0) + "' of " + label);
+      } catch (const Error& e) {
+        rep.problems.push_back(e.what());
+      }
+    }
+    return rep;
+  }
+
+ private:
+  static Param opt(const std::string& s) { return s.empty() ? Param{} : Param{s}; }
+  static Param opt(const std::optional<int64_t>& v) { return v ? Param{*v} : Param{}; }
+
+  std::optional<std::string> setting(const std::string& key) {
+    auto rows = db_->query("SELECT value FROM settings WHERE key = ?", {key});
+    if (rows.empty()) return std::nullopt;
+    return rows[0].str(0);
+  }
+  void put_setting(const std::string& key, const std::string& value) {
+    db_->exec("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+              {key, value});
+  }
+
+  fs::path choose_store(Open mode) {
+    if (uri_.kind == Uri::Kind::sqlite) {
+      // Beside the database unless named: registry.db -> registry.store/.
+      if (uri_.store) return *uri_.store;
+      fs::path p = uri_.sqlite_path;
+      p.replace_extension(".store");
+      if (p == uri_.sqlite_path) p += ".store";
+      return p;
+    }
+    auto recorded = setting("store");
+    if (uri_.store) {
+      if (!recorded) {
+        Transaction t(*db_);
+        put_setting("store", fs::absolute(*uri_.store).string());
+        t.commit();
+      }
+      return *uri_.store;
+    }
+    if (recorded) return *recorded;
+    throw UsageError(db_->where() + ": a PostgreSQL registry keeps its tensors in a folder: name it once with ?store=/folder "
+                     "in the URI" + std::string(mode == Open::create ? "" : " (none is recorded in the database)"));
+  }
+
+  int64_t model_id_of(const std::string& name) {
+    auto rows = db_->query("SELECT id FROM models WHERE name = ?", {name});
+    if (rows.empty()) {
+      std::string known;
+      auto all = db_->query("SELECT name FROM models ORDER BY name LIMIT 11");
+      for (size_t i = 0; i < all.size() && i < 10; ++i) known += (i ? ", " : "") + all[i].str(0);
+      throw UsageError("no model named '" + name + "' in " + db_->where() +
+                       (known.empty() ? " (it holds none)" : " (models: " + known + (all.size() > 10 ? ", ..." : "") + ")"));
+    }
+    return rows[0].i64(0);
+  }
+
+  Resolved resolve(const Ref& ref, bool any_status) {
+    check_model_name(ref.name);
+    Resolved r;
+    r.model_id = model_id_of(ref.name);
+    std::vector<Row> rows;
+    if (ref.version) {
+      rows = db_->query("SELECT id, version, status FROM versions WHERE model_id = ? AND version = ?", {r.model_id, *ref.version});
+      if (rows.empty()) {
+        auto range = db_->query("SELECT MIN(version), MAX(version) FROM versions WHERE model_id = ?", {r.model_id});
+        throw UsageError("model '" + ref.name + "' has no version " + std::to_string(*ref.version) +
+                         (range.at(0).null(0) ? " (it has none)"
+                                              : " (its versions run from " + range[0].str(0) + " to " + range[0].str(1) + ")"));
+      }
+    } else if (ref.alias) {
+      check_alias(*ref.alias);
+      rows = db_->query("SELECT v.id, v.version, v.status FROM aliases a JOIN versions v ON v.id = a.version_id WHERE "
+                        "a.model_id = ? AND a.alias = ?",
+                        {r.model_id, *ref.alias});
+      if (rows.empty()) {
+        std::string known;
+        for (const auto& a : db_->query("SELECT alias FROM aliases WHERE model_id = ? ORDER BY alias", {r.model_id}))
+          known += (known.empty() ? "" : ", ") + a.str(0);
+        throw UsageError("model '" + ref.name + "' has no alias '" + *ref.alias + "'" +
+                         (known.empty() ? " (it has none)" : " (its aliases: " + known + ")"));
+      }
+    } else {
+      rows = db_->query("SELECT id, version, status FROM versions WHERE model_id = ? AND status = 'READY' ORDER BY version "
+                        "DESC LIMIT 1",
+                        {r.model_id});
+      if (rows.empty()) throw UsageError("model '" + ref.name + "' has no READY version");
+    }
+    r.version_id = rows[0].i64(0);
+    r.version = rows[0].i64(1);
+    r.status = parse_status(rows[0].str(2));
+    (void)any_status;
+    return r;
+  }
+
+  void move_alias(int64_t model_id, const std::string& alias, int64_t version_id, int64_t version, const std::string& by,
+                  const std::string& reason) {
+    auto prev = db_->query("SELECT v.version FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.model_id = ? "
+                           "AND a.alias = ?",
+                           {model_id, alias});
+    const std::string now = now_iso();
+    db_->exec("INSERT INTO aliases (model_id, alias, version_id, updated_at, updated_by) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+              "(model_id, alias) DO UPDATE SET version_id = excluded.version_id, updated_at = excluded.updated_at, "
+              "updated_by = excluded.updated_by",
+              {model_id, alias, version_id, now, by});
+    db_->exec("INSERT INTO alias_history (model_id, alias, version, previous, at, by_whom, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+              {model_id, alias, version, prev.empty() ? Param{} : Param{prev[0].i64(0)}, now, by, reason});
+  }
+
+  // Inside a transaction: the rows of these versions and everything hanging off them.
+  void drop_versions(const std::vector<int64_t>& ids) {
+    for (int64_t id : ids) {
+      for (const char* table : {"version_tensors", "metrics", "tags"})
+        db_->exec(std::string("DELETE FROM ") + table + " WHERE version_id = ?", {id});
+      db_->exec("DELETE FROM aliases WHERE version_id = ?", {id});
+      db_->exec("DELETE FROM versions WHERE id = ?", {id});
+    }
+  }
+
+  void resolve_parent(const std::string& spec, std::string& parent, std::string& parent_digest) {
+    std::error_code ec;
+    if (fs::exists(spec, ec)) {
+      parent_digest = file_content_digest(spec);
+      auto rows = db_->query("SELECT m.name, v.version FROM versions v JOIN models m ON m.id = v.model_id WHERE v.digest = ? "
+                             "AND v.status = 'READY' ORDER BY v.id LIMIT 1",
+                             {parent_digest});
+      parent = rows.empty() ? fs::absolute(spec).string() : rows[0].str(0) + "/" + rows[0].str(1);
+      return;
+    }
+    Ref ref;
+    try {
+      ref = parse_ref(spec);
+    } catch (const UsageError&) {
+      throw UsageError("--parent '" + spec + "' is neither a file nor NAME/VERSION or NAME@ALIAS");
+    }
+    const Resolved r = resolve(ref, true);
+    auto rows = db_->query("SELECT digest FROM versions WHERE id = ?", {r.version_id});
+    if (r.status != Status::ready || rows.at(0).null(0))
+      throw UsageError("--parent " + spec + " is " + status_text(r.status) + ", not a READY version");
+    parent_digest = rows[0].str(0);
+    parent = ref.name + "/" + std::to_string(r.version);
+  }
+
+  void check_stored_signature(const std::string& text, const Document& tree, const std::vector<ManifestTensor>& tensors,
+                              const PublicKey& key, const std::string& label) {
+    const StoredSignature s = parse_stored_signature(text, label);
+    if (s.statement.key_id != key.id())
+      throw IntegrityError("refusing to pull " + label + ": signed with key " + s.statement.key_id + ", not with " + key.id());
+    const std::string msg = signed_message(s.statement);
+    if (crypto_sign_verify_detached(s.signature.data(), reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
+                                    key.bytes().data()) != 0)
+      throw IntegrityError("refusing to pull " + label + ": its stored signature does not verify (changed in the database)");
+    // The signed manifest covers every name, shape, dtype, attribute and tensor digest; each
+    // blob is then checked against its digest as it is read.
+    std::vector<std::pair<std::string, std::string>> digests;
+    uint64_t bytes = 0;
+    for (const auto& t : tensors) {
+      digests.emplace_back(t.path, t.digest);
+      bytes += t.nbytes;
+    }
+    const std::string manifest = canonical_manifest(tree, digests, ManifestEncoding::v2);
+    if (digest_of(manifest) != s.statement.manifest_digest || tensors.size() != s.statement.tensors ||
+        bytes != s.statement.tensor_bytes)
+      throw IntegrityError("refusing to pull " + label + ": what the registry holds is not what key " + key.id() + " signed");
+  }
+
+  void write_through(const Document& tree, const FormatWriter::TensorSource& source, const fs::path& out,
+                     const Format& format, bool durable, bool plain = false) {
+    if (plain) {
+      auto writer = format.open_writer(out, Options{});
+      writer->write(tree, source);
+      return;
+    }
+    AtomicOutput target(out);
+    auto writer = format.open_writer(target.temp(), Options{});
+    writer->write(tree, source);
+    target.commit(durable);
+    writer->committed(fs::absolute(out));
+  }
+
+  Uri uri_;
+  std::unique_ptr<Database> db_;
+  fs::path store_path_;
+  std::unique_ptr<BlobStore> store_;
+};
+
+}  // namespace
+
+const char* status_name(Status s) { return status_text(s); }
+
+std::unique_ptr<ModelRegistry> ModelRegistry::open(const std::string& uri, Open mode) {
+  return std::make_unique<Impl>(parse_uri(uri), mode, kSchemaVersion);
+}
+
+namespace detail {
+// For tests: a registry made (or migrated) only up to `schema`.
+std::unique_ptr<ModelRegistry> open_at_schema(const std::string& uri, int64_t schema) {
+  return std::make_unique<Impl>(parse_uri(uri), ModelRegistry::Open::create, schema);
+}
+}  // namespace detail
+
+ResolvedInput::ResolvedInput(const std::string& spec) {
+  if (spec.rfind(kRegistryPrefix, 0) != 0) {
+    path_ = spec;
+    return;
+  }
+  const Ref ref = parse_ref(spec.substr(std::strlen(kRegistryPrefix)));
+  auto reg = ModelRegistry::open(default_uri());
+  const VersionInfo v = reg->show(ref);
+  const Format f = Registry::global().get(v.format);
+  std::string ext = f.info().extensions.empty() ? "" : f.info().extensions.front();
+  if (!ext.empty() && ext[0] != '.') ext = "." + ext;
+  const fs::path base = fs::temp_directory_path() / "ckpt-registry-XXXXXX";
+  std::string templ = base.string();
+  if (!::mkdtemp(templ.data())) throw IoError("cannot create a folder under " + base.parent_path().string() + ": " + std::strerror(errno));
+  dir_ = templ;
+  path_ = dir_ / (v.name + "-" + std::to_string(v.version) + ext);
+  PullOptions o;
+  o.to = v.format;
+  o.fsync = false;  // a scratch copy for this process
+  reg->pull(Ref{v.name, v.version, std::nullopt}, path_, o);
+}
+
+ResolvedInput::~ResolvedInput() {
+  if (!dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+}  // namespace ckpt::model_registry
