@@ -4,6 +4,7 @@
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
+#include <ckpt/registry/model_registry.hpp>
 
 #include <iostream>
 
@@ -15,7 +16,7 @@ Runner add_convert(CLI::App& app) {
   static bool allow_lossy = false;
   static std::vector<std::string> read_opts, write_opts;
   static std::string max_shard;
-  cmd->add_option("SRC", src, "source file")->required();
+  cmd->add_option("SRC", src, "source file, or registry:NAME@ALIAS")->required();
   cmd->add_option("DST", dst, "destination file")->required();
   cmd->add_option("--from", from, "source format (default: detect)");
   cmd->add_option("--to", to, "target format (default: from DST's extension)");
@@ -40,7 +41,8 @@ Runner add_convert(CLI::App& app) {
     o.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };
     ConvertReport r;
     try {
-      r = convert(src, dst, o);
+      model_registry::ResolvedInput input(src);
+      r = convert(input.path(), dst, o);
     } catch (const UnsupportedError& e) {
       std::cerr << "ckpt: " << terminal_safe(e.what(), true) << "\n";
       return kBadInput;

@@ -23,5 +23,6 @@ Runner add_predict(CLI::App& app);
 Runner add_gc(CLI::App& app);
 Runner add_keygen(CLI::App& app);
 Runner add_sign(CLI::App& app);
+Runner add_registry(CLI::App& app);  // cmd_registry.cpp: the model registry
 
 }  // namespace ckpt::cli

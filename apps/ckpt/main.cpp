@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   add(ckpt::cli::add_gc);
   add(ckpt::cli::add_keygen);
   add(ckpt::cli::add_sign);
+  add(ckpt::cli::add_registry);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
