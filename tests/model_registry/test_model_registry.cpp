@@ -1,0 +1,515 @@
+// The model registry against SQLite and PostgreSQL (the same tests, parameterised).
+#include "registry_fixture.hpp"
+
+#include <ckpt/convert.hpp>
+#include <ckpt/errors.hpp>
+#include <ckpt/keys.hpp>
+#include <ckpt/signature.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <set>
+#include <sys/wait.h>
+
+namespace ckpt::model_registry::detail {
+std::unique_ptr<ModelRegistry> open_at_schema(const std::string& uri, int64_t schema);
+}
+
+namespace ckpt_test {
+namespace {
+
+using ckpt::Document;
+using Open = mr::ModelRegistry::Open;
+
+const auto* const kPgEnvironment = ::testing::AddGlobalTestEnvironment(new PgEnvironment);
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void expect_same_tensors(const Document& a, const Document& b) {
+  size_t n = 0;
+  a.for_each_tensor([&](const std::string& path, const ckpt::Tensor& t) {
+    const ckpt::Tensor* u = b.find_tensor_path(path);
+    ASSERT_NE(u, nullptr) << path;
+    EXPECT_TRUE(t.bit_equal(*u)) << path;
+    ++n;
+  });
+  EXPECT_EQ(n, b.tensor_count());
+}
+
+mr::RegisterOptions named(const std::string& name) {
+  mr::RegisterOptions o;
+  o.name = name;
+  o.fsync = false;
+  return o;
+}
+
+TEST_P(RegistryTest, RegisterShowListWithLineage) {
+  auto reg = open();
+  EXPECT_EQ(reg->schema_version(), mr::kSchemaVersion);
+  write_checkpoint(make_checkpoint(3, 1000, 1, 0.81, 250), path("a.msgpack"));
+  auto o = named("fashion-convnet");
+  o.aliases = {"candidate"};
+  o.tags = {{"team", "vision"}};
+  o.description = "first";
+  o.metrics = {{"val_f1", 0.7}};
+  o.run_start = "2026-12-07T08:00:00Z";
+  const mr::VersionInfo v = reg->register_checkpoint(path("a.msgpack"), o);
+  EXPECT_EQ(v.version, 1);
+  EXPECT_EQ(v.status, mr::Status::ready);
+  EXPECT_EQ(v.format, "msgpack");
+  EXPECT_EQ(v.tensors, 3u);
+  EXPECT_EQ(v.bytes, 3u * 4000);
+  EXPECT_EQ(v.bytes_written, 3u * 4000);
+  EXPECT_EQ(v.digest.size(), 64u);
+  EXPECT_EQ(v.step, 250);
+  EXPECT_EQ(v.seed, 42);
+  EXPECT_EQ(v.run_config, "{\"epochs\": 3}");
+  EXPECT_EQ(v.run_start, "2026-12-07T08:00:00Z");
+  EXPECT_EQ(v.producer, "registry test");
+  EXPECT_FALSE(v.run_host.empty());
+  EXPECT_NE(v.ckpt_version.find("ckpt "), std::string::npos);
+  ASSERT_EQ(v.aliases, std::vector<std::string>{"candidate"});
+  std::map<std::string, double> metrics(v.metrics.begin(), v.metrics.end());
+  EXPECT_EQ(metrics["test_accuracy"], 0.81);
+  EXPECT_EQ(metrics["val_f1"], 0.7);
+  EXPECT_EQ(v.tags, (std::vector<std::pair<std::string, std::string>>{{"team", "vision"}}));
+
+  // Fine-tuned from version 1: the lineage names it by version and content digest.
+  write_checkpoint(make_checkpoint(3, 1000, 2, 0.85, 300), path("b.msgpack"));
+  auto o2 = named("fashion-convnet");
+  o2.parent = "fashion-convnet@candidate";
+  const auto v2 = reg->register_checkpoint(path("b.msgpack"), o2);
+  EXPECT_EQ(v2.version, 2);
+  EXPECT_EQ(v2.parent, "fashion-convnet/1");
+  EXPECT_EQ(v2.parent_digest, v.digest);
+  // A parent given as a file is found by its content.
+  auto o3 = named("other");
+  o3.parent = path("a.msgpack").string();
+  EXPECT_EQ(reg->register_checkpoint(path("b.msgpack"), o3).parent, "fashion-convnet/1");
+
+  EXPECT_EQ(reg->show(mr::parse_ref("fashion-convnet")).version, 2);
+  EXPECT_EQ(reg->show(mr::parse_ref("fashion-convnet@candidate")).version, 1);
+  EXPECT_EQ(reg->show(mr::parse_ref("fashion-convnet/2")).version, 2);
+  const auto versions = reg->list_versions("fashion-convnet");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[0].aliases, std::vector<std::string>{"candidate"});
+  const auto models = reg->list_models();
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].name, "fashion-convnet");
+  EXPECT_EQ(models[0].versions, 2);
+  EXPECT_EQ(models[0].latest, 2);
+  // Reopening sees the same.
+  reg.reset();
+  EXPECT_EQ(open(Open::existing)->show(mr::parse_ref("fashion-convnet/1")).digest, v.digest);
+}
+
+TEST_P(RegistryTest, SharedTensorsAreStoredOnce) {
+  auto reg = open();
+  Document base = make_checkpoint(8, 25'000, 10);
+  write_checkpoint(base, path("v1.msgpack"));
+  const auto v1 = reg->register_checkpoint(path("v1.msgpack"), named("m"));
+  EXPECT_EQ(v1.bytes_written, 8u * 100'000);
+  // One tensor changed: only it is written.
+  base.group("model").group("state").set_tensor(
+      "layer3.weight", ckpt::Tensor::from<float>(ckpt::DType::f32, {25'000}, std::vector<float>(25'000, 9.5f)));
+  write_checkpoint(base, path("v2.msgpack"));
+  const auto v2 = reg->register_checkpoint(path("v2.msgpack"), named("m"));
+  EXPECT_EQ(v2.bytes_written, 100'000u);
+  // The same file again: nothing new.
+  const auto v3 = reg->register_checkpoint(path("v1.msgpack"), named("m"));
+  EXPECT_EQ(v3.bytes_written, 0u);
+  EXPECT_EQ(v3.digest, v1.digest);
+  EXPECT_EQ(count_blobs(reg->store()), 9u);
+}
+
+TEST_P(RegistryTest, PullWritesAnyFormatAtomicallyAndExactly) {
+  auto reg = open();
+  const Document doc = make_checkpoint(4, 3000, 5);
+  write_checkpoint(doc, path("a.msgpack"));
+  auto o = named("m");
+  o.aliases = {"production"};
+  reg->register_checkpoint(path("a.msgpack"), o);
+  // The registered format, every attribute and tensor back.
+  const auto r = reg->pull(mr::parse_ref("m@production"), path("out.msgpack"));
+  EXPECT_EQ(r.format, "msgpack");
+  EXPECT_EQ(r.tensors, 4u);
+  const Document back = ckpt::read_document(path("out.msgpack"));
+  expect_same_tensors(doc, back);
+  EXPECT_EQ(ckpt::value_to_string(*back.find_group_path("trainer/metrics")->attribute("test_accuracy")),
+            ckpt::value_to_string(*doc.find_group_path("trainer/metrics")->attribute("test_accuracy")));
+  // Another format, by OUT's extension.
+  const auto s = reg->pull(mr::parse_ref("m/1"), path("out.safetensors"));
+  EXPECT_EQ(s.format, "safetensors");
+  expect_same_tensors(doc, ckpt::read_document(path("out.safetensors")));
+  // Nothing left beside the outputs.
+  for (const auto& e : fs::directory_iterator(tmp_.path))
+    EXPECT_EQ(e.path().filename().string().find(".ckpt-tmp"), std::string::npos) << e.path();
+}
+
+TEST_P(RegistryTest, AliasHistoryRecordsEveryMove) {
+  auto reg = open();
+  write_checkpoint(make_checkpoint(1, 10, 1), path("a.msgpack"));
+  for (int i = 0; i < 3; ++i) reg->register_checkpoint(path("a.msgpack"), named("m"));
+  reg->set_alias("m", "production", 1);
+  reg->set_alias("m", "production", 3);
+  reg->set_alias("m", "production", 2);
+  reg->remove_alias("m", "production");
+  const auto h = reg->history("m", "production");
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h[0].version, 1);
+  EXPECT_FALSE(h[0].previous);
+  EXPECT_EQ(h[1].version, 3);
+  EXPECT_EQ(h[1].previous, 1);
+  EXPECT_EQ(h[2].version, 2);
+  EXPECT_EQ(h[2].previous, 3);
+  EXPECT_FALSE(h[3].version);
+  EXPECT_EQ(h[3].previous, 2);
+  for (const auto& m : h) {
+    EXPECT_FALSE(m.at.empty());
+    EXPECT_NE(m.by.find('@'), std::string::npos);
+  }
+  EXPECT_THROW(reg->show(mr::parse_ref("m@production")), ckpt::UsageError);
+}
+
+TEST_P(RegistryTest, SearchByMetricAndTag) {
+  auto reg = open();
+  const double acc[] = {0.7, 0.9, 0.8};
+  for (int i = 0; i < 3; ++i) {
+    write_checkpoint(make_checkpoint(1, 10, i, acc[i]), path("c" + std::to_string(i) + ".msgpack"));
+    auto o = named(i == 2 ? "other" : "m");
+    o.tags = {{"dataset", i == 0 ? "small" : "full"}};
+    reg->register_checkpoint(path("c" + std::to_string(i) + ".msgpack"), o);
+  }
+  mr::SearchQuery q;
+  q.metric = "test_accuracy";
+  auto best = reg->search(q);
+  ASSERT_EQ(best.size(), 3u);
+  EXPECT_EQ(best[0].name, "m");
+  EXPECT_EQ(best[0].version, 2);
+  EXPECT_EQ(best[1].name, "other");
+  q.maximize = false;
+  EXPECT_EQ(reg->search(q).front().version, 1);
+  q.tags = {{"dataset", "full"}};
+  q.maximize = true;
+  q.name = "m";
+  auto tagged = reg->search(q);
+  ASSERT_EQ(tagged.size(), 1u);
+  EXPECT_EQ(tagged[0].version, 2);
+  reg->set_tag(mr::parse_ref("m/1"), "dataset", "full");
+  EXPECT_EQ(reg->search(q).size(), 2u);
+  reg->remove_tag(mr::parse_ref("m/1"), "dataset");
+  EXPECT_THROW(reg->remove_tag(mr::parse_ref("m/1"), "dataset"), ckpt::UsageError);
+}
+
+TEST_P(RegistryTest, DeleteThenGcRemovesOnlyUnsharedBlobs) {
+  auto reg = open();
+  Document d = make_checkpoint(4, 1000, 1);
+  write_checkpoint(d, path("v1.msgpack"));
+  auto o = named("m");
+  o.aliases = {"production"};
+  reg->register_checkpoint(path("v1.msgpack"), o);
+  d.group("model").group("state").set_tensor("layer0.weight",
+                                                ckpt::Tensor::from<float>(ckpt::DType::f32, {1000}, std::vector<float>(1000, 2.f)));
+  write_checkpoint(d, path("v2.msgpack"));
+  reg->register_checkpoint(path("v2.msgpack"), named("m"));
+  EXPECT_EQ(count_blobs(reg->store()), 5u);
+  reg->delete_version("m", 1);
+  EXPECT_THROW(reg->delete_version("m", 1), ckpt::UsageError);
+  EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("x.msgpack")), ckpt::UsageError);
+  EXPECT_FALSE(fs::exists(path("x.msgpack")));
+  // The alias went with the version, recorded.
+  EXPECT_THROW(reg->show(mr::parse_ref("m@production")), ckpt::UsageError);
+  EXPECT_EQ(reg->history("m", "production").back().reason, "version 1 deleted");
+  EXPECT_EQ(reg->list_versions("m").size(), 1u);
+  EXPECT_EQ(reg->list_versions("m", true).size(), 2u);
+
+  mr::GcOptions dry;
+  dry.dry_run = true;
+  auto preview = reg->gc(dry);
+  EXPECT_EQ(preview.deleted_removed, 1u);
+  EXPECT_EQ(preview.blobs_removed, 1u);
+  EXPECT_EQ(count_blobs(reg->store()), 5u);
+  auto rep = reg->gc();
+  EXPECT_EQ(rep.deleted_removed, 1u);
+  EXPECT_EQ(rep.blobs_removed, 1u);
+  EXPECT_EQ(rep.bytes_removed, 4000u);
+  EXPECT_EQ(count_blobs(reg->store()), 4u);
+  reg->pull(mr::parse_ref("m/2"), path("v2-back.msgpack"));
+  expect_same_tensors(d, ckpt::read_document(path("v2-back.msgpack")));
+  // Numbers are never reused.
+  EXPECT_EQ(reg->register_checkpoint(path("v1.msgpack"), named("m")).version, 3);
+}
+
+TEST_P(RegistryTest, DamagedBlobFailsPullNamingTheTensor) {
+  auto reg = open();
+  write_checkpoint(make_checkpoint(3, 1000, 1), path("a.msgpack"));
+  reg->register_checkpoint(path("a.msgpack"), named("m"));
+  // Flip one byte of the blob of layer1.
+  const auto v = reg->show(mr::parse_ref("m/1"));
+  std::string victim;
+  for (const auto& e : fs::recursive_directory_iterator(reg->store() / "blobs")) {
+    if (!e.is_regular_file()) continue;
+    Document one = make_checkpoint(3, 1000, 1);
+    const auto& t = *one.find_tensor_path("model/state/layer1.weight");
+    if (file_bytes(e.path()) == std::string(reinterpret_cast<const char*>(t.bytes().data()), t.nbytes())) victim = e.path();
+  }
+  ASSERT_FALSE(victim.empty());
+  fs::permissions(victim, fs::perms::owner_write, fs::perm_options::add);
+  {
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1234);
+    f.put('\x5a');
+  }
+  try {
+    reg->pull(mr::parse_ref("m/1"), path("out.msgpack"));
+    FAIL() << "pulled a damaged blob";
+  } catch (const ckpt::IntegrityError& e) {
+    EXPECT_NE(std::string(e.what()).find("model/state/layer1.weight"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(path("out.msgpack")));
+  const auto check = reg->verify(mr::parse_ref("m/1"));
+  ASSERT_EQ(check.problems.size(), 1u);
+  EXPECT_NE(check.problems[0].find("layer1.weight"), std::string::npos);
+  // A truncated blob likewise.
+  fs::resize_file(victim, 10);
+  EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("out.msgpack")), ckpt::IntegrityError);
+  EXPECT_FALSE(fs::exists(path("out.msgpack")));
+}
+
+TEST_P(RegistryTest, UnknownNamesAliasesVersionsAreClearErrors) {
+  auto reg = open();
+  write_checkpoint(make_checkpoint(1, 10, 1), path("a.msgpack"));
+  reg->register_checkpoint(path("a.msgpack"), named("m"));
+  auto message = [&](auto f) {
+    try {
+      f();
+    } catch (const ckpt::UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no UsageError)");
+  };
+  EXPECT_NE(message([&] { reg->show(mr::parse_ref("nope")); }).find("no model named 'nope'"), std::string::npos);
+  EXPECT_NE(message([&] { reg->show(mr::parse_ref("m@staging")); }).find("no alias 'staging'"), std::string::npos);
+  EXPECT_NE(message([&] { reg->show(mr::parse_ref("m/7")); }).find("no version 7"), std::string::npos);
+  EXPECT_NE(message([&] { reg->set_alias("m", "prod", 9); }).find("no version 9"), std::string::npos);
+  EXPECT_NE(message([&] { reg->history("m", "prod"); }).find("never had an alias"), std::string::npos);
+  EXPECT_NE(message([&] { mr::parse_ref("m/x"); }).find("must be a number"), std::string::npos);
+  EXPECT_NE(message([&] { mr::parse_ref("bad name"); }).find("may hold only"), std::string::npos);
+  EXPECT_NE(message([&] { reg->register_checkpoint(path("missing.msgpack"), named("m")); }).find("no such file"),
+            std::string::npos);
+  auto o = named("m");
+  o.parent = "m@nothing";
+  EXPECT_THROW(reg->register_checkpoint(path("a.msgpack"), o), ckpt::UsageError);
+  // Nothing was registered by the refused calls.
+  EXPECT_EQ(reg->list_versions("m").size(), 1u);
+  EXPECT_EQ(reg->show(mr::parse_ref("m")).version, 1);
+}
+
+TEST_P(RegistryTest, OlderSchemaIsMigratedNewerIsRefused) {
+  {
+    auto old = mr::detail::open_at_schema(uri_, 1);
+    EXPECT_EQ(old->schema_version(), 1);
+    write_checkpoint(make_checkpoint(1, 10, 1), path("a.msgpack"));
+    old->register_checkpoint(path("a.msgpack"), named("m"));
+  }
+  auto reg = open(Open::existing);
+  EXPECT_EQ(reg->schema_version(), mr::kSchemaVersion);
+  EXPECT_EQ(reg->show(mr::parse_ref("m/1")).status, mr::Status::ready);
+  // A registry from the future, made with the backend's own client.
+  reg.reset();
+  const std::string bump = "UPDATE schema_version SET version = 99";
+  std::string out;
+  if (GetParam() == "sqlite") {
+    ASSERT_EQ(run("sqlite3 " + path("registry.db").string() + " '" + bump + "'", out), 0) << out;
+  } else {
+    const std::string db = uri_.substr(std::strlen("postgresql:///"), uri_.find('?') - std::strlen("postgresql:///"));
+    const std::string err = pg_cluster().psql(db, bump);
+    ASSERT_TRUE(err.empty()) << err;
+  }
+  try {
+    mr::ModelRegistry::open(uri_);
+    FAIL() << "opened a registry of schema 99";
+  } catch (const ckpt::UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("schema version 99"), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(RegistryTest, EightProcessesRegisterOneNameWithoutGapsOrDuplicates) {
+  constexpr int kProcesses = 8, kEach = 20;
+  open();  // created before the race, as a team's registry would be
+  for (int p = 0; p < kProcesses; ++p)
+    write_checkpoint(make_checkpoint(2, 256, 100 + p), path("p" + std::to_string(p) + ".msgpack"));
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int rc = 0;
+      try {
+        auto reg = mr::ModelRegistry::open(uri_);
+        for (int i = 0; i < kEach; ++i) {
+          auto o = named("shared");
+          o.fsync = true;
+          o.tags = {{"writer", std::to_string(p)}};
+          reg->register_checkpoint(path("p" + std::to_string(p) + ".msgpack"), o);
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child %d: %s\n", p, e.what());
+        rc = 1;
+      }
+      std::fflush(stderr);
+      ::_exit(rc);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t c : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(c, &status, 0), c);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a registrant failed";
+  }
+  auto reg = open(Open::existing);
+  const auto versions = reg->list_versions("shared", true);
+  ASSERT_EQ(versions.size(), size_t{kProcesses * kEach});
+  std::map<std::string, int> per_writer;
+  for (size_t i = 0; i < versions.size(); ++i) {
+    EXPECT_EQ(versions[i].version, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(versions[i].status, mr::Status::ready);
+  }
+  for (int64_t v = 1; v <= kProcesses * kEach; ++v) {
+    const auto info = reg->show(mr::Ref{"shared", v, std::nullopt});
+    ASSERT_EQ(info.tags.size(), 1u);
+    per_writer[info.tags[0].second]++;
+    EXPECT_TRUE(reg->verify(mr::Ref{"shared", v, std::nullopt}).problems.empty()) << v;
+  }
+  for (int p = 0; p < kProcesses; ++p) EXPECT_EQ(per_writer[std::to_string(p)], kEach) << p;
+}
+
+TEST_P(RegistryTest, KilledRegistrantLeavesPendingThatGcCleans) {
+  open();
+  write_checkpoint(make_checkpoint(1, 10, 1), path("kept.msgpack"));
+  open()->register_checkpoint(path("kept.msgpack"), named("kept"));
+  write_checkpoint(make_checkpoint(40, 4096, 500), path("big.msgpack"));
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    try {
+      auto reg = mr::ModelRegistry::open(uri_);
+      auto o = named("victim");
+      // Stops itself half-way through storing blobs; the parent kills it there.
+      o.progress = [](uint64_t done, uint64_t total) {
+        if (done * 2 >= total) ::raise(SIGSTOP);
+      };
+      reg->register_checkpoint(path("big.msgpack"), o);
+    } catch (...) {
+    }
+    ::_exit(3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, WUNTRACED), pid);
+  ASSERT_TRUE(WIFSTOPPED(status));
+  ::kill(pid, SIGKILL);
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  auto reg = open(Open::existing);
+  const auto left = reg->list_versions("victim");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].status, mr::Status::pending);
+  EXPECT_THROW(reg->pull(mr::parse_ref("victim/1"), path("x.msgpack")), ckpt::UsageError);
+  EXPECT_GE(count_blobs(reg->store()), 20u);
+  const auto rep = reg->gc();
+  EXPECT_EQ(rep.pending_removed, 1u);
+  EXPECT_GE(rep.blobs_removed, 19u);
+  // Only the kept model's blob is left, and it still pulls.
+  EXPECT_EQ(count_blobs(reg->store()), 1u);
+  EXPECT_TRUE(reg->list_versions("victim", true).empty());
+  reg->pull(mr::parse_ref("kept"), path("kept-back.msgpack"));
+  size_t temporaries = 0;
+  for (const auto& e : fs::directory_iterator(reg->store() / "tmp")) (void)e, ++temporaries;
+  EXPECT_EQ(temporaries, 0u);
+}
+
+TEST_P(RegistryTest, RequiredSignaturesAreCheckedOnRegisterAndPull) {
+  auto reg = open();
+  auto [secret, pub] = ckpt::generate_key_pair();
+  reg->require_signed(pub);
+  write_checkpoint(make_checkpoint(2, 100, 1), path("a.msgpack"));
+  EXPECT_THROW(reg->register_checkpoint(path("a.msgpack"), named("m")), ckpt::IntegrityError);
+  EXPECT_THROW(reg->list_versions("m"), ckpt::UsageError);  // nothing registered, not even the model
+  ckpt::SignOptions so;
+  so.fsync = false;
+  ckpt::sign_file(path("a.msgpack"), secret, so);
+  const auto v = reg->register_checkpoint(path("a.msgpack"), named("m"));
+  EXPECT_EQ(v.signer, pub.id());
+  const auto r = reg->pull(mr::parse_ref("m/1"), path("out.safetensors"));
+  EXPECT_TRUE(r.signature_checked);
+  // Another key is refused at pull.
+  auto [other_secret, other] = ckpt::generate_key_pair();
+  mr::PullOptions po;
+  po.require_signed = other;
+  EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("out2.msgpack"), po), ckpt::IntegrityError);
+  EXPECT_FALSE(fs::exists(path("out2.msgpack")));
+}
+
+TEST_P(RegistryTest, ShardedFolderRegistersAsOneVersion) {
+  auto reg = open();
+  const Document doc = make_checkpoint(6, 5000, 3);
+  write_checkpoint(doc, path("a.safetensors"));
+  ckpt::ConvertOptions co;
+  co.max_shard_bytes = 45'000;
+  co.to = "safetensors";
+  co.fsync = false;
+  ckpt::convert(path("a.safetensors"), path("sharded"), co);
+  const auto v = reg->register_checkpoint(path("sharded"), named("m"));
+  EXPECT_EQ(v.tensors, 6u);
+  reg->pull(mr::parse_ref("m"), path("whole.safetensors"));
+  expect_same_tensors(ckpt::read_document(path("a.safetensors")), ckpt::read_document(path("whole.safetensors")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RegistryTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+// Independent of the backend.
+
+TEST(RegistryUri, MalformedUrisAreUsageErrors) {
+  for (const char* bad : {"", "sqlite:", "sqlite:/x.db", "sqlite://", "mysql://h/db", "postgresql:/db",
+                          "sqlite://x.db?cache=shared", "postgresql:///db?store="})
+    EXPECT_THROW(mr::parse_uri(bad), ckpt::UsageError) << bad;
+  EXPECT_EQ(mr::parse_uri("sqlite:///tmp/r.db").sqlite_path, "/tmp/r.db");
+  EXPECT_EQ(mr::parse_uri("sqlite://rel/r.db").sqlite_path, "rel/r.db");
+  const auto pg = mr::parse_uri("postgresql:///reg?host=/tmp/sock&store=/srv/blobs&user=ckpt");
+  EXPECT_EQ(pg.conninfo, "postgresql:///reg?host=/tmp/sock&user=ckpt");
+  EXPECT_EQ(pg.store, fs::path("/srv/blobs"));
+}
+
+TEST(RegistrySqlite, ADatabaseThatIsNotARegistryIsRefusedUnchanged) {
+  TempDir tmp("ckpt-model-registry");
+  const fs::path db = tmp.path / "other.db";
+  std::string out;
+  ASSERT_EQ(run("sqlite3 " + db.string() + " 'CREATE TABLE users (id INTEGER, name TEXT)'", out), 0) << out;
+  const std::string before = ckpt::file_blake2b(db, nullptr);
+  try {
+    mr::ModelRegistry::open("sqlite://" + db.string(), mr::ModelRegistry::Open::create);
+    FAIL();
+  } catch (const ckpt::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a ckpt model registry"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("users"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(ckpt::file_blake2b(db, nullptr), before);
+  EXPECT_FALSE(fs::exists(tmp.path / "other-wal"));
+  // Not SQLite at all.
+  {
+    std::ofstream f(tmp.path / "text.db");
+    f << "this is not a database, just some text that is long enough to have a header...............................";
+  }
+  EXPECT_THROW(mr::ModelRegistry::open("sqlite://" + (tmp.path / "text.db").string()), ckpt::FormatError);
+  // Missing, without create: nothing is made.
+  EXPECT_THROW(mr::ModelRegistry::open("sqlite://" + (tmp.path / "none.db").string()), ckpt::UsageError);
+  EXPECT_FALSE(fs::exists(tmp.path / "none.db"));
+}
+
+}  // namespace
+}  // namespace ckpt_test

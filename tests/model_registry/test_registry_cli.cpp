@@ -1,0 +1,107 @@
+// `ckpt registry ...` and registry:NAME@ALIAS in other commands, run as a user would (SQLite).
+#include "../support/scratch.hpp"
+
+#include <ckpt/document.hpp>
+#include <ckpt/io.hpp>
+
+#include <gtest/gtest.h>
+
+namespace ckpt_test {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RegistryCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ckpt::Document doc;
+    auto& state = doc.group("model").group("state");
+    state.add_tensor("w", ckpt::Tensor::from<float>(ckpt::DType::f32, {4}, {1, 2, 3, 4}));
+    state.add_tensor("b", ckpt::Tensor::from<float>(ckpt::DType::f32, {2}, {5, 6}));
+    doc.group("trainer").group("metrics").set("test_accuracy", 0.875);
+    ckpt::SaveOptions o;
+    o.fsync = false;
+    ckpt::write_document(doc, tmp_.path / "a.msgpack", o);
+    uri_ = "sqlite://" + (tmp_.path / "reg.db").string();
+  }
+  // Runs `ckpt registry --registry URI ARGS`.
+  int registry(const std::string& args, std::string& out) {
+    return run(std::string(CKPT_CLI) + " registry --registry " + uri_ + " " + args, out);
+  }
+  TempDir tmp_{"ckpt-registry-cli"};
+  std::string uri_;
+};
+
+TEST_F(RegistryCli, RegisterShowPullAndRegistryInputs) {
+  std::string out;
+  ASSERT_EQ(registry("register " + (tmp_.path / "a.msgpack").string() + " --name net --alias production --tag team=x", out), 0)
+      << out;
+  EXPECT_NE(out.find("net/1"), std::string::npos) << out;
+  ASSERT_EQ(registry("show net@production", out), 0) << out;
+  EXPECT_NE(out.find("metric test_accuracy: 0.875"), std::string::npos) << out;
+  EXPECT_NE(out.find("tag team=x"), std::string::npos) << out;
+  ASSERT_EQ(registry("show net/1 --json", out), 0) << out;
+  EXPECT_NE(out.find("\"status\": \"READY\""), std::string::npos) << out;
+  ASSERT_EQ(registry("list", out), 0) << out;
+  EXPECT_NE(out.find("net  1 version, latest 1  @production=1"), std::string::npos) << out;
+  ASSERT_EQ(registry("list net", out), 0) << out;
+  EXPECT_NE(out.find("net/1  READY"), std::string::npos) << out;
+  ASSERT_EQ(registry("register " + (tmp_.path / "a.msgpack").string() + " --name net", out), 0) << out;
+  ASSERT_EQ(registry("alias set net production 2", out), 0) << out;
+  ASSERT_EQ(registry("history net@production", out), 0) << out;
+  EXPECT_NE(out.find("- -> 1  registered"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 -> 2  set"), std::string::npos) << out;
+  ASSERT_EQ(registry("search --metric test_accuracy --max", out), 0) << out;
+  EXPECT_NE(out.find("test_accuracy=0.875"), std::string::npos) << out;
+  ASSERT_EQ(registry("pull net@production " + (tmp_.path / "out.safetensors").string(), out), 0) << out;
+  EXPECT_TRUE(fs::exists(tmp_.path / "out.safetensors"));
+  ASSERT_EQ(registry("verify net/1", out), 0) << out;
+  ASSERT_EQ(registry("delete net/1", out), 0) << out;
+  ASSERT_EQ(registry("gc", out), 0) << out;
+  EXPECT_NE(out.find("removed 0 pending and 1 deleted versions"), std::string::npos) << out;
+
+  // registry:NAME@ALIAS wherever a checkpoint file is taken.
+  const std::string env = "CKPT_REGISTRY=" + uri_ + " ";
+  ASSERT_EQ(run(env + CKPT_CLI + " convert registry:net@production " + (tmp_.path / "c.safetensors").string(), out), 0) << out;
+  const ckpt::Document back = ckpt::read_document(tmp_.path / "c.safetensors");
+  EXPECT_EQ(back.find_tensor_path("model/state/w")->data<float>()[3], 4.f);
+  EXPECT_NE(run(env + CKPT_CLI + " convert registry:net@nothing " + (tmp_.path / "d.safetensors").string(), out), 0);
+  EXPECT_NE(out.find("no alias 'nothing'"), std::string::npos) << out;
+}
+
+TEST_F(RegistryCli, BadInputExitsTwoAndChangesNothing) {
+  std::string out;
+  ASSERT_EQ(registry("register " + (tmp_.path / "a.msgpack").string() + " --name net", out), 0) << out;
+  const auto before = fs::last_write_time(tmp_.path / "reg.db");
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {"show nope", "no model named 'nope'"},
+      {"show net@prod", "no alias 'prod'"},
+      {"show net/9", "no version 9"},
+      {"show 'net/x'", "must be a number"},
+      {"alias set net prod 4", "no version 4"},
+      {"delete net", "give NAME/VERSION"},
+      {"pull net/3 " + (tmp_.path / "o.msgpack").string(), "no version 3"},
+      {"register " + (tmp_.path / "missing.msgpack").string() + " --name net", "no such file"},
+      {"register " + (tmp_.path / "a.msgpack").string() + " --name 'bad name'", "may hold only"},
+      {"tag net/1", "give KEY=VALUE"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(registry(c.args, out), 2) << c.args << ": " << out;
+    EXPECT_NE(out.find(c.expect), std::string::npos) << c.args << ": " << out;
+  }
+  EXPECT_EQ(run(std::string(CKPT_CLI) + " registry --registry mysql://x/y list", out), 2) << out;
+  EXPECT_NE(out.find("unknown scheme"), std::string::npos) << out;
+  EXPECT_EQ(run(std::string(CKPT_CLI) + " registry --registry sqlite://" + (tmp_.path / "none.db").string() + " list", out), 2);
+  EXPECT_NE(out.find("no registry at"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tmp_.path / "none.db"));
+  EXPECT_EQ(fs::last_write_time(tmp_.path / "reg.db"), before);
+  EXPECT_FALSE(fs::exists(tmp_.path / "o.msgpack"));
+  ASSERT_EQ(registry("list net", out), 0);
+  EXPECT_EQ(out.find("net/2"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace ckpt_test
