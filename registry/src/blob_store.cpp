@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sys/sysmacros.h>
 #include <fcntl.h>
 #include <random>
 #include <sys/file.h>
@@ -105,6 +107,21 @@ Blob::Blob(const fs::path& path, uint64_t expected_size, const std::string& what
                          " bytes, the tensor needs " + std::to_string(expected_size));
   size_ = static_cast<size_t>(expected_size);
   if (size_ == 0) return;
+  // Small blobs are read: a pull keeps every blob until the writer is done, and a mapping each
+  // would run into the kernel's limit on mappings (vm.max_map_count, 65530) for a model of
+  // 100,000 small tensors.
+  if (size_ < kMapThreshold) {
+    copy_.resize(size_);
+    size_t got = 0;
+    while (got < size_) {
+      const ssize_t n = ::pread(f.fd, copy_.data() + got, size_ - got, static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw IoError("cannot read " + path.string() + ": " + (n < 0 ? errno_text() : std::string("file shrank")));
+      got += static_cast<size_t>(n);
+    }
+    data_ = copy_.data();
+    return;
+  }
   map_ = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, f.fd, 0);
   if (map_ == MAP_FAILED) {
     map_ = nullptr;
@@ -165,6 +182,84 @@ uint64_t BlobStore::put(const std::string& digest, std::span<const std::byte> by
     throw IoError("cannot move a blob into place at " + final_path.string() + ": " + why);
   }
   return bytes.size();
+}
+
+uint64_t BlobStore::put_from_file(const std::string& digest, int fd, uint64_t offset, uint64_t length) {
+  if (has(digest, length)) return 0;
+  const fs::path final_path = blob_path(digest);
+  std::error_code ec;
+  fs::create_directories(final_path.parent_path(), ec);
+  if (ec) throw IoError("cannot create " + final_path.parent_path().string() + ": " + ec.message());
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const fs::path tmp = root_ / "tmp" / (digest.substr(0, 16) + "." + std::to_string(::getpid()) + "." + std::to_string(rng()));
+  Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+  if (out.fd < 0) throw IoError("cannot create " + tmp.string() + ": " + errno_text());
+  auto fail = [&](const std::string& why) {
+    ::unlink(tmp.c_str());
+    throw IoError("cannot copy into " + tmp.string() + ": " + why);
+  };
+  loff_t in_off = static_cast<loff_t>(offset);
+  uint64_t left = length;
+  while (left > 0) {
+    const ssize_t n = ::copy_file_range(fd, &in_off, out.fd, nullptr, std::min<uint64_t>(left, 1ull << 30), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(errno_text());
+    if (n == 0) fail("the source file ended early");
+    left -= static_cast<uint64_t>(n);
+  }
+  if (::close(out.fd) != 0) {
+    out.fd = -1;
+    fail(errno_text());
+  }
+  out.fd = -1;
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    const std::string why = errno_text();
+    ::unlink(tmp.c_str());
+    throw IoError("cannot move a blob into place at " + final_path.string() + ": " + why);
+  }
+  return length;
+}
+
+FileMappings::FileMappings() {
+  std::ifstream in("/proc/self/maps");
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned long start = 0, end = 0, offset = 0, inode = 0;
+    unsigned major = 0, minor = 0;
+    char perms[8] = {};
+    int consumed = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s %lx %x:%x %lu %n", &start, &end, perms, &offset, &major, &minor, &inode,
+                    &consumed) < 7 ||
+        inode == 0)
+      continue;
+    std::string path = line.substr(static_cast<size_t>(consumed));
+    if (path.empty() || path[0] != '/' || path.ends_with(" (deleted)")) continue;
+    maps_.push_back({start, end, offset, makedev(major, minor), static_cast<ino_t>(inode), std::move(path), -2});
+  }
+}
+
+FileMappings::~FileMappings() {
+  for (auto& m : maps_)
+    if (m.fd >= 0) ::close(m.fd);
+}
+
+std::optional<FileMappings::Source> FileMappings::find(std::span<const std::byte> bytes) {
+  const auto p = reinterpret_cast<uintptr_t>(bytes.data());
+  for (auto& m : maps_) {
+    if (p < m.start || p + bytes.size() > m.end) continue;
+    if (m.fd == -2) {
+      m.fd = ::open(m.path.c_str(), O_RDONLY | O_CLOEXEC);
+      struct stat st {};
+      // The path may name another file by now: only the mapped one will do.
+      if (m.fd >= 0 && (::fstat(m.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != m.dev || st.st_ino != m.inode)) {
+        ::close(m.fd);
+        m.fd = -1;
+      }
+    }
+    if (m.fd < 0) return std::nullopt;
+    return Source{m.fd, m.offset + (p - m.start)};
+  }
+  return std::nullopt;
 }
 
 void BlobStore::sync() const {

@@ -1,7 +1,9 @@
 #include "blob_store.hpp"
 #include "database.hpp"
+#include "fast_hash.hpp"
 #include "manifest.hpp"
 #include "schema.hpp"
+#include "work_pool.hpp"
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
@@ -12,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
+#include <xxhash.h>
 
 #include <chrono>
 #include <cstring>
@@ -41,7 +44,7 @@ std::string now_iso() {
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[40];
+  char buf[96];  // room for any int the compiler imagines in each field
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
@@ -308,7 +311,10 @@ class Impl final : public ModelRegistry {
       signature_text = read_text_file(rep.signature, kMaxSignatureBytes, "signature");
       signer = key->id();
     }
-    VerifyReport check = ckpt::verify(*reader);
+    // A file that records its own hashes (XXH3, meta/integrity) is checked against them: one
+    // more pass over bytes the page cache holds, at memory speed.
+    VerifyReport check;
+    if (tree.find_group_path("meta/integrity")) check = ckpt::verify(*reader);
     if (check.has_integrity && !check.ok()) {
       std::string msg = "refusing " + file.string() + ": it does not match its own recorded hashes:";
       for (const auto& p : check.problems) msg += "\n  " + p;
@@ -358,16 +364,14 @@ class Impl final : public ModelRegistry {
     try {
       std::unordered_map<std::string, std::string> digests;
       std::vector<ManifestTensor> entries;
-      uint64_t written = 0, done = 0;
       const uint64_t total = tree.tensor_bytes();
-      reader->for_each_tensor_bytes([&](const std::string& path, const Tensor&, std::span<const std::byte> bytes) {
-        std::string d = blake2b256_hex(bytes);
-        written += store_->put(d, bytes);
-        entries.push_back({path, d, bytes.size(), nullptr});
-        digests.emplace(path, std::move(d));
-        done += bytes.size();
-        if (o.progress) o.progress(done, total);
-      });
+      Stored stored = store_tensors(*reader, tree, o, !o.rehash && !key, total);
+      const uint64_t written = stored.written;
+      for (auto& j : stored.jobs) {
+        entries.push_back({j->path, j->digest, j->data.nbytes(), nullptr});
+        digests.emplace(j->path, j->digest);
+      }
+      stored.jobs.clear();  // the file's mappings
       if (o.fsync) store_->sync();
       // Verified: every blob the version names is in the store with its size (the bytes were
       // hashed as they were written; reads re-hash them).
@@ -399,6 +403,8 @@ class Impl final : public ModelRegistry {
           "ready_at = ? WHERE id = ?",
           {manifest, digest, static_cast<int64_t>(entries.size()), static_cast<int64_t>(total), static_cast<int64_t>(written),
            now_iso(), version_id});
+      for (const auto& [fast, d] : stored.fast)
+        db_->exec("INSERT INTO fast_digests (fast, digest) VALUES (?, ?) ON CONFLICT (fast) DO NOTHING", {fast, d});
       const int64_t model_id = model_id_of(o.name);
       for (const auto& a : o.aliases) move_alias(model_id, a, version_id, version, by, "registered");
       t.commit();
@@ -412,7 +418,9 @@ class Impl final : public ModelRegistry {
       }
       throw;
     }
-    return show(Ref{o.name, version, std::nullopt});
+    VersionInfo info = show(Ref{o.name, version, std::nullopt});
+    info.bytes_hashed = hashed_;
+    return info;
   }
 
   std::vector<ModelInfo> list_models() override {
@@ -581,6 +589,7 @@ class Impl final : public ModelRegistry {
       }
       if (!o.dry_run) {
         drop_versions(dead);
+        db_->exec("DELETE FROM fast_digests WHERE digest NOT IN (SELECT digest FROM version_tensors)");
         t.commit();
       }
     }
@@ -651,20 +660,45 @@ class Impl final : public ModelRegistry {
       rep.tensors++;
       rep.bytes += t.nbytes;
     }
-    std::unordered_map<std::string, const ManifestTensor*> by_path;
-    for (const auto& t : tensors) by_path.emplace(t.path, &t);
-    std::vector<std::unique_ptr<Blob>> held;
+    std::unordered_map<std::string, size_t> by_path;
+    for (size_t i = 0; i < tensors.size(); ++i) by_path.emplace(tensors[i].path, i);
+    // Blobs are re-hashed by the pool a few tensors ahead of the writer, which waits for each
+    // before it sees a byte: a damaged blob stops the pull and the target is never renamed
+    // into place. Every blob stays held until the writer is done (writers may look back at
+    // earlier tensors to find equal ones).
+    std::vector<std::unique_ptr<Blob>> held(tensors.size());
+    std::vector<std::future<void>> checked(tensors.size());
+    size_t launched = 0;
     uint64_t done = 0;
-    auto source = [&](const std::string& path, const Tensor&) -> std::span<const std::byte> {
+    const unsigned threads = WorkPool::default_threads();
+    auto source = [&, this](const std::string& path, const Tensor&) -> std::span<const std::byte> {
       auto it = by_path.find(path);
       if (it == by_path.end()) throw Error("pull " + label + ": the writer asked for tensor " + path + ", not in the manifest");
-      // Re-hashed here, before the writer sees a byte: a damaged blob stops the pull and the
-      // target is never renamed into place.
-      held.push_back(store_->get(it->second->digest, it->second->nbytes, "tensor '" + path + "' of " + label));
-      done += it->second->nbytes;
+      const size_t i = it->second;
+      while (launched < tensors.size() && launched <= i + 2 * threads) {
+        const size_t k = launched++;
+        checked[k] = pool_for_pull_->submit([this, k, &held, &tensors, &label] {
+          held[k] = store_->get(tensors[k].digest, tensors[k].nbytes, "tensor '" + tensors[k].path + "' of " + label);
+        });
+      }
+      checked[i].get();
+      done += tensors[i].nbytes;
       if (o.progress) o.progress(done, rep.bytes);
-      return held.back()->bytes();
+      return held[i]->bytes();
     };
+    // Waits for the checks still running before `held` goes, whatever happens.
+    struct Drain {
+      std::vector<std::future<void>>& f;
+      ~Drain() {
+        for (auto& x : f)
+          if (x.valid()) x.wait();
+      }
+    } drain{checked};
+    pool_for_pull_ = std::make_unique<WorkPool>(threads);
+    struct PoolReset {
+      std::unique_ptr<WorkPool>& p;
+      ~PoolReset() { p.reset(); }
+    } pool_reset{pool_for_pull_};
     const bool direct = target_format.name() == registered_format || plan_losses(tree, target_format.info()).empty();
     if (direct) {
       write_through(tree, source, out, target_format, o.fsync);
@@ -878,6 +912,124 @@ class Impl final : public ModelRegistry {
     writer->committed(fs::absolute(out));
   }
 
+  struct Job {
+    std::string path;
+    Tensor data;  // mapped from the file, or read
+    std::string digest;
+    std::string fast;  // keyed XXH3-128 and size, when the index is used
+    bool hashed = false;
+    uint64_t owned = 0;  // bytes read into memory
+  };
+  struct Stored {
+    std::vector<std::unique_ptr<Job>> jobs;
+    std::vector<std::pair<std::string, std::string>> fast;  // new index entries
+    uint64_t written = 0;
+  };
+
+  // Every tensor of the file into the store: tensors the fast index knows are looked up, the
+  // others hashed with BLAKE2b and written by a pool of threads, a bounded amount in flight.
+  // The database is used from this thread only.
+  Stored store_tensors(FormatReader& reader, const Document& tree, const RegisterOptions& o, bool use_index, uint64_t total) {
+    constexpr uint64_t kMaxOwnedInFlight = 256ull << 20;
+    Stored out;
+    const std::string secret = use_index ? fast_secret() : std::string();
+    std::mutex mu;
+    uint64_t done = 0, written = 0;
+    hashed_ = 0;
+    auto advance = [&](uint64_t n, uint64_t w, uint64_t h) {
+      std::lock_guard lock(mu);
+      done += n;
+      written += w;
+      hashed_ += h;
+      if (o.progress) o.progress(done, total);
+    };
+    std::deque<std::pair<Job*, std::future<void>>> in_flight;
+    uint64_t owned_in_flight = 0;
+    const unsigned threads = WorkPool::default_threads();
+    FileMappings mappings;  // after the reader mapped its file
+    auto pool = std::make_unique<WorkPool>(threads);
+    // Whatever happens, every task has finished before `out` (whose jobs they use) goes.
+    struct Join {
+      std::unique_ptr<WorkPool>& p;
+      ~Join() { p.reset(); }
+    } join{pool};
+    auto finish_one = [&] {
+      auto [job, fut] = std::move(in_flight.front());
+      in_flight.pop_front();
+      owned_in_flight -= job->owned;
+      fut.get();
+    };
+    tree.for_each_tensor([&](const std::string& path, const Tensor&) {
+      auto job = std::make_unique<Job>();
+      job->path = path;
+      if (auto m = reader.map(path)) {
+        job->data = *m;
+      } else {
+        job->data = reader.read(path);
+        job->owned = job->data.nbytes();
+      }
+      const auto bytes = job->data.bytes();
+      if (use_index) {
+        job->fast = fast_key(bytes, secret);
+        auto rows = db_->query("SELECT digest FROM fast_digests WHERE fast = ?", {job->fast});
+        if (!rows.empty() && store_->has(rows[0].str(0), bytes.size())) {
+          job->digest = rows[0].str(0);
+          advance(bytes.size(), 0, 0);
+          out.jobs.push_back(std::move(job));
+          return;
+        }
+      }
+      while (!in_flight.empty() &&
+             (owned_in_flight + job->owned > kMaxOwnedInFlight || in_flight.size() >= 2 * static_cast<size_t>(threads)))
+        finish_one();
+      Job* j = job.get();
+      j->hashed = true;
+      owned_in_flight += j->owned;
+      // Bytes mapped from a file are copied file to file by the kernel; the digest is taken
+      // from the same mapping (a source changed while it is registered is as undefined here as
+      // for any reader of a mapped file).
+      std::optional<FileMappings::Source> src;
+      if (!j->owned && bytes.size() >= (1u << 20)) src = mappings.find(bytes);
+      in_flight.emplace_back(j, pool->submit([this, j, src, &advance] {
+        const auto b = j->data.bytes();
+        j->digest = blake2b256_hex(b);
+        const uint64_t w = src ? store_->put_from_file(j->digest, src->fd, src->offset, b.size()) : store_->put(j->digest, b);
+        advance(b.size(), w, b.size());
+      }));
+      out.jobs.push_back(std::move(job));
+    });
+    while (!in_flight.empty()) finish_one();
+    for (const auto& j : out.jobs)
+      if (j->hashed && !j->fast.empty()) out.fast.emplace_back(j->fast, j->digest);
+    out.written = written;
+    return out;
+  }
+
+  std::string fast_secret() {
+    auto hex = setting("fast_hash_secret");
+    if (!hex) {
+      unsigned char raw[192];
+      randombytes_buf(raw, sizeof raw);
+      char text[2 * sizeof raw + 1];
+      sodium_bin2hex(text, sizeof text, raw, sizeof raw);
+      Transaction t(*db_);
+      db_->exec("INSERT INTO settings (key, value) VALUES ('fast_hash_secret', ?) ON CONFLICT (key) DO NOTHING",
+                {std::string(text)});
+      t.commit();
+      hex = setting("fast_hash_secret");
+    }
+    std::string secret(hex->size() / 2, '\0');
+    size_t len = 0;
+    if (sodium_hex2bin(reinterpret_cast<unsigned char*>(secret.data()), secret.size(), hex->data(), hex->size(), nullptr, &len,
+                       nullptr) != 0 ||
+        len < XXH3_SECRET_SIZE_MIN)
+      throw FormatError(db_->where() + ": the setting fast_hash_secret is damaged");
+    secret.resize(len);
+    return secret;
+  }
+
+  uint64_t hashed_ = 0;
+  std::unique_ptr<WorkPool> pool_for_pull_;
   Uri uri_;
   std::unique_ptr<Database> db_;
   fs::path store_path_;

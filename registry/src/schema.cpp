@@ -99,7 +99,15 @@ CREATE INDEX tags_by_key ON tags (key, value);
 CREATE INDEX alias_history_by_alias ON alias_history (model_id, alias, id);
 )sql";
 
-constexpr const char* kMigrations[] = {kMigration1, kMigration2};
+// Migration 3: a keyed XXH3-128 of each stored tensor -> its BLAKE2b-256, so that a new version
+// finds its unchanged tensors at memory speed instead of re-hashing them with BLAKE2b
+// (docs/registry.md, "Storage").
+constexpr const char* kMigration3 = R"sql(
+CREATE TABLE fast_digests (fast TEXT PRIMARY KEY, digest TEXT NOT NULL);
+CREATE INDEX fast_digests_by_digest ON fast_digests (digest);
+)sql";
+
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 std::vector<std::string> other_tables(Database& db) {

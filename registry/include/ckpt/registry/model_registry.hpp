@@ -22,7 +22,7 @@ namespace ckpt::model_registry {
 namespace fs = std::filesystem;
 
 // The schema this build writes; an older registry is migrated on open, a newer one refused.
-inline constexpr int64_t kSchemaVersion = 2;
+inline constexpr int64_t kSchemaVersion = 3;
 inline constexpr const char* kDefaultUri = "sqlite://ckpt-registry/registry.db";
 inline constexpr const char* kUriEnvironment = "CKPT_REGISTRY";
 
@@ -76,7 +76,11 @@ struct RegisterOptions {
   std::optional<PublicKey> require_signed{};
   fs::path signature{};
   bool fsync = true;  // false only for benchmarks of the page cache
-  // Called after each tensor with bytes done and total.
+  // BLAKE2b every tensor even when the registry's fast index already knows its bytes (the index
+  // is keyed XXH3-128: it guards against accidents, not against a registrant crafting
+  // collisions; registries that require signatures never use it).
+  bool rehash = false;
+  // Called with bytes done and total as tensors are stored (from worker threads).
   std::function<void(uint64_t, uint64_t)> progress{};
 };
 
@@ -90,6 +94,7 @@ struct VersionInfo {
   uint64_t tensors = 0;
   uint64_t bytes = 0;            // tensor bytes
   uint64_t bytes_written = 0;    // blob bytes this registration added to the store
+  uint64_t bytes_hashed = 0;     // bytes it hashed with BLAKE2b (the rest the fast index knew)
   std::string digest;            // BLAKE2b-256 of the manifest: the version's content
   std::string created_at, ready_at, deleted_at;
   std::string registered_by;     // user@host pid
