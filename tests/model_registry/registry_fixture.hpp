@@ -57,7 +57,7 @@ class RegistryTest : public ::testing::TestWithParam<std::string> {
   }
   fs::path path(const std::string& name) const { return tmp_.path / name; }
 
-  TempDir tmp_{"ckpt-model-registry"};
+  TempDir tmp_{"model-registry"};
   std::string uri_;
 };
 

@@ -511,7 +511,7 @@ TEST(RegistryUri, MalformedUrisAreUsageErrors) {
 }
 
 TEST(RegistrySqlite, ADatabaseThatIsNotARegistryIsRefusedUnchanged) {
-  TempDir tmp("ckpt-model-registry");
+  TempDir tmp("model-registry");
   const fs::path db = tmp.path / "other.db";
   std::string out;
   ASSERT_EQ(run("sqlite3 " + db.string() + " 'CREATE TABLE users (id INTEGER, name TEXT)'", out), 0) << out;

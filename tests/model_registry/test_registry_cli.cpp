@@ -28,7 +28,7 @@ class RegistryCli : public ::testing::Test {
   int registry(const std::string& args, std::string& out) {
     return run(std::string(CKPT_CLI) + " registry --registry " + uri_ + " " + args, out);
   }
-  TempDir tmp_{"ckpt-registry-cli"};
+  TempDir tmp_{"registry-cli"};
   std::string uri_;
 };
 
