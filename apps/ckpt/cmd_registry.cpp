@@ -122,7 +122,7 @@ void print_version(const mr::VersionInfo& v) {
   line("run start", v.run_start);
   line("run end", v.run_end);
   if (!v.run_config.empty())
-    std::cout << "  run config: " << v.run_config.size() << " bytes, blake2b-256 recorded with the version\n";
+    std::cout << "  run config: " << v.run_config.size() << " bytes (show --json prints it)\n";
   if (!v.parent.empty()) std::cout << "  parent: " << v.parent << " (blake2b-256:" << v.parent_digest << ")\n";
   for (const auto& [k, x] : v.metrics) std::printf("  metric %s: %.9g\n", k.c_str(), x);
   for (const auto& [k, x] : v.tags) std::cout << "  tag " << k << "=" << x << "\n";

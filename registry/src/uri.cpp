@@ -62,7 +62,10 @@ Uri parse_uri(const std::string& text) {
       }
       start = end + 1;
     }
-    u.conninfo = kept.empty() ? base : base + "?" + kept;
+    // An unreachable server would otherwise hold a command for the operating system's TCP
+    // timeout (minutes); a caller's own connect_timeout wins.
+    if (kept.find("connect_timeout=") == std::string::npos) kept += std::string(kept.empty() ? "" : "&") + "connect_timeout=15";
+    u.conninfo = base + "?" + kept;
     return u;
   }
   const size_t colon = text.find("://");

@@ -506,7 +506,8 @@ TEST(RegistryUri, MalformedUrisAreUsageErrors) {
   EXPECT_EQ(mr::parse_uri("sqlite:///tmp/r.db").sqlite_path, "/tmp/r.db");
   EXPECT_EQ(mr::parse_uri("sqlite://rel/r.db").sqlite_path, "rel/r.db");
   const auto pg = mr::parse_uri("postgresql:///reg?host=/tmp/sock&store=/srv/blobs&user=ckpt");
-  EXPECT_EQ(pg.conninfo, "postgresql:///reg?host=/tmp/sock&user=ckpt");
+  EXPECT_EQ(pg.conninfo, "postgresql:///reg?host=/tmp/sock&user=ckpt&connect_timeout=15");
+  EXPECT_EQ(mr::parse_uri("postgresql://u@h/db?connect_timeout=3").conninfo, "postgresql://u@h/db?connect_timeout=3");
   EXPECT_EQ(pg.store, fs::path("/srv/blobs"));
 }
 

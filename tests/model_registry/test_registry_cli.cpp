@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 namespace ckpt_test {
 namespace {
 
@@ -101,6 +103,37 @@ TEST_F(RegistryCli, BadInputExitsTwoAndChangesNothing) {
   EXPECT_FALSE(fs::exists(tmp_.path / "o.msgpack"));
   ASSERT_EQ(registry("list net", out), 0);
   EXPECT_EQ(out.find("net/2"), std::string::npos) << out;
+}
+
+// A model trained by `ckpt train`, registered, then evaluated and run from the registry.
+TEST_F(RegistryCli, EvalAndPredictTakeRegistryReferences) {
+  {
+    std::ofstream cfg(tmp_.path / "mlp.json");
+    cfg << R"({"model": {"type": "mlp", "hidden": [16]}, "optimizer": {"type": "sgd", "lr": 0.05},
+      "epochs": 1, "batch_size": 64, "seed": 3, "threads": 1, "data": {"train_limit": 512, "test_limit": 128},
+      "checkpoint": {"backend": "msgpack", "dir": "ck", "resume": "none"}})";
+  }
+  std::string out;
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " train " + (tmp_.path / "mlp.json").string(), out), 0) << out;
+  const size_t at = out.find("final checkpoint: ");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::string file = out.substr(at + 18);
+  file = file.substr(0, file.find('\n'));
+  ASSERT_EQ(registry("register " + file + " --name mlp --alias production", out), 0) << out;
+  ASSERT_EQ(registry("show mlp@production --json", out), 0) << out;
+  EXPECT_NE(out.find("\"test_accuracy\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"seed\": 3"), std::string::npos) << out;
+  EXPECT_NE(out.find("train_limit"), std::string::npos) << out;  // the config's text, as lineage
+
+  const std::string env = "CKPT_REGISTRY=" + uri_ + " ";
+  std::string from_file, from_registry;
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " predict " + file + " --images 3", from_file), 0) << from_file;
+  ASSERT_EQ(run(env + CKPT_CLI + " predict registry:mlp@production --images 3", from_registry), 0) << from_registry;
+  EXPECT_EQ(from_file, from_registry);
+  ASSERT_EQ(run(env + CKPT_CLI + " eval registry:mlp/1 --limit 64", out), 0) << out;
+  EXPECT_NE(out.find("test accuracy"), std::string::npos) << out;
+  EXPECT_EQ(run(env + CKPT_CLI + " eval registry:mlp@staging --limit 64", out), 2) << out;
+  EXPECT_NE(out.find("no alias 'staging'"), std::string::npos) << out;
 }
 
 }  // namespace
