@@ -1,10 +1,13 @@
 #include "commands.hpp"
 #include "progress.hpp"
+#include "train_registry.hpp"
 
+#include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 #include <ckpt/train/trainer.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 namespace ckpt::cli {
@@ -14,11 +17,23 @@ Runner add_train(CLI::App& app) {
   static std::string config_path;
   cmd->add_option("CONFIG", config_path, "training config (docs/training-config.md)")->required();
   return [] {
-    auto config = train::TrainConfig::load(config_path, Registry::global());
+    // The "registry" section is the CLI's (train_registry.hpp); the trainer gets the rest, and
+    // every checkpoint keeps the whole text.
+    std::ifstream in(config_path);
+    if (!in) throw IoError("cannot read training config '" + config_path + "'");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string rest;
+    auto registration = TrainRegistration::take(text, config_path, rest);
+    auto config = train::TrainConfig::parse(rest, config_path, {}, Registry::global());
+    config.source = text;
+    if (registration) registration->open(config);
     train::Trainer trainer(std::move(config), Registry::global());
     std::unique_ptr<ProgressBar> bar;
     train::TrainCallbacks cb;
-    cb.on_message = [](const std::string& m) { std::fprintf(stderr, "ckpt train: %s\n", m.c_str()); };
+    cb.on_message = [&](const std::string& m) {
+      std::fprintf(stderr, "ckpt train: %s\n", m.c_str());
+      if (registration) registration->on_message(m);
+    };
     cb.on_batch = [&](int64_t done, int64_t total) {
       if (!bar) bar = std::make_unique<ProgressBar>("epoch", Counting::samples);
       bar->update(static_cast<uint64_t>(done), static_cast<uint64_t>(total));
@@ -29,8 +44,10 @@ Runner add_train(CLI::App& app) {
                   static_cast<long long>(r.epoch), static_cast<long long>(r.epochs), r.lr, r.train_loss, r.train_accuracy,
                   r.test_loss, r.test_accuracy, r.samples_per_second, r.saved.empty() ? "" : "  saved ", r.saved.c_str());
       std::fflush(stdout);
+      if (registration) registration->on_epoch(r);
     };
     auto final_path = trainer.run(cb);
+    if (registration) registration->finish(final_path);
     std::printf("final checkpoint: %s\n", final_path.string().c_str());
     return kOk;
   };

@@ -1,38 +1,8 @@
 // `ckpt registry ...` and registry:NAME@ALIAS in other commands, run as a user would (SQLite).
-#include "../support/scratch.hpp"
-
-#include <ckpt/document.hpp>
-#include <ckpt/io.hpp>
-
-#include <gtest/gtest.h>
-
-#include <fstream>
+#include "registry_cli_fixture.hpp"
 
 namespace ckpt_test {
 namespace {
-
-namespace fs = std::filesystem;
-
-class RegistryCli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ckpt::Document doc;
-    auto& state = doc.group("model").group("state");
-    state.add_tensor("w", ckpt::Tensor::from<float>(ckpt::DType::f32, {4}, {1, 2, 3, 4}));
-    state.add_tensor("b", ckpt::Tensor::from<float>(ckpt::DType::f32, {2}, {5, 6}));
-    doc.group("trainer").group("metrics").set("test_accuracy", 0.875);
-    ckpt::SaveOptions o;
-    o.fsync = false;
-    ckpt::write_document(doc, tmp_.path / "a.msgpack", o);
-    uri_ = "sqlite://" + (tmp_.path / "reg.db").string();
-  }
-  // Runs `ckpt registry --registry URI ARGS`.
-  int registry(const std::string& args, std::string& out) {
-    return run(std::string(CKPT_CLI) + " registry --registry " + uri_ + " " + args, out);
-  }
-  TempDir tmp_{"registry-cli"};
-  std::string uri_;
-};
 
 TEST_F(RegistryCli, RegisterShowPullAndRegistryInputs) {
   std::string out;
@@ -103,37 +73,6 @@ TEST_F(RegistryCli, BadInputExitsTwoAndChangesNothing) {
   EXPECT_FALSE(fs::exists(tmp_.path / "o.msgpack"));
   ASSERT_EQ(registry("list net", out), 0);
   EXPECT_EQ(out.find("net/2"), std::string::npos) << out;
-}
-
-// A model trained by `ckpt train`, registered, then evaluated and run from the registry.
-TEST_F(RegistryCli, EvalAndPredictTakeRegistryReferences) {
-  {
-    std::ofstream cfg(tmp_.path / "mlp.json");
-    cfg << R"({"model": {"type": "mlp", "hidden": [16]}, "optimizer": {"type": "sgd", "lr": 0.05},
-      "epochs": 1, "batch_size": 64, "seed": 3, "threads": 1, "data": {"train_limit": 512, "test_limit": 128},
-      "checkpoint": {"backend": "msgpack", "dir": "ck", "resume": "none"}})";
-  }
-  std::string out;
-  ASSERT_EQ(run(std::string(CKPT_CLI) + " train " + (tmp_.path / "mlp.json").string(), out), 0) << out;
-  const size_t at = out.find("final checkpoint: ");
-  ASSERT_NE(at, std::string::npos) << out;
-  std::string file = out.substr(at + 18);
-  file = file.substr(0, file.find('\n'));
-  ASSERT_EQ(registry("register " + file + " --name mlp --alias production", out), 0) << out;
-  ASSERT_EQ(registry("show mlp@production --json", out), 0) << out;
-  EXPECT_NE(out.find("\"test_accuracy\""), std::string::npos) << out;
-  EXPECT_NE(out.find("\"seed\": 3"), std::string::npos) << out;
-  EXPECT_NE(out.find("train_limit"), std::string::npos) << out;  // the config's text, as lineage
-
-  const std::string env = "CKPT_REGISTRY=" + uri_ + " ";
-  std::string from_file, from_registry;
-  ASSERT_EQ(run(std::string(CKPT_CLI) + " predict " + file + " --images 3", from_file), 0) << from_file;
-  ASSERT_EQ(run(env + CKPT_CLI + " predict registry:mlp@production --images 3", from_registry), 0) << from_registry;
-  EXPECT_EQ(from_file, from_registry);
-  ASSERT_EQ(run(env + CKPT_CLI + " eval registry:mlp/1 --limit 64", out), 0) << out;
-  EXPECT_NE(out.find("test accuracy"), std::string::npos) << out;
-  EXPECT_EQ(run(env + CKPT_CLI + " eval registry:mlp@staging --limit 64", out), 2) << out;
-  EXPECT_NE(out.find("no alias 'staging'"), std::string::npos) << out;
 }
 
 }  // namespace
