@@ -907,7 +907,28 @@ class Impl final : public ModelRegistry {
     }
     AtomicOutput target(out);
     auto writer = format.open_writer(target.temp(), Options{});
-    writer->write(tree, source);
+    // Writeback of what the writer has written so far is started every 64 MiB, so that the
+    // fsync before the rename finds little left to wait for.
+    int fd = -1;
+    uint64_t since = 0;
+    auto with_writeback = [&](const std::string& path, const Tensor& listed) {
+      if (durable) {
+        if (fd < 0) fd = ::open(target.temp().c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && since >= (64u << 20)) {
+          ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+          since = 0;
+        }
+        since += listed.nbytes();
+      }
+      return source(path, listed);
+    };
+    struct CloseFd {
+      int& fd;
+      ~CloseFd() {
+        if (fd >= 0) ::close(fd);
+      }
+    } close_fd{fd};
+    writer->write(tree, with_writeback);
     target.commit(durable);
     writer->committed(fs::absolute(out));
   }
@@ -959,32 +980,14 @@ class Impl final : public ModelRegistry {
       owned_in_flight -= job->owned;
       fut.get();
     };
-    tree.for_each_tensor([&](const std::string& path, const Tensor&) {
-      auto job = std::make_unique<Job>();
-      job->path = path;
-      if (auto m = reader.map(path)) {
-        job->data = *m;
-      } else {
-        job->data = reader.read(path);
-        job->owned = job->data.nbytes();
-      }
-      const auto bytes = job->data.bytes();
-      if (use_index) {
-        job->fast = fast_key(bytes, secret);
-        auto rows = db_->query("SELECT digest FROM fast_digests WHERE fast = ?", {job->fast});
-        if (!rows.empty() && store_->has(rows[0].str(0), bytes.size())) {
-          job->digest = rows[0].str(0);
-          advance(bytes.size(), 0, 0);
-          out.jobs.push_back(std::move(job));
-          return;
-        }
-      }
+    // BLAKE2b and the store, for a tensor the index does not know.
+    auto dispatch = [&](Job* j) {
       while (!in_flight.empty() &&
-             (owned_in_flight + job->owned > kMaxOwnedInFlight || in_flight.size() >= 2 * static_cast<size_t>(threads)))
+             (owned_in_flight + j->owned > kMaxOwnedInFlight || in_flight.size() >= 2 * static_cast<size_t>(threads)))
         finish_one();
-      Job* j = job.get();
       j->hashed = true;
       owned_in_flight += j->owned;
+      const auto bytes = j->data.bytes();
       // Bytes mapped from a file are copied file to file by the kernel; the digest is taken
       // from the same mapping (a source changed while it is registered is as undefined here as
       // for any reader of a mapped file).
@@ -996,8 +999,49 @@ class Impl final : public ModelRegistry {
         const uint64_t w = src ? store_->put_from_file(j->digest, src->fd, src->offset, b.size()) : store_->put(j->digest, b);
         advance(b.size(), w, b.size());
       }));
+    };
+    // The index lookup, on this thread (the database is not shared with the pool).
+    auto look_up = [&](Job* j) {
+      auto rows = db_->query("SELECT digest FROM fast_digests WHERE fast = ?", {j->fast});
+      if (!rows.empty() && store_->has(rows[0].str(0), j->data.nbytes())) {
+        j->digest = rows[0].str(0);
+        advance(j->data.nbytes(), 0, 0);
+      } else {
+        dispatch(j);
+      }
+    };
+    // Keyed XXH3 runs on the pool too: one core hashes a GiB in about 130 ms here, which is
+    // most of the time of a registration that changed one tensor.
+    std::deque<std::pair<Job*, std::future<void>>> keying;
+    auto key_front = [&] {
+      auto [job, fut] = std::move(keying.front());
+      keying.pop_front();
+      fut.get();
+      look_up(job);
+    };
+    tree.for_each_tensor([&](const std::string& path, const Tensor&) {
+      auto job = std::make_unique<Job>();
+      job->path = path;
+      if (auto m = reader.map(path)) {
+        job->data = *m;
+      } else {
+        job->data = reader.read(path);
+        job->owned = job->data.nbytes();
+      }
+      Job* j = job.get();
       out.jobs.push_back(std::move(job));
+      if (!use_index) {
+        dispatch(j);
+      } else if (j->owned) {
+        // Read into memory: dealt with now, so that memory in flight stays bounded.
+        j->fast = fast_key(j->data.bytes(), secret);
+        look_up(j);
+      } else {
+        keying.emplace_back(j, pool->submit([j, &secret] { j->fast = fast_key(j->data.bytes(), secret); }));
+        while (keying.size() >= 2 * static_cast<size_t>(threads)) key_front();
+      }
     });
+    while (!keying.empty()) key_front();
     while (!in_flight.empty()) finish_one();
     for (const auto& j : out.jobs)
       if (j->hashed && !j->fast.empty()) out.fast.emplace_back(j->fast, j->digest);
