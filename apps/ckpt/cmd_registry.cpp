@@ -240,6 +240,11 @@ Runner add_registry(CLI::App& app) {
       o.format = a.format;
       o.require_signed = key;
       o.signature = a.signature;
+      // Input that is wrong on its face is refused before a new registry would be created.
+      mr::check_model_name(o.name);
+      for (const auto& al : o.aliases) mr::check_alias(al);
+      std::error_code ec;
+      if (!std::filesystem::exists(a.file, ec)) throw UsageError("cannot register " + a.file + ": no such file or folder");
       auto r = open_registry(Open::create);
       const mr::VersionInfo v = r->register_checkpoint(a.file, o);
       std::cout << "registered " << a.file << " as " << v.name << "/" << v.version << " (" << v.format << ", " << v.tensors

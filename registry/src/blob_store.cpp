@@ -287,6 +287,8 @@ std::vector<BlobStore::Entry> BlobStore::list() const {
   for (fs::directory_iterator d(root_ / "blobs", ec), end; !ec && d != end; d.increment(ec)) {
     if (!d->is_directory()) continue;
     for (fs::directory_iterator f(d->path(), ec), fend; !ec && f != fend; f.increment(ec)) {
+      // Only what the store names: anything else in the folder is not ours to remove.
+      if (!is_digest(f->path().filename().string())) continue;
       std::error_code sec;
       const uint64_t size = f->file_size(sec);
       out.push_back({f->path().filename().string(), f->path(), sec ? 0 : size});

@@ -69,6 +69,20 @@ TEST_F(RegistryCli, BadInputExitsTwoAndChangesNothing) {
   EXPECT_EQ(run(std::string(CKPT_CLI) + " registry --registry sqlite://" + (tmp_.path / "none.db").string() + " list", out), 2);
   EXPECT_NE(out.find("no registry at"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(tmp_.path / "none.db"));
+  ASSERT_EQ(run("sqlite3 " + (tmp_.path / "other.db").string() + " 'CREATE TABLE users (id INTEGER)'", out), 0) << out;
+  EXPECT_EQ(run(std::string(CKPT_CLI) + " registry --registry sqlite://" + (tmp_.path / "other.db").string() + " list", out), 2);
+  EXPECT_NE(out.find("not a ckpt model registry"), std::string::npos) << out;
+  EXPECT_EQ(run(std::string(CKPT_CLI) + " registry --registry sqlite://" + (tmp_.path / "other.db").string() +
+                    " register " + (tmp_.path / "a.msgpack").string() + " --name net",
+                out),
+            2);
+  EXPECT_FALSE(fs::exists(tmp_.path / "other.store"));
+  // A register that fails on its input makes no registry either.
+  EXPECT_EQ(run(std::string(CKPT_CLI) + " registry --registry sqlite://" + (tmp_.path / "new/reg.db").string() +
+                    " register " + (tmp_.path / "missing.msgpack").string() + " --name net",
+                out),
+            2);
+  EXPECT_FALSE(fs::exists(tmp_.path / "new"));
   EXPECT_EQ(fs::last_write_time(tmp_.path / "reg.db"), before);
   EXPECT_FALSE(fs::exists(tmp_.path / "o.msgpack"));
   ASSERT_EQ(registry("list net", out), 0);
