@@ -24,7 +24,6 @@
 #include <pwd.h>
 #include <random>
 #include <set>
-#include <sstream>
 #include <unistd.h>
 
 namespace ckpt::model_registry {
@@ -462,7 +461,7 @@ class Impl final : public ModelRegistry {
   }
 
   VersionInfo show(const Ref& ref) override {
-    const Resolved r = resolve(ref, true);
+    const Resolved r = resolve(ref);
     auto rows = db_->query(std::string("SELECT ") + kVersionColumns + " FROM versions v JOIN models m ON m.id = v.model_id WHERE v.id = ?",
                            {r.version_id});
     VersionInfo v = version_from_row(rows.at(0));
@@ -478,7 +477,7 @@ class Impl final : public ModelRegistry {
   void set_alias(const std::string& name, const std::string& alias, int64_t version) override {
     check_alias(alias);
     Transaction t(*db_);
-    const Resolved r = resolve(Ref{name, version, std::nullopt}, true);
+    const Resolved r = resolve(Ref{name, version, std::nullopt});
     if (r.status != Status::ready)
       throw UsageError("cannot point alias '" + alias + "' at " + name + "/" + std::to_string(version) + ": it is " +
                        status_text(r.status));
@@ -489,7 +488,7 @@ class Impl final : public ModelRegistry {
   void remove_alias(const std::string& name, const std::string& alias) override {
     check_alias(alias);
     Transaction t(*db_);
-    const Resolved r = resolve(Ref{name, std::nullopt, alias}, true);
+    const Resolved r = resolve(Ref{name, std::nullopt, alias});
     db_->exec("DELETE FROM aliases WHERE model_id = ? AND alias = ?", {r.model_id, alias});
     db_->exec("INSERT INTO alias_history (model_id, alias, version, previous, at, by_whom, reason) VALUES (?, ?, NULL, ?, ?, ?, 'removed')",
               {r.model_id, alias, r.version, now_iso(), who()});
@@ -499,7 +498,7 @@ class Impl final : public ModelRegistry {
   void set_tag(const Ref& ref, const std::string& key, const std::string& value) override {
     if (key.empty()) throw UsageError("a tag needs a key (KEY=VALUE)");
     Transaction t(*db_);
-    const Resolved r = resolve(ref, true);
+    const Resolved r = resolve(ref);
     db_->exec("INSERT INTO tags (version_id, key, value) VALUES (?, ?, ?) ON CONFLICT (version_id, key) DO UPDATE SET "
               "value = excluded.value",
               {r.version_id, key, value});
@@ -508,7 +507,7 @@ class Impl final : public ModelRegistry {
 
   void remove_tag(const Ref& ref, const std::string& key) override {
     Transaction t(*db_);
-    const Resolved r = resolve(ref, true);
+    const Resolved r = resolve(ref);
     if (db_->query("DELETE FROM tags WHERE version_id = ? AND key = ? RETURNING key", {r.version_id, key}).empty())
       throw UsageError(ref.text() + " has no tag '" + key + "'");
     t.commit();
@@ -558,7 +557,7 @@ class Impl final : public ModelRegistry {
 
   void delete_version(const std::string& name, int64_t version) override {
     Transaction t(*db_);
-    const Resolved r = resolve(Ref{name, version, std::nullopt}, true);
+    const Resolved r = resolve(Ref{name, version, std::nullopt});
     if (r.status == Status::deleted) throw UsageError(name + "/" + std::to_string(version) + " is already deleted");
     if (r.status == Status::pending)
       throw UsageError(name + "/" + std::to_string(version) +
@@ -623,7 +622,7 @@ class Impl final : public ModelRegistry {
   }
 
   PullReport pull(const Ref& ref, const fs::path& out, const PullOptions& o) override {
-    const Resolved r = resolve(ref, true);
+    const Resolved r = resolve(ref);
     const std::string label = ref.name + "/" + std::to_string(r.version);
     if (r.status != Status::ready)
       throw UsageError("cannot pull " + label + ": it is " + status_text(r.status) +
@@ -699,8 +698,16 @@ class Impl final : public ModelRegistry {
       std::unique_ptr<WorkPool>& p;
       ~PoolReset() { p.reset(); }
     } pool_reset{pool_for_pull_};
-    const bool direct = target_format.name() == registered_format || plan_losses(tree, target_format.info()).empty();
-    if (direct) {
+    const std::vector<Loss> losses =
+        target_format.name() == registered_format ? std::vector<Loss>{} : plan_losses(tree, target_format.info());
+    if (!losses.empty() && !o.allow_lossy) {
+      // Refused before a byte is written, as convert refuses.
+      std::string msg = "pulling " + label + " into " + target_format.name() + " would lose:";
+      for (size_t i = 0; i < losses.size() && i < 20; ++i) msg += "\n  " + losses[i].path + ": " + losses[i].what;
+      if (losses.size() > 20) msg += "\n  ... (" + std::to_string(losses.size()) + " in all)";
+      throw UnsupportedError(msg + "\n(--allow-lossy to convert anyway)");
+    }
+    if (losses.empty()) {
       write_through(tree, source, out, target_format, o.fsync);
       return rep;
     }
@@ -723,7 +730,7 @@ class Impl final : public ModelRegistry {
   }
 
   VerifyVersionReport verify(const Ref& ref) override {
-    const Resolved r = resolve(ref, true);
+    const Resolved r = resolve(ref);
     const std::string label = ref.name + "/" + std::to_string(r.version);
     if (r.status != Status::ready) throw UsageError("cannot verify " + label + ": it is " + status_text(r.status));
     VerifyVersionReport rep;
@@ -789,7 +796,7 @@ class Impl final : public ModelRegistry {
     return rows[0].i64(0);
   }
 
-  Resolved resolve(const Ref& ref, bool any_status) {
+  Resolved resolve(const Ref& ref) {
     check_model_name(ref.name);
     Resolved r;
     r.model_id = model_id_of(ref.name);
@@ -823,7 +830,6 @@ class Impl final : public ModelRegistry {
     r.version_id = rows[0].i64(0);
     r.version = rows[0].i64(1);
     r.status = parse_status(rows[0].str(2));
-    (void)any_status;
     return r;
   }
 
@@ -867,7 +873,7 @@ class Impl final : public ModelRegistry {
     } catch (const UsageError&) {
       throw UsageError("--parent '" + spec + "' is neither a file nor NAME/VERSION or NAME@ALIAS");
     }
-    const Resolved r = resolve(ref, true);
+    const Resolved r = resolve(ref);
     auto rows = db_->query("SELECT digest FROM versions WHERE id = ?", {r.version_id});
     if (r.status != Status::ready || rows.at(0).null(0))
       throw UsageError("--parent " + spec + " is " + status_text(r.status) + ", not a READY version");
@@ -1096,7 +1102,9 @@ std::unique_ptr<ModelRegistry> open_at_schema(const std::string& uri, int64_t sc
 }  // namespace detail
 
 ResolvedInput::ResolvedInput(const std::string& spec) {
-  if (spec.rfind(kRegistryPrefix, 0) != 0) {
+  std::error_code ec;
+  // A file whose name happens to start with "registry:" is still that file.
+  if (spec.rfind(kRegistryPrefix, 0) != 0 || fs::exists(spec, ec)) {
     path_ = spec;
     return;
   }

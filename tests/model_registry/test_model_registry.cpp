@@ -412,6 +412,59 @@ TEST_P(RegistryTest, EightProcessesRegisterOneNameWithoutGapsOrDuplicates) {
   for (int p = 0; p < kProcesses; ++p) EXPECT_EQ(per_writer[std::to_string(p)], kEach) << p;
 }
 
+// gc runs over and over while registrants work: it waits for them (the store's lock) and never
+// removes a blob a version in progress or a READY one needs.
+TEST_P(RegistryTest, GcDuringRegistrationsRemovesNothingInUse) {
+  constexpr int kProcesses = 4, kEach = 8;
+  open();
+  for (int p = 0; p < kProcesses; ++p)
+    for (int i = 0; i < kEach; ++i)
+      write_checkpoint(make_checkpoint(3, 2048, 1000 + (p * kEach + i) * 10), path("g" + std::to_string(p) + "-" + std::to_string(i) + ".msgpack"));
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int rc = 0;
+      try {
+        auto reg = mr::ModelRegistry::open(uri_);
+        for (int i = 0; i < kEach; ++i)
+          reg->register_checkpoint(path("g" + std::to_string(p) + "-" + std::to_string(i) + ".msgpack"), named("g"));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child %d: %s\n", p, e.what());
+        rc = 1;
+      }
+      ::_exit(rc);
+    }
+    children.push_back(pid);
+  }
+  auto reg = open(Open::existing);
+  size_t runs = 0, removed_versions = 0;
+  for (size_t left = children.size(); left > 0;) {
+    const auto rep = reg->gc();
+    ++runs;
+    removed_versions += rep.pending_removed + rep.deleted_removed;
+    for (auto& c : children) {
+      int status = 0;
+      if (c > 0 && ::waitpid(c, &status, WNOHANG) == c) {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a registrant failed";
+        c = -1;
+        --left;
+      }
+    }
+  }
+  EXPECT_GE(runs, 1u);
+  EXPECT_EQ(removed_versions, 0u);
+  const auto versions = reg->list_versions("g", true);
+  ASSERT_EQ(versions.size(), size_t{kProcesses * kEach});
+  for (const auto& v : versions) {
+    EXPECT_EQ(v.status, mr::Status::ready);
+    EXPECT_TRUE(reg->verify(mr::Ref{"g", v.version, std::nullopt}).problems.empty()) << v.version;
+  }
+  EXPECT_EQ(reg->gc().blobs_removed, 0u);
+  EXPECT_EQ(count_blobs(reg->store()), size_t{kProcesses * kEach * 3});
+}
+
 TEST_P(RegistryTest, KilledRegistrantLeavesPendingThatGcCleans) {
   open();
   write_checkpoint(make_checkpoint(1, 10, 1), path("kept.msgpack"));
