@@ -22,7 +22,7 @@ struct RegistryArgs {
   std::vector<std::string> aliases, tags, metrics;
   // show / list / pull / ...
   std::string ref, out, to = "auto", alias, version_text;
-  bool json = false, all = false, allow_lossy = false, dry_run = false, minimize = false, maximize = false;
+  bool json = false, all = false, show_tensors = false, allow_lossy = false, dry_run = false, minimize = false, maximize = false;
   std::vector<std::string> remove_tags;
   std::string metric, search_name;
   size_t limit = 20;
@@ -165,6 +165,7 @@ Runner add_registry(CLI::App& app) {
   auto* show = cmd->add_subcommand("show", "Show a version: NAME (latest), NAME/VERSION or NAME@ALIAS");
   show->add_option("REF", a.ref, "NAME, NAME/VERSION or NAME@ALIAS")->required();
   show->add_flag("--json", a.json, "JSON");
+  show->add_flag("--tensors", a.show_tensors, "also every tensor: path, dtype, shape, bytes, BLAKE2b-256");
 
   auto* alias = cmd->add_subcommand("alias", "Move or remove an alias");
   alias->require_subcommand(1);
@@ -291,11 +292,27 @@ Runner add_registry(CLI::App& app) {
       return kOk;
     }
     if (show->parsed()) {
-      const auto v = r->show(mr::parse_ref(a.ref));
-      if (a.json)
-        std::cout << version_json(v).dump(2) << "\n";
-      else
+      const mr::Ref ref = mr::parse_ref(a.ref);
+      const auto v = r->show(ref);
+      std::vector<mr::TensorEntry> tensors;
+      if (a.show_tensors && v.status != mr::Status::pending) tensors = r->tensors(mr::Ref{v.name, v.version, std::nullopt});
+      if (a.json) {
+        auto j = version_json(v);
+        if (a.show_tensors) {
+          j["tensor_list"] = nlohmann::ordered_json::array();
+          for (const auto& t : tensors)
+            j["tensor_list"].push_back({{"path", t.path}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.bytes}, {"blake2b", t.digest}});
+        }
+        std::cout << j.dump(2) << "\n";
+      } else {
         print_version(v);
+        for (const auto& t : tensors) {
+          std::string shape;
+          for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "," : "") + std::to_string(t.shape[i]);
+          std::cout << "  tensor " << t.path << "  " << t.dtype << "[" << shape << "]  " << t.bytes << " bytes  blake2b-256:" << t.digest
+                    << "\n";
+        }
+      }
       return kOk;
     }
     if (alias_set->parsed()) {

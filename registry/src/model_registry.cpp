@@ -474,6 +474,20 @@ class Impl final : public ModelRegistry {
     return v;
   }
 
+  std::vector<TensorEntry> tensors(const Ref& ref) override {
+    const Resolved r = resolve(ref);
+    auto rows = db_->query("SELECT manifest FROM versions WHERE id = ?", {r.version_id});
+    if (rows.at(0).null(0))
+      throw UsageError(ref.name + "/" + std::to_string(r.version) + " is " + status_text(r.status) + " and has no manifest");
+    std::vector<ManifestTensor> listed;
+    const Document tree = decode_manifest(rows[0].str(0), listed, db_->where() + ": " + ref.text());
+    std::vector<TensorEntry> out;
+    out.reserve(listed.size());
+    for (const auto& t : listed)
+      out.push_back({t.path, std::string(name(t.listed->dtype())), t.listed->shape(), t.nbytes, t.digest});
+    return out;
+  }
+
   void set_alias(const std::string& name, const std::string& alias, int64_t version) override {
     check_alias(alias);
     Transaction t(*db_);

@@ -93,6 +93,13 @@ TEST_P(RegistryTest, RegisterShowListWithLineage) {
   EXPECT_EQ(reg->show(mr::parse_ref("fashion-convnet")).version, 2);
   EXPECT_EQ(reg->show(mr::parse_ref("fashion-convnet@candidate")).version, 1);
   EXPECT_EQ(reg->show(mr::parse_ref("fashion-convnet/2")).version, 2);
+  const auto listed = reg->tensors(mr::parse_ref("fashion-convnet/1"));
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_EQ(listed[0].path, "model/state/layer0.weight");
+  EXPECT_EQ(listed[0].dtype, "f32");
+  EXPECT_EQ(listed[0].shape, std::vector<int64_t>{1000});
+  EXPECT_EQ(listed[0].bytes, 4000u);
+  EXPECT_EQ(listed[0].digest.size(), 64u);
   const auto versions = reg->list_versions("fashion-convnet");
   ASSERT_EQ(versions.size(), 2u);
   EXPECT_EQ(versions[0].aliases, std::vector<std::string>{"candidate"});

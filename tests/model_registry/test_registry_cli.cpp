@@ -12,6 +12,8 @@ TEST_F(RegistryCli, RegisterShowPullAndRegistryInputs) {
   ASSERT_EQ(registry("show net@production", out), 0) << out;
   EXPECT_NE(out.find("metric test_accuracy: 0.875"), std::string::npos) << out;
   EXPECT_NE(out.find("tag team=x"), std::string::npos) << out;
+  ASSERT_EQ(registry("show net/1 --tensors", out), 0) << out;
+  EXPECT_NE(out.find("tensor model/state/w  f32[4]  16 bytes  blake2b-256:"), std::string::npos) << out;
   ASSERT_EQ(registry("show net/1 --json", out), 0) << out;
   EXPECT_NE(out.find("\"status\": \"READY\""), std::string::npos) << out;
   ASSERT_EQ(registry("list", out), 0) << out;

@@ -109,6 +109,14 @@ struct VersionInfo {
   std::vector<std::string> aliases;
 };
 
+struct TensorEntry {
+  std::string path;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  uint64_t bytes = 0;
+  std::string digest;  // BLAKE2b-256 of its bytes: the blob's name
+};
+
 struct ModelInfo {
   std::string name;
   std::string created_at;
@@ -186,6 +194,8 @@ class ModelRegistry {
   virtual std::vector<ModelInfo> list_models() = 0;
   virtual std::vector<VersionInfo> list_versions(const std::string& name, bool include_deleted = false) = 0;
   virtual VersionInfo show(const Ref& ref) = 0;
+  // Every tensor of the version, in document order, with its digest.
+  virtual std::vector<TensorEntry> tensors(const Ref& ref) = 0;
   virtual void set_alias(const std::string& name, const std::string& alias, int64_t version) = 0;
   virtual void remove_alias(const std::string& name, const std::string& alias) = 0;
   virtual void set_tag(const Ref& ref, const std::string& key, const std::string& value) = 0;
