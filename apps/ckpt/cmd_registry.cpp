@@ -22,7 +22,7 @@ struct RegistryArgs {
   std::vector<std::string> aliases, tags, metrics;
   // show / list / pull / ...
   std::string ref, out, to = "auto", alias, version_text;
-  bool json = false, all = false, show_tensors = false, allow_lossy = false, dry_run = false, minimize = false, maximize = false;
+  bool json = false, all = false, show_tensors = false, blake2b = false, allow_lossy = false, dry_run = false, minimize = false, maximize = false;
   std::vector<std::string> remove_tags;
   std::string metric, search_name;
   size_t limit = 20;
@@ -208,6 +208,8 @@ Runner add_registry(CLI::App& app) {
   pull->add_option("--to", a.to, "format (default: OUT's extension, else the registered format)");
   pull->add_flag("--allow-lossy", a.allow_lossy, "convert even when the target cannot hold everything");
   pull->add_option("--require-signed", a.require_signed, "refuse unless the version is signed by this public key");
+  pull->add_flag("--blake2b", a.blake2b,
+                 "check every blob against its BLAKE2b-256 (default: its keyed XXH3-128, which finds damage, not forgery)");
 
   auto* verify = cmd->add_subcommand("verify", "Re-hash every blob of a version");
   verify->add_option("REF", a.ref, "NAME, NAME/VERSION or NAME@ALIAS")->required();
@@ -405,10 +407,12 @@ Runner add_registry(CLI::App& app) {
       o.to = a.to;
       o.allow_lossy = a.allow_lossy;
       o.require_signed = key;
+      o.blake2b = a.blake2b;
       const auto rep = r->pull(mr::parse_ref(a.ref), a.out, o);
       for (const auto& l : rep.losses) std::cerr << "ckpt: lossy: " << l << "\n";
       std::cout << "pulled " << rep.version.name << "/" << rep.version.version << " -> " << a.out << " (" << rep.format << ", "
-                << rep.tensors << " tensors, " << rep.bytes << " bytes, every tensor re-hashed"
+                << rep.tensors << " tensors, " << rep.bytes << " bytes, every tensor checked ("
+                << (rep.blake2b_checked ? "BLAKE2b-256" : "keyed XXH3-128") << ")"
                 << (rep.signature_checked ? ", signature checked" : "") << ")\n";
       return kOk;
     }

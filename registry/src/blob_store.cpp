@@ -1,4 +1,5 @@
 #include "blob_store.hpp"
+#include "fast_hash.hpp"
 
 #include <ckpt/errors.hpp>
 
@@ -278,6 +279,16 @@ std::unique_ptr<Blob> BlobStore::get(const std::string& digest, uint64_t size, c
   if (actual != digest)
     throw IntegrityError(what + ": its blob " + blob_path(digest).string() + " is damaged (its bytes hash to " +
                          actual.substr(0, 16) + "..., not " + digest.substr(0, 16) + "...); nothing was written");
+  return blob;
+}
+
+std::unique_ptr<Blob> BlobStore::get_fast(const std::string& digest, uint64_t size, const std::string& fast,
+                                          const std::string& secret, const std::string& what) const {
+  if (!is_digest(digest)) throw FormatError(what + ": '" + digest + "' is not a BLAKE2b-256 digest");
+  auto blob = std::make_unique<Blob>(blob_path(digest), size, what);
+  if (fast_key(blob->bytes(), secret) != fast)
+    throw IntegrityError(what + ": its blob " + blob_path(digest).string() +
+                         " is damaged (its keyed XXH3-128 is not the one recorded when it was stored); nothing was written");
   return blob;
 }
 

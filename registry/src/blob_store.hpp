@@ -101,6 +101,9 @@ class BlobStore {
   // Mapped and re-hashed: IntegrityError naming `what` (the tensor) when the bytes are not the
   // digest's, or the blob is missing or of the wrong size.
   std::unique_ptr<Blob> get(const std::string& digest, uint64_t size, const std::string& what) const;
+  // The same, checked against `fast` (fast_key of the bytes with `secret`) instead of BLAKE2b.
+  std::unique_ptr<Blob> get_fast(const std::string& digest, uint64_t size, const std::string& fast, const std::string& secret,
+                                 const std::string& what) const;
 
   struct Entry {
     std::string digest;

@@ -366,9 +366,11 @@ class Impl final : public ModelRegistry {
       const uint64_t total = tree.tensor_bytes();
       Stored stored = store_tensors(*reader, tree, o, !o.rehash && !key, total);
       const uint64_t written = stored.written;
+      std::vector<std::string> fast_of;
       for (auto& j : stored.jobs) {
         entries.push_back({j->path, j->digest, j->data.nbytes(), nullptr});
         digests.emplace(j->path, j->digest);
+        fast_of.push_back(j->fast);
       }
       stored.jobs.clear();  // the file's mappings
       if (o.fsync) store_->sync();
@@ -384,12 +386,12 @@ class Impl final : public ModelRegistry {
         // Many rows per statement: a checkpoint of 100,000 tensors is 100,000 round trips to a
         // server otherwise.
         const size_t n = std::min<size_t>(entries.size() - i, 200);
-        std::string sql = "INSERT INTO version_tensors (version_id, path, digest, nbytes) VALUES ";
+        std::string sql = "INSERT INTO version_tensors (version_id, path, digest, nbytes, fast) VALUES ";
         std::vector<Param> ps;
         for (size_t k = 0; k < n; ++k) {
-          sql += k ? ",(?,?,?,?)" : "(?,?,?,?)";
+          sql += k ? ",(?,?,?,?,?)" : "(?,?,?,?,?)";
           const auto& e = entries[i + k];
-          ps.insert(ps.end(), {version_id, e.path, e.digest, static_cast<int64_t>(e.nbytes)});
+          ps.insert(ps.end(), {version_id, e.path, e.digest, static_cast<int64_t>(e.nbytes), opt(fast_of[i + k])});
         }
         db_->exec(sql, ps);
         i += n;
@@ -675,6 +677,18 @@ class Impl final : public ModelRegistry {
     }
     std::unordered_map<std::string, size_t> by_path;
     for (size_t i = 0; i < tensors.size(); ++i) by_path.emplace(tensors[i].path, i);
+    // The keyed XXH3 of each tensor, when the registration recorded them all.
+    std::vector<std::string> fast(tensors.size());
+    bool use_fast = !o.blake2b && !key;
+    if (use_fast) {
+      for (const auto& t : db_->query("SELECT path, fast FROM version_tensors WHERE version_id = ?", {r.version_id})) {
+        auto it = by_path.find(t.str(0));
+        if (it != by_path.end() && !t.null(1)) fast[it->second] = t.str(1);
+      }
+      for (const auto& f : fast) use_fast = use_fast && !f.empty();
+    }
+    const std::string secret = use_fast ? fast_secret() : std::string();
+    rep.blake2b_checked = !use_fast;
     // Blobs are re-hashed by the pool a few tensors ahead of the writer, which waits for each
     // before it sees a byte: a damaged blob stops the pull and the target is never renamed
     // into place. Every blob stays held until the writer is done (writers may look back at
@@ -690,8 +704,10 @@ class Impl final : public ModelRegistry {
       const size_t i = it->second;
       while (launched < tensors.size() && launched <= i + 2 * threads) {
         const size_t k = launched++;
-        checked[k] = pool_for_pull_->submit([this, k, &held, &tensors, &label] {
-          held[k] = store_->get(tensors[k].digest, tensors[k].nbytes, "tensor '" + tensors[k].path + "' of " + label);
+        checked[k] = pool_for_pull_->submit([this, k, &held, &tensors, &label, &fast, &secret, use_fast] {
+          const std::string what = "tensor '" + tensors[k].path + "' of " + label;
+          held[k] = use_fast ? store_->get_fast(tensors[k].digest, tensors[k].nbytes, fast[k], secret, what)
+                             : store_->get(tensors[k].digest, tensors[k].nbytes, what);
         });
       }
       checked[i].get();

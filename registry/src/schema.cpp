@@ -107,7 +107,13 @@ CREATE TABLE fast_digests (fast TEXT PRIMARY KEY, digest TEXT NOT NULL);
 CREATE INDEX fast_digests_by_digest ON fast_digests (digest);
 )sql";
 
-constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
+// Migration 4: each tensor row keeps its keyed XXH3-128 too, so that a pull can check a blob
+// against it at memory speed (docs/registry.md, "Reads re-hash").
+constexpr const char* kMigration4 = R"sql(
+ALTER TABLE version_tensors ADD COLUMN fast TEXT;
+)sql";
+
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3, kMigration4};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 std::vector<std::string> other_tables(Database& db) {

@@ -168,6 +168,7 @@ TEST_P(RegistryTest, PullWritesAnyFormatAtomicallyAndExactly) {
   // The registered format, every attribute and tensor back.
   const auto r = reg->pull(mr::parse_ref("m@production"), path("out.msgpack"));
   EXPECT_EQ(r.format, "msgpack");
+  EXPECT_FALSE(r.blake2b_checked);
   EXPECT_EQ(r.tensors, 4u);
   const Document back = ckpt::read_document(path("out.msgpack"));
   expect_same_tensors(doc, back);
@@ -298,6 +299,15 @@ TEST_P(RegistryTest, DamagedBlobFailsPullNamingTheTensor) {
   }
   try {
     reg->pull(mr::parse_ref("m/1"), path("out.msgpack"));
+    FAIL() << "pulled a damaged blob";
+  } catch (const ckpt::IntegrityError& e) {
+    EXPECT_NE(std::string(e.what()).find("model/state/layer1.weight"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(path("out.msgpack")));
+  mr::PullOptions full;
+  full.blake2b = true;
+  try {
+    reg->pull(mr::parse_ref("m/1"), path("out.msgpack"), full);
     FAIL() << "pulled a damaged blob";
   } catch (const ckpt::IntegrityError& e) {
     EXPECT_NE(std::string(e.what()).find("model/state/layer1.weight"), std::string::npos) << e.what();

@@ -22,7 +22,7 @@ namespace ckpt::model_registry {
 namespace fs = std::filesystem;
 
 // The schema this build writes; an older registry is migrated on open, a newer one refused.
-inline constexpr int64_t kSchemaVersion = 3;
+inline constexpr int64_t kSchemaVersion = 4;
 inline constexpr const char* kDefaultUri = "sqlite://ckpt-registry/registry.db";
 inline constexpr const char* kUriEnvironment = "CKPT_REGISTRY";
 
@@ -157,6 +157,10 @@ struct GcReport {
 struct PullOptions {
   std::string to = "auto";  // auto: OUT's extension, else the registered format
   bool allow_lossy = false;
+  // Check each blob against its BLAKE2b-256 rather than its keyed XXH3-128 (which finds damage
+  // at memory speed but, unlike BLAKE2b, not bytes crafted by someone who knows the registry's
+  // secret). Always so for a version without XXH3 records and when a signature is required.
+  bool blake2b = false;
   std::optional<PublicKey> require_signed{};
   bool fsync = true;
   std::function<void(uint64_t, uint64_t)> progress{};
@@ -166,6 +170,7 @@ struct PullReport {
   std::string format;
   uint64_t tensors = 0, bytes = 0;
   bool signature_checked = false;
+  bool blake2b_checked = false;  // every blob against its BLAKE2b (else its keyed XXH3)
   std::vector<std::string> losses;  // what --to lost (with allow_lossy)
 };
 
