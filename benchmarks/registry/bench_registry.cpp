@@ -1,4 +1,4 @@
-// bench_registry [--gib N] [--rounds R] [--versions V] [--dir D]
+// bench_registry [--gib N] [--rounds R] [--versions V] [--dir D] [--keep 1]
 //
 // 1. Register and pull a checkpoint of N GiB (64 f32 tensors and one of 4 MiB, safetensors)
 //    beside `cp FILE COPY && sync`, rounds interleaved, medians reported.
@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   double gib = 1;
   int rounds = 3;
   int versions = 10000;
+  bool keep = false;  // --keep 1: leave the folder (and its 10,000-version registry) behind
   fs::path dir = fs::temp_directory_path() / ("ckpt-bench-registry-" + std::to_string(::getpid()));
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -78,19 +79,21 @@ int main(int argc, char** argv) {
     else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
     else if (a == "--versions") versions = std::atoi(argv[i + 1]);
     else if (a == "--dir") dir = argv[i + 1];
+    else if (a == "--keep") keep = std::string(argv[i + 1]) == "1";
     else {
-      std::fprintf(stderr, "usage: bench_registry [--gib N] [--rounds R] [--versions V] [--dir D]\n");
+      std::fprintf(stderr, "usage: bench_registry [--gib N] [--rounds R] [--versions V] [--dir D] [--keep 1]\n");
       return 2;
     }
   }
   fs::create_directories(dir);
   struct Cleanup {
     fs::path d;
+    bool keep;
     ~Cleanup() {
       std::error_code ec;
-      fs::remove_all(d, ec);
+      if (!keep) fs::remove_all(d, ec);
     }
-  } cleanup{dir};
+  } cleanup{dir, keep};
 
   const fs::path src = dir / "model.safetensors", src2 = dir / "model-2.safetensors";
   {
@@ -101,7 +104,7 @@ int main(int argc, char** argv) {
   const uint64_t bytes = fs::file_size(src);
   std::printf("checkpoint: %s, %.3f GiB, 65 tensors\n", src.c_str(), static_cast<double>(bytes) / (1ull << 30));
 
-  std::vector<double> t_cp, t_reg, t_pull, t_diff;
+  std::vector<double> t_cp, t_reg, t_pull, t_pull_b2, t_diff;
   std::vector<Io> diff_io;
   for (int r = 0; r < rounds; ++r) {
     const std::string uri = "sqlite://" + (dir / ("r" + std::to_string(r)) / "registry.db").string();
@@ -124,6 +127,13 @@ int main(int argc, char** argv) {
     t_pull.push_back(seconds_since(t0));
     fs::remove(dir / "pulled.safetensors");
 
+    mr::PullOptions b2;
+    b2.blake2b = true;
+    t0 = Clock::now();
+    reg->pull(mr::parse_ref("big/1"), dir / "pulled.safetensors", b2);
+    t_pull_b2.push_back(seconds_since(t0));
+    fs::remove(dir / "pulled.safetensors");
+
     const Io before = read_io();
     t0 = Clock::now();
     const auto v2 = reg->register_checkpoint(src2, o);
@@ -138,6 +148,7 @@ int main(int argc, char** argv) {
   std::printf("cp + sync        %.3f s  (%.0f MiB/s)\n", cp, static_cast<double>(bytes) / cp / (1 << 20));
   std::printf("register         %.3f s  %.2fx cp+sync (target >= 0.7x)\n", rg, cp / rg);
   std::printf("pull             %.3f s  %.2fx cp+sync (target >= 0.8x)\n", pl, cp / pl);
+  std::printf("pull --blake2b   %.3f s  %.2fx cp+sync\n", median(t_pull_b2), cp / median(t_pull_b2));
   std::printf("register 1 diff  %.3f s  %.1f%% of a full registration (target < 5%%); written: wchar %.2f MiB, "
               "write_bytes %.2f MiB (last round)\n",
               df, 100 * df / rg, static_cast<double>(diff_io.back().wchar) / (1 << 20),
@@ -176,6 +187,7 @@ int main(int argc, char** argv) {
     std::printf("%d versions registered in %.1f s (%.1f ms each, no fsync)\n", versions, fill, 1000 * fill / versions);
     std::printf("open %.1f ms, list %.1f ms, show %.1f ms (targets: < 50 ms)\n", 1000 * median(t_open),
                 1000 * median(t_list), 1000 * median(t_show));
+    if (keep) std::printf("kept: %s\n", uri.c_str());
   }
   return 0;
 }
