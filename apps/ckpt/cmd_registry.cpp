@@ -1,5 +1,6 @@
 // `ckpt registry ...`: the model registry (docs/registry.md) from the command line.
 #include "commands.hpp"
+#include "text.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/registry/model_registry.hpp>
@@ -103,7 +104,8 @@ void print_version(const mr::VersionInfo& v) {
   for (const auto& a : v.aliases) std::cout << "  @" << a;
   std::cout << "\n";
   auto line = [](const char* k, const std::string& val) {
-    if (!val.empty()) std::cout << "  " << k << ": " << val << "\n";
+    // Strings from checkpoints and users reach the terminal escaped (text.hpp).
+    if (!val.empty()) std::cout << "  " << k << ": " << terminal_safe(val) << "\n";
   };
   line("description", v.description);
   line("format", v.format);
@@ -123,9 +125,9 @@ void print_version(const mr::VersionInfo& v) {
   line("run end", v.run_end);
   if (!v.run_config.empty())
     std::cout << "  run config: " << v.run_config.size() << " bytes (show --json prints it)\n";
-  if (!v.parent.empty()) std::cout << "  parent: " << v.parent << " (blake2b-256:" << v.parent_digest << ")\n";
-  for (const auto& [k, x] : v.metrics) std::printf("  metric %s: %.9g\n", k.c_str(), x);
-  for (const auto& [k, x] : v.tags) std::cout << "  tag " << k << "=" << x << "\n";
+  if (!v.parent.empty()) std::cout << "  parent: " << terminal_safe(v.parent) << " (blake2b-256:" << v.parent_digest << ")\n";
+  for (const auto& [k, x] : v.metrics) std::printf("  metric %s: %.9g\n", terminal_safe(k).c_str(), x);
+  for (const auto& [k, x] : v.tags) std::cout << "  tag " << terminal_safe(k) << "=" << terminal_safe(x) << "\n";
 }
 
 }  // namespace
@@ -250,7 +252,7 @@ Runner add_registry(CLI::App& app) {
       if (!std::filesystem::exists(a.file, ec)) throw UsageError("cannot register " + a.file + ": no such file or folder");
       auto r = open_registry(Open::create);
       const mr::VersionInfo v = r->register_checkpoint(a.file, o);
-      std::cout << "registered " << a.file << " as " << v.name << "/" << v.version << " (" << v.format << ", " << v.tensors
+      std::cout << "registered " << terminal_safe(a.file) << " as " << v.name << "/" << v.version << " (" << v.format << ", " << v.tensors
                 << " tensors, " << v.bytes << " bytes, " << v.bytes_written << " new in the store)"
                 << (v.aliases.empty() ? "" : " @" + v.aliases.front()) << "\n";
       return kOk;
@@ -266,7 +268,7 @@ Runner add_registry(CLI::App& app) {
             for (const auto& [k, v] : m.aliases) al[k] = v;
             j.push_back({{"name", m.name}, {"versions", m.versions}, {"latest", m.latest}, {"aliases", al}, {"created_at", m.created_at}});
           }
-          std::cout << j.dump(2) << "\n";
+          std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
           return kOk;
         }
         for (const auto& m : models) {
@@ -280,7 +282,7 @@ Runner add_registry(CLI::App& app) {
       if (a.json) {
         nlohmann::ordered_json j = nlohmann::ordered_json::array();
         for (const auto& v : versions) j.push_back(version_json(v));
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
         return kOk;
       }
       std::string text;
@@ -305,13 +307,13 @@ Runner add_registry(CLI::App& app) {
           for (const auto& t : tensors)
             j["tensor_list"].push_back({{"path", t.path}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.bytes}, {"blake2b", t.digest}});
         }
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
       } else {
         print_version(v);
         for (const auto& t : tensors) {
           std::string shape;
           for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "," : "") + std::to_string(t.shape[i]);
-          std::cout << "  tensor " << t.path << "  " << t.dtype << "[" << shape << "]  " << t.bytes << " bytes  blake2b-256:" << t.digest
+          std::cout << "  tensor " << terminal_safe(t.path) << "  " << t.dtype << "[" << shape << "]  " << t.bytes << " bytes  blake2b-256:" << t.digest
                     << "\n";
         }
       }
@@ -350,12 +352,13 @@ Runner add_registry(CLI::App& app) {
                        {"at", m.at},
                        {"by", m.by},
                        {"reason", m.reason}});
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
         return kOk;
       }
       for (const auto& m : moves) {
         std::cout << m.at << "  " << (m.previous ? std::to_string(*m.previous) : "-") << " -> "
-                  << (m.version ? std::to_string(*m.version) : "(removed)") << "  " << m.reason << "  by " << m.by << "\n";
+                  << (m.version ? std::to_string(*m.version) : "(removed)") << "  " << terminal_safe(m.reason) << "  by "
+                  << terminal_safe(m.by) << "\n";
       }
       return kOk;
     }
@@ -371,14 +374,14 @@ Runner add_registry(CLI::App& app) {
       if (a.json) {
         nlohmann::ordered_json j = nlohmann::ordered_json::array();
         for (const auto& v : found) j.push_back(version_json(v));
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
         return kOk;
       }
       for (const auto& v : found) {
         std::cout << v.name << "/" << v.version;
         if (!a.metric.empty())
           for (const auto& [k, x] : v.metrics)
-            if (k == a.metric) std::printf("  %s=%.9g", k.c_str(), x);
+            if (k == a.metric) std::printf("  %s=%.9g", terminal_safe(k).c_str(), x);
         for (const auto& al : v.aliases) std::cout << "  @" << al;
         std::cout << "\n";
       }
@@ -418,7 +421,7 @@ Runner add_registry(CLI::App& app) {
     }
     if (verify->parsed()) {
       const auto rep = r->verify(mr::parse_ref(a.ref));
-      for (const auto& p : rep.problems) std::cout << "problem: " << p << "\n";
+      for (const auto& p : rep.problems) std::cout << "problem: " << terminal_safe(p) << "\n";
       std::cout << a.ref << ": " << rep.tensors << " tensors, " << rep.bytes << " bytes, "
                 << (rep.problems.empty() ? "every blob matches its digest" : std::to_string(rep.problems.size()) + " damaged")
                 << "\n";
