@@ -379,6 +379,27 @@ TEST_P(RegistryTest, OlderSchemaIsMigratedNewerIsRefused) {
   }
 }
 
+// Versions registered before schema 4 have no XXH3 per tensor: their pulls check BLAKE2b.
+TEST_P(RegistryTest, VersionsWithoutXxh3RecordsArePulledWithBlake2b) {
+  auto reg = open();
+  const Document doc = make_checkpoint(2, 500, 9);
+  write_checkpoint(doc, path("a.msgpack"));
+  reg->register_checkpoint(path("a.msgpack"), named("m"));
+  EXPECT_FALSE(reg->pull(mr::parse_ref("m/1"), path("x.msgpack")).blake2b_checked);
+  const std::string clear = "UPDATE version_tensors SET fast = NULL";
+  std::string out;
+  if (GetParam() == "sqlite") {
+    ASSERT_EQ(run("sqlite3 " + path("registry.db").string() + " '" + clear + "'", out), 0) << out;
+  } else {
+    const std::string db = uri_.substr(std::strlen("postgresql:///"), uri_.find('?') - std::strlen("postgresql:///"));
+    const std::string err = pg_cluster().psql(db, clear);
+    ASSERT_TRUE(err.empty()) << err;
+  }
+  const auto r = reg->pull(mr::parse_ref("m/1"), path("y.msgpack"));
+  EXPECT_TRUE(r.blake2b_checked);
+  expect_same_tensors(doc, ckpt::read_document(path("y.msgpack")));
+}
+
 TEST_P(RegistryTest, EightProcessesRegisterOneNameWithoutGapsOrDuplicates) {
   constexpr int kProcesses = 8, kEach = 20;
   open();  // created before the race, as a team's registry would be
