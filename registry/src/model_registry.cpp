@@ -253,6 +253,8 @@ class Impl final : public ModelRegistry {
       db_ = open_sqlite(uri_.sqlite_path, mode == Open::create);
     } else {
       db_ = open_postgresql(uri_.conninfo, uri_.conninfo);
+      // Checked before the schema is made: a URI that cannot work changes nothing.
+      if (!uri_.store && !recorded_store()) throw UsageError(store_missing(mode));
     }
     prepare_schema(*db_, om, target_schema);
     if (db_->backend() == Backend::sqlite) db_->exec_script("PRAGMA journal_mode=WAL");
@@ -810,8 +812,22 @@ class Impl final : public ModelRegistry {
       return *uri_.store;
     }
     if (recorded) return *recorded;
-    throw UsageError(db_->where() + ": a PostgreSQL registry keeps its tensors in a folder: name it once with ?store=/folder "
-                     "in the URI" + std::string(mode == Open::create ? "" : " (none is recorded in the database)"));
+    throw UsageError(store_missing(mode));
+  }
+
+  std::string store_missing(Open mode) const {
+    return db_->where() + ": a PostgreSQL registry keeps its tensors in a folder: name it once with ?store=/folder in the URI" +
+           std::string(mode == Open::create ? "" : " (none is recorded in the database)");
+  }
+
+  // The store folder a registry in this database recorded, read without assuming it is one.
+  bool recorded_store() {
+    if (!db_->table_exists("settings") || !db_->table_exists("schema_version")) return false;
+    try {
+      return !db_->query("SELECT value FROM settings WHERE key = 'store'").empty();
+    } catch (const Error&) {
+      return false;
+    }
   }
 
   int64_t model_id_of(const std::string& name) {

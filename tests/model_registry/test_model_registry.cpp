@@ -379,6 +379,25 @@ TEST_P(RegistryTest, OlderSchemaIsMigratedNewerIsRefused) {
   }
 }
 
+// A PostgreSQL registry names its store folder once; later URIs may leave it out.
+TEST_P(RegistryTest, StoreFolderIsNamedOnceForPostgresql) {
+  if (GetParam() == "sqlite") {
+    EXPECT_EQ(open()->store(), path("registry.store"));  // beside the database
+    return;
+  }
+  const std::string bare = uri_.substr(0, uri_.find("&store="));
+  try {
+    mr::ModelRegistry::open(bare, Open::create);
+    FAIL() << "a PostgreSQL registry without a store folder";
+  } catch (const ckpt::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("?store=/folder"), std::string::npos) << e.what();
+  }
+  // Nothing was made: the same URI still finds no registry.
+  EXPECT_THROW(mr::ModelRegistry::open(uri_, Open::existing), ckpt::UsageError);
+  EXPECT_EQ(open()->store(), path("store"));
+  EXPECT_EQ(mr::ModelRegistry::open(bare)->store(), path("store"));
+}
+
 // Versions registered before schema 4 have no XXH3 per tensor: their pulls check BLAKE2b.
 TEST_P(RegistryTest, VersionsWithoutXxh3RecordsArePulledWithBlake2b) {
   auto reg = open();
