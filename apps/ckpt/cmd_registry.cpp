@@ -211,7 +211,7 @@ Runner add_registry(CLI::App& app) {
   pull->add_flag("--allow-lossy", a.allow_lossy, "convert even when the target cannot hold everything");
   pull->add_option("--require-signed", a.require_signed, "refuse unless the version is signed by this public key");
   pull->add_flag("--blake2b", a.blake2b,
-                 "check every blob against its BLAKE2b-256 (default: its keyed XXH3-128, which finds damage, not forgery)");
+                 "accepted for old scripts: every pull checks each blob against its BLAKE2b-256");
 
   auto* verify = cmd->add_subcommand("verify", "Re-hash every blob of a version");
   verify->add_option("REF", a.ref, "NAME, NAME/VERSION or NAME@ALIAS")->required();
@@ -414,8 +414,7 @@ Runner add_registry(CLI::App& app) {
       const auto rep = r->pull(mr::parse_ref(a.ref), a.out, o);
       for (const auto& l : rep.losses) std::cerr << "ckpt: lossy: " << l << "\n";
       std::cout << "pulled " << rep.version.name << "/" << rep.version.version << " -> " << a.out << " (" << rep.format << ", "
-                << rep.tensors << " tensors, " << rep.bytes << " bytes, every tensor checked ("
-                << (rep.blake2b_checked ? "BLAKE2b-256" : "keyed XXH3-128") << ")"
+                << rep.tensors << " tensors, " << rep.bytes << " bytes, every tensor checked (BLAKE2b-256)"
                 << (rep.signature_checked ? ", signature checked" : "") << ")\n";
       return kOk;
     }

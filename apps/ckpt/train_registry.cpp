@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <thread>
@@ -108,6 +109,8 @@ void TrainRegistration::on_epoch(const train::EpochReport& r) {
                          : metric_ == "test_loss"   ? r.test_loss
                          : metric_ == "train_accuracy" ? r.train_accuracy
                                                        : r.train_loss;
+    // A NaN metric is never the best (every comparison with it is false, so it would win).
+    if (std::isnan(value)) return;
     if (best_ && (maximize_ ? value <= *best_ : value >= *best_)) return;
     best_ = value;
   }

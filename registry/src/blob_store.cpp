@@ -1,5 +1,4 @@
 #include "blob_store.hpp"
-#include "fast_hash.hpp"
 
 #include <ckpt/errors.hpp>
 
@@ -71,7 +70,7 @@ std::string blake2b256_hex(std::span<const std::byte> bytes) {
 
 StoreLock::StoreLock(const fs::path& store, Mode mode, double wait_seconds) {
   const fs::path path = store / ".lock";
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) throw IoError("cannot open the store's lock " + path.string() + ": " + errno_text());
   const int op = (mode == Mode::shared ? LOCK_SH : LOCK_EX) | LOCK_NB;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
@@ -136,11 +135,27 @@ Blob::~Blob() {
   if (map_) ::munmap(map_, size_);
 }
 
+namespace {
+// Nothing inside the store may be a symbolic link: gc removes what it finds there and
+// registrations write there, and through a link either would reach outside the store.
+void refuse_link(const fs::path& p) {
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    throw IoError("the store's " + p.string() + " is " + (S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder") +
+                  "; a store holds only its own folders (remove it, or name another store)");
+}
+}  // namespace
+
 BlobStore::BlobStore(fs::path root) : root_(std::move(root)) {
   std::error_code ec;
-  fs::create_directories(root_ / "blobs", ec);
-  if (!ec) fs::create_directories(root_ / "tmp", ec);
+  fs::create_directories(root_, ec);
   if (ec) throw IoError("cannot create the store folder " + root_.string() + ": " + ec.message());
+  for (const char* sub : {"blobs", "tmp"}) {
+    refuse_link(root_ / sub);
+    fs::create_directory(root_ / sub, ec);
+    if (ec) throw IoError("cannot create the store folder " + (root_ / sub).string() + ": " + ec.message());
+    refuse_link(root_ / sub);
+  }
 }
 
 fs::path BlobStore::blob_path(const std::string& digest) const {
@@ -149,15 +164,51 @@ fs::path BlobStore::blob_path(const std::string& digest) const {
 
 bool BlobStore::has(const std::string& digest, uint64_t size) const {
   struct stat st {};
-  return ::stat(blob_path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == size;
+  return ::lstat(blob_path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == size;
 }
 
+bool BlobStore::intact(const std::string& digest, uint64_t size) const {
+  if (!has(digest, size)) return false;
+  try {
+    Blob b(blob_path(digest), size, "blob");
+    return blake2b256_hex(b.bytes()) == digest;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+namespace {
+// The temporary's own bytes, re-read, must be the digest's: the digest was taken from a
+// mapping of the source, which another process may have changed before (or while) it was
+// copied. Refused rather than stored under a digest its bytes do not have.
+void check_written(const fs::path& tmp, const std::string& digest, uint64_t size) {
+  std::string actual;
+  try {
+    Blob b(tmp, size, "the blob being written");
+    actual = blake2b256_hex(b.bytes());
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (actual != digest) {
+    ::unlink(tmp.c_str());
+    throw IntegrityError("the bytes of a tensor changed while they were stored (they hashed to " + digest.substr(0, 16) +
+                         "..., what was written hashes to " + actual.substr(0, 16) +
+                         "...): was the checkpoint being rewritten? Nothing was registered");
+  }
+}
+}  // namespace
+
 uint64_t BlobStore::put(const std::string& digest, std::span<const std::byte> bytes) {
-  if (has(digest, bytes.size())) return 0;
+  // An existing blob is trusted only once its bytes are re-hashed: a damaged one would make
+  // every later version naming it unreadable.
+  if (intact(digest, bytes.size())) return 0;
   const fs::path final_path = blob_path(digest);
   std::error_code ec;
-  fs::create_directories(final_path.parent_path(), ec);
+  refuse_link(final_path.parent_path());
+  fs::create_directory(final_path.parent_path(), ec);
   if (ec) throw IoError("cannot create " + final_path.parent_path().string() + ": " + ec.message());
+  refuse_link(final_path.parent_path());
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const fs::path tmp = root_ / "tmp" / (digest.substr(0, 16) + "." + std::to_string(::getpid()) + "." + std::to_string(rng()));
   {
@@ -177,6 +228,7 @@ uint64_t BlobStore::put(const std::string& digest, std::span<const std::byte> by
     }
     f.fd = -1;
   }
+  check_written(tmp, digest, bytes.size());
   // Two registrants storing the same blob at once both rename: either wins, the bytes are equal.
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     const std::string why = errno_text();
@@ -187,11 +239,13 @@ uint64_t BlobStore::put(const std::string& digest, std::span<const std::byte> by
 }
 
 uint64_t BlobStore::put_from_file(const std::string& digest, int fd, uint64_t offset, uint64_t length) {
-  if (has(digest, length)) return 0;
+  if (intact(digest, length)) return 0;
   const fs::path final_path = blob_path(digest);
   std::error_code ec;
-  fs::create_directories(final_path.parent_path(), ec);
+  refuse_link(final_path.parent_path());
+  fs::create_directory(final_path.parent_path(), ec);
   if (ec) throw IoError("cannot create " + final_path.parent_path().string() + ": " + ec.message());
+  refuse_link(final_path.parent_path());
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const fs::path tmp = root_ / "tmp" / (digest.substr(0, 16) + "." + std::to_string(::getpid()) + "." + std::to_string(rng()));
   Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
@@ -217,6 +271,7 @@ uint64_t BlobStore::put_from_file(const std::string& digest, int fd, uint64_t of
     fail(errno_text());
   }
   out.fd = -1;
+  check_written(tmp, digest, length);
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     const std::string why = errno_text();
     ::unlink(tmp.c_str());
@@ -282,27 +337,23 @@ std::unique_ptr<Blob> BlobStore::get(const std::string& digest, uint64_t size, c
   return blob;
 }
 
-std::unique_ptr<Blob> BlobStore::get_fast(const std::string& digest, uint64_t size, const std::string& fast,
-                                          const std::string& secret, const std::string& what) const {
-  if (!is_digest(digest)) throw FormatError(what + ": '" + digest + "' is not a BLAKE2b-256 digest");
-  auto blob = std::make_unique<Blob>(blob_path(digest), size, what);
-  if (fast_key(blob->bytes(), secret) != fast)
-    throw IntegrityError(what + ": its blob " + blob_path(digest).string() +
-                         " is damaged (its keyed XXH3-128 is not the one recorded when it was stored); nothing was written");
-  return blob;
-}
-
 std::vector<BlobStore::Entry> BlobStore::list() const {
   std::vector<Entry> out;
   std::error_code ec;
+  refuse_link(root_ / "blobs");
   for (fs::directory_iterator d(root_ / "blobs", ec), end; !ec && d != end; d.increment(ec)) {
-    if (!d->is_directory()) continue;
+    // Not followed: a link in place of blobs/ab would have gc remove files elsewhere.
+    std::error_code sec;
+    if (d->symlink_status(sec).type() != fs::file_type::directory) continue;
+    const std::string prefix = d->path().filename().string();
     for (fs::directory_iterator f(d->path(), ec), fend; !ec && f != fend; f.increment(ec)) {
-      // Only what the store names: anything else in the folder is not ours to remove.
-      if (!is_digest(f->path().filename().string())) continue;
-      std::error_code sec;
+      // Only what the store names, in the folder its name puts it in: anything else in the
+      // folder is not ours to remove.
+      const std::string name = f->path().filename().string();
+      if (!is_digest(name) || name.compare(0, 2, prefix) != 0 || prefix.size() != 2) continue;
+      if (f->symlink_status(sec).type() != fs::file_type::regular) continue;
       const uint64_t size = f->file_size(sec);
-      out.push_back({f->path().filename().string(), f->path(), sec ? 0 : size});
+      out.push_back({name, f->path(), sec ? 0 : size});
     }
   }
   if (ec) throw IoError("cannot list the store " + (root_ / "blobs").string() + ": " + ec.message());
@@ -312,6 +363,7 @@ std::vector<BlobStore::Entry> BlobStore::list() const {
 std::vector<fs::path> BlobStore::temporaries() const {
   std::vector<fs::path> out;
   std::error_code ec;
+  refuse_link(root_ / "tmp");
   for (fs::directory_iterator f(root_ / "tmp", ec), end; !ec && f != end; f.increment(ec)) out.push_back(f->path());
   return out;
 }

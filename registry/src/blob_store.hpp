@@ -88,22 +88,23 @@ class BlobStore {
   fs::path blob_path(const std::string& digest) const;
   // True when the blob is there with `size` bytes (its content is checked when read).
   bool has(const std::string& digest, uint64_t size) const;
-  // Writes the blob unless it is there; returns the bytes written (0 when it was there). Not
-  // durable until sync().
+  // Writes the blob unless an intact one is there (re-hashed with BLAKE2b: a damaged blob is
+  // replaced atomically); returns the bytes written (0 when it was there). What was written is
+  // re-hashed before it takes the digest's name: IntegrityError when its bytes are not the
+  // digest's (the source changed after it was hashed). Not durable until sync().
   uint64_t put(const std::string& digest, std::span<const std::byte> bytes);
   // The same for bytes that are `length` bytes at `offset` of the open file `fd`: copied by the
   // kernel (copy_file_range), never through user memory (on the machine the benchmark ran on,
   // writing a page-cache page from user memory cost 2.5 times what the kernel's copy does).
   uint64_t put_from_file(const std::string& digest, int fd, uint64_t offset, uint64_t length);
+  // The blob is there with `size` bytes that hash to `digest`.
+  bool intact(const std::string& digest, uint64_t size) const;
   // Makes every blob written so far durable: one syncfs of the store's file system rather than
   // an fsync per blob (a checkpoint of 10,000 small tensors would wait on 10,000 fsyncs).
   void sync() const;
   // Mapped and re-hashed: IntegrityError naming `what` (the tensor) when the bytes are not the
   // digest's, or the blob is missing or of the wrong size.
   std::unique_ptr<Blob> get(const std::string& digest, uint64_t size, const std::string& what) const;
-  // The same, checked against `fast` (fast_key of the bytes with `secret`) instead of BLAKE2b.
-  std::unique_ptr<Blob> get_fast(const std::string& digest, uint64_t size, const std::string& fast, const std::string& secret,
-                                 const std::string& what) const;
 
   struct Entry {
     std::string digest;

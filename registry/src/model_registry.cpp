@@ -1,6 +1,5 @@
 #include "blob_store.hpp"
 #include "database.hpp"
-#include "fast_hash.hpp"
 #include "manifest.hpp"
 #include "schema.hpp"
 #include "work_pool.hpp"
@@ -14,7 +13,6 @@
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
-#include <xxhash.h>
 
 #include <chrono>
 #include <cstring>
@@ -24,6 +22,7 @@
 #include <pwd.h>
 #include <random>
 #include <set>
+#include <thread>
 #include <unistd.h>
 
 namespace ckpt::model_registry {
@@ -252,7 +251,7 @@ class Impl final : public ModelRegistry {
       }
       db_ = open_sqlite(uri_.sqlite_path, mode == Open::create);
     } else {
-      db_ = open_postgresql(uri_.conninfo, uri_.conninfo);
+      db_ = open_postgresql(uri_.conninfo, redact_uri(uri_.conninfo));
       // Checked before the schema is made: a URI that cannot work changes nothing.
       if (!uri_.store && !recorded_store()) throw UsageError(store_missing(mode));
     }
@@ -260,6 +259,7 @@ class Impl final : public ModelRegistry {
     if (db_->backend() == Backend::sqlite) db_->exec_script("PRAGMA journal_mode=WAL");
     store_path_ = choose_store(mode);
     store_ = std::make_unique<BlobStore>(store_path_);
+    check_store_id();
   }
 
   int64_t schema_version() override { return db_->query("SELECT version FROM schema_version").at(0).i64(0); }
@@ -270,8 +270,21 @@ class Impl final : public ModelRegistry {
     char hex[2 * PublicKey::kSize + 1];
     sodium_bin2hex(hex, sizeof hex, key.bytes().data(), key.bytes().size());
     Transaction t(*db_);
+    // A registry's key is never replaced in passing: whoever could run init with their own key
+    // would have their versions accepted where another key's signature was required.
+    if (auto current = required_key(); current && current->id() != key.id())
+      throw UsageError(db_->where() + " already requires versions signed by key " + current->id() +
+                       "; it is not replaced by key " + key.id() + " (nothing was changed)");
     put_setting("require_signed", hex);
     t.commit();
+  }
+
+  // The registry's key and the caller's, both of which must have signed.
+  std::vector<PublicKey> keys_required(const std::optional<PublicKey>& extra) {
+    std::vector<PublicKey> keys;
+    if (auto k = required_key()) keys.push_back(*k);
+    if (extra && (keys.empty() || keys[0].id() != extra->id())) keys.push_back(*extra);
+    return keys;
   }
 
   std::optional<PublicKey> required_key() override {
@@ -297,20 +310,23 @@ class Impl final : public ModelRegistry {
     const Document& tree = reader->tree();
 
     // Everything that can refuse the input is checked before the registry changes.
-    std::optional<PublicKey> key = o.require_signed ? o.require_signed : required_key();
+    // --require-signed adds a key; the registry's own always applies.
+    const std::vector<PublicKey> keys = keys_required(o.require_signed);
     std::string signature_text, signer;
-    if (key) {
+    for (const auto& k : keys) {
       if (fs::is_directory(file, ec))
         throw UsageError("cannot register the folder " + file.string() +
                          ": this registry requires signed versions and a signature covers one file");
-      SignatureReport rep = verify_signature(file, *reader, *key, o.signature);
+      SignatureReport rep = verify_signature(file, *reader, k, o.signature);
       if (!rep.ok()) {
-        std::string msg = "refusing " + file.string() + ": the registry requires a valid signature by key " + key->id() + ":";
+        std::string msg = "refusing " + file.string() + ": a valid signature by key " + k.id() + " is required:";
         for (const auto& p : rep.problems) msg += " " + p;
         throw IntegrityError(msg);
       }
-      signature_text = read_text_file(rep.signature, kMaxSignatureBytes, "signature");
-      signer = key->id();
+      if (signature_text.empty()) {
+        signature_text = read_text_file(rep.signature, kMaxSignatureBytes, "signature");
+        signer = k.id();
+      }
     }
     // A file that records its own hashes (XXH3, meta/integrity) is checked against them: one
     // more pass over bytes the page cache holds, at memory speed.
@@ -366,13 +382,11 @@ class Impl final : public ModelRegistry {
       std::unordered_map<std::string, std::string> digests;
       std::vector<ManifestTensor> entries;
       const uint64_t total = tree.tensor_bytes();
-      Stored stored = store_tensors(*reader, tree, o, !o.rehash && !key, total);
+      Stored stored = store_tensors(*reader, tree, o, total);
       const uint64_t written = stored.written;
-      std::vector<std::string> fast_of;
       for (auto& j : stored.jobs) {
         entries.push_back({j->path, j->digest, j->data.nbytes(), nullptr});
         digests.emplace(j->path, j->digest);
-        fast_of.push_back(j->fast);
       }
       stored.jobs.clear();  // the file's mappings
       if (o.fsync) store_->sync();
@@ -388,12 +402,12 @@ class Impl final : public ModelRegistry {
         // Many rows per statement: a checkpoint of 100,000 tensors is 100,000 round trips to a
         // server otherwise.
         const size_t n = std::min<size_t>(entries.size() - i, 200);
-        std::string sql = "INSERT INTO version_tensors (version_id, path, digest, nbytes, fast) VALUES ";
+        std::string sql = "INSERT INTO version_tensors (version_id, path, digest, nbytes) VALUES ";
         std::vector<Param> ps;
         for (size_t k = 0; k < n; ++k) {
-          sql += k ? ",(?,?,?,?,?)" : "(?,?,?,?,?)";
+          sql += k ? ",(?,?,?,?)" : "(?,?,?,?)";
           const auto& e = entries[i + k];
-          ps.insert(ps.end(), {version_id, e.path, e.digest, static_cast<int64_t>(e.nbytes), opt(fast_of[i + k])});
+          ps.insert(ps.end(), {version_id, e.path, e.digest, static_cast<int64_t>(e.nbytes)});
         }
         db_->exec(sql, ps);
         i += n;
@@ -406,8 +420,6 @@ class Impl final : public ModelRegistry {
           "ready_at = ? WHERE id = ?",
           {manifest, digest, static_cast<int64_t>(entries.size()), static_cast<int64_t>(total), static_cast<int64_t>(written),
            now_iso(), version_id});
-      for (const auto& [fast, d] : stored.fast)
-        db_->exec("INSERT INTO fast_digests (fast, digest) VALUES (?, ?) ON CONFLICT (fast) DO NOTHING", {fast, d});
       const int64_t model_id = model_id_of(o.name);
       for (const auto& a : o.aliases) move_alias(model_id, a, version_id, version, by, "registered");
       t.commit();
@@ -606,7 +618,6 @@ class Impl final : public ModelRegistry {
       }
       if (!o.dry_run) {
         drop_versions(dead);
-        db_->exec("DELETE FROM fast_digests WHERE digest NOT IN (SELECT digest FROM version_tensors)");
         t.commit();
       }
     }
@@ -632,8 +643,9 @@ class Impl final : public ModelRegistry {
     for (const auto& tmp : store_->temporaries()) {
       rep.temporaries_removed++;
       if (!o.dry_run) {
+        // remove, not remove_all: a link in tmp/ goes, never what it points at.
         std::error_code ec;
-        fs::remove_all(tmp, ec);
+        fs::remove(tmp, ec);
       }
     }
     return rep;
@@ -653,12 +665,11 @@ class Impl final : public ModelRegistry {
     PullReport rep;
     rep.version = show(Ref{ref.name, r.version, std::nullopt});
 
-    std::optional<PublicKey> key = o.require_signed ? o.require_signed : required_key();
-    if (key) {
+    for (const auto& key : keys_required(o.require_signed)) {
       if (row.null(2))
-        throw IntegrityError("refusing to pull " + label + ": it is not signed and a signature by key " + key->id() +
+        throw IntegrityError("refusing to pull " + label + ": it is not signed and a signature by key " + key.id() +
                              " is required");
-      check_stored_signature(row.str(2), tree, tensors, *key, label);
+      check_stored_signature(row.str(2), tree, tensors, key, label);
       rep.signature_checked = true;
     }
 
@@ -679,18 +690,9 @@ class Impl final : public ModelRegistry {
     }
     std::unordered_map<std::string, size_t> by_path;
     for (size_t i = 0; i < tensors.size(); ++i) by_path.emplace(tensors[i].path, i);
-    // The keyed XXH3 of each tensor, when the registration recorded them all.
-    std::vector<std::string> fast(tensors.size());
-    bool use_fast = !o.blake2b && !key;
-    if (use_fast) {
-      for (const auto& t : db_->query("SELECT path, fast FROM version_tensors WHERE version_id = ?", {r.version_id})) {
-        auto it = by_path.find(t.str(0));
-        if (it != by_path.end() && !t.null(1)) fast[it->second] = t.str(1);
-      }
-      for (const auto& f : fast) use_fast = use_fast && !f.empty();
-    }
-    const std::string secret = use_fast ? fast_secret() : std::string();
-    rep.blake2b_checked = !use_fast;
+    // Every blob is checked against its BLAKE2b-256, the digest the manifest (and a signature)
+    // names; nothing weaker is ever the check.
+    rep.blake2b_checked = true;
     // Blobs are re-hashed by the pool a few tensors ahead of the writer, which waits for each
     // before it sees a byte: a damaged blob stops the pull and the target is never renamed
     // into place. Every blob stays held until the writer is done (writers may look back at
@@ -706,10 +708,9 @@ class Impl final : public ModelRegistry {
       const size_t i = it->second;
       while (launched < tensors.size() && launched <= i + 2 * threads) {
         const size_t k = launched++;
-        checked[k] = pool_for_pull_->submit([this, k, &held, &tensors, &label, &fast, &secret, use_fast] {
+        checked[k] = pool_for_pull_->submit([this, k, &held, &tensors, &label] {
           const std::string what = "tensor '" + tensors[k].path + "' of " + label;
-          held[k] = use_fast ? store_->get_fast(tensors[k].digest, tensors[k].nbytes, fast[k], secret, what)
-                             : store_->get(tensors[k].digest, tensors[k].nbytes, what);
+          held[k] = store_->get(tensors[k].digest, tensors[k].nbytes, what);
         });
       }
       checked[i].get();
@@ -813,6 +814,75 @@ class Impl final : public ModelRegistry {
     }
     if (recorded) return *recorded;
     throw UsageError(store_missing(mode));
+  }
+
+  // A store and its database name each other by a random id (store/.store-id and the setting
+  // store_id): a registry opened on another registry's store would otherwise see that
+  // registry's blobs as unreferenced, and its gc would delete them.
+  void check_store_id() {
+    const fs::path file = store_path_ / ".store-id";
+    // The first open writes the file, then the setting: another process may find the two
+    // apart for that long.
+    for (int attempt = 0;; ++attempt) {
+      const auto recorded = setting("store_id");
+      const auto held = read_store_id(file);
+      if (recorded && held && *recorded == *held) return;
+      if (!recorded && !held) break;
+      if (attempt < 40 && (!recorded || !held)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      throw UsageError(
+          !held ? "the store " + store_path_.string() + " is not the store of " + db_->where() +
+                      ": the database records store id " + *recorded + ", the folder holds none (.store-id); name the "
+                      "registry's own store folder"
+          : !recorded ? "the store " + store_path_.string() + " belongs to another registry (store id " + *held + "), and " +
+                            db_->where() + " records none; a registry needs a store of its own"
+                      : "the store " + store_path_.string() + " belongs to another registry (store id " + *held + ", " +
+                            db_->where() + " records " + *recorded + "); name this registry's own store folder");
+    }
+    // Neither: a new registry (or one made before stores had ids) takes a new id.
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof raw);
+    char hex[2 * sizeof raw + 1];
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    const fs::path tmp = store_path_ / "tmp" / (".store-id." + std::string(hex));
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out << hex << "\n";
+      if (!out.flush()) throw IoError("cannot write " + tmp.string());
+    }
+    // link() fails when another process wrote the id first: theirs stands.
+    const int rc = ::link(tmp.c_str(), file.c_str());
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (rc != 0 && err != EEXIST) throw IoError("cannot write " + file.string() + ": " + std::strerror(err));
+    const auto held = read_store_id(file);
+    if (!held) throw IoError("cannot read back " + file.string());
+    {
+      Transaction t(*db_);
+      db_->exec("INSERT INTO settings (key, value) VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING", {*held});
+      t.commit();
+    }
+    if (setting("store_id") != held)
+      throw UsageError("the store " + store_path_.string() + " belongs to another registry (store id " + *held + ", " +
+                       db_->where() + " records " + setting("store_id").value_or("") + ")");
+  }
+
+  static std::optional<std::string> read_store_id(const fs::path& file) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+      if (errno == ENOENT) return std::nullopt;
+      throw IoError("cannot read the store id " + file.string() + ": " + std::strerror(errno));
+    }
+    char buf[128];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    std::string id(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+    if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos)
+      throw FormatError(file.string() + " is not a store id (32 hex digits)");
+    return id;
   }
 
   std::string store_missing(Open mode) const {
@@ -989,23 +1059,21 @@ class Impl final : public ModelRegistry {
     std::string path;
     Tensor data;  // mapped from the file, or read
     std::string digest;
-    std::string fast;  // keyed XXH3-128 and size, when the index is used
-    bool hashed = false;
     uint64_t owned = 0;  // bytes read into memory
   };
   struct Stored {
     std::vector<std::unique_ptr<Job>> jobs;
-    std::vector<std::pair<std::string, std::string>> fast;  // new index entries
     uint64_t written = 0;
   };
 
-  // Every tensor of the file into the store: tensors the fast index knows are looked up, the
-  // others hashed with BLAKE2b and written by a pool of threads, a bounded amount in flight.
-  // The database is used from this thread only.
-  Stored store_tensors(FormatReader& reader, const Document& tree, const RegisterOptions& o, bool use_index, uint64_t total) {
+  // Every tensor of the file into the store, hashed with BLAKE2b and written by a pool of
+  // threads, a bounded amount in flight. There is no faster index in front of BLAKE2b: any
+  // index whose key the registry's users can read lets one of them make a tensor collide with
+  // another's, and an index that is only a hint still needs the BLAKE2b of every tensor (docs/
+  // registry.md, "What each hash guarantees"). The database is used from this thread only.
+  Stored store_tensors(FormatReader& reader, const Document& tree, const RegisterOptions& o, uint64_t total) {
     constexpr uint64_t kMaxOwnedInFlight = 256ull << 20;
     Stored out;
-    const std::string secret = use_index ? fast_secret() : std::string();
     std::mutex mu;
     uint64_t done = 0, written = 0;
     hashed_ = 0;
@@ -1032,17 +1100,15 @@ class Impl final : public ModelRegistry {
       owned_in_flight -= job->owned;
       fut.get();
     };
-    // BLAKE2b and the store, for a tensor the index does not know.
     auto dispatch = [&](Job* j) {
       while (!in_flight.empty() &&
              (owned_in_flight + j->owned > kMaxOwnedInFlight || in_flight.size() >= 2 * static_cast<size_t>(threads)))
         finish_one();
-      j->hashed = true;
       owned_in_flight += j->owned;
       const auto bytes = j->data.bytes();
-      // Bytes mapped from a file are copied file to file by the kernel; the digest is taken
-      // from the same mapping (a source changed while it is registered is as undefined here as
-      // for any reader of a mapped file).
+      // Bytes mapped from a file are copied file to file by the kernel; the store re-hashes
+      // what it wrote before the blob takes the digest, so a source changed in between is
+      // refused rather than stored under the wrong digest.
       std::optional<FileMappings::Source> src;
       if (!j->owned && bytes.size() >= (1u << 20)) src = mappings.find(bytes);
       in_flight.emplace_back(j, pool->submit([this, j, src, &advance] {
@@ -1051,25 +1117,6 @@ class Impl final : public ModelRegistry {
         const uint64_t w = src ? store_->put_from_file(j->digest, src->fd, src->offset, b.size()) : store_->put(j->digest, b);
         advance(b.size(), w, b.size());
       }));
-    };
-    // The index lookup, on this thread (the database is not shared with the pool).
-    auto look_up = [&](Job* j) {
-      auto rows = db_->query("SELECT digest FROM fast_digests WHERE fast = ?", {j->fast});
-      if (!rows.empty() && store_->has(rows[0].str(0), j->data.nbytes())) {
-        j->digest = rows[0].str(0);
-        advance(j->data.nbytes(), 0, 0);
-      } else {
-        dispatch(j);
-      }
-    };
-    // Keyed XXH3 runs on the pool too: one core hashes a GiB in about 130 ms here, which is
-    // most of the time of a registration that changed one tensor.
-    std::deque<std::pair<Job*, std::future<void>>> keying;
-    auto key_front = [&] {
-      auto [job, fut] = std::move(keying.front());
-      keying.pop_front();
-      fut.get();
-      look_up(job);
     };
     tree.for_each_tensor([&](const std::string& path, const Tensor&) {
       auto job = std::make_unique<Job>();
@@ -1082,46 +1129,11 @@ class Impl final : public ModelRegistry {
       }
       Job* j = job.get();
       out.jobs.push_back(std::move(job));
-      if (!use_index) {
-        dispatch(j);
-      } else if (j->owned) {
-        // Read into memory: dealt with now, so that memory in flight stays bounded.
-        j->fast = fast_key(j->data.bytes(), secret);
-        look_up(j);
-      } else {
-        keying.emplace_back(j, pool->submit([j, &secret] { j->fast = fast_key(j->data.bytes(), secret); }));
-        while (keying.size() >= 2 * static_cast<size_t>(threads)) key_front();
-      }
+      dispatch(j);
     });
-    while (!keying.empty()) key_front();
     while (!in_flight.empty()) finish_one();
-    for (const auto& j : out.jobs)
-      if (j->hashed && !j->fast.empty()) out.fast.emplace_back(j->fast, j->digest);
     out.written = written;
     return out;
-  }
-
-  std::string fast_secret() {
-    auto hex = setting("fast_hash_secret");
-    if (!hex) {
-      unsigned char raw[192];
-      randombytes_buf(raw, sizeof raw);
-      char text[2 * sizeof raw + 1];
-      sodium_bin2hex(text, sizeof text, raw, sizeof raw);
-      Transaction t(*db_);
-      db_->exec("INSERT INTO settings (key, value) VALUES ('fast_hash_secret', ?) ON CONFLICT (key) DO NOTHING",
-                {std::string(text)});
-      t.commit();
-      hex = setting("fast_hash_secret");
-    }
-    std::string secret(hex->size() / 2, '\0');
-    size_t len = 0;
-    if (sodium_hex2bin(reinterpret_cast<unsigned char*>(secret.data()), secret.size(), hex->data(), hex->size(), nullptr, &len,
-                       nullptr) != 0 ||
-        len < XXH3_SECRET_SIZE_MIN)
-      throw FormatError(db_->where() + ": the setting fast_hash_secret is damaged");
-    secret.resize(len);
-    return secret;
   }
 
   uint64_t hashed_ = 0;

@@ -113,7 +113,16 @@ constexpr const char* kMigration4 = R"sql(
 ALTER TABLE version_tensors ADD COLUMN fast TEXT;
 )sql";
 
-constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3, kMigration4};
+// Migration 5: the keyed XXH3 index and records go. Every user of a registry can read its key,
+// and with the key XXH3 collisions are made at will: a tensor registered later was stored as
+// another's earlier tensor. Registration and pull now use BLAKE2b-256 only.
+constexpr const char* kMigration5 = R"sql(
+DROP TABLE fast_digests;
+ALTER TABLE version_tensors DROP COLUMN fast;
+DELETE FROM settings WHERE key = 'fast_hash_secret';
+)sql";
+
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3, kMigration4, kMigration5};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 std::vector<std::string> other_tables(Database& db) {

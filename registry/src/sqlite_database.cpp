@@ -8,6 +8,7 @@
 
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <system_error>
 
 namespace ckpt::model_registry::detail {
@@ -61,7 +62,9 @@ class SqliteDatabase final : public Database {
       else if (auto* v = std::get_if<int64_t>(&p))
         rc = sqlite3_bind_int64(raw, k, *v);
       else if (auto* d = std::get_if<double>(&p))
-        rc = sqlite3_bind_double(raw, k, *d);
+        // SQLite turns a bound NaN into NULL (and a NOT NULL column refuses it): kept as the
+        // text PostgreSQL uses, which Row::f64 reads back.
+        rc = std::isnan(*d) ? sqlite3_bind_text(raw, k, "NaN", 3, SQLITE_STATIC) : sqlite3_bind_double(raw, k, *d);
       else {
         const std::string& s = std::get<std::string>(p);
         rc = sqlite3_bind_text64(raw, k, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);

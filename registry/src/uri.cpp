@@ -11,14 +11,37 @@ bool starts_with(const std::string& s, std::string_view p) { return s.compare(0,
 
 }  // namespace
 
+std::string redact_uri(const std::string& text) {
+  std::string out = text;
+  // user:password@ in the authority.
+  if (const size_t scheme = out.find("://"); scheme != std::string::npos) {
+    const size_t start = scheme + 3;
+    const size_t end = out.find_first_of("/?", start);
+    const size_t at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
+    if (at != std::string::npos && at >= start) {
+      const size_t colon = out.find(':', start);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // password=... among the parameters.
+  for (size_t at = out.find("password="); at != std::string::npos; at = out.find("password=", at + 1)) {
+    if (at != 0 && out[at - 1] != '?' && out[at - 1] != '&' && out[at - 1] != ' ') continue;
+    const size_t v = at + 9;
+    const size_t end = out.find_first_of("& ", v);
+    out.replace(v, (end == std::string::npos ? out.size() : end) - v, "***");
+  }
+  return out;
+}
+
 Uri parse_uri(const std::string& text) {
   Uri u;
   u.text = text;
+  const std::string shown = redact_uri(text);
   if (text.empty()) throw UsageError("registry URI is empty (sqlite:///path/registry.db or postgresql://user@host/db)");
   if (text.find('\0') != std::string::npos) throw UsageError("registry URI holds a NUL byte");
   if (starts_with(text, "sqlite:")) {
     if (!starts_with(text, "sqlite://"))
-      throw UsageError("registry URI '" + text + "': write sqlite:///absolute/path.db or sqlite://relative/path.db");
+      throw UsageError("registry URI '" + shown + "': write sqlite:///absolute/path.db or sqlite://relative/path.db");
     std::string rest = text.substr(9);
     const size_t q = rest.find('?');
     std::string query;
@@ -26,12 +49,12 @@ Uri parse_uri(const std::string& text) {
       query = rest.substr(q + 1);
       rest.resize(q);
     }
-    if (rest.empty() || rest == "/") throw UsageError("registry URI '" + text + "' names no database file");
+    if (rest.empty() || rest == "/") throw UsageError("registry URI '" + shown + "' names no database file");
     u.kind = Uri::Kind::sqlite;
     u.sqlite_path = rest;
     if (!query.empty()) {
       if (!starts_with(query, "store=") || query.size() == 6 || query.find('&') != std::string::npos)
-        throw UsageError("registry URI '" + text + "': the only parameter of a sqlite URI is store=/folder");
+        throw UsageError("registry URI '" + shown + "': the only parameter of a sqlite URI is store=/folder");
       u.store = query.substr(6);
     }
     return u;
@@ -39,7 +62,7 @@ Uri parse_uri(const std::string& text) {
   if (starts_with(text, "postgresql:") || starts_with(text, "postgres:")) {
     const std::string scheme = starts_with(text, "postgresql:") ? "postgresql://" : "postgres://";
     if (!starts_with(text, scheme))
-      throw UsageError("registry URI '" + text + "': write " + scheme + "user@host/db or " + scheme + "/db?host=/socket/dir");
+      throw UsageError("registry URI '" + shown + "': write " + scheme + "user@host/db or " + scheme + "/db?host=/socket/dir");
     u.kind = Uri::Kind::postgresql;
     // store= is ours, not libpq's (which refuses parameters it does not know).
     std::string base = text, query;
@@ -55,7 +78,7 @@ Uri parse_uri(const std::string& text) {
       if (end == std::string::npos) end = query.size();
       const std::string part = query.substr(start, end - start);
       if (starts_with(part, "store=")) {
-        if (part.size() == 6) throw UsageError("registry URI '" + text + "': store= names no folder");
+        if (part.size() == 6) throw UsageError("registry URI '" + shown + "': store= names no folder");
         u.store = part.substr(6);
       } else if (!part.empty()) {
         kept += (kept.empty() ? "" : "&") + part;
@@ -70,7 +93,7 @@ Uri parse_uri(const std::string& text) {
   }
   const size_t colon = text.find("://");
   if (colon != std::string::npos)
-    throw UsageError("registry URI '" + text + "': unknown scheme '" + text.substr(0, colon) +
+    throw UsageError("registry URI '" + shown + "': unknown scheme '" + text.substr(0, colon) +
                      "' (sqlite:// or postgresql://)");
   // A bare path is an SQLite file.
   u.kind = Uri::Kind::sqlite;

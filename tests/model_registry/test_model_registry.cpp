@@ -1,13 +1,17 @@
 // The model registry against SQLite and PostgreSQL (the same tests, parameterised).
 #include "registry_fixture.hpp"
+#include "../../registry/src/blob_store.hpp"
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/keys.hpp>
 #include <ckpt/signature.hpp>
 
+#include <cmath>
 #include <csignal>
+#include <fcntl.h>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sys/wait.h>
 
@@ -132,7 +136,9 @@ TEST_P(RegistryTest, SharedTensorsAreStoredOnce) {
   EXPECT_EQ(count_blobs(reg->store()), 9u);
 }
 
-TEST_P(RegistryTest, UnchangedTensorsAreFoundWithoutRehashing) {
+// Every tensor goes through BLAKE2b-256 and the manifest names its own digest: unchanged tensors
+// are found by that digest (nothing new written), never through a weaker index.
+TEST_P(RegistryTest, EveryTensorIsHashedWithBlake2bAndUnchangedOnesAreNotRewritten) {
   auto reg = open();
   Document d = make_checkpoint(6, 10'000, 7);
   write_checkpoint(d, path("v1.msgpack"));
@@ -141,21 +147,60 @@ TEST_P(RegistryTest, UnchangedTensorsAreFoundWithoutRehashing) {
                                              ckpt::Tensor::from<float>(ckpt::DType::f32, {10'000}, std::vector<float>(10'000, 3.f)));
   write_checkpoint(d, path("v2.msgpack"));
   const auto v2 = reg->register_checkpoint(path("v2.msgpack"), named("m"));
-  EXPECT_EQ(v2.bytes_hashed, 40'000u);
+  EXPECT_EQ(v2.bytes_hashed, 6u * 40'000);
   EXPECT_EQ(v2.bytes_written, 40'000u);
-  // --rehash: every byte through BLAKE2b, the same digests.
-  auto o = named("m");
-  o.rehash = true;
-  const auto v3 = reg->register_checkpoint(path("v2.msgpack"), o);
-  EXPECT_EQ(v3.bytes_hashed, 6u * 40'000);
-  EXPECT_EQ(v3.digest, v2.digest);
-  // After gc removed a blob the index knew, the tensor is hashed and stored again.
+  for (const auto& t : reg->tensors(mr::parse_ref("m/2"))) {
+    const ckpt::Tensor* mine = d.find_tensor_path(t.path);
+    ASSERT_NE(mine, nullptr) << t.path;
+    EXPECT_EQ(t.digest, mr::detail::blake2b256_hex(mine->bytes())) << t.path;
+  }
+  // After gc removed a blob, the tensor is stored again.
   reg->delete_version("m", 1);
   reg->gc();
-  const auto v4 = reg->register_checkpoint(path("v1.msgpack"), named("m"));
-  EXPECT_EQ(v4.bytes_written, 40'000u);
-  reg->pull(mr::parse_ref("m/4"), path("back.msgpack"));
+  const auto v3 = reg->register_checkpoint(path("v1.msgpack"), named("m"));
+  EXPECT_EQ(v3.bytes_written, 40'000u);
+  reg->pull(mr::parse_ref("m/3"), path("back.msgpack"));
   expect_same_tensors(make_checkpoint(6, 10'000, 7), ckpt::read_document(path("back.msgpack")));
+}
+
+// A blob under a tensor's digest holding other bytes of the same size (another registrant's
+// tensor, or damage) is never taken for the tensor: it is re-hashed, found wrong and replaced.
+TEST_P(RegistryTest, AnExistingBlobIsReusedOnlyWhenItsBytesHashToItsName) {
+  auto reg = open();
+  const Document x = make_checkpoint(1, 5'000, 1), y = make_checkpoint(1, 5'000, 2);
+  write_checkpoint(x, path("x.msgpack"));
+  write_checkpoint(y, path("y.msgpack"));
+  const std::string ydigest = mr::detail::blake2b256_hex(y.find_tensor_path("model/state/layer0.weight")->bytes());
+  const fs::path planted = reg->store() / "blobs" / ydigest.substr(0, 2) / ydigest;
+  fs::create_directories(planted.parent_path());
+  {
+    const auto xb = x.find_tensor_path("model/state/layer0.weight")->bytes();
+    std::ofstream(planted, std::ios::binary).write(reinterpret_cast<const char*>(xb.data()), static_cast<std::streamsize>(xb.size()));
+  }
+  const auto v = reg->register_checkpoint(path("y.msgpack"), named("m"));
+  EXPECT_EQ(v.bytes_written, 20'000u);
+  EXPECT_TRUE(reg->verify(mr::parse_ref("m/1")).problems.empty());
+  reg->pull(mr::parse_ref("m/1"), path("back.msgpack"));
+  expect_same_tensors(y, ckpt::read_document(path("back.msgpack")));
+}
+
+// What the store writes is re-hashed before it takes a digest's name: bytes that are not the
+// digest's (a source rewritten after it was hashed) are refused and leave nothing behind.
+TEST_P(RegistryTest, BytesThatAreNotTheDigestsAreNeverStoredUnderIt) {
+  auto reg = open();
+  mr::detail::BlobStore store(reg->store());
+  std::vector<std::byte> bytes(3 << 20, std::byte{7});
+  const std::string wrong = mr::detail::blake2b256_hex(std::span(bytes).first(100));
+  EXPECT_THROW(store.put(wrong, bytes), ckpt::IntegrityError);
+  EXPECT_FALSE(fs::exists(store.blob_path(wrong)));
+  const fs::path src = path("src.bin");
+  std::ofstream(src, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  const int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_THROW(store.put_from_file(wrong, fd, 0, bytes.size()), ckpt::IntegrityError);
+  ::close(fd);
+  EXPECT_FALSE(fs::exists(store.blob_path(wrong)));
+  EXPECT_TRUE(fs::is_empty(reg->store() / "tmp"));
 }
 
 TEST_P(RegistryTest, PullWritesAnyFormatAtomicallyAndExactly) {
@@ -168,7 +213,7 @@ TEST_P(RegistryTest, PullWritesAnyFormatAtomicallyAndExactly) {
   // The registered format, every attribute and tensor back.
   const auto r = reg->pull(mr::parse_ref("m@production"), path("out.msgpack"));
   EXPECT_EQ(r.format, "msgpack");
-  EXPECT_FALSE(r.blake2b_checked);
+  EXPECT_TRUE(r.blake2b_checked);
   EXPECT_EQ(r.tensors, 4u);
   const Document back = ckpt::read_document(path("out.msgpack"));
   expect_same_tensors(doc, back);
@@ -304,15 +349,7 @@ TEST_P(RegistryTest, DamagedBlobFailsPullNamingTheTensor) {
     EXPECT_NE(std::string(e.what()).find("model/state/layer1.weight"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(path("out.msgpack")));
-  mr::PullOptions full;
-  full.blake2b = true;
-  try {
-    reg->pull(mr::parse_ref("m/1"), path("out.msgpack"), full);
-    FAIL() << "pulled a damaged blob";
-  } catch (const ckpt::IntegrityError& e) {
-    EXPECT_NE(std::string(e.what()).find("model/state/layer1.weight"), std::string::npos) << e.what();
-  }
-  EXPECT_FALSE(fs::exists(path("out.msgpack")));
+
   const auto check = reg->verify(mr::parse_ref("m/1"));
   ASSERT_EQ(check.problems.size(), 1u);
   EXPECT_NE(check.problems[0].find("layer1.weight"), std::string::npos);
@@ -398,25 +435,25 @@ TEST_P(RegistryTest, StoreFolderIsNamedOnceForPostgresql) {
   EXPECT_EQ(mr::ModelRegistry::open(bare)->store(), path("store"));
 }
 
-// Versions registered before schema 4 have no XXH3 per tensor: their pulls check BLAKE2b.
-TEST_P(RegistryTest, VersionsWithoutXxh3RecordsArePulledWithBlake2b) {
-  auto reg = open();
+// Schema 5 drops schema 3's keyed XXH3 index and schema 4's per-tensor XXH3: versions
+// registered before are still pulled and verified (with BLAKE2b).
+TEST_P(RegistryTest, MigrationFiveDropsTheXxh3IndexAndKeepsVersions) {
   const Document doc = make_checkpoint(2, 500, 9);
   write_checkpoint(doc, path("a.msgpack"));
-  reg->register_checkpoint(path("a.msgpack"), named("m"));
-  EXPECT_FALSE(reg->pull(mr::parse_ref("m/1"), path("x.msgpack")).blake2b_checked);
-  const std::string clear = "UPDATE version_tensors SET fast = NULL";
-  std::string out;
-  if (GetParam() == "sqlite") {
-    ASSERT_EQ(run("sqlite3 " + path("registry.db").string() + " '" + clear + "'", out), 0) << out;
-  } else {
-    const std::string db = uri_.substr(std::strlen("postgresql:///"), uri_.find('?') - std::strlen("postgresql:///"));
-    const std::string err = pg_cluster().psql(db, clear);
-    ASSERT_TRUE(err.empty()) << err;
-  }
+  mr::detail::open_at_schema(uri_, 4)->register_checkpoint(path("a.msgpack"), named("m"));
+  auto reg = open();
+  EXPECT_EQ(reg->schema_version(), 5);
   const auto r = reg->pull(mr::parse_ref("m/1"), path("y.msgpack"));
   EXPECT_TRUE(r.blake2b_checked);
   expect_same_tensors(doc, ckpt::read_document(path("y.msgpack")));
+  const std::string probe = "SELECT COUNT(*) FROM fast_digests";
+  std::string out;
+  if (GetParam() == "sqlite") {
+    EXPECT_NE(run("sqlite3 " + path("registry.db").string() + " '" + probe + "' 2>&1", out), 0) << out;
+  } else {
+    const std::string db = uri_.substr(std::strlen("postgresql:///"), uri_.find('?') - std::strlen("postgresql:///"));
+    EXPECT_FALSE(pg_cluster().psql(db, probe).empty());
+  }
 }
 
 TEST_P(RegistryTest, EightProcessesRegisterOneNameWithoutGapsOrDuplicates) {
@@ -589,6 +626,114 @@ TEST_P(RegistryTest, RequiredSignaturesAreCheckedOnRegisterAndPull) {
   EXPECT_FALSE(fs::exists(path("out2.msgpack")));
 }
 
+// A caller's --require-signed adds a key: a version signed by another key than the registry's
+// is refused; init with another key does not replace the registry's.
+TEST_P(RegistryTest, ACallersKeyNeverReplacesTheRegistrysKey) {
+  auto reg = open();
+  auto [k1_secret, k1] = ckpt::generate_key_pair();
+  auto [k2_secret, k2] = ckpt::generate_key_pair();
+  reg->require_signed(k1);
+  reg->require_signed(k1);  // the same key again changes nothing
+  EXPECT_THROW(reg->require_signed(k2), ckpt::UsageError);
+  EXPECT_EQ(reg->required_key()->id(), k1.id());
+  write_checkpoint(make_checkpoint(2, 100, 1), path("a.msgpack"));
+  ckpt::SignOptions so;
+  so.fsync = false;
+  ckpt::sign_file(path("a.msgpack"), k2_secret, so);
+  auto o = named("m");
+  o.require_signed = k2;
+  EXPECT_THROW(reg->register_checkpoint(path("a.msgpack"), o), ckpt::IntegrityError);
+  EXPECT_THROW(reg->list_versions("m"), ckpt::UsageError);
+  // Signed by the registry's key, the extra key is still required.
+  ckpt::sign_file(path("a.msgpack"), k1_secret, so);
+  EXPECT_THROW(reg->register_checkpoint(path("a.msgpack"), o), ckpt::IntegrityError);
+  EXPECT_EQ(reg->register_checkpoint(path("a.msgpack"), named("m")).signer, k1.id());
+  mr::PullOptions po;
+  po.require_signed = k1;
+  EXPECT_TRUE(reg->pull(mr::parse_ref("m/1"), path("out.msgpack"), po).signature_checked);
+}
+
+// A store belongs to the registry that made it: another registry opened on it is refused (its
+// gc would delete the first registry's blobs), and so is the registry on a store without its id.
+TEST_P(RegistryTest, AStoreIsTiedToItsDatabase) {
+  auto a = open();
+  write_checkpoint(make_checkpoint(2, 1000, 1), path("a.msgpack"));
+  a->register_checkpoint(path("a.msgpack"), named("m"));
+  std::string other;
+  if (GetParam() == "sqlite") {
+    other = "sqlite://" + path("b.db").string() + "?store=" + a->store().string();
+  } else {
+    static int n = 0;
+    const std::string db = "regb_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+    ASSERT_EQ(pg_cluster().create_database(db), "");
+    other = pg_cluster().uri(db) + "&store=" + a->store().string();
+  }
+  try {
+    mr::ModelRegistry::open(other, Open::create);
+    FAIL() << "a second registry opened the first one's store";
+  } catch (const ckpt::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("belongs to another registry"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(a->verify(mr::parse_ref("m/1")).problems.empty());
+  // The registry on a folder that is not its store (here: its store without the id).
+  const fs::path store = a->store();
+  a.reset();
+  ASSERT_TRUE(fs::remove(store / ".store-id"));
+  EXPECT_THROW(open(Open::existing), ckpt::UsageError);
+}
+
+// Links inside the store are never followed: gc removes nothing outside it, registrations write
+// nothing outside it, and a file in the wrong blobs/XX folder is not taken for a blob.
+TEST_P(RegistryTest, GcAndRegistrationsNeverFollowLinksOutOfTheStore) {
+  auto reg = open();
+  write_checkpoint(make_checkpoint(1, 1000, 1), path("a.msgpack"));
+  const fs::path store = reg->store(), outside = path("outside");
+  fs::create_directories(outside);
+  const std::string name(64, 'a'), misplaced = "ab" + std::string(62, '0');
+  std::ofstream(outside / name) << "not the registry's";
+  std::ofstream(outside / "precious") << "not the registry's";
+  // blobs/aa -> outside, and a blob-named file in the wrong folder.
+  fs::create_directory_symlink(outside, store / "blobs" / "aa");
+  fs::create_directories(store / "blobs" / "cd");
+  std::ofstream(store / "blobs" / "cd" / misplaced) << "x";
+  const auto rep = reg->gc();
+  EXPECT_EQ(rep.blobs_removed, 0u);
+  EXPECT_TRUE(fs::exists(outside / name));
+  EXPECT_TRUE(fs::exists(store / "blobs" / "cd" / misplaced));
+  // A link in tmp/ is removed, not what it points at.
+  fs::create_directory_symlink(outside, store / "tmp" / "x.1.2");
+  reg->gc();
+  EXPECT_TRUE(fs::exists(outside / "precious"));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(store / "tmp" / "x.1.2")));
+  // tmp/ itself a link: refused, nothing removed.
+  reg.reset();
+  fs::remove(store / "tmp");
+  fs::create_directory_symlink(outside, store / "tmp");
+  EXPECT_THROW(open(), ckpt::IoError);
+  EXPECT_TRUE(fs::exists(outside / "precious"));
+  fs::remove(store / "tmp");
+  // .lock a link to a file elsewhere: not opened through it.
+  reg = open();
+  fs::remove(store / ".lock");
+  fs::create_symlink(outside / "lockfile", store / ".lock");
+  EXPECT_THROW(reg->gc(), ckpt::IoError);
+  EXPECT_FALSE(fs::exists(outside / "lockfile"));
+}
+
+TEST_P(RegistryTest, NaNMetricsAreKept) {
+  auto reg = open();
+  write_checkpoint(make_checkpoint(1, 100, 1, std::numeric_limits<double>::quiet_NaN()), path("a.msgpack"));
+  reg->register_checkpoint(path("a.msgpack"), named("m"));
+  const auto v = reg->show(mr::parse_ref("m/1"));
+  bool found = false;
+  for (const auto& [k, x] : v.metrics)
+    if (k == "test_accuracy") {
+      found = true;
+      EXPECT_TRUE(std::isnan(x));
+    }
+  EXPECT_TRUE(found);
+}
+
 TEST_P(RegistryTest, ShardedFolderRegistersAsOneVersion) {
   auto reg = open();
   const Document doc = make_checkpoint(6, 5000, 3);
@@ -619,6 +764,25 @@ TEST(RegistryUri, MalformedUrisAreUsageErrors) {
   EXPECT_EQ(pg.conninfo, "postgresql:///reg?host=/tmp/sock&user=ckpt&connect_timeout=15");
   EXPECT_EQ(mr::parse_uri("postgresql://u@h/db?connect_timeout=3").conninfo, "postgresql://u@h/db?connect_timeout=3");
   EXPECT_EQ(pg.store, fs::path("/srv/blobs"));
+}
+
+TEST(RegistryUri, PasswordsAreNeverShown) {
+  EXPECT_EQ(mr::redact_uri("postgresql://ckpt:s3cret@db.example/reg?store=/srv"), "postgresql://ckpt:***@db.example/reg?store=/srv");
+  EXPECT_EQ(mr::redact_uri("postgres://u:p@h/db?password=x&sslmode=require"), "postgres://u:***@h/db?password=***&sslmode=require");
+  EXPECT_EQ(mr::redact_uri("postgresql://u@h/db"), "postgresql://u@h/db");
+  try {
+    mr::parse_uri("postgresql://u:s3cret@h/db?store=");
+    FAIL();
+  } catch (const ckpt::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+  }
+  // A server that cannot be reached: the message names the database without its password.
+  try {
+    mr::ModelRegistry::open("postgresql://u:s3cret@127.0.0.1:1/db?store=/tmp/x&connect_timeout=2");
+    FAIL();
+  } catch (const ckpt::Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+  }
 }
 
 TEST(RegistrySqlite, ADatabaseThatIsNotARegistryIsRefusedUnchanged) {

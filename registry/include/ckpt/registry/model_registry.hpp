@@ -22,7 +22,7 @@ namespace ckpt::model_registry {
 namespace fs = std::filesystem;
 
 // The schema this build writes; an older registry is migrated on open, a newer one refused.
-inline constexpr int64_t kSchemaVersion = 4;
+inline constexpr int64_t kSchemaVersion = 5;
 inline constexpr const char* kDefaultUri = "sqlite://ckpt-registry/registry.db";
 inline constexpr const char* kUriEnvironment = "CKPT_REGISTRY";
 
@@ -39,6 +39,8 @@ struct Uri {
 };
 // Throws UsageError naming the URI and what is wrong.
 Uri parse_uri(const std::string& text);
+// The URI as it may be shown: a password (user:password@, password=) replaced by ***.
+std::string redact_uri(const std::string& text);
 // $CKPT_REGISTRY, else kDefaultUri.
 std::string default_uri();
 
@@ -76,10 +78,6 @@ struct RegisterOptions {
   std::optional<PublicKey> require_signed{};
   fs::path signature{};
   bool fsync = true;  // false only for benchmarks of the page cache
-  // BLAKE2b every tensor even when the registry's fast index already knows its bytes (the index
-  // is keyed XXH3-128: it guards against accidents, not against a registrant crafting
-  // collisions; registries that require signatures never use it).
-  bool rehash = false;
   // Called with bytes done and total as tensors are stored (from worker threads).
   std::function<void(uint64_t, uint64_t)> progress{};
 };
@@ -94,7 +92,7 @@ struct VersionInfo {
   uint64_t tensors = 0;
   uint64_t bytes = 0;            // tensor bytes
   uint64_t bytes_written = 0;    // blob bytes this registration added to the store
-  uint64_t bytes_hashed = 0;     // bytes it hashed with BLAKE2b (the rest the fast index knew)
+  uint64_t bytes_hashed = 0;     // bytes it hashed with BLAKE2b (every tensor byte)
   std::string digest;            // BLAKE2b-256 of the manifest: the version's content
   std::string created_at, ready_at, deleted_at;
   std::string registered_by;     // user@host pid
@@ -157,9 +155,7 @@ struct GcReport {
 struct PullOptions {
   std::string to = "auto";  // auto: OUT's extension, else the registered format
   bool allow_lossy = false;
-  // Check each blob against its BLAKE2b-256 rather than its keyed XXH3-128 (which finds damage
-  // at memory speed but, unlike BLAKE2b, not bytes crafted by someone who knows the registry's
-  // secret). Always so for a version without XXH3 records and when a signature is required.
+  // Kept for callers of schema 4's API: every pull checks each blob against its BLAKE2b-256.
   bool blake2b = false;
   std::optional<PublicKey> require_signed{};
   bool fsync = true;
@@ -170,7 +166,7 @@ struct PullReport {
   std::string format;
   uint64_t tensors = 0, bytes = 0;
   bool signature_checked = false;
-  bool blake2b_checked = false;  // every blob against its BLAKE2b (else its keyed XXH3)
+  bool blake2b_checked = false;  // every blob against its BLAKE2b-256 (always, since schema 5)
   std::vector<std::string> losses;  // what --to lost (with allow_lossy)
 };
 
