@@ -17,6 +17,12 @@ void write_document(const Document& doc, const fs::path& path, const Format& for
                            [&](FormatWriter& writer) { writer.write(doc); });
 }
 
+void write_document(const Document& tree, const FormatWriter::TensorSource& source, const fs::path& path,
+                    const Format& format, const SaveOptions& options) {
+  detail::write_atomically(path, format, options.format_options, options.fsync,
+                           [&](FormatWriter& writer) { writer.write(tree, source); });
+}
+
 void write_document(const Document& doc, const fs::path& path, const SaveOptions& options) {
   write_document(doc, path, reg(options.registry).for_writing(path, options.format), options);
 }

@@ -128,44 +128,6 @@ std::string file_content_digest(const fs::path& file) {
   return digest_of(encode_manifest(reader->tree(), digests));
 }
 
-// The output written beside its target and renamed over it once whole and on disk.
-class AtomicOutput {
- public:
-  explicit AtomicOutput(const fs::path& target) : target_(fs::absolute(target)) {
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    temp_ = target_.parent_path() / ("." + target_.filename().string() + ".ckpt-tmp-" + std::to_string(rng() % 100000000));
-  }
-  ~AtomicOutput() {
-    if (!committed_) {
-      std::error_code ec;
-      fs::remove_all(temp_, ec);
-    }
-  }
-  AtomicOutput(const AtomicOutput&) = delete;
-  AtomicOutput& operator=(const AtomicOutput&) = delete;
-  const fs::path& temp() const { return temp_; }
-  void commit(bool durable) {
-    if (durable) sync_path(temp_);
-    std::error_code ec;
-    fs::rename(temp_, target_, ec);
-    if (ec) throw IoError("cannot move " + temp_.string() + " to " + target_.string() + ": " + ec.message());
-    committed_ = true;
-    if (durable) sync_path(target_.parent_path());
-  }
-
- private:
-  static void sync_path(const fs::path& p) {
-    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw IoError("cannot open " + p.string() + " to sync it: " + std::strerror(errno));
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) throw IoError("cannot sync " + p.string() + ": " + std::strerror(err));
-  }
-  fs::path target_, temp_;
-  bool committed_ = false;
-};
-
 struct Resolved {
   int64_t model_id = 0;
   int64_t version_id = 0;
@@ -749,15 +711,25 @@ class Impl final : public ModelRegistry {
     const Format original = plugins.get(registered_format);
     std::string ext = original.info().extensions.empty() ? "" : original.info().extensions.front();
     if (!ext.empty() && ext[0] != '.') ext = "." + ext;
-    AtomicOutput staging(fs::absolute(out).parent_path() / ("." + fs::path(out).filename().string() + ".registry" + ext));
-    write_through(tree, source, staging.temp(), original, false, /*plain=*/true);
+    // In a folder of its own, whose name no sweep of temporaries takes for a dead save's.
+    std::string templ = (fs::absolute(out).parent_path() / ("." + fs::path(out).filename().string() + ".registry-XXXXXX")).string();
+    if (!::mkdtemp(templ.data())) throw IoError("cannot create a folder beside " + out.string() + ": " + std::strerror(errno));
+    struct RemoveAll {
+      fs::path p;
+      ~RemoveAll() {
+        std::error_code ec;
+        fs::remove_all(p, ec);
+      }
+    } staging{templ};
+    const fs::path staged = staging.p / ("staged" + ext);
+    write_through(tree, source, staged, original, false, /*plain=*/true);
     held.clear();
     ConvertOptions co;
     co.from = registered_format;
     co.to = target_format.name();
     co.allow_lossy = o.allow_lossy;
     co.fsync = o.fsync;
-    ConvertReport cr = convert(staging.temp(), out, co);
+    ConvertReport cr = convert(staged, out, co);
     for (const auto& l : cr.losses) rep.losses.push_back(l.path + ": " + l.what);
     return rep;
   }
@@ -1027,32 +999,12 @@ class Impl final : public ModelRegistry {
       writer->write(tree, source);
       return;
     }
-    AtomicOutput target(out);
-    auto writer = format.open_writer(target.temp(), Options{});
-    // Writeback of what the writer has written so far is started every 64 MiB, so that the
-    // fsync before the rename finds little left to wait for.
-    int fd = -1;
-    uint64_t since = 0;
-    auto with_writeback = [&](const std::string& path, const Tensor& listed) {
-      if (durable) {
-        if (fd < 0) fd = ::open(target.temp().c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && since >= (64u << 20)) {
-          ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-          since = 0;
-        }
-        since += listed.nbytes();
-      }
-      return source(path, listed);
-    };
-    struct CloseFd {
-      int& fd;
-      ~CloseFd() {
-        if (fd >= 0) ::close(fd);
-      }
-    } close_fd{fd};
-    writer->write(tree, with_writeback);
-    target.commit(durable);
-    writer->committed(fs::absolute(out));
+    // Core's atomic save, as convert writes: a target that is not a regular file (a FIFO, a
+    // link to a device) is refused, and the temporary holds the lock `ckpt gc` and other saves
+    // in the folder respect.
+    SaveOptions so;
+    so.fsync = durable;
+    ckpt::write_document(tree, source, out, format, so);
   }
 
   struct Job {

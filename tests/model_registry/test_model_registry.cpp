@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 namespace ckpt::model_registry::detail {
@@ -732,6 +733,22 @@ TEST_P(RegistryTest, NaNMetricsAreKept) {
       EXPECT_TRUE(std::isnan(x));
     }
   EXPECT_TRUE(found);
+}
+
+// pull writes as every save does (core's atomic save): a FIFO or a link to a device at OUT is
+// refused and left as it was.
+TEST_P(RegistryTest, PullRefusesTargetsThatAreNotRegularFiles) {
+  auto reg = open();
+  write_checkpoint(make_checkpoint(1, 100, 1), path("a.msgpack"));
+  reg->register_checkpoint(path("a.msgpack"), named("m"));
+  ASSERT_EQ(::mkfifo(path("fifo.msgpack").c_str(), 0600), 0);
+  EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("fifo.msgpack")), ckpt::UsageError);
+  EXPECT_EQ(fs::symlink_status(path("fifo.msgpack")).type(), fs::file_type::fifo);
+  fs::create_symlink("/dev/null", path("null.msgpack"));
+  EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("null.msgpack")), ckpt::UsageError);
+  EXPECT_TRUE(fs::is_symlink(path("null.msgpack")));
+  reg->pull(mr::parse_ref("m/1"), path("ok.msgpack"));
+  EXPECT_TRUE(fs::is_regular_file(path("ok.msgpack")));
 }
 
 TEST_P(RegistryTest, ShardedFolderRegistersAsOneVersion) {
