@@ -4,6 +4,7 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/write_source.hpp>
 
 namespace ckpt {
 

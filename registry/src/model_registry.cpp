@@ -8,6 +8,7 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/write_source.hpp>
 #include <ckpt/registry/model_registry.hpp>
 #include <ckpt/signature.hpp>
 

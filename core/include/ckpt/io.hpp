@@ -34,10 +34,6 @@ void write_document(const Document& doc, const fs::path& path, const SaveOptions
 // The same through a format already chosen (options.format is ignored).
 void write_document(const Document& doc, const fs::path& path, const Format& format,
                     const SaveOptions& options = {});
-// The same for a tree whose tensor bytes come from `source` as the writer asks for them (a
-// store that is not a Document: the model registry's pull).
-void write_document(const Document& tree, const FormatWriter::TensorSource& source, const fs::path& path,
-                    const Format& format, const SaveOptions& options = {});
 Document read_document(const fs::path& path, const LoadOptions& options = {});
 std::shared_ptr<FormatReader> open(const fs::path& path, const LoadOptions& options = {});
 
