@@ -3,6 +3,8 @@
 #include "text.hpp"
 
 #include <ckpt/errors.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/signature.hpp>
 #include <ckpt/registry/model_registry.hpp>
 
 #include <nlohmann/json.hpp>
@@ -250,6 +252,21 @@ Runner add_registry(CLI::App& app) {
       for (const auto& al : o.aliases) mr::check_alias(al);
       std::error_code ec;
       if (!std::filesystem::exists(a.file, ec)) throw UsageError("cannot register " + a.file + ": no such file or folder");
+      {
+        // A file that is not a checkpoint, or lacks the signature asked for, is refused before
+        // a registry is made for it (the registry's own key is checked once it is open).
+        ckpt::LoadOptions lo;
+        lo.format = a.format;
+        auto reader = ckpt::open(a.file, lo);
+        if (key && !std::filesystem::is_directory(a.file, ec)) {
+          const ckpt::SignatureReport rep = ckpt::verify_signature(a.file, *reader, *key, a.signature);
+          if (!rep.ok()) {
+            std::string msg = "refusing " + a.file + ": a valid signature by key " + key->id() + " is required:";
+            for (const auto& p : rep.problems) msg += " " + p;
+            throw IntegrityError(msg);
+          }
+        }
+      }
       auto r = open_registry(Open::create);
       const mr::VersionInfo v = r->register_checkpoint(a.file, o);
       std::cout << "registered " << terminal_safe(a.file) << " as " << v.name << "/" << v.version << " (" << v.format << ", " << v.tensors

@@ -1,6 +1,8 @@
 // `ckpt registry ...` and registry:NAME@ALIAS in other commands, run as a user would (SQLite).
 #include "registry_cli_fixture.hpp"
 
+#include <fstream>
+
 namespace ckpt_test {
 namespace {
 
@@ -85,6 +87,13 @@ TEST_F(RegistryCli, BadInputExitsTwoAndChangesNothing) {
                 out),
             2);
   EXPECT_FALSE(fs::exists(tmp_.path / "new"));
+  // Nor does one whose file is not a checkpoint.
+  std::ofstream(tmp_.path / "junk.msgpack") << "not a checkpoint";
+  EXPECT_NE(run(std::string(CKPT_CLI) + " registry --registry sqlite://" + (tmp_.path / "new/reg.db").string() +
+                    " register " + (tmp_.path / "junk.msgpack").string() + " --name net",
+                out),
+            0);
+  EXPECT_FALSE(fs::exists(tmp_.path / "new")) << out;
   EXPECT_EQ(fs::last_write_time(tmp_.path / "reg.db"), before);
   EXPECT_FALSE(fs::exists(tmp_.path / "o.msgpack"));
   ASSERT_EQ(registry("list net", out), 0);
