@@ -223,6 +223,12 @@ class Impl final : public ModelRegistry {
     store_path_ = choose_store(mode);
     store_ = std::make_unique<BlobStore>(store_path_);
     check_store_id();
+    if (record_store_) {
+      Transaction t(*db_);
+      db_->exec("INSERT INTO settings (key, value) VALUES ('store', ?) ON CONFLICT (key) DO NOTHING",
+                {fs::absolute(store_path_).string()});
+      t.commit();
+    }
   }
 
   int64_t schema_version() override { return db_->query("SELECT version FROM schema_version").at(0).i64(0); }
@@ -778,11 +784,8 @@ class Impl final : public ModelRegistry {
     }
     auto recorded = setting("store");
     if (uri_.store) {
-      if (!recorded) {
-        Transaction t(*db_);
-        put_setting("store", fs::absolute(*uri_.store).string());
-        t.commit();
-      }
+      // Recorded once the store's id is known to be this database's (check_store_id).
+      record_store_ = !recorded;
       return *uri_.store;
     }
     if (recorded) return *recorded;
@@ -1089,6 +1092,7 @@ class Impl final : public ModelRegistry {
     return out;
   }
 
+  bool record_store_ = false;
   uint64_t hashed_ = 0;
   std::unique_ptr<WorkPool> pool_for_pull_;
   Uri uri_;
