@@ -368,4 +368,26 @@ std::vector<fs::path> BlobStore::temporaries() const {
   return out;
 }
 
+namespace {
+int open_folder(int at, const std::string& name, const fs::path& shown) {
+  const int fd = ::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw IoError("cannot open the store's folder " + shown.string() + " (a link is not followed): " + errno_text());
+  return fd;
+}
+}  // namespace
+
+void BlobStore::remove_blob(const Entry& e) const {
+  Fd blobs(open_folder(AT_FDCWD, (root_ / "blobs").string(), root_ / "blobs"));
+  Fd prefix(open_folder(blobs.fd, e.digest.substr(0, 2), root_ / "blobs" / e.digest.substr(0, 2)));
+  if (::unlinkat(prefix.fd, e.digest.c_str(), 0) != 0 && errno != ENOENT)
+    throw IoError("cannot remove " + e.path.string() + ": " + errno_text());
+}
+
+void BlobStore::remove_temporary(const fs::path& p) const {
+  Fd tmp(open_folder(AT_FDCWD, (root_ / "tmp").string(), root_ / "tmp"));
+  const std::string name = p.filename().string();
+  // A folder goes only when empty: nothing is removed recursively.
+  if (::unlinkat(tmp.fd, name.c_str(), 0) != 0 && errno == EISDIR) ::unlinkat(tmp.fd, name.c_str(), AT_REMOVEDIR);
+}
+
 }  // namespace ckpt::model_registry::detail

@@ -114,6 +114,10 @@ class BlobStore {
   std::vector<Entry> list() const;
   // Temporaries left in tmp/ by dead registrants (call under the exclusive lock).
   std::vector<fs::path> temporaries() const;
+  // Unlinks a listed blob or temporary through descriptors of its folders opened without
+  // following links, so that a folder swapped for a link after it was listed is not followed.
+  void remove_blob(const Entry& e) const;
+  void remove_temporary(const fs::path& p) const;
 
  private:
   fs::path root_;

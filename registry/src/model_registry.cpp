@@ -603,19 +603,12 @@ class Impl final : public ModelRegistry {
       if (referenced.count(b.digest)) continue;
       rep.blobs_removed++;
       rep.bytes_removed += b.bytes;
-      if (!o.dry_run) {
-        std::error_code ec;
-        fs::remove(b.path, ec);
-        if (ec) throw IoError("cannot remove " + b.path.string() + ": " + ec.message());
-      }
+      if (!o.dry_run) store_->remove_blob(b);
     }
     for (const auto& tmp : store_->temporaries()) {
       rep.temporaries_removed++;
-      if (!o.dry_run) {
-        // remove, not remove_all: a link in tmp/ goes, never what it points at.
-        std::error_code ec;
-        fs::remove(tmp, ec);
-      }
+      // Unlinked, never removed recursively: a link in tmp/ goes, never what it points at.
+      if (!o.dry_run) store_->remove_temporary(tmp);
     }
     return rep;
   }
