@@ -43,6 +43,8 @@ class Router {
  public:
   void add(std::string method, std::string path, Handler handler);
   std::optional<Response> dispatch(const Request& request) const;
+  // Whether some route matches `path` with any method (the server's 405 rather than 404).
+  bool has_path(const std::string& path) const;
 
  private:
   struct Route {

@@ -1,0 +1,289 @@
+#include <ckpt/errors.hpp>
+#include <ckpt/serve/http_server.hpp>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ckpt::serve {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      if (i + 2 >= text.size()) return std::nullopt;
+      const int hi = hex(text[i + 1]), lo = hex(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      c = static_cast<char>(hi * 16 + lo);
+      if (c == '\0') return std::nullopt;
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+namespace {
+
+// What every connection shares; outlives them (sessions hold a shared_ptr).
+struct Shared {
+  std::shared_ptr<const Router> router;
+  ServerOptions options;
+  net::thread_pool* handlers = nullptr;
+  std::atomic<size_t> connections{0};
+  std::atomic<size_t> queued{0};
+};
+
+http::status to_status(int code) { return static_cast<http::status>(code); }
+
+Response answer(const Shared& shared, const Request& request) {
+  try {
+    if (auto r = shared.router->dispatch(request)) return *r;
+    if (shared.router->has_path(request.path))
+      return json_error(405, "method " + request.method + " is not allowed for " + request.path);
+    return json_error(404, "no such resource: " + request.path);
+  } catch (const std::exception& e) {
+    return json_error(500, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return json_error(500, "internal error");
+  }
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Shared> shared) : stream_(std::move(socket)), shared_(std::move(shared)) {
+    ++shared_->connections;
+  }
+  ~Session() { --shared_->connections; }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
+  }
+
+ private:
+  void read_request() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(shared_->options.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(shared_->options.max_body_bytes);
+    // One deadline for the whole request (header and body): a client that trickles bytes is
+    // cut off when it passes, however often it sends.
+    stream_.expires_after(shared_->options.read_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return read_failed(ec);
+    const auto& req = parser_->get();
+    if (auto length = parser_->content_length(); length && *length > shared_->options.max_body_bytes)
+      return send_error(413, "request body of " + std::to_string(*length) + " bytes exceeds the limit of " +
+                                 std::to_string(shared_->options.max_body_bytes) + " bytes");
+    auto expect = req[http::field::expect];
+    if (beast::iequals(expect, "100-continue")) {
+      // curl sends this for bodies over 1 KiB and waits a second for it otherwise.
+      continue_.emplace(http::status::continue_, req.version());
+      http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code e, size_t) {
+        if (e) return self->close();
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void read_failed(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+        ec == net::error::operation_aborted)
+      return close();
+    // Beast has closed the socket on a timeout already: a slow client gets no answer.
+    if (ec == beast::error::timeout) return close();
+    if (ec == http::error::body_limit)
+      return send_error(413, "request body exceeds the limit of " + std::to_string(shared_->options.max_body_bytes) + " bytes");
+    if (ec == http::error::header_limit)
+      return send_error(431, "request header exceeds the limit of " + std::to_string(shared_->options.max_header_bytes) + " bytes");
+    if (ec == http::error::partial_message) return close();  // the client went away mid-request
+    send_error(400, "malformed HTTP request: " + ec.message());
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) return read_failed(ec);
+    auto& req = parser_->get();
+    Request request;
+    request.method = std::string(req.method_string());
+    const std::string_view target(req.target().data(), req.target().size());
+    const size_t q = target.find('?');
+    auto path = percent_decode(target.substr(0, q));
+    if (!path || path->empty() || path->front() != '/') return send_error(400, "malformed request target");
+    request.path = std::move(*path);
+    if (q != std::string_view::npos) {
+      std::string_view rest = target.substr(q + 1);
+      while (!rest.empty()) {
+        const size_t amp = rest.find('&');
+        std::string_view pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        if (pair.empty()) continue;
+        const size_t eq = pair.find('=');
+        auto key = percent_decode(pair.substr(0, eq), true);
+        auto value = percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
+        if (!key || !value) return send_error(400, "malformed query string");
+        request.query.emplace(std::move(*key), std::move(*value));
+      }
+    }
+    request.content_type = std::string(req[http::field::content_type]);
+    request.body = std::move(req.body());
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    if (shared_->queued.fetch_add(1) >= shared_->options.max_queued) {
+      --shared_->queued;
+      return send(json_error(503, "the server is busy; try again"), false);
+    }
+    // The handler may wait (for its batch); it runs off the network threads.
+    net::post(*shared_->handlers, [self = shared_from_this(), request = std::move(request)] {
+      --self->shared_->queued;
+      Response r = answer(*self->shared_, request);
+      net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->send(std::move(r), self->keep_alive_); });
+    });
+  }
+
+  void send_error(int status, const std::string& message) {
+    version_ = parser_ ? parser_->get().version() : 11;
+    if (version_ != 10 && version_ != 11) version_ = 11;
+    send(json_error(status, message), false);
+  }
+
+  void send(Response r, bool keep_alive) {
+    res_.emplace(to_status(r.status), version_);
+    res_->set(http::field::server, "ckpt");
+    res_->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res_->set(k, v);
+    res_->body() = std::move(r.body);
+    res_->keep_alive(keep_alive);
+    res_->prepare_payload();
+    stream_.expires_after(shared_->options.write_timeout);
+    http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec || !self->res_->keep_alive()) return self->close();
+      self->res_.reset();
+      self->read_request();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Shared> shared_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  std::optional<http::response<http::string_body>> res_;
+  bool keep_alive_ = false;
+  unsigned version_ = 11;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  net::io_context ioc;
+  net::thread_pool handlers;
+  tcp::acceptor acceptor;
+  std::shared_ptr<Shared> shared;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  std::mutex stop_mu;
+  bool stopped = false;
+
+  Impl(std::shared_ptr<const Router> router, ServerOptions options)
+      : ioc(std::max(1, options.threads)),
+        handlers(static_cast<size_t>(std::max(1, options.handler_threads))),
+        acceptor(net::make_strand(ioc)),
+        shared(std::make_shared<Shared>()) {
+    shared->router = std::move(router);
+    shared->options = std::move(options);
+    shared->handlers = &handlers;
+    const ServerOptions& o = shared->options;
+    beast::error_code ec;
+    const auto address = net::ip::make_address(o.bind, ec);
+    if (ec) throw UsageError("--bind '" + o.bind + "' is not an IP address: " + ec.message());
+    const tcp::endpoint endpoint(address, o.port);
+    auto fail = [&](const char* what) {
+      throw IoError(std::string("cannot ") + what + " " + o.bind + ":" + std::to_string(o.port) + ": " + ec.message());
+    };
+    if (acceptor.open(endpoint.protocol(), ec)) fail("open a socket for");
+    if (acceptor.set_option(net::socket_base::reuse_address(true), ec)) fail("set options on");
+    if (acceptor.bind(endpoint, ec)) fail("bind");
+    if (acceptor.listen(net::socket_base::max_listen_connections, ec)) fail("listen on");
+    port = acceptor.local_endpoint().port();
+    accept();
+    for (int i = 0; i < std::max(1, o.threads); ++i) threads.emplace_back([this] { ioc.run(); });
+  }
+
+  void accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+      if (!ec) {
+        if (shared->connections.load() >= shared->options.max_connections) {
+          beast::error_code ignored;
+          socket.close(ignored);
+        } else {
+          std::make_shared<Session>(std::move(socket), shared)->start();
+        }
+      }
+      accept();
+    });
+  }
+
+  void stop() {
+    std::lock_guard lock(stop_mu);
+    if (stopped) return;
+    stopped = true;
+    // No more reading or accepting; then the handlers running finish (one may be waiting for
+    // its batch, which the caller's model server still runs). What they post back lands in the
+    // stopped io_context and is destroyed with it, closing those connections.
+    ioc.stop();
+    for (auto& t : threads) t.join();
+    handlers.join();
+  }
+};
+
+HttpServer::HttpServer(std::shared_ptr<const Router> router, ServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(router), std::move(options))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+uint16_t HttpServer::port() const { return impl_->port; }
+
+void HttpServer::stop() { impl_->stop(); }
+
+}  // namespace ckpt::serve
