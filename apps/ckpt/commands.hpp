@@ -24,5 +24,6 @@ Runner add_gc(CLI::App& app);
 Runner add_keygen(CLI::App& app);
 Runner add_sign(CLI::App& app);
 Runner add_registry(CLI::App& app);  // cmd_registry.cpp: the model registry
+Runner add_view(CLI::App& app);      // cmd_view.cpp: the web page over files (docs/web-page.md)
 
 }  // namespace ckpt::cli

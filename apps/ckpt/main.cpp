@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add(ckpt::cli::add_keygen);
   add(ckpt::cli::add_sign);
   add(ckpt::cli::add_registry);
+  add(ckpt::cli::add_view);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

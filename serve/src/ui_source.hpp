@@ -1,0 +1,99 @@
+// Which checkpoint a page request names, and how its tree and tensors are read. A request names
+// a served checkpoint by its model name and, for a training folder, may name one of the folder's
+// checkpoint files by its bare name: only names the server itself listed are accepted, so no
+// request reaches a file outside what was given on the command line.
+#pragma once
+
+#include <ckpt/checkpoint.hpp>
+#include <ckpt/format_io.hpp>
+#include <ckpt/serve/routes.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt::serve::ui {
+
+namespace fs = std::filesystem;
+
+// A request the page made that cannot be answered: the status and message of its JSON error.
+struct HttpError : std::runtime_error {
+  int status;
+  HttpError(int status, const std::string& message) : std::runtime_error(message), status(status) {}
+};
+
+// The checkpoint files of a training folder, as ckpt's checkpoint manager names them
+// (step-<9 digits>.<ext>), oldest first; regular files only (no links, no temporaries), at most
+// kMaxFolderFiles of the newest. Empty for anything that is not a folder.
+inline constexpr size_t kMaxFolderFiles = 1000;
+struct FolderFile {
+  std::string name;
+  int64_t step = 0;
+};
+std::vector<FolderFile> training_files(const fs::path& folder);
+
+// One checkpoint opened for a request: a file through its plugin, or the in-memory checkpoint a
+// server holds when it has no file.
+class OpenedCheckpoint {
+ public:
+  static OpenedCheckpoint from_file(const fs::path& file);
+  static OpenedCheckpoint from_memory(const Checkpoint& checkpoint, std::string label);
+
+  const Document& tree() const;
+  // The file read, empty for an in-memory checkpoint.
+  const fs::path& file() const { return file_; }
+  const std::string& label() const { return label_; }
+  std::shared_ptr<FormatReader> reader() const { return reader_; }
+  std::string format() const;
+
+  // The tensor at `path` of tree(): nullptr when there is none.
+  const Tensor* find_tensor(const std::string& path) const;
+  // Its bytes: a view of a mapping or of memory, else read into `buffer`.
+  std::span<const std::byte> bytes(const std::string& path, const Tensor& listed, std::vector<std::byte>& buffer,
+                                   std::optional<Tensor>& mapped) const;
+
+ private:
+  fs::path file_;
+  std::string label_;
+  std::shared_ptr<FormatReader> reader_;
+  std::shared_ptr<Document> memory_;
+};
+
+// What a request names, resolved against a snapshot of the served list.
+struct Resolved {
+  ServedCheckpoint served;
+  fs::path file;           // the file to read; empty: the in-memory checkpoint
+  std::string file_name;   // the folder file named by the request, if any
+  bool training_folder = false;
+
+  OpenedCheckpoint open() const;
+  std::string label() const;
+};
+
+// `model` names a served checkpoint (404 when none is served by that name; `version`, when
+// given, must be the one served); `file`, when not empty, one of training_files(its source).
+Resolved resolve(const std::vector<ServedCheckpoint>& served, const std::string& model,
+                 const std::optional<int64_t>& version, const std::string& file);
+
+// Bytes of tensor data the page's requests hold in memory at once, all requests together:
+// a request that would pass the budget is refused with 503 rather than queued, so that many
+// requests for large tensors cannot exhaust memory.
+inline constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 30;    // one tensor's statistics, or one side of a diff
+inline constexpr uint64_t kMemoryBudget = uint64_t{2} << 30;
+class MemoryLease {
+ public:
+  explicit MemoryLease(uint64_t bytes);  // throws HttpError 413 or 503
+  ~MemoryLease();
+  MemoryLease(const MemoryLease&) = delete;
+  MemoryLease& operator=(const MemoryLease&) = delete;
+
+ private:
+  uint64_t bytes_;
+};
+
+}  // namespace ckpt::serve::ui
