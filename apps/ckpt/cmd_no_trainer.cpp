@@ -23,5 +23,6 @@ Runner unavailable(CLI::App& app, const std::string& name, const std::string& de
 Runner add_train(CLI::App& app) { return unavailable(app, "train", "Train a model on Fashion-MNIST"); }
 Runner add_eval(CLI::App& app) { return unavailable(app, "eval", "Report a checkpoint's test accuracy"); }
 Runner add_predict(CLI::App& app) { return unavailable(app, "predict", "Print a model's logits"); }
+Runner add_serve(CLI::App& app) { return unavailable(app, "serve", "Serve models over HTTP"); }
 
 }  // namespace ckpt::cli

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add(ckpt::cli::add_sign);
   add(ckpt::cli::add_registry);
   add(ckpt::cli::add_view);
+  add(ckpt::cli::add_serve);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -273,6 +273,10 @@ struct HttpServer::Impl {
     // stopped io_context and is destroyed with it, closing those connections.
     ioc.stop();
     for (auto& t : threads) t.join();
+    // No thread runs the acceptor now: close it here, so new connections are refused rather
+    // than left in the kernel's backlog.
+    beast::error_code ec;
+    acceptor.close(ec);
     handlers.join();
   }
 };
