@@ -4,6 +4,7 @@
 #include "serve_support.hpp"
 
 #include <ckpt/io.hpp>
+#include <ckpt/registry/model_registry.hpp>
 #include <ckpt/serve/http_server.hpp>
 #include <ckpt/serve/model_server.hpp>
 #include <ckpt/train/data.hpp>
@@ -181,6 +182,51 @@ TEST(HotSwap, WithAKeyOnlySignedCheckpointsAreServed) {
   ASSERT_EQ(run(std::string(CKPT_CLI) + " sign " + (dir / "run" / "step-000000024.msgpack").string() + " --key " + (dir / "key").string(), out), 0) << out;
   EXPECT_EQ(s.models->poll_now(), 1u);
   EXPECT_EQ(s.version(), 24);
+}
+
+TEST(HotSwap, ARegistryAliasIsFollowedWhenItMoves) {
+  namespace mr = ckpt::model_registry;
+  TempDir dir("serve-registry");
+  const std::string uri = "sqlite://" + (dir / "reg.db").string();
+  auto reg = mr::ModelRegistry::open(uri, mr::ModelRegistry::Open::create);
+  mr::RegisterOptions ro;
+  ro.name = "mlp";
+  ro.aliases = {"production"};
+  ro.fsync = false;
+  ASSERT_EQ(reg->register_checkpoint(trained_run().epoch1, ro).version, 1);
+  ro.aliases.clear();
+  ASSERT_EQ(reg->register_checkpoint(trained_run().epoch2, ro).version, 2);
+
+  ServeOptions o;
+  o.poll_interval = std::chrono::milliseconds(0);
+  o.registry_uri = uri;
+  auto models = std::make_unique<ModelServer>(std::vector<ModelArgument>{{"m", "registry:mlp@production"}}, o);
+  auto router = std::make_shared<Router>();
+  models->add_routes(*router);
+  ServerOptions so;
+  so.port = 0;
+  HttpServer http(router, so);
+  auto version = [&] {
+    return http_request(http.port(), "GET", "/v1/models/m").json()["model_version_status"][0]["version"].get<std::string>();
+  };
+  EXPECT_EQ(version(), "1");
+  // The alias is the model's label.
+  auto r = http_request(http.port(), "POST", "/v1/models/m/labels/production:predict", eight_images());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(equal_rows(r.json()["predictions"], ckpt_predict(trained_run().epoch1, 8)));
+  EXPECT_EQ(http_request(http.port(), "POST", "/v1/models/m/labels/staging:predict", eight_images()).status, 404);
+  EXPECT_EQ(models->poll_now(), 0u);  // the alias has not moved
+
+  reg->set_alias("mlp", "production", 2);
+  EXPECT_EQ(models->poll_now(), 1u);
+  EXPECT_EQ(version(), "2");
+  r = http_request(http.port(), "POST", "/v1/models/m/versions/2:predict", eight_images());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(equal_rows(r.json()["predictions"], ckpt_predict(trained_run().epoch2, 8)));
+  auto served = models->served()();
+  ASSERT_EQ(served.size(), 1u);
+  EXPECT_EQ(served[0].path, "registry:mlp/2");
+  EXPECT_EQ(served[0].source, "registry:mlp@production");
 }
 
 }  // namespace

@@ -120,6 +120,20 @@ TEST(ServeCli, FollowsATrainingFolderAndStopsOnSigint) {
   EXPECT_EQ(p.stop(SIGINT), 0) << p.output();
 }
 
+TEST(ServeCli, UiServesThePageBesideTheApi) {
+  ServeProcess p({"--port", "0", "--ui", "mlp=" + trained_run().epoch2.string()});
+  const auto port = static_cast<uint16_t>(std::stoi(p.wait_for(kListening)));
+  EXPECT_NE(p.output().find("the page at /"), std::string::npos) << p.output();
+  auto page = http_request(port, "GET", "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.content_type.find("text/html"), std::string::npos) << page.content_type;
+  // The API's routes come first, so the page's catch-all takes none of them.
+  EXPECT_EQ(http_request(port, "GET", "/v1/models/mlp").status, 200);
+  EXPECT_EQ(http_request(port, "GET", "/v1/models/nope").status, 404);
+  EXPECT_EQ(http_request(port, "GET", "/metrics").status, 200);
+  EXPECT_EQ(p.stop(SIGTERM), 0) << p.output();
+}
+
 TEST(ServeCli, RefusesBadArgumentsWithUsageErrors) {
   std::string out;
   EXPECT_EQ(run(std::string(CKPT_CLI) + " serve nameless", out), 2) << out;
