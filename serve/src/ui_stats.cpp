@@ -79,7 +79,9 @@ TensorStats tensor_stats(DType dtype, std::span<const std::byte> bytes, uint64_t
     last += 0.5;
   }
   s.edges.resize(static_cast<size_t>(bins) + 1);
-  const double step = (last - first) / bins;
+  // A range wider than the largest double (-1e308 to 1e308) is measured in bins, which fit.
+  const bool wide = !std::isfinite(last - first);
+  const double step = wide ? last / bins - first / bins : (last - first) / bins;
   for (int i = 0; i <= bins; ++i) s.edges[static_cast<size_t>(i)] = i * step + first;
   s.edges.back() = last;
   s.counts.assign(static_cast<size_t>(bins), 0);
@@ -88,8 +90,8 @@ TensorStats tensor_stats(DType dtype, std::span<const std::byte> bytes, uint64_t
     for (double x : xs) {
       if (!std::isfinite(x)) continue;
       squares += (x - s.mean) * (x - s.mean);
-      auto i = static_cast<int64_t>((x - first) / (last - first) * bins);
-      i = std::clamp<int64_t>(i, 0, bins - 1);
+      const double at = wide ? (0.5 * x - 0.5 * first) / (0.5 * step) : (x - first) / (last - first) * bins;
+      auto i = static_cast<int64_t>(std::clamp(at, 0.0, static_cast<double>(bins - 1)));
       if (x < s.edges[static_cast<size_t>(i)]) --i;
       else if (i != bins - 1 && x >= s.edges[static_cast<size_t>(i) + 1]) ++i;
       ++s.counts[static_cast<size_t>(i)];

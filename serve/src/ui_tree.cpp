@@ -8,6 +8,7 @@
 #include <ckpt/signature.hpp>
 #include <ckpt/signer.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace ckpt::serve::ui {
@@ -157,8 +158,9 @@ json stats_json(const OpenedCheckpoint& opened, const std::string& tensor, int b
   if (s.has_range) {
     j["min"] = s.min;
     j["max"] = s.max;
-    j["mean"] = s.mean;
-    j["std"] = s.std;
+    // Finite values can still sum past the largest double.
+    j["mean"] = number(s.mean);
+    j["std"] = number(s.std);
     j["histogram"] = {{"edges", s.edges}, {"counts", s.counts}};
   }
   return j;
@@ -166,6 +168,10 @@ json stats_json(const OpenedCheckpoint& opened, const std::string& tensor, int b
 
 json verify_json(const OpenedCheckpoint& opened, const std::optional<PublicKey>& pubkey) {
   json j;
+  // verify holds one tensor at a time (mapped where the format maps, else in one buffer).
+  uint64_t largest = 0;
+  opened.tree().for_each_tensor([&](const std::string&, const Tensor& t) { largest = std::max<uint64_t>(largest, t.nbytes()); });
+  MemoryLease lease(largest);
   VerifyReport r = opened.reader() ? verify(*opened.reader()) : verify_document(opened.tree());
   j["hashes"] = {{"recorded", r.has_integrity}, {"tensors_checked", r.tensors_checked},
                  {"bytes_checked", r.bytes_checked}, {"problems", r.problems}, {"ok", r.ok()}};

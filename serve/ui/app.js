@@ -289,7 +289,7 @@ async function renderStats(ckpt, file, tensor) {
 
 function drawHistogram(svg, histogram) {
   clear(svg);
-  const W = 480, H = 220, left = 40, bottom = 30, top = 10, right = 10;
+  const W = 400, H = 200, left = 40, bottom = 30, top = 10, right = 10;
   if (!histogram) {
     svg.append(svgEl('text', { x: left, y: H / 2 }, 'no finite values'));
     svg.setAttribute('data-drawn', 'empty');
