@@ -4,6 +4,7 @@
 
 #include <ckpt/errors.hpp>
 #include <ckpt/format_io.hpp>
+#include <ckpt/layout.hpp>
 #include <ckpt/sdk.hpp>
 
 #include <cstring>
@@ -148,6 +149,27 @@ void FormatWriter::write(const Document& doc) {
 }
 
 void FormatWriter::write(const Document& doc, const TensorSource& source) {
+  // A layout that writes this format gets the document first (ckpt/layout.hpp): the plugin
+  // writes the native structure it is given, the ONNX graph of model/spec included.
+  for (const auto& layout : layout_adapters()) {
+    const std::optional<Group> native = layout->to_native(doc, format_);
+    if (!native) continue;
+    if (!native->attributes().empty() || native->tensor_count())
+      throw Error("layout " + std::string(layout->name()) + " gave the " + format_ + " writer attributes or tensors of its own");
+    // The document itself, not a copy: convert fills meta/integrity while the walk runs.
+    begin_group("", doc.attributes().size(), doc.children().size() + native->children().size());
+    for (const auto& a : doc.attributes()) attribute(a.name, a.value);
+    for (const Group* g : {&doc, &*native})
+      for (const auto& c : g->children()) {
+        if (c.is_tensor())
+          tensor(c.name, c.tensor().dtype(), c.tensor().shape(), source(c.name, c.tensor()));
+        else
+          write_group(c.name, c.name, c.group(), source);
+      }
+    end_group();
+    finish();
+    return;
+  }
   write_group("", "", doc, source);
   finish();
 }
@@ -396,23 +418,71 @@ const Document& FormatReader::tree() {
   // Tensors by address, now that the tree no longer moves: a lookup by path walks the tree's
   // indexes, with no string kept per tensor. An open-addressing table of (address, id): a
   // node per tensor cost as much to free as to make.
-  size_t slots = 16;
-  while (slots < b.ids.size() * 2) slots *= 2;
-  ids_.assign(slots, {nullptr, 0});
-  size_t next = 0;
-  std::function<void(const Group&)> index = [&](const Group& g) {
-    for (const auto& c : g.children()) {
-      if (!c.is_tensor()) {
-        index(c.group());
-        continue;
+  auto index_ids = [&](const std::vector<uint64_t>& ids) {
+    size_t slots = 16;
+    while (slots < ids.size() * 2) slots *= 2;
+    ids_.assign(slots, {nullptr, 0});
+    size_t next = 0;
+    std::function<void(const Group&)> index = [&](const Group& g) {
+      for (const auto& c : g.children()) {
+        if (!c.is_tensor()) {
+          index(c.group());
+          continue;
+        }
+        const Tensor* t = &c.tensor();
+        size_t s = slot_of(t, slots);
+        while (ids_[s].first) s = (s + 1) & (slots - 1);
+        ids_[s] = {t, ids.at(next++)};
       }
-      const Tensor* t = &c.tensor();
-      size_t s = slot_of(t, slots);
-      while (ids_[s].first) s = (s + 1) & (slots - 1);
-      ids_[s] = {t, b.ids.at(next++)};
-    }
+    };
+    index(*tree_);
   };
-  index(*tree_);
+  index_ids(b.ids);
+
+  // The plugin listed its file as stored; the first layout that recognises the listing maps it
+  // onto the schema (ckpt/layout.hpp). Tensors may move, so their ids are found again by path.
+  LayoutSource source{info_.name, path_.string(), {}};
+  for (const auto& layout : layout_adapters()) {
+    if (!layout->recognises(*tree_, source)) continue;
+    struct Listed {
+      uint64_t id;
+      DType dtype;
+      size_t nbytes;
+      bool taken = false;
+    };
+    std::unordered_map<std::string, Listed> listed;
+    tree_->for_each_tensor([&](const std::string& p, const Tensor& t) { listed.emplace(p, Listed{id_of(t, p), t.dtype(), t.nbytes()}); });
+    source.read = [&](const std::string& p, std::span<std::byte> dst) {
+      auto it = listed.find(p);
+      if (it == listed.end()) throw UsageError("'" + path_.string() + "' lists no tensor '" + p + "'");
+      if (dst.size() != it->second.nbytes)
+        throw UsageError("reading '" + p + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
+                         std::to_string(it->second.nbytes));
+      check(api_->read_tensor(r_, it->second.id, dst.data(), dst.size()), p);
+      check_bools(it->second.dtype, dst, p);
+    };
+    try {
+      SchemaDocument schema = layout->to_schema(std::move(*tree_), source);
+      std::unordered_map<std::string, std::string> moved(schema.moved.begin(), schema.moved.end());
+      std::vector<uint64_t> ids;
+      schema.doc.for_each_tensor([&](const std::string& p, const Tensor&) {
+        auto m = moved.find(p);
+        auto it = listed.find(m == moved.end() ? p : m->second);
+        if (it == listed.end() || it->second.taken)
+          throw Error("layout " + std::string(layout->name()) + " made tensor '" + p + "' of '" + path_.string() +
+                      "', which the file's listing does not hold once");
+        it->second.taken = true;
+        ids.push_back(it->second.id);
+      });
+      tree_ = std::move(schema.doc);
+      index_ids(ids);
+    } catch (...) {
+      tree_.reset();  // moved from: the next call lists the file again
+      ids_.clear();
+      throw;
+    }
+    break;
+  }
   return *tree_;
 }
 

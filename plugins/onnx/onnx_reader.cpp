@@ -1,7 +1,7 @@
 #include "onnx_reader.hpp"
 
 #include "dtypes.hpp"
-#include "graph_import.hpp"
+#include "graph_native.hpp"
 #include "onnx_layout.hpp"
 #include "own_model.hpp"
 #include "text.hpp"
@@ -102,17 +102,15 @@ void OnnxReader::check_own_model(const std::string& document) {
   for (const Initializer& i : model_.initializers)
     if (i.storage != Initializer::Storage::raw && i.storage != Initializer::Storage::external)
       differ("initializer " + quote_text(i.name) + " keeps its data in a typed field, which ckpt never writes");
-  const OwnGraph own = own_graph(doc_);
   onnx::GraphProto graph;
   if (!graph.ParseFromString(model_.graph_rest)) differ("its graph's nodes, inputs or outputs are not valid protobuf");
   // value_info only annotates the types of intermediate values, which change no result; onnx's
   // own checker (check_model with full_check on a path) writes them into the file.
   graph.clear_value_info();
-  if (!google::protobuf::util::MessageDifferencer::Equals(graph, own.graph))
-    differ("its graph (nodes, inputs, outputs, name or doc_string) is not the one model/spec makes");
   if (document_to_json(doc_) != document) differ("metadata " + std::string(kDocumentKey) + " is not in the form ckpt writes");
+  const std::string* note = model_.metadata_value(kGraphKey);
   const std::string* external = model_.metadata_value(kExternalKey);
-  const auto expected = own_metadata(doc_, own.note, external ? *external : std::string());
+  const auto expected = own_metadata(doc_, note ? *note : std::string(), external ? *external : std::string());
   if (expected != model_.metadata) {
     size_t i = 0;
     while (i < expected.size() && i < model_.metadata.size() && expected[i] == model_.metadata[i]) ++i;
@@ -120,6 +118,12 @@ void OnnxReader::check_own_model(const std::string& document) {
            quote_text(i < model_.metadata.size() ? model_.metadata[i].first : std::string("(missing)")) +
            ") is not what the document makes (" + quote_text(i < expected.size() ? expected[i].first : std::string("(none)")) + ")");
   }
+  // The graph is listed beside the document; the host's onnx layout checks that it is the one
+  // model/spec makes. Listed, it must write back as the same graph, or the check would judge
+  // another graph than ONNX Runtime runs.
+  bool exact = false;
+  list_graph(doc_.tree, graph, {note ? *note : std::string(), nullptr}, &exact);
+  if (!exact) differ("its graph (nodes, inputs, outputs, name or doc_string) is not the one model/spec makes");
 }
 
 void OnnxReader::check_external(const std::string& note) {
@@ -146,23 +150,12 @@ void OnnxReader::check_external(const std::string& note) {
                                  "changed since)");
 }
 
-std::vector<int64_t> OnnxReader::int64_values(size_t index) {
-  const Initializer& t = model_.initializers[index];
-  if (t.dtype != CKPT_DTYPE_I64) return {};
-  std::vector<int64_t> v(t.numel);
-  read_tensor(index, std::as_writable_bytes(std::span(v)));
-  return v;
-}
-
 void OnnxReader::build_foreign_tree() {
   onnx::GraphProto graph;
   if (!graph.ParseFromString(model_.graph_rest))
     fail(CKPT_ERR_FORMAT, "'" + path_ + "': the graph's nodes, inputs or outputs are not valid protobuf");
   if (std::string why = shadowed_value(graph, model_); !why.empty())
     fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + why + " (ONNX Runtime would compute with another value than the one ckpt reads)");
-  const ImportedSpec imp = import_spec(graph, model_, [this](size_t i) { return int64_values(i); });
-  const std::set<size_t> constants(imp.constants.begin(), imp.constants.end());
-
   Tree& t = doc_.tree;
   const size_t meta = t.add_group(0, "meta");
   t.add_attribute(meta, "schema", Value::string("ckpt.checkpoint"));
@@ -180,7 +173,6 @@ void OnnxReader::build_foreign_tree() {
     }
   }
   const size_t model = t.add_group(0, "model");
-  if (imp.spec) write_spec(t, model, "spec", *imp.spec);
   const size_t state = t.add_group(model, "state");
 
   const size_t extra = t.add_group(0, "extra");
@@ -196,14 +188,11 @@ void OnnxReader::build_foreign_tree() {
   if (model_.model_version) t.add_attribute(onnx, "model_version", Value::integer(model_.model_version));
   if (!model_.doc_string.empty()) t.add_attribute(onnx, "doc_string", Value::string(model_.doc_string));
   t.add_attribute(onnx, "graph_name", Value::string(graph.name()));
-  t.add_attribute(onnx, "spec", Value::string(imp.spec ? "rebuilt from the graph" : "not rebuilt: " + imp.reason));
-  if (imp.spec) t.add_attribute(onnx, "value_names", Value::string_array(imp.value_names));
 
   std::vector<std::string> skipped;
   if (model_.sparse_initializers)
     skipped.push_back(std::to_string(model_.sparse_initializers) + " sparse initializers (not read)");
   if (model_.has_training_info) skipped.push_back("training_info (not read)");
-  size_t constants_group = SIZE_MAX;
   std::set<std::string> names;
   for (size_t i = 0; i < model_.initializers.size(); ++i) {
     const Initializer& init = model_.initializers[i];
@@ -219,14 +208,11 @@ void OnnxReader::build_foreign_tree() {
     node.shape = init.dims;
     node.nbytes = init.nbytes;
     node.id = i;
-    size_t parent = state;
-    if (constants.count(i)) {
-      if (constants_group == SIZE_MAX) constants_group = t.add_group(onnx, "constants");
-      parent = constants_group;
-    }
-    doc_.add_tensor(parent, std::move(node), init.name);
+    doc_.add_tensor(state, std::move(node), init.name);
   }
   if (!skipped.empty()) t.add_attribute(onnx, "skipped", Value::string_array(std::move(skipped)));
+  // The graph as stored; the host's onnx layout rebuilds model/spec from it where it can.
+  list_graph(t, graph, {std::nullopt, &model_});
 }
 
 void OnnxReader::read_tensor(uint64_t id, std::span<std::byte> dst) {

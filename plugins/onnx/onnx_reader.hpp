@@ -1,8 +1,9 @@
 // Reads an .onnx file through one read-only mapping. Opening scans the protobuf once for
 // everything but tensor bytes (model_scan.hpp). A file ckpt wrote is listed exactly as the
 // document it was written from (its ckpt.document metadata); any other ONNX model is listed as
-// a checkpoint: its initializers as model/state, the spec rebuilt from the graph where the
-// spec can express it, and what the model says about itself under meta and extra/onnx.
+// a checkpoint: its initializers as model/state and what the model says about itself under
+// meta and extra/onnx. Either way the graph follows as the group onnx.graph (graph_native.hpp),
+// which the host's onnx layout maps onto model/spec.
 // Tensors are copied out with pread, or mapped where they lie (raw_data and external data).
 #pragma once
 
@@ -43,7 +44,6 @@ class OnnxReader final : public ckpt::sdk::Reader {
   // bounds-checked on first use.
   const ckpt::sdk::MappedFile* external_file(uint64_t id);
   void decode_typed(const Initializer& t, std::span<std::byte> dst) const;
-  std::vector<int64_t> int64_values(size_t index);
 
   std::string path_;
   ckpt::sdk::MappedFile file_;

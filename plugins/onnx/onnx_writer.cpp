@@ -2,7 +2,7 @@
 
 #include "onnx_document.hpp"
 #include "dtypes.hpp"
-#include "graph_export.hpp"
+#include "graph_native.hpp"
 #include "model_scan.hpp"
 #include "own_model.hpp"
 #include "onnx_layout.hpp"
@@ -19,6 +19,30 @@ namespace ckpt_onnx {
 
 using ckpt::sdk::fail;
 namespace fs = std::filesystem;
+
+namespace {
+
+// `tree` without the root's group `skip`, which holds no tensor: tensors keep their indices.
+Tree without_root_member(const Tree& tree, size_t skip) {
+  Tree out(true);
+  // Depth first in order, so that tensors are added in the order they were recorded.
+  auto copy = [&](auto& self, size_t from, size_t to) -> void {
+    for (const auto& a : tree.groups[from].attributes) out.add_attribute(to, a.name, a.value);
+    for (const auto& c : tree.groups[from].children) {
+      if (c.is_tensor) {
+        out.add_tensor(to, tree.tensors[c.index]);
+      } else if (!(from == 0 && c.index == skip)) {
+        self(self, c.index, out.add_group(to, tree.groups[c.index].name));
+      }
+    }
+  };
+  copy(copy, 0, 0);
+  if (out.tensors.size() != tree.tensors.size())
+    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(kGraphGroup) + " holds tensors; the graph's group holds none");
+  return out;
+}
+
+}  // namespace
 
 OnnxWriter::OnnxWriter(const std::string& path, const WriterOptions& options)
     : path_(path),
@@ -156,12 +180,25 @@ std::string OnnxWriter::metadata_entries(const std::string& graph_note, const st
 void OnnxWriter::finish() {
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
   recorder_.check_done();
-  doc_.tree = std::move(recorder_.tree());
   doc_.initializers = std::move(tensor_initializers_);
-
-  OwnGraph own = own_graph(doc_);
-  const std::string& graph_note = own.note;
-  const onnx::GraphProto& graph = own.graph;
+  onnx::GraphProto graph;
+  std::string graph_note;
+  if (auto c = recorder_.tree().find_child(0, kGraphGroup); c && !c->is_tensor) {
+    // The graph the host's layout made (graph_native.hpp); the document is the rest.
+    const Tree& recorded = recorder_.tree();
+    graph = graph_of(recorded, c->index);
+    const Value* note = recorded.find_attribute(c->index, "note");
+    if (!note || note->type != CKPT_VALUE_STRING)
+      fail(CKPT_ERR_INVALID_ARGUMENT, std::string(kGraphGroup) + ": note must be a string (metadata ckpt.graph)");
+    graph_note = note->s;
+    doc_.tree = without_root_member(recorded, c->index);
+  } else {
+    // No graph given (a writer driven event by event): none, as for a document without a spec.
+    doc_.tree = std::move(recorder_.tree());
+    graph_note = "none: the document has no model/spec";
+    graph.set_name("state");
+    graph.set_doc_string("No model graph (the document has no model/spec); the initializers hold the document's tensors.");
+  }
   // Graph fields after the initializers: valid protobuf (fields may come in any order), and
   // the only order that lets the tensors stream.
   out_.write(graph.SerializeAsString());

@@ -1,8 +1,8 @@
 // Streams a document into an .onnx file. The ModelProto is written in protobuf's wire format
 // as the host's events arrive: the header fields, then the graph, whose initializers are framed
 // here with each tensor's bytes written straight from the host's buffer (no ModelProto of the
-// whole model is ever built), then, at finish(), the graph's nodes from model/spec, the opset
-// and the metadata. The graph's length is reserved as a five-byte varint and patched at the
+// whole model is ever built), then, at finish(), the graph (the onnx.graph group the host's
+// layout gives, graph_native.hpp), the opset and the metadata. The graph's length is reserved as a five-byte varint and patched at the
 // end. Peak memory is the host's tensor plus a 1 MiB buffer.
 #pragma once
 

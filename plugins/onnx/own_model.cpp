@@ -1,25 +1,9 @@
 #include "own_model.hpp"
 
-#include "graph_export.hpp"
 #include "onnx_layout.hpp"
 #include "text.hpp"
 
 namespace ckpt_onnx {
-
-OwnGraph own_graph(const Document& doc) {
-  OwnGraph out;
-  auto built = build_graph(doc);
-  if (auto* g = std::get_if<onnx::GraphProto>(&built)) {
-    out.graph = std::move(*g);
-    out.note = "built from model/spec";
-  } else {
-    out.note = "none: " + std::get<std::string>(built);
-    out.graph.set_name("state");
-    out.graph.set_doc_string("No model graph (" + std::get<std::string>(built) +
-                             "); the initializers hold the document's tensors.");
-  }
-  return out;
-}
 
 std::vector<std::pair<std::string, std::string>> own_metadata(const Document& doc, const std::string& graph_note,
                                                               const std::string& external_note) {

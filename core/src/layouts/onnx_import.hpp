@@ -5,17 +5,23 @@
 // Anything else gives a reason and no spec; the initializers are still read as a state dict.
 #pragma once
 
-#include "model_scan.hpp"
 #include "sequential_spec.hpp"
 
-#include <onnx/onnx_pb.h>
+#include <ckpt/document.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace ckpt_onnx {
+namespace ckpt::layouts {
+
+struct OnnxInitializer {
+  std::string name;
+  std::string type;  // ONNX's name of its data type: FLOAT, INT64, ...
+  std::vector<int64_t> dims;
+};
 
 struct ImportedSpec {
   std::optional<SequentialSpec> spec;
@@ -27,13 +33,9 @@ struct ImportedSpec {
   std::vector<std::string> value_names;
 };
 
-// A node output that redefines an initializer, a graph input or another node's output: ONNX
-// Runtime computes with the node's value where ckpt's state dict holds the initializer's, so a
-// graph with one has two readings (empty when there is none).
-std::string shadowed_value(const onnx::GraphProto& graph, const ScannedModel& model);
+// `graph` is the plugin's onnx.graph group, `opset` the default domain's version if the model
+// imports it; `int64_values` reads a small INT64 initializer (by index), for Reshape's shape.
+ImportedSpec import_spec(const Group& graph, const std::vector<OnnxInitializer>& initializers, std::optional<int64_t> opset,
+                         const std::function<std::vector<int64_t>(size_t)>& int64_values, const std::string& file);
 
-// `int64_values` reads a small INT64 initializer (by index), for Reshape's shape.
-ImportedSpec import_spec(const onnx::GraphProto& graph, const ScannedModel& model,
-                         const std::function<std::vector<int64_t>(size_t)>& int64_values);
-
-}  // namespace ckpt_onnx
+}  // namespace ckpt::layouts

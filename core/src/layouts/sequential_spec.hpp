@@ -1,18 +1,19 @@
-// The part of model/spec (docs/schema.md; train/include/ckpt/train/model.hpp) that maps onto
-// ONNX operators: a sequential model of linear, conv2d, maxpool2d, relu, flatten and softmax
-// layers. The plugin cannot link the trainer, so it reads and writes the spec group itself,
-// with the trainer's defaults and shape rules; anything else is reported as a reason, never
+// The part of model/spec (docs/schema.md) that maps onto ONNX operators: a sequential model of
+// linear, conv2d, maxpool2d, relu, flatten and softmax layers, with the trainer's defaults and
+// shape rules. The trainer (train/src/layer_*.cpp) applies the same rules with its own messages
+// and types; these reasons are kept in files (extra/onnx/@spec, metadata ckpt.graph, which a
+// reader compares), so they stay word for word. Anything else is reported as a reason, never
 // guessed at.
 #pragma once
 
-#include "onnx_document.hpp"
+#include <ckpt/document.hpp>
 
 #include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
 
-namespace ckpt_onnx {
+namespace ckpt::layouts {
 
 struct Pair {
   int64_t h = 0, w = 0;
@@ -36,10 +37,10 @@ struct SequentialSpec {
 // A spec, or why there is none.
 using SpecOrReason = std::variant<SequentialSpec, std::string>;
 
-// Reads the spec group `g` of `tree`.
-SpecOrReason read_spec(const Tree& tree, size_t g);
-// Writes `spec` as a new group `name` under `parent`, as the trainer's describe() would.
-void write_spec(Tree& tree, size_t parent, const std::string& name, const SequentialSpec& spec);
+// Reads the spec group (model/spec).
+SpecOrReason read_spec(const Group& spec);
+// Writes `spec` as the group `name` of `parent`, as the trainer's describe() would.
+void write_spec(Group& parent, const std::string& name, const SequentialSpec& spec);
 
 // Each layer's output shape for a batch of one, after checking that the layers chain; a reason
 // when they do not.
@@ -52,4 +53,4 @@ struct ParameterSpec {
 };
 std::vector<ParameterSpec> layer_parameters(const LayerSpec& layer);
 
-}  // namespace ckpt_onnx
+}  // namespace ckpt::layouts

@@ -4,7 +4,7 @@
 
 #include <set>
 
-namespace ckpt_onnx {
+namespace ckpt::layouts {
 
 namespace {
 
@@ -14,50 +14,54 @@ struct Bad {
 
 class Attrs {
  public:
-  Attrs(const Tree& tree, size_t g, std::string path) : tree_(tree), g_(g), path_(std::move(path)) {}
+  Attrs(const Group& g, std::string path) : g_(g), path_(std::move(path)) {}
 
   [[noreturn]] void bad(const std::string& what) const { throw Bad{path_ + ": " + what}; }
 
   int64_t positive(const char* name) const {
-    const Value* v = tree_.find_attribute(g_, name);
-    if (!v || v->type != CKPT_VALUE_INT64 || v->i <= 0) bad(std::string(name) + " must be a positive integer");
-    return v->i;
+    const Value* v = g_.attribute(name);
+    const int64_t* i = v ? std::get_if<int64_t>(v) : nullptr;
+    if (!i || *i <= 0) bad(std::string(name) + " must be a positive integer");
+    return *i;
   }
   int64_t integer(const char* name, int64_t fallback) const {
-    const Value* v = tree_.find_attribute(g_, name);
+    const Value* v = g_.attribute(name);
     if (!v) return fallback;
-    if (v->type != CKPT_VALUE_INT64) bad(std::string(name) + " must be an integer");
-    return v->i;
+    const int64_t* i = std::get_if<int64_t>(v);
+    if (!i) bad(std::string(name) + " must be an integer");
+    return *i;
   }
   bool flag(const char* name, bool fallback) const {
-    const Value* v = tree_.find_attribute(g_, name);
+    const Value* v = g_.attribute(name);
     if (!v) return fallback;
-    if (v->type != CKPT_VALUE_BOOL) bad(std::string(name) + " must be a bool");
-    return v->b;
+    const bool* b = std::get_if<bool>(v);
+    if (!b) bad(std::string(name) + " must be a bool");
+    return *b;
   }
   Pair pair(const char* name, const Pair* fallback, int64_t min) const {
-    const Value* v = tree_.find_attribute(g_, name);
+    const Value* v = g_.attribute(name);
     if (!v && fallback) return *fallback;
     Pair p;
-    if (v && v->type == CKPT_VALUE_INT64) p = {v->i, v->i};
-    else if (v && v->type == CKPT_VALUE_INT64_ARRAY && v->ints.size() == 2) p = {v->ints[0], v->ints[1]};
+    const int64_t* i = v ? std::get_if<int64_t>(v) : nullptr;
+    const auto* a = v ? std::get_if<std::vector<int64_t>>(v) : nullptr;
+    if (i) p = {*i, *i};
+    else if (a && a->size() == 2) p = {(*a)[0], (*a)[1]};
     else bad(std::string(name) + " must be an integer or a pair [h, w]");
     if (p.h < min || p.w < min) bad(std::string(name) + " must be at least " + std::to_string(min));
     return p;
   }
   const std::string* text(const char* name) const {
-    const Value* v = tree_.find_attribute(g_, name);
-    return v && v->type == CKPT_VALUE_STRING ? &v->s : nullptr;
+    const Value* v = g_.attribute(name);
+    return v ? std::get_if<std::string>(v) : nullptr;
   }
 
  private:
-  const Tree& tree_;
-  size_t g_;
+  const Group& g_;
   std::string path_;
 };
 
-LayerSpec read_layer(const Tree& tree, size_t g, const std::string& name) {
-  Attrs a(tree, g, "model/spec/" + name);
+LayerSpec read_layer(const Group& g, const std::string& name) {
+  Attrs a(g, "model/spec/" + name);
   LayerSpec l;
   l.name = name;
   const std::string* type = a.text("type");
@@ -91,34 +95,34 @@ LayerSpec read_layer(const Tree& tree, size_t g, const std::string& name) {
   return l;
 }
 
-void write_pair(Tree& tree, size_t g, const char* name, Pair p) {
-  if (p.h == p.w) tree.add_attribute(g, name, Value::integer(p.h));
-  else tree.add_attribute(g, name, Value::int_array({p.h, p.w}));
+void write_pair(Group& g, const char* name, Pair p) {
+  if (p.h == p.w) g.set(name, p.h);
+  else g.set(name, std::vector<int64_t>{p.h, p.w});
 }
 
 }  // namespace
 
-SpecOrReason read_spec(const Tree& tree, size_t g) {
+SpecOrReason read_spec(const Group& g) {
   try {
-    Attrs a(tree, g, "model/spec");
+    Attrs a(g, "model/spec");
     const std::string* type = a.text("type");
     if (!type || *type != "sequential") a.bad("type must be \"sequential\"");
     SequentialSpec spec;
-    const Value* shape = tree.find_attribute(g, "input_shape");
-    if (!shape || shape->type != CKPT_VALUE_INT64_ARRAY || shape->ints.empty())
-      a.bad("input_shape must be a non-empty int64 array");
-    for (int64_t d : shape->ints)
+    const Value* shape = g.attribute("input_shape");
+    const auto* dims = shape ? std::get_if<std::vector<int64_t>>(shape) : nullptr;
+    if (!dims || dims->empty()) a.bad("input_shape must be a non-empty int64 array");
+    for (int64_t d : *dims)
       if (d <= 0) a.bad("input_shape must hold positive sizes");
-    spec.input_shape = shape->ints;
-    const Value* layers = tree.find_attribute(g, "layers");
-    if (!layers || layers->type != CKPT_VALUE_STRING_ARRAY || layers->strings.empty())
-      a.bad("layers must be a non-empty string array");
+    spec.input_shape = *dims;
+    const Value* layers = g.attribute("layers");
+    const auto* names = layers ? std::get_if<std::vector<std::string>>(layers) : nullptr;
+    if (!names || names->empty()) a.bad("layers must be a non-empty string array");
     std::set<std::string> seen;
-    for (const std::string& name : layers->strings) {
+    for (const std::string& name : *names) {
       if (!seen.insert(name).second) a.bad("layer " + quote_text(name) + " is listed twice");
-      const size_t lg = tree.find_group(g, name);
-      if (lg == SIZE_MAX) a.bad("layer " + quote_text(name) + " has no group");
-      spec.layers.push_back(read_layer(tree, lg, name));
+      const Group* lg = g.find_group(name);
+      if (!lg) a.bad("layer " + quote_text(name) + " has no group");
+      spec.layers.push_back(read_layer(*lg, name));
     }
     return spec;
   } catch (const Bad& b) {
@@ -126,33 +130,33 @@ SpecOrReason read_spec(const Tree& tree, size_t g) {
   }
 }
 
-void write_spec(Tree& tree, size_t parent, const std::string& name, const SequentialSpec& spec) {
-  const size_t g = tree.add_group(parent, name);
-  tree.add_attribute(g, "type", Value::string("sequential"));
-  tree.add_attribute(g, "input_shape", Value::int_array(spec.input_shape));
+void write_spec(Group& parent, const std::string& name, const SequentialSpec& spec) {
+  Group& g = parent.add_group(name);
+  g.set("type", "sequential");
+  g.set("input_shape", spec.input_shape);
   std::vector<std::string> names;
   for (const LayerSpec& l : spec.layers) names.push_back(l.name);
-  tree.add_attribute(g, "layers", Value::string_array(std::move(names)));
+  g.set("layers", std::move(names));
   for (const LayerSpec& l : spec.layers) {
-    const size_t lg = tree.add_group(g, l.name);
-    tree.add_attribute(lg, "type", Value::string(l.type));
+    Group& lg = g.add_group(l.name);
+    lg.set("type", l.type);
     if (l.type == "linear") {
-      tree.add_attribute(lg, "in_features", Value::integer(l.in));
-      tree.add_attribute(lg, "out_features", Value::integer(l.out));
-      tree.add_attribute(lg, "bias", Value::boolean(l.bias));
+      lg.set("in_features", l.in);
+      lg.set("out_features", l.out);
+      lg.set("bias", l.bias);
     } else if (l.type == "conv2d") {
-      tree.add_attribute(lg, "in_channels", Value::integer(l.in));
-      tree.add_attribute(lg, "out_channels", Value::integer(l.out));
-      write_pair(tree, lg, "kernel_size", l.kernel);
-      write_pair(tree, lg, "stride", l.stride);
-      write_pair(tree, lg, "padding", l.padding);
-      tree.add_attribute(lg, "bias", Value::boolean(l.bias));
+      lg.set("in_channels", l.in);
+      lg.set("out_channels", l.out);
+      write_pair(lg, "kernel_size", l.kernel);
+      write_pair(lg, "stride", l.stride);
+      write_pair(lg, "padding", l.padding);
+      lg.set("bias", l.bias);
     } else if (l.type == "maxpool2d") {
-      write_pair(tree, lg, "kernel_size", l.kernel);
-      write_pair(tree, lg, "stride", l.stride);
-      write_pair(tree, lg, "padding", l.padding);
+      write_pair(lg, "kernel_size", l.kernel);
+      write_pair(lg, "stride", l.stride);
+      write_pair(lg, "padding", l.padding);
     } else if (l.type == "softmax") {
-      tree.add_attribute(lg, "dim", Value::integer(l.dim));
+      lg.set("dim", l.dim);
     }
   }
 }
@@ -199,4 +203,4 @@ std::vector<ParameterSpec> layer_parameters(const LayerSpec& l) {
   return p;
 }
 
-}  // namespace ckpt_onnx
+}  // namespace ckpt::layouts

@@ -1,0 +1,13 @@
+// The layouts ckpt ships (core/src/layouts/), made once by layout_adapters().
+#pragma once
+
+#include <ckpt/layout.hpp>
+
+#include <memory>
+
+namespace ckpt::layouts {
+
+// ONNX graphs of sequential models <-> model/spec (onnx_sequential.cpp).
+std::shared_ptr<const LayoutAdapter> onnx_sequential();
+
+}  // namespace ckpt::layouts
