@@ -441,6 +441,9 @@ Runner add_registry(CLI::App& app) {
       std::cout << a.ref << ": " << rep.tensors << " tensors, " << rep.bytes << " bytes, "
                 << (rep.problems.empty() ? "every blob matches its digest" : std::to_string(rep.problems.size()) + " damaged")
                 << "\n";
+      if (rep.blobs_set_aside)
+        std::cout << rep.blobs_set_aside << " damaged blob(s) moved into the store's tmp/ (gc removes them); "
+                  << "registering the checkpoint again stores those tensors again\n";
       return rep.problems.empty() ? kOk : kFinding;
     }
     return kBadInput;

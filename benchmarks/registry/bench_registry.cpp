@@ -1,7 +1,8 @@
 // bench_registry [--gib N] [--rounds R] [--versions V] [--dir D] [--keep 1]
 //
 // 1. Register and pull a checkpoint of N GiB (64 f32 tensors and one of 4 MiB, safetensors)
-//    beside `cp FILE COPY && sync`, rounds interleaved, medians reported.
+//    beside `cp FILE COPY && sync`, interleaved within each round, ratios taken within a round,
+//    medians reported.
 // 2. Register a version that differs from the previous in the 4 MiB tensor: bytes written as
 //    /proc/self/io counts them (write_bytes: sent towards storage; wchar: passed to write()),
 //    and its time against a full registration.
@@ -69,7 +70,7 @@ ckpt::Document make_document(double gib, float salt) {
 
 int main(int argc, char** argv) {
   double gib = 1;
-  int rounds = 3;
+  int rounds = 5;
   int versions = 10000;
   bool keep = false;  // --keep 1: leave the folder (and its 10,000-version registry) behind
   fs::path dir = fs::temp_directory_path() / ("ckpt-bench-registry-" + std::to_string(::getpid()));
@@ -104,54 +105,69 @@ int main(int argc, char** argv) {
   const uint64_t bytes = fs::file_size(src);
   std::printf("checkpoint: %s, %.3f GiB, 65 tensors\n", src.c_str(), static_cast<double>(bytes) / (1ull << 30));
 
-  std::vector<double> t_cp, t_reg, t_pull, t_pull_b2, t_diff;
+  // Each round: cp + sync, register, pull, cp + sync again, pull again, register of the copy with
+  // one tensor changed. A ratio is taken within its round (against the mean of the round's two
+  // cp + sync), so that load that comes and goes on a shared machine hits both sides alike;
+  // medians over the rounds are reported.
+  std::vector<double> t_cp, t_reg, t_pull, t_diff, r_reg, r_pull, r_diff;
   std::vector<Io> diff_io;
+  auto cp_sync = [&] {
+    const auto t0 = Clock::now();
+    const std::string cmd = "cp " + src.string() + " " + (dir / "copy.safetensors").string() + " && sync";
+    if (std::system(cmd.c_str()) != 0) std::exit(1);
+    const double t = seconds_since(t0);
+    fs::remove(dir / "copy.safetensors");
+    t_cp.push_back(t);
+    return t;
+  };
   for (int r = 0; r < rounds; ++r) {
     const std::string uri = "sqlite://" + (dir / ("r" + std::to_string(r)) / "registry.db").string();
     auto reg = mr::ModelRegistry::open(uri, mr::ModelRegistry::Open::create);
     mr::RegisterOptions o;
     o.name = "big";
+    auto pull = [&] {
+      const auto t0 = Clock::now();
+      reg->pull(mr::parse_ref("big/1"), dir / "pulled.safetensors");
+      const double t = seconds_since(t0);
+      fs::remove(dir / "pulled.safetensors");
+      t_pull.push_back(t);
+      return t;
+    };
 
+    const double cp1 = cp_sync();
     auto t0 = Clock::now();
-    const std::string cmd = "cp " + src.string() + " " + (dir / "copy.safetensors").string() + " && sync";
-    if (std::system(cmd.c_str()) != 0) return 1;
-    t_cp.push_back(seconds_since(t0));
-    fs::remove(dir / "copy.safetensors");
-
-    t0 = Clock::now();
     reg->register_checkpoint(src, o);
-    t_reg.push_back(seconds_since(t0));
-
-    t0 = Clock::now();
-    reg->pull(mr::parse_ref("big/1"), dir / "pulled.safetensors");
-    t_pull.push_back(seconds_since(t0));
-    fs::remove(dir / "pulled.safetensors");
-
-    mr::PullOptions b2;
-    b2.blake2b = true;
-    t0 = Clock::now();
-    reg->pull(mr::parse_ref("big/1"), dir / "pulled.safetensors", b2);
-    t_pull_b2.push_back(seconds_since(t0));
-    fs::remove(dir / "pulled.safetensors");
+    const double reg_s = seconds_since(t0);
+    t_reg.push_back(reg_s);
+    const double pull1 = pull();
+    const double cp2 = cp_sync();
+    const double pull2 = pull();
+    const double cp = (cp1 + cp2) / 2;
+    r_reg.push_back(cp / reg_s);
+    r_pull.push_back(cp / pull1);
+    r_pull.push_back(cp / pull2);
 
     const Io before = read_io();
     t0 = Clock::now();
     const auto v2 = reg->register_checkpoint(src2, o);
     t_diff.push_back(seconds_since(t0));
     const Io after = read_io();
+    r_diff.push_back(t_diff.back() / reg_s);
     diff_io.push_back({after.wchar - before.wchar, after.write_bytes - before.write_bytes});
     if (v2.bytes_written != (4u << 20)) std::fprintf(stderr, "unexpected: %llu new bytes\n", static_cast<unsigned long long>(v2.bytes_written));
+    std::printf("round %d: cp+sync %.3f/%.3f s, register %.3f s, pull %.3f/%.3f s, register 1 diff %.3f s\n", r, cp1, cp2,
+                reg_s, pull1, pull2, t_diff.back());
     reg.reset();
     fs::remove_all(dir / ("r" + std::to_string(r)));
   }
-  const double cp = median(t_cp), rg = median(t_reg), pl = median(t_pull), df = median(t_diff);
+  const double cp = median(t_cp);
+  std::printf("medians over %d rounds (ratios within each round):\n", rounds);
   std::printf("cp + sync        %.3f s  (%.0f MiB/s)\n", cp, static_cast<double>(bytes) / cp / (1 << 20));
-  std::printf("register         %.3f s  %.2fx cp+sync (target >= 0.7x)\n", rg, cp / rg);
-  std::printf("pull             %.3f s  %.2fx cp+sync (target >= 0.8x)\n", pl, cp / pl);
-  std::printf("pull --blake2b   %.3f s  %.2fx cp+sync\n", median(t_pull_b2), cp / median(t_pull_b2));
+  std::printf("register         %.3f s  %.2fx cp+sync (target >= 0.7x)\n", median(t_reg), median(r_reg));
+  std::printf("pull             %.3f s  %.2fx cp+sync (target >= 0.8x)\n", median(t_pull), median(r_pull));
   std::printf("register 1 diff  %.3f s  %.1f%% of a full registration (target < 5%%); written: wchar %.2f MiB, "
               "write_bytes %.2f MiB (last round)\n",
-              df, 100 * df / rg, static_cast<double>(diff_io.back().wchar) / (1 << 20),
+              median(t_diff), 100 * median(r_diff), static_cast<double>(diff_io.back().wchar) / (1 << 20),
               static_cast<double>(diff_io.back().write_bytes) / (1 << 20));
 
   // list / show on a registry of many versions: registered from one small file (the blobs are

@@ -39,7 +39,8 @@ class StoreLock {
 // A blob's bytes, mapped; keeps the mapping alive.
 class Blob {
  public:
-  Blob(const fs::path& path, uint64_t expected_size, const std::string& what);
+  // `name` in the open folder `folder`, not followed when it is a link; `shown` names it in errors.
+  Blob(int folder, const std::string& name, const fs::path& shown, uint64_t expected_size, const std::string& what);
   ~Blob();
   Blob(const Blob&) = delete;
   Blob& operator=(const Blob&) = delete;
@@ -83,20 +84,38 @@ class FileMappings {
 
 class BlobStore {
  public:
+  // Creates blobs/ and tmp/ when missing and holds them open (O_NOFOLLOW): every later use goes
+  // through those descriptors, never through a path a store writer could swap for a link.
   explicit BlobStore(fs::path root);
+  ~BlobStore();
+  BlobStore(const BlobStore&) = delete;
+  BlobStore& operator=(const BlobStore&) = delete;
   const fs::path& root() const { return root_; }
   fs::path blob_path(const std::string& digest) const;
   // True when the blob is there with `size` bytes (its content is checked when read).
   bool has(const std::string& digest, uint64_t size) const;
-  // Writes the blob unless an intact one is there (re-hashed with BLAKE2b: a damaged blob is
-  // replaced atomically); returns the bytes written (0 when it was there). What was written is
-  // re-hashed before it takes the digest's name: IntegrityError when its bytes are not the
-  // digest's (the source changed after it was hashed). Not durable until sync().
-  uint64_t put(const std::string& digest, std::span<const std::byte> bytes);
+  // Where bytes given to put() live: `own` memory of this process (read into a buffer) cannot
+  // change between their hash and their write; `shared` bytes (mapped from a file another
+  // process may rewrite) are re-hashed as written.
+  enum class Source { own, shared };
+  // Writes the blob unless the store holds one under `digest` with that size (not re-hashed:
+  // every blob was re-hashed before it took its name, and reads re-hash); returns the bytes
+  // written. IntegrityError when shared bytes written are not the digest's (the source changed
+  // after it was hashed). Not durable until sync().
+  uint64_t put(const std::string& digest, std::span<const std::byte> bytes, Source source = Source::shared);
   // The same for bytes that are `length` bytes at `offset` of the open file `fd`: copied by the
   // kernel (copy_file_range), never through user memory (on the machine the benchmark ran on,
-  // writing a page-cache page from user memory cost 2.5 times what the kernel's copy does).
+  // writing a page-cache page from user memory cost 2.5 times what the kernel's copy does), then
+  // re-hashed.
   uint64_t put_from_file(const std::string& digest, int fd, uint64_t offset, uint64_t length);
+  // For bytes not expected in the store: copied by the kernel first, and the copy hashed, so
+  // that what the blob holds is hashed once and is exactly what its name says, whatever the
+  // source does meanwhile. Dropped when the store turns out to hold the blob already.
+  struct Copied {
+    std::string digest;
+    uint64_t written = 0;
+  };
+  Copied copy_from_file(int fd, uint64_t offset, uint64_t length);
   // The blob is there with `size` bytes that hash to `digest`.
   bool intact(const std::string& digest, uint64_t size) const;
   // Makes every blob written so far durable: one syncfs of the store's file system rather than
@@ -112,15 +131,31 @@ class BlobStore {
     uint64_t bytes = 0;
   };
   std::vector<Entry> list() const;
+  // blobs/ holds nothing.
+  bool empty() const;
   // Temporaries left in tmp/ by dead registrants (call under the exclusive lock).
   std::vector<fs::path> temporaries() const;
   // Unlinks a listed blob or temporary through descriptors of its folders opened without
   // following links, so that a folder swapped for a link after it was listed is not followed.
   void remove_blob(const Entry& e) const;
   void remove_temporary(const fs::path& p) const;
+  // Moves a blob whose bytes are not its digest's into tmp/ (call under the exclusive lock, so
+  // that no registrant is storing it meanwhile): true when it was damaged and moved. A blob the
+  // store does not hold in place is not stored again while a damaged one holds its name.
+  bool set_aside_if_damaged(const std::string& digest, uint64_t size) const;
 
  private:
+  int prefix_folder(const std::string& digest, bool create) const;
+  std::string new_temporary(const std::string& stem) const;
+  int create_temporary(const std::string& name) const;
+  void drop_temporary(const std::string& name) const noexcept;
+  void copy_into(const std::string& tmp, int fd, uint64_t offset, uint64_t length) const;
+  void check_written(const std::string& tmp, const std::string& digest, uint64_t size) const;
+  // Renames a whole, checked temporary to the digest's name (removing it on failure).
+  void install(const std::string& tmp, const std::string& digest) const;
+  void close_all() noexcept;
   fs::path root_;
+  int root_fd_ = -1, blobs_fd_ = -1, tmp_fd_ = -1;
 };
 
 }  // namespace ckpt::model_registry::detail

@@ -351,7 +351,7 @@ class Impl final : public ModelRegistry {
       std::unordered_map<std::string, std::string> digests;
       std::vector<ManifestTensor> entries;
       const uint64_t total = tree.tensor_bytes();
-      Stored stored = store_tensors(*reader, tree, o, total);
+      Stored stored = store_tensors(*reader, tree, o, total, previous_tensors(o.name, version, parent_digest));
       const uint64_t written = stored.written;
       for (auto& j : stored.jobs) {
         entries.push_back({j->path, j->digest, j->data.nbytes(), nullptr});
@@ -739,6 +739,7 @@ class Impl final : public ModelRegistry {
     const std::string label = ref.name + "/" + std::to_string(r.version);
     if (r.status != Status::ready) throw UsageError("cannot verify " + label + ": it is " + status_text(r.status));
     VerifyVersionReport rep;
+    std::vector<std::pair<std::string, uint64_t>> damaged;
     for (const auto& t : db_->query("SELECT path, digest, nbytes FROM version_tensors WHERE version_id = ? ORDER BY path",
                                     {r.version_id})) {
       rep.tensors++;
@@ -747,7 +748,19 @@ class Impl final : public ModelRegistry {
         store_->get(t.str(1), static_cast<uint64_t>(t.i64(2)), "tensor '" + t.str(0) + "' of " + label);
       } catch (const Error& e) {
         rep.problems.push_back(e.what());
+        damaged.emplace_back(t.str(1), static_cast<uint64_t>(t.i64(2)));
       }
+    }
+    if (damaged.empty()) return rep;
+    // Registrations reuse a blob of the right size without re-hashing it, so a damaged one would
+    // stay in every later version of those bytes: it is moved aside (never while a registration
+    // runs: under the exclusive lock, which a registrant would have to wait for).
+    try {
+      StoreLock lock(store_path_, StoreLock::Mode::exclusive, 5);
+      for (const auto& [digest, size] : damaged)
+        if (store_->set_aside_if_damaged(digest, size)) rep.blobs_set_aside++;
+    } catch (const IoError& e) {
+      rep.problems.push_back(std::string("the damaged blobs were left in place: ") + e.what());
     }
     return rep;
   }
@@ -1020,7 +1033,8 @@ class Impl final : public ModelRegistry {
   // index whose key the registry's users can read lets one of them make a tensor collide with
   // another's, and an index that is only a hint still needs the BLAKE2b of every tensor (docs/
   // registry.md, "What each hash guarantees"). The database is used from this thread only.
-  Stored store_tensors(FormatReader& reader, const Document& tree, const RegisterOptions& o, uint64_t total) {
+  Stored store_tensors(FormatReader& reader, const Document& tree, const RegisterOptions& o, uint64_t total,
+                       const std::unordered_map<std::string, uint64_t>& expected) {
     constexpr uint64_t kMaxOwnedInFlight = 256ull << 20;
     Stored out;
     std::mutex mu;
@@ -1060,11 +1074,34 @@ class Impl final : public ModelRegistry {
       // refused rather than stored under the wrong digest.
       std::optional<FileMappings::Source> src;
       if (!j->owned && bytes.size() >= (1u << 20)) src = mappings.find(bytes);
-      in_flight.emplace_back(j, pool->submit([this, j, src, &advance] {
+      // A tensor the previous version had (same path and size) is probably in the store: its
+      // bytes are hashed where they are and, when the store holds them, nothing is written or
+      // read again. Any other mapped tensor is probably new: copied first and the copy hashed,
+      // so its bytes are hashed once, not once from the file and once as written. The guess
+      // only picks the order; either way the stored blob's name is the BLAKE2b of its bytes.
+      const auto hint = expected.find(j->path);
+      const bool expect_stored = hint != expected.end() && hint->second == bytes.size();
+      in_flight.emplace_back(j, pool->submit([this, j, src, expect_stored, &advance] {
         const auto b = j->data.bytes();
+        if (src && !expect_stored) {
+          const auto c = store_->copy_from_file(src->fd, src->offset, b.size());
+          j->digest = c.digest;
+          advance(b.size(), c.written, b.size());
+          return;
+        }
+        if (!j->owned && !expect_stored) {
+          // A small mapped tensor: copied into this process's memory, which nobody else
+          // changes, and that copy hashed and written.
+          const std::vector<std::byte> own(b.begin(), b.end());
+          j->digest = blake2b256_hex(own);
+          advance(b.size(), store_->put(j->digest, own, BlobStore::Source::own), b.size());
+          return;
+        }
         j->digest = blake2b256_hex(b);
-        const uint64_t w = src ? store_->put_from_file(j->digest, src->fd, src->offset, b.size()) : store_->put(j->digest, b);
-        advance(b.size(), w, b.size());
+        const uint64_t w = src ? store_->put_from_file(j->digest, src->fd, src->offset, b.size())
+                               : store_->put(j->digest, b, j->owned ? BlobStore::Source::own : BlobStore::Source::shared);
+        // What was written from a file or a mapping was hashed again as written.
+        advance(b.size(), w, b.size() + (w && !j->owned ? w : 0));
       }));
     };
     tree.for_each_tensor([&](const std::string& path, const Tensor&) {
@@ -1085,6 +1122,25 @@ class Impl final : public ModelRegistry {
     return out;
   }
 
+  // Path -> bytes of the tensors of the latest READY version of `name` before `version`, and of
+  // the parent version: only a guess of which tensors the store already holds.
+  std::unordered_map<std::string, uint64_t> previous_tensors(const std::string& name, int64_t version,
+                                                             const std::string& parent_digest) {
+    std::unordered_map<std::string, uint64_t> out;
+    auto add = [&](const std::vector<Row>& ids) {
+      if (ids.empty()) return;
+      for (const auto& r : db_->query("SELECT path, nbytes FROM version_tensors WHERE version_id = ?", {ids[0].i64(0)}))
+        out.emplace(r.str(0), static_cast<uint64_t>(r.i64(1)));
+    };
+    add(db_->query("SELECT v.id FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = ? AND v.version < ? AND "
+                   "v.status = 'READY' ORDER BY v.version DESC LIMIT 1",
+                   {name, version}));
+    if (!parent_digest.empty())
+      add(db_->query("SELECT id FROM versions WHERE digest = ? AND status = 'READY' ORDER BY id LIMIT 1", {parent_digest}));
+    return out;
+  }
+
+  bool adopt_store_ = false;
   bool record_store_ = false;
   uint64_t hashed_ = 0;
   std::unique_ptr<WorkPool> pool_for_pull_;

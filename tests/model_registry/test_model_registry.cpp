@@ -148,7 +148,8 @@ TEST_P(RegistryTest, EveryTensorIsHashedWithBlake2bAndUnchangedOnesAreNotRewritt
                                              ckpt::Tensor::from<float>(ckpt::DType::f32, {10'000}, std::vector<float>(10'000, 3.f)));
   write_checkpoint(d, path("v2.msgpack"));
   const auto v2 = reg->register_checkpoint(path("v2.msgpack"), named("m"));
-  EXPECT_EQ(v2.bytes_hashed, 6u * 40'000);
+  // Each tensor where it is; the changed one, found missing, again as written.
+  EXPECT_EQ(v2.bytes_hashed, 7u * 40'000);
   EXPECT_EQ(v2.bytes_written, 40'000u);
   for (const auto& t : reg->tensors(mr::parse_ref("m/2"))) {
     const ckpt::Tensor* mine = d.find_tensor_path(t.path);
@@ -164,9 +165,11 @@ TEST_P(RegistryTest, EveryTensorIsHashedWithBlake2bAndUnchangedOnesAreNotRewritt
   expect_same_tensors(make_checkpoint(6, 10'000, 7), ckpt::read_document(path("back.msgpack")));
 }
 
-// A blob under a tensor's digest holding other bytes of the same size (another registrant's
-// tensor, or damage) is never taken for the tensor: it is re-hashed, found wrong and replaced.
-TEST_P(RegistryTest, AnExistingBlobIsReusedOnlyWhenItsBytesHashToItsName) {
+// A blob under a tensor's digest holding other bytes of the same size can only be damage (the
+// store re-hashes what it writes before it takes the name): a registration reuses it without
+// re-hashing, but no pull ever hands its bytes out; verify names it and sets it aside, and the
+// next registration of the tensor stores it again.
+TEST_P(RegistryTest, ADamagedBlobIsNeverHandedOutAndVerifySetsItAside) {
   auto reg = open();
   const Document x = make_checkpoint(1, 5'000, 1), y = make_checkpoint(1, 5'000, 2);
   write_checkpoint(x, path("x.msgpack"));
@@ -179,10 +182,46 @@ TEST_P(RegistryTest, AnExistingBlobIsReusedOnlyWhenItsBytesHashToItsName) {
     std::ofstream(planted, std::ios::binary).write(reinterpret_cast<const char*>(xb.data()), static_cast<std::streamsize>(xb.size()));
   }
   const auto v = reg->register_checkpoint(path("y.msgpack"), named("m"));
-  EXPECT_EQ(v.bytes_written, 20'000u);
-  EXPECT_TRUE(reg->verify(mr::parse_ref("m/1")).problems.empty());
-  reg->pull(mr::parse_ref("m/1"), path("back.msgpack"));
-  expect_same_tensors(y, ckpt::read_document(path("back.msgpack")));
+  EXPECT_EQ(v.bytes_written, 0u);
+  EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("back.msgpack")), ckpt::IntegrityError);
+  EXPECT_FALSE(fs::exists(path("back.msgpack")));
+  const auto check = reg->verify(mr::parse_ref("m/1"));
+  ASSERT_EQ(check.problems.size(), 1u);
+  EXPECT_NE(check.problems[0].find("layer0.weight"), std::string::npos) << check.problems[0];
+  EXPECT_EQ(check.blobs_set_aside, 1u);
+  EXPECT_FALSE(fs::exists(planted));
+  const auto v2 = reg->register_checkpoint(path("y.msgpack"), named("m"));
+  EXPECT_EQ(v2.bytes_written, 20'000u);
+  // The blob is whole again: both versions pull (they share it), and gc removes what was set aside.
+  for (const char* ref : {"m/1", "m/2"}) {
+    EXPECT_TRUE(reg->verify(mr::parse_ref(ref)).problems.empty()) << ref;
+    reg->pull(mr::parse_ref(ref), path("back.msgpack"));
+    expect_same_tensors(y, ckpt::read_document(path("back.msgpack")));
+  }
+  EXPECT_EQ(reg->gc().temporaries_removed, 1u);
+}
+
+// A mapped tensor that the previous version did not have is copied by the kernel and the copy
+// hashed (once); one it had is hashed where it is and, found in the store, not written again.
+TEST_P(RegistryTest, MappedTensorsAreHashedOnceAndUnchangedOnesNotRewritten) {
+  auto reg = open();
+  Document d = make_checkpoint(4, 300'000, 3);  // 1.2 MB tensors: mapped and copied by the kernel
+  ckpt::write_document(d, path("v1.safetensors"));
+  const auto v1 = reg->register_checkpoint(path("v1.safetensors"), named("m"));
+  EXPECT_EQ(v1.bytes_hashed, 4u * 1'200'000);
+  EXPECT_EQ(v1.bytes_written, 4u * 1'200'000);
+  d.group("model").group("state").set_tensor(
+      "layer1.weight", ckpt::Tensor::from<float>(ckpt::DType::f32, {300'000}, std::vector<float>(300'000, 2.f)));
+  ckpt::write_document(d, path("v2.safetensors"));
+  const auto v2 = reg->register_checkpoint(path("v2.safetensors"), named("m"));
+  EXPECT_EQ(v2.bytes_written, 1'200'000u);
+  // Every tensor hashed once where it is, and the changed one again as written.
+  EXPECT_EQ(v2.bytes_hashed, 5u * 1'200'000);
+  for (const auto& t : reg->tensors(mr::parse_ref("m/2")))
+    EXPECT_EQ(t.digest, mr::detail::blake2b256_hex(d.find_tensor_path(t.path)->bytes())) << t.path;
+  reg->pull(mr::parse_ref("m/2"), path("back.safetensors"));
+  expect_same_tensors(d, ckpt::read_document(path("back.safetensors")));
+  EXPECT_TRUE(fs::is_empty(reg->store() / "tmp"));
 }
 
 // What the store writes is re-hashed before it takes a digest's name: bytes that are not the
@@ -351,13 +390,16 @@ TEST_P(RegistryTest, DamagedBlobFailsPullNamingTheTensor) {
   }
   EXPECT_FALSE(fs::exists(path("out.msgpack")));
 
-  const auto check = reg->verify(mr::parse_ref("m/1"));
-  ASSERT_EQ(check.problems.size(), 1u);
-  EXPECT_NE(check.problems[0].find("layer1.weight"), std::string::npos);
   // A truncated blob likewise.
   fs::resize_file(victim, 10);
   EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("out.msgpack")), ckpt::IntegrityError);
   EXPECT_FALSE(fs::exists(path("out.msgpack")));
+
+  const auto check = reg->verify(mr::parse_ref("m/1"));
+  ASSERT_EQ(check.problems.size(), 1u);
+  EXPECT_NE(check.problems[0].find("layer1.weight"), std::string::npos);
+  EXPECT_EQ(check.blobs_set_aside, 1u);
+  EXPECT_FALSE(fs::exists(victim));
 }
 
 TEST_P(RegistryTest, UnknownNamesAliasesVersionsAreClearErrors) {
@@ -719,6 +761,42 @@ TEST_P(RegistryTest, GcAndRegistrationsNeverFollowLinksOutOfTheStore) {
   fs::create_symlink(outside / "lockfile", store / ".lock");
   EXPECT_THROW(reg->gc(), ckpt::IoError);
   EXPECT_FALSE(fs::exists(outside / "lockfile"));
+}
+
+// The store's folders are held open (O_NOFOLLOW) from the moment the store is opened: blobs/ or
+// tmp/ swapped for a link afterwards is not followed (what is written lands in the store's own
+// folders), and a link in place of blobs/ab/ is refused.
+TEST_P(RegistryTest, StoreFoldersSwappedForLinksAfterOpeningAreNotFollowed) {
+  auto reg = open();
+  const fs::path store = reg->store(), outside = path("outside");
+  fs::create_directories(outside);
+  mr::detail::BlobStore bs(store);
+  for (const char* sub : {"blobs", "tmp"}) {
+    fs::rename(store / sub, store / (std::string(sub) + ".real"));
+    fs::create_directory_symlink(outside, store / sub);
+  }
+  const std::vector<std::byte> bytes(1000, std::byte{9});
+  const std::string d = mr::detail::blake2b256_hex(bytes);
+  EXPECT_EQ(bs.put(d, bytes, mr::detail::BlobStore::Source::own), 1000u);
+  EXPECT_TRUE(fs::is_empty(outside));
+  EXPECT_TRUE(fs::is_regular_file(store / "blobs.real" / d.substr(0, 2) / d));
+  EXPECT_EQ(bs.get(d, 1000, "t")->bytes().size(), 1000u);
+  EXPECT_EQ(bs.list().size(), 1u);
+  for (const char* sub : {"blobs", "tmp"}) {
+    fs::remove(store / sub);
+    fs::rename(store / (std::string(sub) + ".real"), store / sub);
+  }
+  // blobs/ab -> outside, made after the store was opened.
+  std::vector<std::byte> other(1000, std::byte{10});
+  std::string e = mr::detail::blake2b256_hex(other);
+  for (uint8_t k = 11; e.compare(0, 2, d, 0, 2) == 0; ++k) {
+    other.assign(1000, std::byte{k});
+    e = mr::detail::blake2b256_hex(other);
+  }
+  fs::create_directory_symlink(outside, store / "blobs" / e.substr(0, 2));
+  EXPECT_THROW(bs.put(e, other, mr::detail::BlobStore::Source::own), ckpt::IoError);
+  EXPECT_TRUE(fs::is_empty(outside));
+  EXPECT_TRUE(fs::is_empty(store / "tmp"));
 }
 
 TEST_P(RegistryTest, NaNMetricsAreKept) {

@@ -173,6 +173,9 @@ struct PullReport {
 struct VerifyVersionReport {
   uint64_t tensors = 0, bytes = 0;
   std::vector<std::string> problems;  // each names the tensor and blob
+  // Damaged blobs moved out of blobs/ (into the store's tmp/, which gc empties), so that the
+  // next registration of their bytes stores them again; 0 when the store could not be locked.
+  uint64_t blobs_set_aside = 0;
 };
 
 class ModelRegistry {
