@@ -274,7 +274,10 @@ Runner add_registry(CLI::App& app) {
                 << (v.aliases.empty() ? "" : " @" + v.aliases.front()) << "\n";
       return kOk;
     }
-    auto r = open_registry();
+    // Commands that only read open an SQLite registry read-only when this user may not write it.
+    const bool reads = list->parsed() || show->parsed() || history->parsed() || search->parsed() || pull->parsed() ||
+                       verify->parsed();
+    auto r = open_registry(reads ? Open::read : Open::existing);
     if (list->parsed()) {
       if (a.name.empty()) {
         auto models = r->list_models();

@@ -56,6 +56,8 @@ class Database {
   // Appended to a SELECT that reads a row the transaction will update (no-op on SQLite, whose
   // transactions are serialised anyway).
   virtual std::string_view for_update() const = 0;
+  // Opened for reading only (SQLite without write access to the registry's folder).
+  virtual bool read_only() const { return false; }
 };
 
 // Commits only when told; anything else (an exception) rolls back.
@@ -77,8 +79,10 @@ class Transaction {
   bool done_ = false;
 };
 
-// `create`: make the file when missing; otherwise a missing file is a UsageError.
-std::unique_ptr<Database> open_sqlite(const fs::path& path, bool create);
+// create: make the file when missing; otherwise a missing file is a UsageError. read_only:
+// SQLITE_OPEN_READONLY, for users who may not write the registry's folder.
+enum class SqliteAccess { existing, create, read_only };
+std::unique_ptr<Database> open_sqlite(const fs::path& path, SqliteAccess access);
 // A libpq connection string or URI.
 std::unique_ptr<Database> open_postgresql(const std::string& conninfo, const std::string& shown);
 

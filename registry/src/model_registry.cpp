@@ -212,14 +212,16 @@ class Impl final : public ModelRegistry {
         fs::create_directories(uri_.sqlite_path.parent_path(), ec);
         if (ec) throw IoError("cannot create " + uri_.sqlite_path.parent_path().string() + ": " + ec.message());
       }
-      db_ = open_sqlite(uri_.sqlite_path, mode == Open::create);
+      db_ = open_sqlite(uri_.sqlite_path, mode == Open::create ? SqliteAccess::create
+                                          : mode == Open::read && !may_write(uri_.sqlite_path) ? SqliteAccess::read_only
+                                                                                             : SqliteAccess::existing);
     } else {
       db_ = open_postgresql(uri_.conninfo, redact_uri(uri_.conninfo));
       // Checked before the schema is made: a URI that cannot work changes nothing.
       if (!uri_.store && !recorded_store()) throw UsageError(store_missing(mode));
     }
     prepare_schema(*db_, om, target_schema);
-    if (db_->backend() == Backend::sqlite) db_->exec_script("PRAGMA journal_mode=WAL");
+    if (db_->backend() == Backend::sqlite && !db_->read_only()) db_->exec_script("PRAGMA journal_mode=WAL");
     store_path_ = choose_store(mode);
     store_ = std::make_unique<BlobStore>(store_path_);
     check_store_id();
@@ -849,6 +851,13 @@ class Impl final : public ModelRegistry {
     if (setting("store_id") != held)
       throw UsageError("the store " + store_path_.string() + " belongs to another registry (store id " + *held + ", " +
                        db_->where() + " records " + setting("store_id").value_or("") + ")");
+  }
+
+  // Whether this user may write an SQLite database and the folder its -wal and -shm go in: only
+  // picks how a reading command opens it (the kernel decides what is allowed).
+  static bool may_write(const fs::path& db) {
+    const fs::path folder = fs::absolute(db).parent_path();
+    return ::access(db.c_str(), W_OK) == 0 && ::access(folder.c_str(), W_OK | X_OK) == 0;
   }
 
   static std::optional<std::string> read_store_id(const fs::path& file) {

@@ -169,6 +169,10 @@ int64_t prepare_schema(Database& db, OpenMode mode, int64_t target) {
   };
   if (before) newer(*before);
   if (before && *before >= target) return *before;
+  if (db.read_only())
+    throw UsageError(db.where() + " is a registry of schema version " + std::to_string(*before) + " and needs migrating to " +
+                     std::to_string(target) + ", which takes write access: run `ckpt registry init --registry URI` once as a " +
+                     "user who may write it. Nothing was changed.");
 
   Transaction t(db);
   db.lock_for_migration();

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <system_error>
@@ -26,25 +27,23 @@ using Statement = std::unique_ptr<sqlite3_stmt, StatementCloser>;
 
 class SqliteDatabase final : public Database {
  public:
-  SqliteDatabase(const fs::path& path, bool create) : where_("sqlite database " + path.string()) {
+  SqliteDatabase(const fs::path& path, SqliteAccess access) : where_("sqlite database " + path.string()) {
     std::error_code ec;
     const bool exists = fs::exists(path, ec);
+    const bool create = access == SqliteAccess::create;
     if (!exists && !create) throw UsageError("no registry at " + path.string() + " (the file does not exist)");
     if (exists && !fs::is_regular_file(path, ec))
       throw UsageError(where_ + ": not a regular file");
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
-    db_.reset(db);
-    if (rc != SQLITE_OK) fail(rc, "cannot open");
-    sqlite3_extended_result_codes(db_.get(), 1);
-    sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
-    // Per connection, nothing written: a database that turns out not to be a registry is left
-    // as it was (WAL is switched on once the schema is known to be ours).
-    exec_script("PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL");
+    if (access == SqliteAccess::read_only) {
+      open_read_only(path);
+      return;
+    }
+    connect(path.c_str(), SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
     // The first read of the file: a file that is not SQLite at all fails here (SQLITE_NOTADB).
     query("SELECT count(*) FROM sqlite_master");
   }
+
+  bool read_only() const override { return read_only_; }
 
   Backend backend() const override { return Backend::sqlite; }
   const std::string& where() const override { return where_; }
@@ -130,6 +129,58 @@ class SqliteDatabase final : public Database {
   std::string_view for_update() const override { return ""; }
 
  private:
+  void connect(const std::string& name, int flags) {
+    sqlite3* db = nullptr;
+    const int rc = sqlite3_open_v2(name.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    db_.reset(db);
+    if (rc != SQLITE_OK) fail(rc, "cannot open");
+    sqlite3_extended_result_codes(db_.get(), 1);
+    sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+    // Per connection, nothing written: a database that turns out not to be a registry is left
+    // as it was (WAL is switched on once the schema is known to be ours).
+    exec_script("PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL");
+  }
+
+  // For a user who may read the registry but not write its folder (https://sqlite.org/wal.html,
+  // "Read-Only Databases"): a WAL database opened with SQLITE_OPEN_READONLY is read through the
+  // -wal and -shm files when they exist (SQLite keeps its own copy of the index when -shm is not
+  // writable). When they do not, no writer is connected (the last connection to close
+  // checkpoints the WAL into the database and removes both), so the database file is whole and
+  // is opened as immutable rather than failing to create -shm.
+  void open_read_only(const fs::path& path) {
+    read_only_ = true;
+    try {
+      connect(path.string(), SQLITE_OPEN_READONLY);
+      query("SELECT count(*) FROM sqlite_master");
+      return;
+    } catch (const IoError&) {
+      std::error_code ec;
+      if (fs::exists(path.string() + "-wal", ec))
+        throw IoError(where_ + ": cannot be read without write access to its folder while its write-ahead log (" +
+                      path.string() + "-wal) has no shared-memory index (-shm) beside it; retry once the registry's "
+                      "writers are done, or ask its owner");
+    }
+    connect(immutable_uri(path), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+    query("SELECT count(*) FROM sqlite_master");
+  }
+
+  // file: URI of an absolute path, every byte that is not unreserved percent-encoded.
+  static std::string immutable_uri(const fs::path& path) {
+    const std::string p = fs::absolute(path).lexically_normal().string();
+    std::string out = "file:";
+    static const char* hex = "0123456789ABCDEF";
+    for (unsigned char c : p) {
+      if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+        out += static_cast<char>(c);
+      } else {
+        out += '%';
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+    }
+    return out + "?immutable=1";
+  }
+
   [[noreturn]] void fail(int rc, const std::string& what) const {
     const int primary = rc & 0xff;
     std::string msg = where_ + ": " + what;
@@ -148,12 +199,13 @@ class SqliteDatabase final : public Database {
   };
   std::unique_ptr<sqlite3, Closer> db_;
   std::string where_;
+  bool read_only_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Database> open_sqlite(const fs::path& path, bool create) {
-  return std::make_unique<SqliteDatabase>(path, create);
+std::unique_ptr<Database> open_sqlite(const fs::path& path, SqliteAccess access) {
+  return std::make_unique<SqliteDatabase>(path, access);
 }
 
 }  // namespace ckpt::model_registry::detail

@@ -1,7 +1,12 @@
 // `ckpt registry ...` and registry:NAME@ALIAS in other commands, run as a user would (SQLite).
 #include "registry_cli_fixture.hpp"
 
+#include <ckpt/registry.hpp>
+#include <ckpt/registry/model_registry.hpp>
+
 #include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace ckpt_test {
 namespace {
@@ -98,6 +103,49 @@ TEST_F(RegistryCli, BadInputExitsTwoAndChangesNothing) {
   EXPECT_FALSE(fs::exists(tmp_.path / "o.msgpack"));
   ASSERT_EQ(registry("list net", out), 0);
   EXPECT_EQ(out.find("net/2"), std::string::npos) << out;
+}
+
+// A user who may read an SQLite registry but not write its folder lists, shows, pulls and
+// verifies it: with no writer connected (no -wal, no -shm: opened immutable) and with one
+// connected (-wal and a -shm this user may not write: SQLite's read-only WAL).
+TEST_F(RegistryCli, ReadOnlyUsersListShowPullAndVerify) {
+  std::string out;
+  ASSERT_EQ(registry("register " + (tmp_.path / "a.msgpack").string() + " --name net --alias production", out), 0) << out;
+  const fs::path pulled = tmp_.path / "pulled";
+  fs::create_directories(pulled);
+  fs::permissions(pulled, fs::perms::all);
+  // As root, the commands run as nobody; otherwise the registry's folder loses its write bit.
+  const bool root = ::geteuid() == 0;
+  const std::string as = root ? "runuser -u nobody -- " : "";
+  if (!root) fs::permissions(tmp_.path, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
+  struct Restore {
+    fs::path p;
+    ~Restore() { fs::permissions(p, fs::perms::owner_all, fs::perm_options::add); }
+  } restore{tmp_.path};
+  auto reader = [&](const std::string& args) { return run(as + CKPT_CLI + " registry --registry " + uri_ + " " + args, out); };
+  for (const bool writer_connected : {false, true}) {
+    SCOPED_TRACE(writer_connected ? "a writer connected" : "no writer connected");
+    std::unique_ptr<ckpt::model_registry::ModelRegistry> writer;
+    if (writer_connected) {
+      writer = ckpt::model_registry::ModelRegistry::open(uri_);
+      writer->list_models();
+      ASSERT_TRUE(fs::exists(tmp_.path / "reg.db-wal"));
+    } else {
+      ASSERT_FALSE(fs::exists(tmp_.path / "reg.db-wal"));
+    }
+    ASSERT_EQ(reader("list"), 0) << out;
+    EXPECT_NE(out.find("net  1 version"), std::string::npos) << out;
+    ASSERT_EQ(reader("show net@production"), 0) << out;
+    EXPECT_NE(out.find("READY"), std::string::npos) << out;
+    const fs::path target = pulled / (writer_connected ? "b.safetensors" : "a.safetensors");
+    ASSERT_EQ(reader("pull net@production " + target.string()), 0) << out;
+    EXPECT_EQ(ckpt::read_document(target).find_tensor_path("model/state/w")->data<float>()[3], 4.f);
+    ASSERT_EQ(reader("verify net/1"), 0) << out;
+    // Writing stays refused, with a message, never a crash.
+    EXPECT_NE(reader("alias set net staging 1"), 0) << out;
+    EXPECT_FALSE(out.empty());
+  }
+  EXPECT_FALSE(fs::exists(tmp_.path / "reg.db-wal"));
 }
 
 }  // namespace

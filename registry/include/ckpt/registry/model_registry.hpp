@@ -180,7 +180,10 @@ struct VerifyVersionReport {
 
 class ModelRegistry {
  public:
-  enum class Open { existing, create };
+  // read: for commands that only read (list, show, history, search, pull, verify): an SQLite
+  // registry whose folder this user may not write is opened read-only (an older schema is then
+  // refused, not migrated); otherwise as existing.
+  enum class Open { existing, create, read };
   // Opens (Open::create: creates when missing) and migrates an older schema. Throws
   // UsageError for a bad URI or a missing registry, FormatError for a database that is not a
   // registry, UnsupportedError for a newer schema.
