@@ -25,6 +25,7 @@ struct RegistryArgs {
   std::vector<std::string> aliases, tags, metrics;
   // show / list / pull / ...
   std::string ref, out, to = "auto", alias, version_text;
+  bool adopt_store = false;
   bool json = false, all = false, show_tensors = false, blake2b = false, allow_lossy = false, dry_run = false, minimize = false, maximize = false;
   std::vector<std::string> remove_tags;
   std::string metric, search_name;
@@ -145,6 +146,8 @@ Runner add_registry(CLI::App& app) {
 
   auto* init = cmd->add_subcommand("init", "Create the registry (or migrate an older one)");
   init->add_option("--require-signed", a.require_signed, "from now on refuse versions not signed by this public key");
+  init->add_flag("--adopt-store", a.adopt_store,
+                 "take a store that holds blobs but no store id (made before stores had ids) as this registry's own");
 
   auto* reg = cmd->add_subcommand("register", "Store a checkpoint (file or sharded folder) as the next version of NAME");
   reg->add_option("FILE", a.file, "checkpoint file or Hugging Face sharded folder")->required();
@@ -224,7 +227,8 @@ Runner add_registry(CLI::App& app) {
     std::optional<PublicKey> key;
     if (!a.require_signed.empty()) key = read_public_key(a.require_signed);
     if (init->parsed()) {
-      auto r = open_registry(Open::create);
+      auto r = a.adopt_store ? mr::ModelRegistry::open_adopting_store(a.uri.empty() ? mr::default_uri() : a.uri)
+                             : open_registry(Open::create);
       if (key) r->require_signed(*key);
       std::cout << "registry " << r->describe() << ": schema version " << r->schema_version()
                 << (key ? ", versions must be signed by key " + key->id() : std::string()) << "\n";

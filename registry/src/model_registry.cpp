@@ -204,7 +204,7 @@ StoredSignature parse_stored_signature(const std::string& text, const std::strin
 
 class Impl final : public ModelRegistry {
  public:
-  Impl(Uri uri, Open mode, int64_t target_schema) : uri_(std::move(uri)) {
+  Impl(Uri uri, Open mode, int64_t target_schema, bool adopt_store = false) : adopt_store_(adopt_store), uri_(std::move(uri)) {
     const OpenMode om = mode == Open::create ? OpenMode::create : OpenMode::existing;
     if (uri_.kind == Uri::Kind::sqlite) {
       if (mode == Open::create && !uri_.sqlite_path.parent_path().empty()) {
@@ -825,7 +825,18 @@ class Impl final : public ModelRegistry {
                       : "the store " + store_path_.string() + " belongs to another registry (store id " + *held + ", " +
                             db_->where() + " records " + *recorded + "); name this registry's own store folder");
     }
-    // Neither: a new registry (or one made before stores had ids) takes a new id.
+    // Neither. A new store takes a new id. A store that holds blobs but no id was made before
+    // stores had ids, by this registry or by another: adopted only when asked (`init
+    // --adopt-store`), since a registry that adopted another's store would see that registry's
+    // blobs as unreferenced and its gc would delete them.
+    if (!store_->empty() && !adopt_store_)
+      throw UsageError("the store " + store_path_.string() + " holds blobs but no store id (.store-id), and " + db_->where() +
+                       " records none: it was made before stores had ids, by this registry or by another. If it is this "
+                       "registry's own store, run `ckpt registry init --adopt-store` with this registry once; otherwise "
+                       "name this registry's own store folder. Nothing was changed.");
+    if (db_->read_only())
+      throw UsageError("the store " + store_path_.string() + " has no store id yet and " + db_->where() +
+                       " cannot be written by this user to record one; open it once as a user who may write it");
     unsigned char raw[16];
     randombytes_buf(raw, sizeof raw);
     char hex[2 * sizeof raw + 1];
@@ -1165,6 +1176,10 @@ const char* status_name(Status s) { return status_text(s); }
 
 std::unique_ptr<ModelRegistry> ModelRegistry::open(const std::string& uri, Open mode) {
   return std::make_unique<Impl>(parse_uri(uri), mode, kSchemaVersion);
+}
+
+std::unique_ptr<ModelRegistry> ModelRegistry::open_adopting_store(const std::string& uri) {
+  return std::make_unique<Impl>(parse_uri(uri), Open::create, kSchemaVersion, /*adopt_store=*/true);
 }
 
 namespace detail {

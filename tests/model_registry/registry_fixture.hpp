@@ -45,10 +45,10 @@ class RegistryTest : public ::testing::TestWithParam<std::string> {
       PgCluster& pg = pg_cluster();
       ASSERT_TRUE(pg.ok()) << "the PostgreSQL tests need a throwaway cluster: " << pg.error();
       static std::atomic<int> n{0};
-      const std::string db = "reg_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
-      const std::string err = pg.create_database(db);
+      db_ = "reg_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+      const std::string err = pg.create_database(db_);
       ASSERT_TRUE(err.empty()) << err;
-      uri_ = pg.uri(db) + "&store=" + (tmp_.path / "store").string();
+      uri_ = pg.uri(db_) + "&store=" + (tmp_.path / "store").string();
     }
   }
 
@@ -56,9 +56,19 @@ class RegistryTest : public ::testing::TestWithParam<std::string> {
     return mr::ModelRegistry::open(uri_, mode);
   }
   fs::path path(const std::string& name) const { return tmp_.path / name; }
+  // Runs `sql` on the registry's database with the backend's own client (sqlite3, psql): an
+  // error message, or empty.
+  std::string run_sql(const std::string& sql) const {
+    // Inside the shell's single quotes, a quote is '\''.
+    std::string quoted;
+    for (char c : sql) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    if (GetParam() != "sqlite") return pg_cluster().psql(db_, quoted);
+    std::string out;
+    return run("sqlite3 " + (tmp_.path / "registry.db").string() + " '" + quoted + "'", out) == 0 ? std::string() : out;
+  }
 
   TempDir tmp_{"model-registry"};
-  std::string uri_;
+  std::string uri_, db_;
 };
 
 // A small checkpoint: `n` f32 tensors of `floats` elements under model/state (tensor i filled

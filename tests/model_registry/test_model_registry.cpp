@@ -799,6 +799,30 @@ TEST_P(RegistryTest, StoreFoldersSwappedForLinksAfterOpeningAreNotFollowed) {
   EXPECT_TRUE(fs::is_empty(store / "tmp"));
 }
 
+// A store that holds blobs but no store id, under a database that records none (a registry made
+// before stores had ids, or another registry's store) is refused until adopted explicitly.
+TEST_P(RegistryTest, AStoreMadeBeforeStoreIdsIsAdoptedOnlyWhenAsked) {
+  auto reg = open();
+  write_checkpoint(make_checkpoint(2, 1000, 1), path("a.msgpack"));
+  reg->register_checkpoint(path("a.msgpack"), named("m"));
+  const fs::path store = reg->store();
+  reg.reset();
+  ASSERT_TRUE(fs::remove(store / ".store-id"));
+  ASSERT_EQ(run_sql("DELETE FROM settings WHERE key = 'store_id'"), "");
+  try {
+    open(Open::existing);
+    FAIL() << "a store without an id was taken silently";
+  } catch (const ckpt::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("init --adopt-store"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(store / ".store-id"));
+  mr::ModelRegistry::open_adopting_store(uri_).reset();
+  EXPECT_TRUE(fs::exists(store / ".store-id"));
+  reg = open(Open::existing);
+  reg->pull(mr::parse_ref("m/1"), path("back.msgpack"));
+  expect_same_tensors(make_checkpoint(2, 1000, 1), ckpt::read_document(path("back.msgpack")));
+}
+
 TEST_P(RegistryTest, NaNMetricsAreKept) {
   auto reg = open();
   write_checkpoint(make_checkpoint(1, 100, 1, std::numeric_limits<double>::quiet_NaN()), path("a.msgpack"));

@@ -188,6 +188,9 @@ class ModelRegistry {
   // UsageError for a bad URI or a missing registry, FormatError for a database that is not a
   // registry, UnsupportedError for a newer schema.
   static std::unique_ptr<ModelRegistry> open(const std::string& uri, Open mode = Open::existing);
+  // As open(uri, Open::create), and a store that holds blobs but no store id (made before stores
+  // had ids), which open() refuses, is taken as this registry's own: its id is recorded.
+  static std::unique_ptr<ModelRegistry> open_adopting_store(const std::string& uri);
   virtual ~ModelRegistry() = default;
 
   virtual int64_t schema_version() = 0;
