@@ -1190,14 +1190,18 @@ std::unique_ptr<ModelRegistry> open_at_schema(const std::string& uri, int64_t sc
 }  // namespace detail
 
 ResolvedInput::ResolvedInput(const std::string& spec) {
-  std::error_code ec;
-  // A file whose name happens to start with "registry:" is still that file.
-  if (spec.rfind(kRegistryPrefix, 0) != 0 || fs::exists(spec, ec)) {
+  if (!is_registry_reference(spec)) {
     path_ = spec;
     return;
   }
-  const Ref ref = parse_ref(spec.substr(std::strlen(kRegistryPrefix)));
-  auto reg = ModelRegistry::open(default_uri());
+  Ref ref;
+  try {
+    ref = parse_ref(spec.substr(std::strlen(kRegistryPrefix)));
+  } catch (const UsageError& e) {
+    throw UsageError(std::string(e.what()) + " (an input starting with \"registry:\" names a registry version; a file of " +
+                     "that name is ./" + spec + ")");
+  }
+  auto reg = ModelRegistry::open(default_uri(), ModelRegistry::Open::read);
   const VersionInfo v = reg->show(ref);
   const Format f = Registry::global().get(v.format);
   std::string ext = f.info().extensions.empty() ? "" : f.info().extensions.front();

@@ -148,5 +148,23 @@ TEST_F(RegistryCli, ReadOnlyUsersListShowPullAndVerify) {
   EXPECT_FALSE(fs::exists(tmp_.path / "reg.db-wal"));
 }
 
+// "registry:" always names a registry version, even when a file of that name exists; the file is
+// reached with a folder in front (./registry:...).
+TEST_F(RegistryCli, RegistryPrefixAlwaysNamesTheRegistry) {
+  std::string out;
+  ASSERT_EQ(registry("register " + (tmp_.path / "a.msgpack").string() + " --name net --alias production", out), 0) << out;
+  ckpt::Document other;
+  other.group("model").group("state").add_tensor("w", ckpt::Tensor::from<float>(ckpt::DType::f32, {4}, {9, 9, 9, 9}));
+  ckpt::write_document(other, tmp_.path / "registry:net@production", ckpt::Registry::global().get("msgpack"));
+  const std::string in = "cd " + tmp_.path.string() + " && CKPT_REGISTRY=" + uri_ + " " + CKPT_CLI + " convert ";
+  ASSERT_EQ(run(in + "registry:net@production from-registry.safetensors", out), 0) << out;
+  EXPECT_EQ(ckpt::read_document(tmp_.path / "from-registry.safetensors").find_tensor_path("model/state/w")->data<float>()[3], 4.f);
+  ASSERT_EQ(run(in + "--from msgpack ./registry:net@production from-file.safetensors", out), 0) << out;
+  EXPECT_EQ(ckpt::read_document(tmp_.path / "from-file.safetensors").find_tensor_path("model/state/w")->data<float>()[3], 9.f);
+  // A malformed reference says how to name such a file.
+  EXPECT_EQ(run(in + "'registry:bad name' x.safetensors", out), 2) << out;
+  EXPECT_NE(out.find("./registry:bad name"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace ckpt_test

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -236,5 +237,9 @@ class ResolvedInput {
   fs::path dir_;
 };
 inline constexpr const char* kRegistryPrefix = "registry:";
+// An input that starts with "registry:" always names a version of the registry, whether or not
+// a file of that name exists; a file whose name starts so is named with a folder in front
+// (./registry:x), which no reference has.
+inline bool is_registry_reference(std::string_view spec) { return spec.starts_with(kRegistryPrefix); }
 
 }  // namespace ckpt::model_registry
