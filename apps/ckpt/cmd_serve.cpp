@@ -21,7 +21,7 @@ Runner add_serve(CLI::App& app) {
   static std::string bind = "127.0.0.1", pubkey;
   static uint16_t port = 8501;
   static int64_t max_batch = 32, batch_timeout_us = 1000, threads = 1, poll_ms = 2000, max_instances = 1024;
-  static size_t max_body = size_t{32} << 20;
+  static size_t max_body = size_t{16} << 20;
   static bool ui = false;
   static std::string batching = "exact";
   cmd->add_option("MODEL", models,

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cfloat>
 #include <cmath>
@@ -96,9 +97,39 @@ void append_tensor(std::string& out, const float*& v, const Shape& dims, size_t 
   out += ']';
 }
 
+// Arrays and objects in `body`, outside strings. A parsed array or object costs ~50 bytes
+// for as little as 2 bytes of text ("[]"), so bodies with more than a valid request can hold
+// are refused before parsing.
+size_t containers(const std::string& body) {
+  size_t n = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      ++n;
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
 PredictInput parse_predict(const std::string& body, const Shape& sample, int64_t max_rows) {
+  // A valid request holds per row one array for each dimension but the last (and maybe an
+  // object naming the input), plus the outer few.
+  uint64_t per_row_arrays = 2;
+  for (size_t i = 0; i + 1 < sample.size(); ++i) per_row_arrays *= static_cast<uint64_t>(std::max<int64_t>(sample[i], 1));
+  const uint64_t limit = static_cast<uint64_t>(max_rows) * per_row_arrays + 16;
+  if (const size_t n = containers(body); n > limit)
+    throw UsageError("the body holds " + std::to_string(n) + " arrays and objects; a request of at most " +
+                     std::to_string(max_rows) + " rows of shape " + shape_text(sample) + " holds at most " + std::to_string(limit));
   // nlohmann's parser and destructor are iterative, so deep nesting cannot exhaust the stack.
   json doc = json::parse(body, nullptr, false);
   if (doc.is_discarded()) {

@@ -59,8 +59,9 @@ struct ModelServer::Impl {
   ServeOptions options;
   std::vector<std::unique_ptr<Served>> models;
   mutable detail::Metrics metrics;  // counted from const paths too
-  // Bounds memory: a parsed JSON body costs up to ~15x its bytes.
-  std::counting_semaphore<64> parse_slots{4};
+  // Bounds memory: a parsed JSON body costs up to ~8x its bytes (16 bytes per number written
+  // in 2), so two are parsed at a time.
+  std::counting_semaphore<64> parse_slots{2};
   std::mutex poll_mu;  // one poll at a time
   std::mutex stop_mu;
   std::condition_variable stop_cv;

@@ -85,6 +85,10 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
            R"({"instances": [)" + row() + R"(], "inputs": [)" + row() + "]}", R"({"signature_name": "other", "instances": [)" + row() + "]}",
            R"({"signature_name": 7, "instances": [)" + row() + "]}"})
     expect("POST", predict, b, 400);
+  // More arrays than a request of 4 rows can hold, refused before parsing.
+  std::string many = R"({"instances": [)";
+  for (int i = 0; i < 50000; ++i) many += i ? ",[]" : "[]";
+  expect("POST", predict, many + "]}", 400);
   still_serves();
 
   // Wrong dtypes at 30 places each: strings, booleans, nulls, objects, and numbers float32 cannot hold.

@@ -21,7 +21,7 @@ struct ServerOptions {
   std::string bind = "127.0.0.1";
   uint16_t port = 8501;  // 0: an ephemeral port (see HttpServer::port)
   // Larger bodies are refused with 413 before they are read; larger headers with 431.
-  size_t max_body_bytes = size_t{32} << 20;
+  size_t max_body_bytes = size_t{16} << 20;
   size_t max_header_bytes = size_t{16} << 10;
   // Threads for network I/O, and threads that run handlers (a handler may wait for its batch).
   int threads = 2;
