@@ -59,18 +59,18 @@ json diff_json(const Resolved& ra, const Resolved& rb) {
   const bool both_files = !a.file().empty() && !b.file().empty();
   // Files: one tensor of each side in memory at a time. Otherwise whole documents (mapped where
   // possible), so the lease covers them all.
+  for (const auto* side : {&ta, &tb})
+    for (const auto& [p, t] : *side) check_tensor_size(t->nbytes(), p);
   uint64_t need = 0;
   if (both_files) {
-    if (largest(ta) > kMaxTensorBytes || largest(tb) > kMaxTensorBytes)
-      throw HttpError(413, "a tensor of these checkpoints is more than the page reads at once (" +
-                               std::to_string(kMaxTensorBytes) + " bytes)");
     need = largest(ta) + largest(tb);
   } else {
     need = a.tree().tensor_bytes() + b.tree().tensor_bytes();
   }
-  MemoryLease lease(std::min(need, kMemoryBudget));
   if (!both_files && need > kMemoryBudget)
-    throw HttpError(413, "comparing an in-memory checkpoint needs both whole (" + std::to_string(need) + " bytes)");
+    throw HttpError(413, "comparing an in-memory checkpoint needs both whole (" + std::to_string(need) +
+                             " bytes), more than the page's budget (" + std::to_string(kMemoryBudget) + " bytes)");
+  MemoryLease lease(need);
   const DiffReport report = both_files ? diff(a.file(), b.file()) : diff_documents(with_data(a), with_data(b));
 
   std::map<std::string, const DiffEntry*> by_path;

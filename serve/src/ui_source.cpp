@@ -125,10 +125,16 @@ std::mutex lease_mutex;
 uint64_t leased = 0;
 }  // namespace
 
-MemoryLease::MemoryLease(uint64_t bytes) : bytes_(bytes) {
+void check_tensor_size(uint64_t bytes, const std::string& what) {
   if (bytes > kMaxTensorBytes)
-    throw HttpError(413, "a tensor of " + std::to_string(bytes) + " bytes is more than the page reads at once (" +
+    throw HttpError(413, what + ": a tensor of " + std::to_string(bytes) + " bytes is more than the page reads at once (" +
                              std::to_string(kMaxTensorBytes) + " bytes)");
+}
+
+MemoryLease::MemoryLease(uint64_t bytes) : bytes_(bytes) {
+  if (bytes > kMemoryBudget)
+    throw HttpError(413, "this request needs " + std::to_string(bytes) + " bytes of tensor data at once, more than the page's budget (" +
+                             std::to_string(kMemoryBudget) + " bytes)");
   std::lock_guard lock(lease_mutex);
   if (leased + bytes > kMemoryBudget)
     throw HttpError(503, "the server is reading other large tensors for the page; try again shortly");

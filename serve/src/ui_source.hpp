@@ -85,9 +85,11 @@ Resolved resolve(const std::vector<ServedCheckpoint>& served, const std::string&
 // requests for large tensors cannot exhaust memory.
 inline constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 30;    // one tensor's statistics, or one side of a diff
 inline constexpr uint64_t kMemoryBudget = uint64_t{2} << 30;
+// Throws HttpError 413 for a tensor over kMaxTensorBytes; `what` names it.
+void check_tensor_size(uint64_t bytes, const std::string& what);
 class MemoryLease {
  public:
-  explicit MemoryLease(uint64_t bytes);  // throws HttpError 413 or 503
+  explicit MemoryLease(uint64_t bytes);  // throws HttpError 413 past the whole budget, 503 when busy
   ~MemoryLease();
   MemoryLease(const MemoryLease&) = delete;
   MemoryLease& operator=(const MemoryLease&) = delete;

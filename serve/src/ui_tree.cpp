@@ -146,6 +146,7 @@ json tree_json(const Resolved& what, const OpenedCheckpoint& opened) {
 json stats_json(const OpenedCheckpoint& opened, const std::string& tensor, int bins) {
   const Tensor* t = opened.find_tensor(tensor);
   if (!t) throw HttpError(404, "'" + opened.label() + "' has no tensor '" + tensor + "'");
+  check_tensor_size(t->nbytes(), tensor);
   MemoryLease lease(t->nbytes());
   std::vector<std::byte> buffer;
   std::optional<Tensor> mapped;
@@ -170,7 +171,10 @@ json verify_json(const OpenedCheckpoint& opened, const std::optional<PublicKey>&
   json j;
   // verify holds one tensor at a time (mapped where the format maps, else in one buffer).
   uint64_t largest = 0;
-  opened.tree().for_each_tensor([&](const std::string&, const Tensor& t) { largest = std::max<uint64_t>(largest, t.nbytes()); });
+  opened.tree().for_each_tensor([&](const std::string& path, const Tensor& t) {
+    check_tensor_size(t.nbytes(), path);
+    largest = std::max<uint64_t>(largest, t.nbytes());
+  });
   MemoryLease lease(largest);
   VerifyReport r = opened.reader() ? verify(*opened.reader()) : verify_document(opened.tree());
   j["hashes"] = {{"recorded", r.has_integrity}, {"tensors_checked", r.tensors_checked},

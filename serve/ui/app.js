@@ -185,14 +185,14 @@ function schemaPanel(tree, ckpt, file) {
   }
   const verifyOut = el('div', { class: 'verify' });
   const button = el('button', { type: 'button', id: 'verify-button' }, 'Check every hash');
-  button.addEventListener('click', async () => {
+  const run = async () => {
     button.disabled = true;
     clear(verifyOut).append('checking…');
     try {
       const v = await api('verify', { ckpt, file });
       clear(verifyOut);
       const hv = v.hashes;
-      verifyOut.append(el('p', { class: hv.ok ? 'ok' : 'bad' }, hv.ok
+      verifyOut.append(el('p', { class: hv.ok ? 'ok' : 'bad', id: 'verify-result' }, hv.ok
         ? (hv.recorded ? hv.tensors_checked + ' tensors, ' + fmtBytes(hv.bytes_checked) + ' match their hashes'
           : 'structure readable; no hashes recorded, so data could not be checked')
         : hv.problems.length + ' problems'));
@@ -205,8 +205,10 @@ function schemaPanel(tree, ckpt, file) {
       clear(verifyOut).append(el('p', { class: 'bad' }, e.message));
     }
     button.disabled = false;
-  });
+  };
+  button.addEventListener('click', run);
   box.append(el('div', {}, button, verifyOut));
+  box.runVerify = run;
 
   const parts = el('table', { class: 'parts' },
     el('tr', {}, el('th', {}, 'part'), el('th', {}, 'group'), el('th', {}, 'tensors'), el('th', {}, 'size'), el('th', {}, 'attributes')));
@@ -241,7 +243,10 @@ async function renderTree(params) {
       select.value = file;
       select.onchange = () => { location.hash = viewHref({ view: 'tree', ckpt, file: select.value }); };
     }
-    clear(byId('schema')).append(schemaPanel(data, ckpt, file));
+    const panel = schemaPanel(data, ckpt, file);
+    clear(byId('schema')).append(panel);
+    // #...&verify=1 runs the hash check on opening, as the button does.
+    if (params.get('verify') === '1') await panel.runVerify();
     const link = (path) => viewHref({ view: 'tree', ckpt, file, tensor: path });
     clear(byId('tree')).append(treeNode(data.tree, 0, link));
   }

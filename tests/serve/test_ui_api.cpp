@@ -8,6 +8,7 @@
 #include <ckpt/signature.hpp>
 
 #include <cmath>
+#include <sys/mman.h>
 
 using namespace ckpt_ui_test;
 using ckpt::serve::Router;
@@ -261,6 +262,27 @@ TEST_F(UiApi, InMemoryCheckpointWithoutAFile) {
   EXPECT_DOUBLE_EQ(s["mean"].get<double>(), 1.5);
   json d = get_json(router, "/api/ui/diff", {{"a", "memory"}, {"b", "a"}}, 200);
   EXPECT_EQ(d["tensors"].size(), 2u);
+}
+
+TEST_F(UiApi, TensorsPastTheLimitAreRefusedBeforeAnyRead) {
+  // A 1 GiB + 1 tensor over pages that are never touched: refused by size, its bytes never read.
+  const size_t n = (size_t{1} << 30) + 1;
+  void* pages = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(pages, MAP_FAILED);
+  {
+    auto c = std::make_shared<ckpt::Checkpoint>();
+    c->model_state.add_tensor("huge", ckpt::Tensor::borrow(ckpt::DType::u8, {static_cast<int64_t>(n)}, static_cast<const void*>(pages)));
+    served.push_back({"huge", 1, "memory", "", c});
+    json t = get_json(router, "/api/ui/tree", {{"ckpt", "huge"}}, 200);
+    EXPECT_EQ(t["schema"]["parts"][1]["bytes"], n);
+    json s = get_json(router, "/api/ui/stats", {{"ckpt", "huge"}, {"tensor", "model/state/huge"}}, 413);
+    EXPECT_NE(s["error"].get<std::string>().find("more than the page reads at once"), std::string::npos) << s.dump();
+    get_json(router, "/api/ui/verify", {{"ckpt", "huge"}}, 413);
+    get_json(router, "/api/ui/diff", {{"a", "huge"}, {"b", "a"}}, 413);
+    served.pop_back();
+  }
+  ::munmap(pages, n);
+  get_json(router, "/api/ui/stats", {{"ckpt", "a"}, {"tensor", "model/state/fc1.bias"}}, 200);
 }
 
 TEST_F(UiApi, PageAndAssetsWithContentTypesAndAPolicyAgainstRemoteScripts) {

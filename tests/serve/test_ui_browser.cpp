@@ -79,6 +79,10 @@ TEST(UiBrowser, TreeListsTensorsAndTheUrlSelectsATensorWhoseHistogramIsDrawn) {
   EXPECT_NE(dom.find("ckpt.checkpoint v1"), std::string::npos) << dom;  // the schema panel
   EXPECT_NE(dom.find("4 tensors recorded"), std::string::npos) << dom;  // the hashes of model/state
 
+  // The hash check, as its button runs it, through the URL.
+  const std::string checked = dom_of(view, "#verify=1", dir);
+  EXPECT_NE(checked.find("4 tensors, 49.7 KiB match their hashes"), std::string::npos) << checked;
+
   BrowserRun shot = browse(view.url() + "#tensor=model/state/fc1.weight", dir.path, kShots / "ui-tree.png");
   EXPECT_EQ(shot.status, 0) << shot.log;
   ASSERT_TRUE(fs::exists(kShots / "ui-tree.png")) << shot.log;
