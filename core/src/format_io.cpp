@@ -7,6 +7,8 @@
 #include <ckpt/layout.hpp>
 #include <ckpt/sdk.hpp>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <unordered_map>
 
@@ -191,8 +193,9 @@ void FormatWriter::write_group(const std::string& name, const std::string& path,
 // ---- FormatReader -------------------------------------------------------------------------------
 
 FormatReader::FormatReader(std::shared_ptr<LoadedPlugin> lib, FormatInfo info, fs::path path,
-                           ckpt_reader* r, const ckpt_reader_api* api)
-    : lib_(std::move(lib)), info_(std::move(info)), path_(std::move(path)), r_(r), api_(api) {}
+                           ckpt_reader* r, const ckpt_reader_api* api, Options options)
+    : lib_(std::move(lib)), info_(std::move(info)), path_(std::move(path)), r_(r), api_(api),
+      options_(std::move(options)) {}
 
 FormatReader::~FormatReader() {
   if (r_) api_->destroy(r_);
@@ -441,17 +444,20 @@ const Document& FormatReader::tree() {
 
   // The plugin listed its file as stored; the first layout that recognises the listing maps it
   // onto the schema (ckpt/layout.hpp). Tensors may move, so their ids are found again by path.
-  LayoutSource source{info_.name, path_.string(), {}};
+  LayoutSource source{info_.name, path_.string(), options_, {}};
   for (const auto& layout : layout_adapters()) {
     if (!layout->recognises(*tree_, source)) continue;
     struct Listed {
       uint64_t id;
       DType dtype;
       size_t nbytes;
+      Shape shape;
       bool taken = false;
     };
     std::unordered_map<std::string, Listed> listed;
-    tree_->for_each_tensor([&](const std::string& p, const Tensor& t) { listed.emplace(p, Listed{id_of(t, p), t.dtype(), t.nbytes()}); });
+    tree_->for_each_tensor([&](const std::string& p, const Tensor& t) {
+      listed.emplace(p, Listed{id_of(t, p), t.dtype(), t.nbytes(), t.shape()});
+    });
     source.read = [&](const std::string& p, std::span<std::byte> dst) {
       auto it = listed.find(p);
       if (it == listed.end()) throw UsageError("'" + path_.string() + "' lists no tensor '" + p + "'");
@@ -476,9 +482,34 @@ const Document& FormatReader::tree() {
       });
       tree_ = std::move(schema.doc);
       index_ids(ids);
+      for (const Transposition& t : schema.transposed) {
+        const Tensor* schema_t = tree_->find_tensor_path(t.path);
+        auto m = moved.find(t.path);
+        auto it = listed.find(m == moved.end() ? t.path : m->second);
+        const auto bad = [&](const std::string& why) {
+          throw Error("layout " + std::string(layout->name()) + " transposes tensor '" + t.path + "' of '" +
+                      path_.string() + "': " + why);
+        };
+        if (!schema_t || it == listed.end()) bad("no such tensor");
+        const Shape& stored = it->second.shape;
+        if (t.perm.size() != stored.size() || stored.size() < 2 || is_block(it->second.dtype))
+          bad("the permutation does not fit the stored tensor");
+        std::vector<bool> seen(stored.size());
+        Shape shape(stored.size());
+        for (size_t i = 0; i < t.perm.size(); ++i) {
+          const auto d = static_cast<size_t>(t.perm[i]);
+          if (t.perm[i] < 0 || d >= stored.size() || seen[d]) bad("not a permutation");
+          seen[d] = true;
+          shape[i] = stored[d];
+        }
+        if (schema_t->shape() != shape || schema_t->dtype() != it->second.dtype)
+          bad("its shape is not the stored tensor's, permuted");
+        transposed_[schema_t] = Transposed{t.perm, stored};
+      }
     } catch (...) {
       tree_.reset();  // moved from: the next call lists the file again
       ids_.clear();
+      transposed_.clear();
       throw;
     }
     break;
@@ -513,7 +544,65 @@ void FormatReader::read_into(const Tensor& listed, const std::string& path, std:
     throw UsageError("read_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
                      std::to_string(listed.nbytes()));
   if (!parts_.empty()) return parts_.at(id)->read_into(path, dst);
+  if (!transposed_.empty())
+    if (auto t = transposed_.find(&listed); t != transposed_.end()) return read_transposed(id, listed, t->second, path, dst);
   check(api_->read_tensor(r_, id, dst.data(), dst.size()), path);
+  check_bools(listed.dtype(), dst, path);
+}
+
+void FormatReader::read_transposed(uint64_t id, const Tensor& listed, const Transposed& t, const std::string& path,
+                                   std::span<std::byte> dst) {
+  const size_t r = t.stored.size(), item = itemsize(listed.dtype());
+  if (dst.empty()) return;
+  // Where a step along each stored dimension lands in the listed (transposed) layout.
+  std::vector<uint64_t> listed_stride(r, 1), stride_of_stored(r, 0);
+  for (size_t i = r - 1; i > 0; --i) listed_stride[i - 1] = listed_stride[i] * static_cast<uint64_t>(listed.shape()[i]);
+  for (size_t i = 0; i < r; ++i) stride_of_stored[static_cast<size_t>(t.perm[i])] = listed_stride[i];
+  // Blocks of whole rows of about 8 MiB: the memory stays bounded however large the tensor.
+  constexpr uint64_t kBlockBytes = uint64_t{8} << 20;
+  const auto rows = static_cast<uint64_t>(t.stored[0]);
+  const uint64_t row_bytes = dst.size() / rows;
+  uint64_t block = std::max<uint64_t>(1, std::min<uint64_t>(rows, kBlockBytes / row_bytes));
+  constexpr size_t kHasSlice = offsetof(ckpt_reader_api, read_slice) + sizeof(ckpt_reader_api::read_slice);
+  const bool slices = api_->struct_size >= kHasSlice && api_->read_slice;
+  if (!slices) block = rows;  // one read of the whole stored tensor
+  std::vector<std::byte> buf(block * row_bytes);
+  std::vector<uint64_t> start(r, 0), count(t.stored.begin(), t.stored.end());
+  std::vector<uint64_t> idx(r);
+  for (uint64_t first = 0; first < rows; first += block) {
+    start[0] = first;
+    count[0] = std::min(block, rows - first);
+    const std::span<std::byte> part(buf.data(), count[0] * row_bytes);
+    if (slices) {
+      ckpt_status* st = api_->read_slice(r_, id, static_cast<uint32_t>(r), start.data(), count.data(), part.data(), part.size());
+      if (st && st->code == CKPT_ERR_UNSUPPORTED && first == 0) {
+        // The format reads whole tensors only: one read, then one scatter.
+        detail::release_status(st);
+        buf.resize(dst.size());
+        check(api_->read_tensor(r_, id, buf.data(), buf.size()), path);
+        block = rows;
+        count[0] = rows;
+      } else {
+        check(st, path);
+      }
+    } else {
+      check(api_->read_tensor(r_, id, part.data(), part.size()), path);
+    }
+    // An odometer over the block's elements in stored order, each copied to its listed place.
+    std::fill(idx.begin(), idx.end(), 0);
+    const std::byte* s = buf.data();
+    uint64_t o = first * stride_of_stored[0];
+    const uint64_t n = (count[0] * row_bytes) / item;
+    for (uint64_t k = 0; k < n; ++k, s += item) {
+      std::memcpy(dst.data() + o * item, s, item);
+      for (size_t d = r; d-- > 0;) {
+        o += stride_of_stored[d];
+        if (++idx[d] < count[d]) break;
+        o -= stride_of_stored[d] * idx[d];
+        idx[d] = 0;
+      }
+    }
+  }
   check_bools(listed.dtype(), dst, path);
 }
 
@@ -548,6 +637,7 @@ std::optional<Tensor> FormatReader::map(const std::string& path) {
   tree();
   const Tensor* t = tree_->find_tensor_path(path);
   if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  if (transposed_.count(t)) return std::nullopt;  // its bytes are not the stored ones
   const void* p = nullptr;
   check(api_->map_tensor(r_, id_of(path), &p), path);
   if (!p && t->nbytes()) throw PluginError("'" + path_.string() + "': map_tensor gave no pointer for " + path);
@@ -573,7 +663,8 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
   if (out.nbytes() == 0 && t->rank() > 0) return out;
   constexpr size_t kHasSlice = offsetof(ckpt_reader_api, read_slice) + sizeof(ckpt_reader_api::read_slice);
-  if (api_->struct_size >= kHasSlice && api_->read_slice) {
+  // A transposed tensor's box is not a box of the stored one: it is cut from one read.
+  if (api_->struct_size >= kHasSlice && api_->read_slice && !transposed_.count(t)) {
     std::vector<uint64_t> s(start.begin(), start.end()), c(count.begin(), count.end());
     ckpt_status* st = api_->read_slice(r_, id_of(path), static_cast<uint32_t>(s.size()), s.data(),
                                        c.data(), out.mutable_bytes().data(), out.nbytes());

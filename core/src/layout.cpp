@@ -10,7 +10,7 @@ namespace {
 
 struct Adapters {
   std::mutex mutex;
-  std::vector<std::shared_ptr<const LayoutAdapter>> list{layouts::onnx_sequential()};
+  std::vector<std::shared_ptr<const LayoutAdapter>> list{layouts::onnx_sequential(), layouts::keras_legacy_h5()};
 };
 
 Adapters& adapters() {

@@ -134,7 +134,7 @@ std::shared_ptr<FormatReader> Format::open_reader(const fs::path& path, const Op
   if (ckpt_status* s = f->open_reader(path.c_str(), opts.data(), opts.size(), &r, &api))
     detail::throw_status(s, context);
   if (!r || !api) throw PluginError(context + ": open_reader returned no reader");
-  return std::make_shared<FormatReader>(lib, info(), path, r, api);
+  return std::make_shared<FormatReader>(lib, info(), path, r, api, options);
 }
 
 // ---- Registry -------------------------------------------------------------------------------

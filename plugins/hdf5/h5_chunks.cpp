@@ -317,17 +317,6 @@ void hdf5_read(hid_t dset, hid_t memtype, std::span<const hsize_t> file_start, s
 
 }  // namespace
 
-hsize_t chunk_rows(hid_t dset, const std::string& where) {
-  Handle dcpl = plist_handle(H5Dget_create_plist(dset), where, CKPT_ERR_FORMAT);
-  if (H5Pget_layout(dcpl) != H5D_CHUNKED) return 0;
-  Handle space = space_handle(H5Dget_space(dset), where);
-  const int rank = H5Sget_simple_extent_ndims(space);
-  if (rank <= 0) return 0;
-  std::vector<hsize_t> chunk(static_cast<size_t>(rank));
-  if (H5Pget_chunk(dcpl, rank, chunk.data()) != rank) h5_fail(CKPT_ERR_FORMAT, where);
-  return chunk[0];
-}
-
 void read_box(hid_t dset, hid_t memtype, std::span<const hsize_t> start, std::span<const hsize_t> count,
               std::byte* dst, uint64_t file_size, const std::string& where) {
   const size_t r = start.size();

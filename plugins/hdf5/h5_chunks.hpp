@@ -26,7 +26,4 @@ void read_box(hid_t dataset, hid_t memtype, std::span<const hsize_t> start,
               std::span<const hsize_t> count, std::byte* dst, uint64_t file_size,
               const std::string& where);
 
-// The chunk extent along the first dimension of a chunked dataset of rank >= 1, else 0.
-hsize_t chunk_rows(hid_t dataset, const std::string& where);
-
 }  // namespace ckpt_hdf5

@@ -48,6 +48,12 @@ inline constexpr const char* kCompoundDatasetPaths = "hdf5_compound_dataset_path
 // dataset's absolute path escaped with ckpt::sdk::escape_name, whose attributes are the
 // dataset's. The writer puts them on the datasets and does not store the group.
 inline constexpr const char* kDatasetAttributes = "hdf5_dataset_attributes";
+// A file ckpt did not write is listed as stored, with this string attribute of meta last:
+// "file" when the file has a group /meta of its own, "records" when meta holds only records.
+// The host's layout for such files (core/src/layouts/keras_legacy.cpp: Keras' weight files)
+// recognises the listing by it and removes it; files ckpt wrote are never taken for another
+// tool's.
+inline constexpr const char* kAsStored = "hdf5_as_stored";
 
 using ckpt::sdk::unescape_name;
 

@@ -4,7 +4,6 @@
 #include "h5_layout.hpp"
 #include "h5_read_driver.hpp"
 #include "h5_types.hpp"
-#include "keras_layout.hpp"
 
 #include <ckpt/sdk_confined.hpp>
 #include <ckpt/sdk_io.hpp>
@@ -22,9 +21,6 @@ using ckpt::sdk::fail;
 
 namespace {
 
-// A transposed tensor is read in blocks of rows of about this size (or of one chunk's rows, if
-// more): the extra memory a Keras kernel costs stays bounded however large the kernel is.
-constexpr uint64_t kPermuteBlockBytes = uint64_t(8) << 20;
 // A chunk may claim at most this many times its stored bytes (deflate's ceiling is 1032:1).
 constexpr uint64_t kMaxExpansion = 1100;
 // What reading every column of the compound datasets apart may convert, beyond 64 times the
@@ -83,33 +79,6 @@ OrderFlags creation_order(hid_t group, const std::string& where) {
   return {(links & both) == both, (attrs & both) == both};
 }
 
-template <class T>
-void scatter(const std::byte* src, std::byte* dst, const std::vector<hsize_t>& count,
-             const std::vector<uint64_t>& dst_stride, uint64_t dst_base) {
-  const size_t r = count.size();
-  std::vector<hsize_t> idx(r, 0);
-  const T* s = reinterpret_cast<const T*>(src);
-  T* d = reinterpret_cast<T*>(dst);
-  const hsize_t inner = count[r - 1];
-  const uint64_t inner_stride = dst_stride[r - 1];
-  uint64_t outer_off = dst_base;
-  for (;;) {
-    uint64_t o = outer_off;
-    for (hsize_t j = 0; j < inner; ++j, o += inner_stride) std::memcpy(d + o, s++, sizeof(T));
-    // Advances the odometer over all but the innermost dimension.
-    size_t k = r - 1;
-    for (;;) {
-      if (k == 0) return;
-      --k;
-      ++idx[k];
-      outer_off += dst_stride[k];
-      if (idx[k] < count[k]) break;
-      outer_off -= dst_stride[k] * idx[k];
-      idx[k] = 0;
-    }
-  }
-}
-
 // Sorts parallel columns by the first one's entries.
 void sort_rows(std::initializer_list<std::vector<std::string>*> columns) {
   const std::vector<std::string>& key = **columns.begin();
@@ -129,9 +98,7 @@ void sort_rows(std::initializer_list<std::vector<std::string>*> columns) {
 ReadOptions ReadOptions::parse(ckpt::sdk::Options& options) {
   ReadOptions o;
   const std::string keras = options.get("keras", "auto");
-  if (keras == "auto") o.keras = true;
-  else if (keras == "raw") o.keras = false;
-  else fail(CKPT_ERR_INVALID_ARGUMENT, "option keras='" + keras + "': expected auto or raw");
+  if (keras != "auto" && keras != "raw") fail(CKPT_ERR_INVALID_ARGUMENT, "option keras='" + keras + "': expected auto or raw");
   const std::string external = options.get("external", "refuse");
   if (external == "refuse") o.external_inside = false;
   else if (external == "inside") o.external_inside = true;
@@ -161,7 +128,7 @@ H5Reader::~H5Reader() {
 
 // What the document has no member for goes to meta: what was not read, links, which datasets
 // were strings or compounds, and datasets' attributes.
-void H5Reader::add_records(Tree& tree) {
+void H5Reader::add_records(Tree& tree, bool ours) {
   // By path: the same tree lists the same records whatever order its groups keep (h5py's
   // files by name, ckpt's by creation, where the writer makes these datasets last), so a
   // document read back matches the manifest recorded when it was written.
@@ -183,7 +150,8 @@ void H5Reader::add_records(Tree& tree) {
           {kExternalLinkPaths, !external_paths_.empty()}, {kExternalLinkFiles, !external_paths_.empty()},
           {kExternalLinkObjects, !external_paths_.empty()},
           {kStringDatasetPaths, !string_paths_.empty()}, {kStringDatasetTypes, !string_paths_.empty()},
-          {kStringDatasetShapes, !string_paths_.empty()}, {kCompoundDatasetPaths, !compound_paths_.empty()}};
+          {kStringDatasetShapes, !string_paths_.empty()}, {kCompoundDatasetPaths, !compound_paths_.empty()},
+          {kAsStored, !ours}};
       for (const auto& record : records) {
         const std::string name = record.first;
         if (!record.second || !tree.find_attribute(meta, name)) continue;
@@ -229,7 +197,10 @@ void H5Reader::add_records(Tree& tree) {
     notes.emplace_back(kStringDatasetShapes, string_shapes_);
   }
   if (!compound_paths_.empty()) notes.emplace_back(kCompoundDatasetPaths, compound_paths_);
-  if (notes.empty() && dataset_attributes_.empty()) return;
+  // A dataset named /meta leaves no place for the marker either: such a file is listed as it is.
+  const bool marked = !ours && !(meta_child && meta_child->is_tensor);
+  const std::string as_stored = meta == Tree::npos ? "records" : "file";
+  if (notes.empty() && dataset_attributes_.empty() && !marked) return;
   if (meta_child && meta_child->is_tensor)
     fail(CKPT_ERR_UNSUPPORTED, (unread_.empty() ? "a link, string or compound dataset, or dataset attribute" : unread_.front()) +
                                    " (and a dataset named /meta leaves no place to say so)");
@@ -241,6 +212,10 @@ void H5Reader::add_records(Tree& tree) {
     v.strings = std::move(note.second);
     if (tree.find_attribute(meta, name)) fail(CKPT_ERR_INTERNAL, "/meta attribute '" + name + "' is taken");
     tree.add_attribute(meta, name, std::move(v));
+  }
+  if (marked) {
+    if (tree.find_attribute(meta, kAsStored)) fail(CKPT_ERR_INTERNAL, std::string("/meta attribute '") + kAsStored + "' is taken");
+    tree.add_attribute(meta, kAsStored, Value::string(as_stored));
   }
   if (dataset_attributes_.empty()) return;
   if (tree.find_child(meta, kDatasetAttributes))
@@ -274,18 +249,8 @@ void H5Reader::build() {
   Tree tree;
   build_group(root, "/", "/", ours, 0, ancestors, tree, 0);
   options_.limits.check_expansion(unwritten_, 0, "", "datasets never written (read as their fill value)");
-  if (!ours && options_.keras) {
-    if (auto mapped = map_keras_layout(tree, entries_)) {
-      tree = std::move(*mapped);
-      // The mapping moves members: the records' paths would name nothing.
-      for (const auto& p : string_paths_) unread_.push_back(p + ": a string dataset (kept as a value, not as a dataset, in the Keras mapping)");
-      for (const auto& p : compound_paths_) unread_.push_back(p + ": a compound dataset (kept as a group of columns in the Keras mapping)");
-      for (const auto& d : dataset_attributes_) unread_.push_back(*unescape_name(d.first) + ": its attributes (a Keras mapping keeps none)");
-      string_paths_.clear(), string_types_.clear(), string_shapes_.clear(), compound_paths_.clear(), dataset_attributes_.clear();
-    }
-  }
-  add_records(tree);
-  // What list() reports of each tensor is its entry's (a Keras mapping transposes some).
+  add_records(tree, ours);
+  // What list() reports of each tensor is its entry's.
   for (Tree::Tensor& t : tree.tensors) {
     const TensorEntry& e = entries_[t.id];
     t.dtype = e.dtype;
@@ -793,15 +758,13 @@ void H5Reader::read_tensor(uint64_t id, std::span<std::byte> dst) {
       ckpt::sdk::read_file_at(p.fd, p.offset, dst.subspan(done, p.size), p.name);
       done += p.size;
     }
-    if (!e.perm.empty()) fail(CKPT_ERR_UNSUPPORTED, e.where + ": a transposed dataset in external storage");
     return;
   }
   // Outside libhdf5's lock: other threads' reads go on meanwhile.
-  if (e.perm.empty() && e.raw_offset != TensorEntry::kNotRaw)
+  if (e.raw_offset != TensorEntry::kNotRaw)
     return ckpt::sdk::read_file_at(vfd_, e.raw_offset, dst, path_);
   Lock lock;
   Opened d = open_tensor(e);
-  if (!e.perm.empty()) return read_permuted(e, d, dst.data());
   // Straight into the caller's buffer: one H5Dread, or each chunk decoded once into place.
   const std::vector<hsize_t> start(e.shape.size(), 0), count(e.shape.begin(), e.shape.end());
   read_box(d.dataset, d.memtype, start, count, dst.data(), file_size_, e.where);
@@ -815,8 +778,6 @@ void H5Reader::read_slice(uint64_t id, std::span<const uint64_t> start, std::spa
     fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id));
   const TensorEntry& e = entries_[id];
   if (!e.external.empty()) fail(CKPT_ERR_UNSUPPORTED, e.where + ": external storage, read whole by the host");
-  // A Keras kernel is listed transposed; its box is not a box of the dataset in one piece.
-  if (!e.perm.empty()) fail(CKPT_ERR_UNSUPPORTED, e.where + ": transposed on read, sliced by the host");
   const size_t r = e.shape.size();
   if (start.size() != r || count.size() != r)
     fail(CKPT_ERR_INVALID_ARGUMENT, e.where + ": slice of rank " + std::to_string(start.size()) +
@@ -835,38 +796,6 @@ void H5Reader::read_slice(uint64_t id, std::span<const uint64_t> start, std::spa
   // Only the chunks (or the contiguous runs) that the box touches are read.
   const std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
   read_box(d.dataset, d.memtype, s, c, dst.data(), file_size_, e.where);
-}
-
-void H5Reader::read_permuted(const TensorEntry& e, const Opened& d, std::byte* dst) {
-  const size_t r = e.source_shape.size();
-  const size_t item = ckpt::sdk::dtype_size(e.dtype);
-  // Where a step along each dataset dimension lands in the listed (transposed) layout.
-  std::vector<uint64_t> listed_stride(r, 1), stride_of_source(r, 0);
-  for (size_t i = r - 1; i > 0; --i) listed_stride[i - 1] = listed_stride[i] * static_cast<uint64_t>(e.shape[i]);
-  for (size_t i = 0; i < r; ++i) stride_of_source[static_cast<size_t>(e.perm[i])] = listed_stride[i];
-
-  const uint64_t rows = static_cast<uint64_t>(e.source_shape[0]);
-  const uint64_t row_bytes = e.nbytes / rows;
-  uint64_t block = std::max<uint64_t>(1, std::min<uint64_t>(rows, kPermuteBlockBytes / row_bytes));
-  // Blocks of whole chunk rows, so that no chunk is decoded for two blocks.
-  if (const uint64_t c = chunk_rows(d.dataset, e.where); c > 0)
-    block = std::min(rows, std::max(c, block / c * c));
-  std::vector<std::byte> buf(block * row_bytes);
-  // Rows of a contiguous dataset lie in one run in the file, so each block is one sequential read.
-  std::vector<hsize_t> start(r, 0), count(e.source_shape.begin(), e.source_shape.end());
-  for (uint64_t first = 0; first < rows; first += block) {
-    count[0] = std::min(block, rows - first);
-    start[0] = first;
-    read_box(d.dataset, d.memtype, start, count, buf.data(), file_size_, e.where);
-    const uint64_t base = first * stride_of_source[0];
-    switch (item) {
-      case 1: scatter<uint8_t>(buf.data(), dst, count, stride_of_source, base); break;
-      case 2: scatter<uint16_t>(buf.data(), dst, count, stride_of_source, base); break;
-      case 4: scatter<uint32_t>(buf.data(), dst, count, stride_of_source, base); break;
-      case 8: scatter<uint64_t>(buf.data(), dst, count, stride_of_source, base); break;
-      default: fail(CKPT_ERR_INTERNAL, e.where + ": unexpected element size");
-    }
-  }
 }
 
 }  // namespace ckpt_hdf5

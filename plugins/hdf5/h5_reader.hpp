@@ -16,7 +16,8 @@
 namespace ckpt_hdf5 {
 
 struct ReadOptions {
-  bool keras = true;  // keras=auto: Keras weight files become a state dict; keras=raw: as stored
+  // keras=auto|raw is checked here and read by the host's Keras layout (core/src/layouts/
+  // keras_legacy.cpp): raw lists a Keras weight file as stored.
   // external=refuse (the default): a dataset whose data is in other files (external storage,
   // virtual datasets) is refused, naming the object and the reference. external=inside:
   // external storage that stays inside the file's folder is read (ckpt's own reads, confined as
@@ -61,7 +62,8 @@ class H5Reader final : public ckpt::sdk::Reader {
   // bytes are the tensor's as stored, where they lie. nullopt for a null dataspace (named).
   std::optional<TensorEntry> dataset_entry(hid_t dataset, hid_t type, uint32_t dtype, hid_t memtype, const std::string& where);
   void note_dataset_attributes(hid_t dset, const std::string& where, const std::string& doc, bool kept, bool marked);
-  void add_records(Tree& tree);
+  // `ours`: the file is ckpt's; any other gets the record kAsStored (h5_layout.hpp).
+  void add_records(Tree& tree, bool ours);
   // The pieces of a dataset with external storage, confined to the file's folder; refuses
   // unless options_.external_inside.
   std::vector<TensorEntry::Piece> external_pieces(hid_t dcpl, uint64_t stored, const std::string& where);
@@ -72,7 +74,6 @@ class H5Reader final : public ckpt::sdk::Reader {
     Handle memtype;
   };
   Opened open_tensor(const TensorEntry& e);
-  void read_permuted(const TensorEntry& e, const Opened& d, std::byte* dst);
 
   std::string path_;
   ReadOptions options_;

@@ -22,11 +22,8 @@ struct TensorEntry {
   haddr_t addr = HADDR_UNDEF;  // the dataset's object header: names are never parsed again
   std::string where;           // the dataset's path in the file, for messages
   uint32_t dtype = 0;
-  std::vector<int64_t> shape;  // as listed
+  std::vector<int64_t> shape;
   uint64_t nbytes = 0;
-  // Empty, or a transposition: listed dimension i is the dataset's dimension perm[i].
-  std::vector<int> perm;
-  std::vector<int64_t> source_shape;  // the dataset's shape when perm is set
   // Where the bytes lie in the file as the tensor's own (contiguous, written, and stored in the
   // very type the tensor is read as), so that a read is one pread; else kNotRaw.
   static constexpr uint64_t kNotRaw = UINT64_MAX;

@@ -34,7 +34,13 @@ class ParamsTree final : public LayoutAdapter {
     native.erase("layout");
     Group& state = native.group("model").group("state");
     for (Node& c : params.children()) {
-      state.add_tensor(c.name, c.tensor());
+      Tensor t = c.tensor();
+      // Kept as [in, out] in the file, [out, in] in the schema: read transposed, lazily.
+      if (c.name == "kernel") {
+        t = Tensor::empty(t.dtype(), {t.shape()[1], t.shape()[0]});
+        out.transposed.push_back({"model/state/" + c.name, {1, 0}});
+      }
+      state.add_tensor(c.name, Tensor(t.dtype(), t.shape(), nullptr));
       out.moved.emplace_back("model/state/" + c.name, "params/" + c.name);
     }
     // A value the layout needs from the file's bytes, read where the listing has it.
@@ -65,7 +71,7 @@ class Twice final : public LayoutAdapter {
   SchemaDocument to_schema(Document native, const LayoutSource&) const override {
     const Tensor t = *native.find_tensor("a");
     native.add_tensor("b", t);
-    return {std::move(native), {{"b", "a"}}};
+    return {std::move(native), {{"b", "a"}}, {}};
   }
   std::optional<Group> to_native(const Document&, std::string_view) const override { return std::nullopt; }
 };
@@ -83,6 +89,8 @@ Document params_document() {
   Document d;
   d.add_group("params").add_tensor("w", Tensor::from<float>(DType::f32, {2, 2}, {1.5f, 2, 3, 4}));
   d.group("params").add_tensor("b", Tensor::from<float>(DType::f32, {2}, {5, 6}));
+  // [in = 3, out = 2]
+  d.group("params").add_tensor("kernel", Tensor::from<float>(DType::f32, {3, 2}, {0, 1, 2, 3, 4, 5}));
   d.group("extra").set("note", "kept");
   return d;
 }
@@ -127,13 +135,31 @@ TEST(Layouts, ReadsMapTheFilesTreeOntoTheSchemaAndWritesAddTheNativeMembers) {
   EXPECT_EQ(doc.find_tensor_path("model/state/w")->data<float>()[3], 4.0f);
   EXPECT_EQ(*doc.find_group_path("extra")->attribute("note"), Value(std::string("kept")));
 
+  // The kernel reads transposed, [out, in], however it is read: whole, loaded (never mapped),
+  // sliced, streamed by convert.
+  const std::vector<float> transposed{0, 2, 4, 1, 3, 5};
+  {
+    auto reader = open(p);
+    const Tensor k = reader->read("model/state/kernel");
+    EXPECT_EQ(k.shape(), (Shape{2, 3}));
+    EXPECT_EQ(std::vector<float>(k.data<float>().begin(), k.data<float>().end()), transposed);
+    EXPECT_FALSE(reader->map("model/state/kernel"));
+    const std::vector<int64_t> start{1, 1}, count{1, 2};
+    const Tensor box = reader->read_slice("model/state/kernel", start, count);
+    EXPECT_EQ(std::vector<float>(box.data<float>().begin(), box.data<float>().end()), (std::vector<float>{3, 5}));
+  }
+  const Tensor& k = *doc.find_tensor_path("model/state/kernel");
+  EXPECT_EQ(std::vector<float>(k.data<float>().begin(), k.data<float>().end()), transposed);
+
   // convert streams the moved tensors from where the file holds them; json is not the layout's.
   ConvertReport r = convert(p, json, {});
-  EXPECT_EQ(r.tensors, 2u);
+  EXPECT_EQ(r.tensors, 3u);
   const Document converted = read_document(json);
   EXPECT_EQ(converted.find_tensor_path("model/state/w")->data<float>()[0], 1.5f);
   EXPECT_EQ(converted.find_tensor_path("model/state/b")->data<float>()[0], 5.0f);
   EXPECT_EQ(converted.find_group("layout"), nullptr) << "json is not the layout's format";
+  const Tensor& ck = *converted.find_tensor_path("model/state/kernel");
+  EXPECT_EQ(std::vector<float>(ck.data<float>().begin(), ck.data<float>().end()), transposed);
 }
 
 TEST(Layouts, ALayoutThatListsATensorTwiceIsRefused) {

@@ -58,8 +58,9 @@ class FormatWriter {
 
 class FormatReader : public std::enable_shared_from_this<FormatReader> {
  public:
+  // `options` are the ones the plugin was opened with; layouts may read theirs among them.
   FormatReader(std::shared_ptr<LoadedPlugin> lib, FormatInfo info, fs::path path,
-               ckpt_reader* r, const ckpt_reader_api* api);
+               ckpt_reader* r, const ckpt_reader_api* api, Options options = {});
   ~FormatReader();
   FormatReader(const FormatReader&) = delete;
   FormatReader& operator=(const FormatReader&) = delete;
@@ -98,6 +99,14 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   uint64_t id_of(const std::string& path) const;
   void check_bools(DType dtype, std::span<const std::byte> bytes, const std::string& path) const;
   uint64_t id_of(const Tensor& listed, const std::string& path) const;
+  // Reads a tensor a layout lists transposed: blocks of the stored tensor's rows through the
+  // plugin's read_slice (or one whole read where it has none), each scattered into `dst`.
+  struct Transposed {
+    std::vector<int> perm;  // listed dimension i is the stored tensor's dimension perm[i]
+    Shape stored;
+  };
+  void read_transposed(uint64_t id, const Tensor& listed, const Transposed& t, const std::string& path,
+                       std::span<std::byte> dst);
   void check(struct ckpt_status* s, const std::string& where);
   std::shared_ptr<LoadedPlugin> lib_;  // first: outlives the plugin object below
   FormatInfo info_;
@@ -109,6 +118,8 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   // merged reader, the index of its part.
   std::vector<std::pair<const Tensor*, uint64_t>> ids_;
   std::vector<std::shared_ptr<FormatReader>> parts_;
+  std::unordered_map<const Tensor*, Transposed> transposed_;  // keyed like ids_
+  Options options_;
 };
 
 }  // namespace ckpt

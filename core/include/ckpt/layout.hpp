@@ -8,6 +8,7 @@
 #pragma once
 
 #include <ckpt/document.hpp>
+#include <ckpt/options.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -25,16 +26,27 @@ namespace ckpt {
 struct LayoutSource {
   std::string_view format;  // the plugin's format name ("onnx")
   std::string file;         // for messages: errors start with 'file':
+  Options options;          // the read options the plugin was opened with (a layout's own among them)
   // Reads a listed tensor's bytes (its path in the listing) into a buffer of its size, for the
   // few small tensors a layout needs the values of (an ONNX Reshape's target shape).
   std::function<void(const std::string& path, std::span<std::byte> dst)> read;
 };
 
-// A listing mapped onto the schema, and every tensor it moved: {schema path, listed path}.
-// Tensors not named keep their listed path.
+// A tensor of the schema's reading that is a listed tensor with its dimensions permuted
+// (Keras keeps a kernel as [in, out], the schema as [out, in]): dimension i is the listed
+// tensor's dimension perm[i], and the schema's tensor has that shape. The host reads it lazily:
+// blocks of the stored tensor's rows, each scattered into place; it is never mapped.
+struct Transposition {
+  std::string path;  // in the schema's reading
+  std::vector<int> perm;
+};
+
+// A listing mapped onto the schema, every tensor it moved ({schema path, listed path}; tensors
+// not named keep their listed path) and those it transposed.
 struct SchemaDocument {
   Document doc;
   std::vector<std::pair<std::string, std::string>> moved;
+  std::vector<Transposition> transposed;
 };
 
 class LayoutAdapter {

@@ -9,5 +9,8 @@ namespace ckpt::layouts {
 
 // ONNX graphs of sequential models <-> model/spec (onnx_sequential.cpp).
 std::shared_ptr<const LayoutAdapter> onnx_sequential();
+// Files the hdf5 plugin lists as stored; Keras' legacy weight files -> model/state
+// (keras_legacy.cpp).
+std::shared_ptr<const LayoutAdapter> keras_legacy_h5();
 
 }  // namespace ckpt::layouts
