@@ -103,12 +103,10 @@ std::string url_host(const std::string& bind) {
 Runner add_view(CLI::App& app) {
   auto* cmd = app.add_subcommand("view", "Serve a web page that shows a checkpoint: its tree, tensor statistics, "
                                          "a diff of two, a training folder's metrics");
-  static std::vector<std::string> paths;
-  static std::string bind = "127.0.0.1", pubkey;
+  static std::string file, file2, bind = "127.0.0.1", pubkey;
   static uint16_t port = 0;
-  cmd->add_option("FILE", paths, "a checkpoint file, a sharded folder or a training folder; a second one to compare")
-      ->required()
-      ->expected(1, 2);
+  cmd->add_option("FILE", file, "a checkpoint file, a sharded folder or a training folder")->required();
+  cmd->add_option("FILE2", file2, "a second one, to compare with FILE");
   cmd->add_option("--port", port, "port to listen on (default 0: any free port; the URL is printed)");
   cmd->add_option("--bind", bind, "address to listen on (default 127.0.0.1, this machine only)");
   cmd->add_option("--pubkey", pubkey, "check signatures (FILE.sig) against this public key when the page checks hashes");
@@ -119,7 +117,8 @@ Runner add_view(CLI::App& app) {
     if (!pubkey.empty()) options.pubkey = read_public_key(pubkey);
     std::set<std::string> names;
     std::vector<Given> all;
-    for (const auto& p : paths) all.push_back(given(p, names));
+    for (const auto& p : {file, file2})
+      if (!p.empty()) all.push_back(given(p, names));
     serve::ServedList list = [all] {
       std::vector<serve::ServedCheckpoint> out;
       for (const auto& g : all) {
