@@ -25,6 +25,7 @@
 #include <iostream>
 #include <limits>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <sys/mman.h>
@@ -1139,4 +1140,120 @@ TEST(SafetensorsShards, AnIndexNeverLeavesItsFolderAndMustAgreeWithItsShards) {
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("the shards of one checkpoint must agree"), std::string::npos) << e.what();
   }
+}
+
+// ---- the writer's bytes, kept across the move onto the SDK's tree and skeleton codec ---------
+
+namespace {
+
+// Names that JSON must escape, in groups, tensors and attributes.
+Document escaped_names_document() {
+  Document doc;
+  doc.set("q\"uote", "back\\slash").set("ctl\x01\x1f", std::vector<std::string>{"\t", "\x7f", "\xe2\x82\xac"});
+  Group& g = doc.group("g \"1\"").group("tab\there");
+  g.set("slash\\", 1.5).set("nl\n", std::vector<double>{});
+  g.add_tensor("w\"\\\x02", Tensor::from<float>(DType::f32, {1}, {1}));
+  doc.add_group("empty");
+  doc.group("also_empty").set("only", Value(false));
+  return doc;
+}
+
+// Groups nested ten deep, each with a tensor, and an empty one at the bottom.
+Document deep_document() {
+  Document doc;
+  Group* g = &doc.group("l0");
+  for (int i = 1; i < 10; ++i) {
+    g->set("depth", int64_t{i});
+    g->add_tensor("t", Tensor::from<int32_t>(DType::i32, {1}, {i}));
+    g = &g->group("l" + std::to_string(i));
+  }
+  return doc;
+}
+
+// A meta/integrity record of the tensors written, in the form convert records it: written as the
+// compact kIntegrityKey entry in a plain file, in the document entry otherwise.
+Document with_integrity(Document doc, bool plain) {
+  std::vector<std::string> paths, digests;
+  doc.for_each_tensor([&](const std::string& path, const Tensor&) {
+    paths.push_back(path);
+    char d[17];
+    std::snprintf(d, sizeof d, "%016llx", static_cast<unsigned long long>(paths.size() * 0x9e3779b97f4a7c15ull));
+    digests.push_back(d);
+  });
+  Group& integrity = doc.group("meta").group("integrity");
+  integrity.set("algorithm", "xxh3_64").set("paths", paths).set("digests", digests);
+  integrity.set("manifest", "0123456789abcdef").set("manifest_encoding", plain ? "ckpt-manifest-2" : "other");
+  return doc;
+}
+
+}  // namespace
+
+// The bytes and refusals of the writer as ckpt wrote them before the safetensors plugin moved
+// onto the SDK's tree and skeleton codec (golden/writer/, made by that build): the move changed
+// no byte. Each case is a file or, for a document safetensors cannot hold, the error's text.
+// CKPT_UPDATE_GOLDEN=1 rewrites them after a deliberate change.
+TEST(SafetensorsFormat, WriterBytesAreThoseOfTheGoldenCases) {
+  Document non_utf8_attribute;
+  non_utf8_attribute.group("g").set("s", std::string("bad \xff byte"));
+  Document non_utf8_array;
+  non_utf8_array.set("ok", "fine").set("a", std::vector<std::string>{"x", "\xc3("});
+  Document non_utf8_group;
+  non_utf8_group.group("bad\xfe").add_tensor("w", Tensor::from<float>(DType::f32, {1}, {1}));
+  Document non_utf8_tensor;
+  non_utf8_tensor.group("g").add_tensor("w\x80", Tensor::from<float>(DType::f32, {1}, {1}));
+  Document non_utf8_name;
+  non_utf8_name.set("n\xff", int64_t{1});
+  Document root_strings_only;
+  root_strings_only.set("format", "np").set("z", "last").set("a", "first");
+  root_strings_only.add_tensor("w", Tensor::from<float>(DType::f32, {2}, {1, 2}));
+  const std::vector<std::pair<std::string, Document>> cases = {
+      {"nested", nested_document()},
+      {"plain", plain_document()},
+      {"escaped_names", escaped_names_document()},
+      {"deep", deep_document()},
+      {"tied", tied_document()},
+      {"plain_integrity", with_integrity(plain_document(), true)},
+      {"nested_integrity", with_integrity(nested_document(), false)},
+      {"root_strings", root_strings_only},
+      {"empty", Document()},
+      {"non_utf8_attribute", non_utf8_attribute},
+      {"non_utf8_array", non_utf8_array},
+      {"non_utf8_group", non_utf8_group},
+      {"non_utf8_tensor", non_utf8_tensor},
+      {"non_utf8_name", non_utf8_name},
+  };
+  const fs::path dir = kHere / "golden" / "writer";
+  const bool update = std::getenv("CKPT_UPDATE_GOLDEN") != nullptr;
+  if (update) fs::create_directories(dir);
+  TempDir tmp;
+  size_t files = 0;
+  for (const auto& [name, doc] : cases) {
+    // Staged in memory and, with a staging limit of 64 bytes, streamed: the data start the
+    // streamed writer fixes early comes from the document entry written so far.
+    for (const char* staging : {"16777216", "64"}) {
+      const std::string stem = name + (std::string(staging) == "64" ? "_streamed" : "");
+      SCOPED_TRACE(stem);
+      const fs::path p = tmp.path / (stem + ".safetensors");
+      std::string got;
+      try {
+        write_document(doc, p, save_as_safetensors(false, Options{{"staging_bytes", staging}}));
+        got = slurp(p);
+        ++files;
+      } catch (const Error& e) {
+        const char* type = dynamic_cast<const UnsupportedError*>(&e) ? "UnsupportedError"
+                           : dynamic_cast<const LimitError*>(&e)     ? "LimitError"
+                           : dynamic_cast<const FormatError*>(&e)    ? "FormatError"
+                           : dynamic_cast<const UsageError*>(&e)     ? "UsageError"
+                                                                     : "Error";
+        got = std::string("error: ") + type + ": " + e.what() + "\n";
+        // The file is written under a temporary name of random letters.
+        got = std::regex_replace(got, std::regex("'[^']*\\.ckpt-tmp-[0-9a-f]+'"), "'<file>'");
+      }
+      const fs::path golden = dir / (stem + (got.starts_with("error: ") ? ".error" : ".safetensors"));
+      if (update) spit(golden, got);
+      ASSERT_TRUE(fs::exists(golden)) << golden;
+      EXPECT_TRUE(got == slurp(golden)) << "the writer's output differs from " << golden;
+    }
+  }
+  EXPECT_EQ(files, 2 * 9u);
 }
