@@ -274,7 +274,13 @@ async function renderStats(ckpt, file, tensor) {
   byId('stats-title').textContent = tensor;
   clear(byId('stats-table')).append(el('tr', {}, el('td', {}, 'computing…')));
   clear(byId('histogram')).removeAttribute('data-drawn');
-  const s = await api('stats', { ckpt, file, tensor, bins: 64 });
+  let s;
+  try {
+    s = await api('stats', { ckpt, file, tensor, bins: 64 });
+  } catch (e) {
+    if (token === statsToken) clear(byId('stats-table')).append(el('tr', {}, el('td', { class: 'bad' }, e.message)));
+    throw e;
+  }
   if (token !== statsToken) return;  // another tensor was chosen meanwhile
   const table = clear(byId('stats-table'));
   const row = (k, v) => table.append(el('tr', {}, el('th', {}, k), el('td', { 'data-stat': k }, v)));
