@@ -187,6 +187,8 @@ std::shared_ptr<Version> ModelServer::Impl::load_registry(const Served& m, int64
 void ModelServer::Impl::record_failure(Served& m, int64_t version, const std::string& path, const std::string& message) {
   {
     std::lock_guard lock(m.mu);
+    // The same failure again (a registry that stays unreachable) is reported once.
+    if (m.failure && m.failure->version == version && m.failure->message == message) return;
     m.failure = Failure{version, path, message, now_utc()};
   }
   metrics.load_failure(m.name);
@@ -310,7 +312,15 @@ ModelServer::ModelServer(std::vector<ModelArgument> models, ServeOptions options
         lock.unlock();
         {
           std::lock_guard poll(im.poll_mu);
-          for (auto& m : im.models) im.refresh(*m);
+          for (auto& m : im.models) {
+            try {
+              im.refresh(*m);
+            } catch (const std::exception& e) {
+              // refresh records load failures itself; this is anything else (out of memory
+              // listing a folder): reported, and the next poll tries again.
+              im.log("ckpt serve: model " + m->name + ": polling failed: " + e.what());
+            }
+          }
         }
         lock.lock();
       }

@@ -25,7 +25,7 @@ struct ServerOptions {
   size_t max_header_bytes = size_t{16} << 10;
   // Threads for network I/O, and threads that run handlers (a handler may wait for its batch).
   int threads = 2;
-  int handler_threads = 32;
+  int handler_threads = 64;
   // A request (its header and body) must arrive within this, counted from its first byte being
   // awaited, and an idle keep-alive connection is closed after it.
   std::chrono::milliseconds read_timeout{10000};
