@@ -67,7 +67,7 @@ class OnnxSequential final : public LayoutAdapter {
     native.erase(og::kGroup);
     if (graph.attribute(og::kNote)) {
       own_file(native, graph, source.file);
-      return {std::move(native), {}};
+      return {std::move(native), {}, {}};
     }
     return other_model(std::move(native), graph, source);
   }
