@@ -3,6 +3,7 @@
 #include <ckpt/errors.hpp>
 
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <charconv>
@@ -14,11 +15,28 @@ namespace ckpt::serve::detail {
 namespace {
 
 using json = nlohmann::json;
+namespace dom = simdjson::dom;
 
 std::string shape_text(const Shape& s, size_t from = 0) {
   std::string t = "[";
   for (size_t i = from; i < s.size(); ++i) t += (i > from ? ", " : "") + std::to_string(s[i]);
   return t + "]";
+}
+
+std::string type_name(const dom::element& e) {
+  switch (e.type()) {
+    case dom::element_type::ARRAY: return "array";
+    case dom::element_type::OBJECT: return "object";
+    case dom::element_type::STRING: return "string";
+    case dom::element_type::BOOL: return "boolean";
+    case dom::element_type::NULL_VALUE: return "null";
+    default: return "number";
+  }
+}
+
+// Text from the client, quoted for a message: JSON-escaped, bytes outside UTF-8 replaced.
+std::string quoted(std::string_view text) {
+  return json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // Where in the body a value sits, built only when there is an error to report.
@@ -28,39 +46,46 @@ std::string place(const std::string& root, const std::vector<size_t>& index) {
   return p;
 }
 
-// Appends `j`, which must be a tensor of shape dims[d...], to `out`; `index` tracks the place.
-void read_tensor(const json& j, const Shape& dims, size_t d, std::vector<float>& out, const std::string& root,
+// Appends `e`, which must be a tensor of shape dims[d...], to `out`; `index` tracks the place.
+// The recursion is as deep as the sample's rank, whatever the body holds.
+void read_tensor(const dom::element& e, const Shape& dims, size_t d, std::vector<float>& out, const std::string& root,
                  std::vector<size_t>& index) {
   if (d == dims.size()) {
-    if (!j.is_number())
-      throw UsageError(place(root, index) + ": expected a number (the input's dtype is DT_FLOAT), got " + std::string(j.type_name()));
-    const double v = j.get<double>();
-    if (!std::isfinite(v) || std::fabs(v) > FLT_MAX)
-      throw UsageError(place(root, index) + ": " + j.dump() + " is not a finite float32");
+    double v = 0;
+    if (e.get_double().get(v) != simdjson::SUCCESS)
+      throw UsageError(place(root, index) + ": expected a number (the input's dtype is DT_FLOAT), got " + type_name(e));
+    if (!std::isfinite(v) || std::fabs(v) > FLT_MAX) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", v);
+      throw UsageError(place(root, index) + ": " + buf + " is not a finite float32");
+    }
     out.push_back(static_cast<float>(v));
     return;
   }
-  const std::string want = "an array of shape " + shape_text(dims, d);
-  if (!j.is_array()) throw UsageError(place(root, index) + ": expected " + want + ", got " + std::string(j.type_name()));
-  if (j.size() != static_cast<size_t>(dims[d]))
-    throw UsageError(place(root, index) + ": expected " + want + ", got " + std::to_string(j.size()) + " values along its first dimension");
+  dom::array a;
+  if (e.get_array().get(a) != simdjson::SUCCESS)
+    throw UsageError(place(root, index) + ": expected an array of shape " + shape_text(dims, d) + ", got " + type_name(e));
+  if (a.size() != static_cast<size_t>(dims[d]))
+    throw UsageError(place(root, index) + ": expected an array of shape " + shape_text(dims, d) + ", got " +
+                     std::to_string(a.size()) + " values along its first dimension");
   index.push_back(0);
-  for (size_t i = 0; i < j.size(); ++i) {
-    index.back() = i;
-    read_tensor(j[i], dims, d + 1, out, root, index);
+  for (dom::element x : a) {
+    read_tensor(x, dims, d + 1, out, root, index);
+    ++index.back();
   }
   index.pop_back();
 }
 
 // {"input": tensor} -> tensor; anything else is refused by name.
-const json& named_input(const json& obj, const std::string& where) {
-  if (obj.size() != 1 || !obj.contains(kInputName)) {
+dom::element named_input(const dom::object& obj, const std::string& where) {
+  dom::element input;
+  if (obj.size() != 1 || obj.at_key(kInputName).get(input) != simdjson::SUCCESS) {
     std::string names;
-    for (const auto& [k, v] : obj.items()) names += (names.empty() ? "" : ", ") + json(k).dump(-1, ' ', false, json::error_handler_t::replace);
-    throw UsageError(where + ": the model has one input, named \"" + kInputName + "\"; got " +
+    for (auto field : obj) names += (names.empty() ? "" : ", ") + quoted(field.key);
+    throw UsageError(where + ": the model has one input, named \"" + std::string(kInputName) + "\"; got " +
                      (names.empty() ? std::string("none") : names));
   }
-  return obj.at(kInputName);
+  return input;
 }
 
 void check_rows(int64_t rows, int64_t max_rows, const char* what) {
@@ -130,25 +155,32 @@ PredictInput parse_predict(const std::string& body, const Shape& sample, int64_t
   if (const size_t n = containers(body); n > limit)
     throw UsageError("the body holds " + std::to_string(n) + " arrays and objects; a request of at most " +
                      std::to_string(max_rows) + " rows of shape " + shape_text(sample) + " holds at most " + std::to_string(limit));
-  // nlohmann's parser and destructor are iterative, so deep nesting cannot exhaust the stack.
-  json doc = json::parse(body, nullptr, false);
-  if (doc.is_discarded()) {
-    // Parse again for the message: where and what.
+  // simdjson (as the safetensors plugin reads headers): a compact tape, UTF-8 validated, depth
+  // bounded; read_tensor walks only as deep as the sample's shape.
+  dom::parser parser;
+  dom::element doc;
+  if (auto error = parser.parse(body).get(doc); error != simdjson::SUCCESS) {
+    // nlohmann says where (byte position) and what; the body is bounded by the checks above.
     try {
       json again = json::parse(body);
     } catch (const json::exception& e) {
       throw UsageError(std::string("the body is not JSON: ") + e.what());
     }
-    throw UsageError("the body is not JSON");
+    throw UsageError(std::string("the body is not JSON: ") + simdjson::error_message(error));
   }
-  if (!doc.is_object()) throw UsageError("the body must be a JSON object with \"instances\" or \"inputs\"; got " + std::string(doc.type_name()));
-  if (auto it = doc.find("signature_name"); it != doc.end()) {
-    if (!it->is_string()) throw UsageError("\"signature_name\" must be a string");
-    const std::string name = it->get<std::string>();
+  dom::object top;
+  if (doc.get_object().get(top) != simdjson::SUCCESS)
+    throw UsageError("the body must be a JSON object with \"instances\" or \"inputs\"; got " + type_name(doc));
+  dom::element field;
+  if (top.at_key("signature_name").get(field) == simdjson::SUCCESS) {
+    std::string_view name;
+    if (field.get_string().get(name) != simdjson::SUCCESS) throw UsageError("\"signature_name\" must be a string");
     if (!name.empty() && name != kSignatureName)
-      throw UsageError("the model has one signature, \"" + std::string(kSignatureName) + "\"; got " + it->dump(-1, ' ', false, json::error_handler_t::replace));
+      throw UsageError("the model has one signature, \"" + std::string(kSignatureName) + "\"; got " + quoted(name));
   }
-  const bool has_instances = doc.contains("instances"), has_inputs = doc.contains("inputs");
+  dom::element instances, inputs;
+  const bool has_instances = top.at_key("instances").get(instances) == simdjson::SUCCESS;
+  const bool has_inputs = top.at_key("inputs").get(inputs) == simdjson::SUCCESS;
   if (has_instances == has_inputs)
     throw UsageError(has_instances ? "the body holds both \"instances\" and \"inputs\"; give one"
                                    : "the body holds neither \"instances\" (row format) nor \"inputs\" (columnar format)");
@@ -156,37 +188,41 @@ PredictInput parse_predict(const std::string& body, const Shape& sample, int64_t
   const auto per_row = static_cast<int64_t>(numel(sample));
   std::vector<size_t> index;
   if (has_instances) {
-    const json& rows = doc["instances"];
-    if (!rows.is_array()) throw UsageError("\"instances\" must be an array of rows; got " + std::string(rows.type_name()));
+    dom::array rows;
+    if (instances.get_array().get(rows) != simdjson::SUCCESS)
+      throw UsageError("\"instances\" must be an array of rows; got " + type_name(instances));
     in.rows = static_cast<int64_t>(rows.size());
     check_rows(in.rows, max_rows, "\"instances\"");
-    in.named = rows[0].is_object();
+    in.named = (*rows.begin()).is_object();
     in.values.reserve(static_cast<size_t>(in.rows * per_row));
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const std::string root = "instances[" + std::to_string(i) + "]";
-      if (rows[i].is_object() != in.named)
+    size_t i = 0;
+    for (dom::element row : rows) {
+      const std::string root = "instances[" + std::to_string(i++) + "]";
+      if (row.is_object() != in.named)
         throw UsageError(root + ": every instance must be given the same way (all named or all plain)");
       if (in.named)
-        read_tensor(named_input(rows[i], root), sample, 0, in.values, root + ".input", index);
+        read_tensor(named_input(dom::object(row), root), sample, 0, in.values, root + ".input", index);
       else
-        read_tensor(rows[i], sample, 0, in.values, root, index);
+        read_tensor(row, sample, 0, in.values, root, index);
     }
   } else {
     in.columnar = true;
-    const json* t = &doc["inputs"];
+    dom::element t = inputs;
     std::string root = "inputs";
-    if (t->is_object()) {
+    if (t.is_object()) {
       in.named = true;
-      t = &named_input(*t, root);
+      t = named_input(dom::object(t), root);
       root += ".input";
     }
-    if (!t->is_array()) throw UsageError(root + ": expected an array of rows; got " + std::string(t->type_name()));
-    in.rows = static_cast<int64_t>(t->size());
+    dom::array rows;
+    if (t.get_array().get(rows) != simdjson::SUCCESS)
+      throw UsageError(root + ": expected an array of rows; got " + type_name(t));
+    in.rows = static_cast<int64_t>(rows.size());
     check_rows(in.rows, max_rows, ("\"" + root + "\"").c_str());
     Shape batch = {in.rows};
     batch.insert(batch.end(), sample.begin(), sample.end());
     in.values.reserve(static_cast<size_t>(in.rows * per_row));
-    read_tensor(*t, batch, 0, in.values, root, index);
+    read_tensor(t, batch, 0, in.values, root, index);
   }
   return in;
 }
