@@ -8,7 +8,6 @@
 #include <ckpt/format_io.hpp>
 #include <ckpt/serve/routes.hpp>
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>

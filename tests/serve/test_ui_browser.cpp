@@ -159,6 +159,60 @@ TEST(UiBrowser, ConsoleHasNoErrorsOnAnyView) {
   EXPECT_FALSE(console_problems(bad.log).empty()) << bad.log;
 }
 
+// A wait inside the page for a condition, bounded (a guard against a hang, not a timed check).
+const char* kWaitFor = R"(
+  const waitFor = async (f) => {
+    for (let i = 0; i < 600; i++) {
+      if (f()) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the page never reached: ' + f);
+  };
+)";
+
+TEST(UiBrowser, ClickingATensorAndComparingThroughTheForm) {
+  ckpt_test::TempDir dir("ui-browser-click");
+  ViewProcess view({training_folder().string()});
+  ASSERT_FALSE(view.url().empty()) << view.output();
+  DevTools page(view.url(), dir.path);
+  // A click on a tensor's name shows its statistics and histogram.
+  json clicked = page.evaluate(std::string("(async () => {") + kWaitFor + R"(
+    await waitFor(() => document.body.dataset.state === 'ready');
+    const link = [...document.querySelectorAll('a.tensor-link')].find((a) => a.textContent === 'fc2.weight');
+    link.click();
+    await waitFor(() => document.getElementById('histogram').getAttribute('data-drawn') === 'true' &&
+                        document.getElementById('stats-title').textContent === 'model/state/fc2.weight');
+    return { url: location.hash, bars: document.querySelectorAll('#histogram rect.bar').length,
+             values: document.querySelector('[data-stat="values"]').textContent,
+             selected: document.querySelector('li.tensor.selected').dataset.path };
+  })())");
+  EXPECT_EQ(clicked["bars"], 64) << clicked.dump();
+  EXPECT_EQ(clicked["values"], "160") << clicked.dump();  // [10, 16]
+  EXPECT_EQ(clicked["selected"], "model/state/fc2.weight") << clicked.dump();
+  EXPECT_NE(clicked["url"].get<std::string>().find("tensor=model%2Fstate%2Ffc2.weight"), std::string::npos) << clicked.dump();
+
+  // The diff form: the folder's first and last checkpoints chosen and compared.
+  json compared = page.evaluate(std::string("(async () => {") + kWaitFor + R"(
+    document.getElementById('nav-diff').click();
+    await waitFor(() => document.body.dataset.view === 'diff' && document.body.dataset.state === 'ready');
+    const pick = (select, text) => {
+      const o = [...select.options].find((x) => x.textContent.endsWith(text));
+      select.value = o.value;
+    };
+    pick(document.getElementById('diff-a'), 'step-000000008.msgpack');
+    pick(document.getElementById('diff-b'), 'step-000000024.msgpack');
+    document.getElementById('diff-form').requestSubmit();
+    // The default comparison (the last two files) is on the page until the chosen one replaces it.
+    await waitFor(() => document.body.dataset.state === 'ready' &&
+                        document.getElementById('diff-summary').textContent.includes('step-000000008.msgpack →'));
+    return { summary: document.getElementById('diff-summary').textContent,
+             differing: [...document.querySelectorAll('#diff-table tr.differs')].map((r) => r.dataset.path) };
+  })())");
+  EXPECT_NE(compared["summary"].get<std::string>().find("run / step-000000008.msgpack → run / step-000000024.msgpack: 4 of 4 tensors differ"),
+            std::string::npos) << compared.dump();
+  EXPECT_EQ(compared["differing"].size(), 4u) << compared.dump();
+}
+
 TEST(UiBrowser, ViewRefusesWhatItCannotRead) {
   ckpt_test::TempDir dir("ui-browser-refuse");
   std::string out;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <fcntl.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -217,5 +218,116 @@ inline size_t count_of(const std::string& text, const std::string& what) {
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
   return n;
 }
+
+}  // namespace ckpt_ui_test
+
+namespace ckpt_ui_test {
+
+// Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: commands on
+// fd 3, answers on fd 4, each a JSON message ending in NUL), for what a test must click.
+class DevTools {
+ public:
+  DevTools(const std::string& url, const fs::path& scratch) {
+    const std::string chromium = chromium_path();
+    if (chromium.empty()) throw std::runtime_error("Debian's chromium is not installed (/usr/bin/chromium); scripts/setup.sh installs it");
+    fs::create_directories(scratch / "chromium-devtools");
+    int to[2], from[2];
+    if (::pipe(to) != 0 || ::pipe(from) != 0) throw std::runtime_error("pipe failed");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // The child's fd 3 reads our commands, fd 4 writes its answers.
+      const int in = ::dup(to[0]), out = ::dup(from[1]);
+      ::dup2(in, 3);
+      ::dup2(out, 4);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      for (int fd = 5; fd < 1024; ++fd) ::close(fd);
+      const std::string profile = "--user-data-dir=" + (scratch / "chromium-devtools").string();
+      std::vector<std::string> args = {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                       "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                                       "--disable-sync", "--disable-background-networking", "--disable-component-update",
+                                       "--remote-debugging-pipe", "--window-size=1280,900", profile, "about:blank"};
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(chromium.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(to[0]);
+    ::close(from[1]);
+    in_ = to[1];
+    out_ = from[0];
+    json targets = call("Target.getTargets", json::object());
+    std::string target;
+    for (const auto& t : targets["targetInfos"])
+      if (t["type"] == "page") target = t["targetId"];
+    if (target.empty()) throw std::runtime_error("chromium opened no page: " + targets.dump());
+    session_ = call("Target.attachToTarget", {{"targetId", target}, {"flatten", true}})["sessionId"];
+    // Scripts run in the page once it has loaded, not in the blank page it replaces.
+    call("Page.enable", json::object(), session_);
+    call("Page.navigate", {{"url", url}}, session_);
+    while (!loaded_) read_into_events();
+  }
+  ~DevTools() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int st = 0;
+      ::waitpid(pid_, &st, 0);
+    }
+    if (in_ >= 0) ::close(in_);
+    if (out_ >= 0) ::close(out_);
+  }
+  DevTools(const DevTools&) = delete;
+  DevTools& operator=(const DevTools&) = delete;
+
+  // Runs `expression` in the page (awaiting a promise) and returns its value; a thrown
+  // exception becomes a runtime_error naming it.
+  json evaluate(const std::string& expression) {
+    json r = call("Runtime.evaluate", {{"expression", expression}, {"awaitPromise", true}, {"returnByValue", true}}, session_);
+    if (r.contains("exceptionDetails")) throw std::runtime_error("page script failed: " + r["exceptionDetails"].dump());
+    return r["result"].value("value", json());
+  }
+
+ private:
+  json call(const std::string& method, const json& params, const std::string& session = "") {
+    json msg{{"id", ++id_}, {"method", method}, {"params", params}};
+    if (!session.empty()) msg["sessionId"] = session;
+    const std::string text = msg.dump() + '\0';
+    if (::write(in_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) throw std::runtime_error("DevTools pipe closed");
+    for (;;) {
+      json answer = read_message();
+      if (answer.value("method", "") == "Page.loadEventFired") loaded_ = true;
+      if (answer.value("id", 0) != id_) continue;  // events, and answers to nobody
+      if (answer.contains("error")) throw std::runtime_error(method + ": " + answer["error"].dump());
+      return answer["result"];
+    }
+  }
+  void read_into_events() {
+    if (read_message().value("method", "") == "Page.loadEventFired") loaded_ = true;
+  }
+  json read_message() {
+    for (;;) {
+      auto nul = buffer_.find('\0');
+      if (nul != std::string::npos) {
+        std::string one = buffer_.substr(0, nul);
+        buffer_.erase(0, nul + 1);
+        return json::parse(one);
+      }
+      // A guard against a browser that hangs, not a timed assertion.
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, 120000) <= 0) throw std::runtime_error("no answer from chromium over DevTools");
+      char buf[65536];
+      ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n <= 0) throw std::runtime_error("chromium closed the DevTools pipe");
+      buffer_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+  int id_ = 0;
+  bool loaded_ = false;
+  std::string session_, buffer_;
+};
 
 }  // namespace ckpt_ui_test
