@@ -7,6 +7,7 @@
 #include "sanitizers.hpp"
 
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -248,6 +249,43 @@ TEST_F(H5pyFixtures, ConvertingAKerasFileWritesTheStateDict) {
   Document got = read_document(tmp.path / "converted.h5");
   ASSERT_NE(got.find_group_path("model/state"), nullptr);
   expect_same(want, *got.find_group_path("model/state"));
+}
+
+// The plugin marks a file another tool wrote (meta/@hdf5_as_stored) for the host's layout, which
+// takes the mark away: no reader ever sees it. A Keras file's own /meta group is kept under
+// extra/keras; a dataset at /meta leaves no place for the mark, so such a file is listed as it is.
+TEST_F(H5pyFixtures, TheAsStoredMarkNeverShowsAndKerasFilesKeepTheirOwnMeta) {
+  TempDir tmp;
+  for (const std::string name : {"plain", "keras_weights"})
+    for (const char* keras : {"auto", "raw"}) {
+      SCOPED_TRACE(name + " keras=" + keras);
+      const Document d = read_document(fixture(name + ".h5"), hdf5_load({{"keras", keras}}));
+      if (const Group* meta = d.find_group("meta")) {
+        EXPECT_EQ(meta->attribute("hdf5_as_stored"), nullptr);
+      }
+    }
+  const fs::path own = tmp.path / "own_meta.h5", data = tmp.path / "meta_dataset.h5";
+  fs::copy_file(fixture("keras_weights.h5"), own);
+  fs::copy_file(fixture("keras_weights.h5"), data);
+  const fs::path script = tmp.path / "edit.py";
+  {
+    std::ofstream py(script);
+    py << "import sys, h5py\n"
+          "with h5py.File(sys.argv[1], 'a') as f:\n    f.create_group('meta').attrs['note'] = 'mine'\n"
+          "with h5py.File(sys.argv[2], 'a') as f:\n    f['meta'] = [1.0, 2.0]\n";
+  }
+  ASSERT_EQ(run(std::string(kPython) + " " + quoted(script) + " " + quoted(own) + " " + quoted(data)), 0);
+  const Document mapped = read_document(own);
+  ASSERT_NE(mapped.find_group_path("model/state"), nullptr);
+  expect_same(read_manifest(fixture("keras_weights.json")), *mapped.find_group_path("model/state"));
+  const Group* kept = mapped.find_group_path("extra/keras/meta");
+  ASSERT_NE(kept, nullptr);
+  ASSERT_NE(kept->attribute("note"), nullptr);
+  EXPECT_TRUE(value_equal(*kept->attribute("note"), Value(std::string("mine"))));
+  EXPECT_EQ(mapped.find_group("meta")->attribute("hdf5_as_stored"), nullptr);
+  const Document as_is = read_document(data);
+  EXPECT_EQ(as_is.find_group("model"), nullptr);
+  EXPECT_NE(as_is.find_tensor("meta"), nullptr);
 }
 
 // ---- damaged files ----------------------------------------------------------------------------

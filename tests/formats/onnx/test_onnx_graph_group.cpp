@@ -10,6 +10,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <functional>
+
 using namespace onnx_test;
 
 namespace {
@@ -88,5 +90,47 @@ TEST(OnnxGraphGroup, TheWriterRefusesAGraphItCannotWrite) {
     } catch (const ckpt::Error& e) {
       EXPECT_NE(std::string(e.what()).find("onnx.graph/nodes/0"), std::string::npos) << e.what();
     }
+  }
+}
+
+// One reading: a file ckpt wrote whose graph was edited, however slightly, is refused, whether
+// the edit shows in the listed group (an attribute's value or type, a dimension's name) or only
+// in a field the group has no place for (a node's doc_string); read as a plain ONNX model, each
+// still reads.
+TEST(OnnxGraphGroup, AnyEditOfTheGraphOfAFileCkptWroteIsRefused) {
+  TempDir tmp;
+  const fs::path p = tmp / "mlp.onnx";
+  ckpt::write_document(mlp_document(), p, onnx_save());
+  onnx::ModelProto base;
+  ASSERT_TRUE(base.ParseFromString(slurp(p)));
+  ASSERT_EQ(base.graph().node(0).op_type(), "Gemm");
+  const std::vector<std::pair<std::string, std::function<void(onnx::GraphProto&)>>> edits = {
+      {"transB 0", [](onnx::GraphProto& g) { g.mutable_node(0)->mutable_attribute(0)->set_i(0); }},
+      {"transB as a float",
+       [](onnx::GraphProto& g) {
+         auto* a = g.mutable_node(0)->mutable_attribute(0);
+         a->set_type(onnx::AttributeProto::FLOAT);
+         a->clear_i();
+         a->set_f(1);
+       }},
+      {"a node's doc_string", [](onnx::GraphProto& g) { g.mutable_node(0)->set_doc_string("reviewed"); }},
+      {"the batch dimension renamed",
+       [](onnx::GraphProto& g) {
+         g.mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("N");
+       }},
+  };
+  for (const auto& [what, edit] : edits) {
+    SCOPED_TRACE(what);
+    onnx::ModelProto m = base;
+    edit(*m.mutable_graph());
+    const fs::path q = tmp / "edited.onnx";
+    spit(q, m.SerializeAsString());
+    try {
+      ckpt::read_document(q);
+      ADD_FAILURE() << "read";
+    } catch (const ckpt::FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("is not the one model/spec makes"), std::string::npos) << e.what();
+    }
+    EXPECT_NO_THROW(ckpt::read_document(q, onnx_load({{"layout", "onnx"}})));
   }
 }
