@@ -231,6 +231,8 @@ class DevTools {
     const std::string chromium = chromium_path();
     if (chromium.empty()) throw std::runtime_error("Debian's chromium is not installed (/usr/bin/chromium); scripts/setup.sh installs it");
     fs::create_directories(scratch / "chromium-devtools");
+    // A browser that died makes a write to its pipe fail with EPIPE, not kill the test program.
+    ::signal(SIGPIPE, SIG_IGN);
     int to[2], from[2];
     if (::pipe(to) != 0 || ::pipe(from) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();
@@ -258,26 +260,14 @@ class DevTools {
     ::close(from[1]);
     in_ = to[1];
     out_ = from[0];
-    json targets = call("Target.getTargets", json::object());
-    std::string target;
-    for (const auto& t : targets["targetInfos"])
-      if (t["type"] == "page") target = t["targetId"];
-    if (target.empty()) throw std::runtime_error("chromium opened no page: " + targets.dump());
-    session_ = call("Target.attachToTarget", {{"targetId", target}, {"flatten", true}})["sessionId"];
-    // Scripts run in the page once it has loaded, not in the blank page it replaces.
-    call("Page.enable", json::object(), session_);
-    call("Page.navigate", {{"url", url}}, session_);
-    while (!loaded_) read_into_events();
-  }
-  ~DevTools() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
+    try {
+      open(url);
+    } catch (...) {
+      close_browser();  // the destructor does not run for a constructor that throws
+      throw;
     }
-    if (in_ >= 0) ::close(in_);
-    if (out_ >= 0) ::close(out_);
   }
+  ~DevTools() { close_browser(); }
   DevTools(const DevTools&) = delete;
   DevTools& operator=(const DevTools&) = delete;
 
@@ -290,6 +280,29 @@ class DevTools {
   }
 
  private:
+  void open(const std::string& url) {
+    json targets = call("Target.getTargets", json::object());
+    std::string target;
+    for (const auto& t : targets["targetInfos"])
+      if (t["type"] == "page") target = t["targetId"];
+    if (target.empty()) throw std::runtime_error("chromium opened no page: " + targets.dump());
+    session_ = call("Target.attachToTarget", {{"targetId", target}, {"flatten", true}})["sessionId"];
+    // Scripts run in the page once it has loaded, not in the blank page it replaces.
+    call("Page.enable", json::object(), session_);
+    call("Page.navigate", {{"url", url}}, session_);
+    while (!loaded_) read_into_events();
+  }
+  void close_browser() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int st = 0;
+      ::waitpid(pid_, &st, 0);
+      pid_ = -1;
+    }
+    if (in_ >= 0) ::close(in_);
+    if (out_ >= 0) ::close(out_);
+    in_ = out_ = -1;
+  }
   json call(const std::string& method, const json& params, const std::string& session = "") {
     json msg{{"id", ++id_}, {"method", method}, {"params", params}};
     if (!session.empty()) msg["sessionId"] = session;
