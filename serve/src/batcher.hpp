@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -48,6 +49,8 @@ class Batcher {
   const Shape& input_shape() const { return input_shape_; }
   // The kernel class of each batch size 1..max_batch (index 0 unused); all 0 when not exact.
   const std::vector<int>& batch_classes() const { return class_of_; }
+  // The classes as ranges of batch sizes, "1 | 2-15 | 16-32"; "any" when not exact.
+  std::string describe_classes() const;
   // One sample's output shape (without the batch dimension).
   const Shape& output_shape() const { return output_shape_; }
   int64_t input_size() const { return input_size_; }

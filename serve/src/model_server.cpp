@@ -147,6 +147,9 @@ std::shared_ptr<Version> ModelServer::Impl::load(const Served& m, const fs::path
   v->batcher = std::make_unique<detail::Batcher>(std::move(model), bo, [this, name = m.name](int64_t rows) {
     metrics.batch(name, rows);
   });
+  if (bo.exact && bo.max_batch > 1)
+    log("ckpt serve: model " + m.name + " version " + std::to_string(number) + ": batch sizes that round alike: " +
+        v->batcher->describe_classes());
   return v;
 }
 

@@ -133,6 +133,8 @@ json model_metadata(const Served& m, const Target& t) {
   // ckpt's own part, beside what TensorFlow Serving clients read.
   json served = {{"source", m.source}, {"path", v->path}, {"integrity", v->integrity}};
   if (!v->signature.empty()) served["signature"] = v->signature;
+  // Batch sizes whose rows round alike; requests are only put together within one of them.
+  served["batch_classes"] = b.describe_classes();
   if (const Value* step = v->checkpoint->trainer.attribute("step"))
     if (auto* s = std::get_if<int64_t>(step)) served["step"] = *s;
   j["ckpt"] = served;
