@@ -99,6 +99,13 @@ inline json read_json(const fs::path& p) {
 class ViewProcess {
  public:
   explicit ViewProcess(const std::vector<std::string>& args) {
+    // Everything the child needs is made before fork: between fork and exec it only calls
+    // async-signal-safe functions.
+    std::vector<std::string> all = {CKPT_CLI, "view"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
     int out[2];
     if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();
@@ -106,14 +113,7 @@ class ViewProcess {
       ::dup2(out[1], 1);
       ::close(out[0]);
       ::close(out[1]);
-      std::vector<char*> argv;
-      static std::string exe = CKPT_CLI, view = "view";
-      argv.push_back(exe.data());
-      argv.push_back(view.data());
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(exe.c_str(), argv.data());
+      ::execv(argv[0], argv.data());
       ::_exit(127);
     }
     ::close(out[1]);
@@ -233,6 +233,14 @@ class DevTools {
     fs::create_directories(scratch / "chromium-devtools");
     // A browser that died makes a write to its pipe fail with EPIPE, not kill the test program.
     ::signal(SIGPIPE, SIG_IGN);
+    const std::string profile = "--user-data-dir=" + (scratch / "chromium-devtools").string();
+    std::vector<std::string> args = {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                     "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                                     "--disable-sync", "--disable-background-networking", "--disable-component-update",
+                                     "--remote-debugging-pipe", "--window-size=1280,900", profile, "about:blank"};
+    std::vector<char*> argv;  // made before fork, as ViewProcess's
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     int to[2], from[2];
     if (::pipe(to) != 0 || ::pipe(from) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();
@@ -245,15 +253,7 @@ class DevTools {
       ::dup2(null, 1);
       ::dup2(null, 2);
       for (int fd = 5; fd < 1024; ++fd) ::close(fd);
-      const std::string profile = "--user-data-dir=" + (scratch / "chromium-devtools").string();
-      std::vector<std::string> args = {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                                       "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-                                       "--disable-sync", "--disable-background-networking", "--disable-component-update",
-                                       "--remote-debugging-pipe", "--window-size=1280,900", profile, "about:blank"};
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(chromium.c_str(), argv.data());
+      ::execv(argv[0], argv.data());
       ::_exit(127);
     }
     ::close(to[0]);
