@@ -285,6 +285,17 @@ TEST_F(UiApi, TensorsPastTheLimitAreRefusedBeforeAnyRead) {
   get_json(router, "/api/ui/stats", {{"ckpt", "a"}, {"tensor", "model/state/fc1.bias"}}, 200);
 }
 
+TEST_F(UiApi, NamesThatAreNotUtf8AreReplacedNotRefused) {
+  auto c = std::make_shared<ckpt::Checkpoint>();
+  c->model_state.add_tensor("bad\xff\xfename", f32({2}, {1.0f, 2.0f}));
+  served.push_back({"bytes", 1, "memory", "", c});
+  auto r = get(router, "/api/ui/tree", {{"ckpt", "bytes"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("bad\xef\xbf\xbd\xef\xbf\xbdname"), std::string::npos) << r.body;  // U+FFFD twice
+  const json j = json::parse(r.body);  // valid JSON, the name a string in it
+  EXPECT_EQ(j["tree"]["children"][1]["children"][1]["children"][0]["name"], "bad\xef\xbf\xbd\xef\xbf\xbdname") << r.body;
+}
+
 TEST_F(UiApi, PageAndAssetsWithContentTypesAndAPolicyAgainstRemoteScripts) {
   auto page = get(router, "/");
   EXPECT_EQ(page.status, 200);
