@@ -18,7 +18,7 @@ namespace ckpt::cli {
 Runner add_serve(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "Serve models over HTTP with TensorFlow Serving's REST API (predict, status, metadata, /metrics)");
   static std::vector<std::string> models;
-  static std::string bind = "127.0.0.1", pubkey;
+  static std::string bind = "127.0.0.1", pubkey, registry_uri;
   static uint16_t port = 8501;
   static int64_t max_batch = 32, batch_timeout_us = 1000, threads = 1, poll_ms = 2000, max_instances = 1024;
   static size_t max_body = size_t{16} << 20;
@@ -32,17 +32,18 @@ Runner add_serve(CLI::App& app) {
   cmd->add_option("--bind", bind, "address to listen on (default: loopback only)");
   cmd->add_option("--max-batch", max_batch, "rows run together at most (dynamic batching; 1: none)")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-timeout-us", batch_timeout_us, "how long the first request of a batch waits for more")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   cmd->add_option("--batching", batching,
                   "exact: put requests together only where no answer changes by a bit (each equals ckpt predict); "
-                  "any: always, as TF Serving does (faster for one-row requests; last bits may differ)")
+                  "any: always, as TF Serving does (one-row requests are batched too; last bits may differ)")
       ->check(CLI::IsMember({"exact", "any"}));
   cmd->add_option("--threads", threads, "compute threads per model")->check(CLI::PositiveNumber);
   cmd->add_option("--poll-ms", poll_ms, "how often training folders and registry aliases are checked for new versions")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}));
   cmd->add_option("--max-instances", max_instances, "rows one request may hold")->check(CLI::PositiveNumber);
   cmd->add_option("--max-body-bytes", max_body, "largest request body accepted (413 beyond)")->check(CLI::PositiveNumber);
   cmd->add_option("--pubkey", pubkey, "serve only versions signed by this key (KEY.pub; FILE.sig beside each checkpoint)");
+  cmd->add_option("--registry", registry_uri, "the registry of registry:NAME@ALIAS models (default: $CKPT_REGISTRY, else sqlite://ckpt-registry/registry.db)");
   cmd->add_flag("--ui", ui, "also serve the web page at / (docs/web-page.md)");
   return [] {
     serve::ServeOptions o;
@@ -53,6 +54,7 @@ Runner add_serve(CLI::App& app) {
     o.poll_interval = std::chrono::milliseconds(poll_ms);
     o.max_instances = max_instances;
     if (!pubkey.empty()) o.pubkey = read_public_key(pubkey);
+    o.registry_uri = registry_uri;
     o.log = [](const std::string& line) { std::cerr << terminal_safe(line, true) << std::endl; };
     std::vector<serve::ModelArgument> args;
     for (const auto& m : models) args.push_back(serve::parse_model_argument(m));

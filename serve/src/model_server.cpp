@@ -269,6 +269,11 @@ ModelServer::ModelServer(std::vector<ModelArgument> models, ServeOptions options
   if (im.options.max_batch < 1) throw UsageError("--max-batch must be at least 1");
   if (im.options.max_instances < 1) throw UsageError("the limit of rows per request must be at least 1");
   if (im.options.threads < 1) throw UsageError("--threads must be at least 1");
+  // Deadlines are computed as now + these; bounded so the sums cannot overflow.
+  if (im.options.batch_timeout.count() < 0 || im.options.batch_timeout > std::chrono::seconds(10))
+    throw UsageError("--batch-timeout-us must be between 0 and 10 s");
+  if (im.options.poll_interval.count() < 0 || im.options.poll_interval > std::chrono::hours(24))
+    throw UsageError("--poll-ms must be between 1 ms and a day");
   if (models.empty()) throw UsageError("no model to serve: give NAME=PATH");
   for (auto& a : models) {
     if (im.find(a.name)) throw UsageError("model name '" + a.name + "' is given twice");
