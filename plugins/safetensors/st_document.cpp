@@ -37,128 +37,63 @@ std::string dump(const json& j, const std::string& where) {
 
 constexpr uint64_t kCanonicalNan = 0x7ff8000000000000ull;
 
-// Finite values are JSON numbers (nlohmann writes the shortest text that reads back to the same
-// bits, always with a '.' or an exponent); JSON has no number for the others.
-json float_json(double d) {
-  if (std::isfinite(d)) return d;
-  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
-  const auto bits = std::bit_cast<uint64_t>(d);
-  if (bits == kCanonicalNan) return "NaN";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "NaN:0x%016llx", static_cast<unsigned long long>(bits));
-  return buf;
-}
-
-json value_json(const ckpt_value& v, const std::string& where) {
-  auto text = [](const ckpt_str& s) { return std::string(s.data ? s.data : "", s.size); };
-  switch (v.type) {
-    case CKPT_VALUE_BOOL: return v.u.b != 0;
-    case CKPT_VALUE_INT64: return v.u.i;
-    case CKPT_VALUE_FLOAT64: return float_json(v.u.f);
-    case CKPT_VALUE_STRING: return text(v.u.s);
-    case CKPT_VALUE_BOOL_ARRAY: {
-      json a = json::array();
-      for (uint64_t i = 0; i < v.count; ++i) a.push_back(v.u.bools[i] != 0);
-      return a;
-    }
-    case CKPT_VALUE_INT64_ARRAY: {
-      json a = json::array();
-      for (uint64_t i = 0; i < v.count; ++i) a.push_back(v.u.ints[i]);
-      return a;
-    }
-    case CKPT_VALUE_FLOAT64_ARRAY: {
-      json a = json::array();
-      for (uint64_t i = 0; i < v.count; ++i) a.push_back(float_json(v.u.floats[i]));
-      return a;
-    }
-    case CKPT_VALUE_STRING_ARRAY: {
-      json a = json::array();
-      for (uint64_t i = 0; i < v.count; ++i) a.push_back(text(v.u.strings[i]));
-      return a;
-    }
-    default:
-      fail(CKPT_ERR_INVALID_ARGUMENT, where + " has unknown value type " + std::to_string(v.type));
-  }
-}
-
 }  // namespace
 
 std::string json_string(std::string_view s, const std::string& where) { return dump(json(std::string(s)), where); }
 
 // ---- writing ------------------------------------------------------------------------------------
 
-void DocumentText::begin_group(std::string_view name, uint64_t n_attributes) {
-  if (stack_.empty()) {
-    text_ = "{\"format\":" + json(kDocumentFormat).dump() + ",\"version\":" + std::to_string(kDocumentVersion) +
-            ",\"root\":{\"attributes\":[";
-  } else {
-    member_separator();
-    text_ += "{\"group\":" + json_string(name, "group name " + quote_name(name, true)) + ",\"attributes\":[";
+std::string document_text(const ckpt::sdk::Tree& tree, size_t open_groups) {
+  std::string text = ckpt::sdk::write_skeleton(tree, kDocumentKeys, {});
+  // Each open group would end with "]}", the document itself with one more '}'.
+  if (open_groups > 0) text.resize(text.size() - (2 * open_groups + 1));
+  return text;
+}
+
+void check_document_values(const ckpt::sdk::Tree& tree) {
+  // As the reader counts them: every value, object and array, not keys. The document, "format",
+  // "version"; per group its object, name (but the root's), attribute and member arrays; per
+  // attribute its array, name, type and value (an array and its elements); per tensor its
+  // object and name.
+  uint64_t values = 3;
+  for (size_t g = 0; g < tree.groups.size(); ++g) {
+    values += g == 0 ? 3 : 4;
+    for (const ckpt::sdk::Tree::Attribute& a : tree.groups[g].attributes) {
+      const ckpt::sdk::Value& v = a.value;
+      values += 4 + v.bools.size() + v.ints.size() + v.floats.size() + v.strings.size();
+    }
   }
-  stack_.push_back({n_attributes});
-  if (n_attributes == 0) open_members();
-}
-
-void DocumentText::open_members() {
-  Open& g = stack_.back();
-  if (g.members_open) return;
-  text_ += "],\"members\":[";
-  g.members_open = true;
-}
-
-void DocumentText::member_separator() {
-  open_members();
-  Open& g = stack_.back();
-  if (!g.first_member) text_ += ',';
-  g.first_member = false;
-}
-
-void DocumentText::attribute(std::string_view name, const ckpt_value& value, const std::string& where) {
-  Open& g = stack_.back();
-  const char* type = ckpt::sdk::value_type_name(value.type);
-  if (!type) fail(CKPT_ERR_INVALID_ARGUMENT, where + " has unknown value type " + std::to_string(value.type));
-  if (!g.first_attribute) text_ += ',';
-  g.first_attribute = false;
-  text_ += '[';
-  text_ += json_string(name, where + "'s name");
-  text_ += ",\"";
-  text_ += type;
-  text_ += "\",";
-  text_ += dump(value_json(value, where), where);
-  text_ += ']';
-  if (--g.attributes_left == 0) open_members();
-}
-
-void DocumentText::tensor(std::string_view name, const std::string& where) {
-  member_separator();
-  text_ += "{\"tensor\":" + json_string(name, where + "'s name") + "}";
-}
-
-void DocumentText::end_group() {
-  open_members();
-  stack_.pop_back();
-  text_ += stack_.empty() ? "]}}" : "]}";
+  values += 2 * tree.tensors.size();
+  if (values > kMaxDocumentValues)
+    fail(CKPT_ERR_LIMIT, std::string(kMetadataKey) + "[" + quote_name(kDocumentKey) + "]: the document would be more than " +
+                             std::to_string(kMaxDocumentValues) + " JSON values, which ckpt's safetensors reader refuses");
 }
 
 // ---- reading ------------------------------------------------------------------------------------
 
 namespace {
 
-void seal_all(Tree& t) {
-  for (GroupEntry& g : t.groups)
-    for (AttributeEntry& a : g.attributes) a.seal();
-}
+using ckpt::sdk::ValueView;
+using ckpt::sdk::ViewTree;
+
+ckpt_str str(std::string_view s) { return {s.data(), s.size()}; }
 
 // Assembles the tree: groups, their children by name, and which header tensors are placed.
 class TreeBuilder {
  public:
-  explicit TreeBuilder(const Header& h) : h_(h), placed_(h.tensors.size(), false) {
-    tree_.groups.emplace_back();
+  // Builds into `listing`, whose tree is unindexed: the builder indexes names itself, and a
+  // plain file's tensors only when a group of theirs needs it (see member).
+  TreeBuilder(const Header& h, Listing& listing)
+      : h_(h), tree_(listing.tree), alias_targets_(listing.alias_targets), placed_(h.tensors.size(), false) {
+    tree_.tensors.reserve(h.tensors.size());
     children_.emplace_back();
     complete_.push_back(false);
     attributes_.emplace_back();
-    tree_.tensor_names.resize(h.tensors.size());
   }
+
+  // A copy of a name or string that is not in the header as it is listed (the document
+  // entry's are parsed out of a JSON string), alive as long as the tree.
+  std::string_view keep(std::string_view s) { return tree_.keep(s); }
 
   // Valid in a document: non-empty, no '/', no NUL. `code` says whose fault a bad one is.
   // `where` is a string, or anything that makes one (only when a message is needed).
@@ -171,17 +106,16 @@ class TreeBuilder {
       fail(code, std::string(where) + ": the name " + quote_name(name) + " holds a NUL byte (ckpt names do not)");
   }
 
+  // `name` must outlive the tree: a view into the header, or kept.
   template <class Where>
-  size_t group_child(size_t parent, std::string name, const Where& where, ckpt_status_code code) {
+  size_t group_child(size_t parent, std::string_view name, const Where& where, ckpt_status_code code) {
     check_name(name, where, code);
-    const size_t index = tree_.groups.size();
     complete(parent);
     if (member(parent, name)) fail(code, std::string(where) + ": a second member named " + quote_name(name));
-    tree_.groups.push_back({name, {}, {}});
+    const size_t index = tree_.add_group(parent, name);
     children_.emplace_back();
     complete_.push_back(false);
     attributes_.emplace_back();
-    tree_.groups[parent].children.push_back({false, index});
     children_[parent].insert(tree_.groups[parent].children.size() - 1, member_name(parent));
     return index;
   }
@@ -198,13 +132,18 @@ class TreeBuilder {
     if (key.size() < name.size() || std::string_view(key).substr(key.size() - name.size()) != name)
       fail(CKPT_ERR_INTERNAL, "tensor " + quote_name(name) + " is not the end of its key " + quote_name(key));
     if (!unique_path) complete(parent);
-    tree_.groups[parent].children.push_back({true, tensor});
-    tree_.tensor_names[tensor] = std::string_view(key).substr(key.size() - name.size());
+    const TensorEntry& e = h_.tensors[tensor];
+    ViewTree::Tensor t;
+    t.name = std::string_view(key).substr(key.size() - name.size());
+    t.dtype = e.dtype;
+    t.nbytes = e.end - e.begin;
+    t.id = tensor;  // the shape comes at take()
+    tree_.add_tensor(parent, std::move(t));
     placed_[tensor] = true;
     if (unique_path && !complete_[parent]) {
       // The index holds the group's groups: a plain file of a million tensors in one group
       // never indexes them (their keys were checked unique as the header was read).
-      if (const ChildRef* other = member(parent, name))
+      if (const ViewTree::Child* other = member(parent, name))
         fail(code, std::string(where) + ": " + quote_name(name) + " is also a group of the tensors under '" + key +
                        "/', so it cannot be a tensor (ckpt reads '/' in names as a group path)");
       return;
@@ -212,8 +151,8 @@ class TreeBuilder {
     // Inserted first: one probe of the index both finds a clash and records the member.
     if (!children_[parent].insert(tree_.groups[parent].children.size() - 1, member_name(parent))) {
       tree_.groups[parent].children.pop_back();
-      const std::string clash(tree_.tensor_names[tensor]);
-      const ChildRef* other = member(parent, clash);
+      const std::string clash(tree_.tensors.back().name);
+      const ViewTree::Child* other = member(parent, clash);
       if (other && !other->is_tensor)
         fail(code, std::string(where) + ": " + quote_name(clash) + " is also a group of the tensors under '" +
                        h_.tensors[tensor].key + "/', so it cannot be a tensor (ckpt reads '/' in names as a group path)");
@@ -225,21 +164,25 @@ class TreeBuilder {
   void alias_child(size_t parent, const std::string& name, size_t target, const std::string& where) {
     check_name(name, where, CKPT_ERR_FORMAT);
     complete(parent);
-    const size_t index = h_.tensors.size() + tree_.alias_targets.size();
-    tree_.alias_names.push_back(name);
-    tree_.alias_targets.push_back(target);
-    tree_.tensor_names.push_back(tree_.alias_names.back());
-    tree_.groups[parent].children.push_back({true, index});
+    const TensorEntry& e = h_.tensors[target];
+    ViewTree::Tensor t;
+    t.name = keep(name);
+    t.dtype = e.dtype;
+    t.nbytes = e.end - e.begin;
+    t.id = h_.tensors.size() + alias_targets_.size();
+    alias_targets_.push_back(target);
+    tree_.add_tensor(parent, std::move(t));
     if (!children_[parent].insert(tree_.groups[parent].children.size() - 1, member_name(parent)))
       fail(CKPT_ERR_FORMAT, where + ": a second member named " + quote_name(name));
   }
 
-  AttributeEntry& attribute(size_t group, std::string name, const std::string& where, ckpt_status_code code) {
+  // The value of a new attribute, to be filled in. `name` and the value's strings must outlive
+  // the tree: views into the header, or kept.
+  ValueView& attribute(size_t group, std::string_view name, const std::string& where, ckpt_status_code code) {
     check_name(name, where, code);
-    if (!attributes_[group].insert(name).second) fail(code, where + ": a second attribute named " + quote_name(name));
-    AttributeEntry& a = tree_.groups[group].attributes.emplace_back();
-    a.name = std::move(name);
-    return a;
+    if (!attributes_[group].emplace(name).second) fail(code, where + ": a second attribute named " + quote_name(name));
+    tree_.add_attribute(group, name, {});
+    return tree_.groups[group].attributes.back().value;
   }
 
   // Where a plain safetensors file's tensor goes: its name split at '/', groups made as needed.
@@ -253,8 +196,8 @@ class TreeBuilder {
     size_t group = 0;
     std::string_view rest = t.key;
     for (size_t slash; (slash = rest.find('/')) != std::string_view::npos; rest.remove_prefix(slash + 1)) {
-      const std::string segment(rest.substr(0, slash));
-      const ChildRef* it = member(group, segment);
+      const std::string_view segment = rest.substr(0, slash);  // stays in the header
+      const ViewTree::Child* it = member(group, segment);
       if (!it) {
         complete(group);
         it = member(group, segment);
@@ -265,7 +208,7 @@ class TreeBuilder {
         group = it->index;
       } else {
         fail(CKPT_ERR_UNSUPPORTED, std::string(where) + ": " + quote_name(segment) + " is the name of tensor " +
-                                       quote_name(h_.tensors[it->index].key) +
+                                       quote_name(h_.tensors[tree_.tensors[it->index].id].key) +
                                        ", so it cannot also be a group (ckpt reads '/' in names as a group path)");
       }
     }
@@ -286,25 +229,32 @@ class TreeBuilder {
     return it->second;
   }
 
-  Tree take() {
-    seal_all(tree_);
-    return std::move(tree_);
+  // Gives every tensor its shape, moved out of the header (nothing reads it there afterwards;
+  // a copy would cost an allocation per tensor), and maps ids to tensors.
+  void finish(Header& header, Listing& listing) {
+    const size_t n = header.tensors.size();
+    listing.slot.assign(n + alias_targets_.size(), 0);
+    for (size_t k = 0; k < tree_.tensors.size(); ++k) listing.slot[tree_.tensors[k].id] = k;
+    for (size_t a = 0; a < alias_targets_.size(); ++a)  // before their targets' shapes move
+      tree_.tensors[listing.slot[n + a]].shape = header.tensors[alias_targets_[a]].shape;
+    for (ViewTree::Tensor& t : tree_.tensors)
+      if (t.id < n) t.shape = std::move(header.tensors[t.id].shape);
   }
 
  private:
   // The name of member i of group g, and the member of g named `name`.
   struct MemberName {
-    const Tree* tree;
+    const ViewTree* tree;
     size_t g;
     std::string_view operator()(size_t i) const {
-      const ChildRef& c = tree->groups[g].children[i];
-      return c.is_tensor ? std::string_view(tree->tensor_names[c.index]) : std::string_view(tree->groups[c.index].name);
+      const ViewTree::Child& c = tree->groups[g].children[i];
+      return c.is_tensor ? tree->tensors[c.index].name : tree->groups[c.index].name;
     }
   };
   MemberName member_name(size_t g) const { return {&tree_, g}; }
   // The member of g named `name` among those indexed: all of them once complete(g), else its
   // groups only.
-  const ChildRef* member(size_t g, std::string_view name) const {
+  const ViewTree::Child* member(size_t g, std::string_view name) const {
     auto i = children_[g].find(name, member_name(g));
     return i ? &tree_.groups[g].children[*i] : nullptr;
   }
@@ -315,12 +265,13 @@ class TreeBuilder {
     const auto& children = tree_.groups[g].children;
     for (size_t i = 0; i < children.size(); ++i)
       if (children[i].is_tensor && !children_[g].insert(i, member_name(g)))
-        fail(CKPT_ERR_UNSUPPORTED, "tensor " + quote_name(tree_.tensor_names[children[i].index]) +
+        fail(CKPT_ERR_UNSUPPORTED, "tensor " + quote_name(tree_.tensors[children[i].index].name) +
                                        " has the name of a group beside it");
   }
 
   const Header& h_;
-  Tree tree_;
+  ViewTree& tree_;
+  std::vector<size_t>& alias_targets_;
   std::vector<ckpt::sdk::NameIndex> children_;  // per group, over its children (see member)
   std::vector<bool> complete_;                  // per group: its tensors are indexed too
   std::vector<std::unordered_set<std::string>> attributes_;
@@ -432,7 +383,8 @@ class DocumentReader {
         const json* name = find(m, "group");
         expect(name && name->is_string(), p, "a member is an object {\"tensor\": name} or has \"group\": name");
         const std::string& n = name->get_ref<const std::string&>();
-        const size_t child = b_.group_child(index, n, where(p), CKPT_ERR_FORMAT);
+        TreeBuilder::check_name(n, where(p), CKPT_ERR_FORMAT);
+        const size_t child = b_.group_child(index, b_.keep(n), where(p), CKPT_ERR_FORMAT);
         read_group(m, child, p, key_prefix + n + "/", depth + 1, false);
       }
     }
@@ -443,7 +395,7 @@ class DocumentReader {
            "an attribute is [name, type, value]");
     const uint32_t type = ckpt::sdk::value_type_from_name(a[1].get_ref<const std::string&>());
     expect(type != 0, path + "/1", "unknown type " + quote_name(a[1].get_ref<const std::string&>(), true));
-    AttributeEntry& e = b_.attribute(group, a[0].get<std::string>(), where(path), CKPT_ERR_FORMAT);
+    ValueView& e = b_.attribute(group, b_.keep(a[0].get_ref<const std::string&>()), where(path), CKPT_ERR_FORMAT);
     e.type = type;
     const json& v = a[2];
     const std::string vp = path + "/2";
@@ -451,7 +403,7 @@ class DocumentReader {
       case CKPT_VALUE_BOOL: e.b = boolean(v, vp); break;
       case CKPT_VALUE_INT64: e.i = integer(v, vp); break;
       case CKPT_VALUE_FLOAT64: e.f = float64(v, vp); break;
-      case CKPT_VALUE_STRING: e.s = string(v, vp); break;
+      case CKPT_VALUE_STRING: e.s = b_.keep(string(v, vp)); break;
       default: {
         expect(v.is_array(), vp, std::string("a ") + ckpt::sdk::value_type_name(type) + " value is an array");
         for (size_t i = 0; i < v.size(); ++i) {
@@ -459,7 +411,7 @@ class DocumentReader {
           if (type == CKPT_VALUE_BOOL_ARRAY) e.bools.push_back(boolean(v[i], ep) ? 1 : 0);
           else if (type == CKPT_VALUE_INT64_ARRAY) e.ints.push_back(integer(v[i], ep));
           else if (type == CKPT_VALUE_FLOAT64_ARRAY) e.floats.push_back(float64(v[i], ep));
-          else e.strings.push_back(string(v[i], ep));
+          else e.strings.push_back(str(b_.keep(string(v[i], ep))));
         }
       }
     }
@@ -510,28 +462,6 @@ class DocumentReader {
 
 }  // namespace
 
-void AttributeEntry::seal() {
-  string_views.clear();
-  for (const std::string& s : strings) string_views.push_back({s.data(), s.size()});
-}
-
-ckpt_value AttributeEntry::view() const {
-  ckpt_value v{};
-  v.type = type;
-  switch (type) {
-    case CKPT_VALUE_BOOL: v.u.b = b ? 1 : 0; break;
-    case CKPT_VALUE_INT64: v.u.i = i; break;
-    case CKPT_VALUE_FLOAT64: v.u.f = f; break;
-    case CKPT_VALUE_STRING: v.u.s = {s.data(), s.size()}; break;
-    case CKPT_VALUE_BOOL_ARRAY: v.count = bools.size(); v.u.bools = bools.data(); break;
-    case CKPT_VALUE_INT64_ARRAY: v.count = ints.size(); v.u.ints = ints.data(); break;
-    case CKPT_VALUE_FLOAT64_ARRAY: v.count = floats.size(); v.u.floats = floats.data(); break;
-    case CKPT_VALUE_STRING_ARRAY: v.count = string_views.size(); v.u.strings = string_views.data(); break;
-    default: break;
-  }
-  return v;
-}
-
 namespace {
 
 // The entries beside the document entry are copies for plain readers (docs/formats/
@@ -539,18 +469,20 @@ namespace {
 // before ckpt 0.2 lack), "format": "pt" unless one of
 // them is named format, then the document. Anything else there would be seen by every other
 // reader of the file and by ckpt not at all, so it is refused.
-void check_plain_copies(const Tree& tree, const Header& header) {
+void check_plain_copies(const ViewTree& tree, const Header& header) {
   // Order aside: other readers take __metadata__ as a map.
   std::map<std::string, std::string> expected;
-  for (const AttributeEntry& a : tree.groups[0].attributes)
-    if (a.type == CKPT_VALUE_STRING && a.name != kDocumentKey && a.name != kAliasesKey) expected.emplace(a.name, a.s);
+  for (const ViewTree::Attribute& a : tree.groups[0].attributes)
+    if (a.value.type == CKPT_VALUE_STRING && a.name != kDocumentKey && a.name != kAliasesKey)
+      expected.emplace(a.name, a.value.s);
   // Copies of meta's strings (what another tool's __metadata__ became) that the root does not
   // shadow: written since ckpt 0.2, so a file may lack them.
   std::map<std::string, std::string> optional;
-  for (const ChildRef& c : tree.groups[0].children)
+  for (const ViewTree::Child& c : tree.groups[0].children)
     if (!c.is_tensor && tree.groups[c.index].name == "meta")
-      for (const AttributeEntry& a : tree.groups[c.index].attributes)
-        if (a.type == CKPT_VALUE_STRING && a.name != kAliasesKey && !expected.count(a.name)) optional.emplace(a.name, a.s);
+      for (const ViewTree::Attribute& a : tree.groups[c.index].attributes)
+        if (a.value.type == CKPT_VALUE_STRING && a.name != kAliasesKey && !expected.count(std::string(a.name)))
+          optional.emplace(a.name, a.value.s);
   expected.emplace(kFormatTagKey, kFormatTagValue);  // unless the root has its own
   for (const MetadataEntry& m : header.metadata) {
     if (m.key == kDocumentKey || m.key == kAliasesKey) continue;
@@ -610,18 +542,21 @@ void add_plain_integrity(TreeBuilder& b, size_t meta, const Header& header, cons
   }
   const size_t g = b.group_child(meta, "integrity", where, CKPT_ERR_FORMAT);
   auto text = [&](const char* name, const std::string& v) {
-    AttributeEntry& a = b.attribute(g, name, where, CKPT_ERR_FORMAT);
+    ValueView& a = b.attribute(g, name, where, CKPT_ERR_FORMAT);
     a.type = CKPT_VALUE_STRING;
-    a.s = v;
+    a.s = b.keep(v);
   };
   text("algorithm", j["algorithm"].get<std::string>());
-  AttributeEntry& paths = b.attribute(g, "paths", where, CKPT_ERR_FORMAT);
+  // The paths are the header's keys; the digests views into one kept string.
+  ValueView& paths = b.attribute(g, "paths", where, CKPT_ERR_FORMAT);
   paths.type = CKPT_VALUE_STRING_ARRAY;
-  paths.strings.assign(keys.begin(), keys.end());
-  AttributeEntry& each = b.attribute(g, "digests", where, CKPT_ERR_FORMAT);
+  paths.strings.reserve(keys.size());
+  for (std::string_view k : keys) paths.strings.push_back(str(k));
+  ValueView& each = b.attribute(g, "digests", where, CKPT_ERR_FORMAT);
   each.type = CKPT_VALUE_STRING_ARRAY;
   each.strings.reserve(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) each.strings.push_back(digests.substr(16 * i, 16));
+  const std::string_view kept = b.keep(digests);
+  for (size_t i = 0; i < keys.size(); ++i) each.strings.push_back(str(kept.substr(16 * i, 16)));
   text("manifest", j["manifest"].get<std::string>());
   text("manifest_encoding", j["manifest_encoding"].get<std::string>());
 }
@@ -671,38 +606,9 @@ std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, con
 
 }  // namespace
 
-void check_document_values(std::string_view text) {
-  // The reader's parser callback counts object_start, array_start and value events; a SAX
-  // handler sees the same ones, and builds nothing.
-  struct Counter : json::json_sax_t {
-    size_t values = 0;
-    bool count() {
-      if (++values > kMaxDocumentValues)
-        fail(CKPT_ERR_LIMIT, std::string(kMetadataKey) + "[" + quote_name(kDocumentKey) + "]: the document would be more than " +
-                                 std::to_string(kMaxDocumentValues) + " JSON values, which ckpt's safetensors reader refuses");
-      return true;
-    }
-    bool null() override { return count(); }
-    bool boolean(bool) override { return count(); }
-    bool number_integer(number_integer_t) override { return count(); }
-    bool number_unsigned(number_unsigned_t) override { return count(); }
-    bool number_float(number_float_t, const string_t&) override { return count(); }
-    bool string(string_t&) override { return count(); }
-    bool binary(binary_t&) override { return count(); }
-    bool start_object(std::size_t) override { return count(); }
-    bool key(string_t&) override { return true; }
-    bool end_object() override { return true; }
-    bool start_array(std::size_t) override { return count(); }
-    bool end_array() override { return true; }
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
-      fail(CKPT_ERR_INTERNAL, std::string("the document entry written is not JSON: ") + e.what());
-    }
-  } counter;
-  json::sax_parse(text.begin(), text.end(), &counter);
-}
-
-Tree build_tree(const Header& header, const ckpt::sdk::ReadLimits& limits) {
-  TreeBuilder b(header);
+Listing build_tree(Header& header, const ckpt::sdk::ReadLimits& limits) {
+  Listing listing;
+  TreeBuilder b(header, listing);
   const MetadataEntry* document = nullptr;
   const MetadataEntry* aliases = nullptr;
   for (const MetadataEntry& m : header.metadata) {
@@ -715,9 +621,9 @@ Tree build_tree(const Header& header, const ckpt::sdk::ReadLimits& limits) {
   if (document) {
     DocumentReader(b, *document, aliases ? read_aliases(*aliases, b, header, limits) : std::unordered_map<std::string, size_t>{}).read();
     b.place_the_rest();
-    Tree t = b.take();
-    check_plain_copies(t, header);
-    return t;
+    check_plain_copies(listing.tree, header);
+    b.finish(header, listing);
+    return listing;
   } else {
     // ckpt's document under another key is a damaged file (one flipped byte in the key), not
     // a plain safetensors file: read as plain, it would lose the hashes that would show it.
@@ -742,13 +648,14 @@ Tree build_tree(const Header& header, const ckpt::sdk::ReadLimits& limits) {
         add_plain_integrity(b, meta, header, m, where);
         continue;
       }
-      AttributeEntry& a = b.attribute(meta, m.key, where, CKPT_ERR_UNSUPPORTED);
+      ValueView& a = b.attribute(meta, m.key, where, CKPT_ERR_UNSUPPORTED);
       a.type = CKPT_VALUE_STRING;
-      a.s = m.value;
+      a.s = m.value;  // the header lives as long as the tree
     }
   }
   b.place_the_rest();
-  return b.take();
+  b.finish(header, listing);
+  return listing;
 }
 
 }  // namespace ckpt_safetensors

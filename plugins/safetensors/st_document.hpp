@@ -11,9 +11,11 @@
 #pragma once
 
 #include <ckpt/sdk_limits.hpp>
+#include <ckpt/sdk_skeleton.hpp>
+#include <ckpt/sdk_tree.hpp>
 
 #include "st_header.hpp"
-#include "st_tree.hpp"
+#include "st_layout.hpp"
 
 #include <ckpt/plugin_abi.h>
 
@@ -28,40 +30,39 @@ namespace ckpt_safetensors {
 // is CKPT_ERR_UNSUPPORTED, naming `where`, rather than changed.
 std::string json_string(std::string_view s, const std::string& where);
 
-// Writes the document entry while the host streams the document, in the same order.
-class DocumentText {
- public:
-  void begin_group(std::string_view name, uint64_t n_attributes);  // "" for the root
-  // `where` names the attribute for errors (a string that is not UTF-8 cannot be JSON).
-  void attribute(std::string_view name, const ckpt_value& value, const std::string& where);
-  void tensor(std::string_view name, const std::string& where);
-  void end_group();
-  const std::string& text() const { return text_; }
+// The document entry's layout in the SDK's skeleton codec: keys in the order above, non-finite
+// floats by name, strings only as UTF-8 text, tensors by name alone.
+inline constexpr ckpt::sdk::SkeletonKeys kDocumentKeys{
+    .format = kDocumentFormat, .version = kDocumentVersion, .attributes = "attributes", .children = "members",
+    .location = "", .name_in_child = true, .floats_as_bits = false, .omit_empty = false, .max_depth = kMaxDepth,
+    .keys_in_order = true, .named_floats = true, .utf8_only = true, .name_only_tensors = true};
 
- private:
-  struct Open {
-    uint64_t attributes_left;
-    bool first_attribute = true;
-    bool members_open = false;
-    bool first_member = true;
-  };
-  void open_members();
-  void member_separator();
+// The document entry of `tree` (a writer's record of the document). `open_groups`: how many
+// groups are still open, for the text as far as a writer has streamed, which ends after a
+// tensor.
+std::string document_text(const ckpt::sdk::Tree& tree, size_t open_groups = 0);
 
-  std::string text_;
-  std::vector<Open> stack_;
+// Fails (CKPT_ERR_LIMIT) when the document entry of `tree` would hold more than
+// kMaxDocumentValues JSON values as the reader counts them (every value and container, not
+// keys): the writer checks the entry it would make, so that ckpt never writes a file its reader
+// refuses.
+void check_document_values(const ckpt::sdk::Tree& tree);
+
+// The document a reader reports. Names and strings are views into the header, which must
+// outlive it, or kept by the tree. A tensor's id is its index in the header's tensors, or,
+// for an alias (kAliasesKey), the header's tensor count plus its index in alias_targets.
+struct Listing {
+  ckpt::sdk::ViewTree tree;
+  std::vector<size_t> alias_targets;  // the header index of the tensor holding each alias's bytes
+  std::vector<size_t> slot;           // id -> index in tree.tensors
 };
-
-// Fails (CKPT_ERR_LIMIT) when the document entry `text` holds more than kMaxDocumentValues JSON
-// values as the reader counts them (every value and container, not keys): the writer checks the
-// entry it made, so that ckpt never writes a file its reader refuses.
-void check_document_values(std::string_view text);
 
 // Builds the tree a reader reports. With no document entry, the file is a plain one: the root
 // holds the __metadata__ entries as string attributes and every tensor goes where its
 // '/'-separated name says. With one, the entry gives the groups, attributes and order, and the
 // header the tensors. Throws ckpt::sdk::Error naming the place.
-// `limits` bounds what aliases (kAliasesKey) may list beyond the data the file holds.
-Tree build_tree(const Header& header, const ckpt::sdk::ReadLimits& limits);
+// `limits` bounds what aliases (kAliasesKey) may list beyond the data the file holds. The
+// tensors' shapes move from `header` into the tree.
+Listing build_tree(Header& header, const ckpt::sdk::ReadLimits& limits);
 
 }  // namespace ckpt_safetensors

@@ -1,7 +1,5 @@
 #include "st_reader.hpp"
 
-#include "st_document.hpp"
-
 #include <cstring>
 
 namespace ckpt_safetensors {
@@ -9,33 +7,17 @@ namespace ckpt_safetensors {
 using ckpt::sdk::fail;
 
 SafetensorsReader::SafetensorsReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
-    : file_(path), header_(parse_header(file_.bytes())), tree_(build_tree(header_, limits)) {}
+    : file_(path), header_(parse_header(file_.bytes())), listing_(build_tree(header_, limits)) {}
 
-void SafetensorsReader::list(const ckpt::sdk::Visitor& visitor) { list_group(visitor, tree_.groups[0]); }
-
-// Recursion is bounded: the document entry may nest at most kMaxDepth groups, and a plain
-// file's names at most as many as its 100 MB header can spell.
-void SafetensorsReader::list_group(const ckpt::sdk::Visitor& visitor, const GroupEntry& group) {
-  visitor.begin_group(group.name);
-  for (const AttributeEntry& a : group.attributes) visitor.attribute(a.name, a.view());
-  for (const ChildRef& c : group.children) {
-    if (c.is_tensor) {
-      const TensorEntry& t = entry(c.index);
-      visitor.tensor(tree_.tensor_names[c.index].data(), t.dtype, t.shape, t.end - t.begin, c.index);
-    } else {
-      list_group(visitor, tree_.groups[c.index]);
-    }
-  }
-  visitor.end_group();
-}
+void SafetensorsReader::list(const ckpt::sdk::Visitor& visitor) { listing_.tree.list(visitor); }
 
 const TensorEntry& SafetensorsReader::entry(uint64_t id) const {
   const size_t n = header_.tensors.size();
-  if (id >= n + tree_.alias_targets.size())
+  if (id >= n + listing_.alias_targets.size())
     fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " in '" + file_.path() + "' (it holds " +
-                                 std::to_string(n + tree_.alias_targets.size()) + ")");
+                                 std::to_string(n + listing_.alias_targets.size()) + ")");
   // An alias reads the bytes of the tensor it shares them with.
-  return header_.tensors[id < n ? id : tree_.alias_targets[id - n]];
+  return header_.tensors[id < n ? id : listing_.alias_targets[id - n]];
 }
 
 void SafetensorsReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
@@ -57,12 +39,13 @@ void SafetensorsReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
 void SafetensorsReader::read_slice(uint64_t id, std::span<const uint64_t> start, std::span<const uint64_t> count,
                                    std::span<std::byte> dst) {
   const TensorEntry& t = entry(id);
-  const size_t rank = t.shape.size();
+  const std::vector<int64_t>& shape = listing_.tree.tensors[listing_.slot[id]].shape;  // moved out of t
+  const size_t rank = shape.size();
   const uint64_t item = ckpt::sdk::dtype_size(t.dtype);
   uint64_t nbytes = item;
   bool inside = start.size() == rank && count.size() == rank;
   for (size_t d = 0; inside && d < rank; ++d) {
-    const auto dim = static_cast<uint64_t>(t.shape[d]);
+    const auto dim = static_cast<uint64_t>(shape[d]);
     inside = start[d] <= dim && count[d] <= dim - start[d];
     nbytes *= count[d];  // at most the tensor's size, which fits
   }
@@ -80,7 +63,7 @@ void SafetensorsReader::read_slice(uint64_t id, std::span<const uint64_t> start,
   for (std::byte* out = dst.data();; out += row) {
     uint64_t offset = 0;
     for (size_t d = 0; d < rank; ++d)
-      offset = offset * static_cast<uint64_t>(t.shape[d]) + start[d] + (d + 1 < rank ? at[d] : 0);
+      offset = offset * static_cast<uint64_t>(shape[d]) + start[d] + (d + 1 < rank ? at[d] : 0);
     std::memcpy(out, src + offset * item, row);
     size_t d = rank - 1;
     while (d > 0 && ++at[d - 1] == count[d - 1]) at[--d] = 0;

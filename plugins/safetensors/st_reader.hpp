@@ -5,7 +5,7 @@
 
 #include "st_header.hpp"
 #include <ckpt/sdk_io.hpp>
-#include "st_tree.hpp"
+#include "st_document.hpp"
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_limits.hpp>
@@ -28,11 +28,10 @@ class SafetensorsReader final : public ckpt::sdk::Reader {
 
  private:
   const TensorEntry& entry(uint64_t id) const;
-  void list_group(const ckpt::sdk::Visitor& visitor, const GroupEntry& group);
 
   ckpt::sdk::MappedFile file_;
   Header header_;
-  Tree tree_;
+  Listing listing_;
 };
 
 }  // namespace ckpt_safetensors

@@ -51,97 +51,59 @@ std::array<std::byte, 8> le64(uint64_t v) {
 SafetensorsWriter::SafetensorsWriter(const std::string& path, uint64_t staging_bytes, bool aliases)
     : out_(path), staging_limit_(staging_bytes), aliases_enabled_(aliases) {}
 
-std::string SafetensorsWriter::where() const {
-  std::string path;
-  for (size_t i = 1; i < stack_.size(); ++i) path += (i > 1 ? "/" : "") + stack_[i].name;
-  return path.empty() ? "the root group" : "group '" + path + "'";
-}
-
 std::string SafetensorsWriter::key_of(std::string_view name) const {
-  std::string key;
-  for (size_t i = 1; i < stack_.size(); ++i) key += stack_[i].name + "/";
-  return key += name;
-}
-
-SafetensorsWriter::OpenGroup& SafetensorsWriter::current(const char* event) {
-  if (stack_.empty())
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " outside any group (the root group is " +
-                                        (root_done_ ? "already closed)" : "not open yet)"));
-  return stack_.back();
-}
-
-void SafetensorsWriter::claim_child(std::string_view name, const char* event) {
-  OpenGroup& g = current(event);
-  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid name '" + std::string(name) + "' in " + where() +
-                                        ": names are non-empty and hold no '/' or NUL");
-  if (g.attributes_left != 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " '" + std::string(name) + "' in " + where() +
-                                        " before its " + std::to_string(g.attributes_left) + " announced attributes");
-  if (g.children_left == 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT,
-         std::string(event) + " '" + std::string(name) + "' in " + where() + " beyond its announced children");
-  if (!g.child_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate child '" + std::string(name) + "' in " + where());
-  --g.children_left;
-  if (stack_.size() == 1) root_has_child_ = true;
+  const std::string& path = recorder_.path();
+  return path.empty() ? std::string(name) : path + "/" + std::string(name);
 }
 
 void SafetensorsWriter::begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) {
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "begin_group after finish");
-  if (stack_.empty()) {
-    if (root_done_) fail(CKPT_ERR_INVALID_ARGUMENT, "a second root group");
-    if (!name.empty())
-      fail(CKPT_ERR_INVALID_ARGUMENT, "the root group must be named \"\", got '" + std::string(name) + "'");
-  } else {
-    const bool first = !root_has_child_;
-    claim_child(name, "group");
-    // A plain file's __metadata__ reads back as the group meta (st_document.cpp), first among
-    // the root's members: such a group, of string attributes only, keeps the file plain. So
-    // does meta holding only the hashes convert records (meta/integrity, kIntegrityKey), which
-    // convert writes after the tensors: their order is ckpt's own, not the document's.
-    const bool plain_meta = stack_.size() == 1 && name == "meta" &&
-                            ((first && n_attributes > 0 && n_children == 0) || n_children == 1);
-    const bool plain_integrity = stack_.size() == 2 && stack_.back().name == "meta" && name == "integrity" && n_children == 0;
-    if (plain_integrity) {
-      integrity_.emplace();
-      in_integrity_ = true;
-    } else if (!plain_meta) {
-      plain_ = false;
-    }
-    if (stack_.size() > kMaxDepth)
-      fail(CKPT_ERR_UNSUPPORTED, "group '" + std::string(name) + "' in " + where() + " is nested deeper than " +
-                                     std::to_string(kMaxDepth) + " groups");
+  const size_t depth = recorder_.depth();  // of the parent
+  if (depth == 0) return recorder_.begin_group(name, n_attributes, n_children);
+  const bool first = !root_has_child_;
+  const bool in_meta = depth == 2 && recorder_.path() == "meta";
+  recorder_.begin_group(name, n_attributes, n_children);
+  if (depth == 1) root_has_child_ = true;
+  // A plain file's __metadata__ reads back as the group meta (st_document.cpp), first among
+  // the root's members: such a group, of string attributes only, keeps the file plain. So
+  // does meta holding only the hashes convert records (meta/integrity, kIntegrityKey), which
+  // convert writes after the tensors: their order is ckpt's own, not the document's.
+  const bool plain_meta = depth == 1 && name == "meta" && ((first && n_attributes > 0 && n_children == 0) || n_children == 1);
+  const bool plain_integrity = in_meta && name == "integrity" && n_children == 0;
+  if (plain_integrity) {
+    integrity_.emplace();
+    in_integrity_ = true;
+  } else if (!plain_meta) {
+    plain_ = false;
   }
-  document_.begin_group(name, n_attributes);
-  stack_.push_back({std::string(name), n_attributes, n_children, {}, {}});
+  if (depth > kMaxDepth) {
+    const std::string& path = recorder_.path();
+    const std::string parent = path.substr(0, path.size() - name.size() - 1);
+    fail(CKPT_ERR_UNSUPPORTED, "group '" + std::string(name) + "' in " +
+                                   (depth == 1 ? std::string("the root group") : "group '" + parent + "'") +
+                                   " is nested deeper than " + std::to_string(kMaxDepth) + " groups");
+  }
+  json_string(name, "group name " + quote_name(name, true));  // JSON text is UTF-8
 }
 
 void SafetensorsWriter::end_group() {
-  OpenGroup& g = current("end_group");
-  if (g.attributes_left != 0 || g.children_left != 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "end of " + where() + " with " + std::to_string(g.attributes_left) +
-                                        " attributes and " + std::to_string(g.children_left) +
-                                        " children still announced");
-  document_.end_group();
-  stack_.pop_back();
+  recorder_.end_group();
   in_integrity_ = false;
-  if (stack_.empty()) root_done_ = true;
 }
 
 void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value) {
-  OpenGroup& g = current("attribute");
-  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "invalid attribute name '" + std::string(name) + "' in " + where() +
-                                        ": names are non-empty and hold no '/' or NUL");
-  if (g.attributes_left == 0)
-    fail(CKPT_ERR_INVALID_ARGUMENT,
-         "attribute '" + std::string(name) + "' in " + where() + " beyond its announced attributes");
-  if (!g.attribute_names.emplace(name).second)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "duplicate attribute '" + std::string(name) + "' in " + where());
-  const std::string what = "attribute '" + std::string(name) + "' of " + where();
-  document_.attribute(name, value, what);
-  --g.attributes_left;
+  if (recorder_.depth() > 0 && !ckpt::sdk::value_type_name(value.type))
+    fail(CKPT_ERR_INVALID_ARGUMENT, "attribute '" + std::string(name) + "' of " + recorder_.where() +
+                                        " has unknown value type " + std::to_string(value.type));
+  recorder_.attribute(name, value);
+  const std::string what = "attribute '" + std::string(name) + "' of " + recorder_.where();
+  // JSON text is UTF-8: checked here, where the host hears which attribute it is.
+  json_string(name, what + "'s name");
+  if (value.type == CKPT_VALUE_STRING) json_string(std::string_view(value.u.s.data ? value.u.s.data : "", value.u.s.size), what);
+  if (value.type == CKPT_VALUE_STRING_ARRAY)
+    for (uint64_t i = 0; i < value.count; ++i)
+      json_string(std::string_view(value.u.strings[i].data ? value.u.strings[i].data : "", value.u.strings[i].size), what);
+  const size_t depth = recorder_.depth();
   if (in_integrity_) {
     if (!plain_) return;  // the document entry holds it (the copy only serves a plain file)
     auto text_of = [](const ckpt_str& s) { return std::string(s.data ? s.data : "", s.size); };
@@ -170,8 +132,8 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
   // Root strings are copied for plain readers, but a plain file's entries read back into meta,
   // so they need the document entry; meta's strings (another tool's __metadata__, read) are
   // copied too, and are all a plain file's __metadata__ holds.
-  const bool in_meta = stack_.size() == 2 && stack_.back().name == "meta";
-  if (stack_.size() == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey && name != kAliasesKey) {
+  const bool in_meta = depth == 2 && recorder_.path() == "meta";
+  if (depth == 1 && value.type == CKPT_VALUE_STRING && name != kDocumentKey && name != kAliasesKey) {
     root_strings_.emplace_back(name, std::string(text));
     plain_ = false;
   } else if (in_meta && name == kTensorAliasesAttribute && value.type == CKPT_VALUE_STRING_ARRAY) {
@@ -188,21 +150,23 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
 
 void SafetensorsWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::byte> data) {
   const std::string what =
-      "tensor '" + std::string(info.name) + "' in " + (stack_.empty() ? std::string("no group") : where());
+      "tensor '" + std::string(info.name) + "' in " + (recorder_.depth() == 0 ? std::string("no group") : recorder_.where());
   const char* dtype = st_dtype_name(info.dtype);
   if (!dtype) fail(CKPT_ERR_INVALID_ARGUMENT, what + " has unknown dtype " + std::to_string(info.dtype));
   const uint64_t nbytes = ckpt::sdk::checked_nbytes(info.shape, ckpt::sdk::dtype_size(info.dtype), what);
   if (nbytes != info.nbytes || data.size() != nbytes)
     fail(CKPT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_text(info.shape) + " " + dtype + " needs " +
                                         std::to_string(nbytes) + " bytes, got " + std::to_string(data.size()));
-  claim_child(info.name, "tensor");
+  ckpt::sdk::TensorInfo named = info;
+  named.shape = {};  // the header holds it; the document entry names the tensor only
+  recorder_.tensor(named, tensors_);
+  if (recorder_.depth() == 1) root_has_child_ = true;
   const std::string key = key_of(info.name);
   keys_.push_back(key);
-  if (stack_.size() > 1) plain_ = false;  // a plain file's tensors are the root's (meta holds strings)
+  if (recorder_.depth() > 1) plain_ = false;  // a plain file's tensors are the root's (meta holds strings)
   if (key == kMetadataKey)
     fail(CKPT_ERR_UNSUPPORTED, what + ": safetensors reserves the name " + std::string(kMetadataKey));
-
-  document_.tensor(info.name, what);
+  json_string(info.name, what + "'s name");  // JSON text is UTF-8
   ++tensors_;
   std::string entry = ":{\"dtype\":\"";
   entry += dtype;
@@ -301,8 +265,7 @@ std::string SafetensorsWriter::resolve_copies() {
 // what groups not yet announced may add, plus 64 KiB. Wasting a few hundred KiB of spaces in a
 // file of more than `staging_bytes` is cheap; running short costs inserting blocks at finish.
 void SafetensorsWriter::spill() {
-  uint64_t announced = 0;
-  for (const OpenGroup& g : stack_) announced += g.children_left;
+  const uint64_t announced = recorder_.children_left();
   const uint64_t per_tensor = 2 * entries_.size() / (tensors_ ? tensors_ : 1);
   const uint64_t projected = header_json(entries_).size() + per_tensor * announced;
   data_start_ = round_up(8 + 4 * projected + (64 << 10), kReserveGranule) + kDataPageOffset;
@@ -368,7 +331,7 @@ std::string SafetensorsWriter::header_json(std::string_view entries) const {
   if (!aliases_.empty()) entry(kAliasesKey, "{" + aliases_ + "}");
   if (!plain) {
     if (!has_format_tag) entry(kFormatTagKey, kFormatTagValue);
-    entry(kDocumentKey, document_.text());
+    entry(kDocumentKey, document_text(recorder_.tree(), recorder_.depth()));
   }
   std::string h = "{";
   if (!metadata.empty()) h += "\"" + std::string(kMetadataKey) + "\":{" + metadata + "}";
@@ -377,11 +340,11 @@ std::string SafetensorsWriter::header_json(std::string_view entries) const {
 }
 
 void SafetensorsWriter::finish() {
-  if (!root_done_ || !stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");
+  recorder_.check_done();
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
   // Here, on the whole entry, whether or not it is written: spill() builds headers from a
   // document still open.
-  check_document_values(document_.text());
+  check_document_values(recorder_.tree());
   const std::string entries = resolve_copies();
   const std::string header = header_json(entries);
   uint64_t data_start = round_up(8 + header.size(), kDataAlignment);

@@ -15,7 +15,6 @@
 
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <optional>
 #include <vector>
@@ -41,34 +40,24 @@ class SafetensorsWriter final : public ckpt::sdk::Writer {
   void finish() override;
 
  private:
-  struct OpenGroup {
-    std::string name;
-    uint64_t attributes_left;
-    uint64_t children_left;
-    // The host's document cannot hold duplicates, but a streaming caller could send them, and
-    // a header with a repeated key is a file no reader accepts.
-    std::unordered_set<std::string> attribute_names;
-    std::unordered_set<std::string> child_names;
-  };
-
-  OpenGroup& current(const char* event);
-  void claim_child(std::string_view name, const char* event);
-  std::string where() const;
   std::string key_of(std::string_view name) const;
-  // `entries`: the header's tensor entries, each after a comma.
+  // `entries`: the header's tensor entries, each after a comma. The document entry is the
+  // recorder's, as far as it has streamed.
   std::string header_json(std::string_view entries) const;
   void spill();
 
   OutputFile out_;
   uint64_t staging_limit_;
-  std::vector<OpenGroup> stack_;
-  bool root_done_ = false;
+  // The document as the host streams it, checked as it comes (one root, valid unique names,
+  // the announced counts: a header with a repeated key is a file no reader accepts); the
+  // document entry is written from it. Tensors are recorded without their shapes, which the
+  // header holds.
+  ckpt::sdk::TreeRecorder recorder_;
   bool finished_ = false;
 
   std::string entries_;  // the header's tensor entries, each after a comma, in document order
   uint64_t tensors_ = 0;
   uint64_t data_size_ = 0;
-  DocumentText document_;
   // Root string attributes, which a plain reader sees as __metadata__ entries.
   std::vector<std::pair<std::string, std::string>> root_strings_;
   std::vector<std::pair<std::string, std::string>> meta_strings_;  // copied after the root's

@@ -7,6 +7,8 @@
 #include <ckpt/sdk_value.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -17,95 +19,153 @@ using nlohmann::json;
 
 namespace {
 
+constexpr uint64_t kCanonicalNan = 0x7ff8000000000000ull;
+
 // ---- writing ------------------------------------------------------------------------------
 
-json text(std::string_view s) {
-  if (valid_utf8(s)) return json(std::string(s));
-  return json{{"hex", to_hex(s)}};
-}
-
-std::string bits(double d) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(std::bit_cast<uint64_t>(d)));
-  return buf;
-}
-
-json number(double d, const SkeletonKeys& keys) {
-  if (keys.floats_as_bits) return bits(d);
-  if (std::isfinite(d) && !(d == 0 && std::signbit(d))) return json(d);
-  return json{{"bits", bits(d)}};
-}
-
-json value_json(const Value& v, const SkeletonKeys& keys) {
-  switch (v.type) {
-    case CKPT_VALUE_BOOL: return json(v.b);
-    case CKPT_VALUE_INT64: return json(v.i);
-    case CKPT_VALUE_FLOAT64: return number(v.f, keys);
-    case CKPT_VALUE_STRING: return text(v.s);
-    case CKPT_VALUE_BOOL_ARRAY: {
-      json a = json::array();
-      for (uint8_t b : v.bools) a.push_back(b != 0);
-      return a;
-    }
-    case CKPT_VALUE_INT64_ARRAY: return json(v.ints);
-    case CKPT_VALUE_FLOAT64_ARRAY: {
-      json a = json::array();
-      for (double d : v.floats) a.push_back(number(d, keys));
-      return a;
-    }
-    case CKPT_VALUE_STRING_ARRAY: {
-      json a = json::array();
-      for (const auto& s : v.strings) a.push_back(text(s));
-      return a;
-    }
-    default: fail(CKPT_ERR_INTERNAL, "an attribute without a type");
-  }
-}
-
+// Appends JSON text as it goes: a skeleton of a million tensors costs no tree of JSON values.
+// Leaves are dumped by nlohmann, so numbers and escapes are spelled as a dump of a json value
+// spells them; an object's members come sorted by key, as nlohmann's std::map sorts them, or
+// (keys_in_order) in the order given.
 class SkeletonWriter {
  public:
   SkeletonWriter(const Tree& tree, const SkeletonKeys& keys, const std::function<std::string_view(size_t)>& location)
       : tree_(tree), keys_(keys), location_(location) {}
 
-  // Recursion is bounded: the tree came from a writer's calls or from read_skeleton, both of
-  // which bound the depth.
-  json group(size_t g) const {
-    const Tree::Group& group = tree_.groups[g];
-    json out = json::object();
-    if (!group.attributes.empty() || !keys_.omit_empty) {
-      json attrs = json::array();
-      for (const Tree::Attribute& a : group.attributes)
-        attrs.push_back(json::array({text(a.name), value_type_name(a.value.type), value(a.value)}));
-      out[std::string(keys_.attributes)] = std::move(attrs);
-    }
-    if (!group.children.empty() || !keys_.omit_empty) {
-      json children = json::array();
-      for (const Tree::Child& c : group.children) {
-        const std::string& name = c.is_tensor ? tree_.tensors[c.index].name : tree_.groups[c.index].name;
-        json child = c.is_tensor ? tensor(c.index) : this->group(c.index);
-        if (keys_.name_in_child) {
-          child[c.is_tensor ? "tensor" : "group"] = text(name);
-          children.push_back(std::move(child));
-        } else {
-          children.push_back(json::array({text(name), std::move(child)}));
-        }
-      }
-      out[std::string(keys_.children)] = std::move(children);
-    }
-    return out;
+  std::string document() {
+    Member members[] = {{"format", [&] { leaf(json(keys_.format)); }},
+                        {"version", [&] { leaf(json(keys_.version)); }},
+                        {"root", [&] { group(0, nullptr); }}};
+    object(members);
+    return take();
   }
+
+  void value(const Value& v) {
+    switch (v.type) {
+      case CKPT_VALUE_BOOL: leaf(json(v.b)); break;
+      case CKPT_VALUE_INT64: leaf(json(v.i)); break;
+      case CKPT_VALUE_FLOAT64: number(v.f); break;
+      case CKPT_VALUE_STRING: text(v.s); break;
+      case CKPT_VALUE_BOOL_ARRAY: array(v.bools, [&](uint8_t b) { leaf(json(b != 0)); }); break;
+      case CKPT_VALUE_INT64_ARRAY: array(v.ints, [&](int64_t i) { leaf(json(i)); }); break;
+      case CKPT_VALUE_FLOAT64_ARRAY: array(v.floats, [&](double d) { number(d); }); break;
+      case CKPT_VALUE_STRING_ARRAY: array(v.strings, [&](const std::string& s) { text(s); }); break;
+      default: fail(CKPT_ERR_INTERNAL, "an attribute without a type");
+    }
+  }
+  std::string take() { return std::move(out_); }
 
  private:
-  json tensor(size_t k) const {
-    const Tree::Tensor& t = tree_.tensors[k];
-    return json{{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {std::string(keys_.location), text(location_(k))}};
+  using Member = std::pair<std::string_view, std::function<void()>>;
+
+  // At most four members, kept on the stack: a tensor's object costs no allocation of its own.
+  void object(std::span<Member> members) {
+    if (!keys_.keys_in_order)
+      std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.first < b.first; });
+    out_ += '{';
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (i) out_ += ',';
+      leaf(json(members[i].first));
+      out_ += ':';
+      members[i].second();
+    }
+    out_ += '}';
+  }
+  template <class Items, class Each>
+  void array(const Items& items, const Each& each) {
+    out_ += '[';
+    bool first = true;
+    for (const auto& item : items) {
+      if (!first) out_ += ',';
+      first = false;
+      each(item);
+    }
+    out_ += ']';
+  }
+  void leaf(const json& j) {
+    try {
+      out_ += j.dump();
+    } catch (const json::type_error&) {  // only a string that is not UTF-8, with utf8_only
+      fail(CKPT_ERR_UNSUPPORTED, "a string of the document is not valid UTF-8, and " + std::string(keys_.format) +
+                                     " keeps strings as JSON text");
+    }
+  }
+  void text(std::string_view s) {
+    if (keys_.utf8_only || valid_utf8(s)) return leaf(json(s));
+    Member members[] = {{"hex", [&] { leaf(json(to_hex(s))); }}};
+    object(members);
+  }
+  static std::string bits(double d) {
+    char buf[20];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(std::bit_cast<uint64_t>(d)));
+    return buf;
+  }
+  void number(double d) {
+    if (keys_.named_floats) {
+      if (std::isfinite(d)) return leaf(json(d));
+      if (std::isinf(d)) return leaf(json(d > 0 ? "Infinity" : "-Infinity"));
+      return leaf(json(std::bit_cast<uint64_t>(d) == kCanonicalNan ? std::string("NaN") : "NaN:0x" + bits(d)));
+    }
+    if (keys_.floats_as_bits) return leaf(json(bits(d)));
+    if (std::isfinite(d) && !(d == 0 && std::signbit(d))) return leaf(json(d));
+    Member members[] = {{"bits", [&] { leaf(json(bits(d))); }}};
+    object(members);
   }
 
-  json value(const Value& v) const { return value_json(v, keys_); }
+  // `name`: the child's, when children name themselves. Recursion is bounded: the tree came from
+  // a writer's calls or from read_skeleton, both of which bound the depth.
+  void group(size_t g, const std::string* name) {
+    const Tree::Group& group = tree_.groups[g];
+    std::array<Member, 3> members;
+    size_t n = 0;
+    if (name) members[n++] = {"group", [&] { text(*name); }};
+    if (!group.attributes.empty() || !keys_.omit_empty)
+      members[n++] = {keys_.attributes, [&] { array(group.attributes, [&](const Tree::Attribute& a) { attribute(a); }); }};
+    if (!group.children.empty() || !keys_.omit_empty)
+      members[n++] = {keys_.children, [&] { array(group.children, [&](const Tree::Child& c) { child(c); }); }};
+    object(std::span(members).first(n));
+  }
+
+  void attribute(const Tree::Attribute& a) {
+    out_ += '[';
+    text(a.name);
+    out_ += ',';
+    leaf(json(value_type_name(a.value.type)));
+    out_ += ',';
+    value(a.value);
+    out_ += ']';
+  }
+
+  void child(const Tree::Child& c) {
+    const std::string& name = c.is_tensor ? tree_.tensors[c.index].name : tree_.groups[c.index].name;
+    if (!keys_.name_in_child) {
+      out_ += '[';
+      text(name);
+      out_ += ',';
+    }
+    const std::string* named = keys_.name_in_child ? &name : nullptr;
+    if (c.is_tensor) tensor(c.index, named);
+    else group(c.index, named);
+    if (!keys_.name_in_child) out_ += ']';
+  }
+
+  void tensor(size_t k, const std::string* name) {
+    const Tree::Tensor& t = tree_.tensors[k];
+    std::array<Member, 4> members;
+    size_t n = 0;
+    if (name) members[n++] = {"tensor", [&] { text(*name); }};
+    if (!keys_.name_only_tensors) {
+      members[n++] = {"dtype", [&] { leaf(json(dtype_name(t.dtype))); }};
+      members[n++] = {"shape", [&] { leaf(json(t.shape)); }};
+      members[n++] = {keys_.location, [&] { text(location_(k)); }};
+    }
+    object(std::span(members).first(n));
+  }
 
   const Tree& tree_;
   const SkeletonKeys& keys_;
   const std::function<std::string_view(size_t)>& location_;
+  std::string out_;
 };
 
 // ---- reading ------------------------------------------------------------------------------
@@ -168,6 +228,7 @@ class SkeletonReader {
 
   std::string text_of(const json& j, const std::string& path, const char* what) const {
     if (j.is_string()) return j.get<std::string>();
+    if (keys_.utf8_only) bad(path, std::string(what) + " must be a string");
     if (j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string())
       if (auto s = from_hex(j["hex"].get_ref<const std::string&>())) return *s;
     bad(path, std::string(what) + " must be a string or {\"hex\": ...}");
@@ -190,6 +251,14 @@ class SkeletonReader {
 
   double number_of(const json& j, const std::string& path) const {
     if (j.is_number()) return j.get<double>();
+    if (keys_.named_floats) {
+      const std::string s = j.is_string() ? j.get<std::string>() : std::string();
+      if (s == "Infinity" || s == "-Infinity") return s[0] == '-' ? -HUGE_VAL : HUGE_VAL;
+      if (s == "NaN") return std::bit_cast<double>(kCanonicalNan);
+      if (s.starts_with("NaN:0x"))
+        if (auto d = from_bits(s.substr(6)); d && std::isnan(*d)) return *d;
+      bad(path, "a float64 must be a number, \"NaN\", \"NaN:0x<16 hex digits of a NaN>\", \"Infinity\" or \"-Infinity\"");
+    }
     const json* hex = j.is_string() ? &j : nullptr;
     if (j.is_object() && j.size() == 1 && j.contains("bits") && j["bits"].is_string()) hex = &j["bits"];
     if (hex)
@@ -273,10 +342,18 @@ class SkeletonReader {
       return;
     }
     for (const auto& [key, value] : body->items())
-      if (key != "dtype" && key != "shape" && key != keys_.location && !(keys_.name_in_child && key == "tensor"))
+      if (keys_.name_only_tensors ? key != "tensor"
+                                  : key != "dtype" && key != "shape" && key != keys_.location &&
+                                        !(keys_.name_in_child && key == "tensor"))
         bad(cpath, "unknown key " + quote(key) + " in a tensor");
     Tree::Tensor t;
     t.name = std::move(name);
+    if (keys_.name_only_tensors) {
+      spend(sizeof(Tree::Tensor) + sizeof(Tree::Child) + t.name.size(), cpath);
+      t.id = on_tensor_(t, std::string(), cpath);
+      tree_.add_tensor(g, std::move(t));
+      return;
+    }
     const json& o = *body;
     if (!o.contains("dtype") || !o["dtype"].is_string() ||
         !(t.dtype = dtype_from_name(o["dtype"].get_ref<const std::string&>())))
@@ -305,11 +382,16 @@ class SkeletonReader {
 
 }  // namespace
 
-std::string write_value(const Value& value, const SkeletonKeys& keys) { return value_json(value, keys).dump(); }
+std::string write_value(const Value& value, const SkeletonKeys& keys) {
+  const Tree none;
+  const std::function<std::string_view(size_t)> no_location;
+  SkeletonWriter w(none, keys, no_location);
+  w.value(value);
+  return w.take();
+}
 
 std::string write_skeleton(const Tree& tree, const SkeletonKeys& keys, const std::function<std::string_view(size_t)>& location) {
-  const json doc = {{"format", keys.format}, {"version", keys.version}, {"root", SkeletonWriter(tree, keys, location).group(0)}};
-  return doc.dump();
+  return SkeletonWriter(tree, keys, location).document();
 }
 
 Tree read_skeleton(std::string_view text, const SkeletonKeys& keys, const SkeletonSource& source,

@@ -16,6 +16,8 @@
 // (floats_as_bits off) as a number when finite and not -0.0 (nlohmann prints the shortest text
 // that reads back to the same double) and otherwise {"bits": "<16 hex digits>"}; strings as
 // JSON strings when valid UTF-8, otherwise {"hex": "..."}. The parser reads every float form.
+// The fields after max_depth spell a format's own older layout (safetensors' "ckpt.document":
+// keys in order, named floats, UTF-8 only, tensors by name), so that its bytes stay as they were.
 #pragma once
 
 #include <ckpt/sdk_tree.hpp>
@@ -39,6 +41,16 @@ struct SkeletonKeys {
   bool floats_as_bits = false;  // every float64 as its bits
   bool omit_empty = false;      // no empty attribute or child list (the parser takes either)
   size_t max_depth = 1024;      // groups nested deeper are a limit error
+  // Members in the order the layout above lists them (a child's name first), not sorted by key.
+  bool keys_in_order = false;
+  // Floats JSON has no number for as "Infinity", "-Infinity", "NaN" (the canonical quiet NaN)
+  // or "NaN:0x<16 hex digits>"; every other one, -0.0 too, as a number.
+  bool named_floats = false;
+  // Strings only as JSON strings: writing one that is not UTF-8 is CKPT_ERR_UNSUPPORTED.
+  bool utf8_only = false;
+  // A tensor is {"tensor": name} alone, as the format's own index describes it: the parser's
+  // callback gives it its dtype, shape and bytes. Needs name_in_child.
+  bool name_only_tensors = false;
 };
 
 // The JSON text of `tree`; `location(tensor index)` gives each tensor's location text.
@@ -56,9 +68,9 @@ struct SkeletonSource {
 };
 
 // Called once per tensor, in document order, with the tensor as parsed (its id unset), its
-// location text and its path; returns the tensor's id.
-using OnSkeletonTensor =
-    std::function<uint64_t(const Tree::Tensor& tensor, std::string location, const std::string& path)>;
+// location text and its path; returns the tensor's id. With name_only_tensors the tensor has
+// only its name and the location is empty: the callback sets dtype, shape and nbytes.
+using OnSkeletonTensor = std::function<uint64_t(Tree::Tensor& tensor, std::string location, const std::string& path)>;
 
 // Parses the text. Throws Error: CKPT_ERR_FORMAT naming the place for anything that
 // is not the layout (unknown keys, duplicate names, bad values), CKPT_ERR_UNSUPPORTED for a

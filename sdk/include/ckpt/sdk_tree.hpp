@@ -381,6 +381,15 @@ class TreeRecorder {
     return "group '" + stack_.back().path + "'";
   }
   bool done() const { return root_done_ && stack_.empty(); }
+  // How many groups are open (0 before the root and after it closed).
+  size_t depth() const { return stack_.size(); }
+  // The children the open groups announced and have not had yet: what a writer that must fix
+  // a size early (a header before the data) still has to expect.
+  uint64_t children_left() const {
+    uint64_t n = 0;
+    for (const Open& g : stack_) n += g.children_left;
+    return n;
+  }
   // Fails unless the root group was opened and closed.
   void check_done() const {
     if (!done()) fail(CKPT_ERR_INVALID_ARGUMENT, "finish before the root group was closed");

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -101,6 +102,56 @@ TEST(SkeletonJson, OnnxSpellingRoundTrips) {
   const Parsed back = parse(text, kOnnx);
   EXPECT_EQ(write(back, kOnnx), text);
   EXPECT_EQ(back.locations, std::vector<std::string>{"fc.weight"});
+}
+
+// safetensors' "ckpt.document": keys in the order written, floats JSON has no number for by
+// name, UTF-8 text only, tensors by name alone (the header describes them).
+TEST(SkeletonJson, SafetensorsSpellingRoundTrips) {
+  constexpr SkeletonKeys kSafetensors{.format = "ckpt-safetensors", .version = 1, .attributes = "attributes",
+                                      .children = "members", .location = "", .name_in_child = true,
+                                      .floats_as_bits = false, .omit_empty = false, .max_depth = 1000,
+                                      .keys_in_order = true, .named_floats = true, .utf8_only = true,
+                                      .name_only_tensors = true};
+  Tree tree;
+  Value floats;
+  floats.type = CKPT_VALUE_FLOAT64_ARRAY;
+  floats.floats = {-0.0, INFINITY, -INFINITY, std::bit_cast<double>(0x7ff8000000000000ull),
+                   std::bit_cast<double>(0xfff8000000000123ull), 2.0};
+  tree.add_attribute(0, "f", floats);
+  const size_t g = tree.add_group(0, "model");
+  Tree::Tensor t;
+  t.name = "w";
+  t.dtype = CKPT_DTYPE_F32;
+  t.shape = {2};
+  tree.add_tensor(g, t);
+  const std::string text = ckpt::sdk::write_skeleton(tree, kSafetensors, {});
+  EXPECT_EQ(text, R"({"format":"ckpt-safetensors","version":1,"root":{"attributes":[["f","float64[]",)"
+                  R"([-0.0,"Infinity","-Infinity","NaN","NaN:0xfff8000000000123",2.0]]],"members":[)"
+                  R"({"group":"model","attributes":[],"members":[{"tensor":"w"}]}]}})");
+  ckpt::sdk::SkeletonSource source;
+  source.where = [](const std::string& path) { return "doc (" + path + "): "; };
+  std::vector<std::string> paths;
+  const Tree back = ckpt::sdk::read_skeleton(text, kSafetensors, source, [&](Tree::Tensor& u, std::string location, const std::string& path) {
+    EXPECT_TRUE(location.empty());
+    u.dtype = CKPT_DTYPE_F32;
+    u.shape = {2};
+    u.nbytes = 8;
+    paths.push_back(path);
+    return uint64_t{7};
+  });
+  EXPECT_EQ(paths, std::vector<std::string>{"model/w"});
+  EXPECT_EQ(ckpt::sdk::write_skeleton(back, kSafetensors, {}), text);
+  const std::vector<double>& f = back.find_attribute(0, "f")->floats;
+  ASSERT_EQ(f.size(), 6u);
+  EXPECT_EQ(std::bit_cast<uint64_t>(f[4]), 0xfff8000000000123ull);
+  EXPECT_EQ(back.find_tensor(back.find_path("model"), "w")->id, 7u);
+  tree.add_attribute(0, "raw", Value::string("\xff"));
+  try {
+    ckpt::sdk::write_skeleton(tree, kSafetensors, {});
+    ADD_FAILURE() << "wrote text that is not UTF-8";
+  } catch (const ckpt::sdk::Error& e) {
+    EXPECT_EQ(e.code(), CKPT_ERR_UNSUPPORTED);
+  }
 }
 
 TEST(SkeletonJson, RefusesWhatIsNotTheLayout) {
