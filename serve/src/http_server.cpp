@@ -4,6 +4,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
@@ -56,6 +57,17 @@ struct Shared {
   net::thread_pool* handlers = nullptr;
   std::atomic<size_t> connections{0};
   std::atomic<size_t> queued{0};
+  // Body bytes that requests being read or answered may hold, all together.
+  std::atomic<size_t> body_bytes{0};
+
+  // Reserves `n` bytes of the body budget; false when it is spent.
+  bool reserve(size_t n) {
+    size_t now = body_bytes.load();
+    do {
+      if (now + n > options.max_total_body_bytes) return false;
+    } while (!body_bytes.compare_exchange_weak(now, now + n));
+    return true;
+  }
 };
 
 http::status to_status(int code) { return static_cast<http::status>(code); }
@@ -78,7 +90,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, std::shared_ptr<Shared> shared) : stream_(std::move(socket)), shared_(std::move(shared)) {
     ++shared_->connections;
   }
-  ~Session() { --shared_->connections; }
+  ~Session() {
+    release();
+    --shared_->connections;
+  }
 
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
@@ -102,6 +117,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto length = parser_->content_length(); length && *length > shared_->options.max_body_bytes)
       return send_error(413, "request body of " + std::to_string(*length) + " bytes exceeds the limit of " +
                                  std::to_string(shared_->options.max_body_bytes) + " bytes");
+    // The body's bytes come out of a budget shared by all connections (a body without a length,
+    // chunked, may use the whole limit).
+    const size_t need = parser_->content_length().value_or(shared_->options.max_body_bytes);
+    if (need > 0) {
+      if (!shared_->reserve(need)) return send_error(503, "the server holds too many request bodies; try again");
+      reserved_ = need;
+    }
     auto expect = req[http::field::expect];
     if (beast::iequals(expect, "100-continue")) {
       // curl sends this for bodies over 1 KiB and waits a second for it otherwise.
@@ -190,10 +212,16 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->prepare_payload();
     stream_.expires_after(shared_->options.write_timeout);
     http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->release();  // the request's body is gone by now
       if (ec || !self->res_->keep_alive()) return self->close();
       self->res_.reset();
       self->read_request();
     });
+  }
+
+  void release() {
+    shared_->body_bytes -= reserved_;
+    reserved_ = 0;
   }
 
   void close() {
@@ -210,6 +238,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response<http::string_body>> res_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
+  size_t reserved_ = 0;  // of Shared::body_bytes
 };
 
 }  // namespace
@@ -218,6 +247,7 @@ struct HttpServer::Impl {
   net::io_context ioc;
   net::thread_pool handlers;
   tcp::acceptor acceptor;
+  net::steady_timer retry;
   std::shared_ptr<Shared> shared;
   std::vector<std::thread> threads;
   uint16_t port = 0;
@@ -228,6 +258,7 @@ struct HttpServer::Impl {
       : ioc(std::max(1, options.threads)),
         handlers(static_cast<size_t>(std::max(1, options.handler_threads))),
         acceptor(net::make_strand(ioc)),
+        retry(acceptor.get_executor()),
         shared(std::make_shared<Shared>()) {
     shared->router = std::move(router);
     shared->options = std::move(options);
@@ -252,13 +283,20 @@ struct HttpServer::Impl {
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) {
-        if (shared->connections.load() >= shared->options.max_connections) {
-          beast::error_code ignored;
-          socket.close(ignored);
-        } else {
-          std::make_shared<Session>(std::move(socket), shared)->start();
-        }
+      if (ec) {
+        // Out of file descriptors (EMFILE) and the like: accepting again at once would spin;
+        // the connections waiting stay in the backlog meanwhile.
+        retry.expires_after(std::chrono::milliseconds(50));
+        retry.async_wait([this](beast::error_code e) {
+          if (!e) accept();
+        });
+        return;
+      }
+      if (shared->connections.load() >= shared->options.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        std::make_shared<Session>(std::move(socket), shared)->start();
       }
       accept();
     });

@@ -122,6 +122,32 @@ TEST_F(Server, StopIsIdempotentAndRefusesNewConnections) {
   EXPECT_THROW(http_request(p, "GET", "/echo/x"), std::runtime_error);
 }
 
+TEST(ServerOptions, BodiesShareOneBudget) {
+  auto router = std::make_shared<Router>();
+  router->add("POST", "/echo", [](const Request& r) { return Response{200, "text/plain", std::to_string(r.body.size()), {}}; });
+  ServerOptions o;
+  o.port = 0;
+  o.max_total_body_bytes = 1000;
+  HttpServer server(router, o);
+  // The first request's 600 bytes are reserved while it arrives; a second one does not fit.
+  HttpClient first(server.port());
+  first.send_raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\n\r\n" + std::string(100, 'a'));
+  // Until the server has read the first header, a second request may still fit (bounded: 100 tries).
+  int status = 0;
+  for (int i = 0; i < 100 && status != 503; ++i) {
+    HttpClient c(server.port());
+    status = c.request("POST", "/echo", std::string(600, 'b')).status;
+    if (status != 503) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(status, 503);
+  first.send_raw(std::string(500, 'a'));
+  HttpReply r = first.read_reply();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "600");
+  // Released: the next one fits again.
+  EXPECT_EQ(http_request(server.port(), "POST", "/echo", std::string(600, 'c')).body, "600");
+}
+
 TEST(ServerOptions, BadAddressesAreUsageErrors) {
   auto router = std::make_shared<Router>();
   ServerOptions o;

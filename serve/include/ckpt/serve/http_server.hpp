@@ -23,6 +23,9 @@ struct ServerOptions {
   // Larger bodies are refused with 413 before they are read; larger headers with 431.
   size_t max_body_bytes = size_t{16} << 20;
   size_t max_header_bytes = size_t{16} << 10;
+  // All bodies being read or answered together (each reserves its Content-Length, or
+  // max_body_bytes when chunked); a request beyond gets 503.
+  size_t max_total_body_bytes = size_t{256} << 20;
   // Threads for network I/O, and threads that run handlers (a handler may wait for its batch).
   int threads = 2;
   int handler_threads = 64;
