@@ -14,6 +14,43 @@
 
 namespace ckpt {
 
+// ---- transposed reads ---------------------------------------------------------------------------
+
+namespace {
+
+struct Bytes16 {
+  std::byte b[16];
+};
+
+// Copies a block of elements in stored order (`count` of them along each stored dimension) to
+// their places in the listed layout: a step along stored dimension d moves dst_stride[d]
+// elements there. The innermost dimension is a tight loop of typed copies.
+template <class T>
+void scatter(const std::byte* src, std::byte* dst, const std::vector<uint64_t>& count,
+             const std::vector<uint64_t>& dst_stride, uint64_t dst_base) {
+  const size_t r = count.size();
+  std::vector<uint64_t> idx(r, 0);
+  T* d = reinterpret_cast<T*>(dst);
+  const uint64_t inner = count[r - 1], inner_stride = dst_stride[r - 1];
+  uint64_t outer = dst_base;
+  for (;;) {
+    uint64_t o = outer;
+    for (uint64_t j = 0; j < inner; ++j, o += inner_stride, src += sizeof(T)) std::memcpy(d + o, src, sizeof(T));
+    // The odometer over all but the innermost dimension.
+    size_t k = r - 1;
+    for (;;) {
+      if (k == 0) return;
+      --k;
+      outer += dst_stride[k];
+      if (++idx[k] < count[k]) break;
+      outer -= dst_stride[k] * idx[k];
+      idx[k] = 0;
+    }
+  }
+}
+
+}  // namespace
+
 // ---- values across the boundary ---------------------------------------------------------------
 
 namespace {
@@ -568,7 +605,6 @@ void FormatReader::read_transposed(uint64_t id, const Tensor& listed, const Tran
   if (!slices) block = rows;  // one read of the whole stored tensor
   std::vector<std::byte> buf(block * row_bytes);
   std::vector<uint64_t> start(r, 0), count(t.stored.begin(), t.stored.end());
-  std::vector<uint64_t> idx(r);
   for (uint64_t first = 0; first < rows; first += block) {
     start[0] = first;
     count[0] = std::min(block, rows - first);
@@ -588,19 +624,14 @@ void FormatReader::read_transposed(uint64_t id, const Tensor& listed, const Tran
     } else {
       check(api_->read_tensor(r_, id, part.data(), part.size()), path);
     }
-    // An odometer over the block's elements in stored order, each copied to its listed place.
-    std::fill(idx.begin(), idx.end(), 0);
-    const std::byte* s = buf.data();
-    uint64_t o = first * stride_of_stored[0];
-    const uint64_t n = (count[0] * row_bytes) / item;
-    for (uint64_t k = 0; k < n; ++k, s += item) {
-      std::memcpy(dst.data() + o * item, s, item);
-      for (size_t d = r; d-- > 0;) {
-        o += stride_of_stored[d];
-        if (++idx[d] < count[d]) break;
-        o -= stride_of_stored[d] * idx[d];
-        idx[d] = 0;
-      }
+    const uint64_t base = first * stride_of_stored[0];
+    switch (item) {
+      case 1: scatter<uint8_t>(buf.data(), dst.data(), count, stride_of_stored, base); break;
+      case 2: scatter<uint16_t>(buf.data(), dst.data(), count, stride_of_stored, base); break;
+      case 4: scatter<uint32_t>(buf.data(), dst.data(), count, stride_of_stored, base); break;
+      case 8: scatter<uint64_t>(buf.data(), dst.data(), count, stride_of_stored, base); break;
+      case 16: scatter<Bytes16>(buf.data(), dst.data(), count, stride_of_stored, base); break;
+      default: throw Error("'" + path_.string() + "' at " + path + ": no transposition for elements of " + std::to_string(item) + " bytes");
     }
   }
   check_bools(listed.dtype(), dst, path);

@@ -1,5 +1,7 @@
 #include "dtypes.hpp"
 
+#include <iterator>
+
 #include <ckpt/plugin_abi.h>
 
 #include <onnx/onnx_pb.h>
@@ -72,10 +74,16 @@ uint32_t ckpt_dtype_of(int32_t t) {
 }
 
 std::string onnx_type_name(int32_t t) {
+  // The names of onnx.proto's TensorProto.DataType as Debian's onnx knows them, and the float8s
+  // it does not. A table, not TensorProto_DataType_Name: that builds protobuf's descriptors of
+  // all of onnx.proto on first use, milliseconds for every process that reads a model.
+  static constexpr const char* kNames[] = {"UNDEFINED", "FLOAT",  "UINT8",  "INT8",      "UINT16",    "INT16",
+                                           "INT32",     "INT64",  "STRING", "BOOL",      "FLOAT16",   "DOUBLE",
+                                           "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
+  static_assert(std::size(kNames) == onnx::TensorProto_DataType_DataType_ARRAYSIZE);
   if (t == onnx_type::kFloat8e4m3fn) return "FLOAT8E4M3FN";
   if (t == onnx_type::kFloat8e5m2) return "FLOAT8E5M2";
-  if (onnx::TensorProto_DataType_IsValid(t))
-    return onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(t));
+  if (t >= 0 && static_cast<size_t>(t) < std::size(kNames)) return kNames[t];
   return "data type " + std::to_string(t);
 }
 

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <cstring>
+#include <iterator>
 #include <set>
 
 namespace ckpt_onnx {
@@ -22,6 +23,28 @@ Value float_array(std::vector<double> v) {
 }
 
 std::string index_name(size_t i) { return std::to_string(i); }
+
+// onnx.proto's AttributeProto.AttributeType names by value ("" for none), without
+// AttributeProto_AttributeType_Name/_Parse, which build protobuf's descriptors of all of
+// onnx.proto on first use (milliseconds for every process that reads a model).
+constexpr const char* kAttributeTypes[] = {"UNDEFINED", "FLOAT",   "INT",     "STRING",         "TENSOR",
+                                           "GRAPH",     "FLOATS",  "INTS",    "STRINGS",        "TENSORS",
+                                           "GRAPHS",    "SPARSE_TENSOR", "SPARSE_TENSORS", "TYPE_PROTO", "TYPE_PROTOS"};
+static_assert(std::size(kAttributeTypes) == onnx::AttributeProto_AttributeType_AttributeType_ARRAYSIZE);
+static_assert(onnx::AttributeProto::SPARSE_TENSOR == 11 && onnx::AttributeProto::TYPE_PROTOS == 14);
+
+std::string attribute_type_name(int type) {
+  return type >= 0 && static_cast<size_t>(type) < std::size(kAttributeTypes) ? kAttributeTypes[type] : "";
+}
+
+bool attribute_type_of(const std::string& name, onnx::AttributeProto_AttributeType* type) {
+  for (size_t i = 0; i < std::size(kAttributeTypes); ++i)
+    if (name == kAttributeTypes[i] && onnx::AttributeProto_AttributeType_IsValid(static_cast<int>(i))) {
+      *type = static_cast<onnx::AttributeProto_AttributeType>(i);
+      return true;
+    }
+  return false;
+}
 
 void list_value(Tree& t, size_t parent, size_t i, const onnx::ValueInfoProto& v) {
   const size_t g = t.add_group(parent, index_name(i));
@@ -65,7 +88,7 @@ void list_node(Tree& t, size_t parent, size_t i, const onnx::NodeProto& n) {
   for (const auto& a : n.attribute()) {
     const size_t k = names.size();
     names.push_back(a.name());
-    types.push_back(onnx::AttributeProto_AttributeType_Name(a.type()));
+    types.push_back(attribute_type_name(a.type()));
     switch (a.type()) {
       case onnx::AttributeProto::INT: values.emplace_back(k, Value::integer(a.i())); break;
       case onnx::AttributeProto::FLOAT: values.emplace_back(k, Value::floating(a.f())); break;
@@ -134,7 +157,7 @@ void node_of(const Tree& t, size_t g, onnx::NodeProto& n, const std::string& whe
     onnx::AttributeProto* a = n.add_attribute();
     a->set_name(names->strings[k]);
     onnx::AttributeProto_AttributeType type{};
-    if (!onnx::AttributeProto_AttributeType_Parse(types->strings[k], &type))
+    if (!attribute_type_of(types->strings[k], &type))
       refuse(where, "attribute " + quote_text(names->strings[k]) + " has unknown type " + quote_text(types->strings[k]));
     a->set_type(type);
     const std::string key = "value." + std::to_string(k);
