@@ -96,7 +96,8 @@ StoreLock::~StoreLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Blob::Blob(int folder, const std::string& name, const fs::path& shown, uint64_t expected_size, const std::string& what) {
+Blob::Blob(int folder, const std::string& name, const fs::path& shown, uint64_t expected_size, const std::string& what,
+           std::byte* into) {
   Fd f(::openat(folder, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (f.fd < 0)
     throw IntegrityError(what + ": its blob " + shown.string() + " cannot be opened: " + errno_text());
@@ -112,15 +113,19 @@ Blob::Blob(int folder, const std::string& name, const fs::path& shown, uint64_t 
   // would run into the kernel's limit on mappings (vm.max_map_count, 65530) for a model of
   // 100,000 small tensors.
   if (size_ < kMapThreshold) {
-    copy_.resize(size_);
+    std::byte* dst = into;
+    if (!dst) {
+      copy_.resize(size_);
+      dst = copy_.data();
+    }
     size_t got = 0;
     while (got < size_) {
-      const ssize_t n = ::pread(f.fd, copy_.data() + got, size_ - got, static_cast<off_t>(got));
+      const ssize_t n = ::pread(f.fd, dst + got, size_ - got, static_cast<off_t>(got));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) throw IoError("cannot read " + shown.string() + ": " + (n < 0 ? errno_text() : std::string("file shrank")));
       got += static_cast<size_t>(n);
     }
-    data_ = copy_.data();
+    data_ = dst;
     return;
   }
   map_ = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, f.fd, 0);
@@ -404,11 +409,11 @@ void BlobStore::sync() const {
   if (::syncfs(root_fd_) != 0) throw IoError("cannot sync the store " + root_.string() + ": " + errno_text());
 }
 
-std::unique_ptr<Blob> BlobStore::get(const std::string& digest, uint64_t size, const std::string& what) const {
+std::unique_ptr<Blob> BlobStore::get(const std::string& digest, uint64_t size, const std::string& what, std::byte* into) const {
   if (!is_digest(digest)) throw FormatError(what + ": '" + digest + "' is not a BLAKE2b-256 digest");
   Fd prefix(prefix_folder(digest, false));
   if (prefix.fd < 0) throw IntegrityError(what + ": its blob " + blob_path(digest).string() + " is missing");
-  auto blob = std::make_unique<Blob>(prefix.fd, digest, blob_path(digest), size, what);
+  auto blob = std::make_unique<Blob>(prefix.fd, digest, blob_path(digest), size, what, into);
   const std::string actual = blake2b256_hex(blob->bytes());
   if (actual != digest)
     throw IntegrityError(what + ": its blob " + blob_path(digest).string() + " is damaged (its bytes hash to " +

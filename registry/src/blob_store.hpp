@@ -40,7 +40,10 @@ class StoreLock {
 class Blob {
  public:
   // `name` in the open folder `folder`, not followed when it is a link; `shown` names it in errors.
-  Blob(int folder, const std::string& name, const fs::path& shown, uint64_t expected_size, const std::string& what);
+  // A small blob is read into `into` (expected_size bytes the caller keeps alive) when given,
+  // else into memory of its own.
+  Blob(int folder, const std::string& name, const fs::path& shown, uint64_t expected_size, const std::string& what,
+       std::byte* into = nullptr);
   ~Blob();
   Blob(const Blob&) = delete;
   Blob& operator=(const Blob&) = delete;
@@ -123,7 +126,8 @@ class BlobStore {
   void sync() const;
   // Mapped and re-hashed: IntegrityError naming `what` (the tensor) when the bytes are not the
   // digest's, or the blob is missing or of the wrong size.
-  std::unique_ptr<Blob> get(const std::string& digest, uint64_t size, const std::string& what) const;
+  std::unique_ptr<Blob> get(const std::string& digest, uint64_t size, const std::string& what,
+                            std::byte* into = nullptr) const;
 
   struct Entry {
     std::string digest;

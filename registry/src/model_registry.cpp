@@ -24,6 +24,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace ckpt::model_registry {
@@ -201,6 +202,40 @@ StoredSignature parse_stored_signature(const std::string& text, const std::strin
   }
   return s;
 }
+
+// An unnamed file (O_TMPFILE) in `folder`, `size` bytes, mapped: memory backed by the file
+// system rather than by this process, for bytes that must stay addressable for a while.
+class SpillFile {
+ public:
+  SpillFile(const fs::path& folder, uint64_t size) : size_(static_cast<size_t>(size)) {
+    int fd = ::open(folder.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      // A file system without O_TMPFILE: a named file, unlinked at once.
+      std::string templ = (folder / ".ckpt-pull-XXXXXX").string();
+      fd = ::mkostemp(templ.data(), O_CLOEXEC);
+      if (fd >= 0) ::unlink(templ.c_str());
+    }
+    if (fd < 0) throw IoError("cannot create a temporary file in " + folder.string() + ": " + std::strerror(errno));
+    if (::ftruncate(fd, static_cast<off_t>(size_)) != 0) {
+      const int err = errno;
+      ::close(fd);
+      throw IoError("cannot size a temporary file in " + folder.string() + ": " + std::strerror(err));
+    }
+    void* m = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const int err = errno;
+    ::close(fd);
+    if (m == MAP_FAILED) throw IoError("cannot map a temporary file in " + folder.string() + ": " + std::strerror(err));
+    data_ = static_cast<std::byte*>(m);
+  }
+  ~SpillFile() { ::munmap(data_, size_); }
+  SpillFile(const SpillFile&) = delete;
+  SpillFile& operator=(const SpillFile&) = delete;
+  std::byte* data() const { return data_; }
+
+ private:
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 class Impl final : public ModelRegistry {
  public:
@@ -662,6 +697,25 @@ class Impl final : public ModelRegistry {
     // into place. Every blob stays held until the writer is done (writers may look back at
     // earlier tensors to find equal ones).
     std::vector<std::unique_ptr<Blob>> held(tensors.size());
+    // Small blobs are read, not mapped, and all of them are held: their total grows with the
+    // version's tensor count, so beyond memory_limit they go to a file the kernel may write out.
+    std::vector<std::byte*> slot(tensors.size(), nullptr);
+    std::unique_ptr<SpillFile> spill;
+    {
+      uint64_t small = 0;
+      for (const auto& t : tensors)
+        if (t.nbytes < Blob::kMapThreshold) small += t.nbytes;
+      if (small > o.memory_limit) {
+        spill = std::make_unique<SpillFile>(fs::absolute(out).parent_path(), small);
+        uint64_t at = 0;
+        for (size_t i = 0; i < tensors.size(); ++i)
+          if (tensors[i].nbytes > 0 && tensors[i].nbytes < Blob::kMapThreshold) {
+            slot[i] = spill->data() + at;
+            at += tensors[i].nbytes;
+          }
+        rep.spilled_bytes = small;
+      }
+    }
     std::vector<std::future<void>> checked(tensors.size());
     size_t launched = 0;
     uint64_t done = 0;
@@ -672,9 +726,9 @@ class Impl final : public ModelRegistry {
       const size_t i = it->second;
       while (launched < tensors.size() && launched <= i + 2 * threads) {
         const size_t k = launched++;
-        checked[k] = pool_for_pull_->submit([this, k, &held, &tensors, &label] {
+        checked[k] = pool_for_pull_->submit([this, k, &held, &slot, &tensors, &label] {
           const std::string what = "tensor '" + tensors[k].path + "' of " + label;
-          held[k] = store_->get(tensors[k].digest, tensors[k].nbytes, what);
+          held[k] = store_->get(tensors[k].digest, tensors[k].nbytes, what, slot[k]);
         });
       }
       checked[i].get();

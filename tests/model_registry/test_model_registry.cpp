@@ -268,6 +268,34 @@ TEST_P(RegistryTest, PullWritesAnyFormatAtomicallyAndExactly) {
     EXPECT_EQ(e.path().filename().string().find(".ckpt-tmp"), std::string::npos) << e.path();
 }
 
+// The small blobs a pull holds go to a temporary file once they pass memory_limit: the output is
+// the same, a damaged one is still refused, and nothing is left beside OUT.
+TEST_P(RegistryTest, PullHoldsSmallBlobsInAFileBeyondItsMemoryLimit) {
+  auto reg = open();
+  const Document doc = make_checkpoint(40, 1000, 3);  // 40 blobs of 4,000 bytes
+  write_checkpoint(doc, path("a.msgpack"));
+  reg->register_checkpoint(path("a.msgpack"), named("m"));
+  fs::create_directories(path("out"));
+  mr::PullOptions o;
+  o.memory_limit = 64 << 10;
+  const auto r = reg->pull(mr::parse_ref("m/1"), path("out") / "a.safetensors", o);
+  EXPECT_EQ(r.spilled_bytes, 40u * 4000);
+  expect_same_tensors(doc, ckpt::read_document(path("out") / "a.safetensors"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(path("out")), fs::directory_iterator()), 1);
+  EXPECT_EQ(reg->pull(mr::parse_ref("m/1"), path("out") / "b.safetensors").spilled_bytes, 0u);
+  // One blob damaged: refused while spilled too.
+  const std::string d = mr::detail::blake2b256_hex(doc.find_tensor_path("model/state/layer7.weight")->bytes());
+  const fs::path blob = reg->store() / "blobs" / d.substr(0, 2) / d;
+  fs::permissions(blob, fs::perms::owner_write, fs::perm_options::add);
+  {
+    std::fstream f(blob, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x01');
+  }
+  EXPECT_THROW(reg->pull(mr::parse_ref("m/1"), path("out") / "c.safetensors", o), ckpt::IntegrityError);
+  EXPECT_FALSE(fs::exists(path("out") / "c.safetensors"));
+}
+
 TEST_P(RegistryTest, AliasHistoryRecordsEveryMove) {
   auto reg = open();
   write_checkpoint(make_checkpoint(1, 10, 1), path("a.msgpack"));

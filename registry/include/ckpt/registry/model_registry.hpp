@@ -161,6 +161,10 @@ struct PullOptions {
   std::optional<PublicKey> require_signed{};
   bool fsync = true;
   std::function<void(uint64_t, uint64_t)> progress{};
+  // Blobs under 1 MiB are read rather than mapped and held until the writer is done (writers
+  // may look back at earlier tensors). Beyond this many bytes of them, they are read into an
+  // unnamed temporary file beside OUT, mapped once, instead of this process's memory.
+  uint64_t memory_limit = 256ull << 20;
 };
 struct PullReport {
   VersionInfo version;
@@ -169,6 +173,7 @@ struct PullReport {
   bool signature_checked = false;
   bool blake2b_checked = false;  // every blob against its BLAKE2b-256 (always, since schema 5)
   std::vector<std::string> losses;  // what --to lost (with allow_lossy)
+  uint64_t spilled_bytes = 0;       // small blobs held in a temporary file (memory_limit)
 };
 
 struct VerifyVersionReport {
