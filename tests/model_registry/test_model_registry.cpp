@@ -15,6 +15,7 @@
 #include <set>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <thread>
 
 namespace ckpt::model_registry::detail {
 std::unique_ptr<ModelRegistry> open_at_schema(const std::string& uri, int64_t schema);
@@ -900,6 +901,50 @@ INSTANTIATE_TEST_SUITE_P(Backends, RegistryTest, ::testing::Values("sqlite", "po
                          [](const auto& info) { return info.param; });
 
 // Independent of the backend.
+
+// A test process killed with its cluster running (SIGKILL: nothing of it runs) leaves the
+// cluster; the next cluster stops it and removes its folder. SIGTERM stops the server at once.
+TEST(PgClusterFixture, ClustersOfKilledTestProcessesAreStoppedAndRemoved) {
+  for (const int sig : {SIGKILL, SIGTERM}) {
+    SCOPED_TRACE(sig == SIGKILL ? "SIGKILL" : "SIGTERM");
+    int fds[2];
+    // Close-on-exec: the server the child starts must not hold the pipe open.
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      ::close(fds[0]);
+      auto* cluster = new PgCluster;  // never destroyed: the process is killed
+      const std::string dir = cluster->ok() ? cluster->socket_dir().string() : "";
+      if (::write(fds[1], dir.c_str(), dir.size()) < 0) ::_exit(1);
+      ::close(fds[1]);
+      for (;;) ::pause();
+    }
+    ::close(fds[1]);
+    char buf[4096];
+    std::string dir;
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) dir.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    ASSERT_FALSE(dir.empty()) << "the child could not start a cluster";
+    const pid_t server = PgCluster::postmaster_of(dir);
+    ASSERT_GT(server, 0);
+    ::kill(child, sig);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    if (sig == SIGTERM) {
+      // The handler stopped the server before the process died.
+      for (int i = 0; i < 200 && PgCluster::alive(server); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      EXPECT_FALSE(PgCluster::alive(server)) << "the server outlived its test process";
+    } else {
+      EXPECT_TRUE(PgCluster::alive(server)) << "the server should still run after SIGKILL";
+    }
+    const auto removed = PgCluster::reap_stale();
+    EXPECT_NE(std::find(removed.begin(), removed.end(), fs::path(dir)), removed.end());
+    EXPECT_FALSE(fs::exists(dir));
+    EXPECT_FALSE(PgCluster::alive(server));
+  }
+}
 
 TEST(RegistryUri, MalformedUrisAreUsageErrors) {
   for (const char* bad : {"", "sqlite:", "sqlite:/x.db", "sqlite://", "mysql://h/db", "postgresql:/db",
