@@ -254,9 +254,8 @@ void write_shards(const Document& tree, const fs::path& dir, const Format& targe
       if (!std::isdigit(static_cast<unsigned char>(n[i]))) return false;
     return true;
   };
-  // Every shard says what Hugging Face's loaders need to take it.
-  Document with_format = tree;
-  if (!with_format.group("meta").attribute("format")) with_format.group("meta").set("format", "pt");
+  // Every shard says what Hugging Face's loaders need to take it: convert has set meta/@format.
+  const Document& with_format = tree;
   std::set<std::string> written;
   if (shards.size() <= 1) {
     std::vector<size_t> all(paths.size());
@@ -370,15 +369,15 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   // Every file convert writes records the hashes of what it holds, so that verify checks its
   // data whatever the source was. They are known in advance only when the source recorded them
   // and no byte changes (no loss); otherwise they are computed as the tensors stream, which
-  // needs meta (and its integrity group) after them. A sharded output keeps the recorded hashes
-  // only (one document over several files: an index, not a walk, orders it). A root tensor
+  // needs meta (and its integrity group) after them. A sharded output hashes before it writes
+  // (one document over several files: an index, not a walk, orders it). A root tensor
   // named meta leaves no room for the record (such a file gets none).
   const Node* root_meta = tree.find("meta");
   const bool can_stream = info.can(CKPT_CAP_NESTED_GROUPS) && info.can(CKPT_CAP_ATTRIBUTES) &&
                           info.can(CKPT_CAP_ATTRIBUTE_ARRAYS) && !options.max_shard_bytes &&
                           (!root_meta || root_meta->is_group());
   if (const Node* n = root_meta && root_meta->is_group() ? root_meta->group().find("integrity") : nullptr;
-      can_stream && n && !n->is_group())
+      (can_stream || options.max_shard_bytes) && n && !n->is_group())
     throw UnsupportedError("'" + src.string() + "': a tensor at meta/integrity, where ckpt records the hashes of the "
                            "file it writes");
   // Planned once, unless only the losses say the recorded hashes will not do.
@@ -462,22 +461,26 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     for (const auto& l : plan.losses) lines.push_back(l.path + ": " + l.what);
     conv.set("from_format", report.from_format);
     conv.set("losses", lines);
-    if (had_integrity && !stream_hashes) {
-      // A sharded output: the recorded hashes where the bytes are unchanged, fresh ones where
-      // a cast changed them (one extra pass over those tensors only).
-      std::vector<std::pair<std::string, std::string>> hashes;
-      size_t k = 0;
-      plan.tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
-        const Source& s = source_at(k++, p);
-        if (p.rfind("meta/integrity", 0) == 0) return;
-        auto it = recorded.find(s.src_path);
-        if (s.from == s.to && it != recorded.end())
-          hashes.emplace_back(p, it->second);
-        else
-          hashes.emplace_back(p, hash_hex(hash_bytes(fetch(s, t, true))));
-      });
-      write_integrity(plan.tree, hashes);
-    }
+  }
+  // A sharded output is one document over several files: its hashes cannot stream into a record
+  // written after the last tensor, so they are known before the first shard is written (the
+  // source's recorded ones where the bytes are unchanged, fresh ones for the rest: one extra
+  // read of those), and the record covers meta/@format, which Hugging Face's loaders need in
+  // every shard. Without this a sharded output recorded no hashes, or a manifest that its
+  // own meta/@format no longer matched.
+  if (records && options.max_shard_bytes && (!root_meta || root_meta->is_group())) {
+    Group& meta = plan.tree.group("meta");
+    if (!meta.attribute("format")) meta.set("format", "pt");
+    std::vector<std::pair<std::string, std::string>> hashes;
+    const size_t quantized = report.quantization_errors.size();  // the write measures them
+    size_t k = 0;
+    plan.tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
+      const Source& s = source_at(k++, p);
+      auto it = recorded.find(s.src_path);
+      hashes.emplace_back(p, s.from == s.to && it != recorded.end() ? it->second : hash_hex(hash_bytes(fetch(s, t, true))));
+    });
+    report.quantization_errors.resize(quantized);
+    write_integrity(plan.tree, hashes);
   }
   // The hashes of the output, as the writer takes each tensor: the source's recorded one when
   // the bytes are the source's (fetch has checked it), else the output bytes' own. After the

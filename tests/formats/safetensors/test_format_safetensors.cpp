@@ -10,6 +10,7 @@
 #include <ckpt/convert.hpp>
 #include <ckpt/diff.hpp>
 #include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
 
 #include <nlohmann/json.hpp>
@@ -955,6 +956,17 @@ std::string hf_shards(const std::string& args) {
   return std::string(CKPT_PYTHON) + " " + (kHere / "hf_shards.py").string() + " " + args;
 }
 
+// What a sharded conversion of `doc` reads back as, but for the hashes it records: Hugging
+// Face's meta/@format beside the document's own.
+void expect_sharded(const Document& doc, const fs::path& dir) {
+  Document with_format = doc;
+  with_format.group("meta").set("format", "pt");
+  Document got = read_document(dir);
+  ASSERT_TRUE(got.find_group_path("meta/integrity")) << dir << " records no hashes";
+  got.group("meta").erase("integrity");
+  expect_same(with_format, got);
+}
+
 ConvertOptions sharded(uint64_t max_bytes) {
   ConvertOptions o;
   o.to = "safetensors";
@@ -1015,9 +1027,7 @@ TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
   size_t shards = 0;
   for (const auto& e : fs::directory_iterator(dir)) shards += e.path().extension() == ".safetensors";
   EXPECT_GE(shards, 2u);
-  Document with_format = doc;  // what Hugging Face's loaders need in every shard
-  with_format.group("meta").set("format", "pt");
-  expect_same(with_format, read_document(dir));
+  expect_sharded(doc, dir);
   // One shard: the plain file, and nothing of the sharded save left; the user's own files stay,
   // whatever they are called.
   for (const char* mine : {"notes.txt", "model-mine!-of-notes.safetensors", "model-00001-of-00002.safetensors.bak"})
@@ -1030,7 +1040,7 @@ TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
   for (const char* mine : {"notes.txt", "model-mine!-of-notes.safetensors", "model-00001-of-00002.safetensors.bak"})
     fs::remove(dir / mine);
   EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000"), out), 0) << out;
-  expect_same(with_format, read_document(dir));
+  expect_sharded(doc, dir);
   // A folder with both an index and model.safetensors has two readings: refused.
   convert(tmp.path / "src.msgpack", tmp.path / "both", sharded(1000));
   fs::copy_file(dir / "model.safetensors", tmp.path / "both" / "model.safetensors");
@@ -1064,9 +1074,41 @@ TEST(SafetensorsShards, TiedTensorsAreStoredInFullInShards) {
       EXPECT_FALSE(header["__metadata__"].contains("ckpt.aliases"));
     }
   }
-  Document with_format = doc;
-  with_format.group("meta").set("format", "pt");
-  expect_same(with_format, read_document(dir));
+  expect_sharded(doc, dir);
+}
+
+// A sharded output records the hashes of what it holds, as every file convert writes does:
+// verify checks every shard's bytes, whether the source recorded hashes or not, and names the
+// tensor whose shard was damaged.
+TEST(SafetensorsShards, ShardedOutputsRecordHashesThatVerify) {
+  TempDir tmp;
+  Document doc = nested_document();
+  std::mt19937_64 rng(5);
+  doc.group("model").group("state").add_tensor("huge", random_tensor(DType::f32, {40, 40}, rng));
+  Document hashed = doc;
+  add_integrity(hashed);
+  for (const auto& [name, src] : {std::pair{"plain", doc}, std::pair{"hashed", hashed}}) {
+    SCOPED_TRACE(name);
+    const fs::path in = tmp.path / (std::string(name) + ".msgpack");
+    write_document(src, in);
+    const fs::path dir = tmp.path / (std::string(name) + "-shards");
+    convert(in, dir, sharded(1000));
+    const VerifyReport r = verify(*open(dir));
+    EXPECT_TRUE(r.has_integrity);
+    EXPECT_TRUE(r.ok()) << (r.problems.empty() ? "" : r.problems.front());
+    EXPECT_EQ(r.tensors_checked, doc.tensor_count());
+    // The last byte of the largest shard's data: a tensor's, which verify must name.
+    fs::path biggest;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".safetensors" && (biggest.empty() || fs::file_size(e.path()) > fs::file_size(biggest)))
+        biggest = e.path();
+    std::string bytes = slurp(biggest);
+    bytes.back() = static_cast<char>(bytes.back() ^ 1);
+    spit(biggest, bytes);
+    const VerifyReport bad = verify(*open(dir));
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.problems.front().find("model/state/huge"), std::string::npos) << bad.problems.front();
+  }
 }
 
 TEST(SafetensorsShards, AnIndexNeverLeavesItsFolderAndMustAgreeWithItsShards) {
