@@ -7,7 +7,8 @@
 // row's logits are the same in every batch of 2-15 rows and in every batch of 16 or more, but
 // differ between those and a batch of one. In exact mode (the default) the batcher measures
 // these classes for its model when it starts (a probe batch run at every size up to
-// max_batch) and only puts requests together when the batch's size is in the same class as
+// max_batch, forwards and reversed, which also shows whether a row's place in the batch
+// matters) and only puts requests together when the batch's size is in the same class as
 // each request's own size, so every answer is bit-identical to running the request alone, as
 // `ckpt predict` does. Otherwise (exact off) any requests are put together, as TF Serving does.
 #pragma once
@@ -79,6 +80,7 @@ class Batcher {
   bool ready_ = false;
   std::exception_ptr start_error_;
   std::vector<int> class_of_;
+  bool position_dependent_ = false;
   std::thread thread_;
 };
 
