@@ -59,6 +59,24 @@ inline const TrainedRun& trained_run() {
   return run;
 }
 
+// A ConvNet checkpoint (one epoch on 128 images): its input is [1, 28, 28] per image.
+inline const fs::path& trained_convnet() {
+  static TempDir dir("serve-train-conv");
+  static fs::path file = [] {
+    {
+      std::ofstream cfg(dir / "conv.json");
+      cfg << R"({"model": {"type": "convnet"}, "optimizer": {"type": "sgd", "lr": 0.05},
+        "epochs": 1, "batch_size": 64, "seed": 3, "threads": 1, "data": {"train_limit": 128, "test_limit": 64},
+        "checkpoint": {"backend": "msgpack", "dir": "ck", "resume": "none", "keep_last": 0}})";
+    }
+    std::string out;
+    if (ckpt_test::run("cd " + dir.path.string() + " && " + CKPT_CLI + " train conv.json", out) != 0)
+      throw std::runtime_error("ckpt train failed: " + out);
+    return dir / "ck" / "step-000000002.msgpack";
+  }();
+  return file;
+}
+
 // `ckpt predict FILE --images N`, each line's floats.
 inline std::vector<std::vector<float>> ckpt_predict(const fs::path& file, int images) {
   std::string out;

@@ -142,6 +142,56 @@ TEST_F(RestApi, AnyBatchingPutsOneRowRequestsTogether) {
   EXPECT_NE(m.find("ckpt_serve_batch_size_count{model=\"mlp\"} 1\n"), std::string::npos) << m;
 }
 
+TEST(RestApiConvNet, NestedInputsAndAnswersEqualCkptPredict) {
+  // Rows of shape [1, 28, 28], in requests of several sizes at once, exact batching.
+  ServeOptions o;
+  o.poll_interval = std::chrono::milliseconds(0);
+  o.batch_timeout = std::chrono::microseconds(20000);
+  ModelServer models({{"mlp", trained_convnet().string()}}, o);
+  auto router = std::make_shared<Router>();
+  models.add_routes(*router);
+  ServerOptions so;
+  so.port = 0;
+  HttpServer http(router, so);
+  auto meta = http_request(http.port(), "GET", "/v1/models/mlp/metadata").json();
+  EXPECT_EQ(meta["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]["input"]["tensor_shape"]["dim"].size(), 4u);
+  const std::vector<int> sizes = {1, 2, 5, 16, 3, 17};
+  auto ds = test_images(17);
+  auto nested = [&](int n) {
+    std::string s = "[";
+    char buf[32];
+    for (int i = 0; i < n; ++i) {
+      s += i ? ",[[" : "[[";
+      for (int r = 0; r < 28; ++r) {
+        s += r ? ",[" : "[";
+        for (int c = 0; c < 28; ++c) {
+          std::snprintf(buf, sizeof buf, c ? ",%.9g" : "%.9g", static_cast<double>(ds.images[static_cast<size_t>(i * 784 + r * 28 + c)]));
+          s += buf;
+        }
+        s += "]";
+      }
+      s += "]]";
+    }
+    return s + "]";
+  };
+  std::vector<HttpReply> replies(sizes.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    clients.emplace_back([&, i] {
+      replies[i] = http_request(http.port(), "POST", "/v1/models/mlp:predict", R"({"instances": )" + nested(sizes[i]) + "}");
+    });
+  for (auto& t : clients) t.join();
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ASSERT_EQ(replies[i].status, 200) << replies[i].body;
+    SCOPED_TRACE("a request of " + std::to_string(sizes[i]) + " images");
+    expect_bit_equal(replies[i].json().at("predictions"), ckpt_predict(trained_convnet(), sizes[i]));
+  }
+  // A flat row is the wrong shape for this model.
+  auto r = http_request(http.port(), "POST", "/v1/models/mlp:predict", R"({"instances": )" + json_rows(ds.images, 784, 1) + "}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.json()["error"].get<std::string>().find("instances[0]: expected an array of shape [1, 28, 28]"), std::string::npos) << r.body;
+}
+
 TEST_F(RestApi, TensorFlowServingDocumentationBodies) {
   auto ds = test_images(2);
   const size_t px = static_cast<size_t>(ds.rows * ds.cols);
