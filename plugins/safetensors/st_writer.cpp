@@ -31,6 +31,13 @@ std::string shape_text(std::span<const int64_t> shape) {
   return s + "]";
 }
 
+// JSON text is UTF-8: `s` is checked where the host hears what it is (`where`), with the
+// message the header's own writing would give. ASCII, nearly every name, needs no JSON value.
+void check_text(std::string_view s, const std::string& where) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80) return void(json_string(s, where));
+}
+
 uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 
 // The furthest the data may start: N, the header size, is at most kMaxHeaderBytes, padding
@@ -83,7 +90,7 @@ void SafetensorsWriter::begin_group(std::string_view name, uint64_t n_attributes
                                    (depth == 1 ? std::string("the root group") : "group '" + parent + "'") +
                                    " is nested deeper than " + std::to_string(kMaxDepth) + " groups");
   }
-  json_string(name, "group name " + quote_name(name, true));  // JSON text is UTF-8
+  check_text(name, "group name " + quote_name(name, true));
 }
 
 void SafetensorsWriter::end_group() {
@@ -97,12 +104,11 @@ void SafetensorsWriter::attribute(std::string_view name, const ckpt_value& value
                                         " has unknown value type " + std::to_string(value.type));
   recorder_.attribute(name, value);
   const std::string what = "attribute '" + std::string(name) + "' of " + recorder_.where();
-  // JSON text is UTF-8: checked here, where the host hears which attribute it is.
-  json_string(name, what + "'s name");
-  if (value.type == CKPT_VALUE_STRING) json_string(std::string_view(value.u.s.data ? value.u.s.data : "", value.u.s.size), what);
+  check_text(name, what + "'s name");
+  if (value.type == CKPT_VALUE_STRING) check_text(std::string_view(value.u.s.data ? value.u.s.data : "", value.u.s.size), what);
   if (value.type == CKPT_VALUE_STRING_ARRAY)
     for (uint64_t i = 0; i < value.count; ++i)
-      json_string(std::string_view(value.u.strings[i].data ? value.u.strings[i].data : "", value.u.strings[i].size), what);
+      check_text(std::string_view(value.u.strings[i].data ? value.u.strings[i].data : "", value.u.strings[i].size), what);
   const size_t depth = recorder_.depth();
   if (in_integrity_) {
     if (!plain_) return;  // the document entry holds it (the copy only serves a plain file)
@@ -166,7 +172,7 @@ void SafetensorsWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<cons
   if (recorder_.depth() > 1) plain_ = false;  // a plain file's tensors are the root's (meta holds strings)
   if (key == kMetadataKey)
     fail(CKPT_ERR_UNSUPPORTED, what + ": safetensors reserves the name " + std::string(kMetadataKey));
-  json_string(info.name, what + "'s name");  // JSON text is UTF-8
+  check_text(info.name, what + "'s name");
   ++tensors_;
   std::string entry = ":{\"dtype\":\"";
   entry += dtype;

@@ -84,7 +84,7 @@ class SkeletonWriter {
   }
   void leaf(const json& j) {
     try {
-      out_ += j.dump();
+      serializer_.dump(j, false, false, 0);  // as j.dump() would, without a string of its own
     } catch (const json::type_error&) {  // only a string that is not UTF-8, with utf8_only
       fail(CKPT_ERR_UNSUPPORTED, "a string of the document is not valid UTF-8, and " + std::string(keys_.format) +
                                      " keeps strings as JSON text");
@@ -166,6 +166,7 @@ class SkeletonWriter {
   const SkeletonKeys& keys_;
   const std::function<std::string_view(size_t)>& location_;
   std::string out_;
+  nlohmann::detail::serializer<json> serializer_{nlohmann::detail::output_adapter<char>(out_), ' '};
 };
 
 // ---- reading ------------------------------------------------------------------------------
