@@ -470,6 +470,23 @@ std::vector<BlobStore::Entry> BlobStore::list() const {
   return out;
 }
 
+void BlobStore::publish_once(const std::string& name, const std::string& content) const {
+  const std::string tmp = new_temporary("." + name);
+  {
+    Fd f(create_temporary(tmp));
+    try {
+      write_all(f.fd, std::as_bytes(std::span(content.data(), content.size())), root_ / "tmp" / tmp);
+    } catch (...) {
+      drop_temporary(tmp);
+      throw;
+    }
+  }
+  const int rc = ::linkat(tmp_fd_, tmp.c_str(), root_fd_, name.c_str(), 0);
+  const int err = errno;
+  drop_temporary(tmp);
+  if (rc != 0 && err != EEXIST) throw IoError("cannot write " + (root_ / name).string() + ": " + std::strerror(err));
+}
+
 bool BlobStore::empty() const { return list_folder(blobs_fd_, root_ / "blobs").empty(); }
 
 std::vector<fs::path> BlobStore::temporaries() const {

@@ -137,6 +137,9 @@ class BlobStore {
   std::vector<Entry> list() const;
   // blobs/ holds nothing.
   bool empty() const;
+  // Creates the file `name` in the store's root holding `content`, whole or not at all (written
+  // in tmp/, then linked): nothing when a file of that name exists already.
+  void publish_once(const std::string& name, const std::string& content) const;
   // Temporaries left in tmp/ by dead registrants (call under the exclusive lock).
   std::vector<fs::path> temporaries() const;
   // Unlinks a listed blob or temporary through descriptors of its folders opened without

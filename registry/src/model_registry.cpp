@@ -895,17 +895,9 @@ class Impl final : public ModelRegistry {
     randombytes_buf(raw, sizeof raw);
     char hex[2 * sizeof raw + 1];
     sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
-    const fs::path tmp = store_path_ / "tmp" / (".store-id." + std::string(hex));
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << hex << "\n";
-      if (!out.flush()) throw IoError("cannot write " + tmp.string());
-    }
-    // link() fails when another process wrote the id first: theirs stands.
-    const int rc = ::link(tmp.c_str(), file.c_str());
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    if (rc != 0 && err != EEXIST) throw IoError("cannot write " + file.string() + ": " + std::strerror(err));
+    // Through the store's folder descriptors: tmp/ swapped for a link is not followed. When
+    // another process wrote an id first, theirs stands.
+    store_->publish_once(".store-id", std::string(hex) + "\n");
     const auto held = read_store_id(file);
     if (!held) throw IoError("cannot read back " + file.string());
     {

@@ -811,6 +811,12 @@ TEST_P(RegistryTest, StoreFoldersSwappedForLinksAfterOpeningAreNotFollowed) {
   EXPECT_TRUE(fs::is_regular_file(store / "blobs.real" / d.substr(0, 2) / d));
   EXPECT_EQ(bs.get(d, 1000, "t")->bytes().size(), 1000u);
   EXPECT_EQ(bs.list().size(), 1u);
+  // The store id is written the same way (in tmp/, then linked into the root).
+  bs.publish_once(".probe", "x\n");
+  bs.publish_once(".probe", "y\n");  // the first one stands
+  EXPECT_EQ(file_bytes(store / ".probe"), "x\n");
+  EXPECT_TRUE(fs::is_empty(outside));
+  EXPECT_TRUE(fs::is_empty(store / "tmp.real"));
   for (const char* sub : {"blobs", "tmp"}) {
     fs::remove(store / sub);
     fs::rename(store / (std::string(sub) + ".real"), store / sub);
