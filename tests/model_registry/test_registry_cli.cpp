@@ -166,5 +166,32 @@ TEST_F(RegistryCli, RegistryPrefixAlwaysNamesTheRegistry) {
   EXPECT_NE(out.find("./registry:bad name"), std::string::npos) << out;
 }
 
+// verify names a damaged blob, exits 1 and sets it aside; a store without its id is refused
+// with the command that adopts it, which then works.
+TEST_F(RegistryCli, VerifySetsDamagedBlobsAsideAndInitAdoptsAStoreWithoutId) {
+  std::string out;
+  ASSERT_EQ(registry("register " + (tmp_.path / "a.msgpack").string() + " --name net", out), 0) << out;
+  const fs::path store = tmp_.path / "reg.store";
+  fs::path victim;
+  for (const auto& e : fs::recursive_directory_iterator(store / "blobs"))
+    if (e.is_regular_file() && e.file_size() == 16) victim = e.path();  // model/state/w, 4 floats
+  ASSERT_FALSE(victim.empty());
+  fs::permissions(victim, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(victim, std::ios::binary | std::ios::in | std::ios::out) << "X";
+  EXPECT_EQ(registry("verify net/1", out), 1) << out;
+  EXPECT_NE(out.find("model/state/w"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 damaged blob(s) moved into the store's tmp/"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(victim));
+  ASSERT_EQ(registry("register " + (tmp_.path / "a.msgpack").string() + " --name net", out), 0) << out;
+  EXPECT_EQ(registry("verify net/1", out), 0) << out;
+
+  ASSERT_TRUE(fs::remove(store / ".store-id"));
+  ASSERT_EQ(run("sqlite3 " + (tmp_.path / "reg.db").string() + " \"DELETE FROM settings WHERE key = 'store_id'\"", out), 0) << out;
+  EXPECT_EQ(registry("list", out), 2) << out;
+  EXPECT_NE(out.find("ckpt registry init --adopt-store"), std::string::npos) << out;
+  ASSERT_EQ(registry("init --adopt-store", out), 0) << out;
+  ASSERT_EQ(registry("verify net/2", out), 0) << out;
+}
+
 }  // namespace
 }  // namespace ckpt_test
