@@ -7,6 +7,8 @@
 #include <ckpt/train/spec_inference.hpp>
 #include <ckpt/train/trainer.hpp>
 
+#include "layer_attrs.hpp"
+
 #include <chrono>
 #include <cmath>
 
@@ -85,11 +87,68 @@ Evaluation evaluate(Model& model, const Dataset& data, int64_t batch_size, const
   return e;
 }
 
+namespace {
+
+// The parameters a spec's model has ("fc1.weight" -> [out, in]), read off the spec as
+// Model::from_spec reads it (same attributes, same errors) but without building anything.
+// Layers it cannot read are left to from_spec, which names the problem before it allocates.
+std::vector<std::pair<std::string, Shape>> spec_parameters(const Group& spec) {
+  std::vector<std::pair<std::string, Shape>> out;
+  const Value* lv = spec.attribute("layers");
+  const auto* names = lv ? std::get_if<std::vector<std::string>>(lv) : nullptr;
+  if (!names) return out;
+  for (const std::string& name : *names) {
+    const Group* g = spec.find_group(name);
+    const Value* t = g ? g->attribute("type") : nullptr;
+    const std::string* type = t ? std::get_if<std::string>(t) : nullptr;
+    if (!type) continue;
+    detail::LayerAttrs a(*g, "model/spec/" + name);
+    Shape weight;
+    if (*type == "linear") {
+      const int64_t in = a.positive("in_features"), o = a.positive("out_features");
+      weight = {o, in};
+    } else if (*type == "conv2d") {
+      const int64_t in = a.positive("in_channels"), o = a.positive("out_channels");
+      const detail::Pair k = a.pair("kernel_size", std::nullopt, 1);
+      weight = {o, in, k.h, k.w};
+    } else {
+      continue;  // no parameters
+    }
+    out.emplace_back(name + ".weight", weight);
+    if (a.flag("bias", true)) out.emplace_back(name + ".bias", Shape{weight[0]});
+  }
+  return out;
+}
+
+// Building the model allocates (and initialises) every parameter the spec names, and a spec is
+// a few bytes whatever sizes it names: checked first against the tensors model/state really
+// holds, so a small file cannot make the model take gigabytes only for load_state_dict to
+// refuse it afterwards.
+void check_state_fits_spec(const Group& spec, const Group& state) {
+  std::string problems;
+  for (const auto& [name, shape] : spec_parameters(spec)) {
+    const Tensor* t = state.find_tensor(name);
+    std::string problem;
+    if (!t)
+      problem = "missing (model/spec makes it " + shape_string(shape) + ")";
+    else if (t->shape() != shape)
+      problem = shape_string(t->shape()) + ", but model/spec makes it " + shape_string(shape);
+    else if (!is_floating(t->dtype()))
+      problem = std::string(ckpt::name(t->dtype())) + ", not a floating dtype the model's f32 parameters can take";
+    if (!problem.empty()) problems += (problems.empty() ? "" : "; ") + ("model/state/" + name + ": " + problem);
+  }
+  if (!problems.empty())
+    throw FormatError("the checkpoint's model/state does not fit its model/spec, so no model was built: " + problems);
+}
+
+}  // namespace
+
 std::unique_ptr<Model> model_from_checkpoint(const Checkpoint& c) {
   // A state dict from another tool has no spec; a ready-made model's can be read off its shapes.
   std::optional<Group> inferred = c.model_spec.empty() ? infer_spec(c.model_state) : std::nullopt;
   if (c.model_spec.empty() && !inferred)
     throw FormatError("the checkpoint has no model/spec, so the model cannot be rebuilt from it alone");
+  check_state_fits_spec(inferred ? *inferred : c.model_spec, c.model_state);
   auto m = Model::from_spec(inferred ? *inferred : c.model_spec, 0);
   m->load_state_dict(c.model_state, true);
   m->eval();

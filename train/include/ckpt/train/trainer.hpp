@@ -39,7 +39,10 @@ struct Evaluation {
 // Loss and accuracy of `model` over `data`, in eval mode.
 Evaluation evaluate(Model& model, const Dataset& data, int64_t batch_size, const std::string& loss = "cross_entropy");
 
-// Rebuilds a model from a checkpoint alone (model/spec, then model/state, strictly).
+// Rebuilds a model from a checkpoint alone (model/spec, then model/state, strictly). Every
+// parameter the spec names is checked against model/state (present, same shape, a floating
+// dtype) before the model is built: FormatError naming each one that is not, with nothing
+// allocated for a spec that names sizes the file does not hold.
 std::unique_ptr<Model> model_from_checkpoint(const Checkpoint& c);
 
 class Trainer {
