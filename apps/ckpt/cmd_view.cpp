@@ -40,25 +40,6 @@ namespace view_command {  // one translation unit with the other commands (unity
 
 namespace fs = std::filesystem;
 
-// The newest step-<n>.<ext> file of a training folder, as the checkpoint manager names them;
-// empty when there is none.
-fs::path newest_in(const fs::path& folder) {
-  fs::path best;
-  std::string best_name;
-  std::error_code ec;
-  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() < 16 || name.rfind("step-", 0) != 0 || name[14] != '.') continue;
-    if (name.find_first_not_of("0123456789", 5) != 14) continue;
-    if (!fs::is_regular_file(it->symlink_status(ec))) continue;
-    if (name > best_name) {
-      best_name = name;
-      best = it->path();
-    }
-  }
-  return best;
-}
-
 struct Given {
   serve::ServedCheckpoint served;
   bool training_folder = false;
@@ -76,7 +57,7 @@ Given given(const std::string& arg, std::set<std::string>& names) {
   g.served.version = 1;
   fs::path file = p;
   if (fs::is_directory(p, ec)) {
-    fs::path newest = newest_in(p);
+    fs::path newest = serve::newest_training_file(p);
     if (!newest.empty()) {
       g.training_folder = true;
       file = newest;
@@ -124,7 +105,7 @@ Runner add_view(CLI::App& app) {
       for (const auto& g : all) {
         out.push_back(g.served);
         if (g.training_folder) {
-          fs::path newest = newest_in(g.served.source);
+          fs::path newest = serve::newest_training_file(g.served.source);
           if (!newest.empty()) out.back().path = newest.string();
         }
       }

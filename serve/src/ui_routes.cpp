@@ -140,4 +140,9 @@ void add_ui_routes(Router& router, ServedList served, UiOptions options) {
 
 void add_ui_routes(Router& router, ServedList served) { add_ui_routes(router, std::move(served), UiOptions{}); }
 
+std::filesystem::path newest_training_file(const std::filesystem::path& folder) {
+  const auto files = ui::training_files(folder);
+  return files.empty() ? std::filesystem::path() : folder / files.back().name;
+}
+
 }  // namespace ckpt::serve

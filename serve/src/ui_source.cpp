@@ -1,5 +1,7 @@
 #include "ui_source.hpp"
 
+#include "training_names.hpp"
+
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 
@@ -9,25 +11,6 @@
 
 namespace ckpt::serve::ui {
 
-namespace {
-
-// "step-000000123.msgpack" -> 123, as CheckpointManager::path_for names its files; anything
-// else (hidden temporaries of interrupted saves included) -> nullopt.
-std::optional<int64_t> step_of(const std::string& name) {
-  constexpr size_t kDigits = 9;
-  const std::string prefix = "step-";
-  if (name.size() < prefix.size() + kDigits + 2 || name.rfind(prefix, 0) != 0) return std::nullopt;
-  int64_t v = 0;
-  for (size_t i = prefix.size(); i < prefix.size() + kDigits; ++i) {
-    if (name[i] < '0' || name[i] > '9') return std::nullopt;
-    v = v * 10 + (name[i] - '0');
-  }
-  if (name[prefix.size() + kDigits] != '.') return std::nullopt;
-  return v;
-}
-
-}  // namespace
-
 std::vector<FolderFile> training_files(const fs::path& folder) {
   std::vector<FolderFile> out;
   std::error_code ec;
@@ -35,7 +18,7 @@ std::vector<FolderFile> training_files(const fs::path& folder) {
   fs::directory_iterator it(folder, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    auto step = step_of(name);
+    auto step = detail::training_step(name);
     // symlink_status: a link in the folder could lead anywhere, so it is not listed.
     if (!step || !fs::is_regular_file(it->symlink_status(ec))) continue;
     out.push_back({name, *step});

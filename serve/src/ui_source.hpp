@@ -27,8 +27,9 @@ struct HttpError : std::runtime_error {
 };
 
 // The checkpoint files of a training folder, as ckpt's checkpoint manager names them
-// (step-<9 digits>.<ext>), oldest first; regular files only (no links, no temporaries), at most
-// kMaxFolderFiles of the newest. Empty for anything that is not a folder.
+// (step-<9 digits>.<ext>, one extension: training_names.hpp), oldest first; regular files only
+// (no links, no temporaries), at most kMaxFolderFiles of the newest. Empty for anything that
+// is not a folder.
 inline constexpr size_t kMaxFolderFiles = 1000;
 struct FolderFile {
   std::string name;

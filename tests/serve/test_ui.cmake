@@ -2,7 +2,7 @@
 # and torch.save's, statistics against numpy), and the page in Debian's chromium, headless,
 # against `ckpt view` on an ephemeral loopback port. Label: serve. Screenshots of the page go to
 # ${CMAKE_CURRENT_BINARY_DIR}/screenshots.
-add_executable(test_ui test_ui_api.cpp test_ui_stats.cpp test_ui_browser.cpp)
+add_executable(test_ui test_ui_api.cpp test_ui_stats.cpp test_ui_browser.cpp test_ui_folder.cpp)
 target_link_libraries(test_ui PRIVATE ckpt_serve ckpt ckpt_test_support nlohmann_json::nlohmann_json GTest::gtest_main)
 target_compile_definitions(test_ui PRIVATE
   CKPT_CLI="$<TARGET_FILE:ckpt_cli>"

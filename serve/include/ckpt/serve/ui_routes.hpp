@@ -7,6 +7,7 @@
 #include <ckpt/keys.hpp>
 #include <ckpt/serve/routes.hpp>
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -24,5 +25,10 @@ struct UiOptions {
 // added before it takes: add the page's routes after the others).
 void add_ui_routes(Router& router, ServedList served, UiOptions options);
 void add_ui_routes(Router& router, ServedList served);
+
+// The newest checkpoint file of a training folder, as the page lists them: regular files (not
+// links) named step-<9 digits>.<ext> with exactly one extension, as the model server polls
+// them (a signature step-....<ext>.sig is not one); empty when `folder` holds none.
+std::filesystem::path newest_training_file(const std::filesystem::path& folder);
 
 }  // namespace ckpt::serve
