@@ -25,8 +25,8 @@ json metrics_json(const Resolved& what) {
   json points = json::array(), errors = json::array();
   for (const auto& f : training_files(what.served.source)) {
     try {
-      auto reader = ckpt::open(fs::path(what.served.source) / f.name);
-      const Document& doc = reader->tree();
+      const OpenedCheckpoint opened = OpenedCheckpoint::from_file(fs::path(what.served.source) / f.name);
+      const Document& doc = opened.tree();
       json m = json::object();
       // trainer's own numbers (epoch in progress, step) first, so the finished epoch's metrics
       // (trainer/metrics) win where both name the same thing.

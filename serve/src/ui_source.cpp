@@ -4,8 +4,11 @@
 
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/registry.hpp>
+#include <ckpt/signer.hpp>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <system_error>
 
@@ -29,11 +32,51 @@ std::vector<FolderFile> training_files(const fs::path& folder) {
   return out;
 }
 
+namespace {
+
+// `f` with the capability to map taken away, so that its readers read every tensor (map()
+// answers nullopt and everything core does through the reader, hashing and signature checks
+// included, falls back to reads). Made once per format: the library is loaded, and its
+// manifest checked against it, through the registry's own Format first.
+Format without_mapping(const Format& f) {
+  static std::mutex mu;
+  static std::map<std::string, Format> made;
+  std::lock_guard lock(mu);
+  if (auto it = made.find(f.name()); it != made.end()) return it->second;
+  (void)f.identify({}, 0);  // loads the library and checks it against its manifest
+  auto info = std::make_shared<PluginInfo>(f.plugin());
+  info->manifest.clear();  // checked above; this copy differs from it in one capability on purpose
+  size_t index = 0;
+  while (index < info->formats.size() && info->formats[index].name != f.name()) ++index;
+  if (index == info->formats.size()) throw PluginError("format '" + f.name() + "' is not in its own plugin's list");
+  info->formats[index].capabilities &= ~static_cast<uint32_t>(CKPT_CAP_MAP);
+  Format u(info, index);
+  (void)u.identify({}, 0);  // loaded now, under the lock, so requests only read it
+  return made.emplace(f.name(), u).first->second;
+}
+
+// Opens `path` as `format` (chosen by the caller) through a reader that never maps.
+std::shared_ptr<FormatReader> open_unmapped(const fs::path& path, const Format& format) {
+  auto reader = without_mapping(format).open_reader(path, {});
+  Registry::global().check_one_reading(path, format);
+  return reader;
+}
+
+}  // namespace
+
 OpenedCheckpoint OpenedCheckpoint::from_file(const fs::path& file) {
   OpenedCheckpoint c;
   c.file_ = file;
   c.label_ = file.string();
-  c.reader_ = ckpt::open(file);
+  std::error_code ec;
+  if (fs::is_directory(file, ec)) {
+    // A sharded folder: core's shard reader opens its parts itself (mapping where they map).
+    LoadOptions lo;
+    lo.map = false;
+    c.reader_ = ckpt::open(file, lo);
+  } else {
+    c.reader_ = open_unmapped(file, Registry::global().for_reading(file, "auto"));
+  }
   c.reader_->tree();  // list now, so a damaged file fails here, in one place
   return c;
 }
@@ -55,16 +98,29 @@ const Tensor* OpenedCheckpoint::find_tensor(const std::string& path) const {
 }
 
 std::span<const std::byte> OpenedCheckpoint::bytes(const std::string& path, const Tensor& listed,
-                                                   std::vector<std::byte>& buffer, std::optional<Tensor>& mapped) const {
+                                                   std::vector<std::byte>& buffer) const {
   if (!reader_) {
     if (!listed.defined()) throw UsageError("'" + label_ + "' at " + path + ": the served checkpoint holds no data for this tensor");
     return listed.bytes();
   }
-  mapped = reader_->map(path);
-  if (mapped) return mapped->bytes();
   buffer.resize(listed.nbytes());
   reader_->read_into(listed, path, buffer);
   return buffer;
+}
+
+VerifyReport OpenedCheckpoint::verify() const {
+  if (!reader_) return verify_document(*memory_);
+  return ckpt::verify(*reader_);
+}
+
+std::optional<std::string> OpenedCheckpoint::signer() const {
+  if (!reader_) return std::nullopt;
+  return recorded_signer(file_);
+}
+
+SignatureReport OpenedCheckpoint::check_signature(const PublicKey& key) const {
+  if (!reader_) return {};
+  return verify_signature(file_, *reader_, key);
 }
 
 OpenedCheckpoint Resolved::open() const {

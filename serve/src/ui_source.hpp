@@ -6,6 +6,9 @@
 
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/format_io.hpp>
+#include <ckpt/integrity.hpp>
+#include <ckpt/keys.hpp>
+#include <ckpt/signature.hpp>
 #include <ckpt/serve/routes.hpp>
 
 #include <cstdint>
@@ -38,7 +41,9 @@ struct FolderFile {
 std::vector<FolderFile> training_files(const fs::path& folder);
 
 // One checkpoint opened for a request: a file through its plugin, or the in-memory checkpoint a
-// server holds when it has no file.
+// server holds when it has no file. Files are read, never mapped: a mapping of a file that is
+// truncated or rewritten while the page reads it would kill the whole process (SIGBUS),
+// prediction API included, where a read fails with an error the page reports.
 class OpenedCheckpoint {
  public:
   static OpenedCheckpoint from_file(const fs::path& file);
@@ -47,15 +52,21 @@ class OpenedCheckpoint {
   const Document& tree() const;
   // The file read, empty for an in-memory checkpoint.
   const fs::path& file() const { return file_; }
+  bool in_memory() const { return !reader_; }
   const std::string& label() const { return label_; }
-  std::shared_ptr<FormatReader> reader() const { return reader_; }
   std::string format() const;
 
   // The tensor at `path` of tree(): nullptr when there is none.
   const Tensor* find_tensor(const std::string& path) const;
-  // Its bytes: a view of a mapping or of memory, else read into `buffer`.
-  std::span<const std::byte> bytes(const std::string& path, const Tensor& listed, std::vector<std::byte>& buffer,
-                                   std::optional<Tensor>& mapped) const;
+  // Its bytes: a view of memory, else read into `buffer`.
+  std::span<const std::byte> bytes(const std::string& path, const Tensor& listed, std::vector<std::byte>& buffer) const;
+  // Every tensor against meta/integrity, one tensor in memory at a time.
+  VerifyReport verify() const;
+
+  // The signature file beside the checkpoint (FILE.sig): who it names, unchecked; nullopt when
+  // there is none (and always for an in-memory checkpoint).
+  std::optional<std::string> signer() const;
+  SignatureReport check_signature(const PublicKey& key) const;
 
  private:
   fs::path file_;

@@ -102,11 +102,9 @@ json schema_json(const OpenedCheckpoint& opened) {
   s["integrity"] = std::move(h);
 
   json sig{{"present", false}, {"checked", false}};
-  if (!opened.file().empty()) {
-    if (auto signer = recorded_signer(opened.file())) {
-      sig["present"] = true;
-      sig["key_id"] = *signer;
-    }
+  if (auto signer = opened.signer()) {
+    sig["present"] = true;
+    sig["key_id"] = *signer;
   }
   if (auto legacy = legacy_signer(doc)) sig["legacy_key_id"] = *legacy;
   s["signature"] = std::move(sig);
@@ -149,8 +147,7 @@ json stats_json(const OpenedCheckpoint& opened, const std::string& tensor, int b
   check_tensor_size(t->nbytes(), tensor);
   MemoryLease lease(t->nbytes());
   std::vector<std::byte> buffer;
-  std::optional<Tensor> mapped;
-  auto bytes = opened.bytes(tensor, *t, buffer, mapped);
+  auto bytes = opened.bytes(tensor, *t, buffer);
   const TensorStats s = tensor_stats(t->dtype(), bytes, t->numel(), bins);
   json j{{"tensor", tensor}, {"dtype", std::string(name(t->dtype()))}, {"shape", t->shape()}, {"bytes", t->nbytes()},
          {"count", s.count}, {"finite", s.finite}, {"zeros", s.zeros},
@@ -169,24 +166,22 @@ json stats_json(const OpenedCheckpoint& opened, const std::string& tensor, int b
 
 json verify_json(const OpenedCheckpoint& opened, const std::optional<PublicKey>& pubkey) {
   json j;
-  // verify holds one tensor at a time (mapped where the format maps, else in one buffer).
+  // verify holds one tensor at a time (read into one buffer; an in-memory checkpoint is there).
   uint64_t largest = 0;
   opened.tree().for_each_tensor([&](const std::string& path, const Tensor& t) {
     check_tensor_size(t.nbytes(), path);
     largest = std::max<uint64_t>(largest, t.nbytes());
   });
   MemoryLease lease(largest);
-  VerifyReport r = opened.reader() ? verify(*opened.reader()) : verify_document(opened.tree());
+  VerifyReport r = opened.verify();
   j["hashes"] = {{"recorded", r.has_integrity}, {"tensors_checked", r.tensors_checked},
                  {"bytes_checked", r.bytes_checked}, {"problems", r.problems}, {"ok", r.ok()}};
   json sig{{"present", false}, {"checked", false}};
-  if (!opened.file().empty()) {
-    if (auto signer = recorded_signer(opened.file())) {
-      sig["present"] = true;
-      sig["key_id"] = *signer;
-    }
-    if (pubkey && sig["present"].get<bool>()) {
-      SignatureReport s = verify_signature(opened.file(), *opened.reader(), *pubkey);
+  if (auto signer = opened.signer()) {
+    sig["present"] = true;
+    sig["key_id"] = *signer;
+    if (pubkey) {
+      SignatureReport s = opened.check_signature(*pubkey);
       sig["checked"] = true;
       sig["ok"] = s.ok();
       sig["problems"] = s.problems;

@@ -2,11 +2,13 @@
 # and torch.save's, statistics against numpy), and the page in Debian's chromium, headless,
 # against `ckpt view` on an ephemeral loopback port. Label: serve. Screenshots of the page go to
 # ${CMAKE_CURRENT_BINARY_DIR}/screenshots.
-add_executable(test_ui test_ui_api.cpp test_ui_stats.cpp test_ui_browser.cpp test_ui_folder.cpp)
+add_executable(test_ui test_ui_api.cpp test_ui_stats.cpp test_ui_browser.cpp test_ui_folder.cpp test_ui_files.cpp)
 target_link_libraries(test_ui PRIVATE ckpt_serve ckpt ckpt_test_support nlohmann_json::nlohmann_json GTest::gtest_main)
+# test_ui_files opens checkpoints through the page's own code (serve/src).
+target_include_directories(test_ui PRIVATE ${PROJECT_SOURCE_DIR}/serve/src)
 target_compile_definitions(test_ui PRIVATE
   CKPT_CLI="$<TARGET_FILE:ckpt_cli>"
   CKPT_UI_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}"
   CKPT_UI_SCREENSHOTS="${CMAKE_CURRENT_BINARY_DIR}/screenshots")
-add_dependencies(test_ui ckpt_cli ckpt_msgpack ckpt_json ckpt_pytorch)
+add_dependencies(test_ui ckpt_cli ckpt_msgpack ckpt_json ckpt_pytorch ckpt_safetensors)
 gtest_discover_tests(test_ui DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 900 LABELS serve)
