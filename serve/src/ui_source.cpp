@@ -81,10 +81,13 @@ OpenedCheckpoint OpenedCheckpoint::from_file(const fs::path& file) {
   return c;
 }
 
-OpenedCheckpoint OpenedCheckpoint::from_memory(const Checkpoint& checkpoint, std::string label) {
+OpenedCheckpoint OpenedCheckpoint::from_memory(std::shared_ptr<const Checkpoint> checkpoint, std::string label,
+                                               std::string file) {
   OpenedCheckpoint c;
   c.label_ = std::move(label);
-  c.memory_ = std::make_shared<Document>(checkpoint.to_document());
+  c.file_ = std::move(file);
+  c.memory_ = std::make_shared<Document>(checkpoint->to_document());
+  c.checkpoint_ = std::move(checkpoint);  // holds the tensors memory_ shares
   return c;
 }
 
@@ -124,14 +127,15 @@ SignatureReport OpenedCheckpoint::check_signature(const PublicKey& key) const {
 }
 
 OpenedCheckpoint Resolved::open() const {
+  if (file_name.empty() && served.checkpoint) return OpenedCheckpoint::from_memory(served.checkpoint, label(), served.path);
   if (!file.empty()) return OpenedCheckpoint::from_file(file);
-  if (!served.checkpoint) throw HttpError(404, "checkpoint '" + served.model + "' has neither a file nor a loaded checkpoint");
-  return OpenedCheckpoint::from_memory(*served.checkpoint, label());
+  throw HttpError(404, "checkpoint '" + served.model + "' has neither a file nor a loaded checkpoint");
 }
 
 std::string Resolved::label() const {
   std::string s = served.model;
   if (!file_name.empty()) s += " / " + file_name;
+  else if (served.checkpoint) s += " (version " + std::to_string(served.version) + ", as served)";
   return s;
 }
 
@@ -148,7 +152,7 @@ Resolved resolve(const std::vector<ServedCheckpoint>& served, const std::string&
   const auto files = training_files(it->source);
   r.training_folder = !files.empty();
   if (file.empty()) {
-    r.file = it->path;
+    if (!it->checkpoint) r.file = it->path;  // else the version being served, from memory
     return r;
   }
   // Only a name the listing gave back: never a path the request makes up.

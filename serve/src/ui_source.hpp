@@ -41,16 +41,18 @@ struct FolderFile {
 std::vector<FolderFile> training_files(const fs::path& folder);
 
 // One checkpoint opened for a request: a file through its plugin, or the in-memory checkpoint a
-// server holds when it has no file. Files are read, never mapped: a mapping of a file that is
+// server holds. Files are read, never mapped: a mapping of a file that is
 // truncated or rewritten while the page reads it would kill the whole process (SIGBUS),
 // prediction API included, where a read fails with an error the page reports.
 class OpenedCheckpoint {
  public:
   static OpenedCheckpoint from_file(const fs::path& file);
-  static OpenedCheckpoint from_memory(const Checkpoint& checkpoint, std::string label);
+  // The checkpoint a server holds in memory (what its predictions use); `file` is where it was
+  // loaded from, shown only.
+  static OpenedCheckpoint from_memory(std::shared_ptr<const Checkpoint> checkpoint, std::string label, std::string file);
 
   const Document& tree() const;
-  // The file read, empty for an in-memory checkpoint.
+  // The file read, or for an in-memory checkpoint where it was loaded from.
   const fs::path& file() const { return file_; }
   bool in_memory() const { return !reader_; }
   const std::string& label() const { return label_; }
@@ -64,7 +66,7 @@ class OpenedCheckpoint {
   VerifyReport verify() const;
 
   // The signature file beside the checkpoint (FILE.sig): who it names, unchecked; nullopt when
-  // there is none (and always for an in-memory checkpoint).
+  // there is none (and always for an in-memory checkpoint: the file may have changed since).
   std::optional<std::string> signer() const;
   SignatureReport check_signature(const PublicKey& key) const;
 
@@ -72,6 +74,7 @@ class OpenedCheckpoint {
   fs::path file_;
   std::string label_;
   std::shared_ptr<FormatReader> reader_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
   std::shared_ptr<Document> memory_;
 };
 
@@ -82,6 +85,8 @@ struct Resolved {
   std::string file_name;   // the folder file named by the request, if any
   bool training_folder = false;
 
+  // The file when one is named; else the server's in-memory checkpoint when it holds one
+  // (`ckpt serve`: what predictions use, whatever happened to the file since); else the file.
   OpenedCheckpoint open() const;
   std::string label() const;
 };

@@ -89,16 +89,18 @@ json schema_json(const OpenedCheckpoint& opened) {
                             part_json(doc, "optimizer", "optimizer"), part_json(doc, "trainer", "trainer state"),
                             part_json(doc, "meta", "meta"), part_json(doc, "extra", "extra")});
 
-  // The record's structure against the tree (no tensor data read); /api/ui/verify reads it.
-  const Group* integrity = meta ? meta->find_group("integrity") : nullptr;
+  // The record's structure against the tree (no tensor data read); /api/ui/verify reads it. A
+  // version held in memory has none: the server checked the file's record when it loaded it.
+  const Group* integrity = meta && !opened.in_memory() ? meta->find_group("integrity") : nullptr;
   json h{{"recorded", integrity != nullptr}};
+  if (opened.in_memory()) h["in_memory"] = true;
   if (integrity) {
     if (auto* a = string_attr(integrity, "algorithm")) h["algorithm"] = *a;
     const std::string* enc = string_attr(integrity, "manifest_encoding");
     h["manifest_encoding"] = enc ? *enc : std::string("ckpt-manifest-1 (ckpt 0.1)");
     h["hashes"] = recorded_digests(doc).size();
   }
-  h["problems"] = record_problems(doc);
+  h["problems"] = opened.in_memory() ? std::vector<std::string>{} : record_problems(doc);
   s["integrity"] = std::move(h);
 
   json sig{{"present", false}, {"checked", false}};
@@ -135,7 +137,8 @@ json checkpoints_json(const std::vector<ServedCheckpoint>& served, const std::st
 
 json tree_json(const Resolved& what, const OpenedCheckpoint& opened) {
   json j{{"name", what.served.model}, {"version", what.served.version}, {"label", what.label()},
-         {"file", what.file_name}, {"format", opened.format()}, {"path", opened.file().string()}};
+         {"file", what.file_name}, {"format", opened.format()}, {"path", opened.file().string()},
+         {"in_memory", opened.in_memory()}};
   j["schema"] = schema_json(opened);
   j["tree"] = group_json(opened.tree(), "", "");
   return j;
@@ -172,10 +175,17 @@ json verify_json(const OpenedCheckpoint& opened, const std::optional<PublicKey>&
     check_tensor_size(t.nbytes(), path);
     largest = std::max<uint64_t>(largest, t.nbytes());
   });
-  MemoryLease lease(largest);
-  VerifyReport r = opened.verify();
-  j["hashes"] = {{"recorded", r.has_integrity}, {"tensors_checked", r.tensors_checked},
-                 {"bytes_checked", r.bytes_checked}, {"problems", r.problems}, {"ok", r.ok()}};
+  if (opened.in_memory()) {
+    // What predictions use, checked against the file's recorded hashes when the server loaded
+    // it; the Checkpoint held keeps no record to check it against again.
+    j["hashes"] = {{"in_memory", true}, {"recorded", false}, {"tensors_checked", opened.tree().tensor_count()},
+                   {"bytes_checked", opened.tree().tensor_bytes()}, {"problems", json::array()}, {"ok", true}};
+  } else {
+    MemoryLease lease(largest);
+    VerifyReport r = opened.verify();
+    j["hashes"] = {{"recorded", r.has_integrity}, {"tensors_checked", r.tensors_checked},
+                   {"bytes_checked", r.bytes_checked}, {"problems", r.problems}, {"ok", r.ok()}};
+  }
   json sig{{"present", false}, {"checked", false}};
   if (auto signer = opened.signer()) {
     sig["present"] = true;

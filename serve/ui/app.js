@@ -165,17 +165,20 @@ function schemaPanel(tree, ckpt, file) {
   const box = el('div', { class: 'schema' });
   const facts = el('table', { class: 'facts' });
   const row = (k, v) => facts.append(el('tr', {}, el('th', {}, k), el('td', {}, v)));
-  row('file', tree.path || '(in memory)');
+  row('file', tree.in_memory ? 'version ' + tree.version + ' as served, held in memory (loaded from ' + (tree.path || '?') + ')'
+    : tree.path || '(in memory)');
   row('format', tree.format);
   row('schema', s.checkpoint ? 'ckpt.checkpoint v' + s.schema_version : 'none (a file another tool wrote)');
   if (s.producer) row('producer', s.producer);
   if (s.created) row('created', s.created);
   const h = s.integrity;
-  row('hashes', h.recorded ? h.hashes + ' tensors recorded (' + (h.algorithm || '?') + ', ' + h.manifest_encoding + ')'
+  row('hashes', h.in_memory ? 'checked by the server against the file\'s record when it loaded this version'
+    : h.recorded ? h.hashes + ' tensors recorded (' + (h.algorithm || '?') + ', ' + h.manifest_encoding + ')'
     : 'none recorded');
   row('record', h.problems.length ? h.problems.length + ' problems' : (h.recorded ? 'matches the tree' : '-'));
   const sig = s.signature;
-  row('signature', sig.present ? 'FILE.sig by key ' + sig.key_id + ' (not checked yet)' : 'none');
+  row('signature', sig.present ? 'FILE.sig by key ' + sig.key_id + ' (not checked yet)'
+    : tree.in_memory ? 'checked by the server at load when it was given --pubkey' : 'none');
   if (sig.legacy_key_id) row('old signature', 'in-file meta/signature by ' + sig.legacy_key_id + ', never accepted');
   box.append(facts);
   if (h.problems.length) {
@@ -193,7 +196,8 @@ function schemaPanel(tree, ckpt, file) {
       clear(verifyOut);
       const hv = v.hashes;
       verifyOut.append(el('p', { class: hv.ok ? 'ok' : 'bad', id: 'verify-result' }, hv.ok
-        ? (hv.recorded ? hv.tensors_checked + ' tensors, ' + fmtBytes(hv.bytes_checked) + ' match their hashes'
+        ? hv.in_memory ? hv.tensors_checked + ' tensors held in memory, checked against their recorded hashes when the server loaded them'
+        : (hv.recorded ? hv.tensors_checked + ' tensors, ' + fmtBytes(hv.bytes_checked) + ' match their hashes'
           : 'structure readable; no hashes recorded, so data could not be checked')
         : hv.problems.length + ' problems'));
       for (const p of hv.problems) verifyOut.append(el('p', { class: 'bad' }, p));
