@@ -25,7 +25,7 @@ json metrics_json(const Resolved& what) {
   json points = json::array(), errors = json::array();
   for (const auto& f : training_files(what.served.source)) {
     try {
-      const OpenedCheckpoint opened = OpenedCheckpoint::from_file(fs::path(what.served.source) / f.name);
+      const OpenedCheckpoint opened = OpenedCheckpoint::from_folder(what.served.source, f.name);
       const Document& doc = opened.tree();
       json m = json::object();
       // trainer's own numbers (epoch in progress, step) first, so the finished epoch's metrics
@@ -38,7 +38,7 @@ json metrics_json(const Resolved& what) {
         if (const Group* g = t->find_group("metrics")) numbers_of(*g, m);
       }
       points.push_back({{"file", f.name}, {"step", f.step}, {"metrics", std::move(m)}});
-    } catch (const Error& e) {
+    } catch (const std::runtime_error& e) {  // ckpt's errors, and HttpError (a link, a file gone)
       // A damaged or half-removed checkpoint costs its point, not the plot.
       errors.push_back({{"file", f.name}, {"error", e.what()}});
     }

@@ -5,9 +5,16 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 #include <ckpt/registry.hpp>
+#include <ckpt/serve/ui_routes.hpp>
 #include <ckpt/signer.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <system_error>
@@ -62,11 +69,67 @@ std::shared_ptr<FormatReader> open_unmapped(const fs::path& path, const Format& 
   return reader;
 }
 
+// Rethrows the exception being handled as the same type with `from` replaced by `to` in its
+// message; anything else as it is.
+[[noreturn]] void rethrow_renamed(const std::string& from, const std::string& to) {
+  auto renamed = [&](const std::exception& e) {
+    std::string m = e.what();
+    for (size_t at = m.find(from); at != std::string::npos; at = m.find(from, at + to.size())) m.replace(at, from.size(), to);
+    return m;
+  };
+  try {
+    throw;
+  } catch (const HttpError& e) {
+    throw HttpError(e.status, renamed(e));
+  } catch (const LimitError& e) {
+    throw LimitError(renamed(e));
+  } catch (const FormatError& e) {
+    throw FormatError(renamed(e));
+  } catch (const IntegrityError& e) {
+    throw IntegrityError(renamed(e));
+  } catch (const PluginError& e) {
+    throw PluginError(renamed(e));
+  } catch (const IoError& e) {
+    throw IoError(renamed(e));
+  } catch (const UnsupportedError& e) {
+    throw UnsupportedError(renamed(e));
+  } catch (const UsageError& e) {
+    throw UsageError(renamed(e));
+  } catch (const Error& e) {
+    throw Error(renamed(e));
+  }
+}
+
+std::string os_error(const std::string& what, const fs::path& path) {
+  return what + " '" + path.string() + "': " + std::strerror(errno);
+}
+
 }  // namespace
+
+struct OpenedCheckpoint::Handle {
+  int file = -1, signature = -1;
+  Handle() = default;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (file >= 0) ::close(file);
+    if (signature >= 0) ::close(signature);
+  }
+};
+
+template <class F>
+auto OpenedCheckpoint::named(F&& f) const -> decltype(f()) {
+  if (open_path_ == file_) return f();
+  try {
+    return f();
+  } catch (...) {
+    rethrow_renamed(open_path_.string(), file_.string());
+  }
+}
 
 OpenedCheckpoint OpenedCheckpoint::from_file(const fs::path& file) {
   OpenedCheckpoint c;
-  c.file_ = file;
+  c.file_ = c.open_path_ = file;
   c.label_ = file.string();
   std::error_code ec;
   if (fs::is_directory(file, ec)) {
@@ -81,11 +144,52 @@ OpenedCheckpoint OpenedCheckpoint::from_file(const fs::path& file) {
   return c;
 }
 
+OpenedCheckpoint OpenedCheckpoint::from_folder(const fs::path& folder, const std::string& name) {
+  OpenedCheckpoint c;
+  c.file_ = folder / name;
+  c.label_ = c.file_.string();
+  c.handle_ = std::make_shared<Handle>();
+  // O_NONBLOCK: a FIFO put in the file's place is not waited on (refused below as not regular).
+  c.handle_->file = ::open(c.file_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (c.handle_->file < 0) {
+    if (errno == ELOOP) throw HttpError(404, "'" + c.file_.string() + "' is a link; the page does not follow links in a training folder");
+    if (errno == ENOENT) throw HttpError(404, "'" + c.file_.string() + "' is gone (removed since the folder was listed)");
+    throw IoError(os_error("cannot open", c.file_));
+  }
+  struct stat st{};
+  if (::fstat(c.handle_->file, &st) != 0 || !S_ISREG(st.st_mode))
+    throw HttpError(404, "'" + c.file_.string() + "' is not a regular file");
+  // The reader opens the descriptor's own file through /proc, so the name cannot be swapped
+  // for a link in between; the format is chosen from the name, as the manager wrote it.
+  c.open_path_ = "/proc/self/fd/" + std::to_string(c.handle_->file);
+  const fs::path sig = default_signature_path(c.file_);
+  c.handle_->signature = ::open(sig.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (c.handle_->signature >= 0) {
+    c.signature_ = "/proc/self/fd/" + std::to_string(c.handle_->signature);
+  } else {
+    c.signature_absent_ = true;
+    if (errno == ELOOP) c.signature_problem_ = "'" + sig.string() + "' is a link; the page does not follow links in a training folder";
+  }
+  c.named([&] {
+    Format format = [&] {
+      try {
+        return Registry::global().for_writing(c.file_, "auto");
+      } catch (const Error&) {
+        return Registry::global().for_reading(c.open_path_, "auto");  // no extension a writer claims: by content
+      }
+    }();
+    c.reader_ = open_unmapped(c.open_path_, format);
+    c.reader_->tree();
+    return 0;
+  });
+  return c;
+}
+
 OpenedCheckpoint OpenedCheckpoint::from_memory(std::shared_ptr<const Checkpoint> checkpoint, std::string label,
                                                std::string file) {
   OpenedCheckpoint c;
   c.label_ = std::move(label);
-  c.file_ = std::move(file);
+  c.file_ = c.open_path_ = std::move(file);
   c.memory_ = std::make_shared<Document>(checkpoint->to_document());
   c.checkpoint_ = std::move(checkpoint);  // holds the tensors memory_ shares
   return c;
@@ -106,30 +210,41 @@ std::span<const std::byte> OpenedCheckpoint::bytes(const std::string& path, cons
     if (!listed.defined()) throw UsageError("'" + label_ + "' at " + path + ": the served checkpoint holds no data for this tensor");
     return listed.bytes();
   }
-  buffer.resize(listed.nbytes());
-  reader_->read_into(listed, path, buffer);
-  return buffer;
+  return named([&] {
+    buffer.resize(listed.nbytes());
+    reader_->read_into(listed, path, buffer);
+    return std::span<const std::byte>(buffer);
+  });
 }
 
 VerifyReport OpenedCheckpoint::verify() const {
   if (!reader_) return verify_document(*memory_);
-  return ckpt::verify(*reader_);
+  return named([&] { return ckpt::verify(*reader_); });
 }
 
 std::optional<std::string> OpenedCheckpoint::signer() const {
-  if (!reader_) return std::nullopt;
-  return recorded_signer(file_);
+  if (!reader_ || signature_absent_) return std::nullopt;
+  return named([&] { return recorded_signer(open_path_, signature_); });
 }
 
 SignatureReport OpenedCheckpoint::check_signature(const PublicKey& key) const {
-  if (!reader_) return {};
-  return verify_signature(file_, *reader_, key);
+  if (!reader_ || signature_absent_) return {};
+  return named([&] {
+    SignatureReport r = verify_signature(open_path_, *reader_, key, signature_);
+    if (open_path_ != file_)
+      for (auto& p : r.problems)
+        for (size_t at = p.find(open_path_.string()); at != std::string::npos;
+             at = p.find(open_path_.string(), at + file_.string().size()))
+          p.replace(at, open_path_.string().size(), file_.string());
+    return r;
+  });
 }
 
 OpenedCheckpoint Resolved::open() const {
-  if (file_name.empty() && served.checkpoint) return OpenedCheckpoint::from_memory(served.checkpoint, label(), served.path);
+  if (!file_name.empty()) return OpenedCheckpoint::from_folder(served.source, file_name);
+  if (served.checkpoint) return OpenedCheckpoint::from_memory(served.checkpoint, label(), served.path);
   if (!file.empty()) return OpenedCheckpoint::from_file(file);
-  throw HttpError(404, "checkpoint '" + served.model + "' has neither a file nor a loaded checkpoint");
+  throw HttpError(404, "checkpoint '" + served.model + "' has neither a file the page may read nor a loaded checkpoint");
 }
 
 std::string Resolved::label() const {
@@ -152,13 +267,17 @@ Resolved resolve(const std::vector<ServedCheckpoint>& served, const std::string&
   const auto files = training_files(it->source);
   r.training_folder = !files.empty();
   if (file.empty()) {
-    if (!it->checkpoint) r.file = it->path;  // else the version being served, from memory
+    if (it->checkpoint) return r;  // the version being served, from memory
+    if (r.training_folder) {
+      r.file_name = files.back().name;  // the newest, as listed: never through a link
+      return r;
+    }
+    r.file = it->path;
     return r;
   }
   // Only a name the listing gave back: never a path the request makes up.
   auto f = std::find_if(files.begin(), files.end(), [&](const FolderFile& x) { return x.name == file; });
   if (f == files.end()) throw HttpError(404, "'" + model + "' has no checkpoint file named '" + file + "'");
-  r.file = fs::path(it->source) / f->name;
   r.file_name = f->name;
   return r;
 }

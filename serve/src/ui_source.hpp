@@ -41,12 +41,16 @@ struct FolderFile {
 std::vector<FolderFile> training_files(const fs::path& folder);
 
 // One checkpoint opened for a request: a file through its plugin, or the in-memory checkpoint a
-// server holds. Files are read, never mapped: a mapping of a file that is
-// truncated or rewritten while the page reads it would kill the whole process (SIGBUS),
-// prediction API included, where a read fails with an error the page reports.
+// server holds. Files are read, never mapped: a mapping of a file that is truncated or rewritten
+// while the page reads it would kill the whole process (SIGBUS), prediction API included, where
+// a read fails with an error the page reports.
 class OpenedCheckpoint {
  public:
+  // A file or sharded folder named on the command line (links followed, as the user gave them).
   static OpenedCheckpoint from_file(const fs::path& file);
+  // The file `name` of training folder `folder`, opened without following a link
+  // (O_NOFOLLOW): a link in the folder is refused even when it appears after the listing.
+  static OpenedCheckpoint from_folder(const fs::path& folder, const std::string& name);
   // The checkpoint a server holds in memory (what its predictions use); `file` is where it was
   // loaded from, shown only.
   static OpenedCheckpoint from_memory(std::shared_ptr<const Checkpoint> checkpoint, std::string label, std::string file);
@@ -68,11 +72,23 @@ class OpenedCheckpoint {
   // The signature file beside the checkpoint (FILE.sig): who it names, unchecked; nullopt when
   // there is none (and always for an in-memory checkpoint: the file may have changed since).
   std::optional<std::string> signer() const;
+  // Why a signature file was not read (a link in a training folder); empty otherwise.
+  const std::string& signature_problem() const { return signature_problem_; }
   SignatureReport check_signature(const PublicKey& key) const;
 
  private:
-  fs::path file_;
+  struct Handle;  // descriptors held open for a training folder's file and its signature
+  // Runs f, naming the file instead of the descriptor path it was opened by in any error.
+  template <class F>
+  auto named(F&& f) const -> decltype(f());
+
+  fs::path file_;       // what is shown and named in errors
+  fs::path open_path_;  // what the reader opened: file_, or /proc/self/fd/N of the held descriptor
+  fs::path signature_;  // the signature to read; empty: FILE.sig beside open_path_
+  bool signature_absent_ = false;
+  std::string signature_problem_;
   std::string label_;
+  std::shared_ptr<Handle> handle_;  // before reader_: outlives it
   std::shared_ptr<FormatReader> reader_;
   std::shared_ptr<const Checkpoint> checkpoint_;
   std::shared_ptr<Document> memory_;
@@ -81,11 +97,11 @@ class OpenedCheckpoint {
 // What a request names, resolved against a snapshot of the served list.
 struct Resolved {
   ServedCheckpoint served;
-  fs::path file;           // the file to read; empty: the in-memory checkpoint
-  std::string file_name;   // the folder file named by the request, if any
+  fs::path file;           // a file given on the command line to read; empty: see below
+  std::string file_name;   // the training folder's file to read (named by the request, or its newest)
   bool training_folder = false;
 
-  // The file when one is named; else the server's in-memory checkpoint when it holds one
+  // The folder file when one is named; else the server's in-memory checkpoint when it holds one
   // (`ckpt serve`: what predictions use, whatever happened to the file since); else the file.
   OpenedCheckpoint open() const;
   std::string label() const;

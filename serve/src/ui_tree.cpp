@@ -108,6 +108,7 @@ json schema_json(const OpenedCheckpoint& opened) {
     sig["present"] = true;
     sig["key_id"] = *signer;
   }
+  if (!opened.signature_problem().empty()) sig["problem"] = opened.signature_problem();
   if (auto legacy = legacy_signer(doc)) sig["legacy_key_id"] = *legacy;
   s["signature"] = std::move(sig);
   return s;
@@ -198,6 +199,7 @@ json verify_json(const OpenedCheckpoint& opened, const std::optional<PublicKey>&
       sig["key_id"] = s.key_id;
     }
   }
+  if (!opened.signature_problem().empty()) sig["problem"] = opened.signature_problem();
   j["signature"] = std::move(sig);
   return j;
 }

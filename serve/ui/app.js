@@ -178,7 +178,7 @@ function schemaPanel(tree, ckpt, file) {
   row('record', h.problems.length ? h.problems.length + ' problems' : (h.recorded ? 'matches the tree' : '-'));
   const sig = s.signature;
   row('signature', sig.present ? 'FILE.sig by key ' + sig.key_id + ' (not checked yet)'
-    : tree.in_memory ? 'checked by the server at load when it was given --pubkey' : 'none');
+    : sig.problem ? 'not read: ' + sig.problem : tree.in_memory ? 'checked by the server at load when it was given --pubkey' : 'none');
   if (sig.legacy_key_id) row('old signature', 'in-file meta/signature by ' + sig.legacy_key_id + ', never accepted');
   box.append(facts);
   if (h.problems.length) {

@@ -4,8 +4,8 @@
 # ${CMAKE_CURRENT_BINARY_DIR}/screenshots.
 add_executable(test_ui test_ui_api.cpp test_ui_stats.cpp test_ui_browser.cpp test_ui_folder.cpp test_ui_files.cpp test_ui_served.cpp)
 target_link_libraries(test_ui PRIVATE ckpt_serve ckpt_train ckpt_registry ckpt ckpt_test_support nlohmann_json::nlohmann_json GTest::gtest_main)
-# test_ui_files opens checkpoints through the page's own code (serve/src); test_ui_served runs
-# a real ModelServer (a model rebuilt by libckpt_train, the registry).
+# test_ui_files and test_ui_folder open checkpoints through the page's own code (serve/src);
+# test_ui_served runs a real ModelServer (a model rebuilt by libckpt_train, the registry).
 target_include_directories(test_ui PRIVATE ${PROJECT_SOURCE_DIR}/serve/src)
 target_compile_definitions(test_ui PRIVATE
   CKPT_CLI="$<TARGET_FILE:ckpt_cli>"

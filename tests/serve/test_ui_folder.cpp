@@ -1,7 +1,10 @@
 // Training folders as the trainer leaves them: a signature beside every checkpoint
-// (step-<n>.<ext>.sig is not a checkpoint).
+// (step-<n>.<ext>.sig is not a checkpoint), and links among them, which the page never reads
+// through.
 #include "test_ui_support.hpp"
+#include "ui_source.hpp"  // serve/src: OpenedCheckpoint, for a link put in place after the listing
 
+#include <ckpt/errors.hpp>
 #include <ckpt/keys.hpp>
 #include <ckpt/serve/ui_routes.hpp>
 #include <ckpt/signature.hpp>
@@ -49,6 +52,41 @@ TEST_F(UiSignedFolder, ViewOfTheFolderServesItsNewestCheckpoint) {
   ViewProcess view({(dir / "run").string()});
   EXPECT_NE(view.url().find("http://127.0.0.1:"), std::string::npos) << view.output();
   EXPECT_EQ(view.stop(), 0);
+}
+
+// Links in a training folder: never listed, never read, also when one takes a listed name's
+// place after the listing, and not as the newest checkpoint a server was handed.
+TEST_F(UiSignedFolder, ThePageNeverReadsThroughALinkInTheFolder) {
+  ckpt::save(small_checkpoint(9, 5.0f), dir / "outside.msgpack");
+  fs::create_symlink(dir / "outside.msgpack", dir / "run" / "step-000000099.msgpack");
+  // A server that followed the link (its newest file) hands it to the page.
+  served[0].path = (dir / "run" / "step-000000099.msgpack").string();
+  json t = get_json(router, "/api/ui/tree", {{"ckpt", "run"}}, 200);
+  EXPECT_EQ(t["file"], "step-000000008.msgpack") << t.dump();
+  EXPECT_EQ(t["path"], (dir / "run" / "step-000000008.msgpack").string());
+  get_json(router, "/api/ui/tree", {{"ckpt", "run"}, {"file", "step-000000099.msgpack"}}, 404);
+
+  // A listed file replaced by a link between the listing and the open.
+  const auto listed = ckpt::serve::ui::training_files(dir / "run");
+  ASSERT_EQ(listed.back().name, "step-000000008.msgpack");
+  fs::rename(dir / "run" / "step-000000008.msgpack", dir / "moved.msgpack");
+  fs::create_symlink(dir / "outside.msgpack", dir / "run" / "step-000000008.msgpack");
+  try {
+    ckpt::serve::ui::OpenedCheckpoint::from_folder(dir / "run", listed.back().name);
+    ADD_FAILURE() << "a link in the folder was opened";
+  } catch (const ckpt::serve::ui::HttpError& e) {
+    EXPECT_EQ(e.status, 404);
+    EXPECT_NE(std::string(e.what()).find("is a link"), std::string::npos) << e.what();
+  }
+  json m = get_json(router, "/api/ui/metrics", {{"ckpt", "run"}}, 200);
+  EXPECT_EQ(m["points"].size(), 1u) << m.dump();  // step 4 only: step 8 and 99 are links now
+
+  // A signature that is a link is not read either.
+  fs::rename(dir / "run" / "step-000000004.msgpack.sig", dir / "moved.sig");
+  fs::create_symlink(dir / "moved.sig", dir / "run" / "step-000000004.msgpack.sig");
+  json s = get_json(router, "/api/ui/tree", {{"ckpt", "run"}, {"file", "step-000000004.msgpack"}}, 200);
+  EXPECT_FALSE(s["schema"]["signature"]["present"]) << s.dump();
+  EXPECT_NE(s["schema"]["signature"]["problem"].get<std::string>().find("is a link"), std::string::npos) << s.dump();
 }
 
 }  // namespace
