@@ -70,6 +70,13 @@ struct Shared {
   }
 };
 
+// The read buffer holds what the parser has not consumed yet: the header, a chunk-size line with
+// its extensions, the trailers (body bytes move into the body as they arrive). Beast limits only
+// the header, so this bound is what keeps the others from growing without end; the slack above
+// the header limit lets header_limit (431 with its own message) trip first for headers, and lets
+// body bytes be read in large pieces.
+size_t read_buffer_limit(const ServerOptions& o) { return o.max_header_bytes + (size_t{64} << 10); }
+
 http::status to_status(int code) { return static_cast<http::status>(code); }
 
 Response answer(const Shared& shared, const Request& request) {
@@ -87,7 +94,8 @@ Response answer(const Shared& shared, const Request& request) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<Shared> shared) : stream_(std::move(socket)), shared_(std::move(shared)) {
+  Session(tcp::socket socket, std::shared_ptr<Shared> shared)
+      : stream_(std::move(socket)), shared_(std::move(shared)), buffer_(read_buffer_limit(shared_->options)) {
     ++shared_->connections;
   }
   ~Session() {
@@ -152,6 +160,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return send_error(413, "request body exceeds the limit of " + std::to_string(shared_->options.max_body_bytes) + " bytes");
     if (ec == http::error::header_limit)
       return send_error(431, "request header exceeds the limit of " + std::to_string(shared_->options.max_header_bytes) + " bytes");
+    // Beast applies header_limit to the header only: chunked trailers and chunk extensions are
+    // held whole in the read buffer until parsed, and only its limit stops them.
+    if (ec == http::error::buffer_overflow)
+      return send_error(431, "chunked trailers or a chunk extension exceed the limit of " +
+                                 std::to_string(read_buffer_limit(shared_->options)) + " bytes");
     if (ec == http::error::partial_message) return close();  // the client went away mid-request
     send_error(400, "malformed HTTP request: " + ec.message());
   }
