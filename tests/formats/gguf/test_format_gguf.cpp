@@ -259,7 +259,7 @@ TEST(Gguf, WrittenFileReadsInThePythonReader) {
 TEST(Gguf, WrittenFileReadsInHuggingFacesParser) {
   const fs::path node_dir = kHere / "node";
   if (!fs::exists(node_dir / "node_modules/@huggingface/gguf/package.json"))
-    GTEST_SKIP() << "@huggingface/gguf is not installed (scripts/setup.sh installs it)";
+    FAIL() << "@huggingface/gguf is not installed in " << node_dir << " (scripts/setup.sh installs it)";
   TempDir tmp;
   const fs::path f = tmp.path / "w.gguf";
   write_document(every_kind(), f);
