@@ -69,34 +69,49 @@ std::shared_ptr<FormatReader> open_unmapped(const fs::path& path, const Format& 
   return reader;
 }
 
-// Rethrows the exception being handled as the same type with `from` replaced by `to` in its
-// message; anything else as it is.
-[[noreturn]] void rethrow_renamed(const std::string& from, const std::string& to) {
-  auto renamed = [&](const std::exception& e) {
-    std::string m = e.what();
-    for (size_t at = m.find(from); at != std::string::npos; at = m.find(from, at + to.size())) m.replace(at, from.size(), to);
-    return m;
-  };
+// `text` with each descriptor path in `names` (/proc/self/fd/N -> what it is) replaced, where
+// it is not the start of another one (/proc/self/fd/1 in /proc/self/fd/12).
+using Names = std::vector<std::pair<std::string, std::string>>;
+std::string renamed(std::string text, const Names& names) {
+  for (const auto& [from, to] : names) {
+    if (from.empty()) continue;
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
+      const size_t end = at + from.size();
+      if (end < text.size() && text[end] >= '0' && text[end] <= '9') {
+        at = end;
+        continue;
+      }
+      text.replace(at, from.size(), to);
+      at += to.size();
+    }
+  }
+  return text;
+}
+
+// Rethrows the exception being handled as the same type with its message renamed; anything
+// else as it is.
+[[noreturn]] void rethrow_renamed(const Names& names) {
+  auto message = [&](const std::exception& e) { return renamed(e.what(), names); };
   try {
     throw;
   } catch (const HttpError& e) {
-    throw HttpError(e.status, renamed(e));
+    throw HttpError(e.status, message(e));
   } catch (const LimitError& e) {
-    throw LimitError(renamed(e));
+    throw LimitError(message(e));
   } catch (const FormatError& e) {
-    throw FormatError(renamed(e));
+    throw FormatError(message(e));
   } catch (const IntegrityError& e) {
-    throw IntegrityError(renamed(e));
+    throw IntegrityError(message(e));
   } catch (const PluginError& e) {
-    throw PluginError(renamed(e));
+    throw PluginError(message(e));
   } catch (const IoError& e) {
-    throw IoError(renamed(e));
+    throw IoError(message(e));
   } catch (const UnsupportedError& e) {
-    throw UnsupportedError(renamed(e));
+    throw UnsupportedError(message(e));
   } catch (const UsageError& e) {
-    throw UsageError(renamed(e));
+    throw UsageError(message(e));
   } catch (const Error& e) {
-    throw Error(renamed(e));
+    throw Error(message(e));
   }
 }
 
@@ -123,8 +138,12 @@ auto OpenedCheckpoint::named(F&& f) const -> decltype(f()) {
   try {
     return f();
   } catch (...) {
-    rethrow_renamed(open_path_.string(), file_.string());
+    rethrow_renamed(names());
   }
+}
+
+std::vector<std::pair<std::string, std::string>> OpenedCheckpoint::names() const {
+  return {{open_path_.string(), file_.string()}, {signature_.string(), default_signature_path(file_).string()}};
 }
 
 OpenedCheckpoint OpenedCheckpoint::from_file(const fs::path& file) {
@@ -231,11 +250,10 @@ SignatureReport OpenedCheckpoint::check_signature(const PublicKey& key) const {
   if (!reader_ || signature_absent_) return {};
   return named([&] {
     SignatureReport r = verify_signature(open_path_, *reader_, key, signature_);
-    if (open_path_ != file_)
-      for (auto& p : r.problems)
-        for (size_t at = p.find(open_path_.string()); at != std::string::npos;
-             at = p.find(open_path_.string(), at + file_.string().size()))
-          p.replace(at, open_path_.string().size(), file_.string());
+    if (open_path_ != file_) {
+      for (auto& p : r.problems) p = renamed(p, names());
+      r.signature = default_signature_path(file_);
+    }
     return r;
   });
 }

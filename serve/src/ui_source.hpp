@@ -81,6 +81,8 @@ class OpenedCheckpoint {
   // Runs f, naming the file instead of the descriptor path it was opened by in any error.
   template <class F>
   auto named(F&& f) const -> decltype(f());
+  // Descriptor path -> the path it stands for (the file, its signature).
+  std::vector<std::pair<std::string, std::string>> names() const;
 
   fs::path file_;       // what is shown and named in errors
   fs::path open_path_;  // what the reader opened: file_, or /proc/self/fd/N of the held descriptor
