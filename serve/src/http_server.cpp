@@ -2,6 +2,7 @@
 #include <ckpt/serve/http_server.hpp>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -11,6 +12,8 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -60,6 +63,21 @@ struct Shared {
   // Body bytes that requests being read or answered may hold, all together.
   std::atomic<size_t> body_bytes{0};
 
+  // Requests handed to a handler and not yet answered (or their connection gone); stop() waits
+  // for them with the network threads still running, so their answers are written.
+  std::atomic<bool> stopping{false};
+  std::mutex flight_mu;
+  std::condition_variable flight_cv;
+  size_t in_flight = 0;
+  void begin_request() {
+    std::lock_guard lock(flight_mu);
+    ++in_flight;
+  }
+  void end_request() {
+    std::lock_guard lock(flight_mu);
+    if (--in_flight == 0) flight_cv.notify_all();
+  }
+
   // Reserves `n` bytes of the body budget; false when it is spent.
   bool reserve(size_t n) {
     size_t now = body_bytes.load();
@@ -99,6 +117,7 @@ class Session : public std::enable_shared_from_this<Session> {
     ++shared_->connections;
   }
   ~Session() {
+    if (in_flight_) shared_->end_request();
     release();
     --shared_->connections;
   }
@@ -201,6 +220,8 @@ class Session : public std::enable_shared_from_this<Session> {
       --shared_->queued;
       return send(json_error(503, "the server is busy; try again"), false);
     }
+    in_flight_ = true;
+    shared_->begin_request();
     // The handler may wait (for its batch); it runs off the network threads.
     net::post(*shared_->handlers, [self = shared_from_this(), request = std::move(request)] {
       --self->shared_->queued;
@@ -221,11 +242,12 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->set(http::field::content_type, r.content_type);
     for (auto& [k, v] : r.headers) res_->set(k, v);
     res_->body() = std::move(r.body);
-    res_->keep_alive(keep_alive);
+    res_->keep_alive(keep_alive && !shared_->stopping);
     res_->prepare_payload();
     stream_.expires_after(shared_->options.write_timeout);
     http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->release();  // the request's body is gone by now
+      if (std::exchange(self->in_flight_, false)) self->shared_->end_request();
       if (ec || !self->res_->keep_alive()) return self->close();
       self->res_.reset();
       self->read_request();
@@ -252,12 +274,16 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   unsigned version_ = 11;
   size_t reserved_ = 0;  // of Shared::body_bytes
+  bool in_flight_ = false;  // counted in Shared::in_flight
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
   net::io_context ioc;
+  // Keeps the network threads running while a handler runs and nothing else is pending (once
+  // the acceptor is closed at stop), so its answer can still be written.
+  net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
   net::thread_pool handlers;
   tcp::acceptor acceptor;
   net::steady_timer retry;
@@ -319,15 +345,28 @@ struct HttpServer::Impl {
     std::lock_guard lock(stop_mu);
     if (stopped) return;
     stopped = true;
-    // No more reading or accepting; then the handlers running finish (one may be waiting for
-    // its batch, which the caller's model server still runs). What they post back lands in the
-    // stopped io_context and is destroyed with it, closing those connections.
+    shared->stopping = true;  // answers written from now on close their connection
+    // No more accepting: the acceptor lives on its strand, so it is closed there; connections
+    // still in the kernel's backlog are refused with it.
+    std::promise<void> closed;
+    net::post(acceptor.get_executor(), [&] {
+      beast::error_code ec;
+      acceptor.close(ec);
+      retry.cancel();
+      closed.set_value();
+    });
+    closed.get_future().wait();
+    // The requests being handled finish and their answers are written while the network threads
+    // still run (bounded: a handler that never returns does not hold the exit forever).
+    {
+      std::unique_lock flight(shared->flight_mu);
+      shared->flight_cv.wait_for(flight, shared->options.stop_timeout, [&] { return shared->in_flight == 0; });
+    }
+    // Then idle and half-read connections are dropped with the loop; what a handler past the
+    // bound posts back lands in the stopped io_context and is destroyed with it.
+    work.reset();
     ioc.stop();
     for (auto& t : threads) t.join();
-    // No thread runs the acceptor now: close it here, so new connections are refused rather
-    // than left in the kernel's backlog.
-    beast::error_code ec;
-    acceptor.close(ec);
     handlers.join();
   }
 };

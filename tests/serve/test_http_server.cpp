@@ -135,6 +135,31 @@ TEST_F(Server, ChunkedTrailersAndExtensionsAreBounded) {
   EXPECT_EQ(http_request(port(), "GET", "/echo/after").status, 200);
 }
 
+// Stopping (SIGTERM) lets a request whose handler is running finish and get its answer; new
+// connections are refused meanwhile.
+TEST_F(Server, StopAnswersRequestsInFlight) {
+  const uint16_t p = port();
+  auto slow = std::async(std::launch::async, [&] { return http_request(p, "GET", "/wait"); });
+  waiting_.get_future().wait();
+  auto stopping = std::async(std::launch::async, [&] { server_->stop(); });
+  // Once the acceptor is closed the stop has begun (bounded: 30 s of tries).
+  bool refused = false;
+  for (int i = 0; i < 3000 && !refused; ++i) {
+    try {
+      HttpClient c(p, std::chrono::seconds(1));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } catch (const std::exception&) {
+      refused = true;
+    }
+  }
+  EXPECT_TRUE(refused);
+  release_.set_value();
+  HttpReply r = slow.get();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "released");
+  stopping.get();
+}
+
 TEST_F(Server, StopIsIdempotentAndRefusesNewConnections) {
   const uint16_t p = port();
   EXPECT_GT(p, 0);

@@ -37,6 +37,8 @@ struct ServerOptions {
   // max_queued get 503.
   size_t max_connections = 1024;
   size_t max_queued = 4096;
+  // stop() waits this long for requests whose handler is running to be answered.
+  std::chrono::milliseconds stop_timeout{30000};
 };
 
 class HttpServer {
@@ -49,8 +51,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const;
-  // Stops accepting, closes connections and joins every thread; waits for handlers running.
-  // Idempotent.
+  // Stops accepting, lets the requests whose handler is running be answered (up to
+  // stop_timeout), then closes every connection and joins every thread. Idempotent.
   void stop();
 
  private:
