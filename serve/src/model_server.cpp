@@ -224,7 +224,10 @@ bool ModelServer::Impl::refresh(Served& m) {
     case Served::Kind::training_folder:
       for (const auto& [step, path] : training_checkpoints(m.source)) {
         if (cur && step <= cur->number) return false;
-        const std::string key = file_key(path);
+        // With a key, the signature beside the file is part of what failed: a checkpoint
+        // refused for having none is tried again once it is signed (or re-signed).
+        const std::string key =
+            file_key(path) + (options.pubkey ? "|sig:" + file_key(default_signature_path(path)) : std::string());
         {
           std::lock_guard lock(m.mu);
           if (m.failed_files.count(key)) continue;

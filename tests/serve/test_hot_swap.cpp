@@ -184,6 +184,27 @@ TEST(HotSwap, WithAKeyOnlySignedCheckpointsAreServed) {
   EXPECT_EQ(s.version(), 24);
 }
 
+// A checkpoint that appears before its signature (the trainer saves, then `ckpt sign` runs) is
+// refused at first; once signed it must be taken, though the checkpoint file itself is unchanged.
+TEST(HotSwap, ACheckpointSignedAfterItAppearsIsServed) {
+  TempDir dir("serve-sign-later");
+  std::string out;
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " keygen " + (dir / "key").string(), out), 0) << out;
+  fs::create_directories(dir / "run");
+  place(trained_run().epoch1, dir / "run", "step-000000008.msgpack");
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " sign " + (dir / "run" / "step-000000008.msgpack").string() + " --key " + (dir / "key").string(), out), 0) << out;
+  ServeOptions o;
+  o.poll_interval = std::chrono::milliseconds(0);
+  o.pubkey = ckpt::read_public_key(dir / "key.pub");
+  Served s(dir / "run", o);
+  place(trained_run().epoch2, dir / "run", "step-000000016.msgpack");
+  EXPECT_EQ(s.models->poll_now(), 0u);
+  EXPECT_EQ(s.version(), 8);
+  ASSERT_EQ(run(std::string(CKPT_CLI) + " sign " + (dir / "run" / "step-000000016.msgpack").string() + " --key " + (dir / "key").string(), out), 0) << out;
+  EXPECT_EQ(s.models->poll_now(), 1u);
+  EXPECT_EQ(s.version(), 16);
+}
+
 TEST(HotSwap, ARegistryAliasIsFollowedWhenItMoves) {
   namespace mr = ckpt::model_registry;
   TempDir dir("serve-registry");
