@@ -283,8 +283,8 @@ ModelServer::ModelServer(std::vector<ModelArgument> models, ServeOptions options
     auto m = std::make_unique<Served>();
     m->name = a.name;
     m->source = a.source;
-    std::error_code ec;
-    if (a.source.rfind(mr::kRegistryPrefix, 0) == 0 && !fs::exists(a.source, ec)) {
+    // "registry:" always names the registry, as for every ckpt command; ./registry:x is a file.
+    if (mr::is_registry_reference(a.source)) {
       m->kind = Served::Kind::registry;
       m->ref = mr::parse_ref(a.source.substr(std::strlen(mr::kRegistryPrefix)));
     } else if (is_training_folder(a.source)) {

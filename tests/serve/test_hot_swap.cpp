@@ -205,6 +205,26 @@ TEST(HotSwap, ACheckpointSignedAfterItAppearsIsServed) {
   EXPECT_EQ(s.version(), 16);
 }
 
+// "registry:" always names the registry, even when a file of that name exists in the working
+// folder (as every other ckpt command reads it); "./registry:..." names the file.
+TEST(HotSwap, RegistryPrefixAlwaysNamesTheRegistry) {
+  TempDir dir("serve-registry-prefix");
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir.path);
+  struct Back {
+    fs::path to;
+    ~Back() { fs::current_path(to); }
+  } back{cwd};
+  fs::copy_file(trained_run().epoch1, dir / "registry:mlp@production");
+  ServeOptions o;
+  o.poll_interval = std::chrono::milliseconds(0);
+  o.registry_uri = "sqlite://" + (dir / "empty.db").string();
+  EXPECT_ANY_THROW(ModelServer(std::vector<ModelArgument>{{"m", "registry:mlp@production"}}, o));
+  ModelServer file(std::vector<ModelArgument>{{"m", "./registry:mlp@production"}}, o);
+  ASSERT_EQ(file.served()().size(), 1u);
+  EXPECT_EQ(file.served()()[0].path, "./registry:mlp@production");
+}
+
 TEST(HotSwap, ARegistryAliasIsFollowedWhenItMoves) {
   namespace mr = ckpt::model_registry;
   TempDir dir("serve-registry");
