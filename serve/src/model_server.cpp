@@ -53,13 +53,14 @@ std::optional<int64_t> training_step(const std::string& name) {
   return v;
 }
 
-// Training checkpoints in `dir`, newest step first.
+// Training checkpoints in `dir`, newest step first. Only regular files: a link is not the run's
+// own checkpoint (it may point anywhere, outside the folder), as the web page's folders rule.
 std::vector<std::pair<int64_t, fs::path>> training_checkpoints(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::error_code fec;
-    if (!e.is_regular_file(fec)) continue;
+    if (e.symlink_status(fec).type() != fs::file_type::regular) continue;
     if (auto s = training_step(e.path().filename().string())) out.emplace_back(*s, e.path());
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -84,7 +85,7 @@ std::string now_utc() {
 // tried again.
 std::string file_key(const fs::path& p) {
   struct stat st{};
-  if (::stat(p.c_str(), &st) != 0) return p.string();
+  if (::lstat(p.c_str(), &st) != 0) return p.string();
   return p.string() + "|" + std::to_string(st.st_ino) + "|" + std::to_string(st.st_size) + "|" +
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
@@ -233,6 +234,10 @@ bool ModelServer::Impl::refresh(Served& m) {
           if (m.failed_files.count(key)) continue;
         }
         try {
+          // Listed as a regular file; a link put in its place since is still not taken.
+          struct stat st{};
+          if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+            throw IoError(path.string() + ": no longer a regular file (a link is not served)");
           install(m, load(m, path, step, true, true));
           return true;
         } catch (const std::exception& e) {

@@ -205,6 +205,24 @@ TEST(HotSwap, ACheckpointSignedAfterItAppearsIsServed) {
   EXPECT_EQ(s.version(), 16);
 }
 
+// A link in a training folder is not a checkpoint of that run: one named as a newer step and
+// pointing outside the folder is ignored, as the web page ignores links.
+TEST(HotSwap, LinksInATrainingFolderAreNotServed) {
+  TempDir dir("serve-links");
+  fs::create_directories(dir / "run");
+  place(trained_run().epoch1, dir / "run", "step-000000008.msgpack");
+  fs::create_symlink(trained_run().epoch2, dir / "run" / "step-000000099.msgpack");
+  ServeOptions o;
+  o.poll_interval = std::chrono::milliseconds(0);
+  Served s(dir / "run", o);
+  EXPECT_EQ(s.version(), 8);
+  EXPECT_EQ(s.models->poll_now(), 0u);
+  // A folder holding only a link is no training folder.
+  fs::create_directories(dir / "only-link");
+  fs::create_symlink(trained_run().epoch2, dir / "only-link" / "step-000000016.msgpack");
+  EXPECT_ANY_THROW(ModelServer(std::vector<ModelArgument>{{"m", (dir / "only-link").string()}}, o));
+}
+
 // "registry:" always names the registry, even when a file of that name exists in the working
 // folder (as every other ckpt command reads it); "./registry:..." names the file.
 TEST(HotSwap, RegistryPrefixAlwaysNamesTheRegistry) {
