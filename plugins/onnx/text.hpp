@@ -4,6 +4,7 @@
 
 #include <ckpt/sdk_names.hpp>
 
+#include <ckpt/sdk_quote.hpp>
 #include <ckpt/sdk_value.hpp>
 
 #include <cstdint>
@@ -18,9 +19,8 @@ namespace ckpt_onnx {
 using ckpt::sdk::valid_utf8;
 using ckpt::sdk::to_hex;
 using ckpt::sdk::from_hex;
-// For messages: at most 64 bytes, control and non-UTF-8 bytes escaped, in double quotes.
-std::string quote_text(std::string_view s);
-std::string shape_text(std::span<const int64_t> shape);
+using ckpt::sdk::quote_text;
+using ckpt::sdk::shape_text;
 using ckpt::sdk::escape_name;
 
 }  // namespace ckpt_onnx

@@ -5,6 +5,7 @@
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_names.hpp>
+#include <ckpt/sdk_quote.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -70,11 +71,7 @@ class CountingIterator {
   const char** shared_ = nullptr;
 };
 
-std::string shape_text(std::span<const int64_t> shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
+std::string shape_text(std::span<const int64_t> shape) { return ckpt::sdk::shape_text(shape, ","); }
 
 std::string range_text(const TensorEntry& t) {
   return "[" + std::to_string(t.begin) + ", " + std::to_string(t.end) + ")";

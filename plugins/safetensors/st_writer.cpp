@@ -2,6 +2,8 @@
 
 #include "st_layout.hpp"
 
+#include <ckpt/sdk_quote.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -25,11 +27,7 @@ uint64_t sampled_hash(std::span<const std::byte> data) {
   return XXH3_64bits_withSeed(data.data(), kEdge, XXH3_64bits(data.data() + data.size() - kEdge, kEdge) ^ data.size());
 }
 
-std::string shape_text(std::span<const int64_t> shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
+std::string shape_text(std::span<const int64_t> shape) { return ckpt::sdk::shape_text(shape, ","); }
 
 // JSON text is UTF-8: `s` is checked where the host hears what it is (`where`), with the
 // message the header's own writing would give. ASCII, nearly every name, needs no JSON value.

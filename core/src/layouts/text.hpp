@@ -2,6 +2,8 @@
 // files: extra/onnx/@spec, metadata ckpt.graph).
 #pragma once
 
+#include <ckpt/sdk_quote.hpp>
+
 #include <cstdint>
 #include <span>
 #include <string>
@@ -9,8 +11,7 @@
 
 namespace ckpt::layouts {
 
-// At most 64 bytes, control and non-UTF-8 bytes escaped, in double quotes.
-std::string quote_text(std::string_view s);
-std::string shape_text(std::span<const int64_t> shape);
+using sdk::quote_text;
+using sdk::shape_text;
 
 }  // namespace ckpt::layouts
