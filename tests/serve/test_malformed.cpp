@@ -7,6 +7,7 @@
 #include <ckpt/serve/model_server.hpp>
 #include <ckpt/train/data.hpp>
 
+#include <fstream>
 #include <thread>
 
 namespace ckpt_test {
@@ -219,6 +220,40 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
   }
   still_serves();
   EXPECT_GE(count_, 200);
+}
+
+// The peak resident set of this process since the last reset_peak() (Linux: VmHWM).
+size_t peak_bytes() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  throw std::runtime_error("no VmHWM in /proc/self/status");
+}
+void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// A 16 MiB body that is not JSON (a string never closed, after 8M numbers) is refused with where
+// it fails, without building a document of it: the server (in this process) grows by a few
+// times the body, not the ~30x a DOM of 8M numbers takes.
+TEST(MalformedMemory, ABigBodyThatIsNotJsonIsRefusedWithoutADocument) {
+  ServeOptions o;
+  o.poll_interval = std::chrono::milliseconds(0);
+  ModelServer models(std::vector<ModelArgument>{{"mlp", trained_run().epoch1.string()}}, o);
+  auto router = std::make_shared<Router>();
+  models.add_routes(*router);
+  ServerOptions so;
+  so.port = 0;
+  HttpServer http(router, so);
+  std::string body = R"({"instances": [[)";
+  while (body.size() < (size_t{16} << 20) - 64) body += "1,";
+  body += R"(1]], "x": "never closed)";
+  HttpClient c(http.port());
+  reset_peak();
+  const size_t before = peak_bytes();
+  HttpReply r = c.request("POST", "/v1/models/mlp:predict", body);
+  const size_t grew = peak_bytes() - before;
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.json()["error"].get<std::string>().find("parse error at line 1, column"), std::string::npos) << r.body;
+  EXPECT_LT(grew, body.size() * 8) << "grew by " << grew / (1 << 20) << " MiB for a body of " << body.size() / (1 << 20) << " MiB";
 }
 
 }  // namespace
