@@ -46,7 +46,9 @@ const MAX_ROWS = 4096;
 ort.env.logLevel = 'error';
 let session;
 try {
-  // One compute thread, as ckpt serve's default (ServeOptions::threads = 1).
+  // One compute thread, as ckpt serve's default (ServeOptions::threads = 1). session.run runs
+  // the model on this event-loop thread (onnxruntime-node calls it synchronously from
+  // setImmediate), so HTTP, JSON and the model all share one thread.
   session = await ort.InferenceSession.create(modelFile, {executionProviders: ['cpu'], intraOpNumThreads: threads,
                                                           interOpNumThreads: 1, logSeverityLevel: 3});
 } catch (e) {
