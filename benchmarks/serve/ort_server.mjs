@@ -41,6 +41,7 @@ if (!Number.isInteger(threads) || threads < 1 || threads > 64) fail(`--threads m
 // Bounds like ckpt serve's: a request body and a batch no larger than these.
 const MAX_BODY = 64 << 20;
 const MAX_ROWS = 4096;
+const MAX_RANK = 8;  // flatten recurses once per level
 
 // Warnings (such as the unused initializers holding ckpt's training state) stay off stdout.
 ort.env.logLevel = 'error';
@@ -99,6 +100,7 @@ async function predict(body) {
   if (!Array.isArray(instances) || instances.length === 0) throw new BadRequest('"instances" must be a non-empty array');
   if (instances.length > MAX_ROWS) throw new BadRequest(`"instances" holds ${instances.length} rows; at most ${MAX_ROWS}`);
   const sample = shapeOf(instances[0]);
+  if (sample.length > MAX_RANK) throw new BadRequest(`instances[0] nests ${sample.length} arrays deep; at most ${MAX_RANK}`);
   const values = [];
   instances.forEach((row, i) => flatten(row, sample, 0, values, `instances[${i}]`));
   const input = new ort.Tensor('float32', Float32Array.from(values), [instances.length, ...sample]);
