@@ -243,7 +243,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> models = {"mlp", "convnet"};
   std::string node = "node";
   fs::path ort_script = fs::path(CKPT_SOURCE_DIR) / "benchmarks" / "serve" / "ort_server.mjs";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  if (argc % 2 == 0) {
+    std::fprintf(stderr, "every option takes a value: %s\n", argv[argc - 1]);
+    return 2;
+  }
+  for (int i = 1; i + 1 < argc; i += 2) try {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--seconds") seconds = std::stod(v);
     else if (a == "--rounds") rounds = std::stoi(v);
@@ -257,6 +261,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
+  } catch (const std::logic_error&) {  // std::stod / std::stoi: not a number, or out of range
+    std::fprintf(stderr, "%s takes a number (a list of numbers for --clients), got %s\n", argv[i], argv[i + 1]);
+    return 2;
   }
   // Bounded in count and time.
   const bool clients_ok = !client_counts.empty() && std::all_of(client_counts.begin(), client_counts.end(),
