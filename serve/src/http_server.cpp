@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -63,6 +64,8 @@ struct Shared {
   // Body bytes that requests being read or answered may hold, all together.
   std::atomic<size_t> body_bytes{0};
 
+  // Bound to a loopback address: requests must name it in their Host header (see host_allowed).
+  bool loopback = false;
   // Requests handed to a handler and not yet answered (or their connection gone); stop() waits
   // for them with the network threads still running, so their answers are written.
   std::atomic<bool> stopping{false};
@@ -94,6 +97,34 @@ struct Shared {
 // the header limit lets header_limit (431 with its own message) trip first for headers, and lets
 // body bytes be read in large pieces.
 size_t read_buffer_limit(const ServerOptions& o) { return o.max_header_bytes + (size_t{64} << 10); }
+
+// Whether a request to a server bound to loopback may be answered: its Host names loopback
+// (127.0.0.1, localhost, [::1], with or without a port), or it has none (HTTP/1.0). A web page
+// of another origin whose name is rebound to 127.0.0.1 (DNS rebinding) sends its own name, and
+// without this check could read everything the server answers.
+bool host_allowed(std::string_view host) {
+  if (host.empty()) return true;
+  std::string_view name = host, port;
+  if (host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    name = host.substr(0, close + 1);
+    port = host.substr(close + 1);
+  } else if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    name = host.substr(0, colon);
+    port = host.substr(colon);
+  }
+  if (!port.empty()) {
+    if (port.size() < 2 || port.size() > 6 || port.front() != ':') return false;
+    for (char c : port.substr(1))
+      if (c < '0' || c > '9') return false;
+  }
+  auto is = [&](std::string_view want) {
+    return name.size() == want.size() &&
+           std::equal(name.begin(), name.end(), want.begin(), [](char a, char b) { return (a | 0x20) == (b | 0x20); });
+  };
+  return is("127.0.0.1") || is("localhost") || is("[::1]");
+}
 
 http::status to_status(int code) { return static_cast<http::status>(code); }
 
@@ -141,6 +172,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_header(beast::error_code ec) {
     if (ec) return read_failed(ec);
     const auto& req = parser_->get();
+    if (shared_->loopback) {
+      const auto host = req[http::field::host];
+      if (!host_allowed(std::string_view(host.data(), host.size())))
+        return send_error(403, "Host '" + std::string(host.substr(0, 256)) +
+                                   "' is not this server's: bound to loopback, it answers only requests to 127.0.0.1, "
+                                   "localhost or [::1]");
+    }
     if (auto length = parser_->content_length(); length && *length > shared_->options.max_body_bytes)
       return send_error(413, "request body of " + std::to_string(*length) + " bytes exceeds the limit of " +
                                  std::to_string(shared_->options.max_body_bytes) + " bytes");
@@ -213,6 +251,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     request.content_type = std::string(req[http::field::content_type]);
+    request.host = std::string(req[http::field::host]);
     request.body = std::move(req.body());
     keep_alive_ = req.keep_alive();
     version_ = req.version();
@@ -307,6 +346,7 @@ struct HttpServer::Impl {
     const auto address = net::ip::make_address(o.bind, ec);
     if (ec) throw UsageError("--bind '" + o.bind + "' is not an IP address: " + ec.message());
     const tcp::endpoint endpoint(address, o.port);
+    shared->loopback = address.is_loopback();
     auto fail = [&](const char* what) {
       throw IoError(std::string("cannot ") + what + " " + o.bind + ":" + std::to_string(o.port) + ": " + ec.message());
     };

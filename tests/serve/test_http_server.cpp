@@ -96,7 +96,7 @@ TEST_F(Server, KeepsConnectionsAliveAndAnswers100Continue) {
   HttpClient c(port());
   for (int i = 0; i < 5; ++i) EXPECT_EQ(c.request("GET", "/echo/" + std::to_string(i)).status, 200);
   // curl's way with bodies over 1 KiB: the header first, the body after "100 Continue".
-  c.send_raw("POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  c.send_raw("POST /echo/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
   HttpReply interim = c.read_reply();
   EXPECT_EQ(interim.status, 100);
   c.send_raw("body");
@@ -133,6 +133,29 @@ TEST_F(Server, ChunkedTrailersAndExtensionsAreBounded) {
     EXPECT_TRUE(r.json().contains("error"));
   }
   EXPECT_EQ(http_request(port(), "GET", "/echo/after").status, 200);
+}
+
+// DNS rebinding: a page of another origin whose name now resolves to 127.0.0.1 sends its own
+// name as Host; a server bound to loopback answers only its own names.
+TEST_F(Server, BoundToLoopbackItAnswersOnlyLoopbackHosts) {
+  auto get = [&](const std::string& host) {
+    HttpClient c(port());
+    c.send_raw("GET /echo/x HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+    return c.read_reply();
+  };
+  for (const std::string& host : std::vector<std::string>{"127.0.0.1", "127.0.0.1:" + std::to_string(port()), "localhost", "LocalHost:8501", "[::1]",
+                                 "[::1]:8501"})
+    EXPECT_EQ(get(host).status, 200) << host;
+  for (const std::string& host : std::vector<std::string>{"evil.example", "evil.example:8501", "localhost.evil.example", "127.0.0.1.nip.io:80",
+                                 "localhost:80x", "localhost:", "[::1", "[::2]:80", "0.0.0.0"}) {
+    HttpReply r = get(host);
+    EXPECT_EQ(r.status, 403) << host;
+    EXPECT_TRUE(r.json().contains("error")) << r.body;
+  }
+  // HTTP/1.0 without a Host header.
+  HttpClient c(port());
+  c.send_raw("GET /echo/x HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(c.read_reply().status, 200);
 }
 
 // Stopping (SIGTERM) lets a request whose handler is running finish and get its answer; new
@@ -177,7 +200,7 @@ TEST(ServerOptions, BodiesShareOneBudget) {
   HttpServer server(router, o);
   // The first request's 600 bytes are reserved while it arrives; a second one does not fit.
   HttpClient first(server.port());
-  first.send_raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\n\r\n" + std::string(100, 'a'));
+  first.send_raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 600\r\n\r\n" + std::string(100, 'a'));
   // Until the server has read the first header, a second request may still fit (bounded: 100 tries).
   int status = 0;
   for (int i = 0; i < 100 && status != 503; ++i) {

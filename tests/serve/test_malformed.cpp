@@ -134,7 +134,7 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
   // (chunked, no length).
   for (size_t size : {size_t{1 << 20} + 1, size_t{4} << 20}) {
     HttpClient c(port());
-    c.send_raw("POST " + predict + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+    c.send_raw("POST " + predict + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
                std::to_string(size) + "\r\n\r\n");
     EXPECT_EQ(c.read_reply().status, 413);
     ++count_;
@@ -142,7 +142,7 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
   {
     HttpClient c(port());
     std::string chunk(64 << 10, ' ');
-    std::string head = "POST " + predict + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string head = "POST " + predict + " HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
     c.send_raw(head);
     char size[16];
     std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
@@ -164,15 +164,15 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
   // A header over the limit.
   {
     HttpClient c(port());
-    c.send_raw("GET /v1/models/mlp HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(16 << 10, 'a') + "\r\n\r\n");
+    c.send_raw("GET /v1/models/mlp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(16 << 10, 'a') + "\r\n\r\n");
     EXPECT_EQ(c.read_reply().status, 431);
     ++count_;
   }
   // Not HTTP, and targets that do not decode.
-  for (const std::string& raw : {std::string("GARBAGE\r\n\r\n"), std::string("GET /v1/models/%zz HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                 std::string("GET /v1/models/a%00b HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                 std::string("GET /v1/models/mlp?x=%4 HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                 std::string("GET relative HTTP/1.1\r\nHost: x\r\n\r\n")}) {
+  for (const std::string& raw : {std::string("GARBAGE\r\n\r\n"), std::string("GET /v1/models/%zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+                                 std::string("GET /v1/models/a%00b HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+                                 std::string("GET /v1/models/mlp?x=%4 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+                                 std::string("GET relative HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")}) {
     HttpClient c(port());
     c.send_raw(raw);
     EXPECT_EQ(c.read_reply().status, 400) << raw;
@@ -183,12 +183,12 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
   // Truncated bodies: the client promises more than it sends and goes away, or stops sending.
   for (int i = 0; i < 5; ++i) {
     HttpClient c(port());
-    c.send_raw("POST " + predict + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + good.substr(0, 100));
+    c.send_raw("POST " + predict + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n" + good.substr(0, 100));
     ++count_;
   }
   for (int i = 0; i < 3; ++i) {
     HttpClient c(port());
-    c.send_raw("POST " + predict + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + good.substr(0, 100));
+    c.send_raw("POST " + predict + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n" + good.substr(0, 100));
     EXPECT_TRUE(c.closed_by_server());  // after the server's read deadline, with no answer
     ++count_;
   }
@@ -201,7 +201,7 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
     for (int i = 0; i < 4; ++i)
       slow.emplace_back([&] {
         HttpClient c(port());
-        const std::string req = "POST " + predict + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+        const std::string req = "POST " + predict + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n";
         try {
           for (size_t k = 0; k < req.size() + 100; ++k) {
             c.send_raw(k < req.size() ? req.substr(k, 1) : std::string(" "));

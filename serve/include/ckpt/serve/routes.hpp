@@ -23,6 +23,7 @@ struct Request {
   std::map<std::string, std::string> query;  // percent-decoded
   std::string content_type;
   std::string body;                          // at most the server's body limit
+  std::string host;                          // the Host header, as sent (empty without one)
 };
 
 struct Response {
