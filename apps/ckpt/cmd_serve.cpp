@@ -76,6 +76,12 @@ Runner add_serve(CLI::App& app) {
       uo.pubkey = o.pubkey;
       serve::add_ui_routes(*router, models_served.served(), uo);
     }
+    // As `ckpt view` does: beyond loopback anyone who can reach the port gets the API (and with
+    // --ui the checkpoints' contents), with no authentication. Said before binding.
+    if (bind.rfind("127.", 0) != 0 && bind != "::1")
+      std::cerr << "ckpt serve: warning: listening on " << terminal_safe(bind)
+                << " makes the models" << (ui ? " and the page (every tensor of the served checkpoints)" : "")
+                << " reachable from other machines, with no authentication" << std::endl;
     serve::ServerOptions so;
     so.bind = bind;
     so.port = port;

@@ -3,6 +3,7 @@
 // cleanly on SIGTERM and SIGINT.
 #include "serve_support.hpp"
 
+#include <ckpt/serve/http_server.hpp>
 #include <ckpt/train/data.hpp>
 
 #include <poll.h>
@@ -145,6 +146,23 @@ TEST(ServeCli, RefusesBadArgumentsWithUsageErrors) {
   EXPECT_NE(out.find("given twice"), std::string::npos) << out;
   EXPECT_EQ(run(std::string(CKPT_CLI) + " serve --bind nowhere m=" + trained_run().epoch1.string(), out), 2) << out;
   EXPECT_NE(out.find("not an IP address"), std::string::npos) << out;
+}
+
+// An address beyond loopback is warned about before it is bound (192.0.2.1, TEST-NET-1, is on
+// no interface here, so nothing listens beyond loopback in this test); loopback is not.
+TEST(ServeCli, WarnsWhenBoundBeyondLoopback) {
+  std::string out;
+  EXPECT_NE(run(std::string(CKPT_CLI) + " serve --ui --bind 192.0.2.1 --port 0 m=" + trained_run().epoch1.string(), out), 0) << out;
+  EXPECT_NE(out.find("ckpt serve: warning: listening on 192.0.2.1"), std::string::npos) << out;
+  EXPECT_NE(out.find("every tensor"), std::string::npos) << out;
+  // Loopback (on a port taken here, so it exits at once): no warning.
+  ckpt::serve::ServerOptions taken;
+  taken.port = 0;
+  ckpt::serve::HttpServer holder(std::make_shared<ckpt::serve::Router>(), taken);
+  EXPECT_NE(run(std::string(CKPT_CLI) + " serve --bind 127.0.0.1 --port " + std::to_string(holder.port()) + " m=" +
+                    trained_run().epoch1.string(), out), 0) << out;
+  EXPECT_NE(out.find("cannot bind"), std::string::npos) << out;
+  EXPECT_EQ(out.find("warning"), std::string::npos) << out;
 }
 
 }  // namespace
