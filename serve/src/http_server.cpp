@@ -16,7 +16,9 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <functional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace ckpt::serve {
@@ -80,6 +82,10 @@ struct Shared {
     std::lock_guard lock(flight_mu);
     if (--in_flight == 0) flight_cv.notify_all();
   }
+
+  // How to close each open connection at stop (from its own strand).
+  std::mutex sessions_mu;
+  std::unordered_map<const void*, std::function<void()>> closers;
 
   // Reserves `n` bytes of the body budget; false when it is spent.
   bool reserve(size_t n) {
@@ -148,12 +154,22 @@ class Session : public std::enable_shared_from_this<Session> {
     ++shared_->connections;
   }
   ~Session() {
+    {
+      std::lock_guard lock(shared_->sessions_mu);
+      shared_->closers.erase(this);
+    }
     if (in_flight_) shared_->end_request();
     release();
     --shared_->connections;
   }
 
   void start() {
+    {
+      std::lock_guard lock(shared_->sessions_mu);
+      shared_->closers[this] = [weak = weak_from_this()] {
+        if (auto self = weak.lock()) net::post(self->stream_.get_executor(), [self] { self->close(); });
+      };
+    }
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
   }
 
@@ -402,8 +418,18 @@ struct HttpServer::Impl {
       std::unique_lock flight(shared->flight_mu);
       shared->flight_cv.wait_for(flight, shared->options.stop_timeout, [&] { return shared->in_flight == 0; });
     }
-    // Then idle and half-read connections are dropped with the loop; what a handler past the
-    // bound posts back lands in the stopped io_context and is destroyed with it.
+    // Then idle and half-read connections are closed (their pending reads end, and the sessions
+    // with them; bounded too). What a handler past the bound posts back lands in the stopped
+    // io_context and is destroyed with it.
+    {
+      std::vector<std::function<void()>> close_all;
+      {
+        std::lock_guard sessions(shared->sessions_mu);
+        for (auto& [key, closer] : shared->closers) close_all.push_back(closer);
+      }
+      for (auto& c : close_all) c();
+    }
+    for (int i = 0; i < 1000 && shared->connections.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     work.reset();
     ioc.stop();
     for (auto& t : threads) t.join();
