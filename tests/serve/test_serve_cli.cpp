@@ -24,15 +24,17 @@ class ServeProcess {
     int fds[2];
     if (::pipe(fds) != 0) throw std::runtime_error("pipe");
     args.insert(args.begin(), {CKPT_CLI, "serve"});
+    // Built before fork: the child of a threaded process may only make async-signal-safe calls
+    // (an allocation there can deadlock on a lock another thread held at the fork).
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(fds[1], 1);
       ::dup2(fds[1], 2);
       ::close(fds[0]);
       ::close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }
