@@ -86,6 +86,7 @@ Runner add_serve(CLI::App& app) {
     so.bind = bind;
     so.port = port;
     so.max_body_bytes = max_body;
+    so.on_refused = models_served.count_refused();
     serve::HttpServer http(router, so);
     const std::string host = bind.find(':') != std::string::npos ? "[" + bind + "]" : bind;
     for (const auto& s : models_served.served()())

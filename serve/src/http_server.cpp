@@ -273,6 +273,7 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = req.version();
     if (shared_->queued.fetch_add(1) >= shared_->options.max_queued) {
       --shared_->queued;
+      refused(503);
       return send(json_error(503, "the server is busy; try again"), false);
     }
     in_flight_ = true;
@@ -286,6 +287,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void send_error(int status, const std::string& message) {
+    refused(status);
     version_ = parser_ ? parser_->get().version() : 11;
     if (version_ != 10 && version_ != 11) version_ = 11;
     send(json_error(status, message), false);
@@ -307,6 +309,10 @@ class Session : public std::enable_shared_from_this<Session> {
       self->res_.reset();
       self->read_request();
     });
+  }
+
+  void refused(int status) {
+    if (shared_->options.on_refused) shared_->options.on_refused(status);
   }
 
   void release() {

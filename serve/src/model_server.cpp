@@ -362,6 +362,10 @@ size_t ModelServer::poll_now() {
 
 std::string ModelServer::metrics_text() const { return impl_->metrics.text(); }
 
+std::function<void(int)> ModelServer::count_refused() const {
+  return [impl = impl_](int status) { impl->metrics.request("", "http", status, 0); };
+}
+
 ServedList ModelServer::served() const {
   return [impl = impl_] {
     std::vector<ServedCheckpoint> out;

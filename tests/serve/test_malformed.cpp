@@ -222,6 +222,33 @@ TEST_F(Malformed, EachGetsItsStatusAndTheServerKeepsServing) {
   EXPECT_GE(count_, 200);
 }
 
+// Errors the HTTP server answers before any route are counted in /metrics too.
+TEST(MalformedMetrics, ServerLevelErrorsAreCounted) {
+  ServeOptions o;
+  o.poll_interval = std::chrono::milliseconds(0);
+  ModelServer models(std::vector<ModelArgument>{{"mlp", trained_run().epoch1.string()}}, o);
+  auto router = std::make_shared<Router>();
+  models.add_routes(*router);
+  ServerOptions so;
+  so.port = 0;
+  so.max_body_bytes = 1000;
+  so.on_refused = models.count_refused();
+  HttpServer http(router, so);
+  auto raw = [&](const std::string& bytes) {
+    HttpClient c(http.port());
+    c.send_raw(bytes);
+    return c.read_reply().status;
+  };
+  EXPECT_EQ(raw("POST /v1/models/mlp:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n"), 413);
+  EXPECT_EQ(raw("GET /v1/models/mlp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(20 << 10, 'a') + "\r\n\r\n"), 431);
+  EXPECT_EQ(raw("GARBAGE\r\n\r\n"), 400);
+  EXPECT_EQ(raw("GET /v1/models/mlp HTTP/1.1\r\nHost: evil.example\r\n\r\n"), 403);
+  const std::string m = http_request(http.port(), "GET", "/metrics").body;
+  for (const char* code : {"400", "403", "413", "431"})
+    EXPECT_NE(m.find(std::string("ckpt_serve_request_errors_total{model=\"\",code=\"") + code + "\"} 1\n"), std::string::npos)
+        << code << "\n" << m;
+}
+
 // The peak resident set of this process since the last reset_peak() (Linux: VmHWM).
 size_t peak_bytes() {
   std::ifstream in("/proc/self/status");

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,9 @@ struct ServerOptions {
   size_t max_queued = 4096;
   // stop() waits this long for requests whose handler is running to be answered.
   std::chrono::milliseconds stop_timeout{30000};
+  // Called with the status of every error the server answers itself, before any route (400 for
+  // a malformed request, 403, 413, 431, 503), so it can be counted (ModelServer::count_refused).
+  std::function<void(int status)> on_refused;
 };
 
 class HttpServer {

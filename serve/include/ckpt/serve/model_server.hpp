@@ -67,6 +67,9 @@ class ModelServer {
   ServedList served() const;
   // The Prometheus text exposition of /metrics.
   std::string metrics_text() const;
+  // Counts the errors the HTTP server answers itself (ServerOptions::on_refused) in /metrics,
+  // under model="" and api="http".
+  std::function<void(int status)> count_refused() const;
   // Checks every source for a new version now, swapping it in; returns how many were swapped.
   size_t poll_now();
 
