@@ -1,4 +1,4 @@
-// ckpt serve: TensorFlow Serving's REST API over models rebuilt from checkpoints (docs/serve.md).
+// ckpt serve: TensorFlow Serving's REST API over models rebuilt from checkpoints (docs/serving.md).
 #include "commands.hpp"
 #include "text.hpp"
 

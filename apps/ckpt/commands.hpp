@@ -25,6 +25,6 @@ Runner add_keygen(CLI::App& app);
 Runner add_sign(CLI::App& app);
 Runner add_registry(CLI::App& app);  // cmd_registry.cpp: the model registry
 Runner add_view(CLI::App& app);      // cmd_view.cpp: the web page over files (docs/web-page.md)
-Runner add_serve(CLI::App& app);     // cmd_serve.cpp: TensorFlow Serving's REST API (docs/serve.md)
+Runner add_serve(CLI::App& app);     // cmd_serve.cpp: TensorFlow Serving's REST API (docs/serving.md)
 
 }  // namespace ckpt::cli

@@ -1,4 +1,5 @@
 #include "served_model.hpp"
+#include "training_names.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
@@ -40,19 +41,6 @@ bool valid_name(const std::string& n) {
   });
 }
 
-// "step-000000123.<ext>" (what the trainer's checkpoint manager writes) -> 123. One extension
-// only, so a signature beside it (step-000000123.<ext>.sig) is not taken for a checkpoint.
-std::optional<int64_t> training_step(const std::string& name) {
-  if (name.size() < 16 || name.rfind("step-", 0) != 0 || name[14] != '.' || name.find('.', 15) != std::string::npos)
-    return std::nullopt;
-  int64_t v = 0;
-  for (size_t i = 5; i < 14; ++i) {
-    if (name[i] < '0' || name[i] > '9') return std::nullopt;
-    v = v * 10 + (name[i] - '0');
-  }
-  return v;
-}
-
 // Training checkpoints in `dir`, newest step first. Only regular files: a link is not the run's
 // own checkpoint (it may point anywhere, outside the folder), as the web page's folders rule.
 std::vector<std::pair<int64_t, fs::path>> training_checkpoints(const fs::path& dir) {
@@ -61,7 +49,7 @@ std::vector<std::pair<int64_t, fs::path>> training_checkpoints(const fs::path& d
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::error_code fec;
     if (e.symlink_status(fec).type() != fs::file_type::regular) continue;
-    if (auto s = training_step(e.path().filename().string())) out.emplace_back(*s, e.path());
+    if (auto s = detail::training_step(e.path().filename().string())) out.emplace_back(*s, e.path());
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   return out;

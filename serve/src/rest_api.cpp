@@ -1,4 +1,4 @@
-// TensorFlow Serving's REST API over the served models (docs/serve.md maps each part):
+// TensorFlow Serving's REST API over the served models (docs/serving.md maps each part):
 //   GET  /v1/models/{name}[/versions/{v}|/labels/{l}]            model_version_status
 //   GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   signature_def
 //   POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict    predictions / outputs

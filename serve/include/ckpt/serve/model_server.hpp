@@ -1,4 +1,4 @@
-// The models `ckpt serve` serves (docs/serve.md): each named model comes from a checkpoint file
+// The models `ckpt serve` serves (docs/serving.md): each named model comes from a checkpoint file
 // (any format, or a sharded folder), a training folder (its newest checkpoint that loads and
 // verifies, replaced when a newer one appears) or registry:NAME@ALIAS (followed when the alias
 // moves). Each served version owns its model on a batcher thread; a new version is loaded and
