@@ -1,6 +1,7 @@
 // Over 200 malformed requests, each answered with the right status (or the connection closed,
 // for a request that never completes), and the server still answering a good request after
 // each kind.
+#include "sanitizers.hpp"
 #include "serve_support.hpp"
 
 #include <ckpt/serve/http_server.hpp>
@@ -280,7 +281,13 @@ TEST(MalformedMemory, ABigBodyThatIsNotJsonIsRefusedWithoutADocument) {
   const size_t grew = peak_bytes() - before;
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.json()["error"].get<std::string>().find("parse error at line 1, column"), std::string::npos) << r.body;
-  EXPECT_LT(grew, body.size() * 8) << "grew by " << grew / (1 << 20) << " MiB for a body of " << body.size() / (1 << 20) << " MiB";
+  // Under AddressSanitizer freed blocks wait in its quarantine (256 MiB by default) before they
+  // are reused, so the peak holds them too; a document of the body would still be far above.
+  size_t bound = body.size() * 8;
+#ifdef CKPT_TEST_ASAN
+  bound += size_t{256} << 20;
+#endif
+  EXPECT_LT(grew, bound) << "grew by " << grew / (1 << 20) << " MiB for a body of " << body.size() / (1 << 20) << " MiB";
 }
 
 }  // namespace

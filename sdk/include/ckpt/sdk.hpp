@@ -440,6 +440,14 @@ inline const ckpt_writer_api* writer_api() {
   return &api;
 }
 
+// The buffer a plugin writes a tensor into. A host may pass NULL for an empty tensor (an empty
+// std::vector's data()), and memcpy from or to NULL is undefined even for no bytes: every
+// plugin's copy of zero bytes then gets a valid address instead.
+inline std::span<std::byte> tensor_buffer(void* dst, uint64_t n) {
+  static std::byte none[1];
+  return {dst ? static_cast<std::byte*>(dst) : none, dst ? n : 0};
+}
+
 inline const ckpt_reader_api* reader_api(bool can_map) {
   static const ckpt_reader_api api = {
       sizeof(ckpt_reader_api),
@@ -447,7 +455,7 @@ inline const ckpt_reader_api* reader_api(bool can_map) {
         return guard([&] { R(r).list(Visitor(v)); });
       },
       [](ckpt_reader* r, uint64_t id, void* dst, uint64_t n) {
-        return guard([&] { R(r).read_tensor(id, {static_cast<std::byte*>(dst), n}); });
+        return guard([&] { R(r).read_tensor(id, tensor_buffer(dst, n)); });
       },
       [](ckpt_reader* r, uint64_t id, const void** data) {
         return guard([&] { *data = R(r).map_tensor(id); });
@@ -456,7 +464,7 @@ inline const ckpt_reader_api* reader_api(bool can_map) {
       [](ckpt_reader* r, uint64_t id, uint32_t rank, const uint64_t* start, const uint64_t* count,
          void* dst, uint64_t n) {
         return guard([&] {
-          R(r).read_slice(id, {start, rank}, {count, rank}, {static_cast<std::byte*>(dst), n});
+          R(r).read_slice(id, {start, rank}, {count, rank}, tensor_buffer(dst, n));
         });
       },
   };
