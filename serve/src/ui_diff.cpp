@@ -51,11 +51,11 @@ uint64_t largest(const std::map<std::string, const Tensor*>& ts) {
 // such trees finds what differs in groups and attributes (and a tensor that became a group)
 // without any tensor data, which is compared below one tensor at a time.
 Document structure_of(const Document& tree) {
-  static const Tensor placeholder = Tensor::from(DType::u8, {1}, std::vector<uint8_t>{0});
+  static const Tensor one_byte = Tensor::from(DType::u8, {1}, std::vector<uint8_t>{0});
   Document out = tree;
   std::function<void(Group&)> strip = [&](Group& g) {
     for (auto& c : g.children()) {
-      if (c.is_tensor()) c.tensor() = placeholder;
+      if (c.is_tensor()) c.tensor() = one_byte;
       else strip(c.group());
     }
   };
