@@ -279,9 +279,10 @@ class Session : public std::enable_shared_from_this<Session> {
     in_flight_ = true;
     shared_->begin_request();
     // The handler may wait (for its batch); it runs off the network threads.
-    net::post(*shared_->handlers, [self = shared_from_this(), request = std::move(request)] {
+    net::post(*shared_->handlers, [self = shared_from_this(), request = std::move(request)]() mutable {
       --self->shared_->queued;
       Response r = answer(*self->shared_, request);
+      std::string().swap(request.body);  // freed before send() gives its bytes back to the budget
       net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->send(std::move(r), self->keep_alive_); });
     });
   }
@@ -301,9 +302,11 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->body() = std::move(r.body);
     res_->keep_alive(keep_alive && !shared_->stopping);
     res_->prepare_payload();
+    // The request's body is gone by now. Given back before the answer is written, so a client that
+    // has read its answer finds the budget free for its next request.
+    release();
     stream_.expires_after(shared_->options.write_timeout);
     http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->release();  // the request's body is gone by now
       if (std::exchange(self->in_flight_, false)) self->shared_->end_request();
       if (ec || !self->res_->keep_alive()) return self->close();
       self->res_.reset();
