@@ -1,3 +1,4 @@
+#include "held_file.hpp"
 #include "served_model.hpp"
 #include "training_names.hpp"
 
@@ -104,16 +105,36 @@ const Served* ModelServer::Impl::find(const std::string& name) const {
 
 // Reads, verifies and builds one version; throws naming what failed.
 std::shared_ptr<Version> ModelServer::Impl::load(const Served& m, const fs::path& path, int64_t number, bool require_hashes,
-                              bool check_signature) const {
-  auto v = std::make_shared<Version>();
-  v->number = number;
-  v->path = path.string();
+                              bool check_signature, const detail::HeldFile* held) const {
+  if (held) {
+    return held->named([&] {
+      // The name is not opened again: only the held descriptor's file.
+      LoadOptions lo;
+      lo.map = false;
+      lo.format = held->format().name();
+      auto reader = ckpt::open(held->open_path(), lo);
+      std::string no_signature = default_signature_path(path).string();
+      if (held->signature_is_link()) no_signature += " is a link, not followed";
+      return load(m, path, number, require_hashes, check_signature, *reader, held->open_path(), held->signature(),
+                  no_signature);
+    });
+  }
   LoadOptions lo;
   lo.map = false;  // the served copy lives in memory: a file replaced or truncated later cannot touch it
   auto reader = ckpt::open(path, lo);
+  return load(m, path, number, require_hashes, check_signature, *reader, path, {}, default_signature_path(path).string());
+}
+
+std::shared_ptr<Version> ModelServer::Impl::load(const Served& m, const fs::path& path, int64_t number, bool require_hashes,
+                                                 bool check_signature, FormatReader& reader_ref, const fs::path& open_path,
+                                                 const fs::path& signature, const std::string& no_signature) const {
+  auto v = std::make_shared<Version>();
+  v->number = number;
+  v->path = path.string();
+  FormatReader* reader = &reader_ref;
   if (options.pubkey && check_signature) {
-    SignatureReport s = verify_signature(path, *reader, *options.pubkey);
-    if (!s.present) throw IntegrityError(path.string() + ": no signature (" + default_signature_path(path).string() + "), and --pubkey requires one");
+    SignatureReport s = verify_signature(open_path, *reader, *options.pubkey, signature);
+    if (!s.present) throw IntegrityError(path.string() + ": no signature (" + no_signature + "), and --pubkey requires one");
     if (!s.ok()) throw IntegrityError(path.string() + ": signature: " + s.problems.front());
     v->signature = "valid, key " + s.key_id;
   } else if (options.pubkey) {
@@ -222,11 +243,9 @@ bool ModelServer::Impl::refresh(Served& m) {
           if (m.failed_files.count(key)) continue;
         }
         try {
-          // Listed as a regular file; a link put in its place since is still not taken.
-          struct stat st{};
-          if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-            throw IoError(path.string() + ": no longer a regular file (a link is not served)");
-          install(m, load(m, path, step, true, true));
+          // Listed as a regular file; a link put in its place since is refused, not followed.
+          const detail::HeldFile held(path);
+          install(m, load(m, path, step, true, true, &held));
           return true;
         } catch (const std::exception& e) {
           {

@@ -6,6 +6,7 @@
 #include "metrics.hpp"
 
 #include <ckpt/checkpoint.hpp>
+#include <ckpt/format_io.hpp>
 #include <ckpt/registry/model_registry.hpp>
 #include <ckpt/serve/model_server.hpp>
 
@@ -21,6 +22,10 @@
 #include <vector>
 
 namespace ckpt::serve {
+
+namespace detail {
+class HeldFile;
+}
 
 // One loaded, verified version: its checkpoint and the batcher that owns its model. Requests
 // hold it through a shared_ptr, so a version swapped out stays until they finish.
@@ -72,9 +77,13 @@ struct ModelServer::Impl {
   void log(const std::string& line) const;
   const Served* find(const std::string& name) const;
   // Reads, verifies (hashes; the signature when a key is given and check_signature) and builds
-  // one version; throws naming what failed.
+  // one version; throws naming what failed. `held`: a training folder's file, read through the
+  // descriptor it holds (held_file.hpp), never through its name again.
   std::shared_ptr<Version> load(const Served& m, const std::filesystem::path& path, int64_t number, bool require_hashes,
-                                bool check_signature) const;
+                                bool check_signature, const detail::HeldFile* held = nullptr) const;
+  std::shared_ptr<Version> load(const Served& m, const std::filesystem::path& path, int64_t number, bool require_hashes,
+                                bool check_signature, FormatReader& reader, const std::filesystem::path& open_path,
+                                const std::filesystem::path& signature, const std::string& no_signature) const;
   // The version the registry reference names now, pulled and loaded; nullptr when it is the one
   // served or one already refused. *seen: its number.
   std::shared_ptr<Version> load_registry(const Served& m, int64_t* seen) const;

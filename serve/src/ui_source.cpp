@@ -1,5 +1,6 @@
 #include "ui_source.hpp"
 
+#include "held_file.hpp"
 #include "training_names.hpp"
 
 #include <ckpt/errors.hpp>
@@ -69,81 +70,11 @@ std::shared_ptr<FormatReader> open_unmapped(const fs::path& path, const Format& 
   return reader;
 }
 
-// `text` with each descriptor path in `names` (/proc/self/fd/N -> what it is) replaced, where
-// it is not the start of another one (/proc/self/fd/1 in /proc/self/fd/12).
-using Names = std::vector<std::pair<std::string, std::string>>;
-std::string renamed(std::string text, const Names& names) {
-  for (const auto& [from, to] : names) {
-    if (from.empty()) continue;
-    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
-      const size_t end = at + from.size();
-      if (end < text.size() && text[end] >= '0' && text[end] <= '9') {
-        at = end;
-        continue;
-      }
-      text.replace(at, from.size(), to);
-      at += to.size();
-    }
-  }
-  return text;
-}
-
-// Rethrows the exception being handled as the same type with its message renamed; anything
-// else as it is.
-[[noreturn]] void rethrow_renamed(const Names& names) {
-  auto message = [&](const std::exception& e) { return renamed(e.what(), names); };
-  try {
-    throw;
-  } catch (const HttpError& e) {
-    throw HttpError(e.status, message(e));
-  } catch (const LimitError& e) {
-    throw LimitError(message(e));
-  } catch (const FormatError& e) {
-    throw FormatError(message(e));
-  } catch (const IntegrityError& e) {
-    throw IntegrityError(message(e));
-  } catch (const PluginError& e) {
-    throw PluginError(message(e));
-  } catch (const IoError& e) {
-    throw IoError(message(e));
-  } catch (const UnsupportedError& e) {
-    throw UnsupportedError(message(e));
-  } catch (const UsageError& e) {
-    throw UsageError(message(e));
-  } catch (const Error& e) {
-    throw Error(message(e));
-  }
-}
-
-std::string os_error(const std::string& what, const fs::path& path) {
-  return what + " '" + path.string() + "': " + std::strerror(errno);
-}
-
 }  // namespace
-
-struct OpenedCheckpoint::Handle {
-  int file = -1, signature = -1;
-  Handle() = default;
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() {
-    if (file >= 0) ::close(file);
-    if (signature >= 0) ::close(signature);
-  }
-};
 
 template <class F>
 auto OpenedCheckpoint::named(F&& f) const -> decltype(f()) {
-  if (open_path_ == file_) return f();
-  try {
-    return f();
-  } catch (...) {
-    rethrow_renamed(names());
-  }
-}
-
-std::vector<std::pair<std::string, std::string>> OpenedCheckpoint::names() const {
-  return {{open_path_.string(), file_.string()}, {signature_.string(), default_signature_path(file_).string()}};
+  return held_ ? held_->named(std::forward<F>(f)) : f();
 }
 
 OpenedCheckpoint OpenedCheckpoint::from_file(const fs::path& file) {
@@ -167,36 +98,18 @@ OpenedCheckpoint OpenedCheckpoint::from_folder(const fs::path& folder, const std
   OpenedCheckpoint c;
   c.file_ = folder / name;
   c.label_ = c.file_.string();
-  c.handle_ = std::make_shared<Handle>();
-  // O_NONBLOCK: a FIFO put in the file's place is not waited on (refused below as not regular).
-  c.handle_->file = ::open(c.file_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (c.handle_->file < 0) {
-    if (errno == ELOOP) throw HttpError(404, "'" + c.file_.string() + "' is a link; the page does not follow links in a training folder");
-    if (errno == ENOENT) throw HttpError(404, "'" + c.file_.string() + "' is gone (removed since the folder was listed)");
-    throw IoError(os_error("cannot open", c.file_));
+  try {
+    c.held_ = std::make_shared<detail::HeldFile>(c.file_);
+  } catch (const detail::HeldFile::Refused& e) {
+    throw HttpError(404, e.what());
   }
-  struct stat st{};
-  if (::fstat(c.handle_->file, &st) != 0 || !S_ISREG(st.st_mode))
-    throw HttpError(404, "'" + c.file_.string() + "' is not a regular file");
-  // The reader opens the descriptor's own file through /proc, so the name cannot be swapped
-  // for a link in between; the format is chosen from the name, as the manager wrote it.
-  c.open_path_ = "/proc/self/fd/" + std::to_string(c.handle_->file);
-  const fs::path sig = default_signature_path(c.file_);
-  c.handle_->signature = ::open(sig.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (c.handle_->signature >= 0) {
-    c.signature_ = "/proc/self/fd/" + std::to_string(c.handle_->signature);
-  } else {
-    c.signature_absent_ = true;
-    if (errno == ELOOP) c.signature_problem_ = "'" + sig.string() + "' is a link; the page does not follow links in a training folder";
-  }
+  c.open_path_ = c.held_->open_path();
+  c.signature_ = c.held_->signature();
+  c.signature_absent_ = c.signature_.empty();
+  if (c.held_->signature_is_link())
+    c.signature_problem_ = "'" + default_signature_path(c.file_).string() + "' is a link; links in a training folder are not followed";
+  const Format format = c.held_->format();
   c.named([&] {
-    Format format = [&] {
-      try {
-        return Registry::global().for_writing(c.file_, "auto");
-      } catch (const Error&) {
-        return Registry::global().for_reading(c.open_path_, "auto");  // no extension a writer claims: by content
-      }
-    }();
     c.reader_ = open_unmapped(c.open_path_, format);
     c.reader_->tree();
     return 0;
@@ -250,8 +163,8 @@ SignatureReport OpenedCheckpoint::check_signature(const PublicKey& key) const {
   if (!reader_ || signature_absent_) return {};
   return named([&] {
     SignatureReport r = verify_signature(open_path_, *reader_, key, signature_);
-    if (open_path_ != file_) {
-      for (auto& p : r.problems) p = renamed(p, names());
+    if (held_) {
+      for (auto& p : r.problems) p = detail::renamed(p, held_->names());
       r.signature = default_signature_path(file_);
     }
     return r;

@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+namespace ckpt::serve::detail {
+class HeldFile;
+}
+
 namespace ckpt::serve::ui {
 
 namespace fs = std::filesystem;
@@ -77,12 +81,9 @@ class OpenedCheckpoint {
   SignatureReport check_signature(const PublicKey& key) const;
 
  private:
-  struct Handle;  // descriptors held open for a training folder's file and its signature
   // Runs f, naming the file instead of the descriptor path it was opened by in any error.
   template <class F>
   auto named(F&& f) const -> decltype(f());
-  // Descriptor path -> the path it stands for (the file, its signature).
-  std::vector<std::pair<std::string, std::string>> names() const;
 
   fs::path file_;       // what is shown and named in errors
   fs::path open_path_;  // what the reader opened: file_, or /proc/self/fd/N of the held descriptor
@@ -90,7 +91,7 @@ class OpenedCheckpoint {
   bool signature_absent_ = false;
   std::string signature_problem_;
   std::string label_;
-  std::shared_ptr<Handle> handle_;  // before reader_: outlives it
+  std::shared_ptr<detail::HeldFile> held_;  // a training folder's file; before reader_: outlives it
   std::shared_ptr<FormatReader> reader_;
   std::shared_ptr<const Checkpoint> checkpoint_;
   std::shared_ptr<Document> memory_;

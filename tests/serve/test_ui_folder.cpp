@@ -2,7 +2,13 @@
 // (step-<n>.<ext>.sig is not a checkpoint), and links among them, which the page never reads
 // through.
 #include "test_ui_support.hpp"
+#include "held_file.hpp"  // serve/src: how a training folder's files are held
 #include "ui_source.hpp"  // serve/src: OpenedCheckpoint, for a link put in place after the listing
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
 
 #include <ckpt/errors.hpp>
 #include <ckpt/keys.hpp>
@@ -87,6 +93,54 @@ TEST_F(UiSignedFolder, ThePageNeverReadsThroughALinkInTheFolder) {
   json s = get_json(router, "/api/ui/tree", {{"ckpt", "run"}, {"file", "step-000000004.msgpack"}}, 200);
   EXPECT_FALSE(s["schema"]["signature"]["present"]) << s.dump();
   EXPECT_NE(s["schema"]["signature"]["problem"].get<std::string>().find("is a link"), std::string::npos) << s.dump();
+}
+
+// The mechanism both the page and the model server read a training folder's files through: a
+// file held by its descriptor is read as it was when held, whatever its name becomes, and a
+// name that is a link, a FIFO or gone is refused, each for what it is.
+TEST_F(UiSignedFolder, AHeldFileIsReadThroughItsDescriptorWhateverItsNameBecomes) {
+  using ckpt::serve::detail::HeldFile;
+  auto bytes = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const fs::path f = dir / "run" / "step-000000008.msgpack";
+  const std::string before = bytes(f);
+  ckpt::save(small_checkpoint(9, 5.0f), dir / "outside.msgpack");
+  HeldFile held(f);
+  EXPECT_FALSE(held.signature().empty());
+  EXPECT_FALSE(held.signature_is_link());
+  EXPECT_EQ(held.format().name(), "msgpack");
+  fs::create_symlink(dir / "outside.msgpack", dir / "run" / "swap");
+  fs::rename(dir / "run" / "swap", f);  // the name is a link now, atomically
+  EXPECT_EQ(bytes(held.open_path()), before);
+  ckpt::LoadOptions lo;
+  lo.format = held.format().name();
+  EXPECT_EQ(std::get<int64_t>(*ckpt::load(held.open_path(), lo).trainer.attribute("epoch")), 2);  // step 8, not the link's epoch 9
+  auto refusal = [](const fs::path& p) {
+    try {
+      HeldFile h(p);
+    } catch (const HeldFile::Refused& e) {
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+      return static_cast<int>(e.why);
+    }
+    return -1;
+  };
+  EXPECT_EQ(refusal(f), static_cast<int>(HeldFile::Refusal::link));
+  EXPECT_EQ(refusal(dir / "run" / "step-000000012.msgpack"), static_cast<int>(HeldFile::Refusal::gone));
+  ASSERT_EQ(::mkfifo((dir / "run" / "step-000000016.msgpack").c_str(), 0600), 0);
+  EXPECT_EQ(refusal(dir / "run" / "step-000000016.msgpack"), static_cast<int>(HeldFile::Refusal::not_regular));
+  // An error of a reader of the held file names the file, not the descriptor.
+  fs::copy_file(dir / "outside.msgpack", dir / "run" / "step-000000020.msgpack");
+  HeldFile other(dir / "run" / "step-000000020.msgpack");
+  fs::resize_file(dir / "run" / "step-000000020.msgpack", 10);
+  try {
+    other.named([&] { return ckpt::read_document(other.open_path(), lo); });
+    ADD_FAILURE() << "a truncated file was read";
+  } catch (const ckpt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("step-000000020.msgpack"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("/proc/self/fd"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
