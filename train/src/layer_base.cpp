@@ -8,15 +8,6 @@ void* data_of(const Tensor& t) { return const_cast<std::byte*>(t.bytes().data())
 
 void DnnlLayer::fail(const std::string& what) const { throw UsageError(path_ + ": " + what); }
 
-void DnnlLayer::check_input(const Shape& x, const Shape& want) const {
-  bool ok = x.size() == want.size() + 1 && x[0] > 0;
-  for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] < 0 || x[i + 1] == want[i];
-  if (ok) return;
-  std::string w = "[N";
-  for (int64_t d : want) w += ", " + (d < 0 ? std::string("*") : std::to_string(d));
-  fail("expects input of shape " + w + "] with N > 0, got " + shape_string(x));
-}
-
 void DnnlLayer::require_training_forward(bool had_one) const {
   if (!had_one) fail("backward needs a forward in training mode first");
 }

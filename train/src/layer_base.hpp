@@ -8,6 +8,7 @@
 
 #include "engine_memory.hpp"
 
+#include <ckpt/model_spec.hpp>
 #include <ckpt/train/layer.hpp>
 
 #include <memory>
@@ -55,7 +56,12 @@ class PlanCache {
 
 class DnnlLayer : public Layer {
  public:
-  DnnlLayer(Engine& engine, std::string path) : engine_(engine), path_(std::move(path)) {}
+  // `spec` gives the layer's hyper-parameters, its description and its shape rule.
+  DnnlLayer(Engine& engine, model_spec::LayerSpec spec)
+      : engine_(engine), spec_(std::move(spec)), path_("model/spec/" + spec_.name) {}
+
+  void describe(Group& spec) const final { model_spec::describe(spec_, spec); }
+  Shape output_shape(const Shape& input) const final { return model_spec::output_shape(spec_, input); }
 
   const Tensor& forward(const Tensor& x, bool training) final;
   const Tensor& backward(const Tensor& grad_out) final;
@@ -75,15 +81,13 @@ class DnnlLayer : public Layer {
 
  protected:
   [[noreturn]] void fail(const std::string& what) const;
-  // Throws UsageError unless x has the rank and the dimensions after the batch that the layer
-  // was built for (a dimension of -1 in `want` matches anything).
-  void check_input(const Shape& x, const Shape& want) const;
   // Backward reads what a training forward kept.
   void require_training_forward(bool had_one) const;
   dnnl::stream& stream() { return engine_.stream(); }
   const dnnl::engine& eng() { return engine_.engine(); }
 
   Engine& engine_;
+  const model_spec::LayerSpec spec_;
   std::string path_;
 
  private:

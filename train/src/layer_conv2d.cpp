@@ -23,30 +23,9 @@ using dnnl::prop_kind;
 
 class Conv2d final : public WeightedLayer {
  public:
-  Conv2d(const LayerAttrs& a, int64_t in, int64_t out, Pair k, Pair s, Pair pad, bool bias,
-         Engine& engine)
-      : WeightedLayer(engine, a.path(), {out, in, k.h, k.w}, bias, in * k.h * k.w,
-                      blocked_weights("CKPT_TRAIN_CONV_WEIGHTS", true)),
-        in_(in), out_(out), k_(k), s_(s), p_(pad), channels_last_(channels_last(in)) {}
-
-  void describe(Group& spec) const override {
-    spec.set("type", "conv2d");
-    spec.set("in_channels", in_);
-    spec.set("out_channels", out_);
-    write_pair(spec, "kernel_size", k_);
-    write_pair(spec, "stride", s_);
-    write_pair(spec, "padding", p_);
-    spec.set("bias", has_bias());
-  }
-
-  Shape output_shape(const Shape& input) const override {
-    check_input(input, {in_, -1, -1});
-    int64_t oh = (input[2] + 2 * p_.h - k_.h) / s_.h + 1;
-    int64_t ow = (input[3] + 2 * p_.w - k_.w) / s_.w + 1;
-    if (input[2] + 2 * p_.h < k_.h || input[3] + 2 * p_.w < k_.w)
-      fail("input " + shape_string(input) + " is smaller than the kernel");
-    return {input[0], out_, oh, ow};
-  }
+  Conv2d(const LayerSpec& spec, Engine& engine)
+      : WeightedLayer(engine, spec, blocked_weights("CKPT_TRAIN_CONV_WEIGHTS", true)),
+        s_(spec.stride), p_(spec.padding), channels_last_(channels_last(spec.in)) {}
 
  protected:
   memory::desc layout(const Shape& shape) const {
@@ -88,19 +67,13 @@ class Conv2d final : public WeightedLayer {
     return in_channels > 4;
   }
 
-  int64_t in_, out_;
-  Pair k_, s_, p_;
+  Pair s_, p_;
   bool channels_last_;
 };
 }  // namespace
 
-std::unique_ptr<Layer> make_conv2d(const LayerAttrs& a, Engine& engine) {
-  int64_t in = a.positive("in_channels");
-  int64_t out = a.positive("out_channels");
-  Pair k = a.pair("kernel_size", std::nullopt, 1);
-  Pair s = a.pair("stride", Pair{1, 1}, 1);
-  Pair p = a.pair("padding", Pair{0, 0}, 0);
-  return std::make_unique<Conv2d>(a, in, out, k, s, p, a.flag("bias", true), engine);
+std::unique_ptr<Layer> make_conv2d(const LayerSpec& spec, Engine& engine) {
+  return std::make_unique<Conv2d>(spec, engine);
 }
 
 }  // namespace ckpt::train::detail

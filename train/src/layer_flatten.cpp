@@ -10,15 +10,7 @@ namespace {
 
 class Flatten final : public DnnlLayer {
  public:
-  Flatten(const LayerAttrs& a, Engine& engine) : DnnlLayer(engine, a.path()) {}
-  void describe(Group& spec) const override { spec.set("type", "flatten"); }
-  Shape output_shape(const Shape& input) const override {
-    if (input.size() < 2 || input[0] <= 0)
-      fail("expects input [N, ...] with N > 0, got " + shape_string(input));
-    int64_t features = 1;
-    for (size_t i = 1; i < input.size(); ++i) features *= input[i];
-    return {input[0], features};
-  }
+  Flatten(const LayerSpec& spec, Engine& engine) : DnnlLayer(engine, spec) {}
 
   const memory& run_forward(const memory& src, bool training, bool) override {
     Plan& p = plans_.get(src.get_desc(), training, [&](const PlanKey& key) {
@@ -54,10 +46,8 @@ class Flatten final : public DnnlLayer {
 };
 }  // namespace
 
-std::unique_ptr<Layer> make_flatten(const LayerAttrs& a, Engine& engine) {
-  if (a.integer("start_dim", 1) != 1 || a.integer("end_dim", -1) != -1)
-    a.fail("only start_dim = 1 and end_dim = -1 are supported");
-  return std::make_unique<Flatten>(a, engine);
+std::unique_ptr<Layer> make_flatten(const LayerSpec& spec, Engine& engine) {
+  return std::make_unique<Flatten>(spec, engine);
 }
 
 }  // namespace ckpt::train::detail

@@ -12,22 +12,9 @@ using dnnl::prop_kind;
 
 class Linear final : public WeightedLayer {
  public:
-  Linear(const LayerAttrs& a, int64_t in, int64_t out, bool bias, Engine& engine)
-      : WeightedLayer(engine, a.path(), {out, in}, bias, in,
-                      blocked_weights("CKPT_TRAIN_LINEAR_WEIGHTS", false)),
-        in_(in), out_(out) {}
-
-  void describe(Group& spec) const override {
-    spec.set("type", "linear");
-    spec.set("in_features", in_);
-    spec.set("out_features", out_);
-    spec.set("bias", has_bias());
-  }
-
-  Shape output_shape(const Shape& input) const override {
-    check_input(input, {in_});
-    return {input[0], out_};
-  }
+  Linear(const LayerSpec& spec, Engine& engine)
+      : WeightedLayer(engine, spec, blocked_weights("CKPT_TRAIN_LINEAR_WEIGHTS", false)),
+        out_(spec.out) {}
 
  protected:
   inner_product_forward::primitive_desc fwd(const memory::desc& src, bool training) {
@@ -51,14 +38,12 @@ class Linear final : public WeightedLayer {
   }
 
  private:
-  int64_t in_, out_;
+  int64_t out_;
 };
 }  // namespace
 
-std::unique_ptr<Layer> make_linear(const LayerAttrs& a, Engine& engine) {
-  int64_t in = a.positive("in_features");
-  int64_t out = a.positive("out_features");
-  return std::make_unique<Linear>(a, in, out, a.flag("bias", true), engine);
+std::unique_ptr<Layer> make_linear(const LayerSpec& spec, Engine& engine) {
+  return std::make_unique<Linear>(spec, engine);
 }
 
 }  // namespace ckpt::train::detail

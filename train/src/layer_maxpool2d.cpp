@@ -13,23 +13,8 @@ using dnnl::prop_kind;
 
 class MaxPool2d final : public DnnlLayer {
  public:
-  MaxPool2d(const LayerAttrs& a, Pair k, Pair s, Pair p, Engine& engine)
-      : DnnlLayer(engine, a.path()), k_(k), s_(s), p_(p) {}
-
-  void describe(Group& spec) const override {
-    spec.set("type", "maxpool2d");
-    write_pair(spec, "kernel_size", k_);
-    write_pair(spec, "stride", s_);
-    write_pair(spec, "padding", p_);
-  }
-
-  Shape output_shape(const Shape& input) const override {
-    check_input(input, {-1, -1, -1});
-    if (input[2] + 2 * p_.h < k_.h || input[3] + 2 * p_.w < k_.w)
-      fail("input " + shape_string(input) + " is smaller than the kernel");
-    return {input[0], input[1], (input[2] + 2 * p_.h - k_.h) / s_.h + 1,
-            (input[3] + 2 * p_.w - k_.w) / s_.w + 1};
-  }
+  MaxPool2d(const LayerSpec& spec, Engine& engine)
+      : DnnlLayer(engine, spec), k_(spec.kernel), s_(spec.stride), p_(spec.padding) {}
 
   const memory& run_forward(const memory& src, bool training, bool) override {
     Plan& p = plans_.get(src.get_desc(), training, [&](const PlanKey& key) {
@@ -95,13 +80,8 @@ class MaxPool2d final : public DnnlLayer {
 };
 }  // namespace
 
-std::unique_ptr<Layer> make_maxpool2d(const LayerAttrs& a, Engine& engine) {
-  Pair k = a.pair("kernel_size", std::nullopt, 1);
-  Pair s = a.pair("stride", k, 1);
-  Pair p = a.pair("padding", Pair{0, 0}, 0);
-  // PyTorch's rule; a wider padding would make windows of padding only.
-  if (2 * p.h > k.h || 2 * p.w > k.w) a.fail("padding must be at most half of kernel_size");
-  return std::make_unique<MaxPool2d>(a, k, s, p, engine);
+std::unique_ptr<Layer> make_maxpool2d(const LayerSpec& spec, Engine& engine) {
+  return std::make_unique<MaxPool2d>(spec, engine);
 }
 
 }  // namespace ckpt::train::detail

@@ -15,13 +15,7 @@ constexpr algorithm kRelu = algorithm::eltwise_relu_use_dst_for_bwd;
 
 class ReLU final : public DnnlLayer {
  public:
-  ReLU(const LayerAttrs& a, Engine& engine) : DnnlLayer(engine, a.path()) {}
-  void describe(Group& spec) const override { spec.set("type", "relu"); }
-  Shape output_shape(const Shape& input) const override {
-    if (input.empty() || input[0] <= 0)
-      fail("expects input with a batch dimension N > 0, got " + shape_string(input));
-    return input;
-  }
+  ReLU(const LayerSpec& spec, Engine& engine) : DnnlLayer(engine, spec) {}
   bool backward_reads_output() const override { return true; }
 
   const memory& run_forward(const memory& src, bool training, bool src_writable) override {
@@ -74,8 +68,8 @@ class ReLU final : public DnnlLayer {
 };
 }  // namespace
 
-std::unique_ptr<Layer> make_relu(const LayerAttrs& a, Engine& engine) {
-  return std::make_unique<ReLU>(a, engine);
+std::unique_ptr<Layer> make_relu(const LayerSpec& spec, Engine& engine) {
+  return std::make_unique<ReLU>(spec, engine);
 }
 
 }  // namespace ckpt::train::detail

@@ -12,18 +12,7 @@ using dnnl::softmax_forward;
 
 class Softmax final : public DnnlLayer {
  public:
-  Softmax(const LayerAttrs& a, int64_t dim, Engine& engine) : DnnlLayer(engine, a.path()), dim_(dim) {}
-  void describe(Group& spec) const override {
-    spec.set("type", "softmax");
-    spec.set("dim", dim_);
-  }
-  Shape output_shape(const Shape& input) const override {
-    if (input.size() < 2 || input[0] <= 0 || axis(input.size()) < 1 ||
-        axis(input.size()) >= static_cast<int64_t>(input.size()))
-      fail("dim " + std::to_string(dim_) + " must name a non-batch dimension of input " +
-           shape_string(input));
-    return input;
-  }
+  Softmax(const LayerSpec& spec, Engine& engine) : DnnlLayer(engine, spec), dim_(spec.dim) {}
   bool backward_reads_output() const override { return true; }
 
   const memory& run_forward(const memory& src, bool training, bool src_writable) override {
@@ -83,8 +72,8 @@ class Softmax final : public DnnlLayer {
 };
 }  // namespace
 
-std::unique_ptr<Layer> make_softmax(const LayerAttrs& a, Engine& engine) {
-  return std::make_unique<Softmax>(a, a.integer("dim", 1), engine);
+std::unique_ptr<Layer> make_softmax(const LayerSpec& spec, Engine& engine) {
+  return std::make_unique<Softmax>(spec, engine);
 }
 
 }  // namespace ckpt::train::detail

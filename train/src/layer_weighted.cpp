@@ -41,10 +41,11 @@ struct WeightedLayer::Plan {
   Args bd_args;
 };
 
-WeightedLayer::WeightedLayer(Engine& engine, std::string path, Shape weight_shape, bool bias,
-                             int64_t fan_in, bool blocked)
-    : DnnlLayer(engine, std::move(path)), weight_shape_(std::move(weight_shape)),
-      has_bias_(bias), fan_in_(fan_in), blocked_(blocked) {
+WeightedLayer::WeightedLayer(Engine& engine, model_spec::LayerSpec spec, bool blocked)
+    : DnnlLayer(engine, std::move(spec)), weight_shape_(model_spec::parameters(spec_).front().shape),
+      has_bias_(spec_.bias), fan_in_(1), blocked_(blocked) {
+  // Every weight element after the output dimension feeds one output: in, or in * kh * kw.
+  for (size_t i = 1; i < weight_shape_.size(); ++i) fan_in_ *= weight_shape_[i];
   weight_ = {"weight", aligned_tensor(weight_shape_), aligned_tensor(weight_shape_)};
   if (has_bias_) {
     Shape b{weight_shape_[0]};

@@ -10,9 +10,9 @@ namespace ckpt::train::detail {
 
 class WeightedLayer : public DnnlLayer {
  public:
-  // `blocked`: let the primitives choose the weights' layout (see blocked_weights).
-  WeightedLayer(Engine& engine, std::string path, Shape weight_shape, bool bias, int64_t fan_in,
-                bool blocked);
+  // The weight and bias are those model_spec::parameters gives `spec`; `blocked`: let the
+  // primitives choose the weights' layout (see blocked_weights).
+  WeightedLayer(Engine& engine, model_spec::LayerSpec spec, bool blocked);
   ~WeightedLayer() override;
   std::vector<Parameter*> parameters() override;
   void reset_parameters(uint64_t seed) override;

@@ -1,8 +1,8 @@
-// The layer types a spec can name, each built from its spec group.
+// The layer types a spec can name, each built from its parsed spec (ckpt/model_spec.hpp, which
+// owns the defaults, the shape rules and the messages).
 #pragma once
 
-#include "layer_attrs.hpp"
-
+#include <ckpt/model_spec.hpp>
 #include <ckpt/train/engine.hpp>
 #include <ckpt/train/layer.hpp>
 
@@ -10,11 +10,17 @@
 
 namespace ckpt::train::detail {
 
-std::unique_ptr<Layer> make_linear(const LayerAttrs& spec, Engine& engine);
-std::unique_ptr<Layer> make_conv2d(const LayerAttrs& spec, Engine& engine);
-std::unique_ptr<Layer> make_maxpool2d(const LayerAttrs& spec, Engine& engine);
-std::unique_ptr<Layer> make_relu(const LayerAttrs& spec, Engine& engine);
-std::unique_ptr<Layer> make_flatten(const LayerAttrs& spec, Engine& engine);
-std::unique_ptr<Layer> make_softmax(const LayerAttrs& spec, Engine& engine);
+using model_spec::LayerSpec;
+using model_spec::Pair;
+
+std::unique_ptr<Layer> make_linear(const LayerSpec& spec, Engine& engine);
+std::unique_ptr<Layer> make_conv2d(const LayerSpec& spec, Engine& engine);
+std::unique_ptr<Layer> make_maxpool2d(const LayerSpec& spec, Engine& engine);
+std::unique_ptr<Layer> make_relu(const LayerSpec& spec, Engine& engine);
+std::unique_ptr<Layer> make_flatten(const LayerSpec& spec, Engine& engine);
+std::unique_ptr<Layer> make_softmax(const LayerSpec& spec, Engine& engine);
+
+// A layer built from a parsed spec.
+std::unique_ptr<Layer> make_layer(const LayerSpec& spec, Engine& engine);
 
 }  // namespace ckpt::train::detail

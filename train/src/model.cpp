@@ -1,6 +1,7 @@
 #include "engine_memory.hpp"
 #include "init.hpp"
 #include "layer_base.hpp"
+#include "layers.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/train/model.hpp>
@@ -28,8 +29,6 @@ Model::Model() : rt_(std::make_unique<Runtime>()) {}
 Model::~Model() = default;
 
 namespace {
-[[noreturn]] void spec_error(const std::string& what) { throw UsageError("model/spec: " + what); }
-
 std::string list(const std::vector<std::string>& items) {
   std::string s;
   for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
@@ -54,41 +53,17 @@ memory& input_view(const Tensor& t, Tensor& copy, memory& mem, Engine& engine) {
 std::unique_ptr<Model> Model::from_spec(const Group& spec, uint64_t seed) {
   std::unique_ptr<Model> m(new Model());
   m->spec_ = spec;
-  const Value* type = spec.attribute("type");
-  const std::string* ts = type ? std::get_if<std::string>(type) : nullptr;
-  if (!ts || *ts != "sequential")
-    spec_error("type must be \"sequential\"; got " + (type ? value_to_string(*type) : "nothing"));
-  const Value* shape = spec.attribute("input_shape");
-  const auto* dims = shape ? std::get_if<std::vector<int64_t>>(shape) : nullptr;
-  bool shape_ok = dims && !dims->empty();
-  for (size_t i = 0; shape_ok && i < dims->size(); ++i) shape_ok = (*dims)[i] > 0;
-  if (!shape_ok)
-    spec_error("input_shape must be a non-empty int64 array of positive sizes; got " +
-               (shape ? value_to_string(*shape) : "nothing"));
-  m->input_shape_ = *dims;
-  const Value* lv = spec.attribute("layers");
-  const auto* names = lv ? std::get_if<std::vector<std::string>>(lv) : nullptr;
-  if (!names || names->empty())
-    spec_error("layers must be a non-empty string array of layer names; got " +
-               (lv ? value_to_string(*lv) : "nothing"));
-
+  const model_spec::SequentialSpec parsed = model_spec::parse(spec);
+  // Checked before any parameter is allocated: naming the first layer that does not fit.
+  model_spec::layer_shapes(parsed);
+  m->input_shape_ = parsed.input_shape;
   m->engine_ = std::make_unique<Engine>();
-  std::set<std::string> seen;
-  for (const std::string& name : *names) {
-    try {
-      check_name(name);
-    } catch (const UsageError& e) {
-      spec_error("layer name \"" + name + "\": " + e.what());
-    }
-    if (!seen.insert(name).second) spec_error("layer \"" + name + "\" is listed twice in layers");
-    const Group* g = spec.find_group(name);
-    if (!g) spec_error("layer \"" + name + "\" is listed in layers but has no group");
-    auto layer = make_layer(*g, name, *m->engine_);
+  for (const model_spec::LayerSpec& l : parsed.layers) {
+    auto layer = detail::make_layer(l, *m->engine_);
     // make_layer only builds oneDNN layers; the model path needs their layout-aware calls.
     m->rt_->layers.push_back(&dynamic_cast<detail::DnnlLayer&>(*layer));
-    m->layers_.emplace_back(name, std::move(layer));
+    m->layers_.emplace_back(l.name, std::move(layer));
   }
-  m->output_shape(1);  // checks that the shapes chain, naming the first layer that does not fit
   for (auto& [name, layer] : m->layers_) layer->reset_parameters(detail::layer_seed(seed, name));
   return m;
 }

@@ -7,7 +7,7 @@
 #include <ckpt/train/spec_inference.hpp>
 #include <ckpt/train/trainer.hpp>
 
-#include "layer_attrs.hpp"
+#include <ckpt/model_spec.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -89,9 +89,10 @@ Evaluation evaluate(Model& model, const Dataset& data, int64_t batch_size, const
 
 namespace {
 
-// The parameters a spec's model has ("fc1.weight" -> [out, in]), read off the spec as
-// Model::from_spec reads it (same attributes, same errors) but without building anything.
-// Layers it cannot read are left to from_spec, which names the problem before it allocates.
+// The parameters a spec's model has ("fc1.weight" -> [out, in]), read off the spec's layers
+// with parameters as Model::from_spec reads them (model_spec::parse_layer, same errors) but
+// without building anything. Layers it cannot find or type are left to from_spec, which names
+// the problem before it allocates.
 std::vector<std::pair<std::string, Shape>> spec_parameters(const Group& spec) {
   std::vector<std::pair<std::string, Shape>> out;
   const Value* lv = spec.attribute("layers");
@@ -101,21 +102,9 @@ std::vector<std::pair<std::string, Shape>> spec_parameters(const Group& spec) {
     const Group* g = spec.find_group(name);
     const Value* t = g ? g->attribute("type") : nullptr;
     const std::string* type = t ? std::get_if<std::string>(t) : nullptr;
-    if (!type) continue;
-    detail::LayerAttrs a(*g, "model/spec/" + name);
-    Shape weight;
-    if (*type == "linear") {
-      const int64_t in = a.positive("in_features"), o = a.positive("out_features");
-      weight = {o, in};
-    } else if (*type == "conv2d") {
-      const int64_t in = a.positive("in_channels"), o = a.positive("out_channels");
-      const detail::Pair k = a.pair("kernel_size", std::nullopt, 1);
-      weight = {o, in, k.h, k.w};
-    } else {
-      continue;  // no parameters
-    }
-    out.emplace_back(name + ".weight", weight);
-    if (a.flag("bias", true)) out.emplace_back(name + ".bias", Shape{weight[0]});
+    if (!type || (*type != "linear" && *type != "conv2d")) continue;  // no parameters, or from_spec's to refuse
+    for (const auto& p : model_spec::parameters(model_spec::parse_layer(*g, name)))
+      out.emplace_back(name + "." + p.name, p.shape);
   }
   return out;
 }

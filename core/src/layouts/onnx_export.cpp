@@ -1,9 +1,9 @@
 #include "onnx_export.hpp"
 
 #include "onnx_graph.hpp"
-#include "sequential_spec.hpp"
 #include "text.hpp"
 
+#include <ckpt/model_spec.hpp>
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_value.hpp>
 
@@ -81,12 +81,14 @@ void value_info(Group& values, const std::string& name, const std::vector<int64_
 std::variant<Group, std::string> build_graph(const Document& doc) {
   const Group* spec_g = doc.find_group_path("model/spec");
   if (!spec_g) return std::string("the document has no model/spec");
-  SpecOrReason read = read_spec(*spec_g);
-  if (auto* why = std::get_if<std::string>(&read)) return *why;
-  const SequentialSpec& spec = std::get<SequentialSpec>(read);
-  auto shapes_or = layer_shapes(spec);
-  if (auto* why = std::get_if<std::string>(&shapes_or)) return *why;
-  const auto& shapes = std::get<0>(shapes_or);
+  model_spec::SequentialSpec spec;
+  std::vector<Shape> shapes;
+  try {
+    spec = model_spec::parse(*spec_g);
+    shapes = model_spec::layer_shapes(spec);
+  } catch (const model_spec::SpecError& e) {
+    return e.reason();  // the short wording: files keep it (metadata ckpt.graph)
+  }
 
   const Group* state_g = doc.find_group_path("model/state");
   Initializers inits = initializer_names(doc);
@@ -100,7 +102,7 @@ std::variant<Group, std::string> build_graph(const Document& doc) {
   // The initializer of each parameter, checked against what the layer needs; empty when it
   // does not fit, with the reason in `why`.
   std::string why;
-  auto parameter = [&](const ParameterSpec& p) -> std::string {
+  auto parameter = [&](const model_spec::ParameterSpec& p) -> std::string {
     const Tensor* t = state_g ? state_g->find_tensor(p.name) : nullptr;
     if (!t) {
       why = "model/state has no " + quote_text(p.name);
@@ -138,38 +140,38 @@ std::variant<Group, std::string> build_graph(const Document& doc) {
   std::string current = value(0, "input");
   value_info(inputs, current, spec.input_shape);
   for (size_t i = 0; i < spec.layers.size(); ++i) {
-    const LayerSpec& l = spec.layers[i];
+    const model_spec::LayerSpec& l = spec.layers[i];
     Group& n = nodes.add_group(std::to_string(i));
     std::vector<std::string> node_inputs{current};
-    for (const ParameterSpec& p : layer_parameters(l)) {
-      const std::string name = parameter(p);
+    for (const model_spec::ParameterSpec& local : model_spec::parameters(l)) {
+      const std::string name = parameter({l.name + "." + local.name, local.shape});
       if (name.empty()) return why;
       node_inputs.push_back(name);
     }
     Group values;  // value.<k> of each attribute, after the node's other members
     NodeBuilder b{values, {}, {}};
     std::string op;
-    if (l.type == "linear") {
+    if (l.type == model_spec::LayerType::linear) {
       op = "Gemm";
       b.integer("transB", 1);  // weight [out, in], as PyTorch keeps it
-    } else if (l.type == "conv2d") {
+    } else if (l.type == model_spec::LayerType::conv2d) {
       op = "Conv";
       b.ints("kernel_shape", {l.kernel.h, l.kernel.w});
       b.ints("strides", {l.stride.h, l.stride.w});
       b.ints("pads", {l.padding.h, l.padding.w, l.padding.h, l.padding.w});
       b.ints("dilations", {1, 1});
       b.integer("group", 1);
-    } else if (l.type == "maxpool2d") {
+    } else if (l.type == model_spec::LayerType::maxpool2d) {
       op = "MaxPool";
       b.ints("kernel_shape", {l.kernel.h, l.kernel.w});
       b.ints("strides", {l.stride.h, l.stride.w});
       b.ints("pads", {l.padding.h, l.padding.w, l.padding.h, l.padding.w});
-    } else if (l.type == "relu") {
+    } else if (l.type == model_spec::LayerType::relu) {
       op = "Relu";
-    } else if (l.type == "flatten") {
+    } else if (l.type == model_spec::LayerType::flatten) {
       op = "Flatten";
       b.integer("axis", 1);
-    } else if (l.type == "softmax") {
+    } else if (l.type == model_spec::LayerType::softmax) {
       op = "Softmax";  // opset 13: along one axis, as PyTorch's Softmax(dim)
       b.integer("axis", l.dim);
     }

@@ -204,7 +204,7 @@ class Importer {
         no(what + ": transB = 0 keeps the weight as [in, out]; the spec's linear layer holds [out, in]");
       if (n.inputs.size() < 2) no(what + ": no weight");
       const OnnxInitializer& w = parameter(what, n.inputs[1], 2);
-      l.type = "linear";
+      l.type = LayerType::linear;
       l.name = layer_of(what, w.name);
       l.out = w.dims[0];
       l.in = w.dims[1];
@@ -217,7 +217,7 @@ class Importer {
       if (attr_int(n, what, "group", 1) != 1) no(what + ": grouped convolution");
       if (n.inputs.size() < 2) no(what + ": no weight");
       const OnnxInitializer& w = parameter(what, n.inputs[1], 4);
-      l.type = "conv2d";
+      l.type = LayerType::conv2d;
       l.name = layer_of(what, w.name);
       l.out = w.dims[0];
       l.in = w.dims[1];
@@ -234,18 +234,18 @@ class Importer {
         no(what + ": ceil_mode or storage_order other than 0");
       const auto k = attr_ints(n, what, "kernel_shape", {});
       if (k.size() != 2) no(what + ": kernel_shape is not two sizes");
-      l.type = "maxpool2d";
+      l.type = LayerType::maxpool2d;
       l.kernel = {k[0], k[1]};
       window(n, what, l);
       if (2 * l.padding.h > l.kernel.h || 2 * l.padding.w > l.kernel.w) no(what + ": padding wider than half the kernel");
     } else if (op == "Relu") {
-      l.type = "relu";
+      l.type = LayerType::relu;
     } else if (op == "Flatten") {
       const int64_t rank = static_cast<int64_t>(shape_.size());
       int64_t axis = attr_int(n, what, "axis", 1);
       if (axis < 0) axis += rank;
       if (axis != 1) no(what + ": Flatten at axis " + std::to_string(axis) + ", not 1");
-      l.type = "flatten";
+      l.type = LayerType::flatten;
     } else if (op == "Reshape") {
       if (n.inputs.size() != 2) no(what + ": Reshape without a shape");
       if (attr_int(n, what, "allowzero", 0) != 0) no(what + ": allowzero");
@@ -255,7 +255,7 @@ class Importer {
       const bool flattens = shape_.size() >= 2 && to.size() == 2 &&
                             ((to[0] == 0 && (to[1] == -1 || to[1] == rest)) || (to[0] == -1 && to[1] == rest));
       if (!flattens) no(what + ": Reshape to " + shape_text(to) + " is not a flatten of " + shape_text(shape_));
-      l.type = "flatten";
+      l.type = LayerType::flatten;
     } else if (op == "Softmax") {
       const int64_t rank = static_cast<int64_t>(shape_.size());
       int64_t axis = attr_int(n, what, "axis", opset_ >= 13 ? -1 : 1);
@@ -264,7 +264,7 @@ class Importer {
       // only when it is the last.
       if (axis < 1 || axis >= rank || (opset_ < 13 && axis != rank - 1))
         no(what + ": Softmax over axis " + std::to_string(axis) + " of rank " + std::to_string(rank));
-      l.type = "softmax";
+      l.type = LayerType::softmax;
       l.dim = axis;
     } else if (op == "Identity" || (op == "Dropout" && n.inputs.size() <= 2)) {
       current_ = n.outputs[0];
@@ -272,14 +272,14 @@ class Importer {
     } else {
       no(what + ": operator " + op + " has no layer in the spec");
     }
-    if (l.type == "flatten") {
+    if (l.type == LayerType::flatten) {
       int64_t f = 1;
       for (size_t i = 1; i < shape_.size(); ++i) f *= shape_[i];
       shape_ = {1, f};
-    } else if (l.type == "conv2d" || l.type == "maxpool2d") {
+    } else if (l.type == LayerType::conv2d || l.type == LayerType::maxpool2d) {
       if (shape_[2] + 2 * l.padding.h < l.kernel.h || shape_[3] + 2 * l.padding.w < l.kernel.w)
         no(what + ": input " + shape_text(shape_) + " is smaller than the kernel");
-      shape_ = {1, l.type == "conv2d" ? l.out : shape_[1], (shape_[2] + 2 * l.padding.h - l.kernel.h) / l.stride.h + 1,
+      shape_ = {1, l.type == LayerType::conv2d ? l.out : shape_[1], (shape_[2] + 2 * l.padding.h - l.kernel.h) / l.stride.h + 1,
                 (shape_[3] + 2 * l.padding.w - l.kernel.w) / l.stride.w + 1};
     }
     hints_.push_back(l.name.empty() ? hint(n) : std::string());
@@ -322,15 +322,19 @@ class Importer {
       LayerSpec& l = spec_.layers[i];
       if (!l.name.empty()) continue;
       std::string name = hints_[i];
-      while (name.empty() || taken.count(name)) name = l.type + std::to_string(++counts[l.type]);
+      const std::string type(model_spec::type_name(l.type));
+      while (name.empty() || taken.count(name)) name = type + std::to_string(++counts[type]);
       taken.insert(name);
       l.name = std::move(name);
     }
   }
 
   void check_shapes() {
-    auto shapes = layer_shapes(spec_);
-    if (auto* why = std::get_if<std::string>(&shapes)) no(*why);
+    try {
+      model_spec::layer_shapes(spec_);
+    } catch (const model_spec::SpecError& e) {
+      no(e.reason());
+    }
   }
 
   static constexpr int64_t kFloat = 1;  // TensorProto.FLOAT

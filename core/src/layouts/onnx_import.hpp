@@ -5,9 +5,8 @@
 // Anything else gives a reason and no spec; the initializers are still read as a state dict.
 #pragma once
 
-#include "sequential_spec.hpp"
-
 #include <ckpt/document.hpp>
+#include <ckpt/model_spec.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -16,6 +15,11 @@
 #include <vector>
 
 namespace ckpt::layouts {
+
+using model_spec::LayerSpec;
+using model_spec::LayerType;
+using model_spec::Pair;
+using model_spec::SequentialSpec;
 
 struct OnnxInitializer {
   std::string name;

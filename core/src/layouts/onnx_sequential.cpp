@@ -132,7 +132,7 @@ class OnnxSequential final : public LayoutAdapter {
     if (!model || !onnx) malformed("the listing has no model or extra/onnx group");
     if (imp.spec) {
       Group rebuilt;
-      write_spec(rebuilt, "spec", *imp.spec);
+      model_spec::write(rebuilt, "spec", *imp.spec);
       for (const auto& a : model->attributes()) rebuilt.set(a.name, a.value);
       for (Node& c : model->children()) {
         if (c.is_group()) rebuilt.add_group(c.name) = std::move(c.group());
