@@ -12,6 +12,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <deque>
+#include <unordered_set>
 
 namespace ckpt::sdk {
 
@@ -185,199 +187,451 @@ std::string quote(std::string_view s) {
   return out + "'";
 }
 
-class SkeletonReader {
- public:
-  SkeletonReader(Tree& tree, const SkeletonKeys& keys, const SkeletonSource& source, const OnSkeletonTensor& on_tensor)
-      : tree_(tree), keys_(keys), source_(source), on_tensor_(on_tensor) {}
+// The codec's own words for what a text's kind of name or string is.
+std::string_view text_kind(std::string_view kind) {
+  if (kind == "attribute") return "attribute name";
+  if (kind == "value") return "a string value";
+  if (kind == "element") return "a string[] element";
+  if (kind == "location") return "the tensor's location";
+  return "child name";  // "tensor", "group", "child"
+}
 
-  void group(const json& j, size_t g, const std::string& path, size_t depth) {
-    if (depth > keys_.max_depth)
-      fail(CKPT_ERR_LIMIT, source_.where(path) + "groups nested deeper than " + std::to_string(keys_.max_depth) + " levels");
-    if (!j.is_object()) bad(path, "a group must be a JSON object");
-    for (const auto& [key, value] : j.items())
-      if (key != keys_.attributes && key != keys_.children && !(keys_.name_in_child && key == "group"))
-        bad(path, "unknown key " + quote(key) + " in a group");
-    const json* attributes = member(j, keys_.attributes, path);
-    const json* children = member(j, keys_.children, path);
-    if (attributes)
-      for (const json& a : *attributes) attribute(a, g, path);
-    if (children)
-      for (const json& c : *children) child(c, g, path, depth);
+// Builds the owning Tree that read_skeleton returns, with the checks and words it always had.
+class TreeSink final : public SkeletonSink {
+ public:
+  using Fault = std::function<void(SkeletonFault)>;
+  TreeSink(Tree& tree, const OnSkeletonTensor& on_tensor, Fault fault)
+      : tree_(tree), on_tensor_(on_tensor), fault_(std::move(fault)) {}
+
+  void child_name(size_t parent, std::string_view name, const SkeletonPlace& at) override {
+    if (tree_.find_child(parent, name)) fault_({.problem = SkeletonProblem::duplicate_child, .at = at, .name = name});
+  }
+  size_t group(size_t parent, std::string_view name, const SkeletonPlace&) override {
+    return tree_.add_group(parent, std::string(name));
+  }
+  void attribute_name(size_t group, std::string_view name, const SkeletonPlace& at) override {
+    if (tree_.find_attribute(group, name))
+      fault_({.problem = SkeletonProblem::duplicate_attribute, .at = at, .name = name});
+  }
+  void attribute(size_t group, std::string_view name, ValueView&& v, const SkeletonPlace&) override {
+    Value o;
+    o.type = v.type;
+    o.b = v.b;
+    o.i = v.i;
+    o.f = v.f;
+    o.s = std::string(v.s);
+    o.bools = std::move(v.bools);
+    o.ints = std::move(v.ints);
+    o.floats = std::move(v.floats);
+    o.strings.reserve(v.strings.size());
+    for (const ckpt_str& e : v.strings) o.strings.emplace_back(e.data, e.size);
+    tree_.add_attribute(group, std::string(name), std::move(o));
+  }
+  void tensor(size_t parent, ViewTree::Tensor&& v, std::string_view location, std::string_view path,
+              const SkeletonPlace&) override {
+    Tree::Tensor t;
+    t.name = std::string(v.name);
+    t.dtype = v.dtype;
+    t.shape = std::move(v.shape);
+    t.nbytes = v.nbytes;
+    t.id = on_tensor_(t, std::string(location), std::string(path));
+    tree_.add_tensor(parent, std::move(t));
   }
 
  private:
-  [[noreturn]] void bad(const std::string& path, const std::string& what) const {
-    fail(CKPT_ERR_FORMAT, source_.where(path) + what);
+  Tree& tree_;
+  const OnSkeletonTensor& on_tensor_;
+  Fault fault_;
+};
+
+class SkeletonReader {
+ public:
+  SkeletonReader(const SkeletonKeys& keys, const SkeletonSource& source, SkeletonSink& sink)
+      : keys_(keys), source_(source), sink_(sink) {}
+
+  [[noreturn]] void fault(const SkeletonFault& f) const {
+    using P = SkeletonProblem;
+    ckpt_status_code code = CKPT_ERR_FORMAT;
+    if (f.problem == P::text_too_deep || f.problem == P::too_many_values || f.problem == P::group_too_deep ||
+        f.problem == P::too_costly)
+      code = CKPT_ERR_LIMIT;
+    if (f.problem == P::version_unknown && f.number > keys_.version) code = CKPT_ERR_UNSUPPORTED;
+    fail(code, source_.describe ? source_.describe(f) : prefix(f.at.path) + skeleton_words(f, keys_));
+  }
+  std::string prefix(std::string_view path) const { return source_.where ? source_.where(std::string(path)) : ""; }
+  // A fault of the text as a whole.
+  [[noreturn]] void text_fault(SkeletonProblem p, std::string_view detail = {}, int64_t number = 0) const {
+    fault({.problem = p, .at = {}, .detail = detail, .number = number});
   }
 
-  const json* member(const json& j, std::string_view key, const std::string& path) const {
+  void read(std::string_view text) {
+    // nlohmann's parser recurses per nesting level: bound it before parsing hostile text.
+    if (json_nesting(text) > static_cast<int>(keys_.levels_per_group * keys_.max_depth + 8))
+      text_fault(SkeletonProblem::text_too_deep);
+    if (auto nul = json_nul_problem(text); !nul.empty()) text_fault(SkeletonProblem::text_has_nul, nul);
+    json doc;
+    try {
+      doc = parse(text);
+    } catch (const json::parse_error& e) {
+      text_fault(SkeletonProblem::text_not_json, e.what(), static_cast<int64_t>(e.byte));
+    }
+    document(doc);
+  }
+
+ private:
+  // Parses the text into the DOM, refusing duplicate keys and counting values as the keys ask.
+  json parse(std::string_view text) const {
+    if (!keys_.strict_keys && !keys_.max_values) return json::parse(text.begin(), text.end());
+    // Per open object, the keys seen: a skeleton's objects have a few, compared in place; one
+    // of many (a hostile text's) switches to a hash set.
+    struct Keys {
+      std::vector<std::string> few;
+      size_t n = 0;
+      std::unordered_set<std::string> many;
+    };
+    constexpr size_t kFew = 16;
+    std::vector<Keys> open;
+    size_t depth = 0;
+    size_t values = 0;
+    auto callback = [&](int, json::parse_event_t event, json& parsed) {
+      if (event != json::parse_event_t::key && event != json::parse_event_t::object_end &&
+          event != json::parse_event_t::array_end && keys_.max_values && ++values > keys_.max_values)
+        text_fault(SkeletonProblem::too_many_values, {}, static_cast<int64_t>(keys_.max_values));
+      if (!keys_.strict_keys) return true;
+      if (event == json::parse_event_t::object_start) {
+        if (depth == open.size()) open.emplace_back();
+        Keys& k = open[depth++];
+        k.n = 0;
+        k.many.clear();
+      } else if (event == json::parse_event_t::object_end) {
+        --depth;
+      } else if (event == json::parse_event_t::key) {
+        Keys& k = open[depth - 1];
+        const std::string& key = parsed.get_ref<const std::string&>();
+        bool seen = false;
+        if (k.n < kFew) {
+          for (size_t i = 0; i < k.n && !seen; ++i) seen = k.few[i] == key;
+          if (!seen) {
+            if (k.few.size() == k.n) k.few.emplace_back();
+            k.few[k.n].assign(key);
+          }
+        } else {
+          if (k.many.empty()) k.many.insert(k.few.begin(), k.few.end());
+          seen = !k.many.insert(key).second;
+        }
+        if (seen) fault({.problem = SkeletonProblem::duplicate_key, .at = {}, .name = key});
+        ++k.n;
+      }
+      return true;
+    };
+    return json::parse(text.begin(), text.end(), callback);
+  }
+
+  void document(const json& doc) {
+    if (!doc.is_object()) text_fault(SkeletonProblem::not_an_object);
+    if (keys_.strict_keys)
+      for (const auto& [key, value] : doc.items())
+        if (key != "format" && key != "version" && key != "root")
+          fault({.problem = SkeletonProblem::unknown_top_key, .at = {}, .name = key});
+    if (doc.value("format", json()) != keys_.format)
+      at({"format"}, {.problem = SkeletonProblem::wrong_format, .name = keys_.format});
+    const json version = doc.value("version", json());
+    if (!version.is_number_integer()) at({"version"}, {.problem = SkeletonProblem::version_not_integer});
+    if (version.get<int64_t>() != keys_.version) {
+      const std::string text = version.dump();
+      at({"version"}, {.problem = SkeletonProblem::version_unknown, .detail = text, .number = version.get<int64_t>()});
+    }
+    const auto root = doc.find("root");
+    if (root == doc.end()) at({"root"}, {.problem = SkeletonProblem::no_root});
+    steps_.push_back({"root"});
+    group(*root, 0, 0);
+  }
+  SkeletonPlace place(std::string_view path) const { return {path, steps_}; }
+  // A fault at the top of the document, under `key`.
+  [[noreturn]] void at(SkeletonStep key, SkeletonFault f) const {
+    f.at = {"", std::span(&key, 1)};
+    fault(f);
+  }
+  [[noreturn]] void bad(SkeletonProblem p, std::string_view path, std::string_view name = {}, std::string_view detail = {},
+                        int64_t number = 0, bool root = false) const {
+    fault({.problem = p, .at = place(path), .name = name, .detail = detail, .number = number, .root = root});
+  }
+  struct Step {  // pushes a step for its scope
+    std::vector<SkeletonStep>& steps;
+    Step(std::vector<SkeletonStep>& s, SkeletonStep step) : steps(s) { steps.push_back(step); }
+    ~Step() { steps.pop_back(); }
+  };
+
+  void group(const json& j, size_t g, size_t depth) {
+    const bool root = depth == 0;
+    if (depth > keys_.max_depth)
+      bad(SkeletonProblem::group_too_deep, path_, {}, {}, static_cast<int64_t>(keys_.max_depth));
+    if (!j.is_object()) bad(SkeletonProblem::group_not_object, path_, {}, {}, 0, root);
+    for (const auto& [key, value] : j.items())
+      if (key != keys_.attributes && key != keys_.children &&
+          !(keys_.name_in_child && key == "group" && !(root && keys_.strict_keys)))
+        bad(SkeletonProblem::unknown_group_key, path_, key, {}, 0, root);
+    const json* attributes = list(j, keys_.attributes);
+    // With strict_keys (safetensors' rules) the child list is checked after the attributes are
+    // read, as that format's reader always did; otherwise both before either is read.
+    const json* children = keys_.strict_keys ? nullptr : list(j, keys_.children);
+    if (attributes) {
+      Step s(steps_, {keys_.attributes});
+      for (size_t i = 0; i < attributes->size(); ++i) {
+        Step e(steps_, {{}, i});
+        attribute((*attributes)[i], g);
+      }
+    }
+    if (keys_.strict_keys) children = list(j, keys_.children);
+    if (children) {
+      Step s(steps_, {keys_.children});
+      for (size_t i = 0; i < children->size(); ++i) {
+        Step e(steps_, {{}, i});
+        child((*children)[i], g, depth);
+      }
+    }
+  }
+
+  const json* list(const json& j, std::string_view key) const {
     auto it = j.find(key);
     if (it == j.end()) {
-      if (!keys_.omit_empty) bad(path, "a group without " + quote(key));
+      if (!keys_.omit_empty && !keys_.lists_optional) bad(SkeletonProblem::list_missing, path_, key);
       return nullptr;
     }
-    if (!it->is_array()) bad(path, quote(key) + " must be an array");
+    if (!it->is_array()) {
+      Step s(steps_, {key});
+      bad(SkeletonProblem::list_not_array, path_, key);
+    }
     return &*it;
   }
 
-  void spend(uint64_t bytes, const std::string& path) {
+  void spend(uint64_t bytes, std::string_view path) {
     spent_ += bytes;
-    if (spent_ > source_.max_bytes)
-      fail(CKPT_ERR_LIMIT, source_.where(path) + "the document costs more than " + std::to_string(source_.max_bytes) +
-                               " bytes to hold (option max_document_bytes)");
+    if (spent_ > source_.max_bytes) bad(SkeletonProblem::too_costly, path, {}, {}, static_cast<int64_t>(source_.max_bytes));
   }
 
-  std::string text_of(const json& j, const std::string& path, const char* what) const {
-    if (j.is_string()) return j.get<std::string>();
-    if (keys_.utf8_only) bad(path, std::string(what) + " must be a string");
-    if (j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string())
-      if (auto s = from_hex(j["hex"].get_ref<const std::string&>())) return *s;
-    bad(path, std::string(what) + " must be a string or {\"hex\": ...}");
+  // A name or string as text: a view into the DOM, or into `scratch` when it was spelled in
+  // hex. `kind` says which for a message; `path` is the place the codec's words name.
+  std::string_view text_of(const json& j, std::string_view path, std::string_view kind, std::string& scratch) const {
+    if (j.is_string()) return j.get_ref<const std::string&>();
+    if (!keys_.utf8_only && j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string())
+      if (auto s = from_hex(j["hex"].get_ref<const std::string&>())) return scratch = std::move(*s);
+    bad(SkeletonProblem::not_text, path, {}, kind);
   }
 
-  std::string name_of(const json& j, const std::string& path, const char* what) const {
-    std::string n = text_of(j, path, what);
-    if (n.empty() || n.find('/') != std::string::npos || n.find('\0') != std::string::npos)
-      bad(path, std::string(what) + " " + quote(n) + " is empty or holds '/' or NUL");
-    return n;
+  void check_name(std::string_view n, std::string_view path, std::string_view kind) const {
+    if (n.empty() || n.find('/') != std::string_view::npos || n.find('\0') != std::string_view::npos)
+      bad(SkeletonProblem::bad_name, path, n, kind);
   }
 
-  static std::optional<double> from_bits(const std::string& hex) {
+  static std::optional<double> from_bits(std::string_view hex) {
     auto b = from_hex(hex);
     if (!b || b->size() != 8) return std::nullopt;
     uint64_t u = 0;
     for (char c : *b) u = (u << 8) | static_cast<uint8_t>(c);
     return std::bit_cast<double>(u);
   }
+  // "NaN:0x" and 16 lowercase hex digits of a NaN, as the writer spells one.
+  static std::optional<double> named_nan(std::string_view s) {
+    if (s.size() != 22 || !s.starts_with("NaN:0x")) return std::nullopt;
+    uint64_t bits = 0;
+    for (char c : s.substr(6)) {
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return std::nullopt;
+      bits = bits << 4 | static_cast<uint64_t>(d);
+    }
+    const double v = std::bit_cast<double>(bits);
+    return std::isnan(v) ? std::optional(v) : std::nullopt;
+  }
 
-  double number_of(const json& j, const std::string& path) const {
+  // Faults of an attribute's value: the codec's words name the attribute's path ("g/@name").
+  [[noreturn]] void value_fault(SkeletonProblem p, std::string_view name = {}, std::string_view detail = {},
+                                bool element = false, bool found_text = false) const {
+    const std::string apath = value_path();
+    fault({.problem = p, .at = place(apath), .name = name, .detail = detail, .element = element, .found_text = found_text});
+  }
+
+  double number_of(const json& j, bool element) const {
     if (j.is_number()) return j.get<double>();
     if (keys_.named_floats) {
-      const std::string s = j.is_string() ? j.get<std::string>() : std::string();
-      if (s == "Infinity" || s == "-Infinity") return s[0] == '-' ? -HUGE_VAL : HUGE_VAL;
-      if (s == "NaN") return std::bit_cast<double>(kCanonicalNan);
-      if (s.starts_with("NaN:0x"))
-        if (auto d = from_bits(s.substr(6)); d && std::isnan(*d)) return *d;
-      bad(path, "a float64 must be a number, \"NaN\", \"NaN:0x<16 hex digits of a NaN>\", \"Infinity\" or \"-Infinity\"");
+      if (j.is_string()) {
+        const std::string& s = j.get_ref<const std::string&>();
+        if (s == "Infinity" || s == "-Infinity") return s[0] == '-' ? -HUGE_VAL : HUGE_VAL;
+        if (s == "NaN") return std::bit_cast<double>(kCanonicalNan);
+        if (auto d = named_nan(s)) return *d;
+        value_fault(SkeletonProblem::wrong_value, "float64", s, element, true);
+      }
+      value_fault(SkeletonProblem::wrong_value, "float64", j.type_name(), element);
     }
     const json* hex = j.is_string() ? &j : nullptr;
     if (j.is_object() && j.size() == 1 && j.contains("bits") && j["bits"].is_string()) hex = &j["bits"];
     if (hex)
       if (auto d = from_bits(hex->get_ref<const std::string&>())) return *d;
-    bad(path, "a float64 must be a number, \"<16 hex digits>\" or {\"bits\": \"<16 hex digits>\"}");
+    value_fault(SkeletonProblem::wrong_value, "float64", j.type_name(), element);
   }
 
-  int64_t int_of(const json& j, const std::string& path) const {
+  int64_t int_of(const json& j, bool element) const {
     if (j.is_number_integer()) {
       if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-        bad(path, "integer " + j.dump() + " does not fit in int64");
+        value_fault(SkeletonProblem::int_out_of_range, "int64", j.dump(), element);
       return j.get<int64_t>();
     }
-    bad(path, "expected an integer, found " + std::string(j.type_name()));
+    value_fault(SkeletonProblem::wrong_value, "int64", j.type_name(), element);
   }
 
-  void attribute(const json& a, size_t g, const std::string& path) {
-    if (!a.is_array() || a.size() != 3 || !a[1].is_string()) bad(path, "an attribute must be [name, type, value]");
-    std::string name = name_of(a[0], path, "attribute name");
-    const std::string apath = (path.empty() ? "@" : path + "/@") + name;
-    if (tree_.find_attribute(g, name)) bad(path, "duplicate attribute " + quote(name));
-    Value v;
-    v.type = value_type_from_name(a[1].get_ref<const std::string&>());
+  bool bool_of(const json& j, bool element) const {
+    if (!j.is_boolean()) value_fault(SkeletonProblem::wrong_value, "bool", j.type_name(), element);
+    return j.get<bool>();
+  }
+
+  std::string_view string_of(const json& j, bool element, std::string& scratch) const {
+    if (j.is_string()) return j.get_ref<const std::string&>();
+    if (!keys_.utf8_only && j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string())
+      if (auto s = from_hex(j["hex"].get_ref<const std::string&>())) return scratch = std::move(*s);
+    value_fault(SkeletonProblem::not_text, {}, element ? "element" : "value");
+  }
+
+  void attribute(const json& a, size_t g) {
+    if (!a.is_array() || a.size() != 3 || !a[1].is_string() || (keys_.utf8_only && !a[0].is_string()))
+      bad(SkeletonProblem::attribute_not_triple, path_);
+    std::string scratch;
+    const std::string_view name = text_of(a[0], path_, "attribute", scratch);
+    attribute_ = name;
+    const std::string& type_name = a[1].get_ref<const std::string&>();
+    ValueView v;
+    v.type = value_type_from_name(type_name);
+    if (!v.type) {
+      Step t(steps_, {{}, 1});
+      value_fault(SkeletonProblem::unknown_type, type_name);
+    }
+    check_name(name, path_, "attribute");
+    sink_.attribute_name(g, name, place(path_));
     const json& j = a[2];
     auto array = [&]() -> const json& {
-      if (!j.is_array()) bad(apath, std::string("a ") + value_type_name(v.type) + " value must be an array");
+      if (!j.is_array()) value_fault(SkeletonProblem::not_an_array, value_type_name(v.type));
       return j;
     };
-    switch (v.type) {
-      case CKPT_VALUE_BOOL:
-        if (!j.is_boolean()) bad(apath, "expected true or false");
-        v.b = j.get<bool>();
-        break;
-      case CKPT_VALUE_INT64: v.i = int_of(j, apath); break;
-      case CKPT_VALUE_FLOAT64: v.f = number_of(j, apath); break;
-      case CKPT_VALUE_STRING: v.s = text_of(j, apath, "a string value"); break;
-      case CKPT_VALUE_BOOL_ARRAY:
-        for (const json& e : array()) {
-          if (!e.is_boolean()) bad(apath, "a bool[] holds only true and false");
-          v.bools.push_back(e.get<bool>() ? 1 : 0);
+    // Decoded ({"hex": ...}) strings, alive until the sink has the value (a deque moves none
+    // of them as it grows).
+    std::deque<std::string> decoded;
+    uint64_t cost = sizeof(Tree::Attribute) + name.size();
+    {
+      Step value_step(steps_, {{}, 2});
+      switch (v.type) {
+        case CKPT_VALUE_BOOL: v.b = bool_of(j, false); break;
+        case CKPT_VALUE_INT64: v.i = int_of(j, false); break;
+        case CKPT_VALUE_FLOAT64: v.f = number_of(j, false); break;
+        case CKPT_VALUE_STRING: {
+          std::string s;
+          v.s = string_of(j, false, s);
+          if (!s.empty()) v.s = decoded.emplace_back(std::move(s));
+          cost += v.s.size();
+          break;
         }
-        break;
-      case CKPT_VALUE_INT64_ARRAY:
-        for (const json& e : array()) v.ints.push_back(int_of(e, apath));
-        break;
-      case CKPT_VALUE_FLOAT64_ARRAY:
-        for (const json& e : array()) v.floats.push_back(number_of(e, apath));
-        break;
-      case CKPT_VALUE_STRING_ARRAY:
-        for (const json& e : array()) v.strings.push_back(text_of(e, apath, "a string[] element"));
-        break;
-      default: bad(apath, "unknown attribute type " + quote(a[1].get_ref<const std::string&>()));
+        default: {
+          const json& arr = array();
+          for (size_t i = 0; i < arr.size(); ++i) {
+            Step e(steps_, {{}, i});
+            const json& el = arr[i];
+            if (v.type == CKPT_VALUE_BOOL_ARRAY) v.bools.push_back(bool_of(el, true) ? 1 : 0);
+            else if (v.type == CKPT_VALUE_INT64_ARRAY) v.ints.push_back(int_of(el, true));
+            else if (v.type == CKPT_VALUE_FLOAT64_ARRAY) v.floats.push_back(number_of(el, true));
+            else {
+              std::string s;
+              std::string_view sv = string_of(el, true, s);
+              if (!s.empty()) sv = decoded.emplace_back(std::move(s));
+              v.strings.push_back({sv.data(), sv.size()});
+              cost += sizeof(std::string) + sv.size();
+            }
+          }
+          cost += v.bools.size() + 8 * v.ints.size() + 8 * v.floats.size();
+        }
+      }
     }
-    uint64_t cost = sizeof(Tree::Attribute) + name.size() + v.s.size() + v.bools.size() + 8 * v.ints.size() +
-                    8 * v.floats.size();
-    for (const auto& s : v.strings) cost += sizeof s + s.size();
-    spend(cost, apath);
-    tree_.add_attribute(g, std::move(name), std::move(v));
+    spend(cost, value_path());
+    sink_.attribute(g, name, std::move(v), place(path_));
   }
+  std::string value_path() const { return (path_.empty() ? "@" : path_ + "/@") + std::string(attribute_); }
 
-  void child(const json& c, size_t g, const std::string& path, size_t depth) {
-    std::string name;
+  void child(const json& c, size_t g, size_t depth) {
+    std::string scratch;
+    std::string_view name;
     const json* body = &c;
     bool is_tensor;
     if (keys_.name_in_child) {
-      if (!c.is_object()) bad(path, "a child must be a JSON object");
+      if (!c.is_object()) bad(SkeletonProblem::child_not_object, path_);
       is_tensor = c.contains("tensor");
-      if (is_tensor == c.contains("group")) bad(path, "a child has exactly one of \"tensor\" and \"group\"");
-      name = name_of(is_tensor ? c["tensor"] : c["group"], path, "child name");
+      if (keys_.name_only_tensors && is_tensor) {
+        // {"tensor": name} alone: another key is the first thing wrong with it.
+        for (const auto& [key, value] : c.items())
+          if (key != "tensor") bad(SkeletonProblem::unknown_tensor_key, path_, key);
+      }
+      if (keys_.name_only_tensors ? !is_tensor && !c.contains("group") : is_tensor == c.contains("group"))
+        bad(SkeletonProblem::child_kind, path_);
+      if (is_tensor) {
+        Step s(steps_, {"tensor"});
+        name = text_of(c["tensor"], path_, "tensor", scratch);
+      } else {
+        name = text_of(c["group"], path_, "group", scratch);
+      }
+      check_name(name, path_, is_tensor ? "tensor" : "group");
     } else {
-      if (!c.is_array() || c.size() != 2 || !c[1].is_object()) bad(path, "a child must be [name, object]");
-      name = name_of(c[0], path, "child name");
+      if (!c.is_array() || c.size() != 2 || !c[1].is_object()) bad(SkeletonProblem::child_not_pair, path_);
+      name = text_of(c[0], path_, "child", scratch);
+      check_name(name, path_, "child");
       body = &c[1];
       is_tensor = body->contains("dtype");
     }
-    const std::string cpath = path.empty() ? name : path + "/" + name;
-    if (tree_.find_child(g, name)) bad(path, "duplicate child " + quote(name));
+    sink_.child_name(g, name, place(path_));
+    const size_t parent_size = path_.size();
+    if (!path_.empty()) path_ += '/';
+    path_ += name;
     if (!is_tensor) {
-      spend(sizeof(Tree::Group) + sizeof(Tree::Child) + 64 + name.size(), cpath);
-      group(*body, tree_.add_group(g, std::move(name)), cpath, depth + 1);
+      const size_t made = sink_.group(g, name, place(std::string_view(path_).substr(0, parent_size)));
+      spend(sizeof(Tree::Group) + sizeof(Tree::Child) + 64 + name.size(), path_);
+      group(*body, made, depth + 1);
+      path_.resize(parent_size);
       return;
     }
-    for (const auto& [key, value] : body->items())
-      if (keys_.name_only_tensors ? key != "tensor"
-                                  : key != "dtype" && key != "shape" && key != keys_.location &&
-                                        !(keys_.name_in_child && key == "tensor"))
-        bad(cpath, "unknown key " + quote(key) + " in a tensor");
-    Tree::Tensor t;
-    t.name = std::move(name);
+    ViewTree::Tensor t;
+    t.name = name;
+    std::string_view location;
+    std::string location_scratch;
     if (keys_.name_only_tensors) {
-      spend(sizeof(Tree::Tensor) + sizeof(Tree::Child) + t.name.size(), cpath);
-      t.id = on_tensor_(t, std::string(), cpath);
-      tree_.add_tensor(g, std::move(t));
-      return;
+      spend(sizeof(Tree::Tensor) + sizeof(Tree::Child) + name.size(), path_);
+    } else {
+      for (const auto& [key, value] : body->items())
+        if (key != "dtype" && key != "shape" && key != keys_.location && !(keys_.name_in_child && key == "tensor"))
+          bad(SkeletonProblem::unknown_tensor_key, path_, key);
+      const json& o = *body;
+      if (!o.contains("dtype") || !o["dtype"].is_string() ||
+          !(t.dtype = dtype_from_name(o["dtype"].get_ref<const std::string&>())))
+        bad(SkeletonProblem::bad_dtype, path_);
+      if (!o.contains("shape") || !o["shape"].is_array()) bad(SkeletonProblem::bad_shape, path_);
+      for (const json& d : o["shape"]) {
+        if (!d.is_number_integer() || (d.is_number_unsigned() && d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)))
+          bad(d.is_number_integer() ? SkeletonProblem::int_out_of_range : SkeletonProblem::wrong_value, path_, "int64",
+              d.is_number_integer() ? d.dump() : std::string(d.type_name()));
+        const int64_t n = d.get<int64_t>();
+        if (n < 0) bad(SkeletonProblem::negative_dimension, path_, {}, {}, n);
+        t.shape.push_back(n);
+      }
+      t.nbytes = checked_nbytes(t.shape, dtype_size(t.dtype), prefix(path_) + "shape");
+      const auto loc = o.find(keys_.location);
+      if (loc == o.end()) bad(SkeletonProblem::no_location, path_, keys_.location);
+      location = text_of(*loc, path_, "location", location_scratch);
+      spend(sizeof(Tree::Tensor) + sizeof(Tree::Child) + name.size() + 8 * t.shape.size() + location.size(), path_);
     }
-    const json& o = *body;
-    if (!o.contains("dtype") || !o["dtype"].is_string() ||
-        !(t.dtype = dtype_from_name(o["dtype"].get_ref<const std::string&>())))
-      bad(cpath, "\"dtype\" must name a dtype (f32, f64, f16, bf16, i8, u8, i16, i32, i64, bool, ...)");
-    if (!o.contains("shape") || !o["shape"].is_array()) bad(cpath, "\"shape\" must be an array");
-    for (const json& d : o["shape"]) {
-      const int64_t n = int_of(d, cpath);
-      if (n < 0) bad(cpath, "negative dimension " + std::to_string(n));
-      t.shape.push_back(n);
-    }
-    t.nbytes = checked_nbytes(t.shape, dtype_size(t.dtype), source_.where(cpath) + "shape");
-    const auto loc = o.find(keys_.location);
-    if (loc == o.end()) bad(cpath, "a tensor names its " + quote(keys_.location));
-    std::string location = text_of(*loc, cpath, "the tensor's location");
-    spend(sizeof(Tree::Tensor) + sizeof(Tree::Child) + t.name.size() + 8 * t.shape.size() + location.size(), cpath);
-    t.id = on_tensor_(t, std::move(location), cpath);
-    tree_.add_tensor(g, std::move(t));
+    sink_.tensor(g, std::move(t), location, path_, place(std::string_view(path_).substr(0, parent_size)));
+    path_.resize(parent_size);
   }
 
-  Tree& tree_;
   const SkeletonKeys& keys_;
   const SkeletonSource& source_;
-  const OnSkeletonTensor& on_tensor_;
+  SkeletonSink& sink_;
+  mutable std::vector<SkeletonStep> steps_;  // mutable: a fault's place is pushed as it is reported
+  std::string path_;              // the open group's document path
+  std::string_view attribute_;    // the attribute being read, for its values' places
   uint64_t spent_ = 0;
 };
 
@@ -395,31 +649,79 @@ std::string write_skeleton(const Tree& tree, const SkeletonKeys& keys, const std
   return SkeletonWriter(tree, keys, location).document();
 }
 
+std::string json_pointer(std::span<const SkeletonStep> steps) {
+  std::string out;
+  for (const SkeletonStep& s : steps) {
+    out += '/';
+    if (s.key.empty()) out += std::to_string(s.index);
+    else out += s.key;
+  }
+  return out;
+}
+
+std::string skeleton_words(const SkeletonFault& f, const SkeletonKeys& keys) {
+  using P = SkeletonProblem;
+  const std::string name = quote(f.name);
+  const std::string detail(f.detail);
+  switch (f.problem) {
+    case P::text_too_deep:
+    case P::group_too_deep: return "groups nested deeper than " + std::to_string(keys.max_depth) + " levels";
+    case P::text_has_nul: return "not valid JSON: " + detail;
+    case P::text_not_json: return "not valid JSON (" + detail + ")";
+    case P::too_many_values: return "more than " + std::to_string(f.number) + " JSON values";
+    case P::duplicate_key: return "duplicate key " + name;
+    case P::not_an_object:
+    case P::wrong_format: return "expected an object with \"format\": \"" + std::string(keys.format) + "\"";
+    case P::unknown_top_key: return "unknown key " + name;
+    case P::version_not_integer: return "\"version\" must be an integer";
+    case P::version_unknown:
+      return "layout version " + detail + " is not understood by this reader (it reads " + std::to_string(keys.version) + ")";
+    case P::no_root: return "no \"root\" group";
+    case P::group_not_object: return "a group must be a JSON object";
+    case P::unknown_group_key: return "unknown key " + name + " in a group";
+    case P::list_missing: return "a group without " + name;
+    case P::list_not_array: return name + " must be an array";
+    case P::child_not_object: return "a child must be a JSON object";
+    case P::child_not_pair: return "a child must be [name, object]";
+    case P::child_kind: return "a child has exactly one of \"tensor\" and \"group\"";
+    case P::unknown_tensor_key: return "unknown key " + name + " in a tensor";
+    case P::not_text:
+      return std::string(text_kind(f.detail)) + (keys.utf8_only ? " must be a string" : " must be a string or {\"hex\": ...}");
+    case P::bad_name: return std::string(text_kind(f.detail)) + " " + name + " is empty or holds '/' or NUL";
+    case P::attribute_not_triple: return "an attribute must be [name, type, value]";
+    case P::unknown_type: return "unknown attribute type " + name;
+    case P::wrong_value:
+      if (f.name == "bool") return f.element ? "a bool[] holds only true and false" : "expected true or false";
+      if (f.name == "int64") return "expected an integer, found " + detail;
+      if (keys.named_floats)
+        return "a float64 must be a number, \"NaN\", \"NaN:0x<16 hex digits of a NaN>\", \"Infinity\" or \"-Infinity\"";
+      return "a float64 must be a number, \"<16 hex digits>\" or {\"bits\": \"<16 hex digits>\"}";
+    case P::int_out_of_range: return "integer " + detail + " does not fit in int64";
+    case P::not_an_array: return "a " + std::string(f.name) + " value must be an array";
+    case P::too_costly:
+      return "the document costs more than " + std::to_string(f.number) + " bytes to hold (option max_document_bytes)";
+    case P::duplicate_child: return "duplicate child " + name;
+    case P::duplicate_attribute: return "duplicate attribute " + name;
+    case P::bad_dtype: return "\"dtype\" must name a dtype (f32, f64, f16, bf16, i8, u8, i16, i32, i64, bool, ...)";
+    case P::bad_shape: return "\"shape\" must be an array";
+    case P::negative_dimension: return "negative dimension " + std::to_string(f.number);
+    case P::no_location: return "a tensor names its " + name;
+  }
+  return "not the layout of the document";
+}
+
+void read_skeleton(std::string_view text, const SkeletonKeys& keys, const SkeletonSource& source, SkeletonSink& sink) {
+  SkeletonReader(keys, source, sink).read(text);
+}
+
 Tree read_skeleton(std::string_view text, const SkeletonKeys& keys, const SkeletonSource& source,
                    const OnSkeletonTensor& on_tensor) {
-  const std::string where = source.where("");
-  // nlohmann's parser recurses per nesting level: bound it before parsing hostile text. A
-  // group is at most three levels below its parent (children array, child, pair).
-  if (json_nesting(text) > static_cast<int>(3 * keys.max_depth + 8))
-    fail(CKPT_ERR_LIMIT, where + "groups nested deeper than " + std::to_string(keys.max_depth) + " levels");
-  if (auto nul = json_nul_problem(text); !nul.empty()) fail(CKPT_ERR_FORMAT, where + "not valid JSON: " + nul);
-  json doc;
-  try {
-    doc = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    fail(CKPT_ERR_FORMAT, where + "not valid JSON (" + e.what() + ")");
-  }
-  if (!doc.is_object() || doc.value("format", json()) != keys.format)
-    fail(CKPT_ERR_FORMAT, where + "expected an object with \"format\": \"" + std::string(keys.format) + "\"");
-  const json version = doc.value("version", json());
-  if (!version.is_number_integer()) fail(CKPT_ERR_FORMAT, where + "\"version\" must be an integer");
-  if (version.get<int64_t>() != keys.version)
-    fail(version.get<int64_t>() > keys.version ? CKPT_ERR_UNSUPPORTED : CKPT_ERR_FORMAT,
-         where + "layout version " + version.dump() + " is not understood by this reader (it reads " +
-             std::to_string(keys.version) + ")");
-  if (!doc.contains("root")) fail(CKPT_ERR_FORMAT, where + "no \"root\" group");
   Tree tree(true);
-  SkeletonReader(tree, keys, source, on_tensor).group(doc["root"], 0, "", 0);
+  const SkeletonReader* faults = nullptr;  // the sink's duplicates are reported as the reader reports
+  TreeSink sink(tree, on_tensor, [&](const SkeletonFault& f) { faults->fault(f); });
+  SkeletonReader reader(keys, source, sink);
+  faults = &reader;
+  reader.read(text);
   return tree;
 }
 

@@ -154,6 +154,90 @@ TEST(SkeletonJson, SafetensorsSpellingRoundTrips) {
   }
 }
 
+// A reader that lists a tree of views parses through a sink: it gets each group, attribute and
+// tensor in document order with its document path, and words faults itself, naming the place
+// as a JSON pointer into the text (safetensors' dialect: lists optional, keys strict, values
+// counted).
+constexpr SkeletonKeys kStrict{.format = "ckpt-safetensors", .version = 1, .attributes = "attributes",
+                               .children = "members", .location = "", .name_in_child = true,
+                               .floats_as_bits = false, .omit_empty = false, .max_depth = 1000,
+                               .keys_in_order = true, .named_floats = true, .utf8_only = true,
+                               .name_only_tensors = true, .lists_optional = true, .strict_keys = true,
+                               .max_values = 64, .levels_per_group = 2};
+
+struct Recorder final : ckpt::sdk::SkeletonSink {
+  std::vector<std::string> calls;
+  size_t groups = 0;
+  size_t group(size_t parent, std::string_view name, const ckpt::sdk::SkeletonPlace& at) override {
+    calls.push_back("group " + std::to_string(parent) + " " + std::string(name) + " at " + ckpt::sdk::json_pointer(at.steps));
+    return ++groups;
+  }
+  void attribute_name(size_t, std::string_view, const ckpt::sdk::SkeletonPlace&) override {}
+  void attribute(size_t g, std::string_view name, ckpt::sdk::ValueView&& v, const ckpt::sdk::SkeletonPlace& at) override {
+    calls.push_back("attribute " + std::to_string(g) + " " + std::string(name) + "=" + std::to_string(v.i) + " at " +
+                    ckpt::sdk::json_pointer(at.steps));
+  }
+  void tensor(size_t parent, ckpt::sdk::ViewTree::Tensor&& t, std::string_view, std::string_view path,
+              const ckpt::sdk::SkeletonPlace& at) override {
+    calls.push_back("tensor " + std::to_string(parent) + " " + std::string(t.name) + " " + std::string(path) + " at " +
+                    ckpt::sdk::json_pointer(at.steps));
+  }
+};
+
+std::string strict_error(std::string_view text, ckpt_status_code* code = nullptr) {
+  ckpt::sdk::SkeletonSource source;
+  source.describe = [](const ckpt::sdk::SkeletonFault& f) {
+    return "entry" + ckpt::sdk::json_pointer(f.at.steps) + ": " + ckpt::sdk::skeleton_words(f, kStrict);
+  };
+  Recorder r;
+  try {
+    ckpt::sdk::read_skeleton(text, kStrict, source, r);
+  } catch (const ckpt::sdk::Error& e) {
+    if (code) *code = e.code();
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(SkeletonJson, SinkGetsEachNodeWithItsPlace) {
+  ckpt::sdk::SkeletonSource source;
+  source.where = [](const std::string& path) { return "doc (" + path + "): "; };
+  Recorder r;
+  ckpt::sdk::read_skeleton(R"({"format":"ckpt-safetensors","version":1,"root":{"attributes":[["n","int64",3]],)"
+                           R"("members":[{"group":"m","members":[{"tensor":"w"}]},{"tensor":"b"}]}})",
+                           kStrict, source, r);
+  EXPECT_EQ(r.calls, (std::vector<std::string>{"attribute 0 n=3 at /root/attributes/0", "group 0 m at /root/members/0",
+                                               "tensor 1 w m/w at /root/members/0/members/0",
+                                               "tensor 0 b b at /root/members/1"}));
+}
+
+TEST(SkeletonJson, StrictDialectRefusesWhatADomWouldHide) {
+  ckpt_status_code code{};
+  EXPECT_EQ(strict_error(R"({"format":"ckpt-safetensors","version":1,"version":1,"root":{}})", &code),
+            "entry: duplicate key 'version'");
+  EXPECT_EQ(code, CKPT_ERR_FORMAT);
+  EXPECT_EQ(strict_error(R"({"format":"ckpt-safetensors","version":1,"root":{},"extra":0})"), "entry: unknown key 'extra'");
+  EXPECT_EQ(strict_error(R"({"format":"ckpt-safetensors","version":1,"root":{"group":"g"}})"),
+            "entry/root: unknown key 'group' in a group");
+  EXPECT_EQ(strict_error(R"({"format":"ckpt-safetensors","version":1,"root":{"attributes":[["f","float64","NaN:0x7FF8000000000001"]]}})"),
+            "entry/root/attributes/0/2: a float64 must be a number, \"NaN\", \"NaN:0x<16 hex digits of a NaN>\", "
+            "\"Infinity\" or \"-Infinity\"");
+  EXPECT_EQ(strict_error(R"({"format":"ckpt-safetensors","version":1,"root":{"members":[{"tensor":"w","x":1}]}})"),
+            "entry/root/members/0: unknown key 'x' in a tensor");
+  std::string many = R"({"format":"ckpt-safetensors","version":1,"root":{"attributes":[["a","int64[]",[)";
+  for (int i = 0; i < 64; ++i) many += std::string(i ? "," : "") + "1";
+  many += "]]]}}";
+  EXPECT_EQ(strict_error(many, &code), "entry: more than 64 JSON values");
+  EXPECT_EQ(code, CKPT_ERR_LIMIT);
+  // A group may leave out its lists.
+  EXPECT_EQ(strict_error(R"({"format":"ckpt-safetensors","version":1,"root":{"members":[{"group":"g"}]}})"), "(no error)");
+  // Duplicate keys are found in objects of many keys too.
+  std::string wide = R"({"format":"ckpt-safetensors","version":1,"root":{},"k":{)";
+  for (int i = 0; i < 20; ++i) wide += "\"k" + std::to_string(i) + "\":0,";
+  wide += "\"k3\":0}}";
+  EXPECT_EQ(strict_error(wide), "entry: duplicate key 'k3'");
+}
+
 TEST(SkeletonJson, RefusesWhatIsNotTheLayout) {
   ckpt_status_code code{};
   EXPECT_NE(error_of(R"({"format":"ckpt-pytorch","version":2,"root":{}})", kPytorch, &code).find("version 2"), std::string::npos);
