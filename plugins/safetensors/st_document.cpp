@@ -4,17 +4,13 @@
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_names.hpp>
-
-#include <map>
 #include <ckpt/sdk_value.hpp>
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
-#include <bit>
-#include <cmath>
-#include <cstdio>
-#include <limits>
+#include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -34,8 +30,6 @@ std::string dump(const json& j, const std::string& where) {
     fail(CKPT_ERR_UNSUPPORTED, where + " is not valid UTF-8 (" + what + "); safetensors headers are JSON text");
   }
 }
-
-constexpr uint64_t kCanonicalNan = 0x7ff8000000000000ull;
 
 }  // namespace
 
@@ -99,11 +93,14 @@ class TreeBuilder {
   // `where` is a string, or anything that makes one (only when a message is needed).
   template <class Where>
   static void check_name(std::string_view name, const Where& where, ckpt_status_code code) {
-    if (name.empty()) fail(code, std::string(where) + ": an empty name (ckpt names are non-empty)");
-    if (name.find('/') != std::string_view::npos)
-      fail(code, std::string(where) + ": the name " + quote_name(name) + " holds '/' (ckpt names do not)");
-    if (name.find('\0') != std::string_view::npos)
-      fail(code, std::string(where) + ": the name " + quote_name(name) + " holds a NUL byte (ckpt names do not)");
+    if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+      fail(code, std::string(where) + ": " + name_problem(name));
+  }
+  // What is wrong with a name check_name refuses.
+  static std::string name_problem(std::string_view name) {
+    if (name.empty()) return "an empty name (ckpt names are non-empty)";
+    if (name.find('/') != std::string_view::npos) return "the name " + quote_name(name) + " holds '/' (ckpt names do not)";
+    return "the name " + quote_name(name) + " holds a NUL byte (ckpt names do not)";
   }
 
   // `name` must outlive the tree: a view into the header, or kept.
@@ -161,7 +158,8 @@ class TreeBuilder {
   }
 
   // A tensor named by the document entry whose bytes are those of header tensor `target`.
-  void alias_child(size_t parent, const std::string& name, size_t target, const std::string& where) {
+  template <class Where>
+  void alias_child(size_t parent, std::string_view name, size_t target, const Where& where) {
     check_name(name, where, CKPT_ERR_FORMAT);
     complete(parent);
     const TensorEntry& e = h_.tensors[target];
@@ -173,17 +171,22 @@ class TreeBuilder {
     alias_targets_.push_back(target);
     tree_.add_tensor(parent, std::move(t));
     if (!children_[parent].insert(tree_.groups[parent].children.size() - 1, member_name(parent)))
-      fail(CKPT_ERR_FORMAT, where + ": a second member named " + quote_name(name));
+      fail(CKPT_ERR_FORMAT, std::string(where) + ": a second member named " + quote_name(name));
   }
 
   // The value of a new attribute, to be filled in. `name` and the value's strings must outlive
   // the tree: views into the header, or kept.
-  ValueView& attribute(size_t group, std::string_view name, const std::string& where, ckpt_status_code code) {
+  template <class Where>
+  ValueView& attribute(size_t group, std::string_view name, const Where& where, ckpt_status_code code) {
     check_name(name, where, code);
-    if (!attributes_[group].emplace(name).second) fail(code, where + ": a second attribute named " + quote_name(name));
+    if (!attributes_[group].emplace(name).second)
+      fail(code, std::string(where) + ": a second attribute named " + quote_name(name));
     tree_.add_attribute(group, name, {});
     return tree_.groups[group].attributes.back().value;
   }
+
+  // The value of the attribute `group` had last (attribute), to be filled in.
+  ValueView& last_attribute(size_t group) { return tree_.groups[group].attributes.back().value; }
 
   // Where a plain safetensors file's tensor goes: its name split at '/', groups made as needed.
   void place_by_name(size_t tensor) {
@@ -221,11 +224,12 @@ class TreeBuilder {
   }
 
   // The header index of `key`, or fails.
-  size_t tensor_at(const std::string& key, const std::string& where) const {
+  template <class Where>
+  size_t tensor_at(std::string_view key, const Where& where) const {
     if (by_key_.empty())
       for (size_t i = 0; i < h_.tensors.size(); ++i) by_key_.emplace(h_.tensors[i].key, i);
     auto it = by_key_.find(key);
-    if (it == by_key_.end()) fail(CKPT_ERR_FORMAT, where + ": the header has no tensor " + quote_name(key));
+    if (it == by_key_.end()) fail(CKPT_ERR_FORMAT, std::string(where) + ": the header has no tensor " + quote_name(key));
     return it->second;
   }
 
@@ -279,181 +283,116 @@ class TreeBuilder {
   std::vector<bool> placed_;
 };
 
-// Reads the document entry into the builder.
-class DocumentReader {
+// "at byte N (__metadata__['ckpt.document']/root/members/0)": a place in the document entry,
+// as a JSON pointer into it.
+std::string document_where(const MetadataEntry& entry, std::span<const ckpt::sdk::SkeletonStep> steps) {
+  return "at byte " + std::to_string(entry.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(kDocumentKey) + "]" +
+         ckpt::sdk::json_pointer(steps) + ")";
+}
+
+// What was wrong with the document entry, in the words this plugin has always used (the
+// codec's own words name document paths; safetensors' name the place in the entry's JSON).
+std::string document_words(const MetadataEntry& entry, const ckpt::sdk::SkeletonFault& f) {
+  using P = ckpt::sdk::SkeletonProblem;
+  const std::string where = document_where(entry, f.at.steps) + ": ";
+  const std::string name = quote_name(f.name);
+  switch (f.problem) {
+    case P::text_too_deep: return where + "nested deeper than " + std::to_string(kMaxDepth) + " groups";
+    case P::text_has_nul: return where + "not valid JSON: " + std::string(f.detail);
+    case P::text_not_json: {
+      // nlohmann's message starts with its id and "parse error at line 1, column N: "; the
+      // character offset says the same, and the last token may hold bytes that are not UTF-8.
+      std::string what(f.detail);
+      if (auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
+      if (auto last = what.find("; last read: "); last != std::string::npos) what = what.substr(0, last);
+      return where + "not valid JSON at character " + std::to_string(f.number) + ": " + what;
+    }
+    case P::too_many_values: return where + "more than " + std::to_string(f.number) + " JSON values";
+    case P::duplicate_key: return where + "duplicate key " + name;
+    case P::not_an_object: return where + "the document entry must be a JSON object";
+    case P::unknown_top_key: return where + "unknown key " + name;
+    case P::wrong_format: return where + "expected \"" + std::string(kDocumentFormat) + "\"";
+    case P::version_not_integer: return where + "expected a positive integer";
+    case P::version_unknown:
+      if (f.number < 1) return where + "expected a positive integer";
+      return where + "version " + std::to_string(f.number) + " is newer than this reader (" +
+             std::to_string(kDocumentVersion) + ")";
+    case P::no_root:
+    case P::group_not_object: return where + "expected an object";
+    case P::group_too_deep: return where + "groups nested deeper than " + std::to_string(kMaxDepth);
+    case P::unknown_group_key:
+      return where + "unknown key " + name + " (a group has " + (f.root ? "" : "group, ") + "attributes and members)";
+    case P::list_not_array: return where + "expected an array";
+    case P::child_not_object: return where + "a member is an object {\"tensor\": name} or a group";
+    case P::child_kind: return where + "a member is an object {\"tensor\": name} or has \"group\": name";
+    case P::unknown_tensor_key: return where + "a tensor member has only the key \"tensor\"";
+    case P::not_text:
+      if (f.detail == "group") return where + "a member is an object {\"tensor\": name} or has \"group\": name";
+      if (f.detail == "attribute") return where + "an attribute is [name, type, value]";
+      return where + "expected a string";
+    case P::bad_name: return where + TreeBuilder::name_problem(f.name);
+    case P::attribute_not_triple: return where + "an attribute is [name, type, value]";
+    case P::unknown_type: return where + "unknown type " + quote_name(f.name, true);
+    case P::wrong_value:
+      if (f.name == "bool") return where + "expected true or false";
+      if (f.name == "int64") return where + "expected an integer";
+      if (!f.found_text) return where + "expected a number, \"NaN\", \"Infinity\" or \"-Infinity\"";
+      return where + "expected a number, \"NaN\", \"NaN:0x<16 hex digits of a NaN>\", \"Infinity\" or \"-Infinity\", found " +
+             quote_name(f.detail, true);
+    case P::int_out_of_range: return where + "integer out of the range of int64";
+    case P::not_an_array: return where + "a " + std::string(f.name) + " value is an array";
+    default: return where + ckpt::sdk::skeleton_words(f, kDocumentKeys);  // not reached in this dialect
+  }
+}
+
+// Puts the document entry, as the SDK's codec parses it, into the builder: groups and
+// attributes as they come, each tensor at the header entry its path names (or, for an alias,
+// at the entry kAliasesKey gives it).
+class DocumentSink final : public ckpt::sdk::SkeletonSink {
  public:
   // `aliases`: kAliasesKey's entries, alias key -> header index; each must be named once.
-  DocumentReader(TreeBuilder& b, const MetadataEntry& entry, std::unordered_map<std::string, size_t> aliases)
+  DocumentSink(TreeBuilder& b, const MetadataEntry& entry, std::unordered_map<std::string, size_t> aliases)
       : b_(b), entry_(entry), aliases_(std::move(aliases)) {}
 
-  void read() {
-    json doc = parse();
-    expect(doc.is_object(), "", "the document entry must be a JSON object");
-    for (auto& [k, v] : doc.items()) expect(k == "format" || k == "version" || k == "root", "", "unknown key " + quote_name(k));
-    const json* format = find(doc, "format");
-    expect(format && format->is_string() && format->get_ref<const std::string&>() == kDocumentFormat, "/format",
-           "expected \"" + std::string(kDocumentFormat) + "\"");
-    const json* version = find(doc, "version");
-    expect(version && version->is_number_integer() && version->get<int64_t>() >= 1, "/version",
-           "expected a positive integer");
-    if (version->get<int64_t>() > kDocumentVersion)
-      fail(CKPT_ERR_UNSUPPORTED, where("/version") + ": version " + std::to_string(version->get<int64_t>()) +
-                                     " is newer than this reader (" + std::to_string(kDocumentVersion) + ")");
-    const json* root = find(doc, "root");
-    expect(root && root->is_object(), "/root", "expected an object");
-    read_group(*root, 0, "/root", "", 0, true);
+  size_t group(size_t parent, std::string_view name, const ckpt::sdk::SkeletonPlace& at) override {
+    return b_.group_child(parent, b_.keep(name), Where{entry_, at}, CKPT_ERR_FORMAT);
+  }
+  void attribute_name(size_t group, std::string_view name, const ckpt::sdk::SkeletonPlace& at) override {
+    b_.attribute(group, b_.keep(name), Where{entry_, at}, CKPT_ERR_FORMAT);
+  }
+  void attribute(size_t group, std::string_view, ValueView&& v, const ckpt::sdk::SkeletonPlace&) override {
+    // The views are into the parsed entry, which goes away: the tree keeps its own copies.
+    v.s = b_.keep(v.s);
+    for (ckpt_str& e : v.strings) e = str(b_.keep({e.data, e.size}));
+    b_.last_attribute(group) = std::move(v);
+  }
+  void tensor(size_t parent, ViewTree::Tensor&& t, std::string_view, std::string_view path,
+              const ckpt::sdk::SkeletonPlace& at) override {
+    const Where where{entry_, at};
+    if (!aliases_.empty())
+      if (auto a = aliases_.find(std::string(path)); a != aliases_.end()) {
+        b_.alias_child(parent, t.name, a->second, where);
+        aliases_.erase(a);
+        return;
+      }
+    b_.tensor_child(parent, t.name, b_.tensor_at(path, where), where, CKPT_ERR_FORMAT);
+  }
+
+  // After the parse: every alias was named.
+  void finish() const {
     if (!aliases_.empty())
       fail(CKPT_ERR_FORMAT, std::string(kMetadataKey) + "[" + quote_name(kAliasesKey) + "]: alias " +
                                 quote_name(aliases_.begin()->first) + " is no tensor of the document");
   }
 
  private:
-  json parse() {
-    // Duplicate keys would silently drop an entry in a DOM; a parser callback sees each key.
-    std::vector<std::unordered_set<std::string>> keys;
-    size_t values = 0;
-    auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-      if (static_cast<size_t>(depth) > 2 * kMaxDepth + 8)
-        fail(CKPT_ERR_LIMIT, where("") + ": nested deeper than " + std::to_string(kMaxDepth) + " groups");
-      if (event != json::parse_event_t::key && event != json::parse_event_t::object_end &&
-          event != json::parse_event_t::array_end && ++values > kMaxDocumentValues)
-        fail(CKPT_ERR_LIMIT, where("") + ": more than " + std::to_string(kMaxDocumentValues) + " JSON values");
-      if (event == json::parse_event_t::object_start) keys.emplace_back();
-      else if (event == json::parse_event_t::object_end) keys.pop_back();
-      else if (event == json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second)
-        fail(CKPT_ERR_FORMAT, where("") + ": duplicate key " + quote_name(parsed.get<std::string>()));
-      return true;
-    };
-    if (auto nul = ckpt::sdk::json_nul_problem(entry_.value); !nul.empty())
-      fail(CKPT_ERR_FORMAT, where("") + ": not valid JSON: " + nul);
-    try {
-      return json::parse(entry_.value, callback);
-    } catch (const json::parse_error& e) {
-      std::string what = e.what();
-      if (auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
-      if (auto last = what.find("; last read: "); last != std::string::npos) what = what.substr(0, last);
-      fail(CKPT_ERR_FORMAT, where("") + ": not valid JSON at character " + std::to_string(e.byte) + ": " + what);
-    }
-  }
-
-  std::string where(const std::string& path) const {
-    return "at byte " + std::to_string(entry_.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(kDocumentKey) +
-           "]" + path + ")";
-  }
-  void expect(bool ok, const std::string& path, const std::string& what) const {
-    if (!ok) fail(CKPT_ERR_FORMAT, where(path) + ": " + what);
-  }
-  static const json* find(const json& o, const char* key) {
-    auto it = o.find(key);
-    return it == o.end() ? nullptr : &*it;
-  }
-
-  void read_group(const json& g, size_t index, const std::string& path, const std::string& key_prefix, size_t depth,
-                  bool root) {
-    if (depth > kMaxDepth)
-      fail(CKPT_ERR_LIMIT, where(path) + ": groups nested deeper than " + std::to_string(kMaxDepth));
-    for (auto& [k, v] : g.items())
-      expect(k == "attributes" || k == "members" || (!root && k == "group"), path,
-             "unknown key " + quote_name(k) + " (a group has " + (root ? "" : "group, ") + "attributes and members)");
-    if (const json* attrs = find(g, "attributes")) {
-      expect(attrs->is_array(), path + "/attributes", "expected an array");
-      for (size_t i = 0; i < attrs->size(); ++i)
-        read_attribute((*attrs)[i], index, path + "/attributes/" + std::to_string(i));
-    }
-    const json* members = find(g, "members");
-    if (!members) return;
-    expect(members->is_array(), path + "/members", "expected an array");
-    for (size_t i = 0; i < members->size(); ++i) {
-      const json& m = (*members)[i];
-      const std::string p = path + "/members/" + std::to_string(i);
-      expect(m.is_object(), p, "a member is an object {\"tensor\": name} or a group");
-      if (const json* t = find(m, "tensor")) {
-        expect(m.size() == 1, p, "a tensor member has only the key \"tensor\"");
-        expect(t->is_string(), p + "/tensor", "expected a string");
-        const std::string& name = t->get_ref<const std::string&>();
-        TreeBuilder::check_name(name, where(p), CKPT_ERR_FORMAT);
-        const std::string key = key_prefix + name;
-        if (auto a = aliases_.find(key); a != aliases_.end()) {
-          b_.alias_child(index, name, a->second, where(p));
-          aliases_.erase(a);
-        } else {
-          b_.tensor_child(index, name, b_.tensor_at(key, where(p)), where(p), CKPT_ERR_FORMAT);
-        }
-      } else {
-        const json* name = find(m, "group");
-        expect(name && name->is_string(), p, "a member is an object {\"tensor\": name} or has \"group\": name");
-        const std::string& n = name->get_ref<const std::string&>();
-        TreeBuilder::check_name(n, where(p), CKPT_ERR_FORMAT);
-        const size_t child = b_.group_child(index, b_.keep(n), where(p), CKPT_ERR_FORMAT);
-        read_group(m, child, p, key_prefix + n + "/", depth + 1, false);
-      }
-    }
-  }
-
-  void read_attribute(const json& a, size_t group, const std::string& path) {
-    expect(a.is_array() && a.size() == 3 && a[0].is_string() && a[1].is_string(), path,
-           "an attribute is [name, type, value]");
-    const uint32_t type = ckpt::sdk::value_type_from_name(a[1].get_ref<const std::string&>());
-    expect(type != 0, path + "/1", "unknown type " + quote_name(a[1].get_ref<const std::string&>(), true));
-    ValueView& e = b_.attribute(group, b_.keep(a[0].get_ref<const std::string&>()), where(path), CKPT_ERR_FORMAT);
-    e.type = type;
-    const json& v = a[2];
-    const std::string vp = path + "/2";
-    switch (type) {
-      case CKPT_VALUE_BOOL: e.b = boolean(v, vp); break;
-      case CKPT_VALUE_INT64: e.i = integer(v, vp); break;
-      case CKPT_VALUE_FLOAT64: e.f = float64(v, vp); break;
-      case CKPT_VALUE_STRING: e.s = b_.keep(string(v, vp)); break;
-      default: {
-        expect(v.is_array(), vp, std::string("a ") + ckpt::sdk::value_type_name(type) + " value is an array");
-        for (size_t i = 0; i < v.size(); ++i) {
-          const std::string ep = vp + "/" + std::to_string(i);
-          if (type == CKPT_VALUE_BOOL_ARRAY) e.bools.push_back(boolean(v[i], ep) ? 1 : 0);
-          else if (type == CKPT_VALUE_INT64_ARRAY) e.ints.push_back(integer(v[i], ep));
-          else if (type == CKPT_VALUE_FLOAT64_ARRAY) e.floats.push_back(float64(v[i], ep));
-          else e.strings.push_back(str(b_.keep(string(v[i], ep))));
-        }
-      }
-    }
-  }
-
-  bool boolean(const json& v, const std::string& path) const {
-    expect(v.is_boolean(), path, "expected true or false");
-    return v.get<bool>();
-  }
-  int64_t integer(const json& v, const std::string& path) const {
-    expect(v.is_number_integer(), path, "expected an integer");
-    if (v.is_number_unsigned())
-      expect(v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), path,
-             "integer out of the range of int64");
-    return v.get<int64_t>();
-  }
-  std::string string(const json& v, const std::string& path) const {
-    expect(v.is_string(), path, "expected a string");
-    return v.get<std::string>();
-  }
-  double float64(const json& v, const std::string& path) const {
-    if (v.is_number_float()) return v.get<double>();
-    if (v.is_number_unsigned()) return static_cast<double>(v.get<uint64_t>());
-    if (v.is_number_integer()) return static_cast<double>(v.get<int64_t>());
-    expect(v.is_string(), path, "expected a number, \"NaN\", \"Infinity\" or \"-Infinity\"");
-    const std::string& s = v.get_ref<const std::string&>();
-    if (s == "NaN") return std::bit_cast<double>(kCanonicalNan);
-    if (s == "Infinity") return std::numeric_limits<double>::infinity();
-    if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
-    uint64_t bits = 0;
-    bool ok = s.size() == 22 && s.compare(0, 6, "NaN:0x") == 0;
-    for (size_t i = 6; ok && i < s.size(); ++i) {
-      const char c = s[i];
-      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-      ok = d >= 0;
-      bits = bits << 4 | static_cast<uint64_t>(d);
-    }
-    ok = ok && std::isnan(std::bit_cast<double>(bits));
-    expect(ok, path, "expected a number, \"NaN\", \"NaN:0x<16 hex digits of a NaN>\", \"Infinity\" or \"-Infinity\", found " +
-                         quote_name(s, true));
-    return std::bit_cast<double>(bits);
-  }
+  // The place for a message, made only when one is needed (once per tensor would cost more
+  // than the tensor).
+  struct Where {
+    const MetadataEntry& entry;
+    const ckpt::sdk::SkeletonPlace& at;
+    operator std::string() const { return document_where(entry, at.steps); }
+  };
 
   TreeBuilder& b_;
   const MetadataEntry& entry_;
@@ -619,7 +558,12 @@ Listing build_tree(Header& header, const ckpt::sdk::ReadLimits& limits) {
     fail(CKPT_ERR_FORMAT, "at byte " + std::to_string(aliases->at) + " (" + std::string(kMetadataKey) + "[" +
                               quote_name(kAliasesKey) + "]): aliases in a file without ckpt's document, which names them");
   if (document) {
-    DocumentReader(b, *document, aliases ? read_aliases(*aliases, b, header, limits) : std::unordered_map<std::string, size_t>{}).read();
+    DocumentSink sink(b, *document,
+                      aliases ? read_aliases(*aliases, b, header, limits) : std::unordered_map<std::string, size_t>{});
+    ckpt::sdk::SkeletonSource source;
+    source.describe = [&](const ckpt::sdk::SkeletonFault& f) { return document_words(*document, f); };
+    ckpt::sdk::read_skeleton(document->value, kDocumentKeys, source, sink);
+    sink.finish();
     b.place_the_rest();
     check_plain_copies(listing.tree, header);
     b.finish(header, listing);

@@ -30,12 +30,15 @@ namespace ckpt_safetensors {
 // is CKPT_ERR_UNSUPPORTED, naming `where`, rather than changed.
 std::string json_string(std::string_view s, const std::string& where);
 
-// The document entry's layout in the SDK's skeleton codec: keys in the order above, non-finite
-// floats by name, strings only as UTF-8 text, tensors by name alone.
+// The document entry's layout in the SDK's skeleton codec, which writes and parses it: keys in
+// the order above, non-finite floats by name, strings only as UTF-8 text, tensors by name alone;
+// a group's lists may be absent, a key twice or an unknown one at the top is refused, and the
+// entry holds at most kMaxDocumentValues JSON values (its DOM's memory).
 inline constexpr ckpt::sdk::SkeletonKeys kDocumentKeys{
     .format = kDocumentFormat, .version = kDocumentVersion, .attributes = "attributes", .children = "members",
     .location = "", .name_in_child = true, .floats_as_bits = false, .omit_empty = false, .max_depth = kMaxDepth,
-    .keys_in_order = true, .named_floats = true, .utf8_only = true, .name_only_tensors = true};
+    .keys_in_order = true, .named_floats = true, .utf8_only = true, .name_only_tensors = true,
+    .lists_optional = true, .strict_keys = true, .max_values = kMaxDocumentValues, .levels_per_group = 2};
 
 // The document entry of `tree` (a writer's record of the document). `open_groups`: how many
 // groups are still open, for the text as far as a writer has streamed, which ends after a
