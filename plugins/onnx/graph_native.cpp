@@ -196,6 +196,7 @@ void list_graph(Tree& t, const onnx::GraphProto& graph, const GraphExtras& extra
   if (graph.has_name()) t.add_attribute(g, "name", Value::string(graph.name()));
   if (graph.has_doc_string()) t.add_attribute(g, "doc_string", Value::string(graph.doc_string()));
   if (extras.note) t.add_attribute(g, "note", Value::string(*extras.note));
+  if (extras.opset) t.add_attribute(g, "opset", Value::integer(*extras.opset));
   if (const ScannedModel* m = extras.model) {
     for (const auto& [domain, version] : m->opsets)
       if (domain.empty() || domain == "ai.onnx") {

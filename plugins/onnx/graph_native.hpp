@@ -21,6 +21,9 @@ inline constexpr std::string_view kGraphGroup = "onnx.graph";
 // What the group holds beside the graph's own members.
 struct GraphExtras {
   std::optional<std::string> note;  // a file ckpt wrote: its metadata ckpt.graph
+  // A file ckpt wrote at another version of the default domain than its own (a graph kept from
+  // another model): that version.
+  std::optional<int64_t> opset;
   const ScannedModel* model = nullptr;  // any other: the default opset and every initializer
 };
 

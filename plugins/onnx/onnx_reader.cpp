@@ -95,8 +95,13 @@ void OnnxReader::check_own_model(const std::string& document) {
   if (model_.ir_version != kIrVersion || model_.producer_name != kProducerName || model_.producer_version != kProducerVersion ||
       !model_.domain.empty() || model_.model_version != 0 || !model_.doc_string.empty())
     differ("its header (ir_version, producer, domain, model_version or doc_string) is not what ckpt writes");
-  if (model_.opsets.size() != 1 || !model_.opsets[0].first.empty() || model_.opsets[0].second != kOpsetVersion)
-    differ("its opset_import is not ckpt's (the default domain at " + std::to_string(kOpsetVersion) + ")");
+  if (model_.opsets.size() != 1 || !model_.opsets[0].first.empty())
+    differ("its opset_import is not ckpt's (the default domain only)");
+  // Another version than ckpt's own is listed with the graph, whose group the host's layout
+  // compares with the one the document makes (a graph kept from another model keeps its
+  // version).
+  std::optional<int64_t> opset;
+  if (model_.opsets[0].second != kOpsetVersion) opset = model_.opsets[0].second;
   if (model_.sparse_initializers || model_.has_training_info || model_.has_functions)
     differ("it holds sparse initializers, training info or functions, which ckpt never writes");
   for (const Initializer& i : model_.initializers)
@@ -122,7 +127,7 @@ void OnnxReader::check_own_model(const std::string& document) {
   // model/spec makes. Listed, it must write back as the same graph, or the check would judge
   // another graph than ONNX Runtime runs.
   bool exact = false;
-  list_graph(doc_.tree, graph, {note ? *note : std::string(), nullptr}, &exact);
+  list_graph(doc_.tree, graph, {note ? *note : std::string(), opset, nullptr}, &exact);
   if (!exact) differ("its graph (nodes, inputs, outputs, name or doc_string) is not the one model/spec makes");
 }
 
@@ -211,8 +216,17 @@ void OnnxReader::build_foreign_tree() {
     doc_.add_tensor(state, std::move(node), init.name);
   }
   if (!skipped.empty()) t.add_attribute(onnx, "skipped", Value::string_array(std::move(skipped)));
-  // The graph as stored; the host's onnx layout rebuilds model/spec from it where it can.
-  list_graph(t, graph, {std::nullopt, &model_});
+  // The graph as stored; the host's onnx layout rebuilds model/spec from it where it can, and
+  // otherwise keeps the group, to be written back, when @writes_back: the group writes the
+  // same graph again, field for field, value_info aside (it annotates intermediate types and
+  // changes no result), in a model that imports only the default domain and has no functions.
+  onnx::GraphProto listed = graph;
+  listed.clear_value_info();
+  bool exact = false;
+  list_graph(t, listed, {std::nullopt, std::nullopt, &model_}, &exact);
+  bool default_domain_only = !model_.has_functions;
+  for (const auto& [domain, version] : model_.opsets) default_domain_only = default_domain_only && (domain.empty() || domain == "ai.onnx");
+  t.add_attribute(t.find_child(0, kGraphGroup)->index, "writes_back", Value::boolean(exact && default_domain_only));
 }
 
 void OnnxReader::read_tensor(uint64_t id, std::span<std::byte> dst) {

@@ -183,6 +183,7 @@ void OnnxWriter::finish() {
   doc_.initializers = std::move(tensor_initializers_);
   onnx::GraphProto graph;
   std::string graph_note;
+  int64_t opset_version = kOpsetVersion;
   if (auto c = recorder_.tree().find_child(0, kGraphGroup); c && !c->is_tensor) {
     // The graph the host's layout made (graph_native.hpp); the document is the rest.
     const Tree& recorded = recorder_.tree();
@@ -191,6 +192,13 @@ void OnnxWriter::finish() {
     if (!note || note->type != CKPT_VALUE_STRING)
       fail(CKPT_ERR_INVALID_ARGUMENT, std::string(kGraphGroup) + ": note must be a string (metadata ckpt.graph)");
     graph_note = note->s;
+    // A graph kept from another model is written at the version of the default domain it was
+    // made for.
+    if (const Value* v = recorded.find_attribute(c->index, "opset")) {
+      if (v->type != CKPT_VALUE_INT64 || v->i < 1)
+        fail(CKPT_ERR_INVALID_ARGUMENT, std::string(kGraphGroup) + ": opset must be a positive integer");
+      opset_version = v->i;
+    }
     doc_.tree = without_root_member(recorded, c->index);
   } else {
     // No graph given (a writer driven event by event): none, as for a document without a spec.
@@ -210,7 +218,7 @@ void OnnxWriter::finish() {
 
   onnx::OperatorSetIdProto opset;
   opset.set_domain("");
-  opset.set_version(kOpsetVersion);
+  opset.set_version(opset_version);
   std::string tail;
   wire::put_bytes_field(tail, field::kOpsetImport, opset.SerializeAsString());
 

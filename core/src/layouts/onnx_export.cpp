@@ -1,6 +1,7 @@
 #include "onnx_export.hpp"
 
 #include "onnx_graph.hpp"
+#include "onnx_kept_graph.hpp"
 #include "text.hpp"
 
 #include <ckpt/model_spec.hpp>
@@ -193,7 +194,9 @@ std::variant<Group, std::string> build_graph(const Document& doc) {
 }  // namespace
 
 Group onnx_graph_of(const Document& doc) {
-  auto built = build_graph(doc);
+  std::variant<Group, std::string> built;
+  if (auto kept = kept_graph(doc)) built = std::move(*kept);
+  else built = build_graph(doc);
   if (auto* g = std::get_if<Group>(&built)) return std::move(*g);
   const std::string& why = std::get<std::string>(built);
   Group g;

@@ -7,11 +7,15 @@
 // - any other model gets model/spec rebuilt from its graph where the spec can express it, the
 //   reason where not, and the initializers its layers use as constants moved to
 //   extra/onnx/constants;
-// - written to onnx, a document gets the graph of its model/spec (none, and why, without one).
+// - any other model whose graph the spec cannot express keeps the graph as listed, in
+//   extra/onnx/graph (onnx_kept_graph.hpp), or names why it cannot in extra/onnx/@graph_lost;
+// - written to onnx, a document gets the graph of its model/spec, or the graph it kept (none,
+//   and why, without either).
 #include "builtin.hpp"
 #include "onnx_export.hpp"
 #include "onnx_graph.hpp"
 #include "onnx_import.hpp"
+#include "onnx_kept_graph.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/sdk_names.hpp>
@@ -146,6 +150,17 @@ class OnnxSequential final : public LayoutAdapter {
     onnx->set("spec", imp.spec ? std::string("rebuilt from the graph") : "not rebuilt: " + imp.reason);
     if (imp.spec) onnx->set("value_names", imp.value_names);
     if (skipped) onnx->set("skipped", std::move(*skipped));
+    // A graph the spec cannot express is kept, to be written back; or the loss is named.
+    if (!imp.spec) {
+      const std::string why = why_not_kept(graph, model->find_group("state"));
+      if (why.empty()) {
+        Group& kept = onnx->add_group(kKeptGraph);
+        kept = graph;
+        kept.erase_attribute("writes_back");
+      } else {
+        onnx->set(kGraphLost, "not kept: " + why);
+      }
+    }
 
     // Constants in the order of the initializers, as the listing has them.
     std::set<size_t> constants(imp.constants.begin(), imp.constants.end());
