@@ -104,16 +104,23 @@ bool fits(const Shape& s, const Shape& want) {
 }
 
 Shape window_output(const LayerSpec& l, const Shape& s, int64_t channels) {
-  if (s[2] + 2 * l.padding.h < l.kernel.h || s[3] + 2 * l.padding.w < l.kernel.w) {
+  auto out = model_spec::window_output(l.kernel, l.stride, l.padding, s, channels);
+  if (!out) {
     const std::string where = "model/spec/" + l.name + ": ";
     throw SpecError(where + "input " + shape_text(s) + " is smaller than the kernel",
                     where + "input " + shape_string(s) + " is smaller than the kernel");
   }
-  return {s[0], channels, (s[2] + 2 * l.padding.h - l.kernel.h) / l.stride.h + 1,
-          (s[3] + 2 * l.padding.w - l.kernel.w) / l.stride.w + 1};
+  return *out;
 }
 
 }  // namespace
+
+bool padding_fits(Pair kernel, Pair padding) { return 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w; }
+
+std::optional<Shape> window_output(Pair k, Pair s, Pair p, const Shape& in, int64_t channels) {
+  if (in[2] + 2 * p.h < k.h || in[3] + 2 * p.w < k.w) return std::nullopt;
+  return Shape{in[0], channels, (in[2] + 2 * p.h - k.h) / s.h + 1, (in[3] + 2 * p.w - k.w) / s.w + 1};
+}
 
 std::string_view type_name(LayerType type) {
   for (const auto& [t, n] : kTypes)
@@ -159,7 +166,7 @@ LayerSpec parse_layer(const Group& g, const std::string& name) {
       l.stride = a.pair("stride", l.kernel, 1);
       l.padding = a.pair("padding", zero, 0);
       // PyTorch's rule; a wider padding would make windows of padding only.
-      if (2 * l.padding.h > l.kernel.h || 2 * l.padding.w > l.kernel.w) a.refuse("padding must be at most half of kernel_size");
+      if (!padding_fits(l.kernel, l.padding)) a.refuse("padding must be at most half of kernel_size");
       break;
     case LayerType::flatten:
       if (a.integer("start_dim", 1) != 1 || a.integer("end_dim", -1) != -1)

@@ -9,6 +9,7 @@
 #include <ckpt/errors.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,13 @@ void write(Group& parent, const std::string& name, const SequentialSpec& spec);
 // The layer's output shape for `input` (batch first, N > 0); throws SpecError when it does not
 // fit.
 Shape output_shape(const LayerSpec& layer, const Shape& input);
+// The window rules conv2d and maxpool2d share, for readers of other formats that meet the same
+// layers (the ONNX importer): whether a padding is allowed (PyTorch's: at most half the kernel,
+// or windows of padding only), and the output [N, channels, H', W'] of a window over `input`
+// [N, C, H, W], nullopt when the padded input is smaller than the kernel.
+bool padding_fits(Pair kernel, Pair padding);
+std::optional<Shape> window_output(Pair kernel, Pair stride, Pair padding, const Shape& input, int64_t channels);
+
 // Each layer's output shape for a batch of one; throws SpecError naming the first layer whose
 // input does not fit.
 std::vector<Shape> layer_shapes(const SequentialSpec& spec);

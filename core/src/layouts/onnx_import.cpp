@@ -237,7 +237,7 @@ class Importer {
       l.type = LayerType::maxpool2d;
       l.kernel = {k[0], k[1]};
       window(n, what, l);
-      if (2 * l.padding.h > l.kernel.h || 2 * l.padding.w > l.kernel.w) no(what + ": padding wider than half the kernel");
+      if (!model_spec::padding_fits(l.kernel, l.padding)) no(what + ": padding wider than half the kernel");
     } else if (op == "Relu") {
       l.type = LayerType::relu;
     } else if (op == "Flatten") {
@@ -277,10 +277,9 @@ class Importer {
       for (size_t i = 1; i < shape_.size(); ++i) f *= shape_[i];
       shape_ = {1, f};
     } else if (l.type == LayerType::conv2d || l.type == LayerType::maxpool2d) {
-      if (shape_[2] + 2 * l.padding.h < l.kernel.h || shape_[3] + 2 * l.padding.w < l.kernel.w)
-        no(what + ": input " + shape_text(shape_) + " is smaller than the kernel");
-      shape_ = {1, l.type == LayerType::conv2d ? l.out : shape_[1], (shape_[2] + 2 * l.padding.h - l.kernel.h) / l.stride.h + 1,
-                (shape_[3] + 2 * l.padding.w - l.kernel.w) / l.stride.w + 1};
+      auto out = model_spec::window_output(l.kernel, l.stride, l.padding, shape_, l.type == LayerType::conv2d ? l.out : shape_[1]);
+      if (!out) no(what + ": input " + shape_text(shape_) + " is smaller than the kernel");
+      shape_ = std::move(*out);
     }
     hints_.push_back(l.name.empty() ? hint(n) : std::string());
     spec_.layers.push_back(std::move(l));
