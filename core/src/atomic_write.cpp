@@ -4,6 +4,7 @@
 #include "early_writeback.hpp"
 
 #include <ckpt/errors.hpp>
+#include <ckpt/errors_renamed.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -20,10 +21,21 @@ void write_atomically(const fs::path& target, const Format& format, const Option
   AtomicFile file(target);
   std::optional<EarlyWriteback> writeback;
   if (durable && EarlyWriteback::enabled()) writeback.emplace(file.fd());
-  auto writer = format.open_writer(file.temp_path(), write_options);
-  write(*writer);  // the plugin has closed its file by the end of finish
-  writeback.reset();
-  if (before_commit) before_commit(file.temp_path());
+  // The temporary is an implementation detail: errors name the file being written.
+  auto named = [&](auto&& f) {
+    try {
+      f();
+    } catch (...) {
+      rethrow_renamed([&](std::string m) { return replace_path(std::move(m), file.temp_path().string(), target.string()); });
+    }
+  };
+  std::unique_ptr<FormatWriter> writer;
+  named([&] {
+    writer = format.open_writer(file.temp_path(), write_options);
+    write(*writer);  // the plugin has closed its file by the end of finish
+    writeback.reset();
+    if (before_commit) before_commit(file.temp_path());
+  });
   file.commit(durable);
   writer->committed(target);
 }
@@ -34,7 +46,7 @@ void write_text_atomically(const fs::path& target, const std::string& text, bool
   auto fail = [&](const char* what) {
     const int e = errno;
     if (fd >= 0) ::close(fd);
-    throw IoError(std::string(what) + " '" + file.temp_path().string() + "': " + std::strerror(e));
+    throw IoError(std::string(what) + " the temporary of '" + target.string() + "': " + std::strerror(e));
   };
   if (fd < 0) fail("cannot open");
   if (mode >= 0 && ::fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("cannot set the permissions of");

@@ -2,6 +2,8 @@
 
 #include "ui_source.hpp"  // ui::HttpError
 
+#include <ckpt/errors_renamed.hpp>
+
 #include <ckpt/signer.hpp>
 
 #include <fcntl.h>
@@ -14,45 +16,20 @@
 namespace ckpt::serve::detail {
 
 std::string renamed(std::string text, const Names& names) {
-  for (const auto& [from, to] : names) {
-    if (from.empty()) continue;
-    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
-      const size_t end = at + from.size();
-      if (end < text.size() && text[end] >= '0' && text[end] <= '9') {
-        at = end;
-        continue;
-      }
-      text.replace(at, from.size(), to);
-      at += to.size();
-    }
-  }
+  for (const auto& [from, to] : names) text = replace_path(std::move(text), from, to);
   return text;
 }
 
 [[noreturn]] void rethrow_renamed(const Names& names) {
-  auto message = [&](const std::exception& e) { return renamed(e.what(), names); };
+  auto rename = [&](std::string m) { return renamed(std::move(m), names); };
   try {
     throw;
   } catch (const ui::HttpError& e) {
-    throw ui::HttpError(e.status, message(e));
+    throw ui::HttpError(e.status, rename(e.what()));
   } catch (const HeldFile::Refused& e) {
-    throw HeldFile::Refused(e.why, message(e));
-  } catch (const LimitError& e) {
-    throw LimitError(message(e));
-  } catch (const FormatError& e) {
-    throw FormatError(message(e));
-  } catch (const IntegrityError& e) {
-    throw IntegrityError(message(e));
-  } catch (const PluginError& e) {
-    throw PluginError(message(e));
-  } catch (const IoError& e) {
-    throw IoError(message(e));
-  } catch (const UnsupportedError& e) {
-    throw UnsupportedError(message(e));
-  } catch (const UsageError& e) {
-    throw UsageError(message(e));
-  } catch (const Error& e) {
-    throw Error(message(e));
+    throw HeldFile::Refused(e.why, rename(e.what()));
+  } catch (...) {
+    ckpt::rethrow_renamed(rename);
   }
 }
 

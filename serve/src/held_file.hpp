@@ -21,11 +21,10 @@ namespace fs = std::filesystem;
 // Descriptor path -> the path it stands for.
 using Names = std::vector<std::pair<std::string, std::string>>;
 
-// `text` with each descriptor path in `names` replaced, where it is not the start of another
-// one (/proc/self/fd/1 in /proc/self/fd/12).
+// `text` with each descriptor path in `names` replaced (ckpt::replace_path).
 std::string renamed(std::string text, const Names& names);
-// Rethrows the exception being handled as the same type with its message renamed; anything
-// else as it is.
+// Rethrows the exception being handled as the same type with its message renamed (the page's
+// HttpError and HeldFile::Refused too); anything else as it is.
 [[noreturn]] void rethrow_renamed(const Names& names);
 
 class HeldFile {

@@ -77,6 +77,23 @@ TEST_P(Formats, AFailedSaveLeavesThePreviousFileAndNoTemporary) {
   EXPECT_NO_THROW(load(p, lo));
 }
 
+TEST(Errors, AFailedSaveNamesTheFileNotItsTemporary) {
+  // The plugin writes to a temporary beside the file and sees only that name; the user gave p.
+  TempDir tmp;
+  const fs::path p = tmp.path / "c.json";
+  Document doc = sample().to_document();
+  doc.group("extra").set("note", std::string("\xff\xfe not text"));
+  try {
+    write_document(doc, p);
+    ADD_FAILURE() << "a string that is not UTF-8 was written as json";
+  } catch (const UnsupportedError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("'" + p.string() + "'"), std::string::npos) << m;
+    EXPECT_EQ(m.find("ckpt-tmp"), std::string::npos) << m;
+  }
+  EXPECT_EQ(files_in(tmp.path), 0u);
+}
+
 TEST_P(Formats, ChosenByExtensionAndByContent) {
   TempDir tmp;
   fs::path p = tmp.path / ("c." + GetParam());
