@@ -10,7 +10,8 @@ namespace {
 
 struct Adapters {
   std::mutex mutex;
-  std::vector<std::shared_ptr<const LayoutAdapter>> list{layouts::onnx_sequential(), layouts::keras_legacy_h5()};
+  std::vector<std::shared_ptr<const LayoutAdapter>> list{layouts::onnx_sequential(), layouts::keras_legacy_h5(),
+                                                     layouts::torch_checkpoint()};
 };
 
 Adapters& adapters() {
