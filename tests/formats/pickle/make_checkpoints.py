@@ -79,6 +79,28 @@ def make(out):
     bad = opt.state_dict()
     bad["param_groups"][0]["params"] = bad["param_groups"][0]["params"][:2]
     write(out, "unmatched", {"model_state_dict": net.state_dict(), "optimizer_state_dict": bad})
+    # Optimizers the schema cannot show exactly stay in extra, in both readings: two param
+    # groups, Adam steps that differ between parameters, state keyed by names, not indices.
+    net = Net()
+    two = torch.optim.SGD([{"params": list(net.fc1.parameters())}, {"params": list(net.fc2.parameters()), "lr": 0.5}],
+                          lr=0.1, momentum=0.9)
+    write(out, "two_groups", {"model_state_dict": net.state_dict(), "optimizer_state_dict": two.state_dict()})
+    net, opt, _ = trained(torch.optim.Adam, lr=1e-3)
+    uneven = opt.state_dict()
+    uneven["state"][1]["step"] = torch.tensor(7.0)
+    write(out, "uneven_steps", {"epoch": 1, "model_state_dict": net.state_dict(), "optimizer_state_dict": uneven})
+    named = opt.state_dict()
+    named["state"] = {"fc1.weight" if i == 0 else i: v for i, v in named["state"].items()}
+    write(out, "named_state", {"model_state_dict": net.state_dict(), "optimizer_state_dict": named, "epoch": 2.5})
+    # An object of the user's class that holds a state dict: not a checkpoint dict.
+    with open(f"{out}/holder.pkl", "wb") as f:
+        pickle.dump(Holder(as_numpy(net.state_dict())), f)
+
+
+class Holder:
+    def __init__(self, sd):
+        self.model = sd
+        self.epoch = 3
 
 
 def load(out, names):

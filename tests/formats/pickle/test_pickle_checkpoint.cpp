@@ -91,7 +91,7 @@ TempDir* PickleCheckpoint::dir_ = nullptr;
 }  // namespace
 
 TEST_F(PickleCheckpoint, ReadsAsTorchSavesFileOfTheSameDict) {
-  for (const char* name : {"sgd", "adam", "adamw", "megengine", "unmatched"}) {
+  for (const char* name : {"sgd", "adam", "adamw", "megengine", "unmatched", "two_groups", "uneven_steps", "named_state"}) {
     const auto d = differ(name);
     EXPECT_TRUE(d.empty()) << name << ":\n" << [&] {
       std::string s;
@@ -132,6 +132,18 @@ TEST_F(PickleCheckpoint, MapsModelOptimizerTrainerAndExtra) {
   const Document bad = read_document(file("unmatched.pkl"));
   EXPECT_FALSE(bad.find_group("optimizer"));
   EXPECT_TRUE(bad.find_tensor_path("extra/optimizer_state_dict/state/0/momentum_buffer"));
+  for (const char* name : {"two_groups.pkl", "uneven_steps.pkl", "named_state.pkl"}) {
+    const Document d = read_document(file(name));
+    EXPECT_TRUE(d.find_tensor_path("model/state/fc1.weight")) << name;
+    EXPECT_FALSE(d.find_group("optimizer")) << name;
+    EXPECT_TRUE(d.find_group_path("extra/optimizer_state_dict/param_groups/0")) << name;
+  }
+  // A float epoch is no epoch: extra keeps it.
+  EXPECT_EQ(std::get<double>(*read_document(file("named_state.pkl")).find_group("extra")->attribute("epoch")), 2.5);
+  // The user's object that holds a state dict is read as the object it is, without a schema.
+  const Document holder = read_document(file("holder.pkl"));
+  EXPECT_FALSE(holder.find_group("meta"));
+  EXPECT_TRUE(holder.find_tensor_path("model/fc1.weight"));
 }
 
 TEST_F(PickleCheckpoint, ConvertedToPtTorchResumesModelAndOptimizer) {
