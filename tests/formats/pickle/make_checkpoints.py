@@ -92,6 +92,12 @@ def make(out):
     named = opt.state_dict()
     named["state"] = {"fc1.weight" if i == 0 else i: v for i, v in named["state"].items()}
     write(out, "named_state", {"model_state_dict": net.state_dict(), "optimizer_state_dict": named, "epoch": 2.5})
+    # A loss in a half-precision one-element tensor, read as a number through the file's bytes;
+    # in the pickle also big-endian, which the plugin swaps as it reads.
+    write(out, "half_loss", {"epoch": 1, "model_state_dict": net.state_dict(),
+                             "loss": torch.tensor([0.375], dtype=torch.float16)})
+    with open(f"{out}/big_endian_loss.pkl", "wb") as f:
+        pickle.dump({"model_state_dict": as_numpy(net.state_dict()), "loss": np.array([0.625], dtype=">f8")}, f)
     # An object of the user's class that holds a state dict: not a checkpoint dict.
     with open(f"{out}/holder.pkl", "wb") as f:
         pickle.dump(Holder(as_numpy(net.state_dict())), f)

@@ -91,7 +91,8 @@ TempDir* PickleCheckpoint::dir_ = nullptr;
 }  // namespace
 
 TEST_F(PickleCheckpoint, ReadsAsTorchSavesFileOfTheSameDict) {
-  for (const char* name : {"sgd", "adam", "adamw", "megengine", "unmatched", "two_groups", "uneven_steps", "named_state"}) {
+  for (const char* name : {"sgd", "adam", "adamw", "megengine", "unmatched", "two_groups", "uneven_steps", "named_state",
+                           "half_loss"}) {
     const auto d = differ(name);
     EXPECT_TRUE(d.empty()) << name << ":\n" << [&] {
       std::string s;
@@ -140,6 +141,9 @@ TEST_F(PickleCheckpoint, MapsModelOptimizerTrainerAndExtra) {
   }
   // A float epoch is no epoch: extra keeps it.
   EXPECT_EQ(std::get<double>(*read_document(file("named_state.pkl")).find_group("extra")->attribute("epoch")), 2.5);
+  // One-element tensors read as numbers through the file's bytes, whatever their dtype and order.
+  EXPECT_EQ(std::get<double>(*read_document(file("half_loss.pkl")).find_group("trainer")->attribute("loss")), 0.375);
+  EXPECT_EQ(std::get<double>(*read_document(file("big_endian_loss.pkl")).find_group("trainer")->attribute("loss")), 0.625);
   // The user's object that holds a state dict is read as the object it is, without a schema.
   const Document holder = read_document(file("holder.pkl"));
   EXPECT_FALSE(holder.find_group("meta"));
