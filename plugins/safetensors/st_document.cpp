@@ -72,6 +72,13 @@ using ckpt::sdk::ViewTree;
 
 ckpt_str str(std::string_view s) { return {s.data(), s.size()}; }
 
+// kAliasesKey's entries, alias key -> header index, found by a tensor's path without a copy of it.
+struct ViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using Aliases = std::unordered_map<std::string, size_t, ViewHash, std::equal_to<>>;
+
 // Assembles the tree: groups, their children by name, and which header tensors are placed.
 class TreeBuilder {
  public:
@@ -351,7 +358,7 @@ std::string document_words(const MetadataEntry& entry, const ckpt::sdk::Skeleton
 class DocumentSink final : public ckpt::sdk::SkeletonSink {
  public:
   // `aliases`: kAliasesKey's entries, alias key -> header index; each must be named once.
-  DocumentSink(TreeBuilder& b, const MetadataEntry& entry, std::unordered_map<std::string, size_t> aliases)
+  DocumentSink(TreeBuilder& b, const MetadataEntry& entry, Aliases aliases)
       : b_(b), entry_(entry), aliases_(std::move(aliases)) {}
 
   size_t group(size_t parent, std::string_view name, const ckpt::sdk::SkeletonPlace& at) override {
@@ -370,7 +377,7 @@ class DocumentSink final : public ckpt::sdk::SkeletonSink {
               const ckpt::sdk::SkeletonPlace& at) override {
     const Where where{entry_, at};
     if (!aliases_.empty())
-      if (auto a = aliases_.find(std::string(path)); a != aliases_.end()) {
+      if (auto a = aliases_.find(path); a != aliases_.end()) {
         b_.alias_child(parent, t.name, a->second, where);
         aliases_.erase(a);
         return;
@@ -396,7 +403,7 @@ class DocumentSink final : public ckpt::sdk::SkeletonSink {
 
   TreeBuilder& b_;
   const MetadataEntry& entry_;
-  std::unordered_map<std::string, size_t> aliases_;
+  Aliases aliases_;
 };
 
 }  // namespace
@@ -505,7 +512,7 @@ void add_plain_integrity(TreeBuilder& b, size_t meta, const Header& header, cons
 namespace {
 
 // kAliasesKey's entry: alias keys the header does not hold, each naming a tensor it does.
-std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, const TreeBuilder& b, const Header& header,
+Aliases read_aliases(const MetadataEntry& m, const TreeBuilder& b, const Header& header,
                                                      const ckpt::sdk::ReadLimits& limits) {
   const std::string where = "at byte " + std::to_string(m.at) + " (" + std::string(kMetadataKey) + "[" + quote_name(kAliasesKey) + "])";
   // At most one alias per tensor of the document, which names at most kMaxDocumentValues.
@@ -526,7 +533,7 @@ std::unordered_map<std::string, size_t> read_aliases(const MetadataEntry& m, con
   if (!j.is_object()) fail(CKPT_ERR_FORMAT, where + ": not a JSON object");
   std::unordered_set<std::string_view> keys;
   for (const TensorEntry& t : header.tensors) keys.insert(t.key);
-  std::unordered_map<std::string, size_t> out;
+  Aliases out;
   uint64_t listed = 0;
   for (auto& [alias, target] : j.items()) {
     if (!target.is_string()) fail(CKPT_ERR_FORMAT, where + ": alias " + quote_name(alias) + " names no tensor key");
@@ -559,7 +566,7 @@ Listing build_tree(Header& header, const ckpt::sdk::ReadLimits& limits) {
                               quote_name(kAliasesKey) + "]): aliases in a file without ckpt's document, which names them");
   if (document) {
     DocumentSink sink(b, *document,
-                      aliases ? read_aliases(*aliases, b, header, limits) : std::unordered_map<std::string, size_t>{});
+                      aliases ? read_aliases(*aliases, b, header, limits) : Aliases{});
     ckpt::sdk::SkeletonSource source;
     source.describe = [&](const ckpt::sdk::SkeletonFault& f) { return document_words(*document, f); };
     ckpt::sdk::read_skeleton(document->value, kDocumentKeys, source, sink);
