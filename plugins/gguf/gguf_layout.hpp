@@ -47,6 +47,14 @@ inline constexpr std::string_view kAlignmentKey = "general.alignment";
 inline constexpr std::string_view kNamesKey = "ckpt.tensor_names";
 inline constexpr std::string_view kShapesKey = "ckpt.tensor_shapes";
 inline constexpr std::string_view kPaddingKey = "ckpt.padding";
+// ckpt's record of hashes (docs/schema.md, meta/integrity), which the writer makes of what it
+// writes and the reader gives back as meta/integrity: every key under the prefix is the
+// record's, and the record is these four keys or none.
+inline constexpr std::string_view kIntegrityPrefix = "ckpt.integrity";
+inline constexpr std::string_view kIntegrityAlgorithmKey = "ckpt.integrity.algorithm";
+inline constexpr std::string_view kIntegrityDigestsKey = "ckpt.integrity.digests";
+inline constexpr std::string_view kIntegrityManifestKey = "ckpt.integrity.manifest";
+inline constexpr std::string_view kIntegrityEncodingKey = "ckpt.integrity.manifest_encoding";
 // Root attributes of the document that say how to write it back exactly (never GGUF keys:
 // ':' is not in a key's alphabet).
 inline constexpr std::string_view kTypesAttribute = "gguf:types";

@@ -301,8 +301,8 @@ std::optional<std::vector<int64_t>> parse_dims(std::string_view s) {
 
 }  // namespace
 
-Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment) {
-  const uint64_t total = limits.document_bytes_for(file.size());
+Parsed parse(std::span<const std::byte> file, uint64_t file_size, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment) {
+  const uint64_t total = limits.document_bytes_for(file_size);
   Cursor c(file, total);
   c.set_total(total);
   Parsed p;
@@ -428,7 +428,7 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
     infos.push_back(std::move(t));
   }
   p.data_start = align_up(c.pos(), p.alignment);
-  const uint64_t size = file.size();
+  const uint64_t size = file_size;
   const uint64_t data_size = p.data_start <= size ? size - p.data_start : 0;
 
   // Every tensor where ggml expects it (right after the one before, padded to the alignment:
@@ -449,6 +449,33 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
       fail(CKPT_ERR_FORMAT, where + ": its " + std::to_string(t.nbytes) + " bytes at offset " + std::to_string(t.offset) +
                                 " (file byte " + std::to_string(p.data_start + t.offset) + ") run past the end of the file (" +
                                 std::to_string(size) + " bytes)");
+  }
+
+  // ckpt's record of hashes: the four keys of the writer's types, or none. A damaged key name
+  // (one under the prefix that is none of them, or one missing) is refused, never read as an
+  // ordinary key: the file would then pass for one without hashes.
+  auto is_record = [](const KeyValue& kv) { return kv.key.compare(0, kIntegrityPrefix.size(), kIntegrityPrefix) == 0; };
+  {
+    IntegrityRecord rec;
+    int found = 0;
+    uint64_t first_at = 0;
+    for (const KeyValue& kv : all) {
+      if (!is_record(kv)) continue;
+      if (!found++) first_at = kv.at;
+      const bool str = kv.type == TypeDesc{kString, 0}, strs = kv.type == TypeDesc{kString, 1};
+      if (kv.key == kIntegrityAlgorithmKey && str) rec.algorithm = kv.value.s;
+      else if (kv.key == kIntegrityManifestKey && str) rec.manifest = kv.value.s;
+      else if (kv.key == kIntegrityEncodingKey && str) rec.encoding = kv.value.s;
+      else if (kv.key == kIntegrityDigestsKey && strs) rec.digests = kv.value.strings;
+      else
+        fail(CKPT_ERR_FORMAT, at_byte(kv.at) + ": key " + quote(kv.key) + " (" + kv.type.name() + ") is none of ckpt's record of "
+                                  "hashes (ckpt.integrity.algorithm, .manifest, .manifest_encoding: strings; .digests: an "
+                                  "array of strings)");
+    }
+    if (found && found != 4)
+      fail(CKPT_ERR_FORMAT, at_byte(first_at) + ": ckpt's record of hashes has " + std::to_string(found) +
+                                " of its 4 keys (ckpt.integrity.*): a damaged record");
+    if (found) p.integrity = std::move(rec);
   }
 
   // ckpt's own keys: document names GGUF could not hold, shapes of more than 4 dimensions.
@@ -565,9 +592,21 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
                                "they cannot be named: " + list);
   }
 
+  // The record's digests pair with the tensors ckpt holds, in file order; its group is meta's.
+  if (p.integrity) {
+    const size_t n = p.integrity->digests.size();
+    if (n != p.tensors.size())
+      fail(CKPT_ERR_FORMAT, "key " + std::string(kIntegrityDigestsKey) + ": " + std::to_string(n) + " digests for the " +
+                                std::to_string(p.tensors.size()) + " tensors ckpt reads in the file (a damaged record, or "
+                                "a tensor's type changed)");
+    if (names.count("meta"))
+      fail(CKPT_ERR_FORMAT, "a tensor is named 'meta', the group in which ckpt gives back its record of hashes "
+                            "(ckpt's writer records none for such a file)");
+  }
+
   std::unordered_set<std::string> attribute_names;
   for (KeyValue& kv : all) {
-    if (kv.key == kNamesKey || kv.key == kShapesKey || is_filler(kv)) continue;
+    if (kv.key == kNamesKey || kv.key == kShapesKey || is_filler(kv) || is_record(kv)) continue;
     const TypeDesc def = default_type(kv.key, kv.value.type);
     if (!(def == kv.type)) {
       p.types.push_back(kv.key);
@@ -582,27 +621,44 @@ Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limit
 }
 
 GgufReader::GgufReader(const std::string& path, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment)
-    : file_(path), parsed_(parse(file_.bytes(), limits, max_alignment)) {}
+    : file_(path), parsed_(parse(file_.bytes(), file_.bytes().size(), limits, max_alignment)) {}
 
-void GgufReader::list(const ckpt::sdk::Visitor& visitor) {
+void GgufReader::list(const ckpt::sdk::Visitor& visitor) { list_document(parsed_, visitor); }
+
+void list_document(const Parsed& parsed, const ckpt::sdk::Visitor& visitor) {
   visitor.begin_group("");
   std::vector<ckpt_str> scratch;
-  for (const KeyValue& kv : parsed_.kvs) visitor.attribute(kv.key, kv.value.view(scratch));
-  if (!parsed_.types.empty()) {
+  for (const KeyValue& kv : parsed.kvs) visitor.attribute(kv.key, kv.value.view(scratch));
+  if (!parsed.types.empty()) {
     scratch.clear();
-    for (const auto& s : parsed_.types) scratch.push_back({s.data(), s.size()});
+    for (const auto& s : parsed.types) scratch.push_back({s.data(), s.size()});
     visitor.attribute(std::string(kTypesAttribute), ckpt::sdk::make_strings(scratch));
   }
-  if (parsed_.version != kVersion) visitor.attribute(std::string(kVersionAttribute), ckpt::sdk::make_int(parsed_.version));
-  for (size_t i = 0; i < parsed_.tensors.size(); ++i) {
-    const TensorEntry& t = parsed_.tensors[i];
+  if (parsed.version != kVersion) visitor.attribute(std::string(kVersionAttribute), ckpt::sdk::make_int(parsed.version));
+  for (size_t i = 0; i < parsed.tensors.size(); ++i) {
+    const TensorEntry& t = parsed.tensors[i];
     visitor.tensor(t.name, t.dtype, t.shape, t.nbytes, i);
   }
-  if (!parsed_.unread.empty()) {  // parse refuses a tensor named meta beside them
+  // parse refuses a tensor named meta beside these.
+  if (!parsed.unread.empty() || parsed.integrity) {
+    auto strings = [&](const std::vector<std::string>& list) {
+      scratch.clear();
+      for (const auto& s : list) scratch.push_back({s.data(), s.size()});
+      return ckpt::sdk::make_strings(scratch);
+    };
     visitor.begin_group("meta");
-    scratch.clear();
-    for (const auto& s : parsed_.unread) scratch.push_back({s.data(), s.size()});
-    visitor.attribute("unread", ckpt::sdk::make_strings(scratch));
+    if (!parsed.unread.empty()) visitor.attribute("unread", strings(parsed.unread));
+    if (const auto& rec = parsed.integrity) {
+      visitor.begin_group("integrity");
+      visitor.attribute("algorithm", ckpt::sdk::make_string(rec->algorithm));
+      std::vector<std::string> paths;
+      for (const TensorEntry& t : parsed.tensors) paths.push_back(t.name);
+      visitor.attribute("paths", strings(paths));
+      visitor.attribute("digests", strings(rec->digests));
+      visitor.attribute("manifest", ckpt::sdk::make_string(rec->manifest));
+      visitor.attribute("manifest_encoding", ckpt::sdk::make_string(rec->encoding));
+      visitor.end_group();
+    }
     visitor.end_group();
   }
   visitor.end_group();

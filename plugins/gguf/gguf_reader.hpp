@@ -11,6 +11,7 @@
 #include <ckpt/sdk_limits.hpp>
 #include <ckpt/sdk_value.hpp>
 
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -37,6 +38,13 @@ struct TensorEntry {
   uint64_t head_rows = 0;  // attn_q/attn_k of a llama file: rows per head, given back in Hugging Face's order
 };
 
+// ckpt's record of hashes as the file holds it (kIntegrity*Key): each tensor's digest in the
+// order of the tensors ckpt holds, which the reader pairs with their names (meta/integrity/@paths).
+struct IntegrityRecord {
+  std::string algorithm, manifest, encoding;
+  std::vector<std::string> digests;
+};
+
 struct Parsed {
   uint32_t version = kVersion;
   uint64_t alignment = kDefaultAlignment;
@@ -45,10 +53,17 @@ struct Parsed {
   std::vector<TensorEntry> tensors;  // those ckpt holds, in file order
   std::vector<std::string> unread;   // tensors of ggml types ckpt does not hold
   std::vector<std::string> types;    // gguf:types: key, type, ... where not the writer's default
+  std::optional<IntegrityRecord> integrity;
 };
 
-// Parses and checks everything but the tensor bytes; fails naming the byte offset.
-Parsed parse(std::span<const std::byte> file, const ckpt::sdk::ReadLimits& limits, uint64_t max_alignment = kMaxAlignment);
+// Parses and checks everything but the tensor bytes; fails naming the byte offset. `head` is
+// the file, or (for the writer, which checks its own header) its first bytes, the header at
+// least, of a file of `file_size` bytes.
+Parsed parse(std::span<const std::byte> head, uint64_t file_size, const ckpt::sdk::ReadLimits& limits,
+             uint64_t max_alignment = kMaxAlignment);
+
+// The document a parsed file is, as the reader lists it (the writer hashes the same listing).
+void list_document(const Parsed& parsed, const ckpt::sdk::Visitor& visitor);
 
 class GgufReader final : public ckpt::sdk::Reader {
  public:

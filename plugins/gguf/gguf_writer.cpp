@@ -1,5 +1,6 @@
 #include "gguf_writer.hpp"
 
+#include "gguf_integrity.hpp"
 #include "gguf_llama.hpp"
 
 #include <ckpt/sdk_io.hpp>
@@ -334,6 +335,9 @@ void GgufWriter::end_group() {
 
 void GgufWriter::attribute(std::string_view name, const ckpt_value& value) {
   if (stack_.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, "an attribute outside any group");
+  // A record of hashes the host made describes the document it handed over, which the writer
+  // flattens and may rename: the writer records the hashes of what it writes instead.
+  if (stack_.size() == 3 && stack_[1] == "meta" && stack_[2] == "integrity") return;
   const std::string where = "attribute " + quote(name);
   Value v = Value::copy_of(value, where);
   if (stack_.size() == 1 && name == kTypesAttribute) {
@@ -357,7 +361,7 @@ void GgufWriter::attribute(std::string_view name, const ckpt_value& value) {
   }
   if (stack_.size() == 1 && name == "general.architecture") from_gguf_ = true;
   std::string key = stack_.size() == 1 ? gguf_name_of(name) : path_prefix() + std::string(name);
-  if (key == kNamesKey || key == kShapesKey || key == kPaddingKey)
+  if (key == kNamesKey || key == kShapesKey || key == kPaddingKey || key.compare(0, kIntegrityPrefix.size(), kIntegrityPrefix) == 0)
     fail(CKPT_ERR_UNSUPPORTED, where + ": GGUF key " + quote(key) + " is ckpt's own (docs/formats/gguf.md)");
   if (key.size() > kMaxKeyBytes)
     fail(CKPT_ERR_UNSUPPORTED, where + ": a GGUF key holds at most " + std::to_string(kMaxKeyBytes) + " bytes");
@@ -417,6 +421,7 @@ void GgufWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
   if (t.nbytes != data.size() || info.nbytes != data.size())
     fail(CKPT_ERR_INVALID_ARGUMENT, where + ": " + std::to_string(data.size()) + " bytes for " + std::to_string(t.nbytes));
   if (!tensor_names_.insert(t.name).second) fail(CKPT_ERR_INVALID_ARGUMENT, where + ": the name repeats");
+  t.digest = digest_hex(data);
   t.offset = align_up(data_size_, alignment_);
   const uint64_t pad = t.offset - data_size_;
   data_size_ = t.offset + t.nbytes;
@@ -432,12 +437,13 @@ void GgufWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
 }
 
 // A bound on the header: what it holds so far, and 256 bytes for each tensor still to come,
-// with 64 KiB for the key-values of nested groups, which arrive last.
+// with 64 KiB for the key-values of nested groups, which arrive last, and the record of hashes
+// (24 bytes a tensor, and its keys).
 uint64_t GgufWriter::header_bound() const {
   std::vector<uint8_t> h = const_cast<GgufWriter*>(this)->header(0, false);
   const uint64_t seen = infos_.size();
   const uint64_t more = root_children_ > seen ? root_children_ - seen : 0;
-  return h.size() + 64 + 256 * more + (64 << 10);
+  return h.size() + 64 + 256 * more + (64 << 10) + 24 * (seen + more) + 256;
 }
 
 void GgufWriter::spill() {
@@ -614,6 +620,29 @@ void GgufWriter::llama_layout() {
   }
 }
 
+// Every file the writer makes records the hashes of its tensors and a manifest of the document
+// the reader lists for it (docs/schema.md): the header without the record is parsed by the
+// reader's own parse, so the manifest covers exactly what a reader sees (names as read back,
+// key values as GGUF's types hold them, gguf:types). A document whose tensor reads back as
+// 'meta', the group the record goes to, gets none.
+void GgufWriter::record_hashes() {
+  integrity_.reset();
+  const std::vector<uint8_t> h = header(0, false);
+  const uint64_t size = align_up(h.size(), alignment_) + align_up(data_size_, alignment_);
+  const Parsed parsed = parse(std::as_bytes(std::span(h)), size, ckpt::sdk::ReadLimits{}, kMaxAlignment);
+  if (parsed.tensors.size() != infos_.size() || !parsed.unread.empty())
+    fail(CKPT_ERR_INTERNAL, "the header the writer made reads back with " + std::to_string(parsed.tensors.size()) +
+                                " tensors for " + std::to_string(infos_.size()));
+  for (const TensorEntry& t : parsed.tensors)
+    if (t.name == "meta") return;
+  IntegrityRecord rec;
+  rec.algorithm = kHashAlgorithm;
+  rec.encoding = kManifestEncoding;
+  for (const Info& t : infos_) rec.digests.push_back(t.digest);
+  rec.manifest = manifest_digest(parsed, rec.digests);
+  integrity_ = std::move(rec);
+}
+
 // The header: key-values (with ckpt's own keys where needed, and `padding` bytes of filler
 // when `with_padding`), tensor infos, without the padding after it.
 std::vector<uint8_t> GgufWriter::header(uint64_t padding, bool with_padding) {
@@ -694,6 +723,23 @@ std::vector<uint8_t> GgufWriter::header(uint64_t padding, bool with_padding) {
     for (const auto& s : *list) b.string(s);
     ++n_kv;
   }
+  if (integrity_) {
+    auto str = [&](std::string_view key, const std::string& v) {
+      b.string(key);
+      b.put<uint32_t>(kString);
+      b.string(v);
+      ++n_kv;
+    };
+    str(kIntegrityAlgorithmKey, integrity_->algorithm);
+    b.string(kIntegrityDigestsKey);
+    b.put<uint32_t>(kArray);
+    b.put<uint32_t>(kString);
+    b.put<uint64_t>(integrity_->digests.size());
+    for (const auto& d : integrity_->digests) b.string(d);
+    ++n_kv;
+    str(kIntegrityManifestKey, integrity_->manifest);
+    str(kIntegrityEncodingKey, integrity_->encoding);
+  }
   if (with_padding) {
     b.string(kPaddingKey);
     b.put<uint32_t>(kString);
@@ -718,6 +764,7 @@ void GgufWriter::finish() {
   finished_ = true;
   resolve_names();
   llama_layout();
+  record_hashes();
   // Only the header's bytes are written: the padding after it (and after the last tensor) is
   // left to the file's holes (the file was truncated at open, ftruncate sizes it).
   if (!spilled_) {

@@ -18,6 +18,7 @@
 
 #include "gguf_layout.hpp"
 #include "gguf_llama.hpp"
+#include "gguf_reader.hpp"
 
 #include <ckpt/sdk.hpp>
 #include <ckpt/sdk_value.hpp>
@@ -51,6 +52,7 @@ class GgufWriter final : public ckpt::sdk::Writer {
     uint32_t dtype = 0, ggml = 0;
     std::vector<int64_t> shape;
     uint64_t offset = 0, nbytes = 0;
+    std::string digest;  // of the bytes as the document has them (before any row reordering)
   };
 
   std::string path_prefix() const;
@@ -63,6 +65,7 @@ class GgufWriter final : public ckpt::sdk::Writer {
   void resolve_names();
   void llama_layout();
   void permute_rows(const Info& t, uint64_t heads);
+  void record_hashes();
 
   std::string path_;
   int fd_ = -1;
@@ -90,6 +93,9 @@ class GgufWriter final : public ckpt::sdk::Writer {
   std::vector<std::byte> stage_;
   bool spilled_ = false;
   uint64_t data_start_ = 0;  // fixed by spill()
+
+  // ckpt's record of hashes (ckpt.integrity.*), made at finish from the header without it.
+  std::optional<IntegrityRecord> integrity_;
 };
 
 }  // namespace ckpt_gguf

@@ -6,9 +6,11 @@
 // dequantization equals the reference bit for bit; files ckpt writes read in both; a Llama-style
 // .pt goes to GGUF (llama.cpp's names) and back, and through q8_0 within its bound; hostile
 // files (huge counts, dimensions, offsets) are refused with typed errors naming the place.
+#include <ckpt/checkpoint.hpp>
 #include <ckpt/convert.hpp>
 #include <ckpt/dtype.hpp>
 #include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
 
 #include <gtest/gtest.h>
@@ -63,6 +65,30 @@ ConvertReport convert_file(const fs::path& a, const fs::path& b, Options w = {},
   o.allow_lossy = lossy;
   o.fsync = false;
   return convert(a, b, o);
+}
+
+constexpr const char* kRecordKeys[] = {"ckpt.integrity.algorithm", "ckpt.integrity.digests", "ckpt.integrity.manifest",
+                                       "ckpt.integrity.manifest_encoding"};
+
+// `b`, which ckpt wrote from `a`, a file without ckpt's record of hashes: the same keys (types
+// included), tensor infos and data bytes, and the record (docs/formats/gguf.md, "Hashes"),
+// which `ckpt verify` accepts.
+void expect_same_plus_record(const fs::path& a, const fs::path& b) {
+  auto ja = nlohmann::json::parse(side("dump " + a.string()));
+  auto jb = nlohmann::json::parse(side("dump " + b.string()));
+  for (const char* k : kRecordKeys) {
+    EXPECT_FALSE(ja["kv"].contains(k)) << k;
+    EXPECT_TRUE(jb["kv"].contains(k)) << k;
+    jb["kv"].erase(k);
+  }
+  EXPECT_EQ(ja["version"], jb["version"]);
+  EXPECT_EQ(ja["kv"], jb["kv"]);
+  EXPECT_EQ(ja["tensors"], jb["tensors"]);
+  EXPECT_TRUE(slurp(a).substr(ja["data_start"].get<size_t>()) == slurp(b).substr(jb["data_start"].get<size_t>()))
+      << "the data sections differ";
+  const VerifyReport v = verify(*open(b));
+  EXPECT_TRUE(v.has_integrity);
+  EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
 }
 
 // ---- files from the independent writer ----------------------------------------------------------
@@ -146,13 +172,19 @@ TEST(Gguf, GgufToGgufIsByteForByte) {
     side("make " + a.string() + " " + version);
     ConvertReport rep = convert_file(a, b);
     EXPECT_TRUE(rep.losses.empty());
-    EXPECT_EQ(slurp(a), slurp(b)) << "the quantized blocks, key types and layout must come back as they were";
+    // The quantized blocks, key types and layout come back as they were, with ckpt's record of
+    // hashes added; a file ckpt wrote converts byte for byte.
+    expect_same_plus_record(a, b);
+    convert_file(b, c);
+    EXPECT_EQ(slurp(b), slurp(c)) << "GGUF -> GGUF must be byte for byte";
     if (std::string(version) == "2") {
       EXPECT_EQ(std::get<int64_t>(attr(read_document(a), "gguf:version")), 2);
     }
     // Streamed (nothing staged): the data written before the header is known, moved into place.
     convert_file(a, c, {{"staging_bytes", "0"}});
-    EXPECT_EQ(slurp(a), slurp(c)) << "streamed, GGUF -> GGUF must still be byte for byte";
+    EXPECT_EQ(slurp(b), slurp(c)) << "streamed, GGUF -> GGUF must still be laid out as ggml lays it out";
+    convert_file(b, c, {{"staging_bytes", "0"}});
+    EXPECT_EQ(slurp(b), slurp(c)) << "streamed, GGUF -> GGUF must still be byte for byte";
   }
 }
 
@@ -164,7 +196,9 @@ TEST(Gguf, LargeGgufToGgufIsByteForByte) {
   side("make " + a.string() + " 3 40");
   ASSERT_GE(fs::file_size(a), uint64_t{40} << 20);
   convert_file(a, b);
-  EXPECT_TRUE(slurp(a) == slurp(b)) << "a 40 MiB GGUF file must convert to GGUF byte for byte";
+  expect_same_plus_record(a, b);
+  convert_file(b, c);
+  EXPECT_TRUE(slurp(b) == slurp(c)) << "a 40 MiB GGUF file must convert to GGUF byte for byte";
   // A document that does not come from GGUF is streamed after a reserved header: a valid file
   // the independent reader reads, its data at a block boundary after ckpt.padding.
   Document d = read_document(a);
@@ -270,6 +304,9 @@ TEST(Gguf, WrittenFileReadsInHuggingFacesParser) {
   EXPECT_EQ(j["kv"]["general.architecture"]["value"], "llama");
   EXPECT_EQ(j["kv"]["general.alignment"]["type"], 4);
   EXPECT_EQ(j["kv"]["sa"]["value"], nlohmann::json::parse(R"(["a", "", "ä"])"));
+  // ckpt's record of hashes: ordinary keys to this reader, a digest per tensor.
+  EXPECT_EQ(j["kv"]["ckpt.integrity.digests"]["value"].size(), 7u);
+  EXPECT_EQ(j["kv"]["ckpt.integrity.manifest"]["value"].get<std::string>().size(), 16u);
   std::map<std::string, nlohmann::json> tensors;
   for (const auto& t : j["tensors"]) tensors[t["name"].get<std::string>()] = t;
   EXPECT_EQ(tensors["w"]["shape"], nlohmann::json::parse("[3, 2]"));
@@ -300,6 +337,8 @@ TEST(Gguf, LlamaStateDictThroughGgufAndQ8) {
   ConvertReport r1 = convert_file(pt, g, hp, true);
   ASSERT_EQ(r1.losses.size(), 1u);
   EXPECT_EQ(r1.losses[0].path, "meta/torch_layout");
+  // The hashes recorded are those of the tensors as read back: renamed, rows in Hugging Face's order.
+  EXPECT_TRUE(verify(*open(g)).ok());
   Document gd = read_document(g);
   EXPECT_TRUE(gd.find_tensor("token_embd.weight"));
   EXPECT_TRUE(gd.find_tensor("blk.1.ffn_down.weight"));
@@ -318,6 +357,7 @@ TEST(Gguf, LlamaStateDictThroughGgufAndQ8) {
   ConvertReport r2 = convert_file(g, q, {{"quantize", "q8_0"}}, true);
   EXPECT_EQ(r2.quantization_errors.size(), 16u);  // the matrices; norms keep f16
   EXPECT_EQ(read_document(q).find_tensor("blk.0.attn_q.weight")->dtype(), DType::q8_0);
+  EXPECT_TRUE(verify(*open(q)).ok());
   convert_file(q, qs, {}, true);
   EXPECT_NE(side("llama_check " + dir.string() + " " + pt.string() + " " + qs.string() + " bound").find("21 tensors checked"),
             std::string::npos);
@@ -325,6 +365,89 @@ TEST(Gguf, LlamaStateDictThroughGgufAndQ8) {
   const fs::path k = dir / "keep.gguf";
   convert_file(pt, k, {{"names", "keep"}}, true);
   EXPECT_TRUE(read_document(k).find_tensor("model.layers.0.self_attn.q_proj.weight"));
+}
+
+// ---- ckpt's record of hashes ------------------------------------------------------------------
+
+// Every file ckpt writes records its hashes (docs/schema.md), GGUF too: a file converted from
+// torch.save's records them (not a loss), ckpt verify checks them, and a changed data byte, a
+// changed tensor name or a damaged record is found; readers other than ckpt read the record as
+// ordinary keys.
+TEST(Gguf, EveryFileWrittenRecordsItsHashes) {
+  TempDir tmp;
+  const fs::path pt = tmp.path / "sd.pt", g = tmp.path / "sd.gguf";
+  std::string out;
+  ASSERT_EQ(run(std::string(CKPT_PYTHON) + " -c \"import torch; torch.manual_seed(0); m = torch.nn.Sequential("
+                "torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)); torch.save(m.state_dict(), '" +
+                    pt.string() + "')\"",
+                out),
+            0)
+      << out;
+  const ConvertReport rep = convert_file(pt, g, {}, true);
+  ASSERT_EQ(rep.losses.size(), 1u);  // torch's layout record; the hashes are no loss
+  EXPECT_EQ(rep.losses[0].path, "meta/torch_layout");
+  VerifyReport v = verify(*open(g));
+  EXPECT_TRUE(v.has_integrity);
+  EXPECT_TRUE(v.ok());
+  EXPECT_EQ(v.tensors_checked, 4u);
+  const Document d = read_document(g);
+  const Group* rec = d.find_group_path("meta/integrity");
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(std::get<std::vector<std::string>>(*rec->attribute("paths")),
+            (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
+  // The independent reader sees four ordinary keys, the digests one per tensor in file order.
+  const auto j = nlohmann::json::parse(side("dump " + g.string()));
+  EXPECT_EQ(j["kv"]["ckpt.integrity.algorithm"]["value"], "xxh3_64");
+  EXPECT_EQ(j["kv"]["ckpt.integrity.digests"]["value"]["items"].size(), 4u);
+  EXPECT_EQ(j["kv"]["ckpt.integrity.manifest_encoding"]["value"], "ckpt-manifest-2");
+
+  const std::string bytes = slurp(g);
+  auto damaged = [&](const std::string& what, size_t at, char to) {
+    std::string b = bytes;
+    b[at] = to;
+    const fs::path f = tmp.path / (what + ".gguf");
+    spit(f, b);
+    return f;
+  };
+  // One data byte (the last tensor's, 2.bias, ends the data): named, and the file is not converted.
+  const size_t last = static_cast<size_t>(j["data_start"].get<uint64_t>() + j["tensors"][3]["offset"].get<uint64_t>());
+  const fs::path flipped = damaged("data", last, static_cast<char>(bytes[last] ^ 0x40));
+  v = verify(*open(flipped));
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.problems.front().find("2.bias: data hash"), std::string::npos) << v.problems.front();
+  EXPECT_THROW(convert_file(flipped, tmp.path / "x.safetensors"), IntegrityError);
+  // A tensor's name ("2.bias" -> "3.bias"): the manifest names the change.
+  const size_t name_at = bytes.rfind(std::string("\x06\0\0\0\0\0\0\0" "2.bias", 14)) + 8;
+  ASSERT_NE(name_at, std::string::npos + 8);
+  v = verify(*open(damaged("name", name_at, '3')));
+  ASSERT_FALSE(v.ok());
+  bool manifest = false;
+  for (const auto& p : v.problems) manifest = manifest || p.find("manifest digest") != std::string::npos;
+  EXPECT_TRUE(manifest);
+  // A key of the record ("ckpt.integrity.digests" -> "ckpt.integritz.digests", or under the
+  // prefix "...digestz"): a damaged record, refused by name, never a file without hashes.
+  const size_t key_at = bytes.find("ckpt.integrity.digests");
+  ASSERT_NE(key_at, std::string::npos);
+  for (const auto& [pos, to] : {std::pair<size_t, char>{key_at + 13, 'z'}, std::pair<size_t, char>{key_at + 21, 'z'}}) {
+    try {
+      (void)open(damaged("key", pos, to));
+      ADD_FAILURE() << "a damaged record read";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("ckpt.integrity"), std::string::npos) << e.what();
+    }
+  }
+  // The record is ckpt's: a document cannot set it as a key.
+  Document own;
+  own.set("ckpt.integrity.manifest", "0000000000000000");
+  EXPECT_THROW(write_document(own, tmp.path / "own.gguf"), UnsupportedError);
+  // A checkpoint saved with groups: flattened, and its hashes those of the file.
+  Checkpoint ck;
+  ck.model_state.add_tensor("fc.weight", Tensor::from<float>(DType::f32, {2, 2}, {1, 2, 3, 4}));
+  SaveOptions so;
+  so.fsync = false;
+  save(ck, tmp.path / "ck.gguf", so);
+  v = verify(*open(tmp.path / "ck.gguf"));
+  EXPECT_TRUE(v.has_integrity && v.ok()) << (v.problems.empty() ? "" : v.problems.front());
 }
 
 // ---- hostile files ------------------------------------------------------------------------------
@@ -632,13 +755,19 @@ TEST(Gguf, GgufThroughTheDocumentIsTheIdentity) {
     const fs::path a = tmp.path / "a.gguf", b = tmp.path / "b.gguf", m = tmp.path / "a.msgpack", c2 = tmp.path / "c.gguf";
     craft(a, c.spec);
     EXPECT_TRUE(convert_file(a, b).losses.empty());
-    EXPECT_EQ(slurp(a), slurp(b));
-    // Through another format and back (without the records msgpack adds in meta).
-    convert_file(a, m);
+    expect_same_plus_record(a, b);
+    EXPECT_TRUE(convert_file(b, c2).losses.empty());
+    EXPECT_EQ(slurp(b), slurp(c2));
+    // Through another format and back, with the record carried, and without the records
+    // msgpack adds in meta (the writer then records the same hashes again).
+    convert_file(b, m);
+    EXPECT_TRUE(verify(*open(m)).ok());
+    EXPECT_TRUE(convert_file(m, c2).losses.empty());
+    EXPECT_EQ(slurp(b), slurp(c2));
     Document dm = read_document(m);
     dm.erase("meta");
     write_document(dm, c2);
-    EXPECT_EQ(slurp(a), slurp(c2));
+    EXPECT_EQ(slurp(b), slurp(c2));
   }
   // The names as the document has them: every name with '%' an escape.
   craft(tmp.path / "p.gguf", cases[0].spec);
