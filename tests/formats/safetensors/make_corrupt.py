@@ -251,6 +251,56 @@ doc_text = '{"format":"ckpt-safetensors","version":1,"version":1,"root":{}}'
 raw = documented(doc_text, {"w": t()}, bytes(8))
 case("document_duplicate_key", raw, "FormatError", "(__metadata__['ckpt.document'])", "duplicate key 'version'")
 
+# Every other fault of the entry's layout, each naming its place as a JSON pointer into the entry
+# (the reader parses the entry with the SDK's skeleton codec, in these words).
+def document_case(name, root, error, place, says, top=None):
+    doc = {"format": "ckpt-safetensors", "version": 1, "root": root}
+    doc.update(top or {})
+    text = root if isinstance(root, str) else json.dumps(doc)
+    raw = documented(text, {"w": t()}, bytes(8))
+    case(name, raw, error, f"at byte {key_end(raw, 'ckpt.document')} (__metadata__['ckpt.document']{place}): {says}")
+
+
+document_case("document_unknown_top_key", {}, "FormatError", "", "unknown key 'extra'", {"extra": 1})
+document_case("document_wrong_format", {}, "FormatError", "/format", 'expected "ckpt-safetensors"', {"format": "other"})
+document_case("document_version_zero", {}, "FormatError", "/version", "expected a positive integer", {"version": 0})
+document_case("document_root_not_object", [], "FormatError", "/root", "expected an object")
+document_case("document_root_named", {"group": "r"}, "FormatError", "/root",
+              "unknown key 'group' (a group has attributes and members)")
+document_case("document_unknown_group_key", {"members": [{"group": "g", "extra": 1}]}, "FormatError", "/root/members/0",
+              "unknown key 'extra' (a group has group, attributes and members)")
+document_case("document_members_not_array", {"members": {}}, "FormatError", "/root/members", "expected an array")
+document_case("document_member_not_object", {"members": [5]}, "FormatError", "/root/members/0",
+              'a member is an object {"tensor": name} or a group')
+document_case("document_tensor_extra_key", {"members": [{"tensor": "w", "x": 1}]}, "FormatError", "/root/members/0",
+              'a tensor member has only the key "tensor"')
+document_case("document_tensor_name_not_string", {"members": [{"tensor": 5}]}, "FormatError", "/root/members/0/tensor",
+              "expected a string")
+document_case("document_member_without_name", {"members": [{"members": []}]}, "FormatError", "/root/members/0",
+              'a member is an object {"tensor": name} or has "group": name')
+document_case("document_name_with_slash", {"members": [{"tensor": "w"}, {"group": "a/b"}]}, "FormatError",
+              "/root/members/1", "the name 'a/b' holds '/' (ckpt names do not)")
+document_case("document_attribute_not_triple", {"attributes": [["a", "int64"]]}, "FormatError", "/root/attributes/0",
+              "an attribute is [name, type, value]")
+document_case("document_unknown_type", {"attributes": [["a", "int8", 1]]}, "FormatError", "/root/attributes/0/1",
+              "unknown type 'int8'")
+document_case("document_duplicate_attribute", {"attributes": [["a", "int64", 1], ["a", "int64", 2]]}, "FormatError",
+              "/root/attributes/1", "a second attribute named 'a'")
+document_case("document_int_out_of_range", {"attributes": [["a", "int64", 9223372036854775808]]}, "FormatError",
+              "/root/attributes/0/2", "integer out of the range of int64")
+document_case("document_bad_array_element", {"attributes": [["a", "bool[]", [True, 1]]]}, "FormatError",
+              "/root/attributes/0/2/1", "expected true or false")
+document_case("document_value_not_array", {"attributes": [["a", "string[]", "x"]]}, "FormatError", "/root/attributes/0/2",
+              "a string[] value is an array")
+# As text: Python's json nests no deeper than its recursion limit.
+document_case("document_groups_too_deep",
+              '{"format":"ckpt-safetensors","version":1,"root":{"members":[' + '{"group":"g","members":[' * 1001 +
+              "]}" * 1001 + "]}}",
+              "LimitError", "/root" + "/members/0" * 1001, "groups nested deeper than 1000")
+document_case("document_text_too_deep",
+              '{"format":"ckpt-safetensors","version":1,"root":{"attributes":[["a","int64[]",' + "[" * 2100 + "]" * 2100 + "]]}}",
+              "LimitError", "", "nested deeper than 1000 groups")
+
 
 # ckpt.integrity, a plain file's record of hashes (docs/formats/safetensors.md): refused unless
 # exactly as ckpt writes it, and bounded before it is parsed.
