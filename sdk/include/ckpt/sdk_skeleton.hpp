@@ -56,9 +56,10 @@ struct SkeletonKeys {
   // writes both unless omit_empty).
   bool lists_optional = false;
   // The parser refuses a key twice in one object (a DOM would keep one of the two silently),
-  // keys beside "format", "version" and "root" at the top, and a text of more than this many
-  // JSON values (every value and container, not keys; 0: no bound) before it builds the DOM.
+  // keys beside "format", "version" and "root" at the top, and a "group" name on the root.
   bool strict_keys = false;
+  // The parser refuses a text of more than this many JSON values (every value and container,
+  // not keys; 0: no bound) while it builds the DOM, which costs memory per value.
   size_t max_values = 0;
   // JSON nesting per group level (a group's child list, the child, and with !name_in_child the
   // pair), for the bound checked on the text before it is parsed.
