@@ -2,6 +2,7 @@
 #include <ckpt/sdk_quote.hpp>
 
 #include <array>
+#include <limits>
 #include <optional>
 #include <set>
 
@@ -104,22 +105,33 @@ bool fits(const Shape& s, const Shape& want) {
 }
 
 Shape window_output(const LayerSpec& l, const Shape& s, int64_t channels) {
-  auto out = model_spec::window_output(l.kernel, l.stride, l.padding, s, channels);
-  if (!out) {
-    const std::string where = "model/spec/" + l.name + ": ";
-    throw SpecError(where + "input " + shape_text(s) + " is smaller than the kernel",
-                    where + "input " + shape_string(s) + " is smaller than the kernel");
+  Shape out;
+  const std::string where = "model/spec/" + l.name + ": ";
+  switch (model_spec::window_output(l.kernel, l.stride, l.padding, s, channels, out)) {
+    case WindowFit::fits: return out;
+    case WindowFit::smaller_than_kernel:
+      throw SpecError(where + "input " + shape_text(s) + " is smaller than the kernel",
+                      where + "input " + shape_string(s) + " is smaller than the kernel");
+    case WindowFit::past_int64: break;
   }
-  return *out;
+  const std::string why = where + "input " + shape_text(s) + " padded by " + shape_text(Shape{l.padding.h, l.padding.w}) + " has sizes past int64";
+  throw SpecError(why, why);
 }
 
 }  // namespace
 
-bool padding_fits(Pair kernel, Pair padding) { return 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w; }
+// 2 * padding <= kernel, written so that no size of a file or spec overflows.
+bool padding_fits(Pair kernel, Pair padding) { return padding.h <= kernel.h / 2 && padding.w <= kernel.w / 2; }
 
-std::optional<Shape> window_output(Pair k, Pair s, Pair p, const Shape& in, int64_t channels) {
-  if (in[2] + 2 * p.h < k.h || in[3] + 2 * p.w < k.w) return std::nullopt;
-  return Shape{in[0], channels, (in[2] + 2 * p.h - k.h) / s.h + 1, (in[3] + 2 * p.w - k.w) / s.w + 1};
+WindowFit window_output(Pair k, Pair s, Pair p, const Shape& in, int64_t channels, Shape& output) {
+  // In 128 bits: the sizes are any int64 a spec or a file gives.
+  using Wide = __int128;
+  const Wide h = Wide{in[2]} + 2 * Wide{p.h}, w = Wide{in[3]} + 2 * Wide{p.w};
+  if (h < k.h || w < k.w) return WindowFit::smaller_than_kernel;
+  const Wide oh = (h - k.h) / s.h + 1, ow = (w - k.w) / s.w + 1;
+  if (oh > std::numeric_limits<int64_t>::max() || ow > std::numeric_limits<int64_t>::max()) return WindowFit::past_int64;
+  output = {in[0], channels, static_cast<int64_t>(oh), static_cast<int64_t>(ow)};
+  return WindowFit::fits;
 }
 
 std::string_view type_name(LayerType type) {
@@ -273,7 +285,11 @@ Shape output_shape(const LayerSpec& l, const Shape& s) {
     case LayerType::flatten: {
       if (s.size() < 2 || s[0] <= 0) refuse_input(l, "[N, ...]", "[N, ...]", s);
       int64_t n = 1;
-      for (size_t i = 1; i < s.size(); ++i) n *= s[i];
+      for (size_t i = 1; i < s.size(); ++i)
+        if (__builtin_mul_overflow(n, s[i], &n)) {
+          const std::string why = "model/spec/" + l.name + ": input " + shape_text(s) + " has more features than int64 counts";
+          throw SpecError(why, why);
+        }
       return {s[0], n};
     }
     case LayerType::relu:

@@ -143,5 +143,28 @@ TEST(ModelSpec, EachRefusalKeepsBothWordings) {
   EXPECT_EQ(w.detail, "model/spec/softmax: dim 2 must name a non-batch dimension of input [1, 3]");
 }
 
+TEST(ModelSpec, SizesPastInt64AreRefusedNotOverflowed) {
+  constexpr int64_t big = int64_t{1} << 62;
+  Group g;
+  g.set("type", "sequential");
+  g.set("input_shape", std::vector<int64_t>{1, big, big});
+  g.set("layers", std::vector<std::string>{"conv"});
+  g.add_group("conv").set("type", "conv2d").set("in_channels", 1).set("out_channels", 1).set("kernel_size", 1).set("padding", big);
+  Words w = parse_refusal(g);
+  EXPECT_EQ(w.reason, "model/spec/conv: input [1, 1, " + std::to_string(big) + ", " + std::to_string(big) + "] padded by [" +
+                          std::to_string(big) + ", " + std::to_string(big) + "] has sizes past int64");
+
+  g.set("input_shape", std::vector<int64_t>{big, 4});
+  g.set("layers", std::vector<std::string>{"flatten"});
+  g.add_group("flatten").set("type", "flatten");
+  w = parse_refusal(g);
+  EXPECT_EQ(w.reason, "model/spec/flatten: input [1, " + std::to_string(big) + ", 4] has more features than int64 counts");
+
+  // PyTorch's padding rule, without computing 2 * padding.
+  EXPECT_TRUE(padding_fits({3, 3}, {1, 1}));
+  EXPECT_FALSE(padding_fits({3, 3}, {2, 1}));
+  EXPECT_FALSE(padding_fits({1, 1}, {big, big}));
+}
+
 }  // namespace
 }  // namespace ckpt::model_spec

@@ -71,9 +71,10 @@ Shape output_shape(const LayerSpec& layer, const Shape& input);
 // The window rules conv2d and maxpool2d share, for readers of other formats that meet the same
 // layers (the ONNX importer): whether a padding is allowed (PyTorch's: at most half the kernel,
 // or windows of padding only), and the output [N, channels, H', W'] of a window over `input`
-// [N, C, H, W], nullopt when the padded input is smaller than the kernel.
+// [N, C, H, W] (set in `output` when it fits).
 bool padding_fits(Pair kernel, Pair padding);
-std::optional<Shape> window_output(Pair kernel, Pair stride, Pair padding, const Shape& input, int64_t channels);
+enum class WindowFit { fits, smaller_than_kernel, past_int64 };
+WindowFit window_output(Pair kernel, Pair stride, Pair padding, const Shape& input, int64_t channels, Shape& output);
 
 // Each layer's output shape for a batch of one; throws SpecError naming the first layer whose
 // input does not fit.

@@ -250,8 +250,7 @@ class Importer {
       if (n.inputs.size() != 2) no(what + ": Reshape without a shape");
       if (attr_int(n, what, "allowzero", 0) != 0) no(what + ": allowzero");
       const std::vector<int64_t> to = constant(what, n.inputs[1]);
-      int64_t rest = 1;
-      for (size_t i = 1; i < shape_.size(); ++i) rest *= shape_[i];
+      const int64_t rest = features(what);
       const bool flattens = shape_.size() >= 2 && to.size() == 2 &&
                             ((to[0] == 0 && (to[1] == -1 || to[1] == rest)) || (to[0] == -1 && to[1] == rest));
       if (!flattens) no(what + ": Reshape to " + shape_text(to) + " is not a flatten of " + shape_text(shape_));
@@ -273,18 +272,28 @@ class Importer {
       no(what + ": operator " + op + " has no layer in the spec");
     }
     if (l.type == LayerType::flatten) {
-      int64_t f = 1;
-      for (size_t i = 1; i < shape_.size(); ++i) f *= shape_[i];
-      shape_ = {1, f};
+      shape_ = {1, features(what)};
     } else if (l.type == LayerType::conv2d || l.type == LayerType::maxpool2d) {
-      auto out = model_spec::window_output(l.kernel, l.stride, l.padding, shape_, l.type == LayerType::conv2d ? l.out : shape_[1]);
-      if (!out) no(what + ": input " + shape_text(shape_) + " is smaller than the kernel");
-      shape_ = std::move(*out);
+      Shape out;
+      switch (model_spec::window_output(l.kernel, l.stride, l.padding, shape_, l.type == LayerType::conv2d ? l.out : shape_[1], out)) {
+        case model_spec::WindowFit::fits: break;
+        case model_spec::WindowFit::smaller_than_kernel: no(what + ": input " + shape_text(shape_) + " is smaller than the kernel");
+        case model_spec::WindowFit::past_int64: no(what + ": input " + shape_text(shape_) + " padded has sizes past int64");
+      }
+      shape_ = std::move(out);
     }
     hints_.push_back(l.name.empty() ? hint(n) : std::string());
     spec_.layers.push_back(std::move(l));
     current_ = n.outputs[0];
     out_.value_names.push_back(current_);
+  }
+
+  // The product of the current shape's sizes after the batch; the sizes are any a file gives.
+  int64_t features(const std::string& what) const {
+    int64_t f = 1;
+    for (size_t i = 1; i < shape_.size(); ++i)
+      if (__builtin_mul_overflow(f, shape_[i], &f)) no(what + ": input " + shape_text(shape_) + " has more features than int64 counts");
+    return f;
   }
 
   void window(const Node& n, const std::string& what, LayerSpec& l) {
