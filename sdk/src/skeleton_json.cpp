@@ -500,12 +500,17 @@ class SkeletonReader {
     const std::string& type_name = a[1].get_ref<const std::string&>();
     ValueView v;
     v.type = value_type_from_name(type_name);
-    if (!v.type) {
+    auto check_type = [&] {
+      if (v.type) return;
       Step t(steps_, {{}, 1});
       value_fault(SkeletonProblem::unknown_type, type_name);
-    }
+    };
+    // With strict_keys (safetensors' rules) the type is checked before the name, as that
+    // format's reader always did; otherwise after it, as the codec always did.
+    if (keys_.strict_keys) check_type();
     check_name(name, path_, "attribute");
     sink_.attribute_name(g, name, place(path_));
+    check_type();
     const json& j = a[2];
     auto array = [&]() -> const json& {
       if (!j.is_array()) value_fault(SkeletonProblem::not_an_array, value_type_name(v.type));

@@ -255,6 +255,11 @@ TEST(SkeletonJson, RefusesWhatIsNotTheLayout) {
                      kOnnx)
                 .find("does not fit in int64"),
             std::string::npos);
+  // A second name is found before an unknown type in the codec's own dialects.
+  EXPECT_NE(error_of(R"({"format":"ckpt-onnx-document","version":1,"root":{"attributes":[["a","int64",1],["a","int9",1]]}})",
+                     kOnnx)
+                .find("duplicate attribute 'a'"),
+            std::string::npos);
   std::string with_nul = R"({"format":"ckpt-onnx-document","version":1,"root":{}})";
   with_nul.insert(with_nul.begin() + 1, '\0');
   EXPECT_NE(error_of(with_nul, kOnnx).find("NUL"), std::string::npos);
