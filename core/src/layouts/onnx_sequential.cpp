@@ -93,9 +93,10 @@ class OnnxSequential final : public LayoutAdapter {
         " (the file was changed after ckpt wrote it: ONNX tools would see a model other than the one ckpt reads; "
         "read it with the option layout=onnx to take it as a plain ONNX model)";
     const Group expected = onnx_graph_of(doc);
+    const bool kept = !doc.find_group_path("model/spec") && doc.find_group_path("extra/onnx/graph");
     if (!same_group(listed, expected, og::kNote))
-      throw FormatError("'" + file + "': its graph (nodes, inputs, outputs, name or doc_string) is not the one model/spec makes" +
-                        changed);
+      throw FormatError("'" + file + "': its graph (nodes, inputs, outputs, name, doc_string or opset) is not the one " +
+                        (kept ? "the document kept (extra/onnx/graph)" : "model/spec") + " makes" + changed);
     if (!value_equal(*listed.attribute(og::kNote), *expected.attribute(og::kNote)))
       throw FormatError("'" + file + "': metadata_props entry \"ckpt.graph\" is not what the document makes" + changed);
   }

@@ -63,7 +63,7 @@ TEST_F(OnnxKeptGraph, RoundTripsThroughMsgpackAndHdf5AndRunsAlike) {
     const auto parsed = nlohmann::json::parse(original);
     ASSERT_FALSE(parsed["data"].empty());
     const nlohmann::json before = nlohmann::json::parse(last_json_line(python("onnx_check.py check " + file(name + ".onnx").string()).out));
-    for (const std::string back : {name + ".msgpack.onnx", name + ".h5.onnx"}) {
+    for (const std::string& back : {name + ".msgpack.onnx", name + ".h5.onnx"}) {
       SCOPED_TRACE(back);
       EXPECT_EQ(run_ort(back, name), original);  // every float, exactly
       const Output checked = python("onnx_check.py check " + file(back).string());
@@ -79,6 +79,27 @@ TEST_F(OnnxKeptGraph, RoundTripsThroughMsgpackAndHdf5AndRunsAlike) {
       const ckpt::Document again = ckpt::read_document(file(back));
       ASSERT_NE(again.find_group_path("extra/onnx/graph"), nullptr);
       EXPECT_EQ(again.find_group_path("extra/onnx/graph")->children().size(), kept->children().size());
+    }
+  }
+}
+
+// One reading: a file written with a kept graph whose graph or opset another tool changed is
+// refused, as a file written from model/spec is.
+TEST_F(OnnxKeptGraph, AChangedGraphOrOpsetIsRefused) {
+  convert("helper.onnx", "helper.for-edit.msgpack");
+  convert("helper.for-edit.msgpack", "helper.written.onnx");
+  const Output edited = run(std::string(CKPT_PYTHON) + " -c \"import onnx, sys\n"
+                            "m = onnx.load(sys.argv[1]); m.graph.node[2].op_type = 'Sub'; onnx.save(m, sys.argv[2])\n"
+                            "m = onnx.load(sys.argv[1]); m.opset_import[0].version = 13; onnx.save(m, sys.argv[3])\" " +
+                            file("helper.written.onnx").string() + " " + file("sub.onnx").string() + " " + file("opset13.onnx").string());
+  ASSERT_EQ(edited.code, 0) << edited.out;
+  EXPECT_EQ(ckpt::read_document(file("helper.written.onnx")).find_group_path("extra/onnx/graph")->children().size(), 3u);
+  for (const std::string name : {"sub.onnx", "opset13.onnx"}) {
+    try {
+      ckpt::read_document(file(name));
+      ADD_FAILURE() << name << " was read";
+    } catch (const ckpt::FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("is not the one the document kept (extra/onnx/graph) makes"), std::string::npos) << e.what();
     }
   }
 }
