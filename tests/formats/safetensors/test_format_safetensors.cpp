@@ -26,7 +26,6 @@
 #include <iostream>
 #include <limits>
 #include <random>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <sys/mman.h>
