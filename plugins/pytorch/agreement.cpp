@@ -15,8 +15,9 @@ namespace {
 
 class Comparison {
  public:
-  Comparison(const std::function<std::span<const std::byte>(const Array&)>& scalar_bytes, const std::string& source)
-      : scalar_bytes_(scalar_bytes), source_(source) {}
+  Comparison(const std::function<std::span<const std::byte>(const Array&)>& scalar_bytes, const std::string& source,
+             bool own_file)
+      : scalar_bytes_(scalar_bytes), source_(source), own_file_(own_file) {}
 
   void same(const Obj* a, const PyOut& e, const std::string& where, int depth) {
     if (depth > 4096) differ(where, "nested too deep to compare");
@@ -97,8 +98,15 @@ class Comparison {
       step *= std::max<int64_t>(shape[k], 1);
       numel *= static_cast<uint64_t>(shape[k]);
     }
+    // ckpt's writer passes _rebuild_tensor_v2 six arguments: a 7th (torch >= 2.0's metadata,
+    // {'neg': True} negates the values on load) is something the skeleton does not say.
+    if (own_file_ && t->torch_metadata_arg)
+      differ(where, "expected a tensor rebuilt from six arguments, found torch's metadata " +
+                        (t->torch_metadata.empty() ? std::string("(None or {})") : t->torch_metadata) + " as a 7th");
     const Storage* s = as_storage(t->base);
     expect(s && s->dtype == dtype && s->numel == numel, where, "a storage of exactly the tensor's elements");
+    // Its storages are on 'cpu': torch.load restores a storage on the device its location names.
+    if (own_file_ && s->location != "cpu") differ(where, "expected a storage on 'cpu', found one on '" + s->location.substr(0, 64) + "'");
     return *t;
   }
 
@@ -127,13 +135,15 @@ class Comparison {
 
   const std::function<std::span<const std::byte>(const Array&)>& scalar_bytes_;
   const std::string& source_;
+  const bool own_file_;
 };
 
 }  // namespace
 
 void check_agreement(const Obj* actual, const PyOut& expected,
-                     const std::function<std::span<const std::byte>(const Array&)>& scalar_bytes, const std::string& source) {
-  Comparison(scalar_bytes, source).same(actual, expected, "", 0);
+                     const std::function<std::span<const std::byte>(const Array&)>& scalar_bytes, const std::string& source,
+                     bool own_file) {
+  Comparison(scalar_bytes, source, own_file).same(actual, expected, "", 0);
 }
 
 }  // namespace ckpt_pytorch

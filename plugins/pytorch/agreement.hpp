@@ -26,9 +26,12 @@ inline PyOut any_storage_scalar(uint32_t dtype, double value) {
 }
 
 // `scalar_bytes` gives the bytes of a 0-d tensor (for comparing values). Fails with
-// CKPT_ERR_FORMAT naming `source`, the place in the object tree and what differs.
+// CKPT_ERR_FORMAT naming `source`, the place in the object tree and what differs. `own_file`:
+// `actual` is the data.pkl of a file ckpt wrote, whose tensors must also be rebuilt exactly as
+// ckpt's writer rebuilds them (six arguments, no torch metadata) from storages on 'cpu'; for a
+// torch file whose layout ckpt's writer may reproduce, those do not change what torch reads.
 void check_agreement(const ckpt_pickle::Obj* actual, const PyOut& expected,
                      const std::function<std::span<const std::byte>(const ckpt_pickle::Array&)>& scalar_bytes,
-                     const std::string& source);
+                     const std::string& source, bool own_file);
 
 }  // namespace ckpt_pytorch

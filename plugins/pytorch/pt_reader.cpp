@@ -50,6 +50,21 @@ class InflatedBlob final : public Blob {
   bool done_ = false;
 };
 
+// torch sets a tensor's neg or conj bit from its serialization metadata (torch_policy.cpp):
+// torch.load then gives -W, or W's conjugate, for the stored W. ckpt reads and hashes stored
+// bytes as they are, so it refuses such a tensor rather than give, and vouch for, values torch
+// does not read; a key torch does not know (torch.load fails on it) is refused too.
+[[noreturn]] void refuse_torch_metadata(const Array& a, const std::string& path) {
+  const std::string what = (path.empty() ? std::string("the root") : path.substr(0, 200)) + " (" + a.where +
+                           "): the tensor carries torch serialization metadata " + a.torch_metadata;
+  if (a.torch_metadata_unknown_key)
+    fail(CKPT_ERR_UNSUPPORTED, what + ", with a key other than 'neg' and 'conj' (the bits torch sets from it): ckpt "
+                                      "cannot tell what torch.load makes of the tensor, and refuses it");
+  fail(CKPT_ERR_UNSUPPORTED, what + ": torch.load sets the tensor's negative ('neg') or conjugate ('conj') bit, so torch "
+                                    "reads the negated or conjugated values of the stored bytes; ckpt does not apply "
+                                    "these bits and refuses the tensor rather than read other values than torch");
+}
+
 }  // namespace
 
 PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits) : file_(path), zip_([&] {
@@ -89,6 +104,7 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
   const ZipEntry* sk = zip_.find(prefix_ + kSkeletonName);
   if (sk) {
     read_own_file(*sk, obj, path, limits);
+    check_own_entries(path);
   } else {
     TorchScriptParts script;
     if (read_torchscript_parts(script, limits)) {
@@ -106,6 +122,7 @@ PtReader::PtReader(const std::string& path, const ckpt::sdk::ReadLimits& limits)
 Node PtReader::map_pickle(const Obj* pickled, std::vector<TensorEntry>& entries, std::vector<const Array*>& arrays,
                           const ckpt::sdk::ReadLimits& limits, const TorchScriptParts* script) {
   std::unordered_map<const Text*, Blob*> blob_of;
+  const size_t first_array = arrays.size(), first_entry = entries.size();
   DocBuilder builder(entries, [&](const Array& a) -> Blob* {
     arrays.push_back(&a);  // DocBuilder::tensor resolves each entry once, just before adding it
     if (const Storage* s = as_storage(a.base))
@@ -117,7 +134,11 @@ Node PtReader::map_pickle(const Obj* pickled, std::vector<TensorEntry>& entries,
     if (!b) b = numpy_blobs_.emplace_back(std::make_unique<TextBlob>(*t)).get();
     return b;
   }, limits.document_bytes_for(file_.size()));
-  return script ? map_torchscript(pickled, *script, builder) : map_torch_object(pickled, builder);
+  Node root = script ? map_torchscript(pickled, *script, builder) : map_torch_object(pickled, builder);
+  // Each array resolved adds one entry, in the same order (DocBuilder::tensor).
+  for (size_t i = first_array; i < arrays.size(); ++i)
+    if (!arrays[i]->torch_metadata.empty()) refuse_torch_metadata(*arrays[i], entries.at(first_entry + i - first_array).path);
+  return root;
 }
 
 std::vector<std::byte> PtReader::small_tensor_bytes(const Array& a) {
@@ -176,7 +197,7 @@ void PtReader::keep_user_layout(const Obj* pickled, const std::vector<const Arra
       check_agreement(pickled, torch_object(root_, ctx), [&](const Array& a) -> std::span<const std::byte> {
         value = small_tensor_bytes(a);
         return value;
-      }, path);
+      }, path, false);
     } catch (const std::exception&) {
       reproduced = false;
     }
@@ -247,6 +268,22 @@ void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const
     std::vector<TensorEntry> entries;
     std::vector<const Array*> arrays;
     const Node mapped = map_pickle(pickled, entries, arrays, limits);
+    // ckpt's writer rebuilds every tensor (also those read as numbers) from six arguments
+    // (torch >= 2.0's 7th, metadata, can negate it) and a storage on 'cpu' (torch restores a
+    // storage on the device its location names). entries[i] is arrays[i]'s.
+    for (size_t i = 0; i < arrays.size(); ++i) {
+      const Array& a = *arrays[i];
+      const Storage* s = as_storage(a.base);
+      std::string what;
+      if (a.torch_metadata_arg)
+        what = "a tensor with torch's metadata " + (a.torch_metadata.empty() ? std::string("(None or {})") : a.torch_metadata);
+      else if (s && s->location != "cpu")
+        what = "a storage on '" + s->location.substr(0, 64) + "'";
+      if (!what.empty())
+        fail(CKPT_ERR_FORMAT, source + " disagrees with ckpt/document.json at " + entries.at(i).path + " (" + a.where +
+                                  "): " + what + ", which ckpt's writer never makes (torch.load would read something "
+                                  "other than ckpt does; the file was changed after ckpt wrote it)");
+    }
     std::vector<std::byte> stored;
     check_same_view(mapped, root_, [&](uint64_t mid, uint64_t vid) {
       const Array* a = arrays.at(mid);
@@ -287,7 +324,25 @@ void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const
     Blob* b = storage(s->key, n, a.where);
     b->read(0, std::span(value.data(), n));
     return std::span<const std::byte>(value.data(), n);
-  }, path);
+  }, path, true);
+}
+
+void PtReader::check_own_entries(const std::string& path) {
+  // torch.load reads more of the archive than data.pkl and the storages: a constants.pkl makes
+  // it hand the file to torch.jit.load, and later versions read .data/ records. A file ckpt
+  // wrote holds what its writer makes and nothing else; the storages are those data.pkl and
+  // the skeleton use, which the agreement check has just resolved (blobs_).
+  auto refuse = [&](const std::string& what) {
+    fail(CKPT_ERR_FORMAT, "'" + path + "': " + what + ", which ckpt's writer never makes (torch.load may read the file "
+                                                      "otherwise than ckpt does; the file was changed after ckpt wrote it)");
+  };
+  if (prefix_ != "archive/") refuse("its archive folder is '" + prefix_.substr(0, 64) + "', not 'archive/'");
+  for (const ZipEntry& e : zip_.entries()) {
+    const std::string rel = e.name.starts_with(prefix_) ? e.name.substr(prefix_.size()) : std::string();
+    if (rel == "data.pkl" || rel == "version" || rel == "byteorder" || rel == kSkeletonName) continue;
+    if (rel.starts_with("data/") && blobs_.count(rel)) continue;
+    refuse("it holds the zip entry '" + e.name.substr(0, 200) + "'");
+  }
 }
 
 Blob* PtReader::storage(const std::string& key, uint64_t bytes, const std::string& what, const std::string& folder) {

@@ -35,6 +35,8 @@ class PtReader final : public ckpt::sdk::Reader {
   // A file ckpt wrote: the tree from its skeleton, once data.pkl (`pickled`) agrees with it.
   void read_own_file(const ZipEntry& skeleton, const ckpt_pickle::Obj* pickled, const std::string& path,
                      const ckpt::sdk::ReadLimits& limits);
+  // A file ckpt wrote holds exactly the zip entries ckpt's writer makes (after read_own_file).
+  void check_own_entries(const std::string& path);
   // What the schema mapping makes of `pickled`, with the array each tensor entry came from.
   ckpt_pickle::Node map_pickle(const ckpt_pickle::Obj* pickled, std::vector<ckpt_pickle::TensorEntry>& entries,
                                std::vector<const ckpt_pickle::Array*>& arrays, const ckpt::sdk::ReadLimits& limits,

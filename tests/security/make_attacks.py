@@ -149,7 +149,8 @@ add("signature/pt data.pkl replaced by weights_only pickle of other storages", "
 
 name = signed_copy("base.pt", "sig_pt_extra_entry.pt")
 replace_zip_entry(name, name, "__none__", b"", extra={pre + "extra.txt": b"unsigned payload"})
-add("signature/pt with an extra zip entry", "signature", name, "accepted", signed=PUB, unsigned="accepted")
+add("signature/pt with an extra zip entry", "signature", name, "refused", "which ckpt's writer never makes",
+    signed=PUB, unsigned="refused")
 
 name = signed_copy("base.pt", "sig_pt_appended.pt")
 open(path(name), "ab").write(b"appended")
@@ -395,6 +396,85 @@ plain_pt("pt_byteorder_big.pt", b"\x80\x02}(" + u8("w") + rebuild("0", b"FloatSt
 seen = run_python("import torch; print(torch.load(%r)['w'].tolist())" % path("pt_byteorder_big.pt"))
 add("differential/.pt with byteorder 'big' (torch 1.13 ignores it, 2.1 swaps)", "differential", "pt_byteorder_big.pt",
     "refused", "byteorder", other={"tool": "torch.load", "sees": seen})
+
+# Found by a fidelity review: data.pkl can make torch read a tensor otherwise than its stored
+# bytes, and the archive can make torch.load read the file otherwise than as a torch.save file.
+import re  # noqa: E402
+
+
+def with_metadata(pkl, md):
+    """data.pkl with `md` (pickled) as the 7th argument of its first _rebuild_tensor_v2 call, as
+    torch >= 2.0 writes a tensor whose neg or conj bit is set (Debian's torch 1.13 cannot)."""
+    out, n = re.subn(rb"(\)R(?:q.|r....)?)t", lambda m: m.group(1) + md + b"t", pkl, count=1, flags=re.S)
+    assert n == 1, "no _rebuild_tensor_v2 call found"
+    return out
+
+
+def pkl_variant(src, dst, edit, extra=()):
+    """A copy of the zip `src` with its data.pkl edited and `extra` entries added."""
+    pre = archive_prefix(src)
+    with zipfile.ZipFile(path(src)) as zin, zipfile.ZipFile(path(dst + ".tmp"), "w") as zout:
+        for i in zin.infolist():
+            d = zin.read(i.filename)
+            zout.writestr(i.filename, edit(d) if i.filename.endswith("data.pkl") else d)
+        for n, d in extra:
+            zout.writestr(pre + n, d)
+    os.replace(path(dst + ".tmp"), path(dst))
+    return dst
+
+
+md_neg, md_conj, md_unknown = (b"}" + u8(k) + b"\x88s" for k in ("neg", "conj", "bogus"))
+for tag, md, expect, says in [("neg", md_neg, "refused", "{'neg': True}: torch.load sets"),
+                              ("conj", md_conj, "refused", "{'conj': True}"),
+                              ("unknown_key", md_unknown, "refused", "a key other than 'neg' and 'conj'"),
+                              ("none", b"N", "accepted", "")]:
+    name = pkl_variant("base_torch.pt", "pt_metadata_%s.pt" % tag, lambda d: with_metadata(d, md))
+    seen = run_python("import torch; print(torch.load(%r)['fc1.weight'][0].tolist())" % path(name))
+    add("differential/.pt torch wrote, tensor metadata %s (torch >= 2.0 sets the bit)" % tag, "differential", name,
+        expect, says, other={"tool": "torch.load " + torch.__version__, "sees": seen})
+# Files ckpt wrote: base.pt follows its torch file's layout (meta/@torch_layout), own_ab.pt
+# ckpt's own; data.pkl is checked against ckpt/document.json a different way in each.
+for tag, md in [("neg", md_neg), ("none", b"N")]:
+    name = pkl_variant(signed_copy("base.pt", "sig_pt_metadata_%s.pt" % tag), "sig_pt_metadata_%s.pt" % tag,
+                       lambda d: with_metadata(d, md))
+    add("signature/.pt ckpt wrote, tensor metadata %s added to data.pkl" % tag, "signature", name, "refused",
+        signed=PUB, unsigned="refused")
+for src, tag, md, says in [("base.pt", "neg", md_neg, "{'neg': True}: torch.load sets"),
+                           ("base.pt", "none", b"N", "a tensor with torch's metadata (None or {})"),
+                           ("own_ab.pt", "neg", md_neg, "found torch's metadata {'neg': True}"),
+                           ("own_ab.pt", "none", b"N", "found torch's metadata (None or {})")]:
+    name = pkl_variant(src, "%s_metadata_%s.pt" % (src[:-3], tag), lambda d: with_metadata(d, md))
+    add("differential/.pt ckpt wrote (%s), tensor metadata %s added to data.pkl" % (src, tag), "differential", name,
+        "refused", says)
+
+cpu, meta, cuda = u8("cpu"), u8("meta"), u8("cuda:0")
+name = pkl_variant("base_torch.pt", "pt_location_meta.pt", lambda d: d.replace(cpu, meta))
+seen = run_python("import torch; print(torch.load(%r)['fc1.weight'].device)" % path(name))
+add("differential/.pt torch wrote, storages on 'meta' (no data to torch)", "differential", name, "refused",
+    "which holds no data", other={"tool": "torch.load", "sees": seen})
+# torch.load(map_location='cpu') reads a CUDA storage's bytes, as ckpt does: not refused.
+name = pkl_variant("base_torch.pt", "pt_location_cuda.pt", lambda d: d.replace(cpu, cuda))
+add("differential/.pt torch wrote, storages on 'cuda:0'", "differential", name, "accepted")
+for tag, new in [("meta", meta), ("cuda", cuda)]:
+    name = pkl_variant(signed_copy("base.pt", "sig_pt_location_%s.pt" % tag), "sig_pt_location_%s.pt" % tag,
+                       lambda d: d.replace(cpu, new))
+    add("signature/.pt ckpt wrote, storages moved to '%s'" % new[5:].decode(), "signature", name, "refused",
+        signed=PUB, unsigned="refused")
+for src, tag, new, says in [("base.pt", "meta", meta, "which holds no data"),
+                            ("base.pt", "cuda", cuda, "a storage on 'cuda:0', which ckpt's writer never makes"),
+                            ("own_ab.pt", "cuda", cuda, "expected a storage on 'cpu', found one on 'cuda:0'")]:
+    name = pkl_variant(src, "%s_location_%s.pt" % (src[:-3], tag), lambda d: d.replace(cpu, new))
+    add("differential/.pt ckpt wrote (%s), storages moved to '%s'" % (src, new[5:].decode()), "differential", name,
+        "refused", says)
+name = pkl_variant(signed_copy("base.pt", "sig_pt_constants.pt"), "sig_pt_constants.pt", lambda d: d,
+                   extra=[("constants.pkl", b"\x80\x02).")])
+seen = run_python("import torch; torch.load(%r); print('loaded')" % path(name))
+add("signature/.pt ckpt wrote, constants.pkl added (torch.load hands it to torch.jit.load)", "signature", name,
+    "refused", signed=PUB, unsigned="refused", other={"tool": "torch.load", "sees": seen})
+for src in ["base.pt", "own_ab.pt"]:
+    name = pkl_variant(src, "%s_constants.pt" % src[:-3], lambda d: d, extra=[("constants.pkl", b"\x80\x02).")])
+    add("differential/.pt ckpt wrote (%s), constants.pkl added" % src, "differential", name, "refused",
+        "constants.pkl', which ckpt's writer never makes")
 
 nan = struct.pack(">d", float("nan"))
 open(path("pickle_nan_key_shared.pkl"), "wb").write(b"\x80\x02}(G" + nan + b"q\x00K\x01h\x00K\x02u.")

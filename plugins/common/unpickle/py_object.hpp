@@ -137,6 +137,7 @@ struct Storage final : Obj {
   std::string key;        // archive/<folder><key>
   std::string folder = "data/";  // "constants/" for a TorchScript archive's constants.pkl
   uint64_t numel = 0;
+  std::string location;  // the device torch.save recorded: "cpu", "cuda:0", ...
 };
 
 // A tensor or an array: element (offset + sum(index[i] * strides[i])) of `base`, where base
@@ -159,6 +160,12 @@ struct Array final : Obj {
   std::vector<int64_t> raw_shape;
   std::vector<std::string> raw_fields;  // a structured dtype's field names
   bool raw_fortran = false;
+  // torch >= 2.0's _rebuild_tensor_v2 takes a 7th argument, the tensor's serialization
+  // metadata ({'neg': True}, {'conj': True}): whether the pickle passed one, and, when it is
+  // a dict that is not empty, that dict as Python prints it (torch sets these bits on load).
+  bool torch_metadata_arg = false;
+  std::string torch_metadata;
+  bool torch_metadata_unknown_key = false;  // a key other than 'neg' and 'conj'
   std::string where;        // the pickle offset it was built at, for messages
 };
 

@@ -46,6 +46,34 @@ const Seq& args_of(const Obj* args, size_t min, size_t max, const char* fn, cons
   return *s;
 }
 
+// torch >= 2.0 passes a tensor's serialization metadata to _rebuild_tensor_v2 as a 7th
+// argument, a dict of str to bool, and on load sets the bit each key names (torch's
+// setTensorMetadata: 'neg' negates the values, 'conj' conjugates them; any other key fails).
+// None and {} set nothing. What it holds is kept, as Python prints it, for the document
+// mapping to refuse the tensor by name (DocBuilder::tensor): ckpt reads the stored bytes as
+// they are, which with a bit set are not the values torch gives.
+void read_tensor_metadata(Array& t, const Obj* md, const Input& in, size_t at) {
+  t.torch_metadata_arg = true;
+  if (md->kind == Kind::none) return;
+  const Dict* d = as_dict(md);
+  if (!d) in.fail(CKPT_ERR_FORMAT, at, std::string("a tensor whose metadata (_rebuild_tensor_v2's 7th argument) is a ") +
+                                           kind_name(md->kind) + ", not a dict");
+  std::string shown;
+  for (const auto& [k, v] : d->entries) {
+    const Text* key = as_text(k);
+    const Scalar* flag = as_scalar(v);
+    if (!key || key->kind != Kind::string || !flag || flag->kind != Kind::boolean)
+      in.fail(CKPT_ERR_FORMAT, at, "a tensor whose metadata (_rebuild_tensor_v2's 7th argument) is not a dict of str to bool");
+    t.torch_metadata_unknown_key |= key->str() != "neg" && key->str() != "conj";
+    if (shown.size() > 200) {
+      shown += ", ...";
+      break;
+    }
+    shown += (shown.empty() ? "'" : ", '") + std::string(key->str().substr(0, 64)) + "': " + (flag->b ? "True" : "False");
+  }
+  if (!d->entries.empty()) t.torch_metadata = "{" + shown + "}";
+}
+
 Obj* rebuild_tensor(Arena& arena, const Seq& a, const Input& in, size_t at) {
   const Storage* st = as_storage(a.items[0]);
   if (!st) in.fail(CKPT_ERR_FORMAT, at, "a tensor rebuilt from a " + std::string(kind_name(a.items[0]->kind)) + ", not a storage");
@@ -61,6 +89,7 @@ Obj* rebuild_tensor(Arena& arena, const Seq& a, const Input& in, size_t at) {
     if (!rg || rg->kind != Kind::boolean) in.fail(CKPT_ERR_FORMAT, at, "a tensor whose requires_grad is not a bool");
     t->requires_grad = rg->b;
   }
+  if (a.items.size() == 7) read_tensor_metadata(*t, a.items[6], in, at);
   if (t->shape.size() != t->strides.size())
     in.fail(CKPT_ERR_FORMAT, at, "size and stride have different lengths");
   check_array_bounds(*t, st->numel, in, at);
@@ -208,11 +237,23 @@ Obj* TorchPolicy::persistent_load(Arena& arena, Obj* pid, Input& in, size_t at) 
   const Global* type = as_global(t->items[1]);
   const Text* key = as_text(t->items[2]);
   if (!type || !key) in.fail(CKPT_ERR_FORMAT, at, "a storage id without a storage type and key");
+  const Text* location = as_text(t->items[3]);
+  if (!location || location->kind != Kind::string) in.fail(CKPT_ERR_FORMAT, at, "a storage id whose location is not a str");
   auto* s = arena.make<Storage>();
   s->dtype = torch_storage_dtype(type->name);
   if (type->module != "torch" || !s->dtype) in.fail(CKPT_ERR_UNSUPPORTED, at, "a storage of type " + type->full());
   s->type_name = type->full();
   s->key = std::string(key->str());
+  s->location = std::string(location->str());
+  // torch.load restores a storage on the device its location names, and a 'meta' storage
+  // holds no data: torch gives tensors without values (and torch.save writes no bytes for
+  // them), where ckpt would read whatever the archive holds under the key. Other devices
+  // ('cuda:0', 'mps') are read from the archive's bytes, as torch.load(map_location='cpu') does.
+  if (s->location == "meta" || s->location.starts_with("meta:"))
+    in.fail(CKPT_ERR_UNSUPPORTED, at,
+            "storage '" + s->key.substr(0, 64) + "' is on device '" + s->location.substr(0, 64) +
+                "', which holds no data: torch.load gives tensors without values, so the file holds no weights "
+                "to read (save the tensors from a device that holds their data)");
   const int64_t n = integer(t->items[4], "the storage's size", in, at);
   if (n < 0) in.fail(CKPT_ERR_FORMAT, at, "a storage of negative size");
   s->numel = static_cast<uint64_t>(n);
