@@ -100,6 +100,42 @@ bool schema_or_default_key(const std::string& key) {
   return known.count(key) > 0;
 }
 
+// Whether torch's optimizer state `opt`, read as map_optimizer pairs it with parameters (by
+// position in its one group), files a per-parameter buffer under a parameter of another shape:
+// momentum_buffer (SGD) and exp_avg, exp_avg_sq, max_exp_avg_sq (Adam, AdamW) always have
+// their parameter's shape, so such a pairing is wrong (an optimizer built over the parameters
+// in another order than the state dict's), and the state must stay unmapped. An order that
+// swaps parameters of one shape cannot be told apart this way (docs/formats/pytorch.md).
+bool state_shapes_contradict(const Dict& opt, const std::vector<std::string>& names, const Node* model_state, DocBuilder& b) {
+  const Dict* state = as_dict(opt.find("state"));
+  const Seq* groups = as_seq(opt.find("param_groups"));
+  const Dict* g = groups && groups->items.size() == 1 ? as_dict(groups->items[0]) : nullptr;
+  const Seq* params = g ? as_seq(g->find("params")) : nullptr;
+  if (!state || !params || params->items.size() != names.size() || !model_state) return false;  // not paired at all
+  std::unordered_map<int64_t, const std::vector<int64_t>*> shape_of;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const Scalar* s = as_scalar(params->items[i]);
+    const Node* p = model_state->child(names[i]);
+    if (!s || s->kind != Kind::integer || !p || p->is_group) return false;
+    shape_of.emplace(s->i, &b.entry(p->tensor_id).shape);
+  }
+  for (const auto& [k, v] : state->entries) {
+    const Scalar* s = as_scalar(k);
+    const Dict* bufs = as_dict(v);
+    auto it = s && s->kind == Kind::integer ? shape_of.find(s->i) : shape_of.end();
+    if (it == shape_of.end() || !bufs) continue;
+    for (const auto& [bk, bv] : bufs->entries) {
+      const Text* key = as_text(bk);
+      const Array* a = as_array(bv);
+      if (!key || !a) continue;
+      const std::string_view n = key->str();
+      if ((n == "momentum_buffer" || n == "exp_avg" || n == "exp_avg_sq" || n == "max_exp_avg_sq") && a->shape != *it->second)
+        return true;
+    }
+  }
+  return false;
+}
+
 bool map_optimizer(const Dict& opt, const std::vector<std::string>& names, DocBuilder& b, Node& out) {
   const Dict* state = as_dict(opt.find("state"));
   const Seq* groups = as_seq(opt.find("param_groups"));
@@ -290,7 +326,9 @@ Node map_torch_object(const Obj* root, DocBuilder& b) {
   if (opt) {
     Node o;
     o.name = "optimizer";
-    if (map_optimizer(*opt, params, b, o)) {
+    const Node* model_group = doc.child("model");
+    if (!state_shapes_contradict(*opt, params, model_group ? model_group->child("state") : nullptr, b) &&
+        map_optimizer(*opt, params, b, o)) {
       doc.add_child(std::move(o));
       used.insert(opt_key);
     }

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <iterator>
+#include <vector>
 
 using namespace ckpt;
 using namespace pytorch_test;
@@ -160,8 +162,18 @@ TEST_F(PytorchFormat, OptimizersTheSchemaCannotExpressAreKeptWholeInExtra) {
                    (std::vector<int64_t>{0, 1}));
        }},
   };
+  // An optimizer over the parameters in another order: paired by position, its buffers would
+  // be filed under parameters of other shapes (fc2's [2, 3] momentum under fc1.weight [3, 4]).
+  auto all_six = [](const Group& o) {
+    EXPECT_EQ(std::get<std::vector<int64_t>>(*o.find_group_path("param_groups/0")->attribute("params")),
+              (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  };
+  const Case reordered[] = {{"reordered_sgd", "optimizer", 1, all_six},
+                            {"reordered_adam", "optimizer_state_dict", 1, all_six}};
   const fs::path expect = fixture("expect");
-  for (const Case& k : cases) {
+  std::vector<Case> all(std::begin(cases), std::end(cases));
+  all.insert(all.end(), std::begin(reordered), std::end(reordered));
+  for (const Case& k : all) {
     SCOPED_TRACE(k.stem);
     const Checkpoint c = load(fixture(std::string(k.stem) + ".pt"));
     expect_model_state(c, expect, k.stem);

@@ -173,6 +173,14 @@ def write_layouts(out):
         # An optimizer over only some of the parameters: its indexes name no parameter for sure.
         "partial": (lambda m: torch.optim.SGD(m.fc2.parameters(), lr=0.1, momentum=0.9),
                     lambda m, o: {"model_state_dict": m.state_dict(), "optimizer_state_dict": o.state_dict(), "epoch": 1}),
+        # Over every parameter, in another order than the state dict's: its index i is not the
+        # state dict's i-th parameter, which the buffers' shapes show.
+        "reordered_sgd": (lambda m: torch.optim.SGD(
+            list(m.fc2.parameters()) + list(m.fc1.parameters()) + list(m.bn.parameters()), lr=0.1, momentum=0.9),
+            lambda m, o: {"model": m.state_dict(), "optimizer": o.state_dict(), "epoch": 1}),
+        "reordered_adam": (lambda m: torch.optim.Adam(
+            list(m.bn.parameters()) + list(m.fc2.parameters()) + list(m.fc1.parameters()), lr=0.01, amsgrad=True),
+            lambda m, o: {"model_state_dict": m.state_dict(), "optimizer_state_dict": o.state_dict(), "epoch": 1}),
     }
     for stem, (make_opt, layout) in cases.items():
         model, opt = trained(make_opt)
