@@ -135,11 +135,12 @@ std::string trim_fixed(const char* p, size_t size, H5T_str_t pad) {
 
 }  // namespace
 
-std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGuard& guard) {
-  return read_value(ValueSource::attribute(attr), where, guard, guard.file_size());
+std::optional<Value> read_attribute(hid_t attr, const std::string& where, FileGuard& guard, std::string* unheld) {
+  return read_value(ValueSource::attribute(attr), where, guard, guard.file_size(), unheld);
 }
 
-std::optional<Value> read_value(const ValueSource& src, const std::string& where, FileGuard& guard, uint64_t max_bytes) {
+std::optional<Value> read_value(const ValueSource& src, const std::string& where, FileGuard& guard, uint64_t max_bytes,
+                                std::string* unheld) {
   Handle ft = type_handle(src.type(), where);
   Handle sp = space_handle(src.space(), where);
   const H5S_class_t sc = H5Sget_simple_extent_type(sp);
@@ -167,9 +168,13 @@ std::optional<Value> read_value(const ValueSource& src, const std::string& where
       if (n) h5_ok(src.read(u64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, out.ints.data()), where);
       if (u64)
         for (int64_t v : out.ints)
-          if (v < 0)
-            fail(CKPT_ERR_UNSUPPORTED, where + ": a uint64 value of " + std::to_string(static_cast<uint64_t>(v)) +
-                                           ", beyond ckpt's int64 (h5py reads it exactly)");
+          if (v < 0) {
+            const std::string why = "a uint64 value of " + std::to_string(static_cast<uint64_t>(v)) +
+                                    ", beyond the int64 of ckpt's values (h5py reads it exactly)";
+            if (!unheld) fail(CKPT_ERR_UNSUPPORTED, where + ": " + why);
+            *unheld = why;
+            return std::nullopt;
+          }
     } else {
       out.floats.resize(n);
       if (n) h5_ok(src.read(H5T_NATIVE_DOUBLE, out.floats.data()), where);

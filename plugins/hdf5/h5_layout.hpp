@@ -48,6 +48,15 @@ inline constexpr const char* kCompoundDatasetPaths = "hdf5_compound_dataset_path
 // dataset's absolute path escaped with ckpt::sdk::escape_name, whose attributes are the
 // dataset's. The writer puts them on the datasets and does not store the group.
 inline constexpr const char* kDatasetAttributes = "hdf5_dataset_attributes";
+// Attributes whose HDF5 type or dataspace their value does not say (an int8, a float32, a
+// fixed-length string, a 2-d array, h5py.Empty): four parallel string arrays of meta, one row
+// per attribute: its object's absolute path (of document names), its name, its type and its
+// shape (h5_attribute_types.hpp names both). The writer makes those attributes of that type
+// and shape again and stores none of the four.
+inline constexpr const char* kAttributeTypePaths = "hdf5_attribute_type_paths";
+inline constexpr const char* kAttributeTypeNames = "hdf5_attribute_type_names";
+inline constexpr const char* kAttributeTypes = "hdf5_attribute_types";
+inline constexpr const char* kAttributeTypeShapes = "hdf5_attribute_type_shapes";
 // A file ckpt did not write is listed as stored, with this string attribute of meta last:
 // "file" when the file has a group /meta of its own, "records" when meta holds only records.
 // The host's layout for such files (core/src/layouts/keras_legacy.cpp: Keras' weight files)

@@ -1,5 +1,6 @@
 #include "h5_reader.hpp"
 
+#include "h5_attribute_types.hpp"
 #include "h5_chunks.hpp"
 #include "h5_layout.hpp"
 #include "h5_read_driver.hpp"
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <sys/stat.h>
@@ -136,8 +138,14 @@ void H5Reader::add_records(Tree& tree, bool ours) {
   sort_rows({&external_paths_, &external_files_, &external_objects_});
   sort_rows({&string_paths_, &string_types_, &string_shapes_});
   sort_rows({&compound_paths_});
+  sort_rows({&attr_type_paths_, &attr_type_names_, &attr_types_, &attr_type_shapes_});
   const auto meta_child = tree.find_child(0, "meta");
   size_t meta = meta_child && !meta_child->is_tensor ? meta_child->index : Tree::npos;
+  // A dataset named /meta leaves no place for records: the types of attributes are dropped then
+  // (their values are listed, and written back as the values say), where refusing the file for
+  // them would refuse files that read before these records existed.
+  if (meta_child && meta_child->is_tensor)
+    for (auto* c : {&attr_type_paths_, &attr_type_names_, &attr_types_, &attr_type_shapes_}) c->clear();
   // A value of /meta (its own attribute, or a string dataset) named like a record ckpt adds
   // gives way to the record, named in unread, never dropped in silence. Naming it adds to
   // unread, which may then be a record of a name taken too: until nothing changes.
@@ -151,6 +159,8 @@ void H5Reader::add_records(Tree& tree, bool ours) {
           {kExternalLinkObjects, !external_paths_.empty()},
           {kStringDatasetPaths, !string_paths_.empty()}, {kStringDatasetTypes, !string_paths_.empty()},
           {kStringDatasetShapes, !string_paths_.empty()}, {kCompoundDatasetPaths, !compound_paths_.empty()},
+          {kAttributeTypePaths, !attr_type_paths_.empty()}, {kAttributeTypeNames, !attr_type_paths_.empty()},
+          {kAttributeTypes, !attr_type_paths_.empty()}, {kAttributeTypeShapes, !attr_type_paths_.empty()},
           {kAsStored, !ours}};
       for (const auto& record : records) {
         const std::string name = record.first;
@@ -175,6 +185,14 @@ void H5Reader::add_records(Tree& tree, bool ours) {
           }
         } else {
           unread_.push_back("/meta: its attribute '" + name + "' (ckpt records what it could not read, or how, under that name)");
+          for (size_t k = 0; k < attr_type_paths_.size();) {  // nor its type: the attribute is not listed
+            if (attr_type_paths_[k] != "/meta" || attr_type_names_[k] != name) {
+              ++k;
+              continue;
+            }
+            for (auto* c : {&attr_type_paths_, &attr_type_names_, &attr_types_, &attr_type_shapes_})
+              c->erase(c->begin() + static_cast<ptrdiff_t>(k));
+          }
         }
         changed = true;
       }
@@ -197,6 +215,12 @@ void H5Reader::add_records(Tree& tree, bool ours) {
     notes.emplace_back(kStringDatasetShapes, string_shapes_);
   }
   if (!compound_paths_.empty()) notes.emplace_back(kCompoundDatasetPaths, compound_paths_);
+  if (!attr_type_paths_.empty()) {
+    notes.emplace_back(kAttributeTypePaths, attr_type_paths_);
+    notes.emplace_back(kAttributeTypeNames, attr_type_names_);
+    notes.emplace_back(kAttributeTypes, attr_types_);
+    notes.emplace_back(kAttributeTypeShapes, attr_type_shapes_);
+  }
   // A dataset named /meta leaves no place for the marker either: such a file is listed as it is.
   const bool marked = !ours && !(meta_child && meta_child->is_tensor);
   const std::string as_stored = meta == Tree::npos ? "records" : "file";
@@ -275,10 +299,13 @@ void H5Reader::build_group(hid_t group, const std::string& where, const std::str
     if (ours && depth == 0 && name == kLayoutAttr) continue;
     const std::string at = where + " attribute '" + name + "'";
     Handle a = attr_handle(H5Aopen_by_idx(group, ".", attr_index, H5_ITER_INC, k, H5P_DEFAULT, H5P_DEFAULT), at);
-    if (auto v = read_attribute(a, at, *guard_))
+    std::string unheld;
+    if (auto v = read_attribute(a, at, *guard_, &unheld)) {
+      note_attribute_type(a, doc, name, *v, where);
       tree.add_attribute(g, std::move(name), std::move(*v));
-    else  // a compound, reference, ... attribute: named, never dropped in silence
-      unread_.push_back(where + ": its attribute '" + name + "' (a type no attribute value holds)");
+    } else {  // a compound, reference, ... attribute: named, never dropped in silence
+      unread_.push_back(where + ": its attribute '" + name + "' (" + (unheld.empty() ? "a type no attribute value holds" : unheld) + ")");
+    }
   }
 
   const H5_index_t link_index = order.links ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
@@ -323,6 +350,14 @@ void H5Reader::build_group(hid_t group, const std::string& where, const std::str
         H5Eclear2(H5E_DEFAULT);
         fail(CKPT_ERR_FORMAT, at + ": an external link whose file and object cannot be read");
       }
+      // libhdf5 resolves a relative file name from the linking file's folder: a copy of the link
+      // in a file elsewhere names another file (or none), so any conversion names it as a loss.
+      // ckpt never rewrites it: the document does not know the source's folder, and a rewritten
+      // name could reach what the source could not.
+      if (file[0] != '/')
+        unread_.push_back(at + ": an external link to '" + std::string(file) + "' (object '" + object +
+                          "'), relative to this file's folder: a file written elsewhere gets it as stored, naming "
+                          "another file from its own folder");
       external_paths_.push_back(at);
       external_files_.emplace_back(file);
       external_objects_.emplace_back(object);
@@ -433,6 +468,28 @@ bool H5Reader::add_string_dataset(hid_t dset, hid_t ft, const std::string& name,
   return true;
 }
 
+// The attribute's type and dataspace, recorded when its value would be written otherwise; a
+// type the writer cannot make again is named, as the value is all that is kept of it.
+void H5Reader::note_attribute_type(hid_t attr, const std::string& doc, const std::string& name, const Value& v,
+                                   const std::string& where) {
+  Handle ft = type_handle(H5Aget_type(attr), where);
+  Handle sp = space_handle(H5Aget_space(attr), where);
+  std::vector<ckpt_str> scratch;
+  const ckpt_value view = v.view(scratch);
+  std::string type = describe_attribute_type(ft);
+  const std::string shape = describe_attribute_shape(sp);
+  if (type.empty()) {
+    unread_.push_back(where + ": its attribute '" + name + "' (its HDF5 type is kept only as its value, a " +
+                      default_attribute_type(view) + ")");
+    type = default_attribute_type(view);
+  }
+  if (type == default_attribute_type(view) && shape == default_attribute_shape(view)) return;
+  attr_type_paths_.push_back(doc);
+  attr_type_names_.push_back(name);
+  attr_types_.push_back(std::move(type));
+  attr_type_shapes_.push_back(shape);
+}
+
 // A dataset's own attributes (h5py's `units`) go to meta/hdf5_dataset_attributes, as the
 // attributes of a group named by its escaped path; those of a dataset that is not read are
 // named as unread with it.
@@ -450,10 +507,13 @@ void H5Reader::note_dataset_attributes(hid_t dset, const std::string& where, con
       continue;
     }
     Handle a = attr_handle(H5Aopen_by_idx(dset, ".", H5_INDEX_NAME, H5_ITER_INC, k, H5P_DEFAULT, H5P_DEFAULT), at);
-    if (auto v = read_attribute(a, at, *guard_))
+    std::string unheld;
+    if (auto v = read_attribute(a, at, *guard_, &unheld)) {
+      note_attribute_type(a, doc, name, *v, where);
       attributes.emplace_back(std::move(name), std::move(*v));
-    else
-      unread_.push_back(where + ": its attribute '" + name + "' (a type no attribute value holds)");
+    } else {
+      unread_.push_back(where + ": its attribute '" + name + "' (" + (unheld.empty() ? "a type no attribute value holds" : unheld) + ")");
+    }
   }
   if (!attributes.empty()) dataset_attributes_.emplace_back(ckpt::sdk::escape_name(doc), std::move(attributes));
 }
@@ -580,6 +640,7 @@ std::optional<TensorEntry> H5Reader::dataset_entry(hid_t dset, hid_t ft, uint32_
   }
   if (layout == H5D_CHUNKED) check_chunk_bytes(dcpl, H5Tget_size(ft), ckpt::sdk::checked_nbytes(e.shape, 1, where), where);
   count_unwritten(dset, dcpl, layout, stored, where);
+  note_creation(dset, dcpl, ft, where);
   if (!e.external.empty()) {
     // Read from the pieces alone, below.
   } else if (layout == H5D_CONTIGUOUS) {
@@ -605,6 +666,39 @@ std::optional<TensorEntry> H5Reader::dataset_entry(hid_t dset, hid_t ft, uint32_
                                 std::to_string(e.shape.size()) + "-d shape needs " + std::to_string(stored));
   }
   return e;
+}
+
+void H5Reader::note_creation(hid_t dset, hid_t dcpl, hid_t ft, const std::string& where) {
+  Handle space = space_handle(H5Dget_space(dset), where);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank > 0) {
+    std::vector<hsize_t> dims(static_cast<size_t>(rank)), maxdims(static_cast<size_t>(rank));
+    if (H5Sget_simple_extent_dims(space, dims.data(), maxdims.data()) < 0) h5_fail(CKPT_ERR_FORMAT, where);
+    if (dims != maxdims) {
+      std::string text;
+      for (hsize_t d : maxdims) text += (text.empty() ? "" : ", ") + (d == H5S_UNLIMITED ? std::string("None") : std::to_string(d));
+      unread_.push_back(where + ": its maxshape (" + text + (rank == 1 ? ",)" : ")") +
+                        " (a conversion writes the dataset at its shape, not resizable)");
+    }
+  }
+  H5D_fill_value_t defined{};
+  if (H5Pfill_value_defined(dcpl, &defined) < 0) h5_fail(CKPT_ERR_FORMAT, where);
+  if (defined != H5D_FILL_VALUE_USER_DEFINED) return;
+  std::vector<unsigned char> fill(H5Tget_size(ft));
+  if (H5Pget_fill_value(dcpl, ft, fill.data()) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return;
+  }
+  if (std::all_of(fill.begin(), fill.end(), [](unsigned char b) { return b == 0; })) return;
+  std::string text = "other than zeros";
+  const H5T_class_t c = H5Tget_class(ft);
+  if (double d = 0; (c == H5T_INTEGER || c == H5T_FLOAT) && H5Pget_fill_value(dcpl, H5T_NATIVE_DOUBLE, &d) >= 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", d);
+    text = buf;
+  }
+  H5Eclear2(H5E_DEFAULT);
+  unread_.push_back(where + ": its fill value " + text + " (a conversion writes the dataset with the fill value 0)");
 }
 
 std::vector<TensorEntry::Piece> H5Reader::external_pieces(hid_t dcpl, uint64_t stored, const std::string& where) {

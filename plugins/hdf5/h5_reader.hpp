@@ -61,6 +61,11 @@ class H5Reader final : public ckpt::sdk::Reader {
   // What every tensor listed from the dataset shares: its shape, checked storage and, when its
   // bytes are the tensor's as stored, where they lie. nullopt for a null dataspace (named).
   std::optional<TensorEntry> dataset_entry(hid_t dataset, hid_t type, uint32_t dtype, hid_t memtype, const std::string& where);
+  void note_attribute_type(hid_t attr, const std::string& doc, const std::string& name, const Value& v,
+                           const std::string& where);
+  // What a conversion does not keep of a dataset's creation: a maxshape beyond its shape, a
+  // fill value other than 0; named in unread.
+  void note_creation(hid_t dataset, hid_t dcpl, hid_t type, const std::string& where);
   void note_dataset_attributes(hid_t dset, const std::string& where, const std::string& doc, bool kept, bool marked);
   // `ours`: the file is ckpt's; any other gets the record kAsStored (h5_layout.hpp).
   void add_records(Tree& tree, bool ours);
@@ -90,6 +95,8 @@ class H5Reader final : public ckpt::sdk::Reader {
   std::vector<std::string> soft_paths_, soft_targets_;  // kSoftLinkPaths, kSoftLinkTargets
   std::vector<std::string> external_paths_, external_files_, external_objects_;  // kExternalLink*
   // kStringDatasetPaths, _types, _shapes; kCompoundDatasetPaths (h5_layout.hpp).
+  // kAttributeTypePaths, _Names, kAttributeTypes, kAttributeTypeShapes (h5_layout.hpp).
+  std::vector<std::string> attr_type_paths_, attr_type_names_, attr_types_, attr_type_shapes_;
   std::vector<std::string> string_paths_, string_types_, string_shapes_, compound_paths_;
   // kDatasetAttributes: per dataset, its escaped path and its attributes.
   std::vector<std::pair<std::string, std::vector<std::pair<std::string, Value>>>> dataset_attributes_;

@@ -1,5 +1,6 @@
 #include "h5_writer.hpp"
 
+#include "h5_attribute_types.hpp"
 #include "h5_attributes.hpp"
 #include "h5_layout.hpp"
 #include "h5_types.hpp"
@@ -328,6 +329,10 @@ void H5Writer::attribute(std::string_view name, const ckpt_value& value) {
                                                    : n == kStringDatasetTypes     ? &string_types_
                                                    : n == kStringDatasetShapes    ? &string_shapes_
                                                    : n == kCompoundDatasetPaths   ? &compound_paths_
+                                                   : n == kAttributeTypePaths     ? &attr_type_paths_
+                                                   : n == kAttributeTypeNames     ? &attr_type_names_
+                                                   : n == kAttributeTypes         ? &attr_types_
+                                                   : n == kAttributeTypeShapes    ? &attr_type_shapes_
                                                                                   : nullptr;
   if (g.path == "/meta" && links && value.type == CKPT_VALUE_STRING_ARRAY) {
     std::vector<std::string> strings;
@@ -338,6 +343,7 @@ void H5Writer::attribute(std::string_view name, const ckpt_value& value) {
   }
   if (value.type == CKPT_VALUE_STRING || value.type == CKPT_VALUE_STRING_ARRAY)
     string_values_[child_path(g.path, n)] = ckpt::sdk::Value::copy_of(value, g.path + " attribute '" + n + "'");
+  group_attributes_[g.path].emplace_back(n, ckpt::sdk::Value::copy_of(value, g.path + " attribute '" + n + "'"));
   write_attribute(g.group, n, value, g.path);
 }
 
@@ -443,9 +449,15 @@ void H5Writer::finish() {
   if (!root_done_)
     fail(CKPT_ERR_INVALID_ARGUMENT,
          stack_.empty() ? "finish before the root group" : "finish inside group " + stack_.back().path);
+  take_attribute_types();
+  retype_group_attributes();
   make_string_datasets();
   make_compound_datasets();
   write_dataset_attributes();
+  for (const auto& [key, row] : attribute_types_)
+    if (!row.used)
+      fail(CKPT_ERR_INVALID_ARGUMENT, "meta/@" + std::string(kAttributeTypePaths) + ": " + row.path + " has no attribute '" +
+                                          row.name + "' to give the type " + row.type);
   // Links last: every step above resolves record paths in a tree of hard links alone.
   make_links(file_, "meta/@" + std::string(kSoftLinkPaths) + ", _targets", {&soft_paths_, &soft_targets_},
              [&](hid_t g, const std::string& name, const std::vector<const std::string*>& row) {
@@ -460,6 +472,47 @@ void H5Writer::finish() {
   gcpl_.reset();
   file_.close("closing '" + path_ + "'", CKPT_ERR_IO);
   finished_ = true;
+}
+
+// meta/@hdf5_attribute_type_*: one row per attribute, by its object's path and its name.
+void H5Writer::take_attribute_types() {
+  const std::string what = "meta/@" + std::string(kAttributeTypePaths) + ", _names, " + kAttributeTypes + ", _shapes";
+  if (!attr_type_paths_ && !attr_type_names_ && !attr_types_ && !attr_type_shapes_) return;
+  if (!attr_type_paths_ || !attr_type_names_ || !attr_types_ || !attr_type_shapes_ ||
+      attr_type_names_->size() != attr_type_paths_->size() || attr_types_->size() != attr_type_paths_->size() ||
+      attr_type_shapes_->size() != attr_type_paths_->size())
+    fail(CKPT_ERR_INVALID_ARGUMENT, what + " do not line up");
+  for (size_t i = 0; i < attr_type_paths_->size(); ++i) {
+    AttributeType row{(*attr_type_paths_)[i], (*attr_type_names_)[i], (*attr_types_)[i], (*attr_type_shapes_)[i], false};
+    if (row.path.find('\0') != std::string::npos)
+      fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " holds NUL");
+    const std::string key = row.path + '\0' + row.name;
+    if (!attribute_types_.emplace(key, std::move(row)).second)
+      fail(CKPT_ERR_INVALID_ARGUMENT, what + ": entry " + std::to_string(i) + " repeats an attribute");
+  }
+}
+
+// A group's attributes were written as their values say; when one has a recorded type, all of
+// them are made again in their order (the reader lists ckpt's files' attributes in creation
+// order), that one of its type.
+void H5Writer::retype_group_attributes() {
+  std::vector<ckpt_str> scratch;
+  for (const auto& [path, attributes] : group_attributes_) {
+    bool any = false;
+    for (const auto& a : attributes) any = any || attribute_types_.count(path + '\0' + a.first);
+    if (!any) continue;
+    Handle g = open_group_at(file_, path, path);
+    for (const auto& a : attributes) h5_ok(H5Adelete(g, a.first.c_str()), path + " attribute '" + a.first + "'", CKPT_ERR_INTERNAL);
+    for (const auto& a : attributes) {
+      const auto typed = attribute_types_.find(path + '\0' + a.first);
+      if (typed == attribute_types_.end()) {
+        write_attribute(g, a.first, a.second.view(scratch), path);
+        continue;
+      }
+      typed->second.used = true;
+      write_typed_attribute(g, a.first, a.second.view(scratch), typed->second.type, typed->second.shape, path);
+    }
+  }
 }
 
 // Each recorded string dataset: the attribute its value was written as gives way to a dataset
@@ -637,8 +690,15 @@ void H5Writer::write_dataset_attributes() {
     if (!problem.empty()) fail(CKPT_ERR_INVALID_ARGUMENT, at + ": " + problem);
     if (!obj.valid() || H5Iget_type(obj) != H5I_DATASET)
       fail(CKPT_ERR_INVALID_ARGUMENT, at + ": no dataset at " + *path);
-    for (const auto& attribute : entry.second)
-      write_attribute(obj, attribute.first, attribute.second.view(scratch), *path);
+    for (const auto& attribute : entry.second) {
+      const auto typed = attribute_types_.find(*path + '\0' + attribute.first);
+      if (typed == attribute_types_.end()) {
+        write_attribute(obj, attribute.first, attribute.second.view(scratch), *path);
+        continue;
+      }
+      typed->second.used = true;
+      write_typed_attribute(obj, attribute.first, attribute.second.view(scratch), typed->second.type, typed->second.shape, *path);
+    }
   }
 }
 

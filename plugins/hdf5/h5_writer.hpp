@@ -54,6 +54,8 @@ class H5Writer final : public ckpt::sdk::Writer {
   std::string claim_child(std::string_view name, const char* event);
   Handle dataset_creation(std::span<const int64_t> shape, size_t item, const std::string& where);
   // What finish does with the records of meta (h5_layout.hpp) once every member is written.
+  void take_attribute_types();
+  void retype_group_attributes();
   void make_string_datasets();
   void make_compound_datasets();
   void write_dataset_attributes();
@@ -75,6 +77,17 @@ class H5Writer final : public ckpt::sdk::Writer {
   std::unordered_map<std::string, ckpt::sdk::Value> string_values_;
   // meta/hdf5_dataset_attributes: per dataset, its escaped path and its attributes.
   std::vector<std::pair<std::string, std::vector<std::pair<std::string, ckpt::sdk::Value>>>> dataset_attributes_;
+  // meta/@hdf5_attribute_type_* (h5_layout.hpp), and by "path\0name" the rows they give;
+  // `used` once an attribute took its row (a row no attribute takes is refused).
+  std::optional<std::vector<std::string>> attr_type_paths_, attr_type_names_, attr_types_, attr_type_shapes_;
+  struct AttributeType {
+    std::string path, name, type, shape;
+    bool used = false;
+  };
+  std::unordered_map<std::string, AttributeType> attribute_types_;
+  // Every group's attributes as written, in order, by the group's path: made again at finish
+  // when one of them has a recorded type.
+  std::unordered_map<std::string, std::vector<std::pair<std::string, ckpt::sdk::Value>>> group_attributes_;
   bool root_done_ = false;
   bool finished_ = false;
 };

@@ -21,7 +21,9 @@ namespace {
 constexpr std::string_view kRecords[] = {
     "unread", "hdf5_soft_link_paths", "hdf5_soft_link_targets", "hdf5_external_link_paths",
     "hdf5_external_link_files", "hdf5_external_link_objects", "hdf5_string_dataset_paths",
-    "hdf5_string_dataset_types", "hdf5_string_dataset_shapes", "hdf5_compound_dataset_paths", "hdf5_as_stored"};
+    "hdf5_string_dataset_types", "hdf5_string_dataset_shapes", "hdf5_compound_dataset_paths", "hdf5_as_stored",
+    // Attributes' HDF5 types: the mapping keeps attributes as values (it moves them), not their types.
+    "hdf5_attribute_type_paths", "hdf5_attribute_type_names", "hdf5_attribute_types", "hdf5_attribute_type_shapes"};
 constexpr std::string_view kDatasetAttributes = "hdf5_dataset_attributes";
 // The plugin's mark of a file ckpt did not write: "file" when meta is the file's own group,
 // "records" when the plugin made it for its records.

@@ -98,6 +98,33 @@ def check_attr(where, got, typ, value):
                 fail("%s[%d]: expected %r, got %r" % (where, k, v, g))
 
 
+def check_typed_attr(where, obj, a, record):
+    """An attribute of a recorded type: h5py's dtype and shape are the recorded ones, its values the manifest's."""
+    typ, shape = record
+    aid = obj.attrs.get_id(a["name"])
+    got = obj.attrs[a["name"]]
+    if typ.startswith("fixed "):
+        want_dtype = np.dtype("S" + typ.split()[1])
+    else:
+        want_dtype = np.dtype(typ)
+    if aid.dtype != want_dtype:
+        fail("%s: dtype %s, recorded %s" % (where, aid.dtype, typ))
+    want_shape = () if shape == "" else tuple(int(d) for d in shape.split(","))
+    if aid.shape != want_shape:
+        fail("%s: shape %s, recorded %r" % (where, aid.shape, shape))
+    values = a["value"] if isinstance(a["value"], list) else [a["value"]]
+    flat = np.asarray(got).reshape(-1)
+    for k, (v, g) in enumerate(zip(values, flat)):
+        if a["type"].startswith("string"):
+            ok = bytes(g) == bytes.fromhex(v)
+        elif a["type"].startswith("float64"):
+            ok = float(g) == struct.unpack(">d", bytes.fromhex(v))[0]
+        else:
+            ok = g == v
+        if not ok:
+            fail("%s[%d]: expected %r, got %r" % (where, k, v, g))
+
+
 def main(h5path, mpath):
     m = manifest.load(mpath)
     folder = os.path.dirname(os.path.abspath(mpath))
@@ -105,6 +132,17 @@ def main(h5path, mpath):
     if f.attrs.get(LAYOUT_ATTR) != 1:
         fail("root: attribute %s is %r" % (LAYOUT_ATTR, f.attrs.get(LAYOUT_ATTR)))
     seen = {"/"}
+    # The records of attributes' HDF5 types (meta/@hdf5_attribute_type_*): the writer stores
+    # none of them and makes those attributes of that type and shape.
+    records = {}
+    for g in m["groups"]:
+        if g["path"] == "meta":
+            cols = {a["name"]: [bytes.fromhex(x).decode() for x in a["value"]] for a in g["attrs"]
+                    if a["name"].startswith("hdf5_attribute_type")}
+            if cols:
+                records = {(p, n): (t, s) for p, n, t, s in zip(cols["hdf5_attribute_type_paths"], cols["hdf5_attribute_type_names"],
+                                                               cols["hdf5_attribute_types"], cols["hdf5_attribute_type_shapes"])}
+                g["attrs"] = [a for a in g["attrs"] if not a["name"].startswith("hdf5_attribute_type")]
     for g in m["groups"]:
         sp = stored_path(g["path"])
         seen.add(sp)
@@ -121,7 +159,9 @@ def main(h5path, mpath):
         if order != [a["name"] for a in g["attrs"]]:
             fail("%s: attribute order %s" % (sp, order))
         for a in g["attrs"]:
-            if a["name"] in have:
+            if a["name"] in have and (sp, a["name"]) in records:
+                check_typed_attr("%s@%s" % (sp, a["name"]), obj, a, records[(sp, a["name"])])
+            elif a["name"] in have:
                 check_attr("%s@%s" % (sp, a["name"]), obj.attrs[a["name"]], a["type"], a["value"])
     for t in m["tensors"]:
         sp = stored_path(t["path"])

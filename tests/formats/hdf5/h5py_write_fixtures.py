@@ -84,6 +84,11 @@ def expected_attr(v):
     return v
 
 
+# Of plain_tree's attributes, those of a type other than int64, float64, bool and str: (type, shape).
+ATTRIBUTE_TYPES = {"int32": ("<i4", ""), "float32": ("<f4", ""), "bytes": ("fixed 5 ascii nullpad", ""),
+                   "fixed_texts": ("fixed 2 ascii nullpad", "2")}
+
+
 def write_plain(folder, name, **kwargs):
     data, attrs = plain_tree()
     with h5py.File(os.path.join(folder, name + ".h5"), "w") as f:
@@ -98,6 +103,13 @@ def write_plain(folder, name, **kwargs):
     groups = sorted({p.rsplit("/", 1)[0] for p in data if "/" in p} | {""})
     for g in groups:
         m.group(g, sorted(((k, expected_attr(v)) for k, v in attrs.get(g, [])), key=lambda kv: kv[0]))
+    # The attributes whose HDF5 type or shape their value does not say, recorded in meta so that
+    # the HDF5 writer makes them so again (by path, then name).
+    typed = sorted(((g or "/"), k, ATTRIBUTE_TYPES[k]) for g in attrs for k, v in attrs[g] if k in ATTRIBUTE_TYPES)
+    m.group("meta", [("hdf5_attribute_type_paths", [t[0] for t in typed]),
+                     ("hdf5_attribute_type_names", [t[1] for t in typed]),
+                     ("hdf5_attribute_types", [t[2][0] for t in typed]),
+                     ("hdf5_attribute_type_shapes", [t[2][1] for t in typed])])
     for path in sorted(data):
         dtype, a = expected_dtype(data[path])
         m.tensor(path, dtype, np.asarray(a))
@@ -240,6 +252,8 @@ def write_sliced(folder, name):
         data["sparse_i32"] = a
         assert sparse.id.get_num_chunks() == 3, sparse.id.get_num_chunks()  # of 9
     m = manifest.Writer(folder, name)
+    # A fill value other than 0 is named: a conversion writes every element, with the fill value 0.
+    m.group("meta", [("unread", ["/sparse_i32: its fill value 7 (a conversion writes the dataset with the fill value 0)"])])
     for path in sorted(data):
         dtype, a = expected_dtype(data[path])
         m.tensor(path, dtype, a)

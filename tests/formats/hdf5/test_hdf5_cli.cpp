@@ -233,7 +233,8 @@ TEST_F(H5pyFixtures, CkptConvertsAnH5pyTree) {
 
 // Soft and external links are links again after any format: the reader records them in meta
 // (they are no member of a document; an external link is never followed), other formats carry
-// them, the writer makes them links.
+// them, the writer makes them links. A relative external link is resolved from its file's
+// folder, so a conversion names it as a loss (the output may be elsewhere): --allow-lossy.
 TEST_F(H5pyFixtures, SoftAndExternalLinksComeBackAsLinks) {
   TempDir tmp;
   int status = 0;
@@ -250,10 +251,17 @@ TEST_F(H5pyFixtures, SoftAndExternalLinksComeBackAsLinks) {
             std::vector<std::string>{"/g/ext"});
   EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_external_link_files")),
             std::vector<std::string>{"../elsewhere.h5"});
-  EXPECT_FALSE(meta->attribute("unread")) << "nothing is left unread";
+  ASSERT_TRUE(meta->attribute("unread"));
+  const auto unread = std::get<std::vector<std::string>>(*meta->attribute("unread"));
+  ASSERT_EQ(unread.size(), 1u);
+  EXPECT_EQ(unread[0].rfind("/g/ext: an external link to '../elsewhere.h5' (object '/x'), relative to this file's folder", 0), 0u)
+      << unread[0];
   for (const char* mid : {"links.msgpack", "links.json", "links.pt"}) {
     SCOPED_TRACE(mid);
-    const Ran there = ckpt_cli("convert " + quoted(tmp.path / "links.h5") + " " + quoted(tmp.path / mid));
+    const Ran refused = ckpt_cli("convert " + quoted(tmp.path / "links.h5") + " " + quoted(tmp.path / mid));
+    EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
+    EXPECT_NE(refused.err.find("/g/ext: an external link to '../elsewhere.h5'"), std::string::npos) << refused.err;
+    const Ran there = ckpt_cli("convert --allow-lossy " + quoted(tmp.path / "links.h5") + " " + quoted(tmp.path / mid));
     ASSERT_EQ(there.status, 0) << there.out << there.err;
     const fs::path back = tmp.path / (std::string("back_") + mid + ".h5");
     const Ran again = ckpt_cli("convert " + quoted(tmp.path / mid) + " " + quoted(back));
@@ -709,7 +717,8 @@ TEST_F(H5pyFixtures, DamagedChunksPrintNothingOfHdf5sErrorStack) {
   int status = 0;
   const std::string out = python("h5py_damage_chunk.py", {p, "gzip_f32", "7,6", "short"}, &status);
   ASSERT_EQ(status, 0) << out;
-  const Ran r = ckpt_cli("convert " + quoted(p) + " " + quoted(tmp.path / "x.msgpack"));
+  // --allow-lossy: sliced.h5 has a fill value of 7, which a conversion names as a loss.
+  const Ran r = ckpt_cli("convert --allow-lossy " + quoted(p) + " " + quoted(tmp.path / "x.msgpack"));
   EXPECT_EQ(r.status, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("gzip_f32 chunk at [7,6]"), std::string::npos) << r.err;
   expect_no_hdf5_stack(r.err);
@@ -718,4 +727,132 @@ TEST_F(H5pyFixtures, DamagedChunksPrintNothingOfHdf5sErrorStack) {
   auto reader = open(p);
   EXPECT_THROW(reader->read("gzip_f32"), FormatError);
   EXPECT_EQ(capture.take(), "");
+}
+
+// ---- what h5py reads is what ckpt signs and converts (h5py_fidelity.py) ----------------------
+
+namespace {
+
+// The files of h5py_fidelity.py make, in a folder of their own.
+struct FidelityFiles {
+  TempDir tmp;
+  FidelityFiles() {
+    int status = 0;
+    const std::string out = python("h5py_fidelity.py", {"make", tmp.path}, &status);
+    EXPECT_EQ(status, 0) << out;
+  }
+  fs::path operator/(const std::string& name) const { return tmp.path / name; }
+};
+
+}  // namespace
+
+// h5py follows an external link into the file it names, which neither the signed file's bytes
+// nor ckpt's manifest hold: sign refuses, naming the link; a virtual dataset is refused too.
+TEST_F(H5pyFixtures, SignRefusesLinksIntoOtherFiles) {
+  FidelityFiles f;
+  ASSERT_EQ(ckpt_cli("keygen " + quoted(f / "k")).status, 0);
+  const Ran linked = ckpt_cli("sign " + quoted(f / "sub/extlink.h5") + " --key " + quoted(f / "k"));
+  EXPECT_NE(linked.status, 0) << linked.out;
+  EXPECT_NE(linked.err.find("not signing it"), std::string::npos) << linked.err;
+  EXPECT_NE(linked.err.find("/ext -> ../secret.h5:/secret"), std::string::npos) << linked.err;
+  EXPECT_NE(linked.err.find("/ext_abs -> " + (f / "secret.h5").string() + ":/secret"), std::string::npos) << linked.err;
+  EXPECT_NE(linked.err.find("cannot cover"), std::string::npos) << linked.err;
+  EXPECT_FALSE(fs::exists(f / "sub/extlink.h5.sig"));
+  const Ran virt = ckpt_cli("sign " + quoted(f / "sub/vds.h5") + " --key " + quoted(f / "k"));
+  EXPECT_NE(virt.status, 0) << virt.out;
+  EXPECT_NE(virt.err.find("/v"), std::string::npos) << virt.err;
+  EXPECT_NE(virt.err.find("ckpt does not read virtual datasets"), std::string::npos) << virt.err;
+  EXPECT_FALSE(fs::exists(f / "sub/vds.h5.sig"));
+  // Not signed, the file does not verify with a key either.
+  const Ran verified = ckpt_cli("verify " + quoted(f / "sub/extlink.h5") + " --pubkey " + quoted(f / "k.pub"));
+  EXPECT_EQ(verified.status, 1) << verified.out << verified.err;
+  EXPECT_EQ(verified.out.find("OK"), std::string::npos) << verified.out;
+}
+
+// A relative external link names a file from its own file's folder: a conversion, whose output
+// may be elsewhere, names it as a loss (an absolute one keeps its meaning and is not named).
+TEST_F(H5pyFixtures, ConvertNamesRelativeExternalLinksAsLosses) {
+  FidelityFiles f;
+  const Ran refused = ckpt_cli("convert " + quoted(f / "sub/extlink.h5") + " " + quoted(f / "other.h5"));
+  EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("/ext: an external link to '../secret.h5' (object '/secret'), relative to this file's folder"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.err.find("/ext_abs:"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(f / "other.h5"));
+  const Ran allowed = ckpt_cli("convert --allow-lossy " + quoted(f / "sub/extlink.h5") + " " + quoted(f / "other.h5"));
+  ASSERT_EQ(allowed.status, 0) << allowed.out << allowed.err;
+  EXPECT_NE(allowed.err.find("/ext: an external link to '../secret.h5'"), std::string::npos) << allowed.err;
+  // The output says what it lost.
+  const Document out = read_document(f / "other.h5");
+  const Group* losses = out.find_group_path("meta/conversion");
+  ASSERT_NE(losses, nullptr);
+}
+
+// h5 -> h5 (directly, and through msgpack) hands h5py the same attributes: dtypes (int8, uint16,
+// float16, float32, fixed-length bytes that are not UTF-8), shapes (2-d, 3-d, h5py.Empty) and
+// values, on groups and datasets.
+TEST_F(H5pyFixtures, AttributesKeepTheirTypesAndShapes) {
+  FidelityFiles f;
+  int status = 0;
+  const Ran direct = ckpt_cli("convert " + quoted(f / "attrs.h5") + " " + quoted(f / "direct.h5"));
+  ASSERT_EQ(direct.status, 0) << direct.out << direct.err;
+  std::string out = python("h5py_fidelity.py", {"compare", f / "attrs.h5", f / "direct.h5"}, &status);
+  EXPECT_EQ(status, 0) << out;
+  ASSERT_EQ(ckpt_cli("convert " + quoted(f / "attrs.h5") + " " + quoted(f / "attrs.msgpack")).status, 0);
+  const Ran back = ckpt_cli("convert " + quoted(f / "attrs.msgpack") + " " + quoted(f / "back.h5"));
+  ASSERT_EQ(back.status, 0) << back.out << back.err;
+  out = python("h5py_fidelity.py", {"compare", f / "attrs.h5", f / "back.h5"}, &status);
+  EXPECT_EQ(status, 0) << out;
+  // Again from ckpt's own file: the records are made from the file, not carried.
+  ASSERT_EQ(ckpt_cli("convert " + quoted(f / "direct.h5") + " " + quoted(f / "again.h5")).status, 0);
+  out = python("h5py_fidelity.py", {"compare", f / "attrs.h5", f / "again.h5"}, &status);
+  EXPECT_EQ(status, 0) << out;
+}
+
+// A recorded type that cannot hold the value (edited on the way) is refused, not clamped.
+TEST_F(H5pyFixtures, AValueARecordedTypeCannotHoldIsRefused) {
+  FidelityFiles f;
+  const auto refused = [&f](const char* name, Value v, const std::string& why) {
+    SCOPED_TRACE(name);
+    Document doc = read_document(f / "attrs.h5");
+    doc.set(name, std::move(v));
+    try {
+      write_document(doc, f / "edited.h5", hdf5_save());
+      ADD_FAILURE() << "written";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("/ attribute '") + name + "'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  refused("i8", int64_t{300}, "does not fit that type exactly");
+  refused("f32", 0.1, "does not fit that type exactly");
+  refused("m", std::vector<double>{1, 2, 3}, "the shape does not hold its value of 3 elements");
+  refused("b", std::string("abcd"), "more than the fixed size");
+  refused("u16", std::string("x"), "not an integer value");
+}
+
+// A uint64 attribute beyond int64 is named (the file stays readable); other attributes read.
+TEST_F(H5pyFixtures, Uint64AttributesBeyondInt64AreNamed) {
+  FidelityFiles f;
+  const Document doc = read_document(f / "u64.h5");
+  const Group* meta = doc.find_group("meta");
+  ASSERT_NE(meta, nullptr);
+  const auto unread = std::get<std::vector<std::string>>(*meta->attribute("unread"));
+  EXPECT_EQ(unread, (std::vector<std::string>{
+                        "/: its attribute 'big' (a uint64 value of 9223372036854775808, beyond the int64 of ckpt's values (h5py reads it exactly))",
+                        "/x: its attribute 'big' (a uint64 value of 18446744073709551615, beyond the int64 of ckpt's values (h5py reads it exactly))"}));
+  const Ran refused = ckpt_cli("convert " + quoted(f / "u64.h5") + " " + quoted(f / "u64.msgpack"));
+  EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("its attribute 'big'"), std::string::npos) << refused.err;
+}
+
+// What a conversion does not keep of a dataset's creation is named: a maxshape beyond its shape,
+// a fill value other than 0.
+TEST_F(H5pyFixtures, MaxshapeAndFillValueAreNamed) {
+  FidelityFiles f;
+  const Ran refused = ckpt_cli("convert " + quoted(f / "props.h5") + " " + quoted(f / "props2.h5"));
+  EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("/resizable: its maxshape (None,)"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("/filled: its fill value 7"), std::string::npos) << refused.err;
 }
