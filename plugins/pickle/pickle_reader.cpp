@@ -50,6 +50,54 @@ PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits&
   if (obj->kind == Kind::array && !static_cast<const Array*>(obj)->scalar) builder.put(root_, "array", obj, "", 0);
   else builder.fill(root_, obj, "", 0);
   check_expansion(tensors_, limits, "");
+  name_nones(builder.nones());
+}
+
+// A document has no null: the None values the pickle held are left out and named in
+// meta/@unread, so that a conversion names each as a loss (docs/schema.md) instead of
+// dropping it silently (a scikit-learn estimator's class_weight=None, random_state=None).
+namespace {
+
+// Whether the host's torch-checkpoint layout maps this listing onto the schema
+// (core/src/layouts/torch_checkpoint.cpp, TorchCheckpoint::recognises: a dict with a state dict
+// or torch's optimizer state under one of its keys). That layout builds the schema's meta itself
+// and files the listing's own meta under extra, so a meta/@unread made here would become the
+// user's data there, not a named loss: such a dict's Nones are left out unnamed, as before,
+// until the layout carries the listing's meta/@unread (docs/formats/pickle.md).
+bool mapped_as_checkpoint(const Node& root) {
+  if (root.attribute("__class__") || root.attribute("__call__")) return false;
+  auto first_group = [&](std::initializer_list<const char*> keys) -> const Node* {
+    for (const char* k : keys)
+      if (const Node* n = root.child(k); n && n->is_group) return n;
+    return nullptr;
+  };
+  const Node* model = first_group({"model_state_dict", "model", "state_dict", "net"});
+  bool state_dict = model && !model->children.empty() && model->attributes.empty();
+  for (size_t i = 0; state_dict && i < model->children.size(); ++i) state_dict = !model->children[i].is_group;
+  const Node* opt = first_group({"optimizer_state_dict", "optimizer"});
+  return state_dict || (opt && (opt->attribute("param_groups") || opt->child("param_groups")));
+}
+
+}  // namespace
+
+void PickleReader::name_nones(const std::vector<std::string>& nones) {
+  if (nones.empty() || mapped_as_checkpoint(root_)) return;
+  std::vector<std::string> unread;
+  for (const auto& p : nones) unread.push_back(p + ": None, left out: a document has no null");
+  Node* meta = root_.child("meta");
+  // The pickle's own member named meta: the list goes there unless it is no group or already
+  // has an attribute unread, which would take the list's place; then the Nones cannot be named.
+  if (meta && (!meta->is_group || meta->attribute("unread"))) {
+    std::string list;
+    for (const auto& p : nones) list += (list.empty() ? "" : ", ") + p;
+    fail(CKPT_ERR_UNSUPPORTED, "the pickle holds None at " + list + ", which a document cannot hold, and its own member 'meta"
+                               + std::string(meta->is_group ? "/unread" : "") + "' takes the place where ckpt names them");
+  }
+  if (!meta) meta = &root_.add_group("meta");
+  Value v;
+  v.type = CKPT_VALUE_STRING_ARRAY;
+  v.strings = std::move(unread);
+  meta->set("unread", std::move(v));
 }
 
 void PickleReader::list(const ckpt::sdk::Visitor& visitor) { list_tree(root_, visitor, tensors_); }

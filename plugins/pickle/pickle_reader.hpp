@@ -26,6 +26,7 @@ class PickleReader final : public ckpt::sdk::Reader {
 
  private:
   TensorEntry& entry(uint64_t id);
+  void name_nones(const std::vector<std::string>& nones);
 
   ckpt::sdk::MappedFile file_;
   std::vector<std::byte> inflated_;  // a compressed file's pickle

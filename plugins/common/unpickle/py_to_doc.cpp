@@ -173,7 +173,12 @@ uint64_t DocBuilder::tensor(const Array& a, const std::string& path) {
 
 void DocBuilder::put(Node& group, const std::string& key, const Obj* value, const std::string& path, int depth) {
   if (depth > kMaxDepth) fail(CKPT_ERR_LIMIT, path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
-  if (value->kind == Kind::none) return;
+  if (value->kind == Kind::none) {
+    std::string p = path.empty() ? key : path + "/" + key;
+    spend(16 + p.size(), p);  // what the path costs: a shared None must not list 2^30 of them
+    nones_.push_back(std::move(p));
+    return;
+  }
   if (auto a = attribute(value)) {
     uint64_t cost = kAttributeCost + key.size() + a->s.size() + a->bools.size() + 8 * (a->ints.size() + a->floats.size());
     for (const auto& s : a->strings) cost += 32 + s.size();

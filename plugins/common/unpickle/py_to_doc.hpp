@@ -39,8 +39,8 @@ class DocBuilder {
   DocBuilder(std::vector<TensorEntry>& tensors, std::function<Blob*(const Array&)> resolve, uint64_t max_bytes)
       : tensors_(tensors), resolve_(std::move(resolve)), bytes_left_(max_bytes), max_bytes_(max_bytes) {}
 
-  // Puts `value` into `group` under `key`: an attribute, a tensor or a group. None is skipped
-  // (a document has no null), and so is anything that maps to nothing.
+  // Puts `value` into `group` under `key`: an attribute, a tensor or a group. None is left out
+  // (a document has no null) and its path kept in nones(), so that a reader can name it.
   void put(Node& group, const std::string& key, const Obj* value, const std::string& path, int depth);
   // The members of a dict, a list or tuple (named 0, 1, ...) or an object's attributes.
   void fill(Node& group, const Obj* container, const std::string& path, int depth);
@@ -54,6 +54,8 @@ class DocBuilder {
   // The name a dict key takes in a document.
   static std::string key_name(const Obj* key, int depth = 0);
   static std::string key_text(const Obj* key, int depth);
+  // The paths of the None values left out, in the order met.
+  const std::vector<std::string>& nones() const { return nones_; }
 
  private:
   // What a reader and the host hold for a member, roughly: the node, its name, its index slots.
@@ -62,6 +64,7 @@ class DocBuilder {
   std::function<Blob*(const Array&)> resolve_;
   uint64_t bytes_left_;
   uint64_t max_bytes_;
+  std::vector<std::string> nones_;
 };
 
 // A name not yet used among `group`'s children: `name`, else name_2, name_3, ...

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -400,17 +401,62 @@ TEST_F(PickleFormat, ScikitLearnEstimatorsReadWithEveryArrayAndTheirCallsNotRun)
     const fs::path mp = dir / (std::string(f) + ".msgpack");
     ConvertOptions o;
     o.fsync = false;
-    convert(dir / f, mp, o);
+    o.allow_lossy = true;  // the estimators' None attributes (max_depth=None, ...), each named
+    const ConvertReport rep = convert(dir / f, mp, o);
+    EXPECT_FALSE(rep.losses.empty());
+    for (const auto& l : rep.losses) EXPECT_NE(l.what.find("None"), std::string::npos) << l.path << ": " << l.what;
     DiffOptions exact;
     exact.ignore_meta = false;
-    // Less the hashes convert records in every file it writes.
+    // Less meta: the Nones the reading names there, the hashes and losses convert records.
     Document back = read_document(mp);
     ASSERT_TRUE(back.find_group("meta")) << f;
-    back.find_group("meta")->erase("integrity");
-    if (!doc.find("meta")) back.erase("meta");
-    const DiffReport d = diff_documents(doc, back, exact);
+    back.erase("meta");
+    Document read = doc;
+    read.erase("meta");
+    const DiffReport d = diff_documents(read, back, exact);
     EXPECT_TRUE(d.identical()) << d.entries.front().path << ": " << d.entries.front().detail;
   }
+  // A document has no null: an estimator's None attributes are named (meta/@unread), so a
+  // conversion names each as a loss instead of dropping it silently.
+  ASSERT_EQ(run(std::string(CKPT_PYTHON) + " -c \"import pickle, numpy as np\n"
+                "from sklearn.linear_model import LogisticRegression\nfrom sklearn.pipeline import Pipeline\n"
+                "X = np.random.default_rng(0).random((20, 3)); y = (X[:, 0] > .5).astype(int)\n"
+                "m = LogisticRegression().fit(X, y); pickle.dump(m, open('" + (dir / "lr.pkl").string() + "', 'wb'))\n"
+                "pickle.dump(Pipeline([('lr', m)]), open('" + (dir / "pipe.pkl").string() + "', 'wb'))\n"
+                "print(sorted(k for k, v in vars(m).items() if v is None))\"",
+                out),
+            0)
+      << out;
+  for (const char* none : {"class_weight", "random_state", "n_jobs", "l1_ratio"})
+    EXPECT_NE(out.find(std::string("'") + none + "'"), std::string::npos) << out;  // what sklearn holds as None
+  const Document lr = read_document(dir / "lr.pkl");
+  const Value* unread = lr.find_group("meta") ? lr.find_group("meta")->attribute("unread") : nullptr;
+  ASSERT_TRUE(unread);
+  for (const char* none : {"class_weight", "random_state", "n_jobs", "l1_ratio"}) {
+    const auto& list = std::get<std::vector<std::string>>(*unread);
+    EXPECT_NE(std::find(list.begin(), list.end(), std::string(none) + ": None, left out: a document has no null"), list.end())
+        << none;
+  }
+  ConvertOptions strict;
+  strict.fsync = false;
+  try {
+    convert(dir / "lr.pkl", dir / "lr.msgpack", strict);
+    ADD_FAILURE() << "None attributes dropped without --allow-lossy";
+  } catch (const UnsupportedError& e) {
+    for (const char* none : {"class_weight", "random_state", "n_jobs", "l1_ratio"})
+      EXPECT_NE(std::string(e.what()).find(std::string(none) + ": None"), std::string::npos) << e.what();
+  }
+  strict.allow_lossy = true;
+  const ConvertReport piped = convert(dir / "pipe.pkl", dir / "pipe.msgpack", strict);
+  bool memory = false, nested = false;
+  for (const auto& l : piped.losses) {
+    memory = memory || l.path == "memory";
+    nested = nested || l.path == "steps/0/1/class_weight";
+  }
+  EXPECT_TRUE(memory && nested);
+  const Value* losses = read_document(dir / "pipe.msgpack").find_group_path("meta/conversion")->attribute("losses");
+  ASSERT_TRUE(losses);
+  EXPECT_EQ(std::get<std::vector<std::string>>(*losses).size(), piped.losses.size());
   // Only calls that rebuild data are kept as calls not made; any other call is refused by name,
   // whatever module it names (a deny-list of modules that run code is easy to get around:
   // linecache.os.system, _functools.partial, deque(starmap(system, ...))).
