@@ -1,6 +1,7 @@
 #include "npy_header.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <string_view>
 
@@ -41,13 +42,47 @@ std::string printable(std::string_view s) {
   return s.size() > 80 ? out + "..." : out;
 }
 
+// NumPy's names of the dtypes ckpt holds, as np.load reads a descr that is no type string
+// (numpy.lib.format.descr_to_dtype gives it to numpy.dtype): the sized names, the IEEE ones and
+// the one-character codes whose width no platform changes, in native (little-endian) order.
+// 'int', 'long', 'l' and 'L' are left out: their width is the reading platform's.
+struct DtypeName {
+  std::string_view name;
+  uint32_t dtype;
+};
+constexpr DtypeName kNames[] = {
+    {"bool", CKPT_DTYPE_BOOL},      {"bool_", CKPT_DTYPE_BOOL},     {"int8", CKPT_DTYPE_I8},     {"byte", CKPT_DTYPE_I8},
+    {"b", CKPT_DTYPE_I8},           {"uint8", CKPT_DTYPE_U8},       {"ubyte", CKPT_DTYPE_U8},    {"B", CKPT_DTYPE_U8},
+    {"int16", CKPT_DTYPE_I16},      {"short", CKPT_DTYPE_I16},      {"h", CKPT_DTYPE_I16},       {"uint16", CKPT_DTYPE_U16},
+    {"ushort", CKPT_DTYPE_U16},     {"H", CKPT_DTYPE_U16},          {"int32", CKPT_DTYPE_I32},   {"intc", CKPT_DTYPE_I32},
+    {"i", CKPT_DTYPE_I32},          {"uint32", CKPT_DTYPE_U32},     {"uintc", CKPT_DTYPE_U32},   {"I", CKPT_DTYPE_U32},
+    {"int64", CKPT_DTYPE_I64},      {"longlong", CKPT_DTYPE_I64},   {"q", CKPT_DTYPE_I64},       {"uint64", CKPT_DTYPE_U64},
+    {"ulonglong", CKPT_DTYPE_U64},  {"Q", CKPT_DTYPE_U64},          {"float16", CKPT_DTYPE_F16}, {"half", CKPT_DTYPE_F16},
+    {"e", CKPT_DTYPE_F16},          {"float32", CKPT_DTYPE_F32},    {"single", CKPT_DTYPE_F32},  {"f", CKPT_DTYPE_F32},
+    {"float64", CKPT_DTYPE_F64},    {"double", CKPT_DTYPE_F64},     {"float", CKPT_DTYPE_F64},   {"d", CKPT_DTYPE_F64},
+    {"complex64", CKPT_DTYPE_C64},  {"csingle", CKPT_DTYPE_C64},    {"F", CKPT_DTYPE_C64},       {"complex128", CKPT_DTYPE_C128},
+    {"cdouble", CKPT_DTYPE_C128},   {"complex", CKPT_DTYPE_C128},   {"D", CKPT_DTYPE_C128},
+};
+
+// A dtype name ('float32', 'complex'), not a type string: a type string is a byte order, one
+// kind character and its width or unit ('<f4', '|O', '<M8[ns]'), so never two letters first.
+bool is_name(std::string_view code) {
+  return code.size() >= 2 && std::isalpha(static_cast<unsigned char>(code[0])) && std::isalpha(static_cast<unsigned char>(code[1]));
+}
+
 // Why a descr ckpt does not hold is refused: the kinds NumPy has beyond ckpt's.
 [[noreturn]] void refuse_descr(std::string_view descr, const std::string& where) {
   std::string_view code = descr;
   if (!code.empty() && std::strchr("<>|=", code.front())) code.remove_prefix(1);
   std::string why;
   const char kind = code.empty() ? '\0' : code.front();
-  if (kind == 'O')
+  if (descr == "int" || descr == "long" || descr == "l" || descr == "L" || descr == "uint" || descr == "ulong")
+    why = "a C type name, which np.load reads as numpy.dtype('" + printable(descr) + "'), whose width is the reading "
+          "platform's; ckpt reads only names of one width (int64, int32, ...)";
+  else if (is_name(descr))
+    why = "not a type string ('<f4') but a name, which np.load reads as numpy.dtype('" + printable(descr) +
+          "'); ckpt reads the names of the dtypes it holds (float32, int64, bool, complex64, ...), and this is none of them";
+  else if (kind == 'O')
     why = "an object array holds Python objects, which only pickle can rebuild, and ckpt never runs pickle";
   else if (kind == 'U' || kind == 'S' || kind == 'a')
     why = "a string array; ckpt tensors hold numbers";
@@ -170,6 +205,13 @@ class Literal {
       if (code != k.code) continue;
       h.dtype = k.dtype;
       h.swap = order == '>' && ckpt::sdk::dtype_number_size(k.dtype) > 1;
+      return;
+    }
+    // A name ('float32'), read as np.load reads it: numpy.dtype(name), native byte order.
+    for (const DtypeName& n : kNames) {
+      if (d != n.name) continue;
+      h.dtype = n.dtype;
+      h.swap = false;
       return;
     }
     (void)at;

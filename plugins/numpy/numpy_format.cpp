@@ -35,7 +35,7 @@ struct NumpyFormat {
     const size_t n = head[26] | (size_t{head[27]} << 8);
     if (head.size() < 30 + n || n == 0) return 0;
     const std::string_view first(reinterpret_cast<const char*>(head.data()) + 30, n);
-    if (first.size() > 4 && first.substr(first.size() - 4) == ".npy") return 90;
+    if (first.size() >= 4 && first.substr(first.size() - 4) == ".npy") return 90;  // '.npy': np.savez's empty key
     if (first.back() == '/') return 20;  // a directory first: ckpt's empty group, or any zip
     return 0;
   }

@@ -55,7 +55,7 @@ struct ChildKeyHash {
   size_t operator()(const ChildKey& k) const { return std::hash<std::string>{}(k.name) ^ (k.parent * 0x9e3779b97f4a7c15ull); }
 };
 
-bool ends_with_npy(std::string_view s) { return s.size() > 4 && s.compare(s.size() - 4, 4, ".npy") == 0; }
+bool ends_with_npy(std::string_view s) { return s.size() >= 4 && s.compare(s.size() - 4, 4, ".npy") == 0; }
 
 }  // namespace
 
@@ -106,6 +106,9 @@ void NumpyReader::read_npz(const ckpt::sdk::ReadLimits& limits) {
       key = name.substr(0, name.size() - 1);
     } else if (ends_with_npy(name)) {
       key = name.substr(0, name.size() - 4);
+      if (key.empty())
+        fail(CKPT_ERR_UNSUPPORTED, "member '.npy' is the array of the empty key (np.savez(**{'': a}); np.load gives it as "
+                                   "z['']), and a document name is never empty, so ckpt cannot name it");
       // numpy.load's NpzFile looks a key up as a member name first: with a member 'x.npy'
       // (key 'x') beside 'x.npy.npy', z['x.npy'] is the array 'x', not this one.
       if (ends_with_npy(key) && zip_->find(key))

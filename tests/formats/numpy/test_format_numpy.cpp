@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <tuple>
 #include <map>
 #include <random>
 #include <sstream>
@@ -468,6 +469,61 @@ TEST(NumpyNames, AKeyThatIsAnotherMembersNameIsRefused) {
   d.add_tensor("y", pattern(DType::f32, {2}, 2));
   write_document(d, tmp.path / "ok.npz", numpy_format());
   EXPECT_EQ(differences(d, read_numpy(tmp.path / "ok.npz")), "");
+}
+
+// What np.load makes of a file is what ckpt reads or the reason it refuses it: an npz of the
+// empty key (np.load gives z['']) is refused for its name, never as "raw bytes"; a descr that
+// is a dtype name ('float32', which np.load gives to numpy.dtype) reads as NumPy reads it.
+TEST(NumpyNames, WhatNpLoadMakesOfNamesIsReadOrRefusedTruthfully) {
+  TempDir tmp;
+  const fs::path dir = tmp.path;
+  std::string out;
+  std::ofstream(dir / "make.py") << R"PY(import numpy as np, sys
+d = sys.argv[1]
+np.savez(d + '/empty_key.npz', **{'': np.arange(3, dtype=np.float32)})
+print('empty key:', np.load(d + '/empty_key.npz')[''].tolist())
+def npy(name, descr, data):
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (descr, data.size)
+    h += ' ' * (63 - (10 + len(h)) % 64) + '\n'
+    open(d + '/' + name, 'wb').write(b'\x93NUMPY\x01\x00' + len(h).to_bytes(2, 'little') + h.encode() + data.tobytes())
+    print(name, np.load(d + '/' + name).dtype.str)
+npy('f32.npy', 'float32', np.arange(3, dtype='<f4'))
+npy('i2.npy', 'h', np.arange(4, dtype='<i2'))
+npy('c16.npy', 'complex', np.arange(2, dtype='<c16'))
+npy('long.npy', 'int', np.arange(2, dtype='<i8'))
+npy('f128.npy', 'float128', np.arange(2, dtype=np.longdouble))
+)PY";
+  ASSERT_EQ(run(std::string(CKPT_PYTHON) + " " + (dir / "make.py").string() + " " + dir.string(), out), 0) << out;
+  // NumPy's own reading, for the record.
+  EXPECT_NE(out.find("empty key: [0.0, 1.0, 2.0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("f32.npy <f4"), std::string::npos) << out;
+  try {
+    read_numpy(dir / "empty_key.npz");
+    ADD_FAILURE() << "the empty key read";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("the empty key"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("raw bytes"), std::string::npos) << e.what();
+  }
+  for (const auto& [file, dtype, n] : {std::tuple{"f32.npy", DType::f32, 3}, std::tuple{"i2.npy", DType::i16, 4},
+                                       std::tuple{"c16.npy", DType::c128, 2}}) {
+    SCOPED_TRACE(file);
+    const Document d = read_numpy(dir / file);
+    const Tensor* t = d.find_tensor("array");
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->dtype(), dtype);
+    EXPECT_EQ(t->shape(), Shape{n});
+  }
+  EXPECT_EQ(read_numpy(dir / "f32.npy").find_tensor("array")->data<float>()[2], 2.0f);
+  // A name of the platform's width, and one of a dtype ckpt does not hold: refused as names.
+  for (const auto& [file, why] : {std::pair{"long.npy", "whose width is the reading platform's"},
+                                  std::pair{"f128.npy", "not a type string ('<f4') but a name"}}) {
+    try {
+      read_numpy(dir / file);
+      ADD_FAILURE() << file << " read";
+    } catch (const UnsupportedError& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  }
 }
 
 // Every member's CRC-32 is checked before its bytes are used: a stored member's when its data
