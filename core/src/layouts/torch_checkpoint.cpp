@@ -105,7 +105,8 @@ class Mapping {
     if (opt) {
       Group o;
       std::vector<std::pair<std::string, std::string>> moved;
-      if (map_optimizer(*opt, opt_key, params, o, moved)) {
+      const Group* model_state = model ? doc.find_group("model")->find_group("state") : nullptr;
+      if (map_optimizer(*opt, opt_key, params, model_state, o, moved)) {
         doc.add_group("optimizer") = std::move(o);
         moved_.insert(moved_.end(), moved.begin(), moved.end());
         used.insert(opt_key);
@@ -286,8 +287,16 @@ class Mapping {
     return i;
   }
 
-  bool map_optimizer(const Group& opt, const std::string& opt_key, const std::vector<std::string>& names, Group& out,
-                     std::vector<std::pair<std::string, std::string>>& moved) const {
+  // Buffers torch's optimizers keep in their parameter's shape: one of another shape means the
+  // pairing by position is wrong (an optimizer built over the parameters in another order than
+  // the state dict's), and the optimizer stays unmapped. An order that swaps parameters of one
+  // shape cannot be told apart this way (docs/formats/pytorch.md).
+  static bool per_parameter(std::string_view buffer) {
+    return buffer == "momentum_buffer" || buffer == "exp_avg" || buffer == "exp_avg_sq" || buffer == "max_exp_avg_sq";
+  }
+
+  bool map_optimizer(const Group& opt, const std::string& opt_key, const std::vector<std::string>& names,
+                     const Group* model_state, Group& out, std::vector<std::pair<std::string, std::string>>& moved) const {
     const Group* state = opt.find_group("state");
     const Group* groups = opt.find_group("param_groups");
     if (!state || !groups || groups->children().size() != 1 || !groups->attributes().empty()) return false;
@@ -334,6 +343,10 @@ class Mapping {
           if (!s || (step && *step != *s) || *s != std::trunc(*s)) return false;
           step = *s;
           continue;
+        }
+        if (per_parameter(b.name)) {
+          const Node* param = model_state ? model_state->find(name) : nullptr;
+          if (!param || !param->is_tensor() || param->tensor().shape() != b.tensor().shape()) return false;
         }
         pg.add_tensor(b.name, b.tensor());
         moved.emplace_back("optimizer/state/" + name + "/" + b.name, listed + "/" + b.name);

@@ -92,6 +92,15 @@ def make(out):
     named = opt.state_dict()
     named["state"] = {"fc1.weight" if i == 0 else i: v for i, v in named["state"].items()}
     write(out, "named_state", {"model_state_dict": net.state_dict(), "optimizer_state_dict": named, "epoch": 2.5})
+    # An optimizer built over the parameters in another order than the state dict's: pairing by
+    # position would file fc2's momentum under fc1.weight. Both readings keep it in extra.
+    net = Net()
+    reordered = torch.optim.SGD(list(net.fc2.parameters()) + list(net.bn.parameters()) + list(net.fc1.parameters()),
+                                lr=0.1, momentum=0.9)
+    x = torch.randn(16, 4)
+    net(x).sum().backward()
+    reordered.step()
+    write(out, "reordered", {"model_state_dict": net.state_dict(), "optimizer_state_dict": reordered.state_dict()})
     # A loss in a half-precision one-element tensor, read as a number through the file's bytes;
     # in the pickle also big-endian, which the plugin swaps as it reads.
     write(out, "half_loss", {"epoch": 1, "model_state_dict": net.state_dict(),

@@ -92,7 +92,7 @@ TempDir* PickleCheckpoint::dir_ = nullptr;
 
 TEST_F(PickleCheckpoint, ReadsAsTorchSavesFileOfTheSameDict) {
   for (const char* name : {"sgd", "adam", "adamw", "megengine", "unmatched", "two_groups", "uneven_steps", "named_state",
-                           "half_loss"}) {
+                           "half_loss", "reordered"}) {
     const auto d = differ(name);
     EXPECT_TRUE(d.empty()) << name << ":\n" << [&] {
       std::string s;
@@ -133,7 +133,7 @@ TEST_F(PickleCheckpoint, MapsModelOptimizerTrainerAndExtra) {
   const Document bad = read_document(file("unmatched.pkl"));
   EXPECT_FALSE(bad.find_group("optimizer"));
   EXPECT_TRUE(bad.find_tensor_path("extra/optimizer_state_dict/state/0/momentum_buffer"));
-  for (const char* name : {"two_groups.pkl", "uneven_steps.pkl", "named_state.pkl"}) {
+  for (const char* name : {"two_groups.pkl", "uneven_steps.pkl", "named_state.pkl", "reordered.pkl"}) {
     const Document d = read_document(file(name));
     EXPECT_TRUE(d.find_tensor_path("model/state/fc1.weight")) << name;
     EXPECT_FALSE(d.find_group("optimizer")) << name;
