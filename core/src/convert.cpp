@@ -129,9 +129,13 @@ void plan_group(const Group& in, Group& out, const std::string& in_prefix, const
     if (ip == "meta/signature") continue;
     if (plan.hashes_last && ip == "meta/integrity" && c.is_group()) continue;
     // A target without nested groups cannot hold the record under its path, and its writer
-    // records the hashes of what it writes (GGUF's ckpt.integrity.*: docs/formats/gguf.md):
-    // the source's record is checked as its tensors are read, and replaced, not lost.
-    if (flatten && attrs && target.can(CKPT_CAP_ATTRIBUTE_ARRAYS) && ip == "meta/integrity" && c.is_group()) continue;
+    // records the hashes of what it writes when handed one (GGUF's ckpt.integrity.*:
+    // docs/formats/gguf.md): the source's record is checked as its tensors are read, and an
+    // empty one handed over to be replaced, not lost.
+    if (flatten && attrs && target.can(CKPT_CAP_ATTRIBUTE_ARRAYS) && ip == "meta/integrity" && c.is_group()) {
+      if (const Node* m = out.find("meta"); !m || m->is_group()) out.group("meta").group("integrity");
+      continue;
+    }
     if (c.is_group()) {
       if (flatten) {
         plan_group(c.group(), out, ip, out_prefix, flat_prefix + c.name + ".", target, plan, true);

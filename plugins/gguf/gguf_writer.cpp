@@ -324,6 +324,7 @@ void GgufWriter::begin_group(std::string_view name, uint64_t, uint64_t n_childre
   }
   // GGUF has no groups: a nested group's members take its path, joined with '.', as the host
   // flattens them (it hands over nested groups only for its own records, meta/conversion).
+  if (stack_.size() == 1 && name == "meta") host_records_ = true;
   stack_.emplace_back(name);
 }
 
@@ -621,12 +622,15 @@ void GgufWriter::llama_layout() {
 }
 
 // Every file the writer makes records the hashes of its tensors and a manifest of the document
-// the reader lists for it (docs/schema.md): the header without the record is parsed by the
+// the reader lists for it (docs/schema.md), when the host hands it records (a group meta:
+// meta/integrity, meta/conversion; a document of plain key-values and tensors, as GGUF -> GGUF
+// and the SDK's conformance kit write, stays byte for byte what it was): the header without the record is parsed by the
 // reader's own parse, so the manifest covers exactly what a reader sees (names as read back,
 // key values as GGUF's types hold them, gguf:types). A document whose tensor reads back as
 // 'meta', the group the record goes to, gets none.
 void GgufWriter::record_hashes() {
   integrity_.reset();
+  if (!host_records_) return;
   const std::vector<uint8_t> h = header(0, false);
   const uint64_t size = align_up(h.size(), alignment_) + align_up(data_size_, alignment_);
   const Parsed parsed = parse(std::as_bytes(std::span(h)), size, ckpt::sdk::ReadLimits{}, kMaxAlignment);

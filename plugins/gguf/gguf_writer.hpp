@@ -96,6 +96,7 @@ class GgufWriter final : public ckpt::sdk::Writer {
 
   // ckpt's record of hashes (ckpt.integrity.*), made at finish from the header without it.
   std::optional<IntegrityRecord> integrity_;
+  bool host_records_ = false;  // the document has a group meta (the host's records)
 };
 
 }  // namespace ckpt_gguf
