@@ -31,9 +31,6 @@ Handle number_type(std::string_view name) {
   return t;
 }
 
-constexpr const char* kNumbers[] = {"<i1", "<i2", "<i4", "<i8", "<u1", "<u2", "<u4", "<u8", "<f2", "<f4", "<f8",
-                                    ">i1", ">i2", ">i4", ">i8", ">u1", ">u2", ">u4", ">u8", ">f2", ">f4", ">f8"};
-
 bool is_string(uint32_t t) { return t == CKPT_VALUE_STRING || t == CKPT_VALUE_STRING_ARRAY; }
 bool is_array(uint32_t t) { return t >= CKPT_VALUE_BOOL_ARRAY && t <= CKPT_VALUE_STRING_ARRAY; }
 
@@ -47,13 +44,18 @@ std::string_view string_at(const ckpt_value& v, uint64_t k) {
 std::string describe_attribute_type(hid_t type) {
   switch (H5Tget_class(type)) {
     case H5T_INTEGER:
-    case H5T_FLOAT:
-      for (const char* n : kNumbers) {
-        Handle t = number_type(n);
-        if (H5Tequal(type, t) > 0) return n;
-      }
+    case H5T_FLOAT: {
+      // The one name its size, sign and order give, if the type is that standard one (not a
+      // long double, a float of another layout, an integer of padded bits).
+      const size_t size = H5Tget_size(type);
+      if (size != 1 && size != 2 && size != 4 && size != 8) return "";
+      const char kind = H5Tget_class(type) == H5T_FLOAT ? 'f' : H5Tget_sign(type) == H5T_SGN_NONE ? 'u' : 'i';
+      const std::string name = std::string(H5Tget_order(type) == H5T_ORDER_BE ? ">" : "<") + kind + std::to_string(size);
+      Handle t = number_type(name);
+      const bool same = t.valid() && H5Tequal(type, t) > 0;
       H5Eclear2(H5E_DEFAULT);
-      return "";
+      return same ? name : "";
+    }
     case H5T_ENUM:
       return is_bool_enum(type) ? "bool" : "";
     case H5T_STRING:

@@ -183,6 +183,14 @@ void H5Reader::add_records(Tree& tree, bool ours) {
               unread_.push_back("/meta/" + name + ": its attribute '" + a.first + "' (its dataset is not read)");
             d = dataset_attributes_.erase(d);
           }
+          for (size_t r = 0; r < attr_type_paths_.size();) {  // nor the types of its attributes
+            if (attr_type_paths_[r] != "/meta/" + name) {
+              ++r;
+              continue;
+            }
+            for (auto* c : {&attr_type_paths_, &attr_type_names_, &attr_types_, &attr_type_shapes_})
+              c->erase(c->begin() + static_cast<ptrdiff_t>(r));
+          }
         } else {
           unread_.push_back("/meta: its attribute '" + name + "' (ckpt records what it could not read, or how, under that name)");
           for (size_t k = 0; k < attr_type_paths_.size();) {  // nor its type: the attribute is not listed
