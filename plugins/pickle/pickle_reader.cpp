@@ -55,33 +55,10 @@ PickleReader::PickleReader(const std::string& path, const ckpt::sdk::ReadLimits&
 
 // A document has no null: the None values the pickle held are left out and named in
 // meta/@unread, so that a conversion names each as a loss (docs/schema.md) instead of
-// dropping it silently (a scikit-learn estimator's class_weight=None, random_state=None).
-namespace {
-
-// Whether the host's torch-checkpoint layout maps this listing onto the schema
-// (core/src/layouts/torch_checkpoint.cpp, TorchCheckpoint::recognises: a dict with a state dict
-// or torch's optimizer state under one of its keys). That layout builds the schema's meta itself
-// and files the listing's own meta under extra, so a meta/@unread made here would become the
-// user's data there, not a named loss: such a dict's Nones are left out unnamed, as before,
-// until the layout carries the listing's meta/@unread (docs/formats/pickle.md).
-bool mapped_as_checkpoint(const Node& root) {
-  if (root.attribute("__class__") || root.attribute("__call__")) return false;
-  auto first_group = [&](std::initializer_list<const char*> keys) -> const Node* {
-    for (const char* k : keys)
-      if (const Node* n = root.child(k); n && n->is_group) return n;
-    return nullptr;
-  };
-  const Node* model = first_group({"model_state_dict", "model", "state_dict", "net"});
-  bool state_dict = model && !model->children.empty() && model->attributes.empty();
-  for (size_t i = 0; state_dict && i < model->children.size(); ++i) state_dict = !model->children[i].is_group;
-  const Node* opt = first_group({"optimizer_state_dict", "optimizer"});
-  return state_dict || (opt && (opt->attribute("param_groups") || opt->child("param_groups")));
-}
-
-}  // namespace
-
+// dropping it silently (a scikit-learn estimator's class_weight=None, random_state=None). A
+// checkpoint dict the host's torch-checkpoint layout maps carries the list into the schema's meta.
 void PickleReader::name_nones(const std::vector<std::string>& nones) {
-  if (nones.empty() || mapped_as_checkpoint(root_)) return;
+  if (nones.empty()) return;
   std::vector<std::string> unread;
   for (const auto& p : nones) unread.push_back(p + ": None, left out: a document has no null");
   Node* meta = root_.child("meta");

@@ -16,6 +16,7 @@
 #include "builtin.hpp"
 
 #include <ckpt/errors.hpp>
+#include <ckpt/sdk_float.hpp>
 
 #include <bit>
 #include <charconv>
@@ -92,6 +93,10 @@ class Mapping {
     meta.set("schema", std::string("ckpt.checkpoint"));
     meta.set("schema_version", int64_t{1});
     meta.set("producer", std::string(source_.format == "pytorch" ? "PyTorch (torch.save)" : "Python pickle"));
+    // What the plugin could not represent (a pickle's None values) it names in the listing's
+    // meta/@unread; the schema's meta names it in turn, so convert names each as a loss.
+    const Group* listed_meta = root.find_group("meta");
+    const Value* unread = listed_meta ? listed_meta->attribute("unread") : nullptr;
     std::vector<std::string> params;
     std::set<std::string> used;
     if (model) {
@@ -139,9 +144,36 @@ class Mapping {
     }
     for (const Attribute& a : root.attributes())
       if (!used.count(a.name)) extra.set(unused_attribute(extra, a.name), a.value);
-    for (const Node& c : root.children())
-      if (!used.count(c.name)) take(extra, c.name, c, "extra", c.name);
+    for (const Node& c : root.children()) {
+      if (used.count(c.name)) continue;
+      if (unread && c.is_group() && &c.group() == listed_meta) {
+        // The pickle's own meta, if it had one, without the plugin's record (now in meta).
+        Group own = c.group();
+        own.erase_attribute("unread");
+        if (own.empty()) continue;
+        const std::string n = unused_child(extra, c.name);
+        Group& g = extra.add_group(n);
+        g = std::move(own);
+        g.for_each_tensor([&](const std::string& p, const Tensor&) { moved_.emplace_back("extra/" + n + "/" + p, c.name + "/" + p); });
+        continue;
+      }
+      take(extra, c.name, c, "extra", c.name);
+    }
     if (!extra.empty()) doc.add_group("extra") = std::move(extra);
+    if (const auto* names = unread ? std::get_if<std::vector<std::string>>(unread) : nullptr) {
+      // A None among a mapped optimizer's param group keys (torch's foreach, fused) is no loss:
+      // the schema defaults it, and a writer to .pt writes it back as torch does.
+      std::vector<std::string> lost;
+      const std::string group = opt_key && used.count(opt_key) ? std::string(opt_key) + "/param_groups/0/" : std::string();
+      for (const std::string& n : *names) {
+        const size_t colon = n.find(':');
+        if (!group.empty() && n.starts_with(group) && colon != std::string::npos &&
+            schema_or_default_key(n.substr(group.size(), colon - group.size())))
+          continue;
+        lost.push_back(n);
+      }
+      if (!lost.empty()) doc.find_group("meta")->set("unread", std::move(lost));
+    }
     out.moved = std::move(moved_);
     return out;
   }
@@ -207,12 +239,7 @@ class Mapping {
         read(2);
         uint16_t h;
         std::memcpy(&h, buf, 2);
-        if (t.dtype() == DType::bf16) return static_cast<double>(std::bit_cast<float>(uint32_t{h} << 16));
-        const int exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-        const double sign = (h >> 15) ? -1.0 : 1.0;
-        if (exp == 0) return sign * std::ldexp(frac, -24);
-        if (exp == 31) return frac ? std::nan("") : sign * HUGE_VAL;
-        return sign * std::ldexp(frac + 1024, exp - 25);
+        return static_cast<double>(t.dtype() == DType::bf16 ? ckpt::sdk::bf16_to_f32(h) : ckpt::sdk::f16_to_f32(h));
       }
       default: return std::nullopt;
     }

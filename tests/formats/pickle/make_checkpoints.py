@@ -70,7 +70,7 @@ def make(out):
     net, opt, loss = trained(torch.optim.AdamW, lr=1e-2, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.StepLR(opt, 2, 0.5)
     write(out, "adamw", {"state_dict": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "global_step": 21, "trainer": {"seed": 4}, "config": {"depth": 3}})
+                         "global_step": 21, "trainer": {"seed": 4}, "config": {"depth": 3, "dropout": None}})
     # MegEngine's guide: its optimizer key is not one of torch's, so it stays in extra as it is.
     net, opt, _ = trained(torch.optim.SGD, lr=0.1)
     write(out, "megengine", {"epoch": 2, "state_dict": net.state_dict(), "opt_state": opt.state_dict()})

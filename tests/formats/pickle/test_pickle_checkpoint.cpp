@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstring>
 #include <sys/wait.h>
 
@@ -30,9 +32,11 @@ int run(const std::string& command, std::string& out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// What the .pt reading holds beside the schema: the codec's own records of the torch file.
+// What either reading holds beside the schema: the codec's own records of the file (the .pt
+// reading keeps a None in its user layout; the pickle's names it in meta/@unread, checked below).
 bool codec_record(const std::string& path) {
-  return path == "meta/@producer" || path == "meta/@torch_layout" || path == "meta/@tensor_aliases";
+  return path == "meta/@producer" || path == "meta/@torch_layout" || path == "meta/@tensor_aliases" ||
+         path == "meta/@unread";
 }
 
 // Every difference between two documents, one line each.
@@ -106,6 +110,16 @@ TEST_F(PickleCheckpoint, MapsModelOptimizerTrainerAndExtra) {
   const Document sgd = read_document(file("sgd.pkl"));
   EXPECT_EQ(std::get<std::string>(*sgd.find_group("meta")->attribute("schema")), "ckpt.checkpoint");
   EXPECT_EQ(std::get<std::string>(*sgd.find_group("meta")->attribute("producer")), "Python pickle");
+  // torch's param group holds foreach=None, which the schema defaults (no loss); a None the
+  // schema does not hold is named in the schema's meta, so convert names it as a loss, and is
+  // not filed under extra as the user's data.
+  EXPECT_FALSE(sgd.find_group("meta")->attribute("unread"));
+  const Document adamw = read_document(file("adamw.pkl"));
+  const auto* unread = std::get_if<std::vector<std::string>>(adamw.find_group("meta")->attribute("unread"));
+  ASSERT_TRUE(unread);
+  EXPECT_EQ(*unread, std::vector<std::string>{"config/dropout: None, left out: a document has no null"});
+  EXPECT_FALSE(adamw.find_group_path("extra/meta"));
+  EXPECT_EQ(std::get<int64_t>(*adamw.find_group_path("extra/config")->attribute("depth")), 3);
   ASSERT_TRUE(sgd.find_tensor_path("model/state/fc1.weight"));
   // Optimizer buffers by parameter name; BatchNorm's running statistics are no parameters.
   ASSERT_TRUE(sgd.find_tensor_path("optimizer/state/fc2.bias/momentum_buffer"));
