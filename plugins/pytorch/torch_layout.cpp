@@ -1,5 +1,7 @@
 #include "torch_layout.hpp"
 
+#include <ckpt/sdk_float.hpp>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -69,12 +71,7 @@ std::optional<double> number(const Obj* o, DocBuilder& b) {
     case CKPT_DTYPE_BF16: {
       uint16_t h;
       std::memcpy(&h, buf, 2);
-      if (e.dtype == CKPT_DTYPE_BF16) return static_cast<double>(std::bit_cast<float>(uint32_t{h} << 16));
-      const int exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-      const double sign = (h >> 15) ? -1.0 : 1.0;
-      if (exp == 0) return sign * std::ldexp(frac, -24);
-      if (exp == 31) return frac ? std::nan("") : sign * HUGE_VAL;
-      return sign * std::ldexp(frac + 1024, exp - 25);
+      return static_cast<double>(e.dtype == CKPT_DTYPE_BF16 ? ckpt::sdk::bf16_to_f32(h) : ckpt::sdk::f16_to_f32(h));
     }
     default: return std::nullopt;
   }
