@@ -454,7 +454,8 @@ TEST_F(PickleFormat, ScikitLearnEstimatorsReadWithEveryArrayAndTheirCallsNotRun)
     nested = nested || l.path == "steps/0/1/class_weight";
   }
   EXPECT_TRUE(memory && nested);
-  const Value* losses = read_document(dir / "pipe.msgpack").find_group_path("meta/conversion")->attribute("losses");
+  const Document written = read_document(dir / "pipe.msgpack");  // kept: `losses` points into it
+  const Value* losses = written.find_group_path("meta/conversion")->attribute("losses");
   ASSERT_TRUE(losses);
   EXPECT_EQ(std::get<std::vector<std::string>>(*losses).size(), piped.losses.size());
   // Only calls that rebuild data are kept as calls not made; any other call is refused by name,
