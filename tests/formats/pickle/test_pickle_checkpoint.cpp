@@ -13,24 +13,14 @@
 #include <algorithm>
 
 #include <cstring>
-#include <sys/wait.h>
 
 using namespace ckpt;
 namespace fs = std::filesystem;
 
 namespace {
 
+using ckpt_test::run;
 using ckpt_test::TempDir;
-
-int run(const std::string& command, std::string& out) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // What either reading holds beside the schema: the codec's own records of the file (the .pt
 // reading keeps a None in its user layout; the pickle's names it in meta/@unread, checked below).
