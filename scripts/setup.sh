@@ -21,6 +21,7 @@ packages=(
   libopenblas0-openmp python3-matplotlib
   time unzip ccache
   libsqlite3-dev sqlite3 postgresql libpq-dev
+  libopenmpi-dev openmpi-bin
   chromium
 )
 
