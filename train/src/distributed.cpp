@@ -1,0 +1,126 @@
+#include "distributed.hpp"
+
+#include <ckpt/errors.hpp>
+
+#include <cstdlib>
+#include <exception>
+#include <limits>
+
+#ifdef CKPT_WITH_MPI
+// The C API only: mpi.h from C++ otherwise drags in Open MPI's removed C++ bindings, which
+// libmpi_cxx would have to provide.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
+
+namespace ckpt::train {
+
+bool Communicator::launched_by_mpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMIX_RANK") != nullptr;
+}
+
+#ifdef CKPT_WITH_MPI
+
+namespace {
+
+// MPI's own text for an error code, with the call that returned it.
+void check(int code, const char* call) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  std::string what;
+  if (MPI_Error_string(code, text, &len) == MPI_SUCCESS) what.assign(text, static_cast<size_t>(len));
+  else what = "error code " + std::to_string(code);
+  throw IoError(std::string("distributed training: ") + call + " failed: " + what);
+}
+
+// MPI counts are int: larger spans go in pieces.
+template <typename F>
+void in_pieces(size_t count, F&& f) {
+  constexpr size_t kMax = static_cast<size_t>(std::numeric_limits<int>::max());
+  for (size_t done = 0; done < count;) {
+    size_t n = std::min(kMax, count - done);
+    f(done, static_cast<int>(n));
+    done += n;
+  }
+}
+
+}  // namespace
+
+bool Communicator::available() { return true; }
+
+Communicator::Communicator() {
+  int finalized = 0, initialized = 0;
+  check(MPI_Finalized(&finalized), "MPI_Finalized");
+  if (finalized) throw UsageError("distributed training: MPI was already finalized in this process; it cannot start again");
+  check(MPI_Initialized(&initialized), "MPI_Initialized");
+  if (!initialized) {
+    int provided = 0;
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    initialised_here_ = true;
+  }
+  check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+  check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+}
+
+Communicator::~Communicator() {
+  if (!initialised_here_ || std::uncaught_exceptions() > 0) return;
+  int finalized = 0;
+  if (MPI_Finalized(&finalized) == MPI_SUCCESS && !finalized) MPI_Finalize();
+}
+
+void Communicator::broadcast(std::span<std::byte> data, int root) const {
+  in_pieces(data.size(), [&](size_t at, int n) { check(MPI_Bcast(data.data() + at, n, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast"); });
+}
+
+void Communicator::broadcast(std::string& s, int root) const {
+  uint64_t n = s.size();
+  broadcast(std::as_writable_bytes(std::span(&n, 1)), root);
+  s.resize(n);
+  broadcast(std::as_writable_bytes(std::span(s.data(), s.size())), root);
+}
+
+void Communicator::allreduce_sum(std::span<float> data) const {
+  in_pieces(data.size(), [&](size_t at, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, data.data() + at, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  });
+}
+
+void Communicator::allreduce_sum(std::span<double> data) const {
+  in_pieces(data.size(), [&](size_t at, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, data.data() + at, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  });
+}
+
+bool Communicator::all_equal(uint64_t value) const {
+  uint64_t lo = 0, hi = 0;
+  check(MPI_Allreduce(&value, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+  check(MPI_Allreduce(&value, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  return lo == hi;
+}
+
+void Communicator::barrier() const { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+
+#else  // built without MPI
+
+bool Communicator::available() { return false; }
+
+Communicator::Communicator() {
+  throw UsageError(
+      "distributed training: this ckpt was built without MPI (-DCKPT_WITH_MPI=OFF, or CMake found no MPI); rebuild with "
+      "Open MPI's development files to train data-parallel");
+}
+
+Communicator::~Communicator() = default;
+void Communicator::broadcast(std::span<std::byte>, int) const {}
+void Communicator::broadcast(std::string&, int) const {}
+void Communicator::allreduce_sum(std::span<float>) const {}
+void Communicator::allreduce_sum(std::span<double>) const {}
+bool Communicator::all_equal(uint64_t) const { return true; }
+void Communicator::barrier() const {}
+
+#endif
+
+}  // namespace ckpt::train

@@ -1,0 +1,53 @@
+// The MPI communicator of data-parallel training (docs/scaling.md). MPI stays inside
+// libckpt_train: libckpt and programs that only read and write checkpoints never link it, and
+// a build without MPI (-DCKPT_WITH_MPI=OFF) keeps this interface, whose constructor then
+// refuses with a clear error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace ckpt::train {
+
+class Communicator {
+ public:
+  // Whether this process was started by mpirun (Open MPI's OMPI_COMM_WORLD_SIZE, or a PMIx
+  // launcher's PMIX_RANK): such a run trains data-parallel without asking for it, since N
+  // independent copies of one run would overwrite each other's checkpoints.
+  static bool launched_by_mpirun();
+  // Whether this build has MPI at all.
+  static bool available();
+
+  // Initialises MPI (MPI_Init_thread, funneled: only the training thread calls MPI) unless the
+  // process already did, and sets MPI_ERRORS_RETURN on MPI_COMM_WORLD so that every failure
+  // comes back as an IoError naming the call. Throws UsageError when the build has no MPI
+  // or MPI was already finalized in this process.
+  Communicator();
+  // Finalizes MPI if this object initialised it, except while an exception unwinds: finalize
+  // is collective, and the other ranks may be waiting in a call this rank never reaches; its
+  // non-zero exit then makes mpirun stop the job.
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  void broadcast(std::span<std::byte> data, int root = 0) const;
+  void broadcast(std::string& s, int root = 0) const;
+  // In place, the sum over ranks; every rank gets the same bits (one reduction result,
+  // distributed), and the same world size and counts reduce in the same order every run.
+  void allreduce_sum(std::span<float> data) const;
+  void allreduce_sum(std::span<double> data) const;
+  // Whether every rank passed the same value.
+  bool all_equal(uint64_t value) const;
+  void barrier() const;
+
+ private:
+  int rank_ = 0, size_ = 1;
+  bool initialised_here_ = false;
+};
+
+}  // namespace ckpt::train
