@@ -29,16 +29,16 @@ ExternalFiles::ExternalFiles(std::string model_path) : model_path_(std::move(mod
   folder_ = folder.empty() ? "." : folder.string();
 }
 
-const ckpt::sdk::MappedFile& ExternalFiles::open(const std::string& location, const std::string& tensor) {
+const ckpt::sdk::MappedFile& ExternalFiles::open(const std::string& location, const std::string& what) {
   if (auto it = files_.find(location); it != files_.end()) return *it->second;
-  const std::string where = "'" + model_path_ + "': initializer " + quote_text(tensor) + ": external data location " +
+  const std::string where = "'" + model_path_ + "': " + what + ": external data location " +
                             quote_text(location) + " is refused: ";
   std::string problem;
   int err = 0;
   const int fd = ckpt::sdk::open_confined(folder_, location, problem, err);
   if (fd < 0) {
     if (err == ENOENT)
-      fail(CKPT_ERR_NOT_FOUND, "'" + model_path_ + "': initializer " + quote_text(tensor) + ": external data file " +
+      fail(CKPT_ERR_NOT_FOUND, "'" + model_path_ + "': " + what + ": external data file " +
                                    quote_text(location) + " does not exist beside the model");
     fail(CKPT_ERR_FORMAT, where + problem);
   }

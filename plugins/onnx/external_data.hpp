@@ -26,8 +26,9 @@ class ExternalFiles {
  public:
   explicit ExternalFiles(std::string model_path);
   // Opens `location` inside the model's folder; throws a format error naming the model, the
-  // tensor and the location when it is absolute, climbs out, or resolves outside.
-  const ckpt::sdk::MappedFile& open(const std::string& location, const std::string& tensor);
+  // tensor (`what`: 'initializer "w"', 'node 3 (Constant) attribute "value"') and the location
+  // when it is absolute, climbs out, or resolves outside.
+  const ckpt::sdk::MappedFile& open(const std::string& location, const std::string& what);
 
  private:
   std::string model_path_;

@@ -178,8 +178,12 @@ class Scanner {
         w_.set_context("graph");
         continue;
       }
-      if (f == field::kSparseInitializer) ++m_.sparse_initializers;
-      w_.skip_field(f, wt);
+      if (f == field::kNode && wt == wire::kLength) {
+        node();
+      } else {
+        if (f == field::kSparseInitializer) ++m_.sparse_initializers;
+        w_.skip_field(f, wt);
+      }
       m_.graph_rest.append(reinterpret_cast<const char*>(file_.data() + start), w_.pos() - start);
     }
   }
@@ -207,12 +211,87 @@ class Scanner {
 
   void initializer() {
     const size_t index = m_.initializers.size();
+    count_tensor();
+    m_.initializers.push_back(tensor("graph/initializer[" + std::to_string(index) + "]", true, {}));
+  }
+
+  void count_tensor() {
+    if (m_.initializers.size() + m_.attribute_tensors.size() >= kMaxEntries)
+      fail(CKPT_ERR_LIMIT, "'" + w_.source() + "': more than " + std::to_string(kMaxEntries) +
+                               " initializers and node attribute tensors");
+  }
+
+  // A node, copied whole for the generated parser by the caller; each attribute's tensor
+  // (AttributeProto.t: a Constant's value) is scanned here as an initializer is, so that its
+  // data is found, checked and later read by the same code.
+  void node() {
+    const size_t index = nodes_++;
+    const std::string context = "graph/node[" + std::to_string(index) + "]";
+    w_.set_context(context);
+    w_.enter("node");
+    const size_t first = m_.attribute_tensors.size();
+    std::string name, op_type;
+    std::vector<std::string> attribute_names;
+    uint32_t f, wt;
+    while (w_.next(f, wt)) {
+      if (f == field::kNodeName && wt == wire::kLength) {
+        name = w_.string("name");
+      } else if (f == field::kNodeOpType && wt == wire::kLength) {
+        op_type = w_.string("op_type");
+      } else if (f == field::kNodeAttribute && wt == wire::kLength) {
+        attribute_names.push_back(node_attribute(index, attribute_names.size(), context));
+        w_.set_context(context);
+      } else {
+        w_.skip_field(f, wt);
+      }
+    }
+    w_.leave();
+    w_.set_context("graph");
+    // Named once the whole node is read: protobuf's fields may come in any order.
+    for (size_t i = first; i < m_.attribute_tensors.size(); ++i) {
+      AttributeTensor& a = m_.attribute_tensors[i];
+      a.tensor.what = "node " + std::to_string(index) + " (" + op_type + (name.empty() ? "" : " " + quote_text(name)) +
+                      ") attribute " + quote_text(attribute_names[a.attribute]);
+    }
+  }
+
+  // Returns the attribute's name.
+  std::string node_attribute(size_t node, size_t k, const std::string& node_context) {
+    const std::string context = node_context + " attribute[" + std::to_string(k) + "]";
+    w_.set_context(context);
+    w_.enter("attribute");
+    std::string name;
+    bool has_tensor = false;
+    uint32_t f, wt;
+    for (;;) {
+      const uint64_t tag_at = w_.pos();
+      if (!w_.next(f, wt)) break;
+      if (f == field::kAttributeName && wt == wire::kLength) {
+        name = w_.string("name");
+      } else if (f == field::kAttributeTensor && wt == wire::kLength) {
+        // protobuf merges a message field given twice (dims appended, the last raw_data): one
+        // reading would take more than this scan. Refused.
+        if (has_tensor) w_.error(tag_at, "the attribute gives its tensor (field t) twice");
+        has_tensor = true;
+        count_tensor();
+        const std::string what = "node " + std::to_string(node) + " attribute " + quote_text(name);
+        m_.attribute_tensors.push_back({node, k, tensor(context + " " + quote_text(name) + " t", false, what)});
+        w_.set_context(context);
+      } else {
+        w_.skip_field(f, wt);
+      }
+    }
+    w_.leave();
+    return name;
+  }
+
+  // One TensorProto, the current field: an initializer's (named by its name field) or the
+  // tensor of a node attribute (described by `what`).
+  Initializer tensor(const std::string& context, bool is_initializer, const std::string& what) {
     Initializer t;
     t.at = w_.pos();
-    if (index >= kMaxEntries)
-      fail(CKPT_ERR_LIMIT, "'" + w_.source() + "': more than " + std::to_string(kMaxEntries) + " initializers");
-    w_.set_context("graph/initializer[" + std::to_string(index) + "]");
-    t.body_size = w_.enter("initializer");
+    w_.set_context(context);
+    t.body_size = w_.enter(is_initializer ? "initializer" : "tensor");
     t.body_offset = w_.pos();
     uint64_t typed_count = 0;
     bool has_type = false, has_raw = false;
@@ -256,7 +335,7 @@ class Scanner {
         case field::kName:
           w_.expect(wt, wire::kLength, "name");
           t.name = w_.string("name");
-          w_.set_context("graph/initializer[" + std::to_string(index) + "] " + quote_text(t.name));
+          if (is_initializer) w_.set_context(context + " " + quote_text(t.name));
           break;
         case field::kRawData:
           w_.expect(wt, wire::kLength, "raw_data");
@@ -293,7 +372,8 @@ class Scanner {
     t.dtype = ckpt_dtype_of(t.onnx_type);
     for (int64_t d : t.dims)
       if (d < 0) w_.error(at, "negative dimension in dims " + shape_text(t.dims));
-    const std::string where = "'" + w_.source() + "': initializer " + quote_text(t.name);
+    t.what = is_initializer ? "initializer " + quote_text(t.name) : what;
+    const std::string where = "'" + w_.source() + "': " + t.what;
     t.numel = ckpt::sdk::checked_nbytes(t.dims, 1, where);
     if (t.dtype) t.nbytes = ckpt::sdk::checked_nbytes(t.dims, ckpt::sdk::dtype_size(t.dtype), where);
     const std::string type = onnx_type_name(t.onnx_type);
@@ -341,12 +421,13 @@ class Scanner {
     } else if (t.numel != 0) {
       w_.error(at, "the tensor has " + std::to_string(t.numel) + " elements but no data");
     }
-    m_.initializers.push_back(std::move(t));
+    return t;
   }
 
   std::span<const std::byte> file_;
   WireReader w_;
   ScannedModel m_;
+  size_t nodes_ = 0;  // across every graph field, which protobuf merges into one graph
   std::unordered_set<std::string> metadata_keys_;
 };
 

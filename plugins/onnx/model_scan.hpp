@@ -36,6 +36,17 @@ struct Initializer {
   uint64_t body_size = 0;
   ExternalRef external;            // external
   uint64_t at = 0;                 // where its TensorProto starts, for messages
+  // For messages: 'initializer "w"', or for a node attribute's tensor 'node 3 (Constant "c")
+  // attribute "value"'.
+  std::string what;
+};
+
+// A TensorProto held in a node attribute (AttributeProto.t: a Constant's value), found by the
+// same scan as initializers, so that its data is read, checked and confined alike.
+struct AttributeTensor {
+  size_t node = 0;       // the node's index in the graph
+  size_t attribute = 0;  // the attribute's index in the node
+  Initializer tensor;
 };
 
 struct ScannedModel {
@@ -46,6 +57,7 @@ struct ScannedModel {
   std::vector<std::pair<std::string, std::string>> metadata;
   std::string graph_rest;  // serialized GraphProto fields other than initializers
   std::vector<Initializer> initializers;
+  std::vector<AttributeTensor> attribute_tensors;  // in the order of their nodes and attributes
   size_t sparse_initializers = 0;
   bool has_training_info = false;
   bool has_functions = false;
@@ -54,7 +66,8 @@ struct ScannedModel {
 };
 
 // Bounds on what a file may declare, so that the scan's memory stays a small multiple of the
-// file's size: initializers, opset and metadata entries each, and dims per tensor.
+// file's size: initializers (attribute tensors counted with them), opset and metadata entries
+// each, and dims per tensor.
 inline constexpr size_t kMaxEntries = 1'000'000;
 inline constexpr size_t kMaxRank = 64;
 

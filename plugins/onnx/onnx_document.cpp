@@ -20,7 +20,35 @@ constexpr ckpt::sdk::SkeletonKeys kKeys{.format = "ckpt-onnx-document",
                                         .omit_empty = true,
                                         .max_depth = kMaxDepth};
 
+constexpr std::string_view kAttributePrefix = "ckpt//node/", kAttributeMiddle = "/attribute/";
+
+// A decimal index without sign or leading zeros.
+std::optional<size_t> index_of(std::string_view s) {
+  if (s.empty() || s.size() > 18 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+  size_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<size_t>(c - '0');
+  }
+  return v;
+}
+
 }  // namespace
+
+std::string attribute_location(size_t node, size_t attribute) {
+  return std::string(kAttributePrefix) + std::to_string(node) + std::string(kAttributeMiddle) + std::to_string(attribute);
+}
+
+std::optional<std::pair<size_t, size_t>> attribute_location(std::string_view location) {
+  if (!location.starts_with(kAttributePrefix)) return std::nullopt;
+  location.remove_prefix(kAttributePrefix.size());
+  const size_t middle = location.find(kAttributeMiddle);
+  if (middle == std::string_view::npos) return std::nullopt;
+  auto node = index_of(location.substr(0, middle));
+  auto attribute = index_of(location.substr(middle + kAttributeMiddle.size()));
+  if (!node || !attribute) return std::nullopt;
+  return std::pair(*node, *attribute);
+}
 
 std::string document_to_json(const Document& doc) {
   return ckpt::sdk::write_skeleton(doc.tree, kKeys, [&](size_t k) { return std::string_view(doc.initializers[k]); });

@@ -14,8 +14,10 @@
 #include <ckpt/sdk_tree.hpp>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ckpt_onnx {
@@ -35,6 +37,14 @@ struct Document {
     return initializers[static_cast<size_t>(&t - tree.tensors.data())];
   }
 };
+
+// The location of a tensor kept in a node attribute's TensorProto (the value of a Constant of a
+// graph kept from another model) instead of an initializer: "ckpt//node/<node>/attribute/<k>".
+// No initializer the writer names has this form: its own names after "ckpt/" start with a
+// document path, which never starts with '/'.
+std::string attribute_location(size_t node, size_t attribute);
+// {node, attribute} of such a location; nothing for an initializer's name.
+std::optional<std::pair<size_t, size_t>> attribute_location(std::string_view location);
 
 std::string document_to_json(const Document& doc);
 // Throws a format error naming `source` and the place in the document that is wrong.

@@ -49,7 +49,10 @@ inline constexpr uint32_t kIrVersion = 1, kProducerName = 2, kProducerVersion = 
                           kModelVersion = 5, kDocString = 6, kGraph = 7, kOpsetImport = 8,
                           kMetadataProps = 14, kTrainingInfo = 20, kFunctions = 25;
 // GraphProto
-inline constexpr uint32_t kInitializer = 5, kSparseInitializer = 15;
+inline constexpr uint32_t kNode = 1, kInitializer = 5, kSparseInitializer = 15;
+// NodeProto, AttributeProto
+inline constexpr uint32_t kNodeName = 3, kNodeOpType = 4, kNodeAttribute = 5;
+inline constexpr uint32_t kAttributeName = 1, kAttributeTensor = 5;
 // TensorProto
 inline constexpr uint32_t kDims = 1, kDataType = 2, kSegment = 3, kFloatData = 4, kInt32Data = 5,
                           kStringData = 6, kInt64Data = 7, kName = 8, kRawData = 9,

@@ -20,6 +20,26 @@ namespace ckpt_onnx {
 
 using ckpt::sdk::fail;
 
+namespace {
+
+// Every tensor's path in `tree`, by index.
+std::vector<std::string> tensor_paths(const Tree& tree) {
+  std::vector<std::string> out(tree.tensors.size());
+  auto walk = [&](auto& self, size_t g, const std::string& prefix) -> void {
+    for (const auto& c : tree.groups[g].children) {
+      if (c.is_tensor) {
+        out[c.index] = prefix + std::string(tree.tensors[c.index].name);
+      } else {
+        self(self, c.index, prefix + std::string(tree.groups[c.index].name) + "/");
+      }
+    }
+  };
+  walk(walk, 0, "");
+  return out;
+}
+
+}  // namespace
+
 OnnxReader::OnnxReader(const std::string& path, const ReaderOptions& options)
     : path_(path), file_(path), model_(scan_model(file_.bytes(), path)), external_(path) {
   const std::string* doc = model_.metadata_value(kDocumentKey);
@@ -39,19 +59,23 @@ OnnxReader::OnnxReader(const std::string& path, const ReaderOptions& options)
   for (const Tree::Tensor& t : doc_.tree.tensors) external_file(t.id);
 }
 
+// Ids: the initializers' indices, then the node attributes' tensors after them.
 const Initializer& OnnxReader::entry(uint64_t id) const {
-  if (id >= model_.initializers.size() || !model_.initializers[id].dtype)
-    fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " in '" + path_ + "'");
-  return model_.initializers[id];
+  const size_t n = model_.initializers.size();
+  const Initializer* t = id < n ? &model_.initializers[id]
+                         : id - n < model_.attribute_tensors.size() ? &model_.attribute_tensors[id - n].tensor
+                                                                    : nullptr;
+  if (!t || !t->dtype) fail(CKPT_ERR_NOT_FOUND, "no tensor with id " + std::to_string(id) + " in '" + path_ + "'");
+  return *t;
 }
 
 const ckpt::sdk::MappedFile* OnnxReader::external_file(uint64_t id) {
   const Initializer& t = entry(id);
   if (t.storage != Initializer::Storage::external) return nullptr;
   if (auto it = external_of_.find(id); it != external_of_.end()) return it->second;
-  const ckpt::sdk::MappedFile& f = external_.open(t.external.location, t.name);
+  const ckpt::sdk::MappedFile& f = external_.open(t.external.location, t.what);
   if (t.external.offset > f.size() || t.nbytes > f.size() - t.external.offset)
-    fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(t.name) + ": external data at offset " +
+    fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + t.what + ": external data at offset " +
                               std::to_string(t.external.offset) + " of " + std::to_string(t.nbytes) +
                               " bytes runs past the end of " + quote_text(t.external.location) + " (" +
                               std::to_string(f.size()) + " bytes)");
@@ -64,10 +88,32 @@ void OnnxReader::bind_own_tree() {
   for (size_t i = 0; i < model_.initializers.size(); ++i)
     if (!by_name.emplace(model_.initializers[i].name, i).second)
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': two initializers are named " + quote_text(model_.initializers[i].name));
+  std::map<std::pair<size_t, size_t>, size_t> by_attribute;
+  for (size_t i = 0; i < model_.attribute_tensors.size(); ++i)
+    by_attribute.emplace(std::pair(model_.attribute_tensors[i].node, model_.attribute_tensors[i].attribute), i);
   std::vector<bool> used(model_.initializers.size());
   const std::string changed = " (the file was changed by another tool; read it with the option layout=onnx)";
+  const std::vector<std::string> paths = tensor_paths(doc_.tree);
   for (size_t k = 0; k < doc_.tree.tensors.size(); ++k) {
     Tree::Tensor& t = doc_.tree.tensors[k];
+    if (auto at = attribute_location(doc_.initializers[k])) {
+      // Kept in a node attribute's tensor (a Constant's value of a graph kept from another
+      // model): that tensor is the document's.
+      auto it = by_attribute.find(*at);
+      if (it == by_attribute.end())
+        fail(CKPT_ERR_FORMAT, "'" + path_ + "': the document's tensor " + quote_text(paths[k]) + " is kept in node " +
+                                  std::to_string(at->first) + " attribute " + std::to_string(at->second) +
+                                  ", which holds no tensor" + changed);
+      const Initializer& i = model_.attribute_tensors[it->second].tensor;
+      if (i.dtype != t.dtype || i.dims != t.shape)
+        fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + i.what + " is " + onnx_type_name(i.onnx_type) + " " +
+                                  shape_text(i.dims) + " but the document says " + ckpt::sdk::dtype_name(t.dtype) + " " +
+                                  shape_text(t.shape) + changed);
+      if (!bound_.emplace(*at, paths[k]).second)
+        fail(CKPT_ERR_FORMAT, "'" + path_ + "': two tensors of the document are kept in " + i.what);
+      t.id = model_.initializers.size() + it->second;
+      continue;
+    }
     auto it = by_name.find(doc_.initializers[k]);
     if (it == by_name.end())
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': the document's tensor " + quote_text(t.name) + " is kept in initializer " +
@@ -107,6 +153,10 @@ void OnnxReader::check_own_model(const std::string& document) {
   for (const Initializer& i : model_.initializers)
     if (i.storage != Initializer::Storage::raw && i.storage != Initializer::Storage::external)
       differ("initializer " + quote_text(i.name) + " keeps its data in a typed field, which ckpt never writes");
+  for (const AttributeTensor& a : model_.attribute_tensors)
+    if (a.tensor.storage != Initializer::Storage::raw && a.tensor.storage != Initializer::Storage::external &&
+        a.tensor.numel != 0)
+      differ(a.tensor.what + " keeps its data in a typed field, which ckpt never writes");
   onnx::GraphProto graph;
   if (!graph.ParseFromString(model_.graph_rest)) differ("its graph's nodes, inputs or outputs are not valid protobuf");
   // value_info only annotates the types of intermediate values, which change no result; onnx's
@@ -127,7 +177,10 @@ void OnnxReader::check_own_model(const std::string& document) {
   // model/spec makes. Listed, it must write back as the same graph, or the check would judge
   // another graph than ONNX Runtime runs.
   bool exact = false;
-  list_graph(doc_.tree, graph, {note ? *note : std::string(), opset, nullptr}, &exact);
+  GraphExtras extras{note ? *note : std::string(), opset, nullptr};
+  extras.attribute_tensors = &model_.attribute_tensors;
+  extras.bound = &bound_;
+  list_graph(doc_.tree, graph, extras, &exact);
   if (!exact) differ("its graph (nodes, inputs, outputs, name or doc_string) is not the one model/spec makes");
 }
 
@@ -139,7 +192,7 @@ void OnnxReader::check_external(const std::string& note) {
       !j.contains("xxh3") || !j["xxh3"].is_string() || !j.contains("bytes") || !j["bytes"].is_number_unsigned())
     fail(CKPT_ERR_FORMAT, where + " is not {\"location\": ..., \"xxh3\": ..., \"bytes\": ...}");
   const std::string location = j["location"].get<std::string>();
-  const ckpt::sdk::MappedFile& f = external_.open(location, "(external data)");
+  const ckpt::sdk::MappedFile& f = external_.open(location, "metadata " + std::string(kExternalKey));
   ExternalHeader h;
   bool same = parse_header(f.bytes(), h) && h.bytes == f.size() && h.bytes == j["bytes"].get<uint64_t>();
   if (same) {
@@ -223,16 +276,25 @@ void OnnxReader::build_foreign_tree() {
   onnx::GraphProto listed = graph;
   listed.clear_value_info();
   bool exact = false;
-  list_graph(t, listed, {std::nullopt, std::nullopt, &model_}, &exact);
+  std::string why_not;
+  GraphExtras extras{std::nullopt, std::nullopt, &model_};
+  extras.attribute_tensors = &model_.attribute_tensors;
+  extras.tensor_id_base = model_.initializers.size();
+  list_graph(t, listed, extras, &exact, &why_not);
+  // The tensors the graph's group holds (its nodes' attribute tensors) have no initializer.
+  doc_.initializers.resize(t.tensors.size());
   bool default_domain_only = !model_.has_functions;
   for (const auto& [domain, version] : model_.opsets) default_domain_only = default_domain_only && (domain.empty() || domain == "ai.onnx");
-  t.add_attribute(t.find_child(0, kGraphGroup)->index, "writes_back", Value::boolean(exact && default_domain_only));
+  if (exact && !default_domain_only) why_not = model_.has_functions ? "the model has local functions" : "the model imports an operator domain other than the default";
+  const size_t g = t.find_child(0, kGraphGroup)->index;
+  t.add_attribute(g, "writes_back", Value::boolean(exact && default_domain_only));
+  if (!(exact && default_domain_only)) t.add_attribute(g, "not_written_back", Value::string(why_not));
 }
 
 void OnnxReader::read_tensor(uint64_t id, std::span<std::byte> dst) {
   const Initializer& t = entry(id);
   if (dst.size() != t.nbytes)
-    fail(CKPT_ERR_INVALID_ARGUMENT, "tensor " + quote_text(t.name) + " has " + std::to_string(t.nbytes) +
+    fail(CKPT_ERR_INVALID_ARGUMENT, t.what + " has " + std::to_string(t.nbytes) +
                                         " bytes, the buffer " + std::to_string(dst.size()));
   switch (t.storage) {
     case Initializer::Storage::none: return;
@@ -285,7 +347,7 @@ void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) co
   const bool fixed32 = t.typed_field == field::kFloatData, fixed64 = t.typed_field == field::kDoubleData;
   uint64_t k = 0;
   auto bad = [&](uint64_t at) {
-    fail(CKPT_ERR_FORMAT, "'" + path_ + "': initializer " + quote_text(t.name) + ": malformed element at byte " +
+    fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + t.what + ": malformed element at byte " +
                               std::to_string(t.body_offset + at));
   };
   // One element: the low `width` bytes of the value, little-endian (int8 .. int64, float16 and
@@ -328,7 +390,7 @@ void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) co
     while (in.BytesUntilLimit() > 0) element(in);
     in.PopLimit(limit);
   }
-  if (k != numbers) fail(CKPT_ERR_INTERNAL, "tensor " + quote_text(t.name) + " decodes to fewer elements than it has");
+  if (k != numbers) fail(CKPT_ERR_INTERNAL, t.what + " decodes to fewer elements than it has");
 }
 
 }  // namespace ckpt_onnx

@@ -52,6 +52,8 @@ class OnnxReader final : public ckpt::sdk::Reader {
   std::map<size_t, const ckpt::sdk::MappedFile*> external_of_;  // initializer -> its opened file
   Document doc_;
   std::map<uint64_t, std::vector<std::byte>> decoded_;  // typed-field tensors handed out by map
+  // A file ckpt wrote: {node, attribute} -> the path of the document's tensor kept there.
+  std::map<std::pair<size_t, size_t>, std::string> bound_;
 };
 
 }  // namespace ckpt_onnx

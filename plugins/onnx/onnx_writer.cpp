@@ -42,6 +42,26 @@ Tree without_root_member(const Tree& tree, size_t skip) {
   return out;
 }
 
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+// The host's onnx layout keeps a foreign model's graph at extra/onnx/graph and each node
+// attribute's tensor (a Constant's value) in its node's group as value.<k>
+// (core/src/layouts/onnx_kept_graph.hpp); the graph it gives this writer names them by path.
+bool kept_attribute_tensor(std::string_view group_path, std::string_view name) {
+  constexpr std::string_view nodes = "extra/onnx/graph/nodes/", value = "value.";
+  return group_path.starts_with(nodes) && all_digits(group_path.substr(nodes.size())) && name.starts_with(value) &&
+         all_digits(name.substr(value.size()));
+}
+
+// What a TensorProto's fields take besides its data, at most: dims, data_type, name, and the
+// frames of the tensor and of the field that holds it.
+uint64_t tensor_overhead(size_t rank, size_t name) { return 11 * (rank + 6) + name; }
+
 }  // namespace
 
 OnnxWriter::OnnxWriter(const std::string& path, const WriterOptions& options)
@@ -87,9 +107,9 @@ std::string OnnxWriter::initializer_name(const std::string& group_path, std::str
 bool OnnxWriter::goes_external(uint64_t nbytes, uint64_t inline_size, const std::string& what) {
   switch (options_.external) {
     case WriterOptions::External::always: return nbytes >= options_.external_threshold;
-    case WriterOptions::External::automatic: return out_.offset() + inline_size > options_.max_inline;
+    case WriterOptions::External::automatic: return out_.offset() + deferred_inline_ + inline_size > options_.max_inline;
     case WriterOptions::External::never:
-      if (out_.offset() + inline_size > options_.max_inline)
+      if (out_.offset() + deferred_inline_ + inline_size > options_.max_inline)
         fail(CKPT_ERR_LIMIT, what + " would take the .onnx file past " + std::to_string(options_.max_inline) +
                                  " bytes (protobuf holds at most 2 GiB); write with external_data=auto or always");
       return false;
@@ -124,20 +144,40 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
     fail(CKPT_ERR_LIMIT, what + ": a model holds at most " + std::to_string(kMaxEntries) +
                              " initializers (the most ckpt reads back)");
   const std::string initializer = initializer_name(group_path, info.name, path);
-  recorder_.tensor(info, recorder_.tree().tensors.size());
+  const size_t index = recorder_.tree().tensors.size();
+  recorder_.tensor(info, index);
   tensor_initializers_.push_back(initializer);
+  const std::span<const int64_t> shape = info.shape;
+  if (kept_attribute_tensor(group_path, info.name)) {
+    Deferred& d = deferred_[index];
+    d.dtype = info.dtype;
+    d.shape.assign(shape.begin(), shape.end());
+    d.nbytes = nbytes;
+    d.initializer = initializer;
+    const uint64_t inline_size = tensor_overhead(shape.size(), initializer.size()) + nbytes;
+    if (goes_external(nbytes, inline_size, what)) {
+      d.external_offset = external().append(data);
+    } else {
+      d.bytes.assign(reinterpret_cast<const char*>(data.data()), data.size());
+      deferred_inline_ += inline_size;
+    }
+    return;
+  }
+  const uint64_t inline_size = tensor_overhead(shape.size(), initializer.size()) + nbytes;
+  std::optional<uint64_t> offset;
+  if (goes_external(nbytes, inline_size, what)) offset = external().append(data);
+  write_initializer(initializer, info.dtype, shape, nbytes, data, offset);
+}
 
+void OnnxWriter::write_initializer(const std::string& initializer, uint32_t dtype, std::span<const int64_t> shape,
+                                   uint64_t nbytes, std::span<const std::byte> data, std::optional<uint64_t> offset) {
   std::string& h = head_;
   h.clear();
-  for (int64_t d : info.shape) wire::put_varint_field(h, field::kDims, static_cast<uint64_t>(d));
-  wire::put_varint_field(h, field::kDataType, static_cast<uint64_t>(onnx_type_of(info.dtype)));
+  for (int64_t d : shape) wire::put_varint_field(h, field::kDims, static_cast<uint64_t>(d));
+  wire::put_varint_field(h, field::kDataType, static_cast<uint64_t>(onnx_type_of(dtype)));
   wire::put_bytes_field(h, field::kName, initializer);
-  // Frame sizes are at most 11 bytes of tag and length on each of two levels.
-  const uint64_t inline_size = 2 * 11 + h.size() + 11 + nbytes;
   uint64_t tensor_size;
-  const bool external_data = goes_external(nbytes, inline_size, what);
-  if (external_data) {
-    const uint64_t offset = external().append(data);
+  if (offset) {
     auto entry = [&](std::string_view key, const std::string& value) {
       std::string e;
       wire::put_bytes_field(e, field::kKey, key);
@@ -148,7 +188,7 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
     // Where the tag goes once the data file's hash is known: the value ends the entry. Made
     // absolute below, when the frame's length is known.
     tag_offsets_.push_back(h.size() - kDataTagLength - kExternalSuffix.size());
-    entry("offset", std::to_string(offset));
+    entry("offset", std::to_string(*offset));
     entry("length", std::to_string(nbytes));
     wire::put_varint_field(h, field::kDataLocation, 1);
     tensor_size = h.size();
@@ -160,10 +200,45 @@ void OnnxWriter::tensor(const ckpt::sdk::TensorInfo& info, std::span<const std::
   std::string frame;
   wire::put_tag(frame, field::kInitializer, wire::kLength);
   wire::put_varint(frame, tensor_size);
-  if (external_data) tag_offsets_.back() += out_.offset() + frame.size();
+  if (offset) tag_offsets_.back() += out_.offset() + frame.size();
   out_.write(frame);
   out_.write(h);
-  if (!external_data && nbytes > 0) out_.write(data.data(), nbytes);
+  if (!offset && nbytes > 0) out_.write(data.data(), nbytes);
+}
+
+onnx::TensorProto OnnxWriter::attribute_tensor(size_t node, size_t k, const std::string& path, const std::string& where) {
+  const Tree& recorded = recorder_.tree();
+  const size_t slash = path.rfind('/');
+  const size_t g = slash == std::string::npos ? 0 : recorded.find_path(std::string_view(path).substr(0, slash));
+  const Tree::Tensor* t = g == Tree::npos ? nullptr : recorded.find_tensor(g, std::string_view(path).substr(slash + 1));
+  auto it = t ? deferred_.find(static_cast<size_t>(t->id)) : deferred_.end();
+  if (it == deferred_.end())
+    fail(CKPT_ERR_UNSUPPORTED, std::string(kGraphGroup) + "/" + where + ": attribute " + std::to_string(k) + " names " +
+                                   quote_text(path) + ", which is not a tensor of a kept graph's node (extra/onnx/graph/nodes/<i>/value.<k>)");
+  Deferred& d = it->second;
+  if (d.used)
+    fail(CKPT_ERR_UNSUPPORTED, std::string(kGraphGroup) + "/" + where + ": tensor " + quote_text(path) +
+                                   " is named by two node attributes");
+  d.used = true;
+  doc_.initializers[static_cast<size_t>(t->id)] = attribute_location(node, k);
+  onnx::TensorProto out;
+  for (int64_t x : d.shape) out.add_dims(x);
+  out.set_data_type(onnx_type_of(d.dtype));
+  if (d.external_offset) {
+    // As an initializer of that size would be, with the data file's final name (sealed).
+    auto entry = [&](const char* key, const std::string& value) {
+      auto* e = out.add_external_data();
+      e->set_key(key);
+      e->set_value(value);
+    };
+    entry("location", data_name_);
+    entry("offset", std::to_string(*d.external_offset));
+    entry("length", std::to_string(d.nbytes));
+    out.set_data_location(onnx::TensorProto::EXTERNAL);
+  } else {
+    out.set_raw_data(std::move(d.bytes));
+  }
+  return out;
 }
 
 std::string OnnxWriter::metadata_entries(const std::string& graph_note, const std::string& external_note) const {
@@ -181,13 +256,31 @@ void OnnxWriter::finish() {
   if (finished_) fail(CKPT_ERR_INVALID_ARGUMENT, "finish called twice");
   recorder_.check_done();
   doc_.initializers = std::move(tensor_initializers_);
+  // Every tensor is written: the data file gets its final name now, which node attributes'
+  // tensors written there name.
+  std::string external_note;
+  if (external_) {
+    const ExternalHeader h = external_->seal();
+    char hash[20];
+    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(h.hash));
+    data_name_ = data_file_name(model_name_, h.hash);
+    external_note = nlohmann::json{{"location", data_name_},
+                                   {"xxh3", hash},
+                                   {"bytes", h.bytes}}
+                        .dump();
+  }
   onnx::GraphProto graph;
   std::string graph_note;
   int64_t opset_version = kOpsetVersion;
   if (auto c = recorder_.tree().find_child(0, kGraphGroup); c && !c->is_tensor) {
     // The graph the host's layout made (graph_native.hpp); the document is the rest.
     const Tree& recorded = recorder_.tree();
-    graph = graph_of(recorded, c->index);
+    graph = graph_of(recorded, c->index, [&](size_t node, size_t k, const Value* v, const Tree::Tensor* t, const std::string& where) {
+      if (t || !v || v->type != CKPT_VALUE_STRING)
+        fail(CKPT_ERR_UNSUPPORTED, std::string(kGraphGroup) + "/" + where + ": attribute " + std::to_string(k) +
+                                       " of type TENSOR must name a tensor of the document by its path");
+      return attribute_tensor(node, k, v->s, where);
+    });
     const Value* note = recorded.find_attribute(c->index, "note");
     if (!note || note->type != CKPT_VALUE_STRING)
       fail(CKPT_ERR_INVALID_ARGUMENT, std::string(kGraphGroup) + ": note must be a string (metadata ckpt.graph)");
@@ -202,10 +295,18 @@ void OnnxWriter::finish() {
     doc_.tree = without_root_member(recorded, c->index);
   } else {
     // No graph given (a writer driven event by event): none, as for a document without a spec.
-    doc_.tree = std::move(recorder_.tree());
+    doc_.tree = std::move(recorder_.tree());  // no tensor goes to a node: deferred_ go below
     graph_note = "none: the document has no model/spec";
     graph.set_name("state");
     graph.set_doc_string("No model graph (the document has no model/spec); the initializers hold the document's tensors.");
+  }
+  // A kept graph's tensor that no node names is an initializer as any other tensor.
+  for (auto& [index, d] : deferred_)
+    if (!d.used)
+      write_initializer(d.initializer, d.dtype, d.shape, d.nbytes, std::as_bytes(std::span(d.bytes)), d.external_offset);
+  if (external_) {
+    const std::string_view tag = std::string_view(data_name_).substr(model_name_.size() + 1, kDataTagLength);
+    for (uint64_t at : tag_offsets_) out_.patch(at, tag);
   }
   // Graph fields after the initializers: valid protobuf (fields may come in any order), and
   // the only order that lets the tensors stream.
@@ -222,19 +323,6 @@ void OnnxWriter::finish() {
   std::string tail;
   wire::put_bytes_field(tail, field::kOpsetImport, opset.SerializeAsString());
 
-  std::string external_note;
-  if (external_) {
-    const ExternalHeader h = external_->seal();
-    char hash[20];
-    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(h.hash));
-    data_name_ = data_file_name(model_name_, h.hash);
-    const std::string_view tag = std::string_view(data_name_).substr(model_name_.size() + 1, kDataTagLength);
-    for (uint64_t at : tag_offsets_) out_.patch(at, tag);
-    external_note = nlohmann::json{{"location", data_name_},
-                                   {"xxh3", hash},
-                                   {"bytes", h.bytes}}
-                        .dump();
-  }
   tail += metadata_entries(graph_note, external_note);
   if (out_.offset() + tail.size() > kProtobufLimit)
     fail(CKPT_ERR_LIMIT, "'" + path_ + "': the model would take " + std::to_string(out_.offset() + tail.size()) +

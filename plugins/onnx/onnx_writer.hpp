@@ -10,9 +10,13 @@
 #include "external_data.hpp"
 #include "model_file.hpp"
 
+#include <onnx/onnx_pb.h>
+
 #include <ckpt/sdk.hpp>
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <sys/types.h>
 #include <utility>
 #include <set>
@@ -42,6 +46,12 @@ class OnnxWriter final : public ckpt::sdk::Writer {
  private:
   std::string initializer_name(const std::string& group_path, std::string_view name, const std::string& path);
   bool goes_external(uint64_t nbytes, uint64_t inline_size, const std::string& what);
+  // One initializer's TensorProto: its bytes follow (`data`), or lie in the external data file
+  // at `external_offset`.
+  void write_initializer(const std::string& name, uint32_t dtype, std::span<const int64_t> shape, uint64_t nbytes,
+                         std::span<const std::byte> data, std::optional<uint64_t> external_offset);
+  // The TensorProto of a kept graph's node attribute that names the document's tensor `path`.
+  onnx::TensorProto attribute_tensor(size_t node, size_t k, const std::string& path, const std::string& where);
   ExternalWriter& external();
   std::string metadata_entries(const std::string& graph_note, const std::string& external_note) const;
 
@@ -60,6 +70,21 @@ class OnnxWriter final : public ckpt::sdk::Writer {
   uint64_t graph_length_at_ = 0;
   bool finished_ = false;
   std::string head_;  // reused per tensor
+  // Tensors of a kept graph's nodes (extra/onnx/graph/nodes/<i>/value.<k>), by index in the
+  // recorder's tree: written at finish() into the node attribute that names them, as ONNX
+  // keeps a Constant's value, not as initializers. Their bytes wait here, or in the external
+  // data file where an initializer of that size would go.
+  struct Deferred {
+    uint32_t dtype = 0;
+    std::vector<int64_t> shape;
+    uint64_t nbytes = 0;
+    std::string bytes;
+    std::optional<uint64_t> external_offset;
+    std::string initializer;  // the initializer it becomes when no node names it
+    bool used = false;
+  };
+  std::map<size_t, Deferred> deferred_;
+  uint64_t deferred_inline_ = 0;  // the model file's bytes they will take
 };
 
 }  // namespace ckpt_onnx

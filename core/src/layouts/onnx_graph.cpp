@@ -40,7 +40,10 @@ std::vector<Node> nodes_of(const Group& graph, const std::string& file) {
     const auto* types = get<std::vector<std::string>>(g, "attribute_types", file, where);
     const size_t count = names ? names->size() : 0;
     if ((types ? types->size() : 0) != count) malformed(file, where, "attribute_names and attribute_types differ in length");
-    for (size_t k = 0; k < count; ++k) n.attributes.push_back({(*names)[k], (*types)[k], g.attribute(value_key(k))});
+    for (size_t k = 0; k < count; ++k) {
+      const Tensor* t = g.find_tensor(value_key(k));
+      n.attributes.push_back({(*names)[k], (*types)[k], g.attribute(value_key(k)), t, t ? where + "/" + value_key(k) : std::string()});
+    }
     out.push_back(std::move(n));
   }
   return out;

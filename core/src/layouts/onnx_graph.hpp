@@ -27,12 +27,17 @@ inline constexpr std::string_view kInputs = "inputs", kOutputs = "outputs", kNod
 // A node: @op_type, @domain, @name (each present when the file sets it), @inputs, @outputs,
 // @attribute_names, @attribute_types (ONNX's names: INT, FLOATS, ...), and per attribute k a
 // value "value.<k>": INT int64, FLOAT float64, STRING string, INTS int64[], FLOATS float64[],
-// STRINGS string[], a TENSOR of INT64 and rank <= 1 its int64[] values; other types none.
+// STRINGS string[]; a TENSOR a tensor "value.<k>" of the node's group (its data; "tensor_name.<k>"
+// the TensorProto's name when it has one), or, in the group a writer gets and in the listing of
+// a file ckpt wrote, the document path of that tensor as a string; other types none.
 inline std::string value_key(size_t k) { return "value." + std::to_string(k); }
+inline std::string tensor_name_key(size_t k) { return "tensor_name." + std::to_string(k); }
 
 struct NodeAttribute {
   std::string name, type;
   const Value* value = nullptr;
+  const Tensor* tensor = nullptr;  // a TENSOR's data
+  std::string tensor_path;         // its path in the group: "nodes/<i>/value.<k>"
 };
 
 struct Node {

@@ -54,24 +54,28 @@ std::string attr_string(const Node& n, const std::string& what, const char* name
   return *v;
 }
 
-// The values of an INT64 tensor held in a Constant node (the plugin lists a TENSOR attribute's
-// values when it is INT64 of rank 0 or 1).
-std::optional<std::vector<int64_t>> constant_ints(const Node& n) {
+using TensorValues = std::function<std::vector<int64_t>(const std::string&, size_t)>;
+
+// The values of a short INT64 tensor held in a Constant node (the plugin lists a TENSOR
+// attribute as a tensor of the node's group, read here).
+std::optional<std::vector<int64_t>> constant_ints(const Node& n, const TensorValues& read) {
   if (const NodeAttribute* a = n.find("value_ints"); a && a->type == "INTS" && a->value)
     if (const auto* v = std::get_if<std::vector<int64_t>>(a->value)) return *v;
   const NodeAttribute* a = n.find("value");
-  if (!a || a->type != "TENSOR" || !a->value) return std::nullopt;
-  const auto* v = std::get_if<std::vector<int64_t>>(a->value);
-  if (!v) return std::nullopt;
-  return *v;
+  if (!a || a->type != "TENSOR" || !a->tensor) return std::nullopt;
+  const Tensor& t = *a->tensor;
+  // A shape has one value per dimension: a longer tensor is no shape the spec can take.
+  if (t.dtype() != DType::i64 || t.shape().size() > 1 || t.numel() > 64) return std::nullopt;
+  return read(a->tensor_path, static_cast<size_t>(t.numel()));
 }
 
 class Importer {
  public:
   Importer(const std::vector<Node>& nodes, const std::vector<onnx_graph::ValueInfo>& inputs,
            const std::vector<onnx_graph::ValueInfo>& outputs, const std::vector<OnnxInitializer>& inits,
-           std::optional<int64_t> opset, const std::function<std::vector<int64_t>(size_t)>& ints)
-      : nodes_(nodes), inputs_(inputs), outputs_(outputs), inits_list_(inits), opset_given_(opset), int64_values_(ints) {
+           std::optional<int64_t> opset, const std::function<std::vector<int64_t>(size_t)>& ints, const TensorValues& tensor_values)
+      : nodes_(nodes), inputs_(inputs), outputs_(outputs), inits_list_(inits), opset_given_(opset), int64_values_(ints),
+        tensor_values_(tensor_values) {
     for (size_t i = 0; i < inits.size(); ++i) inits_.emplace(inits[i].name, i);
     for (const auto& n : nodes)
       for (const auto& in : n.inputs) consumed_.insert(in);
@@ -186,7 +190,7 @@ class Importer {
     const std::string& op = n.op_type;
     if (op == "Constant") {
       if (n.outputs.size() == 1)
-        if (auto v = constant_ints(n)) constants_[n.outputs[0]] = *v;
+        if (auto v = constant_ints(n, tensor_values_)) constants_[n.outputs[0]] = *v;
       return;
     }
     if (n.inputs.empty() || n.inputs[0] != current_)
@@ -352,6 +356,7 @@ class Importer {
   const std::vector<OnnxInitializer>& inits_list_;
   std::optional<int64_t> opset_given_;
   const std::function<std::vector<int64_t>(size_t)>& int64_values_;
+  const TensorValues& tensor_values_;
   std::map<std::string, size_t> inits_;
   std::set<std::string> consumed_;
   std::map<std::string, std::vector<int64_t>> constants_;
@@ -389,7 +394,8 @@ std::string invalid_node(const std::vector<Node>& nodes) {
 }  // namespace
 
 ImportedSpec import_spec(const Group& graph, const std::vector<OnnxInitializer>& initializers, std::optional<int64_t> opset,
-                         const std::function<std::vector<int64_t>(size_t)>& int64_values, const std::string& file) {
+                         const std::function<std::vector<int64_t>(size_t)>& int64_values,
+                         const TensorValues& tensor_values, const std::string& file) {
   const std::vector<Node> nodes = onnx_graph::nodes_of(graph, file);
   if (std::string why = invalid_node(nodes); !why.empty()) {
     ImportedSpec r;
@@ -399,7 +405,7 @@ ImportedSpec import_spec(const Group& graph, const std::vector<OnnxInitializer>&
   const auto inputs = onnx_graph::values_of(graph, onnx_graph::kInputs, file);
   const auto outputs = onnx_graph::values_of(graph, onnx_graph::kOutputs, file);
   try {
-    return Importer(nodes, inputs, outputs, initializers, opset, int64_values).run();
+    return Importer(nodes, inputs, outputs, initializers, opset, int64_values, tensor_values).run();
   } catch (const NoSpec& n) {
     ImportedSpec r;
     r.reason = n.why;

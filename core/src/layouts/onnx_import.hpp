@@ -38,8 +38,12 @@ struct ImportedSpec {
 };
 
 // `graph` is the plugin's onnx.graph group, `opset` the default domain's version if the model
-// imports it; `int64_values` reads a small INT64 initializer (by index), for Reshape's shape.
+// imports it; `int64_values` reads a small INT64 initializer (by index), for Reshape's shape,
+// and `tensor_values` a small INT64 tensor of the group (a Constant's value, by its path in the
+// group, "nodes/<i>/value.<k>").
 ImportedSpec import_spec(const Group& graph, const std::vector<OnnxInitializer>& initializers, std::optional<int64_t> opset,
-                         const std::function<std::vector<int64_t>(size_t)>& int64_values, const std::string& file);
+                         const std::function<std::vector<int64_t>(size_t)>& int64_values,
+                         const std::function<std::vector<int64_t>(const std::string&, size_t)>& tensor_values,
+                         const std::string& file);
 
 }  // namespace ckpt::layouts

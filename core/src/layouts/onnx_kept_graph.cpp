@@ -47,9 +47,14 @@ std::variant<std::vector<Listed>, std::string> initializers_of(const Group& grap
 
 std::string why_not_kept(const Group& graph, const Group* state) {
   const bool* writes_back = attribute_of<bool>(graph, "writes_back");
-  if (!writes_back || !*writes_back)
-    return "the model does not list as a graph ckpt writes back field for field (an operator domain other than the "
-           "default, local functions, or a node attribute of a type the listing does not hold: TENSOR, GRAPH, ...)";
+  if (!writes_back || !*writes_back) {
+    const auto* why = attribute_of<std::string>(graph, "not_written_back");
+    return "the model does not list as a graph ckpt writes back field for field (" +
+           (why && !why->empty() ? *why
+                                 : std::string("an operator domain other than the default, local functions, or a node "
+                                               "attribute of a type the listing does not hold: GRAPH, SPARSE_TENSOR, ...")) +
+           ")";
+  }
   if (!attribute_of<int64_t>(graph, og::kOpset)) return "the model imports no version of the default operator set";
   auto listed = initializers_of(graph);
   if (auto* why = std::get_if<std::string>(&listed)) return *why;
@@ -82,10 +87,32 @@ std::optional<std::variant<Group, std::string>> kept_graph(const Document& doc) 
     if (const Value* v = kept->attribute(name)) g.set(name, *v);
   g.set(og::kNote, std::string(kKeptNote));
   if (*opset != kCkptOpset) g.set(og::kOpset, *opset);
-  for (std::string_view name : {og::kInputs, og::kOutputs, og::kNodes}) {
+  for (std::string_view name : {og::kInputs, og::kOutputs}) {
     const Group* c = kept->find_group(name);
     g.add_group(name) = c ? *c : Group();
   }
+  // A writer gets groups without tensors (ckpt/layout.hpp): a node attribute's tensor is named by
+  // its path, and the writer puts the tensor it wrote there into the node.
+  Group& nodes = g.add_group(og::kNodes);
+  if (const Group* c = kept->find_group(og::kNodes))
+    for (const Node& n : c->children()) {
+      if (!n.is_group()) return "extra/onnx/graph/nodes holds a tensor " + quote_text(n.name);
+      const Group& from = n.group();
+      Group& to = nodes.add_group(n.name);
+      for (const auto& a : from.attributes()) to.set(a.name, a.value);
+      const auto* names = attribute_of<std::vector<std::string>>(from, "attribute_names");
+      const auto* types = attribute_of<std::vector<std::string>>(from, "attribute_types");
+      for (size_t k = 0; names && types && k < names->size() && k < types->size(); ++k) {
+        if ((*types)[k] != "TENSOR") continue;
+        const std::string key = og::value_key(k), path = "extra/onnx/graph/nodes/" + n.name + "/" + key;
+        if (!from.find_tensor(key))
+          return "extra/onnx/graph/nodes/" + n.name + " has no tensor " + key + " for its TENSOR attribute " + quote_text((*names)[k]);
+        to.set(key, path);
+      }
+      for (const Node& t : from.children())
+        if (!t.is_tensor() || t.name.rfind("value.", 0) != 0)
+          return "extra/onnx/graph/nodes/" + n.name + " holds " + quote_text(t.name) + ", which is no attribute's tensor";
+    }
   return g;
 }
 

@@ -128,7 +128,12 @@ class OnnxSequential final : public LayoutAdapter {
       source.read("model/state/" + listed_name(inits[i].name, i), std::as_writable_bytes(std::span(v)));
       return v;
     };
-    const ImportedSpec imp = import_spec(graph, inits, opset, int64_values, source.file);
+    auto tensor_values = [&](const std::string& path, size_t count) {
+      std::vector<int64_t> v(count);
+      source.read(std::string(og::kGroup) + "/" + path, std::as_writable_bytes(std::span(v)));
+      return v;
+    };
+    const ImportedSpec imp = import_spec(graph, inits, opset, int64_values, tensor_values, source.file);
 
     SchemaDocument out;
     Group* model = doc.find_group("model");
@@ -158,6 +163,17 @@ class OnnxSequential final : public LayoutAdapter {
         Group& kept = onnx->add_group(kKeptGraph);
         kept = graph;
         kept.erase_attribute("writes_back");
+        kept.erase_attribute("not_written_back");
+        // The node attributes' tensors (a Constant's value) go with their nodes: read, hashed
+        // and signed as every tensor of the document.
+        if (const Group* nodes = kept.find_group(og::kNodes))
+          for (const Node& n : nodes->children())
+            if (n.is_group())
+              for (const Node& c : n.group().children())
+                if (c.is_tensor()) {
+                  const std::string at = std::string(og::kNodes) + "/" + n.name + "/" + c.name;
+                  out.moved.emplace_back("extra/onnx/" + std::string(kKeptGraph) + "/" + at, std::string(og::kGroup) + "/" + at);
+                }
       } else {
         onnx->set(kGraphLost, "not kept: " + why);
       }

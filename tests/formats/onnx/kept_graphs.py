@@ -4,8 +4,9 @@
     residual.onnx   torch.onnx.export of a small residual block (Conv, BatchNorm folded, Add)
     resnet18.onnx   torch.onnx.export of torchvision's resnet18(weights=None) at 64x64
     helper.onnx     an onnx.helper graph: BatchNormalization, Concat, Add at opset 15
-    constant.onnx   an onnx.helper graph with a Constant node holding a float TENSOR, an
-                    attribute type the listing does not hold (so the graph cannot be kept)
+    constant.onnx   an onnx.helper graph with a Constant node holding a named float TENSOR
+    loop.onnx       an onnx.helper graph with a Loop node, whose body is a GRAPH attribute (a
+                    type the listing does not hold, so the graph cannot be kept)
   and for each model NAME.f32, a little-endian float32 input, and NAME.shape, its dims.
 """
 import os
@@ -78,6 +79,17 @@ def main(out):
         helper.make_node("Constant", [], ["c"], value=two),
         helper.make_node("Mul", ["x", "c"], ["y"]),
     ], [], ["n", 3], ["n", 3], 13), os.path.join(out, "constant.onnx"))
+    input_for(out, "constant", [2, 3], 5)
+
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "v_in"], ["v_out"])],
+                             "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                                      helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                                      helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["n", 3])],
+                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+                              helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["n", 3])])
+    trips = numpy_helper.from_array(np.array(2, np.int64), "trips")
+    onnx.save(helper_model([helper.make_node("Loop", ["trips", "", "x"], ["y"], name="twice", body=body)], [trips],
+                           ["n", 3], ["n", 3], 13), os.path.join(out, "loop.onnx"))
 
 
 if __name__ == "__main__":

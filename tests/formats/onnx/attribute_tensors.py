@@ -1,0 +1,138 @@
+"""Writes ONNX models whose nodes hold tensors in attributes, for test_onnx_attribute_tensors.cpp.
+
+  attribute_tensors.py DIR    writes into DIR:
+    torch_consts.onnx  torch.onnx.export of a module that adds and multiplies torch.tensor
+                       constants (float Constant nodes of rank 1 and 2) after a Linear layer
+    typed.onnx         an onnx.helper graph whose Constant values keep their elements in the typed
+                       fields (float_data, int64_data, int32_data for float16) and a
+                       ConstantOfShape whose value is one float
+    external.onnx      an onnx.helper graph whose Constant value is in external data,
+                       const.bin (bytes 100..147 of it: 12 floats); ONNX Runtime reads it
+    attack_<case>.onnx the same Constant with location "../outside.bin", "/etc/hostname" and
+                       "link_out.bin" (a symlink to ../outside.bin); attack_huge.onnx: a Constant
+                       whose dims claim 2**40 floats with 4 bytes of raw_data
+    if.onnx            an If node (GRAPH attributes), sparse.onnx a Constant of a SPARSE_TENSOR
+  and for the runnable models NAME.f32, a little-endian float32 input, and NAME.shape, its dims.
+  DIR/../outside.bin is made for the attacks (it must never be read).
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+
+class Constants(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.fc(x) + torch.tensor([0.5, -1.25, 2.0])
+        return torch.relu(y) * torch.tensor([[1.5, 2.5, -3.5]])
+
+
+def input_for(out, name, shape, seed):
+    np.random.RandomState(seed).randn(*shape).astype("<f4").tofile(os.path.join(out, name + ".f32"))
+    with open(os.path.join(out, name + ".shape"), "w") as f:
+        f.write(" ".join(str(d) for d in shape))
+
+
+def model_of(nodes, x_shape, y_shape, opset=13, inits=()):
+    g = helper.make_graph(nodes, "attribute_tensors", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def external_constant(location, offset, length, dims):
+    t = TensorProto()
+    t.data_type = TensorProto.FLOAT
+    t.dims.extend(dims)
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return t
+
+
+def with_external(out, name, location, offset=100, length=48, dims=(12,)):
+    m = model_of([helper.make_node("Constant", [], ["c"], name="c", value=external_constant(location, offset, length, list(dims))),
+                  helper.make_node("Add", ["x", "c"], ["y"], name="add")], ["n", 12], ["n", 12])
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(m.SerializeToString())
+
+
+def main(out):
+    torch.manual_seed(0)
+    torch.onnx.export(Constants().eval(), torch.randn(2, 4), os.path.join(out, "torch_consts.onnx"), input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    input_for(out, "torch_consts", [5, 4], 1)
+    kinds = sorted({a.t.data_type for n in onnx.load(os.path.join(out, "torch_consts.onnx")).graph.node
+                    for a in n.attribute if a.type == onnx.AttributeProto.TENSOR})
+    assert kinds == [TensorProto.FLOAT], kinds  # float Constant nodes, which ckpt used to lose
+
+    # Typed fields, not raw_data: helper.make_tensor without raw=True writes float_data etc.
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [3], [2.0, -0.5, 4.0])
+    half = helper.make_tensor("", TensorProto.FLOAT16, [3], [1.5, 0.25, -2.0])
+    shape = helper.make_tensor("", TensorProto.INT64, [2], [2, 3])
+    m = model_of([
+        helper.make_node("Constant", [], ["scale"], value=scale),
+        helper.make_node("Constant", [], ["half"], value=half),
+        helper.make_node("Cast", ["half"], ["half32"], to=TensorProto.FLOAT),
+        helper.make_node("Constant", [], ["shape"], value=shape),
+        helper.make_node("ConstantOfShape", ["shape"], ["ones"], value=helper.make_tensor("", TensorProto.FLOAT, [1], [0.75])),
+        helper.make_node("Mul", ["x", "scale"], ["a"]),
+        helper.make_node("Add", ["a", "half32"], ["b"]),
+        helper.make_node("Add", ["b", "ones"], ["y"]),
+    ], [2, 3], [2, 3])
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, os.path.join(out, "typed.onnx"))
+    input_for(out, "typed", [2, 3], 2)
+
+    data = bytearray(os.urandom(100)) + np.arange(12, dtype="<f4").tobytes() * 1 + bytearray(16)
+    with open(os.path.join(out, "const.bin"), "wb") as f:
+        f.write(bytes(data))
+    with_external(out, "external.onnx", "const.bin")
+    onnx.checker.check_model(os.path.join(out, "external.onnx"), full_check=True)
+    input_for(out, "external", [2, 12], 3)
+
+    with open(os.path.join(out, "..", "outside.bin"), "wb") as f:
+        f.write(bytes(200))
+    os.symlink(os.path.join("..", "outside.bin"), os.path.join(out, "link_out.bin"))
+    with_external(out, "attack_dotdot.onnx", "../outside.bin")
+    with_external(out, "attack_absolute.onnx", "/etc/hostname", offset=0, length=4, dims=(1,))
+    with_external(out, "attack_symlink.onnx", "link_out.bin")
+    with_external(out, "attack_past_end.onnx", "const.bin", offset=140, length=48)
+    huge = TensorProto()
+    huge.data_type = TensorProto.FLOAT
+    huge.dims.append(2 ** 40)
+    huge.raw_data = bytes(4)
+    m = model_of([helper.make_node("Constant", [], ["c"], name="c", value=huge),
+                  helper.make_node("Add", ["x", "c"], ["y"], name="add")], ["n", 1], ["n", 1])
+    with open(os.path.join(out, "attack_huge.onnx"), "wb") as f:
+        f.write(m.SerializeToString())
+
+    then_graph = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
+                                   [helper.make_tensor_value_info("t", TensorProto.FLOAT, ["n", 3])])
+    else_graph = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                                   [helper.make_tensor_value_info("e", TensorProto.FLOAT, ["n", 3])])
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    m = model_of([helper.make_node("If", ["cond"], ["y"], name="if0", then_branch=then_graph, else_branch=else_graph)],
+                 ["n", 3], ["n", 3], inits=[cond])
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, os.path.join(out, "if.onnx"))
+
+    sparse = helper.make_sparse_tensor(numpy_helper.from_array(np.array([5.0], np.float32), "values"),
+                                       numpy_helper.from_array(np.array([1], np.int64), "indices"), [3])
+    m = model_of([helper.make_node("Constant", [], ["c"], name="sparse_c", sparse_value=sparse),
+                  helper.make_node("Add", ["x", "c"], ["y"])], ["n", 3], ["n", 3])
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, os.path.join(out, "sparse.onnx"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,212 @@
+// Tensors in node attributes (a Constant's value, ConstantOfShape's): read as the document's
+// tensors through the initializers' code (raw_data, typed fields, external data confined to the
+// model's folder), so that a kept graph holding them converts through msgpack and json back to
+// onnx and runs alike in ONNX Runtime, and `ckpt sign` covers their bytes. Models made by
+// attribute_tensors.py with torch 1.13 and python3-onnx.
+#include "onnx_test_support.hpp"
+
+#include <ckpt/errors.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <fstream>
+
+using namespace onnx_test;
+
+namespace {
+
+class OnnxAttributeTensors : public ::testing::Test {
+ protected:
+  // The models live in DIR/m, so that "../outside.bin" is a file outside the model's folder.
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    fs::create_directories(dir_->path / "m");
+    const Output made = python("attribute_tensors.py " + (dir_->path / "m").string());
+    ASSERT_EQ(made.code, 0) << made.out;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static fs::path file(const std::string& name) { return dir_->path / "m" / name; }
+
+  static std::string run_ort(const std::string& model, const std::string& name) {
+    const Output r = node_ort(file(model).string() + " " + file(name + ".f32").string() + " " + slurp(file(name + ".shape")));
+    EXPECT_EQ(r.code, 0) << model << ": " << r.out;
+    return last_json_line(r.out);
+  }
+
+  static void convert(const std::string& from, const std::string& to, const std::string& options = "") {
+    const Output r = ckpt_cli("convert " + file(from).string() + " " + file(to).string() + options);
+    ASSERT_EQ(r.code, 0) << from << " -> " << to << ": " << r.out;
+  }
+
+  // The message of the FormatError reading `name` gives.
+  static std::string refusal(const std::string& name) {
+    try {
+      ckpt::read_document(file(name));
+    } catch (const ckpt::FormatError& e) {
+      return e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << name << ": not a FormatError: " << e.what();
+      return {};
+    }
+    ADD_FAILURE() << name << " was read";
+    return {};
+  }
+
+  static TempDir* dir_;
+};
+TempDir* OnnxAttributeTensors::dir_ = nullptr;
+
+// Every tensor of the kept graph's nodes, by path.
+std::vector<std::string> node_tensors(const ckpt::Document& doc) {
+  std::vector<std::string> out;
+  doc.for_each_tensor([&](const std::string& p, const ckpt::Tensor&) {
+    if (p.rfind("extra/onnx/graph/nodes/", 0) == 0) out.push_back(p);
+  });
+  return out;
+}
+
+TEST_F(OnnxAttributeTensors, ConstantsOfTorchAndTypedFieldsRoundTripThroughMsgpackAndJsonAndRunAlike) {
+  for (const std::string name : {"torch_consts", "typed"}) {
+    SCOPED_TRACE(name);
+    const ckpt::Document doc = ckpt::read_document(file(name + ".onnx"));
+    ASSERT_NE(doc.find_group_path("extra/onnx/graph"), nullptr);
+    EXPECT_EQ(doc.find_group_path("extra/onnx")->attribute("graph_lost"), nullptr);
+    const auto tensors = node_tensors(doc);
+    EXPECT_EQ(tensors.size(), name == "typed" ? 4u : 2u);
+    convert(name + ".onnx", name + ".msgpack");
+    convert(name + ".msgpack", name + ".msgpack.onnx");
+    convert(name + ".onnx", name + ".json");
+    convert(name + ".json", name + ".json.onnx");
+    const std::string original = run_ort(name + ".onnx", name);
+    ASSERT_FALSE(nlohmann::json::parse(original)["data"].empty());
+    const auto before = nlohmann::json::parse(last_json_line(python("onnx_check.py check " + file(name + ".onnx").string()).out));
+    for (const std::string& back : {name + ".msgpack.onnx", name + ".json.onnx"}) {
+      SCOPED_TRACE(back);
+      EXPECT_EQ(run_ort(back, name), original);  // every float, exactly
+      const Output checked = python("onnx_check.py check " + file(back).string());
+      ASSERT_EQ(checked.code, 0) << checked.out;
+      const auto after = nlohmann::json::parse(last_json_line(checked.out));
+      EXPECT_EQ(after["nodes"], before["nodes"]);
+      // The constants are in their nodes again, not initializers.
+      for (const auto& [init, type] : after["initializers"].items()) EXPECT_EQ(init.rfind("ckpt/", 0), std::string::npos) << init;
+      const Output same = ckpt_cli("diff " + file(name + ".msgpack").string() + " " + file(back).string());
+      EXPECT_EQ(same.code, 0) << same.out;
+      EXPECT_NE(same.out.find("identical"), std::string::npos) << same.out;
+    }
+  }
+  // A value the typed fields held reads as its bytes: scale = [2, -0.5, 4].
+  const ckpt::Document doc = ckpt::read_document(file("typed.onnx"));
+  const ckpt::Tensor* scale = doc.find_tensor_path("extra/onnx/graph/nodes/0/value.0");
+  ASSERT_NE(scale, nullptr);
+  ASSERT_EQ(scale->dtype(), ckpt::DType::f32);
+  EXPECT_EQ(std::vector<float>(scale->data<float>().begin(), scale->data<float>().end()), (std::vector<float>{2.0f, -0.5f, 4.0f}));
+  // The TensorProto's name is kept beside it.
+  const ckpt::Value* tensor_name = doc.find_group_path("extra/onnx/graph/nodes/0")->attribute("tensor_name.0");
+  ASSERT_NE(tensor_name, nullptr);
+  EXPECT_EQ(std::get<std::string>(*tensor_name), "scale");
+}
+
+TEST_F(OnnxAttributeTensors, AConstantInExternalDataIsReadAndWrittenBackAsExternalData) {
+  const ckpt::Document doc = ckpt::read_document(file("external.onnx"));
+  const ckpt::Tensor* c = doc.find_tensor_path("extra/onnx/graph/nodes/0/value.0");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->shape(), (ckpt::Shape{12}));
+  for (size_t i = 0; i < 12; ++i) EXPECT_EQ(c->data<float>()[i], static_cast<float>(i));
+  convert("external.onnx", "external.msgpack");
+  fs::create_directories(file("out"));
+  // Written with external data as initializers of that size would be.
+  convert("external.msgpack", "out/external.onnx", " -w external_data=always -w external_threshold=16");
+  const std::string original = run_ort("external.onnx", "external");
+  EXPECT_EQ(run_ort("out/external.onnx", "external"), original);
+  const Output checked = python("onnx_check.py check " + file("out/external.onnx").string());
+  ASSERT_EQ(checked.code, 0) << checked.out;
+  const Output where = run(std::string(CKPT_PYTHON) + " -c \"import onnx, sys\n"
+                           "t = onnx.load(sys.argv[1], load_external_data=False).graph.node[0].attribute[0].t\n"
+                           "print(t.data_location, [(e.key, e.value) for e in t.external_data])\" " + file("out/external.onnx").string());
+  EXPECT_EQ(where.out.rfind("1 [('location', 'external.onnx.", 0), 0u) << where.out;
+  const Output same = ckpt_cli("diff " + file("external.msgpack").string() + " " + file("out/external.onnx").string());
+  EXPECT_NE(same.out.find("identical"), std::string::npos) << same.out;
+}
+
+// `ckpt sign` covers the Constant's bytes in the other file: one byte changed there and verify
+// fails, as ONNX Runtime would compute with it.
+TEST_F(OnnxAttributeTensors, SigningCoversAConstantsExternalData) {
+  const fs::path d = dir_->path / "signed";
+  fs::create_directories(d);
+  fs::copy_file(file("external.onnx"), d / "external.onnx");
+  fs::copy_file(file("const.bin"), d / "const.bin");
+  ASSERT_EQ(ckpt_cli("keygen " + (d / "key").string()).code, 0);
+  const Output signed_ = ckpt_cli("sign " + (d / "external.onnx").string() + " --key " + (d / "key").string());
+  ASSERT_EQ(signed_.code, 0) << signed_.out;
+  const std::string verify = "verify " + (d / "external.onnx").string() + " --pubkey " + (d / "key.pub").string();
+  const Output good = ckpt_cli(verify);
+  EXPECT_EQ(good.code, 0) << good.out;
+  std::string bytes = slurp(d / "const.bin");
+  bytes[100 + 4 * 5 + 1] ^= 0x01;  // element 5 of the Constant
+  spit(d / "const.bin", bytes);
+  const Output bad = ckpt_cli(verify);
+  EXPECT_NE(bad.code, 0) << bad.out;
+}
+
+// The initializers' confinement and limits, with the node and the attribute named.
+TEST_F(OnnxAttributeTensors, ExternalLocationsOutsideTheFolderAreRefusedNamingTheNode) {
+  const struct {
+    const char* model;
+    const char* location;
+    const char* says;
+  } cases[] = {
+      {"attack_dotdot.onnx", "\"../outside.bin\"", "climbs out with '..'"},
+      {"attack_absolute.onnx", "\"/etc/hostname\"", "is refused"},
+      {"attack_symlink.onnx", "\"link_out.bin\"", "resolves (through '..' or a symlink) to a place outside the folder"},
+      {"attack_past_end.onnx", "\"const.bin\"", "runs past the end of"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.model);
+    const std::string why = refusal(c.model);
+    EXPECT_NE(why.find("'" + file(c.model).string() + "'"), std::string::npos) << why;
+    EXPECT_NE(why.find("node 0 (Constant \"c\") attribute \"value\""), std::string::npos) << why;
+    EXPECT_NE(why.find(c.location), std::string::npos) << why;
+    EXPECT_NE(why.find(c.says), std::string::npos) << why;
+    // Refused on every path a command takes, before anything is converted.
+    const Output cli = ckpt_cli("convert " + file(c.model).string() + " " + file(std::string(c.model) + ".msgpack").string());
+    EXPECT_NE(cli.code, 0) << cli.out;
+    EXPECT_FALSE(fs::exists(file(std::string(c.model) + ".msgpack")));
+  }
+}
+
+TEST_F(OnnxAttributeTensors, DimsClaimingATebibyteWithShortDataAreRefusedWithoutAllocating) {
+  const std::string why = refusal("attack_huge.onnx");
+  EXPECT_NE(why.find("(graph/node[0] attribute[0] \"value\" t)"), std::string::npos) << why;
+  EXPECT_NE(why.find("raw_data holds 4 bytes but dims [1099511627776] of FLOAT need 4398046511104"), std::string::npos) << why;
+  // Under a 2 GiB address-space limit: a refusal, not an allocation failure.
+  const Output cli = run("ulimit -v 2097152; " + std::string(CKPT_CLI) + " inspect " + file("attack_huge.onnx").string());
+  EXPECT_NE(cli.code, 0) << cli.out;
+  EXPECT_NE(cli.out.find("raw_data holds 4 bytes"), std::string::npos) << cli.out;
+  EXPECT_EQ(cli.out.find("bad_alloc"), std::string::npos) << cli.out;
+}
+
+TEST_F(OnnxAttributeTensors, GraphAndSparseAttributesAreNotKeptAndTheLossNamesNodeAndAttribute) {
+  const struct {
+    const char* model;
+    const char* says;
+  } cases[] = {
+      {"if.onnx", "node 0 (If \"if0\") attribute \"else_branch\" is a GRAPH"},
+      {"sparse.onnx", "node 0 (Constant \"sparse_c\") attribute \"sparse_value\" is a SPARSE_TENSOR"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.model);
+    const ckpt::Document doc = ckpt::read_document(file(c.model));
+    EXPECT_EQ(doc.find_group_path("extra/onnx/graph"), nullptr);
+    const ckpt::Value* lost = doc.find_group_path("extra/onnx")->attribute("graph_lost");
+    ASSERT_NE(lost, nullptr);
+    const std::string text = std::get<std::string>(*lost);
+    EXPECT_EQ(text.rfind("not kept: the model does not list as a graph ckpt writes back", 0), 0u) << text;
+    EXPECT_NE(text.find(c.says), std::string::npos) << text;
+  }
+}
+
+}  // namespace
