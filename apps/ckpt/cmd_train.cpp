@@ -26,8 +26,11 @@ Runner add_train(CLI::App& app) {
     auto registration = TrainRegistration::take(text, config_path, rest);
     auto config = train::TrainConfig::parse(rest, config_path, {}, Registry::global());
     config.source = text;
-    if (registration) registration->open(config);
     train::Trainer trainer(std::move(config), Registry::global());
+    // Data-parallel (docs/scaling.md), only rank 0 registers, prints and saves.
+    const bool primary = trainer.rank() == 0;
+    if (!primary) registration.reset();
+    if (registration) registration->open(trainer.config());
     std::unique_ptr<ProgressBar> bar;
     train::TrainCallbacks cb;
     cb.on_message = [&](const std::string& m) {
@@ -48,7 +51,7 @@ Runner add_train(CLI::App& app) {
     };
     auto final_path = trainer.run(cb);
     if (registration) registration->finish(final_path);
-    std::printf("final checkpoint: %s\n", final_path.string().c_str());
+    if (primary) std::printf("final checkpoint: %s\n", final_path.string().c_str());
     return kOk;
   };
 }

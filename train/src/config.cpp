@@ -117,7 +117,8 @@ TrainConfig TrainConfig::parse(const std::string& text, const std::string& sourc
   } catch (const json::parse_error& e) {
     throw UsageError(source + ": not valid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
   }
-  ctx.only(j, "", {"model", "optimizer", "schedule", "data", "epochs", "batch_size", "seed", "threads", "loss", "checkpoint"});
+  ctx.only(j, "", {"model", "optimizer", "schedule", "data", "epochs", "batch_size", "seed", "threads", "loss", "checkpoint",
+                 "distributed"});
   TrainConfig c;
   c.source = text;
   if (!j.contains("model")) ctx.fail("model", "missing");
@@ -143,6 +144,13 @@ TrainConfig TrainConfig::parse(const std::string& text, const std::string& sourc
   if (j.contains("loss")) {
     c.loss = ctx.string(j["loss"], "loss");
     if (c.loss != "cross_entropy" && c.loss != "mse") ctx.fail("loss", "unknown loss '" + c.loss + "' (known: cross_entropy, mse)");
+  }
+  if (j.contains("distributed")) {
+    const json& d = j["distributed"];
+    ctx.only(d, "distributed", {"engine"});
+    if (!d.contains("engine")) ctx.fail("distributed.engine", "missing (known: mpi)");
+    c.distributed_engine = ctx.string(d["engine"], "distributed.engine");
+    if (c.distributed_engine != "mpi") ctx.fail("distributed.engine", "unknown engine '" + c.distributed_engine + "' (known: mpi)");
   }
   if (j.contains("checkpoint")) {
     const json& k = j["checkpoint"];

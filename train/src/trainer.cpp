@@ -1,3 +1,5 @@
+#include "distributed.hpp"
+
 #include <ckpt/errors.hpp>
 #include <ckpt/io.hpp>
 #include <ckpt/train/loss.hpp>
@@ -11,6 +13,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 namespace ckpt::train {
 
@@ -58,6 +61,81 @@ Shape batch_shape(const Model& m, int64_t n) {
   Shape s = {n};
   s.insert(s.end(), m.input_shape().begin(), m.input_shape().end());
   return s;
+}
+
+// Gradients are summed over ranks in fused buckets: one MPI_Allreduce per contiguous buffer of
+// several parameters' gradients, not one per tensor (the MLP's six tensors go in one call).
+// Parameters are bucketed last layer first, the order backward finishes them in; the order is
+// fixed, so a run repeated at the same world size reduces the same buffers the same way.
+constexpr size_t kBucketBytes = size_t{4} << 20;
+
+struct GradBucket {
+  std::vector<Parameter*> params;
+  std::vector<float> buffer;
+};
+
+std::vector<GradBucket> make_buckets(const NamedParameters& params) {
+  std::vector<GradBucket> out;
+  size_t floats = 0;
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    size_t n = it->second->grad.numel();
+    if (out.empty() || (floats + n) * sizeof(float) > kBucketBytes) {
+      out.emplace_back();
+      floats = 0;
+    }
+    out.back().params.push_back(it->second);
+    floats += n;
+  }
+  for (auto& b : out) {
+    size_t total = 0;
+    for (Parameter* p : b.params) total += p->grad.numel();
+    b.buffer.resize(total);
+  }
+  return out;
+}
+
+void allreduce_gradients(const Communicator& comm, std::vector<GradBucket>& buckets) {
+  for (auto& b : buckets) {
+    float* at = b.buffer.data();
+    for (Parameter* p : b.params) {
+      auto g = p->grad.data<float>();
+      at = std::copy(g.begin(), g.end(), at);
+    }
+    comm.allreduce_sum(b.buffer);
+    const float* from = b.buffer.data();
+    for (Parameter* p : b.params) {
+      auto g = p->grad.mutable_data<float>();
+      std::copy(from, from + g.size(), g.begin());
+      from += g.size();
+    }
+  }
+}
+
+// FNV-1a over every tensor's bytes, in order: ranks compare it to prove they still hold the
+// same parameters.
+uint64_t fingerprint(const Group& g) {
+  uint64_t h = 1469598103934665603ull;
+  g.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    for (char c : path) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+    auto bytes = std::as_bytes(t.data<float>());
+    for (std::byte b : bytes) h = (h ^ static_cast<uint8_t>(b)) * 1099511628211ull;
+  });
+  return h;
+}
+
+// The names, shapes and sizes of a group's tensors, so ranks can check that they hold the
+// same structure before broadcasting bytes into it.
+uint64_t structure_fingerprint(const Group& g) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint64_t v) {
+    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 1099511628211ull;
+  };
+  g.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    for (char c : path) mix(static_cast<uint8_t>(c));
+    mix(static_cast<uint64_t>(t.dtype()));
+    mix(t.nbytes());
+  });
+  return h;
 }
 
 }  // namespace
@@ -157,10 +235,40 @@ struct Trainer::State {
 
 Trainer::Trainer(TrainConfig config, const Registry& registry) : config_(std::move(config)), registry_(registry) {
   Engine::set_threads(config_.threads);
+  if (config_.distributed_engine == "mpi" || Communicator::launched_by_mpirun()) comm_ = std::make_unique<Communicator>();
   model_ = Model::from_spec(config_.model_spec, config_.seed);
 }
 
 Trainer::~Trainer() = default;
+
+int Trainer::rank() const { return comm_ ? comm_->rank() : 0; }
+int Trainer::world_size() const { return comm_ ? comm_->size() : 1; }
+
+void Trainer::broadcast_state(State& s) {
+  Group model_state = model_->state_dict();
+  Group optimizer_state = s.optimizer->state_dict();
+  uint64_t shape = structure_fingerprint(model_state) ^ (structure_fingerprint(optimizer_state) * 31);
+  if (!comm_->all_equal(shape))
+    throw UsageError("distributed training: rank " + std::to_string(comm_->rank()) +
+                     "'s model or optimizer state has another structure than another rank's (tensor names, dtypes or "
+                     "sizes differ), so rank 0's state cannot be broadcast to it");
+  auto send = [&](const std::string&, const Tensor& t) {
+    auto d = t.mutable_data<float>();
+    comm_->broadcast(std::as_writable_bytes(d));
+  };
+  model_state.for_each_tensor(send);
+  optimizer_state.for_each_tensor(send);
+  struct {
+    int64_t epoch, position, step, correct;
+    double loss_sum;
+  } scalars{s.epoch, s.position, s.step, s.correct, s.loss_sum};
+  comm_->broadcast(std::as_writable_bytes(std::span(&scalars, 1)));
+  s.epoch = scalars.epoch;
+  s.position = scalars.position;
+  s.step = scalars.step;
+  s.correct = scalars.correct;
+  s.loss_sum = scalars.loss_sum;
+}
 
 Checkpoint Trainer::snapshot(const State& s, bool owned) const {
   Checkpoint c;
@@ -172,6 +280,7 @@ Checkpoint Trainer::snapshot(const State& s, bool owned) const {
   t.set("epoch", s.epoch).set("position", s.position).set("step", s.step);
   t.set("seed", static_cast<int64_t>(config_.seed)).set("batch_size", config_.batch_size).set("epochs", config_.epochs);
   t.set("threads", static_cast<int64_t>(config_.threads));
+  t.set("world_size", static_cast<int64_t>(world_size()));
   t.set("epoch_loss_sum", s.loss_sum).set("epoch_correct", s.correct);
   t.set("rng", "splitmix64(seed, epoch) -> mt19937_64 -> Fisher-Yates");
   t.set("config", config_.source);
@@ -184,7 +293,7 @@ Checkpoint Trainer::snapshot(const State& s, bool owned) const {
   return c;
 }
 
-void Trainer::restore(const Checkpoint& c, const fs::path& from, State& s) {
+int64_t Trainer::restore(const Checkpoint& c, const fs::path& from, State& s) {
   // oneDNN's kernels split their sums by thread count (the ConvNet trained at 1 and at 2 threads
   // differs in every weight after two epochs), so another count would continue a different run:
   // refused like another seed or batch size rather than resumed inexactly.
@@ -212,16 +321,27 @@ void Trainer::restore(const Checkpoint& c, const fs::path& from, State& s) {
   s.loss_sum = attr_num(c.trainer, "epoch_loss_sum");
   s.correct = static_cast<int64_t>(attr_num(c.trainer, "epoch_correct"));
   if (const Group* m = c.trainer.find_group("metrics")) s.metrics = *m;
+  return c.trainer.attribute("world_size") ? static_cast<int64_t>(attr_num(c.trainer, "world_size")) : 1;
 }
 
 std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
+  const bool primary = rank() == 0;
+  // More than one rank: slices of each batch, summed gradients. A world of one (mpirun -np 1)
+  // trains exactly as a plain run.
+  const bool parallel = world_size() > 1;
+  const int64_t world = world_size(), me = rank();
   auto say = [&](const std::string& m) {
-    if (cb.on_message) cb.on_message(m);
+    if (primary && cb.on_message) cb.on_message(m);
   };
   Dataset train = load_fashion_mnist(config_.data_dir, "train", static_cast<size_t>(config_.train_limit));
-  Dataset test = load_fashion_mnist(config_.data_dir, "test", static_cast<size_t>(config_.test_limit));
-  CheckpointManager manager(config_.checkpoint, registry_);
-  if (size_t n = manager.remove_temporaries()) say("removed " + std::to_string(n) + " temporary file(s) left by an interrupted save");
+  // Only rank 0 evaluates and reports.
+  Dataset test = primary ? load_fashion_mnist(config_.data_dir, "test", static_cast<size_t>(config_.test_limit)) : Dataset{};
+  // Only rank 0 writes checkpoints: the state is replicated, so one copy is the whole of it.
+  std::optional<CheckpointManager> manager;
+  if (primary) {
+    manager.emplace(config_.checkpoint, registry_);
+    if (size_t n = manager->remove_temporaries()) say("removed " + std::to_string(n) + " temporary file(s) left by an interrupted save");
+  }
 
   State s;
   s.optimizer = Optimizer::make(config_.optimizer);
@@ -229,17 +349,29 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
 
   std::optional<fs::path> from;
   const std::string& resume = config_.checkpoint.resume;
-  if (resume == "auto")
-    from = manager.latest_good(say);
-  else if (resume != "none")
+  if (resume == "auto") {
+    if (primary) from = manager->latest_good(say);
+  } else if (resume != "none") {
     from = resume;
+  }
+  if (comm_) {
+    // Rank 0 chose the checkpoint; the others read the same file.
+    std::string chosen = from ? from->string() : std::string();
+    comm_->broadcast(chosen);
+    from = chosen.empty() ? std::nullopt : std::optional<fs::path>(chosen);
+  }
   if (from) {
     LoadOptions lo;
     lo.verify = true;
-    restore(ckpt::load(*from, lo), *from, s);
+    int64_t made_with = restore(ckpt::load(*from, lo), *from, s);
     say("resumed from " + from->string() + " (epoch " + std::to_string(s.epoch + 1) + ", sample " +
         std::to_string(s.position) + ", step " + std::to_string(s.step) + ")");
+    if (made_with != world)
+      say("the checkpoint was made by " + std::to_string(made_with) + " rank(s), this run has " + std::to_string(world) +
+          ": the same batches follow, but each is split into other slices, so gradient sums round differently from a "
+          "continuation at " + std::to_string(made_with));
   }
+  if (parallel) broadcast_state(s);
 
   auto params = model_->named_parameters();
   const int64_t n = static_cast<int64_t>(train.size()), bs = config_.batch_size;
@@ -247,8 +379,19 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
   std::vector<uint8_t> y;
   fs::path last_saved = from ? *from : fs::path();
   auto save = [&](bool owned) {
-    manager.save(snapshot(s, owned), s.step);
-    last_saved = manager.path_for(s.step);
+    manager->save(snapshot(s, owned), s.step);
+    last_saved = manager->path_for(s.step);
+  };
+  std::vector<GradBucket> buckets = parallel ? make_buckets(params) : std::vector<GradBucket>{};
+  // A rank's share of the epoch's loss and accuracy sums, added to the global ones before each
+  // save and at the epoch's end, not at every step.
+  double pending[2] = {0, 0};
+  auto gather_sums = [&] {
+    if (!parallel) return;
+    comm_->allreduce_sum(std::span<double>(pending));
+    s.loss_sum += pending[0];
+    s.correct += static_cast<int64_t>(pending[1]);
+    pending[0] = pending[1] = 0;
   };
 
   while (s.epoch < config_.epochs) {
@@ -258,31 +401,63 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
     auto t0 = std::chrono::steady_clock::now();
     int64_t trained = 0;
     while (s.position < n) {
-      int64_t end = std::min(n, s.position + bs);
-      gather_batch(train, order, static_cast<size_t>(s.position), static_cast<size_t>(end), x, y);
-      const Tensor& out = model_->forward(x.reshape(batch_shape(*model_, end - s.position)));
-      LossResult r = compute_loss(config_.loss, out, y, grad, targets);
-      model_->backward(grad);
+      const int64_t end = std::min(n, s.position + bs), count = end - s.position;
+      // This rank's contiguous slice of the global batch; slices differ by at most one sample.
+      int64_t lo = s.position, len = count;
+      if (parallel) {
+        const int64_t base = count / world, extra = count % world;
+        lo = s.position + me * base + std::min(me, extra);
+        len = base + (me < extra ? 1 : 0);
+      }
+      LossResult r;
+      if (len > 0) {
+        gather_batch(train, order, static_cast<size_t>(lo), static_cast<size_t>(lo + len), x, y);
+        const Tensor& out = model_->forward(x.reshape(batch_shape(*model_, len)));
+        r = compute_loss(config_.loss, out, y, grad, targets);
+        if (len != count) {
+          // The loss is a mean over the slice; scaled by len / count, the ranks' gradients sum
+          // to the gradient of the mean over the whole batch.
+          const float scale = static_cast<float>(static_cast<double>(len) / static_cast<double>(count));
+          for (float& g : grad.mutable_data<float>()) g *= scale;
+        }
+        model_->backward(grad);
+      } else {
+        for (const auto& [name, p] : params) std::fill_n(p->grad.mutable_data<float>().data(), p->grad.numel(), 0.0f);
+      }
+      if (parallel) {
+        allreduce_gradients(*comm_, buckets);
+        pending[0] += r.loss * static_cast<double>(len);
+        pending[1] += static_cast<double>(r.correct);
+      } else {
+        s.loss_sum += r.loss * static_cast<double>(len);
+        s.correct += r.correct;
+      }
       s.optimizer->step(params, lr);
-      s.loss_sum += r.loss * static_cast<double>(end - s.position);
-      s.correct += r.correct;
-      trained += end - s.position;
+      trained += count;
       s.position = end;
       ++s.step;
-      if (cb.on_batch) cb.on_batch(s.position, n);
-      if (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0 && s.position < n)
-        save(config_.checkpoint.background);
+      if (primary && cb.on_batch) cb.on_batch(s.position, n);
+      if (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0 && s.position < n) {
+        gather_sums();
+        if (primary) save(config_.checkpoint.background);
+      }
     }
+    gather_sums();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (parallel && !comm_->all_equal(fingerprint(model_->state_dict())))
+      throw IoError("distributed training: rank " + std::to_string(me) + "'s parameters differ from another rank's after epoch " +
+                    std::to_string(s.epoch + 1) + "; the gradient reduction did not give every rank the same bits");
     EpochReport rep;
     rep.epoch = s.epoch + 1;
     rep.epochs = config_.epochs;
     rep.lr = lr;
     rep.train_loss = s.loss_sum / static_cast<double>(n);
     rep.train_accuracy = static_cast<double>(s.correct) / static_cast<double>(n);
-    Evaluation ev = evaluate(*model_, test, 256, config_.loss);
-    rep.test_loss = ev.loss;
-    rep.test_accuracy = ev.accuracy;
+    if (primary) {
+      Evaluation ev = evaluate(*model_, test, 256, config_.loss);
+      rep.test_loss = ev.loss;
+      rep.test_accuracy = ev.accuracy;
+    }
     rep.samples_per_second = secs > 0 ? static_cast<double>(trained) / secs : 0;
     s.metrics = Group();
     s.metrics.set("epoch", rep.epoch).set("train_loss", rep.train_loss).set("train_accuracy", rep.train_accuracy);
@@ -295,18 +470,25 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
     bool last = s.epoch == config_.epochs;
     bool scheduled = (config_.checkpoint.every_n_epochs && s.epoch % config_.checkpoint.every_n_epochs == 0) ||
                      (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0);
-    if (scheduled || last) {
+    if (primary && (scheduled || last)) {
       save(config_.checkpoint.background && !last);
       rep.saved = last_saved.filename().string();
     }
-    if (cb.on_epoch) cb.on_epoch(rep);
+    if (primary && cb.on_epoch) cb.on_epoch(rep);
   }
-  manager.wait();
-  if (auto best = manager.best()) say("best checkpoint: " + best->string());
-  if (last_saved.empty()) {
-    // Resumed a run that had already finished: its newest checkpoint is the result.
-    auto all = manager.list();
-    if (!all.empty()) last_saved = all.back().path;
+  if (primary) {
+    manager->wait();
+    if (auto best = manager->best()) say("best checkpoint: " + best->string());
+    if (last_saved.empty()) {
+      // Resumed a run that had already finished: its newest checkpoint is the result.
+      auto all = manager->list();
+      if (!all.empty()) last_saved = all.back().path;
+    }
+  }
+  if (comm_) {
+    std::string final_path = last_saved.string();
+    comm_->broadcast(final_path);
+    last_saved = final_path;
   }
   return last_saved;
 }

@@ -47,6 +47,9 @@ struct TrainConfig {
   int threads = 1;
   std::string loss = "cross_entropy";  // or "mse" (against one-hot targets)
   CheckpointConfig checkpoint;
+  // "distributed": {"engine": "mpi"} (docs/scaling.md): data-parallel on MPI. Empty: only when
+  // started by mpirun (a run without it stays single-process, as before).
+  std::string distributed_engine;
   std::string source;  // the config's own text, kept in every checkpoint
 
   // Relative paths in the file are taken relative to `base_dir` (the config's folder).

@@ -45,23 +45,38 @@ Evaluation evaluate(Model& model, const Dataset& data, int64_t batch_size, const
 // allocated for a spec that names sizes the file does not hold.
 std::unique_ptr<Model> model_from_checkpoint(const Checkpoint& c);
 
+class Communicator;
+
 class Trainer {
  public:
+  // Data-parallel on MPI (docs/scaling.md) when the config says "distributed": {"engine":
+  // "mpi"} or mpirun started the process: MPI is initialised here and rank 0's initial
+  // parameters are broadcast.
   Trainer(TrainConfig config, const Registry& registry);
   ~Trainer();
   // Resumes as the config says, trains to the last epoch, and returns the final checkpoint.
+  // Data-parallel, every rank returns it, and only rank 0 writes checkpoints and calls the
+  // callbacks.
   std::filesystem::path run(const TrainCallbacks& callbacks = {});
   Model& model() { return *model_; }
+  const TrainConfig& config() const { return config_; }
+  // 0 and 1 for a single-process run.
+  int rank() const;
+  int world_size() const;
 
  private:
   struct State;
   Checkpoint snapshot(const State& s, bool owned) const;
   // Throws UsageError, naming `from`, when the checkpoint's seed, batch size or threads differ
-  // from the config's: any of them changes the run's arithmetic.
-  void restore(const Checkpoint& c, const std::filesystem::path& from, State& s);
+  // from the config's: any of them changes the run's arithmetic. Returns the world size the
+  // checkpoint was made with (1 when it records none).
+  int64_t restore(const Checkpoint& c, const std::filesystem::path& from, State& s);
+  // Data-parallel: rank 0's parameters, optimizer state and position, on every rank.
+  void broadcast_state(State& s);
 
   TrainConfig config_;
   const Registry& registry_;
+  std::unique_ptr<Communicator> comm_;
   std::unique_ptr<Model> model_;
 };
 
