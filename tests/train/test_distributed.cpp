@@ -1,0 +1,285 @@
+// Data-parallel training on Open MPI (docs/scaling.md): `mpirun -np N ckpt train` gives the
+// parameters of a one-process run with the same global batch, a repeated run at the same N is
+// bit-identical, a rank killed mid-epoch stops the whole job within seconds, and `resume: auto`
+// continues from the last complete checkpoint, at the same N exactly.
+#include "scratch.hpp"
+
+#include <ckpt/errors.hpp>
+#include <ckpt/io.hpp>
+#include <ckpt/registry.hpp>
+#include <ckpt/train/config.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace ckpt;
+namespace fs = std::filesystem;
+using ckpt_test::TempDir;
+
+namespace {
+
+// Tests run as root in CI: Open MPI refuses that unless both variables are set, here only in
+// the child's environment. vader's single-copy (CMA) needs ptrace rights containers often
+// lack; the test needs none of its speed.
+const std::string kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ";
+const char* const kMpiArgs[] = {"--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
+                                "--mca", "btl_vader_single_copy_mechanism", "none"};
+
+std::string mpirun_command(int ranks, const fs::path& cfg) {
+  std::string cmd = kMpiEnv + CKPT_MPIEXEC;
+  for (const char* a : kMpiArgs) cmd += std::string(" ") + a;
+  return cmd + " -np " + std::to_string(ranks) + " " + CKPT_CLI + " train " + cfg.string();
+}
+
+// A small MLP on 290 Fashion-MNIST samples: 10 batches of 32, the last of 2 (so at 3 ranks one
+// rank's slice of it is empty), SGD with momentum so there is optimizer state to keep equal.
+std::string config_text(const fs::path& dir, int64_t train_limit, int64_t batch, int64_t epochs, const std::string& extra = "") {
+  return R"({"model": {"type": "mlp", "hidden": [32]}, "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9},
+    "data": {"train_limit": )" + std::to_string(train_limit) + R"(, "test_limit": 100}, "epochs": )" +
+         std::to_string(epochs) + R"(, "batch_size": )" + std::to_string(batch) + R"(, "seed": 5, "threads": 1,
+    "checkpoint": {"dir": ")" + dir.string() + R"(", "keep_last": 0)" + extra + "}}";
+}
+
+fs::path write_config(const fs::path& dir, const std::string& name, const std::string& text) {
+  fs::path p = dir / name;
+  std::ofstream(p) << text;
+  return p;
+}
+
+// The "final checkpoint: PATH" line `ckpt train` prints.
+fs::path final_checkpoint(const std::string& out) {
+  auto at = out.find("final checkpoint: ");
+  if (at == std::string::npos) return {};
+  auto end = out.find('\n', at);
+  return out.substr(at + 18, end - at - 18);
+}
+
+fs::path run_training(int ranks, const fs::path& cfg, std::string* log = nullptr) {
+  std::string out;
+  int rc = ckpt_test::run(ranks ? mpirun_command(ranks, cfg) : std::string(CKPT_CLI) + " train " + cfg.string(), out);
+  if (log) *log = out;
+  EXPECT_EQ(rc, 0) << out;
+  fs::path p = final_checkpoint(out);
+  EXPECT_FALSE(p.empty()) << out;
+  EXPECT_EQ(out.find("final checkpoint: "), out.rfind("final checkpoint: ")) << "only rank 0 reports: " << out;
+  return p;
+}
+
+struct Compared {
+  size_t tensors = 0;
+  bool bit_equal = true;
+  double worst = 0;  // the largest max|a - b| / max|b| of any tensor
+};
+
+// Every tensor of model/state and optimizer, a against b.
+Compared compare(const fs::path& a, const fs::path& b) {
+  Document da = read_document(a), db = read_document(b);
+  Compared c;
+  for (const char* root : {"model/state", "optimizer"}) {
+    const Group* ga = da.find_group_path(root);
+    const Group* gb = db.find_group_path(root);
+    EXPECT_TRUE(ga && gb) << root;
+    if (!ga || !gb) continue;
+    EXPECT_EQ(ga->tensor_count(), gb->tensor_count()) << root;
+    ga->for_each_tensor([&](const std::string& path, const Tensor& ta) {
+      const Tensor* tb = gb->find_tensor_path(path);
+      EXPECT_NE(tb, nullptr) << root << "/" << path;
+      if (!tb) return;
+      ++c.tensors;
+      c.bit_equal = c.bit_equal && ta.bit_equal(*tb);
+      auto x = ta.data<float>(), y = tb->data<float>();
+      double diff = 0, scale = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        diff = std::max(diff, std::fabs(static_cast<double>(x[i]) - y[i]));
+        scale = std::max(scale, std::fabs(static_cast<double>(y[i])));
+      }
+      if (scale > 0) c.worst = std::max(c.worst, diff / scale);
+    });
+  }
+  EXPECT_GE(c.tensors, 4u);  // fc1, fc2 weight and bias, and their momentum buffers
+  return c;
+}
+
+int64_t recorded_world_size(const fs::path& p) {
+  Document d = read_document(p);
+  const Value* v = d.find_group_path("trainer") ? d.find_group_path("trainer")->attribute("world_size") : nullptr;
+  return v && std::holds_alternative<int64_t>(*v) ? std::get<int64_t>(*v) : -1;
+}
+
+}  // namespace
+
+TEST(DistributedConfig, EngineIsValidated) {
+  const std::string base = config_text("/tmp/unused", 100, 10, 1);
+  auto with = [&](const std::string& section) {
+    return base.substr(0, base.size() - 1) + ", \"distributed\": " + section + "}";
+  };
+  EXPECT_EQ(train::TrainConfig::parse(with(R"({"engine": "mpi"})"), "d.json", {}, Registry::global()).distributed_engine, "mpi");
+  try {
+    train::TrainConfig::parse(with(R"({"engine": "nccl"})"), "d.json", {}, Registry::global());
+    ADD_FAILURE() << "an unknown engine was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "d.json: distributed.engine: unknown engine 'nccl' (known: mpi)");
+  }
+  EXPECT_THROW(train::TrainConfig::parse(with(R"({"engine": "mpi", "ranks": 2})"), "d.json", {}, Registry::global()),
+               UsageError);
+  EXPECT_THROW(train::TrainConfig::parse(with(R"({})"), "d.json", {}, Registry::global()), UsageError);
+}
+
+TEST(Distributed, OneTwoAndThreeRanksGiveTheParametersOfOneProcess) {
+  TempDir tmp("ddp");
+  fs::path plain = run_training(0, write_config(tmp.path, "plain.json", config_text(tmp / "plain", 290, 32, 1)));
+  EXPECT_EQ(recorded_world_size(plain), 1);
+  for (int n : {1, 2, 3}) {
+    SCOPED_TRACE("ranks " + std::to_string(n));
+    fs::path dir = tmp / ("n" + std::to_string(n));
+    fs::path got = run_training(n, write_config(tmp.path, "n" + std::to_string(n) + ".json", config_text(dir, 290, 32, 1)));
+    EXPECT_EQ(recorded_world_size(got), n);
+    Compared c = compare(got, plain);
+    std::printf("%d rank(s) against one process: %zu tensors, bit-identical %s, worst relative difference %.3g\n", n,
+                c.tensors, c.bit_equal ? "yes" : "no", c.worst);
+    EXPECT_LE(c.worst, 1e-5);
+    // A world of one trains exactly as a plain run.
+    if (n == 1) {
+      EXPECT_TRUE(c.bit_equal);
+    }
+  }
+  // The same with the "distributed" key and no mpirun: MPI as a world of one.
+  fs::path asked = run_training(0, write_config(tmp.path, "asked.json", config_text(tmp / "asked", 290, 32, 1, R"(},
+    "distributed": {"engine": "mpi")")));
+  EXPECT_TRUE(compare(asked, plain).bit_equal);
+}
+
+TEST(Distributed, ARepeatedTwoRankRunIsBitIdentical) {
+  TempDir tmp("ddp");
+  fs::path a = run_training(2, write_config(tmp.path, "a.json", config_text(tmp / "a", 290, 32, 2)));
+  fs::path b = run_training(2, write_config(tmp.path, "b.json", config_text(tmp / "b", 290, 32, 2)));
+  EXPECT_TRUE(compare(a, b).bit_equal);
+}
+
+namespace {
+
+std::string environ_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// The processes whose environment holds `mark` (and `also`, when given).
+std::vector<pid_t> marked(const std::string& mark, const std::string& also = "") {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    std::string env = environ_of(std::stoi(name));
+    std::string z(1, '\0');
+    if ((z + env).find(z + mark + z) != std::string::npos && (also.empty() || (z + env).find(z + also + z) != std::string::npos))
+      out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+bool has_step_file(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().rfind("step-", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST(Distributed, AKilledRankStopsTheJobAndResumeContinuesExactly) {
+  TempDir tmp("ddp");
+  // 6000 samples in batches of 20, a checkpoint every 20 steps: long enough to kill mid-epoch.
+  auto text = [&](const fs::path& dir) { return config_text(dir, 6000, 20, 1, R"(, "every_n_steps": 20)"); };
+  fs::path ref = run_training(2, write_config(tmp.path, "ref.json", text(tmp / "ref")));
+
+  const fs::path dir = tmp / "killed";
+  fs::create_directories(dir);
+  const fs::path cfg = write_config(tmp.path, "killed.json", text(dir));
+  const fs::path log = tmp / "killed.log";
+  const std::string mark = "CKPT_TEST_DDP_RUN=" + tmp.path.string();
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    ::putenv(const_cast<char*>(mark.c_str()));
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    std::vector<const char*> argv = {CKPT_MPIEXEC};
+    for (const char* a : kMpiArgs) argv.push_back(a);
+    for (const char* a : {"-np", "2", CKPT_CLI, "train"}) argv.push_back(a);
+    argv.push_back(cfg.c_str());
+    argv.push_back(nullptr);
+    ::execv(CKPT_MPIEXEC, const_cast<char* const*>(argv.data()));
+    ::_exit(127);
+  }
+  // Whatever happens below, no process of this job outlives the test.
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      if (pid > 0 && ::kill(-pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{pid};
+
+  // The first mid-epoch checkpoint is complete: kill rank 1 with SIGKILL.
+  int status = 0;
+  bool exited = false;
+  while (!has_step_file(dir) && !(exited = ::waitpid(pid, &status, WNOHANG) == pid))
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_FALSE(exited) << "the run ended before its first checkpoint:\n" << std::ifstream(log).rdbuf();
+  std::vector<pid_t> rank1 = marked(mark, "OMPI_COMM_WORLD_RANK=1");
+  ASSERT_EQ(rank1.size(), 1u);
+  ASSERT_EQ(::kill(rank1[0], SIGKILL), 0);
+  const auto killed_at = std::chrono::steady_clock::now();
+
+  // mpirun and rank 0 end, non-zero, within seconds: bounded wait, never a hang.
+  while (!exited && std::chrono::steady_clock::now() - killed_at < std::chrono::seconds(30)) {
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  ASSERT_TRUE(exited) << "mpirun still runs 30 s after rank 1 was killed";
+  reaper.pid = 0;
+  std::printf("mpirun exited %.2f s after rank 1 was killed\n", secs);
+  EXPECT_LT(secs, 10.0);
+  EXPECT_TRUE(!WIFEXITED(status) || WEXITSTATUS(status) != 0);
+  std::string text_log = [&] {
+    std::ifstream in(log);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  EXPECT_NE(text_log.find("signal 9"), std::string::npos) << text_log;
+  EXPECT_EQ(text_log.find("final checkpoint:"), std::string::npos) << text_log;
+  for (int i = 0; i < 100 && !marked(mark).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(marked(mark).empty()) << "a rank outlived mpirun";
+
+  // resume: auto continues from the newest complete checkpoint and ends as the run never killed.
+  std::string out;
+  fs::path resumed = run_training(2, cfg, &out);
+  EXPECT_NE(out.find("ckpt train: resumed from " + dir.string()), std::string::npos) << out;
+  EXPECT_TRUE(compare(resumed, ref).bit_equal);
+}
+
+TEST(Distributed, ResumeAtAnotherWorldSizeContinuesTheSameBatches) {
+  TempDir tmp("ddp");
+  // Two epochs at 2 ranks, against one epoch at 2 ranks continued for the second at 3.
+  fs::path ref = run_training(2, write_config(tmp.path, "ref.json", config_text(tmp / "ref", 290, 32, 2)));
+  run_training(2, write_config(tmp.path, "first.json", config_text(tmp / "run", 290, 32, 1)));
+  std::string out;
+  fs::path resumed = run_training(3, write_config(tmp.path, "second.json", config_text(tmp / "run", 290, 32, 2)), &out);
+  EXPECT_NE(out.find("the checkpoint was made by 2 rank(s), this run has 3"), std::string::npos) << out;
+  EXPECT_EQ(recorded_world_size(resumed), 3);
+  Compared c = compare(resumed, ref);
+  std::printf("resumed at 3 ranks against 2 throughout: worst relative difference %.3g\n", c.worst);
+  EXPECT_LE(c.worst, 1e-5);
+}
