@@ -65,6 +65,10 @@ Runner add_verify(CLI::App& app) {
     else
       std::cout << "OK " << file << ": " << r.tensors_checked << " tensors, " << r.bytes_checked
                 << " bytes match their recorded hashes\n";
+    // h5py or ONNX Runtime read these from other files: an OK above says nothing of them.
+    for (const auto& ref : r.not_covered)
+      std::cout << "NOTE " << file << ": not covered by its hashes or a signature: a reference to another file, "
+                << terminal_safe(ref, true) << "\n";
     if (sig)
       std::cout << "OK " << file << ": signature by key " << sig->key_id << " is valid over the file's "
                 << sig->file_bytes << " bytes and the " << sig->tensors << " tensors ckpt reads from it\n";

@@ -1,5 +1,7 @@
 #include "h5_reader.hpp"
 
+#include <ckpt/sdk_records.hpp>
+
 #include "h5_attribute_types.hpp"
 #include "h5_chunks.hpp"
 #include "h5_layout.hpp"
@@ -156,7 +158,7 @@ void H5Reader::add_records(Tree& tree, bool ours) {
           {"unread", !unread_.empty()},
           {kSoftLinkPaths, !soft_paths_.empty()}, {kSoftLinkTargets, !soft_paths_.empty()},
           {kExternalLinkPaths, !external_paths_.empty()}, {kExternalLinkFiles, !external_paths_.empty()},
-          {kExternalLinkObjects, !external_paths_.empty()},
+          {kExternalLinkObjects, !external_paths_.empty()}, {ckpt::sdk::kExternalReferencesRecord, !external_paths_.empty()},
           {kStringDatasetPaths, !string_paths_.empty()}, {kStringDatasetTypes, !string_paths_.empty()},
           {kStringDatasetShapes, !string_paths_.empty()}, {kCompoundDatasetPaths, !compound_paths_.empty()},
           {kAttributeTypePaths, !attr_type_paths_.empty()}, {kAttributeTypeNames, !attr_type_paths_.empty()},
@@ -216,6 +218,11 @@ void H5Reader::add_records(Tree& tree, bool ours) {
     notes.emplace_back(kExternalLinkPaths, external_paths_);
     notes.emplace_back(kExternalLinkFiles, external_files_);
     notes.emplace_back(kExternalLinkObjects, external_objects_);
+    // The same links in the format-neutral record sign and verify read (sdk_records.hpp).
+    std::vector<std::string> references;
+    for (size_t i = 0; i < external_paths_.size(); ++i)
+      references.push_back(external_paths_[i] + " -> " + external_files_[i] + ":" + external_objects_[i]);
+    notes.emplace_back(ckpt::sdk::kExternalReferencesRecord, std::move(references));
   }
   if (!string_paths_.empty()) {
     notes.emplace_back(kStringDatasetPaths, string_paths_);

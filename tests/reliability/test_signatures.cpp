@@ -222,6 +222,51 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, Signatures, ::testing::ValuesIn(writable_fo
 INSTANTIATE_TEST_SUITE_P(CheckpointFormats, SignedConversions, ::testing::ValuesIn(checkpoint_formats()),
                          [](const auto& info) { return param_name(info.param); });
 
+// What a reader records as read from other files (meta/@external_references) is format-neutral:
+// whichever format holds the record, sign refuses the file naming each reference and verify
+// says its hashes do not cover them; a conversion does not carry the record, so the output signs.
+TEST(ExternalReferences, AnyFormatsRecordMakesSignRefuseAndVerifyNameThem) {
+  const Keys k;
+  TempDir tmp("extref");
+  for (const std::string name : {"msgpack", "json", "safetensors"}) {
+    SCOPED_TRACE(name);
+    const Format format = Registry::global().get(name);
+    Sample s = make_sample(format.info(), 4 << 10, 2);
+    s.doc.group("meta").set("external_references",
+                            std::vector<std::string>{"/w -> ../weights.bin:/w", "/g/b -> /etc/hostname"});
+    if (s.doc.find_group_path("meta/integrity")) add_integrity(s.doc);
+    const fs::path path = tmp.path / ("refs-" + file_name(format.info()));
+    write_document(s.doc, path, format);
+    const auto sign = run_command(cli("sign " + path.string() + " --key " + k.key.string()));
+    EXPECT_NE(sign.code, 0) << sign.out;
+    EXPECT_THAT(sign.out, HasSubstr("not signing it"));
+    EXPECT_THAT(sign.out, HasSubstr("/w -> ../weights.bin:/w, /g/b -> /etc/hostname"));
+    EXPECT_FALSE(fs::exists(default_signature_path(path)));
+    const auto checked = run_command(cli("verify " + path.string()));
+    EXPECT_EQ(checked.code, 0) << checked.out;
+    EXPECT_THAT(checked.out, HasSubstr("NOTE " + path.string() + ": not covered by its hashes or a signature: a "
+                                       "reference to another file, /g/b -> /etc/hostname"));
+    const fs::path out = tmp.path / ("converted-" + file_name(format.info()));
+    const auto c = run_command(cli("convert " + path.string() + " " + out.string()));
+    ASSERT_EQ(c.code, 0) << c.out;
+    const Document converted = read_document(out);
+    const Group* meta = converted.find_group("meta");
+    ASSERT_TRUE(meta);
+    EXPECT_FALSE(meta->attribute("external_references"));
+    const auto resigned = run_command(cli("sign " + out.string() + " --key " + k.key.string()));
+    EXPECT_EQ(resigned.code, 0) << resigned.out;
+  }
+  // A record of another type still counts: a reference is never missed for its spelling.
+  Sample s = make_sample(Registry::global().get("msgpack").info(), 4 << 10, 2);
+  s.doc.group("meta").set("external_references", "/w -> elsewhere");
+  if (s.doc.find_group_path("meta/integrity")) add_integrity(s.doc);
+  const fs::path odd = tmp.path / "odd.msgpack";
+  write_document(s.doc, odd, Registry::global().get("msgpack"));
+  const auto sign = run_command(cli("sign " + odd.string() + " --key " + k.key.string()));
+  EXPECT_NE(sign.code, 0) << sign.out;
+  EXPECT_THAT(sign.out, HasSubstr("meta/@external_references (a record that is not a list of strings)"));
+}
+
 TEST(KeyFiles, KeygenWritesAPrivateSecretKeyAndRefusesToOverwrite) {
   TempDir tmp("keygen");
   const fs::path key = tmp.path / "k";

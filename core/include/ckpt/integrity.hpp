@@ -48,11 +48,19 @@ std::vector<std::string> record_problems(const Document& doc);
 // Tensor path -> hex digest as recorded in meta/integrity; empty when absent or damaged.
 std::map<std::string, std::string> recorded_digests(const Document& doc);
 
+// What a consumer of the file reads from other files that its reader did not read (the
+// reader's meta/@external_references, "<place> -> <target>"): bytes neither the recorded hashes
+// nor a signature cover. A record of another type than string[] is one entry saying so, never
+// nothing: sign refuses such a file rather than miss a reference.
+std::vector<std::string> external_references(const Document& doc);
+
 struct VerifyReport {
   bool has_integrity = false;
   size_t tensors_checked = 0;
   uint64_t bytes_checked = 0;
   std::vector<std::string> problems;  // each names the tensor or attribute path
+  // external_references(): not a problem of the file's data, but what its hashes cannot vouch for.
+  std::vector<std::string> not_covered;
   bool ok() const { return problems.empty(); }
 };
 

@@ -7,6 +7,7 @@
 #include "builtin.hpp"
 
 #include <ckpt/sdk_names.hpp>
+#include <ckpt/sdk_records.hpp>
 
 #include <algorithm>
 #include <functional>
@@ -19,7 +20,7 @@ namespace {
 
 // The plugin's records in meta (plugins/hdf5/h5_layout.hpp): what is not a member of the file.
 constexpr std::string_view kRecords[] = {
-    "unread", "hdf5_soft_link_paths", "hdf5_soft_link_targets", "hdf5_external_link_paths",
+    sdk::kUnreadRecord, sdk::kExternalReferencesRecord, "hdf5_soft_link_paths", "hdf5_soft_link_targets", "hdf5_external_link_paths",
     "hdf5_external_link_files", "hdf5_external_link_objects", "hdf5_string_dataset_paths",
     "hdf5_string_dataset_types", "hdf5_string_dataset_shapes", "hdf5_compound_dataset_paths", "hdf5_as_stored",
     // Attributes' HDF5 types: the mapping keeps attributes as values (it moves them), not their types.
@@ -266,7 +267,7 @@ class KerasLegacy final : public LayoutAdapter {
       }
     if (!unread.empty()) meta.set("unread", unread);
     for (const char* kept : {"hdf5_soft_link_paths", "hdf5_soft_link_targets", "hdf5_external_link_paths",
-                             "hdf5_external_link_files", "hdf5_external_link_objects"})
+                             "hdf5_external_link_files", "hdf5_external_link_objects", sdk::kExternalReferencesRecord})
       if (const Value* v = listed_meta ? listed_meta->attribute(kept) : nullptr) meta.set(kept, *v);
 
     // Everything else of the file (versions, model and training config, optimizer weights) is

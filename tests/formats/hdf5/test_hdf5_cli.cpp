@@ -251,6 +251,9 @@ TEST_F(H5pyFixtures, SoftAndExternalLinksComeBackAsLinks) {
             std::vector<std::string>{"/g/ext"});
   EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("hdf5_external_link_files")),
             std::vector<std::string>{"../elsewhere.h5"});
+  // The same link in the format-neutral record sign and verify read.
+  EXPECT_EQ(std::get<std::vector<std::string>>(*meta->attribute("external_references")),
+            std::vector<std::string>{"/g/ext -> ../elsewhere.h5:/x"});
   ASSERT_TRUE(meta->attribute("unread"));
   const auto unread = std::get<std::vector<std::string>>(*meta->attribute("unread"));
   ASSERT_EQ(unread.size(), 1u);
@@ -263,9 +266,22 @@ TEST_F(H5pyFixtures, SoftAndExternalLinksComeBackAsLinks) {
     EXPECT_NE(refused.err.find("/g/ext: an external link to '../elsewhere.h5'"), std::string::npos) << refused.err;
     const Ran there = ckpt_cli("convert --allow-lossy " + quoted(tmp.path / "links.h5") + " " + quoted(tmp.path / mid));
     ASSERT_EQ(there.status, 0) << there.out << there.err;
+    // The record is the hdf5 reader's finding about links.h5, never carried: the output holds
+    // no link (its hdf5 records only say how to make them again).
+    const Document mid_doc = read_document(tmp.path / mid);
+    const Group* mid_meta = mid_doc.find_group("meta");
+    ASSERT_TRUE(mid_meta);
+    EXPECT_FALSE(mid_meta->attribute("external_references"));
     const fs::path back = tmp.path / (std::string("back_") + mid + ".h5");
     const Ran again = ckpt_cli("convert " + quoted(tmp.path / mid) + " " + quoted(back));
     ASSERT_EQ(again.status, 0) << again.out << again.err;
+    // Written back as a link, it is found again.
+    const Document back_doc = read_document(back);
+    const Group* back_meta = back_doc.find_group("meta");
+    ASSERT_TRUE(back_meta);
+    ASSERT_TRUE(back_meta->attribute("external_references"));
+    EXPECT_EQ(std::get<std::vector<std::string>>(*back_meta->attribute("external_references")),
+              std::vector<std::string>{"/g/ext -> ../elsewhere.h5:/x"});
     out = python("h5py_links.py", {"check", back}, &status);
     EXPECT_EQ(status, 0) << out;
   }
