@@ -16,6 +16,7 @@ Runner add_convert(CLI::App& app) {
   static bool allow_lossy = false;
   static std::vector<std::string> read_opts, write_opts;
   static std::string max_shard;
+  static size_t shards = 0;
   cmd->add_option("SRC", src, "source file, or registry:NAME@ALIAS")->required();
   cmd->add_option("DST", dst, "destination file")->required();
   cmd->add_option("--from", from, "source format (default: detect)");
@@ -26,6 +27,10 @@ Runner add_convert(CLI::App& app) {
   cmd->add_option("--max-shard-size", max_shard,
                   "write a Hugging Face sharded checkpoint into the folder DST: shards of at most this size (5GB, 500MB, "
                   "2GiB), model.safetensors.index.json");
+  cmd->add_option("--shards", shards,
+                  "write a sharded checkpoint of ckpt's into the folder DST: N shard files of the --to format, "
+                  "tensors whole and balanced by bytes, and ckpt.sharded.json (docs/sharded.md)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
   return [] {
     ConvertOptions o;
     o.from = from;
@@ -36,6 +41,11 @@ Runner add_convert(CLI::App& app) {
     if (!max_shard.empty()) {
       o.max_shard_bytes = parse_byte_size(max_shard);
       if (o.to == "auto") o.to = "safetensors";
+    }
+    if (shards) {
+      if (!max_shard.empty()) throw UsageError("--shards and --max-shard-size write two different sharded layouts: choose one");
+      if (o.to == "auto") throw UsageError("--shards writes a folder: name the shards' format with --to (msgpack, safetensors, ...)");
+      o.shards = shards;
     }
     ProgressBar bar("converting", Counting::bytes);
     o.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };

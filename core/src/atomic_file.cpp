@@ -23,6 +23,9 @@ std::string random_suffix() {
   for (int i = 0; i < 12; ++i, x >>= 4) s += hex[x & 15];
   return s;
 }
+}  // namespace
+
+std::string random_name_suffix() { return random_suffix(); }
 
 void fsync_dir(const fs::path& p) {
   int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -46,7 +49,6 @@ bool same_file(int fd, const fs::path& p) {
   struct stat a {}, b {};
   return ::fstat(fd, &a) == 0 && ::lstat(p.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
-}  // namespace
 
 void check_save_target(const fs::path& target) {
   struct stat st {};
@@ -132,6 +134,47 @@ namespace ckpt {
 
 namespace {
 
+uint64_t folder_bytes(const fs::path& dir) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec)) n += it->file_size(ec);
+  return n;
+}
+
+TemporaryFile inspect_staging(const fs::path& p, const GcOptions& options) {
+  using State = TemporaryFile::State;
+  TemporaryFile t;
+  t.path = p;
+  t.bytes = folder_bytes(p);
+  const fs::path lock = p / ".lock";
+  int fd = ::open(lock.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int rc = fd >= 0 ? detail::ofd_lock(fd, F_RDLCK) : 0;
+  struct stat st {};
+  const bool dated = ::lstat(p.c_str(), &st) == 0;
+  const double age = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                     (dated ? static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec * 1e-9 : 0.0);
+  if (rc == EAGAIN) {
+    t.state = State::live;
+    t.note = "a live sharded save is writing it";
+  } else if (rc != 0 && !options.min_age_seconds) {
+    t.note = std::string("locks are not supported here (") + std::strerror(rc) + "); pass a minimum age to remove it";
+  } else if (options.min_age_seconds && age < *options.min_age_seconds) {
+    t.note = "younger than the minimum age";
+  } else {
+    t.state = State::stale;
+    if (!options.dry_run) {
+      std::error_code ec;
+      fs::remove_all(p, ec);  // links inside are removed, never followed
+      if (ec) t.note = "cannot remove: " + ec.message();
+      else t.removed = true;
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  return t;
+}
+
 // What the lock on one temporary says about its writer.
 TemporaryFile inspect(const fs::path& p, const GcOptions& options) {
   using State = TemporaryFile::State;
@@ -144,6 +187,12 @@ TemporaryFile inspect(const fs::path& p, const GcOptions& options) {
     return t;
   }
   struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && p.filename().string().ends_with(std::string(detail::kTempMarker) + "shards")) {
+    // A sharded save's staging folder: rank 0 holds the lock on its .lock file while the save
+    // lasts (ckpt/sharded.hpp).
+    ::close(fd);
+    return inspect_staging(p, options);
+  }
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     t.note = "not a regular file";

@@ -42,6 +42,15 @@ class AtomicFile {
 
 bool is_temp_name(const std::string& filename);
 
+// The pieces AtomicFile is made of, for other things that appear only when whole (a sharded
+// checkpoint's folder): fsync of a folder (IoError), a whole-file OFD lock (0 when taken, else
+// the errno: EAGAIN when someone holds one), whether `fd` is still the file at `p`, and 12 random
+// hex digits.
+void fsync_dir(const fs::path& p);
+int ofd_lock(int fd, short type);
+bool same_file(int fd, const fs::path& p);
+std::string random_name_suffix();
+
 // Throws UsageError when `target` exists and is not a regular file (a device, a FIFO, a
 // folder, a socket, or a symlink to one of those): a save must never rename a file over it.
 void check_save_target(const fs::path& target);

@@ -22,32 +22,43 @@ void check_box(const Shape& shape, std::span<const int64_t> start, std::span<con
 
 void copy_box(std::span<const std::byte> src, const Shape& shape, size_t item,
               std::span<const int64_t> start, std::span<const int64_t> count, std::span<std::byte> dst) {
-  const size_t r = shape.size();
+  const std::vector<int64_t> origin(count.size(), 0);
+  copy_between(src, shape, start, dst, Shape(count.begin(), count.end()), origin, count, item);
+}
+
+void copy_between(std::span<const std::byte> src, const Shape& src_shape, std::span<const int64_t> src_start,
+                  std::span<std::byte> dst, const Shape& dst_shape, std::span<const int64_t> dst_start,
+                  std::span<const int64_t> count, size_t item) {
+  const size_t r = src_shape.size();
   if (r == 0) {
     std::memcpy(dst.data(), src.data(), item);
     return;
   }
   for (int64_t c : count)
     if (c == 0) return;
-  // Element strides of the source; the box's last dimension is one contiguous run.
-  std::vector<size_t> stride(r, 1);
-  for (size_t i = r - 1; i > 0; --i) stride[i - 1] = stride[i] * static_cast<size_t>(shape[i]);
+  // Element strides of both tensors; the box's last dimension is one contiguous run in each.
+  std::vector<size_t> from(r, 1), to(r, 1);
+  for (size_t i = r - 1; i > 0; --i) {
+    from[i - 1] = from[i] * static_cast<size_t>(src_shape[i]);
+    to[i - 1] = to[i] * static_cast<size_t>(dst_shape[i]);
+  }
   const size_t run = static_cast<size_t>(count[r - 1]) * item;
   std::vector<int64_t> idx(r, 0);  // position inside the box, over the leading r-1 dimensions
-  std::byte* out = dst.data();
   while (true) {
-    size_t off = 0;
-    for (size_t i = 0; i < r; ++i) off += static_cast<size_t>(start[i] + idx[i]) * stride[i];
-    std::memcpy(out, src.data() + off * item, run);
-    out += run;
+    size_t a = 0, b = 0;
+    for (size_t i = 0; i < r; ++i) {
+      a += static_cast<size_t>(src_start[i] + idx[i]) * from[i];
+      b += static_cast<size_t>(dst_start[i] + idx[i]) * to[i];
+    }
+    std::memcpy(dst.data() + b * item, src.data() + a * item, run);
+    if (r == 1) return;
     size_t d = r - 1;
-    while (d > 0) {
+    while (true) {
       --d;
       if (++idx[d] < count[d]) break;
       idx[d] = 0;
       if (d == 0) return;
     }
-    if (r == 1) return;
   }
 }
 

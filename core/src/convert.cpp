@@ -2,6 +2,8 @@
 #include "shards.hpp"
 
 #include <ckpt/sdk_ggml.hpp>
+#include <ckpt/sdk_records.hpp>
+#include <ckpt/sharded.hpp>
 
 #include <ckpt/convert.hpp>
 #include <ckpt/errors.hpp>
@@ -16,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <unordered_map>
 
 namespace ckpt {
 
@@ -96,6 +99,9 @@ struct Plan {
   // by path).
   std::vector<Source> sources;
   std::vector<Loss> losses;
+  // A record of the reader's was left out (meta/@external_references): the source's manifest
+  // covered it, so the output's hashes are made afresh.
+  bool records_dropped = false;
   // Hashes are computed as the tensors stream: meta goes after every other child of the root
   // and a fresh, empty meta/integrity after every other child of meta, so that the walk meets
   // every tensor before it writes the hashes (fill_integrity fills them in between).
@@ -371,6 +377,9 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
         }
         meta->erase_attribute("unread");
       }
+      // The source's references to other files: the output's reader finds its own (a format
+      // that keeps them, hdf5, writes them from its own records).
+      p.records_dropped = meta->erase_attribute(sdk::kExternalReferencesRecord);
     }
     return p;
   };
@@ -382,7 +391,7 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   // named meta leaves no room for the record (such a file gets none).
   const Node* root_meta = tree.find("meta");
   const bool can_stream = info.can(CKPT_CAP_NESTED_GROUPS) && info.can(CKPT_CAP_ATTRIBUTES) &&
-                          info.can(CKPT_CAP_ATTRIBUTE_ARRAYS) && !options.max_shard_bytes &&
+                          info.can(CKPT_CAP_ATTRIBUTE_ARRAYS) && !options.max_shard_bytes && !options.shards &&
                           (!root_meta || root_meta->is_group());
   if (const Node* n = root_meta && root_meta->is_group() ? root_meta->group().find("integrity") : nullptr;
       (can_stream || options.max_shard_bytes) && n && !n->is_group())
@@ -390,7 +399,8 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
                            "file it writes");
   // Planned once, unless only the losses say the recorded hashes will not do.
   Plan plan = planned(can_stream && !had_integrity);
-  const bool stream_hashes = can_stream && (!had_integrity || !plan.losses.empty() || !plan.dequantized.empty());
+  const bool stream_hashes =
+      can_stream && (!had_integrity || !plan.losses.empty() || !plan.dequantized.empty() || plan.records_dropped);
   if (stream_hashes && !plan.hashes_last) plan = planned(true);
   ConvertReport report;
   report.from_format = reader->format().name;
@@ -530,7 +540,31 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       });
     });
   };
-  if (options.max_shard_bytes) {
+  if (options.shards) {
+    // ckpt's own sharded layout: each shard's writer asks for its tensors by path; the index
+    // records every tensor's hash (the shards' own records would each cover a part).
+    std::unordered_map<std::string, size_t> source_of;
+    for (size_t k = 0; k < plan.sources.size(); ++k) source_of.emplace(plan.sources[k].out_path, k);
+    sharded::SaveSpec spec;
+    spec.target = dst;
+    spec.format = target.name();
+    spec.format_options = write_options;
+    spec.fsync = options.fsync;
+    spec.registry = &reg;
+    if (Group* meta = plan.tree.find_group("meta")) meta->erase("integrity");
+    sharded::save_document(plan.tree, spec, *options.shards, [&](const std::string& p) -> std::span<const std::byte> {
+      const auto it = source_of.find(p);
+      if (it == source_of.end()) throw Error("convert: the shard writer asked for '" + p + "', which is not planned");
+      const Source& s = plan.sources[it->second];
+      const Tensor* out_t = plan.tree.find_tensor_path(p);
+      auto bytes = fetch(s, *out_t, true);
+      report.tensors++;
+      report.bytes += bytes.size();
+      done += out_t->nbytes();
+      if (options.progress) options.progress(done, total);
+      return bytes;
+    });
+  } else if (options.max_shard_bytes) {
     write_shards(plan.tree, dst, target, *options.max_shard_bytes, options.fsync, write_tree);
   } else {
     std::vector<size_t> all(plan.sources.size());

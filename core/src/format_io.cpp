@@ -6,6 +6,7 @@
 #include <ckpt/format_io.hpp>
 #include <ckpt/layout.hpp>
 #include <ckpt/sdk.hpp>
+#include <ckpt/sdk_records.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -423,6 +424,52 @@ std::shared_ptr<FormatReader> FormatReader::merged(fs::path path, std::vector<st
   return r;
 }
 
+std::shared_ptr<FormatReader> FormatReader::chunked(
+    fs::path path, FormatInfo info, Document tree, std::vector<std::vector<ChunkRef>> chunks, size_t parts,
+    std::function<std::shared_ptr<FormatReader>(size_t part)> open_part,
+    std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)> self_check) {
+  auto r = std::shared_ptr<FormatReader>(new FormatReader(nullptr, std::move(info), std::move(path), nullptr, nullptr));
+  r->tree_ = std::move(tree);
+  r->chunked_ = true;
+  r->chunks_ = std::move(chunks);
+  r->parts_.resize(parts);
+  r->open_part_ = std::move(open_part);
+  r->self_check_ = std::move(self_check);
+  size_t n = 0, slots = 16;
+  r->tree_->for_each_tensor([&](const std::string&, const Tensor&) { ++n; });
+  if (n != r->chunks_.size())
+    throw UsageError("a chunked reader of " + std::to_string(n) + " tensors given chunks for " + std::to_string(r->chunks_.size()));
+  while (slots < n * 2) slots *= 2;
+  r->ids_.assign(slots, {nullptr, 0});
+  uint64_t id = 0;
+  r->tree_->for_each_tensor([&](const std::string&, const Tensor& t) {
+    size_t s = slot_of(&t, slots);
+    while (r->ids_[s].first) s = (s + 1) & (slots - 1);
+    r->ids_[s] = {&t, id++};
+  });
+  return r;
+}
+
+std::shared_ptr<FormatReader> FormatReader::part(size_t k) {
+  std::shared_ptr<FormatReader>& p = parts_.at(k);
+  if (!p) p = open_part_(k);
+  return p;
+}
+
+void FormatReader::read_chunked(uint64_t id, const Tensor& listed, const std::string& path, std::span<std::byte> dst) {
+  const auto& chunks = chunks_.at(id);
+  if (chunks.size() == 1 && chunks[0].sizes == listed.shape()) return part(chunks[0].part)->read_into(chunks[0].name, dst);
+  const size_t item = itemsize(listed.dtype());
+  for (const ChunkRef& c : chunks) {
+    const auto reader = part(c.part);
+    std::optional<Tensor> bytes = reader->map(c.name);
+    if (!bytes) bytes = reader->read(c.name);
+    const std::vector<int64_t> origin(c.sizes.size(), 0);
+    detail::copy_between(bytes->bytes(), Shape(c.sizes.begin(), c.sizes.end()), origin, dst, listed.shape(), c.offsets,
+                         c.sizes, item);
+  }
+}
+
 const Document& FormatReader::tree() {
   if (tree_) return *tree_;
   TreeBuilder b;
@@ -504,8 +551,20 @@ const Document& FormatReader::tree() {
       check(api_->read_tensor(r_, it->second.id, dst.data(), dst.size()), p);
       check_bools(it->second.dtype, dst, p);
     };
+    // What the file makes its consumers read from other files is the reader's finding about
+    // the file, whatever the layout makes of the rest: it stays, so sign and verify see it.
+    std::optional<Value> references;
+    if (const Group* meta = tree_->find_group("meta"))
+      if (const Value* v = meta->attribute(sdk::kExternalReferencesRecord)) references = *v;
     try {
       SchemaDocument schema = layout->to_schema(std::move(*tree_), source);
+      if (references) {
+        if (const Node* meta = schema.doc.find("meta"); meta && !meta->is_group())
+          throw Error("layout " + std::string(layout->name()) + " made a tensor at meta of '" + path_.string() +
+                      "', where its reader records the file's external references");
+        Group& g = schema.doc.group("meta");
+        if (!g.attribute(sdk::kExternalReferencesRecord)) g.set(sdk::kExternalReferencesRecord, std::move(*references));
+      }
       std::unordered_map<std::string, std::string> moved(schema.moved.begin(), schema.moved.end());
       std::vector<uint64_t> ids;
       schema.doc.for_each_tensor([&](const std::string& p, const Tensor&) {
@@ -580,6 +639,7 @@ void FormatReader::read_into(const Tensor& listed, const std::string& path, std:
   if (dst.size() != listed.nbytes())
     throw UsageError("read_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
                      std::to_string(listed.nbytes()));
+  if (chunked_) return read_chunked(id, listed, path, dst);
   if (!parts_.empty()) return parts_.at(id)->read_into(path, dst);
   if (!transposed_.empty())
     if (auto t = transposed_.find(&listed); t != transposed_.end()) return read_transposed(id, listed, t->second, path, dst);
@@ -658,11 +718,15 @@ Tensor FormatReader::read(const std::string& path) {
 }
 
 std::optional<Tensor> FormatReader::map(const std::string& path) {
-  if (!parts_.empty()) {
+  if (chunked_ || !parts_.empty()) {
     tree();
     const Tensor* t = tree_->find_tensor_path(path);
     if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
-    return parts_.at(id_of(*t, path))->map(path);
+    if (!chunked_) return parts_.at(id_of(*t, path))->map(path);
+    // One chunk holding the whole tensor is a tensor of its part; several are assembled.
+    const auto& chunks = chunks_.at(id_of(*t, path));
+    if (chunks.size() != 1 || chunks[0].sizes != t->shape()) return std::nullopt;
+    return part(chunks[0].part)->map(chunks[0].name);
   }
   if (!info_.can(CKPT_CAP_MAP) || !api_->map_tensor) return std::nullopt;
   tree();
@@ -684,8 +748,32 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   tree();
   const Tensor* t = tree_->find_tensor_path(path);
   if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
-  if (!parts_.empty()) return parts_.at(id_of(*t, path))->read_slice(path, start, count);
+  if (!chunked_ && !parts_.empty()) return parts_.at(id_of(*t, path))->read_slice(path, start, count);
   detail::check_box(t->shape(), start, count, "'" + path_.string() + "' at " + path);
+  if (chunked_) {
+    // Only the chunks the box overlaps are read, each only where it overlaps (its part's own
+    // slice read: a hyperslab, or a copy out of a mapping).
+    if (is_block(t->dtype())) throw UsageError("'" + path_.string() + "' at " + path + ": slices of a sharded " +
+                                               std::string(name(t->dtype())) + " tensor are not read");
+    Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
+    const size_t r = count.size();
+    for (const ChunkRef& c : chunks_.at(id_of(*t, path))) {
+      std::vector<int64_t> from(r), n(r), at(r);
+      bool overlaps = true;
+      for (size_t i = 0; i < r && overlaps; ++i) {
+        const int64_t lo = std::max(start[i], c.offsets[i]), hi = std::min(start[i] + count[i], c.offsets[i] + c.sizes[i]);
+        overlaps = hi > lo;
+        from[i] = lo - c.offsets[i];
+        n[i] = hi - lo;
+        at[i] = lo - start[i];
+      }
+      if (!overlaps && r > 0) continue;
+      const Tensor piece = part(c.part)->read_slice(c.name, from, n);
+      detail::copy_between(piece.bytes(), Shape(n.begin(), n.end()), std::vector<int64_t>(r, 0), out.mutable_bytes(),
+                           out.shape(), at, n, itemsize(t->dtype()));
+    }
+    return out;
+  }
   // A block dtype's rows are runs of blocks: a box takes whole rows, copied as one item each.
   const bool rows = is_block(t->dtype());
   if (rows && (start.empty() || start.back() != 0 || count.back() != t->shape().back()))

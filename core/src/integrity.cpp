@@ -1,6 +1,7 @@
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
+#include <ckpt/sdk_records.hpp>
 
 #include <xxhash.h>
 
@@ -250,9 +251,25 @@ std::optional<std::string> missing_integrity(const Document& tree) {
 
 }  // namespace
 
+std::vector<std::string> external_references(const Document& doc) {
+  const Group* meta = doc.find_group("meta");
+  const Value* v = meta ? meta->attribute(sdk::kExternalReferencesRecord) : nullptr;
+  if (!v) return {};
+  if (const auto* list = std::get_if<std::vector<std::string>>(v)) return *list;
+  return {std::string("meta/@") + sdk::kExternalReferencesRecord + " (a record that is not a list of strings)"};
+}
+
 VerifyReport verify(FormatReader& reader) {
   VerifyReport rep;
   const Document& tree = reader.tree();
+  rep.not_covered = external_references(tree);
+  if (const auto& self_check = reader.self_check()) {
+    // A sharded checkpoint: each chunk against the index's hash (the whole tensors' hashes
+    // would need them assembled).
+    rep.has_integrity = true;
+    rep.problems = self_check(rep.tensors_checked, rep.bytes_checked);
+    return rep;
+  }
   Recorded rec = recorded(tree);
   rep.has_integrity = rec.present;
   std::vector<std::pair<std::string, std::string>> actual;

@@ -4,6 +4,7 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/sharded.hpp>
 #include <ckpt/write_source.hpp>
 
 namespace ckpt {
@@ -29,6 +30,7 @@ void write_document(const Document& doc, const fs::path& path, const SaveOptions
 }
 
 std::shared_ptr<FormatReader> open(const fs::path& path, const LoadOptions& options) {
+  if (sharded::is_sharded(path)) return sharded::open(path, options);
   if (auto entry = detail::sharded_entry(path)) {
     if (entry->filename() == detail::kShardIndex || entry->filename().string().ends_with(".index.json"))
       return detail::open_sharded(*entry, options);

@@ -18,30 +18,14 @@ using detail::ensure_sodium;
 namespace {
 
 // What a consumer of the file reads from other files that neither the file's bytes nor the
-// manifest hold: HDF5 external links (h5py opens the file a link names when the link is read;
-// the hdf5 plugin records them in meta, never following them). External storage and virtual
-// datasets need no check here: the plugin refuses them unless reading them itself (then the
-// manifest hashes their bytes). One line per link, "/ext -> ../secret.h5:/secret".
-std::vector<std::string> uncovered_targets(FormatReader& reader) {
-  std::vector<std::string> out;
-  if (reader.format().name != "hdf5") return out;
-  const Group* meta = reader.tree().find_group("meta");
-  auto column = [meta](const char* name) {
-    const Value* v = meta ? meta->attribute(name) : nullptr;
-    return v && std::holds_alternative<std::vector<std::string>>(*v) ? std::get<std::vector<std::string>>(*v)
-                                                                      : std::vector<std::string>{};
-  };
-  const auto paths = column("hdf5_external_link_paths"), files = column("hdf5_external_link_files"),
-             objects = column("hdf5_external_link_objects");
-  for (size_t i = 0; i < paths.size(); ++i)
-    out.push_back(paths[i] + " -> " + (i < files.size() ? files[i] : "?") + ":" + (i < objects.size() ? objects[i] : "?"));
-  return out;
-}
-
-std::string uncovered_text(const std::vector<std::string>& targets) {
-  std::string msg = "its external links lead into other files, which h5py reads through them and a signature "
-                    "cannot cover:";
-  for (size_t i = 0; i < targets.size(); ++i) msg += (i ? ", " : " ") + targets[i];
+// manifest hold: the reader's meta/@external_references (sdk_records.hpp), such as an HDF5
+// external link, which h5py follows when the link is read and the hdf5 plugin records without
+// following. External data a reader reads itself (ONNX tensors beside the model) is in the
+// manifest and needs no check here.
+std::string uncovered_text(const std::vector<std::string>& references) {
+  std::string msg = "it references other files, which its consumers (h5py, ONNX Runtime, ...) read and a "
+                    "signature cannot cover:";
+  for (size_t i = 0; i < references.size(); ++i) msg += (i ? ", " : " ") + references[i];
   return msg;
 }
 
@@ -98,8 +82,8 @@ SignatureReport verify_signature(const fs::path& path, FormatReader& reader, con
   rep.tensors = now.tensors;
   rep.bytes = now.tensor_bytes;
   rep.file_bytes = now.file_size;
-  if (const auto targets = uncovered_targets(reader); !targets.empty())
-    rep.problems.push_back("not covered: " + uncovered_text(targets));
+  if (const auto references = external_references(reader.tree()); !references.empty())
+    rep.problems.push_back("not covered: " + uncovered_text(references));
   if (now.file_digest != claimed.file_digest)
     rep.problems.push_back("the file changed while it was being checked");
   else if (now.manifest_digest != claimed.manifest_digest || now.tensors != claimed.tensors ||
@@ -115,9 +99,13 @@ SignReport sign_file(const fs::path& path, const SecretKey& key, const SignOptio
   LoadOptions lo;
   lo.format = options.format;
   lo.registry = &reg;
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw UnsupportedError("'" + path.string() + "': not signing it: a folder (a sharded checkpoint) is not signed as "
+                           "one file; `ckpt verify` checks its chunks against the index's hashes");
   auto reader = open(path, lo);
-  if (const auto targets = uncovered_targets(*reader); !targets.empty())
-    throw UnsupportedError("'" + path.string() + "': not signing it: " + uncovered_text(targets));
+  if (const auto references = external_references(reader->tree()); !references.empty())
+    throw UnsupportedError("'" + path.string() + "': not signing it: " + uncovered_text(references));
   VerifyReport check = verify(*reader);
   if (check.has_integrity && !check.ok()) {
     std::string msg = "'" + path.string() + "' does not match its own recorded hashes; not signing it:";

@@ -40,6 +40,9 @@ struct ConvertOptions {
   // bytes (a tensor above it alone in its shard), model-0000k-of-0000n.safetensors and
   // model.safetensors.index.json; one shard is model.safetensors and no index.
   std::optional<uint64_t> max_shard_bytes{};
+  // Write a sharded checkpoint of ckpt's into the folder `dst` (ckpt/sharded.hpp): this many
+  // shard files of the target format, tensors whole and balanced by bytes, and the index.
+  std::optional<size_t> shards{};
 };
 
 // "5GB", "500MB", "2GiB" or a number of bytes (KB/MB/GB are powers of 1000, as Hugging Face's

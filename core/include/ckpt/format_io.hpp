@@ -70,6 +70,23 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   // exactly one part, a group's attributes must agree wherever they appear.
   static std::shared_ptr<FormatReader> merged(fs::path path, std::vector<std::shared_ptr<FormatReader>> parts);
 
+  // One document whose tensors are assembled from boxes (chunks) held by tensors of other
+  // files, each read by its own reader opened when first needed (a sharded checkpoint:
+  // ckpt/sharded.hpp). `chunks[i]` are the chunks of the i-th tensor of `tree` in
+  // for_each_tensor order; `open_part(k)` opens part k. `self_check` is what verify() reports
+  // of the whole (each chunk against its recorded hash).
+  struct ChunkRef {
+    size_t part = 0;
+    std::string name;  // the chunk's tensor path in its part
+    std::vector<int64_t> offsets, sizes;
+  };
+  static std::shared_ptr<FormatReader> chunked(fs::path path, FormatInfo info, Document tree,
+                                               std::vector<std::vector<ChunkRef>> chunks, size_t parts,
+                                               std::function<std::shared_ptr<FormatReader>(size_t part)> open_part,
+                                               std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)> self_check);
+  // For a chunked reader: what verify() reports instead of meta/integrity (nullptr otherwise).
+  const std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)>& self_check() const { return self_check_; }
+
   const FormatInfo& format() const { return info_; }
   const fs::path& path() const { return path_; }
 
@@ -118,6 +135,13 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   // merged reader, the index of its part.
   std::vector<std::pair<const Tensor*, uint64_t>> ids_;
   std::vector<std::shared_ptr<FormatReader>> parts_;
+  // A chunked reader: chunks by tensor id, parts opened as first needed (parts_ holds them).
+  std::shared_ptr<FormatReader> part(size_t k);
+  void read_chunked(uint64_t id, const Tensor& listed, const std::string& path, std::span<std::byte> dst);
+  bool chunked_ = false;
+  std::vector<std::vector<ChunkRef>> chunks_;
+  std::function<std::shared_ptr<FormatReader>(size_t)> open_part_;
+  std::function<std::vector<std::string>(uint64_t&, uint64_t&)> self_check_;
   std::unordered_map<const Tensor*, Transposed> transposed_;  // keyed like ids_
   Options options_;
 };

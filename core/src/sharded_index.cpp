@@ -1,0 +1,221 @@
+#include "sharded_index.hpp"
+
+#include <ckpt/errors.hpp>
+#include <ckpt/sdk_value.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <limits>
+
+namespace ckpt::sharded {
+
+uint64_t Box::elements() const {
+  uint64_t n = 1;
+  for (int64_t s : sizes) n *= static_cast<uint64_t>(s);
+  return n;
+}
+
+uint64_t Item::nbytes() const { return storage_bytes(dtype, box.elements()); }
+
+}  // namespace ckpt::sharded
+
+namespace ckpt::sharded::detail {
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& where, const std::string& what) { throw FormatError(where + ": " + what); }
+
+const json& field(const json& j, const char* key, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end()) bad(where, std::string("no \"") + key + "\"");
+  return *it;
+}
+
+std::string text_field(const json& j, const char* key, const std::string& where) {
+  const json& v = field(j, key, where);
+  if (!v.is_string()) bad(where, std::string("\"") + key + "\" is not a string");
+  return v.get<std::string>();
+}
+
+uint64_t count_field(const json& j, const char* key, const std::string& where) {
+  const json& v = field(j, key, where);
+  if (!v.is_number_unsigned()) bad(where, std::string("\"") + key + "\" is not a non-negative integer");
+  return v.get<uint64_t>();
+}
+
+// A plain file name: an index never makes ckpt read outside its folder.
+bool plain_file_name(const std::string& f) {
+  return !f.empty() && f != "." && f != ".." && f.find('/') == std::string::npos && f.find('\\') == std::string::npos &&
+         f.find('\0') == std::string::npos && f[0] != '.';
+}
+
+std::vector<int64_t> dims(const json& j, const std::string& where, const char* what) {
+  if (!j.is_array() || j.size() > 64) bad(where, std::string(what) + " is not a list of at most 64 integers");
+  std::vector<int64_t> out;
+  for (const json& d : j) {
+    if (!d.is_number_integer() || d.get<int64_t>() < 0) bad(where, std::string(what) + " holds a value that is not a non-negative integer");
+    out.push_back(d.get<int64_t>());
+  }
+  return out;
+}
+
+std::string box_text(const Box& b) {
+  std::string s = "[";
+  for (size_t i = 0; i < b.offsets.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(b.offsets[i]) + ":" + std::to_string(b.offsets[i] + b.sizes[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+json box_json(const Box& box) { return json{{"offsets", box.offsets}, {"sizes", box.sizes}}; }
+
+Box parse_box(const json& j, const std::string& where) {
+  if (!j.is_object()) bad(where, "a chunk is not an object");
+  Box b{dims(field(j, "offsets", where), where, "offsets"), dims(field(j, "sizes", where), where, "sizes")};
+  if (b.offsets.size() != b.sizes.size()) bad(where, "offsets and sizes differ in length");
+  return b;
+}
+
+void check_cover(const Shape& shape, DType dtype, const std::vector<const Box*>& boxes, const std::string& what) {
+  if (boxes.empty()) bad(what, "no chunk");
+  if (boxes.size() > kMaxChunks)
+    bad(what, std::to_string(boxes.size()) + " chunks (at most " + std::to_string(kMaxChunks) + " per tensor)");
+  uint64_t total = 1, covered = 0;
+  for (int64_t d : shape) {
+    if (d < 0) bad(what, "a negative dimension");
+    if (d != 0 && total > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)) bad(what, "more elements than 2^64");
+    total *= static_cast<uint64_t>(d);
+  }
+  for (const Box* b : boxes) {
+    if (b->offsets.size() != shape.size())
+      bad(what, "chunk " + box_text(*b) + " has rank " + std::to_string(b->offsets.size()) + ", the tensor " + std::to_string(shape.size()));
+    for (size_t i = 0; i < shape.size(); ++i)
+      if (b->offsets[i] < 0 || b->sizes[i] < 0 || b->offsets[i] > shape[i] || b->sizes[i] > shape[i] - b->offsets[i])
+        bad(what, "chunk " + box_text(*b) + " lies outside the tensor's shape " + shape_string(shape));
+    if (is_block(dtype) && b->sizes != shape)
+      bad(what, "chunk " + box_text(*b) + " of a " + std::string(name(dtype)) + " tensor (block dtypes are kept whole)");
+    covered += b->elements();
+  }
+  // Disjoint boxes whose sizes add up to the tensor's cover it exactly. Disjoint: a sweep along
+  // the dimension the boxes split most, comparing only boxes whose ranges there meet (a tensor
+  // split into rows or columns costs n log n, not n^2).
+  std::vector<const Box*> live;
+  for (const Box* b : boxes)
+    if (b->elements() > 0) live.push_back(b);
+  if (!shape.empty() && live.size() > 1) {
+    size_t axis = 0, most = 0;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      std::vector<int64_t> starts;
+      for (const Box* b : live) starts.push_back(b->offsets[i]);
+      std::sort(starts.begin(), starts.end());
+      const size_t distinct = static_cast<size_t>(std::unique(starts.begin(), starts.end()) - starts.begin());
+      if (distinct > most) most = distinct, axis = i;
+    }
+    std::sort(live.begin(), live.end(), [axis](const Box* a, const Box* b) { return a->offsets[axis] < b->offsets[axis]; });
+    for (size_t a = 0; a < live.size(); ++a)
+      for (size_t b = a + 1; b < live.size() && live[b]->offsets[axis] < live[a]->offsets[axis] + live[a]->sizes[axis]; ++b) {
+        bool overlap = true;
+        for (size_t i = 0; i < shape.size() && overlap; ++i)
+          overlap = live[a]->offsets[i] < live[b]->offsets[i] + live[b]->sizes[i] &&
+                    live[b]->offsets[i] < live[a]->offsets[i] + live[a]->sizes[i];
+        if (overlap) bad(what, "chunks " + box_text(*live[a]) + " and " + box_text(*live[b]) + " overlap");
+      }
+  } else if (shape.empty() && boxes.size() > 1) {
+    bad(what, "a scalar in " + std::to_string(boxes.size()) + " chunks");
+  }
+  if (covered != total)
+    bad(what, "the chunks hold " + std::to_string(covered) + " of the tensor's " + std::to_string(total) + " elements");
+}
+
+std::string chunk_name(const std::string& path, const Box& box, const Shape& shape) {
+  if (box.sizes == shape) return path;
+  std::string s = path + "~";
+  for (size_t i = 0; i < box.offsets.size(); ++i) s += (i ? "_" : "") + std::to_string(box.offsets[i]);
+  return s;
+}
+
+std::string index_text(const Index& index) {
+  json j;
+  j["format"] = kIndexFormat;
+  j["version"] = kIndexVersion;
+  j["shard_format"] = index.shard_format;
+  j["world"] = index.world;
+  j["shards"] = json::array();
+  for (const auto& [file, bytes] : index.shards) j["shards"].push_back({{"file", file}, {"bytes", bytes}});
+  j["tensors"] = json::array();
+  for (const IndexTensor& t : index.tensors) {
+    json chunks = json::array();
+    for (const IndexChunk& c : t.chunks) {
+      json cj = box_json(c.box);
+      cj["shard"] = c.shard;
+      cj["name"] = c.name;
+      cj["xxh3"] = c.xxh3;
+      chunks.push_back(std::move(cj));
+    }
+    j["tensors"].push_back({{"path", t.path}, {"dtype", std::string(name(t.dtype))}, {"shape", t.shape}, {"chunks", std::move(chunks)}});
+  }
+  return j.dump(1) + "\n";
+}
+
+Index parse_index(const std::string& text, const std::string& source) {
+  if (auto nul = sdk::json_nul_problem(text); !nul.empty()) bad(source, "not JSON: " + nul);
+  if (sdk::json_nesting(text) > 8) bad(source, "nested deeper than an index is");
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) bad(source, "not a JSON object");
+  if (text_field(j, "format", source) != kIndexFormat) bad(source, "\"format\" is not \"" + std::string(kIndexFormat) + "\"");
+  if (const json& v = field(j, "version", source); !v.is_number_integer() || v.get<int64_t>() != kIndexVersion)
+    throw UnsupportedError(source + ": index version " + v.dump().substr(0, 32) + " (this ckpt reads version " +
+                           std::to_string(kIndexVersion) + ")");
+  Index index;
+  index.shard_format = text_field(j, "shard_format", source);
+  index.world = count_field(j, "world", source);
+  const json& shards = field(j, "shards", source);
+  if (!shards.is_array() || shards.empty()) bad(source, "\"shards\" is not a non-empty list");
+  for (size_t k = 0; k < shards.size(); ++k) {
+    const std::string where = source + ": shards[" + std::to_string(k) + "]";
+    std::string file = text_field(shards[k], "file", where);
+    if (!plain_file_name(file)) bad(where, "'" + file.substr(0, 200) + "' is not a file name inside the checkpoint's folder");
+    for (const auto& s : index.shards)
+      if (s.first == file) bad(where, "'" + file + "' is named twice");
+    index.shards.emplace_back(std::move(file), count_field(shards[k], "bytes", where));
+  }
+  const json& tensors = field(j, "tensors", source);
+  if (!tensors.is_array()) bad(source, "\"tensors\" is not a list");
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const json& tj = tensors[i];
+    std::string where = source + ": tensors[" + std::to_string(i) + "]";
+    IndexTensor t;
+    t.path = text_field(tj, "path", where);
+    where += " ('" + t.path.substr(0, 200) + "')";
+    try {
+      t.dtype = dtype_from_name(text_field(tj, "dtype", where));
+    } catch (const Error& e) {
+      bad(where, e.what());
+    }
+    t.shape = dims(field(tj, "shape", where), where, "shape");
+    const json& chunks = field(tj, "chunks", where);
+    if (!chunks.is_array()) bad(where, "\"chunks\" is not a list");
+    std::vector<const Box*> boxes;
+    t.chunks.reserve(chunks.size());
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const std::string cw = where + ": chunks[" + std::to_string(c) + "]";
+      IndexChunk ch;
+      ch.box = parse_box(chunks[c], cw);
+      ch.shard = count_field(chunks[c], "shard", cw);
+      if (ch.shard >= index.shards.size()) bad(cw, "shard " + std::to_string(ch.shard) + " is not one of the " + std::to_string(index.shards.size()));
+      ch.name = text_field(chunks[c], "name", cw);
+      ch.xxh3 = text_field(chunks[c], "xxh3", cw);
+      t.chunks.push_back(std::move(ch));
+    }
+    for (const IndexChunk& ch : t.chunks) boxes.push_back(&ch.box);
+    check_cover(t.shape, t.dtype, boxes, where);
+    index.tensors.push_back(std::move(t));
+  }
+  return index;
+}
+
+}  // namespace ckpt::sharded::detail

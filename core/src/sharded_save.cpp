@@ -1,0 +1,259 @@
+// Writing a sharded checkpoint: each rank's shard, rank 0's commit (ckpt/sharded.hpp).
+#include "atomic_file.hpp"
+#include "atomic_write.hpp"
+#include "sharded_index.hpp"
+
+#include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
+#include <ckpt/write_source.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <unistd.h>
+
+namespace ckpt::sharded {
+
+namespace {
+
+const Registry& registry_of(const SaveSpec& spec) { return spec.registry ? *spec.registry : Registry::global(); }
+
+std::string shard_file(size_t rank, size_t world, const FormatInfo& info) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "shard-%05zu-of-%05zu", rank, world);
+  return std::string(buf) + (info.extensions.empty() ? "" : info.extensions.front());
+}
+
+// `skeleton`'s groups and attributes, without its tensors.
+Group without_tensors(const Group& g) {
+  Group out;
+  for (const auto& a : g.attributes()) out.set(a.name, a.value);
+  for (const Node& c : g.children())
+    if (c.is_group()) out.add_group(c.name) = without_tensors(c.group());
+  return out;
+}
+
+// The group at the '/'-separated `dir` under `root`, made where missing.
+Group& group_at(Group& root, const std::string& dir, const std::string& what) {
+  Group* g = &root;
+  size_t at = 0;
+  while (at < dir.size()) {
+    const size_t slash = dir.find('/', at);
+    const std::string part = dir.substr(at, slash == std::string::npos ? std::string::npos : slash - at);
+    if (part.empty()) throw UsageError(what + ": an empty name in its path");
+    if (const Node* n = g->find(part); n && !n->is_group()) throw UsageError(what + ": '" + part + "' in its path is a tensor");
+    g = &g->group(part);
+    if (slash == std::string::npos) break;
+    at = slash + 1;
+  }
+  return *g;
+}
+
+void check_world(const SaveSpec& spec, size_t rank) {
+  if (spec.world == 0) throw UsageError("a sharded save of world size 0");
+  if (rank >= spec.world)
+    throw UsageError("rank " + std::to_string(rank) + " of a sharded save of world size " + std::to_string(spec.world));
+}
+
+}  // namespace
+
+fs::path staging_folder(const fs::path& target) {
+  fs::path t = target;
+  if (!t.has_filename()) t = t.parent_path();  // "out/" names the folder "out"
+  return t.parent_path() / ("." + t.filename().string() + ::ckpt::detail::kTempMarker + "shards");
+}
+
+namespace {
+constexpr const char* kLockName = ".lock";
+}
+
+Stage::Stage(SaveSpec spec) : spec_(std::move(spec)), staging_(staging_folder(spec_.target)) {
+  check_world(spec_, 0);
+  registry_of(spec_).for_writing(spec_.target, spec_.format);  // an unknown or unwritable format fails here
+  std::error_code ec;
+  if (const fs::path parent = staging_.parent_path(); !parent.empty() && !fs::is_directory(parent, ec))
+    throw IoError("cannot save to '" + spec_.target.string() + "': its folder does not exist");
+  if (fs::symlink_status(spec_.target, ec).type() != fs::file_type::not_found && !fs::is_directory(fs::symlink_status(spec_.target, ec)))
+    throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
+                     "': it exists and is not a folder (a sharded checkpoint is a folder)");
+  // A staging folder left by a killed save: its lock died with its writer. One whose lock is
+  // held is another save of the same name, still running.
+  if (fs::symlink_status(staging_, ec).type() != fs::file_type::not_found) {
+    const int fd = ::open((staging_ / kLockName).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    const int rc = fd >= 0 ? ::ckpt::detail::ofd_lock(fd, F_RDLCK) : 0;
+    if (fd >= 0) ::close(fd);
+    if (rc == EAGAIN)
+      throw IoError("cannot save to '" + spec_.target.string() + "': another save of it is running (its staging folder '" +
+                    staging_.string() + "' is locked)");
+    fs::remove_all(staging_, ec);
+    if (ec) throw IoError("cannot remove the stale staging folder '" + staging_.string() + "': " + ec.message());
+  }
+  // Made under another name and locked before it takes the staging name, so that a sweep never
+  // finds the staging folder without its lock.
+  const fs::path fresh = staging_.string() + "-init-" + ::ckpt::detail::random_name_suffix();
+  if (!fs::create_directory(fresh, ec) || ec)
+    throw IoError("cannot create '" + fresh.string() + "': " + (ec ? ec.message() : std::string("it exists")));
+  lock_fd_ = ::open((fresh / kLockName).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    const int e = errno;
+    fs::remove_all(fresh, ec);
+    throw IoError("cannot create '" + (fresh / kLockName).string() + "': " + std::strerror(e));
+  }
+  ::ckpt::detail::ofd_lock(lock_fd_, F_WRLCK);  // ENOLCK: no locks here; gc falls back on age
+  if (::rename(fresh.c_str(), staging_.c_str()) != 0) {
+    const int e = errno;
+    fs::remove_all(fresh, ec);
+    throw IoError("cannot rename '" + fresh.string() + "' to '" + staging_.string() + "': " + std::strerror(e));
+  }
+}
+
+Stage::~Stage() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skeleton, const std::vector<Item>& items,
+                        const std::vector<size_t>& planned, const ItemBytes& bytes) {
+  check_world(spec, rank);
+  const Format format = registry_of(spec).for_writing(spec.target, spec.format);
+  const fs::path staging = staging_folder(spec.target);
+  ShardRecord record;
+  record.rank = rank;
+  record.file = shard_file(rank, spec.world, format.info());
+  // The shard's tree lists each chunk; its bytes are asked for as the writer reaches it, so a
+  // rank holds one chunk's bytes at a time beyond its own (a mapping is not copied).
+  Document doc = rank == 0 ? without_tensors(skeleton) : Document{};
+  std::map<std::string, size_t> item_of;  // chunk name -> index into items
+  for (size_t i : planned) {
+    const Item& it = items.at(i);
+    const std::string what = "rank " + std::to_string(rank) + ": '" + it.path + "'";
+    const std::string name = detail::chunk_name(it.path, it.box, it.shape);
+    const size_t slash = name.rfind('/');
+    Group& g = group_at(doc, slash == std::string::npos ? std::string() : name.substr(0, slash), what);
+    const std::string leaf = slash == std::string::npos ? name : name.substr(slash + 1);
+    if (g.find(leaf)) throw UsageError(what + ": its chunk's name '" + name + "' is taken in the shard");
+    g.add_tensor(leaf, Tensor(it.dtype, Shape(it.box.sizes.begin(), it.box.sizes.end()), nullptr));
+    item_of.emplace(name, i);
+  }
+  std::map<std::string, std::string> hashes;
+  const fs::path file = staging / record.file;
+  SaveOptions so;
+  so.format_options = spec.format_options;
+  so.fsync = spec.fsync;
+  write_document(doc, [&](const std::string& name, const Tensor& listed) -> std::span<const std::byte> {
+    const auto it = item_of.find(name);
+    if (it == item_of.end()) throw Error("rank " + std::to_string(rank) + ": the shard writer asked for '" + name + "', no chunk");
+    const Item& item = items[it->second];
+    const std::span<const std::byte> b = bytes(item);
+    if (b.size() != listed.nbytes())
+      throw UsageError("rank " + std::to_string(rank) + ": '" + item.path + "': " + std::to_string(b.size()) +
+                       " bytes given for a box of " + std::to_string(listed.nbytes()));
+    hashes[name] = hash_hex(hash_bytes(b));
+    return b;
+  }, file, format, so);
+  for (const auto& [name, i] : item_of) {
+    const auto h = hashes.find(name);
+    if (h == hashes.end()) throw Error("rank " + std::to_string(rank) + ": the shard writer never asked for '" + name + "'");
+    record.chunks.push_back({items[i].path, items[i].box, name, h->second});
+  }
+  std::error_code ec;
+  record.bytes = fs::file_size(file, ec);
+  if (ec) throw IoError("cannot read the size of '" + file.string() + "': " + ec.message());
+  return record;
+}
+
+void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& records) {
+  if (committed_) throw UsageError("'" + spec_.target.string() + "': the save is committed already");
+  const Format format = registry_of(spec_).for_writing(spec_.target, spec_.format);
+  detail::Index index;
+  index.shard_format = format.name();
+  index.world = spec_.world;
+  if (records.size() != spec_.world)
+    throw UsageError("'" + spec_.target.string() + "': " + std::to_string(records.size()) + " shard records for " +
+                     std::to_string(spec_.world) + " ranks");
+  // Chunks by tensor path, checked against the staged files.
+  std::map<std::string, std::vector<detail::IndexChunk>> chunks;
+  for (size_t r = 0; r < records.size(); ++r) {
+    const ShardRecord& rec = records[r];
+    const std::string what = "'" + spec_.target.string() + "': rank " + std::to_string(r) + "'s record";
+    if (rec.rank != r) throw UsageError(what + " is rank " + std::to_string(rec.rank) + "'s");
+    if (rec.file != shard_file(r, spec_.world, format.info())) throw UsageError(what + " names the file '" + rec.file + "'");
+    std::error_code ec;
+    const uint64_t size = fs::file_size(staging_ / rec.file, ec);
+    if (ec || size != rec.bytes)
+      throw IoError(what + ": its shard '" + (staging_ / rec.file).string() + "' " +
+                    (ec ? "cannot be read: " + ec.message() : "holds " + std::to_string(size) + " bytes, not " + std::to_string(rec.bytes)));
+    index.shards.emplace_back(rec.file, rec.bytes);
+    for (const auto& c : rec.chunks) chunks[c.path].push_back({c.box, r, c.name, c.xxh3});
+  }
+  skeleton.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    auto it = chunks.find(path);
+    if (it == chunks.end()) throw UsageError("'" + spec_.target.string() + "': no rank wrote '" + path + "'");
+    std::vector<const Box*> boxes;
+    for (const auto& c : it->second) boxes.push_back(&c.box);
+    detail::check_cover(t.shape(), t.dtype(), boxes, "'" + spec_.target.string() + "': '" + path + "' as written");
+    index.tensors.push_back({path, t.dtype(), t.shape(), std::move(it->second)});
+    chunks.erase(it);
+  });
+  if (!chunks.empty())
+    throw UsageError("'" + spec_.target.string() + "': rank " + std::to_string(chunks.begin()->second.front().shard) +
+                     " wrote '" + chunks.begin()->first + "', which the document does not hold");
+  ::ckpt::detail::write_text_atomically(staging_ / kIndexName, detail::index_text(index), spec_.fsync);
+  std::error_code ec;
+  if (spec_.fsync) ::ckpt::detail::fsync_dir(staging_);
+  // Into place: a folder of that name (an earlier save of this step) is exchanged with the new
+  // one in one step, then removed; readers see the old checkpoint or the new, never neither.
+  fs::path target = spec_.target;
+  if (!target.has_filename()) target = target.parent_path();
+  if (fs::symlink_status(target, ec).type() == fs::file_type::not_found) {
+    if (::rename(staging_.c_str(), target.c_str()) != 0)
+      throw IoError("cannot rename '" + staging_.string() + "' to '" + target.string() + "': " + std::strerror(errno));
+  } else {
+    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0)
+      throw IoError("cannot exchange '" + staging_.string() + "' with '" + target.string() + "': " + std::strerror(errno));
+    committed_ = true;
+    fs::remove_all(staging_, ec);  // the earlier checkpoint, now under the staging name
+  }
+  committed_ = true;
+  // The lock held the staging folder against sweeps up to the rename; the checkpoint needs none.
+  fs::remove(target / kLockName, ec);
+  ::close(lock_fd_);
+  lock_fd_ = -1;
+  if (spec_.fsync) ::ckpt::detail::fsync_dir(target.parent_path().empty() ? fs::path(".") : target.parent_path());
+}
+
+void save_document(const Document& doc, const SaveSpec& spec, size_t shards,
+                   const std::function<std::span<const std::byte>(const std::string& path)>& tensor_bytes) {
+  std::function<std::span<const std::byte>(const std::string&)> bytes_of = tensor_bytes;
+  if (!bytes_of) bytes_of = [&doc](const std::string& path) { return doc.find_tensor_path(path)->bytes(); };
+  if (shards == 0) throw UsageError("a sharded save into 0 shards");
+  SaveSpec s = spec;
+  s.world = shards;
+  // Every tensor whole, offered by every shard as replicated: the planner then balances the
+  // shards by bytes, as it balances ranks.
+  std::vector<Item> items;
+  doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    items.push_back({path, t.dtype(), t.shape(), Box{std::vector<int64_t>(t.rank(), 0), t.shape()}, true});
+  });
+  const std::vector<std::vector<Item>> per_rank(shards, items);
+  const auto plan = plan_save(per_rank);
+  Stage stage(s);
+  std::vector<ShardRecord> records;
+  for (size_t r = 0; r < shards; ++r)
+    records.push_back(write_shard(s, r, doc, items, plan[r], [&](const Item& it) {
+      return bytes_of(it.path);
+    }));
+  stage.commit(doc, records);
+}
+
+bool is_sharded(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) && fs::is_regular_file(path / kIndexName, ec);
+}
+
+}  // namespace ckpt::sharded
