@@ -407,21 +407,19 @@ void merge_into(Group& into, const Group& from, const std::string& prefix, const
 
 std::shared_ptr<FormatReader> FormatReader::merged(fs::path path, std::vector<std::shared_ptr<FormatReader>> parts) {
   if (parts.empty()) throw UsageError("a merged reader of no parts");
-  auto r = std::shared_ptr<FormatReader>(new FormatReader(nullptr, parts.front()->format(), std::move(path), nullptr, nullptr));
   Document doc;
   std::unordered_map<std::string, uint64_t> part_of;
   for (size_t i = 0; i < parts.size(); ++i) merge_into(doc, parts[i]->tree(), "", parts[i]->path().string(), part_of, i);
-  r->tree_ = std::move(doc);
-  r->parts_ = std::move(parts);
-  size_t slots = 16;
-  while (slots < part_of.size() * 2) slots *= 2;
-  r->ids_.assign(slots, {nullptr, 0});
-  r->tree_->for_each_tensor([&](const std::string& p, const Tensor& t) {
-    size_t s = slot_of(&t, slots);
-    while (r->ids_[s].first) s = (s + 1) & (slots - 1);
-    r->ids_[s] = {&t, part_of.at(p)};
+  // Each tensor is one whole chunk of its part: the sharded reader's case of chunks that are
+  // whole tensors (Hugging Face's shards).
+  std::vector<std::vector<ChunkRef>> chunks;
+  doc.for_each_tensor([&](const std::string& p, const Tensor& t) {
+    chunks.push_back({ChunkRef{part_of.at(p), p, std::vector<int64_t>(t.rank(), 0), t.shape()}});
   });
-  return r;
+  FormatInfo info = parts.front()->format();
+  const size_t n = parts.size();
+  return chunked(std::move(path), std::move(info), std::move(doc), std::move(chunks), n,
+                 [parts = std::move(parts)](size_t k) { return parts.at(k); }, {});
 }
 
 std::shared_ptr<FormatReader> FormatReader::chunked(
@@ -640,7 +638,6 @@ void FormatReader::read_into(const Tensor& listed, const std::string& path, std:
     throw UsageError("read_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, tensor needs " +
                      std::to_string(listed.nbytes()));
   if (chunked_) return read_chunked(id, listed, path, dst);
-  if (!parts_.empty()) return parts_.at(id)->read_into(path, dst);
   if (!transposed_.empty())
     if (auto t = transposed_.find(&listed); t != transposed_.end()) return read_transposed(id, listed, t->second, path, dst);
   check(api_->read_tensor(r_, id, dst.data(), dst.size()), path);
@@ -718,11 +715,10 @@ Tensor FormatReader::read(const std::string& path) {
 }
 
 std::optional<Tensor> FormatReader::map(const std::string& path) {
-  if (chunked_ || !parts_.empty()) {
+  if (chunked_) {
     tree();
     const Tensor* t = tree_->find_tensor_path(path);
     if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
-    if (!chunked_) return parts_.at(id_of(*t, path))->map(path);
     // One chunk holding the whole tensor is a tensor of its part; several are assembled.
     const auto& chunks = chunks_.at(id_of(*t, path));
     if (chunks.size() != 1 || chunks[0].sizes != t->shape()) return std::nullopt;
@@ -748,7 +744,6 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   tree();
   const Tensor* t = tree_->find_tensor_path(path);
   if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
-  if (!chunked_ && !parts_.empty()) return parts_.at(id_of(*t, path))->read_slice(path, start, count);
   detail::check_box(t->shape(), start, count, "'" + path_.string() + "' at " + path);
   if (chunked_) {
     // Only the chunks the box overlaps are read, each only where it overlaps (its part's own

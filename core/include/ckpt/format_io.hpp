@@ -132,7 +132,7 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   const ckpt_reader_api* api_;
   std::optional<Document> tree_;
   // The plugin's id of each tensor of tree_, by the tensor's address (open addressing); for a
-  // merged reader, the index of its part.
+  // chunked reader, the index of its chunks in chunks_.
   std::vector<std::pair<const Tensor*, uint64_t>> ids_;
   std::vector<std::shared_ptr<FormatReader>> parts_;
   // A chunked reader: chunks by tensor id, parts opened as first needed (parts_ holds them).
