@@ -186,6 +186,23 @@ Plan make_plan(const Document& tree, const FormatInfo& target, bool hashes_last 
   }
   plan.dequantize_f16 = dequantize_f16;
   plan_group(tree, plan.tree, "", "", "", target, plan, !target.can(CKPT_CAP_NESTED_GROUPS));
+  // A torch file whose object the pytorch reader could not record (meta/@torch_layout_lost,
+  // docs/formats/pytorch.md): written to .pt, the document takes ckpt's checkpoint layout and
+  // torch.load reads another object than torch.save wrote. A loss of that target only: every
+  // other format carries the record, so that a later conversion to .pt names it. The output
+  // says the loss in meta/conversion, and holds no record (its writer refuses one).
+  if (target.name == "pytorch") {
+    if (Group* meta = plan.tree.find_group("meta"); meta && !meta->attribute("torch_layout")) {
+      if (const Value* lost = meta->attribute("torch_layout_lost")) {
+        const std::string* why = std::get_if<std::string>(lost);
+        plan.losses.push_back({"meta/torch_layout_lost", "the object torch.save wrote is not recorded (" +
+                                                             (why ? why->substr(0, 1000) : std::string("no reason given")) +
+                                                             "): written in ckpt's checkpoint layout, which torch.load "
+                                                             "reads as another object"});
+        meta->erase_attribute("torch_layout_lost");
+      }
+    }
+  }
   if (hashes_last) {
     Group& meta = plan.tree.group("meta");  // last among the root's children, or made so now
     meta.add_group("integrity");

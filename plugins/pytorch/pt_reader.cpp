@@ -202,10 +202,17 @@ void PtReader::keep_user_layout(const Obj* pickled, const std::vector<const Arra
       reproduced = false;
     }
   }
-  if (reproduced) return;
+  if (reproduced) return;  // nothing to record, and nothing lost: the schema's writer gives torch this object
+  std::string why;
   auto layout = describe_layout(pickled, doc_paths(root_, arrays), [&](const Array& a) { return small_tensor_bytes(a); },
-                                limits.document_bytes_for(file_.size()));
-  if (!layout) return;  // ckpt's schema is then the layout a writer uses (docs/formats/pytorch.md)
+                                limits.document_bytes_for(file_.size()), &why);
+  if (!layout) {
+    // ckpt's writer would lay the document out by its schema, which torch.load reads as another
+    // object than this file's: recorded, so that writing it to .pt names the loss
+    // (docs/formats/pytorch.md, "The user's layout").
+    put_in_meta(kLayoutLostAttribute, Value::string("data.pkl: " + why));
+    return;
+  }
   // Tied tensors, for formats that cannot share storage but can write one copy (safetensors):
   // pairs of a tensor's path and the path of the one it shares storage with, in path order.
   std::optional<Value> aliases;
@@ -219,19 +226,25 @@ void PtReader::keep_user_layout(const Obj* pickled, const std::vector<const Arra
       aliases->strings.push_back(leader);
     }
   }
-  if (Node* meta = root_.child("meta"); meta && meta->is_group) {
-    meta->set(kLayoutAttribute, Value::string(std::move(*layout)));
-    if (aliases && !meta->attribute(kTensorAliasesAttribute)) meta->set(kTensorAliasesAttribute, std::move(*aliases));
-    return;
+  Node* meta = put_in_meta(kLayoutAttribute, Value::string(std::move(*layout)));
+  if (meta && aliases && !meta->attribute(kTensorAliasesAttribute)) meta->set(kTensorAliasesAttribute, std::move(*aliases));
+}
+
+Node* PtReader::put_in_meta(const char* name, Value value) {
+  if (Node* meta = root_.child("meta")) {
+    // A tensor at the root named meta leaves no place for ckpt's records.
+    if (!meta->is_group) return nullptr;
+    meta->set(name, std::move(value));
+    return meta;
   }
   // meta first, as ckpt's own documents have it, so that a writer knows the layout (and which
   // tensors are tied) before the tensors come.
   Node root;
-  root.add_group("meta").set(kLayoutAttribute, Value::string(std::move(*layout)));
-  if (aliases) root.child("meta")->set(kTensorAliasesAttribute, std::move(*aliases));
+  root.add_group("meta").set(name, std::move(value));
   for (auto& [k, v] : root_.attributes) root.set(k, std::move(v));
   for (Node& c : root_.children) root.add_child(std::move(c));
   root_ = std::move(root);
+  return root_.child("meta");
 }
 
 void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const std::string& path,

@@ -45,6 +45,9 @@ class PtReader final : public ckpt::sdk::Reader {
   // document out the same way (user_layout.hpp).
   void keep_user_layout(const ckpt_pickle::Obj* pickled, const std::vector<const ckpt_pickle::Array*>& arrays,
                         const std::string& path, const ckpt::sdk::ReadLimits& limits);
+  // Sets meta/@<name> (making the group meta, first, when the document has none); the group,
+  // or nullptr when a tensor at the root is named meta.
+  ckpt_pickle::Node* put_in_meta(const char* name, ckpt_pickle::Value value);
   // The bytes of a small tensor, for a layout that holds it by value.
   std::vector<std::byte> small_tensor_bytes(const ckpt_pickle::Array& a);
   // The blob of archive/<folder><key>, checked to hold at least `bytes`.

@@ -220,6 +220,18 @@ void PtWriter::finish() {
   if (layout && layout->type != CKPT_VALUE_STRING)
     fail(CKPT_ERR_INVALID_ARGUMENT, "meta/@" + std::string(kLayoutAttribute) + " is not a string");
   if (layout && !layout_) layout_.emplace(layout->s, "meta/@" + std::string(kLayoutAttribute));
+  // The document came from a torch file whose object the reader could not record: written by
+  // the schema, torch.load would read another object than the one torch.save wrote. That is
+  // a loss, which convert names (and, allowed, takes the record out); a writer handed the record
+  // has not named it, and refuses.
+  if (const Value* lost = meta && meta->is_group && !layout ? meta->attribute(kLayoutLostAttribute) : nullptr) {
+    const std::string why = lost->type == CKPT_VALUE_STRING ? lost->s.substr(0, 1000) : std::string("(not a string)");
+    fail(CKPT_ERR_UNSUPPORTED, "meta/@" + std::string(kLayoutLostAttribute) + ": the document comes from a torch file whose "
+                               "object ckpt could not record (" + why + "); written to .pt it would take ckpt's "
+                               "checkpoint layout, and torch.load would read another object than the one torch.save "
+                               "wrote. ckpt convert names this loss (--allow-lossy writes it); to write the document "
+                               "as it is, remove the attribute");
+  }
   resolve_copies();
   const std::string pkl = pickle(layout ? followed_layout() : torch_object(root_, ctx));
   zip_.add(kArchive + std::string("data.pkl"), bytes_of(pkl));

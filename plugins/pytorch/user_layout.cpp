@@ -40,15 +40,27 @@ const char* numpy_spec(uint32_t dtype) {
   return nullptr;
 }
 
-struct NotDescribable {};
+// Why a layout gives up, and where in the object: the reader records it (meta/@torch_layout_lost)
+// so that a writer into .pt names the loss instead of laying the document out by the schema
+// in silence.
+struct NotDescribable {
+  std::string why;
+};
+
+// A dict key as Python prints it, short: ['cfg'], [3], [(1, 2)].
+std::string key_repr(const Obj* k) {
+  std::string name = DocBuilder::key_name(k);
+  if (name.size() > 64) name = name.substr(0, 61) + "...";
+  return k->kind == Kind::string ? "['" + name + "']" : "[" + name + "]";
+}
 
 class Describer {
  public:
   Describer(DocPaths paths, const std::function<std::vector<std::byte>(const Array&)>& bytes, uint64_t max_bytes)
-      : paths_(std::move(paths)), bytes_(bytes), left_(max_bytes) {}
+      : paths_(std::move(paths)), bytes_(bytes), left_(max_bytes), max_bytes_(max_bytes) {}
 
   json leaf(const Obj* o, int depth) {
-    if (depth > kMaxDepth) throw NotDescribable{};
+    if (depth > kMaxDepth) refuse("containers nested deeper than " + std::to_string(kMaxDepth) + " levels");
     spend(16);
     switch (o->kind) {
       case Kind::none: return nullptr;
@@ -64,7 +76,8 @@ class Describer {
         spend(2 * s.size());
         // A document string stands for one Python str only when it comes back as the same one
         // (lone surrogates that spell valid UTF-8 would come back as other characters).
-        if (ckpt_pickle::to_python_str(ckpt_pickle::from_python_str(s)) != s) throw NotDescribable{};
+        if (ckpt_pickle::to_python_str(ckpt_pickle::from_python_str(s)) != s)
+          refuse("a str whose lone surrogates would come back as other characters");
         if (ckpt::sdk::valid_utf8(s)) return std::string(s);
         return json{{"s", ckpt::sdk::to_hex(s)}};
       }
@@ -77,7 +90,9 @@ class Describer {
       case Kind::tuple: {
         const auto* s = static_cast<const Seq*>(o);
         json items = json::array();
-        for (const Obj* x : s->items) {
+        for (size_t i = 0; i < s->items.size(); ++i) {
+          const Obj* x = s->items[i];
+          const Place here(this, s->is_set ? "{item " + std::to_string(i) + "}" : "[" + std::to_string(i) + "]");
           if (s->is_set) hashable(x);
           items.push_back(leaf(x, depth + 1));
         }
@@ -85,41 +100,76 @@ class Describer {
       }
       case Kind::dict: {
         const auto* d = static_cast<const Dict*>(o);
-        if (d->instance_state && (!d->ordered || !torch_metadata(d->instance_state))) throw NotDescribable{};
+        if (d->instance_state && (!d->ordered || !torch_metadata(d->instance_state)))
+          refuse(std::string("a ") + (d->ordered ? "OrderedDict" : "dict") + " with a state other than the _metadata torch's state_dict() sets");
         json entries = json::array();
         // Each key must name its own member of the document: keys whose names collide (1 and
         // "1"), or a "__class__" key (an object's class in the document) would let the layout
         // choose what torch reads under a name ckpt shows.
         std::unordered_set<std::string> names;
         for (const auto& [k, v] : d->entries) {
+          const Place here(this, key_repr(k));
           hashable(k);
           const std::string name = DocBuilder::key_name(k);
-          if (!names.insert(name).second || name == "__class__") throw NotDescribable{};
+          if (!names.insert(name).second) refuse("a key whose name in the document ('" + name + "') an earlier key has too");
+          if (name == "__class__") refuse("a key '__class__', the name under which the document gives an object's class");
           entries.push_back(json::array({leaf(k, depth + 1), leaf(v, depth + 1)}));
         }
         json out{{d->counter ? "c" : d->ordered ? "o" : "d", std::move(entries)}};
-        if (d->instance_state) out["state"] = leaf(d->instance_state, depth + 1);
+        if (d->instance_state) {
+          const Place here(this, "._metadata");
+          out["state"] = leaf(d->instance_state, depth + 1);
+        }
         return out;
       }
       case Kind::record: {
         const auto* r = static_cast<const Record*>(o);
-        if (r->called || !writable_class(r->cls) || r->args || r->state) throw NotDescribable{};
+        const std::string cls = r->cls.size() > 200 ? r->cls.substr(0, 200) + "..." : r->cls;
+        if (r->called) refuse("a call of " + cls + ", which ckpt did not make and does not write back");
+        if (!writable_class(r->cls))
+          refuse("an object of class " + cls + ", which ckpt does not write back (torch.load would instantiate "
+                 "whatever class a document names; only argparse.Namespace and types.SimpleNamespace are written)");
+        if (r->args || r->state) refuse("an object of class " + cls + " built with arguments or a state other than its attributes");
         json attrs = json::array();
         for (const auto& [k, v] : r->attributes) {
-          if (!ckpt::sdk::valid_utf8(k) || k == "__class__" || k == "__args__" || k == "__state__") throw NotDescribable{};
+          const Place here(this, "." + (k.size() > 64 ? k.substr(0, 64) + "..." : k));
+          if (!ckpt::sdk::valid_utf8(k) || k == "__class__" || k == "__args__" || k == "__state__")
+            refuse("an attribute whose name the document reserves or cannot hold");
           attrs.push_back(json::array({k, leaf(v, depth + 1)}));
         }
         return json{{"R", r->cls}, {"a", std::move(attrs)}};
       }
       case Kind::array: return array(*static_cast<const Array*>(o));
-      default: throw NotDescribable{};  // a global, a bare storage, a dtype
+      case Kind::global: refuse("the global " + static_cast<const Global*>(o)->full().substr(0, 200) + " (a class or function), which ckpt does not write back");
+      case Kind::storage: refuse("a bare torch storage, not a tensor");
+      case Kind::dtype: refuse("a numpy.dtype");
+      default: refuse(std::string("a ") + kind_name(o->kind));
     }
+  }
+
+  // Where the walk is, for the reason it gives up: pushed for the walk of a member.
+  class Place {
+   public:
+    Place(Describer* d, std::string step) : d_(d) { d_->where_.push_back(std::move(step)); }
+    ~Place() { d_->where_.pop_back(); }
+    Place(const Place&) = delete;
+    Place& operator=(const Place&) = delete;
+
+   private:
+    Describer* d_;
+  };
+
+  [[noreturn]] void refuse(const std::string& what) const {
+    std::string at;
+    for (const std::string& s : where_) at += s;
+    throw NotDescribable{(at.empty() ? std::string("the object itself") : at) + ": " + what};
   }
 
  private:
   // What Python can use as a dict key or set member here: no object of ours defines a hash.
-  static void hashable(const Obj* o) {
-    if (o->kind == Kind::record || o->kind == Kind::list || o->kind == Kind::dict || o->kind == Kind::array) throw NotDescribable{};
+  void hashable(const Obj* o) const {
+    if (o->kind == Kind::record || o->kind == Kind::list || o->kind == Kind::dict || o->kind == Kind::array)
+      refuse(std::string("a key or set member of a type Python cannot hash (") + kind_name(o->kind) + ")");
     if (o->kind == Kind::tuple)
       for (const Obj* x : static_cast<const Seq*>(o)->items) hashable(x);
   }
@@ -142,24 +192,30 @@ class Describer {
   }
 
   void spend(uint64_t n) {
-    if (n > left_) throw NotDescribable{};
+    if (n > left_) refuse("the layout would take more than " + std::to_string(max_bytes_) + " bytes (reader option max_document_bytes)");
     left_ -= n;
   }
 
   json array(const Array& a) {
     if (a.numpy) {
       const char* spec = numpy_spec(a.dtype);
-      if (!a.raw_spec.empty() || !spec) throw NotDescribable{};
+      const char* what = a.scalar ? "NumPy scalar" : "NumPy array";
+      if (!a.raw_spec.empty())
+        refuse(std::string("a ") + what + " of dtype '" + a.raw_spec.substr(0, 64) + "'" +
+               (a.raw_fields.empty() ? "" : " (structured)") + ", which ckpt holds as raw bytes and does not write back");
+      if (!spec) refuse(std::string("a ") + what + " of dtype " + ckpt::sdk::dtype_name(a.dtype) + ", which NumPy does not have");
       if (!a.scalar) {
         // A NumPy array: the document tensor that holds its values, written back as a C-order
         // little-endian array of its dtype (what NumPy compares equal, dtype included).
+        if (a.big_endian) refuse(std::string("a big-endian NumPy array (dtype '>") + spec + "'), which ckpt holds little-endian");
         const std::string* mine = next_path(a);
-        if (!mine || a.big_endian) throw NotDescribable{};
+        if (!mine) refuse("a NumPy array the document holds no tensor for");
         return json{{"A", *mine}, {"np", spec}};
       }
       // A NumPy scalar as numpy pickles it.
       const Text* t = as_text(a.base);
-      if (!t || (a.big_endian && t->str().size() > 1)) throw NotDescribable{};
+      if (!t) refuse("a NumPy scalar without bytes");
+      if (a.big_endian && t->str().size() > 1) refuse(std::string("a big-endian NumPy scalar (dtype '>") + spec + "')");
       return json{{"N", spec}, {"x", ckpt::sdk::to_hex(t->str())}};
     }
     const Storage* s = as_storage(a.base);
@@ -176,7 +232,9 @@ class Describer {
       // A tensor the mapping read as a number (a loss, Adam's step): kept by value.
       uint64_t n = 1;
       for (int64_t d : a.shape) n *= static_cast<uint64_t>(d);
-      if (n > 1 || a.shape.size() > 8) throw NotDescribable{};
+      if (n > 1 || a.shape.size() > 8)
+        refuse("a tensor of " + std::to_string(n) + " elements the document holds no tensor for (a view of bytes the "
+               "document does not hold)");
       const std::vector<std::byte> b = bytes_(a);
       out["V"] = ckpt::sdk::to_hex(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
       out["dtype"] = ckpt::sdk::dtype_name(a.dtype);
@@ -186,7 +244,9 @@ class Describer {
     const bool floating = a.dtype == CKPT_DTYPE_F32 || a.dtype == CKPT_DTYPE_F64 || a.dtype == CKPT_DTYPE_F16 ||
                           a.dtype == CKPT_DTYPE_BF16 || a.dtype == CKPT_DTYPE_F8_E4M3FN || a.dtype == CKPT_DTYPE_F8_E5M2 ||
                           a.dtype == CKPT_DTYPE_C64 || a.dtype == CKPT_DTYPE_C128;
-    if ((a.requires_grad || a.parameter) && !floating) throw NotDescribable{};
+    if ((a.requires_grad || a.parameter) && !floating)
+      refuse(std::string(a.parameter ? "an nn.Parameter" : "requires_grad") + " on a tensor of dtype " + ckpt::sdk::dtype_name(a.dtype) +
+             ", which torch.load refuses");
     if (a.requires_grad) out["grad"] = true;
     if (a.parameter) out["param"] = true;
     return out;
@@ -207,6 +267,8 @@ class Describer {
   const std::function<std::vector<std::byte>(const Array&)>& bytes_;
   std::map<std::tuple<std::string, int64_t, std::vector<int64_t>, std::vector<int64_t>, uint32_t>, std::string> shares_;
   uint64_t left_;
+  uint64_t max_bytes_;
+  std::vector<std::string> where_;
 };
 
 [[noreturn]] void bad(const std::string& source, const std::string& what) {
@@ -229,12 +291,13 @@ const json& member(const json& j, const char* key, const std::string& source) {
 
 std::optional<std::string> describe_layout(const Obj* root, DocPaths paths,
                                            const std::function<std::vector<std::byte>(const Array&)>& bytes,
-                                           uint64_t max_bytes) {
+                                           uint64_t max_bytes, std::string* why) {
   try {
     Describer d(std::move(paths), bytes, max_bytes);
     json doc{{"format", kFormat}, {"version", kVersion}, {"root", d.leaf(root, 0)}};
     return doc.dump();
-  } catch (const NotDescribable&) {
+  } catch (const NotDescribable& e) {
+    if (why) *why = e.why;
     return std::nullopt;
   }
 }

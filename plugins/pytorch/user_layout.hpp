@@ -37,14 +37,22 @@ using DocPaths = std::unordered_map<const ckpt_pickle::Array*, std::vector<std::
 // (`arrays[id]` for tensor id).
 DocPaths doc_paths(const ckpt_pickle::Node& mapped, const std::vector<const ckpt_pickle::Array*>& arrays);
 
+// Beside it, when the reader could not describe the object: why, and where in it
+// ("data.pkl: ['cfg']: an object of class foo.Bar, ..."). A writer into .pt then lays the
+// document out by ckpt's schema, which is not the object torch.save wrote: that is a loss, and
+// it is named (convert's plan; the writer refuses a document that still carries the record).
+inline constexpr const char* kLayoutLostAttribute = "torch_layout_lost";
+
 // The layout of `root`, or nullopt when `root` holds something a layout does not describe (a
 // big-endian or structured NumPy array, a global, an object of a class ckpt does not write
 // back, a view of bytes the document does not hold) or when it would exceed `max_bytes`:
-// ckpt's writer then lays the document out by its schema. `bytes(a)` gives the bytes of a small tensor the mapping read as
-// a number (torch's loss, Adam's step), which the layout holds by value.
+// ckpt's writer then lays the document out by its schema. `why`, when given, then says what
+// and where ("['cfg']: an object of class foo.Bar, ..."). `bytes(a)` gives the bytes of a
+// small tensor the mapping read as a number (torch's loss, Adam's step), which the layout
+// holds by value.
 std::optional<std::string> describe_layout(const ckpt_pickle::Obj* root, DocPaths paths,
                                            const std::function<std::vector<std::byte>(const ckpt_pickle::Array&)>& bytes,
-                                           uint64_t max_bytes);
+                                           uint64_t max_bytes, std::string* why = nullptr);
 
 // A parsed layout. Fails with CKPT_ERR_FORMAT naming `source` when it is not one.
 class UserLayout {
