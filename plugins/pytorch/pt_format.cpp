@@ -55,7 +55,15 @@ struct PytorchFormat {
     const std::string zip64 = options.get("zip64", "auto");
     if (zip64 != "auto" && zip64 != "always")
       ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option zip64='" + zip64 + "': expected auto or always");
-    return std::make_unique<PtWriter>(path, floats == "tensor", zip64 == "always");
+    // The oldest torch that must load the file. torch 1.13 (Debian's) has no storages of the
+    // dtypes torch added later (uint16-64 in 2.3, float8 in 2.1) and fails on a whole file
+    // holding one; uint64 has no torch 1.13 dtype that holds its values at all. The format
+    // declares them held exactly (ckpt reads them back bit for bit), so they are written by
+    // default, and torch=1.13 refuses them instead, naming the tensor.
+    const std::string torch = options.get("torch", "2.3");
+    if (torch != "1.13" && torch != "2.3")
+      ckpt::sdk::fail(CKPT_ERR_INVALID_ARGUMENT, "option torch='" + torch + "': expected 1.13 or 2.3");
+    return std::make_unique<PtWriter>(path, floats == "tensor", zip64 == "always", torch == "2.3");
   }
   static std::unique_ptr<ckpt::sdk::Reader> open_reader(const std::string& path, ckpt::sdk::Options& options) {
     return std::make_unique<PtReader>(path, ckpt::sdk::ReadLimits::parse(options));

@@ -1,5 +1,6 @@
 #include "pt_writer.hpp"
 
+#include "policies.hpp"
 #include "torch_layout.hpp"
 #include "unpickler.hpp"
 
@@ -48,8 +49,28 @@ std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(s
 
 }  // namespace
 
-PtWriter::PtWriter(const std::string& path, bool floats_as_tensors, bool always_zip64)
-    : zip_(path, always_zip64), floats_as_tensors_(floats_as_tensors) {}
+PtWriter::PtWriter(const std::string& path, bool floats_as_tensors, bool always_zip64, bool later_torch)
+    : zip_(path, always_zip64), floats_as_tensors_(floats_as_tensors), later_torch_(later_torch) {}
+
+void PtWriter::check_torch_storage(uint32_t dtype, const std::string& path) const {
+  if (later_torch_) return;
+  const char* since = nullptr;
+  const char* instead = nullptr;
+  switch (dtype) {
+    case CKPT_DTYPE_U16: since = "2.3", instead = "i32"; break;
+    case CKPT_DTYPE_U32: since = "2.3", instead = "i64"; break;
+    case CKPT_DTYPE_U64: since = "2.3", instead = "i64 (values below 2^63)"; break;
+    case CKPT_DTYPE_F8_E4M3FN:
+    case CKPT_DTYPE_F8_E5M2: since = "2.1", instead = "f16"; break;
+    default: return;
+  }
+  const char* storage = torch_storage_name(dtype);
+  fail(CKPT_ERR_UNSUPPORTED, "tensor '" + path.substr(0, 200) + "': dtype " + ckpt::sdk::dtype_name(dtype) + " is torch." +
+                                 (storage ? storage : "?") + ", which torch before " + since + " does not have: torch 1.13 "
+                                 "(Debian's) cannot load a file holding one (write option torch=1.13 refuses it). "
+                                 "For torch 1.13, cast the tensor to " + instead + " first; for torch " + since +
+                                 " and later, write without torch=1.13");
+}
 
 Node& PtWriter::top(const char* event) {
   if (stack_.empty() || finished_) fail(CKPT_ERR_INVALID_ARGUMENT, std::string(event) + " outside the root group");
@@ -208,6 +229,7 @@ void PtWriter::finish() {
   TorchWriteContext ctx;
   ctx.tensor = [&](uint64_t id) {
     const SkeletonTensor& t = tensors_.at(id);
+    check_torch_storage(t.dtype, id < path_of_.size() ? path_of_[id] : std::to_string(id));
     return PyOut::tensor(t.key, t.dtype, t.shape);
   };
   ctx.number = [&](double f) {
@@ -339,6 +361,8 @@ PyOut PtWriter::followed_layout() {
                                              "requires_grad on integers, or an OrderedDict state other than torch's _metadata)");
   meta->set(kLayoutAttribute, Value::string(std::move(*canonical)));
   return to_pyout(built, [&](const Array& a) {
+    // A NumPy array is pickled inline (the other callback), which torch 1.13 loads whatever its dtype.
+    check_torch_storage(a.dtype, a.where);
     if (const Storage* s = as_storage(a.base)) return s->key;
     const std::string_view b = as_text(a.base)->str();
     return add_storage(std::as_bytes(std::span(b.data(), b.size())));

@@ -24,7 +24,10 @@ class PtWriter final : public ckpt::sdk::Writer {
  public:
   // floats_as_tensors: floats in data.pkl become 0-d float64 tensors, the only floats torch
   // 1.13's weights_only loader accepts; else Python floats, as torch.save writes them.
-  PtWriter(const std::string& path, bool floats_as_tensors, bool always_zip64);
+  // later_torch: tensors of dtypes torch 1.13 has no storage for (u16, u32, u64, float8) are
+  // written as torch 2.3's storages (write option torch=2.3, the default); else (torch=1.13)
+  // they are refused, naming the tensor.
+  PtWriter(const std::string& path, bool floats_as_tensors, bool always_zip64, bool later_torch = true);
 
   void begin_group(std::string_view name, uint64_t n_attributes, uint64_t n_children) override;
   void end_group() override;
@@ -43,6 +46,9 @@ class PtWriter final : public ckpt::sdk::Writer {
 
   ZipWriter zip_;
   bool floats_as_tensors_;
+  bool later_torch_;
+  // Fails naming the tensor at `path` when torch 1.13 has no storage of `dtype` (and the file is not for a later torch).
+  void check_torch_storage(uint32_t dtype, const std::string& path) const;
   ckpt_pickle::Node root_;
   std::vector<ckpt_pickle::Node*> stack_;
   std::vector<SkeletonTensor> tensors_;
