@@ -117,7 +117,14 @@ class Scanner {
         case field::kOpsetImport: opset(wt); break;
         case field::kMetadataProps: metadata(wt); break;
         case field::kTrainingInfo: m_.has_training_info = true; w_.skip_field(f, wt); break;
-        case field::kFunctions: m_.has_functions = true; w_.skip_field(f, wt); break;
+        case field::kFunctions: {
+          m_.has_functions = true;
+          w_.expect(wt, wire::kLength, "functions");
+          const uint64_t n = w_.length("functions");
+          m_.functions.emplace_back(reinterpret_cast<const char*>(file_.data() + w_.pos()), n);
+          w_.skip(n);
+          break;
+        }
         default: w_.skip_field(f, wt);
       }
     }

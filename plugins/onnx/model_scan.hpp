@@ -61,6 +61,7 @@ struct ScannedModel {
   size_t sparse_initializers = 0;
   bool has_training_info = false;
   bool has_functions = false;
+  std::vector<std::string> functions;  // each FunctionProto's bytes, for what they reference
 
   const std::string* metadata_value(std::string_view key) const;
 };

@@ -22,6 +22,9 @@ using ckpt::sdk::fail;
 
 namespace {
 
+// meta/@external_references, the record ckpt/sdk_records.hpp names (kExternalReferencesRecord).
+constexpr const char* kExternalReferencesRecord = "external_references";
+
 // Every tensor's path in `tree`, by index.
 std::vector<std::string> tensor_paths(const Tree& tree) {
   std::vector<std::string> out(tree.tensors.size());
@@ -37,6 +40,58 @@ std::vector<std::string> tensor_paths(const Tree& tree) {
   walk(walk, 0, "");
   return out;
 }
+
+// Where ONNX Runtime would read bytes from other files that this reading does not: external
+// data of the tensors the scan does not read (in subgraphs, TENSORS and SPARSE_TENSOR(S)
+// attributes, sparse initializers, local functions' nodes, and node attribute tensors of a type
+// ckpt has no dtype for), as "<place> -> <location>".
+class UnreadReferences {
+ public:
+  explicit UnreadReferences(const ScannedModel& m) : model_(m) {
+    for (const AttributeTensor& a : m.attribute_tensors) read_.emplace(std::pair(a.node, a.attribute), a.tensor.dtype != 0);
+  }
+  std::vector<std::string> found;
+
+  void graph(const onnx::GraphProto& g, const std::string& place, bool top) {
+    if (!top)
+      for (int i = 0; i < g.initializer_size(); ++i) tensor(g.initializer(i), place + "initializer[" + std::to_string(i) + "]");
+    for (int i = 0; i < g.sparse_initializer_size(); ++i)
+      sparse(g.sparse_initializer(i), place + "sparse_initializer[" + std::to_string(i) + "]");
+    for (int i = 0; i < g.node_size(); ++i) node(g.node(i), place + "node[" + std::to_string(i) + "]", top, static_cast<size_t>(i));
+  }
+
+  void node(const onnx::NodeProto& n, const std::string& place, bool top, size_t index) {
+    for (int k = 0; k < n.attribute_size(); ++k) {
+      const onnx::AttributeProto& a = n.attribute(k);
+      const std::string at = place + " attribute " + quote_text(a.name());
+      // The scan reads a top-level node's TENSOR of a ckpt dtype; its file is checked and mapped.
+      if (a.type() == onnx::AttributeProto::TENSOR && a.has_t()) {
+        auto it = read_.find({index, static_cast<size_t>(k)});
+        if (!(top && it != read_.end() && it->second)) tensor(a.t(), at);
+      }
+      for (int j = 0; j < a.tensors_size(); ++j) tensor(a.tensors(j), at + " tensors[" + std::to_string(j) + "]");
+      if (a.has_sparse_tensor()) sparse(a.sparse_tensor(), at);
+      for (int j = 0; j < a.sparse_tensors_size(); ++j) sparse(a.sparse_tensors(j), at + " sparse_tensors[" + std::to_string(j) + "]");
+      if (a.has_g()) graph(a.g(), at + ": ", false);
+      for (int j = 0; j < a.graphs_size(); ++j) graph(a.graphs(j), at + " graphs[" + std::to_string(j) + "]: ", false);
+    }
+  }
+
+ private:
+  void sparse(const onnx::SparseTensorProto& s, const std::string& place) {
+    tensor(s.values(), place + " values");
+    tensor(s.indices(), place + " indices");
+  }
+  void tensor(const onnx::TensorProto& t, const std::string& place) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) return;
+    std::string location;
+    for (const auto& e : t.external_data())
+      if (e.key() == "location") location = e.value();
+    found.push_back(place + " -> " + (location.empty() ? std::string("(no location)") : location));
+  }
+  const ScannedModel& model_;
+  std::map<std::pair<size_t, size_t>, bool> read_;
+};
 
 }  // namespace
 
@@ -269,6 +324,19 @@ void OnnxReader::build_foreign_tree() {
     doc_.add_tensor(state, std::move(node), init.name);
   }
   if (!skipped.empty()) t.add_attribute(onnx, "skipped", Value::string_array(std::move(skipped)));
+  // What ONNX Runtime reads from other files and this reading does not, recorded so that
+  // `ckpt sign` refuses the file and `ckpt verify` names each (ckpt/sdk_records.hpp).
+  UnreadReferences unread(model_);
+  unread.graph(graph, "graph/", true);
+  for (size_t i = 0; i < model_.functions.size(); ++i) {
+    onnx::FunctionProto f;
+    if (!f.ParseFromString(model_.functions[i]))
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': local function " + std::to_string(i) + " is not valid protobuf");
+    for (int n = 0; n < f.node_size(); ++n)
+      unread.node(f.node(n), "functions[" + std::to_string(i) + "] " + quote_text(f.name()) + " node[" + std::to_string(n) + "]",
+                  false, 0);
+  }
+  if (!unread.found.empty()) t.add_attribute(meta, kExternalReferencesRecord, Value::string_array(std::move(unread.found)));
   // The graph as stored; the host's onnx layout rebuilds model/spec from it where it can, and
   // otherwise keeps the group, to be written back, when @writes_back: the group writes the
   // same graph again, field for field, value_info aside (it annotates intermediate types and
@@ -287,6 +355,14 @@ void OnnxReader::build_foreign_tree() {
   for (const auto& [domain, version] : model_.opsets) default_domain_only = default_domain_only && (domain.empty() || domain == "ai.onnx");
   if (exact && !default_domain_only) why_not = model_.has_functions ? "the model has local functions" : "the model imports an operator domain other than the default";
   const size_t g = t.find_child(0, kGraphGroup)->index;
+  // The graph's tensors this reading takes from other files: the document holds them only if
+  // the host's layout keeps the graph; otherwise it records them as external references.
+  std::vector<std::string> external_tensors;
+  for (const AttributeTensor& a : model_.attribute_tensors)
+    if (a.tensor.dtype && a.tensor.storage == Initializer::Storage::external)
+      external_tensors.push_back("graph/node[" + std::to_string(a.node) + "] attribute[" + std::to_string(a.attribute) +
+                                 "] (" + a.tensor.what + ") -> " + a.tensor.external.location);
+  if (!external_tensors.empty()) t.add_attribute(g, "external_tensors", Value::string_array(std::move(external_tensors)));
   t.add_attribute(g, "writes_back", Value::boolean(exact && default_domain_only));
   if (!(exact && default_domain_only)) t.add_attribute(g, "not_written_back", Value::string(why_not));
 }

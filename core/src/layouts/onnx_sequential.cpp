@@ -29,6 +29,10 @@ namespace {
 
 namespace og = onnx_graph;
 
+// meta/@external_references: what a consumer of the file reads from other files that the
+// document does not hold (ckpt/sdk_records.hpp, kExternalReferencesRecord).
+constexpr std::string_view kExternalReferences = "external_references";
+
 bool same_group(const Group& a, const Group& b, std::string_view skip_attribute = {}) {
   auto attrs = [&](const Group& g) {
     std::vector<const Attribute*> out;
@@ -157,6 +161,7 @@ class OnnxSequential final : public LayoutAdapter {
     if (imp.spec) onnx->set("value_names", imp.value_names);
     if (skipped) onnx->set("skipped", std::move(*skipped));
     // A graph the spec cannot express is kept, to be written back; or the loss is named.
+    bool kept_graph = false;
     if (!imp.spec) {
       const std::string why = why_not_kept(graph, model->find_group("state"));
       if (why.empty()) {
@@ -164,6 +169,8 @@ class OnnxSequential final : public LayoutAdapter {
         kept = graph;
         kept.erase_attribute("writes_back");
         kept.erase_attribute("not_written_back");
+        kept.erase_attribute("external_tensors");
+        kept_graph = true;
         // The node attributes' tensors (a Constant's value) go with their nodes: read, hashed
         // and signed as every tensor of the document.
         if (const Group* nodes = kept.find_group(og::kNodes))
@@ -177,6 +184,16 @@ class OnnxSequential final : public LayoutAdapter {
       } else {
         onnx->set(kGraphLost, "not kept: " + why);
       }
+    }
+    // Node attribute tensors the plugin read from other files are the document's only in a kept
+    // graph; otherwise ONNX Runtime still reads them, and the document records that it does
+    // (meta/@external_references, ckpt/sdk_records.hpp), so that `ckpt sign` refuses the file.
+    if (const auto* external = attribute_of<std::vector<std::string>>(graph, "external_tensors"); external && !kept_graph) {
+      Group& meta = doc.group("meta");
+      std::vector<std::string> all;
+      if (const auto* before = attribute_of<std::vector<std::string>>(meta, kExternalReferences)) all = *before;
+      all.insert(all.end(), external->begin(), external->end());
+      meta.set(kExternalReferences, std::move(all));
     }
 
     // Constants in the order of the initializers, as the listing has them.

@@ -12,6 +12,8 @@
                        "link_out.bin" (a symlink to ../outside.bin); attack_huge.onnx: a Constant
                        whose dims claim 2**40 floats with 4 bytes of raw_data
     if.onnx            an If node (GRAPH attributes), sparse.onnx a Constant of a SPARSE_TENSOR
+    if_external.onnx   a Constant in external data beside an If whose then_branch holds another
+                       (a graph not kept: ONNX Runtime reads both from const.bin)
   and for the runnable models NAME.f32, a little-endian float32 input, and NAME.shape, its dims.
   DIR/../outside.bin is made for the attacks (it must never be read).
 """
@@ -125,6 +127,17 @@ def main(out):
                  ["n", 3], ["n", 3], inits=[cond])
     onnx.checker.check_model(m, full_check=True)
     onnx.save(m, os.path.join(out, "if.onnx"))
+
+    then_graph = helper.make_graph([helper.make_node("Constant", [], ["t"], value=external_constant("const.bin", 100, 48, [12]))],
+                                   "then", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, [12])])
+    else_graph = helper.make_graph([helper.make_node("Identity", ["c"], ["e"])], "else", [],
+                                   [helper.make_tensor_value_info("e", TensorProto.FLOAT, [12])])
+    m = model_of([helper.make_node("Constant", [], ["c"], name="c", value=external_constant("const.bin", 100, 48, [12])),
+                  helper.make_node("If", ["cond"], ["z"], name="if0", then_branch=then_graph, else_branch=else_graph),
+                  helper.make_node("Add", ["x", "z"], ["y"], name="add")], ["n", 12], ["n", 12], inits=[cond])
+    with open(os.path.join(out, "if_external.onnx"), "wb") as f:
+        f.write(m.SerializeToString())
+    onnx.checker.check_model(os.path.join(out, "if_external.onnx"), full_check=True)
 
     sparse = helper.make_sparse_tensor(numpy_helper.from_array(np.array([5.0], np.float32), "values"),
                                        numpy_helper.from_array(np.array([1], np.int64), "indices"), [3])

@@ -209,4 +209,21 @@ TEST_F(OnnxAttributeTensors, GraphAndSparseAttributesAreNotKeptAndTheLossNamesNo
   }
 }
 
+// A graph not kept leaves its nodes' tensors out of the document, while ONNX Runtime still reads
+// them: the document records each such reference (meta/@external_references), the top-level
+// Constant the plugin read as well as the one in the If's branch, which it does not read.
+TEST_F(OnnxAttributeTensors, ExternalDataOfAGraphNotKeptIsRecordedAsExternalReferences) {
+  const ckpt::Document doc = ckpt::read_document(file("if_external.onnx"));
+  EXPECT_EQ(doc.find_group_path("extra/onnx/graph"), nullptr);
+  ASSERT_NE(doc.find_group_path("extra/onnx")->attribute("graph_lost"), nullptr);
+  const ckpt::Value* refs = doc.find_group("meta")->attribute("external_references");
+  ASSERT_NE(refs, nullptr);
+  const auto& list = std::get<std::vector<std::string>>(*refs);
+  ASSERT_EQ(list.size(), 2u) << ckpt::value_to_string(*refs);
+  EXPECT_EQ(list[0], "graph/node[1] attribute \"then_branch\": node[0] attribute \"value\" -> const.bin");
+  EXPECT_EQ(list[1], "graph/node[0] attribute[0] (node 0 (Constant \"c\") attribute \"value\") -> const.bin");
+  // A kept graph holds its Constant's bytes: nothing to record.
+  EXPECT_EQ(ckpt::read_document(file("external.onnx")).find_group("meta")->attribute("external_references"), nullptr);
+}
+
 }  // namespace
