@@ -42,8 +42,9 @@ const std::string kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CON
 const char* const kMpiArgs[] = {"--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
                                 "--mca", "btl_vader_single_copy_mechanism", "none"};
 
-std::string mpirun_command(int ranks, const fs::path& cfg) {
-  std::string cmd = kMpiEnv + CKPT_MPIEXEC;
+// `wrapper` runs mpirun, e.g. "timeout 60 ".
+std::string mpirun_command(int ranks, const fs::path& cfg, const std::string& wrapper = "") {
+  std::string cmd = kMpiEnv + wrapper + CKPT_MPIEXEC;
   for (const char* a : kMpiArgs) cmd += std::string(" ") + a;
   return cmd + " -np " + std::to_string(ranks) + " " + CKPT_CLI + " train " + cfg.string();
 }
@@ -73,7 +74,8 @@ fs::path final_checkpoint(const std::string& out) {
 
 fs::path run_training(int ranks, const fs::path& cfg, std::string* log = nullptr) {
   std::string out;
-  int rc = ckpt_test::run(ranks ? mpirun_command(ranks, cfg) : std::string(CKPT_CLI) + " train " + cfg.string(), out);
+  // A hung job is killed rather than left to ctest's timeout.
+  int rc = ckpt_test::run(ranks ? mpirun_command(ranks, cfg, "timeout -s KILL 300 ") : std::string(CKPT_CLI) + " train " + cfg.string(), out);
   if (log) *log = out;
   EXPECT_EQ(rc, 0) << out;
   fs::path p = final_checkpoint(out);
@@ -293,4 +295,20 @@ TEST(Distributed, ResumeAtAnotherWorldSizeContinuesTheSameBatches) {
   Compared c = compare(resumed, ref);
   std::printf("resumed at 3 ranks against 2 throughout: worst relative difference %.3g\n", c.worst);
   EXPECT_LE(c.worst, 1e-5);
+}
+
+TEST(Distributed, AnErrorOnRankZeroAloneStopsTheJob) {
+  TempDir tmp("ddp");
+  // Only rank 0 creates the checkpoint folder, so only it fails, while rank 1 already waits for
+  // its broadcast; rank 0's error exit must end the job, not leave rank 1 waiting.
+  std::ofstream(tmp / "file") << "not a folder";
+  fs::path cfg = write_config(tmp.path, "bad.json", config_text(tmp / "file" / "run", 290, 32, 1));
+  std::string out;
+  const auto t0 = std::chrono::steady_clock::now();
+  int rc = ckpt_test::run(mpirun_command(2, cfg, "timeout -s KILL 60 "), out);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(rc, 137) << "timeout had to kill mpirun: " << out;
+  EXPECT_LT(secs, 30.0);
+  EXPECT_NE(out.find("cannot create checkpoint folder '" + (tmp / "file" / "run").string() + "'"), std::string::npos) << out;
 }
