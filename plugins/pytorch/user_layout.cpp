@@ -117,7 +117,7 @@ class Describer {
         }
         json out{{d->counter ? "c" : d->ordered ? "o" : "d", std::move(entries)}};
         if (d->instance_state) {
-          const Place here(this, "._metadata");
+          const Place here(this, ".__dict__");  // what BUILD set: od.__dict__["_metadata"]
           out["state"] = leaf(d->instance_state, depth + 1);
         }
         return out;
