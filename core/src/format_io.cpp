@@ -745,13 +745,27 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   const Tensor* t = tree_->find_tensor_path(path);
   if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
   detail::check_box(t->shape(), start, count, "'" + path_.string() + "' at " + path);
+  Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
+  read_slice_into(path, start, count, out.mutable_bytes());
+  return out;
+}
+
+void FormatReader::read_slice_into(const std::string& path, std::span<const int64_t> start,
+                                   std::span<const int64_t> count, std::span<std::byte> dst) {
+  tree();
+  const Tensor* t = tree_->find_tensor_path(path);
+  if (!t) throw UsageError("'" + path_.string() + "' has no tensor '" + path + "'");
+  detail::check_box(t->shape(), start, count, "'" + path_.string() + "' at " + path);
+  const Shape box(count.begin(), count.end());
+  if (dst.size() != storage_bytes(t->dtype(), numel(box)))
+    throw UsageError("read_slice_into '" + path + "': buffer of " + std::to_string(dst.size()) + " bytes, the box needs " +
+                     std::to_string(storage_bytes(t->dtype(), numel(box))));
   if (chunked_) {
-    // Only the chunks the box overlaps are read, each only where it overlaps (its part's own
-    // slice read: a hyperslab, or a copy out of a mapping).
+    // Only the chunks the box overlaps are read, each only where it overlaps: straight out of
+    // its part's mapping where the part maps, else through the part's own slice read.
     if (is_block(t->dtype())) throw UsageError("'" + path_.string() + "' at " + path + ": slices of a sharded " +
                                                std::string(name(t->dtype())) + " tensor are not read");
-    Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
-    const size_t r = count.size();
+    const size_t r = count.size(), item = itemsize(t->dtype());
     for (const ChunkRef& c : chunks_.at(id_of(*t, path))) {
       std::vector<int64_t> from(r), n(r), at(r);
       bool overlaps = true;
@@ -763,28 +777,31 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
         at[i] = lo - start[i];
       }
       if (!overlaps && r > 0) continue;
-      const Tensor piece = part(c.part)->read_slice(c.name, from, n);
-      detail::copy_between(piece.bytes(), Shape(n.begin(), n.end()), std::vector<int64_t>(r, 0), out.mutable_bytes(),
-                           out.shape(), at, n, itemsize(t->dtype()));
+      const auto reader = part(c.part);
+      if (const std::optional<Tensor> mapped = reader->map(c.name)) {
+        detail::copy_between(mapped->bytes(), mapped->shape(), from, dst, box, at, n, item);
+      } else {
+        const Tensor piece = reader->read_slice(c.name, from, n);
+        detail::copy_between(piece.bytes(), piece.shape(), std::vector<int64_t>(r, 0), dst, box, at, n, item);
+      }
     }
-    return out;
+    return;
   }
   // A block dtype's rows are runs of blocks: a box takes whole rows, copied as one item each.
   const bool rows = is_block(t->dtype());
   if (rows && (start.empty() || start.back() != 0 || count.back() != t->shape().back()))
     throw UsageError("'" + path_.string() + "' at " + path + ": a slice of a " + std::string(name(t->dtype())) +
                      " tensor takes whole rows (its last dimension is blocks)");
-  Tensor out = Tensor::empty(t->dtype(), Shape(count.begin(), count.end()));
-  if (out.nbytes() == 0 && t->rank() > 0) return out;
+  if (dst.empty() && t->rank() > 0) return;
   constexpr size_t kHasSlice = offsetof(ckpt_reader_api, read_slice) + sizeof(ckpt_reader_api::read_slice);
   // A transposed tensor's box is not a box of the stored one: it is cut from one read.
   if (api_->struct_size >= kHasSlice && api_->read_slice && !transposed_.count(t)) {
     std::vector<uint64_t> s(start.begin(), start.end()), c(count.begin(), count.end());
-    ckpt_status* st = api_->read_slice(r_, id_of(path), static_cast<uint32_t>(s.size()), s.data(),
-                                       c.data(), out.mutable_bytes().data(), out.nbytes());
+    ckpt_status* st = api_->read_slice(r_, id_of(path), static_cast<uint32_t>(s.size()), s.data(), c.data(), dst.data(),
+                                       dst.size());
     if (!st) {
-      check_bools(t->dtype(), out.bytes(), path);
-      return out;
+      check_bools(t->dtype(), dst, path);
+      return;
     }
     if (st->code != CKPT_ERR_UNSUPPORTED) check(st, path);
     detail::release_status(st);  // the format reads whole tensors only
@@ -794,11 +811,10 @@ Tensor FormatReader::read_slice(const std::string& path, std::span<const int64_t
   if (rows) {
     const Shape outer(t->shape().begin(), t->shape().end() - 1);
     detail::copy_box(whole->bytes(), outer, storage_bytes(t->dtype(), static_cast<uint64_t>(t->shape().back())),
-                     start.first(start.size() - 1), count.first(count.size() - 1), out.mutable_bytes());
+                     start.first(start.size() - 1), count.first(count.size() - 1), dst);
   } else {
-    detail::copy_box(whole->bytes(), t->shape(), itemsize(t->dtype()), start, count, out.mutable_bytes());
+    detail::copy_box(whole->bytes(), t->shape(), itemsize(t->dtype()), start, count, dst);
   }
-  return out;
 }
 
 void FormatReader::for_each_tensor_bytes(

@@ -105,6 +105,9 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   // shape `count` (like h5py's dset[a:b, c:d]). Formats that can read part of a tensor do (HDF5
   // hyperslabs); otherwise the box is copied from a mapping, or from one read of the tensor.
   Tensor read_slice(const std::string& path, std::span<const int64_t> start, std::span<const int64_t> count);
+  // The same into `dst` (exactly the box's bytes), as a loader fills the parameters it has.
+  void read_slice_into(const std::string& path, std::span<const int64_t> start, std::span<const int64_t> count,
+                       std::span<std::byte> dst);
   // The whole document with data: mapped where possible (and `prefer_map`), else read.
   Document load(bool prefer_map = true);
   // Every tensor's bytes, one at a time, depth first: a view of a mapping where the format maps,
