@@ -12,6 +12,8 @@
                        "link_out.bin" (a symlink to ../outside.bin); attack_huge.onnx: a Constant
                        whose dims claim 2**40 floats with 4 bytes of raw_data
     if.onnx            an If node (GRAPH attributes), sparse.onnx a Constant of a SPARSE_TENSOR
+    reshape.onnx       torch.onnx.export of Conv, ReLU, reshape(-1, 32), Linear: the Reshape's shape
+                       is an INT64 Constant, which the layout reads to rebuild model/spec
     if_external.onnx   a Constant in external data beside an If whose then_branch holds another
                        (a graph not kept: ONNX Runtime reads both from const.bin)
   and for the runnable models NAME.f32, a little-endian float32 input, and NAME.shape, its dims.
@@ -24,6 +26,16 @@ import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
+
+
+class Reshaped(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3)
+        self.fc = torch.nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).reshape(-1, 32))
 
 
 class Constants(torch.nn.Module):
@@ -76,6 +88,10 @@ def main(out):
     kinds = sorted({a.t.data_type for n in onnx.load(os.path.join(out, "torch_consts.onnx")).graph.node
                     for a in n.attribute if a.type == onnx.AttributeProto.TENSOR})
     assert kinds == [TensorProto.FLOAT], kinds  # float Constant nodes, which ckpt used to lose
+
+    torch.onnx.export(Reshaped().eval(), torch.randn(1, 1, 6, 6), os.path.join(out, "reshape.onnx"), input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    input_for(out, "reshape", [3, 1, 6, 6], 6)
 
     # Typed fields, not raw_data: helper.make_tensor without raw=True writes float_data etc.
     scale = helper.make_tensor("scale", TensorProto.FLOAT, [3], [2.0, -0.5, 4.0])

@@ -132,6 +132,24 @@ TEST_F(OnnxAttributeTensors, AConstantInExternalDataIsReadAndWrittenBackAsExtern
   EXPECT_NE(same.out.find("identical"), std::string::npos) << same.out;
 }
 
+// The layout reads a Constant's INT64 tensor (a Reshape's shape) through the host to rebuild
+// model/spec; written from the spec, the model runs alike.
+TEST_F(OnnxAttributeTensors, AReshapeShapeInAConstantRebuildsTheSpec) {
+  const ckpt::Document doc = ckpt::read_document(file("reshape.onnx"));
+  const ckpt::Group* spec = doc.find_group_path("model/spec");
+  ASSERT_NE(spec, nullptr) << ckpt::value_to_string(*doc.find_group_path("extra/onnx")->attribute("spec"));
+  EXPECT_EQ(std::get<std::vector<std::string>>(*spec->attribute("layers")),
+            (std::vector<std::string>{"conv", "relu1", "flatten1", "fc"}));
+  EXPECT_EQ(doc.find_group_path("extra/onnx/graph"), nullptr);
+  EXPECT_TRUE(node_tensors(doc).empty());
+  convert("reshape.onnx", "reshape.msgpack");
+  convert("reshape.msgpack", "reshape.msgpack.onnx");
+  const auto a = parse_json_rows(run_ort("reshape.onnx", "reshape"));
+  const auto b = parse_json_rows(run_ort("reshape.msgpack.onnx", "reshape"));
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_LE(max_abs_diff(a, b), 1e-6);
+}
+
 // `ckpt sign` covers the Constant's bytes in the other file: one byte changed there and verify
 // fails, as ONNX Runtime would compute with it.
 TEST_F(OnnxAttributeTensors, SigningCoversAConstantsExternalData) {
