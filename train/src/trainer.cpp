@@ -76,20 +76,11 @@ struct GradBucket {
 
 std::vector<GradBucket> make_buckets(const NamedParameters& params) {
   std::vector<GradBucket> out;
-  size_t floats = 0;
   for (auto it = params.rbegin(); it != params.rend(); ++it) {
-    size_t n = it->second->grad.numel();
-    if (out.empty() || (floats + n) * sizeof(float) > kBucketBytes) {
-      out.emplace_back();
-      floats = 0;
-    }
+    const size_t n = it->second->grad.numel();
+    if (out.empty() || (out.back().buffer.size() + n) * sizeof(float) > kBucketBytes) out.emplace_back();
     out.back().params.push_back(it->second);
-    floats += n;
-  }
-  for (auto& b : out) {
-    size_t total = 0;
-    for (Parameter* p : b.params) total += p->grad.numel();
-    b.buffer.resize(total);
+    out.back().buffer.resize(out.back().buffer.size() + n);
   }
   return out;
 }
@@ -123,8 +114,8 @@ uint64_t fingerprint(const Group& g) {
   return h;
 }
 
-// The names, shapes and sizes of a group's tensors, so ranks can check that they hold the
-// same structure before broadcasting bytes into it.
+// The paths, dtypes and byte sizes of a group's tensors: ranks compare it before rank 0
+// broadcasts bytes into them.
 uint64_t structure_fingerprint(const Group& g) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](uint64_t v) {
