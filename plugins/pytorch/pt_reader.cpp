@@ -314,11 +314,12 @@ void PtReader::read_own_file(const ZipEntry& skeleton, const Obj* pickled, const
       e.blob->read(0, stored);
       return stored.empty() || std::memcmp(stored.data(), inline_bytes->str().data(), stored.size()) == 0;
     }, source);
+    std::string why;
     auto described = describe_layout(pickled, doc_paths(mapped, arrays), [&](const Array& a) { return small_tensor_bytes(a); },
-                                     limits.document_bytes_for(file_.size()));
+                                     limits.document_bytes_for(file_.size()), &why);
     if (!described || *described != layout->s)
-      fail(CKPT_ERR_FORMAT, source + " is not laid out as its meta/@torch_layout says (torch.load would read something "
-                                     "other than ckpt does; the file was changed after ckpt wrote it)");
+      fail(CKPT_ERR_FORMAT, source + " is not laid out as its meta/@torch_layout says" + (described ? "" : " (" + why + ")") +
+                                " (torch.load would read something other than ckpt does; the file was changed after ckpt wrote it)");
     return;
   }
   // What ckpt's writer makes of this skeleton, with the storages it added for numbers left open.

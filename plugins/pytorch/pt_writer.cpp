@@ -351,14 +351,12 @@ PyOut PtWriter::followed_layout() {
   }, source);
   // What is written is what the layout attribute says, in its one canonical form (a tie whose
   // layout came after its tensors is two storages).
+  std::string why;
   auto canonical = describe_layout(built, doc_paths(mapped, arrays), [](const Array& a) {
     const std::string_view b = as_text(a.base)->str();
     return std::vector<std::byte>(reinterpret_cast<const std::byte*>(b.data()), reinterpret_cast<const std::byte*>(b.data()) + b.size());
-  }, UINT64_MAX / 2);
-  if (!canonical)
-    fail(CKPT_ERR_INVALID_ARGUMENT, source + " describes an object ckpt does not write back exactly (keys that name one "
-                                             "member of the document, a str that is not one, an unhashable key, "
-                                             "requires_grad on integers, or an OrderedDict state other than torch's _metadata)");
+  }, UINT64_MAX / 2, &why);
+  if (!canonical) fail(CKPT_ERR_INVALID_ARGUMENT, source + " describes an object ckpt does not write back exactly: " + why);
   meta->set(kLayoutAttribute, Value::string(std::move(*canonical)));
   return to_pyout(built, [&](const Array& a) {
     // A NumPy array is pickled inline (the other callback), which torch 1.13 loads whatever its dtype.

@@ -101,7 +101,7 @@ class Describer {
       case Kind::dict: {
         const auto* d = static_cast<const Dict*>(o);
         if (d->instance_state && (!d->ordered || !torch_metadata(d->instance_state)))
-          refuse(std::string("a ") + (d->ordered ? "OrderedDict" : "dict") + " with a state other than the _metadata torch's state_dict() sets");
+          refuse(std::string(d->ordered ? "an OrderedDict" : "a dict") + " with a state other than the _metadata torch's state_dict() sets");
         json entries = json::array();
         // Each key must name its own member of the document: keys whose names collide (1 and
         // "1"), or a "__class__" key (an object's class in the document) would let the layout

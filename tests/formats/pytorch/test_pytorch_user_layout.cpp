@@ -152,7 +152,9 @@ TEST(PytorchUserLayout, ALayoutIsNeverASecondReading) {
     attempt("lr_bool", with_layout(doc, l), "does not describe the document");
     l = layout_of(doc);
     entry(l["root"], "model")["state"]["d"].push_back(json::array({"hidden", 1}));
-    attempt("state", with_layout(doc, l), "describes an object ckpt does not write back exactly");
+    attempt("state", with_layout(doc, l),
+            "describes an object ckpt does not write back exactly: ['model']: an OrderedDict with a state other than the "
+            "_metadata torch's state_dict() sets");
     l = layout_of(doc);
     l["root"]["d"].push_back(json::array({"trainer", json{{"d", json::array({json::array({"epoch", 999})})}}}));
     attempt("trainer", with_layout(doc, l), "does not describe the document");
