@@ -98,6 +98,20 @@ TEST_F(OnnxAttributeTensors, ConstantsOfTorchAndTypedFieldsRoundTripThroughMsgpa
       EXPECT_NE(same.out.find("identical"), std::string::npos) << same.out;
     }
   }
+  // The file ckpt wrote records the constants' hashes: one changed by another tool is found.
+  EXPECT_EQ(ckpt_cli("verify " + file("torch_consts.msgpack.onnx").string()).code, 0);
+  const Output edited = run(std::string(CKPT_PYTHON) + " -c \"import onnx, sys\n"
+                            "m = onnx.load(sys.argv[1])\n"
+                            "t = [a.t for n in m.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR][0]\n"
+                            "t.raw_data = bytes([t.raw_data[0] ^ 1]) + t.raw_data[1:]\n"
+                            "onnx.save(m, sys.argv[2])\" " + file("torch_consts.msgpack.onnx").string() + " " +
+                            file("torch_consts.edited.onnx").string());
+  ASSERT_EQ(edited.code, 0) << edited.out;
+  const Output found = ckpt_cli("verify " + file("torch_consts.edited.onnx").string());
+  EXPECT_NE(found.code, 0) << found.out;
+  EXPECT_NE(found.out.find("extra/onnx/graph/nodes/"), std::string::npos) << found.out;
+  EXPECT_NE(found.out.find("does not match the recorded"), std::string::npos) << found.out;
+
   // A value the typed fields held reads as its bytes: scale = [2, -0.5, 4].
   const ckpt::Document doc = ckpt::read_document(file("typed.onnx"));
   const ckpt::Tensor* scale = doc.find_tensor_path("extra/onnx/graph/nodes/0/value.0");
