@@ -11,6 +11,7 @@
 #include <ckpt/train/config.hpp>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -311,4 +312,110 @@ TEST(Distributed, AnErrorOnRankZeroAloneStopsTheJob) {
   EXPECT_NE(rc, 137) << "timeout had to kill mpirun: " << out;
   EXPECT_LT(secs, 30.0);
   EXPECT_NE(out.find("cannot create checkpoint folder '" + (tmp / "file" / "run").string() + "'"), std::string::npos) << out;
+}
+
+// Sharded checkpoints from the trainer (docs/scaling.md): every rank writes its shard of each
+// save into a folder step-000000123/ that rank 0 commits.
+
+namespace {
+
+std::string sharded_config(const fs::path& dir, int64_t train_limit, int64_t batch, int64_t epochs, const std::string& extra = "") {
+  return config_text(dir, train_limit, batch, epochs, R"(, "sharded": true)" + extra);
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// The folder's index: every shard's file exists, is non-empty when the index gives it chunks,
+// and holds exactly those chunks. Returns how many chunks each shard holds.
+std::vector<size_t> check_shards(const fs::path& folder, size_t world) {
+  std::vector<size_t> chunks(world, 0);
+  EXPECT_TRUE(fs::is_directory(folder)) << folder;
+  EXPECT_TRUE(fs::is_regular_file(folder / "ckpt.sharded.json")) << folder;
+  nlohmann::json index = nlohmann::json::parse(slurp(folder / "ckpt.sharded.json"));
+  EXPECT_EQ(index["world"].get<size_t>(), world);
+  EXPECT_EQ(index["shards"].size(), world);
+  if (index["shards"].size() != world) return chunks;
+  for (const auto& t : index["tensors"])
+    for (const auto& c : t["chunks"]) ++chunks.at(c["shard"].get<size_t>());
+  for (size_t i = 0; i < world; ++i) {
+    const auto& shard = index["shards"][i];
+    const std::string file = shard.is_object() ? shard["file"].get<std::string>() : shard.get<std::string>();
+    const fs::path p = folder / file;
+    EXPECT_TRUE(fs::is_regular_file(p)) << p;
+    if (!fs::is_regular_file(p)) continue;
+    if (chunks[i] > 0) {
+      EXPECT_GT(fs::file_size(p), 0u) << p;
+      EXPECT_EQ(read_document(p).tensor_count(), chunks[i]) << p;
+    }
+  }
+  return chunks;
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST(DistributedConfig, ShardedIsValidated) {
+  auto parse = [](const std::string& extra) {
+    return train::TrainConfig::parse(config_text("/tmp/unused", 100, 10, 1, extra), "s.json", {}, Registry::global());
+  };
+  EXPECT_FALSE(parse("").checkpoint.sharded);
+  EXPECT_TRUE(parse(R"(, "sharded": true)").checkpoint.sharded);
+  try {
+    parse(R"(, "sharded": "yes")");
+    ADD_FAILURE() << "a sharded that is no boolean was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "s.json: checkpoint.sharded: expected true or false");
+  }
+  try {
+    parse(R"(, "sharded": true, "background": true)");
+    ADD_FAILURE() << "sharded with background was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("s.json: checkpoint: sharded and background together"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DistributedSharded, OneTwoAndThreeRanksWriteFoldersThatVerifyAndEqualAnUnshardedRun) {
+  TempDir tmp("ddp");
+  // 0: a plain run without mpirun, a world of one without MPI.
+  for (int n : {0, 1, 2, 3}) {
+    SCOPED_TRACE("ranks " + std::to_string(n));
+    const std::string tag = "n" + std::to_string(n);
+    const int world = std::max(n, 1);
+    fs::path plain = run_training(n, write_config(tmp.path, tag + "-plain.json", config_text(tmp / (tag + "-plain"), 290, 32, 2)));
+    fs::path got = run_training(n, write_config(tmp.path, tag + ".json", sharded_config(tmp / tag, 290, 32, 2)));
+    EXPECT_EQ(got, tmp / tag / "step-000000020");
+    // One folder per epoch, complete, and nothing else left beside them.
+    EXPECT_EQ(names_in(tmp / tag), (std::vector<std::string>{"step-000000010", "step-000000020"}));
+    for (const auto& name : names_in(tmp / tag)) {
+      std::vector<size_t> chunks = check_shards(tmp / tag / name, static_cast<size_t>(world));
+      // Every tensor is replicated and the planner spreads them by bytes, largest first: with
+      // the parameters and their momentum buffers, every rank up to three writes some.
+      for (size_t i = 0; i < chunks.size(); ++i) EXPECT_GT(chunks[i], 0u) << name << " shard " << i;
+      std::string out;
+      EXPECT_EQ(ckpt_test::run(std::string(CKPT_CLI) + " verify " + (tmp / tag / name).string(), out), 0) << out;
+    }
+    EXPECT_EQ(recorded_world_size(got), world);
+    Compared c = compare(got, plain);
+    EXPECT_TRUE(c.bit_equal) << "worst relative difference " << c.worst;
+  }
+}
+
+TEST(DistributedSharded, KeepLastRemovesOldFolders) {
+  TempDir tmp("ddp");
+  // Steps 3, 6 and 9 mid-epoch and 10 at its end: the last two stay.
+  std::string text = sharded_config(tmp / "k", 290, 32, 1, R"(, "every_n_steps": 3)");
+  const std::string keep_all = R"("keep_last": 0)";
+  text.replace(text.find(keep_all), keep_all.size(), R"("keep_last": 2)");
+  run_training(2, write_config(tmp.path, "k.json", text));
+  EXPECT_EQ(names_in(tmp / "k"), (std::vector<std::string>{"step-000000009", "step-000000010"}));
+  for (const auto& name : names_in(tmp / "k")) check_shards(tmp / "k" / name, 2);
 }

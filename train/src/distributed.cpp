@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <exception>
 #include <limits>
+#include <vector>
 
 #ifdef CKPT_WITH_MPI
 // The C API only: mpi.h from C++ otherwise drags in Open MPI's removed C++ bindings, which
@@ -94,6 +95,32 @@ void Communicator::allreduce_sum(std::span<double> data) const {
   });
 }
 
+std::vector<std::string> Communicator::allgather(const std::string& s) const {
+  const auto n = static_cast<size_t>(size_);
+  std::vector<uint64_t> sizes(n);
+  uint64_t mine = s.size();
+  check(MPI_Allgather(&mine, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather");
+  // MPI_Allgatherv counts and displacements are int: texts past that are refused, not cut.
+  std::vector<int> counts(n), displs(n);
+  uint64_t total = 0;
+  for (size_t r = 0; r < n; ++r) {
+    if (total + sizes[r] > static_cast<uint64_t>(std::numeric_limits<int>::max()))
+      throw IoError("distributed training: the texts gathered from every rank exceed " +
+                    std::to_string(std::numeric_limits<int>::max()) + " bytes together (rank " + std::to_string(r) + "'s is " +
+                    std::to_string(sizes[r]) + "), more than one MPI_Allgatherv takes");
+    counts[r] = static_cast<int>(sizes[r]);
+    displs[r] = static_cast<int>(total);
+    total += sizes[r];
+  }
+  std::string all(total, '\0');
+  check(MPI_Allgatherv(s.data(), static_cast<int>(s.size()), MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR,
+                       MPI_COMM_WORLD),
+        "MPI_Allgatherv");
+  std::vector<std::string> out(n);
+  for (size_t r = 0; r < n; ++r) out[r] = all.substr(static_cast<size_t>(displs[r]), sizes[r]);
+  return out;
+}
+
 bool Communicator::all_equal(uint64_t value) const {
   uint64_t lo = 0, hi = 0;
   check(MPI_Allreduce(&value, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
@@ -118,6 +145,7 @@ void Communicator::broadcast(std::span<std::byte>, int) const {}
 void Communicator::broadcast(std::string&, int) const {}
 void Communicator::allreduce_sum(std::span<float>) const {}
 void Communicator::allreduce_sum(std::span<double>) const {}
+std::vector<std::string> Communicator::allgather(const std::string& s) const { return {s}; }
 bool Communicator::all_equal(uint64_t) const { return true; }
 void Communicator::barrier() const {}
 

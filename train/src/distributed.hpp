@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace ckpt::train {
 
@@ -41,6 +42,8 @@ class Communicator {
   // distributed), and the same world size and counts reduce in the same order every run.
   void allreduce_sum(std::span<float> data) const;
   void allreduce_sum(std::span<double> data) const;
+  // Every rank's `s`, in rank order, on every rank (a sharded save's item lists and records).
+  std::vector<std::string> allgather(const std::string& s) const;
   // Whether every rank passed the same value.
   bool all_equal(uint64_t value) const;
   void barrier() const;

@@ -1,6 +1,7 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/sharded.hpp>
 #include <ckpt/train/manager.hpp>
 
 #include <algorithm>
@@ -87,15 +88,22 @@ CheckpointManager::~CheckpointManager() {
 fs::path CheckpointManager::path_for(int64_t step) const {
   char name[32];
   std::snprintf(name, sizeof name, "step-%09lld", static_cast<long long>(step));
-  return config_.dir / (name + format_.info().extensions.at(0));
+  // A sharded checkpoint is a folder, named without the backend's extension (its shards carry it).
+  return config_.dir / (config_.sharded ? std::string(name) : name + format_.info().extensions.at(0));
 }
 
 std::vector<SavedCheckpoint> CheckpointManager::list() const {
   std::vector<SavedCheckpoint> out;
   std::error_code ec;
   const std::string ext = format_.info().extensions.at(0);
-  for (const auto& e : fs::directory_iterator(config_.dir, ec))
-    if (auto s = step_of(e.path().filename().string(), ext)) out.push_back({*s, e.path()});
+  for (const auto& e : fs::directory_iterator(config_.dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (auto s = step_of(name, ext)) out.push_back({*s, e.path()});
+    // Sharded folders, whatever the config says now: a folder counts once its index is in it
+    // (the index is renamed into place with it, last); a staging folder's name is hidden.
+    else if (auto f = step_of(name, ""); f && sharded::is_sharded(e.path()))
+      out.push_back({*f, e.path()});
+  }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
   return out;
 }
@@ -125,6 +133,10 @@ void CheckpointManager::save_now(const Checkpoint& c, int64_t step) {
   o.format = format_.name();
   o.format_options = config_.options;
   ckpt::save(c, path_for(step), o);
+  saved(c, step);
+}
+
+void CheckpointManager::saved(const Checkpoint& c, int64_t step) {
   // The new file's metric is known without reading it back.
   std::optional<double> m;
   if (const Group* metrics = c.trainer.find_group("metrics"))
@@ -190,7 +202,7 @@ void CheckpointManager::apply_retention(int64_t newest_step) {
   for (const auto& s : all)
     if (!keep.count(s.path)) {
       std::error_code ec;
-      fs::remove(s.path, ec);
+      fs::remove_all(s.path, ec);  // a file, or a sharded folder
       std::lock_guard lock(mu_);
       metric_cache_.erase(s.path);
     }

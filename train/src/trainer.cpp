@@ -1,7 +1,9 @@
 #include "distributed.hpp"
 
 #include <ckpt/errors.hpp>
+#include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/sharded.hpp>
 #include <ckpt/train/loss.hpp>
 #include <ckpt/train/manager.hpp>
 #include <ckpt/train/optimizer.hpp>
@@ -373,6 +375,61 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
     manager->save(snapshot(s, owned), s.step);
     last_saved = manager->path_for(s.step);
   };
+  // A sharded save (docs/sharded.md), called by every rank at the same step: each offers every
+  // tensor whole and replicated, the planner spreads them over the ranks by bytes, each writes
+  // its planned tensors from its own copy, and rank 0 commits the folder.
+  auto save_sharded = [&] {
+    Checkpoint c = snapshot(s, false);
+    Document doc = c.to_document();
+    // Only rank 0's groups and attributes go into the folder: the whole tensors' hashes there
+    // let a load at any world size verify what it assembled, as it does a single file.
+    if (primary) add_integrity(doc);
+    std::vector<sharded::Item> items;
+    doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+      sharded::Item item;
+      item.path = path;
+      item.dtype = t.dtype();
+      item.shape = t.shape();
+      item.box.offsets.assign(t.shape().size(), 0);
+      item.box.sizes = t.shape();
+      item.replicated = true;
+      items.push_back(std::move(item));
+    });
+    const std::string mine = sharded::items_text(items);
+    const std::vector<std::string> offered = comm_ ? comm_->allgather(mine) : std::vector<std::string>{mine};
+    std::vector<std::vector<sharded::Item>> per_rank;
+    for (size_t r = 0; r < offered.size(); ++r)
+      per_rank.push_back(sharded::parse_items(offered[r], "rank " + std::to_string(r) + "'s checkpoint items"));
+    const auto plan = sharded::plan_save(per_rank);
+    std::string target = primary ? manager->path_for(s.step).string() : std::string();
+    if (comm_) comm_->broadcast(target);
+    sharded::SaveSpec spec;
+    spec.target = target;
+    spec.format = config_.checkpoint.backend;
+    spec.world = static_cast<size_t>(world);
+    spec.format_options = config_.checkpoint.options;
+    spec.registry = &registry_;
+    // Rank 0 clears a staging folder a killed save left and makes a fresh one before any rank
+    // writes into it.
+    std::optional<sharded::Stage> stage;
+    if (primary) stage.emplace(spec);
+    if (comm_) comm_->barrier();
+    const sharded::ShardRecord record =
+        sharded::write_shard(spec, static_cast<size_t>(me), doc, items, plan.at(static_cast<size_t>(me)),
+                             [&](const sharded::Item& item) { return doc.find_tensor_path(item.path)->bytes(); });
+    // Gathering the records is the barrier after the writes: rank 0 has every one only once
+    // every rank has written.
+    const std::string sent = sharded::record_text(record);
+    const std::vector<std::string> records = comm_ ? comm_->allgather(sent) : std::vector<std::string>{sent};
+    if (!primary) return;
+    std::vector<sharded::ShardRecord> parsed;
+    for (size_t r = 0; r < records.size(); ++r)
+      parsed.push_back(sharded::parse_record(records[r], "rank " + std::to_string(r) + "'s shard record"));
+    stage->commit(doc, parsed);
+    manager->saved(c, s.step);
+    last_saved = target;
+  };
+  const bool sharded_saves = config_.checkpoint.sharded;
   std::vector<GradBucket> buckets = parallel ? make_buckets(params) : std::vector<GradBucket>{};
   // A rank's share of the epoch's loss and accuracy sums, added to the global ones before each
   // save and at the epoch's end, not at every step.
@@ -430,7 +487,8 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
       if (primary && cb.on_batch) cb.on_batch(s.position, n);
       if (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0 && s.position < n) {
         gather_sums();
-        if (primary) save(config_.checkpoint.background);
+        if (sharded_saves) save_sharded();
+        else if (primary) save(config_.checkpoint.background);
       }
     }
     gather_sums();
@@ -461,9 +519,10 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
     bool last = s.epoch == config_.epochs;
     bool scheduled = (config_.checkpoint.every_n_epochs && s.epoch % config_.checkpoint.every_n_epochs == 0) ||
                      (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0);
-    if (primary && (scheduled || last)) {
-      save(config_.checkpoint.background && !last);
-      rep.saved = last_saved.filename().string();
+    if (scheduled || last) {
+      if (sharded_saves) save_sharded();
+      else if (primary) save(config_.checkpoint.background && !last);
+      if (primary) rep.saved = last_saved.filename().string();
     }
     if (primary && cb.on_epoch) cb.on_epoch(rep);
   }

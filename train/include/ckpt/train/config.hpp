@@ -30,6 +30,9 @@ struct CheckpointConfig {
   KeepBest keep_best{};
   std::string resume = "auto";  // "auto" | "none" | a checkpoint path
   bool background = false;      // save on a writer thread (one save in flight at most)
+  // A folder step-000000123/ of one shard per rank and an index (docs/sharded.md), every rank
+  // writing its part, in place of one file written by rank 0.
+  bool sharded = false;
   bool verify_on_resume = true;
   Options options{};  // format options, e.g. {"compression", "gzip"}
 };

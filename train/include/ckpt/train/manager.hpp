@@ -1,4 +1,5 @@
-// The checkpoint manager: saves on the trainer's schedule into dir/step-000000123.<ext>, keeps
+// The checkpoint manager: saves on the trainer's schedule into dir/step-000000123.<ext> (or the
+// folder dir/step-000000123/ of a sharded checkpoint, which the trainer's ranks write), keeps
 // the last K and the best N by a metric, finds the newest checkpoint that verifies, and can
 // save on a background thread.
 #pragma once
@@ -31,11 +32,15 @@ class CheckpointManager {
   ~CheckpointManager();
 
   fs::path path_for(int64_t step) const;
-  // Complete checkpoints in the folder, oldest first. Temporary files never appear here.
+  // Complete checkpoints in the folder, oldest first: files of the backend's extension and
+  // sharded folders holding their index. Temporary files and staging folders never appear here.
   std::vector<SavedCheckpoint> list() const;
   // Saves atomically, then applies retention. With background on, `c` must own its tensors
   // (the caller clones) and this returns once the previous save has finished.
   void save(Checkpoint c, int64_t step);
+  // A checkpoint of `step` written at path_for(step) by others (a sharded save, which every rank
+  // takes part in): notes its metric and applies retention, as save() does after writing.
+  void saved(const Checkpoint& c, int64_t step);
   // Waits for a background save and rethrows its error, if any.
   void wait();
   // The newest checkpoint that loads and verifies; broken ones are reported through `warn`.
