@@ -270,6 +270,9 @@ void write_shards(const Document& tree, const fs::path& dir, const Format& targe
   std::error_code ec;
   if (fs::exists(fs::symlink_status(dir, ec)) && !fs::is_directory(dir, ec))
     throw UsageError("'" + dir.string() + "' is not a folder; a sharded checkpoint is a folder of shards and an index");
+  if (sharded::is_sharded(dir))
+    throw UsageError("'" + dir.string() + "' is a sharded checkpoint of ckpt's (" + sharded::kIndexName +
+                     "); Hugging Face's shards beside it would make two checkpoints of one folder");
   if (!fs::create_directories(dir, ec) && ec) throw UsageError("cannot create the folder '" + dir.string() + "': " + ec.message());
   std::vector<std::string> paths;
   std::vector<uint64_t> sizes;

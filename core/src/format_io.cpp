@@ -3,6 +3,8 @@
 #include "status.hpp"
 
 #include <ckpt/errors.hpp>
+#include <ckpt/errors_renamed.hpp>
+#include <ckpt/integrity.hpp>
 #include <ckpt/format_io.hpp>
 #include <ckpt/layout.hpp>
 #include <ckpt/sdk.hpp>
@@ -414,7 +416,7 @@ std::shared_ptr<FormatReader> FormatReader::merged(fs::path path, std::vector<st
   // whole tensors (Hugging Face's shards).
   std::vector<std::vector<ChunkRef>> chunks;
   doc.for_each_tensor([&](const std::string& p, const Tensor& t) {
-    chunks.push_back({ChunkRef{part_of.at(p), p, std::vector<int64_t>(t.rank(), 0), t.shape()}});
+    chunks.push_back({ChunkRef{part_of.at(p), p, std::vector<int64_t>(t.rank(), 0), t.shape(), {}}});
   });
   FormatInfo info = parts.front()->format();
   const size_t n = parts.size();
@@ -425,10 +427,12 @@ std::shared_ptr<FormatReader> FormatReader::merged(fs::path path, std::vector<st
 std::shared_ptr<FormatReader> FormatReader::chunked(
     fs::path path, FormatInfo info, Document tree, std::vector<std::vector<ChunkRef>> chunks, size_t parts,
     std::function<std::shared_ptr<FormatReader>(size_t part)> open_part,
-    std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)> self_check) {
+    std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)> self_check,
+    std::vector<std::pair<std::string, std::string>> names) {
   auto r = std::shared_ptr<FormatReader>(new FormatReader(nullptr, std::move(info), std::move(path), nullptr, nullptr));
   r->tree_ = std::move(tree);
   r->chunked_ = true;
+  r->part_names_ = std::move(names);
   r->chunks_ = std::move(chunks);
   r->parts_.resize(parts);
   r->open_part_ = std::move(open_part);
@@ -454,16 +458,41 @@ std::shared_ptr<FormatReader> FormatReader::part(size_t k) {
   return p;
 }
 
-void FormatReader::read_chunked(uint64_t id, const Tensor& listed, const std::string& path, std::span<std::byte> dst) {
-  const auto& chunks = chunks_.at(id);
-  if (chunks.size() == 1 && chunks[0].sizes == listed.shape()) return part(chunks[0].part)->read_into(chunks[0].name, dst);
-  const size_t item = itemsize(listed.dtype());
-  for (const ChunkRef& c : chunks) {
+void FormatReader::rethrow_part_error() const {
+  rethrow_renamed([this](std::string text) {
+    for (const auto& [from, to] : part_names_) text = replace_path(std::move(text), from, to);
+    return text;
+  });
+}
+
+Tensor FormatReader::chunk_bytes(const ChunkRef& c, const std::string& path) {
+  try {
     const auto reader = part(c.part);
     std::optional<Tensor> bytes = reader->map(c.name);
     if (!bytes) bytes = reader->read(c.name);
+    if (!c.xxh3.empty() && !chunk_checked_[&c]) {
+      if (const std::string h = hash_hex(hash_bytes(bytes->bytes())); h != c.xxh3)
+        throw IntegrityError("'" + path_.string() + "' at " + path + ": chunk '" + c.name + "' has hash " + h +
+                             ", the index records " + c.xxh3 + " (the shard was changed after it was written)");
+      chunk_checked_[&c] = true;
+    }
+    return *bytes;
+  } catch (...) {
+    rethrow_part_error();
+  }
+}
+
+void FormatReader::read_chunked(uint64_t id, const Tensor& listed, const std::string& path, std::span<std::byte> dst) {
+  const auto& chunks = chunks_.at(id);
+  const size_t item = itemsize(listed.dtype());
+  for (const ChunkRef& c : chunks) {
+    const Tensor bytes = chunk_bytes(c, path);
+    if (chunks.size() == 1 && c.sizes == listed.shape()) {
+      std::memcpy(dst.data(), bytes.bytes().data(), dst.size());
+      return;
+    }
     const std::vector<int64_t> origin(c.sizes.size(), 0);
-    detail::copy_between(bytes->bytes(), Shape(c.sizes.begin(), c.sizes.end()), origin, dst, listed.shape(), c.offsets,
+    detail::copy_between(bytes.bytes(), Shape(c.sizes.begin(), c.sizes.end()), origin, dst, listed.shape(), c.offsets,
                          c.sizes, item);
   }
 }
@@ -722,7 +751,16 @@ std::optional<Tensor> FormatReader::map(const std::string& path) {
     // One chunk holding the whole tensor is a tensor of its part; several are assembled.
     const auto& chunks = chunks_.at(id_of(*t, path));
     if (chunks.size() != 1 || chunks[0].sizes != t->shape()) return std::nullopt;
-    return part(chunks[0].part)->map(chunks[0].name);
+    if (chunks[0].xxh3.empty()) {
+      try {
+        return part(chunks[0].part)->map(chunks[0].name);
+      } catch (...) {
+        rethrow_part_error();
+      }
+    }
+    Tensor bytes = chunk_bytes(chunks[0], path);
+    if (bytes.storage_kind() != StorageKind::mapped) return std::nullopt;  // read, not mapped: read_into copies it
+    return bytes;
   }
   if (!info_.can(CKPT_CAP_MAP) || !api_->map_tensor) return std::nullopt;
   tree();
@@ -777,12 +815,23 @@ void FormatReader::read_slice_into(const std::string& path, std::span<const int6
         at[i] = lo - start[i];
       }
       if (!overlaps && r > 0) continue;
-      const auto reader = part(c.part);
-      if (const std::optional<Tensor> mapped = reader->map(c.name)) {
-        detail::copy_between(mapped->bytes(), mapped->shape(), from, dst, box, at, n, item);
-      } else {
-        const Tensor piece = reader->read_slice(c.name, from, n);
-        detail::copy_between(piece.bytes(), piece.shape(), std::vector<int64_t>(r, 0), dst, box, at, n, item);
+      // A chunk not yet checked against its hash is taken whole (the hash is of all of it);
+      // after, only its overlap: out of its mapping, or through its part's own slice read.
+      if (!c.xxh3.empty() && !chunk_checked_[&c]) {
+        const Tensor bytes = chunk_bytes(c, path);
+        detail::copy_between(bytes.bytes(), bytes.shape(), from, dst, box, at, n, item);
+        continue;
+      }
+      try {
+        const auto reader = part(c.part);
+        if (const std::optional<Tensor> mapped = reader->map(c.name)) {
+          detail::copy_between(mapped->bytes(), mapped->shape(), from, dst, box, at, n, item);
+        } else {
+          const Tensor piece = reader->read_slice(c.name, from, n);
+          detail::copy_between(piece.bytes(), piece.shape(), std::vector<int64_t>(r, 0), dst, box, at, n, item);
+        }
+      } catch (...) {
+        rethrow_part_error();
       }
     }
     return;

@@ -2,11 +2,14 @@
 
 #include <ckpt/errors.hpp>
 #include <ckpt/sdk_value.hpp>
+#include <ckpt/skeleton_text.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <set>
 
 namespace ckpt::sharded {
 
@@ -101,20 +104,32 @@ void check_cover(const Shape& shape, DType dtype, const std::vector<const Box*>&
     covered += b->elements();
   }
   // Disjoint boxes whose sizes add up to the tensor's cover it exactly. Disjoint: a sweep along
-  // the dimension the boxes split most, comparing only boxes whose ranges there meet (a tensor
-  // split into rows or columns costs n log n, not n^2).
+  // one dimension compares only boxes whose ranges there meet; the dimension is the one where
+  // that makes the fewest comparisons (counted first, n log n each), and a set of boxes that
+  // needs more than kMaxComparisons everywhere is refused rather than checked for minutes.
   std::vector<const Box*> live;
   for (const Box* b : boxes)
     if (b->elements() > 0) live.push_back(b);
   if (!shape.empty() && live.size() > 1) {
-    size_t axis = 0, most = 0;
+    constexpr uint64_t kMaxComparisons = uint64_t{1} << 26;
+    size_t axis = 0;
+    uint64_t fewest = std::numeric_limits<uint64_t>::max();
     for (size_t i = 0; i < shape.size(); ++i) {
       std::vector<int64_t> starts;
       for (const Box* b : live) starts.push_back(b->offsets[i]);
       std::sort(starts.begin(), starts.end());
-      const size_t distinct = static_cast<size_t>(std::unique(starts.begin(), starts.end()) - starts.begin());
-      if (distinct > most) most = distinct, axis = i;
+      uint64_t cost = 0;
+      for (const Box* b : live) {
+        // Boxes starting inside [offset, end) on this axis, other than b itself.
+        const auto lo = std::lower_bound(starts.begin(), starts.end(), b->offsets[i]);
+        const auto hi = std::lower_bound(starts.begin(), starts.end(), b->offsets[i] + b->sizes[i]);
+        cost += static_cast<uint64_t>(hi - lo);
+      }
+      if (cost < fewest) fewest = cost, axis = i;
     }
+    if (fewest > kMaxComparisons)
+      bad(what, std::to_string(live.size()) + " chunks laid out so that checking they do not overlap would take more than " +
+                    std::to_string(kMaxComparisons) + " comparisons");
     std::sort(live.begin(), live.end(), [axis](const Box* a, const Box* b) { return a->offsets[axis] < b->offsets[axis]; });
     for (size_t a = 0; a < live.size(); ++a)
       for (size_t b = a + 1; b < live.size() && live[b]->offsets[axis] < live[a]->offsets[axis] + live[a]->sizes[axis]; ++b) {
@@ -146,6 +161,7 @@ std::string index_text(const Index& index) {
   j["world"] = index.world;
   j["shards"] = json::array();
   for (const auto& [file, bytes] : index.shards) j["shards"].push_back({{"file", file}, {"bytes", bytes}});
+  j["document"] = json::parse(skeleton_text(index.document, kIndexFormat, kIndexVersion, [](const std::string&) { return std::string(); }));
   j["tensors"] = json::array();
   for (const IndexTensor& t : index.tensors) {
     json chunks = json::array();
@@ -158,12 +174,18 @@ std::string index_text(const Index& index) {
     }
     j["tensors"].push_back({{"path", t.path}, {"dtype", std::string(name(t.dtype))}, {"shape", t.shape}, {"chunks", std::move(chunks)}});
   }
-  return j.dump(1) + "\n";
+  try {
+    return j.dump(1) + "\n";
+  } catch (const json::type_error& e) {
+    throw UnsupportedError(std::string("a sharded checkpoint's index is JSON, which cannot hold a tensor path that is not UTF-8: ") +
+                           e.what());
+  }
 }
 
 Index parse_index(const std::string& text, const std::string& source) {
   if (auto nul = sdk::json_nul_problem(text); !nul.empty()) bad(source, "not JSON: " + nul);
-  if (sdk::json_nesting(text) > 8) bad(source, "nested deeper than an index is");
+  // The document's skeleton nests three JSON levels per group, at most 512 groups deep.
+  if (sdk::json_nesting(text) > 3 * 512 + 16) bad(source, "nested deeper than an index is");
   const json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) bad(source, "not a JSON object");
   if (text_field(j, "format", source) != kIndexFormat) bad(source, "\"format\" is not \"" + std::string(kIndexFormat) + "\"");
@@ -175,14 +197,21 @@ Index parse_index(const std::string& text, const std::string& source) {
   index.world = count_field(j, "world", source);
   const json& shards = field(j, "shards", source);
   if (!shards.is_array() || shards.empty()) bad(source, "\"shards\" is not a non-empty list");
+  if (shards.size() > kMaxChunks) bad(source, std::to_string(shards.size()) + " shards (at most " + std::to_string(kMaxChunks) + ")");
+  std::set<std::string> files;
   for (size_t k = 0; k < shards.size(); ++k) {
     const std::string where = source + ": shards[" + std::to_string(k) + "]";
     std::string file = text_field(shards[k], "file", where);
     if (!plain_file_name(file)) bad(where, "'" + file.substr(0, 200) + "' is not a file name inside the checkpoint's folder");
-    for (const auto& s : index.shards)
-      if (s.first == file) bad(where, "'" + file + "' is named twice");
+    if (!files.insert(file).second) bad(where, "'" + file + "' is named twice");
     index.shards.emplace_back(std::move(file), count_field(shards[k], "bytes", where));
   }
+  std::vector<SkeletonTensor> listed;
+  index.document = parse_skeleton_text(field(j, "document", source).dump(), kIndexFormat, kIndexVersion, listed,
+                                       source + ": document");
+  std::map<std::string, const SkeletonTensor*> by_path;
+  for (const SkeletonTensor& t : listed) by_path.emplace(t.path, &t);
+  size_t all_chunks = 0;
   const json& tensors = field(j, "tensors", source);
   if (!tensors.is_array()) bad(source, "\"tensors\" is not a list");
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -211,10 +240,19 @@ Index parse_index(const std::string& text, const std::string& source) {
       ch.xxh3 = text_field(chunks[c], "xxh3", cw);
       t.chunks.push_back(std::move(ch));
     }
+    if ((all_chunks += t.chunks.size()) > kMaxIndexChunks)
+      bad(source, "more than " + std::to_string(kMaxIndexChunks) + " chunks");
+    const auto d = by_path.find(t.path);
+    if (d == by_path.end()) bad(where, "not a tensor of the document, or listed twice");
+    if (d->second->listed->dtype() != t.dtype || d->second->listed->shape() != t.shape)
+      bad(where, "is " + std::string(name(t.dtype)) + " " + shape_string(t.shape) + ", the document lists it as " +
+                     std::string(name(d->second->listed->dtype())) + " " + shape_string(d->second->listed->shape()));
+    by_path.erase(d);
     for (const IndexChunk& ch : t.chunks) boxes.push_back(&ch.box);
     check_cover(t.shape, t.dtype, boxes, where);
     index.tensors.push_back(std::move(t));
   }
+  if (!by_path.empty()) bad(source, "the document's tensor '" + by_path.begin()->first.substr(0, 200) + "' has no chunks");
   return index;
 }
 

@@ -16,6 +16,10 @@ inline constexpr int64_t kIndexVersion = 1;
 // Chunks of one tensor: one per rank in the runs this is made for (a tensor split over 4,096
 // ranks and then some); the bound keeps a hostile index's checks short.
 inline constexpr size_t kMaxChunks = 1 << 16;
+// Chunks and shards of a whole index: bounds what checking one costs.
+inline constexpr size_t kMaxIndexChunks = size_t{1} << 20;
+// The index is read whole; bounded before it is.
+inline constexpr uint64_t kMaxIndexBytes = uint64_t{64} << 20;
 
 struct IndexChunk {
   Box box;
@@ -36,12 +40,17 @@ struct Index {
   size_t world = 0;
   std::vector<std::pair<std::string, uint64_t>> shards;  // file name, bytes
   std::vector<IndexTensor> tensors;                       // in document order
+  // The document's groups, attributes and tensors (listed, no storage), in its own order: the
+  // skeleton codec's text (ckpt/skeleton_text.hpp), so every attribute is exact and no shard
+  // file has to hold what its format may not (a pytorch shard with the user's layout).
+  Document document;
 };
 
 std::string index_text(const Index& index);
 // FormatError naming `source` and the place for anything an index of ckpt's never holds:
 // shard names that are not plain file names, chunks outside their tensor, overlapping or
-// leaving part of it uncovered, a shard number out of range.
+// leaving part of it uncovered, a shard number out of range, tensors that are not the
+// document's, more chunks or shards than kMaxChunks.
 Index parse_index(const std::string& text, const std::string& source);
 
 // FormatError naming `what` unless the boxes (each of the tensor's rank) lie inside `shape`,

@@ -1,32 +1,68 @@
 // Reading a sharded checkpoint at any world size (ckpt/sharded.hpp): one document whose tensors
-// are assembled from their chunks, each shard opened when first needed.
+// are assembled from their chunks.
+//
+// The folder is held open from the start and every file is opened relative to it, without
+// following a link, and held: a save that replaces the folder meanwhile (RENAME_EXCHANGE) leaves
+// this reader on the checkpoint it opened, never a mix of two, and a name swapped for a link
+// after the check is not followed. Plugins are given the held descriptors' own files
+// (/proc/self/fd/N), and their messages are renamed back to the shards' names.
 #include "sharded_index.hpp"
-#include "small_file.hpp"
+#include "shards.hpp"
 
 #include <ckpt/errors.hpp>
+#include <ckpt/errors_renamed.hpp>
 #include <ckpt/integrity.hpp>
 
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <map>
 #include <set>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace ckpt::sharded {
 
 namespace {
 
-constexpr size_t kMaxIndexBytes = size_t{256} << 20;
+// Descriptors held for a reader's lifetime.
+struct Held {
+  std::vector<int> fds;
+  ~Held() {
+    for (int fd : fds) ::close(fd);
+  }
+};
 
-// `tree`'s groups and attributes, without tensors.
-Group groups_of(const Group& g) {
-  Group out;
-  for (const auto& a : g.attributes()) out.set(a.name, a.value);
-  for (const Node& c : g.children())
-    if (c.is_group()) out.add_group(c.name) = groups_of(c.group());
-  return out;
+// `name` inside the folder `dir` (held as `dirfd`), a regular file and not a link, held open.
+int open_inside(int dirfd, const fs::path& dir, const std::string& name, const std::string& source) {
+  const int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ELOOP) throw FormatError(source + ": '" + name + "' is a link; the files of a sharded checkpoint are read only from its own folder");
+    throw FormatError(source + ": cannot open '" + (dir / name).string() + "': " + std::strerror(e));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw FormatError(source + ": '" + (dir / name).string() + "' is not a regular file");
+  }
+  return fd;
 }
 
-bool inside(const fs::path& p, const fs::path& dir) {
-  const auto rel = p.lexically_relative(dir);
-  return !rel.empty() && *rel.begin() != ".." && !rel.is_absolute();
+std::string read_held(int fd, uint64_t max, const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw IoError(what + ": " + std::strerror(errno));
+  if (static_cast<uint64_t>(st.st_size) > max)
+    throw FormatError(what + ": " + std::to_string(st.st_size) + " bytes, more than an index may hold (" + std::to_string(max) + ")");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t at = 0;
+  while (at < text.size()) {
+    const ssize_t n = ::pread(fd, text.data() + at, text.size() - at, static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw IoError(what + ": cannot read it: " + (n < 0 ? std::strerror(errno) : "it shrank"));
+    at += static_cast<size_t>(n);
+  }
+  return text;
 }
 
 }  // namespace
@@ -34,96 +70,86 @@ bool inside(const fs::path& p, const fs::path& dir) {
 std::shared_ptr<FormatReader> open(const fs::path& folder, const LoadOptions& options) {
   const fs::path index_path = folder / kIndexName;
   const std::string source = "'" + index_path.string() + "'";
+  auto held = std::make_shared<Held>();
+  const int dirfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) throw IoError("cannot open the folder '" + folder.string() + "': " + std::strerror(errno));
+  held->fds.push_back(dirfd);
+  // Hugging Face's loaders read a folder by its own index: a folder with both is two checkpoints.
+  for (const char* other : {::ckpt::detail::kShardIndex, "model.safetensors"})
+    if (::faccessat(dirfd, other, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+      throw FormatError("'" + folder.string() + "' holds both " + kIndexName + " and " + other +
+                        " (two checkpoints: ckpt reads one, Hugging Face's loaders the other)");
+  const int index_fd = open_inside(dirfd, folder, kIndexName, "'" + folder.string() + "'");
+  held->fds.push_back(index_fd);
   auto index = std::make_shared<const detail::Index>(
-      detail::parse_index(::ckpt::detail::read_small_file(index_path, kMaxIndexBytes, "a sharded checkpoint's index"), source));
+      detail::parse_index(read_held(index_fd, detail::kMaxIndexBytes, source), source));
   const Registry& reg = options.registry ? *options.registry : Registry::global();
   const Format format = reg.get(index->shard_format);
   if (index->world != index->shards.size())
     throw FormatError(source + ": world " + std::to_string(index->world) + " but " + std::to_string(index->shards.size()) + " shards");
-  // Per shard, the chunk names the index gives it: a shard holds exactly those tensors.
-  auto names = std::make_shared<std::vector<std::set<std::string>>>(index->shards.size());
+
+  // Every shard, opened now and held: a consistent snapshot, checked before any of it is used.
+  // Per shard, the chunks the index gives it: it holds exactly those tensors.
+  std::vector<std::map<std::string, std::pair<const detail::IndexTensor*, const detail::IndexChunk*>>> expected(index->shards.size());
   for (const auto& t : index->tensors)
     for (const auto& c : t.chunks)
-      if (!(*names)[c.shard].insert(c.name).second)
+      if (!expected[c.shard].emplace(c.name, std::make_pair(&t, &c)).second)
         throw FormatError(source + ": '" + t.path + "': shard " + std::to_string(c.shard) + " holds chunk '" + c.name + "' twice");
-  const fs::path real_folder = fs::weakly_canonical(folder);
-  const Options read_options = options.format_options;
-  auto open_part = [index, names, folder, real_folder, format, read_options, &reg, source](size_t k) {
-    const auto& [file, bytes] = index->shards.at(k);
+  std::vector<std::shared_ptr<FormatReader>> parts;
+  std::vector<std::pair<std::string, std::string>> names;  // descriptor path -> shard path
+  for (size_t k = 0; k < index->shards.size(); ++k) {
+    const auto& [file, bytes] = index->shards[k];
     const fs::path path = folder / file;
-    std::error_code ec;
-    const fs::path real = fs::weakly_canonical(path, ec);
-    if (ec || !inside(real, real_folder))
-      throw FormatError(source + ": shard '" + file + "' is a link to '" + real.string() + "', outside the checkpoint's folder");
-    const uint64_t size = fs::file_size(path, ec);
-    if (ec) throw FormatError(source + ": shard '" + file + "' cannot be read: " + ec.message());
-    if (size != bytes)
-      throw FormatError(source + ": shard '" + file + "' holds " + std::to_string(size) + " bytes, the index says " + std::to_string(bytes));
-    auto r = format.open_reader(path, read_options);
-    reg.check_one_reading(path, format);
-    // Every chunk the index puts here, as the index describes it, and nothing else.
-    std::map<std::string, const detail::IndexChunk*> expected;
-    for (const auto& t : index->tensors)
-      for (const auto& c : t.chunks)
-        if (c.shard == k) expected.emplace(c.name, &c);
-    std::map<std::string, const detail::IndexTensor*> tensor_of;
-    for (const auto& t : index->tensors)
-      for (const auto& c : t.chunks)
-        if (c.shard == k) tensor_of.emplace(c.name, &t);
-    size_t found = 0;
-    r->tree().for_each_tensor([&](const std::string& p, const Tensor& t) {
-      const auto it = expected.find(p);
-      if (it == expected.end()) throw FormatError("'" + path.string() + "' holds '" + p + "', which the index does not name");
-      const detail::IndexTensor& whole = *tensor_of.at(p);
-      if (t.dtype() != whole.dtype || t.shape() != it->second->box.sizes)
-        throw FormatError("'" + path.string() + "' at " + p + ": " + std::string(name(t.dtype())) + " " + shape_string(t.shape()) +
-                          ", the index says a chunk " + std::string(name(whole.dtype)) + " " + shape_string(it->second->box.sizes));
-      ++found;
-    });
-    if (found != expected.size()) {
-      for (const auto& [n, c] : expected)
-        if (!r->tree().find_tensor_path(n)) throw FormatError("'" + path.string() + "' lacks '" + n + "', which the index puts there");
+    const int fd = open_inside(dirfd, folder, file, source + ": shard '" + file + "'");
+    held->fds.push_back(fd);
+    struct stat st {};
+    ::fstat(fd, &st);
+    if (static_cast<uint64_t>(st.st_size) != bytes)
+      throw FormatError(source + ": shard '" + file + "' holds " + std::to_string(st.st_size) + " bytes, the index says " + std::to_string(bytes));
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    names.emplace_back(proc, path.string());
+    std::shared_ptr<FormatReader> r;
+    try {
+      r = format.open_reader(proc, options.format_options);
+      reg.check_one_reading(proc, format);
+      size_t found = 0;
+      r->tree().for_each_tensor([&](const std::string& p, const Tensor& t) {
+        const auto it = expected[k].find(p);
+        if (it == expected[k].end()) throw FormatError("'" + path.string() + "' holds '" + p + "', which the index does not name");
+        const auto& [whole, chunk] = it->second;
+        if (t.dtype() != whole->dtype || t.shape() != chunk->box.sizes)
+          throw FormatError("'" + path.string() + "' at " + p + ": " + std::string(name(t.dtype())) + " " + shape_string(t.shape()) +
+                            ", the index says a chunk " + std::string(name(whole->dtype)) + " " + shape_string(chunk->box.sizes));
+        ++found;
+      });
+      if (found != expected[k].size())
+        for (const auto& [n, c] : expected[k])
+          if (!r->tree().find_tensor_path(n)) throw FormatError("'" + path.string() + "' lacks '" + n + "', which the index puts there");
+    } catch (...) {
+      rethrow_renamed([&](std::string text) { return replace_path(std::move(text), proc, path.string()); });
     }
-    return r;
-  };
-  // The groups and attributes are shard 0's; the tensors the index's, in its order.
-  const auto first = open_part(0);
-  Document tree = groups_of(first->tree());
-  std::map<std::string, const detail::IndexTensor*> by_path;
-  for (const auto& t : index->tensors) {
-    const std::string what = source + ": '" + t.path + "'";
-    if (!by_path.emplace(t.path, &t).second) throw FormatError(what + " is listed twice");
-    Group* g = &tree;
-    size_t at = 0;
-    std::string leaf = t.path;
-    for (size_t slash; (slash = t.path.find('/', at)) != std::string::npos; at = slash + 1) {
-      const std::string part = t.path.substr(at, slash - at);
-      if (part.empty()) throw FormatError(what + ": an empty name in its path");
-      if (const Node* n = g->find(part); n && !n->is_group()) throw FormatError(what + ": '" + part + "' is a tensor");
-      g = &g->group(part);
-      leaf = t.path.substr(slash + 1);
-    }
-    if (leaf.empty() || g->find(leaf)) throw FormatError(what + ": its name is empty or taken");
-    g->add_tensor(leaf, Tensor(t.dtype, t.shape, nullptr));
+    parts.push_back(std::move(r));
   }
+
+  // The document is the index's; each tensor's chunks, in its for_each_tensor order.
+  Document tree = index->document;
+  std::map<std::string, const detail::IndexTensor*> by_path;
+  for (const auto& t : index->tensors) by_path.emplace(t.path, &t);
   std::vector<std::vector<FormatReader::ChunkRef>> chunks;
   tree.for_each_tensor([&](const std::string& p, const Tensor&) {
     std::vector<FormatReader::ChunkRef> refs;
-    for (const auto& c : by_path.at(p)->chunks) refs.push_back({c.shard, c.name, c.box.offsets, c.box.sizes});
+    for (const auto& c : by_path.at(p)->chunks) refs.push_back({c.shard, c.name, c.box.offsets, c.box.sizes, c.xxh3});
     chunks.push_back(std::move(refs));
   });
   auto reader = FormatReader::chunked(
-      folder, format.info(), std::move(tree), std::move(chunks), index->shards.size(),
-      [first, open_part](size_t k) { return k == 0 ? first : open_part(k); },
-      [index, open_part, first, source](uint64_t& tensors, uint64_t& bytes) {
+      folder, format.info(), std::move(tree), std::move(chunks), parts.size(),
+      [parts, held](size_t k) { return parts.at(k); },
+      [index, parts, names](uint64_t& tensors, uint64_t& bytes) {
         std::vector<std::string> problems;
-        std::vector<std::shared_ptr<FormatReader>> parts(index->shards.size());
-        parts[0] = first;
         for (const auto& t : index->tensors) {
           ++tensors;
           for (const auto& c : t.chunks) {
             try {
-              if (!parts[c.shard]) parts[c.shard] = open_part(c.shard);
               std::optional<Tensor> m = parts[c.shard]->map(c.name);
               if (!m) m = parts[c.shard]->read(c.name);
               bytes += m->nbytes();
@@ -131,12 +157,15 @@ std::shared_ptr<FormatReader> open(const fs::path& folder, const LoadOptions& op
                 problems.push_back(t.path + ": chunk '" + c.name + "' of shard '" + index->shards[c.shard].first + "' has hash " + h +
                                    ", the index records " + c.xxh3);
             } catch (const Error& e) {
-              problems.push_back(t.path + ": " + e.what());
+              std::string text = e.what();
+              for (const auto& [from, to] : names) text = replace_path(std::move(text), from, to);
+              problems.push_back(t.path + ": " + text);
             }
           }
         }
         return problems;
-      });
+      },
+      names);
   return reader;
 }
 

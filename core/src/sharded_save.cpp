@@ -5,6 +5,7 @@
 
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
+#include <ckpt/skeleton_text.hpp>
 #include <ckpt/write_source.hpp>
 
 #include <cerrno>
@@ -24,15 +25,6 @@ std::string shard_file(size_t rank, size_t world, const FormatInfo& info) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "shard-%05zu-of-%05zu", rank, world);
   return std::string(buf) + (info.extensions.empty() ? "" : info.extensions.front());
-}
-
-// `skeleton`'s groups and attributes, without its tensors.
-Group without_tensors(const Group& g) {
-  Group out;
-  for (const auto& a : g.attributes()) out.set(a.name, a.value);
-  for (const Node& c : g.children())
-    if (c.is_group()) out.add_group(c.name) = without_tensors(c.group());
-  return out;
 }
 
 // The group at the '/'-separated `dir` under `root`, made where missing.
@@ -75,9 +67,17 @@ Stage::Stage(SaveSpec spec) : spec_(std::move(spec)), staging_(staging_folder(sp
   std::error_code ec;
   if (const fs::path parent = staging_.parent_path(); !parent.empty() && !fs::is_directory(parent, ec))
     throw IoError("cannot save to '" + spec_.target.string() + "': its folder does not exist");
-  if (fs::symlink_status(spec_.target, ec).type() != fs::file_type::not_found && !fs::is_directory(fs::symlink_status(spec_.target, ec)))
-    throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
-                     "': it exists and is not a folder (a sharded checkpoint is a folder)");
+  // A save replaces a sharded checkpoint of that name whole, so the target is one, or an empty
+  // folder, or nothing: never a folder of other files, which the replacement would delete.
+  if (const auto st = fs::symlink_status(spec_.target, ec); st.type() != fs::file_type::not_found) {
+    if (!fs::is_directory(st))
+      throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
+                       "': it exists and is not a folder (a sharded checkpoint is a folder)");
+    if (!is_sharded(spec_.target) && !fs::is_empty(spec_.target, ec))
+      throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
+                       "': it is a folder holding other files, not a sharded checkpoint, and a save replaces the "
+                       "whole folder (name a new or empty folder)");
+  }
   // A staging folder left by a killed save: its lock died with its writer. One whose lock is
   // held is another save of the same name, still running.
   if (fs::symlink_status(staging_, ec).type() != fs::file_type::not_found) {
@@ -125,13 +125,22 @@ ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skele
   ShardRecord record;
   record.rank = rank;
   record.file = shard_file(rank, spec.world, format.info());
-  // The shard's tree lists each chunk; its bytes are asked for as the writer reaches it, so a
-  // rank holds one chunk's bytes at a time beyond its own (a mapping is not copied).
-  Document doc = rank == 0 ? without_tensors(skeleton) : Document{};
+  // The index holds the document's skeleton as JSON: one that JSON cannot hold (a name that is
+  // not UTF-8) is refused here, before any rank writes, not by rank 0's commit after all did.
+  skeleton_text(skeleton, "ckpt-sharded", 1, [](const std::string&) { return std::string(); });
+  // The shard's tree lists each chunk and nothing else (the groups and attributes are the
+  // index's); its bytes are asked for as the writer reaches it, so a rank holds one chunk's
+  // bytes at a time beyond its own (a mapping is not copied).
+  Document doc;
   std::map<std::string, size_t> item_of;  // chunk name -> index into items
   for (size_t i : planned) {
     const Item& it = items.at(i);
     const std::string what = "rank " + std::to_string(rank) + ": '" + it.path + "'";
+    const Tensor* whole = skeleton.find_tensor_path(it.path);
+    if (!whole || whole->dtype() != it.dtype || whole->shape() != it.shape)
+      throw UsageError(what + ": " + (whole ? "the document holds it as " + std::string(name(whole->dtype())) + " " +
+                                                  shape_string(whole->shape())
+                                            : std::string("not a tensor of the document")));
     const std::string name = detail::chunk_name(it.path, it.box, it.shape);
     const size_t slash = name.rfind('/');
     Group& g = group_at(doc, slash == std::string::npos ? std::string() : name.substr(0, slash), what);
@@ -171,6 +180,7 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
   if (committed_) throw UsageError("'" + spec_.target.string() + "': the save is committed already");
   const Format format = registry_of(spec_).for_writing(spec_.target, spec_.format);
   detail::Index index;
+  index.document = skeleton;
   index.shard_format = format.name();
   index.world = spec_.world;
   if (records.size() != spec_.world)

@@ -302,7 +302,7 @@ TEST(ShardedRead, HostileIndexesAreRefusedNamingThePlace) {
   const fs::path linked = variant("linked", [](auto&) {});
   fs::remove(linked / "shard-00001-of-00002.msgpack");
   fs::create_symlink(good / "shard-00001-of-00002.msgpack", linked / "shard-00001-of-00002.msgpack");
-  EXPECT_THAT(refused(linked), HasSubstr("shard 'shard-00001-of-00002.msgpack' is a link to"));
+  EXPECT_THAT(refused(linked), HasSubstr("'shard-00001-of-00002.msgpack' is a link; the files of a sharded checkpoint are read only from its own folder"));
   EXPECT_THAT(refused(variant("overlap", [](auto& j) {
                 for (auto& t : j["tensors"])
                   if (t["chunks"].size() == 2) t["chunks"][1]["offsets"][0] = 0;
@@ -320,6 +320,18 @@ TEST(ShardedRead, HostileIndexesAreRefusedNamingThePlace) {
   const fs::path notjson = variant("notjson", [](auto&) {});
   write_file(notjson / sh::kIndexName, std::string(100000, '['));
   EXPECT_THAT(refused(notjson), HasSubstr("nested deeper than an index is"));
+  // A document nested deeper than the skeleton codec reads: refused, not recursed into.
+  EXPECT_THAT(refused(variant("deep", [](auto& j) {
+                nlohmann::json g = {{"a", nlohmann::json::array()}, {"c", nlohmann::json::array()}};
+                for (int i = 0; i < 514; ++i) g = {{"a", nlohmann::json::array()}, {"c", {{"a", "g", g}}}};
+                j["document"]["root"] = g;
+              })),
+              HasSubstr("nested deeper than 512"));
+  // An attribute changed in the index's document is what the document says: the index is the
+  // one record of groups and attributes (no shard holds another copy to disagree with).
+  const fs::path both = variant("both", [](auto&) {});
+  write_file(both / "model.safetensors.index.json", "{}");
+  EXPECT_THAT(refused(both), HasSubstr("holds both ckpt.sharded.json and model.safetensors.index.json"));
   // A chunk's bytes changed in place: verify names the tensor, the chunk and the shard.
   const fs::path flipped = variant("flipped", [](auto&) {});
   {
@@ -335,6 +347,67 @@ TEST(ShardedRead, HostileIndexesAreRefusedNamingThePlace) {
   const VerifyReport v = verify(*open(flipped));
   ASSERT_EQ(v.problems.size(), 1u);
   EXPECT_THAT(v.problems[0], HasSubstr("model/state/fc2.weight: chunk 'model/state/fc2.weight' of shard"));
+  // And every reader checks a chunk before it gives any of its bytes: a load, a conversion.
+  EXPECT_THAT(thrown<IntegrityError>([&] { read_document(flipped); }),
+              HasSubstr("at model/state/fc2.weight: chunk 'model/state/fc2.weight' has hash"));
+  auto converted = run_command(cli("convert " + flipped.string() + " " + (tmp.path / "laundered.msgpack").string()));
+  EXPECT_NE(converted.code, 0);
+  EXPECT_THAT(converted.out, HasSubstr("the shard was changed after it was written"));
+  EXPECT_FALSE(fs::exists(tmp.path / "laundered.msgpack"));
+}
+
+// A reader opened before a save replaced the folder keeps reading the checkpoint it opened, whole:
+// never a mix of the old and the new.
+TEST(ShardedRead, AReaderKeepsTheCheckpointItOpened) {
+  TempDir tmp("sharded-snapshot");
+  const fs::path target = tmp.path / "step";
+  const Model before = make_model();
+  save_ranks(before, target, "msgpack", 3);
+  auto reader = open(target);
+  Model after = make_model();
+  after.doc.find_tensor_path("optimizer/state/fc2.weight/exp_avg")->mutable_bytes()[7] ^= std::byte{4};
+  after.doc.find_tensor_path("model/state/fc1.bias")->mutable_bytes()[3] ^= std::byte{4};
+  save_ranks(after, target, "msgpack", 3);
+  const Document old = reader->load(false);
+  before.doc.for_each_tensor([&](const std::string& p, const Tensor& t) { expect_same_tensor(*old.find_tensor_path(p), t, p); });
+  const Document now = read_document(target);
+  after.doc.for_each_tensor([&](const std::string& p, const Tensor& t) { expect_same_tensor(*now.find_tensor_path(p), t, p); });
+}
+
+// A save replaces a sharded checkpoint whole, so it refuses a folder that holds anything else;
+// what the index cannot hold is refused before any shard is written.
+TEST(ShardedSave, RefusesFoldersOfOtherFilesAndNamesItCannotHold) {
+  TempDir tmp("sharded-refuse");
+  const Model m = make_model();
+  const fs::path mine = tmp.path / "my-files";
+  fs::create_directories(mine / "sub");
+  write_file(mine / "notes.txt", "keep me");
+  EXPECT_THAT(thrown<UsageError>([&] { save_ranks(m, mine, "msgpack", 2); }), HasSubstr("a folder holding other files"));
+  EXPECT_EQ(read_file(mine / "notes.txt"), "keep me");
+  EXPECT_TRUE(fs::exists(mine / "sub"));
+  const fs::path src = tmp.path / "model.msgpack";
+  write_document(m.doc, src);
+  auto c = run_command(cli("convert " + src.string() + " " + tmp.path.string() + " --shards 2 --to msgpack"));
+  EXPECT_NE(c.code, 0);
+  EXPECT_TRUE(fs::exists(src)) << "the source beside the target survives";
+  // An empty folder is taken.
+  fs::create_directories(tmp.path / "empty");
+  save_ranks(m, tmp.path / "empty", "msgpack", 2);
+  EXPECT_TRUE(sh::is_sharded(tmp.path / "empty"));
+  // A name JSON cannot hold: nothing written, nothing left behind.
+  Document odd = m.doc;
+  odd.add_tensor("bad\xff", random_tensor({2}, 9));
+  EXPECT_THAT(thrown<UnsupportedError>([&] { sh::save_document(odd, sh::SaveSpec{tmp.path / "odd", "msgpack", 2}, 2); }),
+              HasSubstr("not UTF-8"));
+  EXPECT_FALSE(fs::exists(tmp.path / "odd"));
+  EXPECT_TRUE(temporaries(tmp.path).empty());
+  // The document's own attributes stay in the index, whatever the shard format holds: a torch
+  // layout record (which the pytorch writer checks against the tensors beside it) included.
+  Document with_layout = m.doc;
+  with_layout.group("meta").set("torch_layout", "{\"not\": \"checked here\"}");
+  sh::save_document(with_layout, sh::SaveSpec{tmp.path / "pt", "pytorch", 2}, 2);
+  const Document back = read_document(tmp.path / "pt");
+  EXPECT_EQ(std::get<std::string>(*back.find_group("meta")->attribute("torch_layout")), "{\"not\": \"checked here\"}");
 }
 
 // The command line takes a sharded folder wherever it takes a file: convert splits and

@@ -75,15 +75,20 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   // ckpt/sharded.hpp). `chunks[i]` are the chunks of the i-th tensor of `tree` in
   // for_each_tensor order; `open_part(k)` opens part k. `self_check` is what verify() reports
   // of the whole (each chunk against its recorded hash).
+  // A chunk with an `xxh3` is checked against it the first time any of it is read (all of it
+  // then, once); `names` renames the parts' paths in their messages (held descriptors'
+  // /proc/self/fd/N back to the files they stand for).
   struct ChunkRef {
     size_t part = 0;
     std::string name;  // the chunk's tensor path in its part
     std::vector<int64_t> offsets, sizes;
+    std::string xxh3;  // hex, or empty
   };
   static std::shared_ptr<FormatReader> chunked(fs::path path, FormatInfo info, Document tree,
                                                std::vector<std::vector<ChunkRef>> chunks, size_t parts,
                                                std::function<std::shared_ptr<FormatReader>(size_t part)> open_part,
-                                               std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)> self_check);
+                                               std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)> self_check,
+                                               std::vector<std::pair<std::string, std::string>> names = {});
   // For a chunked reader: what verify() reports instead of meta/integrity (nullptr otherwise).
   const std::function<std::vector<std::string>(uint64_t& tensors, uint64_t& bytes)>& self_check() const { return self_check_; }
 
@@ -141,8 +146,13 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   // A chunked reader: chunks by tensor id, parts opened as first needed (parts_ holds them).
   std::shared_ptr<FormatReader> part(size_t k);
   void read_chunked(uint64_t id, const Tensor& listed, const std::string& path, std::span<std::byte> dst);
+  // A chunk's bytes (mapped, else read whole), checked against its hash the first time.
+  Tensor chunk_bytes(const ChunkRef& c, const std::string& path);
+  [[noreturn]] void rethrow_part_error() const;
   bool chunked_ = false;
   std::vector<std::vector<ChunkRef>> chunks_;
+  std::vector<std::pair<std::string, std::string>> part_names_;
+  std::unordered_map<const ChunkRef*, bool> chunk_checked_;
   std::function<std::shared_ptr<FormatReader>(size_t)> open_part_;
   std::function<std::vector<std::string>(uint64_t&, uint64_t&)> self_check_;
   std::unordered_map<const Tensor*, Transposed> transposed_;  // keyed like ids_

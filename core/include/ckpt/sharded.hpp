@@ -9,9 +9,9 @@
 //     shard-00000-of-00002.msgpack      rank 0's chunks
 //     shard-00001-of-00002.msgpack      rank 1's chunks
 //
-// The index holds the document's groups and attributes, and per tensor its dtype, global shape
-// and chunks (the box of the tensor each holds, its shard, its name there, its hash); per shard
-// its size. A chunk is a box of the tensor, so a reader of another world size
+// The index holds the document (groups, exact attributes, tensors listed: ckpt/skeleton_text.hpp),
+// and per tensor its chunks (the box of the tensor each holds, its shard, its name there, its
+// hash); per shard its size. A shard holds its chunks and nothing else. A chunk is a box of the tensor, so a reader of another world size
 // assembles any box it needs from the chunks overlapping it, reading only those.
 #pragma once
 
@@ -107,7 +107,8 @@ class Stage {
   // After every rank wrote (a barrier): checks every record against the staged files and that
   // the chunks cover every tensor of `skeleton` exactly once, writes and syncs the index, and
   // renames the staging folder into place (a checkpoint of that name is replaced atomically),
-  // then syncs the parent folder.
+  // then syncs the parent folder. The target must be nothing, an empty folder or a sharded
+  // checkpoint (the Stage refuses any other folder: the replacement would delete its files).
   void commit(const Document& skeleton, const std::vector<ShardRecord>& records);
 
  private:
@@ -119,8 +120,9 @@ class Stage {
 
 // A rank's write: `items` (its list, in the order plan_save indexed) and `planned` (its plan)
 // with the bytes of each item's box in C order from `bytes(item)`. Writes its shard atomically
-// into the staging folder; rank 0's shard also holds the document's groups and attributes
-// (`skeleton`, whose tensors are ignored). Returns the record rank 0 commits.
+// into the staging folder. `skeleton` is the document (its tensors' bytes are not read): each
+// item must be one of its tensors, and a document the index cannot hold (a name that is not
+// UTF-8) is refused here, before anything is written. Returns the record rank 0 commits.
 using ItemBytes = std::function<std::span<const std::byte>(const Item&)>;
 ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skeleton, const std::vector<Item>& items,
                         const std::vector<size_t>& planned, const ItemBytes& bytes);
@@ -135,7 +137,9 @@ void save_document(const Document& doc, const SaveSpec& spec, size_t shards,
 bool is_sharded(const fs::path& path);
 
 // A reader of the whole document: tensors read from their chunks, slices (FormatReader::
-// read_slice) only from the chunks they overlap. Shard files are opened as first needed.
+// read_slice) only from the chunks they overlap, each chunk checked against its hash the first
+// time any of it is read. The folder and every shard are opened at once, without following
+// links, and held: a save replacing the folder meanwhile leaves the reader on what it opened.
 std::shared_ptr<FormatReader> open(const fs::path& folder, const LoadOptions& options = {});
 
 
