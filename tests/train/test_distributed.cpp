@@ -19,6 +19,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <optional>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -418,4 +419,148 @@ TEST(DistributedSharded, KeepLastRemovesOldFolders) {
   run_training(2, write_config(tmp.path, "k.json", text));
   EXPECT_EQ(names_in(tmp / "k"), (std::vector<std::string>{"step-000000009", "step-000000010"}));
   for (const auto& name : names_in(tmp / "k")) check_shards(tmp / "k" / name, 2);
+}
+
+TEST(DistributedSharded, KeepBestKeepsTheBestFolderBesideTheLast) {
+  TempDir tmp("ddp");
+  // The highest training loss is the first epoch's: kept as "best" beside the last folder.
+  std::string text = sharded_config(tmp / "b", 290, 32, 3, R"(, "keep_best": {"metric": "train_loss", "mode": "max", "n": 1})");
+  const std::string keep_all = R"("keep_last": 0)";
+  text.replace(text.find(keep_all), keep_all.size(), R"("keep_last": 1)");
+  std::string out;
+  run_training(2, write_config(tmp.path, "b.json", text), &out);
+  EXPECT_EQ(names_in(tmp / "b"), (std::vector<std::string>{"step-000000010", "step-000000030"}));
+  EXPECT_NE(out.find("best checkpoint: " + (tmp / "b" / "step-000000010").string()), std::string::npos) << out;
+}
+
+namespace {
+
+// The staging folder of a sharded save in progress (".step-000000040.ckpt-tmp-shards"), if any.
+std::optional<fs::path> staging_in(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(".step-", 0) == 0 && name.ends_with("shards")) return e.path();
+  }
+  return std::nullopt;
+}
+
+
+}  // namespace
+
+TEST(DistributedSharded, RankZeroKilledMidSaveResumesAtTheSameAndAnotherWorldSize) {
+  TempDir tmp("ddp");
+  // 600 samples in batches of 20, a sharded checkpoint at every step: many saves to catch. The
+  // kill waits for step 20's, so that at most ten steps follow at another world size, whose
+  // rounding differs (as in ResumeAtAnotherWorldSizeContinuesTheSameBatches).
+  auto text = [&](const fs::path& dir) { return sharded_config(dir, 600, 20, 1, R"(, "every_n_steps": 1)"); };
+  fs::path ref = run_training(2, write_config(tmp.path, "ref.json", text(tmp / "ref")));
+
+  const fs::path dir = tmp / "killed";
+  fs::create_directories(dir);
+  const fs::path cfg = write_config(tmp.path, "killed.json", text(dir));
+  const fs::path log = tmp / "killed.log";
+  const std::string mark = "CKPT_TEST_DDP_RUN=" + tmp.path.string();
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    ::putenv(const_cast<char*>(mark.c_str()));
+#ifdef CKPT_TEST_ASAN
+    ::setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1:verify_asan_link_order=0", 1);
+#endif
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    std::vector<const char*> argv = {"/usr/bin/timeout", "-s", "KILL", "300", CKPT_MPIEXEC};
+    for (const char* a : kMpiArgs) argv.push_back(a);
+    for (const char* a : {"-np", "2", CKPT_CLI, "train"}) argv.push_back(a);
+    argv.push_back(cfg.c_str());
+    argv.push_back(nullptr);
+    ::execv(argv[0], const_cast<char* const*>(argv.data()));
+    ::_exit(127);
+  }
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      if (pid > 0 && ::kill(-pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{pid};
+
+  // Once step 20's checkpoint is complete, rank 0 is stopped the moment a later save's staging folder
+  // appears; if that save committed in the meantime it goes on, else it is killed mid-save.
+  int status = 0;
+  bool exited = false, killed = false;
+  pid_t rank0 = 0;
+  int attempts = 0;
+  while (!killed && !(exited = ::waitpid(pid, &status, WNOHANG) == pid)) {
+    if (!rank0) {
+      auto found = marked(mark, "OMPI_COMM_WORLD_RANK=0");
+      if (found.size() == 1) rank0 = found[0];
+      continue;
+    }
+    if (!fs::exists(dir / "step-000000020" / "ckpt.sharded.json") || !staging_in(dir)) continue;
+    ++attempts;
+    ::kill(rank0, SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (staging_in(dir)) {
+      ASSERT_EQ(::kill(rank0, SIGKILL), 0);
+      killed = true;
+    } else {
+      ::kill(rank0, SIGCONT);
+    }
+  }
+  ASSERT_TRUE(killed) << "the run ended before a save could be caught in progress (" << attempts << " tries):\n" << slurp(log);
+  std::printf("rank 0 killed mid-save after %d tries\n", attempts);
+  const auto killed_at = std::chrono::steady_clock::now();
+  while (!exited && std::chrono::steady_clock::now() - killed_at < std::chrono::seconds(30)) {
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(exited) << "mpirun still runs 30 s after rank 0 was killed";
+  reaper.pid = 0;
+  EXPECT_TRUE(!WIFEXITED(status) || WEXITSTATUS(status) != 0);
+  EXPECT_EQ(slurp(log).find("final checkpoint:"), std::string::npos) << slurp(log);
+  for (int i = 0; i < 100 && !marked(mark).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(marked(mark).empty()) << "a rank outlived mpirun";
+
+  // The kill left the save's staging folder; every folder beside it is complete.
+  const std::optional<fs::path> staging = staging_in(dir);
+  ASSERT_TRUE(staging) << "no staging folder left after rank 0 was killed mid-save";
+  for (const auto& name : names_in(dir))
+    if (name.rfind("step-", 0) == 0) {
+      SCOPED_TRACE(name);
+      check_shards(dir / name, 2);
+    }
+  std::string newest;
+  for (const auto& name : names_in(dir))
+    if (name.rfind("step-", 0) == 0) newest = name;
+  ASSERT_FALSE(newest.empty());
+
+  // ckpt gc removes it (its lock died with rank 0).
+  std::string gc_out;
+  EXPECT_EQ(ckpt_test::run(std::string(CKPT_CLI) + " gc " + dir.string(), gc_out), 0) << gc_out;
+  EXPECT_NE(gc_out.find("removed " + staging->string()), std::string::npos) << gc_out;
+  EXPECT_FALSE(fs::exists(*staging)) << gc_out;
+
+  // A copy of the folder resumes at 3 ranks, the folder itself at 2.
+  const fs::path dir3 = tmp / "killed3";
+  fs::copy(dir, dir3, fs::copy_options::recursive);
+  const fs::path cfg3 = write_config(tmp.path, "killed3.json", text(dir3));
+
+  std::string out;
+  fs::path resumed = run_training(2, cfg, &out);
+  EXPECT_NE(out.find("ckpt train: resumed from " + (dir / newest).string() + " "), std::string::npos) << out;
+  EXPECT_TRUE(compare(resumed, ref).bit_equal);
+
+  fs::path resumed3 = run_training(3, cfg3, &out);
+  EXPECT_NE(out.find("ckpt train: resumed from " + (dir3 / newest).string() + " "), std::string::npos) << out;
+  EXPECT_NE(out.find("the checkpoint was made by 2 rank(s), this run has 3"), std::string::npos) << out;
+  EXPECT_EQ(recorded_world_size(resumed3), 3);
+  check_shards(resumed3, 3);
+  Compared c = compare(resumed3, ref);
+  std::printf("killed at 2 ranks, resumed at 3, against 2 throughout: worst relative difference %.3g\n", c.worst);
+  EXPECT_LE(c.worst, 1e-5);
 }
