@@ -81,8 +81,17 @@ std::string onnx_type_name(int32_t t) {
                                            "INT32",     "INT64",  "STRING", "BOOL",      "FLOAT16",   "DOUBLE",
                                            "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
   static_assert(std::size(kNames) == onnx::TensorProto_DataType_DataType_ARRAYSIZE);
-  if (t == onnx_type::kFloat8e4m3fn) return "FLOAT8E4M3FN";
-  if (t == onnx_type::kFloat8e5m2) return "FLOAT8E5M2";
+  // Newer types (onnx.proto of IR 9 and 10; ckpt has no dtype for most): named in messages.
+  switch (t) {
+    case onnx_type::kFloat8e4m3fn: return "FLOAT8E4M3FN";
+    case 18: return "FLOAT8E4M3FNUZ";
+    case onnx_type::kFloat8e5m2: return "FLOAT8E5M2";
+    case 20: return "FLOAT8E5M2FNUZ";
+    case 21: return "UINT4";
+    case 22: return "INT4";
+    case 23: return "FLOAT4E2M1";
+    default: break;
+  }
   if (t >= 0 && static_cast<size_t>(t) < std::size(kNames)) return kNames[t];
   return "data type " + std::to_string(t);
 }

@@ -116,7 +116,14 @@ class Scanner {
           break;
         case field::kOpsetImport: opset(wt); break;
         case field::kMetadataProps: metadata(wt); break;
-        case field::kTrainingInfo: m_.has_training_info = true; w_.skip_field(f, wt); break;
+        case field::kTrainingInfo: {
+          m_.has_training_info = true;
+          w_.expect(wt, wire::kLength, "training_info");
+          const uint64_t n = w_.length("training_info");
+          m_.training_info.emplace_back(reinterpret_cast<const char*>(file_.data() + w_.pos()), n);
+          w_.skip(n);
+          break;
+        }
         case field::kFunctions: {
           m_.has_functions = true;
           w_.expect(wt, wire::kLength, "functions");
@@ -392,6 +399,8 @@ class Scanner {
       bool has_location = false;
       for (const auto& [k, v] : external) {
         if (k == "location") {
+          // ONNX Runtime refuses a second location; taking either would read another file.
+          if (has_location) w_.error(at, "external_data gives the key \"location\" twice");
           t.external.location = v;
           has_location = true;
         } else if (k == "offset") {

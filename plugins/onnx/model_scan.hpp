@@ -62,6 +62,7 @@ struct ScannedModel {
   bool has_training_info = false;
   bool has_functions = false;
   std::vector<std::string> functions;  // each FunctionProto's bytes, for what they reference
+  std::vector<std::string> training_info;  // each TrainingInfoProto's bytes, likewise
 
   const std::string* metadata_value(std::string_view key) const;
 };

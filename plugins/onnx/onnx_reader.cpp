@@ -6,6 +6,7 @@
 #include "own_model.hpp"
 #include "text.hpp"
 
+#include <ckpt/sdk_records.hpp>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/wire_format_lite.h>
@@ -21,9 +22,6 @@ namespace ckpt_onnx {
 using ckpt::sdk::fail;
 
 namespace {
-
-// meta/@external_references, the record ckpt/sdk_records.hpp names (kExternalReferencesRecord).
-constexpr const char* kExternalReferencesRecord = "external_references";
 
 // Every tensor's path in `tree`, by index.
 std::vector<std::string> tensor_paths(const Tree& tree) {
@@ -42,13 +40,21 @@ std::vector<std::string> tensor_paths(const Tree& tree) {
 }
 
 // Where ONNX Runtime would read bytes from other files that this reading does not: external
-// data of the tensors the scan does not read (in subgraphs, TENSORS and SPARSE_TENSOR(S)
-// attributes, sparse initializers, local functions' nodes, and node attribute tensors of a type
-// ckpt has no dtype for), as "<place> -> <location>".
+// data of the tensors the scan does not read (top-level initializers of a type ckpt has no dtype
+// for, subgraphs, TENSORS and SPARSE_TENSOR(S) attributes, sparse initializers, local functions'
+// nodes and their attributes' default values, training_info's graphs, and node attribute
+// tensors of a type ckpt has no dtype for), as "<place> -> <location>".
 class UnreadReferences {
  public:
-  explicit UnreadReferences(const ScannedModel& m) : model_(m) {
+  explicit UnreadReferences(const ScannedModel& m) {
     for (const AttributeTensor& a : m.attribute_tensors) read_.emplace(std::pair(a.node, a.attribute), a.tensor.dtype != 0);
+    // The scan reads the top-level initializers of a ckpt dtype; the others it only names.
+    for (size_t i = 0; i < m.initializers.size(); ++i) {
+      const Initializer& t = m.initializers[i];
+      if (!t.dtype && t.storage == Initializer::Storage::external)
+        found.push_back("graph/initializer[" + std::to_string(i) + "] " + quote_text(t.name) + " (" +
+                        onnx_type_name(t.onnx_type) + ") -> " + t.external.location);
+    }
   }
   std::vector<std::string> found;
 
@@ -63,18 +69,21 @@ class UnreadReferences {
   void node(const onnx::NodeProto& n, const std::string& place, bool top, size_t index) {
     for (int k = 0; k < n.attribute_size(); ++k) {
       const onnx::AttributeProto& a = n.attribute(k);
-      const std::string at = place + " attribute " + quote_text(a.name());
       // The scan reads a top-level node's TENSOR of a ckpt dtype; its file is checked and mapped.
-      if (a.type() == onnx::AttributeProto::TENSOR && a.has_t()) {
-        auto it = read_.find({index, static_cast<size_t>(k)});
-        if (!(top && it != read_.end() && it->second)) tensor(a.t(), at);
-      }
-      for (int j = 0; j < a.tensors_size(); ++j) tensor(a.tensors(j), at + " tensors[" + std::to_string(j) + "]");
-      if (a.has_sparse_tensor()) sparse(a.sparse_tensor(), at);
-      for (int j = 0; j < a.sparse_tensors_size(); ++j) sparse(a.sparse_tensors(j), at + " sparse_tensors[" + std::to_string(j) + "]");
-      if (a.has_g()) graph(a.g(), at + ": ", false);
-      for (int j = 0; j < a.graphs_size(); ++j) graph(a.graphs(j), at + " graphs[" + std::to_string(j) + "]: ", false);
+      auto it = read_.find({index, static_cast<size_t>(k)});
+      attribute(a, place + " attribute " + quote_text(a.name()), top && it != read_.end() && it->second);
     }
+  }
+
+  // One attribute: a node's, or a local function's default value (FunctionProto.attribute_proto,
+  // which a node of its body takes by ref_attr_name). `t_read`: the scan reads its tensor t.
+  void attribute(const onnx::AttributeProto& a, const std::string& at, bool t_read) {
+    if (a.has_t() && !t_read) tensor(a.t(), at);
+    for (int j = 0; j < a.tensors_size(); ++j) tensor(a.tensors(j), at + " tensors[" + std::to_string(j) + "]");
+    if (a.has_sparse_tensor()) sparse(a.sparse_tensor(), at);
+    for (int j = 0; j < a.sparse_tensors_size(); ++j) sparse(a.sparse_tensors(j), at + " sparse_tensors[" + std::to_string(j) + "]");
+    if (a.has_g()) graph(a.g(), at + ": ", false);
+    for (int j = 0; j < a.graphs_size(); ++j) graph(a.graphs(j), at + " graphs[" + std::to_string(j) + "]: ", false);
   }
 
  private:
@@ -89,9 +98,37 @@ class UnreadReferences {
       if (e.key() == "location") location = e.value();
     found.push_back(place + " -> " + (location.empty() ? std::string("(no location)") : location));
   }
-  const ScannedModel& model_;
   std::map<std::pair<size_t, size_t>, bool> read_;
 };
+
+// A local function's default attribute values (FunctionProto.attribute_proto, field 11, newer
+// than the onnx.proto ckpt is built with, so its generated parser keeps them as unknown bytes).
+std::vector<onnx::AttributeProto> function_attribute_defaults(const std::string& function, const std::string& path,
+                                                              size_t index) {
+  using google::protobuf::io::CodedInputStream;
+  using google::protobuf::internal::WireFormatLite;
+  constexpr int kAttributeProto = 11;
+  std::vector<onnx::AttributeProto> out;
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(function.data()), static_cast<int>(function.size()));
+  auto bad = [&] {
+    fail(CKPT_ERR_FORMAT, "'" + path + "': local function " + std::to_string(index) +
+                              ": attribute_proto (field 11) is not a valid AttributeProto");
+  };
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    if (WireFormatLite::GetTagFieldNumber(tag) != kAttributeProto) {
+      if (!WireFormatLite::SkipField(&in, tag)) bad();
+      continue;
+    }
+    std::string bytes;
+    uint32_t n;
+    if (WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED || !in.ReadVarint32(&n) ||
+        !in.ReadString(&bytes, static_cast<int>(n)) || !out.emplace_back().ParseFromString(bytes))
+      bad();
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -302,15 +339,24 @@ void OnnxReader::build_foreign_tree() {
   if (!model_.doc_string.empty()) t.add_attribute(onnx, "doc_string", Value::string(model_.doc_string));
   t.add_attribute(onnx, "graph_name", Value::string(graph.name()));
 
-  std::vector<std::string> skipped;
+  // What is not read is lost in any conversion: listed in extra/onnx/@skipped, and, one entry
+  // per object, in meta/@unread, which a conversion names as losses (ckpt/sdk_records.hpp).
+  std::vector<std::string> skipped, unread_objects;
   if (model_.sparse_initializers)
     skipped.push_back(std::to_string(model_.sparse_initializers) + " sparse initializers (not read)");
+  for (int i = 0; i < graph.sparse_initializer_size(); ++i)
+    unread_objects.push_back("graph/sparse_initializer[" + std::to_string(i) + "] " +
+                             quote_text(graph.sparse_initializer(i).values().name()) + ": a sparse initializer");
   if (model_.has_training_info) skipped.push_back("training_info (not read)");
+  for (size_t i = 0; i < model_.training_info.size(); ++i)
+    unread_objects.push_back("training_info[" + std::to_string(i) + "]: a TrainingInfoProto (training graphs)");
   std::set<std::string> names;
   for (size_t i = 0; i < model_.initializers.size(); ++i) {
     const Initializer& init = model_.initializers[i];
     if (!init.dtype) {
       skipped.push_back(init.name + ": " + onnx_type_name(init.onnx_type) + " has no ckpt dtype");
+      unread_objects.push_back("graph/initializer[" + std::to_string(i) + "] " + quote_text(init.name) + ": a tensor of " +
+                               onnx_type_name(init.onnx_type) + " " + shape_text(init.dims) + ", a type ckpt has no dtype for");
       continue;
     }
     Tree::Tensor node;
@@ -324,6 +370,7 @@ void OnnxReader::build_foreign_tree() {
     doc_.add_tensor(state, std::move(node), init.name);
   }
   if (!skipped.empty()) t.add_attribute(onnx, "skipped", Value::string_array(std::move(skipped)));
+  if (!unread_objects.empty()) t.add_attribute(meta, ckpt::sdk::kUnreadRecord, Value::string_array(std::move(unread_objects)));
   // What ONNX Runtime reads from other files and this reading does not, recorded so that
   // `ckpt sign` refuses the file and `ckpt verify` names each (ckpt/sdk_records.hpp).
   UnreadReferences unread(model_);
@@ -332,11 +379,23 @@ void OnnxReader::build_foreign_tree() {
     onnx::FunctionProto f;
     if (!f.ParseFromString(model_.functions[i]))
       fail(CKPT_ERR_FORMAT, "'" + path_ + "': local function " + std::to_string(i) + " is not valid protobuf");
-    for (int n = 0; n < f.node_size(); ++n)
-      unread.node(f.node(n), "functions[" + std::to_string(i) + "] " + quote_text(f.name()) + " node[" + std::to_string(n) + "]",
-                  false, 0);
+    const std::string place = "functions[" + std::to_string(i) + "] " + quote_text(f.name());
+    for (int n = 0; n < f.node_size(); ++n) unread.node(f.node(n), place + " node[" + std::to_string(n) + "]", false, 0);
+    const auto defaults = function_attribute_defaults(model_.functions[i], path_, i);
+    for (size_t k = 0; k < defaults.size(); ++k)
+      unread.attribute(defaults[k], place + " attribute_proto[" + std::to_string(k) + "] " + quote_text(defaults[k].name()), false);
   }
-  if (!unread.found.empty()) t.add_attribute(meta, kExternalReferencesRecord, Value::string_array(std::move(unread.found)));
+  // ONNX Runtime's inference does not run training_info's graphs, but a tool that does reads
+  // their external data as well.
+  for (size_t i = 0; i < model_.training_info.size(); ++i) {
+    onnx::TrainingInfoProto ti;
+    if (!ti.ParseFromString(model_.training_info[i]))
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': training_info " + std::to_string(i) + " is not valid protobuf");
+    const std::string place = "training_info[" + std::to_string(i) + "] ";
+    if (ti.has_initialization()) unread.graph(ti.initialization(), place + "initialization: ", false);
+    if (ti.has_algorithm()) unread.graph(ti.algorithm(), place + "algorithm: ", false);
+  }
+  if (!unread.found.empty()) t.add_attribute(meta, ckpt::sdk::kExternalReferencesRecord, Value::string_array(std::move(unread.found)));
   // The graph as stored; the host's onnx layout rebuilds model/spec from it where it can, and
   // otherwise keeps the group, to be written back, when @writes_back: the group writes the
   // same graph again, field for field, value_info aside (it annotates intermediate types and
@@ -421,6 +480,7 @@ void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) co
   const uint64_t per = numbers_per_element(t.onnx_type), numbers = t.numel * per;
   const size_t width = ckpt::sdk::dtype_size(t.dtype) / per;
   const bool fixed32 = t.typed_field == field::kFloatData, fixed64 = t.typed_field == field::kDoubleData;
+  const bool half = t.dtype == CKPT_DTYPE_F16 || t.dtype == CKPT_DTYPE_BF16;
   uint64_t k = 0;
   auto bad = [&](uint64_t at) {
     fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + t.what + ": malformed element at byte " +
@@ -441,6 +501,12 @@ void OnnxReader::decode_typed(const Initializer& t, std::span<std::byte> dst) co
       ok = in.ReadVarint64(&v);
     }
     if (!ok || k >= numbers) bad(static_cast<uint64_t>(in.CurrentPosition()));
+    // A 16-bit float's bits in an int32: ONNX Runtime refuses a value out of 0..0xFFFF ("data
+    // overflow"); masking it would read a number ONNX Runtime never computes with.
+    if (half && v > 0xFFFF)
+      fail(CKPT_ERR_FORMAT, "'" + path_ + "': " + t.what + ": int32_data element " + std::to_string(k) + " is " +
+                                std::to_string(static_cast<int64_t>(v)) + ", not the bits of a " + onnx_type_name(t.onnx_type) +
+                                " (0 to 65535)");
     // A bool kept as an int32: any non-zero value is true, as numpy_helper and ONNX Runtime read it.
     if (t.dtype == CKPT_DTYPE_BOOL) v = v != 0;
     for (size_t b = 0; b < width; ++b) dst[k * width + b] = static_cast<std::byte>((v >> (8 * b)) & 0xff);

@@ -19,6 +19,7 @@
 
 #include <ckpt/errors.hpp>
 #include <ckpt/sdk_names.hpp>
+#include <ckpt/sdk_records.hpp>
 
 #include <cstring>
 #include <set>
@@ -28,10 +29,6 @@ namespace ckpt::layouts {
 namespace {
 
 namespace og = onnx_graph;
-
-// meta/@external_references: what a consumer of the file reads from other files that the
-// document does not hold (ckpt/sdk_records.hpp, kExternalReferencesRecord).
-constexpr std::string_view kExternalReferences = "external_references";
 
 bool same_group(const Group& a, const Group& b, std::string_view skip_attribute = {}) {
   auto attrs = [&](const Group& g) {
@@ -183,6 +180,13 @@ class OnnxSequential final : public LayoutAdapter {
                 }
       } else {
         onnx->set(kGraphLost, "not kept: " + why);
+        // Lost in any conversion, as what the reader could not represent is: a conversion names
+        // meta/@unread's entries as losses (ckpt/sdk_records.hpp).
+        Group& meta = doc.group("meta");
+        std::vector<std::string> unread;
+        if (const auto* before = attribute_of<std::vector<std::string>>(meta, sdk::kUnreadRecord)) unread = *before;
+        unread.push_back("graph: the model's graph, which the spec cannot express and the document does not keep (" + why + ")");
+        meta.set(sdk::kUnreadRecord, std::move(unread));
       }
     }
     // Node attribute tensors the plugin read from other files are the document's only in a kept
@@ -191,9 +195,9 @@ class OnnxSequential final : public LayoutAdapter {
     if (const auto* external = attribute_of<std::vector<std::string>>(graph, "external_tensors"); external && !kept_graph) {
       Group& meta = doc.group("meta");
       std::vector<std::string> all;
-      if (const auto* before = attribute_of<std::vector<std::string>>(meta, kExternalReferences)) all = *before;
+      if (const auto* before = attribute_of<std::vector<std::string>>(meta, sdk::kExternalReferencesRecord)) all = *before;
       all.insert(all.end(), external->begin(), external->end());
-      meta.set(kExternalReferences, std::move(all));
+      meta.set(sdk::kExternalReferencesRecord, std::move(all));
     }
 
     // Constants in the order of the initializers, as the listing has them.
