@@ -16,6 +16,13 @@
                        is an INT64 Constant, which the layout reads to rebuild model/spec
     if_external.onnx   a Constant in external data beside an If whose then_branch holds another
                        (a graph not kept: ONNX Runtime reads both from const.bin)
+    int4_external.onnx an INT4 initializer (a type ckpt has no dtype for) in external data, w4.bin,
+                       dequantized and added to x: ONNX Runtime reads w4.bin, ckpt does not
+    fn_default.onnx    a local function whose default attribute value (FunctionProto.attribute_proto,
+                       which python3-onnx's proto lacks: appended as field 11 by hand) is a tensor
+                       in external data, fn.bin, taken by a Constant of its body (ref_attr_name)
+    dup_location.onnx  a Constant whose external_data gives "location" twice
+    f16_high.onnx      a FLOAT16 Constant whose int32_data holds a value above 0xFFFF
   and for the runnable models NAME.f32, a little-endian float32 input, and NAME.shape, its dims.
   DIR/../outside.bin is made for the attacks (it must never be read).
 """
@@ -163,5 +170,81 @@ def main(out):
     onnx.save(m, os.path.join(out, "sparse.onnx"))
 
 
+def varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+
+
+def length_field(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def foreign(out):
+    # INT4 (22), which python3-onnx does not know: a UINT8 initializer whose data_type is
+    # patched in the serialized model. 1, 2, 3, 4 as nibbles, low first.
+    with open(os.path.join(out, "w4.bin"), "wb") as f:
+        f.write(bytes([0x21, 0x43]))
+    w = external_constant("w4.bin", 0, 2, [4])
+    w.name = "W"
+    w.data_type = TensorProto.UINT8
+    scale = helper.make_tensor("s", TensorProto.FLOAT, [], [1.0])
+    g = helper.make_graph([helper.make_node("DequantizeLinear", ["W", "s"], ["dq"]), helper.make_node("Add", ["x", "dq"], ["y"])],
+                          "int4", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [w, scale])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    b, wb = m.SerializeToString(), w.SerializeToString()
+    patched = wb.replace(bytes([0x10, TensorProto.UINT8]), bytes([0x10, 22]), 1)
+    assert b.count(wb) == 1 and patched != wb
+    with open(os.path.join(out, "int4_external.onnx"), "wb") as f:
+        f.write(b.replace(wb, patched))
+    input_for(out, "int4_external", [4], 7)
+
+    np.array([1, 2, 3, 4], "<f4").tofile(os.path.join(out, "fn.bin"))
+    use = onnx.AttributeProto()
+    use.name, use.ref_attr_name, use.type = "value", "v", onnx.AttributeProto.TENSOR
+    c = helper.make_node("Constant", [], ["fc"])
+    c.attribute.extend([use])
+    f = helper.make_function("local", "AddD", ["a"], ["b"], [c, helper.make_node("Add", ["a", "fc"], ["b"])],
+                             [helper.make_opsetid("", 17)])
+    default = helper.make_attribute("v", external_constant("fn.bin", 0, 16, [4])).SerializeToString()
+    g = helper.make_graph([helper.make_node("AddD", ["x"], ["y"], domain="local")], "fn",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)])
+    m.ir_version = 9
+    with open(os.path.join(out, "fn_default.onnx"), "wb") as f_out:
+        # ModelProto.functions is field 25; FunctionProto.attribute_proto field 11.
+        f_out.write(m.SerializeToString() + length_field(25, f.SerializeToString() + length_field(11, default)))
+    input_for(out, "fn_default", [1, 4], 8)
+
+    dup = external_constant("const.bin", 100, 16, [4])
+    e = dup.external_data.add()
+    e.key, e.value = "location", "other.bin"
+    with open(os.path.join(out, "other.bin"), "wb") as f_out:
+        f_out.write(bytes(16))
+    m = model_of([helper.make_node("Constant", [], ["c"], name="c", value=dup), helper.make_node("Add", ["x", "c"], ["y"])],
+                 [1, 4], [1, 4])
+    with open(os.path.join(out, "dup_location.onnx"), "wb") as f_out:
+        f_out.write(m.SerializeToString())
+    input_for(out, "dup_location", [1, 4], 9)
+
+    half = TensorProto()
+    half.data_type = TensorProto.FLOAT16
+    half.dims.append(4)
+    half.int32_data.extend([0x3C00 | 0x10000, 0x4000, 0x4200, 0x4400])  # 1, 2, 3, 4 and a stray bit
+    m = model_of([helper.make_node("Constant", [], ["h"], name="c", value=half),
+                  helper.make_node("Cast", ["h"], ["h32"], to=TensorProto.FLOAT),
+                  helper.make_node("Add", ["x", "h32"], ["y"])], [1, 4], [1, 4])
+    with open(os.path.join(out, "f16_high.onnx"), "wb") as f_out:
+        f_out.write(m.SerializeToString())
+    input_for(out, "f16_high", [1, 4], 10)
+
+
 if __name__ == "__main__":
     main(sys.argv[1])
+    foreign(sys.argv[1])

@@ -264,4 +264,112 @@ TEST_F(OnnxAttributeTensors, ExternalDataOfAGraphNotKeptIsRecordedAsExternalRefe
   EXPECT_EQ(ckpt::read_document(file("external.onnx")).find_group("meta")->attribute("external_references"), nullptr);
 }
 
+// `ckpt sign` refuses `model` (copied with `others` into a folder of its own), naming
+// `reference`, which ONNX Runtime reads: it computes another result once `changed` (one of
+// `others`) holds `bytes`.
+void expect_sign_refused(const fs::path& dir, const std::string& model, const std::vector<std::string>& others,
+                         const std::string& changed, const std::string& bytes, const std::string& reference) {
+  const fs::path d = dir / ("signed_" + model);
+  fs::create_directories(d);
+  for (const std::string& f : others) fs::copy_file(dir / "m" / f, d / f);
+  fs::copy_file(dir / "m" / (model + ".onnx"), d / (model + ".onnx"));
+  const std::string ort = (d / (model + ".onnx")).string() + " " + (dir / "m" / (model + ".f32")).string() + " " +
+                          slurp(dir / "m" / (model + ".shape"));
+  const Output before = node_ort(ort);
+  ASSERT_EQ(before.code, 0) << before.out;
+  spit(d / changed, bytes);
+  const Output after = node_ort(ort);
+  ASSERT_EQ(after.code, 0) << after.out;
+  EXPECT_NE(last_json_line(after.out), last_json_line(before.out)) << "ONNX Runtime does not read " << changed;
+
+  const ckpt::Document doc = ckpt::read_document(d / (model + ".onnx"));
+  const ckpt::Value* refs = doc.find_group("meta")->attribute("external_references");
+  ASSERT_NE(refs, nullptr);
+  EXPECT_EQ(std::get<std::vector<std::string>>(*refs), std::vector<std::string>{reference});
+  ASSERT_EQ(ckpt_cli("keygen " + (d / "key").string()).code, 0);
+  const Output signed_ = ckpt_cli("sign " + (d / (model + ".onnx")).string() + " --key " + (d / "key").string());
+  EXPECT_NE(signed_.code, 0) << signed_.out;
+  EXPECT_NE(signed_.out.find("not signing it: it references other files"), std::string::npos) << signed_.out;
+  EXPECT_NE(signed_.out.find(reference), std::string::npos) << signed_.out;
+  EXPECT_FALSE(fs::exists(d / (model + ".onnx.sig")));
+}
+
+// An initializer of a type ckpt has no dtype for (INT4) is not read, but ONNX Runtime reads its
+// external data: the reference is recorded, so the file is not signed as if whole.
+TEST_F(OnnxAttributeTensors, SignRefusesAnInitializerOfATypeCkptDoesNotReadInExternalData) {
+  expect_sign_refused(dir_->path, "int4_external", {"w4.bin"}, "w4.bin", "\x65\x87",
+                      "graph/initializer[0] \"W\" (INT4) -> w4.bin");
+}
+
+// A local function's default attribute value (FunctionProto.attribute_proto), a tensor in
+// external data that a Constant of its body takes by ref_attr_name: recorded likewise.
+TEST_F(OnnxAttributeTensors, SignRefusesAFunctionsDefaultAttributeTensorInExternalData) {
+  std::string nines(16, '\0');
+  for (size_t i = 0; i < 4; ++i) {
+    const float nine = 9.0f;
+    std::memcpy(nines.data() + 4 * i, &nine, 4);
+  }
+  expect_sign_refused(dir_->path, "fn_default", {"fn.bin"}, "fn.bin", nines,
+                      "functions[0] \"AddD\" attribute_proto[0] \"v\" -> fn.bin");
+}
+
+// What ONNX Runtime refuses, ckpt refuses, naming the place: a second "location" in
+// external_data (taking either would read a file ONNX Runtime never reads), and a FLOAT16 held
+// in int32_data above 0xFFFF (masking it would read a number ONNX Runtime never computes with).
+TEST_F(OnnxAttributeTensors, ADuplicateLocationAndAFloat16AboveSixteenBitsAreRefusedAsOnnxRuntimeDoes) {
+  const std::string why = refusal("dup_location.onnx");
+  EXPECT_NE(why.find("'" + file("dup_location.onnx").string() + "'"), std::string::npos) << why;
+  EXPECT_NE(why.find("(graph/node[0] attribute[0] \"value\" t): external_data gives the key \"location\" twice"),
+            std::string::npos) << why;
+  const Output ort_dup = node_ort(file("dup_location.onnx").string() + " " + file("dup_location.f32").string() + " 1 4");
+  EXPECT_NE(ort_dup.code, 0) << ort_dup.out;
+  EXPECT_NE(ort_dup.out.find("duplicate 'location'"), std::string::npos) << ort_dup.out;
+
+  const Output cli = ckpt_cli("convert " + file("f16_high.onnx").string() + " " + file("f16_high.msgpack").string());
+  EXPECT_NE(cli.code, 0) << cli.out;
+  EXPECT_NE(cli.out.find("'" + file("f16_high.onnx").string() + "': node 0 (Constant \"c\") attribute \"value\": "
+                         "int32_data element 0 is 80896, not the bits of a FLOAT16 (0 to 65535)"),
+            std::string::npos) << cli.out;
+  EXPECT_FALSE(fs::exists(file("f16_high.msgpack")));
+  const Output ort_f16 = node_ort(file("f16_high.onnx").string() + " " + file("f16_high.f32").string() + " 1 4");
+  EXPECT_NE(ort_f16.code, 0) << ort_f16.out;
+  EXPECT_NE(ort_f16.out.find("data overflow"), std::string::npos) << ort_f16.out;
+}
+
+// A conversion keeps everything or names what it loses: an initializer ckpt does not read, and a
+// graph neither the spec nor the document keeps, are named as losses (meta/@unread), so the
+// conversion needs --allow-lossy and records them; a graph the document keeps is no loss.
+TEST_F(OnnxAttributeTensors, AnUnreadInitializerAndAGraphNotKeptAreNamedAsLosses) {
+  const Output refused = ckpt_cli("convert " + file("int4_external.onnx").string() + " " + file("int4_back.onnx").string());
+  EXPECT_NE(refused.code, 0) << refused.out;
+  EXPECT_NE(refused.out.find("graph/initializer[0] \"W\": a tensor of INT4 [4], a type ckpt has no dtype for"),
+            std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("graph: the model's graph, which the spec cannot express and the document does not keep "
+                             "(initializer \"W\" is not read"),
+            std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("--allow-lossy"), std::string::npos) << refused.out;
+  EXPECT_FALSE(fs::exists(file("int4_back.onnx")));
+
+  const Output lossy = ckpt_cli("convert " + file("int4_external.onnx").string() + " " + file("int4_back.msgpack").string() +
+                                " --allow-lossy");
+  ASSERT_EQ(lossy.code, 0) << lossy.out;
+  const ckpt::Document back = ckpt::read_document(file("int4_back.msgpack"));
+  const ckpt::Value* losses = back.find_group_path("meta/conversion") ? back.find_group_path("meta/conversion")->attribute("losses") : nullptr;
+  ASSERT_NE(losses, nullptr);
+  const std::string listed = ckpt::value_to_string(*losses);
+  EXPECT_NE(listed.find("INT4"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("the model's graph"), std::string::npos) << listed;
+  EXPECT_EQ(back.find_group("meta")->attribute("unread"), nullptr);
+
+  // A graph lost for a GRAPH attribute (an If), nothing else unread.
+  const Output if_refused = ckpt_cli("convert " + file("if.onnx").string() + " " + file("if_back.onnx").string());
+  EXPECT_NE(if_refused.code, 0) << if_refused.out;
+  EXPECT_NE(if_refused.out.find("graph: the model's graph"), std::string::npos) << if_refused.out;
+
+  // A kept graph: onnx to onnx without --allow-lossy, nothing unread.
+  EXPECT_EQ(ckpt::read_document(file("torch_consts.onnx")).find_group("meta")->attribute("unread"), nullptr);
+  convert("torch_consts.onnx", "torch_consts.back.onnx");
+  EXPECT_EQ(run_ort("torch_consts.back.onnx", "torch_consts"), run_ort("torch_consts.onnx", "torch_consts"));
+}
+
 }  // namespace
