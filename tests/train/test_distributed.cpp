@@ -446,6 +446,49 @@ std::optional<fs::path> staging_in(const fs::path& dir) {
 }
 
 
+
+// `mpirun -np 2 ckpt train cfg` in a process group of its own, bounded by a timeout, its output
+// in `log` and `mark` in every rank's environment (to find the ranks).
+pid_t launch_two_ranks(const fs::path& cfg, const fs::path& log, const std::string& mark) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  ::setpgid(0, 0);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  ::putenv(const_cast<char*>(mark.c_str()));
+#ifdef CKPT_TEST_ASAN
+  ::setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1:verify_asan_link_order=0", 1);
+#endif
+  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ::dup2(out, 1);
+  ::dup2(out, 2);
+  std::vector<const char*> argv = {"/usr/bin/timeout", "-s", "KILL", "300", CKPT_MPIEXEC};
+  for (const char* a : kMpiArgs) argv.push_back(a);
+  for (const char* a : {"-np", "2", CKPT_CLI, "train"}) argv.push_back(a);
+  argv.push_back(cfg.c_str());
+  argv.push_back(nullptr);
+  ::execv(argv[0], const_cast<char* const*>(argv.data()));
+  ::_exit(127);
+}
+
+// Whatever a test does, no process of the job outlives it.
+struct Reaper {
+  pid_t pid;
+  ~Reaper() {
+    if (pid > 0 && ::kill(-pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+  }
+};
+
+// Waits up to 30 s for the job to end after a kill; false if it still runs.
+bool ends_soon(pid_t pid, int& status) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30)) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST(DistributedSharded, RankZeroKilledMidSaveResumesAtTheSameAndAnotherWorldSize) {
@@ -461,33 +504,9 @@ TEST(DistributedSharded, RankZeroKilledMidSaveResumesAtTheSameAndAnotherWorldSiz
   const fs::path cfg = write_config(tmp.path, "killed.json", text(dir));
   const fs::path log = tmp / "killed.log";
   const std::string mark = "CKPT_TEST_DDP_RUN=" + tmp.path.string();
-  pid_t pid = ::fork();
+  const pid_t pid = launch_two_ranks(cfg, log, mark);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    ::putenv(const_cast<char*>(mark.c_str()));
-#ifdef CKPT_TEST_ASAN
-    ::setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1:verify_asan_link_order=0", 1);
-#endif
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    std::vector<const char*> argv = {"/usr/bin/timeout", "-s", "KILL", "300", CKPT_MPIEXEC};
-    for (const char* a : kMpiArgs) argv.push_back(a);
-    for (const char* a : {"-np", "2", CKPT_CLI, "train"}) argv.push_back(a);
-    argv.push_back(cfg.c_str());
-    argv.push_back(nullptr);
-    ::execv(argv[0], const_cast<char* const*>(argv.data()));
-    ::_exit(127);
-  }
-  struct Reaper {
-    pid_t pid;
-    ~Reaper() {
-      if (pid > 0 && ::kill(-pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
-    }
-  } reaper{pid};
+  Reaper reaper{pid};
 
   // Once step 20's checkpoint is complete, rank 0 is stopped the moment a later save's staging folder
   // appears; if that save committed in the meantime it goes on, else it is killed mid-save.
@@ -562,5 +581,63 @@ TEST(DistributedSharded, RankZeroKilledMidSaveResumesAtTheSameAndAnotherWorldSiz
   check_shards(resumed3, 3);
   Compared c = compare(resumed3, ref);
   std::printf("killed at 2 ranks, resumed at 3, against 2 throughout: worst relative difference %.3g\n", c.worst);
+  EXPECT_LE(c.worst, 1e-5);
+}
+
+TEST(DistributedSharded, RankOneKilledAfterASaveResumesAtTheSameWorldSizeAndAtOne) {
+  TempDir tmp("ddp");
+  // A checkpoint every 5 steps of 30; rank 1 is killed once step 20's folder is complete.
+  auto text = [&](const fs::path& dir) { return sharded_config(dir, 600, 20, 1, R"(, "every_n_steps": 5)"); };
+  fs::path ref = run_training(2, write_config(tmp.path, "ref.json", text(tmp / "ref")));
+
+  const fs::path dir = tmp / "killed";
+  fs::create_directories(dir);
+  const fs::path cfg = write_config(tmp.path, "killed.json", text(dir));
+  const fs::path log = tmp / "killed.log";
+  const std::string mark = "CKPT_TEST_DDP_RUN=" + tmp.path.string();
+  const pid_t pid = launch_two_ranks(cfg, log, mark);
+  ASSERT_GE(pid, 0);
+  Reaper reaper{pid};
+  int status = 0;
+  bool exited = false;
+  while (!fs::exists(dir / "step-000000020" / "ckpt.sharded.json") && !(exited = ::waitpid(pid, &status, WNOHANG) == pid))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_FALSE(exited) << "the run ended before step 20's checkpoint:\n" << slurp(log);
+  std::vector<pid_t> rank1 = marked(mark, "OMPI_COMM_WORLD_RANK=1");
+  ASSERT_EQ(rank1.size(), 1u);
+  ASSERT_EQ(::kill(rank1[0], SIGKILL), 0);
+  ASSERT_TRUE(ends_soon(pid, status)) << "mpirun still runs 30 s after rank 1 was killed";
+  reaper.pid = 0;
+  EXPECT_TRUE(!WIFEXITED(status) || WEXITSTATUS(status) != 0);
+  EXPECT_EQ(slurp(log).find("final checkpoint:"), std::string::npos) << slurp(log);
+  for (int i = 0; i < 100 && !marked(mark).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(marked(mark).empty()) << "a rank outlived mpirun";
+
+  std::string newest;
+  for (const auto& name : names_in(dir))
+    if (name.rfind("step-", 0) == 0) {
+      check_shards(dir / name, 2);
+      newest = name;
+    }
+  ASSERT_GE(newest, std::string("step-000000020"));
+  // A staging folder, if the kill caught a later save, is the gc's.
+  std::string gc_out;
+  EXPECT_EQ(ckpt_test::run(std::string(CKPT_CLI) + " gc " + dir.string(), gc_out), 0) << gc_out;
+  EXPECT_FALSE(staging_in(dir)) << gc_out;
+
+  const fs::path dir1 = tmp / "killed1";
+  fs::copy(dir, dir1, fs::copy_options::recursive);
+  std::string out;
+  fs::path resumed = run_training(2, cfg, &out);
+  EXPECT_NE(out.find("ckpt train: resumed from " + (dir / newest).string() + " "), std::string::npos) << out;
+  EXPECT_TRUE(compare(resumed, ref).bit_equal);
+
+  // One process without mpirun: a world of one reads the 2-shard folder, writes 1-shard ones.
+  fs::path resumed1 = run_training(0, write_config(tmp.path, "killed1.json", text(dir1)), &out);
+  EXPECT_NE(out.find("ckpt train: resumed from " + (dir1 / newest).string() + " "), std::string::npos) << out;
+  EXPECT_NE(out.find("the checkpoint was made by 2 rank(s), this run has 1"), std::string::npos) << out;
+  check_shards(resumed1, 1);
+  Compared c = compare(resumed1, ref);
+  std::printf("killed at 2 ranks, resumed at 1, against 2 throughout: worst relative difference %.3g\n", c.worst);
   EXPECT_LE(c.worst, 1e-5);
 }
