@@ -120,15 +120,6 @@ uint64_t ZipWriter::add_entry(const std::string& name, uint16_t method, std::spa
                               uint64_t size, uint32_t crc) {
   if (fd_ < 0) fail(CKPT_ERR_INTERNAL, "zip entry '" + name + "' added after close");
   if (name.size() >= k16) fail(CKPT_ERR_UNSUPPORTED, "a zip entry name of " + std::to_string(name.size()) + " bytes");
-  // A name an unzip tool would place outside the folder it extracts into (an absolute path, a
-  // '..' component, a backslash it may take for a separator): a document's names are free text,
-  // the archive's must not be.
-  const bool unsafe = name.empty() || name[0] == '/' || name.find('\\') != std::string::npos ||
-                      name.find('\0') != std::string::npos || name == ".." || name.starts_with("../") ||
-                      name.ends_with("/..") || name.find("/../") != std::string::npos;
-  if (unsafe)
-    fail(CKPT_ERR_UNSUPPORTED, "zip entry '" + name.substr(0, 200) + "': an unzip tool would place it outside the folder "
-                               "it extracts into (an absolute path, a '..' component or a backslash); rename the tensor or group");
   uint64_t csize = 0;
   for (const auto& p : parts) csize += p.size();
   const bool zip64 = always_zip64_ || size >= k32 || csize >= k32;
