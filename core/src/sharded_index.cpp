@@ -31,24 +31,6 @@ using nlohmann::json;
 
 [[noreturn]] void bad(const std::string& where, const std::string& what) { throw FormatError(where + ": " + what); }
 
-const json& field(const json& j, const char* key, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end()) bad(where, std::string("no \"") + key + "\"");
-  return *it;
-}
-
-std::string text_field(const json& j, const char* key, const std::string& where) {
-  const json& v = field(j, key, where);
-  if (!v.is_string()) bad(where, std::string("\"") + key + "\" is not a string");
-  return v.get<std::string>();
-}
-
-uint64_t count_field(const json& j, const char* key, const std::string& where) {
-  const json& v = field(j, key, where);
-  if (!v.is_number_unsigned()) bad(where, std::string("\"") + key + "\" is not a non-negative integer");
-  return v.get<uint64_t>();
-}
-
 // A plain file name: an index never makes ckpt read outside its folder.
 bool plain_file_name(const std::string& f) {
   return !f.empty() && f != "." && f != ".." && f.find('/') == std::string::npos && f.find('\\') == std::string::npos &&
@@ -74,11 +56,37 @@ std::string box_text(const Box& b) {
 
 }  // namespace
 
+json parse_json(const std::string& text, const std::string& source, int max_nesting, const char* nested_what) {
+  if (auto nul = sdk::json_nul_problem(text); !nul.empty()) bad(source, "not JSON: " + nul);
+  if (sdk::json_nesting(text) > max_nesting) bad(source, std::string("nested deeper than ") + nested_what);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) bad(source, "not a JSON object");
+  return j;
+}
+
+const json& json_member(const json& j, const char* key, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end()) bad(where, std::string("no \"") + key + "\"");
+  return *it;
+}
+
+std::string json_string(const json& j, const char* key, const std::string& where) {
+  const json& v = json_member(j, key, where);
+  if (!v.is_string()) bad(where, std::string("\"") + key + "\" is not a string");
+  return v.get<std::string>();
+}
+
+uint64_t json_count(const json& j, const char* key, const std::string& where) {
+  const json& v = json_member(j, key, where);
+  if (!v.is_number_unsigned()) bad(where, std::string("\"") + key + "\" is not a non-negative integer");
+  return v.get<uint64_t>();
+}
+
 json box_json(const Box& box) { return json{{"offsets", box.offsets}, {"sizes", box.sizes}}; }
 
 Box parse_box(const json& j, const std::string& where) {
   if (!j.is_object()) bad(where, "a chunk is not an object");
-  Box b{dims(field(j, "offsets", where), where, "offsets"), dims(field(j, "sizes", where), where, "sizes")};
+  Box b{dims(json_member(j, "offsets", where), where, "offsets"), dims(json_member(j, "sizes", where), where, "sizes")};
   if (b.offsets.size() != b.sizes.size()) bad(where, "offsets and sizes differ in length");
   return b;
 }
@@ -183,50 +191,47 @@ std::string index_text(const Index& index) {
 }
 
 Index parse_index(const std::string& text, const std::string& source) {
-  if (auto nul = sdk::json_nul_problem(text); !nul.empty()) bad(source, "not JSON: " + nul);
   // The document's skeleton nests three JSON levels per group, at most 512 groups deep.
-  if (sdk::json_nesting(text) > 3 * 512 + 16) bad(source, "nested deeper than an index is");
-  const json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) bad(source, "not a JSON object");
-  if (text_field(j, "format", source) != kIndexFormat) bad(source, "\"format\" is not \"" + std::string(kIndexFormat) + "\"");
-  if (const json& v = field(j, "version", source); !v.is_number_integer() || v.get<int64_t>() != kIndexVersion)
+  const json j = parse_json(text, source, 3 * 512 + 16, "an index is");
+  if (json_string(j, "format", source) != kIndexFormat) bad(source, "\"format\" is not \"" + std::string(kIndexFormat) + "\"");
+  if (const json& v = json_member(j, "version", source); !v.is_number_integer() || v.get<int64_t>() != kIndexVersion)
     throw UnsupportedError(source + ": index version " + v.dump().substr(0, 32) + " (this ckpt reads version " +
                            std::to_string(kIndexVersion) + ")");
   Index index;
-  index.shard_format = text_field(j, "shard_format", source);
-  index.world = count_field(j, "world", source);
-  const json& shards = field(j, "shards", source);
+  index.shard_format = json_string(j, "shard_format", source);
+  index.world = json_count(j, "world", source);
+  const json& shards = json_member(j, "shards", source);
   if (!shards.is_array() || shards.empty()) bad(source, "\"shards\" is not a non-empty list");
   if (shards.size() > kMaxChunks) bad(source, std::to_string(shards.size()) + " shards (at most " + std::to_string(kMaxChunks) + ")");
   std::set<std::string> files;
   for (size_t k = 0; k < shards.size(); ++k) {
     const std::string where = source + ": shards[" + std::to_string(k) + "]";
-    std::string file = text_field(shards[k], "file", where);
+    std::string file = json_string(shards[k], "file", where);
     if (!plain_file_name(file)) bad(where, "'" + file.substr(0, 200) + "' is not a file name inside the checkpoint's folder");
     if (!files.insert(file).second) bad(where, "'" + file + "' is named twice");
-    index.shards.emplace_back(std::move(file), count_field(shards[k], "bytes", where));
+    index.shards.emplace_back(std::move(file), json_count(shards[k], "bytes", where));
   }
   std::vector<SkeletonTensor> listed;
-  index.document = parse_skeleton_text(field(j, "document", source).dump(), kIndexFormat, kIndexVersion, listed,
+  index.document = parse_skeleton_text(json_member(j, "document", source).dump(), kIndexFormat, kIndexVersion, listed,
                                        source + ": document");
   std::map<std::string, const SkeletonTensor*> by_path;
   for (const SkeletonTensor& t : listed) by_path.emplace(t.path, &t);
   size_t all_chunks = 0;
-  const json& tensors = field(j, "tensors", source);
+  const json& tensors = json_member(j, "tensors", source);
   if (!tensors.is_array()) bad(source, "\"tensors\" is not a list");
   for (size_t i = 0; i < tensors.size(); ++i) {
     const json& tj = tensors[i];
     std::string where = source + ": tensors[" + std::to_string(i) + "]";
     IndexTensor t;
-    t.path = text_field(tj, "path", where);
+    t.path = json_string(tj, "path", where);
     where += " ('" + t.path.substr(0, 200) + "')";
     try {
-      t.dtype = dtype_from_name(text_field(tj, "dtype", where));
+      t.dtype = dtype_from_name(json_string(tj, "dtype", where));
     } catch (const Error& e) {
       bad(where, e.what());
     }
-    t.shape = dims(field(tj, "shape", where), where, "shape");
-    const json& chunks = field(tj, "chunks", where);
+    t.shape = dims(json_member(tj, "shape", where), where, "shape");
+    const json& chunks = json_member(tj, "chunks", where);
     if (!chunks.is_array()) bad(where, "\"chunks\" is not a list");
     std::vector<const Box*> boxes;
     t.chunks.reserve(chunks.size());
@@ -234,10 +239,10 @@ Index parse_index(const std::string& text, const std::string& source) {
       const std::string cw = where + ": chunks[" + std::to_string(c) + "]";
       IndexChunk ch;
       ch.box = parse_box(chunks[c], cw);
-      ch.shard = count_field(chunks[c], "shard", cw);
+      ch.shard = json_count(chunks[c], "shard", cw);
       if (ch.shard >= index.shards.size()) bad(cw, "shard " + std::to_string(ch.shard) + " is not one of the " + std::to_string(index.shards.size()));
-      ch.name = text_field(chunks[c], "name", cw);
-      ch.xxh3 = text_field(chunks[c], "xxh3", cw);
+      ch.name = json_string(chunks[c], "name", cw);
+      ch.xxh3 = json_string(chunks[c], "xxh3", cw);
       t.chunks.push_back(std::move(ch));
     }
     if ((all_chunks += t.chunks.size()) > kMaxIndexChunks)

@@ -61,6 +61,13 @@ void check_cover(const Shape& shape, DType dtype, const std::vector<const Box*>&
 // a chunk's tensor path inside its shard file.
 std::string chunk_name(const std::string& path, const Box& box, const Shape& shape);
 
+// The JSON of an index or of a text ranks send each other, and its members: FormatError naming
+// `where` for anything else than what is asked for (nlohmann's DOM is the JSON library here).
+nlohmann::json parse_json(const std::string& text, const std::string& source, int max_nesting, const char* nested_what);
+const nlohmann::json& json_member(const nlohmann::json& j, const char* key, const std::string& where);
+std::string json_string(const nlohmann::json& j, const char* key, const std::string& where);
+uint64_t json_count(const nlohmann::json& j, const char* key, const std::string& where);
+
 // Box <-> JSON, for the index and the texts ranks send each other.
 nlohmann::json box_json(const Box& box);
 Box parse_box(const nlohmann::json& j, const std::string& where);

@@ -21,29 +21,7 @@ namespace {
 [[noreturn]] void bad(const std::string& where, const std::string& what) { throw FormatError(where + ": " + what); }
 
 json parse_text(const std::string& text, const std::string& source) {
-  if (auto nul = sdk::json_nul_problem(text); !nul.empty()) bad(source, "not JSON: " + nul);
-  if (sdk::json_nesting(text) > 8) bad(source, "nested deeper than ckpt writes");
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) bad(source, "not a JSON object");
-  return j;
-}
-
-const json& member(const json& j, const char* key, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end()) bad(where, std::string("no \"") + key + "\"");
-  return *it;
-}
-
-std::string string_member(const json& j, const char* key, const std::string& where) {
-  const json& v = member(j, key, where);
-  if (!v.is_string()) bad(where, std::string("\"") + key + "\" is not a string");
-  return v.get<std::string>();
-}
-
-uint64_t count_member(const json& j, const char* key, const std::string& where) {
-  const json& v = member(j, key, where);
-  if (!v.is_number_unsigned()) bad(where, std::string("\"") + key + "\" is not a non-negative integer");
-  return v.get<uint64_t>();
+  return detail::parse_json(text, source, 8, "ckpt writes");
 }
 
 }  // namespace
@@ -63,26 +41,26 @@ std::string items_text(const std::vector<Item>& items) {
 
 std::vector<Item> parse_items(const std::string& text, const std::string& source) {
   const json j = parse_text(text, source);
-  const json& list = member(j, "items", source);
+  const json& list = detail::json_member(j, "items", source);
   if (!list.is_array()) bad(source, "\"items\" is not a list");
   std::vector<Item> out;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string where = source + ": items[" + std::to_string(i) + "]";
     Item it;
-    it.path = string_member(list[i], "path", where);
+    it.path = detail::json_string(list[i], "path", where);
     try {
-      it.dtype = dtype_from_name(string_member(list[i], "dtype", where));
+      it.dtype = dtype_from_name(detail::json_string(list[i], "dtype", where));
     } catch (const Error& e) {
       bad(where, e.what());
     }
-    const json& shape = member(list[i], "shape", where);
+    const json& shape = detail::json_member(list[i], "shape", where);
     if (!shape.is_array()) bad(where, "\"shape\" is not a list");
     for (const json& d : shape) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) bad(where, "\"shape\" holds a value that is not a dimension");
       it.shape.push_back(d.get<int64_t>());
     }
     it.box = parse_box(list[i], where);
-    const json& rep = member(list[i], "replicated", where);
+    const json& rep = detail::json_member(list[i], "replicated", where);
     if (!rep.is_boolean()) bad(where, "\"replicated\" is not true or false");
     it.replicated = rep.get<bool>();
     out.push_back(std::move(it));
@@ -170,18 +148,18 @@ std::string record_text(const ShardRecord& record) {
 ShardRecord parse_record(const std::string& text, const std::string& source) {
   const json j = parse_text(text, source);
   ShardRecord r;
-  r.rank = count_member(j, "rank", source);
-  r.file = string_member(j, "file", source);
-  r.bytes = count_member(j, "bytes", source);
-  const json& chunks = member(j, "chunks", source);
+  r.rank = detail::json_count(j, "rank", source);
+  r.file = detail::json_string(j, "file", source);
+  r.bytes = detail::json_count(j, "bytes", source);
+  const json& chunks = detail::json_member(j, "chunks", source);
   if (!chunks.is_array()) bad(source, "\"chunks\" is not a list");
   for (size_t i = 0; i < chunks.size(); ++i) {
     const std::string where = source + ": chunks[" + std::to_string(i) + "]";
     ShardRecord::Chunk c;
-    c.path = string_member(chunks[i], "path", where);
+    c.path = detail::json_string(chunks[i], "path", where);
     c.box = parse_box(chunks[i], where);
-    c.name = string_member(chunks[i], "name", where);
-    c.xxh3 = string_member(chunks[i], "xxh3", where);
+    c.name = detail::json_string(chunks[i], "name", where);
+    c.xxh3 = detail::json_string(chunks[i], "xxh3", where);
     r.chunks.push_back(std::move(c));
   }
   return r;
