@@ -83,3 +83,23 @@ TEST(BenchmarksCompare, MeasuresWritesTheTablesAndTheChartAndRedrawsThemFromItsJ
   expect_report(again);
   EXPECT_EQ(slurp(again / "latest.md"), slurp(out / "latest.md"));
 }
+
+// The --ranks section end to end at 1 MiB: real ranks under mpirun save a sharded checkpoint, load
+// it at other world sizes and train one short epoch, and every ratio lands in ranks.md and
+// ranks.json.
+TEST(BenchmarksCompare, RanksMeasuresShardedSaveLoadAndTrainingUnderMpirun) {
+  Scratch tmp;
+  const std::string compare = std::string(CKPT_SOURCE_DIR) + "/benchmarks/compare";
+  const fs::path out = tmp.path / "results";
+  const Ran r = run(compare + " --build " + CKPT_BUILD_DIR + " --ranks --ranks-size 1M --rounds 1 --ranks-samples 640"
+                    " --dir " + (tmp.path / "scratch").string() + " --out " + out.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string md = slurp(out / "ranks.md");
+  for (const char* row : {"| save 1 rank |", "| save 2 ranks |", "| load at 1 rank |", "| load at 3 ranks |",
+                          "| train 2 ranks x 1 thread |"})
+    EXPECT_NE(md.find(row), std::string::npos) << row << "\n" << md;
+  const nlohmann::json j = nlohmann::json::parse(slurp(out / "ranks.json"));
+  ASSERT_EQ(j["rounds"].size(), 1u);
+  for (const auto& [key, ratio] : j["rounds"][0].items()) EXPECT_GT(ratio.get<double>(), 0.0) << key;
+  EXPECT_FALSE(fs::exists(tmp.path / "scratch" / "ranks")) << "the scratch checkpoints are removed";
+}
