@@ -33,14 +33,17 @@ namespace {
 // Tests run as root in CI: Open MPI refuses that unless both variables are set, here only in
 // the child's environment. vader's single-copy (CMA) needs ptrace rights containers often
 // lack; the test needs none of its speed.
-const std::string kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+// Open MPI's components leak at MPI_Finalize from modules it has already unloaded, frames no
+// suppression can name: leak checking is off in every process that may start MPI (the ranks,
+// and a process without mpirun whose config asks for MPI, a world of one), ASan's other checks
+// stay on.
+const std::string kSanitizerEnv =
 #ifdef CKPT_TEST_ASAN
-                            // Open MPI's components leak at MPI_Finalize from modules it has
-                            // already unloaded, frames no suppression can name: leak checking is
-                            // off in the ranks only, ASan's other checks stay on.
-                            "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 "
+    "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 ";
+#else
+    "";
 #endif
-    ;
+const std::string kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + kSanitizerEnv;
 const char* const kMpiArgs[] = {"--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
                                 "--mca", "btl_vader_single_copy_mechanism", "none"};
 
@@ -77,7 +80,8 @@ fs::path final_checkpoint(const std::string& out) {
 fs::path run_training(int ranks, const fs::path& cfg, std::string* log = nullptr) {
   std::string out;
   // A hung job is killed rather than left to ctest's timeout.
-  int rc = ckpt_test::run(ranks ? mpirun_command(ranks, cfg, "timeout -s KILL 300 ") : std::string(CKPT_CLI) + " train " + cfg.string(), out);
+  int rc = ckpt_test::run(ranks ? mpirun_command(ranks, cfg, "timeout -s KILL 300 ")
+                                : kSanitizerEnv + CKPT_CLI + " train " + cfg.string(), out);
   if (log) *log = out;
   EXPECT_EQ(rc, 0) << out;
   fs::path p = final_checkpoint(out);
