@@ -465,17 +465,20 @@ void FormatReader::rethrow_part_error() const {
   });
 }
 
+void FormatReader::check_chunk(const ChunkRef& c, std::span<const std::byte> bytes, const std::string& path) {
+  if (c.xxh3.empty() || chunk_checked_[&c]) return;
+  if (const std::string h = hash_hex(hash_bytes(bytes)); h != c.xxh3)
+    throw IntegrityError("'" + path_.string() + "' at " + path + ": chunk '" + c.name + "' has hash " + h +
+                         ", the index records " + c.xxh3 + " (the shard was changed after it was written)");
+  chunk_checked_[&c] = true;
+}
+
 Tensor FormatReader::chunk_bytes(const ChunkRef& c, const std::string& path) {
   try {
     const auto reader = part(c.part);
     std::optional<Tensor> bytes = reader->map(c.name);
     if (!bytes) bytes = reader->read(c.name);
-    if (!c.xxh3.empty() && !chunk_checked_[&c]) {
-      if (const std::string h = hash_hex(hash_bytes(bytes->bytes())); h != c.xxh3)
-        throw IntegrityError("'" + path_.string() + "' at " + path + ": chunk '" + c.name + "' has hash " + h +
-                             ", the index records " + c.xxh3 + " (the shard was changed after it was written)");
-      chunk_checked_[&c] = true;
-    }
+    check_chunk(c, bytes->bytes(), path);
     return *bytes;
   } catch (...) {
     rethrow_part_error();
@@ -484,13 +487,27 @@ Tensor FormatReader::chunk_bytes(const ChunkRef& c, const std::string& path) {
 
 void FormatReader::read_chunked(uint64_t id, const Tensor& listed, const std::string& path, std::span<std::byte> dst) {
   const auto& chunks = chunks_.at(id);
+  if (chunks.size() == 1 && chunks[0].sizes == listed.shape()) {
+    // One whole chunk: read straight into dst (a part that does not map is not read into a
+    // tensor of its own first), then checked there.
+    const ChunkRef& c = chunks[0];
+    try {
+      const auto reader = part(c.part);
+      if (const std::optional<Tensor> mapped = reader->map(c.name)) {
+        check_chunk(c, mapped->bytes(), path);
+        std::memcpy(dst.data(), mapped->bytes().data(), dst.size());
+      } else {
+        reader->read_into(c.name, dst);
+        check_chunk(c, dst, path);
+      }
+    } catch (...) {
+      rethrow_part_error();
+    }
+    return;
+  }
   const size_t item = itemsize(listed.dtype());
   for (const ChunkRef& c : chunks) {
     const Tensor bytes = chunk_bytes(c, path);
-    if (chunks.size() == 1 && c.sizes == listed.shape()) {
-      std::memcpy(dst.data(), bytes.bytes().data(), dst.size());
-      return;
-    }
     const std::vector<int64_t> origin(c.sizes.size(), 0);
     detail::copy_between(bytes.bytes(), Shape(c.sizes.begin(), c.sizes.end()), origin, dst, listed.shape(), c.offsets,
                          c.sizes, item);

@@ -148,6 +148,8 @@ class FormatReader : public std::enable_shared_from_this<FormatReader> {
   void read_chunked(uint64_t id, const Tensor& listed, const std::string& path, std::span<std::byte> dst);
   // A chunk's bytes (mapped, else read whole), checked against its hash the first time.
   Tensor chunk_bytes(const ChunkRef& c, const std::string& path);
+  // IntegrityError unless `bytes` (the chunk, whole) has its recorded hash; each chunk once.
+  void check_chunk(const ChunkRef& c, std::span<const std::byte> bytes, const std::string& path);
   [[noreturn]] void rethrow_part_error() const;
   bool chunked_ = false;
   std::vector<std::vector<ChunkRef>> chunks_;
