@@ -645,3 +645,155 @@ TEST(DistributedSharded, RankOneKilledAfterASaveResumesAtTheSameWorldSizeAndAtOn
   std::printf("killed at 2 ranks, resumed at 1, against 2 throughout: worst relative difference %.3g\n", c.worst);
   EXPECT_LE(c.worst, 1e-5);
 }
+
+// ZeRO stage 1 (docs/scaling.md): "distributed": {"zero": 1} keeps each rank's rows of the
+// optimizer state only; parameters are all-gathered after each rank's update.
+
+namespace {
+
+// `extra` for config_text: the distributed section with zero, after the checkpoint's keys.
+std::string zero_extra(const std::string& checkpoint_keys = "") {
+  return checkpoint_keys + R"(}, "distributed": {"engine": "mpi", "zero": 1)";
+}
+
+// Adam (two state buffers) on an MLP whose first layer has 2 rows: at 3 ranks one rank has
+// none of fc1's rows.
+std::string adam_narrow(std::string text) {
+  const std::string sgd = R"({"type": "sgd", "lr": 0.05, "momentum": 0.9})", hidden = R"("hidden": [32])";
+  text.replace(text.find(sgd), sgd.size(), R"({"type": "adam", "lr": 0.01})");
+  text.replace(text.find(hidden), hidden.size(), R"("hidden": [2])");
+  return text;
+}
+
+std::pair<int64_t, int64_t> rows_of(int64_t rows, int64_t rank, int64_t world) {
+  const int64_t base = rows / world, extra = rows % world;
+  const int64_t lo = rank * base + std::min(rank, extra);
+  return {lo, lo + base + (rank < extra ? 1 : 0)};
+}
+
+}  // namespace
+
+TEST(DistributedConfig, ZeroIsValidated) {
+  auto parse = [](const std::string& zero) {
+    return train::TrainConfig::parse(config_text("/tmp/unused", 100, 10, 1, R"(}, "distributed": {"engine": "mpi", "zero": )" + zero),
+                                     "z.json", {}, Registry::global());
+  };
+  EXPECT_EQ(parse("0").zero, 0);
+  EXPECT_EQ(parse("1").zero, 1);
+  EXPECT_EQ(train::TrainConfig::parse(config_text("/tmp/unused", 100, 10, 1), "z.json", {}, Registry::global()).zero, 0);
+  for (const char* bad : {"2", "-1", "\"1\"", "true", "1.0"}) {
+    try {
+      parse(bad);
+      ADD_FAILURE() << "zero " << bad << " was accepted";
+    } catch (const UsageError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                std::string("z.json: distributed.zero: expected 0 (replicated optimizer state) or 1 (sharded across ranks, "
+                            "ZeRO stage 1), got ") + bad);
+    }
+  }
+}
+
+TEST(DistributedZero, TwoAndThreeRanksAreBitIdenticalToReplicatedOptimizerState) {
+  TempDir tmp("zero");
+  struct Case {
+    int ranks;
+    bool adam;
+  };
+  for (Case k : {Case{2, false}, Case{3, false}, Case{3, true}}) {
+    const std::string tag = "n" + std::to_string(k.ranks) + (k.adam ? "-adam" : "-sgd");
+    SCOPED_TRACE(tag);
+    auto text = [&](const std::string& name, const std::string& extra) {
+      std::string t = config_text(tmp / name, 290, 32, 1, extra);
+      return write_config(tmp.path, name + ".json", k.adam ? adam_narrow(t) : t);
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    fs::path replicated = run_training(k.ranks, text(tag + "-replicated", ""));
+    const auto t1 = std::chrono::steady_clock::now();
+    // Single-file saves: rank 0 gathers the state (MPI_Gatherv) and writes it whole.
+    fs::path zero = run_training(k.ranks, text(tag + "-zero", zero_extra()));
+    const auto t2 = std::chrono::steady_clock::now();
+    Compared c = compare(zero, replicated);
+    std::printf("%s: zero against replicated: %zu tensors, bit-identical %s (replicated %.2f s, zero %.2f s)\n", tag.c_str(),
+                c.tensors, c.bit_equal ? "yes" : "no", std::chrono::duration<double>(t1 - t0).count(),
+                std::chrono::duration<double>(t2 - t1).count());
+    EXPECT_TRUE(c.bit_equal) << "worst relative difference " << c.worst;
+    EXPECT_EQ(c.tensors, k.adam ? 12u : 8u);  // 4 parameters, each with its 1 or 2 state buffers
+  }
+}
+
+TEST(DistributedZero, ShardedSavesHoldEachRanksRowsAndResumeAtAnyWorldSizeWithOrWithout) {
+  TempDir tmp("zero");
+  const std::string sharded = R"(, "sharded": true)";
+  // The reference: two epochs at 2 ranks with ZeRO-1, sharded saves.
+  fs::path ref = run_training(2, write_config(tmp.path, "ref.json", config_text(tmp / "ref", 290, 32, 2, zero_extra(sharded))));
+  // The first epoch with and without ZeRO-1: the same document on disk, bit for bit.
+  fs::path first = run_training(2, write_config(tmp.path, "run.json", config_text(tmp / "run", 290, 32, 1, zero_extra(sharded))));
+  fs::path plain = run_training(2, write_config(tmp.path, "plain.json", config_text(tmp / "plain", 290, 32, 1, sharded)));
+  ASSERT_EQ(first, tmp / "run" / "step-000000010");
+  check_shards(first, 2);
+  LoadOptions verify;
+  verify.verify = true;  // the whole tensors' hashes, the state's chained along the ranks
+  Document zero_doc = read_document(first, verify), plain_doc = read_document(plain, verify);
+  size_t state_tensors = 0;
+  zero_doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    const Tensor* o = plain_doc.find_tensor_path(path);
+    ASSERT_NE(o, nullptr) << path;
+    EXPECT_TRUE(t.bit_equal(*o)) << path;
+    state_tensors += path.rfind("optimizer/state/", 0) == 0;
+  });
+  EXPECT_EQ(state_tensors, 4u);
+  std::string out;
+  EXPECT_EQ(ckpt_test::run(std::string(CKPT_CLI) + " verify " + first.string(), out), 0) << out;
+
+  // Each shard holds its own rows of every state tensor and nothing of another rank's.
+  nlohmann::json index = nlohmann::json::parse(slurp(first / "ckpt.sharded.json"));
+  size_t checked = 0;
+  for (const auto& t : index["tensors"]) {
+    const std::string path = t["path"];
+    if (path.rfind("optimizer/state/", 0) != 0) continue;
+    const auto shape = t["shape"].get<std::vector<int64_t>>();
+    ASSERT_EQ(t["chunks"].size(), 2u) << path;
+    for (const auto& c : t["chunks"]) {
+      const size_t shard = c["shard"];
+      const auto [lo, hi] = rows_of(shape[0], static_cast<int64_t>(shard), 2);
+      std::vector<int64_t> sizes = shape;
+      sizes[0] = hi - lo;
+      EXPECT_EQ(c["offsets"][0].get<int64_t>(), lo) << path << " shard " << shard;
+      EXPECT_EQ(c["sizes"].get<std::vector<int64_t>>(), sizes) << path << " shard " << shard;
+      // The shard file itself: the chunk holds exactly those rows of the whole tensor.
+      const Document sd = read_document(first / index["shards"][shard]["file"].get<std::string>());
+      const Tensor* held = sd.find_tensor_path(c["name"].get<std::string>());
+      ASSERT_NE(held, nullptr) << path << " shard " << shard;
+      EXPECT_EQ(held->shape(), Shape(sizes.begin(), sizes.end())) << path;
+      const Tensor* whole = plain_doc.find_tensor_path(path);
+      const size_t per_row = static_cast<size_t>(whole->numel() / static_cast<uint64_t>(shape[0]));
+      auto want = whole->data<float>().subspan(static_cast<size_t>(lo) * per_row, static_cast<size_t>(hi - lo) * per_row);
+      auto got = held->data<float>();
+      EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin(), want.end())) << path << " shard " << shard;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 8u);
+
+  // The second epoch: at 3 ranks with ZeRO-1, and in one process without it.
+  fs::copy(tmp / "run", tmp / "run3", fs::copy_options::recursive);
+  fs::copy(tmp / "run", tmp / "run1", fs::copy_options::recursive);
+  fs::path resumed3 =
+      run_training(3, write_config(tmp.path, "run3.json", config_text(tmp / "run3", 290, 32, 2, zero_extra(sharded))), &out);
+  EXPECT_NE(out.find("ckpt train: resumed from " + (tmp / "run3" / "step-000000010").string() + " "), std::string::npos) << out;
+  check_shards(resumed3, 3);
+  Compared c3 = compare(resumed3, ref);
+  fs::path resumed1 = run_training(0, write_config(tmp.path, "run1.json", config_text(tmp / "run1", 290, 32, 2, sharded)), &out);
+  EXPECT_NE(out.find("the checkpoint was made by 2 rank(s), this run has 1"), std::string::npos) << out;
+  Compared c1 = compare(resumed1, ref);
+  // And a replicated single-file run continued at 3 ranks with ZeRO-1 (each rank keeps its rows).
+  run_training(2, write_config(tmp.path, "file.json", config_text(tmp / "file", 290, 32, 1)));
+  fs::path from_file = run_training(3, write_config(tmp.path, "file3.json", config_text(tmp / "file", 290, 32, 2, zero_extra())), &out);
+  EXPECT_NE(out.find("ckpt train: resumed from " + (tmp / "file" / "step-000000010").string()), std::string::npos) << out;
+  Compared cf = compare(from_file, ref);
+  std::printf("zero sharded at 2, resumed at 3 with zero: worst relative difference %.3g; at 1 without: %.3g; "
+              "a replicated file resumed at 3 with zero: %.3g\n", c3.worst, c1.worst, cf.worst);
+  EXPECT_LE(c3.worst, 1e-5);
+  EXPECT_LE(c1.worst, 1e-5);
+  EXPECT_LE(cf.worst, 1e-5);
+}

@@ -147,10 +147,16 @@ TrainConfig TrainConfig::parse(const std::string& text, const std::string& sourc
   }
   if (j.contains("distributed")) {
     const json& d = j["distributed"];
-    ctx.only(d, "distributed", {"engine"});
+    ctx.only(d, "distributed", {"engine", "zero"});
     if (!d.contains("engine")) ctx.fail("distributed.engine", "missing (known: mpi)");
     c.distributed_engine = ctx.string(d["engine"], "distributed.engine");
     if (c.distributed_engine != "mpi") ctx.fail("distributed.engine", "unknown engine '" + c.distributed_engine + "' (known: mpi)");
+    if (d.contains("zero")) {
+      if (!d["zero"].is_number_integer() || (d["zero"].get<int64_t>() != 0 && d["zero"].get<int64_t>() != 1))
+        ctx.fail("distributed.zero", "expected 0 (replicated optimizer state) or 1 (sharded across ranks, ZeRO stage 1), got " +
+                                         d["zero"].dump());
+      c.zero = static_cast<int>(d["zero"].get<int64_t>());
+    }
   }
   if (j.contains("checkpoint")) {
     const json& k = j["checkpoint"];

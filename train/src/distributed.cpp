@@ -2,6 +2,7 @@
 
 #include <ckpt/errors.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <limits>
@@ -121,6 +122,53 @@ std::vector<std::string> Communicator::allgather(const std::string& s) const {
   return out;
 }
 
+namespace {
+
+// MPI's int counts and displacements for `counts` (in elements), refusing what does not fit.
+void int_counts(std::span<const int64_t> counts, std::vector<int>& c, std::vector<int>& d, const char* call) {
+  c.resize(counts.size());
+  d.resize(counts.size());
+  int64_t total = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    if (counts[r] < 0 || total + counts[r] > std::numeric_limits<int>::max())
+      throw IoError(std::string("distributed training: ") + call + " of " + std::to_string(total + counts[r]) +
+                    " elements or more exceeds the " + std::to_string(std::numeric_limits<int>::max()) +
+                    " one call takes (rank " + std::to_string(r) + "'s part is " + std::to_string(counts[r]) + ")");
+    c[r] = static_cast<int>(counts[r]);
+    d[r] = static_cast<int>(total);
+    total += counts[r];
+  }
+}
+
+}  // namespace
+
+void Communicator::allgatherv(std::span<float> data, std::span<const int64_t> counts) const {
+  std::vector<int> c, d;
+  int_counts(counts, c, d, "MPI_Allgatherv");
+  check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data.data(), c.data(), d.data(), MPI_FLOAT, MPI_COMM_WORLD),
+        "MPI_Allgatherv");
+}
+
+void Communicator::gatherv(std::span<const float> mine, std::span<float> out, std::span<const int64_t> counts, int root) const {
+  std::vector<int> c, d;
+  int_counts(counts, c, d, "MPI_Gatherv");
+  check(MPI_Gatherv(mine.data(), static_cast<int>(mine.size()), MPI_FLOAT, out.data(), c.data(), d.data(), MPI_FLOAT, root,
+                    MPI_COMM_WORLD),
+        "MPI_Gatherv");
+}
+
+void Communicator::send(std::span<const std::byte> data, int to) const {
+  in_pieces(data.size(), [&](size_t at, int n) {
+    check(MPI_Send(data.data() + at, n, MPI_BYTE, to, 0, MPI_COMM_WORLD), "MPI_Send");
+  });
+}
+
+void Communicator::receive(std::span<std::byte> data, int from) const {
+  in_pieces(data.size(), [&](size_t at, int n) {
+    check(MPI_Recv(data.data() + at, n, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
+  });
+}
+
 bool Communicator::all_equal(uint64_t value) const {
   uint64_t lo = 0, hi = 0;
   check(MPI_Allreduce(&value, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
@@ -146,6 +194,12 @@ void Communicator::broadcast(std::string&, int) const {}
 void Communicator::allreduce_sum(std::span<float>) const {}
 void Communicator::allreduce_sum(std::span<double>) const {}
 std::vector<std::string> Communicator::allgather(const std::string& s) const { return {s}; }
+void Communicator::allgatherv(std::span<float>, std::span<const int64_t>) const {}
+void Communicator::gatherv(std::span<const float> mine, std::span<float> out, std::span<const int64_t>, int) const {
+  std::copy(mine.begin(), mine.end(), out.begin());
+}
+void Communicator::send(std::span<const std::byte>, int) const {}
+void Communicator::receive(std::span<std::byte>, int) const {}
 bool Communicator::all_equal(uint64_t) const { return true; }
 void Communicator::barrier() const {}
 

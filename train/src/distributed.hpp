@@ -44,6 +44,14 @@ class Communicator {
   void allreduce_sum(std::span<double> data) const;
   // Every rank's `s`, in rank order, on every rank (a sharded save's item lists and records).
   std::vector<std::string> allgather(const std::string& s) const;
+  // ZeRO-1's all-gather: rank r's counts[r] floats lie at the sum of the counts before r in
+  // `data` (its own already there); afterwards every rank's are, on every rank. One call.
+  void allgatherv(std::span<float> data, std::span<const int64_t> counts) const;
+  // Rank `root` receives every rank's `mine` into `out` (ordered by rank, sizes `counts`); the
+  // others pass an empty `out`.
+  void gatherv(std::span<const float> mine, std::span<float> out, std::span<const int64_t> counts, int root = 0) const;
+  void send(std::span<const std::byte> data, int to) const;
+  void receive(std::span<std::byte> data, int from) const;
   // Whether every rank passed the same value.
   bool all_equal(uint64_t value) const;
   void barrier() const;

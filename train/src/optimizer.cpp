@@ -1,6 +1,7 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/train/optimizer.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -35,9 +36,9 @@ void only_keys(const Group& g, std::initializer_list<const char*> keys, const ch
   }
 }
 
-Tensor& buffer(std::map<std::string, Tensor>& s, const char* name, const Parameter& p) {
+Tensor& buffer(std::map<std::string, Tensor>& s, const char* name, const Shape& shape) {
   auto it = s.find(name);
-  if (it == s.end()) it = s.emplace(name, Tensor::zeros(DType::f32, p.value.shape())).first;
+  if (it == s.end()) it = s.emplace(name, Tensor::zeros(DType::f32, shape)).first;
   return it->second;
 }
 
@@ -62,15 +63,17 @@ class Sgd : public Optimizer {
     const float flr = static_cast<float>(lr), wd = static_cast<float>(weight_decay_);
     const float m = static_cast<float>(momentum_), damp = 1.0f - static_cast<float>(dampening_);
     for (const auto& [name, p] : params) {
-      auto w = p->value.mutable_data<float>();
-      auto g = p->grad.data<float>();
+      // Sharded, only this rank's rows: w and g from `lo`, the state from 0.
+      const auto [lo, hi] = my_elements(p->value.shape());
+      auto w = p->value.mutable_data<float>().subspan(lo, hi - lo);
+      auto g = p->grad.data<float>().subspan(lo, hi - lo);
       if (momentum_ == 0) {
         for (size_t i = 0; i < w.size(); ++i) w[i] -= flr * (g[i] + wd * w[i]);
         continue;
       }
       auto& s = state_[name];
       bool first = !s.count("momentum_buffer");
-      auto buf = buffer(s, "momentum_buffer", *p).mutable_data<float>();
+      auto buf = buffer(s, "momentum_buffer", state_shape(p->value.shape())).mutable_data<float>();
       for (size_t i = 0; i < w.size(); ++i) {
         float d = g[i] + wd * w[i];
         buf[i] = first ? d : m * buf[i] + damp * d;
@@ -133,10 +136,12 @@ class Adam : public Optimizer {
     const float decay = static_cast<float>(1 - lr * weight_decay_);
     for (const auto& [name, p] : params) {
       auto& s = state_[name];
-      auto w = p->value.mutable_data<float>();
-      auto g = p->grad.data<float>();
-      auto m = buffer(s, "exp_avg", *p).mutable_data<float>();
-      auto v = buffer(s, "exp_avg_sq", *p).mutable_data<float>();
+      const auto [lo, hi] = my_elements(p->value.shape());
+      auto w = p->value.mutable_data<float>().subspan(lo, hi - lo);
+      auto g = p->grad.data<float>().subspan(lo, hi - lo);
+      const Shape shape = state_shape(p->value.shape());
+      auto m = buffer(s, "exp_avg", shape).mutable_data<float>();
+      auto v = buffer(s, "exp_avg_sq", shape).mutable_data<float>();
       for (size_t i = 0; i < w.size(); ++i) {
         float gi = g[i];
         if (decoupled_)
@@ -186,6 +191,35 @@ std::unique_ptr<Optimizer> Optimizer::make(const Group& c) {
   throw UsageError("optimizer.type: unknown optimizer '" + *type + "' (known: sgd, adam, adamw)");
 }
 
+void Optimizer::shard(int rank, int world) {
+  if (world < 1 || rank < 0 || rank >= world)
+    throw UsageError("optimizer: rank " + std::to_string(rank) + " of a world of " + std::to_string(world));
+  rank_ = rank;
+  world_ = world;
+  state_.clear();
+}
+
+std::pair<int64_t, int64_t> Optimizer::rows_of(int64_t rows, int rank, int world) {
+  const int64_t base = rows / world, extra = rows % world, r = rank;
+  const int64_t lo = r * base + std::min(r, extra);
+  return {lo, lo + base + (r < extra ? 1 : 0)};
+}
+
+Shape Optimizer::state_shape(const Shape& shape) const {
+  if (world_ == 1) return shape;
+  const auto [lo, hi] = my_rows(shape);
+  Shape s = shape.empty() ? Shape{1} : shape;
+  s[0] = hi - lo;
+  return shape.empty() && hi - lo == 1 ? shape : s;
+}
+
+std::pair<size_t, size_t> Optimizer::my_elements(const Shape& shape) const {
+  const auto [lo, hi] = my_rows(shape);
+  const int64_t rows_total = rows(shape);
+  const uint64_t per_row = rows_total ? numel(shape) / static_cast<uint64_t>(rows_total) : 0;
+  return {static_cast<size_t>(static_cast<uint64_t>(lo) * per_row), static_cast<size_t>(static_cast<uint64_t>(hi) * per_row)};
+}
+
 Group Optimizer::state_group() const {
   Group g;
   g.set("step", step_);
@@ -219,10 +253,21 @@ void Optimizer::load_state_group(const Group& g, const NamedParameters& params,
     for (const auto& b : buffers) {
       const Tensor* t = pg->find_tensor(b);
       if (!t) continue;
-      if (t->dtype() != DType::f32 || t->shape() != p->value.shape())
+      const Shape& whole = p->value.shape();
+      const Shape mine = state_shape(whole);
+      if (t->dtype() != DType::f32 || (t->shape() != whole && t->shape() != mine))
         throw FormatError("optimizer/state/" + name + "/" + b + ": " + std::string(ckpt::name(t->dtype())) + " " +
-                          shape_string(t->shape()) + " does not match the parameter's f32 " + shape_string(p->value.shape()));
-      state_[name][b] = t->clone();
+                          shape_string(t->shape()) + " does not match the parameter's f32 " + shape_string(whole) +
+                          (mine != whole ? " (nor this rank's rows of it, " + shape_string(mine) + ")" : std::string()));
+      if (t->shape() == whole && mine != whole) {
+        const auto [lo, hi] = my_elements(whole);
+        auto src = t->data<float>().subspan(lo, hi - lo);
+        Tensor rows = Tensor::empty(DType::f32, mine);
+        std::copy(src.begin(), src.end(), rows.mutable_data<float>().begin());
+        state_[name][b] = std::move(rows);
+      } else {
+        state_[name][b] = t->clone();
+      }
     }
   }
   for (const auto& c : st->children())

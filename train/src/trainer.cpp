@@ -14,8 +14,14 @@
 #include <ckpt/model_spec.hpp>
 
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <optional>
+
+// The streaming XXH3 of the checkpoint's whole-tensor hashes, continued from rank to rank over
+// each one's rows (header only: the hash libckpt records, without linking libxxhash here).
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 namespace ckpt::train {
 
@@ -102,6 +108,164 @@ void allreduce_gradients(const Communicator& comm, std::vector<GradBucket>& buck
       from += g.size();
     }
   }
+}
+
+// ZeRO-1 (docs/scaling.md): after each rank updated its rows, every parameter whole on every
+// rank again, one MPI_Allgatherv per gradient bucket. A bucket's buffer holds rank 0's rows of
+// each of its parameters, then rank 1's, and so on: each rank's part is contiguous, as
+// MPI_Allgatherv places it.
+void allgather_parameters(const Communicator& comm, std::vector<GradBucket>& buckets) {
+  const int world = comm.size();
+  std::vector<int64_t> counts(static_cast<size_t>(world));
+  for (auto& b : buckets) {
+    int64_t at = 0;
+    for (int r = 0; r < world; ++r) {
+      counts[static_cast<size_t>(r)] = 0;
+      for (Parameter* p : b.params) {
+        const Shape& shape = p->value.shape();
+        const auto [lo, hi] = Optimizer::rows_of(Optimizer::rows(shape), r, world);
+        const int64_t per_row = static_cast<int64_t>(p->value.numel()) / std::max<int64_t>(1, Optimizer::rows(shape));
+        if (r == comm.rank()) {
+          auto w = p->value.data<float>().subspan(static_cast<size_t>(lo * per_row), static_cast<size_t>((hi - lo) * per_row));
+          std::copy(w.begin(), w.end(), b.buffer.begin() + at);
+        }
+        at += (hi - lo) * per_row;
+        counts[static_cast<size_t>(r)] += (hi - lo) * per_row;
+      }
+    }
+    comm.allgatherv(b.buffer, counts);
+    const float* from = b.buffer.data();
+    for (int r = 0; r < world; ++r)
+      for (Parameter* p : b.params) {
+        const Shape& shape = p->value.shape();
+        const auto [lo, hi] = Optimizer::rows_of(Optimizer::rows(shape), r, world);
+        const int64_t per_row = static_cast<int64_t>(p->value.numel()) / std::max<int64_t>(1, Optimizer::rows(shape));
+        const size_t n = static_cast<size_t>((hi - lo) * per_row);
+        std::copy(from, from + n, p->value.mutable_data<float>().begin() + lo * per_row);
+        from += n;
+      }
+  }
+}
+
+// Under ZeRO-1 the optimizer's state/<param>/<buffer> tensors hold this rank's rows only: the
+// path of each, with the parameter's whole shape and this rank's rows.
+struct StateRows {
+  std::string path;  // "optimizer/state/fc1.weight/momentum_buffer"
+  std::string param, buffer;
+  Shape whole;
+  int64_t lo = 0, hi = 0;
+  int64_t per_row = 0;
+};
+
+std::vector<StateRows> state_rows(const Group& optimizer_state, const NamedParameters& params, int rank, int world) {
+  std::vector<StateRows> out;
+  const Group* st = optimizer_state.find_group("state");
+  if (!st) return out;
+  for (const auto& [name, p] : params) {
+    const Group* pg = st->find_group(name);
+    if (!pg) continue;
+    for (const auto& c : pg->children()) {
+      if (!pg->find_tensor(c.name)) continue;
+      StateRows r;
+      r.path = "optimizer/state/" + name + "/" + c.name;
+      r.param = name;
+      r.buffer = c.name;
+      r.whole = p->value.shape();
+      std::tie(r.lo, r.hi) = Optimizer::rows_of(Optimizer::rows(r.whole), rank, world);
+      r.per_row = static_cast<int64_t>(p->value.numel()) / std::max<int64_t>(1, Optimizer::rows(r.whole));
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+// Each ZeRO-1 state tensor's rows per rank, in elements (MPI_Gatherv's counts).
+std::vector<int64_t> counts_of(const StateRows& r, int world) {
+  std::vector<int64_t> counts;
+  for (int k = 0; k < world; ++k) {
+    const auto [lo, hi] = Optimizer::rows_of(Optimizer::rows(r.whole), k, world);
+    counts.push_back((hi - lo) * r.per_row);
+  }
+  return counts;
+}
+
+// The whole tensors' XXH3 of ZeRO-1 state nobody holds whole: rank 0 hashes its rows of every
+// tensor, hands the hash states to rank 1, which goes on over its rows, and so on; the last
+// rank's digests go to rank 0 (the only one whose result is used). The rows are contiguous in C
+// order, so this is the hash of the whole tensor, as add_integrity records it, without any rank
+// gathering the state: what crosses is one XXH3 state (576 bytes) per tensor.
+std::vector<uint64_t> chained_hashes(const Communicator& comm, const std::vector<StateRows>& rows,
+                                     const std::map<std::string, Tensor>& own) {
+  const int rank = comm.rank(), world = comm.size();
+  std::vector<XXH3_state_t> states(rows.size());
+  XXH3_state_t fresh;
+  XXH3_64bits_reset(&fresh);
+  if (rank == 0) {
+    for (auto& st : states) XXH3_64bits_reset(&st);
+  } else {
+    comm.receive(std::as_writable_bytes(std::span(states)), rank - 1);
+    // A reset state points at the default secret in this process's copy of the code; the
+    // sender's address means nothing here.
+    for (auto& st : states) st.extSecret = fresh.extSecret;
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto bytes = own.at(rows[i].path).bytes();
+    XXH3_64bits_update(&states[i], bytes.data(), bytes.size());
+  }
+  std::vector<uint64_t> digests(rows.size());
+  if (rank + 1 < world) {
+    comm.send(std::as_bytes(std::span(states)), rank + 1);
+  } else {
+    for (size_t i = 0; i < rows.size(); ++i) digests[i] = XXH3_64bits_digest(&states[i]);
+    if (rank != 0) comm.send(std::as_bytes(std::span(digests)), 0);
+  }
+  if (rank == 0 && world > 1) comm.receive(std::as_writable_bytes(std::span(digests)), world - 1);
+  return digests;
+}
+
+// A checkpoint with this rank's rows of the ZeRO-1 state only, read from a sharded folder: the
+// chunked reader reads the chunks that overlap those rows and nothing else, each checked
+// against the index's hash as it is read; the index's record of the whole document is checked
+// against its tree first, as a full load's verification would.
+Checkpoint load_own_rows(const fs::path& from, const LoadOptions& lo, const NamedParameters& params, int rank, int world) {
+  auto reader = ckpt::open(from, lo);
+  Document doc = reader->tree();
+  if (lo.verify) {
+    const auto problems = record_problems(doc);
+    if (!problems.empty()) {
+      std::string msg = "'" + from.string() + "' failed verification:";
+      for (const auto& p : problems) msg += "\n  " + p;
+      throw IntegrityError(msg);
+    }
+  }
+  std::map<std::string, std::pair<int64_t, int64_t>> mine;  // state tensor path -> its rows
+  std::map<std::string, Shape> whole;
+  for (const auto& [name, p] : params) whole["optimizer/state/" + name + "/"] = p->value.shape();
+  std::vector<std::string> paths;
+  doc.for_each_tensor([&](const std::string& path, const Tensor&) { paths.push_back(path); });
+  for (const std::string& path : paths) {
+    // The document is ours: its tensors get their bytes in place.
+    Tensor& t = *const_cast<Tensor*>(doc.find_tensor_path(path));
+    const auto slash = path.rfind('/');
+    const auto w = slash == std::string::npos ? whole.end() : whole.find(path.substr(0, slash + 1));
+    if (w == whole.end() || t.shape() != w->second || t.dtype() != DType::f32) {
+      // Not a state tensor of a parameter this model has, or not its shape: read whole, for
+      // load_state_dict to take or refuse by its own rules.
+      t = reader->read(path);
+      continue;
+    }
+    const auto [r0, r1] = Optimizer::rows_of(Optimizer::rows(w->second), rank, world);
+    Shape count = w->second.empty() ? Shape{} : w->second;
+    std::vector<int64_t> start(count.size(), 0);
+    if (!count.empty()) {
+      start[0] = r0;
+      count[0] = r1 - r0;
+    }
+    Tensor rows = Tensor::empty(DType::f32, count);
+    if (rows.numel() > 0) reader->read_slice_into(path, start, count, rows.mutable_bytes());
+    t = std::move(rows);
+  }
+  return Checkpoint::from_document(std::move(doc), from.string());
 }
 
 // FNV-1a over every tensor's bytes, in order: ranks compare it to prove they still hold the
@@ -239,7 +403,9 @@ int Trainer::world_size() const { return comm_ ? comm_->size() : 1; }
 
 void Trainer::broadcast_state(State& s) {
   Group model_state = model_->state_dict();
-  Group optimizer_state = s.optimizer->state_dict();
+  // Under ZeRO-1 each rank already holds its own rows of the optimizer state (taken at restore),
+  // which no other rank has: only the model and the position are rank 0's to send.
+  Group optimizer_state = s.optimizer->sharded() ? Group() : s.optimizer->state_dict();
   uint64_t shape = structure_fingerprint(model_state) ^ (structure_fingerprint(optimizer_state) * 31);
   if (!comm_->all_equal(shape))
     throw UsageError("distributed training: rank " + std::to_string(comm_->rank()) +
@@ -339,6 +505,10 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
   State s;
   s.optimizer = Optimizer::make(config_.optimizer);
   s.schedule = Schedule::make(config_.schedule, s.optimizer->lr());
+  // ZeRO-1: this rank keeps and updates the optimizer state of its rows of each parameter only.
+  const bool zero = config_.zero == 1 && parallel;
+  if (zero) s.optimizer->shard(static_cast<int>(me), static_cast<int>(world));
+  auto params = model_->named_parameters();
 
   std::optional<fs::path> from;
   const std::string& resume = config_.checkpoint.resume;
@@ -356,7 +526,12 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
   if (from) {
     LoadOptions lo;
     lo.verify = true;
-    int64_t made_with = restore(ckpt::load(*from, lo), *from, s);
+    // Under ZeRO-1 a sharded folder gives each rank its rows of the optimizer state alone; a
+    // single file is read whole and each rank keeps its rows (load_state_dict takes them).
+    int64_t made_with = restore(zero && sharded::is_sharded(*from)
+                                    ? load_own_rows(*from, lo, params, static_cast<int>(me), static_cast<int>(world))
+                                    : ckpt::load(*from, lo),
+                                *from, s);
     say("resumed from " + from->string() + " (epoch " + std::to_string(s.epoch + 1) + ", sample " +
         std::to_string(s.position) + ", step " + std::to_string(s.step) + ")");
     if (made_with != world)
@@ -366,13 +541,36 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
   }
   if (parallel) broadcast_state(s);
 
-  auto params = model_->named_parameters();
   const int64_t n = static_cast<int64_t>(train.size()), bs = config_.batch_size;
   Tensor x, grad, targets;
   std::vector<uint8_t> y;
   fs::path last_saved = from ? *from : fs::path();
+  // Under ZeRO-1 rank 0 gathers every rank's rows of the optimizer state (MPI_Gatherv, one
+  // tensor at a time) to write one file: the whole state is on rank 0 while it saves. Every rank
+  // calls this; the others return their part and nothing else.
+  auto gathered_optimizer = [&] {
+    Group local = s.optimizer->state_dict();
+    Group whole = local;
+    for (const StateRows& r : state_rows(local, params, static_cast<int>(me), static_cast<int>(world))) {
+      const Tensor* t = local.find_group("state")->find_group(r.param)->find_tensor(r.buffer);
+      Tensor full = primary ? Tensor::empty(DType::f32, r.whole) : Tensor();
+      comm_->gatherv(t->data<float>(), primary ? full.mutable_data<float>() : std::span<float>(),
+                     counts_of(r, static_cast<int>(world)));
+      if (primary) whole.group("state").group(r.param).set_tensor(r.buffer, std::move(full));
+    }
+    return whole;
+  };
   auto save = [&](bool owned) {
-    manager->save(snapshot(s, owned), s.step);
+    std::optional<Group> optimizer;
+    if (zero) optimizer = gathered_optimizer();
+    if (!primary) return;
+    Checkpoint c = snapshot(s, owned && !zero);
+    if (optimizer) {
+      // Gathered into tensors of their own: owned already.
+      c.optimizer = std::move(*optimizer);
+      if (owned) c.model_state = clone_tensors(c.model_state);
+    }
+    manager->save(std::move(c), s.step);
     last_saved = manager->path_for(s.step);
   };
   // A sharded save (docs/sharded.md), called by every rank at the same step: each offers every
@@ -381,9 +579,35 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
   auto save_sharded = [&] {
     Checkpoint c = snapshot(s, false);
     Document doc = c.to_document();
+    // Under ZeRO-1 each rank offers its rows of the optimizer state as boxes of its own (not
+    // replicated), so each shard holds its rank's rows; the document lists those tensors whole,
+    // without bytes, as every rank's skeleton.
+    std::map<std::string, Tensor> own;
+    std::vector<StateRows> rows;
+    if (zero) rows = state_rows(c.optimizer, params, static_cast<int>(me), static_cast<int>(world));
+    for (const StateRows& r : rows) {
+      Tensor& t = *const_cast<Tensor*>(doc.find_tensor_path(r.path));
+      own.emplace(r.path, t);
+      t = Tensor(DType::f32, r.whole, nullptr);
+    }
     // Only rank 0's groups and attributes go into the folder: the whole tensors' hashes there
-    // let a load at any world size verify what it assembled, as it does a single file.
-    if (primary) add_integrity(doc);
+    // let a load at any world size verify what it assembled, as it does a single file. Those
+    // of ZeRO-1 state are hashed along the ranks (chained_hashes): the same record as without.
+    if (zero) {
+      const std::vector<uint64_t> chained = chained_hashes(*comm_, rows, own);
+      if (primary) {
+        std::map<std::string, uint64_t> by_path;
+        for (size_t i = 0; i < rows.size(); ++i) by_path.emplace(rows[i].path, chained[i]);
+        std::vector<std::pair<std::string, std::string>> hashes;
+        doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
+          auto it = by_path.find(path);
+          hashes.emplace_back(path, hash_hex(it != by_path.end() ? it->second : hash_bytes(t.bytes())));
+        });
+        write_integrity(doc, hashes);
+      }
+    } else if (primary) {
+      add_integrity(doc);
+    }
     std::vector<sharded::Item> items;
     doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
       sharded::Item item;
@@ -393,6 +617,15 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
       item.box.offsets.assign(t.shape().size(), 0);
       item.box.sizes = t.shape();
       item.replicated = true;
+      if (own.count(path)) {
+        const auto [lo, hi] = s.optimizer->my_rows(t.shape());
+        if (hi == lo) return;  // no rows here (fewer rows than ranks)
+        if (!t.shape().empty()) {
+          item.box.offsets[0] = lo;
+          item.box.sizes[0] = hi - lo;
+        }
+        item.replicated = false;
+      }
       items.push_back(std::move(item));
     });
     const std::string mine = sharded::items_text(items);
@@ -416,7 +649,10 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
     if (comm_) comm_->barrier();
     const sharded::ShardRecord record =
         sharded::write_shard(spec, static_cast<size_t>(me), doc, items, plan.at(static_cast<size_t>(me)),
-                             [&](const sharded::Item& item) { return doc.find_tensor_path(item.path)->bytes(); });
+                             [&](const sharded::Item& item) {
+                               auto it = own.find(item.path);
+                               return it != own.end() ? it->second.bytes() : doc.find_tensor_path(item.path)->bytes();
+                             });
     // Gathering the records is the barrier after the writes: rank 0 has every one only once
     // every rank has written.
     const std::string sent = sharded::record_text(record);
@@ -481,6 +717,7 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
         s.correct += r.correct;
       }
       s.optimizer->step(params, lr);
+      if (zero) allgather_parameters(*comm_, buckets);
       trained += count;
       s.position = end;
       ++s.step;
@@ -488,7 +725,7 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
       if (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0 && s.position < n) {
         gather_sums();
         if (sharded_saves) save_sharded();
-        else if (primary) save(config_.checkpoint.background);
+        else if (primary || zero) save(config_.checkpoint.background);
       }
     }
     gather_sums();
@@ -521,7 +758,7 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
                      (config_.checkpoint.every_n_steps && s.step % config_.checkpoint.every_n_steps == 0);
     if (scheduled || last) {
       if (sharded_saves) save_sharded();
-      else if (primary) save(config_.checkpoint.background && !last);
+      else if (primary || zero) save(config_.checkpoint.background && !last);
       if (primary) rep.saved = last_saved.filename().string();
     }
     if (primary && cb.on_epoch) cb.on_epoch(rep);

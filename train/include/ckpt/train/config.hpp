@@ -53,6 +53,9 @@ struct TrainConfig {
   // "distributed": {"engine": "mpi"} (docs/scaling.md): data-parallel on MPI. Empty: only when
   // started by mpirun (a run without it stays single-process, as before).
   std::string distributed_engine;
+  // "distributed": {"zero": 1}: each rank keeps and updates the optimizer state of its rows of
+  // every parameter only (ZeRO stage 1, docs/scaling.md); 0, the default, replicates it.
+  int zero = 0;
   std::string source;  // the config's own text, kept in every checkpoint
 
   // Relative paths in the file are taken relative to `base_dir` (the config's folder).
