@@ -13,11 +13,8 @@
 #include <ckpt/plugin_abi.h>
 
 #include <algorithm>
-#include <cctype>
-#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <unordered_map>
 
 namespace ckpt {
@@ -254,95 +251,6 @@ std::vector<Loss> private_tree_contents(const Document& tree, const FormatInfo& 
   return out;
 }
 
-namespace {
-
-// `tree` as Hugging Face's sharded layout in the folder `dir` (shards.hpp): the first shard
-// keeps the tree's groups and attributes, the others their tensors and meta's strings (what
-// Hugging Face's writer puts in every shard's __metadata__, where its loaders require
-// "format": "pt"). A save replaces the folder's checkpoint: the old index and unsharded file go
-// first, so a save cut short leaves shards without an index (which nothing reads) rather than
-// new shards under an old index; the index is written last. Only files of the layout's own
-// names are ever removed.
-void write_shards(const Document& tree, const fs::path& dir, const Format& target, uint64_t max_bytes, bool durable,
-                  const std::function<void(const Document&, const fs::path&, const std::vector<size_t>&)>& write_tree) {
-  if (target.name() != "safetensors")
-    throw UsageError("a sharded checkpoint is written as safetensors (Hugging Face's layout), not " + target.name());
-  std::error_code ec;
-  if (fs::exists(fs::symlink_status(dir, ec)) && !fs::is_directory(dir, ec))
-    throw UsageError("'" + dir.string() + "' is not a folder; a sharded checkpoint is a folder of shards and an index");
-  if (sharded::is_sharded(dir))
-    throw UsageError("'" + dir.string() + "' is a sharded checkpoint of ckpt's (" + sharded::kIndexName +
-                     "); Hugging Face's shards beside it would make two checkpoints of one folder");
-  if (!fs::create_directories(dir, ec) && ec) throw UsageError("cannot create the folder '" + dir.string() + "': " + ec.message());
-  std::vector<std::string> paths;
-  std::vector<uint64_t> sizes;
-  tree.for_each_tensor([&](const std::string& p, const Tensor& t) {
-    paths.push_back(p);
-    sizes.push_back(t.nbytes());
-  });
-  const std::vector<std::vector<size_t>> shards = detail::plan_shards(sizes, max_bytes);
-  auto layout_name = [](const std::string& n) {
-    if (n == "model.safetensors" || n == detail::kShardIndex) return true;
-    if (n.size() != 32 || n.rfind("model-", 0) != 0 || n.compare(11, 4, "-of-") != 0 || !n.ends_with(".safetensors")) return false;
-    for (size_t i : {6, 7, 8, 9, 10, 15, 16, 17, 18, 19})
-      if (!std::isdigit(static_cast<unsigned char>(n[i]))) return false;
-    return true;
-  };
-  // Every shard says what Hugging Face's loaders need to take it: convert has set meta/@format.
-  const Document& with_format = tree;
-  std::set<std::string> written;
-  if (shards.size() <= 1) {
-    std::vector<size_t> all(paths.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    write_tree(with_format, dir / "model.safetensors", all);
-    written.insert("model.safetensors");
-  } else {
-    fs::remove(dir / detail::kShardIndex, ec);
-    fs::remove(dir / "model.safetensors", ec);
-    std::vector<std::pair<std::string, std::string>> weight_map;
-    uint64_t total = 0;
-    for (size_t k = 0; k < shards.size(); ++k) {
-      std::set<std::string> mine;
-      for (size_t i : shards[k]) mine.insert(paths[i]);
-      Document shard = with_format;
-      // Only this shard's tensors; past the first shard, only meta's strings beside them.
-      std::function<bool(Group&, const std::string&)> keep = [&](Group& g, const std::string& prefix) {
-        if (k > 0) {
-          std::vector<std::string> attrs;
-          for (const auto& a : g.attributes())
-            if (prefix != "meta" || value_type(a.value) != ValueType::string) attrs.push_back(a.name);
-          for (const auto& a : attrs) g.erase_attribute(a);
-        }
-        std::vector<std::string> gone;
-        for (auto& c : g.children()) {
-          const std::string p = join_path(prefix, c.name);
-          if (c.is_group() ? !keep(c.group(), p) && k > 0 : !mine.count(p)) gone.push_back(c.name);
-        }
-        for (const auto& n : gone) g.erase(n);
-        return !g.attributes().empty() || !g.children().empty();
-      };
-      keep(shard, "");
-      const std::string name = detail::shard_name(k, shards.size());
-      write_tree(shard, dir / name, shards[k]);
-      written.insert(name);
-      for (size_t i : shards[k]) {
-        weight_map.emplace_back(paths[i], name);
-        total += sizes[i];
-      }
-    }
-    detail::write_text_atomically(dir / detail::kShardIndex, detail::shard_index_text(total, weight_map), durable);
-    written.insert(detail::kShardIndex);
-  }
-  // What an earlier save left that this one replaces: other shards of the layout's names, the
-  // unsharded file or the index.
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (layout_name(n) && !written.count(n)) fs::remove(e.path(), ec);
-  }
-}
-
-}  // namespace
-
 uint64_t parse_byte_size(const std::string& text) { return detail::parse_size(text); }
 
 ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOptions& options) {
@@ -534,35 +442,10 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
   if (stream_hashes && plan.sources.empty()) fill_integrity(plan.tree, streamed);
 
   uint64_t total = plan.tree.tensor_bytes(), done = 0;
-  // Writes `tree` (the plan's tree or a shard of it, whose k-th tensor is sources[order[k]]) to
-  // `path`.
-  // Shards write every tensor: Hugging Face's index lists each key under a shard that holds it,
-  // so no shard stores a tied tensor as an alias (safetensors' option aliases).
-  Options tree_options = write_options;
-  if (options.max_shard_bytes &&
-      std::none_of(tree_options.begin(), tree_options.end(), [](const auto& o) { return o.first == "aliases"; }))
-    tree_options.emplace_back("aliases", "off");
-  auto write_tree = [&](const Document& tree, const fs::path& path, const std::vector<size_t>& order) {
-    size_t next = 0;
-    detail::write_atomically(path, target, tree_options, options.fsync, [&](FormatWriter& writer) {
-      next = 0;
-      streamed.clear();
-      writer.write(tree, [&](const std::string& p, const Tensor& t) {
-        if (next >= order.size()) throw Error("convert: the writer asked for '" + p + "' beyond the planned tensors");
-        const Source& s = source_at(order[next++], p);
-        auto bytes = fetch(s, t, true);
-        record_hash(s, p, bytes);
-        report.tensors++;
-        report.bytes += bytes.size();
-        done += t.nbytes();
-        if (options.progress) options.progress(done, total);
-        return bytes;
-      });
-    });
-  };
-  if (options.shards) {
-    // ckpt's own sharded layout: each shard's writer asks for its tensors by path; the index
-    // records every tensor's hash (the shards' own records would each cover a part).
+  if (options.shards || options.max_shard_bytes) {
+    // A sharded layout, ckpt's or Hugging Face's (ckpt/sharded.hpp): each shard's writer asks
+    // for its tensors by path. ckpt's index records every tensor's hash (the shards' own records
+    // would each cover a part); Hugging Face's first shard holds the record made above.
     std::unordered_map<std::string, size_t> source_of;
     for (size_t k = 0; k < plan.sources.size(); ++k) source_of.emplace(plan.sources[k].out_path, k);
     sharded::SaveSpec spec;
@@ -571,8 +454,8 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
     spec.format_options = write_options;
     spec.fsync = options.fsync;
     spec.registry = &reg;
-    if (Group* meta = plan.tree.find_group("meta")) meta->erase("integrity");
-    sharded::save_document(plan.tree, spec, *options.shards, [&](const std::string& p) -> std::span<const std::byte> {
+    spec.layout = options.shards ? sharded::Layout::ckpt : sharded::Layout::hugging_face;
+    const sharded::TensorBytes bytes_of = [&](const std::string& p) -> std::span<const std::byte> {
       const auto it = source_of.find(p);
       if (it == source_of.end()) throw Error("convert: the shard writer asked for '" + p + "', which is not planned");
       const Source& s = plan.sources[it->second];
@@ -583,13 +466,29 @@ ConvertReport convert(const fs::path& src, const fs::path& dst, const ConvertOpt
       done += out_t->nbytes();
       if (options.progress) options.progress(done, total);
       return bytes;
-    });
-  } else if (options.max_shard_bytes) {
-    write_shards(plan.tree, dst, target, *options.max_shard_bytes, options.fsync, write_tree);
+    };
+    if (options.shards) {
+      if (Group* meta = plan.tree.find_group("meta")) meta->erase("integrity");
+      sharded::save_document(plan.tree, spec, *options.shards, bytes_of);
+    } else {
+      sharded::save_document_by_size(plan.tree, spec, *options.max_shard_bytes, bytes_of);
+    }
   } else {
-    std::vector<size_t> all(plan.sources.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    write_tree(plan.tree, dst, all);
+    size_t next = 0;
+    detail::write_atomically(dst, target, write_options, options.fsync, [&](FormatWriter& writer) {
+      next = 0;
+      streamed.clear();
+      writer.write(plan.tree, [&](const std::string& p, const Tensor& t) {
+        const Source& s = source_at(next++, p);
+        auto bytes = fetch(s, t, true);
+        record_hash(s, p, bytes);
+        report.tensors++;
+        report.bytes += bytes.size();
+        done += t.nbytes();
+        if (options.progress) options.progress(done, total);
+        return bytes;
+      });
+    });
   }
   report.source_verified = had_integrity && !recorded.empty();
   report.private_contents = private_tree_contents(plan.tree, target.info());

@@ -2,17 +2,21 @@
 #include "atomic_file.hpp"
 #include "atomic_write.hpp"
 #include "sharded_index.hpp"
+#include "shards.hpp"
 
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 #include <ckpt/skeleton_text.hpp>
 #include <ckpt/write_source.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <set>
 #include <unistd.h>
 
 namespace ckpt::sharded {
@@ -21,10 +25,61 @@ namespace {
 
 const Registry& registry_of(const SaveSpec& spec) { return spec.registry ? *spec.registry : Registry::global(); }
 
-std::string shard_file(size_t rank, size_t world, const FormatInfo& info) {
+bool hugging_face(const SaveSpec& spec) { return spec.layout == Layout::hugging_face; }
+
+Format format_of(const SaveSpec& spec) {
+  Format f = registry_of(spec).for_writing(spec.target, spec.format);  // an unknown or unwritable format fails here
+  if (hugging_face(spec) && f.name() != "safetensors")
+    throw UsageError("a sharded checkpoint is written as safetensors (Hugging Face's layout), not " + f.name());
+  return f;
+}
+
+std::string shard_file(const SaveSpec& spec, size_t rank, const FormatInfo& info) {
+  if (hugging_face(spec)) return spec.world == 1 ? "model.safetensors" : ::ckpt::detail::shard_name(rank, spec.world);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "shard-%05zu-of-%05zu", rank, world);
+  std::snprintf(buf, sizeof buf, "shard-%05zu-of-%05zu", rank, spec.world);
   return std::string(buf) + (info.extensions.empty() ? "" : info.extensions.front());
+}
+
+// The names Hugging Face's layout writes in its folder: a save replaces these and keeps every
+// other file ("model-00001-of-00002.safetensors.bak" is the user's).
+bool hugging_face_name(const std::string& n) {
+  if (n == "model.safetensors" || n == ::ckpt::detail::kShardIndex) return true;
+  if (n.size() != 32 || n.rfind("model-", 0) != 0 || n.compare(11, 4, "-of-") != 0 || !n.ends_with(".safetensors")) return false;
+  for (size_t i : {6, 7, 8, 9, 10, 15, 16, 17, 18, 19})
+    if (!std::isdigit(static_cast<unsigned char>(n[i]))) return false;
+  return true;
+}
+
+bool holds_hugging_face_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  for (const char* n : {::ckpt::detail::kShardIndex, "model.safetensors"})
+    if (fs::symlink_status(dir / n, ec).type() != fs::file_type::not_found) return true;
+  return false;
+}
+
+// A shard of Hugging Face's layout: `skeleton` with only the tensors in `mine`; past the first
+// shard, only meta's strings beside them (what Hugging Face's writer puts in every shard's
+// __metadata__, where its loaders require "format": "pt").
+Document hugging_face_shard(const Document& skeleton, const std::set<std::string>& mine, bool first) {
+  Document shard = skeleton;
+  std::function<bool(Group&, const std::string&)> keep = [&](Group& g, const std::string& prefix) {
+    if (!first) {
+      std::vector<std::string> attrs;
+      for (const auto& a : g.attributes())
+        if (prefix != "meta" || value_type(a.value) != ValueType::string) attrs.push_back(a.name);
+      for (const auto& a : attrs) g.erase_attribute(a);
+    }
+    std::vector<std::string> gone;
+    for (auto& c : g.children()) {
+      const std::string p = join_path(prefix, c.name);
+      if (c.is_group() ? !keep(c.group(), p) && !first : !mine.count(p)) gone.push_back(c.name);
+    }
+    for (const auto& n : gone) g.erase(n);
+    return !g.attributes().empty() || !g.children().empty();
+  };
+  keep(shard, "");
+  return shard;
 }
 
 // The group at the '/'-separated `dir` under `root`, made where missing.
@@ -63,20 +118,34 @@ constexpr const char* kLockName = ".lock";
 
 Stage::Stage(SaveSpec spec) : spec_(std::move(spec)), staging_(staging_folder(spec_.target)) {
   check_world(spec_, 0);
-  registry_of(spec_).for_writing(spec_.target, spec_.format);  // an unknown or unwritable format fails here
+  format_of(spec_);
   std::error_code ec;
+  // `ckpt convert SRC a/b/out --max-shard-size` has always made a/b, as Hugging Face's writer does.
+  if (const fs::path parent = staging_.parent_path(); hugging_face(spec_) && !parent.empty() && !fs::create_directories(parent, ec) && ec)
+    throw IoError("cannot create the folder '" + parent.string() + "': " + ec.message());
   if (const fs::path parent = staging_.parent_path(); !parent.empty() && !fs::is_directory(parent, ec))
     throw IoError("cannot save to '" + spec_.target.string() + "': its folder does not exist");
   // A save replaces a sharded checkpoint of that name whole, so the target is one, or an empty
-  // folder, or nothing: never a folder of other files, which the replacement would delete.
+  // folder, or nothing: never a folder of other files, which the replacement would delete (or,
+  // for Hugging Face's layout, whose other files are kept, a folder that holds no model at all,
+  // a home folder, replaced by a copy of itself).
   if (const auto st = fs::symlink_status(spec_.target, ec); st.type() != fs::file_type::not_found) {
     if (!fs::is_directory(st))
       throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
                        "': it exists and is not a folder (a sharded checkpoint is a folder)");
-    if (!is_sharded(spec_.target) && !fs::is_empty(spec_.target, ec))
+    if (hugging_face(spec_) && is_sharded(spec_.target))
+      throw UsageError("'" + spec_.target.string() + "' is a sharded checkpoint of ckpt's (" + kIndexName +
+                       "); Hugging Face's shards beside it would make two checkpoints of one folder");
+    if (hugging_face(spec_) ? !holds_hugging_face_checkpoint(spec_.target) && !fs::is_empty(spec_.target, ec)
+                            : !is_sharded(spec_.target) && !fs::is_empty(spec_.target, ec))
       throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
-                       "': it is a folder holding other files, not a sharded checkpoint, and a save replaces the "
-                       "whole folder (name a new or empty folder)");
+                       (hugging_face(spec_)
+                            ? "': it is a folder holding other files and no checkpoint of Hugging Face's layout (" +
+                                  std::string(::ckpt::detail::kShardIndex) +
+                                  " or model.safetensors), and a save replaces the whole folder (name a new or empty "
+                                  "folder, or one holding such a checkpoint)"
+                            : "': it is a folder holding other files, not a sharded checkpoint, and a save replaces the "
+                              "whole folder (name a new or empty folder)"));
   }
   // A staging folder left by a killed save: its lock died with its writer. One whose lock is
   // held is another save of the same name, still running.
@@ -120,17 +189,18 @@ Stage::~Stage() {
 ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skeleton, const std::vector<Item>& items,
                         const std::vector<size_t>& planned, const ItemBytes& bytes) {
   check_world(spec, rank);
-  const Format format = registry_of(spec).for_writing(spec.target, spec.format);
+  const Format format = format_of(spec);
   const fs::path staging = staging_folder(spec.target);
   ShardRecord record;
   record.rank = rank;
-  record.file = shard_file(rank, spec.world, format.info());
+  record.file = shard_file(spec, rank, format.info());
   // The index holds the document's skeleton as JSON: one that JSON cannot hold (a name that is
   // not UTF-8) is refused here, before any rank writes, not by rank 0's commit after all did.
-  skeleton_text(skeleton, "ckpt-sharded", 1, [](const std::string&) { return std::string(); });
-  // The shard's tree lists each chunk and nothing else (the groups and attributes are the
-  // index's); its bytes are asked for as the writer reaches it, so a rank holds one chunk's
-  // bytes at a time beyond its own (a mapping is not copied).
+  if (!hugging_face(spec)) skeleton_text(skeleton, "ckpt-sharded", 1, [](const std::string&) { return std::string(); });
+  // ckpt's shard lists each chunk and nothing else (the groups and attributes are the index's);
+  // Hugging Face's is the document cut down to its tensors. Bytes are asked for as the writer
+  // reaches each, so a rank holds one chunk's bytes at a time beyond its own (a mapping is not
+  // copied).
   Document doc;
   std::map<std::string, size_t> item_of;  // chunk name -> index into items
   for (size_t i : planned) {
@@ -142,6 +212,11 @@ ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skele
                                                   shape_string(whole->shape())
                                             : std::string("not a tensor of the document")));
     const std::string name = detail::chunk_name(it.path, it.box, it.shape);
+    if (hugging_face(spec)) {
+      if (name != it.path) throw UsageError(what + ": a part of a tensor (Hugging Face's layout holds tensors whole)");
+      if (!item_of.emplace(name, i).second) throw UsageError(what + ": planned twice");
+      continue;
+    }
     const size_t slash = name.rfind('/');
     Group& g = group_at(doc, slash == std::string::npos ? std::string() : name.substr(0, slash), what);
     const std::string leaf = slash == std::string::npos ? name : name.substr(slash + 1);
@@ -149,11 +224,18 @@ ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skele
     g.add_tensor(leaf, Tensor(it.dtype, Shape(it.box.sizes.begin(), it.box.sizes.end()), nullptr));
     item_of.emplace(name, i);
   }
-  std::map<std::string, std::string> hashes;
-  const fs::path file = staging / record.file;
   SaveOptions so;
   so.format_options = spec.format_options;
   so.fsync = spec.fsync;
+  if (hugging_face(spec)) {
+    std::set<std::string> mine;
+    for (const auto& [name, i] : item_of) mine.insert(name);
+    doc = hugging_face_shard(skeleton, mine, rank == 0);
+    if (std::none_of(so.format_options.begin(), so.format_options.end(), [](const auto& o) { return o.first == "aliases"; }))
+      so.format_options.emplace_back("aliases", "off");
+  }
+  std::map<std::string, std::string> hashes;
+  const fs::path file = staging / record.file;
   write_document(doc, [&](const std::string& name, const Tensor& listed) -> std::span<const std::byte> {
     const auto it = item_of.find(name);
     if (it == item_of.end()) throw Error("rank " + std::to_string(rank) + ": the shard writer asked for '" + name + "', no chunk");
@@ -178,7 +260,7 @@ ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skele
 
 void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& records) {
   if (committed_) throw UsageError("'" + spec_.target.string() + "': the save is committed already");
-  const Format format = registry_of(spec_).for_writing(spec_.target, spec_.format);
+  const Format format = format_of(spec_);
   detail::Index index;
   index.document = skeleton;
   index.shard_format = format.name();
@@ -192,7 +274,7 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
     const ShardRecord& rec = records[r];
     const std::string what = "'" + spec_.target.string() + "': rank " + std::to_string(r) + "'s record";
     if (rec.rank != r) throw UsageError(what + " is rank " + std::to_string(rec.rank) + "'s");
-    if (rec.file != shard_file(r, spec_.world, format.info())) throw UsageError(what + " names the file '" + rec.file + "'");
+    if (rec.file != shard_file(spec_, r, format.info())) throw UsageError(what + " names the file '" + rec.file + "'");
     std::error_code ec;
     const uint64_t size = fs::file_size(staging_ / rec.file, ec);
     if (ec || size != rec.bytes)
@@ -201,25 +283,51 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
     index.shards.emplace_back(rec.file, rec.bytes);
     for (const auto& c : rec.chunks) chunks[c.path].push_back({c.box, r, c.name, c.xxh3});
   }
+  uint64_t total = 0;
   skeleton.for_each_tensor([&](const std::string& path, const Tensor& t) {
+    total += t.nbytes();
     auto it = chunks.find(path);
     if (it == chunks.end()) throw UsageError("'" + spec_.target.string() + "': no rank wrote '" + path + "'");
     std::vector<const Box*> boxes;
     for (const auto& c : it->second) boxes.push_back(&c.box);
     detail::check_cover(t.shape(), t.dtype(), boxes, "'" + spec_.target.string() + "': '" + path + "' as written");
+    if (hugging_face(spec_) && boxes.size() != 1)
+      throw UsageError("'" + spec_.target.string() + "': '" + path + "' written in " + std::to_string(boxes.size()) +
+                       " parts (Hugging Face's layout holds tensors whole)");
     index.tensors.push_back({path, t.dtype(), t.shape(), std::move(it->second)});
     chunks.erase(it);
   });
   if (!chunks.empty())
     throw UsageError("'" + spec_.target.string() + "': rank " + std::to_string(chunks.begin()->second.front().shard) +
                      " wrote '" + chunks.begin()->first + "', which the document does not hold");
-  ::ckpt::detail::write_text_atomically(staging_ / kIndexName, detail::index_text(index), spec_.fsync);
+  fs::path target = spec_.target;
+  if (!target.has_filename()) target = target.parent_path();
   std::error_code ec;
+  if (!hugging_face(spec_)) {
+    ::ckpt::detail::write_text_atomically(staging_ / kIndexName, detail::index_text(index), spec_.fsync);
+  } else {
+    if (spec_.world > 1) {
+      std::vector<std::pair<std::string, std::string>> weight_map;
+      for (const detail::IndexTensor& t : index.tensors) weight_map.emplace_back(t.path, index.shards[t.chunks.front().shard].first);
+      ::ckpt::detail::write_text_atomically(staging_ / ::ckpt::detail::kShardIndex,
+                                            ::ckpt::detail::shard_index_text(total, weight_map), spec_.fsync);
+    }
+    // The folder's other files (config.json, the tokenizer) go into the new folder as hard links:
+    // the same files, present in the target throughout.
+    if (fs::is_directory(fs::symlink_status(target, ec)))
+      for (const auto& e : fs::directory_iterator(target)) {
+        const std::string n = e.path().filename().string();
+        if (hugging_face_name(n) || ::ckpt::detail::is_temp_name(n)) continue;
+        fs::copy(e.path(), staging_ / n,
+                 fs::copy_options::recursive | fs::copy_options::create_hard_links | fs::copy_options::copy_symlinks, ec);
+        if (ec)
+          throw IoError("cannot keep '" + e.path().string() + "' in the new checkpoint (a hard link into '" +
+                        staging_.string() + "'): " + ec.message());
+      }
+  }
   if (spec_.fsync) ::ckpt::detail::fsync_dir(staging_);
   // Into place: a folder of that name (an earlier save of this step) is exchanged with the new
   // one in one step, then removed; readers see the old checkpoint or the new, never neither.
-  fs::path target = spec_.target;
-  if (!target.has_filename()) target = target.parent_path();
   if (fs::symlink_status(target, ec).type() == fs::file_type::not_found) {
     if (::rename(staging_.c_str(), target.c_str()) != 0)
       throw IoError("cannot rename '" + staging_.string() + "' to '" + target.string() + "': " + std::strerror(errno));
@@ -227,6 +335,13 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
     if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0)
       throw IoError("cannot exchange '" + staging_.string() + "' with '" + target.string() + "': " + std::strerror(errno));
     committed_ = true;
+    // A file put into Hugging Face's folder since it was linked above follows it, not deleted.
+    if (hugging_face(spec_))
+      for (const auto& e : fs::directory_iterator(staging_, ec)) {
+        const std::string n = e.path().filename().string();
+        if (!hugging_face_name(n) && fs::symlink_status(target / n, ec).type() == fs::file_type::not_found)
+          fs::rename(e.path(), target / n, ec);
+      }
     fs::remove_all(staging_, ec);  // the earlier checkpoint, now under the staging name
   }
   committed_ = true;
@@ -237,28 +352,46 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
   if (spec_.fsync) ::ckpt::detail::fsync_dir(target.parent_path().empty() ? fs::path(".") : target.parent_path());
 }
 
-void save_document(const Document& doc, const SaveSpec& spec, size_t shards,
-                   const std::function<std::span<const std::byte>(const std::string& path)>& tensor_bytes) {
-  std::function<std::span<const std::byte>(const std::string&)> bytes_of = tensor_bytes;
-  if (!bytes_of) bytes_of = [&doc](const std::string& path) { return doc.find_tensor_path(path)->bytes(); };
-  if (shards == 0) throw UsageError("a sharded save into 0 shards");
-  SaveSpec s = spec;
-  s.world = shards;
-  // Every tensor whole, offered by every shard as replicated: the planner then balances the
-  // shards by bytes, as it balances ranks.
+namespace {
+
+// Every tensor of `doc` whole, in document order.
+std::vector<Item> whole_tensors(const Document& doc) {
   std::vector<Item> items;
   doc.for_each_tensor([&](const std::string& path, const Tensor& t) {
     items.push_back({path, t.dtype(), t.shape(), Box{std::vector<int64_t>(t.rank(), 0), t.shape()}, true});
   });
-  const std::vector<std::vector<Item>> per_rank(shards, items);
-  const auto plan = plan_save(per_rank);
-  Stage stage(s);
+  return items;
+}
+
+// The protocol of one save in one process: shard r holds items[plan[r]].
+void save_planned(const Document& doc, SaveSpec spec, const std::vector<Item>& items,
+                  const std::vector<std::vector<size_t>>& plan, const TensorBytes& tensor_bytes) {
+  TensorBytes bytes_of = tensor_bytes;
+  if (!bytes_of) bytes_of = [&doc](const std::string& path) { return doc.find_tensor_path(path)->bytes(); };
+  spec.world = plan.size();
+  Stage stage(spec);
   std::vector<ShardRecord> records;
-  for (size_t r = 0; r < shards; ++r)
-    records.push_back(write_shard(s, r, doc, items, plan[r], [&](const Item& it) {
-      return bytes_of(it.path);
-    }));
+  for (size_t r = 0; r < plan.size(); ++r)
+    records.push_back(write_shard(spec, r, doc, items, plan[r], [&](const Item& it) { return bytes_of(it.path); }));
   stage.commit(doc, records);
+}
+
+}  // namespace
+
+void save_document(const Document& doc, const SaveSpec& spec, size_t shards, const TensorBytes& tensor_bytes) {
+  if (shards == 0) throw UsageError("a sharded save into 0 shards");
+  // Every tensor whole, offered by every shard as replicated: the planner then balances the
+  // shards by bytes, as it balances ranks.
+  const std::vector<Item> items = whole_tensors(doc);
+  save_planned(doc, spec, items, plan_save(std::vector<std::vector<Item>>(shards, items)), tensor_bytes);
+}
+
+void save_document_by_size(const Document& doc, const SaveSpec& spec, uint64_t max_shard_bytes, const TensorBytes& tensor_bytes) {
+  if (max_shard_bytes == 0) throw UsageError("a sharded save into shards of 0 bytes");
+  const std::vector<Item> items = whole_tensors(doc);
+  std::vector<uint64_t> sizes;
+  for (const Item& it : items) sizes.push_back(it.nbytes());
+  save_planned(doc, spec, items, ::ckpt::detail::plan_shards(sizes, max_shard_bytes), tensor_bytes);
 }
 
 bool is_sharded(const fs::path& path) {

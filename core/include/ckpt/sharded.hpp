@@ -80,6 +80,19 @@ struct ShardRecord {
 std::string record_text(const ShardRecord& record);
 ShardRecord parse_record(const std::string& text, const std::string& source);
 
+// The two layouts a save writes, through the same staging, shard writing and commit; only the
+// shards' names and contents and the index differ.
+//  - ckpt: the index above (ckpt.sharded.json), shard-0000k-of-0000n.<ext> in any writable
+//    format, each holding its chunks and nothing else.
+//  - hugging_face: Hugging Face's (docs/formats/safetensors.md): model-0000k-of-0000n.safetensors
+//    (k from 1) and model.safetensors.index.json, {"metadata": {"total_size": N}, "weight_map":
+//    {name: shard}}; one shard is model.safetensors and no index. Tensors whole; the first shard
+//    keeps the document's groups and attributes, the others their tensors and meta's strings,
+//    and every tensor is stored in full (no aliases), since the weight_map lists each key under
+//    a shard that holds it. Safetensors only. Its folders hold other files beside the weights
+//    (config.json, the tokenizer): a save keeps them (hard links into the new folder).
+enum class Layout { ckpt, hugging_face };
+
 struct SaveSpec {
   fs::path target;         // the checkpoint folder
   std::string format;      // the shards' format (msgpack, safetensors, hdf5, ... any writable one)
@@ -87,6 +100,7 @@ struct SaveSpec {
   Options format_options{};
   bool fsync = true;
   const Registry* registry = nullptr;
+  Layout layout = Layout::ckpt;
 };
 
 // The folder every rank writes its shard into before rank 0 commits: ".<name>.ckpt-tmp-shards"
@@ -96,7 +110,10 @@ fs::path staging_folder(const fs::path& target);
 // Rank 0's part of a save. Made before any rank writes (the others start after a barrier): it
 // removes a staging folder left by a killed save and makes a fresh one, holding a lock on it
 // while the save lasts so that `ckpt gc` and other saves leave it alone. Destroyed without
-// commit(), it removes the staging folder: the previous checkpoint stays as it was.
+// commit(), it removes the staging folder: the previous checkpoint stays as it was. For
+// Layout::hugging_face the target must be nothing, an empty folder or a folder holding Hugging
+// Face's checkpoint (its index or model.safetensors), whose other files the staging folder
+// takes as hard links.
 class Stage {
  public:
   explicit Stage(SaveSpec spec);
@@ -105,7 +122,7 @@ class Stage {
   Stage& operator=(const Stage&) = delete;
 
   // After every rank wrote (a barrier): checks every record against the staged files and that
-  // the chunks cover every tensor of `skeleton` exactly once, writes and syncs the index, and
+  // the chunks cover every tensor of `skeleton` exactly once, writes and syncs the layout's index, and
   // renames the staging folder into place (a checkpoint of that name is replaced atomically),
   // then syncs the parent folder. The target must be nothing, an empty folder or a sharded
   // checkpoint (the Stage refuses any other folder: the replacement would delete its files).
@@ -122,7 +139,8 @@ class Stage {
 // with the bytes of each item's box in C order from `bytes(item)`. Writes its shard atomically
 // into the staging folder. `skeleton` is the document (its tensors' bytes are not read): each
 // item must be one of its tensors, and a document the index cannot hold (a name that is not
-// UTF-8) is refused here, before anything is written. Returns the record rank 0 commits.
+// UTF-8) is refused here, before anything is written. Under Layout::hugging_face the items are
+// whole tensors and the shard is `skeleton` cut down to them. Returns the record rank 0 commits.
 using ItemBytes = std::function<std::span<const std::byte>(const Item&)>;
 ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skeleton, const std::vector<Item>& items,
                         const std::vector<size_t>& planned, const ItemBytes& bytes);
@@ -130,8 +148,14 @@ ShardRecord write_shard(const SaveSpec& spec, size_t rank, const Document& skele
 // The whole save in one process: `doc`'s tensors spread whole over `shards` files, balanced
 // by bytes (ckpt convert --shards N; tests). Each tensor's bytes come from `tensor_bytes(path)`
 // when given (asked for once, as its shard's writer reaches it), else from `doc`.
-void save_document(const Document& doc, const SaveSpec& spec, size_t shards,
-                   const std::function<std::span<const std::byte>(const std::string& path)>& tensor_bytes = {});
+using TensorBytes = std::function<std::span<const std::byte>(const std::string& path)>;
+void save_document(const Document& doc, const SaveSpec& spec, size_t shards, const TensorBytes& tensor_bytes = {});
+
+// The same save, split as huggingface_hub splits a state dict (ckpt convert --max-shard-size):
+// tensors in document order fill a shard until the next would pass `max_shard_bytes`; a tensor
+// above it is a shard of its own at once. spec.world is the number of shards this makes.
+void save_document_by_size(const Document& doc, const SaveSpec& spec, uint64_t max_shard_bytes,
+                           const TensorBytes& tensor_bytes = {});
 
 // Whether `path` is a sharded checkpoint folder (holds the index).
 bool is_sharded(const fs::path& path);

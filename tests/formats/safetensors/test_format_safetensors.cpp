@@ -12,12 +12,14 @@
 #include <ckpt/errors.hpp>
 #include <ckpt/integrity.hpp>
 #include <ckpt/io.hpp>
+#include <ckpt/sharded.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 #include <functional>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -966,7 +969,7 @@ void expect_sharded(const Document& doc, const fs::path& dir) {
   expect_same(with_format, got);
 }
 
-ConvertOptions sharded(uint64_t max_bytes) {
+ConvertOptions by_size(uint64_t max_bytes) {
   ConvertOptions o;
   o.to = "safetensors";
   o.fsync = false;
@@ -1016,7 +1019,7 @@ TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
   doc.group("model").group("state").add_tensor("huge", random_tensor(DType::f32, {40, 40}, rng));  // 6400 bytes
   write_document(doc, tmp.path / "src.msgpack");
   const fs::path dir = tmp.path / "out";
-  const ConvertReport r = convert(tmp.path / "src.msgpack", dir, sharded(1000));
+  const ConvertReport r = convert(tmp.path / "src.msgpack", dir, by_size(1000));
   EXPECT_EQ(r.tensors, doc.tensor_count());
   std::ofstream order(tmp.path / "order.txt");
   doc.for_each_tensor([&](const std::string& p, const Tensor&) { order << p << "\n"; });
@@ -1031,7 +1034,7 @@ TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
   // whatever they are called.
   for (const char* mine : {"notes.txt", "model-mine!-of-notes.safetensors", "model-00001-of-00002.safetensors.bak"})
     spit(dir / mine, "mine");
-  convert(tmp.path / "src.msgpack", dir, sharded(uint64_t{1} << 30));
+  convert(tmp.path / "src.msgpack", dir, by_size(uint64_t{1} << 30));
   std::set<std::string> left;
   for (const auto& e : fs::directory_iterator(dir)) left.insert(e.path().filename().string());
   EXPECT_EQ(left, (std::set<std::string>{"model.safetensors", "notes.txt", "model-mine!-of-notes.safetensors",
@@ -1041,11 +1044,11 @@ TEST(SafetensorsShards, ConvertWritesTheLayoutHuggingFaceWrites) {
   EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000"), out), 0) << out;
   expect_sharded(doc, dir);
   // A folder with both an index and model.safetensors has two readings: refused.
-  convert(tmp.path / "src.msgpack", tmp.path / "both", sharded(1000));
+  convert(tmp.path / "src.msgpack", tmp.path / "both", by_size(1000));
   fs::copy_file(dir / "model.safetensors", tmp.path / "both" / "model.safetensors");
   EXPECT_THROW(read_document(tmp.path / "both"), FormatError);
   // Shards are Hugging Face's safetensors layout, nothing else.
-  ConvertOptions wrong = sharded(1000);
+  ConvertOptions wrong = by_size(1000);
   wrong.to = "msgpack";
   EXPECT_THROW(convert(tmp.path / "src.msgpack", tmp.path / "mp", wrong), UsageError);
   EXPECT_EQ(parse_byte_size("5GB"), 5000000000u);
@@ -1063,7 +1066,7 @@ TEST(SafetensorsShards, TiedTensorsAreStoredInFullInShards) {
   const Document doc = tied_document();
   write_document(doc, tmp.path / "src.msgpack");
   const fs::path dir = tmp.path / "out";
-  convert(tmp.path / "src.msgpack", dir, sharded(5000));
+  convert(tmp.path / "src.msgpack", dir, by_size(5000));
   const json index = json::parse(slurp(dir / "model.safetensors.index.json"));
   for (const auto& [key, shard] : index["weight_map"].items()) {
     const std::string bytes = slurp(dir / shard.get<std::string>());
@@ -1091,7 +1094,7 @@ TEST(SafetensorsShards, ShardedOutputsRecordHashesThatVerify) {
     const fs::path in = tmp.path / (std::string(name) + ".msgpack");
     write_document(src, in);
     const fs::path dir = tmp.path / (std::string(name) + "-shards");
-    convert(in, dir, sharded(1000));
+    convert(in, dir, by_size(1000));
     const VerifyReport r = verify(*open(dir));
     EXPECT_TRUE(r.has_integrity);
     EXPECT_TRUE(r.ok()) << (r.problems.empty() ? "" : r.problems.front());
@@ -1108,6 +1111,92 @@ TEST(SafetensorsShards, ShardedOutputsRecordHashesThatVerify) {
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.problems.front().find("model/state/huge"), std::string::npos) << bad.problems.front();
   }
+}
+
+// A save goes through the staging of ckpt's own sharded saves (ckpt/sharded.hpp): killed before
+// its commit, the folder is the previous checkpoint, whole, beside the user's files; the next
+// save takes over the dead one's staging folder. The folder's other files, and one put there
+// while a save runs, stay; a folder of other files that holds no model is refused untouched.
+TEST(SafetensorsShards, AKilledSaveLeavesThePreviousCheckpointAndTheFolderKeepsItsOtherFiles) {
+  TempDir tmp;
+  auto make = [](bool changed) {
+    Document doc = nested_document();
+    std::mt19937_64 rng(11);
+    Tensor huge = random_tensor(DType::f32, {40, 40}, rng);
+    if (changed) huge.mutable_bytes()[0] ^= std::byte{1};
+    doc.group("model").group("state").add_tensor("huge", std::move(huge));
+    return doc;
+  };
+  write_document(make(false), tmp.path / "before.msgpack");
+  write_document(make(true), tmp.path / "after.msgpack");
+  const fs::path dir = tmp.path / "out";
+  convert(tmp.path / "before.msgpack", dir, by_size(1000));
+  fs::create_directories(dir / "sub");
+  spit(dir / "config.json", "{}");
+  spit(dir / "sub" / "tokenizer.json", "tok");
+  auto files = [&] {
+    std::map<std::string, std::string> m;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+      if (e.is_regular_file()) m[e.path().lexically_relative(dir).string()] = slurp(e.path());
+    return m;
+  };
+  const auto before = files();
+  ASSERT_GE(before.size(), 5u);  // two shards or more, the index and the user's two files
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ConvertOptions o = by_size(1000);
+    o.progress = [](uint64_t done, uint64_t total) {
+      if (done * 2 >= total) ::raise(SIGKILL);
+    };
+    try {
+      convert(tmp.path / "after.msgpack", dir, o);
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the save was not killed mid-way";
+  EXPECT_TRUE(fs::is_directory(sharded::staging_folder(dir))) << "the killed save had staged nothing";
+  EXPECT_TRUE(files() == before) << "the killed save changed the folder";
+  expect_sharded(make(false), dir);
+  // The next save: the new checkpoint, the user's files, and a file put in while it ran.
+  ConvertOptions o = by_size(1000);
+  bool once = false;
+  o.progress = [&](uint64_t, uint64_t) {
+    if (!once) spit(dir / "late.txt", "late");
+    once = true;
+  };
+  convert(tmp.path / "after.msgpack", dir, o);
+  expect_sharded(make(true), dir);
+  EXPECT_FALSE(fs::exists(sharded::staging_folder(dir)));
+  EXPECT_EQ(slurp(dir / "config.json"), "{}");
+  EXPECT_EQ(slurp(dir / "sub" / "tokenizer.json"), "tok");
+  EXPECT_EQ(slurp(dir / "late.txt"), "late");
+  for (const char* mine : {"config.json", "sub", "late.txt"}) fs::remove_all(dir / mine);
+  std::string out;
+  EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000"), out), 0) << out;
+  // A folder of other files and no model: refused, nothing written.
+  const fs::path other = tmp.path / "other";
+  fs::create_directories(other);
+  spit(other / "notes.txt", "mine");
+  try {
+    convert(tmp.path / "after.msgpack", other, by_size(1000));
+    ADD_FAILURE() << "saved into a folder of other files";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("no checkpoint of Hugging Face's layout"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(other), fs::directory_iterator()), 1);
+  EXPECT_FALSE(fs::exists(sharded::staging_folder(other)));
+  // Nor into a sharded checkpoint of ckpt's: two checkpoints of one folder.
+  ConvertOptions ckpt_layout;
+  ckpt_layout.to = "safetensors";
+  ckpt_layout.fsync = false;
+  ckpt_layout.shards = 2;
+  convert(tmp.path / "after.msgpack", tmp.path / "ckpt-layout", ckpt_layout);
+  EXPECT_THROW(convert(tmp.path / "after.msgpack", tmp.path / "ckpt-layout", by_size(1000)), UsageError);
+  EXPECT_TRUE(sharded::is_sharded(tmp.path / "ckpt-layout"));
 }
 
 TEST(SafetensorsShards, AnIndexNeverLeavesItsFolderAndMustAgreeWithItsShards) {
