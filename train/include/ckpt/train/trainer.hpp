@@ -71,7 +71,8 @@ class Trainer {
   // from the config's: any of them changes the run's arithmetic. Returns the world size the
   // checkpoint was made with (1 when it records none).
   int64_t restore(const Checkpoint& c, const std::filesystem::path& from, State& s);
-  // Data-parallel: rank 0's parameters, optimizer state and position, on every rank.
+  // Data-parallel: rank 0's parameters, optimizer state and position, on every rank; under
+  // ZeRO-1 (distributed.zero) not the optimizer state, of which each rank holds its own rows.
   void broadcast_state(State& s);
 
   TrainConfig config_;
