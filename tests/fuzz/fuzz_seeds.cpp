@@ -1,10 +1,12 @@
-// ckpt_fuzz_seeds TARGET OUTDIR: writes seed files for a fuzz target. For "manifest", the
+// ckpt_fuzz_seeds TARGET OUTDIR: writes seed files for a fuzz target. For "sharded", the index
+// of the fixed two-shard folder fuzz_sharded fuzzes (fuzz_sharded_fixture.hpp); for "manifest", the
 // manifests of the plugins found; for "keyfile", the fixed fuzzing key pair; for a plugin's
 // name, files written through the plugin's own writers: small documents with every dtype, shape
 // kind, attribute type and nesting, and a checkpoint with meta/integrity, so the fuzzer starts
 // from files that reach every branch of the reader and of the integrity checks. Documents a
 // format cannot hold are left out. (scripts/fuzz.sh adds the attacks of tests/security.)
 #include "fuzz_key.hpp"
+#include "fuzz_sharded_fixture.hpp"
 
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/convert.hpp>
@@ -80,6 +82,14 @@ int main(int argc, char** argv) {
         ++written;
       }
     std::printf("manifest: %d seed files in %s\n", written, dir.c_str());
+    return 0;
+  }
+  if (plugin == "sharded") {
+    const fs::path fixture = dir / "fixture";
+    ckpt::fuzz::make_sharded_fixture(fixture);
+    fs::copy_file(fixture / sharded::kIndexName, dir / "index.json", fs::copy_options::overwrite_existing);
+    fs::remove_all(fixture);
+    std::printf("sharded: 1 seed file in %s\n", dir.c_str());
     return 0;
   }
   if (plugin == "keyfile") {
