@@ -11,5 +11,7 @@ target_compile_definitions(test_ui PRIVATE
   CKPT_CLI="$<TARGET_FILE:ckpt_cli>"
   CKPT_UI_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}"
   CKPT_UI_SCREENSHOTS="${CMAKE_CURRENT_BINARY_DIR}/screenshots")
+# One translation unit, as test_serve: the files share their heavy headers (Beast, the page's code).
+set_target_properties(test_ui PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 0)
 add_dependencies(test_ui ckpt_cli ckpt_msgpack ckpt_json ckpt_pytorch ckpt_safetensors)
 gtest_discover_tests(test_ui DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 900 LABELS serve)
