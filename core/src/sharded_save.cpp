@@ -314,16 +314,18 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
     }
     // The folder's other files (config.json, the tokenizer) go into the new folder as hard links:
     // the same files, present in the target throughout.
-    if (fs::is_directory(fs::symlink_status(target, ec)))
-      for (const auto& e : fs::directory_iterator(target)) {
-        const std::string n = e.path().filename().string();
+    if (fs::is_directory(fs::symlink_status(target, ec))) {
+      for (fs::directory_iterator it(target, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string n = it->path().filename().string();
         if (hugging_face_name(n) || ::ckpt::detail::is_temp_name(n)) continue;
-        fs::copy(e.path(), staging_ / n,
+        fs::copy(it->path(), staging_ / n,
                  fs::copy_options::recursive | fs::copy_options::create_hard_links | fs::copy_options::copy_symlinks, ec);
         if (ec)
-          throw IoError("cannot keep '" + e.path().string() + "' in the new checkpoint (a hard link into '" +
+          throw IoError("cannot keep '" + it->path().string() + "' in the new checkpoint (a hard link into '" +
                         staging_.string() + "'): " + ec.message());
       }
+      if (ec) throw IoError("cannot list '" + target.string() + "': " + ec.message());
+    }
   }
   if (spec_.fsync) ::ckpt::detail::fsync_dir(staging_);
   // Into place: a folder of that name (an earlier save of this step) is exchanged with the new
@@ -336,12 +338,15 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
       throw IoError("cannot exchange '" + staging_.string() + "' with '" + target.string() + "': " + std::strerror(errno));
     committed_ = true;
     // A file put into Hugging Face's folder since it was linked above follows it, not deleted.
-    if (hugging_face(spec_))
-      for (const auto& e : fs::directory_iterator(staging_, ec)) {
-        const std::string n = e.path().filename().string();
-        if (!hugging_face_name(n) && fs::symlink_status(target / n, ec).type() == fs::file_type::not_found)
-          fs::rename(e.path(), target / n, ec);
-      }
+    if (hugging_face(spec_)) {
+      std::vector<std::string> late;
+      std::error_code absent;  // set for a name the new folder lacks
+      for (fs::directory_iterator it(staging_, ec), end; !ec && it != end; it.increment(ec))
+        if (const std::string n = it->path().filename().string();
+            !hugging_face_name(n) && fs::symlink_status(target / n, absent).type() == fs::file_type::not_found)
+          late.push_back(n);
+      for (const std::string& n : late) fs::rename(staging_ / n, target / n, ec);
+    }
     fs::remove_all(staging_, ec);  // the earlier checkpoint, now under the staging name
   }
   committed_ = true;
