@@ -63,6 +63,11 @@ CommandResult run_command(const std::string& command);
 // An unsigned integer from the environment, or `fallback`.
 uint64_t env_u64(const char* name, uint64_t fallback);
 
+#ifdef CKPT_CLI
+// The command line of the ckpt program with `args`.
+inline std::string cli(const std::string& args) { return std::string(CKPT_CLI) + " " + args; }
+#endif
+
 }  // namespace ckpt::reliability
 
 namespace ckpt::reliability {

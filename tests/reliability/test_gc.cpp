@@ -22,8 +22,6 @@ using ::testing::Not;
 
 namespace {
 
-std::string cli(const std::string& args) { return std::string(CKPT_CLI) + " " + args; }
-
 // Holds the lock a writer holds on its temporary (docs/reliability.md): an open-file-
 // description write lock on the whole file.
 struct LockedTemporary {

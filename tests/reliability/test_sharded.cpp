@@ -29,8 +29,6 @@ using ckpt_test::thrown;
 
 namespace {
 
-std::string cli(const std::string& args) { return std::string(CKPT_CLI) + " " + args; }
-
 Tensor random_tensor(Shape shape, uint64_t seed) {
   Tensor t = Tensor::empty(DType::f32, std::move(shape));
   auto* p = reinterpret_cast<float*>(t.mutable_bytes().data());

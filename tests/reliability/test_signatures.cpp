@@ -23,8 +23,6 @@ using ::testing::HasSubstr;
 
 namespace {
 
-std::string cli(const std::string& args) { return std::string(CKPT_CLI) + " " + args; }
-
 struct Keys {
   TempDir dir{"keys"};
   fs::path key = dir.path / "signer";

@@ -42,4 +42,14 @@ inline int run(const std::string& command, std::string& out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// How many of ckpt's temporaries (names holding ".ckpt-tmp-": a save in progress or one a kill
+// left) are in `dir`; 0 when there is no such folder.
+inline size_t temporaries_in(const std::filesystem::path& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().filename().string().find(".ckpt-tmp-") != std::string::npos) ++n;
+  return n;
+}
+
 }  // namespace ckpt_test

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using ckpt_test::TempDir;
+using ckpt_test::temporaries_in;
 
 // Big enough that a save (hashing, writing, fsync) takes far longer than returning from save().
 Checkpoint owned_checkpoint(int64_t elements, float fill) {
@@ -28,14 +29,6 @@ Checkpoint owned_checkpoint(int64_t elements, float fill) {
   for (float& v : t.mutable_data<float>()) v = fill;
   c.model_state.add_tensor("w", std::move(t));
   return c;
-}
-
-size_t temporaries_in(const fs::path& dir) {
-  size_t n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().filename().string().find(".ckpt-tmp-") != std::string::npos) ++n;
-  return n;
 }
 
 CheckpointConfig background_config(const fs::path& dir) {

@@ -28,6 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using ckpt_test::TempDir;
+using ckpt_test::temporaries_in;
 
 Checkpoint with_metric(double acc) {
   Checkpoint c;
@@ -174,13 +175,6 @@ void drain(int inotify_fd) {
   alignas(inotify_event) char buf[4096];
   while (::read(inotify_fd, buf, sizeof buf) > 0) {
   }
-}
-
-size_t temporaries_in(const fs::path& dir) {
-  size_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().filename().string().find(".ckpt-tmp-") != std::string::npos) ++n;
-  return n;
 }
 
 std::string read_text(const fs::path& p) {
