@@ -92,11 +92,11 @@ class Sgd : public Optimizer {
     return g;
   }
 
-  void load_state_dict(const Group& g, const NamedParameters& params) override {
+  void load_state_dict(const Group& g, const NamedParameters& params, bool own_rows = false) override {
     momentum_ = number(g, "momentum", momentum_, "optimizer");
     dampening_ = number(g, "dampening", dampening_, "optimizer");
     nesterov_ = boolean(g, "nesterov", nesterov_, "optimizer");
-    load_state_group(g, params, {"momentum_buffer"});
+    load_state_group(g, params, {"momentum_buffer"}, own_rows);
   }
 
  private:
@@ -164,14 +164,14 @@ class Adam : public Optimizer {
     return g;
   }
 
-  void load_state_dict(const Group& g, const NamedParameters& params) override {
+  void load_state_dict(const Group& g, const NamedParameters& params, bool own_rows = false) override {
     eps_ = number(g, "eps", eps_, "optimizer");
     if (const Value* b = g.attribute("betas"))
       if (auto* v = std::get_if<std::vector<double>>(b); v && v->size() == 2) {
         beta1_ = (*v)[0];
         beta2_ = (*v)[1];
       }
-    load_state_group(g, params, {"exp_avg", "exp_avg_sq"});
+    load_state_group(g, params, {"exp_avg", "exp_avg_sq"}, own_rows);
   }
 
  private:
@@ -232,7 +232,7 @@ Group Optimizer::state_group() const {
 }
 
 void Optimizer::load_state_group(const Group& g, const NamedParameters& params,
-                                 const std::vector<std::string>& buffers) {
+                                 const std::vector<std::string>& buffers, bool own_rows) {
   const Value* type = g.attribute("type");
   Group mine = state_dict();
   if (!type || !value_equal(*type, *mine.attribute("type")))
@@ -255,11 +255,14 @@ void Optimizer::load_state_group(const Group& g, const NamedParameters& params,
       if (!t) continue;
       const Shape& whole = p->value.shape();
       const Shape mine = state_shape(whole);
-      if (t->dtype() != DType::f32 || (t->shape() != whole && t->shape() != mine))
+      const Shape& want = own_rows ? mine : whole;
+      if (t->dtype() != DType::f32 || t->shape() != want)
         throw FormatError("optimizer/state/" + name + "/" + b + ": " + std::string(ckpt::name(t->dtype())) + " " +
-                          shape_string(t->shape()) + " does not match the parameter's f32 " + shape_string(whole) +
-                          (mine != whole ? " (nor this rank's rows of it, " + shape_string(mine) + ")" : std::string()));
-      if (t->shape() == whole && mine != whole) {
+                          shape_string(t->shape()) + " does not match " +
+                          (own_rows && mine != whole ? "this rank's f32 rows " + shape_string(mine) + " of the parameter's " +
+                                                           shape_string(whole)
+                                                     : "the parameter's f32 " + shape_string(whole)));
+      if (!own_rows && mine != whole) {
         const auto [lo, hi] = my_elements(whole);
         auto src = t->data<float>().subspan(lo, hi - lo);
         Tensor rows = Tensor::empty(DType::f32, mine);

@@ -248,13 +248,24 @@ Checkpoint load_own_rows(const fs::path& from, const LoadOptions& lo, const Name
     Tensor& t = *const_cast<Tensor*>(doc.find_tensor_path(path));
     const auto slash = path.rfind('/');
     const auto w = slash == std::string::npos ? whole.end() : whole.find(path.substr(0, slash + 1));
-    if (w == whole.end() || t.shape() != w->second || t.dtype() != DType::f32) {
-      // Not a state tensor of a parameter this model has, or not its shape: read whole, for
-      // load_state_dict to take or refuse by its own rules.
+    if (w == whole.end()) {
+      // Not a state tensor of a parameter this model has: read whole, for the loaders to take or
+      // refuse by their own rules.
       t = reader->read(path);
       continue;
     }
+    // load_state_dict is told these are this rank's rows and takes their shape as such, so a
+    // state tensor not of its parameter's whole shape (which might equal the rows' shape) is
+    // refused here.
+    if (t.shape() != w->second || t.dtype() != DType::f32)
+      throw FormatError("'" + from.string() + "': " + path + " is " + std::string(ckpt::name(t.dtype())) + " " +
+                        shape_string(t.shape()) + ", its parameter f32 " + shape_string(w->second));
     const auto [r0, r1] = Optimizer::rows_of(Optimizer::rows(w->second), rank, world);
+    if (w->second.empty() && r1 == r0) {
+      // A 0-d parameter's one row is another rank's: the rows are shaped [0] (state_shape).
+      t = Tensor::empty(DType::f32, {0});
+      continue;
+    }
     Shape count = w->second.empty() ? Shape{} : w->second;
     std::vector<int64_t> start(count.size(), 0);
     if (!count.empty()) {
@@ -452,7 +463,7 @@ Checkpoint Trainer::snapshot(const State& s, bool owned) const {
   return c;
 }
 
-int64_t Trainer::restore(const Checkpoint& c, const fs::path& from, State& s) {
+int64_t Trainer::restore(const Checkpoint& c, const fs::path& from, State& s, bool own_rows) {
   // oneDNN's kernels split their sums by thread count (the ConvNet trained at 1 and at 2 threads
   // differs in every weight after two epochs), so another count would continue a different run:
   // refused like another seed or batch size rather than resumed inexactly.
@@ -472,7 +483,7 @@ int64_t Trainer::restore(const Checkpoint& c, const fs::path& from, State& s) {
                      "or set checkpoint.resume to \"none\" to start over)");
   model_->load_state_dict(c.model_state, true);
   auto params = model_->named_parameters();
-  s.optimizer->load_state_dict(c.optimizer, params);
+  s.optimizer->load_state_dict(c.optimizer, params, own_rows);
   if (const Group* sch = c.trainer.find_group("schedule")) s.schedule->load_state_dict(*sch);
   s.epoch = static_cast<int64_t>(attr_num(c.trainer, "epoch"));
   s.position = static_cast<int64_t>(attr_num(c.trainer, "position"));
@@ -528,10 +539,10 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
     lo.verify = true;
     // Under ZeRO-1 a sharded folder gives each rank its rows of the optimizer state alone; a
     // single file is read whole and each rank keeps its rows (load_state_dict takes them).
-    int64_t made_with = restore(zero && sharded::is_sharded(*from)
-                                    ? load_own_rows(*from, lo, params, static_cast<int>(me), static_cast<int>(world))
-                                    : ckpt::load(*from, lo),
-                                *from, s);
+    const bool own_rows = zero && sharded::is_sharded(*from);
+    int64_t made_with = restore(own_rows ? load_own_rows(*from, lo, params, static_cast<int>(me), static_cast<int>(world))
+                                         : ckpt::load(*from, lo),
+                                *from, s, own_rows);
     say("resumed from " + from->string() + " (epoch " + std::to_string(s.epoch + 1) + ", sample " +
         std::to_string(s.position) + ", step " + std::to_string(s.step) + ")");
     if (made_with != world)

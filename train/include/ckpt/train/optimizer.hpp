@@ -25,10 +25,12 @@ class Optimizer {
   virtual void step(const NamedParameters& params, double lr) = 0;
   virtual Group state_dict() const = 0;
   // Restores hyper-parameters, step and per-parameter state; throws FormatError when the
-  // state's type differs or a buffer's shape does not match its parameter. Sharded, a buffer of
-  // the parameter's whole shape gives this rank's rows, and one of state_shape() is taken whole
-  // (a rank's rows read alone from a sharded checkpoint).
-  virtual void load_state_dict(const Group& state, const NamedParameters& params) = 0;
+  // state's type differs or a buffer's shape does not match its parameter. Sharded, a buffer
+  // must have the parameter's whole shape and gives this rank's rows; only with `own_rows` (the
+  // caller read this rank's rows alone from a sharded checkpoint) must it have state_shape()
+  // instead. Which one is the caller's to say: a whole tensor that happens to have the rows'
+  // shape is not this rank's rows.
+  virtual void load_state_dict(const Group& state, const NamedParameters& params, bool own_rows = false) = 0;
 
   double lr() const { return lr_; }
   int64_t steps() const { return step_; }
@@ -57,7 +59,8 @@ class Optimizer {
   // The element range [first, second) of a parameter of `shape` this optimizer updates.
   std::pair<size_t, size_t> my_elements(const Shape& shape) const;
   Group state_group() const;
-  void load_state_group(const Group& g, const NamedParameters& params, const std::vector<std::string>& buffers);
+  void load_state_group(const Group& g, const NamedParameters& params, const std::vector<std::string>& buffers,
+                        bool own_rows);
 };
 
 }  // namespace ckpt::train

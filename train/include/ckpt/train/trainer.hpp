@@ -69,8 +69,9 @@ class Trainer {
   Checkpoint snapshot(const State& s, bool owned) const;
   // Throws UsageError, naming `from`, when the checkpoint's seed, batch size or threads differ
   // from the config's: any of them changes the run's arithmetic. Returns the world size the
-  // checkpoint was made with (1 when it records none).
-  int64_t restore(const Checkpoint& c, const std::filesystem::path& from, State& s);
+  // checkpoint was made with (1 when it records none). `own_rows`: c's optimizer state is this
+  // rank's ZeRO-1 rows alone (read from a sharded folder), not whole tensors.
+  int64_t restore(const Checkpoint& c, const std::filesystem::path& from, State& s, bool own_rows);
   // Data-parallel: rank 0's parameters, optimizer state and position, on every rank; under
   // ZeRO-1 (distributed.zero) not the optimizer state, of which each rank holds its own rows.
   void broadcast_state(State& s);
