@@ -243,6 +243,12 @@ Index parse_index(const std::string& text, const std::string& source) {
       if (ch.shard >= index.shards.size()) bad(cw, "shard " + std::to_string(ch.shard) + " is not one of the " + std::to_string(index.shards.size()));
       ch.name = json_string(chunks[c], "name", cw);
       ch.xxh3 = json_string(chunks[c], "xxh3", cw);
+      // The chunked reader checks a chunk only when it has a hash, and a rank resuming its
+      // ZeRO-1 rows relies on that check: an empty or malformed hash must not turn it off.
+      if (ch.xxh3.size() != 16 ||
+          !std::all_of(ch.xxh3.begin(), ch.xxh3.end(), [](char x) { return (x >= '0' && x <= '9') || (x >= 'a' && x <= 'f'); }))
+        bad(cw, "chunk '" + ch.name.substr(0, 200) + "': \"xxh3\" is '" + ch.xxh3.substr(0, 40) +
+                    "', not 16 lowercase hex digits");
       t.chunks.push_back(std::move(ch));
     }
     if ((all_chunks += t.chunks.size()) > kMaxIndexChunks)

@@ -315,6 +315,12 @@ TEST(ShardedRead, HostileIndexesAreRefusedNamingThePlace) {
               HasSubstr("shard 9 is not one of the 2"));
   EXPECT_THAT(refused(variant("renamed", [](auto& j) { j["tensors"][0]["chunks"][0]["name"] = "elsewhere"; })),
               HasSubstr("which the index does not name"));
+  // An empty hash would make the reader skip the chunk's check: refused, as is a malformed one.
+  EXPECT_THAT(refused(variant("unhashed", [](auto& j) { j["tensors"][0]["chunks"][0]["xxh3"] = ""; })),
+              ::testing::AllOf(HasSubstr(sh::kIndexName), HasSubstr("tensors[0] ('"), HasSubstr("chunks[0]: chunk '"),
+                    HasSubstr("\"xxh3\" is '', not 16 lowercase hex digits")));
+  EXPECT_THAT(refused(variant("badhash", [](auto& j) { j["tensors"][0]["chunks"][0]["xxh3"] = "0123456789abcdeg"; })),
+              HasSubstr("\"xxh3\" is '0123456789abcdeg', not 16 lowercase hex digits"));
   const fs::path notjson = variant("notjson", [](auto&) {});
   write_file(notjson / sh::kIndexName, std::string(100000, '['));
   EXPECT_THAT(refused(notjson), HasSubstr("nested deeper than an index is"));
