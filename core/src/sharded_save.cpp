@@ -16,7 +16,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <optional>
 #include <set>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace ckpt::sharded {
@@ -49,13 +51,6 @@ bool hugging_face_name(const std::string& n) {
   for (size_t i : {6, 7, 8, 9, 10, 15, 16, 17, 18, 19})
     if (!std::isdigit(static_cast<unsigned char>(n[i]))) return false;
   return true;
-}
-
-bool holds_hugging_face_checkpoint(const fs::path& dir) {
-  std::error_code ec;
-  for (const char* n : {::ckpt::detail::kShardIndex, "model.safetensors"})
-    if (fs::symlink_status(dir / n, ec).type() != fs::file_type::not_found) return true;
-  return false;
 }
 
 // A shard of Hugging Face's layout: `skeleton` with only the tensors in `mine`; past the first
@@ -106,9 +101,68 @@ void check_world(const SaveSpec& spec, size_t rank) {
 
 }  // namespace
 
+namespace {
+
+// The folder a target names: "out/", "." and a symlink to a folder each name one, and the
+// staging folder must sit beside it (not inside, where "." would put it), where every rank finds it.
+fs::path folder_named(const fs::path& target) {
+  std::error_code ec;
+  fs::path t = fs::weakly_canonical(target, ec);
+  if (ec) t = target;
+  if (!t.has_filename()) t = t.parent_path();
+  return t;
+}
+
+// One entry of the folder a Hugging Face save replaces, kept in the new folder: a hard link (the
+// same file), or a copy where the file system refuses the link (protected_hardlinks, a file
+// system without links); a folder is made afresh with the old one's mode and owner, once filled.
+// Another file system mounted below is refused: it would be copied whole.
+void keep_entry(const fs::path& from, const fs::path& to, dev_t device, bool durable) {
+  struct stat st {};
+  if (::lstat(from.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;  // gone since it was listed
+    throw IoError("cannot keep '" + from.string() + "' in the new checkpoint: " + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (st.st_dev != device)
+      throw IoError("cannot keep '" + from.string() + "' in the new checkpoint: another file system is mounted there; " +
+                    "save the shards to a folder of their own");
+    if (::mkdir(to.c_str(), 0700) != 0)
+      throw IoError("cannot keep '" + from.string() + "' in the new checkpoint (making '" + to.string() + "'): " + std::strerror(errno));
+    std::error_code ec;
+    for (fs::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec))
+      keep_entry(it->path(), to / it->path().filename(), device, durable);
+    if (ec) throw IoError("cannot list '" + from.string() + "': " + ec.message());
+    if (durable) ::ckpt::detail::fsync_dir(to);
+    (void)::lchown(to.c_str(), st.st_uid, st.st_gid);  // only root may give a folder away: best effort
+    ::chmod(to.c_str(), st.st_mode & 07777);
+    return;
+  }
+  if (::link(from.c_str(), to.c_str()) == 0) return;
+  const int e = errno;
+  if (e != EPERM && e != EXDEV && e != EMLINK && e != EOPNOTSUPP)
+    throw IoError("cannot keep '" + from.string() + "' in the new checkpoint (a hard link into '" + to.parent_path().string() +
+                  "'): " + std::strerror(e));
+  std::error_code ec;
+  if (S_ISREG(st.st_mode)) {
+    fs::copy_file(from, to, ec);
+    if (!ec) ::chmod(to.c_str(), st.st_mode & 07777);
+  } else if (S_ISLNK(st.st_mode)) {
+    fs::copy_symlink(from, to, ec);
+  } else if (S_ISFIFO(st.st_mode)) {
+    if (::mkfifo(to.c_str(), st.st_mode & 07777) != 0) ec = std::error_code(errno, std::generic_category());
+  } else {
+    ec = std::error_code(e, std::generic_category());
+  }
+  if (ec)
+    throw IoError("cannot keep '" + from.string() + "' in the new checkpoint: it can be neither linked (" + std::strerror(e) +
+                  ") nor copied (" + ec.message() + ")");
+}
+
+}  // namespace
+
 fs::path staging_folder(const fs::path& target) {
-  fs::path t = target;
-  if (!t.has_filename()) t = t.parent_path();  // "out/" names the folder "out"
+  const fs::path t = folder_named(target);
   return t.parent_path() / ("." + t.filename().string() + ::ckpt::detail::kTempMarker + "shards");
 }
 
@@ -117,6 +171,7 @@ constexpr const char* kLockName = ".lock";
 }
 
 Stage::Stage(SaveSpec spec) : spec_(std::move(spec)), staging_(staging_folder(spec_.target)) {
+  spec_.target = folder_named(spec_.target);
   check_world(spec_, 0);
   format_of(spec_);
   std::error_code ec;
@@ -126,9 +181,9 @@ Stage::Stage(SaveSpec spec) : spec_(std::move(spec)), staging_(staging_folder(sp
   if (const fs::path parent = staging_.parent_path(); !parent.empty() && !fs::is_directory(parent, ec))
     throw IoError("cannot save to '" + spec_.target.string() + "': its folder does not exist");
   // A save replaces a sharded checkpoint of that name whole, so the target is one, or an empty
-  // folder, or nothing: never a folder of other files, which the replacement would delete (or,
-  // for Hugging Face's layout, whose other files are kept, a folder that holds no model at all,
-  // a home folder, replaced by a copy of itself).
+  // folder, or nothing: never a folder of other files, which the replacement would delete.
+  // Hugging Face's layout keeps the folder's other files (a model's folder holds its config and
+  // tokenizer, often a pytorch_model.bin the shards are made from), so any folder will do.
   if (const auto st = fs::symlink_status(spec_.target, ec); st.type() != fs::file_type::not_found) {
     if (!fs::is_directory(st))
       throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
@@ -136,16 +191,10 @@ Stage::Stage(SaveSpec spec) : spec_(std::move(spec)), staging_(staging_folder(sp
     if (hugging_face(spec_) && is_sharded(spec_.target))
       throw UsageError("'" + spec_.target.string() + "' is a sharded checkpoint of ckpt's (" + kIndexName +
                        "); Hugging Face's shards beside it would make two checkpoints of one folder");
-    if (hugging_face(spec_) ? !holds_hugging_face_checkpoint(spec_.target) && !fs::is_empty(spec_.target, ec)
-                            : !is_sharded(spec_.target) && !fs::is_empty(spec_.target, ec))
+    if (!hugging_face(spec_) && !is_sharded(spec_.target) && !fs::is_empty(spec_.target, ec))
       throw UsageError("cannot save a sharded checkpoint to '" + spec_.target.string() +
-                       (hugging_face(spec_)
-                            ? "': it is a folder holding other files and no checkpoint of Hugging Face's layout (" +
-                                  std::string(::ckpt::detail::kShardIndex) +
-                                  " or model.safetensors), and a save replaces the whole folder (name a new or empty "
-                                  "folder, or one holding such a checkpoint)"
-                            : "': it is a folder holding other files, not a sharded checkpoint, and a save replaces the "
-                              "whole folder (name a new or empty folder)"));
+                       "': it is a folder holding other files, not a sharded checkpoint, and a save replaces the "
+                       "whole folder (name a new or empty folder)");
   }
   // A staging folder left by a killed save: its lock died with its writer. One whose lock is
   // held is another save of the same name, still running.
@@ -303,6 +352,7 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
   fs::path target = spec_.target;
   if (!target.has_filename()) target = target.parent_path();
   std::error_code ec;
+  std::optional<mode_t> folder_mode;
   if (!hugging_face(spec_)) {
     ::ckpt::detail::write_text_atomically(staging_ / kIndexName, detail::index_text(index), spec_.fsync);
   } else {
@@ -313,18 +363,20 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
                                             ::ckpt::detail::shard_index_text(total, weight_map), spec_.fsync);
     }
     // The folder's other files (config.json, the tokenizer) go into the new folder as hard links:
-    // the same files, present in the target throughout.
-    if (fs::is_directory(fs::symlink_status(target, ec))) {
+    // the same files, present in the target throughout. The new folder takes the old one's mode
+    // and owner: a private folder stays private.
+    if (struct stat top {}; ::lstat(target.c_str(), &top) == 0 && S_ISDIR(top.st_mode)) {
       for (fs::directory_iterator it(target, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string n = it->path().filename().string();
         if (hugging_face_name(n) || ::ckpt::detail::is_temp_name(n)) continue;
-        fs::copy(it->path(), staging_ / n,
-                 fs::copy_options::recursive | fs::copy_options::create_hard_links | fs::copy_options::copy_symlinks, ec);
-        if (ec)
-          throw IoError("cannot keep '" + it->path().string() + "' in the new checkpoint (a hard link into '" +
-                        staging_.string() + "'): " + ec.message());
+        keep_entry(it->path(), staging_ / n, top.st_dev, spec_.fsync);
       }
       if (ec) throw IoError("cannot list '" + target.string() + "': " + ec.message());
+      (void)::lchown(staging_.c_str(), top.st_uid, top.st_gid);
+      // Writable by its owner until the commit is done with it (the lock is removed, late
+      // files moved in); the old mode exactly at the end.
+      folder_mode = top.st_mode & 07777;
+      ::chmod(staging_.c_str(), *folder_mode | S_IRWXU);
     }
   }
   if (spec_.fsync) ::ckpt::detail::fsync_dir(staging_);
@@ -354,6 +406,7 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
   fs::remove(target / kLockName, ec);
   ::close(lock_fd_);
   lock_fd_ = -1;
+  if (folder_mode) ::chmod(target.c_str(), *folder_mode);
   if (spec_.fsync) ::ckpt::detail::fsync_dir(target.parent_path().empty() ? fs::path(".") : target.parent_path());
 }
 

@@ -24,6 +24,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <sys/stat.h>
 #include <functional>
 #include <iostream>
 #include <limits>
@@ -1116,7 +1117,7 @@ TEST(SafetensorsShards, ShardedOutputsRecordHashesThatVerify) {
 // A save goes through the staging of ckpt's own sharded saves (ckpt/sharded.hpp): killed before
 // its commit, the folder is the previous checkpoint, whole, beside the user's files; the next
 // save takes over the dead one's staging folder. The folder's other files, and one put there
-// while a save runs, stay; a folder of other files that holds no model is refused untouched.
+// while a save runs, stay; so does a folder of other files that holds no model yet.
 TEST(SafetensorsShards, AKilledSaveLeavesThePreviousCheckpointAndTheFolderKeepsItsOtherFiles) {
   TempDir tmp;
   auto make = [](bool changed) {
@@ -1177,17 +1178,33 @@ TEST(SafetensorsShards, AKilledSaveLeavesThePreviousCheckpointAndTheFolderKeepsI
   for (const char* mine : {"config.json", "sub", "late.txt"}) fs::remove_all(dir / mine);
   std::string out;
   EXPECT_EQ(run(hf_shards("check " + dir.string() + " 1000"), out), 0) << out;
-  // A folder of other files and no model: refused, nothing written.
+  // A model's folder that holds no shards yet (its config, the pytorch_model.bin they are made
+  // from, a FIFO), private: the shards join its files, and it stays private. Named as ".", and
+  // through a symlink, it is the same folder (the staging folder beside it, not inside).
   const fs::path other = tmp.path / "other";
   fs::create_directories(other);
   spit(other / "notes.txt", "mine");
-  try {
-    convert(tmp.path / "after.msgpack", other, by_size(1000));
-    ADD_FAILURE() << "saved into a folder of other files";
-  } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("no checkpoint of Hugging Face's layout"), std::string::npos) << e.what();
+  spit(other / "pytorch_model.bin", "weights");
+  ASSERT_EQ(::mkfifo((other / "pipe").c_str(), 0600), 0);
+  fs::permissions(other, fs::perms::owner_all);
+  convert(tmp.path / "after.msgpack", other, by_size(1000));
+  expect_sharded(make(true), other);
+  EXPECT_EQ(slurp(other / "notes.txt"), "mine");
+  EXPECT_EQ(slurp(other / "pytorch_model.bin"), "weights");
+  EXPECT_TRUE(fs::is_fifo(other / "pipe"));
+  EXPECT_EQ(fs::status(other).permissions(), fs::perms::owner_all);
+  {
+    const fs::path was = fs::current_path();
+    fs::current_path(other);
+    convert(tmp.path / "before.msgpack", ".", by_size(1000));
+    fs::current_path(was);
   }
-  EXPECT_EQ(std::distance(fs::directory_iterator(other), fs::directory_iterator()), 1);
+  expect_sharded(make(false), other);
+  fs::create_directory_symlink(other, tmp.path / "link");
+  convert(tmp.path / "after.msgpack", tmp.path / "link", by_size(1000));
+  EXPECT_TRUE(fs::is_symlink(tmp.path / "link"));
+  expect_sharded(make(true), other);
+  EXPECT_EQ(slurp(other / "notes.txt"), "mine");
   EXPECT_FALSE(fs::exists(sharded::staging_folder(other)));
   // Nor into a sharded checkpoint of ckpt's: two checkpoints of one folder.
   ConvertOptions ckpt_layout;
