@@ -238,6 +238,17 @@ Checkpoint load_own_rows(const fs::path& from, const LoadOptions& lo, const Name
       throw IntegrityError(msg);
     }
   }
+  // A tensor read whole is checked against its recorded whole-tensor digest, as verify does;
+  // rows are covered by their chunks' hashes, checked as they are read.
+  const std::map<std::string, std::string> digests = lo.verify ? recorded_digests(doc) : std::map<std::string, std::string>{};
+  auto read_whole = [&](const std::string& path) {
+    Tensor t = reader->read(path);
+    if (const auto d = digests.find(path); d != digests.end())
+      if (const std::string h = hash_hex(hash_bytes(t.bytes())); h != d->second)
+        throw IntegrityError("'" + from.string() + "' failed verification: " + path + " has hash " + h + ", meta/integrity records " +
+                             d->second);
+    return t;
+  };
   std::map<std::string, std::pair<int64_t, int64_t>> mine;  // state tensor path -> its rows
   std::map<std::string, Shape> whole;
   for (const auto& [name, p] : params) whole["optimizer/state/" + name + "/"] = p->value.shape();
@@ -251,7 +262,7 @@ Checkpoint load_own_rows(const fs::path& from, const LoadOptions& lo, const Name
     if (w == whole.end()) {
       // Not a state tensor of a parameter this model has: read whole, for the loaders to take or
       // refuse by their own rules.
-      t = reader->read(path);
+      t = read_whole(path);
       continue;
     }
     // load_state_dict is told these are this rank's rows and takes their shape as such, so a
