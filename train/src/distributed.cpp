@@ -133,7 +133,9 @@ void int_counts(std::span<const int64_t> counts, std::vector<int>& c, std::vecto
     if (counts[r] < 0 || total + counts[r] > std::numeric_limits<int>::max())
       throw IoError(std::string("distributed training: ") + call + " of " + std::to_string(total + counts[r]) +
                     " elements or more exceeds the " + std::to_string(std::numeric_limits<int>::max()) +
-                    " one call takes (rank " + std::to_string(r) + "'s part is " + std::to_string(counts[r]) + ")");
+                    " one call takes (rank " + std::to_string(r) + "'s part is " + std::to_string(counts[r]) +
+                    "); it is not split, so under distributed.zero 1 a gradient bucket, and an optimizer-state tensor "
+                    "saved to a single file, must hold fewer than 2^31 elements (docs/scaling.md)");
     c[r] = static_cast<int>(counts[r]);
     d[r] = static_cast<int>(total);
     total += counts[r];
