@@ -797,3 +797,28 @@ TEST(DistributedZero, ShardedSavesHoldEachRanksRowsAndResumeAtAnyWorldSizeWithOr
   EXPECT_LE(c1.worst, 1e-5);
   EXPECT_LE(cf.worst, 1e-5);
 }
+
+// A single-file (whole-tensor) checkpoint whose fc2.bias momentum was cut to [5] has, at 2 ranks,
+// exactly each rank's rows' shape: before, both ranks took it as their rows under ZeRO-1 and the
+// run went on with wrong moments; a whole-tensor load now needs the whole shape on every rank.
+TEST(DistributedZero, AWholeFileStateOfTheRowsShapeIsRefused) {
+  TempDir tmp("zero-cut");
+  fs::path file = run_training(2, write_config(tmp.path, "one.json", config_text(tmp / "cut", 290, 32, 1)));
+  ASSERT_FALSE(file.empty());
+  Checkpoint c = ckpt::load(file);
+  Group* st = c.optimizer.find_group("state") ? &c.optimizer.group("state") : nullptr;
+  ASSERT_NE(st, nullptr);
+  const Tensor* m = st->group("fc2.bias").find_tensor("momentum_buffer");
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(m->shape(), Shape({10}));
+  Tensor cut = Tensor::empty(DType::f32, {5});
+  std::copy_n(m->data<float>().begin(), 5, cut.mutable_data<float>().begin());
+  st->group("fc2.bias").set_tensor("momentum_buffer", std::move(cut));
+  ckpt::save(c, file);  // a consistent record: only the shape check can refuse it
+  std::string out;
+  const fs::path cfg = write_config(tmp.path, "two.json", config_text(tmp / "cut", 290, 32, 2, zero_extra()));
+  EXPECT_NE(ckpt_test::run(mpirun_command(2, cfg, "timeout -s KILL 300 "), out), 0) << out;
+  EXPECT_NE(out.find("optimizer/state/fc2.bias/momentum_buffer: f32 [5] does not match the parameter's f32 [10]"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("final checkpoint: "), std::string::npos) << out;
+}
