@@ -349,8 +349,7 @@ void Stage::commit(const Document& skeleton, const std::vector<ShardRecord>& rec
   if (!chunks.empty())
     throw UsageError("'" + spec_.target.string() + "': rank " + std::to_string(chunks.begin()->second.front().shard) +
                      " wrote '" + chunks.begin()->first + "', which the document does not hold");
-  fs::path target = spec_.target;
-  if (!target.has_filename()) target = target.parent_path();
+  const fs::path& target = spec_.target;  // the folder itself (folder_named)
   std::error_code ec;
   std::optional<mode_t> folder_mode;
   if (!hugging_face(spec_)) {

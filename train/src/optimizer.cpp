@@ -213,8 +213,8 @@ Shape Optimizer::state_shape(const Shape& shape) const {
   return shape.empty() && hi - lo == 1 ? shape : s;
 }
 
-std::pair<size_t, size_t> Optimizer::my_elements(const Shape& shape) const {
-  const auto [lo, hi] = my_rows(shape);
+std::pair<size_t, size_t> Optimizer::elements_of(const Shape& shape, int rank, int world) {
+  const auto [lo, hi] = rows_of(rows(shape), rank, world);
   const int64_t rows_total = rows(shape);
   const uint64_t per_row = rows_total ? numel(shape) / static_cast<uint64_t>(rows_total) : 0;
   return {static_cast<size_t>(static_cast<uint64_t>(lo) * per_row), static_cast<size_t>(static_cast<uint64_t>(hi) * per_row)};

@@ -14,8 +14,8 @@
 #include <ckpt/model_spec.hpp>
 
 #include <chrono>
-#include <map>
 #include <cmath>
+#include <map>
 #include <optional>
 
 // The streaming XXH3 of the checkpoint's whole-tensor hashes, continued from rank to rank over
@@ -118,46 +118,39 @@ void allgather_parameters(const Communicator& comm, std::vector<GradBucket>& buc
   const int world = comm.size();
   std::vector<int64_t> counts(static_cast<size_t>(world));
   for (auto& b : buckets) {
-    int64_t at = 0;
+    size_t at = 0;
     for (int r = 0; r < world; ++r) {
       counts[static_cast<size_t>(r)] = 0;
       for (Parameter* p : b.params) {
-        const Shape& shape = p->value.shape();
-        const auto [lo, hi] = Optimizer::rows_of(Optimizer::rows(shape), r, world);
-        const int64_t per_row = static_cast<int64_t>(p->value.numel()) / std::max<int64_t>(1, Optimizer::rows(shape));
+        const auto [lo, hi] = Optimizer::elements_of(p->value.shape(), r, world);
         if (r == comm.rank()) {
-          auto w = p->value.data<float>().subspan(static_cast<size_t>(lo * per_row), static_cast<size_t>((hi - lo) * per_row));
-          std::copy(w.begin(), w.end(), b.buffer.begin() + at);
+          auto w = p->value.data<float>().subspan(lo, hi - lo);
+          std::copy(w.begin(), w.end(), b.buffer.begin() + static_cast<ptrdiff_t>(at));
         }
-        at += (hi - lo) * per_row;
-        counts[static_cast<size_t>(r)] += (hi - lo) * per_row;
+        at += hi - lo;
+        counts[static_cast<size_t>(r)] += static_cast<int64_t>(hi - lo);
       }
     }
     comm.allgatherv(b.buffer, counts);
     const float* from = b.buffer.data();
     for (int r = 0; r < world; ++r)
       for (Parameter* p : b.params) {
-        const Shape& shape = p->value.shape();
-        const auto [lo, hi] = Optimizer::rows_of(Optimizer::rows(shape), r, world);
-        const int64_t per_row = static_cast<int64_t>(p->value.numel()) / std::max<int64_t>(1, Optimizer::rows(shape));
-        const size_t n = static_cast<size_t>((hi - lo) * per_row);
-        std::copy(from, from + n, p->value.mutable_data<float>().begin() + lo * per_row);
-        from += n;
+        const auto [lo, hi] = Optimizer::elements_of(p->value.shape(), r, world);
+        std::copy(from, from + (hi - lo), p->value.mutable_data<float>().begin() + static_cast<ptrdiff_t>(lo));
+        from += hi - lo;
       }
   }
 }
 
 // Under ZeRO-1 the optimizer's state/<param>/<buffer> tensors hold this rank's rows only: the
-// path of each, with the parameter's whole shape and this rank's rows.
+// path of each, with the parameter's whole shape.
 struct StateRows {
   std::string path;  // "optimizer/state/fc1.weight/momentum_buffer"
   std::string param, buffer;
   Shape whole;
-  int64_t lo = 0, hi = 0;
-  int64_t per_row = 0;
 };
 
-std::vector<StateRows> state_rows(const Group& optimizer_state, const NamedParameters& params, int rank, int world) {
+std::vector<StateRows> state_rows(const Group& optimizer_state, const NamedParameters& params) {
   std::vector<StateRows> out;
   const Group* st = optimizer_state.find_group("state");
   if (!st) return out;
@@ -171,8 +164,6 @@ std::vector<StateRows> state_rows(const Group& optimizer_state, const NamedParam
       r.param = name;
       r.buffer = c.name;
       r.whole = p->value.shape();
-      std::tie(r.lo, r.hi) = Optimizer::rows_of(Optimizer::rows(r.whole), rank, world);
-      r.per_row = static_cast<int64_t>(p->value.numel()) / std::max<int64_t>(1, Optimizer::rows(r.whole));
       out.push_back(std::move(r));
     }
   }
@@ -183,8 +174,8 @@ std::vector<StateRows> state_rows(const Group& optimizer_state, const NamedParam
 std::vector<int64_t> counts_of(const StateRows& r, int world) {
   std::vector<int64_t> counts;
   for (int k = 0; k < world; ++k) {
-    const auto [lo, hi] = Optimizer::rows_of(Optimizer::rows(r.whole), k, world);
-    counts.push_back((hi - lo) * r.per_row);
+    const auto [lo, hi] = Optimizer::elements_of(r.whole, k, world);
+    counts.push_back(static_cast<int64_t>(hi - lo));
   }
   return counts;
 }
@@ -249,7 +240,6 @@ Checkpoint load_own_rows(const fs::path& from, const LoadOptions& lo, const Name
                              d->second);
     return t;
   };
-  std::map<std::string, std::pair<int64_t, int64_t>> mine;  // state tensor path -> its rows
   std::map<std::string, Shape> whole;
   for (const auto& [name, p] : params) whole["optimizer/state/" + name + "/"] = p->value.shape();
   std::vector<std::string> paths;
@@ -573,7 +563,7 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
   auto gathered_optimizer = [&] {
     Group local = s.optimizer->state_dict();
     Group whole = local;
-    for (const StateRows& r : state_rows(local, params, static_cast<int>(me), static_cast<int>(world))) {
+    for (const StateRows& r : state_rows(local, params)) {
       const Tensor* t = local.find_group("state")->find_group(r.param)->find_tensor(r.buffer);
       Tensor full = primary ? Tensor::empty(DType::f32, r.whole) : Tensor();
       comm_->gatherv(t->data<float>(), primary ? full.mutable_data<float>() : std::span<float>(),
@@ -606,7 +596,7 @@ std::filesystem::path Trainer::run(const TrainCallbacks& cb) {
     // without bytes, as every rank's skeleton.
     std::map<std::string, Tensor> own;
     std::vector<StateRows> rows;
-    if (zero) rows = state_rows(c.optimizer, params, static_cast<int>(me), static_cast<int>(world));
+    if (zero) rows = state_rows(c.optimizer, params);
     for (const StateRows& r : rows) {
       Tensor& t = *const_cast<Tensor*>(doc.find_tensor_path(r.path));
       own.emplace(r.path, t);

@@ -111,9 +111,8 @@ fs::path staging_folder(const fs::path& target);
 // removes a staging folder left by a killed save and makes a fresh one, holding a lock on it
 // while the save lasts so that `ckpt gc` and other saves leave it alone. Destroyed without
 // commit(), it removes the staging folder: the previous checkpoint stays as it was. For
-// Layout::hugging_face the target must be nothing, an empty folder or a folder holding Hugging
-// Face's checkpoint (its index or model.safetensors), whose other files the staging folder
-// takes as hard links.
+// Layout::hugging_face the target may be any folder but one of ckpt's layout: its other files
+// go into the staging folder (hard links, else copies) before the exchange.
 class Stage {
  public:
   explicit Stage(SaveSpec spec);

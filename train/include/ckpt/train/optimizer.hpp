@@ -45,6 +45,8 @@ class Optimizer {
   static std::pair<int64_t, int64_t> rows_of(int64_t rows, int rank, int world);
   // A parameter's rows along dim 0 (a 0-d tensor is one row).
   static int64_t rows(const Shape& shape) { return shape.empty() ? 1 : shape[0]; }
+  // Rank `rank`'s rows of a parameter of `shape` as the element range [first, second) in C order.
+  static std::pair<size_t, size_t> elements_of(const Shape& shape, int rank, int world);
   // This optimizer's rows of a parameter of `shape`, and its state tensors' shape for it.
   std::pair<int64_t, int64_t> my_rows(const Shape& shape) const { return rows_of(rows(shape), rank_, world_); }
   Shape state_shape(const Shape& shape) const;
@@ -57,7 +59,7 @@ class Optimizer {
   std::map<std::string, std::map<std::string, Tensor>> state_;
   int rank_ = 0, world_ = 1;
   // The element range [first, second) of a parameter of `shape` this optimizer updates.
-  std::pair<size_t, size_t> my_elements(const Shape& shape) const;
+  std::pair<size_t, size_t> my_elements(const Shape& shape) const { return elements_of(shape, rank_, world_); }
   Group state_group() const;
   void load_state_group(const Group& g, const NamedParameters& params, const std::vector<std::string>& buffers,
                         bool own_rows);
